@@ -1,0 +1,141 @@
+package sketchd
+
+import "fmt"
+
+// AggregateKind names a sketch kind in a stream spec.
+type AggregateKind string
+
+// The sketch kinds.
+const (
+	KindHLL       AggregateKind = "hll"       // distinct count (HyperLogLog)
+	KindCMS       AggregateKind = "cms"       // frequencies and top-k (count-min + heavy hitters)
+	KindTDigest   AggregateKind = "tdigest"   // quantiles and CDF (t-digest)
+	KindReservoir AggregateKind = "reservoir" // uniform sample (bottom-k)
+)
+
+// Aggregate is one named sketch kept per pane and key. Zero parameters take
+// the kind's default (see Normalize).
+type Aggregate struct {
+	Sketch AggregateKind `json:"sketch" yaml:"sketch"`
+	// Field is the dotted path of the value. Required for hll, cms and
+	// tdigest; for a reservoir, "" samples the whole event.
+	Field string `json:"field,omitempty" yaml:"field,omitempty"`
+
+	Precision   int     `json:"precision,omitempty" yaml:"precision,omitempty"`     // hll: 4..18, default 14
+	Epsilon     float64 `json:"epsilon,omitempty" yaml:"epsilon,omitempty"`         // cms: error εN, default 0.001
+	Delta       float64 `json:"delta,omitempty" yaml:"delta,omitempty"`             // cms: failure probability, default 0.01
+	TopK        int     `json:"top_k,omitempty" yaml:"top_k,omitempty"`             // cms: heavy hitters kept, default 10
+	Compression float64 `json:"compression,omitempty" yaml:"compression,omitempty"` // tdigest: default 100
+	Size        int     `json:"size,omitempty" yaml:"size,omitempty"`               // reservoir: sample size, default 32
+	// Weight is the dotted path of a positive numeric weight for a weighted
+	// reservoir; "" samples uniformly.
+	Weight string `json:"weight,omitempty" yaml:"weight,omitempty"`
+}
+
+// Defaults of the aggregate parameters.
+const (
+	DefaultPrecision   = 14
+	DefaultEpsilon     = 0.001
+	DefaultDelta       = 0.01
+	DefaultTopK        = 10
+	DefaultCompression = 100
+	DefaultSize        = 32
+)
+
+// Normalize sets the defaults of the aggregate's kind for zero parameters.
+func (a *Aggregate) Normalize() {
+	switch a.Sketch {
+	case KindHLL:
+		if a.Precision == 0 {
+			a.Precision = DefaultPrecision
+		}
+	case KindCMS:
+		if a.Epsilon == 0 {
+			a.Epsilon = DefaultEpsilon
+		}
+		if a.Delta == 0 {
+			a.Delta = DefaultDelta
+		}
+		if a.TopK == 0 {
+			a.TopK = DefaultTopK
+		}
+	case KindTDigest:
+		if a.Compression == 0 {
+			a.Compression = DefaultCompression
+		}
+	case KindReservoir:
+		if a.Size == 0 {
+			a.Size = DefaultSize
+		}
+	}
+}
+
+func (a *Aggregate) validate() []*FieldError {
+	var errs []*FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	notFor := func(field string, set bool) {
+		if set {
+			bad(field, "does not apply to sketch %q", a.Sketch)
+		}
+	}
+	if a.Field != "" {
+		if e := validPath(a.Field); e != "" {
+			bad("field", "%s", e)
+		}
+	}
+	switch a.Sketch {
+	case KindHLL, KindCMS, KindTDigest:
+		if a.Field == "" {
+			bad("field", "required for sketch %q", a.Sketch)
+		}
+	case KindReservoir:
+	default:
+		bad("sketch", "unknown sketch %q: want hll, cms, tdigest or reservoir", a.Sketch)
+		return errs
+	}
+	if a.Sketch == KindHLL {
+		if a.Precision < 4 || a.Precision > 18 {
+			bad("precision", "must be 4..18, got %d", a.Precision)
+		}
+	} else {
+		notFor("precision", a.Precision != 0)
+	}
+	if a.Sketch == KindCMS {
+		if !(a.Epsilon >= 1e-6 && a.Epsilon < 1) {
+			bad("epsilon", "must be in [1e-6, 1), got %g", a.Epsilon)
+		}
+		if !(a.Delta >= 1e-9 && a.Delta < 1) {
+			bad("delta", "must be in [1e-9, 1), got %g", a.Delta)
+		}
+		if a.TopK < 1 || a.TopK > 1000 {
+			bad("top_k", "must be 1..1000, got %d", a.TopK)
+		}
+	} else {
+		notFor("epsilon", a.Epsilon != 0)
+		notFor("delta", a.Delta != 0)
+		notFor("top_k", a.TopK != 0)
+	}
+	if a.Sketch == KindTDigest {
+		if !(a.Compression >= 10 && a.Compression <= 1000) {
+			bad("compression", "must be 10..1000, got %g", a.Compression)
+		}
+	} else {
+		notFor("compression", a.Compression != 0)
+	}
+	if a.Sketch == KindReservoir {
+		if a.Size < 1 || a.Size > 10000 {
+			bad("size", "must be 1..10000, got %d", a.Size)
+		}
+		if a.Weight != "" {
+			if e := validPath(a.Weight); e != "" {
+				bad("weight", "%s", e)
+			}
+		}
+	} else {
+		notFor("size", a.Size != 0)
+		notFor("weight", a.Weight != "")
+	}
+	return errs
+}

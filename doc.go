@@ -1,0 +1,13 @@
+// Package sketchd holds the domain types every sketchd package shares: the
+// stream spec (what to read from NATS and which sketches to keep), the decoded
+// event, the pane identity and the records that flow between the window and
+// the store. It does no I/O.
+//
+// The packages below it each have one job:
+//
+//	sketch/  the four sketch kinds, their merge, bounds and wire format
+//	window/  event time: panes, watermarks, lateness, query composition
+//	store/   Badger persistence (the only package that imports Badger)
+//	ingest/  NATS in: decoding, routing, dead letters, ack after commit
+//	api/     the REST API (the only package that imports chi)
+package sketchd
