@@ -1,0 +1,44 @@
+package sketchd
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared across packages; callers test with errors.Is.
+var (
+	// ErrNotFound: no stream (or other named thing) of that name.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a stream of that name already exists.
+	ErrExists = errors.New("already exists")
+	// ErrUnavailable: the store (or NATS) cannot serve the request now.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// StreamStatus is a stream's spec and live state.
+type StreamStatus struct {
+	ID      uint32    `json:"id"`
+	Spec    Stream    `json:"spec"`
+	Created time.Time `json:"created"`
+	// State is "running", "starting" or "failed" (see Error).
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+
+	// Watermark and MaxEventTime are live (in memory), unix ns;
+	// math.MinInt64 before the first event.
+	Watermark    int64 `json:"watermark"`
+	MaxEventTime int64 `json:"max_event_time"`
+	// CommittedWatermark is the watermark of the last durable checkpoint:
+	// queries read the store as of it.
+	CommittedWatermark int64     `json:"committed_watermark"`
+	LastCommit         time.Time `json:"last_commit"`
+	Counters           Counters  `json:"counters"`
+	OpenPanes          int64     `json:"open_panes"`
+	EvictedEarly       uint64    `json:"evicted_early"`
+	// Dropped counts core NATS messages the client dropped (slow consumer).
+	Dropped uint64 `json:"dropped"`
+	// Pending is the JetStream consumer's count of messages not yet
+	// delivered; AckFloor is its ack floor stream sequence.
+	Pending  uint64 `json:"pending"`
+	AckFloor uint64 `json:"ack_floor"`
+}
