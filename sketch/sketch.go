@@ -1,0 +1,260 @@
+package sketch
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Kind identifies a sketch kind. Its numeric value is the kind byte of the
+// wire envelope and never changes meaning.
+type Kind uint8
+
+// The sketch kinds.
+const (
+	KindHLL       Kind = 1 // distinct count (HyperLogLog)
+	KindCMS       Kind = 2 // frequencies and heavy hitters (count-min + candidates)
+	KindTDigest   Kind = 3 // quantiles and CDF (t-digest)
+	KindReservoir Kind = 4 // bottom-k sample
+)
+
+// String returns "hll", "cms", "tdigest", "reservoir", or "kind(N)".
+func (k Kind) String() string {
+	switch k {
+	case KindHLL:
+		return "hll"
+	case KindCMS:
+		return "cms"
+	case KindTDigest:
+		return "tdigest"
+	case KindReservoir:
+		return "reservoir"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Default parameters, used for zero fields of Params.
+const (
+	DefaultPrecision   = 14
+	DefaultEpsilon     = 0.001
+	DefaultDelta       = 0.01
+	DefaultTopK        = 10
+	DefaultCompression = 100
+	DefaultSize        = 32
+)
+
+// Params selects a kind and its parameters. Zero values mean the defaults:
+// Precision 14; Epsilon 0.001, Delta 0.01, TopK 10; Compression 100; Size 32.
+// Fields that do not apply to Kind must be zero.
+type Params struct {
+	Kind      Kind
+	Precision uint8   // HLL: 4..18
+	Epsilon   float64 // CMS: relative error ε in (0, 1), at least 1e-6
+	Delta     float64 // CMS: failure probability δ in (0, 1), at least 1e-9
+	// TopK is the number of heavy hitters a CMS is sized to report (1..1000).
+	// It keeps max(4*TopK, 16) candidates beside the table.
+	TopK        int
+	Compression float64 // TDigest: 10..1000
+	Size        int     // Reservoir: 1..10000
+	// Weighted makes a reservoir sample with probability proportional to
+	// weight (Efraimidis–Spirakis exponential clocks driven by the tag).
+	Weighted bool
+}
+
+// Normalize returns p with the defaults of its kind filled in.
+func (p Params) Normalize() Params {
+	switch p.Kind {
+	case KindHLL:
+		if p.Precision == 0 {
+			p.Precision = DefaultPrecision
+		}
+	case KindCMS:
+		if p.Epsilon == 0 {
+			p.Epsilon = DefaultEpsilon
+		}
+		if p.Delta == 0 {
+			p.Delta = DefaultDelta
+		}
+		if p.TopK == 0 {
+			p.TopK = DefaultTopK
+		}
+	case KindTDigest:
+		if p.Compression == 0 {
+			p.Compression = DefaultCompression
+		}
+	case KindReservoir:
+		if p.Size == 0 {
+			p.Size = DefaultSize
+		}
+	}
+	return p
+}
+
+// Validate reports, wrapping ErrParams, why the normalized p cannot build a
+// sketch.
+func (p Params) Validate() error {
+	p = p.Normalize()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("sketch: %s: %s: %w", p.Kind, fmt.Sprintf(format, args...), ErrParams)
+	}
+	hll, cms, td, res := p.Kind == KindHLL, p.Kind == KindCMS, p.Kind == KindTDigest, p.Kind == KindReservoir
+	if !hll && !cms && !td && !res {
+		return fmt.Errorf("sketch: unknown kind %d: %w", uint8(p.Kind), ErrParams)
+	}
+	switch {
+	case !hll && p.Precision != 0:
+		return bad("precision does not apply")
+	case !cms && (p.Epsilon != 0 || p.Delta != 0 || p.TopK != 0):
+		return bad("epsilon, delta and top_k do not apply")
+	case !td && p.Compression != 0:
+		return bad("compression does not apply")
+	case !res && (p.Size != 0 || p.Weighted):
+		return bad("size and weighted do not apply")
+	}
+	switch {
+	case hll && (p.Precision < 4 || p.Precision > 18):
+		return bad("precision must be 4..18, got %d", p.Precision)
+	case cms && !(p.Epsilon >= 1e-6 && p.Epsilon < 1):
+		return bad("epsilon must be in [1e-6, 1), got %g", p.Epsilon)
+	case cms && !(p.Delta >= 1e-9 && p.Delta < 1):
+		return bad("delta must be in [1e-9, 1), got %g", p.Delta)
+	case cms && (p.TopK < 1 || p.TopK > 1000):
+		return bad("top_k must be 1..1000, got %d", p.TopK)
+	case td && !(p.Compression >= 10 && p.Compression <= 1000):
+		return bad("compression must be 10..1000, got %g", p.Compression)
+	case res && (p.Size < 1 || p.Size > 10000):
+		return bad("size must be 1..10000, got %d", p.Size)
+	}
+	return nil
+}
+
+// Sketch is what every kind implements.
+//
+// No sketch is safe for concurrent use: the caller serializes every call on
+// one sketch, including the read-looking ones (HLL.Estimate caches).
+// Merge only reads other, so one sketch may be the other argument of merges
+// running concurrently as long as nothing writes it meanwhile.
+type Sketch interface {
+	Kind() Kind
+	// Params returns the normalized parameters (defaults filled in).
+	Params() Params
+	// Count is the number of values added (total weight for CMS), merges
+	// included.
+	Count() uint64
+	// Merge folds other into the receiver. It fails, wrapping
+	// ErrIncompatible, when kind, parameters or hash differ, and then leaves
+	// the receiver unchanged.
+	Merge(other Sketch) error
+	// AppendBinary appends the versioned envelope (see
+	// docs/format-sketches.md). It does not change the sketch.
+	AppendBinary(dst []byte) ([]byte, error)
+	// Clone returns an independent deep copy.
+	Clone() Sketch
+	// Size is the approximate heap footprint in bytes, for memory accounting.
+	Size() int
+}
+
+// Sentinel errors. Decode errors wrap ErrCorrupt or ErrVersion.
+var (
+	// ErrIncompatible: a merge of sketches whose kind, parameters or hash
+	// differ.
+	ErrIncompatible = errors.New("sketch: incompatible sketches")
+	// ErrCorrupt: a blob that is not a valid encoding.
+	ErrCorrupt = errors.New("sketch: corrupt encoding")
+	// ErrVersion: a blob written by a newer (or unknown) format version.
+	ErrVersion = errors.New("sketch: unsupported encoding version")
+	// ErrParams: invalid sketch parameters.
+	ErrParams = errors.New("sketch: invalid parameters")
+	// ErrNonFinite: a NaN or infinite value given to a t-digest.
+	ErrNonFinite = errors.New("sketch: non-finite value")
+	// ErrOverflow: a count that would overflow uint64.
+	ErrOverflow = errors.New("sketch: count overflow")
+)
+
+// New returns an empty sketch for p, after validating it.
+func New(p Params) (Sketch, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.Normalize()
+	switch p.Kind {
+	case KindHLL:
+		return NewHLL(p.Precision)
+	case KindCMS:
+		return NewCountMin(p.Epsilon, p.Delta, p.TopK)
+	case KindTDigest:
+		return NewTDigest(p.Compression)
+	default:
+		return NewReservoir(p.Size, p.Weighted)
+	}
+}
+
+// Hash is the item hash every HLL and CMS in sketchd is fed with: XXH64
+// (github.com/cespare/xxhash/v2) with seed 0, hash id 1 in the envelope.
+func Hash(b []byte) uint64 { return xxhash.Sum64(b) }
+
+// HashString is Hash for a string, without a conversion.
+func HashString(s string) uint64 { return xxhash.Sum64String(s) }
+
+// Hash ids of the envelope.
+const (
+	hashNone  = 0 // the kind hashes nothing (t-digest, reservoir)
+	hashXXH64 = 1 // XXH64, seed 0 (Hash)
+)
+
+// MergeAll folds every source into dst, as repeated dst.Merge would, but
+// faster where the kind allows: t-digests collect all centroids and compress
+// once. On error dst may hold a prefix of the merges (it is never left
+// inconsistent) and the error names the failing source index.
+func MergeAll(dst Sketch, srcs ...Sketch) error {
+	if td, ok := dst.(*TDigest); ok {
+		ds := make([]*TDigest, 0, len(srcs))
+		for i, s := range srcs {
+			o, ok := s.(*TDigest)
+			if !ok || o.compression != td.compression {
+				return fmt.Errorf("sketch: merge source %d: %w", i, incompatible(dst, s))
+			}
+			ds = append(ds, o)
+		}
+		return td.MergeMany(ds...)
+	}
+	for i, s := range srcs {
+		if err := dst.Merge(s); err != nil {
+			return fmt.Errorf("sketch: merge source %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func incompatible(a, b Sketch) error {
+	return fmt.Errorf("sketch: merge %s with %s: %w", describe(a), describe(b), ErrIncompatible)
+}
+
+// describe names a sketch for an error message, nil pointers included.
+func describe(s Sketch) string {
+	switch x := s.(type) {
+	case nil:
+		return "nil"
+	case *HLL:
+		if x == nil {
+			return "nil *HLL"
+		}
+	case *CountMin:
+		if x == nil {
+			return "nil *CountMin"
+		}
+	case *TDigest:
+		if x == nil {
+			return "nil *TDigest"
+		}
+	case *Reservoir:
+		if x == nil {
+			return "nil *Reservoir"
+		}
+	}
+	return fmt.Sprintf("%s %+v", s.Kind(), s.Params())
+}
+
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -1,0 +1,535 @@
+package sketch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// TDigest estimates quantiles and the CDF: a merging t-digest whose
+// centroids obey the original size bound w ≤ 4·N·q(1−q)/δ (the bound of
+// github.com/caio/go-tdigest, so the same accuracy: rank errors around 1e-5
+// at δ=100), kept in this package so that it is fully deterministic (no
+// RNG), decodes without re-inserting, and merges many digests in one pass.
+//
+// Values are buffered raw (up to 5·δ of them) and folded into the centroids
+// by one sort-and-compress pass when the buffer fills, so a digest of a few
+// values is just those values and answers exactly. min and max are exact.
+type TDigest struct {
+	compression float64
+	n           uint64
+	min, max    float64
+	cs          []centroid // compressed centroids, ascending by mean
+	buf         []centroid // raw values not yet compressed, insertion order
+}
+
+type centroid struct {
+	mean float64
+	w    uint64
+}
+
+// QuantileEstimate is an estimated quantile with its uncertainty.
+type QuantileEstimate struct {
+	Q     float64
+	Value float64 // NaN when Q is outside [0, 1] or the digest is empty
+	// RankError estimates the ± error in rank (as a fraction of N): half
+	// the weight of the centroids the interpolation used, over N. It is
+	// 1/(2N) when those are single values.
+	RankError float64
+	// Lower and Upper are the values at Q∓RankError.
+	Lower, Upper float64
+}
+
+// NewTDigest returns an empty t-digest with compression δ in 10..1000 (0
+// takes the default 100).
+func NewTDigest(compression float64) (*TDigest, error) {
+	p := Params{Kind: KindTDigest, Compression: compression}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &TDigest{compression: p.Normalize().Compression}, nil
+}
+
+// Kind returns KindTDigest.
+func (t *TDigest) Kind() Kind { return KindTDigest }
+
+// Params returns the normalized parameters.
+func (t *TDigest) Params() Params { return Params{Kind: KindTDigest, Compression: t.compression} }
+
+// Count is the total weight added, merges included.
+func (t *TDigest) Count() uint64 { return t.n }
+
+// bufCap is the buffer length that triggers a compress pass.
+func (t *TDigest) bufCap() int { return int(5 * t.compression) }
+
+// maxCentroids bounds the centroids of a valid encoding. A compressed
+// digest holds about δ·ln(N) of them (about 1,400 at δ=100, N=1e6), so
+// this is far above any legitimate state.
+func (t *TDigest) maxCentroids() int { return int(100*t.compression) + 100 }
+
+// Add adds one value. NaN and ±Inf are refused with ErrNonFinite.
+func (t *TDigest) Add(x float64) error { return t.AddWeighted(x, 1) }
+
+// AddWeighted adds x with weight w ≥ 1.
+func (t *TDigest) AddWeighted(x float64, w uint64) error {
+	if !isFinite(x) {
+		return fmt.Errorf("sketch: tdigest add %g: %w", x, ErrNonFinite)
+	}
+	if w == 0 {
+		return fmt.Errorf("sketch: tdigest add with weight 0: %w", ErrParams)
+	}
+	if t.n+w < t.n {
+		return fmt.Errorf("sketch: tdigest add: %w", ErrOverflow)
+	}
+	if t.n == 0 {
+		t.min, t.max = x, x
+	} else {
+		t.min, t.max = min(t.min, x), max(t.max, x)
+	}
+	t.n += w
+	t.buf = append(t.buf, centroid{x, w})
+	if len(t.buf) >= t.bufCap() {
+		t.flush()
+	}
+	return nil
+}
+
+// cmpCentroid orders by mean, then weight (means are never NaN).
+func cmpCentroid(a, b centroid) int {
+	switch {
+	case a.mean < b.mean:
+		return -1
+	case a.mean > b.mean:
+		return 1
+	case a.w < b.w:
+		return -1
+	case a.w > b.w:
+		return 1
+	}
+	return 0
+}
+
+func lessCentroid(a, b *centroid) bool { return a.mean < b.mean || (a.mean == b.mean && a.w < b.w) }
+
+// sortCentroids sorts cs by (mean, weight). Raw values (all weights 1, the
+// common case) sort as plain float64s, about twice as fast.
+func sortCentroids(cs []centroid) {
+	for _, c := range cs {
+		if c.w != 1 {
+			slices.SortFunc(cs, cmpCentroid)
+			return
+		}
+	}
+	xs := make([]float64, len(cs))
+	for i, c := range cs {
+		xs[i] = c.mean
+	}
+	slices.Sort(xs)
+	for i, x := range xs {
+		cs[i].mean = x
+	}
+}
+
+// flush folds the buffer into the centroids.
+func (t *TDigest) flush() {
+	sortCentroids(t.buf)
+	all := mergeSorted(make([]centroid, 0, len(t.cs)+len(t.buf)), t.cs, t.buf)
+	t.cs = compress(all, t.n, t.compression)
+	if cap(t.cs) > 2*len(t.cs)+16 {
+		t.cs = slices.Clone(t.cs)
+	}
+	t.buf = t.buf[:0]
+}
+
+// mergeSorted appends the merge of two sorted slices to dst.
+func mergeSorted(dst, a, b []centroid) []centroid {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if lessCentroid(&b[j], &a[i]) {
+			dst = append(dst, b[j])
+			j++
+		} else {
+			dst = append(dst, a[i])
+			i++
+		}
+	}
+	return append(append(dst, a[i:]...), b[j:]...)
+}
+
+// compress merges neighbours of the sorted cs in place, left to right,
+// while the merged weight stays within 4·N·q(1−q)/δ, q being the merged
+// centroid's mid rank. It returns cs shortened.
+func compress(cs []centroid, n uint64, delta float64) []centroid {
+	if len(cs) < 2 {
+		return cs
+	}
+	N := float64(n)
+	j := 0
+	cur := cs[0]
+	var before float64
+	for _, x := range cs[1:] {
+		w := float64(cur.w) + float64(x.w)
+		q := (before + w/2) / N
+		if w <= 4*N*q*(1-q)/delta {
+			m := cur.mean + (x.mean-cur.mean)*(float64(x.w)/w)
+			cur.mean = min(max(m, cur.mean), x.mean)
+			cur.w += x.w
+			continue
+		}
+		cs[j] = cur
+		j++
+		before += float64(cur.w)
+		cur = x
+	}
+	cs[j] = cur
+	return cs[:j+1]
+}
+
+// view returns the centroids with the buffer merged in (uncompressed), for
+// queries; it allocates only when the buffer is not empty.
+func (t *TDigest) view() []centroid {
+	if len(t.buf) == 0 {
+		return t.cs
+	}
+	b := slices.Clone(t.buf)
+	sortCentroids(b)
+	return mergeSorted(make([]centroid, 0, len(t.cs)+len(b)), t.cs, b)
+}
+
+// Merge folds another *TDigest with the same compression into t.
+func (t *TDigest) Merge(other Sketch) error {
+	o, ok := other.(*TDigest)
+	if !ok || o == nil || o.compression != t.compression {
+		return incompatible(t, other)
+	}
+	return t.MergeMany(o)
+}
+
+// run returns t's centroids and buffered values as one sorted slice (a new
+// slice: t is only read).
+func (t *TDigest) run() []centroid {
+	b := t.buf
+	if !slices.IsSortedFunc(b, cmpCentroid) {
+		b = slices.Clone(b)
+		sortCentroids(b)
+	}
+	if len(t.cs) == 0 {
+		return slices.Clone(b)
+	}
+	return mergeSorted(make([]centroid, 0, len(t.cs)+len(b)), t.cs, b)
+}
+
+// MergeMany folds all others into t, in order, as repeated Merge would but
+// reusing its scratch space: the way to merge the many panes of a query.
+// While everything fits in t's buffer it is buffered.
+func (t *TDigest) MergeMany(others ...*TDigest) error {
+	n, extra := t.n, 0
+	for _, o := range others {
+		if o == nil || o.compression != t.compression {
+			return incompatible(t, o)
+		}
+		if n+o.n < n {
+			return fmt.Errorf("sketch: tdigest merge: %w", ErrOverflow)
+		}
+		n += o.n
+		extra += len(o.cs) + len(o.buf)
+	}
+	if n == t.n {
+		return nil
+	}
+	// Read the others before writing t (one of them may be t).
+	lo, hi := t.min, t.max
+	first := t.n == 0
+	for _, o := range others {
+		if o.n == 0 {
+			continue
+		}
+		if first {
+			lo, hi, first = o.min, o.max, false
+		}
+		lo, hi = min(lo, o.min), max(hi, o.max)
+	}
+	if len(t.buf)+extra < t.bufCap() {
+		buf := slices.Clone(t.buf)
+		for _, o := range others {
+			buf = append(append(buf, o.cs...), o.buf...)
+		}
+		t.buf = buf
+	} else {
+		// Fold the others in one by one, each a linear merge of sorted
+		// runs compressed for the running count. The running digest stays
+		// at its compressed size, so the work per input is about its own
+		// size plus the digest's (no global sort), and two scratch slices
+		// are reused throughout.
+		cur, curN := t.run(), t.n
+		var spare []centroid
+		for _, o := range others {
+			if o.n == 0 {
+				continue
+			}
+			r := o.run()
+			spare = mergeSorted(spare[:0], cur, r)
+			curN += o.n
+			spare = compress(spare, curN, t.compression)
+			cur, spare = spare, cur
+		}
+		t.cs = slices.Clone(cur)
+		t.buf = nil
+	}
+	t.n, t.min, t.max = n, lo, hi
+	return nil
+}
+
+// Min returns the smallest value added (NaN when empty).
+func (t *TDigest) Min() float64 {
+	if t.n == 0 {
+		return math.NaN()
+	}
+	return t.min
+}
+
+// Max returns the largest value added (NaN when empty).
+func (t *TDigest) Max() float64 {
+	if t.n == 0 {
+		return math.NaN()
+	}
+	return t.max
+}
+
+// Quantile estimates the q-quantile. q outside [0, 1] (or NaN) and an empty
+// digest give Value NaN. It does not change the digest.
+func (t *TDigest) Quantile(q float64) QuantileEstimate {
+	e := QuantileEstimate{Q: q, Value: math.NaN(), Lower: math.NaN(), Upper: math.NaN()}
+	if t.n == 0 || !(q >= 0 && q <= 1) {
+		return e
+	}
+	cs := t.view()
+	var halfW float64
+	e.Value, halfW = t.quantile(cs, q)
+	e.RankError = halfW / float64(t.n)
+	e.Lower, _ = t.quantile(cs, max(0, q-e.RankError))
+	e.Upper, _ = t.quantile(cs, min(1, q+e.RankError))
+	return e
+}
+
+// quantile interpolates between centroid centres (Dunning's MergingDigest
+// rule: single values are exact, the tails interpolate to min and max).
+// It also returns half the largest weight involved.
+func (t *TDigest) quantile(cs []centroid, q float64) (float64, float64) {
+	N := float64(t.n)
+	index := q * N
+	last := len(cs) - 1
+	w0, wl := float64(cs[0].w), float64(cs[last].w)
+	switch {
+	case index < 1:
+		return t.min, 0.5
+	case cs[0].w > 1 && index < w0/2:
+		return t.min + (index-1)/(w0/2-1)*(cs[0].mean-t.min), w0 / 2
+	case index > N-1:
+		return t.max, 0.5
+	case cs[last].w > 2 && N-index <= wl/2:
+		return t.max - (N-index-1)/(wl/2-1)*(t.max-cs[last].mean), wl / 2
+	case cs[last].w == 2 && N-index <= 1:
+		return t.max, 1
+	}
+	so := w0 / 2
+	for i := 0; i < last; i++ {
+		a, b := cs[i], cs[i+1]
+		dw := (float64(a.w) + float64(b.w)) / 2
+		if so+dw > index {
+			half := float64(max(a.w, b.w)) / 2
+			var lu, ru float64
+			if a.w == 1 {
+				if index-so < 0.5 {
+					return a.mean, half
+				}
+				lu = 0.5
+			}
+			if b.w == 1 {
+				if so+dw-index <= 0.5 {
+					return b.mean, half
+				}
+				ru = 0.5
+			}
+			z1 := index - so - lu
+			z2 := so + dw - index - ru
+			v := (a.mean*z2 + b.mean*z1) / (z1 + z2)
+			return min(max(v, a.mean), b.mean), half
+		}
+		so += dw
+	}
+	return t.max, wl / 2
+}
+
+// CDF estimates the fraction of values ≤ x, counting values equal to x by
+// half (NaN when empty or x is NaN).
+func (t *TDigest) CDF(x float64) float64 {
+	if t.n == 0 || math.IsNaN(x) {
+		return math.NaN()
+	}
+	if x < t.min {
+		return 0
+	}
+	if x > t.max {
+		return 1
+	}
+	N := float64(t.n)
+	cs := t.view()
+	if len(cs) == 1 {
+		if t.max == t.min {
+			return 0.5
+		}
+		return (x - t.min) / (t.max - t.min)
+	}
+	last := len(cs) - 1
+	if x < cs[0].mean {
+		if cs[0].mean-t.min > 0 {
+			if x == t.min {
+				return 0.5 / N
+			}
+			return (1 + (x-t.min)/(cs[0].mean-t.min)*(float64(cs[0].w)/2-1)) / N
+		}
+		return 0
+	}
+	if x > cs[last].mean {
+		if t.max-cs[last].mean > 0 {
+			if x == t.max {
+				return 1 - 0.5/N
+			}
+			return 1 - (1+(t.max-x)/(t.max-cs[last].mean)*(float64(cs[last].w)/2-1))/N
+		}
+		return 1
+	}
+	var so float64
+	for i := 0; i < last; i++ {
+		a, b := cs[i], cs[i+1]
+		if a.mean == x {
+			var dw float64
+			for ; i <= last && cs[i].mean == x; i++ {
+				dw += float64(cs[i].w)
+			}
+			return (so + dw/2) / N
+		}
+		if a.mean <= x && x < b.mean {
+			var lx, rx float64
+			if a.w == 1 {
+				if b.w == 1 {
+					return (so + 1) / N
+				}
+				lx = 0.5
+			} else if b.w == 1 {
+				rx = 0.5
+			}
+			dw := (float64(a.w) + float64(b.w)) / 2
+			base := so + float64(a.w)/2
+			return (base + lx + (dw-lx-rx)*(x-a.mean)/(b.mean-a.mean)) / N
+		}
+		so += float64(a.w)
+	}
+	return 1 - 0.5/N
+}
+
+// Clone returns an independent copy.
+func (t *TDigest) Clone() Sketch {
+	c := *t
+	c.cs = slices.Clone(t.cs)
+	c.buf = slices.Clone(t.buf)
+	return &c
+}
+
+// Size is the approximate heap footprint in bytes.
+func (t *TDigest) Size() int { return 96 + 16*(cap(t.cs)+cap(t.buf)) }
+
+// Centroids returns the number of compressed centroids and of buffered
+// values.
+func (t *TDigest) Centroids() (compressed, buffered int) { return len(t.cs), len(t.buf) }
+
+// AppendBinary appends the envelope. Payload: uvarint C, uvarint B; when
+// C+B > 0: f64 min, f64 max, C × {f64 mean, uvarint weight} ascending, then
+// the B buffered values as {f64 value, uvarint weight} sorted by value then
+// weight. The encoding is canonical and lossless.
+func (t *TDigest) AppendBinary(dst []byte) ([]byte, error) {
+	return appendEnvelope(dst, KindTDigest, hashNone, t.n, encodeParams(t.Params()), func(b []byte) ([]byte, error) {
+		b = binary.AppendUvarint(b, uint64(len(t.cs)))
+		b = binary.AppendUvarint(b, uint64(len(t.buf)))
+		if t.n == 0 {
+			return b, nil
+		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(t.min))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(t.max))
+		appendC := func(b []byte, cs []centroid) []byte {
+			for _, c := range cs {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.mean))
+				b = binary.AppendUvarint(b, c.w)
+			}
+			return b
+		}
+		b = appendC(b, t.cs)
+		buf := slices.Clone(t.buf)
+		sortCentroids(buf)
+		return appendC(b, buf), nil
+	})
+}
+
+func decodeTDigest(h header, params, payload []byte) (*TDigest, *DecodeError) {
+	p, derr := parseParams(KindTDigest, params)
+	if derr != nil {
+		return nil, derr
+	}
+	t := &TDigest{compression: p.Compression, n: h.n}
+	r := reader{b: payload}
+	nc := r.count("centroids", 9)
+	nb := r.count("buffered values", 9)
+	switch {
+	case r.err != nil:
+	case nc > t.maxCentroids():
+		r.fail("%d centroids exceed the limit %d", nc, t.maxCentroids())
+	case nb >= t.bufCap():
+		r.fail("%d buffered values, the buffer holds fewer than %d", nb, t.bufCap())
+	case (nc+nb == 0) != (h.n == 0):
+		r.fail("%d centroids and values for count %d", nc+nb, h.n)
+	}
+	if r.err == nil && h.n > 0 {
+		t.min, t.max = r.f64("min"), r.f64("max")
+		if r.err == nil && !(isFinite(t.min) && isFinite(t.max) && t.min <= t.max) {
+			r.fail("bad min %g / max %g", t.min, t.max)
+		}
+		var sum uint64
+		read := func(k int, what string, byWeight bool) []centroid {
+			cs := make([]centroid, 0, k)
+			for i := 0; i < k && r.err == nil; i++ {
+				c := centroid{r.f64(what), r.uvarint("weight")}
+				switch {
+				case r.err != nil:
+				case !isFinite(c.mean) || c.mean < t.min || c.mean > t.max:
+					r.fail("%s %d: mean %g outside [min, max]", what, i, c.mean)
+				case c.w == 0:
+					r.fail("%s %d: zero weight", what, i)
+				case i > 0 && (cs[i-1].mean > c.mean || byWeight && cmpCentroid(cs[i-1], c) > 0):
+					r.fail("%s %d: not ascending", what, i)
+				case sum+c.w < sum:
+					r.fail("weights overflow")
+				}
+				sum += c.w
+				cs = append(cs, c)
+			}
+			return cs
+		}
+		t.cs = read(nc, "centroid", false)
+		if nb > 0 {
+			t.buf = read(nb, "buffered value", true)
+		}
+		if r.err == nil && sum != h.n {
+			r.fail("weights sum to %d, count is %d", sum, h.n)
+		}
+		if r.err == nil && nc == 0 && nb > 0 && (t.buf[0].mean != t.min || t.buf[nb-1].mean != t.max) {
+			r.fail("min/max do not match the values")
+		}
+	}
+	r.end("tdigest payload")
+	if r.err != nil {
+		return nil, r.err
+	}
+	return t, nil
+}
