@@ -1,0 +1,230 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/sketchd/sketchd"
+)
+
+// Every stored value is framed the same way (docs/format.md):
+//
+//	version u8 | body | crc32c u32 (Castagnoli, over version and body)
+//
+// Decoders never panic: any mismatch is a *CorruptError.
+
+const (
+	crcLen      = 4
+	paneVersion = 1 // pane value format
+	jsonVersion = 1 // checkpoint and stream spec values
+	idxVersion  = 1 // key-index value
+	idVersion   = 1 // next-ID value
+	fmtVersion  = 1 // format marker value
+
+	// formatVersion is the on-disk layout version recorded under 'F'.
+	formatVersion = 1
+
+	flagFinal = 1 << 0
+
+	paneHeaderLen = 1 + 1 + 8 + 8 + 4 // version, flags, events, applied, count
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func appendCRC(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// unframe checks the CRC trailer and the version byte and returns the body.
+func unframe(key, v []byte, version byte) ([]byte, error) {
+	if len(v) < 1+crcLen {
+		return nil, corrupt(key, fmt.Sprintf("value too short (%d bytes)", len(v)))
+	}
+	n := len(v) - crcLen
+	if got, want := crc32.Checksum(v[:n], castagnoli), binary.BigEndian.Uint32(v[n:]); got != want {
+		return nil, corrupt(key, fmt.Sprintf("checksum mismatch: computed %08x, stored %08x", got, want))
+	}
+	if v[0] != version {
+		return nil, corrupt(key, fmt.Sprintf("unknown value version %d (want %d)", v[0], version))
+	}
+	return v[1:n], nil
+}
+
+// paneValueLen is the encoded length of p's value.
+func paneValueLen(p *sketchd.PaneRecord) int {
+	n := paneHeaderLen + crcLen
+	for _, s := range p.Sketches {
+		n += 4 + len(s)
+	}
+	return n
+}
+
+// appendPaneValue appends the pane value:
+// version | flags | events u64 | applied u64 | count u32 | (len u32 | blob)* | crc.
+func appendPaneValue(dst []byte, p *sketchd.PaneRecord) []byte {
+	off := len(dst)
+	var flags byte
+	if p.Final {
+		flags |= flagFinal
+	}
+	dst = append(dst, paneVersion, flags)
+	dst = binary.BigEndian.AppendUint64(dst, p.Events)
+	dst = binary.BigEndian.AppendUint64(dst, p.Applied)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p.Sketches)))
+	for _, s := range p.Sketches {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
+		dst = append(dst, s...)
+	}
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[off:], castagnoli))
+}
+
+// decodePaneValue decodes a pane value into p (Key and Start are set by the
+// caller from the Badger key). The blobs are copied: p does not alias v.
+func decodePaneValue(key, v []byte, p *sketchd.PaneRecord) error {
+	body, err := unframe(key, v, paneVersion)
+	if err != nil {
+		return err
+	}
+	if len(body) < paneHeaderLen-1 {
+		return corrupt(key, "pane header truncated")
+	}
+	flags := body[0]
+	if flags&^flagFinal != 0 {
+		return corrupt(key, fmt.Sprintf("unknown pane flags %#x", flags))
+	}
+	p.Final = flags&flagFinal != 0
+	p.Events = binary.BigEndian.Uint64(body[1:9])
+	p.Applied = binary.BigEndian.Uint64(body[9:17])
+	count := binary.BigEndian.Uint32(body[17:21])
+	rest := body[21:]
+	if uint64(count)*4 > uint64(len(rest)) {
+		return corrupt(key, fmt.Sprintf("sketch count %d exceeds value length", count))
+	}
+	// First pass: validate lengths and size one buffer for all blobs.
+	total, r := 0, rest
+	for i := uint32(0); i < count; i++ {
+		if len(r) < 4 {
+			return corrupt(key, fmt.Sprintf("sketch %d: length truncated", i))
+		}
+		n := binary.BigEndian.Uint32(r)
+		if uint64(n) > uint64(len(r)-4) {
+			return corrupt(key, fmt.Sprintf("sketch %d: length %d exceeds value", i, n))
+		}
+		total += int(n)
+		r = r[4+n:]
+	}
+	if len(r) != 0 {
+		return corrupt(key, fmt.Sprintf("%d trailing bytes after sketches", len(r)))
+	}
+	buf := make([]byte, total)
+	p.Sketches = make([][]byte, count)
+	off := 0
+	for i := range p.Sketches {
+		n := int(binary.BigEndian.Uint32(rest))
+		copy(buf[off:], rest[4:4+n])
+		p.Sketches[i] = buf[off : off+n : off+n]
+		off += n
+		rest = rest[4+n:]
+	}
+	return nil
+}
+
+// appendJSONValue frames a JSON body: version | json | crc.
+func appendJSONValue(dst []byte, prefix []byte, v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, jsonVersion)
+	dst = append(dst, prefix...)
+	dst = append(dst, body...)
+	return appendCRC(dst), nil
+}
+
+func encodeCheckpoint(cp *sketchd.Checkpoint) ([]byte, error) {
+	return appendJSONValue(nil, nil, cp)
+}
+
+func decodeCheckpoint(key, v []byte) (sketchd.Checkpoint, error) {
+	var cp sketchd.Checkpoint
+	body, err := unframe(key, v, jsonVersion)
+	if err != nil {
+		return cp, err
+	}
+	if err := json.Unmarshal(body, &cp); err != nil {
+		return sketchd.Checkpoint{}, corrupt(key, "checkpoint JSON: "+err.Error())
+	}
+	return cp, nil
+}
+
+// encodeStream is version | id u32 | created i64 (unix ns) | spec JSON | crc.
+func encodeStream(info *StreamInfo) ([]byte, error) {
+	var hdr [12]byte
+	binary.BigEndian.PutUint32(hdr[0:4], info.ID)
+	binary.BigEndian.PutUint64(hdr[4:12], uint64(info.Created.UnixNano()))
+	return appendJSONValue(nil, hdr[:], &info.Spec)
+}
+
+func decodeStream(key, v []byte) (StreamInfo, error) {
+	body, err := unframe(key, v, jsonVersion)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	if len(body) < 12 {
+		return StreamInfo{}, corrupt(key, "stream header truncated")
+	}
+	info := StreamInfo{
+		ID:      binary.BigEndian.Uint32(body[0:4]),
+		Created: time.Unix(0, int64(binary.BigEndian.Uint64(body[4:12]))).UTC(),
+	}
+	if err := json.Unmarshal(body[12:], &info.Spec); err != nil {
+		return StreamInfo{}, corrupt(key, "stream spec JSON: "+err.Error())
+	}
+	return info, nil
+}
+
+// indexValue is version | min start i64 | max start i64 | crc: the range of
+// the pane starts the key has in the partition.
+func encodeIndex(lo, hi int64) []byte {
+	b := make([]byte, 0, 1+16+crcLen)
+	b = append(b, idxVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(lo))
+	b = binary.BigEndian.AppendUint64(b, uint64(hi))
+	return appendCRC(b)
+}
+
+func decodeIndex(key, v []byte) (lo, hi int64, err error) {
+	body, err := unframe(key, v, idxVersion)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(body) != 16 {
+		return 0, 0, corrupt(key, fmt.Sprintf("index value body is %d bytes, want 16", len(body)))
+	}
+	lo, hi = int64(binary.BigEndian.Uint64(body[:8])), int64(binary.BigEndian.Uint64(body[8:]))
+	if lo > hi {
+		return 0, 0, corrupt(key, "index range min > max")
+	}
+	return lo, hi, nil
+}
+
+// encodeU32 frames one u32 (the next-ID counter and the format marker).
+func encodeU32(version byte, x uint32) []byte {
+	b := []byte{version}
+	b = binary.BigEndian.AppendUint32(b, x)
+	return appendCRC(b)
+}
+
+func decodeU32(key, v []byte, version byte) (uint32, error) {
+	body, err := unframe(key, v, version)
+	if err != nil {
+		return 0, err
+	}
+	if len(body) != 4 {
+		return 0, corrupt(key, fmt.Sprintf("u32 value body is %d bytes", len(body)))
+	}
+	return binary.BigEndian.Uint32(body), nil
+}

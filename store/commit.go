@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// Flush is one flush of a stream: the panes that changed since the last
+// flush and the checkpoint that covers them.
+type Flush struct {
+	Panes      []sketchd.PaneRecord
+	Checkpoint sketchd.Checkpoint
+}
+
+// Commit writes a flush and makes it durable (db.Sync) before it returns,
+// so the caller may ack the source once it returns nil.
+//
+// Write order: key-index entries, then panes in the order given, then the
+// checkpoint, in as many Badger transactions as the size needs (a
+// transaction holds at most 15% of MemTableSize). The checkpoint is in the
+// last one. If Commit fails or the process dies inside it, any prefix of
+// that sequence may be stored (after an OS crash, before the final Sync,
+// any subset): the checkpoint is never trusted beyond what it covers, and a
+// replay skips what each pane's Applied already contains. ctx is only
+// checked before writing starts; a started commit runs to the end.
+//
+// Errors: ErrNotFound (unknown stream), ErrInvalid (a key longer than
+// MaxKeyLen or a pane larger than one transaction; nothing is written), and
+// ErrUnavailable (wrapping the cause) for every write failure, including a
+// closed DB.
+func (db *DB) Commit(ctx context.Context, streamID uint32, f Flush) error {
+	if err := db.enterWrite(); err != nil {
+		return err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	began := time.Now()
+
+	maxEntry := db.bdb.MaxBatchSize() * 9 / 10
+	for i := range f.Panes {
+		p := &f.Panes[i]
+		if len(p.Key) > MaxKeyLen {
+			return fmt.Errorf("%w: pane %d: key is %d bytes, max %d", ErrInvalid, i, len(p.Key), MaxKeyLen)
+		}
+		if n := int64(paneKeyLen(len(p.Key)) + paneValueLen(p)); n > maxEntry {
+			return fmt.Errorf("%w: pane %d is %d bytes, max %d (raise MemTableSize)", ErrInvalid, i, n, maxEntry)
+		}
+	}
+	cpVal, err := encodeCheckpoint(&f.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint: %w", ErrInvalid, err)
+	}
+
+	db.dropMu.RLock()
+	defer db.dropMu.RUnlock()
+	// Checked under dropMu: DeleteStream unregisters before it drops.
+	info, ok := db.streamByID(streamID)
+	if !ok {
+		return fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+	}
+	stripe := &db.stripes[streamID%uint32(len(db.stripes))]
+	stripe.Lock()
+	defer stripe.Unlock()
+
+	w := partitionWidth(info.Spec.Granularity.Std())
+	index, err := db.indexUpdates(streamID, w, f.Panes)
+	if err != nil {
+		return db.commitFailed(err)
+	}
+
+	// One arena for every pane key and value: WriteBatch keeps the slices
+	// until it flushes.
+	total := 0
+	for i := range f.Panes {
+		total += paneKeyLen(len(f.Panes[i].Key)) + paneValueLen(&f.Panes[i])
+	}
+	arena := make([]byte, 0, total)
+
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	written := len(cpVal)
+	for _, e := range index {
+		if err := wb.Set(e.key, e.val); err != nil {
+			return db.commitFailed(err)
+		}
+		written += len(e.key) + len(e.val)
+	}
+	for i := range f.Panes {
+		p := &f.Panes[i]
+		off := len(arena)
+		arena = appendPaneKey(arena, streamID, partitionOf(p.Start, w), p.Key, p.Start)
+		k := arena[off:len(arena):len(arena)]
+		off = len(arena)
+		arena = appendPaneValue(arena, p)
+		v := arena[off:len(arena):len(arena)]
+		if err := wb.Set(k, v); err != nil {
+			return db.commitFailed(err)
+		}
+	}
+	written += total
+	if err := wb.Set(checkpointKey(streamID), cpVal); err != nil {
+		return db.commitFailed(err)
+	}
+	if err := wb.Flush(); err != nil {
+		return db.commitFailed(err)
+	}
+	if err := db.bdb.Sync(); err != nil {
+		return db.commitFailed(err)
+	}
+	db.writeOK()
+	db.met.commitDuration.Observe(time.Since(began).Seconds())
+	db.met.commitPanes.Add(float64(len(f.Panes)))
+	db.met.commitBytes.Add(float64(written))
+	return nil
+}
+
+func (db *DB) commitFailed(err error) error {
+	db.met.commitErrors.Inc()
+	return db.writeFailed("commit", err)
+}
+
+type indexEntry struct{ key, val []byte }
+
+// indexUpdates returns the key-index entries the panes add or widen. An
+// index value holds the [min, max] of the key's pane starts in the
+// partition; it only ever widens (panes are only removed with their whole
+// partition), so an entry is written only when the flush widens it.
+func (db *DB) indexUpdates(sid uint32, w int64, panes []sketchd.PaneRecord) ([]indexEntry, error) {
+	type pk struct {
+		part int64
+		key  string
+	}
+	type span struct{ lo, hi int64 }
+	spans := make(map[pk]span, len(panes))
+	order := make([]pk, 0, len(panes))
+	for i := range panes {
+		p := &panes[i]
+		k := pk{partitionOf(p.Start, w), p.Key}
+		s, ok := spans[k]
+		if !ok {
+			order = append(order, k)
+			s = span{p.Start, p.Start}
+		}
+		s.lo, s.hi = min(s.lo, p.Start), max(s.hi, p.Start)
+		spans[k] = s
+	}
+	var out []indexEntry
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for _, k := range order {
+			s := spans[k]
+			ik := indexKey(sid, k.part, k.key)
+			item, err := txn.Get(ik)
+			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+			case err != nil:
+				return err
+			default:
+				var lo, hi int64
+				verr := item.Value(func(v []byte) error {
+					var err error
+					lo, hi, err = decodeIndex(ik, v)
+					return err
+				})
+				var ce *CorruptError
+				if errors.As(verr, &ce) {
+					// Rewrite it conservatively: the whole partition.
+					db.log.Warn("rewriting corrupt key-index entry", "err", verr)
+					db.met.readError(verr)
+					lo, hi = partitionStart(k.part, w), partitionStart(k.part+1, w)-1
+				} else if verr != nil {
+					return verr
+				}
+				if lo <= s.lo && s.hi <= hi {
+					continue // already covered
+				}
+				s.lo, s.hi = min(s.lo, lo), max(s.hi, hi)
+			}
+			out = append(out, indexEntry{ik, encodeIndex(s.lo, s.hi)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Checkpoint returns the stream's last committed checkpoint; ok is false if
+// it has none yet.
+func (db *DB) Checkpoint(ctx context.Context, streamID uint32) (cp sketchd.Checkpoint, ok bool, err error) {
+	if err := db.enter(); err != nil {
+		return cp, false, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return cp, false, err
+	}
+	if _, known := db.streamByID(streamID); !known {
+		return cp, false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+	}
+	k := checkpointKey(streamID)
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			cp, err = decodeCheckpoint(k, v)
+			ok = err == nil
+			return err
+		})
+	})
+	if err != nil {
+		return sketchd.Checkpoint{}, false, db.readFailed("checkpoint", err)
+	}
+	return cp, ok, nil
+}

@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DB is the sketchd store: stream specs, panes, key index and checkpoints
+// in one Badger database. It is safe for concurrent use. Commits of one
+// stream are expected from one goroutine at a time (the stream's flusher);
+// commits of different streams may run concurrently.
+//
+// Goroutines: Open starts one background goroutine (retention and
+// value-log GC), owned by the DB and stopped by Close. Badger's own
+// goroutines stop in Badger's Close.
+//
+// Locks, in acquisition order: adminMu (CreateStream, DeleteStream) ->
+// dropMu (Commit: read; DropPrefix: write) -> stripes[sid%n] (one stream's
+// key-index read-modify-write) -> regMu, stateMu, healthMu (short, leaf).
+type DB struct {
+	bdb  *badger.DB
+	log  *slog.Logger
+	opts Options
+	met  *metrics
+
+	// stateMu guards closing; inflight counts operations in progress, which
+	// Close waits for before closing Badger (Badger iterators panic on a
+	// closed DB).
+	stateMu  sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup
+	closeOne sync.Once
+	closeErr error
+
+	// dropMu keeps DropPrefix (which blocks Badger writes and makes them
+	// fail) away from commits.
+	dropMu  sync.RWMutex
+	stripes [16]sync.Mutex
+
+	adminMu sync.Mutex
+	regMu   sync.RWMutex
+	byID    map[uint32]StreamInfo
+	byName  map[string]uint32
+
+	healthMu sync.Mutex
+	writeErr error
+
+	stopLoop context.CancelFunc
+	loopDone chan struct{}
+}
+
+// Open opens (creating if needed) the store in dir and starts its
+// background loop. logger nil discards logs; reg nil registers no metrics.
+// The caller must Close the DB.
+func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	if dir == "" && !opts.InMemory {
+		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
+	}
+	bdb, err := badger.Open(opts.badgerOptions(dir, badgerLogger{log: logger}))
+	if err != nil {
+		return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
+	}
+	db := &DB{
+		bdb:      bdb,
+		log:      logger,
+		opts:     opts,
+		byID:     map[uint32]StreamInfo{},
+		byName:   map[string]uint32{},
+		loopDone: make(chan struct{}),
+	}
+	if err := db.init(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	m, err := newMetrics(reg, db.size)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("store: register metrics: %w", err)
+	}
+	db.met = m
+	ctx, cancel := context.WithCancel(context.Background())
+	db.stopLoop = cancel
+	go db.loop(ctx)
+	return db, nil
+}
+
+// init checks the format marker (writing it into a new store) and loads the
+// stream registry.
+func (db *DB) init() error {
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		k := formatKey()
+		it, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(k, encodeU32(fmtVersion, formatVersion))
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			got, err := decodeU32(k, v, fmtVersion)
+			if err != nil {
+				return err
+			}
+			if got != formatVersion {
+				return fmt.Errorf("%w: store format version %d, this build reads %d", ErrCorrupt, got, formatVersion)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: format marker: %w", err)
+	}
+	if err := db.bdb.Sync(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return db.loadStreams()
+}
+
+// Close stops the background loop, waits for operations in progress and
+// closes Badger. It is idempotent and safe to call concurrently; every call
+// returns the first call's result. Operations started after Close return
+// ErrClosed.
+func (db *DB) Close() error {
+	db.closeOne.Do(func() {
+		db.stateMu.Lock()
+		db.closing = true
+		db.stateMu.Unlock()
+		db.stopLoop()
+		<-db.loopDone
+		db.inflight.Wait()
+		db.met.unregister()
+		if err := db.bdb.Close(); err != nil {
+			db.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return db.closeErr
+}
+
+// Healthy returns nil while writes work: ErrClosed after Close, and the last
+// write error (matching ErrUnavailable) while the most recent write failed.
+// Use it for readiness.
+func (db *DB) Healthy() error {
+	db.stateMu.Lock()
+	closing := db.closing
+	db.stateMu.Unlock()
+	if closing {
+		return ErrClosed
+	}
+	db.healthMu.Lock()
+	defer db.healthMu.Unlock()
+	return db.writeErr
+}
+
+// enter registers an operation in progress, or returns ErrClosed. Every
+// successful enter is paired with leave.
+func (db *DB) enter() error {
+	db.stateMu.Lock()
+	defer db.stateMu.Unlock()
+	if db.closing {
+		return ErrClosed
+	}
+	db.inflight.Add(1)
+	return nil
+}
+
+func (db *DB) leave() { db.inflight.Done() }
+
+// enterWrite is enter for writes: a closed DB is also unavailable.
+func (db *DB) enterWrite() error {
+	if err := db.enter(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// writeFailed records a failed write for Healthy and returns it wrapped in
+// ErrUnavailable.
+func (db *DB) writeFailed(op string, err error) error {
+	err = fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	db.healthMu.Lock()
+	db.writeErr = err
+	db.healthMu.Unlock()
+	return err
+}
+
+func (db *DB) writeOK() {
+	db.healthMu.Lock()
+	db.writeErr = nil
+	db.healthMu.Unlock()
+}
+
+// readFailed wraps a Badger read error (counted in the metrics).
+func (db *DB) readFailed(op string, err error) error {
+	if errors.Is(err, badger.ErrDBClosed) {
+		err = ErrClosed
+	}
+	db.met.readError(err)
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func (db *DB) size() (lsm, vlog int64) {
+	if db.enter() != nil {
+		return 0, 0
+	}
+	defer db.leave()
+	return db.bdb.Size()
+}
+
+// loop is the background goroutine: retention every RetentionInterval
+// (and once at start), value-log GC every GCInterval. It stops when ctx is
+// cancelled (by Close).
+func (db *DB) loop(ctx context.Context) {
+	defer close(db.loopDone)
+	var retC, gcC <-chan time.Time
+	if d := db.opts.RetentionInterval; d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		retC = t.C
+		db.runRetention(ctx)
+	}
+	if d := db.opts.GCInterval; d > 0 && !db.opts.InMemory {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		gcC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retC:
+			db.runRetention(ctx)
+		case <-gcC:
+			db.runGC(ctx)
+		}
+	}
+}
+
+// runGC rewrites value-log files until Badger finds nothing worth it.
+func (db *DB) runGC(ctx context.Context) {
+	if db.enter() != nil {
+		return
+	}
+	defer db.leave()
+	for i := 0; i < 16 && ctx.Err() == nil; i++ {
+		err := db.bdb.RunValueLogGC(db.opts.GCDiscardRatio)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				db.log.Warn("value-log GC failed", "err", err)
+			}
+			return
+		}
+		db.met.gcRuns.Inc()
+	}
+}

@@ -1,0 +1,52 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error the store returns either is one of these or
+// wraps one (use errors.Is), except ctx errors and callback errors, which
+// are returned as they are.
+var (
+	// ErrNotFound reports a stream (by name or ID) that does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists reports a stream name that is already taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrClosed reports an operation on a closed DB. Writes on a closed DB
+	// return an error that matches both ErrClosed and ErrUnavailable.
+	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable reports a write that failed (Badger error, disk full,
+	// closed DB): nothing may be acknowledged on its strength. The cause is
+	// wrapped too. Healthy reports it until a later write succeeds.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrCorrupt reports a stored value whose checksum or format is wrong.
+	// The error is a *CorruptError that says where.
+	ErrCorrupt = errors.New("store: corrupt value")
+	// ErrInvalid reports a bad argument: an empty stream name, a key longer
+	// than MaxKeyLen, a pane too large for one Badger transaction.
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// CorruptError is a stored value that fails its checksum or does not parse.
+// Only reads that touch it fail; it matches ErrCorrupt.
+type CorruptError struct {
+	Key    []byte // the Badger key of the bad value
+	Reason string // what is wrong with it
+}
+
+func (e *CorruptError) Error() string {
+	k := e.Key
+	suffix := ""
+	if len(k) > 64 {
+		k, suffix = k[:64], "..."
+	}
+	return fmt.Sprintf("store: corrupt value at key %x%s: %s", k, suffix, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+func corrupt(key []byte, reason string) *CorruptError {
+	return &CorruptError{Key: append([]byte(nil), key...), Reason: reason}
+}

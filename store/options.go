@@ -1,0 +1,162 @@
+package store
+
+import (
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options tunes the store. The zero value of every field means "the value
+// DefaultOptions gives it", so Options{} and DefaultOptions() open the same
+// store; negative values switch a feature off where a field says so.
+//
+// The defaults target 2 cores and a few hundred MB of RSS (see the package
+// doc for the measured figure); Badger's own defaults (64 MB memtables x 5,
+// 256 MB block cache, 1 GB value-log files) roughly double the RSS.
+type Options struct {
+	// MemTableSize is the size of one memtable. 0 = 16 MiB. It also caps one
+	// Badger transaction at 15% of it (2.4 MiB by default): Commit splits a
+	// flush into as many transactions as it needs, but a single pane value
+	// must fit in one.
+	MemTableSize int64
+	// NumMemtables is how many memtables may be held in memory. 0 = 2.
+	NumMemtables int
+	// NumLevelZeroTables is the L0 table count that starts compaction.
+	// 0 = 5 (Badger's default; 2 stalled writes twice as often in the
+	// commit benchmark).
+	NumLevelZeroTables int
+	// NumLevelZeroTablesStall is the L0 table count that stalls writes.
+	// 0 = 15.
+	NumLevelZeroTablesStall int
+	// BlockCacheSize is the block cache. 0 = 16 MiB; negative = no block
+	// cache (then blocks are stored uncompressed, as Badger requires).
+	BlockCacheSize int64
+	// IndexCacheSize is the table-index and bloom-filter cache. 0 = 8 MiB;
+	// negative = keep every index in memory (Badger's default).
+	IndexCacheSize int64
+	// NumCompactors is the number of compaction goroutines. 0 = 2 (Badger
+	// refuses 1, so 1 is raised to 2).
+	NumCompactors int
+	// ValueLogFileSize is the size of one value-log file. 0 = 64 MiB.
+	ValueLogFileSize int64
+	// ValueThreshold is the value size from which Badger moves a value out
+	// of the LSM tree into the value log. 0 = 1 MiB (Badger's maximum), so
+	// sketches stay inline in the LSM tree, where an unsynced crash cannot
+	// leave a pointer to missing value-log data (badger#1954). It is
+	// lowered to the transaction cap if that is smaller.
+	ValueThreshold int64
+	// GCInterval is how often the background loop runs value-log GC.
+	// 0 = 5 minutes; negative = never.
+	GCInterval time.Duration
+	// GCDiscardRatio is the discard ratio passed to RunValueLogGC. 0 = 0.5.
+	GCDiscardRatio float64
+	// RetentionInterval is how often the background loop drops every
+	// stream's partitions older than its spec's Retention. 0 = 5 minutes;
+	// negative = never (DropBefore still works).
+	RetentionInterval time.Duration
+	// InMemory keeps everything in memory and ignores dir. For tests only:
+	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
+	InMemory bool
+	// Now is the clock of the retention loop and of StreamInfo.Created.
+	// nil = time.Now. The background goroutine calls it.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the options for 2 cores and a few hundred MB.
+func DefaultOptions() Options {
+	return Options{
+		MemTableSize:            16 << 20,
+		NumMemtables:            2,
+		NumLevelZeroTables:      5,
+		NumLevelZeroTablesStall: 15,
+		BlockCacheSize:          16 << 20,
+		IndexCacheSize:          8 << 20,
+		NumCompactors:           2,
+		ValueLogFileSize:        64 << 20,
+		ValueThreshold:          1 << 20,
+		GCInterval:              5 * time.Minute,
+		GCDiscardRatio:          0.5,
+		RetentionInterval:       5 * time.Minute,
+		Now:                     time.Now,
+	}
+}
+
+// withDefaults replaces zero fields by their defaults.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	setI64 := func(v *int64, def int64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setI64(&o.MemTableSize, d.MemTableSize)
+	setInt(&o.NumMemtables, d.NumMemtables)
+	setInt(&o.NumLevelZeroTables, d.NumLevelZeroTables)
+	setInt(&o.NumLevelZeroTablesStall, d.NumLevelZeroTablesStall)
+	setI64(&o.BlockCacheSize, d.BlockCacheSize)
+	setI64(&o.IndexCacheSize, d.IndexCacheSize)
+	setInt(&o.NumCompactors, d.NumCompactors)
+	if o.NumCompactors == 1 {
+		o.NumCompactors = 2
+	}
+	setI64(&o.ValueLogFileSize, d.ValueLogFileSize)
+	setI64(&o.ValueThreshold, d.ValueThreshold)
+	setDur(&o.GCInterval, d.GCInterval)
+	setDur(&o.RetentionInterval, d.RetentionInterval)
+	if o.GCDiscardRatio == 0 {
+		o.GCDiscardRatio = d.GCDiscardRatio
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if maxBatch := o.MemTableSize * 15 / 100; o.ValueThreshold > maxBatch {
+		o.ValueThreshold = maxBatch
+	}
+	return o
+}
+
+// badgerOptions maps o (with defaults applied) to Badger's options.
+func (o Options) badgerOptions(dir string, lg badger.Logger) badger.Options {
+	var bo badger.Options
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	} else {
+		bo = badger.DefaultOptions(dir)
+	}
+	bo = bo.
+		WithLogger(lg).
+		// Group commit: Commit calls db.Sync once per flush instead.
+		WithSyncWrites(false).
+		WithMemTableSize(o.MemTableSize).
+		WithNumMemtables(o.NumMemtables).
+		WithNumLevelZeroTables(o.NumLevelZeroTables).
+		WithNumLevelZeroTablesStall(o.NumLevelZeroTablesStall).
+		WithNumCompactors(o.NumCompactors).
+		WithValueLogFileSize(o.ValueLogFileSize).
+		WithValueThreshold(o.ValueThreshold).
+		WithNumVersionsToKeep(1).
+		// One committer per stream, and streams never share keys.
+		WithDetectConflicts(false)
+	if o.BlockCacheSize < 0 {
+		bo = bo.WithBlockCacheSize(0).WithCompression(options.None)
+	} else {
+		bo = bo.WithBlockCacheSize(o.BlockCacheSize)
+	}
+	if o.IndexCacheSize < 0 {
+		bo = bo.WithIndexCacheSize(0)
+	} else {
+		bo = bo.WithIndexCacheSize(o.IndexCacheSize)
+	}
+	return bo
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// Reads run in one Badger read transaction (a consistent snapshot) and call
+// fn inside it: fn may call other DB methods, but Close waits for the read
+// to return. The records handed to fn are fresh copies fn may keep.
+
+// paneWidth returns the partition width of a registered stream.
+func (db *DB) paneWidth(streamID uint32) (int64, error) {
+	info, ok := db.streamByID(streamID)
+	if !ok {
+		return 0, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+	}
+	return partitionWidth(info.Spec.Granularity.Std()), nil
+}
+
+// Pane returns one pane; ok is false if it is not stored.
+func (db *DB) Pane(ctx context.Context, streamID uint32, key string, start int64) (p sketchd.PaneRecord, ok bool, err error) {
+	if err := db.enter(); err != nil {
+		return p, false, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return p, false, err
+	}
+	w, err := db.paneWidth(streamID)
+	if err != nil {
+		return p, false, err
+	}
+	if len(key) > MaxKeyLen {
+		return p, false, nil
+	}
+	k := appendPaneKey(nil, streamID, partitionOf(start, w), key, start)
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if err := decodePaneValue(k, v, &p); err != nil {
+				return err
+			}
+			p.Key, p.Start, ok = key, start, true
+			return nil
+		})
+	})
+	if err != nil {
+		return sketchd.PaneRecord{}, false, db.readFailed("pane", err)
+	}
+	return p, ok, nil
+}
+
+// callbackError marks an error returned by a caller's fn, so that it is
+// passed through unwrapped and not counted as a read error.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// finishRead unwraps callback and ctx errors and wraps store errors.
+func (db *DB) finishRead(op string, ctx context.Context, err error) error {
+	var cb callbackError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cb):
+		return cb.err
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return err
+	}
+	return db.readFailed(op, err)
+}
+
+// ScanPanes calls fn for every stored pane of the given keys with
+// from <= Start < to: key by key in the order given, each key's panes by
+// Start ascending. It stops at the first error fn returns and returns that
+// error as is; it returns ctx.Err() once ctx is done; a pane whose value is
+// corrupt stops the scan with a *CorruptError.
+//
+// Cost: per key, one seek per partition (day) that holds the key in the
+// range, plus one per partition skipped; the panes themselves are one
+// contiguous run of keys per partition.
+func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, err := db.paneWidth(streamID)
+	if err != nil {
+		return err
+	}
+	if to <= from || len(keys) == 0 {
+		return nil
+	}
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false // values are inline; fetch only what is in range
+		opt.Prefix = sidPrefix(prefixPane, streamID)
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		seek := make([]byte, 0, 64)
+		for _, key := range keys {
+			if len(key) > MaxKeyLen {
+				continue // cannot be stored
+			}
+			if err := db.scanKey(ctx, it, &seek, streamID, w, key, from, to, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return db.finishRead("scan panes", ctx, err)
+}
+
+// scanKey is ScanPanes for one key: it walks the key's partitions with
+// seeks, skipping partitions that do not hold it.
+func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sid uint32, w int64, key string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
+	for p := pFirst; p <= pLast; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		lo := from
+		if p > pFirst {
+			lo = partitionStart(p, w)
+		}
+		*seek = appendPaneKey((*seek)[:0], sid, p, key, lo)
+		it.Seek(*seek)
+		if !it.Valid() {
+			return nil // nothing further in this stream
+		}
+		prefix := (*seek)[:len(*seek)-8] // 'P' sid part klen key
+		if !bytes.HasPrefix(it.Item().Key(), prefix) {
+			// Not in partition p: jump to the partition we landed in.
+			landed, ok := keyPartition(it.Item().Key())
+			if !ok {
+				return nil
+			}
+			if landed > p {
+				p = landed
+			} else {
+				p++
+			}
+			continue
+		}
+		for ; it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			k := item.Key()
+			if !bytes.HasPrefix(k, prefix) {
+				break
+			}
+			_, _, _, start, ok := parsePaneKey(k)
+			if !ok {
+				return corrupt(k, "malformed pane key")
+			}
+			if start >= to {
+				return nil
+			}
+			rec := sketchd.PaneRecord{Key: key, Start: start}
+			if err := item.Value(func(v []byte) error { return decodePaneValue(k, v, &rec) }); err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return callbackError{err}
+			}
+		}
+		p++
+	}
+	return nil
+}
+
+// Keys calls fn once per distinct key that has at least one stored pane
+// with from <= Start < to. It reads the key index, never the panes, except
+// for one seek per (key, partition) when the range cuts the key's span in
+// that partition. Keys come partition by partition (oldest first), each
+// partition's in byte order, each key at its first appearance. Errors are
+// as for ScanPanes.
+func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func(key string) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, err := db.paneWidth(streamID)
+	if err != nil {
+		return err
+	}
+	if to <= from {
+		return nil
+	}
+	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
+	var seen map[string]struct{}
+	if pLast > pFirst {
+		seen = map[string]struct{}{}
+	}
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = sidPrefix(prefixIndex, streamID)
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		var panes *badger.Iterator // opened on the first partial partition
+		defer func() {
+			if panes != nil {
+				panes.Close()
+			}
+		}()
+		var seek []byte
+		for it.Seek(partPrefix(prefixIndex, streamID, pFirst)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			p, kb, ok := parseIndexKey(item.Key())
+			if !ok {
+				return corrupt(item.Key(), "malformed key-index key")
+			}
+			if p > pLast {
+				return nil
+			}
+			if seen != nil {
+				if _, dup := seen[string(kb)]; dup {
+					continue
+				}
+			}
+			var lo, hi int64
+			verr := item.Value(func(v []byte) error {
+				var err error
+				lo, hi, err = decodeIndex(item.Key(), v)
+				return err
+			})
+			var ce *CorruptError
+			if errors.As(verr, &ce) {
+				// Fall back to the panes: the whole partition.
+				db.met.readError(verr)
+				db.log.Warn("corrupt key-index entry; checking panes", "err", verr)
+				lo, hi = partitionStart(p, w), partitionStart(p+1, w)-1
+			} else if verr != nil {
+				return verr
+			}
+			if hi < from || lo >= to {
+				continue
+			}
+			if lo < from || hi >= to || ce != nil {
+				// The range cuts the key's span: look for one pane.
+				if panes == nil {
+					popt := badger.DefaultIteratorOptions
+					popt.PrefetchValues = false
+					popt.Prefix = sidPrefix(prefixPane, streamID)
+					panes = txn.NewIterator(popt)
+				}
+				seek = appendPaneKey(seek[:0], streamID, p, string(kb), max(lo, from))
+				panes.Seek(seek)
+				if !panes.Valid() || !bytes.HasPrefix(panes.Item().Key(), seek[:len(seek)-8]) {
+					continue
+				}
+				_, _, _, start, ok := parsePaneKey(panes.Item().Key())
+				if !ok || start >= to {
+					continue
+				}
+			}
+			key := string(kb)
+			if seen != nil {
+				seen[key] = struct{}{}
+			}
+			if err := fn(key); err != nil {
+				return callbackError{err}
+			}
+		}
+		return nil
+	})
+	return db.finishRead("keys", ctx, err)
+}

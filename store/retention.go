@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// DropBefore drops the stream's whole partitions that end at or before
+// cutoff (unix ns): their panes and their key index, with DropPrefix, which
+// frees the disk space promptly. A partition that cutoff falls inside is
+// kept whole. Errors are as for Commit.
+func (db *DB) DropBefore(ctx context.Context, streamID uint32, cutoff int64) error {
+	if err := db.enterWrite(); err != nil {
+		return err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, err := db.paneWidth(streamID)
+	if err != nil {
+		return err
+	}
+	_, err = db.dropPartitions(map[uint32]int64{streamID: floorDiv(cutoff, w)})
+	return err
+}
+
+// dropPartitions drops, for each stream ID, the partitions below the given
+// one, in one DropPrefix call. It returns the number of partitions dropped.
+func (db *DB) dropPartitions(below map[uint32]int64) (int, error) {
+	var prefixes [][]byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for sid, pc := range below {
+			for _, kind := range []byte{prefixPane, prefixIndex} {
+				prefixes = append(prefixes, partitionsBelow(txn, kind, sid, pc)...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, db.writeFailed("drop partitions", err)
+	}
+	if len(prefixes) == 0 {
+		return 0, nil
+	}
+	db.dropMu.Lock()
+	err = db.bdb.DropPrefix(prefixes...)
+	db.dropMu.Unlock()
+	if err != nil {
+		return 0, db.writeFailed("drop partitions", err)
+	}
+	db.writeOK()
+	db.met.droppedParts.Add(float64(len(prefixes)))
+	return len(prefixes), nil
+}
+
+// partitionsBelow lists the prefixes kind|sid|part of the stored partitions
+// with part < pc, with one seek per partition.
+func partitionsBelow(txn *badger.Txn, kind byte, sid uint32, pc int64) [][]byte {
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = false
+	opt.Prefix = sidPrefix(kind, sid)
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	var out [][]byte
+	for it.Rewind(); it.Valid(); {
+		p, ok := keyPartition(it.Item().Key())
+		if !ok || p >= pc {
+			break
+		}
+		out = append(out, partPrefix(kind, sid, p))
+		it.Seek(partPrefix(kind, sid, p+1))
+	}
+	return out
+}
+
+// runRetention applies every stream's Retention once (the background loop).
+func (db *DB) runRetention(ctx context.Context) {
+	if db.enter() != nil {
+		return
+	}
+	defer db.leave()
+	if ctx.Err() != nil {
+		return
+	}
+	now := db.opts.Now().UnixNano()
+	below := map[uint32]int64{}
+	db.regMu.RLock()
+	for id, info := range db.byID {
+		r := info.Spec.Retention.Std()
+		if r <= 0 {
+			continue
+		}
+		below[id] = floorDiv(now-int64(r), partitionWidth(info.Spec.Granularity.Std()))
+	}
+	db.regMu.RUnlock()
+	if len(below) == 0 {
+		return
+	}
+	began := time.Now()
+	n, err := db.dropPartitions(below)
+	if err != nil {
+		db.log.Error("retention failed", "err", err)
+		return
+	}
+	if n > 0 {
+		db.log.Info("retention dropped partitions", "prefixes", n, "took", time.Since(began))
+	}
+}

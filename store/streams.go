@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// StreamInfo is a registered stream: its spec, the ID its data is stored
+// under, and when it was created.
+type StreamInfo struct {
+	// ID is assigned by CreateStream, starting at 1, and never reused, so
+	// data of a deleted stream can never show up under a new one.
+	ID      uint32
+	Spec    sketchd.Stream
+	Created time.Time // UTC
+}
+
+// loadStreams reads the registry into memory (Open).
+func (db *DB) loadStreams() error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.Prefix = []byte{prefixStream}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var info StreamInfo
+			err := item.Value(func(v []byte) error {
+				var err error
+				info, err = decodeStream(item.Key(), v)
+				return err
+			})
+			if err != nil {
+				// One bad spec must not keep the service down: skip it.
+				db.log.Error("skipping unreadable stream spec", "key", string(item.Key()[1:]), "err", err)
+				continue
+			}
+			db.byID[info.ID] = info
+			db.byName[info.Spec.Name] = info.ID
+		}
+		return nil
+	})
+}
+
+func (db *DB) streamByID(id uint32) (StreamInfo, bool) {
+	db.regMu.RLock()
+	defer db.regMu.RUnlock()
+	info, ok := db.byID[id]
+	return info, ok
+}
+
+// CreateStream registers spec under a fresh ID and persists it durably. It
+// returns ErrExists if spec.Name is taken. The spec is stored as given;
+// validating it is the caller's job (the store only needs a name).
+func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo, error) {
+	if spec.Name == "" {
+		return StreamInfo{}, fmt.Errorf("%w: stream name is empty", ErrInvalid)
+	}
+	if err := db.enterWrite(); err != nil {
+		return StreamInfo{}, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
+	db.adminMu.Lock()
+	defer db.adminMu.Unlock()
+
+	var info StreamInfo
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(streamKey(spec.Name)); err == nil {
+			return ErrExists
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		var last uint32
+		item, err := txn.Get(nextIDKey())
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := item.Value(func(v []byte) error {
+				last, err = decodeU32(item.Key(), v, idVersion)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		if last == ^uint32(0) {
+			return errors.New("stream IDs exhausted")
+		}
+		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC()}
+		val, err := encodeStream(&info)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(nextIDKey(), encodeU32(idVersion, info.ID)); err != nil {
+			return err
+		}
+		return txn.Set(streamKey(spec.Name), val)
+	})
+	if errors.Is(err, ErrExists) {
+		return StreamInfo{}, fmt.Errorf("stream %q: %w", spec.Name, ErrExists)
+	}
+	if err == nil {
+		err = db.bdb.Sync()
+	}
+	if err != nil {
+		return StreamInfo{}, db.writeFailed("create stream", err)
+	}
+	db.writeOK()
+	// Re-decode so that the returned spec equals what a reopen gives back.
+	if val, err := encodeStream(&info); err == nil {
+		if back, err := decodeStream(streamKey(spec.Name), val); err == nil {
+			info = back
+		}
+	}
+	db.regMu.Lock()
+	db.byID[info.ID] = info
+	db.byName[spec.Name] = info.ID
+	db.regMu.Unlock()
+	return info, nil
+}
+
+// Streams returns every registered stream, sorted by name.
+func (db *DB) Streams(ctx context.Context) ([]StreamInfo, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db.regMu.RLock()
+	out := make([]StreamInfo, 0, len(db.byID))
+	for _, info := range db.byID {
+		out = append(out, info)
+	}
+	db.regMu.RUnlock()
+	slices.SortFunc(out, func(a, b StreamInfo) int { return strings.Compare(a.Spec.Name, b.Spec.Name) })
+	return out, nil
+}
+
+// Stream returns the stream called name, or ErrNotFound.
+func (db *DB) Stream(ctx context.Context, name string) (StreamInfo, error) {
+	if err := db.enter(); err != nil {
+		return StreamInfo{}, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
+	db.regMu.RLock()
+	defer db.regMu.RUnlock()
+	id, ok := db.byName[name]
+	if !ok {
+		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	}
+	return db.byID[id], nil
+}
+
+// DeleteStream removes a stream: its panes and key index (DropPrefix, which
+// frees the disk space), its checkpoint and its spec. The ID is not reused.
+// Commits to the stream that start after DeleteStream return ErrNotFound.
+// If it fails, the stream is still registered and DeleteStream can be
+// retried.
+func (db *DB) DeleteStream(ctx context.Context, name string) error {
+	if err := db.enterWrite(); err != nil {
+		return err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.adminMu.Lock()
+	defer db.adminMu.Unlock()
+
+	db.regMu.Lock()
+	id, ok := db.byName[name]
+	info := db.byID[id]
+	if ok {
+		delete(db.byName, name)
+		delete(db.byID, id)
+	}
+	db.regMu.Unlock()
+	if !ok {
+		return fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	}
+	restore := func() {
+		db.regMu.Lock()
+		db.byID[id] = info
+		db.byName[name] = id
+		db.regMu.Unlock()
+	}
+
+	db.dropMu.Lock()
+	err := db.bdb.DropPrefix(sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id))
+	db.dropMu.Unlock()
+	if err == nil {
+		err = db.bdb.Update(func(txn *badger.Txn) error {
+			if err := txn.Delete(checkpointKey(id)); err != nil {
+				return err
+			}
+			return txn.Delete(streamKey(name))
+		})
+	}
+	if err == nil {
+		err = db.bdb.Sync()
+	}
+	if err != nil {
+		restore()
+		return db.writeFailed("delete stream", err)
+	}
+	db.writeOK()
+	return nil
+}
