@@ -1,0 +1,38 @@
+// Package window is sketchd's event-time engine: it assigns events to
+// epoch-aligned panes per key, tracks the stream watermark, finalizes panes
+// and accounts for late data on the ingest side, and composes stored panes
+// into the windows a query asks for on the query side.
+//
+// # Ingest side
+//
+// An Aggregator owns the open panes of one stream. Its caller (ingest) feeds
+// it batches in source order from one goroutine; Process classifies every
+// event against the watermark (on time, late but applied, too late, too far
+// in the future), advances the watermark, and routes the event to the shard
+// that owns its key. Each shard is a goroutine that owns its panes outright:
+// no locks on the per-event path. Watermark advances and flush barriers
+// travel in band through the same bounded shard queues as the events (as
+// Flink's watermarks and checkpoint barriers do), so a flush snapshot holds
+// exactly the effects of the input up to its checkpoint position, and
+// ingestion only waits for a queue send while a flush runs.
+//
+// Time never comes from the clock here: event times, processing times (Now
+// in each batch, Tick) and positions are values handed in by the edge.
+//
+// # Replay safety
+//
+// Every pane records the highest source position applied to it. After a
+// crash the aggregator restarts from the last checkpoint: batches at or below
+// the checkpoint position are ignored whole, and a replayed event whose
+// position is at or below its pane's applied position (a pane written by a
+// flush whose checkpoint never landed) is skipped. Each sketch's state is a
+// deterministic function of its inputs, so a replay rebuilds the same panes
+// as an uninterrupted run.
+//
+// # Query side
+//
+// A Querier reads stored panes through a small consumer-side interface and
+// merges them into windows: a whole range, a tumbling series (step) or a
+// sliding series (window wider than step), filtered by where and regrouped
+// by a subset of the key's dimensions. Decoded final panes are cached.
+package window

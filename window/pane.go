@@ -1,0 +1,121 @@
+package window
+
+import (
+	"fmt"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// pane is one open (key, pane) of the ingest side. It is owned by one shard.
+type pane struct {
+	key      string
+	start    int64
+	events   uint64
+	applied  uint64
+	sketches []sketch.Sketch // one per aggregate, created on first value
+	dirty    bool
+	size     int // bytes last accounted for this pane
+}
+
+// apply adds one event. tag is the reservoir tag for the event.
+func (p *pane) apply(pl *plan, ev *item, tag uint64) error {
+	p.events++
+	if ev.pos > p.applied {
+		p.applied = ev.pos
+	}
+	for i := range pl.aggs {
+		v := &ev.values[i]
+		if !v.Present {
+			continue
+		}
+		sk := p.sketches[i]
+		if sk == nil {
+			var err error
+			if sk, err = sketch.New(pl.aggs[i].params); err != nil {
+				return err
+			}
+			p.sketches[i] = sk
+		}
+		switch s := sk.(type) {
+		case *sketch.HLL:
+			s.InsertHash(sketch.Hash(v.Bytes))
+		case *sketch.CountMin:
+			s.Add(sketch.Hash(v.Bytes), v.Bytes, 1)
+		case *sketch.TDigest:
+			if err := s.Add(v.Num); err != nil {
+				return fmt.Errorf("aggregate %q: %w", pl.aggs[i].name, err)
+			}
+		case *sketch.Reservoir:
+			s.Add(tag, v.Bytes, v.Num)
+		}
+	}
+	p.dirty = true
+	return nil
+}
+
+// sizeBytes estimates the pane's heap footprint.
+func (p *pane) sizeBytes() int {
+	n := 96 + len(p.key)
+	for _, s := range p.sketches {
+		if s != nil {
+			n += s.Size()
+		}
+	}
+	return n
+}
+
+// record encodes the pane for the store. Aggregates that saw no value are
+// stored as empty sketches, so every record has one blob per aggregate.
+func (p *pane) record(pl *plan, final bool) (sketchd.PaneRecord, error) {
+	r := sketchd.PaneRecord{
+		Key:      p.key,
+		Start:    p.start,
+		Final:    final,
+		Events:   p.events,
+		Applied:  p.applied,
+		Sketches: make([][]byte, len(pl.aggs)),
+	}
+	for i, s := range p.sketches {
+		if s == nil {
+			var err error
+			if s, err = sketch.New(pl.aggs[i].params); err != nil {
+				return r, err
+			}
+		}
+		b, err := s.AppendBinary(nil)
+		if err != nil {
+			return r, fmt.Errorf("encode %q: %w", pl.aggs[i].name, err)
+		}
+		r.Sketches[i] = b
+	}
+	return r, nil
+}
+
+// paneFromRecord decodes a stored pane for further updates.
+func paneFromRecord(pl *plan, r sketchd.PaneRecord) (*pane, error) {
+	if len(r.Sketches) != len(pl.aggs) {
+		return nil, fmt.Errorf("stored pane has %d sketches, the stream has %d aggregates", len(r.Sketches), len(pl.aggs))
+	}
+	p := &pane{key: r.Key, start: r.Start, events: r.Events, applied: r.Applied, sketches: make([]sketch.Sketch, len(pl.aggs))}
+	for i, b := range r.Sketches {
+		s, err := decodeAs(pl.aggs[i], b)
+		if err != nil {
+			return nil, err
+		}
+		p.sketches[i] = s
+	}
+	return p, nil
+}
+
+// decodeAs decodes one stored blob and checks it matches the aggregate.
+func decodeAs(a aggPlan, b []byte) (sketch.Sketch, error) {
+	s, err := sketch.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)
+	}
+	if s.Kind() != a.params.Kind {
+		return nil, fmt.Errorf("aggregate %q: stored sketch is %s, want %s: %w", a.name, s.Kind(), a.params.Kind, sketch.ErrIncompatible)
+	}
+	return s, nil
+}

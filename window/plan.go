@@ -1,0 +1,89 @@
+package window
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// plan is a stream spec compiled for the hot path.
+type plan struct {
+	spec      sketchd.Stream
+	granule   int64 // pane width, ns
+	ooo       int64 // max out-of-orderness, ns
+	lateness  int64 // allowed lateness, ns
+	idle      int64 // idle timeout, ns (0 = never)
+	maxFuture int64 // ns
+	names     []string
+	aggs      []aggPlan
+	dims      []string
+	dimIndex  map[string]int
+	aggIndex  map[string]int
+	tagSeed   uint64
+}
+
+type aggPlan struct {
+	name   string
+	kind   sketchd.AggregateKind
+	params sketch.Params
+}
+
+func compile(spec sketchd.Stream) (*plan, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	p := &plan{
+		spec:      spec,
+		granule:   int64(spec.Granularity),
+		ooo:       int64(spec.MaxOutOfOrderness),
+		lateness:  int64(spec.AllowedLateness),
+		idle:      int64(spec.IdleTimeout),
+		maxFuture: int64(spec.MaxFuture),
+		names:     spec.AggregateNames(),
+		dims:      slices.Clone(spec.GroupBy),
+		dimIndex:  map[string]int{},
+		aggIndex:  map[string]int{},
+	}
+	for i, d := range p.dims {
+		p.dimIndex[d] = i
+	}
+	for i, n := range p.names {
+		a := spec.Aggregates[n]
+		sp, err := SketchParams(a)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate %q: %w", n, err)
+		}
+		p.aggs = append(p.aggs, aggPlan{name: n, kind: a.Sketch, params: sp})
+		p.aggIndex[n] = i
+	}
+	// Reservoir tags derive from event positions mixed with a per-stream
+	// seed, so replays draw the same sample and streams do not correlate.
+	p.tagSeed = mix64(uint64(len(spec.Name)) ^ sketch.Hash([]byte(spec.Name)))
+	return p, nil
+}
+
+// SketchParams maps an aggregate spec to sketch parameters.
+func SketchParams(a sketchd.Aggregate) (sketch.Params, error) {
+	a.Normalize()
+	switch a.Sketch {
+	case sketchd.KindHLL:
+		return sketch.Params{Kind: sketch.KindHLL, Precision: uint8(a.Precision)}, nil
+	case sketchd.KindCMS:
+		return sketch.Params{Kind: sketch.KindCMS, Epsilon: a.Epsilon, Delta: a.Delta, TopK: a.TopK}, nil
+	case sketchd.KindTDigest:
+		return sketch.Params{Kind: sketch.KindTDigest, Compression: a.Compression}, nil
+	case sketchd.KindReservoir:
+		return sketch.Params{Kind: sketch.KindReservoir, Size: a.Size, Weighted: a.Weight != ""}, nil
+	}
+	return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
+}
+
+// mix64 is the splitmix64 finalizer: a bijective 64-bit mixer.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}

@@ -1,0 +1,417 @@
+package window
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// PaneReader reads the stored panes of a stream. store.DB implements it.
+type PaneReader interface {
+	// Keys calls fn for each key with a pane starting in [from, to).
+	Keys(ctx context.Context, streamID uint32, from, to int64, fn func(key string) error) error
+	// ScanPanes calls fn for each stored pane of keys starting in [from, to).
+	ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error
+}
+
+// Query errors.
+var (
+	// ErrUnknownAggregate: the stream has no aggregate of that name.
+	ErrUnknownAggregate = errors.New("unknown aggregate")
+	// ErrTooLarge: the query exceeds a limit (see *LimitError).
+	ErrTooLarge = errors.New("query too large")
+)
+
+// ParamError is a query parameter that does not parse or does not fit.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return "parameter " + e.Param + ": " + e.Msg }
+
+// LimitError says which limit a query exceeded. It wraps ErrTooLarge.
+type LimitError struct {
+	Limit string // "max_windows", "max_keys" or "max_panes"
+	Max   int64
+	Got   int64
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("query too large: %s is %d, this query needs %d", e.Limit, e.Max, e.Got)
+}
+
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
+
+// QueryOptions bound the work of one query. Zero values take the defaults
+// of DefaultQueryOptions.
+type QueryOptions struct {
+	MaxWindows int   // windows per group in a series; default 10,000
+	MaxKeys    int   // keys merged; default 100,000
+	MaxPanes   int64 // keys × pane slots read; default 5,000,000
+	CacheBytes int64 // decoded final panes kept; default 256 MiB; <0 disables
+}
+
+// DefaultQueryOptions returns the defaults.
+func DefaultQueryOptions() QueryOptions {
+	return QueryOptions{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20}
+}
+
+// Querier composes stored panes into windows. It is safe for concurrent use.
+type Querier struct {
+	r     PaneReader
+	opts  QueryOptions
+	cache *paneCache
+}
+
+// NewQuerier returns a Querier reading through r.
+func NewQuerier(r PaneReader, opts QueryOptions) *Querier {
+	def := DefaultQueryOptions()
+	if opts.MaxWindows <= 0 {
+		opts.MaxWindows = def.MaxWindows
+	}
+	if opts.MaxKeys <= 0 {
+		opts.MaxKeys = def.MaxKeys
+	}
+	if opts.MaxPanes <= 0 {
+		opts.MaxPanes = def.MaxPanes
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = def.CacheBytes
+	}
+	return &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+}
+
+// Target is the stream a query reads.
+type Target struct {
+	ID   uint32
+	Spec sketchd.Stream
+	// Watermark is the committed watermark (unix ns): that of the last
+	// checkpoint in the store. Windows that end at least allowed lateness
+	// before it are final.
+	Watermark int64
+}
+
+// Query asks for one aggregate over a time range.
+type Query struct {
+	Aggregate string
+	From, To  int64               // unix ns; From is rounded down to a pane, To up to a step
+	Where     map[string][]string // dimension -> accepted values; all dimensions must match
+	GroupBy   []string            // dimensions kept; nil merges all matching keys
+	Step      int64               // ns; 0 = one window over the whole range
+	Window    int64               // ns; 0 = Step; wider than Step = sliding
+}
+
+// Result is the answer of a query.
+type Result struct {
+	Aggregate string
+	Kind      sketchd.AggregateKind
+	Params    sketch.Params
+	From, To  int64 // the range covered, aligned
+	Step      int64
+	Window    int64
+	Watermark int64
+	Keys      int // keys merged
+	Panes     int // stored panes merged
+	Groups    []Group
+}
+
+// Group is the series of one group-by tuple.
+type Group struct {
+	Key     map[string]string // the group_by dimensions' values
+	Windows []Window
+}
+
+// Window is one merged window.
+type Window struct {
+	Start, End int64
+	// Final is true when the watermark has passed End by the allowed
+	// lateness: no event can change this window any more.
+	Final  bool
+	Events uint64 // exact count of events in the window
+	Panes  int    // stored panes merged into it
+	Sketch sketch.Sketch
+}
+
+// windowing is the validated geometry of a query.
+type windowing struct {
+	from, to     int64 // [from, to) output range, a whole number of steps
+	step, window int64
+	n            int // windows
+}
+
+func (w windowing) scanFrom() int64 { return w.from + w.step - w.window }
+
+// windowsOf returns the window indexes [lo, hi) containing a pane start.
+func (w windowing) windowsOf(start int64) (int, int) {
+	k := int(floorDiv(start-w.from, w.step))
+	lo, hi := k, k+int(w.window/w.step)
+	return max(lo, 0), min(hi, w.n)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (q *Querier) geometry(spec *sketchd.Stream, qu Query) (windowing, error) {
+	g := int64(spec.Granularity)
+	if qu.To <= qu.From {
+		return windowing{}, &ParamError{"to", "must be after from"}
+	}
+	from := paneStart(qu.From, g)
+	step, window := qu.Step, qu.Window
+	if step < 0 {
+		return windowing{}, &ParamError{"step", "must not be negative"}
+	}
+	if window < 0 {
+		return windowing{}, &ParamError{"window", "must not be negative"}
+	}
+	if step == 0 {
+		if window != 0 {
+			return windowing{}, &ParamError{"window", "needs step"}
+		}
+		to := paneStart(qu.To-1, g) + g
+		return windowing{from: from, to: to, step: to - from, window: to - from, n: 1}, nil
+	}
+	if step%g != 0 {
+		return windowing{}, &ParamError{"step", fmt.Sprintf("must be a multiple of the stream granularity %s", spec.Granularity)}
+	}
+	if window == 0 {
+		window = step
+	}
+	if window%step != 0 {
+		return windowing{}, &ParamError{"window", "must be a multiple of step"}
+	}
+	n := (qu.To - from + step - 1) / step
+	if n > int64(q.opts.MaxWindows) {
+		return windowing{}, &LimitError{Limit: "max_windows", Max: int64(q.opts.MaxWindows), Got: n}
+	}
+	return windowing{from: from, to: from + n*step, step: step, window: window, n: int(n)}, nil
+}
+
+// Query runs qu against t.
+func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error) {
+	spec := &t.Spec
+	names := spec.AggregateNames()
+	ai, ok := slices.BinarySearch(names, qu.Aggregate)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownAggregate, qu.Aggregate)
+	}
+	agg := spec.Aggregates[qu.Aggregate]
+	params, err := SketchParams(agg)
+	if err != nil {
+		return nil, err
+	}
+	ap := aggPlan{name: qu.Aggregate, kind: agg.Sketch, params: params}
+	sel, err := newSelector(spec.GroupBy, qu.Where, qu.GroupBy)
+	if err != nil {
+		return nil, err
+	}
+	w, err := q.geometry(spec, qu)
+	if err != nil {
+		return nil, err
+	}
+	g := int64(spec.Granularity)
+	scanFrom, scanTo := w.scanFrom(), w.to
+
+	// Select the keys and their groups from the key index.
+	var keys []string
+	groupOf := map[string]int{}
+	var groups []Group
+	groupIdx := map[string]int{}
+	err = q.r.Keys(ctx, t.ID, scanFrom, scanTo, func(key string) error {
+		gk, vals, ok := sel.match(key)
+		if !ok {
+			return nil
+		}
+		if len(keys) >= q.opts.MaxKeys {
+			return &LimitError{Limit: "max_keys", Max: int64(q.opts.MaxKeys), Got: int64(len(keys) + 1)}
+		}
+		gi, seen := groupIdx[gk]
+		if !seen {
+			gi = len(groups)
+			groupIdx[gk] = gi
+			groups = append(groups, Group{Key: vals})
+		}
+		keys = append(keys, key)
+		groupOf[key] = gi
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if slots := int64(len(keys)) * ((scanTo - scanFrom) / g); slots > q.opts.MaxPanes {
+		return nil, &LimitError{Limit: "max_panes", Max: q.opts.MaxPanes, Got: slots}
+	}
+	if len(groups) == 0 && len(sel.groupBy) == 0 {
+		groups = append(groups, Group{Key: map[string]string{}})
+	}
+
+	// Merge panes into windows.
+	acc := make([][]Window, len(groups))
+	for i := range acc {
+		acc[i] = make([]Window, w.n)
+	}
+	res := &Result{
+		Aggregate: qu.Aggregate, Kind: agg.Sketch, Params: params,
+		From: w.from, To: w.to, Step: w.step, Window: w.window,
+		Watermark: t.Watermark, Keys: len(keys),
+	}
+	err = q.r.ScanPanes(ctx, t.ID, keys, scanFrom, scanTo, func(r sketchd.PaneRecord) error {
+		if ai >= len(r.Sketches) {
+			return fmt.Errorf("stored pane has %d sketches, want at least %d", len(r.Sketches), ai+1)
+		}
+		final := isFinalAt(spec, r.Start, t.Watermark)
+		sk, err := q.cache.decode(cacheKey{t.ID, ai, r.Key, r.Start}, ap, r.Sketches[ai], final)
+		if err != nil {
+			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
+		}
+		gi := groupOf[r.Key]
+		lo, hi := w.windowsOf(r.Start)
+		for i := lo; i < hi; i++ {
+			win := &acc[gi][i]
+			if win.Sketch == nil {
+				win.Sketch = sk.Clone()
+			} else if err := win.Sketch.Merge(sk); err != nil {
+				return fmt.Errorf("merge pane %d of key %q: %w", r.Start, r.Key, err)
+			}
+			win.Events += r.Events
+			win.Panes++
+		}
+		res.Panes++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	lateness := int64(spec.AllowedLateness)
+	for gi := range groups {
+		for i := range acc[gi] {
+			win := &acc[gi][i]
+			win.End = w.from + int64(i+1)*w.step
+			win.Start = win.End - w.window
+			win.Final = satAdd(win.End, lateness) <= t.Watermark
+			if win.Sketch == nil {
+				if win.Sketch, err = sketch.New(params); err != nil {
+					return nil, err
+				}
+			}
+		}
+		groups[gi].Windows = acc[gi]
+	}
+	slices.SortFunc(groups, func(a, b Group) int { return compareKeys(sel.groupBy, a.Key, b.Key) })
+	res.Groups = groups
+	return res, nil
+}
+
+func isFinalAt(spec *sketchd.Stream, start, wm int64) bool {
+	return satAdd(satAdd(start, int64(spec.Granularity)), int64(spec.AllowedLateness)) <= wm
+}
+
+func compareKeys(dims []string, a, b map[string]string) int {
+	for _, d := range dims {
+		if c := strings.Compare(a[d], b[d]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// Keys lists the keys with a pane in [from, to) that match where, as
+// dimension maps, up to limit (0 = no limit). It reports whether the list was
+// cut at the limit.
+func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error) {
+	sel, err := newSelector(t.Spec.GroupBy, where, t.Spec.GroupBy)
+	if err != nil {
+		return nil, false, err
+	}
+	var out []map[string]string
+	truncated := false
+	errStop := errors.New("stop")
+	err = q.r.Keys(ctx, t.ID, from, to, func(key string) error {
+		_, vals, ok := sel.match(key)
+		if !ok {
+			return nil
+		}
+		if limit > 0 && len(out) >= limit {
+			truncated = true
+			return errStop
+		}
+		out = append(out, vals)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, false, err
+	}
+	return out, truncated, nil
+}
+
+// selector filters keys by where and projects them onto group_by.
+type selector struct {
+	dims    []string
+	where   map[int]map[string]bool // dimension index -> accepted values
+	groupBy []string
+	gbIdx   []int
+}
+
+func newSelector(dims []string, where map[string][]string, groupBy []string) (*selector, error) {
+	idx := map[string]int{}
+	for i, d := range dims {
+		idx[d] = i
+	}
+	s := &selector{dims: dims, where: map[int]map[string]bool{}, groupBy: groupBy}
+	for d, vals := range where {
+		i, ok := idx[d]
+		if !ok {
+			return nil, &ParamError{"where", fmt.Sprintf("%q is not a dimension of the stream (group_by: %s)", d, strings.Join(dims, ", "))}
+		}
+		set := map[string]bool{}
+		for _, v := range vals {
+			set[v] = true
+		}
+		s.where[i] = set
+	}
+	seen := map[string]bool{}
+	for _, d := range groupBy {
+		i, ok := idx[d]
+		if !ok {
+			return nil, &ParamError{"group_by", fmt.Sprintf("%q is not a dimension of the stream (group_by: %s)", d, strings.Join(dims, ", "))}
+		}
+		if seen[d] {
+			return nil, &ParamError{"group_by", fmt.Sprintf("%q listed twice", d)}
+		}
+		seen[d] = true
+		s.gbIdx = append(s.gbIdx, i)
+	}
+	return s, nil
+}
+
+// match decodes key, applies where and returns the group's encoded key and
+// dimension map.
+func (s *selector) match(key string) (string, map[string]string, bool) {
+	vals, err := sketchd.DecodeKey(key)
+	if err != nil || len(vals) != len(s.dims) {
+		return "", nil, false
+	}
+	for i, set := range s.where {
+		if !set[vals[i]] {
+			return "", nil, false
+		}
+	}
+	m := make(map[string]string, len(s.gbIdx))
+	g := make([]string, len(s.gbIdx))
+	for j, i := range s.gbIdx {
+		m[s.dims[i]] = vals[i]
+		g[j] = vals[i]
+	}
+	return sketchd.EncodeKey(g...), m, true
+}
