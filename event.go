@@ -12,6 +12,9 @@ type Event struct {
 	Pos uint64
 	// Values holds one value per aggregate, ordered as Stream.AggregateNames.
 	Values []Value
+	// Raw is the event's JSON as received (aliases the message), for
+	// dead-lettering it when it turns out too late.
+	Raw []byte
 }
 
 // Value is an event's value for one aggregate.

@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ConnOptions configure the NATS client connection.
+type ConnOptions struct {
+	URL  string // nats://host:port[,more]; required
+	Name string // client name shown by the server; default "sketchd"
+
+	CredsFile string // JWT credentials file
+	NKeyFile  string // NKey seed file
+	User      string
+	Password  string
+	Token     string
+
+	TLSCA   string // CA bundle to verify the server
+	TLSCert string // client certificate (with TLSKey)
+	TLSKey  string
+
+	// MaxReconnects: -1 (the default here) retries forever.
+	MaxReconnects int
+	// ReconnectWait between attempts; default 2s.
+	ReconnectWait time.Duration
+}
+
+// ConnState is the connection's state for readiness and metrics.
+type ConnState struct {
+	connected  atomic.Bool
+	reconnects atomic.Uint64
+	// SlowConsumer counts the client's slow-consumer episodes.
+	slow atomic.Uint64
+}
+
+// Connected reports whether the connection is up.
+func (s *ConnState) Connected() bool { return s.connected.Load() }
+
+// Reconnects counts reconnections since start.
+func (s *ConnState) Reconnects() uint64 { return s.reconnects.Load() }
+
+// Connect dials NATS with opts and logs connection state changes.
+func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, error) {
+	if opts.URL == "" {
+		return nil, nil, errors.New("ingest: NATS URL required")
+	}
+	if opts.Name == "" {
+		opts.Name = "sketchd"
+	}
+	if opts.ReconnectWait == 0 {
+		opts.ReconnectWait = 2 * time.Second
+	}
+	if opts.MaxReconnects == 0 {
+		opts.MaxReconnects = -1
+	}
+	st := &ConnState{}
+	log := logger.With("component", "nats")
+	no := []nats.Option{
+		nats.Name(opts.Name),
+		nats.MaxReconnects(opts.MaxReconnects),
+		nats.ReconnectWait(opts.ReconnectWait),
+		nats.RetryOnFailedConnect(false),
+		nats.DrainTimeout(30 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			st.connected.Store(false)
+			log.Warn("NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			st.connected.Store(true)
+			st.reconnects.Add(1)
+			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			st.connected.Store(false)
+			log.Info("NATS connection closed")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				st.slow.Add(1)
+				subj := ""
+				if sub != nil {
+					subj = sub.Subject
+				}
+				log.Warn("slow consumer: NATS is dropping messages", "subject", subj)
+				return
+			}
+			log.Error("NATS async error", "err", err)
+		}),
+	}
+	if opts.CredsFile != "" {
+		no = append(no, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.NKeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(opts.NKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest: nkey: %w", err)
+		}
+		no = append(no, o)
+	}
+	if opts.User != "" {
+		no = append(no, nats.UserInfo(opts.User, opts.Password))
+	}
+	if opts.Token != "" {
+		no = append(no, nats.Token(opts.Token))
+	}
+	if opts.TLSCA != "" {
+		no = append(no, nats.RootCAs(opts.TLSCA))
+	}
+	if opts.TLSCert != "" || opts.TLSKey != "" {
+		no = append(no, nats.ClientCert(opts.TLSCert, opts.TLSKey))
+	}
+	nc, err := nats.Connect(opts.URL, no...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ingest: connect to NATS at %s: %w", redact(opts.URL), err)
+	}
+	st.connected.Store(true)
+	log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
+	return nc, st, nil
+}
+
+// redact hides credentials embedded in NATS URLs (user:password@ or
+// token@).
+func redact(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if pu, err := url.Parse(strings.TrimSpace(p)); err == nil && pu.User != nil {
+			pu.User = url.User("REDACTED")
+			parts[i] = pu.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}

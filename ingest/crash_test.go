@@ -1,0 +1,259 @@
+package ingest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+	"github.com/sketchd/sketchd/store"
+)
+
+var crashKills = flag.Int("crash.kills", 4, "SIGKILLs in TestCrashLoop (raise for a longer run)")
+
+// TestCrashChild is the child of TestCrashLoop: it runs the real ingest
+// against the parent's NATS until SIGTERM (clean stop) or SIGKILL.
+func TestCrashChild(t *testing.T) {
+	url, dir := os.Getenv("SKETCHD_CRASH_NATS"), os.Getenv("SKETCHD_CRASH_DIR")
+	if url == "" {
+		t.Skip("child process of TestCrashLoop")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	nc := connect(t, url)
+	db, err := store.Open(dir, testLogger(t), nil, store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(t, nc, db, Options{FlushInterval: 30 * time.Millisecond})
+	if err := m.Start(context.Background(), []sketchd.Stream{crashSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	<-ctx.Done()
+	if err := m.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func crashSpec() sketchd.Stream { return pageviews("crash", true) }
+
+// crashMessages splits events into messages of 1 to 3 newline-delimited
+// events, deterministically.
+func crashMessages(evs []event) [][]byte {
+	rng := rand.New(rand.NewPCG(9, 9))
+	var msgs [][]byte
+	for i := 0; i < len(evs); {
+		n := 1 + rng.IntN(3)
+		var b []byte
+		for j := i; j < min(i+n, len(evs)); j++ {
+			b = append(append(b, evs[j].json()...), '\n')
+		}
+		msgs = append(msgs, b)
+		i += n
+	}
+	return msgs
+}
+
+// TestCrashLoop kills the ingesting process with SIGKILL at random moments
+// while events are published to JetStream, restarts it each time, and then
+// checks every pane against an uninterrupted run: exact counts equal (zero
+// lost, zero doubled) and sketches equal.
+func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	evs := genEvents(42, 12000)
+	msgs := crashMessages(evs)
+	spec := crashSpec()
+	ctx := context.Background()
+
+	// The reference: one uninterrupted run.
+	refDB := func() *store.DB {
+		ns := runNATS(t)
+		nc := connect(t, ns.ClientURL())
+		db := openStore(t, t.TempDir())
+		m := newManager(t, nc, db, Options{})
+		if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		for i, b := range msgs {
+			if _, err := js.Publish(ctx, spec.Subject, b, jetstream.WithMsgID(fmt.Sprint("m", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitConsumed(t, js, spec, len(msgs))
+		if err := m.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}()
+
+	// The crashing run: NATS lives here; the ingest runs in a child.
+	ns := runNATS(t)
+	nc := connect(t, ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "SKETCHD_CRASH_NATS="+ns.ClientURL(), "SKETCHD_CRASH_DIR="+dir)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
+		return cmd
+	}
+	pubDone := make(chan error, 1)
+	go func() {
+		for i, b := range msgs {
+			for {
+				_, err := js.Publish(ctx, spec.Subject, b, jetstream.WithMsgID(fmt.Sprint("m", i)))
+				if err == nil {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if i%200 == 0 {
+				time.Sleep(15 * time.Millisecond) // spread the publishing over the kills
+			}
+		}
+		pubDone <- nil
+	}()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)) // kill moments vary run to run; the check does not
+	for k := range *crashKills {
+		cmd := start()
+		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		t.Logf("kill %d done", k+1)
+	}
+	<-pubDone
+	cmd := start()
+	waitConsumed(t, js, spec, len(msgs))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child exit after SIGTERM: %v", err)
+	}
+
+	db := openStore(t, dir)
+	info, err := db.Stream(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refInfo, err := refDB.Stream(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := allPanes(t, db, info.ID), allPanes(t, refDB, refInfo.ID)
+	var total, lost, doubled uint64
+	for k, w := range want {
+		g := got[k]
+		total += g.Events
+		switch {
+		case g.Events < w.Events:
+			lost += w.Events - g.Events
+		case g.Events > w.Events:
+			doubled += g.Events - w.Events
+		}
+		if g.Events == w.Events {
+			for i := range w.Sketches {
+				if !sameSketch(t, g.Sketches[i], w.Sketches[i]) {
+					t.Errorf("pane %q@%d: aggregate %d differs from the uninterrupted run", k.key, k.start, i)
+				}
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d panes, uninterrupted run has %d", len(got), len(want))
+	}
+	t.Logf("kills=%d events=%d panes=%d lost=%d doubled=%d", *crashKills, total, len(got), lost, doubled)
+	if lost != 0 || doubled != 0 || total != uint64(len(evs)) {
+		t.Fatalf("lost %d, doubled %d, total %d of %d", lost, doubled, total, len(evs))
+	}
+}
+
+type pk struct {
+	key   string
+	start int64
+}
+
+func allPanes(tb testing.TB, db *store.DB, id uint32) map[pk]sketchd.PaneRecord {
+	tb.Helper()
+	ctx := context.Background()
+	var keys []string
+	if err := db.Keys(ctx, id, -1<<62, 1<<62, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		tb.Fatal(err)
+	}
+	out := map[pk]sketchd.PaneRecord{}
+	err := db.ScanPanes(ctx, id, keys, -1<<62, 1<<62, func(r sketchd.PaneRecord) error {
+		out[pk{r.Key, r.Start}] = r
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// sameSketch compares two encoded sketches: by answer for HLL (its encoding
+// is not canonical), by bytes otherwise.
+func sameSketch(tb testing.TB, a, b []byte) bool {
+	tb.Helper()
+	sa, err := sketch.Decode(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sb, err := sketch.Decode(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if ha, ok := sa.(*sketch.HLL); ok {
+		return ha.Estimate() == sb.(*sketch.HLL).Estimate()
+	}
+	ea, _ := sa.AppendBinary(nil)
+	eb, _ := sb.AppendBinary(nil)
+	return string(ea) == string(eb)
+}
+
+// waitConsumed waits until the stream's consumer has acked n messages.
+func waitConsumed(tb testing.TB, js jetstream.JetStream, spec sketchd.Stream, n int) {
+	tb.Helper()
+	waitFor(tb, 60*time.Second, "consumer caught up", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, spec.JetStreamStream, consumerName(spec.Name))
+		if err != nil {
+			return false, err.Error()
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ci.AckFloor.Stream >= uint64(n) && ci.NumPending == 0 && ci.NumAckPending == 0,
+			fmt.Sprintf("ack floor %d of %d, pending %d, ack pending %d", ci.AckFloor.Stream, n, ci.NumPending, ci.NumAckPending)
+	})
+}
