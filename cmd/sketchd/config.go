@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"go.yaml.in/yaml/v3"
+)
+
+// config is every setting of the binary. Precedence: flag > environment
+// (SKETCHD_*) > config file > default.
+type config struct {
+	ConfigFile string `yaml:"-"`
+	DataDir    string `yaml:"data_dir"`
+	HTTPAddr   string `yaml:"http_addr"`
+	LogLevel   string `yaml:"log_level"`
+	LogFormat  string `yaml:"log_format"`
+	Demo       bool   `yaml:"demo"`
+	DemoRate   int    `yaml:"demo_rate"`
+	Pprof      bool   `yaml:"pprof"`
+
+	AdminToken string `yaml:"admin_token"`
+	ReadToken  string `yaml:"read_token"`
+
+	NATSURL          string           `yaml:"nats_url"`
+	NATSListen       string           `yaml:"nats_listen"`
+	NATSSyncInterval sketchd.Duration `yaml:"nats_sync_interval"`
+	NATSSyncAlways   bool             `yaml:"nats_sync_always"`
+	NATSCreds        string           `yaml:"nats_creds"`
+	NATSNKey         string           `yaml:"nats_nkey"`
+	NATSUser         string           `yaml:"nats_user"`
+	NATSPassword     string           `yaml:"nats_password"`
+	NATSToken        string           `yaml:"nats_token"`
+	NATSTLSCA        string           `yaml:"nats_tls_ca"`
+	NATSTLSCert      string           `yaml:"nats_tls_cert"`
+	NATSTLSKey       string           `yaml:"nats_tls_key"`
+
+	FlushInterval  sketchd.Duration `yaml:"flush_interval"`
+	AckWait        sketchd.Duration `yaml:"ack_wait"`
+	MaxAckPending  int              `yaml:"max_ack_pending"`
+	MaxOpenPanes   int              `yaml:"max_open_panes"`
+	QueryCacheMB   int              `yaml:"query_cache_mb"`
+	StoreCacheMB   int              `yaml:"store_block_cache_mb"`
+	ShutdownWait   sketchd.Duration `yaml:"shutdown_timeout"`
+	QueryTimeout   sketchd.Duration `yaml:"query_timeout"`
+	MaxQueryWindow int              `yaml:"max_query_windows"`
+
+	Streams []sketchd.Stream `yaml:"streams"`
+}
+
+func defaultConfig() config {
+	return config{
+		DataDir:          "./data",
+		HTTPAddr:         "127.0.0.1:8080",
+		LogLevel:         "info",
+		LogFormat:        "json",
+		DemoRate:         2000,
+		NATSListen:       "127.0.0.1:4222",
+		FlushInterval:    sketchd.Duration(time.Second),
+		AckWait:          sketchd.Duration(30 * time.Second),
+		MaxAckPending:    1_000_000,
+		MaxOpenPanes:     200_000,
+		QueryCacheMB:     256,
+		StoreCacheMB:     16,
+		ShutdownWait:     sketchd.Duration(30 * time.Second),
+		QueryTimeout:     sketchd.Duration(10 * time.Second),
+		MaxQueryWindow:   10_000,
+		NATSSyncInterval: 0,
+	}
+}
+
+// setting is one configurable value: a flag, an environment variable and a
+// config-file key.
+type setting struct {
+	name   string // flag name; the env var is SKETCHD_ + upper(name with - as _)
+	usage  string
+	secret bool
+	isBool bool
+	set    func(string) error
+	get    func() string
+}
+
+func (s setting) env() string {
+	return "SKETCHD_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func strSetting(name, usage string, p *string) setting {
+	return setting{name: name, usage: usage, set: func(v string) error { *p = v; return nil }, get: func() string { return *p }}
+}
+
+func secretSetting(name, usage string, p *string) setting {
+	s := strSetting(name, usage, p)
+	s.secret = true
+	return s
+}
+
+func boolSetting(name, usage string, p *bool) setting {
+	return setting{name: name, usage: usage, isBool: true, set: func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p = b
+		return nil
+	}, get: func() string { return strconv.FormatBool(*p) }}
+}
+
+func intSetting(name, usage string, p *int) setting {
+	return setting{name: name, usage: usage, set: func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", v)
+		}
+		*p = n
+		return nil
+	}, get: func() string { return strconv.Itoa(*p) }}
+}
+
+func durSetting(name, usage string, p *sketchd.Duration) setting {
+	return setting{name: name, usage: usage, set: func(v string) error {
+		d, err := sketchd.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+		return nil
+	}, get: func() string { return p.String() }}
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		strSetting("data-dir", "directory for the Badger store and the embedded NATS's JetStream files", &c.DataDir),
+		strSetting("http-addr", "HTTP listen address of the API", &c.HTTPAddr),
+		strSetting("log-level", "debug, info, warn or error", &c.LogLevel),
+		strSetting("log-format", "json or text", &c.LogFormat),
+		boolSetting("demo", "define a demo stream and publish synthetic events to it", &c.Demo),
+		intSetting("demo-rate", "events per second the demo publishes", &c.DemoRate),
+		boolSetting("pprof", "serve /debug/pprof on the HTTP listener", &c.Pprof),
+		secretSetting("admin-token", "bearer token required to create and delete streams (empty: none)", &c.AdminToken),
+		secretSetting("read-token", "bearer token required for every /v1 request (empty: none)", &c.ReadToken),
+		strSetting("nats-url", "external NATS to connect to; empty runs an embedded nats-server", &c.NATSURL),
+		strSetting("nats-listen", "listen address of the embedded nats-server", &c.NATSListen),
+		durSetting("nats-sync-interval", "embedded JetStream fsync interval (0: the server's default, 2m)", &c.NATSSyncInterval),
+		boolSetting("nats-sync-always", "embedded JetStream fsyncs every message before acking the publish (power-loss safe, slow)", &c.NATSSyncAlways),
+		strSetting("nats-creds", "NATS credentials file (external NATS)", &c.NATSCreds),
+		strSetting("nats-nkey", "NATS NKey seed file (external NATS)", &c.NATSNKey),
+		strSetting("nats-user", "NATS user (external NATS)", &c.NATSUser),
+		secretSetting("nats-password", "NATS password (external NATS)", &c.NATSPassword),
+		secretSetting("nats-token", "NATS token (external NATS)", &c.NATSToken),
+		strSetting("nats-tls-ca", "CA bundle to verify the NATS server", &c.NATSTLSCA),
+		strSetting("nats-tls-cert", "client certificate for NATS TLS", &c.NATSTLSCert),
+		strSetting("nats-tls-key", "client key for NATS TLS", &c.NATSTLSKey),
+		durSetting("flush-interval", "how often panes are committed and JetStream acked", &c.FlushInterval),
+		durSetting("ack-wait", "JetStream AckWait; at least 5 × flush-interval", &c.AckWait),
+		intSetting("max-ack-pending", "JetStream MaxAckPending per stream; above the messages of one flush interval", &c.MaxAckPending),
+		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
+		intSetting("query-cache-mb", "memory for decoded final panes (query cache)", &c.QueryCacheMB),
+		intSetting("store-block-cache-mb", "Badger block cache", &c.StoreCacheMB),
+		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
+		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
+		intSetting("max-query-windows", "windows per group a query may return", &c.MaxQueryWindow),
+	}
+}
+
+// errHelp is returned after --help printed the usage.
+var errHelp = errors.New("help requested")
+
+// errVersion is returned after --version printed the version.
+var errVersion = errors.New("version requested")
+
+// loadConfig applies defaults, the config file, the environment and the
+// flags, in that order, and validates the result.
+func loadConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	cfg := defaultConfig()
+	settings := cfg.settings()
+	fs := flag.NewFlagSet("sketchd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.ConfigFile, "config", getenv("SKETCHD_CONFIG"), "YAML config file (server settings and streams)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	given := map[string]*string{}
+	for _, s := range settings {
+		v := new(string)
+		given[s.name] = v
+		if s.isBool {
+			fs.BoolFunc(s.name, s.usage, func(x string) error { *v = x; return nil })
+		} else {
+			fs.Func(s.name, s.usage, func(x string) error { *v = x; return nil })
+		}
+	}
+	fs.Usage = func() { usage(stdout, fs, settings) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs, settings)
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	if *showVersion {
+		return cfg, errVersion
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q (settings are flags: see --help)", fs.Args())
+	}
+	if cfg.ConfigFile != "" {
+		b, err := os.ReadFile(cfg.ConfigFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		file := cfg
+		if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config file %s: %w", cfg.ConfigFile, err)
+		}
+		file.ConfigFile = cfg.ConfigFile
+		cfg = file
+		settings = cfg.settings()
+	}
+	for _, s := range settings {
+		if v := getenv(s.env()); v != "" {
+			if err := s.set(v); err != nil {
+				return cfg, fmt.Errorf("setting %s (from $%s): %w", s.name, s.env(), err)
+			}
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings {
+			if s.name == f.Name && err == nil {
+				if e := s.set(*given[s.name]); e != nil {
+					err = fmt.Errorf("setting %s (from --%s): %w", s.name, s.name, e)
+				}
+			}
+		}
+	})
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(setting, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("setting %s: %s", setting, fmt.Sprintf(format, a...)))
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "required")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format", "want json or text, got %q", c.LogFormat)
+	}
+	if c.FlushInterval <= 0 {
+		bad("flush-interval", "must be positive")
+	}
+	if c.AckWait < 5*c.FlushInterval {
+		bad("ack-wait", "must be at least 5 × flush-interval (%s), got %s", 5*c.FlushInterval, c.AckWait)
+	}
+	if c.MaxAckPending < 1000 {
+		bad("max-ack-pending", "must be at least 1000, got %d", c.MaxAckPending)
+	}
+	if c.Demo && c.DemoRate <= 0 {
+		bad("demo-rate", "must be positive")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Streams {
+		if err := s.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("streams[%d] (%s): %w", i, s.Name, err))
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("streams[%d]: stream %q defined twice", i, s.Name))
+		}
+		seen[s.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+func usage(w io.Writer, fs *flag.FlagSet, settings []setting) {
+	fmt.Fprintf(w, `sketchd ingests events from NATS into per-window, per-key sketches and answers
+approximate queries (distinct counts, frequencies and top-k, quantiles,
+samples) over a REST API, with an error bound on every answer.
+
+Usage: sketchd [flags]
+
+Every setting is a flag, an environment variable and a config-file key;
+precedence: flag > environment > config file (--config) > default.
+
+  --config FILE       YAML config file: the settings below (key = flag name
+                      with _ for -) and a list of streams ($SKETCHD_CONFIG)
+  --version           print the version and exit
+
+`)
+	def := defaultConfig()
+	defs := map[string]string{}
+	for _, s := range def.settings() {
+		defs[s.name] = s.get()
+	}
+	for _, s := range settings {
+		d := defs[s.name]
+		if s.secret && d != "" {
+			d = "(set)"
+		}
+		fmt.Fprintf(w, "  --%-21s %s\n  %-23s $%s, default %q\n", s.name, s.usage, "", s.env(), d)
+	}
+	_ = fs
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/api"
+	"github.com/sketchd/sketchd/ingest"
+	"github.com/sketchd/sketchd/store"
+	"github.com/sketchd/sketchd/window"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; the VCS
+// revision from the build info is appended when known.
+var version = "dev"
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return v
+}
+
+// run starts sketchd and blocks until ctx is done, then stops it gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stdout)
+	switch {
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, "sketchd", versionString())
+		return err
+	case err != nil:
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("starting sketchd", "version", versionString(), "data_dir", cfg.DataDir)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	sopts := store.DefaultOptions()
+	sopts.BlockCacheSize = int64(cfg.StoreCacheMB) << 20
+	db, err := store.Open(filepath.Join(cfg.DataDir, "badger"), log.With("component", "store"), reg, sopts)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	url := cfg.NATSURL
+	var ns *server.Server
+	if url == "" {
+		host, port, err := splitHostPort(cfg.NATSListen)
+		if err != nil {
+			return fmt.Errorf("setting nats-listen: %w", err)
+		}
+		ns, err = ingest.StartServer(ingest.ServerOptions{
+			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+			SyncInterval: cfg.NATSSyncInterval.Std(), SyncAlways: cfg.NATSSyncAlways,
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		url = ns.ClientURL()
+		log.Info("embedded NATS listening", "url", url, "jetstream_dir", filepath.Join(cfg.DataDir, "nats"))
+	}
+	nc, conn, err := ingest.Connect(ingest.ConnOptions{
+		URL: url, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey, User: cfg.NATSUser, Password: cfg.NATSPassword,
+		Token: cfg.NATSToken, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	iopts := ingest.DefaultOptions()
+	iopts.FlushInterval = cfg.FlushInterval.Std()
+	iopts.AckWait = cfg.AckWait.Std()
+	iopts.MaxAckPending = cfg.MaxAckPending
+	iopts.Window.MaxOpenPanes = cfg.MaxOpenPanes
+	mgr, err := ingest.NewManager(nc, conn, db, log.With("component", "ingest"), iopts)
+	if err != nil {
+		return err
+	}
+	streams := cfg.Streams
+	if cfg.Demo && !hasStream(streams, demoStreamName) {
+		streams = append(streams, demoStream())
+	}
+	if err := mgr.Start(ctx, streams); err != nil {
+		_ = mgr.Stop(context.Background())
+		return err
+	}
+	reg.MustRegister(mgr.Collector())
+
+	querier := window.NewQuerier(db, window.QueryOptions{
+		MaxWindows: cfg.MaxQueryWindow,
+		CacheBytes: int64(cfg.QueryCacheMB) << 20,
+	})
+	h, err := api.New(api.Config{
+		Streams: mgr, Querier: querier, Ready: mgr.Ready,
+		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
+		AdminToken: cfg.AdminToken, ReadToken: cfg.ReadToken, Pprof: cfg.Pprof,
+		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std()},
+	})
+	if err != nil {
+		_ = mgr.Stop(context.Background())
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = mgr.Stop(context.Background())
+		return fmt.Errorf("HTTP listen: %w", err)
+	}
+	srv := api.NewServer(cfg.HTTPAddr, h)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	log.Info("HTTP API listening", "addr", "http://"+ln.Addr().String(), "openapi", "http://"+ln.Addr().String()+"/openapi.json")
+
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	demoDone := make(chan struct{})
+	if cfg.Demo {
+		go func() {
+			defer close(demoDone)
+			runDemo(demoCtx, nc, cfg.DemoRate, log.With("component", "demo"))
+		}()
+		log.Info("demo: publishing synthetic events", "subject", demoSubject, "rate_per_s", cfg.DemoRate,
+			"try", "curl -s 'http://"+ln.Addr().String()+"/v1/streams/demo/aggregates/latency?group_by=country'")
+	} else {
+		close(demoDone)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; shutting down (a second signal forces exit)")
+	case err := <-srvErr:
+		log.Error("HTTP server failed", "err", err)
+	}
+	stopDemo()
+	<-demoDone
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait.Std())
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	stopErr := mgr.Stop(sctx)
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.Warn("NATS drain", "err", err)
+	}
+	if stopErr != nil {
+		return fmt.Errorf("shutdown: %w", stopErr)
+	}
+	log.Info("sketchd stopped")
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	if port == 0 {
+		port = -1 // any free port
+	}
+	return host, port, nil
+}
+
+func hasStream(ss []sketchd.Stream, name string) bool {
+	for _, s := range ss {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
