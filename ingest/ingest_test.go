@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -240,6 +241,9 @@ func TestJetStreamIngest(t *testing.T) {
 		done := c.OnTime+c.Late == uint64(len(evs)) && c.TooLate == 1 && inv == uint64(len(bad)) && st.AckFloor > 0
 		return done && st.Pending == 0, fmt.Sprintf("%+v pending=%d ackfloor=%d", c, st.Pending, st.AckFloor)
 	})
+	if _, err := m.Get(ctx, "nope"); !errors.Is(err, sketchd.ErrNotFound) {
+		t.Errorf("Get of an unknown stream: %v, want sketchd.ErrNotFound", err)
+	}
 	st, _ := m.Get(ctx, spec.Name)
 	for _, r := range []Reason{ReasonBadJSON, ReasonMissingTime, ReasonMissingDimension, ReasonWrongType, ReasonNotObject, ReasonBadDimension, ReasonBadTime} {
 		if st.Counters.Invalid[string(r)] != 1 {

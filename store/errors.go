@@ -3,23 +3,27 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sketchd/sketchd"
 )
 
-// Sentinel errors. Every error the store returns either is one of these or
-// wraps one (use errors.Is), except ctx errors and callback errors, which
-// are returned as they are.
+// Sentinel errors. ErrNotFound, ErrExists and ErrUnavailable wrap the root
+// package's sentinels of the same names, so callers outside the store (the
+// API) can test errors.Is(err, sketchd.ErrNotFound). Every error the store
+// returns either is one of these or wraps one (use errors.Is), except ctx
+// errors and callback errors, which are returned as they are.
 var (
 	// ErrNotFound reports a stream (by name or ID) that does not exist.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = fmt.Errorf("store: %w", sketchd.ErrNotFound)
 	// ErrExists reports a stream name that is already taken.
-	ErrExists = errors.New("store: already exists")
+	ErrExists = fmt.Errorf("store: %w", sketchd.ErrExists)
 	// ErrClosed reports an operation on a closed DB. Writes on a closed DB
 	// return an error that matches both ErrClosed and ErrUnavailable.
 	ErrClosed = errors.New("store: closed")
 	// ErrUnavailable reports a write that failed (Badger error, disk full,
 	// closed DB): nothing may be acknowledged on its strength. The cause is
 	// wrapped too. Healthy reports it until a later write succeeds.
-	ErrUnavailable = errors.New("store: unavailable")
+	ErrUnavailable = fmt.Errorf("store: %w", sketchd.ErrUnavailable)
 	// ErrCorrupt reports a stored value whose checksum or format is wrong.
 	// The error is a *CorruptError that says where.
 	ErrCorrupt = errors.New("store: corrupt value")
