@@ -316,7 +316,7 @@ func TestFootprint(t *testing.T) {
 			evs := events(n)
 			copies := 200
 			if n > 10 {
-				copies = 8
+				copies = 4
 			}
 			heap, size, wire := measure(copies, func() sketch.Sketch {
 				s, _ := sketch.New(k.p)

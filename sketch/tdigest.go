@@ -213,9 +213,9 @@ func (t *TDigest) run() []centroid {
 	return mergeSorted(make([]centroid, 0, len(t.cs)+len(b)), t.cs, b)
 }
 
-// MergeMany folds all others into t, in order, as repeated Merge would but
-// reusing its scratch space: the way to merge the many panes of a query.
-// While everything fits in t's buffer it is buffered.
+// MergeMany folds all others into t: the way to merge the many panes of a
+// query (see BenchmarkTDigestMerge1440). While everything fits in t's
+// buffer it is buffered.
 func (t *TDigest) MergeMany(others ...*TDigest) error {
 	n, extra := t.n, 0
 	for _, o := range others {
@@ -250,22 +250,36 @@ func (t *TDigest) MergeMany(others ...*TDigest) error {
 		}
 		t.buf = buf
 	} else {
-		// Fold the others in one by one, each a linear merge of sorted
-		// runs compressed for the running count. The running digest stays
-		// at its compressed size, so the work per input is about its own
-		// size plus the digest's (no global sort), and two scratch slices
-		// are reused throughout.
+		// Fold the others in, in order, in batches: a batch collects
+		// inputs until it is at least as large as the running digest (or
+		// the buffer), is sorted, merged with the digest and compressed for
+		// the running count. The digest stays at its compressed size, so
+		// the work per input is about its own size (no global sort, no
+		// rescan of the digest per small input), and the scratch slices are
+		// reused throughout.
 		cur, curN := t.run(), t.n
-		var spare []centroid
+		var batch, spare []centroid
+		var batchN uint64
+		fold := func() {
+			sortCentroids(batch)
+			spare = mergeSorted(spare[:0], cur, batch)
+			curN += batchN
+			spare = compress(spare, curN, t.compression)
+			cur, spare = spare, cur
+			batch, batchN = batch[:0], 0
+		}
 		for _, o := range others {
 			if o.n == 0 {
 				continue
 			}
-			r := o.run()
-			spare = mergeSorted(spare[:0], cur, r)
-			curN += o.n
-			spare = compress(spare, curN, t.compression)
-			cur, spare = spare, cur
+			batch = append(append(batch, o.cs...), o.buf...)
+			batchN += o.n
+			if len(batch) >= max(len(cur), t.bufCap()) {
+				fold()
+			}
+		}
+		if batchN > 0 {
+			fold()
 		}
 		t.cs = slices.Clone(cur)
 		t.buf = nil
