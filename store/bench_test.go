@@ -150,8 +150,9 @@ func TestReportRSS(t *testing.T) {
 	report := func(when string) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		t.Logf("%s: VmRSS %s, VmHWM %s, Go heap in use %d MB, Go sys %d MB, store dir %d MB",
-			when, procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.Sys>>20, dirSize(t, db)>>20)
+		t.Logf("%s: VmRSS %s (anon %s, file %s), VmHWM %s, Go heap in use %d MB, Go sys %d MB, store dir %d MB",
+			when, procStatus("VmRSS"), procStatus("RssAnon"), procStatus("RssFile"), procStatus("VmHWM"),
+			ms.HeapInuse>>20, ms.Sys>>20, dirSize(t, db)>>20)
 	}
 	t.Logf("committed %d panes (%d MB of blobs) in %v: %.0f panes/s", keys*minutes, keys*minutes*benchBlob>>20,
 		took.Round(time.Millisecond), float64(keys*minutes)/took.Seconds())

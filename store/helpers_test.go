@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -71,7 +70,7 @@ func openTest(t testing.TB, dir string, opts Options) *DB {
 
 func createTest(t testing.TB, db *DB, name string, gran time.Duration) StreamInfo {
 	t.Helper()
-	info, err := db.CreateStream(context.Background(), testSpec(name, gran))
+	info, err := db.CreateStream(t.Context(), testSpec(name, gran))
 	if err != nil {
 		t.Fatalf("CreateStream(%s): %v", name, err)
 	}
@@ -94,7 +93,7 @@ func pane(key string, start int64, applied uint64, blobs ...[]byte) sketchd.Pane
 func commit(t testing.TB, db *DB, sid uint32, pos uint64, panes ...sketchd.PaneRecord) {
 	t.Helper()
 	cp := sketchd.Checkpoint{Position: pos, MaxEventTime: int64(pos), Watermark: int64(pos) - 1}
-	if err := db.Commit(context.Background(), sid, Flush{Panes: panes, Checkpoint: cp}); err != nil {
+	if err := db.Commit(t.Context(), sid, Flush{Panes: panes, Checkpoint: cp}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }
@@ -120,7 +119,7 @@ func paneString(p sketchd.PaneRecord) string {
 func scanAll(t testing.TB, db *DB, sid uint32, keys []string, from, to int64) []string {
 	t.Helper()
 	var got []string
-	err := db.ScanPanes(context.Background(), sid, keys, from, to, func(p sketchd.PaneRecord) error {
+	err := db.ScanPanes(t.Context(), sid, keys, from, to, func(p sketchd.PaneRecord) error {
 		got = append(got, fmt.Sprintf("%s@%d", p.Key, p.Start))
 		return nil
 	})
@@ -133,7 +132,7 @@ func scanAll(t testing.TB, db *DB, sid uint32, keys []string, from, to int64) []
 func keysAll(t testing.TB, db *DB, sid uint32, from, to int64) []string {
 	t.Helper()
 	var got []string
-	err := db.Keys(context.Background(), sid, from, to, func(k string) error {
+	err := db.Keys(t.Context(), sid, from, to, func(k string) error {
 		got = append(got, k)
 		return nil
 	})

@@ -236,6 +236,15 @@ func TestWriteFailureIsUnavailable(t *testing.T) {
 	if err := db.Healthy(); err != nil {
 		t.Fatalf("fresh store unhealthy: %v", err)
 	}
+	// A failed write is reported until a later write succeeds.
+	_ = db.writeFailed("commit", errors.New("no space left on device"))
+	if h := db.Healthy(); !errors.Is(h, ErrUnavailable) || !strings.Contains(h.Error(), "no space") {
+		t.Errorf("Healthy after a failed write = %v", h)
+	}
+	commit(t, db, sid, 1, pane("a", 0, 1))
+	if h := db.Healthy(); h != nil {
+		t.Errorf("Healthy after a good write = %v", h)
+	}
 	// Pull Badger away from under the store: every write now fails.
 	if err := db.closeBadger(); err != nil {
 		t.Fatal(err)
@@ -257,7 +266,7 @@ func TestKillDuringCommits(t *testing.T) {
 		t.Skip("spawns a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCommitter$", "-test.v")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperCommitter$", "-test.v") //nolint:gosec // re-exec of this test binary
 	cmd.Env = append(os.Environ(), "SKETCHD_STORE_HELPER_DIR="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -346,5 +355,63 @@ func TestHelperCommitter(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("committed %d\n", i)
+	}
+}
+
+// TestConcurrentAdmin runs commits, retention drops and stream churn at the
+// same time (DropPrefix blocks Badger writes; the store must serialize).
+func TestConcurrentAdmin(t *testing.T) {
+	db := openTest(t, t.TempDir(), quietOptions())
+	ctx := context.Background()
+	sid := createTest(t, db, "main", time.Hour).ID
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		for i := range 60 {
+			f := Flush{Panes: []sketchd.PaneRecord{pane("a", int64(i)*hour, uint64(i+1), blob(uint64(i), 256))}}
+			if err := db.Commit(ctx, sid, f); err != nil {
+				t.Errorf("Commit: %v", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range 20 {
+			if err := db.DropBefore(ctx, sid, int64(i)*hour); err != nil {
+				t.Errorf("DropBefore: %v", err)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range 10 {
+			name := fmt.Sprintf("tmp%d", i)
+			info, err := db.CreateStream(ctx, testSpec(name, time.Minute))
+			if err != nil {
+				t.Errorf("CreateStream: %v", err)
+				return
+			}
+			err = db.Commit(ctx, info.ID, Flush{Panes: []sketchd.PaneRecord{pane("x", 0, 1)}})
+			if err != nil {
+				t.Errorf("Commit to %s: %v", name, err)
+			}
+			if err := db.DeleteStream(ctx, name); err != nil {
+				t.Errorf("DeleteStream: %v", err)
+			}
+		}
+	}()
+	wg.Wait()
+	if err := db.Healthy(); err != nil {
+		t.Errorf("unhealthy after concurrent admin: %v", err)
+	}
+	// The cutoffs stayed below 24h, so day 0 survived whole, and so did
+	// everything after it.
+	if got := scanAll(t, db, sid, []string{"a"}, 24*hour, 60*hour); len(got) != 36 {
+		t.Errorf("got %d panes of day 1+, want 36", len(got))
+	}
+	if got := scanAll(t, db, sid, []string{"a"}, 0, 24*hour); len(got) != 24 {
+		t.Errorf("got %d panes of day 0, want 24 (no cutoff reached its end)", len(got))
 	}
 }

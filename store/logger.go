@@ -16,7 +16,7 @@ func (l badgerLogger) emit(level slog.Level, format string, args []any) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.log.Log(ctx, level, "badger", "msg", strings.TrimSpace(fmt.Sprintf(format, args...)))
+	l.log.Log(ctx, level, "badger", "detail", strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
 
 func (l badgerLogger) Errorf(f string, a ...any)   { l.emit(slog.LevelError, f, a) }

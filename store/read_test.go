@@ -170,10 +170,10 @@ func TestCorruptValues(t *testing.T) {
 				t.Errorf("ScanPanes over garbage: %v", err)
 			}
 			// Reads that do not touch it still work.
-			if got := scanAll(t, db, sid, []string{"a"}, 2*hour, 100*hour); !slices.Equal(got, at("a", 23, 24, 72)) {
+			if got := scanAll(t, db, sid, []string{"a"}, 2*hour, 100*hour); !slices.Equal(got, at("a", 23, 24, 72)) { //nolint:contextcheck // the helper uses t.Context()
 				t.Errorf("other panes of a: %q", got)
 			}
-			if got := scanAll(t, db, sid, []string{"b"}, 0, day); !slices.Equal(got, at("b", 23)) {
+			if got := scanAll(t, db, sid, []string{"b"}, 0, day); !slices.Equal(got, at("b", 23)) { //nolint:contextcheck // the helper uses t.Context()
 				t.Errorf("key b: %q", got)
 			}
 			if _, ok, err := db.Pane(ctx, sid, "a", 0); !ok || err != nil {
