@@ -1,6 +1,10 @@
 package sketchd
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sketchd/sketchd/sketch"
+)
 
 // AggregateKind names a sketch kind in a stream spec.
 type AggregateKind string
@@ -32,14 +36,15 @@ type Aggregate struct {
 	Weight string `json:"weight,omitempty" yaml:"weight,omitempty"`
 }
 
-// Defaults of the aggregate parameters.
+// Defaults of the aggregate parameters: the sketch package's, so a spec
+// and the sketch it builds can never disagree.
 const (
-	DefaultPrecision   = 14
-	DefaultEpsilon     = 0.001
-	DefaultDelta       = 0.01
-	DefaultTopK        = 10
-	DefaultCompression = 100
-	DefaultSize        = 32
+	DefaultPrecision   = sketch.DefaultPrecision
+	DefaultEpsilon     = sketch.DefaultEpsilon
+	DefaultDelta       = sketch.DefaultDelta
+	DefaultTopK        = sketch.DefaultTopK
+	DefaultCompression = sketch.DefaultCompression
+	DefaultSize        = sketch.DefaultSize
 )
 
 // Normalize sets the defaults of the aggregate's kind for zero parameters.

@@ -317,7 +317,7 @@ func (m *Manager) Ready(context.Context) error {
 		return fmt.Errorf("stream %q is not running: %v: %w", n, m.failed[n].err, sketchd.ErrUnavailable)
 	}
 	for n, r := range m.runners {
-		if e := r.lastErr.Load(); e != nil && r.pending != nil {
+		if e := r.lastErr.Load(); e != nil && r.failing.Load() {
 			return fmt.Errorf("stream %q cannot commit: %s: %w", n, *e, sketchd.ErrUnavailable)
 		}
 	}

@@ -46,7 +46,8 @@ type runner struct {
 
 	flushStop chan struct{}
 	flushDone chan struct{}
-	pending   *window.Snapshot // a flush whose commit failed; retried
+	pending   *window.Snapshot // a flush whose commit failed; retried (flusher only)
+	failing   atomic.Bool      // the last commit failed: Ready reports it
 	last      sketchd.Checkpoint
 
 	received      atomic.Uint64 // messages
@@ -409,11 +410,13 @@ func (r *runner) flush(ctx context.Context) error {
 	}
 	if err := r.m.db.Commit(ctx, r.info.ID, store.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
 		r.pending = snap
+		r.failing.Store(true)
 		r.commitErrors.Add(1)
 		r.setErr(err)
 		return fmt.Errorf("commit: %w", err)
 	}
 	r.pending = nil
+	r.failing.Store(false)
 	r.last = snap.Checkpoint
 	r.agg.Committed(snap)
 	r.committedWM.Store(snap.Checkpoint.Watermark)
