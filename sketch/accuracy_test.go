@@ -106,8 +106,9 @@ func zipfStream(seed uint64, n int, distinct uint64) []uint64 {
 
 // TestCMSAccuracy: on Zipf(1.1) data the overestimate is at most ⌈εN⌉ for
 // at least 1−δ of the distinct items, never negative; after merging 60
-// partial sketches the top 20 recalls all of the true top 20 (recall ≥ 0.99
-// over 20 items means all of them).
+// partial sketches (one by one, or with MergeAll, which must count the
+// same) the top 20 recalls all of the true top 20 (recall ≥ 0.99 over 20
+// items means all of them).
 func TestCMSAccuracy(t *testing.T) {
 	n := trials(1_000_000, 300_000)
 	vals := zipfStream(42, n, 200_000)
@@ -135,7 +136,24 @@ func TestCMSAccuracy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, c := range map[string]*sketch.CountMin{"single": whole, "merged60": merged} {
+	all, _ := sketch.NewCountMin(0.001, 0.01, 20)
+	srcs := make([]sketch.Sketch, len(parts))
+	for i, p := range parts {
+		srcs[i] = p
+	}
+	if err := sketch.MergeAll(all, srcs...); err != nil {
+		t.Fatal(err)
+	}
+	// MergeAll ranks candidates once; its counts are those of repeated Merge.
+	if all.Total() != merged.Total() {
+		t.Fatalf("MergeAll total %d, Merge total %d", all.Total(), merged.Total())
+	}
+	for v := range truth {
+		if a, m := all.Estimate(items[v]).Estimate, merged.Estimate(items[v]).Estimate; a != m {
+			t.Fatalf("%s: MergeAll counts %d, Merge %d", items[v], a, m)
+		}
+	}
+	for name, c := range map[string]*sketch.CountMin{"single": whole, "merged60": merged, "mergeAll60": all} {
 		bad, maxOver := 0, uint64(0)
 		for v, want := range truth {
 			e := c.Estimate(items[v])

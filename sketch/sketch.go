@@ -206,7 +206,7 @@ const (
 
 // MergeAll folds every source into dst, as repeated dst.Merge would, but
 // faster where the kind allows: t-digests collect all centroids and compress
-// once. On error dst may hold a prefix of the merges (it is never left
+// once; count-min sketches rank their heavy-hitter candidates once. On error dst may hold a prefix of the merges (it is never left
 // inconsistent) and the error names the failing source index.
 func MergeAll(dst Sketch, srcs ...Sketch) error {
 	if td, ok := dst.(*TDigest); ok {
@@ -219,6 +219,17 @@ func MergeAll(dst Sketch, srcs ...Sketch) error {
 			ds = append(ds, o)
 		}
 		return td.MergeMany(ds...)
+	}
+	if cm, ok := dst.(*CountMin); ok {
+		cs := make([]*CountMin, 0, len(srcs))
+		for i, s := range srcs {
+			o, ok := s.(*CountMin)
+			if !ok || o == nil || o.Params() != cm.Params() {
+				return fmt.Errorf("sketch: merge source %d: %w", i, incompatible(dst, s))
+			}
+			cs = append(cs, o)
+		}
+		return cm.MergeMany(cs...)
 	}
 	for i, s := range srcs {
 		if err := dst.Merge(s); err != nil {

@@ -7,8 +7,11 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// paneCache keeps decoded sketches of final panes, which never change, so
-// hot queries do not decode them again. Cached sketches are shared by
+// paneCache keeps, for final data only (which never changes), the decoded
+// sketches of panes and the merged sketches of rollup blocks (blockPanes
+// consecutive panes of one key), so that hot queries neither decode nor
+// merge them again, and do not even read the store for cached blocks. One
+// LRU list and byte budget holds both. Cached sketches are shared by
 // concurrent queries and only ever read (merged from, cloned).
 type paneCache struct {
 	mu    sync.Mutex
@@ -18,16 +21,26 @@ type paneCache struct {
 	m     map[cacheKey]*list.Element
 }
 
+// cacheKey names a pane (block false) or the block starting at start.
 type cacheKey struct {
 	stream uint32
 	agg    int
 	key    string
 	start  int64
+	block  bool
+}
+
+// cached is a decoded pane, or a block: the merge of its panes (sk nil when
+// the block holds no pane), their event count and their number.
+type cached struct {
+	sk     sketch.Sketch
+	events uint64
+	panes  int
 }
 
 type cacheEntry struct {
 	k    cacheKey
-	sk   sketch.Sketch
+	v    cached
 	size int64
 }
 
@@ -35,35 +48,57 @@ func newPaneCache(max int64) *paneCache {
 	return &paneCache{max: max, ll: list.New(), m: map[cacheKey]*list.Element{}}
 }
 
-// decode returns the decoded sketch of blob, from the cache when final.
-func (c *paneCache) decode(k cacheKey, a aggPlan, blob []byte, final bool) (sketch.Sketch, error) {
-	if final && c.max > 0 {
-		c.mu.Lock()
-		if e, ok := c.m[k]; ok {
-			c.ll.MoveToFront(e)
-			sk := e.Value.(*cacheEntry).sk
-			c.mu.Unlock()
-			return sk, nil
-		}
-		c.mu.Unlock()
+func (c *paneCache) get(k cacheKey) (cached, bool) {
+	if c.max <= 0 {
+		return cached{}, false
 	}
-	sk, err := decodeAs(a, blob)
-	if err != nil || !final || c.max <= 0 {
-		return sk, err
-	}
-	size := int64(sk.Size() + len(k.key) + 64)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[k]; !ok && size <= c.max/8 {
-		c.m[k] = c.ll.PushFront(&cacheEntry{k: k, sk: sk, size: size})
-		c.bytes += size
-		for c.bytes > c.max {
-			e := c.ll.Back()
-			ce := e.Value.(*cacheEntry)
-			c.ll.Remove(e)
-			delete(c.m, ce.k)
-			c.bytes -= ce.size
+	e, ok := c.m[k]
+	if !ok {
+		return cached{}, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*cacheEntry).v, true
+}
+
+// put caches v under k unless it is larger than an eighth of the budget,
+// evicting the least recently used entries beyond the budget.
+func (c *paneCache) put(k cacheKey, v cached) {
+	if c.max <= 0 {
+		return
+	}
+	size := int64(len(k.key) + 96)
+	if v.sk != nil {
+		size += int64(v.sk.Size())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok || size > c.max/8 {
+		return
+	}
+	c.m[k] = c.ll.PushFront(&cacheEntry{k: k, v: v, size: size})
+	c.bytes += size
+	for c.bytes > c.max {
+		e := c.ll.Back()
+		ce := e.Value.(*cacheEntry)
+		c.ll.Remove(e)
+		delete(c.m, ce.k)
+		c.bytes -= ce.size
+	}
+}
+
+// decode returns the decoded sketch of a pane's blob, from the cache when
+// the pane is final.
+func (c *paneCache) decode(k cacheKey, a aggPlan, blob []byte, final bool) (sketch.Sketch, error) {
+	if final {
+		if v, ok := c.get(k); ok {
+			return v.sk, nil
 		}
 	}
-	return sk, nil
+	sk, err := decodeAs(a, blob)
+	if err == nil && final {
+		c.put(k, cached{sk: sk})
+	}
+	return sk, err
 }

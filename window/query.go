@@ -2,6 +2,7 @@ package window
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -256,61 +257,246 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 		groups = append(groups, Group{Key: map[string]string{}})
 	}
 
-	// Merge panes into windows.
-	acc := make([][]Window, len(groups))
+	// Collect each window's decoded panes and merge them in chunks with
+	// sketch.MergeAll, which is much cheaper than one Merge per pane (a
+	// t-digest compresses once per chunk). Chunks bound the decoded sketches
+	// held at once. Final rollup blocks come from the cache without reading
+	// the store; the panes of missing ones are merged into the block, which
+	// is then cached.
+	acc := make([][]winAcc, len(groups))
 	for i := range acc {
-		acc[i] = make([]Window, w.n)
+		acc[i] = make([]winAcc, w.n)
 	}
 	res := &Result{
 		Aggregate: qu.Aggregate, Kind: agg.Sketch, Params: params,
 		From: w.from, To: w.to, Step: w.step, Window: w.window,
 		Watermark: t.Watermark, Keys: len(keys),
 	}
-	err = q.r.ScanPanes(ctx, t.ID, keys, scanFrom, scanTo, func(r sketchd.PaneRecord) error {
-		if ai >= len(r.Sketches) {
-			return fmt.Errorf("stored pane has %d sketches, want at least %d", len(r.Sketches), ai+1)
-		}
-		final := isFinalAt(spec, r.Start, t.Watermark)
-		sk, err := q.cache.decode(cacheKey{t.ID, ai, r.Key, r.Start}, ap, r.Sketches[ai], final)
-		if err != nil {
-			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
-		}
-		gi := groupOf[r.Key]
-		lo, hi := w.windowsOf(r.Start)
-		for i := lo; i < hi; i++ {
-			win := &acc[gi][i]
-			if win.Sketch == nil {
-				win.Sketch = sk.Clone()
-			} else if err := win.Sketch.Merge(sk); err != nil {
-				return fmt.Errorf("merge pane %d of key %q: %w", r.Start, r.Key, err)
-			}
-			win.Events += r.Events
-			win.Panes++
-		}
-		res.Panes++
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	lateness := int64(spec.AllowedLateness)
-	for gi := range groups {
-		for i := range acc[gi] {
-			win := &acc[gi][i]
-			win.End = w.from + int64(i+1)*w.step
-			win.Start = win.End - w.window
-			win.Final = satAdd(win.End, lateness) <= t.Watermark
-			if win.Sketch == nil {
-				if win.Sketch, err = sketch.New(params); err != nil {
-					return nil, err
+	var blocks []int64
+	if q.opts.CacheBytes > 0 && len(keys) > 0 {
+		blocks = w.blocks(g, lateness, t.Watermark)
+	}
+	bw := blockPanes * g
+	toWindows := func(gi int, start int64, v cached) error {
+		lo, hi := w.windowsOf(start)
+		for i := lo; i < hi; i++ {
+			if err := acc[gi][i].add(v); err != nil {
+				return fmt.Errorf("merge pane %d: %w", start, err)
+			}
+		}
+		return nil
+	}
+
+	// Per key: the cached blocks go to their windows; the rest of the range
+	// is to be read. Keys with the same ranges to read share the scans.
+	type scan struct {
+		ranges [][2]int64
+		keys   []string
+	}
+	var scans []*scan
+	bySig := map[string]*scan{}
+	var sig []byte
+	for _, key := range keys {
+		var ranges [][2]int64
+		cur := scanFrom
+		for _, bs := range blocks {
+			v, ok := q.cache.get(cacheKey{t.ID, ai, key, bs, true})
+			if !ok {
+				continue
+			}
+			if bs > cur {
+				ranges = append(ranges, [2]int64{cur, bs})
+			}
+			cur = bs + bw
+			if err := toWindows(groupOf[key], bs, v); err != nil {
+				return nil, fmt.Errorf("key %q: %w", key, err)
+			}
+			res.Panes += v.panes
+		}
+		if cur < scanTo {
+			ranges = append(ranges, [2]int64{cur, scanTo})
+		}
+		sig = sig[:0]
+		for _, r := range ranges {
+			sig = binary.AppendVarint(binary.AppendVarint(sig, r[0]), r[1])
+		}
+		sc, ok := bySig[string(sig)]
+		if !ok {
+			sc = &scan{ranges: ranges}
+			bySig[string(sig)] = sc
+			scans = append(scans, sc)
+		}
+		sc.keys = append(sc.keys, key)
+	}
+
+	// open is the block being rebuilt from its panes: ScanPanes delivers
+	// the panes of a key consecutively, in start order.
+	var open struct {
+		key   string
+		start int64
+		acc   winAcc
+	}
+	built := map[cacheKey]bool{} // blocks rebuilt from panes by this query
+	finish := func() error {
+		if open.key == "" {
+			return nil
+		}
+		v := cached{events: open.acc.events, panes: open.acc.panes}
+		var err error
+		if v.sk, err = open.acc.result(params); err != nil {
+			return fmt.Errorf("merge block %d of key %q: %w", open.start, open.key, err)
+		}
+		k := cacheKey{t.ID, ai, open.key, open.start, true}
+		q.cache.put(k, v)
+		built[k] = true
+		err = toWindows(groupOf[open.key], open.start, v)
+		open.key, open.acc = "", winAcc{}
+		return err
+	}
+	for _, sc := range scans {
+		for _, rg := range sc.ranges {
+			err = q.r.ScanPanes(ctx, t.ID, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
+				if ai >= len(r.Sketches) {
+					return fmt.Errorf("stored pane has %d sketches, want at least %d", len(r.Sketches), ai+1)
+				}
+				bs := floorDiv(r.Start, bw) * bw
+				if _, in := slices.BinarySearch(blocks, bs); in {
+					if open.key != r.Key || open.start != bs {
+						if err := finish(); err != nil {
+							return err
+						}
+						open.key, open.start = r.Key, bs
+					}
+					sk, err := decodeAs(ap, r.Sketches[ai])
+					if err != nil {
+						return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
+					}
+					res.Panes++
+					return open.acc.add(cached{sk: sk, events: r.Events, panes: 1})
+				}
+				final := isFinalAt(spec, r.Start, t.Watermark)
+				sk, err := q.cache.decode(cacheKey{t.ID, ai, r.Key, r.Start, false}, ap, r.Sketches[ai], final)
+				if err != nil {
+					return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
+				}
+				res.Panes++
+				if err := toWindows(groupOf[r.Key], r.Start, cached{sk: sk, events: r.Events, panes: 1}); err != nil {
+					return fmt.Errorf("key %q: %w", r.Key, err)
+				}
+				return nil
+			})
+			if err == nil {
+				err = finish()
+			}
+			if err != nil {
+				return nil, err
+			}
+			// Blocks of this range without a stored pane are empty for good.
+			for _, bs := range blocks {
+				if bs < rg[0] || bs >= rg[1] {
+					continue
+				}
+				for _, key := range sc.keys {
+					if k := (cacheKey{t.ID, ai, key, bs, true}); !built[k] {
+						q.cache.put(k, cached{})
+					}
 				}
 			}
 		}
-		groups[gi].Windows = acc[gi]
+	}
+	for gi := range groups {
+		wins := make([]Window, w.n)
+		for i := range wins {
+			win, wa := &wins[i], &acc[gi][i]
+			win.End = w.from + int64(i+1)*w.step
+			win.Start = win.End - w.window
+			win.Final = satAdd(win.End, lateness) <= t.Watermark
+			win.Events, win.Panes = wa.events, wa.panes
+			if win.Sketch, err = wa.result(params); err != nil {
+				return nil, fmt.Errorf("merge window %d: %w", win.Start, err)
+			}
+		}
+		groups[gi].Windows = wins
+		acc[gi] = nil
 	}
 	slices.SortFunc(groups, func(a, b Group) int { return compareKeys(sel.groupBy, a.Key, b.Key) })
 	res.Groups = groups
 	return res, nil
+}
+
+// mergeChunk is how many decoded panes a window collects before it merges
+// them into its running sketch.
+const mergeChunk = 128
+
+// blockPanes is the width of a rollup block in panes (15 one-minute panes:
+// a quarter of an hour, so hours and days are whole blocks).
+const blockPanes = 15
+
+// blocks returns the starts of the rollup blocks of the scan range that are
+// final at watermark wm and that every window containing one of their
+// panes contains whole (so a block's merge can stand for its panes).
+func (w windowing) blocks(g, lateness, wm int64) []int64 {
+	bw := blockPanes * g
+	var out []int64
+	for bs := floorDiv(w.scanFrom()+bw-1, bw) * bw; bs <= w.to-bw; bs += bw {
+		if satAdd(bs+bw, lateness) > wm {
+			break
+		}
+		lo, hi := w.windowsOf(bs)
+		lo2, hi2 := w.windowsOf(bs + bw - g)
+		if lo == lo2 && hi == hi2 && lo < hi {
+			out = append(out, bs)
+		}
+	}
+	return out
+}
+
+// winAcc accumulates one window: a running merged sketch (owned) and the
+// decoded panes or blocks not yet merged into it (shared, read only).
+type winAcc struct {
+	sum     sketch.Sketch
+	pending []sketch.Sketch
+	events  uint64
+	panes   int
+}
+
+func (a *winAcc) add(v cached) error {
+	a.events += v.events
+	a.panes += v.panes
+	if v.sk == nil {
+		return nil
+	}
+	a.pending = append(a.pending, v.sk)
+	if len(a.pending) >= mergeChunk {
+		return a.fold()
+	}
+	return nil
+}
+
+func (a *winAcc) fold() error {
+	if len(a.pending) == 0 {
+		return nil
+	}
+	srcs := a.pending
+	if a.sum == nil {
+		a.sum, srcs = srcs[0].Clone(), srcs[1:]
+	}
+	err := sketch.MergeAll(a.sum, srcs...)
+	clear(a.pending)
+	a.pending = a.pending[:0]
+	return err
+}
+
+// result returns the merged sketch, or an empty one when nothing was added.
+func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
+	if err := a.fold(); err != nil {
+		return nil, err
+	}
+	if a.sum == nil {
+		return sketch.New(p)
+	}
+	return a.sum, nil
 }
 
 func isFinalAt(spec *sketchd.Stream, start, wm int64) bool {

@@ -1,0 +1,138 @@
+package window
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// TestQueryBlocksMatchPanes checks the rollup-block path against a querier
+// without cache (every pane read, decoded and merged one by one): same
+// windows, events and panes, the same HLL estimate, CMS counts and
+// reservoir sample, and t-digest quantiles within the digest's rank error;
+// on the cold query that builds the blocks and on the hot ones that read
+// them from the cache, with the watermark in the middle of the data so that
+// some blocks are not final, and for query geometries where blocks fit or
+// do not fit the windows.
+func TestQueryBlocksMatchPanes(t *testing.T) {
+	spec := testSpec(t)
+	st := newMemStore()
+	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 2})
+	rng := rand.New(rand.NewPCG(3, 4))
+	countries, devices := []string{"DE", "FR", "US"}, []string{"ios", "web"}
+	var pos uint64
+	for i := range 6000 {
+		at := t0.Add(time.Duration(i) * 2 * time.Second) // 200 minutes
+		if rng.IntN(10) == 0 {
+			continue // leave some panes of some keys empty
+		}
+		pos++
+		e := ev(sketchd.EncodeKey(countries[rng.IntN(3)], devices[rng.IntN(2)]), at, pos, fmt.Sprint("u", rng.IntN(500)))
+		e.Values[0].Num = rng.ExpFloat64() * 100
+		process(t, a, at, pos, e)
+	}
+	flush(t, a, st)
+	// Final up to about minute 120 of 200.
+	tgt := Target{ID: 1, Spec: spec, Watermark: t0.Add(121 * time.Minute).UnixNano()}
+	plain := NewQuerier(st, QueryOptions{CacheBytes: -1})
+	cachedQ := NewQuerier(st, QueryOptions{})
+
+	from := t0.Add(-7 * time.Minute).UnixNano()
+	to := t0.Add(203 * time.Minute).UnixNano()
+	m := int64(time.Minute)
+	geoms := []struct {
+		name         string
+		from, to     int64
+		step, window int64
+		where        map[string][]string
+		groupBy      []string
+	}{
+		{name: "whole", from: from, to: to},
+		{name: "whole aligned", from: t0.UnixNano(), to: t0.Add(180 * time.Minute).UnixNano()},
+		{name: "tumbling 15m", from: from, to: to, step: 15 * m},
+		{name: "tumbling 60m by device", from: from, to: to, step: 60 * m, groupBy: []string{"device"}},
+		{name: "tumbling 5m", from: from, to: to, step: 5 * m},
+		{name: "sliding 45m every 15m", from: from, to: to, step: 15 * m, window: 45 * m},
+		{name: "sliding 30m every 10m where DE,US", from: from, to: to, step: 10 * m, window: 30 * m, where: map[string][]string{"country": {"DE", "US"}}},
+	}
+	ctx := context.Background()
+	for _, g := range geoms {
+		for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			t.Run(g.name+"/"+agg, func(t *testing.T) {
+				qu := Query{Aggregate: agg, From: g.from, To: g.to, Step: g.step, Window: g.window, Where: g.where, GroupBy: g.groupBy}
+				want, err := plain.Query(ctx, tgt, qu)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for pass := range 3 {
+					got, err := cachedQ.Query(ctx, tgt, qu)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.Panes != want.Panes || got.Keys != want.Keys || len(got.Groups) != len(want.Groups) {
+						t.Fatalf("pass %d: panes %d keys %d groups %d, want %d %d %d", pass, got.Panes, got.Keys, len(got.Groups), want.Panes, want.Keys, len(want.Groups))
+					}
+					for gi := range want.Groups {
+						for wi, ww := range want.Groups[gi].Windows {
+							gw := got.Groups[gi].Windows[wi]
+							at := fmt.Sprintf("pass %d group %v window %s", pass, want.Groups[gi].Key, time.Unix(0, ww.Start).UTC().Format("15:04"))
+							if gw.Start != ww.Start || gw.End != ww.End || gw.Final != ww.Final || gw.Events != ww.Events || gw.Panes != ww.Panes {
+								t.Fatalf("%s: got %d..%d final %v events %d panes %d, want %d..%d %v %d %d", at,
+									gw.Start, gw.End, gw.Final, gw.Events, gw.Panes, ww.Start, ww.End, ww.Final, ww.Events, ww.Panes)
+							}
+							sameAnswer(t, at, gw.Sketch, ww.Sketch)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// sameAnswer compares what a user would read from two merges of the same
+// panes in different orders.
+func sameAnswer(t *testing.T, at string, got, want sketch.Sketch) {
+	t.Helper()
+	if got.Count() != want.Count() {
+		t.Fatalf("%s: count %d, want %d", at, got.Count(), want.Count())
+	}
+	switch w := want.(type) {
+	case *sketch.HLL:
+		if g, w := got.(*sketch.HLL).Estimate().Estimate, w.Estimate().Estimate; g != w {
+			t.Fatalf("%s: distinct %v, want %v", at, g, w)
+		}
+	case *sketch.CountMin:
+		for i := range 500 {
+			item := fmt.Appendf(nil, "/u%d", i)
+			if g, w := got.(*sketch.CountMin).Estimate(item).Estimate, w.Estimate(item).Estimate; g != w {
+				t.Fatalf("%s: %s counted %d, want %d", at, item, g, w)
+			}
+		}
+	case *sketch.TDigest:
+		g := got.(*sketch.TDigest)
+		for _, q := range []float64{0.01, 0.5, 0.9, 0.99} {
+			gq, wq := g.Quantile(q), w.Quantile(q)
+			// Both are within the digest's rank error of the truth, so of
+			// each other within twice that, plus one value for small counts.
+			tol := 2*wq.RankError + 1/float64(max(w.Count(), 1))
+			if r := w.CDF(gq.Value); math.Abs(r-q) > tol+1e-9 && w.Count() > 20 {
+				t.Fatalf("%s: q%v = %v has rank %v in the plain merge (tolerance %v)", at, q, gq.Value, r, tol)
+			}
+		}
+	case *sketch.Reservoir:
+		gs, ws := got.(*sketch.Reservoir).Sample(), w.Sample()
+		if !slices.EqualFunc(gs, ws, bytes.Equal) {
+			t.Fatalf("%s: sample %q, want %q", at, gs, ws)
+		}
+	default:
+		t.Fatalf("unexpected sketch %T", want)
+	}
+}
