@@ -68,20 +68,25 @@ func (b *Batch) Reset() {
 	*b = Batch{}
 }
 
-// chunks is an append-only arena of fixed chunks: slices it hands out never
-// move, so they stay valid while later ones are taken.
+// chunks is an append-only arena of chunks: slices it hands out never move,
+// so they stay valid while later ones are taken. Chunks start small and
+// double up to maxChunkLen, so that a small batch does not allocate (and
+// clear) a large arena.
 type chunks[T any] struct {
 	cur []T
 }
 
-const chunkLen = 16 << 10
+const (
+	minChunkLen = 256
+	maxChunkLen = 16 << 10
+)
 
 func (c *chunks[T]) take(n int) []T {
 	if n == 0 {
 		return nil
 	}
 	if cap(c.cur)-len(c.cur) < n {
-		c.cur = make([]T, 0, max(chunkLen, n))
+		c.cur = make([]T, 0, max(n, min(maxChunkLen, max(minChunkLen, 2*cap(c.cur)))))
 	}
 	s := c.cur[len(c.cur) : len(c.cur)+n : len(c.cur)+n]
 	c.cur = c.cur[:len(c.cur)+n]
