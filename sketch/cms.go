@@ -5,9 +5,12 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
+	"unsafe"
 )
 
 // CountMin estimates item frequencies and keeps heavy-hitter candidates: a
@@ -31,8 +34,14 @@ type CountMin struct {
 	d          int
 	n          uint64 // total weight, saturating
 
-	exact      map[string]uint64 // exact mode when table == nil
+	exact      map[string]int32 // exact mode when table == nil: item -> index in counts
+	counts     []uint64
 	exactBytes int
+	// arena holds the bytes of exact items added or decoded here, so that a
+	// new item is not an allocation of its own. Its filled part is never
+	// written again, so items may alias it after a Clone or Merge; the free
+	// part belongs to this sketch only (Clone does not share it).
+	arena []byte
 
 	table   []uint32 // d rows of w counters
 	cands   []cand   // min-heap by (est, reverse item): the root is the weakest
@@ -85,7 +94,7 @@ func NewCountMin(epsilon, delta float64, topK int) (*CountMin, error) {
 	return &CountMin{
 		eps: p.Epsilon, delta: p.Delta, topK: p.TopK,
 		w: uint32(w), shift: uint32(32 - log2(w)), d: d,
-		exact: map[string]uint64{},
+		exact: map[string]int32{},
 	}, nil
 }
 
@@ -141,12 +150,11 @@ func (c *CountMin) Add(hash uint64, item []byte, count uint64) {
 	}
 	c.n = satAdd64(c.n, count)
 	if c.table == nil {
-		if v, ok := c.exact[string(item)]; ok {
-			c.exact[string(item)] = satAdd64(v, count)
+		if i, ok := c.exact[string(item)]; ok {
+			c.counts[i] = satAdd64(c.counts[i], count)
 			return
 		}
-		c.exact[string(item)] = count
-		c.exactBytes += len(item) + exactEntryBytes
+		c.addExact(c.intern(item), count)
 		if c.exactBytes > c.tableBytes() {
 			c.promote()
 		}
@@ -164,6 +172,26 @@ func (c *CountMin) Add(hash uint64, item []byte, count uint64) {
 		*p = max(*p, v)
 	}
 	c.offer(item, hash, uint64(v))
+}
+
+// addExact adds a new exact item (not yet in the map).
+func (c *CountMin) addExact(item string, n uint64) {
+	c.exact[item] = int32(len(c.counts))
+	c.counts = append(c.counts, n)
+	c.exactBytes += len(item) + exactEntryBytes
+}
+
+// intern returns item as a string whose bytes live in the arena.
+func (c *CountMin) intern(item []byte) string {
+	if len(item) == 0 {
+		return ""
+	}
+	if cap(c.arena)-len(c.arena) < len(item) {
+		c.arena = make([]byte, 0, max(len(item), min(64<<10, max(1<<10, 2*cap(c.arena)))))
+	}
+	n := len(c.arena)
+	c.arena = append(c.arena, item...)
+	return unsafe.String(&c.arena[n], len(item))
 }
 
 // col is the column of row i: Kirsch–Mitzenmacher g_i = h1 + i·h2 (mod
@@ -292,16 +320,21 @@ func (c *CountMin) setCands(cs []cand) {
 func (c *CountMin) promote() {
 	c.table = make([]uint32, int(c.w)*c.d)
 	cs := make([]cand, 0, len(c.exact))
-	for item, n := range c.exact {
+	for item, i := range c.exact {
 		h := HashString(item)
-		c.plainAdd(h, n)
+		c.plainAdd(h, c.counts[i])
 		cs = append(cs, cand{item: item, hash: h})
 	}
 	for i := range cs {
 		cs[i].est = c.estimate(cs[i].hash)
 	}
 	c.setCands(cs)
-	c.exact, c.exactBytes = nil, 0
+	// Copy the kept candidates out of the arena so that it can go.
+	for i := range c.cands {
+		c.cands[i].item = strings.Clone(c.cands[i].item)
+		c.candIdx[c.cands[i].item] = i
+	}
+	c.exact, c.counts, c.exactBytes, c.arena = nil, nil, 0, nil
 }
 
 // Merge folds another *CountMin with the same parameters into c.
@@ -315,13 +348,12 @@ func (c *CountMin) Merge(other Sketch) error {
 	}
 	c.n = satAdd64(c.n, o.n)
 	if c.table == nil && o.table == nil {
-		for item, n := range o.exact {
-			if v, ok := c.exact[item]; ok {
-				c.exact[item] = satAdd64(v, n)
+		for item, j := range o.exact {
+			if i, ok := c.exact[item]; ok {
+				c.counts[i] = satAdd64(c.counts[i], o.counts[j])
 				continue
 			}
-			c.exact[item] = n
-			c.exactBytes += len(item) + exactEntryBytes
+			c.addExact(item, o.counts[j])
 		}
 		if c.exactBytes > c.tableBytes() {
 			c.promote()
@@ -333,9 +365,9 @@ func (c *CountMin) Merge(other Sketch) error {
 	}
 	cs := slices.Grow(c.cands, len(o.cands)+len(o.exact))
 	if o.table == nil {
-		for item, n := range o.exact {
+		for item, j := range o.exact {
 			h := HashString(item)
-			c.plainAdd(h, n)
+			c.plainAdd(h, o.counts[j])
 			if _, dup := c.candIdx[item]; !dup {
 				cs = append(cs, cand{item: item, hash: h})
 			}
@@ -392,9 +424,9 @@ func (c *CountMin) MergeMany(others ...*CountMin) error {
 		}
 		c.n = satAdd64(c.n, o.n)
 		if o.table == nil {
-			for item, n := range o.exact {
+			for item, j := range o.exact {
 				h := HashString(item)
-				c.plainAdd(h, n)
+				c.plainAdd(h, o.counts[j])
 				if !seen[item] {
 					seen[item] = true
 					cs = append(cs, cand{item: item, hash: h})
@@ -424,7 +456,10 @@ func (c *CountMin) MergeMany(others ...*CountMin) error {
 // Estimate returns the item's estimated count.
 func (c *CountMin) Estimate(item []byte) FrequencyEstimate {
 	if c.table == nil {
-		n := c.exact[string(item)]
+		var n uint64
+		if i, ok := c.exact[string(item)]; ok {
+			n = c.counts[i]
+		}
 		return FrequencyEstimate{Item: item, Estimate: n, Lower: n, Upper: n, Confidence: 1}
 	}
 	return c.bounds(item, c.estimate(Hash(item)))
@@ -453,7 +488,8 @@ func (c *CountMin) TopK(k int) []FrequencyEstimate {
 	var out []FrequencyEstimate
 	if c.table == nil {
 		out = make([]FrequencyEstimate, 0, len(c.exact))
-		for item, n := range c.exact {
+		for item, i := range c.exact {
+			n := c.counts[i]
 			out = append(out, FrequencyEstimate{Item: []byte(item), Estimate: n, Lower: n, Upper: n, Confidence: 1})
 		}
 	} else {
@@ -474,11 +510,10 @@ func (c *CountMin) TopK(k int) []FrequencyEstimate {
 // Clone returns an independent copy.
 func (c *CountMin) Clone() Sketch {
 	d := *c
+	d.arena = nil
 	if c.exact != nil {
-		d.exact = make(map[string]uint64, len(c.exact))
-		for k, v := range c.exact {
-			d.exact[k] = v
-		}
+		d.exact = maps.Clone(c.exact)
+		d.counts = slices.Clone(c.counts)
 	}
 	d.table = slices.Clone(c.table)
 	d.cands = slices.Clone(c.cands)
@@ -521,7 +556,7 @@ func (c *CountMin) AppendBinary(dst []byte) ([]byte, error) {
 			for _, k := range keys {
 				b = binary.AppendUvarint(b, uint64(len(k)))
 				b = append(b, k...)
-				b = binary.AppendUvarint(b, c.exact[k])
+				b = binary.AppendUvarint(b, c.counts[c.exact[k]])
 			}
 			return b, nil
 		}
@@ -573,8 +608,7 @@ func decodeCountMin(h header, params, payload []byte) (*CountMin, *DecodeError) 
 				break
 			}
 			prev = item
-			c.exact[string(item)] = n
-			c.exactBytes += len(item) + exactEntryBytes
+			c.addExact(c.intern(item), n)
 			sum = satAdd64(sum, n)
 		}
 		if r.err == nil && sum != c.n {
@@ -589,7 +623,7 @@ func decodeCountMin(h header, params, payload []byte) (*CountMin, *DecodeError) 
 			r.fail("table of %d counters cannot fit in %d bytes", cells, len(payload)-r.off)
 			break
 		}
-		c.exact = nil
+		c.exact, c.counts = nil, nil
 		c.table = make([]uint32, cells)
 		for i := range c.table {
 			v := r.uvarint("counter")
