@@ -544,7 +544,7 @@ func (c *CountMin) Size() int {
 // table: w·d uvarint counters row-major, uvarint C, C × {uvarint len, item,
 // uvarint est} sorted by item. The encoding is canonical.
 func (c *CountMin) AppendBinary(dst []byte) ([]byte, error) {
-	return appendEnvelope(dst, KindCMS, hashXXH64, c.n, encodeParams(c.Params()), func(b []byte) ([]byte, error) {
+	return appendEnvelope(dst, KindCMS, hashXXH64, c.n, c.Params(), func(b []byte) ([]byte, error) {
 		if c.table == nil {
 			b = append(b, 0)
 			keys := make([]string, 0, len(c.exact))

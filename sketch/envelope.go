@@ -66,15 +66,21 @@ type header struct {
 
 // appendEnvelope frames params and payload written by the two callbacks.
 // The callbacks append to the slice they are given and return it.
-func appendEnvelope(dst []byte, kind Kind, hashID uint8, n uint64, params []byte, payload func([]byte) ([]byte, error)) ([]byte, error) {
+func appendEnvelope(dst []byte, kind Kind, hashID uint8, n uint64, p Params, payload func([]byte) ([]byte, error)) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, magic0, magic1, envelopeVersion, byte(kind), payloadVersion, hashID, 0, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, n)
-	dst = binary.AppendUvarint(dst, uint64(len(params)))
-	dst = append(dst, params...)
+	// The params are at most a few dozen bytes: a one-byte uvarint length.
+	lenAt := len(dst)
+	dst = appendParams(append(dst, 0), p)
+	if pl := len(dst) - lenAt - 1; pl < 0x80 {
+		dst[lenAt] = byte(pl)
+	} else {
+		return dst[:start], fmt.Errorf("sketch: %d bytes of params", pl)
+	}
 	// The payload length prefix is not known in advance: reserve the
 	// maximum, write the payload, then move it down if the prefix is shorter.
-	lenAt := len(dst)
+	lenAt = len(dst)
 	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
 	body := len(dst)
 	out, err := payload(dst)
@@ -233,9 +239,8 @@ func appendTLVuvarint(dst []byte, tag, v uint64) []byte {
 	return appendTLV(dst, tag, b[:binary.PutUvarint(b[:], v)])
 }
 
-// encodeParams writes the TLV params of a normalized p.
-func encodeParams(p Params) []byte {
-	var b []byte
+// appendParams appends the TLV params of a normalized p.
+func appendParams(b []byte, p Params) []byte {
 	switch p.Kind {
 	case KindHLL:
 		b = appendTLV(b, tagPrecision, []byte{p.Precision})

@@ -183,7 +183,7 @@ func (h *HLL) Size() int {
 // AppendBinary appends the envelope: params {p}, payload = the library's own
 // (version 2) encoding.
 func (h *HLL) AppendBinary(dst []byte) ([]byte, error) {
-	return appendEnvelope(dst, KindHLL, hashXXH64, h.n, encodeParams(h.Params()), func(b []byte) ([]byte, error) {
+	return appendEnvelope(dst, KindHLL, hashXXH64, h.n, h.Params(), func(b []byte) ([]byte, error) {
 		out, err := h.sk.AppendBinary(b)
 		if err != nil {
 			return nil, fmt.Errorf("sketch: hll encode: %w", err)

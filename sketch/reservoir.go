@@ -227,7 +227,7 @@ func (r *Reservoir) Size() int {
 // when unweighted); weighted entries carry their f64 priority after the
 // tag. The encoding is canonical.
 func (r *Reservoir) AppendBinary(dst []byte) ([]byte, error) {
-	return appendEnvelope(dst, KindReservoir, hashNone, r.pop, encodeParams(r.Params()), func(b []byte) ([]byte, error) {
+	return appendEnvelope(dst, KindReservoir, hashNone, r.pop, r.Params(), func(b []byte) ([]byte, error) {
 		es := r.sorted()
 		b = binary.AppendUvarint(b, uint64(len(es)))
 		for _, e := range es {

@@ -457,7 +457,7 @@ func (t *TDigest) Centroids() (compressed, buffered int) { return len(t.cs), len
 // the B buffered values as {f64 value, uvarint weight} sorted by value then
 // weight. The encoding is canonical and lossless.
 func (t *TDigest) AppendBinary(dst []byte) ([]byte, error) {
-	return appendEnvelope(dst, KindTDigest, hashNone, t.n, encodeParams(t.Params()), func(b []byte) ([]byte, error) {
+	return appendEnvelope(dst, KindTDigest, hashNone, t.n, t.Params(), func(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(t.cs)))
 		b = binary.AppendUvarint(b, uint64(len(t.buf)))
 		if t.n == 0 {

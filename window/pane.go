@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
@@ -76,6 +77,11 @@ func (p *pane) record(pl *plan, final bool) (sketchd.PaneRecord, error) {
 		Applied:  p.applied,
 		Sketches: make([][]byte, len(pl.aggs)),
 	}
+	// Encode into a pooled scratch buffer, then copy into one allocation
+	// that the pane's blobs share (each capped at its own end).
+	bp := scratch.Get().(*[]byte)
+	buf := (*bp)[:0]
+	ends := make([]int, 0, 8)
 	for i, s := range p.sketches {
 		if s == nil {
 			var err error
@@ -83,14 +89,31 @@ func (p *pane) record(pl *plan, final bool) (sketchd.PaneRecord, error) {
 				return r, err
 			}
 		}
-		b, err := s.AppendBinary(nil)
-		if err != nil {
+		var err error
+		if buf, err = s.AppendBinary(buf); err != nil {
 			return r, fmt.Errorf("encode %q: %w", pl.aggs[i].name, err)
 		}
-		r.Sketches[i] = b
+		ends = append(ends, len(buf))
+	}
+	out := make([]byte, len(buf))
+	copy(out, buf)
+	prev := 0
+	for i, e := range ends {
+		r.Sketches[i] = out[prev:e:e]
+		prev = e
+	}
+	if cap(buf) <= maxScratch {
+		*bp = buf
+		scratch.Put(bp)
 	}
 	return r, nil
 }
+
+// scratch holds encoding buffers of pane.record.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch is the largest buffer scratch keeps.
+const maxScratch = 1 << 20
 
 // paneFromRecord decodes a stored pane for further updates.
 func paneFromRecord(pl *plan, r sketchd.PaneRecord) (*pane, error) {
