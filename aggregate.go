@@ -47,6 +47,12 @@ const (
 	DefaultSize        = sketch.DefaultSize
 )
 
+// MaxCountMinTableBytes bounds a count-min table (per pane): a pane is
+// written in one store transaction (at most 2.4 MiB with the default 16 MiB
+// memtables), with its other sketches and the table's heavy-hitter
+// candidates beside it.
+const MaxCountMinTableBytes = 1 << 20
+
 // Normalize sets the defaults of the aggregate's kind for zero parameters.
 func (a *Aggregate) Normalize() {
 	switch a.Sketch {
@@ -116,6 +122,12 @@ func (a *Aggregate) validate() []*FieldError {
 		}
 		if a.TopK < 1 || a.TopK > 1000 {
 			bad("top_k", "must be 1..1000, got %d", a.TopK)
+		}
+		if a.Epsilon >= 1e-6 && a.Epsilon < 1 && a.Delta >= 1e-9 && a.Delta < 1 {
+			if tb := sketch.CountMinTableBytes(a.Epsilon, a.Delta); tb > MaxCountMinTableBytes {
+				bad("epsilon", "epsilon %g with delta %g needs a %d KiB table in every pane, more than the %d KiB limit: raise epsilon or delta",
+					a.Epsilon, a.Delta, tb>>10, MaxCountMinTableBytes>>10)
+			}
 		}
 	} else {
 		notFor("epsilon", a.Epsilon != 0)

@@ -118,6 +118,7 @@ func TestStreamValidate(t *testing.T) {
 		{"unknown sketch", func(s *Stream) { s.Aggregates["x"] = Aggregate{Sketch: "bloom", Field: "f"} }, []string{"aggregates.x.sketch"}},
 		{"hll precision", func(s *Stream) { a := s.Aggregates["users"]; a.Precision = 20; s.Aggregates["users"] = a }, []string{"aggregates.users.precision"}},
 		{"param of another kind", func(s *Stream) { a := s.Aggregates["users"]; a.TopK = 3; s.Aggregates["users"] = a }, []string{"aggregates.users.top_k"}},
+		{"cms table too large for a pane", func(s *Stream) { a := s.Aggregates["urls"]; a.Epsilon = 1e-5; s.Aggregates["urls"] = a }, []string{"aggregates.urls.epsilon"}},
 		{"missing field", func(s *Stream) { a := s.Aggregates["latency"]; a.Field = ""; s.Aggregates["latency"] = a }, []string{"aggregates.latency.field"}},
 		{"no aggregates", func(s *Stream) { s.Aggregates = nil }, []string{"aggregates"}},
 		{"two problems", func(s *Stream) { s.Name = ""; s.Granularity = 0 }, []string{"name", "granularity"}},
@@ -147,6 +148,15 @@ func TestStreamValidate(t *testing.T) {
 	}
 	if s := valid(); s.Validate() != nil {
 		t.Fatal(s.Validate())
+	}
+	// The largest table allowed is accepted: ε = 1e-4, δ = 0.01 is
+	// 32768 × 5 counters (640 KiB).
+	s := valid()
+	a := s.Aggregates["urls"]
+	a.Epsilon = 1e-4
+	s.Aggregates["urls"] = a
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

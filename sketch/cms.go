@@ -80,6 +80,16 @@ func cmsDims(eps, delta float64) (w, d int) {
 	return w, int(math.Ceil(math.Log(1 / delta)))
 }
 
+// CountMinTableBytes is the size of the counter table of a count-min sketch
+// for epsilon and delta (zero values take the defaults): 4 bytes × w × d,
+// with w the power of two at least e/ε and d = ⌈ln(1/δ)⌉. A sketch in table
+// mode encodes to about this plus its candidates.
+func CountMinTableBytes(epsilon, delta float64) int {
+	p := Params{Kind: KindCMS, Epsilon: epsilon, Delta: delta}.Normalize()
+	w, d := cmsDims(p.Epsilon, p.Delta)
+	return 4 * w * d
+}
+
 func log2(w int) int { return bits.TrailingZeros(uint(w)) }
 
 // NewCountMin returns an empty count-min sketch (zero arguments take the
