@@ -1,8 +1,11 @@
 package sketch
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 
 	"github.com/axiomhq/hyperloglog"
 )
@@ -209,4 +212,182 @@ func decodeHLL(hd header, params, payload []byte) (*HLL, *DecodeError) {
 		return nil, corrupt(0, "hll with count 0 holds items")
 	}
 	return h, nil
+}
+
+// MergeMany folds others into h as repeated Merge would, with the same
+// estimate. While h and the others are sparse it collects their sparse keys
+// and unions them at once (sort, dedup, one rebuild) instead of merging one
+// by one, each merge re-sorting and rebuilding the growing key list; once
+// the union outgrows the sparse representation (or a dense operand comes),
+// it turns dense and merges the rest one by one, which is cheap for a dense
+// sketch. On error h is unchanged.
+func (h *HLL) MergeMany(others ...*HLL) error {
+	n := h.n
+	for _, o := range others {
+		if o == nil || o.p != h.p {
+			return incompatible(h, o)
+		}
+		var c bool
+		if n, c = n+o.n, n+o.n < n; c {
+			return fmt.Errorf("sketch: hll merge: %w", ErrOverflow)
+		}
+	}
+	rest := others
+	if !h.dense && len(others) >= 2 {
+		m := 1 << h.p
+		var keys []uint32
+		var buf []byte
+		collect := func(s *HLL) bool {
+			if s.dense {
+				return false
+			}
+			var err error
+			if buf, err = s.sk.AppendBinary(buf[:0]); err != nil || len(buf) < 4 || buf[3] != 1 {
+				return false // dense (or unencodable: Merge reports it)
+			}
+			var ok bool
+			keys, ok = appendSparseKeys(keys, buf)
+			return ok
+		}
+		if collect(h) {
+			sum, compacted := h.n, 0
+			for len(rest) > 0 {
+				if o := rest[0]; o.n == 0 || collect(o) {
+					sum += o.n
+					rest = rest[1:]
+				} else {
+					break
+				}
+				// Compact every m/2 new keys: the union turns dense at about
+				// m/2 distinct keys (list bytes > m), and from then on merging
+				// into dense registers is cheaper.
+				if len(keys) > compacted+m/2 {
+					keys = sortedUnique(keys)
+					if compacted = len(keys); sparseListBytes(keys) > m {
+						break
+					}
+				}
+			}
+			sk, dense, err := sketchFromSparseKeys(h.p, sortedUnique(keys))
+			if err != nil {
+				return fmt.Errorf("sketch: hll merge: %w", err)
+			}
+			h.sk, h.n, h.dense, h.cached = sk, sum, dense, false
+		}
+	}
+	for _, o := range rest {
+		if err := h.Merge(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedUnique(keys []uint32) []uint32 {
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// sparseListBytes is the length of the library's compressed list of sorted,
+// distinct keys: one uvarint per delta.
+func sparseListBytes(keys []uint32) int {
+	n := 0
+	var last uint32
+	for _, k := range keys {
+		d := k - last
+		last = k
+		n += (bits.Len32(d|1) + 6) / 7
+	}
+	return n
+}
+
+// appendSparseKeys appends the keys of the library's version 2 sparse
+// encoding (header, tmp set, compressed list of varint deltas) to dst.
+func appendSparseKeys(dst []uint32, enc []byte) ([]uint32, bool) {
+	if len(enc) < 8 || enc[0] != 2 || enc[3] != 1 {
+		return dst, false
+	}
+	tmp := int(binary.BigEndian.Uint32(enc[4:8]))
+	off := 8
+	if tmp < 0 || len(enc)-off < 4*tmp+12 {
+		return dst, false
+	}
+	for range tmp {
+		dst = append(dst, binary.BigEndian.Uint32(enc[off:]))
+		off += 4
+	}
+	count := int(binary.BigEndian.Uint32(enc[off:]))
+	size := int(binary.BigEndian.Uint32(enc[off+8:]))
+	off += 12
+	if size < 0 || len(enc)-off != size {
+		return dst, false
+	}
+	var last uint32
+	for i, b := 0, enc[off:]; i < count; i++ {
+		d, k := binary.Uvarint(b)
+		if k <= 0 || d > math.MaxUint32 {
+			return dst, false
+		}
+		last += uint32(d)
+		dst = append(dst, last)
+		b = b[k:]
+	}
+	return dst, true
+}
+
+// sparsePrecision is the library's sparse precision p' (2^25 virtual
+// buckets).
+const sparsePrecision = 25
+
+// sketchFromSparseKeys builds a library sketch from sorted, distinct
+// sparse keys: sparse while the compressed list fits in 2^p bytes (the
+// library's own limit), dense (registers from the decoded keys) beyond.
+func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, error) {
+	var list []byte
+	var last uint32
+	for _, k := range keys {
+		list = binary.AppendUvarint(list, uint64(k-last))
+		last = k
+	}
+	m := 1 << p
+	var enc []byte
+	dense := len(list) > m
+	if dense {
+		enc = make([]byte, 8, 8+m)
+		enc[0], enc[1], enc[2], enc[3] = 2, p, 0, 0
+		binary.BigEndian.PutUint32(enc[4:], uint32(m))
+		enc = enc[:8+m]
+		regs := enc[8:]
+		for _, k := range keys {
+			i, r := decodeSparseKey(k, p)
+			regs[i] = max(regs[i], r)
+		}
+	} else {
+		enc = make([]byte, 0, 20+len(list))
+		enc = append(enc, 2, p, 0, 1, 0, 0, 0, 0)
+		enc = binary.BigEndian.AppendUint32(enc, uint32(len(keys)))
+		enc = binary.BigEndian.AppendUint32(enc, last)
+		enc = binary.BigEndian.AppendUint32(enc, uint32(len(list)))
+		enc = append(enc, list...)
+	}
+	sk, err := hyperloglog.NewSketch(p, true)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := sk.UnmarshalBinary(enc); err != nil {
+		return nil, false, err
+	}
+	return sk, dense, nil
+}
+
+// decodeSparseKey returns the register index and value of a sparse key, as
+// the library's decodeHash does: odd keys carry ρ in bits 1..6, even keys
+// have it implied by the low bits of their 25-bit index.
+func decodeSparseKey(k uint32, p uint8) (uint32, uint8) {
+	const pp = sparsePrecision
+	if k&1 == 1 {
+		return k >> (32 - p), uint8((k>>1)&0x3f) + pp - p
+	}
+	idx := (k >> (pp - p + 1)) & (1<<p - 1)
+	return idx, uint8(bits.LeadingZeros64(uint64(k<<(32-pp+p-1))) - 31)
 }

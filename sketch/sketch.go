@@ -206,7 +206,8 @@ const (
 
 // MergeAll folds every source into dst, as repeated dst.Merge would, but
 // faster where the kind allows: t-digests collect all centroids and compress
-// once; count-min sketches rank their heavy-hitter candidates once. On error dst may hold a prefix of the merges (it is never left
+// once; count-min sketches rank their heavy-hitter candidates once; sparse
+// HLLs union their keys once. On error dst may hold a prefix of the merges (it is never left
 // inconsistent) and the error names the failing source index.
 func MergeAll(dst Sketch, srcs ...Sketch) error {
 	if td, ok := dst.(*TDigest); ok {
@@ -219,6 +220,17 @@ func MergeAll(dst Sketch, srcs ...Sketch) error {
 			ds = append(ds, o)
 		}
 		return td.MergeMany(ds...)
+	}
+	if hl, ok := dst.(*HLL); ok {
+		hs := make([]*HLL, 0, len(srcs))
+		for i, s := range srcs {
+			o, ok := s.(*HLL)
+			if !ok || o == nil || o.p != hl.p {
+				return fmt.Errorf("sketch: merge source %d: %w", i, incompatible(dst, s))
+			}
+			hs = append(hs, o)
+		}
+		return hl.MergeMany(hs...)
 	}
 	if cm, ok := dst.(*CountMin); ok {
 		cs := make([]*CountMin, 0, len(srcs))
