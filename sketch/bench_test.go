@@ -4,8 +4,10 @@ package sketch_test
 // (figures in the package doc: go1.26.8 linux/amd64, AMD EPYC, 2 vCPU)
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/sketchd/sketchd/sketch"
@@ -321,4 +323,42 @@ func BenchmarkReservoir(b *testing.B) {
 		}
 	})
 	b.Run("Full", func(b *testing.B) { benchCodec(b, filledReservoir(4, 10000)) })
+}
+
+// BenchmarkHLLMergeAll compares MergeAll (sparse-key union) with repeated
+// Merge for a day of one-minute panes (1440 sparse HLLs of up to 20
+// users), 96 quarter-hour blocks of up to 300, and 96 blocks whose union
+// is dense (up to 1500 of 100,000 users each).
+//
+//	go test ./sketch -run '^$' -bench HLLMergeAll -benchmem
+func BenchmarkHLLMergeAll(b *testing.B) {
+	for _, c := range []struct{ parts, per, universe int }{{1440, 20, 5000}, {96, 300, 5000}, {96, 1500, 100_000}} {
+		rng := rand.New(rand.NewPCG(1, 2))
+		parts := make([]sketch.Sketch, c.parts)
+		for i := range parts {
+			h, _ := sketch.NewHLL(14)
+			for range c.per {
+				h.InsertHash(sketch.HashString("u" + strconv.Itoa(rng.IntN(c.universe))))
+			}
+			parts[i] = h
+		}
+		name := fmt.Sprintf("%dx%d_of_%d", c.parts, c.per, c.universe)
+		b.Run(name+"/Merge", func(b *testing.B) {
+			for b.Loop() {
+				d := parts[0].Clone()
+				for _, p := range parts[1:] {
+					if err := d.Merge(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.Run(name+"/MergeAll", func(b *testing.B) {
+			for b.Loop() {
+				if err := sketch.MergeAll(parts[0].Clone(), parts[1:]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
