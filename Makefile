@@ -1,7 +1,7 @@
 # Developer entry points. CI runs .ci/run, which runs the same test command.
 GO ?= go
 
-.PHONY: run test vet lint fuzz bench
+.PHONY: run test vet lint fuzz gobench bench bench-quick
 
 run:
 	$(GO) run ./cmd/sketchd --demo
@@ -19,5 +19,16 @@ lint:
 fuzz:
 	$(GO) test ./sketch -run '^$$' -fuzz FuzzDecode -fuzztime 30s
 
-bench:
+# The Go benchmarks next to the hot code.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./window ./store ./ingest ./api
+
+# The load tests and the benchmark report (loadtest/README.md): installs
+# natscli, vegeta and k6 when missing, builds and starts sketchd on loopback
+# with a temp dir, measures, and writes docs/benchmarks.md.
+bench:
+	$(GO) run ./loadtest/cmd/bench
+
+# The same, smaller and shorter; prints the figures, writes no report.
+bench-quick:
+	$(GO) run ./loadtest/cmd/bench --quick

@@ -21,10 +21,17 @@ type Options struct {
 	Skew         float64 // Zipf exponent s > 1 for countries, urls and users; default 1.1
 	LatencyMu    float64 // lognormal latency_ms: exp(mu + sigma·N(0,1)); default 4 (≈55 ms median)
 	LatencySigma float64 // default 0.8
+	// LatencyDist is the latency distribution: "lognormal" (default, as
+	// above), "exponential" (mean exp(LatencyMu)) or "uniform" (on
+	// [0, 2·exp(LatencyMu)]).
+	LatencyDist string
 	// Jitter is the maximum disorder: event times are drawn up to Jitter
 	// before the generation time. Default 2s.
 	Jitter time.Duration
 	// LateFraction of events are dated LateBy in the past. Default 0.
+	// Choose LateBy above the stream's max_out_of_orderness +
+	// allowed_lateness + granularity, so that they are too late for sketchd:
+	// the truth leaves them out (see Truth.Late).
 	LateFraction float64
 	LateBy       time.Duration // default 10m
 	// InvalidFraction of events are malformed in one of several ways.
@@ -79,6 +86,9 @@ func New(o Options) *Generator {
 	if o.LateBy == 0 {
 		o.LateBy = d.LateBy
 	}
+	if o.LatencyDist == "" {
+		o.LatencyDist = "lognormal"
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed))
 	g := &Generator{
 		o:       o,
@@ -106,6 +116,7 @@ type Event struct {
 	User      string
 	URL       string
 	LatencyMS float64
+	Late      bool // dated LateBy in the past
 }
 
 // Next generates one event at generation time now and returns its JSON. The
@@ -117,9 +128,11 @@ func (g *Generator) Next(now time.Time) (b []byte, valid bool) {
 		return g.invalid(now), false
 	}
 	ts := now.Add(-time.Duration(g.rng.Int64N(int64(g.o.Jitter) + 1)))
+	late := false
 	if g.o.LateFraction > 0 && g.rng.Float64() < g.o.LateFraction {
 		g.lateN++
 		ts = ts.Add(-g.o.LateBy)
+		late = true
 	}
 	e := Event{
 		TS:        ts,
@@ -127,12 +140,25 @@ func (g *Generator) Next(now time.Time) (b []byte, valid bool) {
 		Device:    g.devices[g.rng.IntN(len(g.devices))],
 		User:      "u" + strconv.FormatUint(g.user.Uint64(), 10),
 		URL:       "/p/" + strconv.FormatUint(g.url.Uint64(), 10),
-		LatencyMS: math.Round(math.Exp(g.o.LatencyMu+g.o.LatencySigma*g.rng.NormFloat64())*100) / 100,
+		LatencyMS: math.Round(g.latency()*100) / 100,
+		Late:      late,
 	}
 	if g.Truth != nil {
 		g.Truth.add(e)
 	}
 	return g.encode(e), true
+}
+
+// latency draws a latency_ms from the configured distribution.
+func (g *Generator) latency() float64 {
+	switch g.o.LatencyDist {
+	case "exponential":
+		return g.rng.ExpFloat64() * math.Exp(g.o.LatencyMu)
+	case "uniform":
+		return g.rng.Float64() * 2 * math.Exp(g.o.LatencyMu)
+	default:
+		return math.Exp(g.o.LatencyMu + g.o.LatencySigma*g.rng.NormFloat64())
+	}
 }
 
 func (g *Generator) encode(e Event) []byte {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fixture() *Results {
+	r := &Results{
+		Config:      defaultConfig(false),
+		Started:     time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC),
+		Elapsed:     5 * time.Minute,
+		Machine:     Machine{Commit: "abc123", CPU: "AMD EPYC", NProc: 2, LoadStart: "3.10 2.00 1.00", LoadEnd: "4.00 3.00 2.00"},
+		Tools:       []ToolInfo{{"nats", "github.com/nats-io/natscli v0.5.1", 0}, {"k6", "go.k6.io/k6 v1.8.1", 6 * time.Minute}},
+		MsgSize:     116,
+		CeilingCore: Ceiling{Rate: 400_000},
+		CeilingJS:   Ceiling{Rate: 200_000},
+		IngestCore:  Ingest{Rate: 280_000, Events: 400_000},
+		IngestJS:    Ingest{Rate: 139_999, Events: 400_000},
+		Vegeta: &QueryLoad{Tool: "vegeta", Rate: 1000, Duration: 30 * time.Second,
+			All:     Latency{Requests: 30000, P99: 9.5},
+			ByRange: map[string]Latency{"1h": {Requests: 24600, P99: 8.25}, "24h": {Requests: 5400, P99: 40}}},
+		K6: &QueryLoad{Tool: "k6", Rate: 1000, Duration: 30 * time.Second, All: Latency{Requests: 30000, Errors: 2},
+			ByRange: map[string]Latency{"1h": {P99: 12.5}}},
+		Memory:   []MemSample{{Phase: "after ingest", RSS: 300 << 20, HWM: 400 << 20, OpenPanes: 1000, ActiveKeys: 100, Events: 2_000_000, Badger: 100 << 20, NATS: 500 << 20}},
+		PaneKeys: 80_000,
+		Accounting: Accounting{Published: 1000, Invalid: 5, Late: 10, SkInvalid: 5, SkTooLate: 10,
+			SkApplied: 985, TruthEvent: 985},
+	}
+	r.Accuracy = Accuracy{Windows: 10, EventsExact: 10, K: 10}
+	for range 100 {
+		r.Accuracy.HLL.Add(0.01, true)
+		r.Accuracy.CMS.Add(0.1, true)
+		r.Accuracy.Quantile.Add(0.001, true)
+	}
+	r.Accuracy.HLL.Add(0.05, false)
+	r.Accuracy.TopK.Add(1, true)
+	r.Accuracy.Reservoir.Add(0, true)
+	return r
+}
+
+func TestTargets(t *testing.T) {
+	r := fixture()
+	met := map[string]bool{}
+	for _, tg := range r.Targets() {
+		met[tg.Name] = tg.Met
+	}
+	want := map[string]bool{
+		"ingest, core NATS":                        true,  // 70% exactly
+		"ingest, JetStream":                        false, // just under 70%
+		"vegeta: query p99, 1-hour windows":        true,
+		"vegeta: errors":                           true,
+		"k6: query p99, 1-hour windows":            false,
+		"k6: errors":                               false,
+		"core NATS drops":                          true,
+		"exact event counts":                       true,
+		"HLL: truth inside [lower, upper]":         true, // 100 of 101
+		"count-min: true ≤ estimate ≤ true + εN":   true,
+		"t-digest: rank error ≤ stated rank_error": true,
+		"reservoir: population = events":           true,
+		"backfill accounting":                      true,
+	}
+	for name, w := range want {
+		if got, ok := met[name]; !ok || got != w {
+			t.Errorf("target %q: met %v (present %v), want %v", name, got, ok, w)
+		}
+	}
+	if len(met) != len(want) {
+		t.Errorf("%d targets, want %d", len(met), len(want))
+	}
+	missed := r.Missed()
+	if !slices.Equal(missed, []string{"ingest, JetStream", "k6: query p99, 1-hour windows", "k6: errors"}) {
+		t.Errorf("missed %v", missed)
+	}
+	r.Accounting.SkTooLate = 9
+	if !slices.Contains(r.Missed(), "backfill accounting") {
+		t.Error("a wrong too-late count is not a miss")
+	}
+}
+
+func TestRenderMarkdown(t *testing.T) {
+	md := RenderMarkdown(fixture())
+	for _, want := range []string{
+		"commit `abc123`",
+		"load average (1, 5, 15 min) at the start: 3.10 2.00 1.00",
+		"k6 go.k6.io/k6 v1.8.1 (go install took 6m0s)",
+		"| ingest, core NATS | ≥ 70% of the transport's ceiling | 280,000/s / 400,000/s = 70% | yes |",
+		"| ingest, JetStream | ≥ 70% of the transport's ceiling | 139,999/s / 200,000/s = 70% | **no** |",
+		"| core NATS | 400,000/s | 280,000/s | 70% | 400,000 |",
+		"| vegeta | 1h | 24,600 | 0 | 0.00 ms | 0.00 ms | 8.25 ms |",
+		"| k6 | 1h | – | – |",
+		"RSS per M events",
+		"| after ingest | 2,000,000 | 100 | 1,000 | 300.0 MiB | 400.0 MiB | 150.0 MiB | 3072.0 KiB | 100.0 MiB | 50.0 MiB | 1024.0 KiB | 1311 B | 500.0 MiB | 250.0 MiB |",
+		"go run ./loadtest/cmd/bench\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "%!") {
+		t.Errorf("report has a formatting error: %s", md[strings.Index(md, "%!")-80:strings.Index(md, "%!")+20])
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
