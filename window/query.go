@@ -55,19 +55,26 @@ type QueryOptions struct {
 	MaxWindows int   // windows per group in a series; default 10,000
 	MaxKeys    int   // keys merged; default 100,000
 	MaxPanes   int64 // keys × pane slots read; default 5,000,000
-	CacheBytes int64 // decoded final panes kept; default 256 MiB; <0 disables
+	CacheBytes int64 // decoded final panes and rollup blocks kept; default 256 MiB; <0 disables
+	// ResultEntries and ResultBytes bound the cache of recent answers
+	// (see Target.Version); defaults 512 and 64 MiB; ResultEntries < 0
+	// disables it.
+	ResultEntries int
+	ResultBytes   int64
 }
 
 // DefaultQueryOptions returns the defaults.
 func DefaultQueryOptions() QueryOptions {
-	return QueryOptions{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20}
+	return QueryOptions{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
+		ResultEntries: 512, ResultBytes: 64 << 20}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
 type Querier struct {
-	r     PaneReader
-	opts  QueryOptions
-	cache *paneCache
+	r       PaneReader
+	opts    QueryOptions
+	cache   *paneCache
+	results *resultCache // nil when disabled
 }
 
 // NewQuerier returns a Querier reading through r.
@@ -85,7 +92,17 @@ func NewQuerier(r PaneReader, opts QueryOptions) *Querier {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = def.CacheBytes
 	}
-	return &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+	if opts.ResultEntries == 0 {
+		opts.ResultEntries = def.ResultEntries
+	}
+	if opts.ResultBytes <= 0 {
+		opts.ResultBytes = def.ResultBytes
+	}
+	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+	if opts.ResultEntries > 0 {
+		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
+	}
+	return q
 }
 
 // Target is the stream a query reads.
@@ -96,6 +113,10 @@ type Target struct {
 	// checkpoint in the store. Windows that end at least allowed lateness
 	// before it are final.
 	Watermark int64
+	// Version identifies the stored state of the stream: it must change
+	// whenever a commit may have changed its panes (the time of the last
+	// commit will do). Answers are cached per version; 0 disables caching.
+	Version int64
 }
 
 // Query asks for one aggregate over a time range.
@@ -199,8 +220,21 @@ func (q *Querier) geometry(spec *sketchd.Stream, qu Query) (windowing, error) {
 	return windowing{from: from, to: from + n*step, step: step, window: window, n: int(n)}, nil
 }
 
-// Query runs qu against t.
+// Query runs qu against t. The Result and its sketches are the caller's.
 func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error) {
+	if q.results == nil || t.Version == 0 {
+		return q.query(ctx, t, qu)
+	}
+	w, err := q.geometry(&t.Spec, qu)
+	if err != nil {
+		return nil, err
+	}
+	return q.results.do(ctx, resultKey(t, qu, w), func(ctx context.Context) (*Result, error) {
+		return q.query(ctx, t, qu)
+	})
+}
+
+func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
 	spec := &t.Spec
 	names := spec.AggregateNames()
 	ai, ok := slices.BinarySearch(names, qu.Aggregate)
@@ -297,7 +331,12 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 	var scans []*scan
 	bySig := map[string]*scan{}
 	var sig []byte
-	for _, key := range keys {
+	for i, key := range keys {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		var ranges [][2]int64
 		cur := scanFrom
 		for _, bs := range blocks {
@@ -406,6 +445,9 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 		}
 	}
 	for gi := range groups {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		wins := make([]Window, w.n)
 		for i := range wins {
 			win, wa := &wins[i], &acc[gi][i]
@@ -413,6 +455,11 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 			win.Start = win.End - w.window
 			win.Final = satAdd(win.End, lateness) <= t.Watermark
 			win.Events, win.Panes = wa.events, wa.panes
+			if i%64 == 63 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
 			if win.Sketch, err = wa.result(params); err != nil {
 				return nil, fmt.Errorf("merge window %d: %w", win.Start, err)
 			}

@@ -1,0 +1,164 @@
+package window
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// resultCache keeps the answers of recent queries for the store state they
+// were computed from (Target.Version), and runs concurrent identical
+// queries once. A query's answer is a function of its stream, its aligned
+// geometry, filters and grouping, the committed watermark and the stored
+// panes; the panes change only when a commit does, and every commit changes
+// the version. So a dashboard refreshing the same panels, or many clients
+// asking the same question, cost one computation per commit. Cached results
+// are never handed out: callers get deep copies, which they may use freely.
+type resultCache struct {
+	mu       sync.Mutex
+	max      int   // entries
+	maxBytes int64 // approximate heap of the cached sketches
+	bytes    int64
+	ll       *list.List
+	m        map[string]*list.Element
+	inflight map[string]*call
+}
+
+type resultEntry struct {
+	key  string
+	res  *Result
+	size int64
+}
+
+type call struct {
+	done chan struct{}
+	res  *Result
+	err  error
+}
+
+func newResultCache(entries int, bytes int64) *resultCache {
+	return &resultCache{max: entries, maxBytes: bytes, ll: list.New(), m: map[string]*list.Element{}, inflight: map[string]*call{}}
+}
+
+// resultKey encodes what determines a query's answer besides the stored
+// panes.
+func resultKey(t Target, qu Query, w windowing) string {
+	b := make([]byte, 0, 128)
+	b = binary.AppendUvarint(b, uint64(t.ID))
+	b = binary.AppendVarint(b, t.Version)
+	b = binary.AppendVarint(b, t.Watermark)
+	b = binary.AppendVarint(b, w.from)
+	b = binary.AppendVarint(b, w.to)
+	b = binary.AppendVarint(b, w.step)
+	b = binary.AppendVarint(b, w.window)
+	str := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	str(qu.Aggregate)
+	dims := make([]string, 0, len(qu.Where))
+	for d := range qu.Where {
+		dims = append(dims, d)
+	}
+	slices.Sort(dims)
+	b = binary.AppendUvarint(b, uint64(len(dims)))
+	for _, d := range dims {
+		str(d)
+		vals := slices.Clone(qu.Where[d])
+		slices.Sort(vals)
+		vals = slices.Compact(vals)
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			str(v)
+		}
+	}
+	if qu.GroupBy == nil {
+		b = append(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(qu.GroupBy))+1)
+		for _, d := range qu.GroupBy {
+			str(d)
+		}
+	}
+	return string(b)
+}
+
+// do returns a copy of the cached answer for key, or computes it with
+// compute (once for concurrent callers of the same key) and caches it.
+func (c *resultCache) do(ctx context.Context, key string, compute func(context.Context) (*Result, error)) (*Result, error) {
+	c.mu.Lock()
+	if e, ok := c.m[key]; ok {
+		c.ll.MoveToFront(e)
+		res := e.Value.(*resultEntry).res
+		c.mu.Unlock()
+		return res.clone(), nil
+	}
+	if cl, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if cl.err != nil {
+			// The leader's own failure (its deadline, say) is not ours:
+			// compute it ourselves.
+			return compute(ctx)
+		}
+		return cl.res.clone(), nil
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[key] = cl
+	c.mu.Unlock()
+
+	res, err := compute(ctx)
+	cl.res, cl.err = res, err
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if err == nil {
+		c.put(key, res)
+	}
+	c.mu.Unlock()
+	close(cl.done)
+	if err != nil {
+		return nil, err
+	}
+	return res.clone(), nil
+}
+
+// put caches res under key; c.mu is held.
+func (c *resultCache) put(key string, res *Result) {
+	size := int64(len(key) + 256)
+	for _, g := range res.Groups {
+		for _, w := range g.Windows {
+			size += int64(w.Sketch.Size()) + 64
+		}
+	}
+	if size > c.maxBytes/4 {
+		return
+	}
+	c.m[key] = c.ll.PushFront(&resultEntry{key: key, res: res, size: size})
+	c.bytes += size
+	for c.ll.Len() > c.max || c.bytes > c.maxBytes {
+		e := c.ll.Back()
+		re := e.Value.(*resultEntry)
+		c.ll.Remove(e)
+		delete(c.m, re.key)
+		c.bytes -= re.size
+	}
+}
+
+// clone returns a deep copy of r: its sketches are the caller's.
+func (r *Result) clone() *Result {
+	c := *r
+	c.Groups = make([]Group, len(r.Groups))
+	for gi, g := range r.Groups {
+		wins := make([]Window, len(g.Windows))
+		for i, w := range g.Windows {
+			w.Sketch = w.Sketch.Clone()
+			wins[i] = w
+		}
+		c.Groups[gi] = Group{Key: maps.Clone(g.Key), Windows: wins}
+	}
+	return &c
+}
