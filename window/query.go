@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -312,14 +313,15 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		blocks = w.blocks(g, lateness, t.Watermark)
 	}
 	bw := blockPanes * g
-	toWindows := func(gi int, start int64, v cached) error {
+	keyIdx := make(map[string]int, len(keys))
+	for i, k := range keys {
+		keyIdx[k] = i
+	}
+	toWindows := func(key string, start int64, v cached) {
 		lo, hi := w.windowsOf(start)
 		for i := lo; i < hi; i++ {
-			if err := acc[gi][i].add(v); err != nil {
-				return fmt.Errorf("merge pane %d: %w", start, err)
-			}
+			acc[groupOf[key]][i].add(v, keyIdx[key], start)
 		}
-		return nil
 	}
 
 	// Per key: the cached blocks go to their windows; the rest of the range
@@ -348,9 +350,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 				ranges = append(ranges, [2]int64{cur, bs})
 			}
 			cur = bs + bw
-			if err := toWindows(groupOf[key], bs, v); err != nil {
-				return nil, fmt.Errorf("key %q: %w", key, err)
-			}
+			toWindows(key, bs, v)
 			res.Panes += v.panes
 		}
 		if cur < scanTo {
@@ -389,9 +389,9 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		k := cacheKey{t.ID, ai, open.key, open.start, true}
 		q.cache.put(k, v)
 		built[k] = true
-		err = toWindows(groupOf[open.key], open.start, v)
+		toWindows(open.key, open.start, v)
 		open.key, open.acc = "", winAcc{}
-		return err
+		return nil
 	}
 	for _, sc := range scans {
 		for _, rg := range sc.ranges {
@@ -412,7 +412,8 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 						return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 					}
 					res.Panes++
-					return open.acc.add(cached{sk: sk, events: r.Events, panes: 1})
+					open.acc.add(cached{sk: sk, events: r.Events, panes: 1}, 0, r.Start)
+					return nil
 				}
 				final := isFinalAt(spec, r.Start, t.Watermark)
 				sk, err := q.cache.decode(cacheKey{t.ID, ai, r.Key, r.Start, false}, ap, r.Sketches[ai], final)
@@ -420,9 +421,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 					return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 				}
 				res.Panes++
-				if err := toWindows(groupOf[r.Key], r.Start, cached{sk: sk, events: r.Events, panes: 1}); err != nil {
-					return fmt.Errorf("key %q: %w", r.Key, err)
-				}
+				toWindows(r.Key, r.Start, cached{sk: sk, events: r.Events, panes: 1})
 				return nil
 			})
 			if err == nil {
@@ -472,10 +471,6 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	return res, nil
 }
 
-// mergeChunk is how many decoded panes a window collects before it merges
-// them into its running sketch.
-const mergeChunk = 128
-
 // blockPanes is the width of a rollup block in panes (15 one-minute panes:
 // a quarter of an hour, so hours and days are whole blocks).
 const blockPanes = 15
@@ -499,51 +494,52 @@ func (w windowing) blocks(g, lateness, wm int64) []int64 {
 	return out
 }
 
-// winAcc accumulates one window: a running merged sketch (owned) and the
-// decoded panes or blocks not yet merged into it (shared, read only).
+// winAcc accumulates one window: the decoded panes and blocks it covers
+// (shared, read only), merged at the end in (key, start) order, so that an
+// answer does not depend on the order the scan met them in, nor on which
+// blocks the cache held (order matters to a t-digest's compression).
 type winAcc struct {
-	sum     sketch.Sketch
-	pending []sketch.Sketch
-	events  uint64
-	panes   int
+	parts  []part
+	events uint64
+	panes  int
 }
 
-func (a *winAcc) add(v cached) error {
+type part struct {
+	sk    sketch.Sketch
+	key   int // index in the query's keys
+	start int64
+}
+
+func (a *winAcc) add(v cached, key int, start int64) {
 	a.events += v.events
 	a.panes += v.panes
-	if v.sk == nil {
-		return nil
+	if v.sk != nil {
+		a.parts = append(a.parts, part{v.sk, key, start})
 	}
-	a.pending = append(a.pending, v.sk)
-	if len(a.pending) >= mergeChunk {
-		return a.fold()
-	}
-	return nil
 }
 
-func (a *winAcc) fold() error {
-	if len(a.pending) == 0 {
-		return nil
-	}
-	srcs := a.pending
-	if a.sum == nil {
-		a.sum, srcs = srcs[0].Clone(), srcs[1:]
-	}
-	err := sketch.MergeAll(a.sum, srcs...)
-	clear(a.pending)
-	a.pending = a.pending[:0]
-	return err
-}
-
-// result returns the merged sketch, or an empty one when nothing was added.
+// result returns the merged sketch (the caller's), or an empty one when
+// nothing was added.
 func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
-	if err := a.fold(); err != nil {
-		return nil, err
-	}
-	if a.sum == nil {
+	if len(a.parts) == 0 {
 		return sketch.New(p)
 	}
-	return a.sum, nil
+	slices.SortFunc(a.parts, func(x, y part) int {
+		if c := cmp.Compare(x.key, y.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.start, y.start)
+	})
+	srcs := make([]sketch.Sketch, len(a.parts))
+	for i, pt := range a.parts {
+		srcs[i] = pt.sk
+	}
+	sum := srcs[0].Clone()
+	if err := sketch.MergeAll(sum, srcs[1:]...); err != nil {
+		return nil, err
+	}
+	a.parts = nil
+	return sum, nil
 }
 
 func isFinalAt(spec *sketchd.Stream, start, wm int64) bool {
