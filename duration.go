@@ -1,7 +1,9 @@
 package sketchd
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -43,19 +45,31 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// day is the length of "1d".
+const day = 24 * time.Hour
+
+// maxDays is the largest whole number of days a Duration holds (106751d,
+// about 292 years): more overflows time.Duration.
+const maxDays = math.MaxInt64 / int64(day)
+
 // ParseDuration parses a Go duration string or a whole number of days ("7d").
+// A duration that does not fit in a time.Duration (more than about 292
+// years: "200000d", "9999999999h") is an error, never a wrapped-around value.
 func ParseDuration(s string) (Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n < 0 || n > 1<<20 {
+		if err != nil && !errors.Is(err, strconv.ErrRange) || n < 0 {
 			return 0, fmt.Errorf("invalid duration %q: want a Go duration (90s, 1m, 2h) or whole days (7d)", s)
 		}
-		return Duration(time.Duration(n) * 24 * time.Hour), nil
+		if err != nil || n > maxDays {
+			return 0, fmt.Errorf("invalid duration %q: out of range (at most %dd)", s, maxDays)
+		}
+		return Duration(time.Duration(n) * day), nil
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: want a Go duration (90s, 1m, 2h) or whole days (7d)", s)
+	if err != nil { // time.ParseDuration also fails on overflow
+		return 0, fmt.Errorf("invalid duration %q: want a Go duration (90s, 1m, 2h) or whole days (7d), at most about 292 years", s)
 	}
 	return Duration(v), nil
 }

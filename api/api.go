@@ -10,9 +10,11 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -68,20 +70,39 @@ type Limits struct {
 	// MaxKeys bounds the limit of a key listing. Default 10,000; the
 	// listing's default limit is 1000.
 	MaxKeys int
+	// MaxParams bounds the query parameters of one request (each repeat
+	// counts), checked before any is decoded: past it the answer is 422
+	// query_too_large with limit max_parameters. Default MaxWhereValues +
+	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
+	MaxParams int
+	// MaxOutputWindows bounds the windows of one answer, over all groups
+	// (groups × windows per group): past it the answer is 422
+	// query_too_large with limit max_output_windows instead of a response
+	// of hundreds of megabytes. Default 100,000.
+	MaxOutputWindows int
+	// MaxSlidingMerges bounds the work of a sliding query (window wider
+	// than step), which merges every pane into each window that covers it:
+	// per key, pane slots scanned × min(window/step, windows). Past it the
+	// answer is 422 query_too_large with limit max_sliding_merges, before
+	// any pane is read. Default 1,000,000.
+	MaxSlidingMerges int64
 }
 
 // DefaultLimits returns the defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxRange:       366 * 24 * time.Hour,
-		Timeout:        10 * time.Second,
-		MaxBodyBytes:   1 << 20,
-		MaxWhereValues: 1000,
-		MaxQuantiles:   100,
-		MaxItems:       1000,
-		MaxTop:         1000,
-		MaxSample:      10_000,
-		MaxKeys:        10_000,
+		MaxRange:         366 * 24 * time.Hour,
+		Timeout:          10 * time.Second,
+		MaxBodyBytes:     1 << 20,
+		MaxWhereValues:   1000,
+		MaxQuantiles:     100,
+		MaxItems:         1000,
+		MaxTop:           1000,
+		MaxSample:        10_000,
+		MaxKeys:          10_000,
+		MaxParams:        1000 + 1000 + 2*100 + 64,
+		MaxOutputWindows: 100_000,
+		MaxSlidingMerges: 1_000_000,
 	}
 }
 
@@ -113,6 +134,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxKeys <= 0 {
 		l.MaxKeys = d.MaxKeys
+	}
+	if l.MaxOutputWindows <= 0 {
+		l.MaxOutputWindows = d.MaxOutputWindows
+	}
+	if l.MaxSlidingMerges <= 0 {
+		l.MaxSlidingMerges = d.MaxSlidingMerges
+	}
+	if l.MaxParams <= 0 {
+		l.MaxParams = l.MaxWhereValues + l.MaxItems + 2*l.MaxQuantiles + 64
 	}
 	return l
 }
@@ -156,15 +186,17 @@ type Config struct {
 
 // server holds what the handlers need.
 type server struct {
-	streams    Streams
-	querier    Querier
-	ready      func(ctx context.Context) error
-	log        *slog.Logger
-	now        func() time.Time
-	limits     Limits
-	adminToken []byte
-	readToken  []byte
-	mux        *chi.Mux
+	streams Streams
+	querier Querier
+	ready   func(ctx context.Context) error
+	log     *slog.Logger
+	now     func() time.Time
+	limits  Limits
+	// SHA-256 of the tokens, and whether each is set (1) or not (0); the
+	// tokens themselves are not kept.
+	adminDigest, readDigest [sha256.Size]byte
+	adminSet, readSet       int
+	mux                     *chi.Mux
 }
 
 // New returns the HTTP handler of the whole API.
@@ -191,14 +223,18 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
-		streams:    cfg.Streams,
-		querier:    cfg.Querier,
-		ready:      cfg.Ready,
-		log:        cfg.Logger,
-		now:        cfg.Now,
-		limits:     cfg.Limits.withDefaults(),
-		adminToken: []byte(cfg.AdminToken),
-		readToken:  []byte(cfg.ReadToken),
+		streams: cfg.Streams,
+		querier: cfg.Querier,
+		ready:   cfg.Ready,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		limits:  cfg.Limits.withDefaults(),
+	}
+	if cfg.AdminToken != "" {
+		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
+	}
+	if cfg.ReadToken != "" {
+		s.readDigest, s.readSet = sha256.Sum256([]byte(cfg.ReadToken)), 1
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -212,7 +248,8 @@ func New(cfg Config) (http.Handler, error) {
 	// NotFound and MethodNotAllowed first: sub-routers inherit them.
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
-	r.Use(requestID, s.instrument(m))
+	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
+	r.Use(requestID, s.instrument(m), middleware.GetHead)
 
 	r.Get("/livez", s.livez)
 	r.Get("/healthz", s.livez)
@@ -220,7 +257,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
 	r.Get("/openapi.json", serveOpenAPI)
 	if cfg.Pprof {
-		r.Mount("/debug", middleware.Profiler())
+		mountPprof(r)
 	}
 
 	r.Route("/v1", func(r chi.Router) {
@@ -236,14 +273,42 @@ func New(cfg Config) (http.Handler, error) {
 	return r, nil
 }
 
+// mountPprof serves net/http/pprof's profiles under /debug/pprof/, but not
+// its cmdline endpoint (nor expvar's /debug/vars, which chi's
+// middleware.Profiler mounts): the command line may hold tokens and
+// passwords given as flags. The routes are flat, not a sub-router: chi's
+// Match reports a HEAD route for a sub-router's "/", which would defeat
+// middleware.GetHead there.
+func mountPprof(r chi.Router) {
+	const p = "/debug/pprof/"
+	r.Get(p, pprof.Index)
+	r.Get(p+"profile", pprof.Profile)
+	r.Get(p+"trace", pprof.Trace)
+	r.Get(p+"symbol", pprof.Symbol)
+	r.Post(p+"symbol", pprof.Symbol)
+	r.Get(p+"cmdline", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound,
+			"the command line is not served: it may hold secrets"))
+	})
+	// Named profiles (heap, goroutine, allocs, block, mutex, threadcreate);
+	// pprof answers an unknown name with 404.
+	r.Get(p+"{profile}", pprof.Index)
+}
+
+// MaxHeaderBytes bounds a request's header, request line (and so its URL
+// and query string) included. net/http answers 431 past it, before the
+// handler runs.
+const MaxHeaderBytes = 1 << 20
+
 // NewServer returns an http.Server for h with the service's timeouts:
 // ReadHeaderTimeout 5s, ReadTimeout 15s, WriteTimeout 30s (above the
 // default request timeout of 10s, so a 504 can still be written),
-// IdleTimeout 60s.
+// IdleTimeout 60s; and MaxHeaderBytes 1 MiB.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -11,6 +11,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+	"github.com/sketchd/sketchd/store"
 	"github.com/sketchd/sketchd/window"
 )
 
@@ -36,6 +38,7 @@ const (
 	codeNotFound          = "not_found"
 	codeMethodNotAllowed  = "method_not_allowed"
 	codeInternal          = "internal"
+	codeCorrupt           = "corrupt_data"
 )
 
 var titles = map[string]string{
@@ -56,6 +59,7 @@ var titles = map[string]string{
 	codeNotFound:          "Not found",
 	codeMethodNotAllowed:  "Method not allowed",
 	codeInternal:          "Internal server error",
+	codeCorrupt:           "Stored data is corrupt",
 }
 
 // problem is an RFC 9457 problem detail with sketchd's extension members.
@@ -103,7 +107,8 @@ func (e *bodyError) Error() string { return "request body: " + e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
 // problemFor maps an error to its problem. It is the one place that decides
-// status codes. internal is set for errors whose details must not leak.
+// status codes. internal is set for errors whose details must not leak
+// (they are logged instead).
 func problemFor(err error) (p problem, internal bool) {
 	var (
 		pe  *window.ParamError
@@ -141,10 +146,23 @@ func problemFor(err error) (p problem, internal bool) {
 		p = newProblem(http.StatusGatewayTimeout, codeTimeout, "the request did not complete within its time limit")
 	case errors.Is(err, context.Canceled):
 		p = newProblem(http.StatusServiceUnavailable, codeUnavailable, "the request was canceled")
+	case isCorrupt(err):
+		// Logged with its details (which value, why) like an internal
+		// error; the client learns only that its data is unreadable.
+		return newProblem(http.StatusInternalServerError, codeCorrupt,
+			"stored data this request reads is corrupt (checksum or format mismatch); other keys and time ranges are unaffected; the request id identifies the value in the server log"), true
 	default:
 		return newProblem(http.StatusInternalServerError, codeInternal, "an internal error occurred; the request id identifies it in the server log"), true
 	}
 	return p, false
+}
+
+// isCorrupt reports a stored value that fails its checksum or does not
+// decode: a pane value (store.ErrCorrupt) or a sketch blob in it
+// (sketch.ErrCorrupt, or sketch.ErrVersion for a format this build does
+// not read).
+func isCorrupt(err error) bool {
+	return errors.Is(err, store.ErrCorrupt) || errors.Is(err, sketch.ErrCorrupt) || errors.Is(err, sketch.ErrVersion)
 }
 
 func newProblem(status int, code, detail string) problem {
@@ -193,9 +211,22 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, r, p)
 }
 
+// maxEcho bounds what a problem repeats of the request (instance, and names
+// quoted in detail): a hostile path is not echoed back in full.
+const maxEcho = 512
+
+func truncate(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return s[:maxEcho] + "..."
+}
+
 // writeProblem writes p with the request's path and id.
 func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
-	p.Instance = r.URL.Path
+	p.Instance = truncate(r.URL.Path)
+	p.Detail = truncate(p.Detail)
+	p.Parameter = truncate(p.Parameter)
 	p.RequestID = requestIDFrom(r.Context())
 	b, err := json.Marshal(p)
 	if err != nil { // cannot happen: every member is a plain value
@@ -220,6 +251,9 @@ func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead) // middleware.GetHead
+			}
 		}
 	}
 	for _, m := range allowed {

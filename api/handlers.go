@@ -53,7 +53,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
-	if err := noParams(r.URL.Query()); err != nil {
+	if err := s.noParams(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -72,7 +72,11 @@ func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
 }
 
 // noParams rejects any query parameter (the first by name).
-func noParams(v url.Values) error {
+func (s *server) noParams(r *http.Request) error {
+	v, err := s.queryValues(r)
+	if err != nil {
+		return err
+	}
 	if len(v) == 0 {
 		return nil
 	}
@@ -81,7 +85,7 @@ func noParams(v url.Values) error {
 }
 
 func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
-	if err := noParams(r.URL.Query()); err != nil {
+	if err := s.noParams(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -148,7 +152,11 @@ func target(st *sketchd.StreamStatus) window.Target {
 }
 
 func (s *server) keys(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
+	v, err := s.queryValues(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if err := checkParams(v, epKeys, ""); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -214,8 +222,15 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	if !ok {
 		return st, queryParams{}, fmt.Errorf("stream %q: %w %q", st.Spec.Name, window.ErrUnknownAggregate, name)
 	}
-	p, err := s.parseQuery(r.URL.Query(), ep, agg)
-	return st, p, err
+	v, err := s.queryValues(r)
+	if err != nil {
+		return st, queryParams{}, err
+	}
+	p, err := s.parseQuery(v, ep, agg, len(st.Spec.GroupBy))
+	if err != nil {
+		return st, p, err
+	}
+	return st, p, s.checkSliding(&p, int64(st.Spec.Granularity))
 }
 
 func (s *server) query(w http.ResponseWriter, r *http.Request) {
@@ -232,6 +247,14 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	n := 0
+	for _, g := range res.Groups {
+		n += len(g.Windows)
+	}
+	if n > s.limits.MaxOutputWindows {
+		s.writeError(w, r, &window.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
 		return
 	}
 	out, err := renderResult(&st, res, &p)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -188,10 +189,14 @@ func (s *server) tokenLevel(r *http.Request) (int, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return tokenNone, errors.New("malformed Authorization header: want Bearer <token>")
 	}
-	b := []byte(strings.TrimSpace(tok))
-	// Evaluate both comparisons always, so timing does not say which matched.
-	admin := len(s.adminToken) > 0 && subtle.ConstantTimeCompare(b, s.adminToken) == 1
-	read := len(s.readToken) > 0 && subtle.ConstantTimeCompare(b, s.readToken) == 1
+	// Compare SHA-256 digests in constant time: subtle.ConstantTimeCompare
+	// returns early on a length mismatch, digests always have the same
+	// length, so the time taken says nothing about the tokens' lengths or
+	// contents. Both comparisons always run, so timing does not say which
+	// matched.
+	d := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	admin := subtle.ConstantTimeCompare(d[:], s.adminDigest[:])&s.adminSet == 1
+	read := subtle.ConstantTimeCompare(d[:], s.readDigest[:])&s.readSet == 1
 	switch {
 	case admin:
 		return tokenAdmin, nil
@@ -208,7 +213,7 @@ func unauthorized(detail string) error {
 // authRead requires the read (or admin) token when a read token is set.
 func (s *server) authRead(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.readToken) == 0 {
+		if s.readSet == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -227,7 +232,7 @@ func (s *server) authRead(next http.Handler) http.Handler {
 // authAdmin requires the admin token when one is set.
 func (s *server) authAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.adminToken) == 0 {
+		if s.adminSet == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}

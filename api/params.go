@@ -2,11 +2,13 @@ package api
 
 import (
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/window"
@@ -51,6 +53,51 @@ var kindParams = map[string]sketchd.AggregateKind{
 	"n": sketchd.KindReservoir,
 }
 
+// queryValues decodes the request's query string. Unlike url.Values it
+// rejects what it cannot decode (bad percent-encoding, a semicolon, text
+// that is not UTF-8) instead of dropping it, and it counts the parameters
+// before decoding any: a query with more than Limits.MaxParams is refused
+// (422 query_too_large, limit max_parameters) before per-value work.
+// (url.ParseQuery silently returns nothing past 10,000 parameters, which
+// would answer a different question than the one asked.)
+func (s *server) queryValues(r *http.Request) (url.Values, error) {
+	raw := r.URL.RawQuery
+	v := url.Values{}
+	if raw == "" {
+		return v, nil
+	}
+	if n := strings.Count(raw, "&") + 1; n > s.limits.MaxParams {
+		return nil, &window.LimitError{Limit: "max_parameters", Max: int64(s.limits.MaxParams), Got: int64(n)}
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		rawName, rawVal, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil || !utf8.ValidString(name) {
+			return nil, paramError(rawName, "the parameter name is not valid percent-encoded UTF-8")
+		}
+		if name == "" {
+			return nil, paramError(pair, "a parameter without a name")
+		}
+		if strings.Contains(pair, ";") {
+			return nil, paramError(name, "contains a semicolon, which is not a separator; use & between parameters and escape a literal ; as %%3B")
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return nil, paramError(name, "the value is not valid percent-encoding (escape a literal %% as %%25)")
+		}
+		if !utf8.ValidString(val) {
+			return nil, paramError(name, "the value is not valid UTF-8")
+		}
+		v[name] = append(v[name], val)
+	}
+	return v, nil
+}
+
 // checkParams rejects unknown parameters and those that do not fit the
 // endpoint or the aggregate's kind.
 func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
@@ -90,8 +137,8 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 }
 
 // parseQuery parses the parameters of the query and sketch endpoints for an
-// aggregate agg.
-func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate) (queryParams, error) {
+// aggregate agg of a stream with dims group-by dimensions.
+func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, dims int) (queryParams, error) {
 	p := queryParams{n: -1}
 	if err := checkParams(v, ep, agg.Sketch); err != nil {
 		return p, err
@@ -103,7 +150,7 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate) (q
 	if p.where, err = s.parseWhere(v); err != nil {
 		return p, err
 	}
-	if p.groupBy, err = splitList(v, "group_by", -1); err != nil {
+	if p.groupBy, err = splitList(v, "group_by", dims); err != nil {
 		return p, err
 	}
 	if p.step, err = parseDur(v, "step", s.limits.MaxRange); err != nil {
@@ -145,6 +192,31 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate) (q
 		}
 	}
 	return p, nil
+}
+
+// checkSliding refuses a sliding query (window wider than step) whose
+// per-key merge count, pane slots scanned × min(window/step, windows),
+// exceeds Limits.MaxSlidingMerges. Geometry the querier rejects anyway (a
+// step that is not a multiple of the granularity, ...) is left to it.
+func (s *server) checkSliding(p *queryParams, g int64) error {
+	if g <= 0 || p.step <= 0 || p.window <= p.step || p.step%g != 0 || p.window%p.step != 0 || p.to <= p.from {
+		return nil
+	}
+	from := sketchd.PaneStart(p.from, g)
+	n := (p.to - from + p.step - 1) / p.step
+	slots := (n*p.step + p.window - p.step) / g
+	perPane := min(p.window/p.step, n)
+	// Both factors are below 2^40 (ranges and widths are bounded by
+	// MaxRange, the granularity is at least 1s): no overflow in int64
+	// unless their product is past any limit, so compare by division.
+	if perPane > 0 && slots > s.limits.MaxSlidingMerges/perPane {
+		got := int64(math.MaxInt64)
+		if slots <= math.MaxInt64/perPane {
+			got = slots * perPane
+		}
+		return &window.LimitError{Limit: "max_sliding_merges", Max: s.limits.MaxSlidingMerges, Got: got}
+	}
+	return nil
 }
 
 // parseRange reads from and to: RFC 3339 or unix seconds (integer or
@@ -281,10 +353,23 @@ func (s *server) parseWhere(v url.Values) (map[string][]string, error) {
 	return out, nil
 }
 
-// splitList reads a list given comma-separated, repeated, or both.
+// splitList reads a list given comma-separated, repeated, or both, of at
+// most max elements. It counts the elements before splitting, so a huge
+// list is refused without allocating per element.
 func splitList(v url.Values, name string, max int) ([]string, error) {
-	var out []string
-	for _, s := range v[name] {
+	vals := v[name]
+	n := 0
+	for _, s := range vals {
+		n += strings.Count(s, ",") + 1
+	}
+	if n > max {
+		return nil, paramError(name, "at most %d values, got %d", max, n)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, n)
+	for _, s := range vals {
 		for _, e := range strings.Split(s, ",") {
 			e = strings.TrimSpace(e)
 			if e == "" {
@@ -292,9 +377,6 @@ func splitList(v url.Values, name string, max int) ([]string, error) {
 			}
 			out = append(out, e)
 		}
-	}
-	if max >= 0 && len(out) > max && len(out) > 0 {
-		return nil, paramError(name, "at most %d values, got %d", max, len(out))
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -277,6 +278,13 @@ func (c *config) validate() error {
 	if c.Demo && c.DemoRate <= 0 {
 		bad("demo-rate", "must be positive")
 	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if _, err := url.Parse(strings.TrimSpace(u)); err != nil {
+			// Not shown: a NATS URL may hold a password.
+			bad("nats-url", "not a valid URL (not shown here: it may hold a password)")
+			break
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		if err := s.Validate(); err != nil {
@@ -289,6 +297,68 @@ func (c *config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// secrets returns the secret values that are set: the secret settings
+// (tokens, NATS password) and the password (or token) in nats-url's user
+// info, found without parsing, so that an unparsable URL is covered too.
+func (c *config) secrets() []string {
+	var out []string
+	for _, s := range c.settings() {
+		if v := s.get(); s.secret && v != "" {
+			out = append(out, v)
+		}
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		_, rest, ok := strings.Cut(u, "://")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			rest = rest[:i]
+		}
+		i := strings.LastIndex(rest, "@")
+		if i < 0 {
+			continue
+		}
+		info := rest[:i]
+		if _, pass, ok := strings.Cut(info, ":"); ok {
+			info = pass
+		}
+		if info != "" {
+			out = append(out, info)
+			if un, err := url.PathUnescape(info); err == nil && un != info {
+				out = append(out, un)
+			}
+		}
+	}
+	return out
+}
+
+// redactError returns err with every secret of c replaced by REDACTED in
+// its text (errors.Is and errors.As still see the original). It is the
+// safety net for errors from libraries that quote what they were given.
+func (c *config) redactError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := msg
+	for _, s := range c.secrets() {
+		red = strings.ReplaceAll(red, s, "REDACTED")
+	}
+	if red == msg {
+		return err
+	}
+	return &redactedError{msg: red, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 func usage(w io.Writer, fs *flag.FlagSet, settings []setting) {
 	fmt.Fprintf(w, `sketchd ingests events from NATS into per-window, per-key sketches and answers

@@ -40,8 +40,10 @@ func versionString() string {
 }
 
 // run starts sketchd and blocks until ctx is done, then stops it gracefully.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// No secret (token, password) is in the error it returns.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cfg, err := loadConfig(args, getenv, stdout)
+	defer func() { err = cfg.redactError(err) }()
 	switch {
 	case errors.Is(err, errVersion):
 		fmt.Fprintln(stdout, "sketchd", versionString())
