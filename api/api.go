@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -86,6 +87,13 @@ type Limits struct {
 	// answer is 422 query_too_large with limit max_sliding_merges, before
 	// any pane is read. Default 1,000,000.
 	MaxSlidingMerges int64
+	// MaxConcurrent bounds the queries (aggregates, sketches, key listings)
+	// running at once; more wait up to QueueWait for a slot, then get 503
+	// overloaded with Retry-After, instead of queueing until their timeout
+	// while memory grows. Default 4 × GOMAXPROCS.
+	MaxConcurrent int
+	// QueueWait is how long a query waits for a slot. Default 1s.
+	QueueWait time.Duration
 }
 
 // DefaultLimits returns the defaults.
@@ -103,6 +111,8 @@ func DefaultLimits() Limits {
 		MaxParams:        1000 + 1000 + 2*100 + 64,
 		MaxOutputWindows: 100_000,
 		MaxSlidingMerges: 1_000_000,
+		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
+		QueueWait:        time.Second,
 	}
 }
 
@@ -140,6 +150,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSlidingMerges <= 0 {
 		l.MaxSlidingMerges = d.MaxSlidingMerges
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = d.MaxConcurrent
+	}
+	if l.QueueWait <= 0 {
+		l.QueueWait = d.QueueWait
 	}
 	if l.MaxParams <= 0 {
 		l.MaxParams = l.MaxWhereValues + l.MaxItems + 2*l.MaxQuantiles + 64
@@ -197,6 +213,7 @@ type server struct {
 	adminDigest, readDigest [sha256.Size]byte
 	adminSet, readSet       int
 	mux                     *chi.Mux
+	slots                   chan struct{} // admission: one token per running query
 }
 
 // New returns the HTTP handler of the whole API.
@@ -230,6 +247,7 @@ func New(cfg Config) (http.Handler, error) {
 		now:     cfg.Now,
 		limits:  cfg.Limits.withDefaults(),
 	}
+	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
 	if cfg.AdminToken != "" {
 		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
 	}
@@ -266,9 +284,9 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.authAdmin).Post("/streams", s.createStream)
 		r.Get("/streams/{stream}", s.getStream)
 		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
-		r.Get("/streams/{stream}/keys", s.keys)
-		r.Get("/streams/{stream}/aggregates/{aggregate}", s.query)
-		r.Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
+		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
+		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 	})
 	return r, nil
 }

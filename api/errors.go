@@ -39,6 +39,7 @@ const (
 	codeMethodNotAllowed  = "method_not_allowed"
 	codeInternal          = "internal"
 	codeCorrupt           = "corrupt_data"
+	codeOverloaded        = "overloaded"
 )
 
 var titles = map[string]string{
@@ -52,6 +53,7 @@ var titles = map[string]string{
 	codeUnauthorized:      "Unauthorized",
 	codeForbidden:         "Forbidden",
 	codeUnavailable:       "Service unavailable",
+	codeOverloaded:        "Too many queries",
 	codeNotReady:          "Not ready",
 	codeTimeout:           "Request timed out",
 	codeBodyTooLarge:      "Request body too large",

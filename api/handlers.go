@@ -147,8 +147,14 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// target is what a query reads. Its version is the time of the stream's
+// last commit: answers are cached until the next one changes the store.
 func target(st *sketchd.StreamStatus) window.Target {
-	return window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
+	t := window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
+	if !st.LastCommit.IsZero() {
+		t.Version = st.LastCommit.UnixNano()
+	}
+	return t
 }
 
 func (s *server) keys(w http.ResponseWriter, r *http.Request) {

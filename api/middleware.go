@@ -158,6 +158,34 @@ func (s *server) timeout(next http.Handler) http.Handler {
 	})
 }
 
+// admit runs a query when one of the Limits.MaxConcurrent slots is free
+// within Limits.QueueWait, and answers 503 overloaded with Retry-After
+// otherwise: an overloaded server sheds load quickly instead of queueing
+// requests until they time out.
+func (s *server) admit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			t := time.NewTimer(s.limits.QueueWait)
+			select {
+			case s.slots <- struct{}{}:
+				t.Stop()
+			case <-t.C:
+				w.Header().Set("Retry-After", "1")
+				s.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: codeOverloaded,
+					detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), s.limits.QueueWait)})
+				return
+			case <-r.Context().Done():
+				s.writeError(w, r, r.Context().Err())
+				return
+			}
+		}
+		defer func() { <-s.slots }()
+		next.ServeHTTP(w, r)
+	})
+}
+
 // limitBody caps request bodies; reading past the cap fails with
 // *http.MaxBytesError, which writeError answers with 413.
 func (s *server) limitBody(next http.Handler) http.Handler {
