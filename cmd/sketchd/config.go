@@ -163,7 +163,7 @@ func (c *config) settings() []setting {
 		durSetting("ack-wait", "JetStream AckWait; at least 5 × flush-interval", &c.AckWait),
 		intSetting("max-ack-pending", "JetStream MaxAckPending per stream; above the messages of one flush interval", &c.MaxAckPending),
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
-		intSetting("query-cache-mb", "memory for decoded final panes (query cache)", &c.QueryCacheMB),
+		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache)", &c.QueryCacheMB),
 		intSetting("store-block-cache-mb", "Badger block cache", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
