@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -163,11 +164,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopDemo()
 	<-demoDone
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait.Std())
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("HTTP shutdown", "err", err)
+	// HTTP may take half the shutdown budget to drain; then open requests
+	// are cut (their contexts end, so queries stop), and the final flush,
+	// commit and ack keep at least the other half.
+	deadline := time.Now().Add(cfg.ShutdownWait.Std())
+	hctx, hcancel := context.WithTimeout(context.Background(), cfg.ShutdownWait.Std()/2)
+	if err := srv.Shutdown(hctx); err != nil {
+		log.Warn("HTTP shutdown: cutting open requests", "err", err)
+		_ = srv.Close()
 	}
+	hcancel()
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	stopErr := mgr.Stop(sctx)
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn("NATS drain", "err", err)
