@@ -16,6 +16,7 @@ type plan struct {
 	lateness  int64 // allowed lateness, ns
 	idle      int64 // idle timeout, ns (0 = never)
 	maxFuture int64 // ns
+	retention int64 // ns: panes that ended longer ago than this are dropped
 	names     []string
 	aggs      []aggPlan
 	dims      []string
@@ -41,6 +42,7 @@ func compile(spec sketchd.Stream) (*plan, error) {
 		lateness:  int64(spec.AllowedLateness),
 		idle:      int64(spec.IdleTimeout),
 		maxFuture: int64(spec.MaxFuture),
+		retention: int64(spec.Retention),
 		names:     spec.AggregateNames(),
 		dims:      slices.Clone(spec.GroupBy),
 		dimIndex:  map[string]int{},

@@ -38,6 +38,11 @@ func (p *plan) classify(c *clock, t, now int64) (class, int64) {
 	switch {
 	case satAdd(end, p.lateness) <= c.wm:
 		return tooLate, start
+	case satAdd(end, p.retention) <= now:
+		// Older than the retention: the store would drop its pane, so
+		// accepting it would lose it silently. A fresh stream has no
+		// watermark yet, so this is what stops an event dated 1970.
+		return tooLate, start
 	case end <= c.wm:
 		return late, start
 	}

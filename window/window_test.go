@@ -217,6 +217,27 @@ func TestClassify(t *testing.T) {
 		{"max future exactly", time.Unix(0, now).Add(time.Hour), onTime},
 		{"beyond max future", time.Unix(0, now).Add(time.Hour + 1), future},
 	}
+	// A fresh stream has no watermark: only the retention (168h) stops old
+	// events.
+	fresh := []struct {
+		name string
+		at   time.Time
+		want class
+	}{
+		{"fresh: an hour ago", t0.Add(-time.Hour), onTime},
+		{"fresh: pane ends exactly retention ago", time.Unix(0, now).Add(-spec.Retention.Std() - time.Minute), tooLate},
+		{"fresh: pane ends a minute inside retention", time.Unix(0, now).Add(-spec.Retention.Std()), onTime},
+		{"fresh: 1970", time.Unix(1, 0), tooLate},
+		{"fresh: pre-1970", time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), tooLate},
+	}
+	for _, tt := range fresh {
+		t.Run(tt.name, func(t *testing.T) {
+			c := clock{maxEvent: math.MinInt64, wm: math.MinInt64}
+			if got, _ := pl.classify(&c, tt.at.UnixNano(), now); got != tt.want {
+				t.Errorf("class = %s, want %s", got, tt.want)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := clock{maxEvent: wm + pl.ooo, wm: wm}
