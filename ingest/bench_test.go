@@ -20,7 +20,11 @@ import (
 //
 //	go test ./ingest -run '^$' -bench Ingest -benchtime 100000x
 //
-// (A run with -benchtime 200000x hung once, unexplained: see the issue notes.)
+// (A run with -benchtime 200000x used to hang now and then, in the first
+// round (b.N = 1) of the bare core subscriber: the message was published
+// before the server had registered the subscription, so it was lost and
+// the benchmark waited for it forever; benchmarks get no -timeout. The
+// subscription is now flushed first, and every wait has a deadline.)
 
 func benchPayloads(n int) [][]byte {
 	evs := genEvents(7, n)
@@ -52,6 +56,11 @@ func BenchmarkIngestCoreBareSubscriber(b *testing.B) {
 		b.Fatal(err)
 	}
 	_ = sub.SetPendingLimits(-1, -1)
+	// The server must know the subscription before anything is published
+	// (core NATS drops messages nobody subscribes to).
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
@@ -59,8 +68,19 @@ func BenchmarkIngestCoreBareSubscriber(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	<-done
+	waitDone(b, done, func() string { return fmt.Sprintf("received %d of %d", got.Load(), b.N) })
 	reportRate(b, b.N, start)
+}
+
+// waitDone waits for done, failing the benchmark after a deadline (the
+// testing package gives benchmarks no -timeout).
+func waitDone(b *testing.B, done <-chan struct{}, state func() string) {
+	b.Helper()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("timed out: %s", state())
+	}
 }
 
 func BenchmarkIngestCoreSketchd(b *testing.B) {
@@ -116,7 +136,7 @@ func BenchmarkIngestJetStreamBareConsumer(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cc.Stop()
-	<-done
+	waitDone(b, done, func() string { return fmt.Sprintf("received %d of %d", got.Load(), b.N) })
 	reportRate(b, b.N, start)
 }
 

@@ -35,8 +35,11 @@ type ConnOptions struct {
 
 // ConnState is the connection's state for readiness and metrics.
 type ConnState struct {
-	connected  atomic.Bool
-	reconnects atomic.Uint64
+	connected   atomic.Bool
+	reconnects  atomic.Uint64
+	disconnects atomic.Uint64
+	downSince   atomic.Int64 // unix ns of the current disconnection; 0 while connected
+	downNanos   atomic.Int64 // total time disconnected, ended disconnections
 	// SlowConsumer counts the client's slow-consumer episodes.
 	slow atomic.Uint64
 }
@@ -46,6 +49,33 @@ func (s *ConnState) Connected() bool { return s.connected.Load() }
 
 // Reconnects counts reconnections since start.
 func (s *ConnState) Reconnects() uint64 { return s.reconnects.Load() }
+
+// Disconnects counts lost connections since start.
+func (s *ConnState) Disconnects() uint64 { return s.disconnects.Load() }
+
+// Disconnected returns the total time the connection was down since start,
+// including the current disconnection, as of now.
+func (s *ConnState) Disconnected(now time.Time) time.Duration {
+	d := s.downNanos.Load()
+	if since := s.downSince.Load(); since != 0 {
+		d += max(0, now.UnixNano()-since)
+	}
+	return time.Duration(d)
+}
+
+func (s *ConnState) down(now time.Time) {
+	s.connected.Store(false)
+	if s.downSince.CompareAndSwap(0, now.UnixNano()) {
+		s.disconnects.Add(1)
+	}
+}
+
+func (s *ConnState) up(now time.Time) {
+	s.connected.Store(true)
+	if since := s.downSince.Swap(0); since != 0 {
+		s.downNanos.Add(max(0, now.UnixNano()-since))
+	}
+}
 
 // Connect dials NATS with opts and logs connection state changes.
 func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, error) {
@@ -70,16 +100,20 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 		nats.RetryOnFailedConnect(false),
 		nats.DrainTimeout(30 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			st.connected.Store(false)
-			log.Warn("NATS disconnected", "err", err)
+			st.down(time.Now())
+			log.Warn("NATS disconnected: not ready; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			st.connected.Store(true)
+			outage := time.Duration(0)
+			if since := st.downSince.Load(); since != 0 {
+				outage = time.Since(time.Unix(0, since))
+			}
+			st.up(time.Now())
 			st.reconnects.Add(1)
-			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted(), "outage", outage.Round(time.Millisecond))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) {
-			st.connected.Store(false)
+			st.down(time.Now())
 			log.Info("NATS connection closed")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -8,7 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +23,56 @@ import (
 	"github.com/sketchd/sketchd/store"
 )
 
-var crashKills = flag.Int("crash.kills", 4, "SIGKILLs in TestCrashLoop (raise for a longer run)")
+var crashKills = flag.Int("crash.kills", 3, "random SIGKILLs in TestCrashLoop, after one at each kill point (raise for a longer run)")
+
+// Kill points: the child SIGKILLs itself at its Nth commit (SKETCHD_CRASH_AT
+// = point:N), at the Store boundary or right after the ack.
+var crashPoints = []string{
+	"before-commit", // mid-flush: the snapshot is taken, nothing is written
+	"mid-commit",    // the panes are durable, the checkpoint is not
+	"after-commit",  // durable, not acked
+	"after-ack",     // durable and acked (the ack reached the server)
+}
+
+// crashStore kills the process at a commit, as SKETCHD_CRASH_AT says.
+type crashStore struct {
+	*store.DB
+	point string
+	at    int
+	n     atomic.Int64
+}
+
+func killSelf() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
+}
+
+func (c *crashStore) Commit(ctx context.Context, id uint32, f store.Flush) error {
+	if c.n.Add(1) != int64(c.at) {
+		return c.DB.Commit(ctx, id, f)
+	}
+	switch c.point {
+	case "before-commit":
+		killSelf()
+	case "mid-commit":
+		// What a crash inside Commit may leave: the panes, under the
+		// previous checkpoint.
+		cp, _, err := c.DB.Checkpoint(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := c.DB.Commit(ctx, id, store.Flush{Panes: f.Panes, Checkpoint: cp}); err != nil {
+			return err
+		}
+		killSelf()
+	case "after-commit":
+		if err := c.DB.Commit(ctx, id, f); err != nil {
+			return err
+		}
+		killSelf()
+	}
+	return c.DB.Commit(ctx, id, f)
+}
 
 // TestCrashChild is the child of TestCrashLoop: it runs the real ingest
 // against the parent's NATS until SIGTERM (clean stop) or SIGKILL.
@@ -35,10 +88,30 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(t, nc, db, Options{FlushInterval: 30 * time.Millisecond})
+	opts := Options{FlushInterval: 30 * time.Millisecond}
+	var st Store = db
+	if at := os.Getenv("SKETCHD_CRASH_AT"); at != "" {
+		point, n, _ := strings.Cut(at, ":")
+		k, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = &crashStore{DB: db, point: point, at: k}
+		if point == "after-ack" {
+			var acks atomic.Int64
+			opts.afterAck = func() {
+				if acks.Add(1) == int64(k) {
+					_ = nc.Flush() // the ack reached the server
+					killSelf()
+				}
+			}
+		}
+	}
+	m := newManager(t, nc, st, opts)
 	if err := m.Start(context.Background(), []sketchd.Stream{crashSpec()}); err != nil {
 		t.Fatal(err)
 	}
+	fmt.Println(crashChildStarted) // SIGTERM is handled from here on
 	<-ctx.Done()
 	if err := m.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -49,6 +122,9 @@ func TestCrashChild(t *testing.T) {
 }
 
 func crashSpec() sketchd.Stream { return pageviews("crash", true) }
+
+// crashChildStarted is what the child prints once it handles SIGTERM.
+const crashChildStarted = "sketchd-crash-child: started"
 
 // crashMessages splits events into messages of 1 to 3 newline-delimited
 // events, deterministically.
@@ -67,10 +143,14 @@ func crashMessages(evs []event) [][]byte {
 	return msgs
 }
 
-// TestCrashLoop kills the ingesting process with SIGKILL at random moments
-// while events are published to JetStream, restarts it each time, and then
-// checks every pane against an uninterrupted run: exact counts equal (zero
-// lost, zero doubled) and sketches equal.
+// TestCrashLoop kills the ingesting process with SIGKILL while events are
+// published to JetStream: once at each kill point (mid-flush, mid-commit,
+// after the commit before the ack, after the ack), then at random moments;
+// it restarts it each time, and then checks every pane against an
+// uninterrupted run: exact counts equal (zero lost, zero doubled) and
+// sketches equal.
+//
+//	go test -race ./ingest -run TestCrashLoop -v [-crash.kills=20]
 func TestCrashLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
@@ -107,14 +187,23 @@ func TestCrashLoop(t *testing.T) {
 	nc := connect(t, ns.ClientURL())
 	js, _ := jetstream.New(nc)
 	dir := t.TempDir()
-	start := func() *exec.Cmd {
+	var lastOut *lockedBuffer
+	t.Cleanup(func() {
+		if t.Failed() && lastOut != nil {
+			t.Logf("last child's output:\n%s", lastOut.tail(200))
+		}
+	})
+	start := func(env ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 		cmd.Env = append(os.Environ(), "SKETCHD_CRASH_NATS="+ns.ClientURL(), "SKETCHD_CRASH_DIR="+dir)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Env = append(cmd.Env, "SKETCHD_TEST_LOG=1")
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		lastOut = out
 		t.Cleanup(func() {
 			if cmd.ProcessState == nil {
 				_ = cmd.Process.Kill()
@@ -123,20 +212,45 @@ func TestCrashLoop(t *testing.T) {
 		})
 		return cmd
 	}
-	pubDone := make(chan error, 1)
-	go func() {
-		for i, b := range msgs {
+	publish := func(from, to int, pace bool) {
+		for i := from; i < to; i++ {
 			for {
-				_, err := js.Publish(ctx, spec.Subject, b, jetstream.WithMsgID(fmt.Sprint("m", i)))
+				_, err := js.Publish(ctx, spec.Subject, msgs[i], jetstream.WithMsgID(fmt.Sprint("m", i)))
 				if err == nil {
 					break
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			if i%200 == 0 {
+			if pace && i%200 == 0 {
 				time.Sleep(15 * time.Millisecond) // spread the publishing over the kills
 			}
 		}
+	}
+	// Deterministic kills: one at each kill point, at the child's second
+	// commit (or ack), with fresh messages to commit.
+	chunk := len(msgs) / 10
+	next := 0
+	for _, point := range crashPoints {
+		cmd := start("SKETCHD_CRASH_AT=" + point + ":2")
+		publish(next, next+chunk, false)
+		next += chunk
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child at kill point %s: exit %v, want killed by SIGKILL", point, err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the child did not reach kill point %s", point)
+		}
+		t.Logf("killed at %s", point)
+	}
+	// Random kills while the rest is published.
+	pubDone := make(chan error, 1)
+	go func() {
+		publish(next, len(msgs), true)
 		pubDone <- nil
 	}()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)) // kill moments vary run to run; the check does not
@@ -147,10 +261,16 @@ func TestCrashLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		t.Logf("kill %d done", k+1)
+		t.Logf("random kill %d done", k+1)
 	}
 	<-pubDone
 	cmd := start()
+	// The last child may have nothing left to do: wait until it handles
+	// SIGTERM before sending it.
+	out := lastOut
+	waitFor(t, 60*time.Second, "the last child started", func() (bool, string) {
+		return strings.Contains(out.String(), crashChildStarted), "not yet"
+	})
 	waitConsumed(t, js, spec, len(msgs))
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -190,10 +310,42 @@ func TestCrashLoop(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d panes, uninterrupted run has %d", len(got), len(want))
 	}
-	t.Logf("kills=%d events=%d panes=%d lost=%d doubled=%d", *crashKills, total, len(got), lost, doubled)
+	t.Logf("kills=%d (one at each of %v, %d random) events=%d panes=%d lost=%d doubled=%d",
+		len(crashPoints)+*crashKills, crashPoints, *crashKills, total, len(got), lost, doubled)
 	if lost != 0 || doubled != 0 || total != uint64(len(evs)) {
 		t.Fatalf("lost %d, doubled %d, total %d of %d", lost, doubled, total, len(evs))
 	}
+}
+
+// lockedBuffer collects a child's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// tail returns the last n lines, without debug lines.
+func (l *lockedBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	for _, ln := range strings.Split(l.b.String(), "\n") {
+		if !strings.Contains(ln, "level=DEBUG") {
+			lines = append(lines, ln)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 type pk struct {

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/store"
 )
 
 // Reason is why an event was rejected. The values are stable: they are metric
@@ -28,7 +29,7 @@ const (
 	ReasonBadDimension     Reason = "bad_dimension"     // group-by field is an object or array
 	ReasonWrongType        Reason = "wrong_type"        // aggregate field or weight of the wrong JSON type or sign
 	ReasonNonFinite        Reason = "non_finite"        // number overflows float64 (e.g. 1e400)
-	ReasonOversize         Reason = "oversize"          // message or event larger than its limit
+	ReasonOversize         Reason = "oversize"          // message or event larger than its limit, or a group-by key over MaxKeyBytes
 	ReasonTooManyEvents    Reason = "too_many_events"   // beyond sketchd.MaxEventsPerMessage in one message
 )
 
@@ -46,6 +47,9 @@ const (
 	// MaxNesting bounds the nesting depth of objects and arrays in an event;
 	// deeper input is bad_json.
 	MaxNesting = 512
+	// MaxKeyBytes bounds an event's encoded group-by key: the store cannot
+	// keep a longer one (store.MaxKeyLen), so such an event is oversize.
+	MaxKeyBytes = store.MaxKeyLen
 )
 
 // DecodeOptions are the limits of a Decoder.
@@ -756,6 +760,9 @@ func (d *Decoder) build(raw []byte, pos uint64, now int64) (Reason, string) {
 		default:
 			d.key = sketchd.AppendKeyValue(d.key, raw[sp.start:sp.end])
 		}
+	}
+	if len(d.key) > MaxKeyBytes {
+		return ReasonOversize, fmt.Sprintf("group-by key of %d bytes exceeds the limit of %d", len(d.key), MaxKeyBytes)
 	}
 	// Escaped strings are unescaped into d.vbuf, which may grow: their
 	// Values get Bytes once every append is done.

@@ -36,6 +36,9 @@ type Options struct {
 	// arrive in one interval, or the server stops delivering until the next
 	// ack: see docs/operations.md.
 	FlushInterval time.Duration
+	// MaxCommitBackoff caps the wait between retries of a failed commit
+	// (the wait starts at FlushInterval and doubles). Default 10s.
+	MaxCommitBackoff time.Duration
 	// AckWait before JetStream redelivers an unacked message. Default 30s.
 	AckWait time.Duration
 	// MaxAckPending caps delivered-but-unacked messages per consumer.
@@ -55,12 +58,16 @@ type Options struct {
 	Decode           DecodeOptions
 	// Now is the processing-time clock. Default time.Now.
 	Now func() time.Time
+
+	// afterAck, when set (crash tests), runs after each ack of a flush.
+	afterAck func()
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{
 		FlushInterval:    time.Second,
+		MaxCommitBackoff: 10 * time.Second,
 		AckWait:          30 * time.Second,
 		MaxAckPending:    1_000_000,
 		PullMaxMessages:  4096,
@@ -86,6 +93,8 @@ type Manager struct {
 	runners map[string]*runner
 	failed  map[string]failure // streams whose consumer could not start
 	stopped bool
+	done    chan struct{}  // closed by Stop: ends start retries
+	retries sync.WaitGroup // start retries in flight
 }
 
 type failure struct {
@@ -101,6 +110,9 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 	}
 	if opts.AckWait <= 0 {
 		opts.AckWait = def.AckWait
+	}
+	if opts.MaxCommitBackoff <= 0 {
+		opts.MaxCommitBackoff = def.MaxCommitBackoff
 	}
 	if opts.AckWait < 5*opts.FlushInterval {
 		return nil, fmt.Errorf("ingest: ack wait %s must be at least 5 × the flush interval %s", opts.AckWait, opts.FlushInterval)
@@ -138,6 +150,7 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 		nc: nc, conn: conn, js: js, db: db, log: logger, opts: opts,
 		runners: map[string]*runner{},
 		failed:  map[string]failure{},
+		done:    make(chan struct{}),
 	}, nil
 }
 
@@ -196,6 +209,74 @@ func (m *Manager) startRunner(ctx context.Context, info store.StreamInfo) error 
 		return errors.New("ingest: stopped")
 	}
 	r, err := newRunner(ctx, m, info)
+	if err != nil {
+		if _, retrying := m.failed[info.Spec.Name]; !retrying {
+			m.retries.Add(1)
+			go m.retryStart(info)
+		}
+		m.failed[info.Spec.Name] = failure{info, err}
+		return err
+	}
+	delete(m.failed, info.Spec.Name)
+	m.runners[info.Spec.Name] = r
+	r.log.Info("stream started", "subject", info.Spec.Subject, "jetstream", info.Spec.JetStream)
+	return nil
+}
+
+// retryStart starts a stream whose consumer failed to start (NATS or
+// JetStream unavailable, a timeout), with backoff, until it runs, is
+// deleted, or the manager stops. Meanwhile Ready reports it.
+func (m *Manager) retryStart(info store.StreamInfo) {
+	defer m.retries.Done()
+	name := info.Spec.Name
+	backoff := time.Second
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		m.mu.Lock()
+		f, ok := m.failed[name]
+		m.mu.Unlock()
+		if !ok || f.info.ID != info.ID {
+			return // started, or deleted
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.startAgain(ctx, info)
+		cancel()
+		if err == nil {
+			m.log.Info("stream started after a failed start", "stream", name)
+			return
+		}
+		m.log.Warn("stream still cannot start; retrying", "stream", name, "err", err, "backoff", backoff)
+	}
+}
+
+// startAgain is startRunner for a stream in m.failed. It does not hold
+// m.mu while it talks to NATS, so Ready and the API stay responsive.
+func (m *Manager) startAgain(ctx context.Context, info store.StreamInfo) error {
+	wanted := func() bool {
+		f, ok := m.failed[info.Spec.Name]
+		return !m.stopped && ok && f.info.ID == info.ID
+	}
+	m.mu.Lock()
+	ok := wanted()
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	r, err := newRunner(ctx, m, info)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !wanted() {
+		if err == nil {
+			// Stopped or deleted meanwhile.
+			_ = r.stop(ctx, false)
+		}
+		return nil
+	}
 	if err != nil {
 		m.failed[info.Spec.Name] = failure{info, err}
 		return err
@@ -328,6 +409,9 @@ func (m *Manager) Ready(context.Context) error {
 // the first error; every stream is stopped regardless.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.Lock()
+	if !m.stopped {
+		close(m.done)
+	}
 	m.stopped = true
 	runners := make([]*runner, 0, len(m.runners))
 	for _, r := range m.runners {
@@ -346,6 +430,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	m.retries.Wait()
 	return errors.Join(errs...)
 }
 

@@ -62,13 +62,26 @@ var (
 		"NATS reconnections.", nil, nil)
 	descSlow = prometheus.NewDesc("sketchd_nats_slow_consumer_events_total",
 		"Slow-consumer episodes reported by the NATS client.", nil, nil)
+	descDisconnects = prometheus.NewDesc("sketchd_nats_disconnects_total",
+		"NATS connections lost (each is followed by reconnect attempts).", nil, nil)
+	descDisconnected = prometheus.NewDesc("sketchd_nats_disconnected_seconds_total",
+		"Time spent without a NATS connection. Core NATS messages published meanwhile are lost to sketchd (at-most-once) and cannot be counted.", nil, nil)
+	descFailing = prometheus.NewDesc("sketchd_commit_failing",
+		"1 while the stream's commits fail: nothing is acked, ingestion is paused, /readyz fails.", []string{"stream"}, nil)
+	descUncommitted = prometheus.NewDesc("sketchd_uncommitted_panes",
+		"Panes held in memory for a commit retry.", []string{"stream"}, nil)
+	descResets = prometheus.NewDesc("sketchd_jetstream_consumer_resets_total",
+		"JetStream consumer recreations after deliveries were lost in transit (connection or server outage).", []string{"stream"}, nil)
+	descRedelivered = prometheus.NewDesc("sketchd_jetstream_redelivered_messages_total",
+		"JetStream redeliveries of messages already being processed (ignored).", []string{"stream"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descInvalid, descSkipped, descMessages, descBytes, descDropped,
 		descDeadLetters, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
-		descConnected, descReconnects, descSlow} {
+		descConnected, descReconnects, descSlow, descDisconnects, descDisconnected,
+		descFailing, descUncommitted, descResets, descRedelivered} {
 		ch <- d
 	}
 }
@@ -87,7 +100,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnected, connected)
 	counter(descReconnects, c.m.conn.Reconnects())
 	counter(descSlow, c.m.conn.slow.Load())
+	counter(descDisconnects, c.m.conn.Disconnects())
 	now := c.m.now()
+	ch <- prometheus.MustNewConstMetric(descDisconnected, prometheus.CounterValue, c.m.conn.Disconnected(time.Now()).Seconds())
 	runners := c.m.snapshot()
 	sort.Slice(runners, func(i, j int) bool { return runners[i].spec.Name < runners[j].spec.Name })
 	for _, r := range runners {
@@ -118,6 +133,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEvicted, s.EvictedEarly, n)
 		counter(descCommits, r.commits.Load(), n)
 		counter(descCommitErrors, r.commitErrors.Load(), n)
+		failing := 0.0
+		if r.failing.Load() {
+			failing = 1
+		}
+		gauge(descFailing, failing, n)
+		gauge(descUncommitted, float64(r.uncommitted.Load()), n)
 		gauge(descFlush, math.Float64frombits(r.flushSeconds.Load()), n)
 		if !s.LastCommit.IsZero() {
 			gauge(descLastCommit, float64(s.LastCommit.UnixNano())/1e9, n)
@@ -126,6 +147,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descPending, float64(s.Pending), n)
 			gauge(descAckFloor, float64(s.AckFloor), n)
 			counter(descGap, r.gapped.Load(), n)
+			counter(descResets, r.resets.Load(), n)
+			counter(descRedelivered, r.redelivered.Load(), n)
 		}
 	}
 }

@@ -25,6 +25,17 @@ type inMsg struct {
 	subject string
 	seq     uint64        // JetStream stream sequence; 0 for core NATS
 	js      jetstream.Msg // nil for core NATS
+	epoch   uint64        // the consume context that delivered js
+}
+
+// ackToken is a batch's window.Batch.Token: the last JetStream message it
+// covers, and the consume context that delivered it. A message of a
+// consumer since recreated is not acked: the new consumer starts past it,
+// and an ack with the old consumer's delivery sequence would confuse the
+// new one's ack floor.
+type ackToken struct {
+	msg   jetstream.Msg
+	epoch uint64
 }
 
 // runner consumes one stream.
@@ -40,15 +51,42 @@ type runner struct {
 	sendMu   sync.RWMutex // held (read) while a NATS callback sends on ch
 	closing  bool         // guarded by sendMu
 	sub      *nats.Subscription
-	cons     jetstream.Consumer
-	cc       jetstream.ConsumeContext
 	loopDone chan struct{}
+
+	// JetStream consumer. deliverMu serializes the consume callbacks (of
+	// the current and of a superseded consume context) with a consumer
+	// reset; epoch identifies the current consume context: a callback of
+	// an older one drops its message.
+	jsStream  jetstream.Stream
+	deliverMu sync.Mutex
+	epoch     atomic.Uint64
+	lastDseq  uint64 // consumer sequence of the last delivery (guarded by deliverMu)
+	ccMu      sync.Mutex
+	cons      jetstream.Consumer       // guarded by ccMu
+	cc        jetstream.ConsumeContext // guarded by ccMu
+	resetting atomic.Bool
+	resetDone chan struct{} // closed when the running reset returns (guarded by ccMu)
+	watchDone chan struct{} // closed when watchReconnects returns (nil for core NATS)
+
+	// stopping is closed when stop begins: it releases a paused intake and
+	// ends consumer resets.
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	// Intake gate: closed while commits fail, so ingestion backs up
+	// (JetStream stops pulling at MaxAckPending/PullMaxMessages; core NATS
+	// drops and counts) instead of piling uncommitted panes in memory.
+	gateMu sync.Mutex
+	gate   chan struct{} // nil = open; else closed when the gate opens
 
 	flushStop chan struct{}
 	flushDone chan struct{}
 	pending   *window.Snapshot // a flush whose commit failed; retried (flusher only)
 	failing   atomic.Bool      // the last commit failed: Ready reports it
 	last      sketchd.Checkpoint
+	failures  int       // consecutive failed commits (flusher only)
+	failSince time.Time // first failure of the current run (flusher only)
+	retryAt   time.Time // no commit attempt before (flusher only)
 
 	received      atomic.Uint64 // messages
 	receivedBytes atomic.Uint64
@@ -66,6 +104,9 @@ type runner struct {
 	nextSeq       atomic.Uint64 // next JetStream sequence expected
 	gapped        atomic.Uint64 // JetStream messages skipped by a sequence gap
 	ackFloor      atomic.Uint64
+	uncommitted   atomic.Int64  // panes held for a commit retry
+	resets        atomic.Uint64 // JetStream consumer resets (deliveries lost in transit)
+	redelivered   atomic.Uint64 // JetStream redeliveries of messages already processed
 }
 
 // Batching bounds for one Process call.
@@ -85,6 +126,7 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 		loopDone:  make(chan struct{}),
 		flushStop: make(chan struct{}),
 		flushDone: make(chan struct{}),
+		stopping:  make(chan struct{}),
 	}
 	r.committedWM.Store(noTimeWM)
 	dec, err := NewDecoder(spec, m.opts.Decode)
@@ -144,6 +186,13 @@ func (r *runner) subscribe(ctx context.Context) error {
 			return fmt.Errorf("pending limits: %w", err)
 		}
 		r.sub = sub
+		// Core NATS delivers only to subscriptions the server knows: make
+		// sure it knows this one when Start returns, so that events
+		// published after Start are not lost to the race. (While
+		// disconnected, the client subscribes again on reconnect.)
+		if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
+			r.log.Warn("core subscription not confirmed by the server yet", "err", err)
+		}
 		return nil
 	}
 	js := r.m.js
@@ -170,6 +219,44 @@ func (r *runner) subscribe(ctx context.Context) error {
 	// and redeliver the ones a crashed process had in flight only after
 	// AckWait, out of order; so the consumer is recreated at the
 	// checkpoint, and delivery restarts in sequence order from there.
+	r.jsStream = s
+	start := sketchd.PositionSeq(r.last.Position) + 1
+	r.nextSeq.Store(start)
+	if err := r.startConsumer(ctx, start); err != nil {
+		return err
+	}
+	r.watchDone = make(chan struct{})
+	go r.watchReconnects(r.m.nc.StatusChanged(nats.CONNECTED))
+	return nil
+}
+
+// watchReconnects recreates the consumer after every reconnection. What
+// the server delivered while the connection went down is lost in transit;
+// the server redelivers it only after AckWait, and only a later delivery
+// (which may never come when the stream is idle) would reveal the gap. A
+// reset, safe at any time, resumes at the first sequence not received.
+func (r *runner) watchReconnects(ch chan nats.Status) {
+	defer close(r.watchDone)
+	defer r.m.nc.RemoveStatusListener(ch)
+	for {
+		select {
+		case <-r.stopping:
+			return
+		case st, ok := <-ch:
+			if !ok {
+				return
+			}
+			if st == nats.CONNECTED {
+				r.log.Info("NATS reconnected: recreating the JetStream consumer at the first sequence not received", "next_seq", r.nextSeq.Load())
+				r.requestReset(r.epoch.Load())
+			}
+		}
+	}
+}
+
+// startConsumer (re)creates the durable consumer so that it delivers the
+// stream from sequence start on, in order, and starts consuming it.
+func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       consumerName(r.spec.Name),
 		Description:   "sketchd stream " + r.spec.Name,
@@ -180,49 +267,161 @@ func (r *runner) subscribe(ctx context.Context) error {
 		MaxAckPending: r.m.opts.MaxAckPending,
 		MaxDeliver:    -1,
 	}
-	if seq := sketchd.PositionSeq(r.last.Position); seq > 0 {
+	if start > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = seq + 1
+		cfg.OptStartSeq = start
 	}
-	r.nextSeq.Store(max(cfg.OptStartSeq, 1))
+	s := r.jsStream
 	if err := s.DeleteConsumer(ctx, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("JetStream consumer: reset to the checkpoint: %w", err)
+		return fmt.Errorf("JetStream consumer: reset to sequence %d: %w", start, err)
 	}
 	cons, err := s.CreateConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("JetStream consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			r.log.Error("JetStream message without metadata", "err", err)
-			return
-		}
-		seq := md.Sequence.Stream
-		if want := r.nextSeq.Load(); seq > want && md.NumDelivered == 1 {
-			// Messages between want and seq are no longer in the
-			// JetStream stream (its limits removed them): they are lost
-			// to sketchd, and counted.
-			if n, err := r.streamGap(want, seq); n > 0 {
-				r.gapped.Add(n)
-				r.log.Warn("JetStream messages missing before this one (removed by the stream's limits?)",
-					"expected_seq", want, "seq", seq, "missing", n, "err", err)
-			}
-		}
-		if seq >= r.nextSeq.Load() {
-			r.nextSeq.Store(seq + 1)
-		}
-		r.send(inMsg{data: m.Data(), subject: m.Subject(), seq: seq, js: m})
-	},
+	r.deliverMu.Lock()
+	epoch := r.epoch.Add(1)
+	r.lastDseq = 0
+	r.deliverMu.Unlock()
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.deliver(epoch, m) },
 		jetstream.PullMaxMessages(r.m.opts.PullMaxMessages),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				r.log.Warn("JetStream consumer lost; recreating it", "err", err)
+				r.requestReset(epoch)
+				return
+			}
 			r.log.Warn("JetStream consume", "err", err)
 		}))
 	if err != nil {
 		return fmt.Errorf("JetStream consume: %w", err)
 	}
+	r.ccMu.Lock()
 	r.cons, r.cc = cons, cc
+	r.ccMu.Unlock()
 	return nil
+}
+
+// deliver is the consume callback of the consume context of epoch. It
+// hands the messages to the processing goroutine strictly in stream order,
+// each once:
+//
+//   - a redelivery of a message already handed over (AckWait expired
+//     before its commit) is dropped: the aggregator holds it already;
+//   - a gap in the consumer's delivery sequence means the server delivered
+//     messages that never arrived (lost in transit when the connection or
+//     the server went down). The server redelivers them only after
+//     AckWait, after newer ones, and a newer position would make the
+//     aggregator ignore them for good: so the message is dropped and the
+//     consumer is recreated at the first sequence not yet handed over.
+func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
+	r.deliverMu.Lock()
+	defer r.deliverMu.Unlock()
+	if r.epoch.Load() != epoch {
+		return // a superseded consume context
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		r.log.Error("JetStream message without metadata", "err", err)
+		return
+	}
+	if dseq := md.Sequence.Consumer; dseq != r.lastDseq+1 {
+		r.log.Warn("JetStream deliveries lost in transit; recreating the consumer at the first sequence not received",
+			"expected_delivery", r.lastDseq+1, "delivery", dseq, "next_seq", r.nextSeq.Load())
+		r.requestResetLocked(epoch)
+		return
+	}
+	r.lastDseq = md.Sequence.Consumer
+	seq := md.Sequence.Stream
+	want := r.nextSeq.Load()
+	if seq < want {
+		r.redelivered.Add(1)
+		return
+	}
+	if seq > want && md.NumDelivered == 1 {
+		// Messages between want and seq are no longer in the
+		// JetStream stream (its limits removed them): they are lost
+		// to sketchd, and counted.
+		if n, err := r.streamGap(want, seq); n > 0 {
+			r.gapped.Add(n)
+			r.log.Warn("JetStream messages missing before this one (removed by the stream's limits?)",
+				"expected_seq", want, "seq", seq, "missing", n, "err", err)
+		}
+	}
+	r.nextSeq.Store(seq + 1)
+	r.send(inMsg{data: m.Data(), subject: m.Subject(), seq: seq, js: m, epoch: epoch})
+}
+
+// requestReset starts a consumer reset unless one is running, and makes
+// the consume context of epoch stale at once.
+func (r *runner) requestReset(epoch uint64) {
+	r.deliverMu.Lock()
+	defer r.deliverMu.Unlock()
+	if r.epoch.Load() == epoch {
+		r.requestResetLocked(epoch)
+	}
+}
+
+// requestResetLocked is requestReset with deliverMu held.
+func (r *runner) requestResetLocked(epoch uint64) {
+	select {
+	case <-r.stopping:
+		// Stopping: the message is dropped and redelivered to the next
+		// run, which restarts at its checkpoint.
+		r.epoch.Add(1)
+		return
+	default:
+	}
+	if !r.resetting.CompareAndSwap(false, true) {
+		return
+	}
+	r.epoch.Add(1)
+	r.resets.Add(1)
+	done := make(chan struct{})
+	r.ccMu.Lock()
+	r.resetDone = done
+	r.ccMu.Unlock()
+	go r.resetConsumer(done)
+}
+
+// resetConsumer stops the current consume context and recreates the
+// consumer at the first sequence not yet handed to the processing
+// goroutine, retrying (the server may be down) until it succeeds or the
+// stream stops.
+func (r *runner) resetConsumer(done chan struct{}) {
+	defer close(done)
+	defer r.resetting.Store(false)
+	r.ccMu.Lock()
+	old := r.cc
+	r.ccMu.Unlock()
+	if old != nil {
+		old.Stop()
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-r.stopping:
+			return
+		default:
+		}
+		r.deliverMu.Lock()
+		start := r.nextSeq.Load()
+		r.deliverMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := r.startConsumer(ctx, start)
+		cancel()
+		if err == nil {
+			r.log.Info("JetStream consumer recreated", "start_seq", start, "attempts", attempt)
+			return
+		}
+		r.log.Warn("JetStream consumer reset failed; retrying", "err", err, "attempt", attempt, "backoff", backoff)
+		select {
+		case <-r.stopping:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // streamGap returns how many messages of the stream's subject lie in
@@ -274,10 +473,17 @@ func (r *runner) loop() {
 	defer close(r.loopDone)
 	var evs []evRef // per batch index, for late dead letters
 	for m := range r.ch {
+		r.waitIntake()
 		var b window.Batch
 		b.Now = r.m.now().UnixNano()
 		evs = evs[:0]
-		msgs := []inMsg{m}
+		// Decode as messages are taken, so the event bound holds (a batch
+		// is at most maxBatchEvents plus one message): a batch's events
+		// may all open new panes before a shard can evict. msgs never
+		// grows past its capacity, so evs may point into it.
+		msgs := make([]inMsg, 1, maxBatchMsgs)
+		msgs[0] = m
+		evs = r.decode(&b, &msgs[0], evs)
 	more:
 		for len(msgs) < maxBatchMsgs && b.Len() < maxBatchEvents {
 			select {
@@ -286,12 +492,10 @@ func (r *runner) loop() {
 					break more
 				}
 				msgs = append(msgs, m2)
+				evs = r.decode(&b, &msgs[len(msgs)-1], evs)
 			default:
 				break more
 			}
-		}
-		for i := range msgs {
-			evs = r.decode(&b, &msgs[i], evs)
 		}
 		rej, err := r.agg.Process(context.Background(), &b)
 		if err != nil {
@@ -336,12 +540,16 @@ func (r *runner) decode(b *window.Batch, m *inMsg, evs []evRef) []evRef {
 		})
 	if m.seq > 0 {
 		b.Position = sketchd.Position(m.seq, sketchd.MaxEventsPerMessage-1)
-		b.Token = m.js
+		b.Token = ackToken{msg: m.js, epoch: m.epoch}
 	}
 	return evs
 }
 
 func float64bits(f float64) uint64 { return math.Float64bits(f) }
+
+// deadLetterHeaderRoom is the room left for a dead letter's headers: a
+// larger event is truncated to the server's max payload minus this.
+const deadLetterHeaderRoom = 4 << 10
 
 // publish sends a rejected event to a dead-letter subject with headers that
 // say why and where it came from. JetStream sources get a Nats-Msg-Id, so a
@@ -349,6 +557,12 @@ func float64bits(f float64) uint64 { return math.Float64bits(f) }
 // dead-letter subject is captured by a JetStream stream.
 func (r *runner) publish(subject string, raw []byte, src *inMsg, index int, reason, detail string) {
 	msg := nats.NewMsg(subject)
+	if maxp := int(r.m.nc.MaxPayload()); maxp > 0 && len(raw) > maxp-deadLetterHeaderRoom {
+		// It came through NATS, but not with room for our headers: keep
+		// the head, and say how long it was.
+		msg.Header.Set("Sketchd-Truncated", strconv.Itoa(len(raw)))
+		raw = raw[:max(0, maxp-deadLetterHeaderRoom)]
+	}
 	msg.Data = raw
 	msg.Header.Set("Sketchd-Stream", r.spec.Name)
 	msg.Header.Set("Sketchd-Reason", reason)
@@ -368,7 +582,8 @@ func (r *runner) publish(subject string, raw []byte, src *inMsg, index int, reas
 }
 
 // flusher flushes, commits and acks every FlushInterval, and advances the
-// watermark of an idle stream.
+// watermark of an idle stream. After a failed commit it retries with
+// exponential backoff (FlushInterval doubling up to MaxCommitBackoff).
 func (r *runner) flusher() {
 	defer close(r.flushDone)
 	t := time.NewTicker(r.m.opts.FlushInterval)
@@ -382,18 +597,24 @@ func (r *runner) flusher() {
 			if err := r.agg.Tick(context.Background(), now.UnixNano()); err != nil {
 				continue
 			}
-			if err := r.flush(context.Background()); err != nil {
-				r.log.Error("flush failed; will retry", "err", err)
-			}
 			if n++; n%5 == 1 {
 				r.refreshConsumerInfo()
 			}
+			if r.pending != nil && now.Before(r.retryAt) {
+				continue
+			}
+			_ = r.flush(context.Background()) // logged and counted by flush
 		}
 	}
 }
 
 // flush commits the aggregator's dirty panes and checkpoint, and acks the
 // JetStream messages the checkpoint covers once the commit is durable.
+//
+// When the commit fails, the snapshot is kept (and folded into the next
+// one), nothing is acked, Ready fails, and the intake is paused until a
+// commit succeeds: the unacked input backs up in NATS rather than in
+// memory.
 func (r *runner) flush(ctx context.Context) error {
 	start := time.Now()
 	snap, err := r.agg.Flush(ctx)
@@ -406,46 +627,110 @@ func (r *runner) flush(ctx context.Context) error {
 	}
 	if len(snap.Panes) == 0 && reflect.DeepEqual(snap.Checkpoint, r.last) {
 		r.pending = nil
+		r.uncommitted.Store(0)
 		return nil
 	}
 	if err := r.m.db.Commit(ctx, r.info.ID, store.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
 		r.pending = snap
-		r.failing.Store(true)
+		r.uncommitted.Store(int64(len(snap.Panes)))
 		r.commitErrors.Add(1)
 		r.setErr(err)
+		r.failures++
+		if r.failures == 1 {
+			r.failSince = start
+			r.pauseIntake()
+			r.failing.Store(true)
+		}
+		backoff := min(r.m.opts.FlushInterval<<min(r.failures-1, 20), max(r.m.opts.MaxCommitBackoff, r.m.opts.FlushInterval))
+		r.retryAt = start.Add(backoff)
+		r.log.Error("commit failed: ingestion paused, nothing acked; retrying",
+			"err", err, "attempt", r.failures, "failing_for", time.Since(r.failSince).Round(time.Millisecond),
+			"retry_in", backoff, "uncommitted_panes", len(snap.Panes), "position_seq", sketchd.PositionSeq(snap.Checkpoint.Position))
 		return fmt.Errorf("commit: %w", err)
 	}
+	if r.failures > 0 {
+		r.log.Info("commit succeeded again: ingestion resumed", "failed_attempts", r.failures,
+			"outage", time.Since(r.failSince).Round(time.Millisecond), "panes", len(snap.Panes))
+		r.failures = 0
+	}
 	r.pending = nil
-	r.failing.Store(false)
+	r.uncommitted.Store(0)
 	r.last = snap.Checkpoint
 	r.agg.Committed(snap)
 	r.committedWM.Store(snap.Checkpoint.Watermark)
 	r.lastCommit.Store(time.Now().UnixNano())
 	r.commits.Add(1)
 	r.lastErr.Store(nil)
-	if m, ok := snap.Token.(jetstream.Msg); ok && m != nil {
-		// Dead letters published before the covered messages must reach
-		// the server before those messages are acked.
-		if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
-			r.log.Warn("flush NATS before ack", "err", err)
-		}
-		if err := m.Ack(); err != nil {
-			// Not fatal: the messages are redelivered and ignored as
-			// already contained in the checkpoint.
-			r.log.Warn("ack failed", "err", err)
+	r.failing.Store(false)
+	r.resumeIntake()
+	if t, ok := snap.Token.(ackToken); ok && t.msg != nil {
+		if t.epoch != r.epoch.Load() {
+			// The consumer was recreated past this message since.
+			r.log.Debug("not acking a message of a superseded consumer", "epoch", t.epoch)
+		} else {
+			// Dead letters published before the covered messages must
+			// reach the server before those messages are acked.
+			if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
+				r.log.Warn("flush NATS before ack", "err", err)
+			}
+			if err := t.msg.Ack(); err != nil {
+				// Not fatal: the messages are redelivered and ignored as
+				// already contained in the checkpoint.
+				r.log.Warn("ack failed", "err", err)
+			}
+			if r.m.opts.afterAck != nil {
+				r.m.opts.afterAck()
+			}
 		}
 	}
 	r.flushSeconds.Store(float64bits(time.Since(start).Seconds()))
 	return nil
 }
 
+// pauseIntake makes the processing goroutine wait before its next batch.
+func (r *runner) pauseIntake() {
+	r.gateMu.Lock()
+	defer r.gateMu.Unlock()
+	if r.gate == nil {
+		r.gate = make(chan struct{})
+	}
+}
+
+// resumeIntake releases the processing goroutine.
+func (r *runner) resumeIntake() {
+	r.gateMu.Lock()
+	defer r.gateMu.Unlock()
+	if r.gate != nil {
+		close(r.gate)
+		r.gate = nil
+	}
+}
+
+// waitIntake blocks while the intake is paused, until it resumes or the
+// stream stops.
+func (r *runner) waitIntake() {
+	r.gateMu.Lock()
+	g := r.gate
+	r.gateMu.Unlock()
+	if g == nil {
+		return
+	}
+	select {
+	case <-g:
+	case <-r.stopping:
+	}
+}
+
 func (r *runner) refreshConsumerInfo() {
-	if r.cons == nil {
+	r.ccMu.Lock()
+	cons := r.cons
+	r.ccMu.Unlock()
+	if cons == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ci, err := r.cons.Info(ctx)
+	ci, err := cons.Info(ctx)
 	if err != nil {
 		return
 	}
@@ -461,13 +746,29 @@ func (r *runner) setErr(err error) {
 // stop drains the subscription, processes what was delivered, and (when
 // final) flushes, commits and acks for the last time.
 func (r *runner) stop(ctx context.Context, final bool) error {
-	switch {
-	case r.cc != nil:
-		r.cc.Drain()
+	r.stopOnce.Do(func() { close(r.stopping) })
+	if r.watchDone != nil {
+		<-r.watchDone
+	}
+	r.ccMu.Lock()
+	resetDone := r.resetDone
+	r.ccMu.Unlock()
+	if resetDone != nil {
 		select {
-		case <-r.cc.Closed():
+		case <-resetDone:
 		case <-ctx.Done():
-			r.cc.Stop()
+		}
+	}
+	r.ccMu.Lock()
+	cc := r.cc
+	r.ccMu.Unlock()
+	switch {
+	case cc != nil:
+		cc.Drain()
+		select {
+		case <-cc.Closed():
+		case <-ctx.Done():
+			cc.Stop()
 		}
 	case r.sub != nil:
 		if err := r.sub.Drain(); err != nil {

@@ -63,8 +63,9 @@ type Aggregator struct {
 	closed   bool
 	gen      uint64
 
-	inflightMu sync.RWMutex
-	inflight   map[paneKey]inflightRec // flushed but not yet committed
+	inflightMu   sync.RWMutex
+	inflight     map[paneKey]inflightRec // flushed but not yet committed
+	inflightPeak int                     // the most entries inflight held since it was made
 
 	open         atomic.Int64
 	skipped      atomic.Uint64
@@ -227,7 +228,7 @@ func (a *Aggregator) dispatch(ctx context.Context, wmMoved bool, barrier []chan 
 		}
 		msg := shardMsg{items: items, wm: a.clk.wm}
 		if barrier != nil {
-			msg.barrier = barrier[i]
+			msg.barrier, msg.gen = barrier[i], a.gen
 		}
 		a.pending[i] = nil
 		select {
@@ -318,12 +319,22 @@ func (a *Aggregator) Flush(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	snap.Checkpoint.Counters.Skipped = a.skipped.Load()
-	a.inflightMu.Lock()
-	for _, r := range snap.Panes {
-		a.inflight[paneKey{r.Key, r.Start}] = inflightRec{rec: r, gen: snap.gen}
-	}
-	a.inflightMu.Unlock()
 	return snap, nil
+}
+
+// addInflight records panes flushed by a shard in generation gen as in
+// flight until a commit of gen or later. Shards call it before replying to
+// the barrier, so no event after the barrier can miss them.
+func (a *Aggregator) addInflight(recs []sketchd.PaneRecord, gen uint64) {
+	if len(recs) == 0 {
+		return
+	}
+	a.inflightMu.Lock()
+	defer a.inflightMu.Unlock()
+	for _, r := range recs {
+		a.inflight[paneKey{r.Key, r.Start}] = inflightRec{rec: r, gen: gen}
+	}
+	a.inflightPeak = max(a.inflightPeak, len(a.inflight))
 }
 
 // Committed tells the aggregator that snap is durable in the store, so the
@@ -335,6 +346,14 @@ func (a *Aggregator) Committed(snap *Snapshot) {
 		if r.gen <= snap.gen {
 			delete(a.inflight, k)
 		}
+	}
+	// Drop the buckets of a burst (see shard.flush).
+	if a.inflightPeak > shrinkAbove && len(a.inflight) < a.inflightPeak/4 {
+		m := make(map[paneKey]inflightRec, len(a.inflight))
+		for k, r := range a.inflight {
+			m[k] = r
+		}
+		a.inflight, a.inflightPeak = m, len(m)
 	}
 }
 
@@ -355,6 +374,7 @@ type Stats struct {
 	EvictedEarly uint64 // panes evicted before they were final (memory cap)
 	Loads        uint64 // panes read back from the store
 	LoadErrors   uint64 // failed store reads (retried)
+	Inflight     int    // pane records flushed but not yet committed
 }
 
 // Stats returns the aggregator's current state.
@@ -372,6 +392,9 @@ func (a *Aggregator) Stats() Stats {
 	st.EvictedEarly = a.evictedEarly.Load()
 	st.Loads = a.loads.Load()
 	st.LoadErrors = a.loadErrors.Load()
+	a.inflightMu.RLock()
+	st.Inflight = len(a.inflight)
+	a.inflightMu.RUnlock()
 	return st
 }
 

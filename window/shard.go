@@ -31,6 +31,7 @@ type shardMsg struct {
 	items   []item
 	wm      int64
 	barrier chan<- []sketchd.PaneRecord
+	gen     uint64 // the flush generation of the barrier
 }
 
 func (s *shard) run() {
@@ -47,7 +48,13 @@ func (s *shard) run() {
 			s.evict()
 		}
 		if msg.barrier != nil {
-			msg.barrier <- s.flush()
+			recs := s.flush()
+			// The records leave this shard now: register them as in
+			// flight before the next event, which may reload one of
+			// them (an evicted pane) while the store does not have it
+			// yet.
+			s.agg.addInflight(recs, msg.gen)
+			msg.barrier <- recs
 		}
 	}
 }
@@ -205,6 +212,20 @@ func (s *shard) flush() []sketchd.PaneRecord {
 	for _, r := range s.out {
 		recs = append(recs, r)
 	}
-	clear(s.out)
+	// A Go map keeps its buckets when emptied: after a burst of evictions
+	// (a key explosion) it would hold memory sized by the burst, not by the
+	// open-pane cap. Start afresh after a large flush.
+	if len(s.out) > shrinkAbove {
+		s.out = map[paneKey]sketchd.PaneRecord{}
+	} else {
+		clear(s.out)
+	}
+	if cap(s.dirty) > shrinkAbove {
+		s.dirty = nil
+	}
 	return recs
 }
+
+// shrinkAbove is the size past which an emptied map or slice is dropped
+// rather than cleared.
+const shrinkAbove = 4096
