@@ -107,6 +107,7 @@ type runner struct {
 	uncommitted   atomic.Int64  // panes held for a commit retry
 	resets        atomic.Uint64 // JetStream consumer resets (deliveries lost in transit)
 	redelivered   atomic.Uint64 // JetStream redeliveries of messages already processed
+	acked         jetstream.Msg // the last message acked (flusher only)
 }
 
 // Batching bounds for one Process call.
@@ -664,16 +665,23 @@ func (r *runner) flush(ctx context.Context) error {
 	r.failing.Store(false)
 	r.resumeIntake()
 	if t, ok := snap.Token.(ackToken); ok && t.msg != nil {
-		if t.epoch != r.epoch.Load() {
+		switch {
+		case t.msg == r.acked:
+			// A commit with no new message (an idle stream's watermark
+			// advance): its last message is acked already.
+		case t.epoch != r.epoch.Load():
 			// The consumer was recreated past this message since.
 			r.log.Debug("not acking a message of a superseded consumer", "epoch", t.epoch)
-		} else {
+		default:
 			// Dead letters published before the covered messages must
 			// reach the server before those messages are acked.
 			if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
 				r.log.Warn("flush NATS before ack", "err", err)
 			}
-			if err := t.msg.Ack(); err != nil {
+			switch err := t.msg.Ack(); {
+			case err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd):
+				r.acked = t.msg
+			default:
 				// Not fatal: the messages are redelivered and ignored as
 				// already contained in the checkpoint.
 				r.log.Warn("ack failed", "err", err)

@@ -1,0 +1,61 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+// TestIdleStreamAcksOnce: commits that carry no new message (an idle
+// stream's watermark advancing) do not ack the last message again; the
+// benchmark runner saw "ack failed: message was already acknowledged" on
+// every flush of an idle JetStream stream.
+func TestIdleStreamAcksOnce(t *testing.T) {
+	ns := runNATS(t)
+	nc := connect(t, ns.ClientURL())
+	db := openStore(t, t.TempDir())
+	spec := pageviews("idle", true)
+	spec.IdleTimeout = sketchd.Duration(100 * time.Millisecond)
+	ctx := context.Background()
+	js, _ := jetstream.New(nc)
+	var logs lockedBuffer
+	m, err := NewManager(nc, nil, db, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Options{FlushInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Stop(ctx) }()
+	evs := genEvents(5, 50)
+	for _, e := range evs {
+		if _, err := js.Publish(ctx, spec.Subject, e.json()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := m.Get(ctx, spec.Name)
+	waitFor(t, 20*time.Second, "all events", func() (bool, string) {
+		_, total := paneTotals(t, db, st.ID)
+		return total == uint64(len(evs)), fmt.Sprintf("%d of %d", total, len(evs))
+	})
+	// Idle now: the watermark advances and commits go on.
+	first, _ := m.Get(ctx, spec.Name)
+	waitFor(t, 20*time.Second, "commits while idle", func() (bool, string) {
+		now, _ := m.Get(ctx, spec.Name)
+		return now.LastCommit.After(first.LastCommit.Add(300 * time.Millisecond)), now.LastCommit.String()
+	})
+	if strings.Contains(logs.String(), "ack failed") {
+		t.Fatalf("acks failed while idle:\n%s", logs.String())
+	}
+	st, _ = m.Get(ctx, spec.Name)
+	if st.AckFloor != uint64(len(evs)) {
+		t.Fatalf("ack floor %d, want %d", st.AckFloor, len(evs))
+	}
+}
