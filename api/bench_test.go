@@ -110,7 +110,7 @@ func benchHandler(b *testing.B, hosts, panes, eventsPerPane int) (http.Handler, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	st.put(snap.Panes)
+	st.Put(snap.Panes...)
 	status := sketchd.StreamStatus{ID: 1, Spec: spec, State: "running",
 		Watermark: snap.Checkpoint.Watermark, CommittedWatermark: snap.Checkpoint.Watermark}
 	h, err := New(Config{Streams: newFakeStreams(status), Querier: window.NewQuerier(st, window.QueryOptions{})})

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -20,86 +19,13 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/window"
+	"github.com/sketchd/sketchd/window/windowtest"
 )
 
-// paneStore is an in-memory window.PaneReader and window.Loader holding
-// real encoded panes, with the store's semantics (records replace records).
-type paneStore struct {
-	mu    sync.Mutex
-	panes map[string]map[int64]sketchd.PaneRecord // key -> start -> record
-}
+// paneStore is the in-memory window.PaneReader of real encoded panes.
+type paneStore = windowtest.Store
 
-func newPaneStore() *paneStore { return &paneStore{panes: map[string]map[int64]sketchd.PaneRecord{}} }
-
-func (m *paneStore) put(recs []sketchd.PaneRecord) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range recs {
-		if m.panes[r.Key] == nil {
-			m.panes[r.Key] = map[int64]sketchd.PaneRecord{}
-		}
-		m.panes[r.Key][r.Start] = r
-	}
-}
-
-func (m *paneStore) Pane(_ context.Context, key string, start int64) (sketchd.PaneRecord, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.panes[key][start]
-	return r, ok, nil
-}
-
-func (m *paneStore) Keys(ctx context.Context, _ uint32, from, to int64, fn func(string) error) error {
-	m.mu.Lock()
-	var keys []string
-	for k, ps := range m.panes {
-		for s := range ps {
-			if s >= from && s < to {
-				keys = append(keys, k)
-				break
-			}
-		}
-	}
-	m.mu.Unlock()
-	slices.Sort(keys)
-	for _, k := range keys {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *paneStore) ScanPanes(ctx context.Context, _ uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
-	m.mu.Lock()
-	var recs []sketchd.PaneRecord
-	for _, k := range keys {
-		for s, r := range m.panes[k] {
-			if s >= from && s < to {
-				recs = append(recs, r)
-			}
-		}
-	}
-	m.mu.Unlock()
-	sort.Slice(recs, func(i, j int) bool {
-		if recs[i].Key != recs[j].Key {
-			return recs[i].Key < recs[j].Key
-		}
-		return recs[i].Start < recs[j].Start
-	})
-	for _, r := range recs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func newPaneStore() *paneStore { return windowtest.NewStore() }
 
 // fakeStreams is an in-memory stream registry (the only fake: queries run
 // on the real window.Querier over real panes).
@@ -277,7 +203,7 @@ func buildPanes(tb testing.TB, spec sketchd.Stream, st *paneStore, evs []tev) sk
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st.put(snap.Panes)
+	st.Put(snap.Panes...)
 	a.Committed(snap)
 	return snap.Checkpoint
 }

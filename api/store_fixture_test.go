@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"log/slog"
-	"slices"
-	"sort"
 	"testing"
 	"time"
 
@@ -45,23 +43,7 @@ func openStore(tb testing.TB, dir string) *store.DB {
 }
 
 // allPanes returns the shared fixture's panes, by key then start.
-func allPanes(s *paneStore) []sketchd.PaneRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []sketchd.PaneRecord
-	for _, ps := range s.panes {
-		for _, r := range ps {
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Key != out[j].Key {
-			return out[i].Key < out[j].Key
-		}
-		return out[i].Start < out[j].Start
-	})
-	return out
-}
+func allPanes(s *paneStore) []sketchd.PaneRecord { return s.All() }
 
 // newStoreFixture commits the shared panes into a new Badger store and
 // serves the API over it.
@@ -124,12 +106,11 @@ func (f *storeFixture) reopen(tb testing.TB, edit func(dir string)) {
 
 // paneKeys returns the distinct keys of the shared fixture, sorted.
 func paneKeys(s *paneStore) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for k := range s.panes {
-		out = append(out, k)
+	for _, r := range s.All() {
+		if len(out) == 0 || out[len(out)-1] != r.Key {
+			out = append(out, r.Key)
+		}
 	}
-	slices.Sort(out)
 	return out
 }

@@ -209,8 +209,9 @@ func TestEvictionReloadDuringFlush(t *testing.T) {
 		t.Fatal("nothing was evicted")
 	}
 	var lost, doubled uint64
+	stored := st.panes()
 	for k, n := range want {
-		got := st.panes[k].Events
+		got := stored[k].Events
 		lost += n - min(n, got)
 		doubled += got - min(n, got)
 	}

@@ -4,91 +4,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
+	"github.com/sketchd/sketchd/window/windowtest"
 )
 
-// memStore is an in-memory store for the window's consumer-side interfaces
-// (Loader and PaneReader), with the store's commit semantics: records
-// replace records, the checkpoint is written last.
+// memStore is the in-memory store of windowtest with the store's commit
+// semantics on top: records replace records, the checkpoint is written last.
 type memStore struct {
-	mu    sync.Mutex
-	panes map[paneKey]sketchd.PaneRecord
-	cp    sketchd.Checkpoint
+	*windowtest.Store
+	cp sketchd.Checkpoint
 }
 
-func newMemStore() *memStore { return &memStore{panes: map[paneKey]sketchd.PaneRecord{}} }
-
-func (m *memStore) Pane(_ context.Context, key string, start int64) (sketchd.PaneRecord, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.panes[paneKey{key, start}]
-	return r, ok, nil
-}
+func newMemStore() *memStore { return &memStore{Store: windowtest.NewStore()} }
 
 func (m *memStore) commit(s *Snapshot, panesOnly bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range s.Panes {
-		m.panes[paneKey{r.Key, r.Start}] = r
-	}
+	m.Put(s.Panes...)
 	if !panesOnly {
 		m.cp = s.Checkpoint
 	}
 }
 
-func (m *memStore) Keys(_ context.Context, _ uint32, from, to int64, fn func(string) error) error {
-	m.mu.Lock()
-	seen := map[string]bool{}
-	for k := range m.panes {
-		if k.start >= from && k.start < to {
-			seen[k.key] = true
-		}
+// panes returns every stored record by key and start.
+func (m *memStore) panes() map[paneKey]sketchd.PaneRecord {
+	out := map[paneKey]sketchd.PaneRecord{}
+	for _, r := range m.All() {
+		out[paneKey{r.Key, r.Start}] = r
 	}
-	m.mu.Unlock()
-	for _, k := range slices.Sorted(maps.Keys(seen)) {
-		if err := fn(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *memStore) ScanPanes(_ context.Context, _ uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
-	m.mu.Lock()
-	var recs []sketchd.PaneRecord
-	want := map[string]bool{}
-	for _, k := range keys {
-		want[k] = true
-	}
-	for k, r := range m.panes {
-		if want[k.key] && k.start >= from && k.start < to {
-			recs = append(recs, r)
-		}
-	}
-	m.mu.Unlock()
-	sort.Slice(recs, func(i, j int) bool {
-		if recs[i].Key != recs[j].Key {
-			return recs[i].Key < recs[j].Key
-		}
-		return recs[i].Start < recs[j].Start
-	})
-	for _, r := range recs {
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out
 }
 
 func testSpec(tb testing.TB) sketchd.Stream {
@@ -329,7 +279,7 @@ func TestAccounting(t *testing.T) {
 		t.Fatalf("test data did not exercise every class: %+v", c)
 	}
 	var inPanes uint64
-	for _, r := range st.panes {
+	for _, r := range st.panes() {
 		inPanes += r.Events
 	}
 	if inPanes != c.OnTime+c.Late {
@@ -359,7 +309,7 @@ func TestShuffledEqualsSorted(t *testing.T) {
 			t.Fatal(err)
 		}
 		flush(t, a, st)
-		return st.panes, a.Stats().Counters
+		return st.panes(), a.Stats().Counters
 	}
 	sorted, cs := run(evs)
 	shuffled := slices.Clone(evs)
@@ -478,11 +428,12 @@ func TestReplayAfterPartialFlush(t *testing.T) {
 	feed(b, 50, len(msgs)) // includes redeliveries at or below the checkpoint
 	flush(t, b, st)
 
-	if len(st.panes) != len(ref.panes) {
-		t.Fatalf("%d panes, want %d", len(st.panes), len(ref.panes))
+	if len(st.panes()) != len(ref.panes()) {
+		t.Fatalf("%d panes, want %d", len(st.panes()), len(ref.panes()))
 	}
-	for k, want := range ref.panes {
-		got := st.panes[k]
+	stored := st.panes()
+	for k, want := range ref.panes() {
+		got := stored[k]
 		if got.Events != want.Events || got.Applied != want.Applied {
 			t.Errorf("pane %v: events %d applied %d, want %d and %d", k, got.Events, got.Applied, want.Events, want.Applied)
 		}
@@ -550,8 +501,9 @@ func TestEvictionReloads(t *testing.T) {
 	if open := a.Stats().OpenPanes; open > 10 {
 		t.Fatalf("%d panes open, cap 10", open)
 	}
+	stored := st.panes()
 	for k, n := range want {
-		if got := st.panes[k].Events; got != n {
+		if got := stored[k].Events; got != n {
 			t.Errorf("pane %q@%d: %d events, want %d", k.key, k.start, got, n)
 		}
 	}

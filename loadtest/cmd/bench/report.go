@@ -206,7 +206,10 @@ func RenderMarkdown(r *Results) string {
 		mean := MeanServiceMS(r.Service)
 		p("\nWhat each request costs: every query of the mix sent alone, one at a time, %d times after a warm-up,\n", r.Service[0].Latency.Requests)
 		p("during the same ingest. The mix-weighted mean is %.2f ms, so one core serves about %.0f requests/s of\n", mean, safeDiv(1000, mean))
-		p("this mix; the last row of the table above is vegeta at half that (%d req/s).\n\n", LowRate(r.Service))
+		p("this mix; the last row of the table above is vegeta at half that (%d req/s).\n", LowRate(r.Service))
+		p("sketchd caches answers per stream version (its last commit, every flush interval while ingesting),\n")
+		p("so repeated sends mostly measure a cached answer (a copy and the JSON); the first query after each\n")
+		p("commit computes it (docs/architecture.md, \"Queries\"; `go test ./window -run '^$' -bench QueryStore`).\n\n")
 		p("| query | range | weight | p50 | p99 | mean |\n|---|---|---|---|---|---|\n")
 		for _, st := range r.Service {
 			p("| %s | %s | %d | %.2f ms | %.2f ms | %.2f ms |\n", st.Name, st.Range, st.Weight, st.Latency.P50, st.Latency.P99, st.Latency.Mean)
