@@ -292,12 +292,12 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		groups = append(groups, Group{Key: map[string]string{}})
 	}
 
-	// Collect each window's decoded panes and merge them in chunks with
-	// sketch.MergeAll, which is much cheaper than one Merge per pane (a
-	// t-digest compresses once per chunk). Chunks bound the decoded sketches
-	// held at once. Final rollup blocks come from the cache without reading
-	// the store; the panes of missing ones are merged into the block, which
-	// is then cached.
+	// Collect what each window covers (decoded panes, and rollup blocks:
+	// final blocks come from the cache without reading the store; the panes
+	// of missing ones are merged into the block, which is then cached), and
+	// merge it once at the end with sketch.MergeAll, which is much cheaper
+	// than one Merge per pane (a t-digest compresses once, sparse HLLs union
+	// their keys once, count-min ranks its candidates once).
 	acc := make([][]winAcc, len(groups))
 	for i := range acc {
 		acc[i] = make([]winAcc, w.n)
@@ -397,7 +397,8 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		for _, rg := range sc.ranges {
 			err = q.r.ScanPanes(ctx, t.ID, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
 				if ai >= len(r.Sketches) {
-					return fmt.Errorf("stored pane has %d sketches, want at least %d", len(r.Sketches), ai+1)
+					return fmt.Errorf("pane %d of key %q: stored pane has %d sketches, want at least %d: %w",
+						r.Start, r.Key, len(r.Sketches), ai+1, sketch.ErrCorrupt)
 				}
 				bs := floorDiv(r.Start, bw) * bw
 				if _, in := slices.BinarySearch(blocks, bs); in {
