@@ -165,9 +165,22 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 func redact(u string) string {
 	parts := strings.Split(u, ",")
 	for i, p := range parts {
-		if pu, err := url.Parse(strings.TrimSpace(p)); err == nil && pu.User != nil {
+		pu, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err == nil && pu.User != nil:
 			pu.User = url.User("REDACTED")
 			parts[i] = pu.String()
+		default:
+			// Unparsable, or parsed without user info (as an opaque URL):
+			// cut whatever could be user info (between the scheme and the
+			// last '@') rather than show it.
+			if at := strings.LastIndexByte(p, '@'); at >= 0 {
+				start := 0
+				if s := strings.Index(p, "://"); s >= 0 && s < at {
+					start = s + 3
+				}
+				parts[i] = p[:start] + "REDACTED" + p[at:]
+			}
 		}
 	}
 	return strings.Join(parts, ",")
