@@ -16,8 +16,15 @@ lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
 
 # Each fuzz target for a short while (go test runs the seed corpora always).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./sketch -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./sketch -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParseRFC3339$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodePane$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test . -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME)
 
 # The Go benchmarks next to the hot code.
 gobench:
