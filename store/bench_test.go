@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,14 +124,19 @@ func fillDay(tb testing.TB, db *DB, sid uint32, nKeys, nPanes, size int) {
 }
 
 // TestReportRSS commits 200,000 panes (1,000 keys x 200 minutes, one 2 KiB
-// blob each, 200 flushes of 1,000 panes) with DefaultOptions and reports the
-// process RSS. It is skipped unless SKETCHD_STORE_RSS is set.
+// blob each, 200 flushes of 1,000 panes) with DefaultOptions (memtables of
+// SKETCHD_STORE_MEMTABLE_MB if set) and reports the process RSS and the Go
+// heap. It is skipped unless SKETCHD_STORE_RSS is set.
 func TestReportRSS(t *testing.T) {
 	if os.Getenv("SKETCHD_STORE_RSS") == "" {
 		t.Skip("set SKETCHD_STORE_RSS=1 to measure")
 	}
 	o := DefaultOptions()
 	o.RetentionInterval = -1
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_MEMTABLE_MB")); err == nil && mb > 0 {
+		o.MemTableSize = int64(mb) << 20
+	}
+	t.Logf("memtable %d MiB", o.MemTableSize>>20)
 	db := openTest(t, t.TempDir(), o)
 	sid := createTest(t, db, "rss", time.Minute).ID
 	began := time.Now()
@@ -157,6 +163,8 @@ func TestReportRSS(t *testing.T) {
 	t.Logf("committed %d panes (%d MB of blobs) in %v: %.0f panes/s", keys*minutes, keys*minutes*benchBlob>>20,
 		took.Round(time.Millisecond), float64(keys*minutes)/took.Seconds())
 	report("right after the writes")
+	runtime.GC()
+	report("right after the writes, after a GC (live heap)")
 	// Badger keeps table-builder buffers in a pool that it releases one
 	// every 2 s once idle; measure again after that.
 	time.Sleep(20 * time.Second)
