@@ -53,6 +53,62 @@ const (
 // candidates beside it.
 const MaxCountMinTableBytes = 1 << 20
 
+// MaxPaneSketchBytes bounds the sum, over a stream's aggregates, of
+// MaxEncodedBytes (plus 4 bytes of framing each): Validate refuses a stream
+// whose sketches could outgrow it. A pane (all its sketches) is written as
+// one value in one store transaction, which holds at most 90% of 15% of the
+// memtable size: 2,264,923 bytes with the default 16 MiB memtables. The
+// ≥ 160 KiB left is the margin for the key (at most 32 KiB) and the pane
+// header.
+const MaxPaneSketchBytes = 2 << 20
+
+// envelopeBytes bounds the envelope of a sketch blob around its payload:
+// 16 bytes of header, at most 30 bytes of params and their length, the
+// payload length (≤ 5 bytes) and the 4-byte CRC (see
+// docs/format-sketches.md).
+const envelopeBytes = 64
+
+// MaxEncodedBytes is an upper bound of the encoded size of the aggregate's
+// sketch (after Normalize), whatever the events: it is what each sketch can
+// grow to in one pane.
+//
+//   - hll: dense, 8 bytes + 2^p registers; sparse, at most 2^p bytes of
+//     list, 4·(2^p/100 + 1) of temporary set and 20 of headers before the
+//     library converts it to dense. Bound: 2^p + 2^p/16 + 32.
+//   - cms: table mode writes w·d uvarint counters (≤ 5 bytes each, so
+//     5/4 of sketch.CountMinTableBytes), then max(4·top_k, 16) candidates of
+//     at most sketch.CountMinCandidateItemBytes(top_k) bytes plus 12 bytes
+//     of length and estimate each: at most sketch.MaxCandidateBytes in all.
+//     Exact mode is smaller (its items are bounded by the table bytes).
+//   - tdigest: the decoder accepts at most 100·δ + 100 centroids and fewer
+//     than 5·δ buffered values, 18 bytes each (f64 + uvarint weight), plus
+//     22 bytes of counts, min and max. This is a loose bound (a digest
+//     holds about δ·ln N centroids): 186 KiB at the default δ = 100.
+//   - reservoir: sketch.MaxReservoirBytes of items plus
+//     sketch.MaxReservoirOverhead(size).
+//
+// Each adds envelopeBytes. An unknown kind returns 0.
+func (a Aggregate) MaxEncodedBytes() int {
+	a.Normalize()
+	var n int
+	switch a.Sketch {
+	case KindHLL:
+		m := 1 << min(max(a.Precision, 0), 30)
+		n = m + m/16 + 32
+	case KindCMS:
+		c := max(4*a.TopK, 16)
+		n = sketch.CountMinTableBytes(a.Epsilon, a.Delta)*5/4 + 16 +
+			c*(sketch.CountMinCandidateItemBytes(a.TopK)+12)
+	case KindTDigest:
+		n = (int(100*a.Compression)+100+int(5*a.Compression))*18 + 22
+	case KindReservoir:
+		return sketch.MaxReservoirBytes + sketch.MaxReservoirOverhead(a.Size)
+	default:
+		return 0
+	}
+	return n + envelopeBytes
+}
+
 // Normalize sets the defaults of the aggregate's kind for zero parameters.
 func (a *Aggregate) Normalize() {
 	switch a.Sketch {

@@ -262,6 +262,7 @@ func (s *Stream) Validate() error {
 	if len(s.Aggregates) == 0 {
 		bad("aggregates", "at least one aggregate is required")
 	}
+	aggOK := true
 	for _, name := range s.AggregateNames() {
 		a := s.Aggregates[name]
 		if !nameRe.MatchString(name) {
@@ -270,9 +271,35 @@ func (s *Stream) Validate() error {
 		for _, e := range a.validate() {
 			e.Field = "aggregates." + name + "." + e.Field
 			errs = append(errs, e)
+			aggOK = false
+		}
+	}
+	if aggOK {
+		if e := paneBoundError(s.Aggregates, s.AggregateNames()); e != nil {
+			errs = append(errs, e)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// paneBoundError checks that the sketches of one pane can never outgrow
+// MaxPaneSketchBytes (see Aggregate.MaxEncodedBytes); if they can, it names
+// the aggregate with the largest bound, the first to shrink.
+func paneBoundError(aggs map[string]Aggregate, names []string) *FieldError {
+	total, worst, worstBytes := 0, "", -1
+	for _, name := range names {
+		n := aggs[name].MaxEncodedBytes() + 4
+		total += n
+		if n > worstBytes {
+			worst, worstBytes = name, n
+		}
+	}
+	if total <= MaxPaneSketchBytes {
+		return nil
+	}
+	return &FieldError{Field: "aggregates." + worst, Msg: fmt.Sprintf(
+		"the stream's %d sketches can reach %d KiB per pane (this one %d KiB), more than the %d KiB a pane may hold (one store transaction): shrink this aggregate (precision, epsilon/delta, top_k, compression or size) or move aggregates to another stream",
+		len(names), (total+1023)>>10, (worstBytes+1023)>>10, MaxPaneSketchBytes>>10)}
 }
 
 func validPath(p string) string {

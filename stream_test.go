@@ -1,8 +1,11 @@
 package sketchd
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sketchd/sketchd/sketch"
 )
 
 const specYAML = `
@@ -121,6 +126,18 @@ func TestStreamValidate(t *testing.T) {
 		{"cms table too large for a pane", func(s *Stream) { a := s.Aggregates["urls"]; a.Epsilon = 1e-5; s.Aggregates["urls"] = a }, []string{"aggregates.urls.epsilon"}},
 		{"missing field", func(s *Stream) { a := s.Aggregates["latency"]; a.Field = ""; s.Aggregates["latency"] = a }, []string{"aggregates.latency.field"}},
 		{"no aggregates", func(s *Stream) { s.Aggregates = nil }, []string{"aggregates"}},
+		// Five reservoirs of 10,000 can reach 5 × 442 KiB per pane.
+		{"reservoirs too large for a pane", func(s *Stream) {
+			for _, n := range []string{"big1", "big2", "big3", "big4", "big5"} {
+				s.Aggregates[n] = Aggregate{Sketch: KindReservoir, Size: 10000}
+			}
+		}, []string{"aggregates.big1"}},
+		// A t-digest of compression 1000 (up to 1.8 MiB) beside the rest.
+		{"tdigest too large beside the others", func(s *Stream) {
+			a := s.Aggregates["latency"]
+			a.Compression = 1000
+			s.Aggregates["latency"] = a
+		}, []string{"aggregates.latency"}},
 		{"two problems", func(s *Stream) { s.Name = ""; s.Granularity = 0 }, []string{"name", "granularity"}},
 	}
 	for _, tt := range tests {
@@ -158,6 +175,46 @@ func TestStreamValidate(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStreamValidatePaneBound: every aggregate alone, at its largest
+// parameters, fits a pane (the bound refuses combinations only), and the
+// bound error is a *FieldError naming the largest aggregate and nothing
+// else.
+func TestStreamValidatePaneBound(t *testing.T) {
+	base := func(aggs map[string]Aggregate) Stream {
+		return Stream{Name: "s", Subject: "a.b", Granularity: Duration(time.Minute), MaxFuture: Duration(time.Hour),
+			Late: LateDrop, Retention: Duration(time.Hour), Aggregates: aggs}
+	}
+	for _, a := range []Aggregate{
+		{Sketch: KindHLL, Field: "f", Precision: 18},
+		{Sketch: KindCMS, Field: "f", Epsilon: 1e-4, TopK: 1000},
+		{Sketch: KindTDigest, Field: "f", Compression: 1000},
+		{Sketch: KindReservoir, Size: 10000, Weight: "w"},
+	} {
+		if a.Sketch == KindCMS {
+			// The largest table under MaxCountMinTableBytes: ε = 1e-4 (w =
+			// 32768), δ = e^-8 (d = 8): exactly 1 MiB.
+			a.Delta = 0.00034
+		}
+		s := base(map[string]Aggregate{"x": a})
+		if err := s.Validate(); err != nil {
+			t.Errorf("%+v (bound %d bytes): %v", a, a.MaxEncodedBytes(), err)
+		}
+		t.Logf("%s: bound %d bytes", a.Sketch, a.MaxEncodedBytes())
+	}
+	s := base(map[string]Aggregate{
+		"a": {Sketch: KindTDigest, Field: "f", Compression: 1000},
+		"b": {Sketch: KindHLL, Field: "f", Precision: 18},
+		"c": {Sketch: KindReservoir, Size: 32},
+	})
+	err := s.Validate()
+	errs := unjoin(err)
+	var fe *FieldError
+	if len(errs) != 1 || !errors.As(errs[0], &fe) || fe.Field != "aggregates.a" || !strings.Contains(fe.Msg, "KiB a pane may hold") {
+		t.Fatalf("Validate = %v, want one *FieldError for aggregates.a", err)
+	}
+	t.Log(fe)
 }
 
 func unjoin(err error) []error {
@@ -211,5 +268,178 @@ func TestDuration(t *testing.T) {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", bad)
 		}
+	}
+}
+
+// storeMaxEntry is the store's cap on one pane (key + value) with the
+// default 16 MiB memtables: 90% of Badger's 15% batch limit
+// (store/commit.go).
+const storeMaxEntry = (16 << 20) * 15 / 100 * 9 / 10
+
+// TestMaxEncodedBytesBoundsSketches fills real sketches at extreme
+// parameters with hostile data (long items, large counts, many distinct
+// values) and checks that the encoding never exceeds MaxEncodedBytes, at
+// many points of their growth.
+func TestMaxEncodedBytesBoundsSketches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	check := func(a Aggregate, s sketch.Sketch, when string) {
+		t.Helper()
+		b, err := s.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if max := a.MaxEncodedBytes(); len(b) > max {
+			t.Fatalf("%s %+v %s: %d bytes encoded, bound %d", a.Sketch, a, when, len(b), max)
+		}
+	}
+	big := make([]byte, 64<<10)
+	for i := range big {
+		big[i] = byte('a' + rng.IntN(26))
+	}
+	item := func(n int) []byte { // a distinct item of n bytes
+		it := big[rng.IntN(len(big)-n+1):][:n:n]
+		it = slices.Clone(it)
+		binary.LittleEndian.PutUint64(it, rng.Uint64())
+		return it
+	}
+
+	for _, p := range []int{4, 10, 18} {
+		a := Aggregate{Sketch: KindHLL, Field: "f", Precision: p}
+		h, _ := sketch.NewHLL(uint8(p))
+		next := 1
+		for i := 1; i <= 3<<p; i++ {
+			h.InsertHash(rng.Uint64())
+			if i == next || i == 3<<p {
+				check(a, h, fmt.Sprintf("after %d inserts", i))
+				next = next*9/8 + 1
+			}
+		}
+	}
+
+	for _, a := range []Aggregate{
+		{Sketch: KindCMS, Field: "f", Epsilon: 1e-4, Delta: 0.00034, TopK: 1000}, // 1 MiB table
+		{Sketch: KindCMS, Field: "f", Epsilon: 0.01, Delta: 0.01, TopK: 1},       // tiny table, 16 KiB items
+		{Sketch: KindCMS, Field: "f", TopK: 10},
+	} {
+		a.Normalize()
+		c, _ := sketch.NewCountMin(a.Epsilon, a.Delta, a.TopK)
+		lim := sketch.CountMinCandidateItemBytes(a.TopK)
+		for i := range 20000 {
+			var it []byte
+			switch i % 3 {
+			case 0:
+				it = item(lim) // the longest candidate
+			case 1:
+				it = item(min(lim+1+rng.IntN(64<<10-lim), 64<<10)) // too long for one
+			default:
+				it = item(8)
+			}
+			c.Add(sketch.Hash(it), it, 1+uint64(rng.IntN(1<<31)))
+			if i%997 == 0 {
+				check(a, c, fmt.Sprintf("after %d adds", i+1))
+			}
+		}
+		check(a, c, "at the end")
+		if c.Exact() {
+			t.Fatalf("%+v: still exact", a)
+		}
+	}
+
+	for _, comp := range []float64{10, 100, 1000} {
+		a := Aggregate{Sketch: KindTDigest, Field: "f", Compression: comp}
+		d, _ := sketch.NewTDigest(comp)
+		for i := range 300000 {
+			_ = d.AddWeighted(rng.NormFloat64()*1e6, 1+uint64(rng.IntN(1<<40)))
+			if i%49999 == 0 {
+				check(a, d, fmt.Sprintf("after %d adds", i+1))
+			}
+		}
+		check(a, d, "at the end")
+	}
+
+	for _, weighted := range []bool{false, true} {
+		for _, size := range []int{1, 32, 10000} {
+			a := Aggregate{Sketch: KindReservoir, Size: size}
+			if weighted {
+				a.Weight = "w"
+			}
+			r, _ := sketch.NewReservoir(size, weighted)
+			for i := range 3 * size {
+				n := 1 + rng.IntN(64<<10)
+				if i%2 == 0 {
+					n = 1 + rng.IntN(24) // small items: Size binds
+				}
+				r.Add(rng.Uint64(), big[:n], 1+rng.Float64())
+			}
+			check(a, r, "")
+		}
+	}
+}
+
+// TestPaneWithHugeReservoirFits: a pane of the spec's aggregates with a
+// 10,000-item reservoir fed 10,000 events of 60 KiB (585 MiB offered)
+// encodes under MaxPaneSketchBytes and the store's cap, and the
+// reservoir says that its byte budget limited it.
+func TestPaneWithHugeReservoirFits(t *testing.T) {
+	var s Stream
+	if err := yaml.Unmarshal([]byte(specYAML), &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Aggregates["sample"] = Aggregate{Sketch: KindReservoir, Size: 10000}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 5))
+	ev := make([]byte, 60<<10)
+	for i := range ev {
+		ev[i] = byte('a' + rng.IntN(26))
+	}
+	total, bound := 0, 0
+	for _, name := range s.AggregateNames() {
+		a := s.Aggregates[name]
+		a.Normalize()
+		var sk sketch.Sketch
+		switch a.Sketch {
+		case KindHLL:
+			h, _ := sketch.NewHLL(uint8(a.Precision))
+			for range 100000 {
+				h.InsertHash(rng.Uint64())
+			}
+			sk = h
+		case KindCMS:
+			c, _ := sketch.NewCountMin(a.Epsilon, a.Delta, a.TopK)
+			for range 100000 {
+				it := ev[:1+rng.IntN(2000)]
+				c.Add(sketch.Hash(it), it, 1)
+			}
+			sk = c
+		case KindTDigest:
+			d, _ := sketch.NewTDigest(a.Compression)
+			for range 100000 {
+				_ = d.Add(rng.ExpFloat64())
+			}
+			sk = d
+		case KindReservoir:
+			r, _ := sketch.NewReservoir(a.Size, false)
+			for i := range 10000 {
+				binary.LittleEndian.PutUint64(ev, uint64(i))
+				r.Add(rng.Uint64(), ev, 0)
+			}
+			if !r.Truncated() || r.Population() != 10000 || r.Bytes() > sketch.MaxReservoirBytes {
+				t.Fatalf("reservoir: truncated %v, population %d, %d bytes", r.Truncated(), r.Population(), r.Bytes())
+			}
+			t.Logf("reservoir: %d items, %d bytes, truncated", len(r.Sample()), r.Bytes())
+			sk = r
+		}
+		b, err := sk.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += 4 + len(b)
+		bound += 4 + a.MaxEncodedBytes()
+	}
+	t.Logf("pane sketches %d bytes; bound %d; limit %d; store cap %d", total, bound, MaxPaneSketchBytes, storeMaxEntry)
+	if total > bound || bound > MaxPaneSketchBytes || MaxPaneSketchBytes+(32<<10)+64 > storeMaxEntry {
+		t.Fatalf("pane %d bytes, bound %d, limit %d, store cap %d", total, bound, MaxPaneSketchBytes, storeMaxEntry)
 	}
 }

@@ -196,9 +196,12 @@ type cdfJSON struct {
 }
 
 type reservoirAnswer struct {
-	Population uint64            `json:"population"`
-	Size       int               `json:"size"`
-	Sample     []json.RawMessage `json:"sample"`
+	Population uint64 `json:"population"`
+	Size       int    `json:"size"`
+	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
+	// limited the sample.
+	Truncated bool              `json:"truncated"`
+	Sample    []json.RawMessage `json:"sample"`
 }
 
 func renderParams(a sketchd.Aggregate) paramsJSON {
@@ -340,7 +343,7 @@ func renderReservoir(sk *sketch.Reservoir, p *queryParams) *reservoirAnswer {
 	if p.n >= 0 && p.n < len(items) {
 		items = items[:p.n]
 	}
-	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Sample: make([]json.RawMessage, 0, len(items))}
+	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
 	for _, it := range items {
 		if json.Valid(it) {
 			a.Sample = append(a.Sample, json.RawMessage(it))

@@ -17,7 +17,8 @@ import (
 // count-min sketch with conservative update (w = next power of two of
 // ⌈e/ε⌉ columns, d = ⌈ln(1/δ)⌉ rows, saturating uint32 counters,
 // Kirsch–Mitzenmacher row indexes from the one 64-bit Hash), plus the
-// m = max(4·TopK, 16) items with the highest estimates.
+// m = max(4·TopK, 16) items with the highest estimates (of at most
+// MaxCandidateBytes/m bytes each: see MaxCandidateBytes).
 //
 // It starts as an exact item→count map and answers exactly (ErrorBound 0)
 // until the map's approximate size (len(item)+exactEntryBytes per item)
@@ -52,6 +53,28 @@ type cand struct {
 	item string
 	hash uint64
 	est  uint64 // table estimate as of its last update
+}
+
+// MaxCandidateBytes bounds the item bytes of the heavy-hitter candidates
+// kept in table mode: each of the m = max(4·TopK, 16) candidates is at
+// most CountMinCandidateItemBytes(TopK) = MaxCandidateBytes/m bytes long
+// (16 KiB at TopK ≤ 4, 6,553 at the default 10, 65 at 1000). A longer item
+// is counted in the table (Estimate answers for it) but never becomes a
+// candidate, so TopK, once the sketch has left exact mode, does not list
+// it. The encoded candidates are then at most MaxCandidateBytes + 12·m
+// bytes, so that a pane fits one store transaction. Exact mode keeps and
+// ranks every item (its bytes are bounded by the table's). Blobs written
+// before this bound decode with their candidates as they are; the next
+// merge drops the long ones.
+const MaxCandidateBytes = 256 << 10
+
+// CountMinCandidateItemBytes is the longest item a count-min sketch with
+// this top-k (0 takes the default) keeps as a heavy-hitter candidate.
+func CountMinCandidateItemBytes(topK int) int {
+	if topK == 0 {
+		topK = DefaultTopK
+	}
+	return MaxCandidateBytes / max(4*topK, 16)
 }
 
 // exactEntryBytes is the accounted overhead of one exact-mode entry (map
@@ -132,6 +155,9 @@ func (c *CountMin) Delta() float64 { return math.Exp(-float64(c.d)) }
 func (c *CountMin) Exact() bool { return c.table == nil }
 
 func (c *CountMin) capacity() int { return max(4*c.topK, 16) }
+
+// maxCandItem is the longest item kept as a candidate.
+func (c *CountMin) maxCandItem() int { return MaxCandidateBytes / c.capacity() }
 
 func (c *CountMin) tableBytes() int { return 4 * int(c.w) * c.d }
 
@@ -244,6 +270,9 @@ func weaker(a, b *cand) bool {
 }
 
 func (c *CountMin) offer(item []byte, hash, est uint64) {
+	if len(item) > c.maxCandItem() {
+		return
+	}
 	if j, ok := c.candIdx[string(item)]; ok {
 		c.cands[j].est = est // estimates only grow
 		c.down(j)
@@ -304,8 +333,9 @@ func (c *CountMin) down(j int) {
 }
 
 // setCands keeps the strongest capacity() of cs (estimates already current)
-// as the candidate heap.
+// as the candidate heap, leaving out items longer than maxCandItem.
 func (c *CountMin) setCands(cs []cand) {
+	cs = slices.DeleteFunc(cs, func(k cand) bool { return len(k.item) > c.maxCandItem() })
 	slices.SortFunc(cs, func(a, b cand) int {
 		if a.est != b.est {
 			return cmp.Compare(b.est, a.est)
