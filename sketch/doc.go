@@ -71,8 +71,9 @@
 //
 // CountMin: w = next power of two of ⌈e/ε⌉, d = ⌈ln 1/δ⌉, saturating uint32
 // counters, conservative update, Kirsch–Mitzenmacher columns from the one
-// hash; max(4·TopK, 16) candidates. Upper = estimate, Lower = estimate −
-// ⌈εN⌉ with the actual ε = e/w, at confidence 1 − e^−d.
+// hash; max(4·TopK, 16) candidates of at most MaxCandidateBytes in all
+// (longer items are counted, not kept as candidates). Upper = estimate,
+// Lower = estimate − ⌈εN⌉ with the actual ε = e/w, at confidence 1 − e^−d.
 //
 // TDigest is implemented here (not with github.com/caio/go-tdigest): a
 // merging digest with the original size bound w ≤ 4Nq(1−q)/δ, so it needs
@@ -84,7 +85,9 @@
 // 90% point mass), which would break replay equality.
 //
 // Reservoir keeps the k smallest priorities: the caller's tag (uniform) or
-// −ln(U(tag))/weight (weighted); merge is exact union-and-truncate.
+// −ln(U(tag))/weight (weighted), within MaxReservoirBytes of items (then it
+// is Truncated and remembers the key of the first item left out); merge is
+// exact union-and-truncate.
 //
 // The wire format is documented byte by byte in docs/format-sketches.md.
 package sketch
