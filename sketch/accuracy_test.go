@@ -3,6 +3,7 @@ package sketch_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -271,6 +272,24 @@ func TestTDigestAccuracy(t *testing.T) {
 	}
 }
 
+// checkChi2 is a χ² goodness-of-fit test at α = 0.001 of counts against
+// expected(i), with len(counts)−1 degrees of freedom: it fails t with what
+// when the counts are off.
+func checkChi2(t *testing.T, what string, counts []float64, expected func(i int) float64) {
+	t.Helper()
+	var chi2 float64
+	for i, c := range counts {
+		e := expected(i)
+		chi2 += (c - e) * (c - e) / e
+	}
+	df := float64(len(counts) - 1)
+	crit := chi2Critical(df, 3.0902)
+	t.Logf("%s: χ²=%.2f df=%.0f critical(α=0.001)=%.1f", what, chi2, df, crit)
+	if chi2 > crit {
+		t.Errorf("%s: χ² = %.2f > %.1f", what, chi2, crit)
+	}
+}
+
 // chi2Critical is the upper α quantile of χ² with df degrees of freedom,
 // by the Wilson–Hilferty approximation; z is the normal quantile of 1−α.
 func chi2Critical(df, z float64) float64 {
@@ -316,16 +335,7 @@ func TestReservoirUniformity(t *testing.T) {
 			counts[binary.LittleEndian.Uint64(it)]++
 		}
 	}
-	exp := float64(tr) * k / n
-	var chi2 float64
-	for _, c := range counts {
-		chi2 += (c - exp) * (c - exp) / exp
-	}
-	crit := chi2Critical(n-1, 3.0902)
-	t.Logf("trials=%d χ²=%.1f df=%d critical(α=0.001)=%.1f", tr, chi2, n-1, crit)
-	if chi2 > crit {
-		t.Errorf("χ² = %.1f > %.1f: inclusion is not uniform", chi2, crit)
-	}
+	checkChi2(t, fmt.Sprintf("uniform inclusion, %d trials", tr), counts, func(int) float64 { return float64(tr) * k / n })
 }
 
 // TestReservoirWeighted: with k=1 the exponential-clock sample picks item
@@ -348,16 +358,8 @@ func TestReservoirWeighted(t *testing.T) {
 		_ = a.Merge(b)
 		counts[a.Sample()[0][0]]++
 	}
-	var chi2 float64
-	for i, c := range counts {
-		exp := float64(tr) * float64(i+1) / 55
-		chi2 += (c - exp) * (c - exp) / exp
-	}
-	crit := chi2Critical(items-1, 3.0902)
-	t.Logf("trials=%d χ²=%.2f df=%d critical(α=0.001)=%.1f counts=%v", tr, chi2, items-1, crit, counts)
-	if chi2 > crit {
-		t.Errorf("χ² = %.2f > %.1f: weighted inclusion is not proportional to weight", chi2, crit)
-	}
+	checkChi2(t, fmt.Sprintf("inclusion proportional to weight, %d trials, counts %v", tr, counts), counts,
+		func(i int) float64 { return float64(tr) * float64(i+1) / 55 })
 }
 
 // TestTDigestMergeMany: a day of one-minute panes (1440 digests of 1 to

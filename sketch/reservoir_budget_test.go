@@ -334,16 +334,7 @@ func TestReservoirBudgetUniformity(t *testing.T) {
 			counts[binary.LittleEndian.Uint64(it)]++
 		}
 	}
-	exp := float64(tr) * fit / n
-	var chi2 float64
-	for _, c := range counts {
-		chi2 += (c - exp) * (c - exp) / exp
-	}
-	crit := chi2Critical(n-1, 3.0902)
-	t.Logf("trials=%d χ²=%.1f df=%d critical(α=0.001)=%.1f", tr, chi2, n-1, crit)
-	if chi2 > crit {
-		t.Errorf("χ² = %.1f > %.1f: inclusion is not uniform", chi2, crit)
-	}
+	checkChi2(t, fmt.Sprintf("uniform inclusion under the budget, %d trials", tr), counts, func(int) float64 { return float64(tr) * fit / n })
 }
 
 // TestReservoirBudgetUniformWithinLength: with items of two lengths (1 KiB
@@ -377,20 +368,15 @@ func TestReservoirBudgetUniformWithinLength(t *testing.T) {
 	var rate [2]float64
 	for class := range 2 {
 		var sum float64
+		var of []float64
 		for i := class; i < n; i += 2 {
 			sum += counts[i]
+			of = append(of, counts[i])
 		}
 		exp := sum / (n / 2)
 		rate[class] = exp / float64(tr)
-		var chi2 float64
-		for i := class; i < n; i += 2 {
-			chi2 += (counts[i] - exp) * (counts[i] - exp) / exp
-		}
-		crit := chi2Critical(n/2-1, 3.0902)
-		t.Logf("length class %d: inclusion rate %.4f χ²=%.1f df=%d critical(α=0.001)=%.1f", class, rate[class], chi2, n/2-1, crit)
-		if chi2 > crit {
-			t.Errorf("class %d: χ² = %.1f > %.1f: inclusion is not uniform within a length", class, chi2, crit)
-		}
+		checkChi2(t, fmt.Sprintf("uniform inclusion within length class %d (rate %.4f)", class, rate[class]), of,
+			func(int) float64 { return exp })
 	}
 	if !(rate[1] < rate[0]) {
 		t.Errorf("long items included at %.4f, short at %.4f: expected the budget to favour short items", rate[1], rate[0])
@@ -418,16 +404,8 @@ func TestReservoirBudgetWeighted(t *testing.T) {
 		}
 		counts[s[0][0]]++
 	}
-	var chi2 float64
-	for i, c := range counts {
-		exp := float64(tr) * float64(i+1) / 55
-		chi2 += (c - exp) * (c - exp) / exp
-	}
-	crit := chi2Critical(items-1, 3.0902)
-	t.Logf("trials=%d χ²=%.2f critical(α=0.001)=%.1f counts=%v", tr, chi2, crit, counts)
-	if chi2 > crit {
-		t.Errorf("χ² = %.2f > %.1f: weighted inclusion is not proportional to weight", chi2, crit)
-	}
+	checkChi2(t, fmt.Sprintf("inclusion proportional to weight under the budget, %d trials, counts %v", tr, counts), counts,
+		func(i int) float64 { return float64(tr) * float64(i+1) / 55 })
 }
 
 // TestReservoirBudgetHugeItems: 10,000 items of 60 KiB into reservoirs of
