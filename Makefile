@@ -19,16 +19,16 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./sketch -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParseRFC3339$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodePane$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzParseRFC3339$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/store -run '^$$' -fuzz '^FuzzDecodePane$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test . -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME)
 
 # The Go benchmarks next to the hot code.
 gobench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./window ./store ./ingest ./api
+	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./internal/window ./internal/store ./internal/ingest ./internal/api
 
 # The load tests and the benchmark report (loadtest/README.md): installs
 # natscli, vegeta and k6 when missing, builds and starts sketchd on loopback

@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/api"
-	"github.com/sketchd/sketchd/ingest"
-	"github.com/sketchd/sketchd/store"
-	"github.com/sketchd/sketchd/window"
+	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/ingest"
+	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/internal/window"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; the VCS

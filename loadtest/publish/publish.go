@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 )
 
 // Options say what to publish, where and how fast.

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 )
 
 func runServer(t testing.TB) *nats.Conn {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 )
 
 // Answer is the part of a query answer the accuracy check reads.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 )
 
 // smallTruth generates a seeded event set over 10 minutes.

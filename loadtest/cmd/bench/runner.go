@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 	"github.com/sketchd/sketchd/loadtest/publish"
 	"github.com/sketchd/sketchd/loadtest/querymix"
 )

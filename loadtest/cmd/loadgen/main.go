@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 	"github.com/sketchd/sketchd/loadtest/publish"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/sketchd/sketchd/loadtest/gen"
+	"github.com/sketchd/sketchd/internal/gen"
 )
 
 func TestRunWritesTruth(t *testing.T) {

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd/internal/window"
+)
+
+// gatedQuerier holds every query until gate is closed.
+type gatedQuerier struct {
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (q gatedQuerier) Query(ctx context.Context, _ window.Target, _ window.Query) (*window.Result, error) {
+	q.entered <- struct{}{}
+	select {
+	case <-q.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return nil, context.Canceled
+}
+
+func (q gatedQuerier) Keys(ctx context.Context, _ window.Target, _, _ int64, _ map[string][]string, _ int) ([]map[string]string, bool, error) {
+	q.entered <- struct{}{}
+	select {
+	case <-q.gate:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	return nil, false, nil
+}
+
+// TestAdmission: with every query slot taken, a query waits the queue wait
+// and gets 503 overloaded with Retry-After, while routes that do not query
+// still answer; when a slot frees, queries run again.
+func TestAdmission(t *testing.T) {
+	q := gatedQuerier{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	f := newFixture(t, func(c *Config) {
+		c.Querier = q
+		c.Limits.MaxConcurrent = 2
+		c.Limits.QueueWait = 50 * time.Millisecond
+	})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { f.get(t, "/v1/streams/pageviews/keys") })
+	}
+	<-q.entered
+	<-q.entered
+
+	r := f.get(t, aggPath+"users")
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", r.status, r.body)
+	}
+	if p := r.problem(t); p.Code != "overloaded" {
+		t.Fatalf("code %q, want overloaded", p.Code)
+	}
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Fatalf("Retry-After %q, want 1", got)
+	}
+	if r := f.get(t, "/v1/streams/pageviews"); r.status != http.StatusOK {
+		t.Fatalf("stream status while overloaded: %d %s", r.status, r.body)
+	}
+
+	close(q.gate)
+	wg.Wait()
+	if r := f.get(t, "/v1/streams/pageviews/keys"); r.status != http.StatusOK {
+		t.Fatalf("after the slots freed: %d %s", r.status, r.body)
+	}
+}

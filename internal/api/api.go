@@ -1,0 +1,335 @@
+// Package api serves sketchd's HTTP interface: the stream admin API, the
+// query API over window.Querier, health, metrics and the OpenAPI document.
+//
+// It is the only package that imports chi. Handlers hold small
+// consumer-side interfaces (Streams, Querier); cmd/sketchd wires the real
+// implementations. Every error is mapped by one function, problemFor, from
+// sentinel and typed errors to an RFC 9457 problem with a stable machine
+// code (see docs/api.md); handlers hand errors to writeError.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/window"
+)
+
+// Streams is the stream registry as the API needs it.
+type Streams interface {
+	List(ctx context.Context) ([]sketchd.StreamStatus, error)
+	// Get fails with sketchd.ErrNotFound for an unknown name.
+	Get(ctx context.Context, name string) (sketchd.StreamStatus, error)
+	// Create fails with sketchd.ErrExists, or with validation errors
+	// (*sketchd.FieldError, possibly joined with errors.Join).
+	Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error)
+	// Delete fails with sketchd.ErrNotFound for an unknown name.
+	Delete(ctx context.Context, name string) error
+}
+
+// Querier answers queries over stored panes. *window.Querier implements it.
+type Querier interface {
+	Query(ctx context.Context, t window.Target, q window.Query) (*window.Result, error)
+	Keys(ctx context.Context, t window.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+}
+
+var _ Querier = (*window.Querier)(nil)
+
+// Limits bound what one request may ask for. Zero values take the defaults
+// of DefaultLimits.
+type Limits struct {
+	// MaxRange is the widest to - from a query or key listing may span.
+	// Default 366 days.
+	MaxRange time.Duration
+	// Timeout bounds the handling of one /v1 request; the context given to
+	// Streams and Querier carries it. Past it the answer is 504. Default 10s.
+	Timeout time.Duration
+	// MaxBodyBytes bounds request bodies (413 past it). Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxWhereValues bounds the where= values of one request. Default 1000.
+	MaxWhereValues int
+	// MaxQuantiles bounds the q and cdf values of one request. Default 100.
+	MaxQuantiles int
+	// MaxItems bounds the item values of one request. Default 1000.
+	MaxItems int
+	// MaxTop bounds top. Default 1000.
+	MaxTop int
+	// MaxSample bounds n. Default 10,000.
+	MaxSample int
+	// MaxKeys bounds the limit of a key listing. Default 10,000; the
+	// listing's default limit is 1000.
+	MaxKeys int
+	// MaxParams bounds the query parameters of one request (each repeat
+	// counts), checked before any is decoded: past it the answer is 422
+	// query_too_large with limit max_parameters. Default MaxWhereValues +
+	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
+	MaxParams int
+	// MaxOutputWindows bounds the windows of one answer, over all groups
+	// (groups × windows per group): past it the answer is 422
+	// query_too_large with limit max_output_windows instead of a response
+	// of hundreds of megabytes. Default 100,000.
+	MaxOutputWindows int
+	// MaxSlidingMerges bounds the work of a sliding query (window wider
+	// than step), which merges every pane into each window that covers it:
+	// per key, pane slots scanned × min(window/step, windows). Past it the
+	// answer is 422 query_too_large with limit max_sliding_merges, before
+	// any pane is read. Default 1,000,000.
+	MaxSlidingMerges int64
+	// MaxConcurrent bounds the queries (aggregates, sketches, key listings)
+	// running at once; more wait up to QueueWait for a slot, then get 503
+	// overloaded with Retry-After, instead of queueing until their timeout
+	// while memory grows. Default 4 × GOMAXPROCS.
+	MaxConcurrent int
+	// QueueWait is how long a query waits for a slot. Default 1s.
+	QueueWait time.Duration
+}
+
+// DefaultLimits returns the defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxRange:         366 * 24 * time.Hour,
+		Timeout:          10 * time.Second,
+		MaxBodyBytes:     1 << 20,
+		MaxWhereValues:   1000,
+		MaxQuantiles:     100,
+		MaxItems:         1000,
+		MaxTop:           1000,
+		MaxSample:        10_000,
+		MaxKeys:          10_000,
+		MaxParams:        1000 + 1000 + 2*100 + 64,
+		MaxOutputWindows: 100_000,
+		MaxSlidingMerges: 1_000_000,
+		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
+		QueueWait:        time.Second,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxRange <= 0 {
+		l.MaxRange = d.MaxRange
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxWhereValues <= 0 {
+		l.MaxWhereValues = d.MaxWhereValues
+	}
+	if l.MaxQuantiles <= 0 {
+		l.MaxQuantiles = d.MaxQuantiles
+	}
+	if l.MaxItems <= 0 {
+		l.MaxItems = d.MaxItems
+	}
+	if l.MaxTop <= 0 {
+		l.MaxTop = d.MaxTop
+	}
+	if l.MaxSample <= 0 {
+		l.MaxSample = d.MaxSample
+	}
+	if l.MaxKeys <= 0 {
+		l.MaxKeys = d.MaxKeys
+	}
+	if l.MaxOutputWindows <= 0 {
+		l.MaxOutputWindows = d.MaxOutputWindows
+	}
+	if l.MaxSlidingMerges <= 0 {
+		l.MaxSlidingMerges = d.MaxSlidingMerges
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = d.MaxConcurrent
+	}
+	if l.QueueWait <= 0 {
+		l.QueueWait = d.QueueWait
+	}
+	if l.MaxParams <= 0 {
+		l.MaxParams = l.MaxWhereValues + l.MaxItems + 2*l.MaxQuantiles + 64
+	}
+	return l
+}
+
+// Config holds the handler's dependencies and settings.
+type Config struct {
+	Streams Streams // required
+	Querier Querier // required
+
+	// Ready reports whether the service can serve: nil means always ready.
+	// Its error text is shown by /readyz (503).
+	Ready func(ctx context.Context) error
+
+	// Registry receives the HTTP metrics; Gatherer is what /metrics serves.
+	// Both nil: a private registry serves the HTTP metrics only. Registry
+	// set and Gatherer nil: Registry must also be a prometheus.Gatherer.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+
+	// Logger receives one line per request and the details of internal
+	// errors. nil = discard.
+	Logger *slog.Logger
+
+	// AdminToken, when set, is required as a Bearer token for POST and
+	// DELETE under /v1. When empty, those need only what reads need.
+	AdminToken string
+	// ReadToken, when set, is required as a Bearer token for everything
+	// under /v1; the admin token is accepted too. Health, metrics and the
+	// OpenAPI document are never behind a token.
+	ReadToken string
+
+	// Pprof mounts net/http/pprof under /debug/pprof.
+	Pprof bool
+
+	// Now is the clock for the from/to defaults. nil = time.Now.
+	Now func() time.Time
+
+	// Limits bound requests; zero fields take DefaultLimits.
+	Limits Limits
+}
+
+// server holds what the handlers need.
+type server struct {
+	streams Streams
+	querier Querier
+	ready   func(ctx context.Context) error
+	log     *slog.Logger
+	now     func() time.Time
+	limits  Limits
+	// SHA-256 of the tokens, and whether each is set (1) or not (0); the
+	// tokens themselves are not kept.
+	adminDigest, readDigest [sha256.Size]byte
+	adminSet, readSet       int
+	mux                     *chi.Mux
+	slots                   chan struct{} // admission: one token per running query
+}
+
+// New returns the HTTP handler of the whole API.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Streams == nil || cfg.Querier == nil {
+		return nil, errors.New("api: Config.Streams and Config.Querier are required")
+	}
+	reg, gath := cfg.Registry, cfg.Gatherer
+	switch {
+	case reg == nil && gath == nil:
+		r := prometheus.NewRegistry()
+		reg, gath = r, r
+	case reg == nil:
+		return nil, errors.New("api: Config.Gatherer set without Config.Registry")
+	case gath == nil:
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			return nil, errors.New("api: Config.Registry is not a prometheus.Gatherer; set Config.Gatherer")
+		}
+		gath = g
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		streams: cfg.Streams,
+		querier: cfg.Querier,
+		ready:   cfg.Ready,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		limits:  cfg.Limits.withDefaults(),
+	}
+	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	if cfg.AdminToken != "" {
+		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
+	}
+	if cfg.ReadToken != "" {
+		s.readDigest, s.readSet = sha256.Sum256([]byte(cfg.ReadToken)), 1
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+
+	r := chi.NewRouter()
+	s.mux = r
+	// NotFound and MethodNotAllowed first: sub-routers inherit them.
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(s.methodNotAllowed)
+	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
+	r.Use(requestID, s.instrument(m), middleware.GetHead)
+
+	r.Get("/livez", s.livez)
+	r.Get("/healthz", s.livez)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
+	r.Get("/openapi.json", serveOpenAPI)
+	if cfg.Pprof {
+		mountPprof(r)
+	}
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.timeout, s.limitBody, s.authRead)
+		r.Get("/streams", s.listStreams)
+		r.With(s.authAdmin).Post("/streams", s.createStream)
+		r.Get("/streams/{stream}", s.getStream)
+		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
+		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
+		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
+		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+	})
+	return r, nil
+}
+
+// mountPprof serves net/http/pprof's profiles under /debug/pprof/, but not
+// its cmdline endpoint (nor expvar's /debug/vars, which chi's
+// middleware.Profiler mounts): the command line may hold tokens and
+// passwords given as flags. The routes are flat, not a sub-router: chi's
+// Match reports a HEAD route for a sub-router's "/", which would defeat
+// middleware.GetHead there.
+func mountPprof(r chi.Router) {
+	const p = "/debug/pprof/"
+	r.Get(p, pprof.Index)
+	r.Get(p+"profile", pprof.Profile)
+	r.Get(p+"trace", pprof.Trace)
+	r.Get(p+"symbol", pprof.Symbol)
+	r.Post(p+"symbol", pprof.Symbol)
+	r.Get(p+"cmdline", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound,
+			"the command line is not served: it may hold secrets"))
+	})
+	// Named profiles (heap, goroutine, allocs, block, mutex, threadcreate);
+	// pprof answers an unknown name with 404.
+	r.Get(p+"{profile}", pprof.Index)
+}
+
+// MaxHeaderBytes bounds a request's header, request line (and so its URL
+// and query string) included. net/http answers 431 past it, before the
+// handler runs.
+const MaxHeaderBytes = 1 << 20
+
+// NewServer returns an http.Server for h with the service's timeouts:
+// ReadHeaderTimeout 5s, ReadTimeout 15s, WriteTimeout 30s (above the
+// default request timeout of 10s, so a 504 can still be written),
+// IdleTimeout 60s; and MaxHeaderBytes 1 MiB.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+}

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// problemTypeBase prefixes the code to form a problem's type URI.
+const problemTypeBase = "https://sketchd.dev/problems/"
+
+// Problem codes. They are stable: clients may switch on them.
+const (
+	codeStreamNotFound    = "stream_not_found"
+	codeAggregateNotFound = "aggregate_not_found"
+	codeInvalidParameter  = "invalid_parameter"
+	codeQueryTooLarge     = "query_too_large"
+	codeStreamExists      = "stream_exists"
+	codeInvalidSpec       = "invalid_stream_spec"
+	codeInvalidBody       = "invalid_body"
+	codeUnauthorized      = "unauthorized"
+	codeForbidden         = "forbidden"
+	codeUnavailable       = "unavailable"
+	codeNotReady          = "not_ready"
+	codeTimeout           = "timeout"
+	codeBodyTooLarge      = "body_too_large"
+	codeUnsupportedMedia  = "unsupported_media_type"
+	codeNotFound          = "not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeInternal          = "internal"
+	codeCorrupt           = "corrupt_data"
+	codeOverloaded        = "overloaded"
+)
+
+var titles = map[string]string{
+	codeStreamNotFound:    "Stream not found",
+	codeAggregateNotFound: "Aggregate not found",
+	codeInvalidParameter:  "Invalid query parameter",
+	codeQueryTooLarge:     "Query too large",
+	codeStreamExists:      "Stream already exists",
+	codeInvalidSpec:       "Invalid stream spec",
+	codeInvalidBody:       "Invalid request body",
+	codeUnauthorized:      "Unauthorized",
+	codeForbidden:         "Forbidden",
+	codeUnavailable:       "Service unavailable",
+	codeOverloaded:        "Too many queries",
+	codeNotReady:          "Not ready",
+	codeTimeout:           "Request timed out",
+	codeBodyTooLarge:      "Request body too large",
+	codeUnsupportedMedia:  "Unsupported media type",
+	codeNotFound:          "Not found",
+	codeMethodNotAllowed:  "Method not allowed",
+	codeInternal:          "Internal server error",
+	codeCorrupt:           "Stored data is corrupt",
+}
+
+// problem is an RFC 9457 problem detail with sketchd's extension members.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+
+	Parameter string       `json:"parameter,omitempty"` // invalid_parameter
+	Limit     string       `json:"limit,omitempty"`     // query_too_large
+	Max       *int64       `json:"max,omitempty"`
+	Got       *int64       `json:"got,omitempty"`
+	Errors    []fieldError `json:"errors,omitempty"` // invalid_stream_spec
+}
+
+type fieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// paramError is a query parameter that does not parse or does not fit; it
+// maps like *window.ParamError.
+func paramError(param, format string, args ...any) error {
+	return &window.ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// httpError is an error the API raises itself with a fixed code (auth,
+// media type, body).
+type httpError struct {
+	status int
+	code   string
+	detail string
+}
+
+func (e *httpError) Error() string { return e.code + ": " + e.detail }
+
+// bodyError is a request body that does not decode.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// problemFor maps an error to its problem. It is the one place that decides
+// status codes. internal is set for errors whose details must not leak
+// (they are logged instead).
+func problemFor(err error) (p problem, internal bool) {
+	var (
+		pe  *window.ParamError
+		le  *window.LimitError
+		he  *httpError
+		be  *bodyError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &he):
+		p = newProblem(he.status, he.code, he.detail)
+	case errors.As(err, &mbe):
+		p = newProblem(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
+			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
+	case errors.Is(err, sketchd.ErrNotFound):
+		p = newProblem(http.StatusNotFound, codeStreamNotFound, err.Error())
+	case errors.Is(err, window.ErrUnknownAggregate):
+		p = newProblem(http.StatusNotFound, codeAggregateNotFound, err.Error())
+	case errors.As(err, &pe):
+		p = newProblem(http.StatusBadRequest, codeInvalidParameter, pe.Error())
+		p.Parameter = pe.Param
+	case errors.As(err, &le):
+		p = newProblem(http.StatusUnprocessableEntity, codeQueryTooLarge, le.Error())
+		p.Limit, p.Max, p.Got = le.Limit, &le.Max, &le.Got
+	case errors.Is(err, sketchd.ErrExists):
+		p = newProblem(http.StatusConflict, codeStreamExists, err.Error())
+	case len(fieldErrors(err)) > 0:
+		p = newProblem(http.StatusBadRequest, codeInvalidSpec, "the stream spec is invalid; see errors")
+		p.Errors = fieldErrors(err) // every one, not just the first
+	case errors.As(err, &be):
+		p = newProblem(http.StatusBadRequest, codeInvalidBody, be.Error())
+	case errors.Is(err, sketchd.ErrUnavailable):
+		p = newProblem(http.StatusServiceUnavailable, codeUnavailable, "the service cannot serve this request now; retry later")
+	case errors.Is(err, context.DeadlineExceeded):
+		p = newProblem(http.StatusGatewayTimeout, codeTimeout, "the request did not complete within its time limit")
+	case errors.Is(err, context.Canceled):
+		p = newProblem(http.StatusServiceUnavailable, codeUnavailable, "the request was canceled")
+	case isCorrupt(err):
+		// Logged with its details (which value, why) like an internal
+		// error; the client learns only that its data is unreadable.
+		return newProblem(http.StatusInternalServerError, codeCorrupt,
+			"stored data this request reads is corrupt (checksum or format mismatch); other keys and time ranges are unaffected; the request id identifies the value in the server log"), true
+	default:
+		return newProblem(http.StatusInternalServerError, codeInternal, "an internal error occurred; the request id identifies it in the server log"), true
+	}
+	return p, false
+}
+
+// isCorrupt reports a stored value that fails its checksum or does not
+// decode: a pane value (store.ErrCorrupt) or a sketch blob in it
+// (sketch.ErrCorrupt, or sketch.ErrVersion for a format this build does
+// not read).
+func isCorrupt(err error) bool {
+	return errors.Is(err, store.ErrCorrupt) || errors.Is(err, sketch.ErrCorrupt) || errors.Is(err, sketch.ErrVersion)
+}
+
+func newProblem(status int, code, detail string) problem {
+	return problem{Type: problemTypeBase + code, Title: titles[code], Status: status, Detail: detail, Code: code}
+}
+
+// fieldErrors collects every *sketchd.FieldError in err's tree.
+func fieldErrors(err error) []fieldError {
+	var out []fieldError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if fe, ok := e.(*sketchd.FieldError); ok { //nolint:errorlint // walking the tree by hand
+			out = append(out, fieldError{Field: fe.Field, Message: fe.Msg})
+			return
+		}
+		switch u := e.(type) { //nolint:errorlint // walking the tree by hand
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// writeError writes err as a problem. Internal errors are logged with the
+// request id and answered without their details.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p, internal := problemFor(err)
+	if internal {
+		s.log.Log(r.Context(), errorLevel, "request failed",
+			"request_id", requestIDFrom(r.Context()),
+			"method", r.Method,
+			"path", r.URL.Path,
+			"error", err.Error())
+	}
+	if p.Code == codeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sketchd"`)
+	}
+	writeProblem(w, r, p)
+}
+
+// maxEcho bounds what a problem repeats of the request (instance, and names
+// quoted in detail): a hostile path is not echoed back in full.
+const maxEcho = 512
+
+func truncate(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return s[:maxEcho] + "..."
+}
+
+// writeProblem writes p with the request's path and id.
+func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
+	p.Instance = truncate(r.URL.Path)
+	p.Detail = truncate(p.Detail)
+	p.Parameter = truncate(p.Parameter)
+	p.RequestID = requestIDFrom(r.Context())
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen: every member is a plain value
+		b = []byte(`{"type":"about:blank","status":500}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound, "no route for "+r.URL.Path))
+}
+
+// methodNotAllowed answers 405 with the Allow header chi's default handler
+// would set (a custom handler does not get the allowed methods).
+func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead) // middleware.GetHead
+			}
+		}
+	}
+	for _, m := range allowed {
+		w.Header().Add("Allow", m)
+	}
+	writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+}

@@ -1,0 +1,327 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/window"
+)
+
+// writeJSON writes v with status.
+func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *server) livez(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyTimeout bounds the Ready check.
+const readyTimeout = 5 * time.Second
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		err := s.ready(ctx)
+		cancel()
+		if err != nil {
+			writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady, err.Error()))
+			return
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
+	if err := s.noParams(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, err := s.streams.List(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Streams []streamJSON `json:"streams"`
+	}{Streams: make([]streamJSON, 0, len(list))}
+	for i := range list {
+		out.Streams = append(out.Streams, newStreamJSON(&list[i]))
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// noParams rejects any query parameter (the first by name).
+func (s *server) noParams(r *http.Request) error {
+	v, err := s.queryValues(r)
+	if err != nil {
+		return err
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(v))
+	return paramError(names[0], "unknown parameter")
+}
+
+func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
+	if err := s.noParams(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.stream(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, newStreamJSON(&st))
+}
+
+// stream looks up the {stream} of the route.
+func (s *server) stream(r *http.Request) (sketchd.StreamStatus, error) {
+	name := chi.URLParam(r, "stream")
+	st, err := s.streams.Get(r.Context(), name)
+	if err != nil {
+		return st, fmt.Errorf("stream %q: %w", name, err)
+	}
+	return st, nil
+}
+
+func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			s.writeError(w, r, &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedMedia,
+				detail: "the body must be application/json, got " + strconv.Quote(ct)})
+			return
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("read body: %w", err))
+		return
+	}
+	spec, err := sketchd.ParseStreamJSON(body)
+	if err != nil {
+		if len(fieldErrors(err)) == 0 {
+			err = &bodyError{err}
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.streams.Create(r.Context(), spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/streams/"+url.PathEscape(st.Spec.Name))
+	s.writeJSON(w, r, http.StatusCreated, newStreamJSON(&st))
+}
+
+func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "stream")
+	if err := s.streams.Delete(r.Context(), name); err != nil {
+		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// target is what a query reads. Its version is the time of the stream's
+// last commit: answers are cached until the next one changes the store.
+func target(st *sketchd.StreamStatus) window.Target {
+	t := window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
+	if !st.LastCommit.IsZero() {
+		t.Version = st.LastCommit.UnixNano()
+	}
+	return t
+}
+
+func (s *server) keys(w http.ResponseWriter, r *http.Request) {
+	v, err := s.queryValues(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkParams(v, epKeys, ""); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	from, to, err := s.parseRange(v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	where, err := s.parseWhere(v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := parseInt(v, "limit", min(defaultKeysLimit, s.limits.MaxKeys), 1, s.limits.MaxKeys)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.stream(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	g := int64(st.Spec.Granularity)
+	from = sketchd.PaneStart(from, g) // the pane holding from counts
+	keys, truncated, err := s.querier.Keys(r.Context(), target(&st), from, to, where, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if keys == nil {
+		keys = []map[string]string{}
+	}
+	dims := st.Spec.GroupBy
+	if dims == nil {
+		dims = []string{}
+	}
+	s.writeJSON(w, r, http.StatusOK, keysJSON{
+		Stream: st.Spec.Name, From: rfc3339(from), To: rfc3339(to),
+		Dimensions: dims, Keys: keys, Truncated: truncated,
+	})
+}
+
+type keysJSON struct {
+	Stream     string              `json:"stream"`
+	From       string              `json:"from"`
+	To         string              `json:"to"`
+	Dimensions []string            `json:"dimensions"`
+	Keys       []map[string]string `json:"keys"`
+	Truncated  bool                `json:"truncated"`
+}
+
+// prepare resolves the stream and aggregate of a query route and parses its
+// parameters.
+func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, queryParams, error) {
+	st, err := s.stream(r)
+	if err != nil {
+		return st, queryParams{}, err
+	}
+	name := chi.URLParam(r, "aggregate")
+	agg, ok := st.Spec.Aggregates[name]
+	if !ok {
+		return st, queryParams{}, fmt.Errorf("stream %q: %w %q", st.Spec.Name, window.ErrUnknownAggregate, name)
+	}
+	v, err := s.queryValues(r)
+	if err != nil {
+		return st, queryParams{}, err
+	}
+	p, err := s.parseQuery(v, ep, agg, len(st.Spec.GroupBy))
+	if err != nil {
+		return st, p, err
+	}
+	return st, p, s.checkSliding(&p, int64(st.Spec.Granularity))
+}
+
+func (s *server) query(w http.ResponseWriter, r *http.Request) {
+	st, p, err := s.prepare(r, epQuery)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.querier.Query(r.Context(), target(&st), window.Query{
+		Aggregate: chi.URLParam(r, "aggregate"),
+		From:      p.from, To: p.to,
+		Where: p.where, GroupBy: p.groupBy,
+		Step: p.step, Window: p.window,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	n := 0
+	for _, g := range res.Groups {
+		n += len(g.Windows)
+	}
+	if n > s.limits.MaxOutputWindows {
+		s.writeError(w, r, &window.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
+		return
+	}
+	out, err := renderResult(&st, res, &p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// Headers of the sketch endpoint.
+const (
+	hdrKind      = "Sketchd-Kind"
+	hdrFrom      = "Sketchd-From"
+	hdrTo        = "Sketchd-To"
+	hdrEvents    = "Sketchd-Events"
+	hdrFinal     = "Sketchd-Final"
+	hdrKeys      = "Sketchd-Keys"
+	hdrPanes     = "Sketchd-Panes"
+	hdrWatermark = "Sketchd-Watermark"
+)
+
+// sketch answers the merged sketch of the whole range and where filter in
+// the sketch wire format, for federation.
+func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
+	st, p, err := s.prepare(r, epSketch)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.querier.Query(r.Context(), target(&st), window.Query{
+		Aggregate: chi.URLParam(r, "aggregate"),
+		From:      p.from, To: p.to, Where: p.where,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 {
+		s.writeError(w, r, fmt.Errorf("sketch query returned %d groups, want one window of one group", len(res.Groups)))
+		return
+	}
+	win := &res.Groups[0].Windows[0]
+	b, err := win.Sketch.AppendBinary(nil)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode sketch: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set(hdrKind, string(res.Kind))
+	h.Set(hdrFrom, rfc3339(win.Start))
+	h.Set(hdrTo, rfc3339(win.End))
+	h.Set(hdrEvents, strconv.FormatUint(win.Events, 10))
+	h.Set(hdrFinal, strconv.FormatBool(win.Final))
+	h.Set(hdrKeys, strconv.Itoa(res.Keys))
+	h.Set(hdrPanes, strconv.Itoa(win.Panes))
+	if wm := timePtr(res.Watermark); wm != nil {
+		h.Set(hdrWatermark, *wm)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}

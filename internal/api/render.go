@@ -1,0 +1,358 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// rfc3339 formats unix ns in UTC with as many fractional digits as needed.
+func rfc3339(ns int64) string {
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}
+
+// timePtr formats a live or committed time, or nil when it is not a time
+// yet (math.MinInt64 before the first event, or saturated arithmetic on
+// it).
+func timePtr(ns int64) *string {
+	if ns < minTime || ns > maxTime {
+		return nil
+	}
+	s := rfc3339(ns)
+	return &s
+}
+
+// wallPtr formats a wall-clock time, or nil for the zero time.
+func wallPtr(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// num returns x, or nil (JSON null) when x is NaN or infinite.
+func num(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+// streamJSON is a stream's spec and live state as the API shows it: times
+// in RFC 3339 (null before the first event) rather than unix ns.
+type streamJSON struct {
+	Name               string           `json:"name"`
+	ID                 uint32           `json:"id"`
+	State              string           `json:"state"`
+	Error              string           `json:"error,omitempty"`
+	Created            *string          `json:"created"`
+	Watermark          *string          `json:"watermark"`
+	MaxEventTime       *string          `json:"max_event_time"`
+	CommittedWatermark *string          `json:"committed_watermark"`
+	LastCommit         *string          `json:"last_commit"`
+	Counters           sketchd.Counters `json:"counters"`
+	OpenPanes          int64            `json:"open_panes"`
+	EvictedEarly       uint64           `json:"evicted_early"`
+	Dropped            uint64           `json:"dropped"`
+	Pending            uint64           `json:"pending"`
+	AckFloor           uint64           `json:"ack_floor"`
+	Spec               sketchd.Stream   `json:"spec"`
+}
+
+func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
+	c := st.Counters
+	if c.Invalid == nil {
+		c.Invalid = map[string]uint64{}
+	}
+	spec := st.Spec
+	if spec.GroupBy == nil {
+		spec.GroupBy = []string{}
+	}
+	return streamJSON{
+		Name: st.Spec.Name, ID: st.ID, State: st.State, Error: st.Error,
+		Created:            wallPtr(st.Created),
+		Watermark:          timePtr(st.Watermark),
+		MaxEventTime:       timePtr(st.MaxEventTime),
+		CommittedWatermark: timePtr(st.CommittedWatermark),
+		LastCommit:         wallPtr(st.LastCommit),
+		Counters:           c,
+		OpenPanes:          st.OpenPanes,
+		EvictedEarly:       st.EvictedEarly,
+		Dropped:            st.Dropped,
+		Pending:            st.Pending,
+		AckFloor:           st.AckFloor,
+		Spec:               spec,
+	}
+}
+
+// asOfNote explains what the freshness members mean.
+const asOfNote = "answers read the store as of the last checkpoint (last_commit); panes still open are answered as of that flush, and windows with final=false may still change"
+
+type resultJSON struct {
+	Stream    string      `json:"stream"`
+	Aggregate string      `json:"aggregate"`
+	Kind      string      `json:"kind"`
+	Params    paramsJSON  `json:"params"`
+	From      string      `json:"from"`
+	To        string      `json:"to"`
+	Step      *string     `json:"step"`
+	Window    *string     `json:"window"`
+	Watermark *string     `json:"watermark"`
+	AsOf      asOfJSON    `json:"as_of"`
+	Keys      int         `json:"keys"`
+	Panes     int         `json:"panes"`
+	Groups    []groupJSON `json:"groups"`
+}
+
+type asOfJSON struct {
+	LastCommit *string `json:"last_commit"`
+	Note       string  `json:"note"`
+}
+
+type paramsJSON struct {
+	Field       string  `json:"field,omitempty"`
+	Precision   int     `json:"precision,omitempty"`
+	Epsilon     float64 `json:"epsilon,omitempty"`
+	Delta       float64 `json:"delta,omitempty"`
+	TopK        int     `json:"top_k,omitempty"`
+	Compression float64 `json:"compression,omitempty"`
+	Size        int     `json:"size,omitempty"`
+	Weighted    bool    `json:"weighted,omitempty"`
+}
+
+type groupJSON struct {
+	Key     map[string]string `json:"key"`
+	Windows []windowJSON      `json:"windows"`
+}
+
+// windowJSON is one window; exactly one of the embedded answers is set, and
+// its members appear inline.
+type windowJSON struct {
+	Start  string `json:"start"`
+	End    string `json:"end"`
+	Final  bool   `json:"final"`
+	Events uint64 `json:"events"`
+	Panes  int    `json:"panes"`
+	*hllAnswer
+	*cmsAnswer
+	*tdigestAnswer
+	*reservoirAnswer
+}
+
+type hllAnswer struct {
+	Distinct distinctJSON `json:"distinct"`
+}
+
+type distinctJSON struct {
+	Estimate   float64 `json:"estimate"`
+	Lower      float64 `json:"lower"`
+	Upper      float64 `json:"upper"`
+	Confidence float64 `json:"confidence"`
+	RSE        float64 `json:"relative_standard_error"`
+}
+
+type cmsAnswer struct {
+	Total      uint64     `json:"total"`
+	Epsilon    float64    `json:"epsilon"`
+	Confidence float64    `json:"confidence"`
+	ErrorBound uint64     `json:"error_bound"`
+	Top        []freqJSON `json:"top"`
+	Items      []freqJSON `json:"items,omitempty"`
+}
+
+type freqJSON struct {
+	Item     string `json:"item"`
+	Estimate uint64 `json:"estimate"`
+	Lower    uint64 `json:"lower"`
+	Upper    uint64 `json:"upper"`
+}
+
+type tdigestAnswer struct {
+	Count       uint64         `json:"count"`
+	Min         *float64       `json:"min"`
+	Max         *float64       `json:"max"`
+	Compression float64        `json:"compression"`
+	Quantiles   []quantileJSON `json:"quantiles"`
+	CDF         []cdfJSON      `json:"cdf,omitempty"`
+}
+
+type quantileJSON struct {
+	Q         float64  `json:"q"`
+	Value     *float64 `json:"value"`
+	Lower     *float64 `json:"lower"`
+	Upper     *float64 `json:"upper"`
+	RankError *float64 `json:"rank_error"`
+}
+
+type cdfJSON struct {
+	Value float64  `json:"value"`
+	P     *float64 `json:"p"`
+}
+
+type reservoirAnswer struct {
+	Population uint64 `json:"population"`
+	Size       int    `json:"size"`
+	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
+	// limited the sample.
+	Truncated bool              `json:"truncated"`
+	Sample    []json.RawMessage `json:"sample"`
+}
+
+func renderParams(a sketchd.Aggregate) paramsJSON {
+	a.Normalize()
+	return paramsJSON{
+		Field: a.Field, Precision: a.Precision, Epsilon: a.Epsilon, Delta: a.Delta,
+		TopK: a.TopK, Compression: a.Compression, Size: a.Size, Weighted: a.Weight != "",
+	}
+}
+
+func durPtr(ns int64) *string {
+	s := sketchd.Duration(ns).String()
+	return &s
+}
+
+// renderResult turns a query result into its JSON answer.
+func renderResult(st *sketchd.StreamStatus, res *window.Result, p *queryParams) (*resultJSON, error) {
+	out := &resultJSON{
+		Stream:    st.Spec.Name,
+		Aggregate: res.Aggregate,
+		Kind:      string(res.Kind),
+		Params:    renderParams(st.Spec.Aggregates[res.Aggregate]),
+		From:      rfc3339(res.From),
+		To:        rfc3339(res.To),
+		Watermark: timePtr(res.Watermark),
+		AsOf:      asOfJSON{LastCommit: wallPtr(st.LastCommit), Note: asOfNote},
+		Keys:      res.Keys,
+		Panes:     res.Panes,
+		Groups:    make([]groupJSON, 0, len(res.Groups)),
+	}
+	if p.step != 0 {
+		out.Step, out.Window = durPtr(res.Step), durPtr(res.Window)
+	}
+	for _, g := range res.Groups {
+		gj := groupJSON{Key: g.Key, Windows: make([]windowJSON, 0, len(g.Windows))}
+		if gj.Key == nil {
+			gj.Key = map[string]string{}
+		}
+		for i := range g.Windows {
+			wj, err := renderWindow(&g.Windows[i], p)
+			if err != nil {
+				return nil, err
+			}
+			gj.Windows = append(gj.Windows, wj)
+		}
+		out.Groups = append(out.Groups, gj)
+	}
+	return out, nil
+}
+
+func renderWindow(w *window.Window, p *queryParams) (windowJSON, error) {
+	out := windowJSON{Start: rfc3339(w.Start), End: rfc3339(w.End), Final: w.Final, Events: w.Events, Panes: w.Panes}
+	switch sk := w.Sketch.(type) {
+	case *sketch.HLL:
+		e := sk.Estimate()
+		out.hllAnswer = &hllAnswer{Distinct: distinctJSON{
+			Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+			Confidence: e.Confidence, RSE: finite(e.RSE),
+		}}
+	case *sketch.CountMin:
+		out.cmsAnswer = renderCMS(sk, p)
+	case *sketch.TDigest:
+		out.tdigestAnswer = renderTDigest(sk, p)
+	case *sketch.Reservoir:
+		out.reservoirAnswer = renderReservoir(sk, p)
+	default:
+		return out, fmt.Errorf("window holds an unexpected sketch %T", w.Sketch)
+	}
+	return out, nil
+}
+
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
+}
+
+func renderCMS(sk *sketch.CountMin, p *queryParams) *cmsAnswer {
+	total := sk.Total()
+	eps := sk.Epsilon()
+	a := &cmsAnswer{
+		Total:      total,
+		Epsilon:    eps,
+		Confidence: 1 - sk.Delta(),
+		ErrorBound: uint64(math.Ceil(eps * float64(total))),
+		Top:        []freqJSON{},
+	}
+	if p.top > 0 {
+		for _, f := range sk.TopK(p.top) {
+			a.Top = append(a.Top, freq(f))
+		}
+	}
+	if len(p.items) > 0 {
+		a.Items = make([]freqJSON, 0, len(p.items))
+		for _, it := range p.items {
+			a.Items = append(a.Items, freq(sk.Estimate([]byte(it))))
+		}
+	}
+	return a
+}
+
+func freq(f sketch.FrequencyEstimate) freqJSON {
+	return freqJSON{Item: string(f.Item), Estimate: f.Estimate, Lower: f.Lower, Upper: f.Upper}
+}
+
+func renderTDigest(sk *sketch.TDigest, p *queryParams) *tdigestAnswer {
+	a := &tdigestAnswer{
+		Count:       sk.Count(),
+		Compression: sk.Params().Compression,
+		Quantiles:   make([]quantileJSON, 0, len(p.q)),
+	}
+	if a.Count > 0 {
+		a.Min, a.Max = num(sk.Min()), num(sk.Max())
+	}
+	for _, q := range p.q {
+		qj := quantileJSON{Q: q}
+		if a.Count > 0 {
+			e := sk.Quantile(q)
+			qj.Value, qj.Lower, qj.Upper, qj.RankError = num(e.Value), num(e.Lower), num(e.Upper), num(e.RankError)
+		}
+		a.Quantiles = append(a.Quantiles, qj)
+	}
+	if len(p.cdf) > 0 {
+		a.CDF = make([]cdfJSON, 0, len(p.cdf))
+		for _, x := range p.cdf {
+			c := cdfJSON{Value: x}
+			if a.Count > 0 {
+				c.P = num(sk.CDF(x))
+			}
+			a.CDF = append(a.CDF, c)
+		}
+	}
+	return a
+}
+
+func renderReservoir(sk *sketch.Reservoir, p *queryParams) *reservoirAnswer {
+	items := sk.Sample()
+	if p.n >= 0 && p.n < len(items) {
+		items = items[:p.n]
+	}
+	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
+	for _, it := range items {
+		if json.Valid(it) {
+			a.Sample = append(a.Sample, json.RawMessage(it))
+		} else {
+			// Not JSON (cannot come from ingest, which stores raw JSON):
+			// show it as a string rather than fail the answer.
+			b, _ := json.Marshal(string(it))
+			a.Sample = append(a.Sample, json.RawMessage(b))
+		}
+	}
+	return a
+}

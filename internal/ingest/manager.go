@@ -1,0 +1,445 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/internal/window"
+)
+
+// Store is what ingest needs of the store; *store.DB implements it.
+type Store interface {
+	CreateStream(ctx context.Context, spec sketchd.Stream) (store.StreamInfo, error)
+	Streams(ctx context.Context) ([]store.StreamInfo, error)
+	Stream(ctx context.Context, name string) (store.StreamInfo, error)
+	DeleteStream(ctx context.Context, name string) error
+	Commit(ctx context.Context, streamID uint32, f store.Flush) error
+	Checkpoint(ctx context.Context, streamID uint32) (sketchd.Checkpoint, bool, error)
+	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
+	Healthy() error
+}
+
+// Options tune ingestion. Zero values take the defaults of DefaultOptions.
+type Options struct {
+	// FlushInterval is how often dirty panes are committed and JetStream
+	// acked. Default 1s. AckWait must comfortably exceed it (plus the time
+	// a commit takes) and MaxAckPending must exceed the messages that
+	// arrive in one interval, or the server stops delivering until the next
+	// ack: see docs/operations.md.
+	FlushInterval time.Duration
+	// MaxCommitBackoff caps the wait between retries of a failed commit
+	// (the wait starts at FlushInterval and doubles). Default 10s.
+	MaxCommitBackoff time.Duration
+	// AckWait before JetStream redelivers an unacked message. Default 30s.
+	AckWait time.Duration
+	// MaxAckPending caps delivered-but-unacked messages per consumer.
+	// Default 1,000,000 (10 s of 100k msg/s at the default interval).
+	MaxAckPending int
+	// PullMaxMessages is the JetStream client's prefetch. Default 4096.
+	PullMaxMessages int
+	// QueueMessages is the per-stream channel between the NATS client and
+	// the processing goroutine. Default 1024.
+	QueueMessages int
+	// CorePendingMsgs and CorePendingBytes are a core subscription's
+	// pending limits; past them NATS drops (and sketchd counts) messages.
+	// Defaults 500,000 and 64 MiB.
+	CorePendingMsgs  int
+	CorePendingBytes int
+	Window           window.Options
+	Decode           DecodeOptions
+	// Now is the processing-time clock. Default time.Now.
+	Now func() time.Time
+
+	// afterAck, when set (crash tests), runs after each ack of a flush.
+	afterAck func()
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{
+		FlushInterval:    time.Second,
+		MaxCommitBackoff: 10 * time.Second,
+		AckWait:          30 * time.Second,
+		MaxAckPending:    1_000_000,
+		PullMaxMessages:  4096,
+		QueueMessages:    1024,
+		CorePendingMsgs:  500_000,
+		CorePendingBytes: 64 << 20,
+		Window:           window.DefaultOptions(),
+		Now:              time.Now,
+	}
+}
+
+// Manager runs the consumers of every stream and is the API's view of
+// them: it implements api.Streams.
+type Manager struct {
+	nc   *nats.Conn
+	conn *ConnState
+	js   jetstream.JetStream
+	db   Store
+	log  *slog.Logger
+	opts Options
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	failed  map[string]failure // streams whose consumer could not start
+	stopped bool
+	done    chan struct{}  // closed by Stop: ends start retries
+	retries sync.WaitGroup // start retries in flight
+}
+
+type failure struct {
+	info store.StreamInfo
+	err  error
+}
+
+// NewManager returns a Manager; Start starts the streams.
+func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, opts Options) (*Manager, error) {
+	def := DefaultOptions()
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = def.FlushInterval
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = def.AckWait
+	}
+	if opts.MaxCommitBackoff <= 0 {
+		opts.MaxCommitBackoff = def.MaxCommitBackoff
+	}
+	if opts.AckWait < 5*opts.FlushInterval {
+		return nil, fmt.Errorf("ingest: ack wait %s must be at least 5 × the flush interval %s", opts.AckWait, opts.FlushInterval)
+	}
+	if opts.MaxAckPending <= 0 {
+		opts.MaxAckPending = def.MaxAckPending
+	}
+	if opts.PullMaxMessages <= 0 {
+		opts.PullMaxMessages = def.PullMaxMessages
+	}
+	if opts.QueueMessages <= 0 {
+		opts.QueueMessages = def.QueueMessages
+	}
+	if opts.CorePendingMsgs == 0 {
+		opts.CorePendingMsgs = def.CorePendingMsgs
+	}
+	if opts.CorePendingBytes == 0 {
+		opts.CorePendingBytes = def.CorePendingBytes
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if conn == nil {
+		conn = &ConnState{}
+		conn.connected.Store(nc.IsConnected())
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: JetStream: %w", err)
+	}
+	return &Manager{
+		nc: nc, conn: conn, js: js, db: db, log: logger, opts: opts,
+		runners: map[string]*runner{},
+		failed:  map[string]failure{},
+		done:    make(chan struct{}),
+	}, nil
+}
+
+func (m *Manager) now() time.Time { return m.opts.Now() }
+
+// Start registers the configured streams that the store does not have yet
+// (a configured stream whose stored spec differs is an error: delete it to
+// change it) and starts a consumer for every stored stream.
+func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error {
+	for _, spec := range configured {
+		info, err := m.db.Stream(ctx, spec.Name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if _, err := m.db.CreateStream(ctx, spec); err != nil {
+				return fmt.Errorf("register stream %q: %w", spec.Name, err)
+			}
+		case err != nil:
+			return fmt.Errorf("read stream %q: %w", spec.Name, err)
+		default:
+			if err := sameSpec(info.Spec, spec); err != nil {
+				return fmt.Errorf("stream %q: the configured spec differs from the stored one (%w); streams are immutable: delete it (DELETE /v1/streams/%s) or rename it", spec.Name, err, spec.Name)
+			}
+		}
+	}
+	infos, err := m.db.Streams(ctx)
+	if err != nil {
+		return fmt.Errorf("list streams: %w", err)
+	}
+	for _, info := range infos {
+		if err := m.startRunner(ctx, info); err != nil {
+			m.log.Error("stream failed to start", "stream", info.Spec.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+func sameSpec(a, b sketchd.Stream) error {
+	ja, err := jsonOf(a)
+	if err != nil {
+		return err
+	}
+	jb, err := jsonOf(b)
+	if err != nil {
+		return err
+	}
+	if ja != jb {
+		return fmt.Errorf("stored %s, configured %s", ja, jb)
+	}
+	return nil
+}
+
+func (m *Manager) startRunner(ctx context.Context, info store.StreamInfo) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("ingest: stopped")
+	}
+	r, err := newRunner(ctx, m, info)
+	if err != nil {
+		if _, retrying := m.failed[info.Spec.Name]; !retrying {
+			m.retries.Add(1)
+			go m.retryStart(info)
+		}
+		m.failed[info.Spec.Name] = failure{info, err}
+		return err
+	}
+	delete(m.failed, info.Spec.Name)
+	m.runners[info.Spec.Name] = r
+	r.log.Info("stream started", "subject", info.Spec.Subject, "jetstream", info.Spec.JetStream)
+	return nil
+}
+
+// retryStart starts a stream whose consumer failed to start (NATS or
+// JetStream unavailable, a timeout), with backoff, until it runs, is
+// deleted, or the manager stops. Meanwhile Ready reports it.
+func (m *Manager) retryStart(info store.StreamInfo) {
+	defer m.retries.Done()
+	name := info.Spec.Name
+	backoff := time.Second
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		m.mu.Lock()
+		f, ok := m.failed[name]
+		m.mu.Unlock()
+		if !ok || f.info.ID != info.ID {
+			return // started, or deleted
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.startAgain(ctx, info)
+		cancel()
+		if err == nil {
+			m.log.Info("stream started after a failed start", "stream", name)
+			return
+		}
+		m.log.Warn("stream still cannot start; retrying", "stream", name, "err", err, "backoff", backoff)
+	}
+}
+
+// startAgain is startRunner for a stream in m.failed. It does not hold
+// m.mu while it talks to NATS, so Ready and the API stay responsive.
+func (m *Manager) startAgain(ctx context.Context, info store.StreamInfo) error {
+	wanted := func() bool {
+		f, ok := m.failed[info.Spec.Name]
+		return !m.stopped && ok && f.info.ID == info.ID
+	}
+	m.mu.Lock()
+	ok := wanted()
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	r, err := newRunner(ctx, m, info)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !wanted() {
+		if err == nil {
+			// Stopped or deleted meanwhile.
+			_ = r.stop(ctx, false)
+		}
+		return nil
+	}
+	if err != nil {
+		m.failed[info.Spec.Name] = failure{info, err}
+		return err
+	}
+	delete(m.failed, info.Spec.Name)
+	m.runners[info.Spec.Name] = r
+	r.log.Info("stream started", "subject", info.Spec.Subject, "jetstream", info.Spec.JetStream)
+	return nil
+}
+
+// List returns the status of every stream, sorted by name.
+func (m *Manager) List(ctx context.Context) ([]sketchd.StreamStatus, error) {
+	infos, err := m.db.Streams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sketchd.StreamStatus, 0, len(infos))
+	for _, info := range infos {
+		out = append(out, m.statusOf(info))
+	}
+	return out, nil
+}
+
+// Get returns one stream's status; sketchd.ErrNotFound when unknown.
+func (m *Manager) Get(ctx context.Context, name string) (sketchd.StreamStatus, error) {
+	info, err := m.db.Stream(ctx, name)
+	if err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	return m.statusOf(info), nil
+}
+
+func (m *Manager) statusOf(info store.StreamInfo) sketchd.StreamStatus {
+	m.mu.Lock()
+	r, ok := m.runners[info.Spec.Name]
+	f, failed := m.failed[info.Spec.Name]
+	m.mu.Unlock()
+	if ok && r.info.ID == info.ID {
+		return r.status()
+	}
+	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting",
+		Watermark: noTimeWM, MaxEventTime: noTimeWM, CommittedWatermark: noTimeWM}
+	if cp, ok, err := m.db.Checkpoint(context.Background(), info.ID); err == nil && ok {
+		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters
+	}
+	if failed {
+		st.State, st.Error = "failed", f.err.Error()
+	}
+	return st
+}
+
+// Create validates, persists and starts a new stream.
+func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error) {
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	info, err := m.db.CreateStream(ctx, spec)
+	if err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	if err := m.startRunner(ctx, info); err != nil {
+		m.log.Error("stream failed to start", "stream", spec.Name, "err", err)
+	}
+	return m.statusOf(info), nil
+}
+
+// Delete stops a stream's consumer and removes it and its data. The
+// JetStream stream that holds its raw events is kept (it may be shared);
+// the durable consumer is deleted.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	info, err := m.db.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	r := m.runners[name]
+	delete(m.runners, name)
+	delete(m.failed, name)
+	m.mu.Unlock()
+	if r != nil {
+		if err := r.stop(ctx, false); err != nil {
+			m.log.Warn("stop stream", "stream", name, "err", err)
+		}
+	}
+	if info.Spec.JetStream {
+		if err := m.js.DeleteConsumer(ctx, info.Spec.JetStreamStream, consumerName(name)); err != nil &&
+			!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			m.log.Warn("delete JetStream consumer", "stream", name, "err", err)
+		}
+	}
+	if err := m.db.DeleteStream(ctx, name); err != nil {
+		return err
+	}
+	m.log.Info("stream deleted", "stream", name)
+	return nil
+}
+
+// Ready reports why the service cannot serve now: NATS disconnected, the
+// store failing writes, or a stream whose consumer is not running.
+func (m *Manager) Ready(context.Context) error {
+	if !m.nc.IsConnected() {
+		return fmt.Errorf("NATS is not connected (%s): %w", m.nc.Status(), sketchd.ErrUnavailable)
+	}
+	if err := m.db.Healthy(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return fmt.Errorf("shutting down: %w", sketchd.ErrUnavailable)
+	}
+	names := make([]string, 0, len(m.failed))
+	for n := range m.failed {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		return fmt.Errorf("stream %q is not running: %v: %w", n, m.failed[n].err, sketchd.ErrUnavailable)
+	}
+	for n, r := range m.runners {
+		if e := r.lastErr.Load(); e != nil && r.failing.Load() {
+			return fmt.Errorf("stream %q cannot commit: %s: %w", n, *e, sketchd.ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+// Stop drains every stream, commits its final flush and acks it. It returns
+// the first error; every stream is stopped regardless.
+func (m *Manager) Stop(ctx context.Context) error {
+	m.mu.Lock()
+	if !m.stopped {
+		close(m.done)
+	}
+	m.stopped = true
+	runners := make([]*runner, 0, len(m.runners))
+	for _, r := range m.runners {
+		runners = append(runners, r)
+	}
+	m.runners = map[string]*runner{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(runners))
+	for i, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.stop(ctx, true)
+			r.log.Info("stream stopped", "position_seq", sketchd.PositionSeq(r.last.Position))
+		}()
+	}
+	wg.Wait()
+	m.retries.Wait()
+	return errors.Join(errs...)
+}
+
+func (m *Manager) snapshot() []*runner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*runner, 0, len(m.runners))
+	for _, r := range m.runners {
+		out = append(out, r)
+	}
+	return out
+}

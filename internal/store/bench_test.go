@@ -1,0 +1,199 @@
+package store
+
+// Benchmarks on real Badger in a temp dir, DefaultOptions. Reproduce with
+//
+//	go test ./internal/store -run '^$' -bench . -benchmem -benchtime 2s
+//
+// and the RSS figure of the package doc with
+//
+//	SKETCHD_STORE_RSS=1 go test ./internal/store -run TestReportRSS -v
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+)
+
+const benchBlob = 2048
+
+// BenchmarkCommit commits flushes of 100 panes of one 2 KiB blob (distinct
+// keys, each flush a new minute), each with db.Sync.
+func BenchmarkCommit(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("panes=%d", n), func(b *testing.B) {
+			db := openTest(b, b.TempDir(), quietOptions())
+			sid := createTest(b, db, "bench", time.Minute).ID
+			ps := make([]sketchd.PaneRecord, n)
+			for i := range ps {
+				ps[i] = pane(fmt.Sprintf("key-%05d", i), 0, 1, blob(uint64(i), benchBlob))
+			}
+			b.SetBytes(int64(n * benchBlob))
+			b.ReportAllocs()
+			ctx := context.Background()
+			flushes := 0
+			for b.Loop() {
+				flushes++
+				for i := range ps {
+					ps[i].Start = int64(flushes) * minute
+				}
+				err := db.Commit(ctx, sid, Flush{Panes: ps, Checkpoint: sketchd.Checkpoint{Position: uint64(flushes)}})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(flushes*n)/b.Elapsed().Seconds(), "panes/s")
+		})
+	}
+}
+
+// BenchmarkScanPanes reads 60 and 1440 consecutive 1-minute panes of one
+// key (2 KiB blob each) among 10 keys with a day of panes each.
+func BenchmarkScanPanes(b *testing.B) {
+	db := openTest(b, b.TempDir(), quietOptions())
+	sid := createTest(b, db, "bench", time.Minute).ID
+	fillDay(b, db, sid, 10, 1440, benchBlob)
+	ctx := context.Background()
+	for _, n := range []int{60, 1440} {
+		b.Run(fmt.Sprintf("panes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			from := int64(1440-n) * minute
+			for b.Loop() {
+				got := 0
+				err := db.ScanPanes(ctx, sid, []string{"key-00005"}, from, day, func(p sketchd.PaneRecord) error {
+					got++
+					return nil
+				})
+				if err != nil || got != n {
+					b.Fatalf("got %d panes, err %v", got, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKeys lists 10,000 keys of one day from the key index: the whole
+// day (index only) and the last hour (one seek per key to check it).
+func BenchmarkKeys(b *testing.B) {
+	db := openTest(b, b.TempDir(), quietOptions())
+	sid := createTest(b, db, "bench", time.Minute).ID
+	const keys = 10_000
+	var ps []sketchd.PaneRecord
+	for k := range keys {
+		// Two panes per key: minute k%1440 and 23:59.
+		ps = append(ps, pane(fmt.Sprintf("key-%05d", k), int64(k%1439)*minute, 1, blob(uint64(k), 64)),
+			pane(fmt.Sprintf("key-%05d", k), 1439*minute, 2, blob(uint64(k), 64)))
+	}
+	commit(b, db, sid, 1, ps...)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		from, to int64
+	}{{"day", 0, day}, {"last-hour", 23 * hour, day}, {"all-time", math.MinInt64, math.MaxInt64}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				if err := db.Keys(ctx, sid, c.from, c.to, func(string) error { n++; return nil }); err != nil || n != keys {
+					b.Fatalf("got %d keys, err %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+// fillDay commits nKeys keys x nPanes one-minute panes from time 0.
+func fillDay(tb testing.TB, db *DB, sid uint32, nKeys, nPanes, size int) {
+	tb.Helper()
+	for m := range nPanes {
+		var ps []sketchd.PaneRecord
+		for k := range nKeys {
+			ps = append(ps, pane(fmt.Sprintf("key-%05d", k), int64(m)*minute, uint64(m+1), blob(uint64(m*nKeys+k), size)))
+		}
+		commit(tb, db, sid, uint64(m+1), ps...)
+	}
+}
+
+// TestReportRSS commits 200,000 panes (1,000 keys x 200 minutes, one 2 KiB
+// blob each, 200 flushes of 1,000 panes) with DefaultOptions (memtables of
+// SKETCHD_STORE_MEMTABLE_MB if set) and reports the process RSS and the Go
+// heap. It is skipped unless SKETCHD_STORE_RSS is set.
+func TestReportRSS(t *testing.T) {
+	if os.Getenv("SKETCHD_STORE_RSS") == "" {
+		t.Skip("set SKETCHD_STORE_RSS=1 to measure")
+	}
+	o := DefaultOptions()
+	o.RetentionInterval = -1
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_MEMTABLE_MB")); err == nil && mb > 0 {
+		o.MemTableSize = int64(mb) << 20
+	}
+	t.Logf("memtable %d MiB", o.MemTableSize>>20)
+	db := openTest(t, t.TempDir(), o)
+	sid := createTest(t, db, "rss", time.Minute).ID
+	began := time.Now()
+	const keys, minutes = 1000, 200
+	ps := make([]sketchd.PaneRecord, keys)
+	for m := range minutes {
+		for k := range ps {
+			ps[k] = pane(fmt.Sprintf("key-%05d", k), int64(m)*minute, uint64(m+1), blob(uint64(m*keys+k), benchBlob))
+		}
+		commit(t, db, sid, uint64(m+1), ps...)
+	}
+	took := time.Since(began)
+	// Read a day of one key back, as a query would.
+	if got := scanAll(t, db, sid, []string{"key-00007"}, 0, day); len(got) != minutes {
+		t.Fatalf("read back %d panes", len(got))
+	}
+	report := func(when string) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		t.Logf("%s: VmRSS %s (anon %s, file %s), VmHWM %s, Go heap in use %d MB, Go sys %d MB, store dir %d MB",
+			when, procStatus("VmRSS"), procStatus("RssAnon"), procStatus("RssFile"), procStatus("VmHWM"),
+			ms.HeapInuse>>20, ms.Sys>>20, dirSize(t, db)>>20)
+	}
+	t.Logf("committed %d panes (%d MB of blobs) in %v: %.0f panes/s", keys*minutes, keys*minutes*benchBlob>>20,
+		took.Round(time.Millisecond), float64(keys*minutes)/took.Seconds())
+	report("right after the writes")
+	runtime.GC()
+	report("right after the writes, after a GC (live heap)")
+	// Badger keeps table-builder buffers in a pool that it releases one
+	// every 2 s once idle; measure again after that.
+	time.Sleep(20 * time.Second)
+	runtime.GC()
+	report("after 20 s idle")
+}
+
+func dirSize(t testing.TB, db *DB) int64 {
+	var n int64
+	_ = filepath.WalkDir(db.bdb.Opts().Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func procStatus(field string) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "n/a"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "n/a"
+}
