@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/console"
 	"github.com/sketchd/sketchd/internal/window"
 )
 
@@ -274,6 +275,14 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
 	r.Get("/openapi.json", serveOpenAPI)
+	// The web console: static files, public like the health endpoints; the
+	// data it shows comes from /v1, behind the tokens.
+	ui, err := console.Handler(http.HandlerFunc(s.notFound))
+	if err != nil {
+		return nil, err
+	}
+	r.Method(http.MethodGet, "/", ui)
+	r.Method(http.MethodGet, console.AssetPrefix+"{file}", ui)
 	if cfg.Pprof {
 		mountPprof(r)
 	}
