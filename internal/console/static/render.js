@@ -138,9 +138,12 @@ function chartSeries(el, ans) {
     hooks: { drawClear: [(u) => shade(u, open)] },
     legend: { live: true },
   };
-  // Until the pointer hovers a window, the legend shows the last window
-  // with data.
-  const lastIdx = xs.findLastIndex((_, i) => data.slice(1).some((d) => d[i] !== null && d[i] !== 0));
+  // Until the pointer hovers a window, the legend shows the last final
+  // window with data (or the last with data when none is final).
+  const hasData = (i) => data.slice(1).some((d) => d[i] !== null && d[i] !== 0);
+  const final = ans.groups[0].windows.map((w) => w.final);
+  let lastIdx = xs.findLastIndex((_, i) => final[i] && hasData(i));
+  if (lastIdx < 0) lastIdx = xs.findLastIndex((_, i) => hasData(i));
   if (lastIdx >= 0) opts.hooks.ready = [(u) => u.setLegend({ idx: lastIdx })];
   chart = new uPlot(opts, data, el);
   const note = h("p", { class: "chart-note" }, h("span", { class: "swatch open" }), " not final: may still change · bands: lower–upper bounds");
