@@ -553,19 +553,37 @@ func (c *consoleRun) checkTokenNotLeaked(p *sketchdProc) {
 
 // ---- the API, directly ----
 
-// api GETs an API path with the token and decodes the answer.
-func (c *consoleRun) api(path string, out any) {
+// get GETs a path, with the token when one is given, and returns the
+// status and body.
+func (c *consoleRun) get(path, token string) (int, []byte) {
 	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req, err := http.NewRequestWithContext(c.t.Context(), http.MethodGet, c.base+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	b, err := io.ReadAll(resp.Body)
+	if cerr := resp.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, b
+}
+
+// api GETs an API path with the token and decodes the answer.
+func (c *consoleRun) api(path string, out any) {
+	c.t.Helper()
+	status, b := c.get(path, c.token)
+	if status != http.StatusOK {
+		c.t.Fatalf("GET %s: %d %s", path, status, b)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		c.t.Fatalf("GET %s: %v", path, err)
@@ -577,14 +595,8 @@ func (c *consoleRun) api(path string, out any) {
 func (c *consoleRun) checkPublicFiles() {
 	c.t.Helper()
 	for path, want := range map[string]int{"/": 200, "/console/app.js": 200, "/console/uPlot.iife.min.js": 200, "/v1/streams": 401} {
-		resp, err := c.client.Get(c.base + path)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			c.t.Errorf("GET %s without a token: %d, want %d", path, resp.StatusCode, want)
+		if status, _ := c.get(path, ""); status != want {
+			c.t.Errorf("GET %s without a token: %d, want %d", path, status, want)
 		}
 	}
 }

@@ -187,8 +187,9 @@ type Config struct {
 	// DELETE under /v1. When empty, those need only what reads need.
 	AdminToken string
 	// ReadToken, when set, is required as a Bearer token for everything
-	// under /v1; the admin token is accepted too. Health, metrics and the
-	// OpenAPI document are never behind a token.
+	// under /v1; the admin token is accepted too. Health, metrics, the
+	// OpenAPI document and the console's static files are never behind a
+	// token.
 	ReadToken string
 
 	// Pprof mounts net/http/pprof under /debug/pprof.

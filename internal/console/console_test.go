@@ -24,8 +24,8 @@ func newHandler(t *testing.T) http.Handler {
 	return h
 }
 
-func serve(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, nil)
+func serve(t *testing.T, h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(t.Context(), method, path, nil)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -48,7 +48,7 @@ func TestHandlerServes(t *testing.T) {
 		{"/console/uPlot.LICENSE.txt", "text/plain; charset=utf-8", "MIT"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
-			rec := serve(h, http.MethodGet, tc.path, nil)
+			rec := serve(t, h, http.MethodGet, tc.path, nil)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d", rec.Code)
 			}
@@ -73,7 +73,7 @@ func TestHandlerServes(t *testing.T) {
 				t.Fatalf("ETag %q", etag)
 			}
 			// A revalidation with the ETag is 304, without the body.
-			again := serve(h, http.MethodGet, tc.path, map[string]string{"If-None-Match": etag})
+			again := serve(t, h, http.MethodGet, tc.path, map[string]string{"If-None-Match": etag})
 			if again.Code != http.StatusNotModified || again.Body.Len() != 0 {
 				t.Errorf("If-None-Match: %d with %d bytes, want 304 and none", again.Code, again.Body.Len())
 			}
@@ -85,7 +85,7 @@ func TestHandlerNotFound(t *testing.T) {
 	h := newHandler(t)
 	for _, p := range []string{"/index.html", "/console/", "/console", "/console/nope.js",
 		"/console/../console/app.js", "/console/static/app.js", "/console/x/app.js", "/ui", "/v1/streams"} {
-		rec := serve(h, http.MethodGet, p, nil)
+		rec := serve(t, h, http.MethodGet, p, nil)
 		if rec.Code != http.StatusNotFound || rec.Header().Get("X-Not-Found") != "1" {
 			t.Errorf("GET %s: %d, want the notFound handler's 404", p, rec.Code)
 		}
