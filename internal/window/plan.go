@@ -13,7 +13,6 @@ type plan struct {
 	spec      sketchd.Stream
 	granule   int64 // pane width, ns
 	ooo       int64 // max out-of-orderness, ns
-	lateness  int64 // allowed lateness, ns
 	idle      int64 // idle timeout, ns (0 = never)
 	maxFuture int64 // ns
 	retention int64 // ns: panes that ended longer ago than this are dropped
@@ -39,7 +38,6 @@ func compile(spec sketchd.Stream) (*plan, error) {
 		spec:      spec,
 		granule:   int64(spec.Granularity),
 		ooo:       int64(spec.MaxOutOfOrderness),
-		lateness:  int64(spec.AllowedLateness),
 		idle:      int64(spec.IdleTimeout),
 		maxFuture: int64(spec.MaxFuture),
 		retention: int64(spec.Retention),

@@ -307,10 +307,9 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		From: w.from, To: w.to, Step: w.step, Window: w.window,
 		Watermark: t.Watermark, Keys: len(keys),
 	}
-	lateness := int64(spec.AllowedLateness)
 	var blocks []int64
 	if q.opts.CacheBytes > 0 && len(keys) > 0 {
-		blocks = w.blocks(g, lateness, t.Watermark)
+		blocks = w.blocks(spec, t.Watermark)
 	}
 	bw := blockPanes * g
 	keyIdx := make(map[string]int, len(keys))
@@ -416,7 +415,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 					open.acc.add(cached{sk: sk, events: r.Events, panes: 1}, 0, r.Start)
 					return nil
 				}
-				final := isFinalAt(spec, r.Start, t.Watermark)
+				final := spec.PaneFinalAt(r.Start, t.Watermark)
 				sk, err := q.cache.decode(cacheKey{t.ID, ai, r.Key, r.Start, false}, ap, r.Sketches[ai], final)
 				if err != nil {
 					return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
@@ -453,7 +452,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 			win, wa := &wins[i], &acc[gi][i]
 			win.End = w.from + int64(i+1)*w.step
 			win.Start = win.End - w.window
-			win.Final = satAdd(win.End, lateness) <= t.Watermark
+			win.Final = spec.WindowFinalAt(win.End, t.Watermark)
 			win.Events, win.Panes = wa.events, wa.panes
 			if i%64 == 63 {
 				if err := ctx.Err(); err != nil {
@@ -479,11 +478,12 @@ const blockPanes = 15
 // blocks returns the starts of the rollup blocks of the scan range that are
 // final at watermark wm and that every window containing one of their
 // panes contains whole (so a block's merge can stand for its panes).
-func (w windowing) blocks(g, lateness, wm int64) []int64 {
+func (w windowing) blocks(spec *sketchd.Stream, wm int64) []int64 {
+	g := int64(spec.Granularity)
 	bw := blockPanes * g
 	var out []int64
 	for bs := floorDiv(w.scanFrom()+bw-1, bw) * bw; bs <= w.to-bw; bs += bw {
-		if satAdd(bs+bw, lateness) > wm {
+		if !spec.WindowFinalAt(bs+bw, wm) {
 			break
 		}
 		lo, hi := w.windowsOf(bs)
@@ -541,10 +541,6 @@ func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
 	}
 	a.parts = nil
 	return sum, nil
-}
-
-func isFinalAt(spec *sketchd.Stream, start, wm int64) bool {
-	return satAdd(satAdd(start, int64(spec.Granularity)), int64(spec.AllowedLateness)) <= wm
 }
 
 func compareKeys(dims []string, a, b map[string]string) int {

@@ -155,7 +155,7 @@ func (s *shard) load(key string, start int64) *pane {
 // and drops it from memory.
 func (s *shard) finalize() {
 	n := 0
-	for n < len(s.starts) && s.plan.isFinal(s.starts[n], s.wm) {
+	for n < len(s.starts) && s.plan.spec.PaneFinalAt(s.starts[n], s.wm) {
 		s.retire(s.starts[n], true)
 		n++
 	}

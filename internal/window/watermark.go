@@ -36,7 +36,8 @@ func (p *plan) classify(c *clock, t, now int64) (class, int64) {
 	}
 	end := satAdd(start, p.granule)
 	switch {
-	case satAdd(end, p.lateness) <= c.wm:
+	case p.spec.WindowFinalAt(end, c.wm):
+		// Its pane is final.
 		return tooLate, start
 	case satAdd(end, p.retention) <= now:
 		// Older than the retention: the store would drop its pane, so
@@ -81,12 +82,6 @@ func (c *clock) raise(w int64) bool {
 	}
 	c.wm = w
 	return true
-}
-
-// isFinal reports whether the pane starting at start can no longer change
-// under watermark wm.
-func (p *plan) isFinal(start, wm int64) bool {
-	return satAdd(satAdd(start, p.granule), p.lateness) <= wm
 }
 
 // paneStart is sketchd.PaneStart, inlined for the hot path.

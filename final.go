@@ -1,0 +1,36 @@
+package sketchd
+
+import "math"
+
+// Finality is the one rule that says when stored data can no longer change.
+// A pane is final once the watermark has passed its end by the allowed
+// lateness: every event that could still be applied to it would be too late.
+// The aggregator finalizes (and rejects as too late) by it, and queries mark
+// windows final and cache decoded panes and rollup blocks by it, all through
+// these two methods. Both saturate instead of overflowing, so they hold for
+// any times, including the math.MinInt64 of "no watermark yet".
+
+// PaneFinalAt reports whether the pane starting at start (unix ns) is final
+// under watermark wm: start + granularity + allowed lateness ≤ wm.
+func (s *Stream) PaneFinalAt(start, wm int64) bool {
+	return s.WindowFinalAt(satAdd(start, int64(s.Granularity)), wm)
+}
+
+// WindowFinalAt reports whether a run of panes ending at end (unix ns) — a
+// query window, a rollup block, or one pane — is final under watermark wm:
+// end + allowed lateness ≤ wm. Then so is every pane in it.
+func (s *Stream) WindowFinalAt(end, wm int64) bool {
+	return satAdd(end, int64(s.AllowedLateness)) <= wm
+}
+
+// satAdd is a + b, clamped to the int64 range.
+func satAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case b > 0 && s < a:
+		return math.MaxInt64
+	case b < 0 && s > a:
+		return math.MinInt64
+	}
+	return s
+}

@@ -1,0 +1,51 @@
+package sketchd
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestFinality pins the finality rule at its edges: final exactly when the
+// watermark reaches end + allowed lateness, and no overflow at the ends of
+// the int64 range (a pane near math.MaxInt64 is never final; nothing is
+// final before the first watermark, math.MinInt64).
+func TestFinality(t *testing.T) {
+	s := DefaultStream() // 1m panes, 1m allowed lateness
+	m := int64(time.Minute)
+	tests := []struct {
+		name      string
+		start, wm int64
+		want      bool
+	}{
+		{"watermark before end", 0, m - 1, false},
+		{"watermark at end", 0, m, false},
+		{"within lateness", 0, 2*m - 1, false},
+		{"at end + lateness", 0, 2 * m, true},
+		{"past end + lateness", 0, 10 * m, true},
+		{"before 1970", -3 * m, -m, true},
+		{"no watermark yet", -3 * m, math.MinInt64, false},
+		{"pane at the end of time", math.MaxInt64 - m/2, math.MaxInt64 - 1, false},
+		{"end of time, final watermark", math.MaxInt64 - m/2, math.MaxInt64, true},
+		{"start of time", math.MinInt64, math.MinInt64, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.PaneFinalAt(tt.start, tt.wm); got != tt.want {
+				t.Errorf("PaneFinalAt(%d, %d) = %v, want %v", tt.start, tt.wm, got, tt.want)
+			}
+			if tt.start <= math.MaxInt64-m {
+				// A pane is the smallest window: the two rules agree.
+				if got := s.WindowFinalAt(tt.start+m, tt.wm); got != tt.want {
+					t.Errorf("WindowFinalAt(%d, %d) = %v, want %v", tt.start+m, tt.wm, got, tt.want)
+				}
+			}
+		})
+	}
+
+	// Zero allowed lateness: final as soon as the watermark reaches the end.
+	s.AllowedLateness = 0
+	if !s.WindowFinalAt(m, m) || s.WindowFinalAt(m, m-1) {
+		t.Error("with zero lateness a window is final exactly from its end")
+	}
+}
