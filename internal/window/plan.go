@@ -51,7 +51,7 @@ func compile(spec sketchd.Stream) (*plan, error) {
 	}
 	for i, n := range p.names {
 		a := spec.Aggregates[n]
-		sp, err := SketchParams(a)
+		sp, err := a.SketchParams()
 		if err != nil {
 			return nil, fmt.Errorf("aggregate %q: %w", n, err)
 		}
@@ -62,22 +62,6 @@ func compile(spec sketchd.Stream) (*plan, error) {
 	// seed, so replays draw the same sample and streams do not correlate.
 	p.tagSeed = mix64(uint64(len(spec.Name)) ^ sketch.Hash([]byte(spec.Name)))
 	return p, nil
-}
-
-// SketchParams maps an aggregate spec to sketch parameters.
-func SketchParams(a sketchd.Aggregate) (sketch.Params, error) {
-	a.Normalize()
-	switch a.Sketch {
-	case sketchd.KindHLL:
-		return sketch.Params{Kind: sketch.KindHLL, Precision: uint8(a.Precision)}, nil
-	case sketchd.KindCMS:
-		return sketch.Params{Kind: sketch.KindCMS, Epsilon: a.Epsilon, Delta: a.Delta, TopK: a.TopK}, nil
-	case sketchd.KindTDigest:
-		return sketch.Params{Kind: sketch.KindTDigest, Compression: a.Compression}, nil
-	case sketchd.KindReservoir:
-		return sketch.Params{Kind: sketch.KindReservoir, Size: a.Size, Weighted: a.Weight != ""}, nil
-	}
-	return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
 }
 
 // mix64 is the splitmix64 finalizer: a bijective 64-bit mixer.

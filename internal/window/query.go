@@ -243,7 +243,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		return nil, fmt.Errorf("%w %q", ErrUnknownAggregate, qu.Aggregate)
 	}
 	agg := spec.Aggregates[qu.Aggregate]
-	params, err := SketchParams(agg)
+	params, err := agg.SketchParams()
 	if err != nil {
 		return nil, err
 	}

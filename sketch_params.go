@@ -1,0 +1,25 @@
+package sketchd
+
+import (
+	"fmt"
+
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// SketchParams returns the parameters of the sketch the aggregate keeps,
+// with the defaults of Normalize filled in: what the aggregator builds
+// sketches with and what queries check stored sketches against.
+func (a Aggregate) SketchParams() (sketch.Params, error) {
+	a.Normalize()
+	switch a.Sketch {
+	case KindHLL:
+		return sketch.Params{Kind: sketch.KindHLL, Precision: uint8(a.Precision)}, nil
+	case KindCMS:
+		return sketch.Params{Kind: sketch.KindCMS, Epsilon: a.Epsilon, Delta: a.Delta, TopK: a.TopK}, nil
+	case KindTDigest:
+		return sketch.Params{Kind: sketch.KindTDigest, Compression: a.Compression}, nil
+	case KindReservoir:
+		return sketch.Params{Kind: sketch.KindReservoir, Size: a.Size, Weighted: a.Weight != ""}, nil
+	}
+	return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
+}
