@@ -28,7 +28,7 @@ fuzz:
 
 # The Go benchmarks next to the hot code.
 gobench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./internal/window ./internal/store ./internal/ingest ./internal/api
+	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./internal/window ./internal/query ./internal/store ./internal/ingest ./internal/api
 
 # The load tests and the benchmark report (loadtest/README.md): installs
 # natscli, vegeta and k6 when missing, builds and starts sketchd on loopback

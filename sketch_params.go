@@ -23,3 +23,17 @@ func (a Aggregate) SketchParams() (sketch.Params, error) {
 	}
 	return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
 }
+
+// DecodeSketch decodes a stored sketch blob of an aggregate whose sketches
+// are of kind want (its SketchParams().Kind). A blob of another kind is an
+// error matching sketch.ErrIncompatible.
+func DecodeSketch(blob []byte, want sketch.Kind) (sketch.Sketch, error) {
+	s, err := sketch.Decode(blob)
+	if err != nil {
+		return nil, err
+	}
+	if s.Kind() != want {
+		return nil, fmt.Errorf("stored sketch is %s, want %s: %w", s.Kind(), want, sketch.ErrIncompatible)
+	}
+	return s, nil
+}

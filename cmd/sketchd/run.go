@@ -20,8 +20,8 @@ import (
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/api"
 	"github.com/sketchd/sketchd/internal/ingest"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
-	"github.com/sketchd/sketchd/internal/window"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; the VCS
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	reg.MustRegister(mgr.Collector())
 
-	querier := window.NewQuerier(db, window.QueryOptions{
+	querier := query.New(db, query.Options{
 		MaxWindows: cfg.MaxQueryWindow,
 		CacheBytes: int64(cfg.QueryCacheMB) << 20,
 	})

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // gatedQuerier holds every query until gate is closed.
@@ -16,7 +16,7 @@ type gatedQuerier struct {
 	entered chan struct{}
 }
 
-func (q gatedQuerier) Query(ctx context.Context, _ window.Target, _ window.Query) (*window.Result, error) {
+func (q gatedQuerier) Query(ctx context.Context, _ query.Target, _ query.Query) (*query.Result, error) {
 	q.entered <- struct{}{}
 	select {
 	case <-q.gate:
@@ -26,7 +26,7 @@ func (q gatedQuerier) Query(ctx context.Context, _ window.Target, _ window.Query
 	return nil, context.Canceled
 }
 
-func (q gatedQuerier) Keys(ctx context.Context, _ window.Target, _, _ int64, _ map[string][]string, _ int) ([]map[string]string, bool, error) {
+func (q gatedQuerier) Keys(ctx context.Context, _ query.Target, _, _ int64, _ map[string][]string, _ int) ([]map[string]string, bool, error) {
 	q.entered <- struct{}{}
 	select {
 	case <-q.gate:

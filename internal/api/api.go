@@ -1,5 +1,5 @@
 // Package api serves sketchd's HTTP interface: the stream admin API, the
-// query API over window.Querier, health, metrics and the OpenAPI document.
+// query API over query.Querier, health, metrics and the OpenAPI document.
 //
 // It is the only package that imports chi. Handlers hold small
 // consumer-side interfaces (Streams, Querier); cmd/sketchd wires the real
@@ -25,7 +25,7 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/console"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // Streams is the stream registry as the API needs it.
@@ -40,13 +40,13 @@ type Streams interface {
 	Delete(ctx context.Context, name string) error
 }
 
-// Querier answers queries over stored panes. *window.Querier implements it.
+// Querier answers queries over stored panes. *query.Querier implements it.
 type Querier interface {
-	Query(ctx context.Context, t window.Target, q window.Query) (*window.Result, error)
-	Keys(ctx context.Context, t window.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
+	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
 }
 
-var _ Querier = (*window.Querier)(nil)
+var _ Querier = (*query.Querier)(nil)
 
 // Limits bound what one request may ask for. Zero values take the defaults
 // of DefaultLimits.

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/window"
 )
 
 // BenchmarkQuery measures the whole query handler path (routing,
-// middleware, parameter parsing, window.Querier over an in-memory
+// middleware, parameter parsing, query.Querier over an in-memory
 // PaneReader of real encoded panes, answer rendering, JSON) for one key over
 // 60 and 1440 one-minute panes, and for a where filter that selects 1000
 // keys of 2000 over 60 panes. Final panes are served from the querier's
@@ -113,7 +114,7 @@ func benchHandler(b *testing.B, hosts, panes, eventsPerPane int) (http.Handler, 
 	st.Put(snap.Panes...)
 	status := sketchd.StreamStatus{ID: 1, Spec: spec, State: "running",
 		Watermark: snap.Checkpoint.Watermark, CommittedWatermark: snap.Checkpoint.Watermark}
-	h, err := New(Config{Streams: newFakeStreams(status), Querier: window.NewQuerier(st, window.QueryOptions{})})
+	h, err := New(Config{Streams: newFakeStreams(status), Querier: query.New(st, query.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
-	"github.com/sketchd/sketchd/internal/window"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -87,9 +87,9 @@ type fieldError struct {
 }
 
 // paramError is a query parameter that does not parse or does not fit; it
-// maps like *window.ParamError.
+// maps like *query.ParamError.
 func paramError(param, format string, args ...any) error {
-	return &window.ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+	return &query.ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
 }
 
 // httpError is an error the API raises itself with a fixed code (auth,
@@ -113,8 +113,8 @@ func (e *bodyError) Unwrap() error { return e.err }
 // (they are logged instead).
 func problemFor(err error) (p problem, internal bool) {
 	var (
-		pe  *window.ParamError
-		le  *window.LimitError
+		pe  *query.ParamError
+		le  *query.LimitError
 		he  *httpError
 		be  *bodyError
 		mbe *http.MaxBytesError
@@ -127,7 +127,7 @@ func problemFor(err error) (p problem, internal bool) {
 			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
 	case errors.Is(err, sketchd.ErrNotFound):
 		p = newProblem(http.StatusNotFound, codeStreamNotFound, err.Error())
-	case errors.Is(err, window.ErrUnknownAggregate):
+	case errors.Is(err, query.ErrUnknownAggregate):
 		p = newProblem(http.StatusNotFound, codeAggregateNotFound, err.Error())
 	case errors.As(err, &pe):
 		p = newProblem(http.StatusBadRequest, codeInvalidParameter, pe.Error())

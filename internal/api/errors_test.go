@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 func TestErrors(t *testing.T) {
@@ -131,7 +131,7 @@ type failingQuerier struct {
 	block bool
 }
 
-func (q failingQuerier) Query(ctx context.Context, _ window.Target, _ window.Query) (*window.Result, error) {
+func (q failingQuerier) Query(ctx context.Context, _ query.Target, _ query.Query) (*query.Result, error) {
 	if q.block {
 		<-ctx.Done()
 		return nil, fmt.Errorf("scan: %w", ctx.Err())
@@ -139,7 +139,7 @@ func (q failingQuerier) Query(ctx context.Context, _ window.Target, _ window.Que
 	return nil, q.err
 }
 
-func (q failingQuerier) Keys(ctx context.Context, _ window.Target, _, _ int64, _ map[string][]string, _ int) ([]map[string]string, bool, error) {
+func (q failingQuerier) Keys(ctx context.Context, _ query.Target, _, _ int64, _ map[string][]string, _ int) ([]map[string]string, bool, error) {
 	if q.block {
 		<-ctx.Done()
 		return nil, false, ctx.Err()
@@ -205,9 +205,9 @@ func TestProblemForMapping(t *testing.T) {
 		code   string
 	}{
 		{fmt.Errorf("x: %w", sketchd.ErrNotFound), 404, codeStreamNotFound},
-		{fmt.Errorf("x: %w", window.ErrUnknownAggregate), 404, codeAggregateNotFound},
-		{fmt.Errorf("x: %w", &window.ParamError{Param: "p", Msg: "m"}), 400, codeInvalidParameter},
-		{fmt.Errorf("x: %w", &window.LimitError{Limit: "max_keys", Max: 1, Got: 2}), 422, codeQueryTooLarge},
+		{fmt.Errorf("x: %w", query.ErrUnknownAggregate), 404, codeAggregateNotFound},
+		{fmt.Errorf("x: %w", &query.ParamError{Param: "p", Msg: "m"}), 400, codeInvalidParameter},
+		{fmt.Errorf("x: %w", &query.LimitError{Limit: "max_keys", Max: 1, Got: 2}), 422, codeQueryTooLarge},
 		{fmt.Errorf("x: %w", sketchd.ErrExists), 409, codeStreamExists},
 		{errors.Join(&sketchd.FieldError{Field: "a", Msg: "b"}, &sketchd.FieldError{Field: "c", Msg: "d"}), 400, codeInvalidSpec},
 		{fmt.Errorf("x: %w", sketchd.ErrUnavailable), 503, codeUnavailable},

@@ -18,17 +18,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/window"
-	"github.com/sketchd/sketchd/internal/window/windowtest"
 )
 
-// paneStore is the in-memory window.PaneReader of real encoded panes.
-type paneStore = windowtest.Store
+// paneStore is the in-memory query.PaneReader of real encoded panes.
+type paneStore = panetest.Store
 
-func newPaneStore() *paneStore { return windowtest.NewStore() }
+func newPaneStore() *paneStore { return panetest.NewStore() }
 
 // fakeStreams is an in-memory stream registry (the only fake: queries run
-// on the real window.Querier over real panes).
+// on the real query.Querier over real panes).
 type fakeStreams struct {
 	mu      sync.Mutex
 	streams map[string]sketchd.StreamStatus
@@ -251,7 +252,7 @@ func newFixture(tb testing.TB, opts ...fixtureOpt) *fixture {
 	f := &fixture{streams: newFakeStreams(st), store: sharedStore, evs: sharedEvs, status: st, reg: prometheus.NewRegistry()}
 	cfg := Config{
 		Streams:  f.streams,
-		Querier:  window.NewQuerier(sharedStore, window.QueryOptions{}),
+		Querier:  query.New(sharedStore, query.Options{}),
 		Registry: f.reg,
 		Now:      func() time.Time { return t0.Add(fixtureSpan) },
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // writeJSON writes v with status.
@@ -149,8 +149,8 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 
 // target is what a query reads. Its version is the time of the stream's
 // last commit: answers are cached until the next one changes the store.
-func target(st *sketchd.StreamStatus) window.Target {
-	t := window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
+func target(st *sketchd.StreamStatus) query.Target {
+	t := query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
 	if !st.LastCommit.IsZero() {
 		t.Version = st.LastCommit.UnixNano()
 	}
@@ -226,7 +226,7 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	name := chi.URLParam(r, "aggregate")
 	agg, ok := st.Spec.Aggregates[name]
 	if !ok {
-		return st, queryParams{}, fmt.Errorf("stream %q: %w %q", st.Spec.Name, window.ErrUnknownAggregate, name)
+		return st, queryParams{}, fmt.Errorf("stream %q: %w %q", st.Spec.Name, query.ErrUnknownAggregate, name)
 	}
 	v, err := s.queryValues(r)
 	if err != nil {
@@ -245,7 +245,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.querier.Query(r.Context(), target(&st), window.Query{
+	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
 		From:      p.from, To: p.to,
 		Where: p.where, GroupBy: p.groupBy,
@@ -260,7 +260,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		n += len(g.Windows)
 	}
 	if n > s.limits.MaxOutputWindows {
-		s.writeError(w, r, &window.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
+		s.writeError(w, r, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
 		return
 	}
 	out, err := renderResult(&st, res, &p)
@@ -291,7 +291,7 @@ func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.querier.Query(r.Context(), target(&st), window.Query{
+	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
 		From:      p.from, To: p.to, Where: p.where,
 	})

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // defaultRange is the span of a query without from: [to - 1h, to).
@@ -67,7 +67,7 @@ func (s *server) queryValues(r *http.Request) (url.Values, error) {
 		return v, nil
 	}
 	if n := strings.Count(raw, "&") + 1; n > s.limits.MaxParams {
-		return nil, &window.LimitError{Limit: "max_parameters", Max: int64(s.limits.MaxParams), Got: int64(n)}
+		return nil, &query.LimitError{Limit: "max_parameters", Max: int64(s.limits.MaxParams), Got: int64(n)}
 	}
 	for raw != "" {
 		var pair string
@@ -214,7 +214,7 @@ func (s *server) checkSliding(p *queryParams, g int64) error {
 		if slots <= math.MaxInt64/perPane {
 			got = slots * perPane
 		}
-		return &window.LimitError{Limit: "max_sliding_merges", Max: s.limits.MaxSlidingMerges, Got: got}
+		return &query.LimitError{Limit: "max_sliding_merges", Max: s.limits.MaxSlidingMerges, Got: got}
 	}
 	return nil
 }
@@ -241,7 +241,7 @@ func (s *server) parseRange(v url.Values) (int64, int64, error) {
 		return 0, 0, paramError("to", "must be after from (to defaults to now, from to to - 1h)")
 	}
 	if span := to - from; span > int64(s.limits.MaxRange) || span < 0 {
-		return 0, 0, &window.LimitError{Limit: "max_range_seconds", Max: int64(s.limits.MaxRange / time.Second), Got: int64(uint64(to-from) / uint64(time.Second))}
+		return 0, 0, &query.LimitError{Limit: "max_range_seconds", Max: int64(s.limits.MaxRange / time.Second), Got: int64(uint64(to-from) / uint64(time.Second))}
 	}
 	return from, to, nil
 }

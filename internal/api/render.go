@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -218,7 +218,7 @@ func durPtr(ns int64) *string {
 }
 
 // renderResult turns a query result into its JSON answer.
-func renderResult(st *sketchd.StreamStatus, res *window.Result, p *queryParams) (*resultJSON, error) {
+func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (*resultJSON, error) {
 	out := &resultJSON{
 		Stream:    st.Spec.Name,
 		Aggregate: res.Aggregate,
@@ -252,7 +252,7 @@ func renderResult(st *sketchd.StreamStatus, res *window.Result, p *queryParams) 
 	return out, nil
 }
 
-func renderWindow(w *window.Window, p *queryParams) (windowJSON, error) {
+func renderWindow(w *query.Window, p *queryParams) (windowJSON, error) {
 	out := windowJSON{Start: rfc3339(w.Start), End: rfc3339(w.End), Final: w.Final, Events: w.Events, Panes: w.Panes}
 	switch sk := w.Sketch.(type) {
 	case *sketch.HLL:

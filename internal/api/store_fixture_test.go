@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
-	"github.com/sketchd/sketchd/internal/window"
 )
 
 // storeFixture is the API over a real Badger store on disk (t.TempDir()),
 // holding the shared fixture's panes (real encoded sketches from a real
-// window.Aggregator), read by a real window.Querier.
+// window.Aggregator), read by a real query.Querier.
 type storeFixture struct {
 	*fixture
 	dir  string
@@ -77,7 +77,7 @@ func (f *storeFixture) serve(tb testing.TB, base *fixture) {
 	fx := &fixture{streams: newFakeStreams(st), store: base.store, evs: base.evs, status: st}
 	cfg := Config{
 		Streams: fx.streams,
-		Querier: window.NewQuerier(f.db, window.QueryOptions{}),
+		Querier: query.New(f.db, query.Options{}),
 		Now:     func() time.Time { return t0.Add(fixtureSpan) },
 		Logger:  slog.New(slog.DiscardHandler),
 	}

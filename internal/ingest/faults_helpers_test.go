@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
-	"github.com/sketchd/sketchd/internal/window"
 )
 
 // faultStore is the real store with writes that fail on command: the
@@ -168,9 +168,9 @@ func sub0(a, b uint64) uint64 {
 
 // queryEvents asks the querier for the exact event count of the whole
 // stream, as the API would.
-func queryEvents(ctx context.Context, q *window.Querier, st sketchd.StreamStatus) (uint64, error) {
-	res, err := q.Query(ctx, window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark},
-		window.Query{Aggregate: "users", From: base.Add(-24 * time.Hour).UnixNano(), To: base.Add(24 * time.Hour).UnixNano()})
+func queryEvents(ctx context.Context, q *query.Querier, st sketchd.StreamStatus) (uint64, error) {
+	res, err := q.Query(ctx, query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark},
+		query.Query{Aggregate: "users", From: base.Add(-24 * time.Hour).UnixNano(), To: base.Add(24 * time.Hour).UnixNano()})
 	if err != nil {
 		return 0, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
 	"github.com/sketchd/sketchd/sketch"
@@ -287,9 +288,9 @@ func TestJetStreamIngest(t *testing.T) {
 	}
 
 	// The distinct count over everything is within its bound.
-	q := window.NewQuerier(db, window.QueryOptions{})
-	res, err := q.Query(ctx, window.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark},
-		window.Query{Aggregate: "users", From: base.Add(-time.Hour).UnixNano(), To: base.Add(time.Hour).UnixNano()})
+	q := query.New(db, query.Options{})
+	res, err := q.Query(ctx, query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark},
+		query.Query{Aggregate: "users", From: base.Add(-time.Hour).UnixNano(), To: base.Add(time.Hour).UnixNano()})
 	if err != nil {
 		t.Fatal(err)
 	}

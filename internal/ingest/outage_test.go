@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window"
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // cutProxy forwards TCP connections to a NATS server and cuts them on
@@ -199,7 +199,7 @@ func newOutageManager(tb testing.TB, nc *nats.Conn, cs *ConnState, db Store) *Ma
 // duringOutage waits until readiness reports the outage, then checks that
 // queries over the store and the stream status keep answering. It returns
 // the number of queries answered.
-func duringOutage(tb testing.TB, m *Manager, q *window.Querier, name string, minEvents uint64) {
+func duringOutage(tb testing.TB, m *Manager, q *query.Querier, name string, minEvents uint64) {
 	tb.Helper()
 	ctx := context.Background()
 	waitFor(tb, 10*time.Second, "not ready during the outage", func() (bool, string) {
@@ -294,7 +294,7 @@ func TestJetStreamOutages(t *testing.T) {
 	pubNC, _ := outageConn(t, srv.url())
 	js, _ := jetstream.New(pubNC)
 	db := openStore(t, t.TempDir())
-	q := window.NewQuerier(db, window.QueryOptions{})
+	q := query.New(db, query.Options{})
 	spec := pageviews("out", true)
 	ctx := context.Background()
 	m := newOutageManager(t, nc, cs, db)
@@ -416,7 +416,7 @@ func TestCoreOutage(t *testing.T) {
 	nc, cs := outageConn(t, proxy.url())
 	pub, _ := outageConn(t, srv.url())
 	db := openStore(t, t.TempDir())
-	q := window.NewQuerier(db, window.QueryOptions{})
+	q := query.New(db, query.Options{})
 	spec := pageviews("coreout", false)
 	ctx := context.Background()
 	m := newOutageManager(t, nc, cs, db)

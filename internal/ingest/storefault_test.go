@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/window"
 )
 
@@ -34,7 +35,7 @@ func TestStoreRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = m.Stop(ctx) }()
-	q := window.NewQuerier(db, window.QueryOptions{})
+	q := query.New(db, query.Options{})
 
 	evs := genEvents(11, 5000)
 	first, second := evs[:2000], evs[2000:]

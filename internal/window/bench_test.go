@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
 )
 
 // BenchmarkAggregator measures events through Process, the shards and all
@@ -16,7 +17,7 @@ import (
 //
 //	go test ./internal/window -run '^$' -bench Aggregator -benchmem
 func BenchmarkAggregator(b *testing.B) {
-	spec := testSpec(b)
+	spec := panetest.Spec(b)
 	st := newMemStore()
 	a, err := New(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, Options{})
 	if err != nil {
@@ -30,7 +31,7 @@ func BenchmarkAggregator(b *testing.B) {
 	pool := make([]sketchd.Event, 64*batchLen)
 	for i := range pool {
 		k := sketchd.EncodeKey(fmt.Sprint("c", countries.Uint64()), []string{"ios", "web", "android"}[rng.IntN(3)])
-		pool[i] = ev(k, t0, 0, fmt.Sprint("u", users.Uint64()))
+		pool[i] = panetest.Event(k, t0, 0, fmt.Sprint("u", users.Uint64()))
 		pool[i].Values[0].Num = rng.ExpFloat64() * 100
 	}
 	ctx := context.Background()

@@ -1,9 +1,9 @@
-// Package window is sketchd's event-time engine: it assigns events to
-// epoch-aligned panes per key, tracks the stream watermark, finalizes panes
-// and accounts for late data on the ingest side, and composes stored panes
-// into the windows a query asks for on the query side.
+// Package window is sketchd's event-time engine on the ingest side: it
+// assigns events to epoch-aligned panes per key, tracks the stream
+// watermark, finalizes panes and accounts for late data. Reading stored
+// panes back into windows is the query package's job.
 //
-// # Ingest side
+// # Aggregator
 //
 // An Aggregator owns the open panes of one stream. Its caller (ingest) feeds
 // it batches in source order from one goroutine; Process classifies every
@@ -28,11 +28,4 @@
 // flush whose checkpoint never landed) is skipped. Each sketch's state is a
 // deterministic function of its inputs, so a replay rebuilds the same panes
 // as an uninterrupted run.
-//
-// # Query side
-//
-// A Querier reads stored panes through a small consumer-side interface and
-// merges them into windows: a whole range, a tumbling series (step) or a
-// sliding series (window wider than step), filtered by where and regrouped
-// by a subset of the key's dimensions. Decoded final panes are cached.
 package window

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
 )
 
 var explosionKeys = flag.Int("explosion.keys", 100_000, "distinct keys in TestKeyExplosionHeap (1000000 for the long run)")
@@ -69,7 +70,7 @@ func explode(tb testing.TB, a *Aggregator, st *sinkStore, n, bound int) int64 {
 		}
 	}
 	for i := range n {
-		e := ev(sketchd.EncodeKey("k"+strconv.Itoa(i), "d"), t0.Add(time.Duration(i%10)*time.Minute), 0, strconv.Itoa(i))
+		e := panetest.Event(sketchd.EncodeKey("k"+strconv.Itoa(i), "d"), t0.Add(time.Duration(i%10)*time.Minute), 0, strconv.Itoa(i))
 		b.Add(&e)
 		if b.Len() == 1000 || i == n-1 {
 			b.Now = t0.UnixNano()
@@ -101,7 +102,7 @@ func TestKeyExplosionHeap(t *testing.T) {
 	if n >= 1_000_000 {
 		capPanes = n / 100 // the long run: a 100× explosion over the cap
 	}
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	spec.AllowedLateness = sketchd.Duration(24 * time.Hour) // nothing becomes final
 	opts := Options{Shards: 2, QueueLen: 4, MaxOpenPanes: capPanes}
 	// A shard evicts after each batch it applies; a batch of 1000 events
@@ -169,7 +170,7 @@ func TestKeyExplosionHeap(t *testing.T) {
 //
 //	go test -race ./internal/window -run TestEvictionReloadDuringFlush -v
 func TestEvictionReloadDuringFlush(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	spec.AllowedLateness = sketchd.Duration(24 * time.Hour)
 	st := newMemStore()
 	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 2, MaxOpenPanes: 4})
@@ -199,7 +200,7 @@ func TestEvictionReloadDuringFlush(t *testing.T) {
 	for i := range 6000 {
 		k := sketchd.EncodeKey("DE", strconv.Itoa(i%13))
 		at := t0.Add(time.Duration(i%3) * time.Minute)
-		process(t, a, t0, 0, ev(k, at, 0, "u"))
+		process(t, a, t0, 0, panetest.Event(k, at, 0, "u"))
 		want[paneKey{k, sketchd.PaneStart(at.UnixNano(), int64(time.Minute))}]++
 	}
 	close(stop)

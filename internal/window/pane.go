@@ -133,12 +133,9 @@ func paneFromRecord(pl *plan, r sketchd.PaneRecord) (*pane, error) {
 
 // decodeAs decodes one stored blob and checks it matches the aggregate.
 func decodeAs(a aggPlan, b []byte) (sketch.Sketch, error) {
-	s, err := sketch.Decode(b)
+	s, err := sketchd.DecodeSketch(b, a.params.Kind)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)
-	}
-	if s.Kind() != a.params.Kind {
-		return nil, fmt.Errorf("aggregate %q: stored sketch is %s, want %s: %w", a.name, s.Kind(), a.params.Kind, sketch.ErrIncompatible)
 	}
 	return s, nil
 }

@@ -2,7 +2,6 @@ package window
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -12,18 +11,18 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/internal/window/windowtest"
+	"github.com/sketchd/sketchd/internal/panetest"
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// memStore is the in-memory store of windowtest with the store's commit
+// memStore is the in-memory store of panetest with the store's commit
 // semantics on top: records replace records, the checkpoint is written last.
 type memStore struct {
-	*windowtest.Store
+	*panetest.Store
 	cp sketchd.Checkpoint
 }
 
-func newMemStore() *memStore { return &memStore{Store: windowtest.NewStore()} }
+func newMemStore() *memStore { return &memStore{Store: panetest.NewStore()} }
 
 func (m *memStore) commit(s *Snapshot, panesOnly bool) {
 	m.Put(s.Panes...)
@@ -39,45 +38,6 @@ func (m *memStore) panes() map[paneKey]sketchd.PaneRecord {
 		out[paneKey{r.Key, r.Start}] = r
 	}
 	return out
-}
-
-func testSpec(tb testing.TB) sketchd.Stream {
-	tb.Helper()
-	s := sketchd.DefaultStream()
-	s.Name = "t"
-	s.Subject = "ev.t"
-	s.GroupBy = []string{"country", "device"}
-	s.Granularity = sketchd.Duration(time.Minute)
-	s.MaxOutOfOrderness = sketchd.Duration(10 * time.Second)
-	s.AllowedLateness = sketchd.Duration(time.Minute)
-	s.IdleTimeout = sketchd.Duration(30 * time.Second)
-	s.Aggregates = map[string]sketchd.Aggregate{
-		"users":   {Sketch: sketchd.KindHLL, Field: "user"},
-		"urls":    {Sketch: sketchd.KindCMS, Field: "url", TopK: 5},
-		"latency": {Sketch: sketchd.KindTDigest, Field: "lat"},
-		"sample":  {Sketch: sketchd.KindReservoir, Size: 8},
-	}
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
-
-// ev builds an event for testSpec: values in AggregateNames order
-// (latency, sample, urls, users).
-func ev(key string, t time.Time, pos uint64, user string) sketchd.Event {
-	return sketchd.Event{
-		Key:  key,
-		Time: t.UnixNano(),
-		Pos:  pos,
-		Values: []sketchd.Value{
-			{Present: true, Num: float64(len(user))},
-			{Present: true, Bytes: []byte(`{"u":"` + user + `"}`)},
-			{Present: true, Bytes: []byte("/" + user)},
-			{Present: true, Bytes: []byte(user)},
-		},
-	}
 }
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -145,7 +105,7 @@ func TestPaneStart(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	pl, err := compile(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +163,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestWatermarkIdle(t *testing.T) {
-	pl, err := compile(testSpec(t))
+	pl, err := compile(panetest.Spec(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +196,7 @@ func TestWatermarkIdle(t *testing.T) {
 // events and checks that every event is counted exactly once and every
 // applied event lands in exactly one pane.
 func TestAccounting(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	st := newMemStore()
 	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 3, QueueLen: 4})
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -253,7 +213,7 @@ func TestAccounting(t *testing.T) {
 			if rng.IntN(100) == 0 {
 				at = now.Add(2 * time.Hour) // future
 			}
-			evs = append(evs, ev(keys[rng.IntN(len(keys))], at, sketchd.Position(pos, 0), fmt.Sprint("u", rng.IntN(1000))))
+			evs = append(evs, panetest.Event(keys[rng.IntN(len(keys))], at, sketchd.Position(pos, 0), fmt.Sprint("u", rng.IntN(1000))))
 		}
 		total += len(evs)
 		rejected += len(process(t, a, now, sketchd.Position(pos, 0), evs...))
@@ -291,12 +251,12 @@ func TestAccounting(t *testing.T) {
 // changes nothing: no event is late and the panes count the same events
 // and the same distinct users.
 func TestShuffledEqualsSorted(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	var evs []sketchd.Event
 	for i := range 5000 {
 		at := t0.Add(time.Duration(i) * 50 * time.Millisecond)
-		evs = append(evs, ev(sketchd.EncodeKey("DE", []string{"ios", "web"}[i%2]), at, 0, fmt.Sprint("u", rng.IntN(3000))))
+		evs = append(evs, panetest.Event(sketchd.EncodeKey("DE", []string{"ios", "web"}[i%2]), at, 0, fmt.Sprint("u", rng.IntN(3000))))
 	}
 	run := func(evs []sketchd.Event) (map[paneKey]sketchd.PaneRecord, sketchd.Counters) {
 		st := newMemStore()
@@ -354,15 +314,15 @@ func decodeHLL(tb testing.TB, b []byte) *sketch.HLL {
 }
 
 func TestFutureAndTooLateRejections(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	st := newMemStore()
 	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 1})
 	k := sketchd.EncodeKey("DE", "ios")
-	process(t, a, t0, 0, ev(k, t0.Add(10*time.Minute), 0, "a")) // watermark 10:09:50
+	process(t, a, t0, 0, panetest.Event(k, t0.Add(10*time.Minute), 0, "a")) // watermark 10:09:50
 	rej := process(t, a, t0, 0,
-		ev(k, t0.Add(3*time.Hour), 0, "future"),
-		ev(k, t0, 0, "too-late"),
-		ev(k, t0.Add(8*time.Minute+10*time.Second), 0, "late"),
+		panetest.Event(k, t0.Add(3*time.Hour), 0, "future"),
+		panetest.Event(k, t0, 0, "too-late"),
+		panetest.Event(k, t0.Add(8*time.Minute+10*time.Second), 0, "late"),
 	)
 	want := []Rejection{{Index: 0, Reason: "future"}, {Index: 1, Reason: "too_late"}}
 	if !slices.Equal(rej, want) {
@@ -381,7 +341,7 @@ func TestFutureAndTooLateRejections(t *testing.T) {
 // its checkpoint, then a replay from the checkpoint, counts every event
 // exactly once.
 func TestReplayAfterPartialFlush(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	spec.AllowedLateness = sketchd.Duration(time.Hour)
 	st := newMemStore()
 	keys := []string{sketchd.EncodeKey("DE", "ios"), sketchd.EncodeKey("FR", "web")}
@@ -395,7 +355,7 @@ func TestReplayAfterPartialFlush(t *testing.T) {
 		var evs []sketchd.Event
 		for i := range 3 {
 			at := t0.Add(time.Duration(seq) * time.Second)
-			evs = append(evs, ev(keys[rng.IntN(2)], at, sketchd.Position(seq, i), fmt.Sprint("u", rng.IntN(50))))
+			evs = append(evs, panetest.Event(keys[rng.IntN(2)], at, sketchd.Position(seq, i), fmt.Sprint("u", rng.IntN(50))))
 		}
 		msgs = append(msgs, msg{seq, evs})
 	}
@@ -478,7 +438,7 @@ func assertSameSketch(tb testing.TB, got, want []byte) {
 // TestEvictionReloads: with a tiny open-pane cap, panes are evicted early,
 // and later events for them are added to the evicted state.
 func TestEvictionReloads(t *testing.T) {
-	spec := testSpec(t)
+	spec := panetest.Spec(t)
 	spec.AllowedLateness = sketchd.Duration(24 * time.Hour)
 	st := newMemStore()
 	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 1, MaxOpenPanes: 10})
@@ -487,7 +447,7 @@ func TestEvictionReloads(t *testing.T) {
 		for i := range 40 {
 			k := sketchd.EncodeKey("DE", strconv.Itoa(i))
 			at := t0.Add(time.Duration(i%4) * time.Minute)
-			process(t, a, t0, 0, ev(k, at, 0, "u"))
+			process(t, a, t0, 0, panetest.Event(k, at, 0, "u"))
 			want[paneKey{k, sketchd.PaneStart(at.UnixNano(), int64(time.Minute))}]++
 		}
 		if round == 1 {
@@ -506,132 +466,5 @@ func TestEvictionReloads(t *testing.T) {
 		if got := stored[k].Events; got != n {
 			t.Errorf("pane %q@%d: %d events, want %d", k.key, k.start, got, n)
 		}
-	}
-}
-
-// TestQuerySeries checks tumbling and sliding composition, where and
-// group_by against a brute-force reference over the raw events.
-func TestQuerySeries(t *testing.T) {
-	spec := testSpec(t)
-	st := newMemStore()
-	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 2})
-	rng := rand.New(rand.NewPCG(7, 8))
-	countries, devices := []string{"DE", "FR", "US"}, []string{"ios", "web"}
-	type raw struct {
-		c, d, user string
-		at         time.Time
-	}
-	var raws []raw
-	for i := range 3000 {
-		r := raw{countries[rng.IntN(3)], devices[rng.IntN(2)], fmt.Sprint("u", rng.IntN(200)), t0.Add(time.Duration(i) * 2 * time.Second)}
-		raws = append(raws, r)
-		process(t, a, r.at, 0, ev(sketchd.EncodeKey(r.c, r.d), r.at, 0, r.user))
-	}
-	flush(t, a, st)
-	q := NewQuerier(st, QueryOptions{})
-	tgt := Target{ID: 1, Spec: spec, Watermark: a.Stats().Watermark}
-
-	tests := []struct {
-		name         string
-		qu           Query
-		wantGroups   int
-		wantWindows  int
-		match        func(raw) bool
-		group        func(raw) string
-		groupOfKey   func(map[string]string) string
-		windowStartT time.Time
-	}{
-		{name: "whole range", qu: Query{From: t0.UnixNano(), To: t0.Add(100 * time.Minute).UnixNano()}, wantGroups: 1, wantWindows: 1},
-		{name: "tumbling 10m", qu: Query{From: t0.UnixNano(), To: t0.Add(100 * time.Minute).UnixNano(), Step: int64(10 * time.Minute)}, wantGroups: 1, wantWindows: 10},
-		{name: "sliding 30m every 10m", qu: Query{From: t0.UnixNano(), To: t0.Add(100 * time.Minute).UnixNano(), Step: int64(10 * time.Minute), Window: int64(30 * time.Minute)}, wantGroups: 1, wantWindows: 10},
-		{name: "where country=DE,FR by device", qu: Query{From: t0.UnixNano(), To: t0.Add(100 * time.Minute).UnixNano(), Step: int64(20 * time.Minute), Where: map[string][]string{"country": {"DE", "FR"}}, GroupBy: []string{"device"}}, wantGroups: 2, wantWindows: 5},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.qu.Aggregate = "users"
-			res, err := q.Query(context.Background(), tgt, tt.qu)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Groups) != tt.wantGroups {
-				t.Fatalf("%d groups, want %d", len(res.Groups), tt.wantGroups)
-			}
-			for _, g := range res.Groups {
-				if len(g.Windows) != tt.wantWindows {
-					t.Fatalf("%d windows, want %d", len(g.Windows), tt.wantWindows)
-				}
-				for _, w := range g.Windows {
-					var n uint64
-					distinct := map[string]bool{}
-					for _, r := range raws {
-						if r.at.UnixNano() < w.Start || r.at.UnixNano() >= w.End {
-							continue
-						}
-						if vals, ok := tt.qu.Where["country"]; ok && !slices.Contains(vals, r.c) {
-							continue
-						}
-						if d, ok := g.Key["device"]; ok && d != r.d {
-							continue
-						}
-						n++
-						distinct[r.user] = true
-					}
-					if w.Events != n {
-						t.Errorf("window %s: %d events, want %d", time.Unix(0, w.Start).UTC(), w.Events, n)
-					}
-					est := w.Sketch.(*sketch.HLL).Estimate()
-					if float64(len(distinct)) < est.Lower || float64(len(distinct)) > est.Upper {
-						t.Errorf("window %s: distinct %d outside [%v, %v]", time.Unix(0, w.Start).UTC(), len(distinct), est.Lower, est.Upper)
-					}
-				}
-			}
-		})
-	}
-}
-
-func TestQueryErrors(t *testing.T) {
-	spec := testSpec(t)
-	st := newMemStore()
-	q := NewQuerier(st, QueryOptions{MaxWindows: 100})
-	tgt := Target{ID: 1, Spec: spec}
-	from, to := t0.UnixNano(), t0.Add(time.Hour).UnixNano()
-	tests := []struct {
-		name  string
-		qu    Query
-		param string
-		limit string
-	}{
-		{"unknown aggregate", Query{Aggregate: "nope", From: from, To: to}, "", ""},
-		{"to before from", Query{Aggregate: "users", From: to, To: from}, "to", ""},
-		{"step not a multiple", Query{Aggregate: "users", From: from, To: to, Step: int64(90 * time.Second)}, "step", ""},
-		{"window not a multiple of step", Query{Aggregate: "users", From: from, To: to, Step: int64(2 * time.Minute), Window: int64(3 * time.Minute)}, "window", ""},
-		{"window without step", Query{Aggregate: "users", From: from, To: to, Window: int64(time.Minute)}, "window", ""},
-		{"unknown where", Query{Aggregate: "users", From: from, To: to, Where: map[string][]string{"city": {"x"}}}, "where", ""},
-		{"unknown group_by", Query{Aggregate: "users", From: from, To: to, GroupBy: []string{"city"}}, "group_by", ""},
-		{"too many windows", Query{Aggregate: "users", From: from, To: to + int64(24*time.Hour), Step: int64(time.Minute)}, "", "max_windows"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := q.Query(context.Background(), tgt, tt.qu)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			var pe *ParamError
-			var le *LimitError
-			switch {
-			case tt.param != "":
-				if !errors.As(err, &pe) || pe.Param != tt.param {
-					t.Fatalf("err = %v, want a ParamError for %q", err, tt.param)
-				}
-			case tt.limit != "":
-				if !errors.As(err, &le) || le.Limit != tt.limit {
-					t.Fatalf("err = %v, want a LimitError for %q", err, tt.limit)
-				}
-			default:
-				if !errors.Is(err, ErrUnknownAggregate) {
-					t.Fatalf("err = %v, want ErrUnknownAggregate", err)
-				}
-			}
-		})
 	}
 }

@@ -1,10 +1,10 @@
-// Package windowtest is an in-memory store of pane records for the tests
-// of window and its consumers: it implements window.PaneReader and
-// window.Loader with the store's semantics (a record replaces the record of
-// the same key and start; scans deliver each key's panes consecutively, in
-// start order, keys in order). It imports only the root package, so window's
-// own tests can use it.
-package windowtest
+// Package panetest is an in-memory store of pane records for tests: it
+// implements query.PaneReader and window.Loader with the store's semantics
+// (a record replaces the record of the same key and start; scans deliver
+// each key's panes consecutively, in start order, keys in order). It imports
+// only the root package, so the tests of window, query and their consumers
+// can all use it.
+package panetest
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func (s *Store) Pane(_ context.Context, key string, start int64) (sketchd.PaneRe
 }
 
 // Keys calls fn, in key order, for each key with a pane starting in
-// [from, to) (window.PaneReader). The stream id is ignored: one Store is one
+// [from, to) (query.PaneReader). The stream id is ignored: one Store is one
 // stream.
 func (s *Store) Keys(ctx context.Context, _ uint32, from, to int64, fn func(string) error) error {
 	s.mu.Lock()
@@ -72,7 +72,7 @@ func (s *Store) Keys(ctx context.Context, _ uint32, from, to int64, fn func(stri
 }
 
 // ScanPanes calls fn for each pane of keys starting in [from, to), by key
-// then start (window.PaneReader).
+// then start (query.PaneReader).
 func (s *Store) ScanPanes(ctx context.Context, _ uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
 	s.mu.Lock()
 	var recs []sketchd.PaneRecord

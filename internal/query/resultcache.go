@@ -1,4 +1,4 @@
-package window
+package query
 
 import (
 	"container/list"

@@ -1,4 +1,4 @@
-package window
+package query
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -17,22 +18,21 @@ import (
 // filters share an entry, every caller gets its own copy of the sketches,
 // and concurrent identical queries all get the right answer.
 func TestQueryResultCache(t *testing.T) {
-	spec := testSpec(t)
-	st := newMemStore()
-	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 2})
+	spec := panetest.Spec(t)
+	f := newFeeder(t, spec)
 	var pos uint64
 	feed := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			pos++
 			at := t0.Add(time.Duration(i) * time.Second)
-			process(t, a, at, pos, ev(sketchd.EncodeKey([]string{"DE", "FR", "US"}[i%3], "web"), at, pos, fmt.Sprint("u", i)))
+			f.process(t, at, pos, panetest.Event(sketchd.EncodeKey([]string{"DE", "FR", "US"}[i%3], "web"), at, pos, fmt.Sprint("u", i)))
 		}
-		flush(t, a, st)
+		f.flush(t)
 	}
 	feed(0, 600)
-	q := NewQuerier(st, QueryOptions{})
+	q := New(f.st, Options{})
 	ctx := context.Background()
-	tgt := Target{ID: 1, Spec: spec, Watermark: a.Stats().Watermark, Version: 1}
+	tgt := Target{ID: 1, Spec: spec, Watermark: f.watermark(), Version: 1}
 	qu := Query{Aggregate: "users", From: t0.UnixNano(), To: t0.Add(time.Hour).UnixNano(),
 		Where: map[string][]string{"country": {"DE", "FR"}}}
 	events := func(res *Result) uint64 {
@@ -76,7 +76,7 @@ func TestQueryResultCache(t *testing.T) {
 		t.Fatalf("cached sketch changed by a caller: %v, want %v", got, before)
 	}
 
-	tgt.Version, tgt.Watermark = 2, a.Stats().Watermark
+	tgt.Version, tgt.Watermark = 2, f.watermark()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for range 16 {
@@ -103,7 +103,7 @@ func TestQueryResultCache(t *testing.T) {
 	// Version 0 never caches.
 	tgt.Version = 0
 	feed(1200, 300)
-	tgt.Watermark = a.Stats().Watermark
+	tgt.Watermark = f.watermark()
 	res, err := q.Query(ctx, tgt, qu)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package window_test
+package query_test
 
 import (
 	"context"
@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// BenchmarkQueryStore measures window.Querier over a real Badger store
+// BenchmarkQueryStore measures query.Querier over a real Badger store
 // (on b.TempDir()) holding panes built by a real Aggregator: one key over 60
 // and 1440 one-minute panes (an hour and a day), and a where filter that
 // selects 1000 keys over 60 panes, for each sketch kind. "hot" queries find
@@ -24,7 +25,7 @@ import (
 // estimate already computed, as the API renders it). Besides ns/op it reports the p50 and p99
 // latency of the iterations in milliseconds.
 //
-//	go test ./internal/window -run '^$' -bench QueryStore -benchmem
+//	go test ./internal/query -run '^$' -bench QueryStore -benchmem
 func BenchmarkQueryStore(b *testing.B) {
 	cases := []struct {
 		name          string
@@ -43,12 +44,12 @@ func BenchmarkQueryStore(b *testing.B) {
 			bytes   int64
 			version int64
 		}{{"hot", 0, 0}, {"cold", -1, 0}, {"answer", 0, 1}} {
-			q := window.NewQuerier(db, window.QueryOptions{CacheBytes: cache.bytes})
+			q := query.New(db, query.Options{CacheBytes: cache.bytes})
 			target := target
 			target.Version = cache.version
 			for _, agg := range []string{"users", "latency", "urls", "sample"} {
 				b.Run(c.name+"/"+agg+"/"+cache.name, func(b *testing.B) {
-					qu := window.Query{Aggregate: agg, From: from, To: to, Where: c.where}
+					qu := query.Query{Aggregate: agg, From: from, To: to, Where: c.where}
 					if _, err := q.Query(b.Context(), target, qu); err != nil {
 						b.Fatal(err)
 					}
@@ -83,7 +84,7 @@ func BenchmarkQueryStore(b *testing.B) {
 // benchStore commits panes panes of keys keys (half in region eu, half in
 // us) with eventsPerPane events each: Zipf users and urls, exponential
 // latencies.
-func benchStore(b *testing.B, keys, panes, eventsPerPane int) (*store.DB, window.Target, int64, int64) {
+func benchStore(b *testing.B, keys, panes, eventsPerPane int) (*store.DB, query.Target, int64, int64) {
 	b.Helper()
 	ctx := context.Background()
 	opts := store.DefaultOptions()
@@ -162,7 +163,7 @@ func benchStore(b *testing.B, keys, panes, eventsPerPane int) (*store.DB, window
 		}
 	}
 	// Every pane is final: the watermark is past the last one by far.
-	target := window.Target{ID: info.ID, Spec: spec, Watermark: last + int64(24*time.Hour)}
+	target := query.Target{ID: info.ID, Spec: spec, Watermark: last + int64(24*time.Hour)}
 	return db, target, t0, last
 }
 

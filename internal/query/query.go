@@ -1,4 +1,4 @@
-package window
+package query
 
 import (
 	"cmp"
@@ -50,9 +50,9 @@ func (e *LimitError) Error() string {
 
 func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
-// QueryOptions bound the work of one query. Zero values take the defaults
-// of DefaultQueryOptions.
-type QueryOptions struct {
+// Options bound the work of one query. Zero values take the defaults of
+// DefaultOptions.
+type Options struct {
 	MaxWindows int   // windows per group in a series; default 10,000
 	MaxKeys    int   // keys merged; default 100,000
 	MaxPanes   int64 // keys × pane slots read; default 5,000,000
@@ -64,23 +64,23 @@ type QueryOptions struct {
 	ResultBytes   int64
 }
 
-// DefaultQueryOptions returns the defaults.
-func DefaultQueryOptions() QueryOptions {
-	return QueryOptions{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
 		ResultEntries: 512, ResultBytes: 64 << 20}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
 type Querier struct {
 	r       PaneReader
-	opts    QueryOptions
+	opts    Options
 	cache   *paneCache
 	results *resultCache // nil when disabled
 }
 
-// NewQuerier returns a Querier reading through r.
-func NewQuerier(r PaneReader, opts QueryOptions) *Querier {
-	def := DefaultQueryOptions()
+// New returns a Querier reading through r.
+func New(r PaneReader, opts Options) *Querier {
+	def := DefaultOptions()
 	if opts.MaxWindows <= 0 {
 		opts.MaxWindows = def.MaxWindows
 	}
@@ -190,7 +190,7 @@ func (q *Querier) geometry(spec *sketchd.Stream, qu Query) (windowing, error) {
 	if qu.To <= qu.From {
 		return windowing{}, &ParamError{"to", "must be after from"}
 	}
-	from := paneStart(qu.From, g)
+	from := sketchd.PaneStart(qu.From, g)
 	step, window := qu.Step, qu.Window
 	if step < 0 {
 		return windowing{}, &ParamError{"step", "must not be negative"}
@@ -202,7 +202,7 @@ func (q *Querier) geometry(spec *sketchd.Stream, qu Query) (windowing, error) {
 		if window != 0 {
 			return windowing{}, &ParamError{"window", "needs step"}
 		}
-		to := paneStart(qu.To-1, g) + g
+		to := sketchd.PaneStart(qu.To-1, g) + g
 		return windowing{from: from, to: to, step: to - from, window: to - from, n: 1}, nil
 	}
 	if step%g != 0 {
@@ -247,7 +247,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	ap := aggPlan{name: qu.Aggregate, kind: agg.Sketch, params: params}
+	ap := aggregate{index: ai, name: qu.Aggregate, params: params}
 	sel, err := newSelector(spec.GroupBy, qu.Where, qu.GroupBy)
 	if err != nil {
 		return nil, err
@@ -407,7 +407,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 						}
 						open.key, open.start = r.Key, bs
 					}
-					sk, err := decodeAs(ap, r.Sketches[ai])
+					sk, err := ap.decode(r.Sketches[ai])
 					if err != nil {
 						return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 					}

@@ -1,4 +1,4 @@
-package window
+package query
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -23,9 +24,8 @@ import (
 // some blocks are not final, and for query geometries where blocks fit or
 // do not fit the windows.
 func TestQueryBlocksMatchPanes(t *testing.T) {
-	spec := testSpec(t)
-	st := newMemStore()
-	a := newAgg(t, spec, sketchd.Checkpoint{}, st, Options{Shards: 2})
+	spec := panetest.Spec(t)
+	f := newFeeder(t, spec)
 	rng := rand.New(rand.NewPCG(3, 4))
 	countries, devices := []string{"DE", "FR", "US"}, []string{"ios", "web"}
 	var pos uint64
@@ -35,15 +35,15 @@ func TestQueryBlocksMatchPanes(t *testing.T) {
 			continue // leave some panes of some keys empty
 		}
 		pos++
-		e := ev(sketchd.EncodeKey(countries[rng.IntN(3)], devices[rng.IntN(2)]), at, pos, fmt.Sprint("u", rng.IntN(500)))
+		e := panetest.Event(sketchd.EncodeKey(countries[rng.IntN(3)], devices[rng.IntN(2)]), at, pos, fmt.Sprint("u", rng.IntN(500)))
 		e.Values[0].Num = rng.ExpFloat64() * 100
-		process(t, a, at, pos, e)
+		f.process(t, at, pos, e)
 	}
-	flush(t, a, st)
+	f.flush(t)
 	// Final up to about minute 120 of 200.
 	tgt := Target{ID: 1, Spec: spec, Watermark: t0.Add(121 * time.Minute).UnixNano()}
-	plain := NewQuerier(st, QueryOptions{CacheBytes: -1})
-	cachedQ := NewQuerier(st, QueryOptions{})
+	plain := New(f.st, Options{CacheBytes: -1})
+	cachedQ := New(f.st, Options{})
 
 	from := t0.Add(-7 * time.Minute).UnixNano()
 	to := t0.Add(203 * time.Minute).UnixNano()

@@ -1,4 +1,4 @@
-package window
+package query
 
 import (
 	"container/list"
@@ -90,13 +90,13 @@ func (c *paneCache) put(k cacheKey, v cached) {
 
 // decode returns the decoded sketch of a pane's blob, from the cache when
 // the pane is final.
-func (c *paneCache) decode(k cacheKey, a aggPlan, blob []byte, final bool) (sketch.Sketch, error) {
+func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool) (sketch.Sketch, error) {
 	if final {
 		if v, ok := c.get(k); ok {
 			return v.sk, nil
 		}
 	}
-	sk, err := decodeAs(a, blob)
+	sk, err := a.decode(blob)
 	if err == nil && final {
 		c.put(k, cached{sk: sk})
 	}

@@ -1,0 +1,27 @@
+package query
+
+import (
+	"fmt"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// aggregate is the aggregate a query reads: its index among the stream's
+// aggregates (the position of its sketch in a stored pane), its name and
+// the parameters of its sketches.
+type aggregate struct {
+	index  int
+	name   string
+	params sketch.Params
+}
+
+// decode decodes the aggregate's sketch blob of a stored pane and checks
+// that it is of the aggregate's kind.
+func (a aggregate) decode(blob []byte) (sketch.Sketch, error) {
+	s, err := sketchd.DecodeSketch(blob, a.params.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)
+	}
+	return s, nil
+}
