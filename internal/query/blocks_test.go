@@ -111,6 +111,39 @@ func TestQueryBlocksMatchPanes(t *testing.T) {
 	}
 }
 
+// TestQueryBlocksWithoutGroupBy: a stream without group_by has one key, the
+// empty tuple "", and its final blocks count like any other key's (they
+// were once dropped from the answer and cached as empty). Every window's
+// event count is exact: 60 events a minute.
+func TestQueryBlocksWithoutGroupBy(t *testing.T) {
+	spec := panetest.Spec(t)
+	spec.GroupBy = nil
+	f := newFeeder(t, spec)
+	var pos uint64
+	for i := range 120 * 60 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		pos++
+		f.process(t, at, pos, panetest.Event(sketchd.EncodeKey(), at, pos, fmt.Sprint("u", i%100)))
+	}
+	f.flush(t)
+	tgt := Target{ID: 1, Spec: spec, Watermark: t0.Add(121 * time.Minute).UnixNano()}
+	q := New(f.st, Options{})
+	m := int64(time.Minute)
+	for pass := range 2 { // cold, then from the cached blocks
+		for _, step := range []int64{0, 15 * m, 60 * m} {
+			res, err := q.Query(context.Background(), tgt, Query{Aggregate: "users", From: t0.UnixNano(), To: t0.Add(120 * time.Minute).UnixNano(), Step: step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range res.Groups[0].Windows {
+				if want := uint64((w.End - w.Start) / m * 60); w.Events != want || w.Sketch.Count() != want {
+					t.Fatalf("pass %d step %v window %d: %d events, sketch count %d, want %d", pass, time.Duration(step), w.Start, w.Events, w.Sketch.Count(), want)
+				}
+			}
+		}
+	}
+}
+
 // sameAnswer compares what a user would read from two merges of the same
 // panes in different orders.
 func sameAnswer(t *testing.T, at string, got, want sketch.Sketch) {

@@ -371,13 +371,14 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	// open is the block being rebuilt from its panes: ScanPanes delivers
 	// the panes of a key consecutively, in start order.
 	var open struct {
+		on    bool // a block is being rebuilt (its key may be "")
 		key   string
 		start int64
 		acc   winAcc
 	}
 	built := map[cacheKey]bool{} // blocks rebuilt from panes by this query
 	finish := func() error {
-		if open.key == "" {
+		if !open.on {
 			return nil
 		}
 		v := cached{events: open.acc.events, panes: open.acc.panes}
@@ -389,7 +390,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		q.cache.put(k, v)
 		built[k] = true
 		toWindows(open.key, open.start, v)
-		open.key, open.acc = "", winAcc{}
+		open.on, open.key, open.acc = false, "", winAcc{}
 		return nil
 	}
 	for _, sc := range scans {
@@ -401,11 +402,11 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 				}
 				bs := floorDiv(r.Start, bw) * bw
 				if _, in := slices.BinarySearch(blocks, bs); in {
-					if open.key != r.Key || open.start != bs {
+					if !open.on || open.key != r.Key || open.start != bs {
 						if err := finish(); err != nil {
 							return err
 						}
-						open.key, open.start = r.Key, bs
+						open.on, open.key, open.start = true, r.Key, bs
 					}
 					sk, err := ap.decode(r.Sketches[ai])
 					if err != nil {
