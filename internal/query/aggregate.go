@@ -8,11 +8,12 @@ import (
 )
 
 // aggregate is the aggregate a query reads: its index among the stream's
-// aggregates (the position of its sketch in a stored pane), its name and
-// the parameters of its sketches.
+// aggregates (the position of its sketch in a stored pane), its name, its
+// kind and the parameters of its sketches.
 type aggregate struct {
 	index  int
 	name   string
+	kind   sketchd.AggregateKind
 	params sketch.Params
 }
 

@@ -111,6 +111,108 @@ func TestQueryBlocksMatchPanes(t *testing.T) {
 	}
 }
 
+// TestBlockStandsForPanes checks the rule that lets a rollup block stand
+// for its panes against its definition: every pane of the block is final,
+// and every window holds all of the block's panes or none, one holding
+// them all. Window bounds come from the geometry's from, step and window
+// alone (not from windowsOf), for every block around the range of
+// whole-range, tumbling and sliding geometries, aligned or not, under
+// watermarks before, inside and after the data. geometry.blocks must list
+// exactly the blocks the rule accepts.
+func TestBlockStandsForPanes(t *testing.T) {
+	spec := panetest.Spec(t) // one-minute panes, a minute of allowed lateness
+	m := int64(time.Minute)
+	at := func(hhmm int64) int64 { return t0.UnixNano() + hhmm*m } // minutes after 10:00 (a block start)
+
+	named := []struct {
+		name         string
+		from, to     int64 // minutes after 10:00
+		step, window int64 // minutes
+		block, wm    int64 // minutes after 10:00
+		want         bool
+	}{
+		{"whole range, final", 0, 120, 0, 0, 15, 200, true},
+		{"whole range, block within lateness", 0, 120, 0, 0, 15, 30, false},
+		{"whole range, block final at once", 0, 120, 0, 0, 15, 31, true},
+		{"whole range, block before from", 7, 120, 0, 0, 0, 200, false},
+		{"whole range, block past to", 0, 20, 0, 0, 15, 200, false},
+		{"tumbling 15m", 0, 120, 15, 0, 15, 200, true},
+		{"tumbling 60m", 0, 120, 60, 0, 45, 200, true},
+		{"tumbling 5m", 0, 120, 5, 0, 15, 200, false},
+		{"tumbling 15m off the blocks", 5, 120, 15, 0, 15, 200, false},
+		{"sliding 45m every 15m", 0, 120, 15, 45, 30, 200, true},
+		{"sliding 30m every 10m", 0, 120, 10, 30, 30, 200, false},
+	}
+	for _, tt := range named {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := newGeometry(&spec, Query{From: at(tt.from), To: at(tt.to), Step: tt.step * m, Window: tt.window * m}, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.blockStandsForPanes(&spec, at(tt.block), at(tt.wm)); got != tt.want {
+				t.Fatalf("block at +%dm, watermark +%dm: %v, want %v", tt.block, tt.wm, got, tt.want)
+			}
+		})
+	}
+
+	// The rule against its definition.
+	bw := blockPanes * m
+	var yes, no int
+	for _, from := range []int64{-7, 0, 5, 15} {
+		for _, step := range []int64{0, 1, 5, 10, 15, 30, 45, 60} {
+			for _, widen := range []int64{1, 2, 3, 4} {
+				if step == 0 && widen > 1 {
+					continue
+				}
+				qu := Query{From: at(from), To: at(from + 200), Step: step * m, Window: step * widen * m}
+				g, err := newGeometry(&spec, qu, 10_000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, wm := range []int64{math.MinInt64, at(-1), at(100), at(121), at(1000)} {
+					var want []int64
+					for bs := floorDiv(g.scanFrom(), bw)*bw - bw; bs <= g.to+bw; bs += bw {
+						final, holdsAll, split := true, false, false
+						for j := range blockPanes {
+							final = final && spec.PaneFinalAt(bs+int64(j)*m, wm)
+						}
+						for i := range g.n {
+							end := g.from + int64(i+1)*g.step
+							start := end - g.window
+							n := 0
+							for j := range blockPanes {
+								if p := bs + int64(j)*m; p >= start && p < end {
+									n++
+								}
+							}
+							holdsAll = holdsAll || n == blockPanes
+							split = split || (n > 0 && n < blockPanes)
+						}
+						def := final && holdsAll && !split
+						if got := g.blockStandsForPanes(&spec, bs, wm); got != def {
+							t.Fatalf("%+v watermark %d, block %d: rule says %v, definition %v (final %v, one window holds all %v, split %v)",
+								qu, wm, bs, got, def, final, holdsAll, split)
+						}
+						if def {
+							want = append(want, bs)
+							yes++
+						} else {
+							no++
+						}
+					}
+					if got := g.blocks(&spec, wm); !slices.Equal(got, want) {
+						t.Fatalf("%+v watermark %d: blocks %v, want %v", qu, wm, got, want)
+					}
+				}
+			}
+		}
+	}
+	if yes == 0 || no == 0 {
+		t.Fatalf("%d blocks stand for their panes, %d do not: the cases test nothing", yes, no)
+	}
+	t.Logf("%d blocks stand for their panes, %d do not", yes, no)
+}
+
 // TestQueryBlocksWithoutGroupBy: a stream without group_by has one key, the
 // empty tuple "", and its final blocks count like any other key's (they
 // were once dropped from the answer and cached as empty). Every window's

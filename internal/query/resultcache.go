@@ -47,15 +47,15 @@ func newResultCache(entries int, bytes int64) *resultCache {
 
 // resultKey encodes what determines a query's answer besides the stored
 // panes.
-func resultKey(t Target, qu Query, w windowing) string {
+func resultKey(t Target, qu Query, g geometry) string {
 	b := make([]byte, 0, 128)
 	b = binary.AppendUvarint(b, uint64(t.ID))
 	b = binary.AppendVarint(b, t.Version)
 	b = binary.AppendVarint(b, t.Watermark)
-	b = binary.AppendVarint(b, w.from)
-	b = binary.AppendVarint(b, w.to)
-	b = binary.AppendVarint(b, w.step)
-	b = binary.AppendVarint(b, w.window)
+	b = binary.AppendVarint(b, g.from)
+	b = binary.AppendVarint(b, g.to)
+	b = binary.AppendVarint(b, g.step)
+	b = binary.AppendVarint(b, g.window)
 	str := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
 	str(qu.Aggregate)
 	dims := make([]string, 0, len(qu.Where))

@@ -1,0 +1,35 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Query errors.
+var (
+	// ErrUnknownAggregate: the stream has no aggregate of that name.
+	ErrUnknownAggregate = errors.New("unknown aggregate")
+	// ErrTooLarge: the query exceeds a limit (see *LimitError).
+	ErrTooLarge = errors.New("query too large")
+)
+
+// ParamError is a query parameter that does not parse or does not fit.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return "parameter " + e.Param + ": " + e.Msg }
+
+// LimitError says which limit a query exceeded. It wraps ErrTooLarge.
+type LimitError struct {
+	Limit string // "max_windows", "max_keys" or "max_panes"
+	Max   int64
+	Got   int64
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("query too large: %s is %d, this query needs %d", e.Limit, e.Max, e.Got)
+}
+
+func (e *LimitError) Unwrap() error { return ErrTooLarge }

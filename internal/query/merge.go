@@ -1,0 +1,124 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// windows collects what each window of each group covers: decoded panes
+// and rollup blocks, shared and read only, merged once at the end
+// (mergeWindows) with sketch.MergeAll, which is much cheaper than one Merge
+// per pane (a t-digest compresses once, sparse HLLs union their keys once,
+// count-min ranks its candidates once).
+type windows struct {
+	geom     geometry
+	keyGroup []int      // key index -> group index (plan.keyGroup)
+	acc      [][]winAcc // group -> window
+	panes    int        // stored panes collected, each counted once
+}
+
+func newWindows(p *plan) *windows {
+	acc := make([][]winAcc, len(p.groups))
+	for i := range acc {
+		acc[i] = make([]winAcc, p.geom.n)
+	}
+	return &windows{geom: p.geom, keyGroup: p.keyGroup, acc: acc}
+}
+
+// add gives v, a decoded pane or block of key ki starting at start, to every
+// window that contains it.
+func (w *windows) add(ki int, start int64, v cached) {
+	lo, hi := w.geom.windowsOf(start)
+	row := w.acc[w.keyGroup[ki]]
+	for i := lo; i < hi; i++ {
+		row[i].add(v, ki, start)
+	}
+}
+
+// mergeWindows merges what each window collected into its sketch and
+// returns the answer, groups in group_by order.
+func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
+	spec := &p.target.Spec
+	for gi := range p.groups {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		wins := make([]Window, p.geom.n)
+		for i := range wins {
+			win, wa := &wins[i], &w.acc[gi][i]
+			win.Start, win.End = p.geom.bounds(i)
+			win.Final = spec.WindowFinalAt(win.End, p.target.Watermark)
+			win.Events, win.Panes = wa.events, wa.panes
+			if i%64 == 63 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
+			var err error
+			if win.Sketch, err = wa.result(p.agg.params); err != nil {
+				return nil, fmt.Errorf("merge window %d: %w", win.Start, err)
+			}
+		}
+		p.groups[gi].Windows = wins
+		w.acc[gi] = nil
+	}
+	slices.SortFunc(p.groups, func(a, b Group) int { return compareKeys(p.sel.groupBy, a.Key, b.Key) })
+	return &Result{
+		Aggregate: p.agg.name, Kind: p.agg.kind, Params: p.agg.params,
+		From: p.geom.from, To: p.geom.to, Step: p.geom.step, Window: p.geom.window,
+		Watermark: p.target.Watermark, Keys: len(p.keys), Panes: w.panes,
+		Groups: p.groups,
+	}, nil
+}
+
+// winAcc accumulates one window: the decoded panes and blocks it covers
+// (shared, read only), merged at the end in (key, start) order, so that an
+// answer does not depend on the order the scan met them in, nor on which
+// blocks the cache held (order matters to a t-digest's compression).
+type winAcc struct {
+	parts  []part
+	events uint64
+	panes  int
+}
+
+type part struct {
+	sk    sketch.Sketch
+	key   int // index in the query's keys
+	start int64
+}
+
+func (a *winAcc) add(v cached, key int, start int64) {
+	a.events += v.events
+	a.panes += v.panes
+	if v.sk != nil {
+		a.parts = append(a.parts, part{v.sk, key, start})
+	}
+}
+
+// result returns the merged sketch (the caller's), or an empty one when
+// nothing was added.
+func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
+	if len(a.parts) == 0 {
+		return sketch.New(p)
+	}
+	slices.SortFunc(a.parts, func(x, y part) int {
+		if c := cmp.Compare(x.key, y.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.start, y.start)
+	})
+	srcs := make([]sketch.Sketch, len(a.parts))
+	for i, pt := range a.parts {
+		srcs[i] = pt.sk
+	}
+	sum := srcs[0].Clone()
+	if err := sketch.MergeAll(sum, srcs[1:]...); err != nil {
+		return nil, err
+	}
+	a.parts = nil
+	return sum, nil
+}

@@ -1,0 +1,138 @@
+package query
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sketchd/sketchd"
+)
+
+// PaneReader reads the stored panes of a stream. store.DB implements it.
+type PaneReader interface {
+	// Keys calls fn for each key with a pane starting in [from, to).
+	Keys(ctx context.Context, streamID uint32, from, to int64, fn func(key string) error) error
+	// ScanPanes calls fn for each stored pane of keys starting in [from, to):
+	// the panes of a key consecutively, in start order.
+	ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error
+}
+
+// Options bound the work of one query. Zero values take the defaults of
+// DefaultOptions.
+type Options struct {
+	MaxWindows int   // windows per group in a series; default 10,000
+	MaxKeys    int   // keys merged; default 100,000
+	MaxPanes   int64 // keys × pane slots read; default 5,000,000
+	CacheBytes int64 // decoded final panes and rollup blocks kept; default 256 MiB; <0 disables
+	// ResultEntries and ResultBytes bound the cache of recent answers
+	// (see Target.Version); defaults 512 and 64 MiB; ResultEntries < 0
+	// disables it.
+	ResultEntries int
+	ResultBytes   int64
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
+		ResultEntries: 512, ResultBytes: 64 << 20}
+}
+
+// Querier composes stored panes into windows. It is safe for concurrent use.
+type Querier struct {
+	r       PaneReader
+	opts    Options
+	cache   *paneCache
+	results *resultCache // nil when disabled
+}
+
+// New returns a Querier reading through r.
+func New(r PaneReader, opts Options) *Querier {
+	def := DefaultOptions()
+	if opts.MaxWindows <= 0 {
+		opts.MaxWindows = def.MaxWindows
+	}
+	if opts.MaxKeys <= 0 {
+		opts.MaxKeys = def.MaxKeys
+	}
+	if opts.MaxPanes <= 0 {
+		opts.MaxPanes = def.MaxPanes
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = def.CacheBytes
+	}
+	if opts.ResultEntries == 0 {
+		opts.ResultEntries = def.ResultEntries
+	}
+	if opts.ResultBytes <= 0 {
+		opts.ResultBytes = def.ResultBytes
+	}
+	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+	if opts.ResultEntries > 0 {
+		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
+	}
+	return q
+}
+
+// Query runs qu against t. The Result and its sketches are the caller's.
+// An answer cached for the same target state is copied, and concurrent
+// identical queries run once.
+func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error) {
+	if q.results == nil || t.Version == 0 {
+		return q.query(ctx, t, qu)
+	}
+	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)
+	if err != nil {
+		return nil, err
+	}
+	return q.results.do(ctx, resultKey(t, qu, g), func(ctx context.Context) (*Result, error) {
+		return q.query(ctx, t, qu)
+	})
+}
+
+// query computes the answer to qu in named steps around one plan: select
+// keys, plan scans, scan, merge windows (see plan).
+func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
+	p, err := q.compile(t, qu)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.selectKeys(ctx, p); err != nil {
+		return nil, err
+	}
+	w := newWindows(p)
+	if err := q.planScans(ctx, p, w); err != nil {
+		return nil, err
+	}
+	if err := q.scan(ctx, p, w); err != nil {
+		return nil, err
+	}
+	return p.mergeWindows(ctx, w)
+}
+
+// Keys lists the keys with a pane in [from, to) that match where, as
+// dimension maps, up to limit (0 = no limit). It reports whether the list was
+// cut at the limit.
+func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error) {
+	sel, err := newSelector(t.Spec.GroupBy, where, t.Spec.GroupBy)
+	if err != nil {
+		return nil, false, err
+	}
+	var out []map[string]string
+	truncated := false
+	errStop := errors.New("stop")
+	err = q.r.Keys(ctx, t.ID, from, to, func(key string) error {
+		_, vals, ok := sel.match(key)
+		if !ok {
+			return nil
+		}
+		if limit > 0 && len(out) >= limit {
+			truncated = true
+			return errStop
+		}
+		out = append(out, vals)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, false, err
+	}
+	return out, truncated, nil
+}
