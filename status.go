@@ -13,6 +13,10 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrUnavailable: the store (or NATS) cannot serve the request now.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrCorrupt: a stored value fails its checksum or does not parse. The
+	// store's corrupt-value errors match it; only the reads that touch the
+	// value fail.
+	ErrCorrupt = errors.New("corrupt value")
 )
 
 // StreamStatus is a stream's spec and live state.

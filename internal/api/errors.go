@@ -12,7 +12,6 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/query"
-	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -160,11 +159,11 @@ func problemFor(err error) (p problem, internal bool) {
 }
 
 // isCorrupt reports a stored value that fails its checksum or does not
-// decode: a pane value (store.ErrCorrupt) or a sketch blob in it
-// (sketch.ErrCorrupt, or sketch.ErrVersion for a format this build does
-// not read).
+// decode: a pane value (sketchd.ErrCorrupt, which the store's errors match)
+// or a sketch blob in it (sketch.ErrCorrupt, or sketch.ErrVersion for a
+// format this build does not read).
 func isCorrupt(err error) bool {
-	return errors.Is(err, store.ErrCorrupt) || errors.Is(err, sketch.ErrCorrupt) || errors.Is(err, sketch.ErrVersion)
+	return errors.Is(err, sketchd.ErrCorrupt) || errors.Is(err, sketch.ErrCorrupt) || errors.Is(err, sketch.ErrVersion)
 }
 
 func newProblem(status int, code, detail string) problem {

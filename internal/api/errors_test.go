@@ -15,6 +15,8 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/query"
+	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 func TestErrors(t *testing.T) {
@@ -213,11 +215,17 @@ func TestProblemForMapping(t *testing.T) {
 		{fmt.Errorf("x: %w", sketchd.ErrUnavailable), 503, codeUnavailable},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), 504, codeTimeout},
 		{&http.MaxBytesError{Limit: 1}, 413, codeBodyTooLarge},
+		// Corrupt data, from the store (without the API importing it) or
+		// from a sketch blob.
+		{fmt.Errorf("x: %w", &store.CorruptError{Key: []byte{1}, Reason: "checksum"}), 500, codeCorrupt},
+		{fmt.Errorf("x: %w", sketchd.ErrCorrupt), 500, codeCorrupt},
+		{fmt.Errorf("x: %w", sketch.ErrCorrupt), 500, codeCorrupt},
+		{fmt.Errorf("x: %w", sketch.ErrVersion), 500, codeCorrupt},
 		{errors.New("other"), 500, codeInternal},
 	}
 	for _, tt := range tests {
 		p, internal := problemFor(tt.err)
-		if p.Status != tt.status || p.Code != tt.code || internal != (tt.code == codeInternal) {
+		if p.Status != tt.status || p.Code != tt.code || internal != (tt.code == codeInternal || tt.code == codeCorrupt) {
 			t.Errorf("%v: %d %s (internal %v), want %d %s", tt.err, p.Status, p.Code, internal, tt.status, tt.code)
 		}
 	}

@@ -7,9 +7,10 @@ import (
 	"github.com/sketchd/sketchd"
 )
 
-// Sentinel errors. ErrNotFound, ErrExists and ErrUnavailable wrap the root
-// package's sentinels of the same names, so callers outside the store (the
-// API) can test errors.Is(err, sketchd.ErrNotFound). Every error the store
+// Sentinel errors. ErrNotFound, ErrExists, ErrUnavailable and ErrCorrupt
+// wrap the root package's sentinels of the same names, so callers outside
+// the store (the API) can test errors.Is(err, sketchd.ErrNotFound) without
+// importing the store (and Badger). Every error the store
 // returns either is one of these or wraps one (use errors.Is), except ctx
 // errors and callback errors, which are returned as they are.
 var (
@@ -26,7 +27,7 @@ var (
 	ErrUnavailable = fmt.Errorf("store: %w", sketchd.ErrUnavailable)
 	// ErrCorrupt reports a stored value whose checksum or format is wrong.
 	// The error is a *CorruptError that says where.
-	ErrCorrupt = errors.New("store: corrupt value")
+	ErrCorrupt = fmt.Errorf("store: %w", sketchd.ErrCorrupt)
 	// ErrInvalid reports a bad argument: an empty stream name, a key longer
 	// than MaxKeyLen, a pane too large for one Badger transaction.
 	ErrInvalid = errors.New("store: invalid argument")
@@ -48,7 +49,8 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("store: corrupt value at key %x%s: %s", k, suffix, e.Reason)
 }
 
-// Unwrap makes errors.Is(err, ErrCorrupt) true.
+// Unwrap makes errors.Is(err, ErrCorrupt) and errors.Is(err,
+// sketchd.ErrCorrupt) true.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
 
 func corrupt(key []byte, reason string) *CorruptError {
