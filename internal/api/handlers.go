@@ -147,12 +147,12 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// target is what a query reads. Its version is the time of the stream's
-// last commit: answers are cached until the next one changes the store.
+// target is what a query reads, as of the stream's last commit: answers
+// are cached until the next one changes the store.
 func target(st *sketchd.StreamStatus) query.Target {
 	t := query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
 	if !st.LastCommit.IsZero() {
-		t.Version = st.LastCommit.UnixNano()
+		t.LastCommit = st.LastCommit.UnixNano()
 	}
 	return t
 }

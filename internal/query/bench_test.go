@@ -21,7 +21,7 @@ import (
 // selects 1000 keys over 60 panes, for each sketch kind. "hot" queries find
 // their final panes and blocks in the cache (a dashboard refreshing after a
 // commit); "cold" ones decode every pane; "answer" ones repeat a query
-// between two commits and get a copy of the cached answer (with the HLL
+// between two commits and get a copy of the cached result (with the HLL
 // estimate already computed, as the API renders it). Besides ns/op it reports the p50 and p99
 // latency of the iterations in milliseconds.
 //
@@ -40,13 +40,13 @@ func BenchmarkQueryStore(b *testing.B) {
 	for _, c := range cases {
 		db, target, from, to := benchStore(b, c.keys, c.panes, c.eventsPerPane)
 		for _, cache := range []struct {
-			name    string
-			bytes   int64
-			version int64
+			name       string
+			bytes      int64
+			lastCommit int64
 		}{{"hot", 0, 0}, {"cold", -1, 0}, {"answer", 0, 1}} {
 			q := query.New(db, query.Options{CacheBytes: cache.bytes})
 			target := target
-			target.Version = cache.version
+			target.LastCommit = cache.lastCommit
 			for _, agg := range []string{"users", "latency", "urls", "sample"} {
 				b.Run(c.name+"/"+agg+"/"+cache.name, func(b *testing.B) {
 					qu := query.Query{Aggregate: agg, From: from, To: to, Where: c.where}

@@ -8,7 +8,7 @@ import "github.com/sketchd/sketchd"
 const blockPanes = 15
 
 // blockStandsForPanes is the rule behind rollup blocks, and the one place
-// that claims a block gives the same answer as its panes: the merge of the
+// that claims a block gives the same result as its panes: the merge of the
 // block of panes [bs, bs + blockPanes × granularity) may stand for those
 // panes in the windows of g under the committed watermark wm when
 //
@@ -27,7 +27,7 @@ const blockPanes = 15
 // t-digest quantiles within the digest's rank error, and count-min top-k
 // candidates no worse (none is dropped by an intermediate ranking).
 // TestBlockStandsForPanes checks the rule against its definition;
-// TestQueryBlocksMatchPanes checks whole answers against merging every pane.
+// TestQueryBlocksMatchPanes checks whole results against merging every pane.
 func (g geometry) blockStandsForPanes(spec *sketchd.Stream, bs, wm int64) bool {
 	gran := int64(spec.Granularity)
 	end := bs + blockPanes*gran

@@ -91,7 +91,7 @@ func TestQueryBlocksMatchPanes(t *testing.T) {
 									gw.Start, gw.End, gw.Final, gw.Events, gw.Panes, ww.Start, ww.End, ww.Final, ww.Events, ww.Panes)
 							}
 							sameAnswer(t, at, gw.Sketch, ww.Sketch)
-							// What the cache holds never changes an answer:
+							// What the cache holds never changes a result:
 							// the hot queries equal the cold one byte for byte.
 							blob, err := gw.Sketch.AppendBinary(nil)
 							if err != nil {
@@ -100,7 +100,7 @@ func TestQueryBlocksMatchPanes(t *testing.T) {
 							if pass == 0 {
 								firstPass = append(firstPass, blob)
 							} else if !bytes.Equal(blob, firstPass[seen]) {
-								t.Fatalf("%s: answer differs from the cold query's", at)
+								t.Fatalf("%s: result differs from the cold query's", at)
 							}
 							seen++
 						}
@@ -215,7 +215,7 @@ func TestBlockStandsForPanes(t *testing.T) {
 
 // TestQueryBlocksWithoutGroupBy: a stream without group_by has one key, the
 // empty tuple "", and its final blocks count like any other key's (they
-// were once dropped from the answer and cached as empty). Every window's
+// were once dropped from the result and cached as empty). Every window's
 // event count is exact: 60 events a minute.
 func TestQueryBlocksWithoutGroupBy(t *testing.T) {
 	spec := panetest.Spec(t)

@@ -11,6 +11,6 @@
 //
 // Decoded final panes and rollup blocks (the merge of blockPanes
 // consecutive final panes of one key) are cached, since they never change;
-// so are whole answers, per last commit, with concurrent identical queries
+// so are whole results, per last commit, with concurrent identical queries
 // run once.
 package query

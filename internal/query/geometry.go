@@ -6,7 +6,7 @@ import (
 	"github.com/sketchd/sketchd"
 )
 
-// geometry is the validated shape of an answer: n windows of width window,
+// geometry is the validated shape of a result: n windows of width window,
 // one every step, the last ending at to. A whole-range query is one window
 // of width step = to - from.
 type geometry struct {
@@ -54,7 +54,7 @@ func newGeometry(spec *sketchd.Stream, qu Query, maxWindows int) (geometry, erro
 	return geometry{from: from, to: from + n*step, step: step, window: window, n: int(n)}, nil
 }
 
-// scanFrom is the start of the panes the answer reads: that of the first
+// scanFrom is the start of the panes the result reads: that of the first
 // window, which a sliding window puts before from.
 func (g geometry) scanFrom() int64 { return g.from + g.step - g.window }
 

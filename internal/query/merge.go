@@ -40,7 +40,7 @@ func (w *windows) add(ki int, start int64, v cached) {
 }
 
 // mergeWindows merges what each window collected into its sketch and
-// returns the answer, groups in group_by order.
+// returns the result, groups in group_by order.
 func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 	spec := &p.target.Spec
 	for gi := range p.groups {
@@ -77,7 +77,7 @@ func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 
 // winAcc accumulates one window: the decoded panes and blocks it covers
 // (shared, read only), merged at the end in (key, start) order, so that an
-// answer does not depend on the order the scan met them in, nor on which
+// result does not depend on the order the scan met them in, nor on which
 // blocks the cache held (order matters to a t-digest's compression).
 type winAcc struct {
 	parts  []part

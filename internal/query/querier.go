@@ -23,8 +23,8 @@ type Options struct {
 	MaxKeys    int   // keys merged; default 100,000
 	MaxPanes   int64 // keys × pane slots read; default 5,000,000
 	CacheBytes int64 // decoded final panes and rollup blocks kept; default 256 MiB; <0 disables
-	// ResultEntries and ResultBytes bound the cache of recent answers
-	// (see Target.Version); defaults 512 and 64 MiB; ResultEntries < 0
+	// ResultEntries and ResultBytes bound the cache of recent results
+	// (see Target.LastCommit); defaults 512 and 64 MiB; ResultEntries < 0
 	// disables it.
 	ResultEntries int
 	ResultBytes   int64
@@ -73,10 +73,10 @@ func New(r PaneReader, opts Options) *Querier {
 }
 
 // Query runs qu against t. The Result and its sketches are the caller's.
-// An answer cached for the same target state is copied, and concurrent
+// A result cached for the same target state is copied, and concurrent
 // identical queries run once.
 func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error) {
-	if q.results == nil || t.Version == 0 {
+	if q.results == nil || t.LastCommit == 0 {
 		return q.query(ctx, t, qu)
 	}
 	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)
@@ -88,7 +88,7 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 	})
 }
 
-// query computes the answer to qu in named steps around one plan: select
+// query computes the result of qu in named steps around one plan: select
 // keys, plan scans, scan, merge windows (see plan).
 func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
 	p, err := q.compile(t, qu)

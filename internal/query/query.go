@@ -13,10 +13,10 @@ type Target struct {
 	// checkpoint in the store. Windows that end at least allowed lateness
 	// before it are final.
 	Watermark int64
-	// Version identifies the stored state of the stream: it must change
-	// whenever a commit may have changed its panes (the time of the last
-	// commit will do). Answers are cached per version; 0 disables caching.
-	Version int64
+	// LastCommit is the time of the stream's last commit (unix ns): the
+	// stored panes change only with a commit, so results are cached per
+	// LastCommit. 0 (nothing committed yet) disables the result cache.
+	LastCommit int64
 }
 
 // Query asks for one aggregate over a time range.
@@ -29,7 +29,7 @@ type Query struct {
 	Window    int64               // ns; 0 = Step; wider than Step = sliding
 }
 
-// Result is the answer of a query.
+// Result is what a query returns: a series of windows per group.
 type Result struct {
 	Aggregate string
 	Kind      sketchd.AggregateKind

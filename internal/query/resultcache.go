@@ -11,12 +11,12 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// resultCache keeps the answers of recent queries for the store state they
-// were computed from (Target.Version), and runs concurrent identical
-// queries once. A query's answer is a function of its stream, its aligned
+// resultCache keeps the results of recent queries for the store state they
+// were computed from (Target.LastCommit), and runs concurrent identical
+// queries once. A query's result is a function of its stream, its aligned
 // geometry, filters and grouping, the committed watermark and the stored
-// panes; the panes change only when a commit does, and every commit changes
-// the version. So a dashboard refreshing the same panels, or many clients
+// panes; the panes change only when a commit does, and every commit moves
+// LastCommit. So a dashboard refreshing the same panels, or many clients
 // asking the same question, cost one computation per commit. Cached results
 // are never handed out: callers get deep copies, which they may use freely.
 type resultCache struct {
@@ -45,12 +45,12 @@ func newResultCache(entries int, bytes int64) *resultCache {
 	return &resultCache{max: entries, maxBytes: bytes, ll: list.New(), m: map[string]*list.Element{}, inflight: map[string]*call{}}
 }
 
-// resultKey encodes what determines a query's answer besides the stored
+// resultKey encodes what determines a query's result besides the stored
 // panes.
 func resultKey(t Target, qu Query, g geometry) string {
 	b := make([]byte, 0, 128)
 	b = binary.AppendUvarint(b, uint64(t.ID))
-	b = binary.AppendVarint(b, t.Version)
+	b = binary.AppendVarint(b, t.LastCommit)
 	b = binary.AppendVarint(b, t.Watermark)
 	b = binary.AppendVarint(b, g.from)
 	b = binary.AppendVarint(b, g.to)
@@ -85,7 +85,7 @@ func resultKey(t Target, qu Query, g geometry) string {
 	return string(b)
 }
 
-// do returns a copy of the cached answer for key, or computes it with
+// do returns a copy of the cached result for key, or computes it with
 // compute (once for concurrent callers of the same key) and caches it.
 func (c *resultCache) do(ctx context.Context, key string, compute func(context.Context) (*Result, error)) (*Result, error) {
 	c.mu.Lock()

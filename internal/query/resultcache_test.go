@@ -12,11 +12,11 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// TestQueryResultCache: answers are cached per Target.Version (a stale
-// version gets the old answer even after new panes are stored, which is
-// how the test sees a cache hit), a new version recomputes, equivalent
+// TestQueryResultCache: results are cached per Target.LastCommit (a stale
+// one gets the old result even after new panes are stored, which is
+// how the test sees a cache hit), a new one recomputes, equivalent
 // filters share an entry, every caller gets its own copy of the sketches,
-// and concurrent identical queries all get the right answer.
+// and concurrent identical queries all get the right result.
 func TestQueryResultCache(t *testing.T) {
 	spec := panetest.Spec(t)
 	f := newFeeder(t, spec)
@@ -32,7 +32,7 @@ func TestQueryResultCache(t *testing.T) {
 	feed(0, 600)
 	q := New(f.st, Options{})
 	ctx := context.Background()
-	tgt := Target{ID: 1, Spec: spec, Watermark: f.watermark(), Version: 1}
+	tgt := Target{ID: 1, Spec: spec, Watermark: f.watermark(), LastCommit: 1}
 	qu := Query{Aggregate: "users", From: t0.UnixNano(), To: t0.Add(time.Hour).UnixNano(),
 		Where: map[string][]string{"country": {"DE", "FR"}}}
 	events := func(res *Result) uint64 {
@@ -52,7 +52,7 @@ func TestQueryResultCache(t *testing.T) {
 	if got := events(first); got != 400 {
 		t.Fatalf("%d events, want 400", got)
 	}
-	// The caller owns its copy: changing it does not change later answers.
+	// The caller owns its copy: changing it does not change later results.
 	extra, _ := sketch.NewHLL(14)
 	for i := range 1000 {
 		extra.Insert(fmt.Appendf(nil, "x%d", i))
@@ -70,13 +70,13 @@ func TestQueryResultCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := events(stale); got != 400 {
-		t.Fatalf("same version: %d events, want the cached 400", got)
+		t.Fatalf("same last commit: %d events, want the cached 400", got)
 	}
 	if got := stale.Groups[0].Windows[0].Sketch.(*sketch.HLL).Estimate().Estimate; got != before {
 		t.Fatalf("cached sketch changed by a caller: %v, want %v", got, before)
 	}
 
-	tgt.Version, tgt.Watermark = 2, f.watermark()
+	tgt.LastCommit, tgt.Watermark = 2, f.watermark()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for range 16 {
@@ -87,7 +87,7 @@ func TestQueryResultCache(t *testing.T) {
 				return
 			}
 			if got := events(res); got != 800 {
-				errs <- fmt.Errorf("new version: %d events, want 800", got)
+				errs <- fmt.Errorf("new last commit: %d events, want 800", got)
 				return
 			}
 			// Each caller may use its sketches as it likes.
@@ -100,8 +100,8 @@ func TestQueryResultCache(t *testing.T) {
 		t.Error(err)
 	}
 
-	// Version 0 never caches.
-	tgt.Version = 0
+	// LastCommit 0 never caches.
+	tgt.LastCommit = 0
 	feed(1200, 300)
 	tgt.Watermark = f.watermark()
 	res, err := q.Query(ctx, tgt, qu)
@@ -109,6 +109,6 @@ func TestQueryResultCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := events(res); got != 1000 {
-		t.Fatalf("version 0: %d events, want 1000", got)
+		t.Fatalf("last commit 0: %d events, want 1000", got)
 	}
 }

@@ -132,7 +132,7 @@ func paneFromRecord(pl *plan, r sketchd.PaneRecord) (*pane, error) {
 }
 
 // decodeAs decodes one stored blob and checks it matches the aggregate.
-func decodeAs(a aggPlan, b []byte) (sketch.Sketch, error) {
+func decodeAs(a aggregate, b []byte) (sketch.Sketch, error) {
 	s, err := sketchd.DecodeSketch(b, a.params.Kind)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)

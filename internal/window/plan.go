@@ -17,16 +17,17 @@ type plan struct {
 	maxFuture int64 // ns
 	retention int64 // ns: panes that ended longer ago than this are dropped
 	names     []string
-	aggs      []aggPlan
+	aggs      []aggregate
 	dims      []string
 	dimIndex  map[string]int
 	aggIndex  map[string]int
 	tagSeed   uint64
 }
 
-type aggPlan struct {
+// aggregate is one of the stream's aggregates as panes keep it: its name
+// and the parameters of its sketches.
+type aggregate struct {
 	name   string
-	kind   sketchd.AggregateKind
 	params sketch.Params
 }
 
@@ -55,7 +56,7 @@ func compile(spec sketchd.Stream) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("aggregate %q: %w", n, err)
 		}
-		p.aggs = append(p.aggs, aggPlan{name: n, kind: a.Sketch, params: sp})
+		p.aggs = append(p.aggs, aggregate{name: n, params: sp})
 		p.aggIndex[n] = i
 	}
 	// Reservoir tags derive from event positions mixed with a per-stream
