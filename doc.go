@@ -6,7 +6,8 @@
 // The packages below it each have one job:
 //
 //	sketch/  the four sketch kinds, their merge, bounds and wire format
-//	window/  event time: panes, watermarks, lateness, query composition
+//	window/  event time: panes, watermarks, lateness, finality
+//	query/   queries: stored panes merged into windows, rollup blocks, caches
 //	store/   Badger persistence (the only package that imports Badger)
 //	ingest/  NATS in: decoding, routing, dead letters, ack after commit
 //	api/     the REST API (the only package that imports chi)

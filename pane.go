@@ -13,8 +13,8 @@ func PaneStart(t, g int64) int64 {
 
 // PaneRecord is one (key, pane) as the window hands it to the store and the
 // store gives it back. The sketch blobs are opaque here: sketch/ encodes them
-// (one per aggregate, in the order of Stream.AggregateNames) and window/
-// decodes them.
+// (one per aggregate, in the order of Stream.AggregateNames) and window/ and
+// query/ decode them (DecodeSketch).
 type PaneRecord struct {
 	Key   string // encoded group-by tuple (EncodeKey)
 	Start int64  // pane start, unix nanoseconds

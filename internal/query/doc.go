@@ -5,12 +5,24 @@
 //
 // A Querier reads only the store, through a small consumer-side interface
 // (PaneReader; store.DB implements it), as of the stream's last commit
-// (Target); it shares nothing with the aggregator. Finality comes
-// from the committed watermark through sketchd.Stream's PaneFinalAt and
+// (Target); it shares nothing with the aggregator. Finality comes from the
+// committed watermark through sketchd.Stream's PaneFinalAt and
 // WindowFinalAt, the rule the aggregator finalizes by.
 //
-// Decoded final panes and rollup blocks (the merge of blockPanes
-// consecutive final panes of one key) are cached, since they never change;
-// so are whole results, per last commit, with concurrent identical queries
-// run once.
+// # Steps
+//
+// A query is compiled into a plan (plan.go) and run in named steps: select
+// keys (from the key index, with the limits checked before any pane is
+// read), plan scans (cached rollup blocks go straight to their windows, the
+// rest of the range becomes store reads shared by keys that need the same
+// ranges), scan (each pane to its windows, or into the block it belongs
+// to), merge windows (one sketch.MergeAll per window).
+//
+// # Caches
+//
+// A rollup block is the merge of blockPanes consecutive panes of one key;
+// blockStandsForPanes is the one rule that says when it may replace its
+// panes in a result. Decoded final panes and blocks never change, so they
+// are kept in one LRU under a byte budget; whole results are kept per last
+// commit, and concurrent identical queries run once.
 package query

@@ -209,7 +209,7 @@ func RenderMarkdown(r *Results) string {
 		p("this mix; the last row of the table above is vegeta at half that (%d req/s).\n", LowRate(r.Service))
 		p("sketchd caches answers per stream version (its last commit, every flush interval while ingesting),\n")
 		p("so repeated sends mostly measure a cached answer (a copy and the JSON); the first query after each\n")
-		p("commit computes it (docs/architecture.md, \"Queries\"; `go test ./internal/window -run '^$' -bench QueryStore`).\n\n")
+		p("commit computes it (docs/architecture.md, \"Queries\"; `go test ./internal/query -run '^$' -bench QueryStore`).\n\n")
 		p("| query | range | weight | p50 | p99 | mean |\n|---|---|---|---|---|---|\n")
 		for _, st := range r.Service {
 			p("| %s | %s | %d | %.2f ms | %.2f ms | %.2f ms |\n", st.Name, st.Range, st.Weight, st.Latency.P50, st.Latency.P99, st.Latency.Mean)
