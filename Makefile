@@ -19,16 +19,16 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./sketch -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzParseRFC3339$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/ingest -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/decode -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/decode -run '^$$' -fuzz '^FuzzParseRFC3339$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/decode -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/store -run '^$$' -fuzz '^FuzzDecodePane$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test . -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME)
 
 # The Go benchmarks next to the hot code.
 gobench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./internal/window ./internal/query ./internal/store ./internal/ingest ./internal/api
+	$(GO) test -run '^$$' -bench . -benchmem ./sketch ./internal/decode ./internal/window ./internal/query ./internal/store ./internal/ingest ./internal/api
 
 # The load tests and the benchmark report (loadtest/README.md): installs
 # natscli, vegeta and k6 when missing, builds and starts sketchd on loopback

@@ -9,6 +9,7 @@
 //	window/  event time: panes, watermarks, lateness, finality
 //	query/   queries: stored panes merged into windows, rollup blocks, caches
 //	store/   Badger persistence (the only package that imports Badger)
-//	ingest/  NATS in: decoding, routing, dead letters, ack after commit
+//	decode/  event decoding: message bytes to events, pure
+//	ingest/  NATS in: consumers, batching, dead letters, ack after commit
 //	api/     the REST API (the only package that imports chi)
 package sketchd

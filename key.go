@@ -14,6 +14,12 @@ var ErrBadKey = errors.New("sketchd: malformed encoded key")
 // encoding is prefix-free, and equal tuples give equal strings. The empty
 // tuple (a stream without group_by) encodes as "".
 
+// MaxKeyLen bounds the length of an encoded key. The store keeps a pane's
+// key with a 16-bit length (and Badger caps whole keys at 65000 bytes), so
+// the decoder rejects an event whose key is longer as oversize rather than
+// accept an event no commit could write.
+const MaxKeyLen = 32 << 10
+
 // AppendKeyValue appends one encoded dimension value to dst.
 func AppendKeyValue(dst []byte, v []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(v)))

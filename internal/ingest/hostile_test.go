@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/decode"
 )
 
 // hostileMaxPayload is the server's max payload in TestHostileLive: room
@@ -21,8 +22,8 @@ const hostileMaxPayload = 10<<20 + 64<<10
 type hostileCase struct {
 	name  string
 	msg   []byte
-	valid int      // events that must be accepted
-	bad   []Reason // rejections, in order
+	valid int             // events that must be accepted
+	bad   []decode.Reason // rejections, in order
 }
 
 // A valid event for the pageviews spec, and helpers to build hostile ones.
@@ -51,50 +52,50 @@ func hostileCases(maxPayload int) []hostileCase {
 	bigString := func(n int) string { return strings.Repeat("x", n) }
 	ts := base.UnixMilli()
 	return []hostileCase{
-		{"truncated", lines(`{"ts":1764064800000,"country":"DE","user":"u`, ok), 1, []Reason{ReasonBadJSON}},
-		{"truncated mid-escape", lines(`{"ts":1,"country":"D\u00`, ok), 1, []Reason{ReasonBadJSON}},
-		{"unterminated array", lines(`[`, ok), 1, []Reason{ReasonBadJSON}},
-		{"nested arrays 10k deep", lines(withField("x", nested("[", "]", 10_000)), ok), 1, []Reason{ReasonBadJSON}},
-		{"nested objects 10k deep", lines(withField("x", nested(`{"a":`, "}", 10_000)), ok), 1, []Reason{ReasonBadJSON}},
-		{"nested 100k deep (over the event limit)", lines(withField("x", nested("[", "]", 100_000)), ok), 1, []Reason{ReasonOversize}},
+		{"truncated", lines(`{"ts":1764064800000,"country":"DE","user":"u`, ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"truncated mid-escape", lines(`{"ts":1,"country":"D\u00`, ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"unterminated array", lines(`[`, ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"nested arrays 10k deep", lines(withField("x", nested("[", "]", 10_000)), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"nested objects 10k deep", lines(withField("x", nested(`{"a":`, "}", 10_000)), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"nested 100k deep (over the event limit)", lines(withField("x", nested("[", "]", 100_000)), ok), 1, []decode.Reason{decode.ReasonOversize}},
 		{"nested 511 deep (within the limit)", lines(withField("x", nested("[", "]", 500)), ok), 2, nil},
-		{"NaN literal", lines(withField("ms", "NaN"), ok), 1, []Reason{ReasonBadJSON}},
-		{"Infinity literal", lines(withField("ms", "Infinity"), ok), 1, []Reason{ReasonBadJSON}},
-		{"-Infinity literal", lines(withField("ms", "-Infinity"), ok), 1, []Reason{ReasonBadJSON}},
-		{"1e999", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":1e999}`, ts), ok), 1, []Reason{ReasonNonFinite}},
-		{"NaN as a string", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":"NaN"}`, ts), ok), 1, []Reason{ReasonWrongType}},
-		{"time is a string", lines(`{"ts":"yesterday","country":"DE"}`, ok), 1, []Reason{ReasonBadTime}},
-		{"time is a bool", lines(`{"ts":true,"country":"DE"}`, ok), 1, []Reason{ReasonBadTime}},
-		{"time 1e400", lines(`{"ts":1e400,"country":"DE"}`, ok), 1, []Reason{ReasonBadTime}},
-		{"time missing", lines(`{"country":"DE"}`, ok), 1, []Reason{ReasonMissingTime}},
-		{"dimension is an object", lines(fmt.Sprintf(`{"ts":%d,"country":{"a":1}}`, ts), ok), 1, []Reason{ReasonBadDimension}},
-		{"dimension is an array", lines(fmt.Sprintf(`{"ts":%d,"country":[1]}`, ts), ok), 1, []Reason{ReasonBadDimension}},
-		{"dimension null", lines(fmt.Sprintf(`{"ts":%d,"country":null}`, ts), ok), 1, []Reason{ReasonMissingDimension}},
-		{"aggregate field is an object", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","user":{"id":1}}`, ts), ok), 1, []Reason{ReasonWrongType}},
-		{"top-level array", lines(`[1,2,3]`, ok), 1, []Reason{ReasonNotObject}},
-		{"top-level string, number, null", lines(`"x"`, `42`, `null`, ok), 1, []Reason{ReasonNotObject, ReasonNotObject, ReasonNotObject}},
-		{"binary garbage", append(append([]byte{}, garbage...), "\n"+ok...), 1, []Reason{ReasonBadJSON}},
-		{"NUL bytes", lines("\x00\x00\x00\x00", ok), 1, []Reason{ReasonBadJSON}},
-		{"UTF-8 BOM", lines("\xef\xbb\xbf"+ok, ok), 1, []Reason{ReasonBadJSON}},
-		{"invalid UTF-8 outside strings", lines(fmt.Sprintf(`{"ts":%d,"country":"DE"`+"\xff}", ts), ok), 1, []Reason{ReasonBadJSON}},
+		{"NaN literal", lines(withField("ms", "NaN"), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"Infinity literal", lines(withField("ms", "Infinity"), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"-Infinity literal", lines(withField("ms", "-Infinity"), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"1e999", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":1e999}`, ts), ok), 1, []decode.Reason{decode.ReasonNonFinite}},
+		{"NaN as a string", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":"NaN"}`, ts), ok), 1, []decode.Reason{decode.ReasonWrongType}},
+		{"time is a string", lines(`{"ts":"yesterday","country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonBadTime}},
+		{"time is a bool", lines(`{"ts":true,"country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonBadTime}},
+		{"time 1e400", lines(`{"ts":1e400,"country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonBadTime}},
+		{"time missing", lines(`{"country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonMissingTime}},
+		{"dimension is an object", lines(fmt.Sprintf(`{"ts":%d,"country":{"a":1}}`, ts), ok), 1, []decode.Reason{decode.ReasonBadDimension}},
+		{"dimension is an array", lines(fmt.Sprintf(`{"ts":%d,"country":[1]}`, ts), ok), 1, []decode.Reason{decode.ReasonBadDimension}},
+		{"dimension null", lines(fmt.Sprintf(`{"ts":%d,"country":null}`, ts), ok), 1, []decode.Reason{decode.ReasonMissingDimension}},
+		{"aggregate field is an object", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","user":{"id":1}}`, ts), ok), 1, []decode.Reason{decode.ReasonWrongType}},
+		{"top-level array", lines(`[1,2,3]`, ok), 1, []decode.Reason{decode.ReasonNotObject}},
+		{"top-level string, number, null", lines(`"x"`, `42`, `null`, ok), 1, []decode.Reason{decode.ReasonNotObject, decode.ReasonNotObject, decode.ReasonNotObject}},
+		{"binary garbage", append(append([]byte{}, garbage...), "\n"+ok...), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"NUL bytes", lines("\x00\x00\x00\x00", ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"UTF-8 BOM", lines("\xef\xbb\xbf"+ok, ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"invalid UTF-8 outside strings", lines(fmt.Sprintf(`{"ts":%d,"country":"DE"`+"\xff}", ts), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
 		// Inside strings invalid UTF-8 is kept byte for byte (documented):
 		// a key is bytes, and the API escapes it on output.
 		{"invalid UTF-8 in strings", lines(fmt.Sprintf("{\"ts\":%d,\"country\":\"\xff\xfe\xc0\xaf\",\"user\":\"\xed\xa0\x80\"}", ts), ok), 2, nil},
 		{"lone surrogate escape", lines(fmt.Sprintf(`{"ts":%d,"country":"\ud800","user":"\udfff"}`, ts), ok), 2, nil},
-		{"raw control character in a string", lines(fmt.Sprintf(`{"ts":%d,"country":"a`+"\x01"+`b"}`, ts), ok), 1, []Reason{ReasonBadJSON}},
+		{"raw control character in a string", lines(fmt.Sprintf(`{"ts":%d,"country":"a`+"\x01"+`b"}`, ts), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
 		{"duplicate fields (last wins)", lines(fmt.Sprintf(`{"ts":1,"ts":%d,"country":"XX","country":"DE","ms":"x","ms":3}`, ts), ok), 2, nil},
 		{"empty message", []byte{}, 0, nil},
 		{"blank lines only", []byte("\n \r\n\t\n"), 0, nil},
-		{"data after the value", lines(ok+` {"extra":1}`, ok), 1, []Reason{ReasonBadJSON}},
-		{"event over the event limit", lines(withField("pad", `"`+bigString(DefaultMaxEventBytes)+`"`), ok), 1, []Reason{ReasonOversize}},
+		{"data after the value", lines(ok+` {"extra":1}`, ok), 1, []decode.Reason{decode.ReasonBadJSON}},
+		{"event over the event limit", lines(withField("pad", `"`+bigString(decode.DefaultMaxEventBytes)+`"`), ok), 1, []decode.Reason{decode.ReasonOversize}},
 		{"huge value within the event limit", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","user":"%s"}`, ts, bigString(60_000)), ok), 2, nil},
 		// A group-by value longer than the store's key limit: the event
 		// must be rejected here, or the commit that holds its pane fails
 		// forever and the stream stops.
-		{"group-by key over the store's limit", lines(fmt.Sprintf(`{"ts":%d,"country":"%s"}`, ts, bigString(40_000)), ok), 1, []Reason{ReasonOversize}},
+		{"group-by key over the store's limit", lines(fmt.Sprintf(`{"ts":%d,"country":"%s"}`, ts, bigString(40_000)), ok), 1, []decode.Reason{decode.ReasonOversize}},
 		// 10 MB, just under the server's max payload: too large for the
 		// decoder, and too large to dead-letter whole with headers.
-		{"10 MB message", []byte(withField("pad", `"`+bigString(maxPayload-200)+`"`)), 0, []Reason{ReasonOversize}},
+		{"10 MB message", []byte(withField("pad", `"`+bigString(maxPayload-200)+`"`)), 0, []decode.Reason{decode.ReasonOversize}},
 	}
 }
 
@@ -107,20 +108,20 @@ func TestHostileDecode(t *testing.T) {
 	spec := pageviews("hostile", true)
 	for _, c := range hostileCases(hostileMaxPayload) {
 		t.Run(c.name, func(t *testing.T) {
-			d, err := NewDecoder(spec, DecodeOptions{})
+			d, err := decode.New(spec, decode.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []Reason
+			var got []decode.Reason
 			valid := 0
 			d.Decode(c.msg, 7, base.UnixNano(), func(ev *sketchd.Event) {
 				valid++
-				if len(ev.Key) > MaxKeyBytes {
+				if len(ev.Key) > sketchd.MaxKeyLen {
 					t.Errorf("accepted a key of %d bytes", len(ev.Key))
 				}
-			}, func(raw []byte, r Reason, detail string) {
+			}, func(raw []byte, r decode.Reason, detail string) {
 				got = append(got, r)
-				if detail == "" && r != ReasonTooManyEvents {
+				if detail == "" && r != decode.ReasonTooManyEvents {
 					t.Errorf("reason %s without detail", r)
 				}
 			})

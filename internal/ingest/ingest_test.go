@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/decode"
 	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
@@ -246,7 +247,7 @@ func TestJetStreamIngest(t *testing.T) {
 		t.Errorf("Get of an unknown stream: %v, want sketchd.ErrNotFound", err)
 	}
 	st, _ := m.Get(ctx, spec.Name)
-	for _, r := range []Reason{ReasonBadJSON, ReasonMissingTime, ReasonMissingDimension, ReasonWrongType, ReasonNotObject, ReasonBadDimension, ReasonBadTime} {
+	for _, r := range []decode.Reason{decode.ReasonBadJSON, decode.ReasonMissingTime, decode.ReasonMissingDimension, decode.ReasonWrongType, decode.ReasonNotObject, decode.ReasonBadDimension, decode.ReasonBadTime} {
 		if st.Counters.Invalid[string(r)] != 1 {
 			t.Errorf("invalid[%s] = %d, want 1 (%v)", r, st.Counters.Invalid[string(r)], st.Counters.Invalid)
 		}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/decode"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
 )
@@ -55,7 +57,7 @@ type Options struct {
 	CorePendingMsgs  int
 	CorePendingBytes int
 	Window           window.Options
-	Decode           DecodeOptions
+	Decode           decode.Options
 	// Now is the processing-time clock. Default time.Now.
 	Now func() time.Time
 
@@ -185,6 +187,11 @@ func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error 
 		}
 	}
 	return nil
+}
+
+func jsonOf(s sketchd.Stream) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
 }
 
 func sameSpec(a, b sketchd.Stream) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/decode"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
 )
@@ -45,7 +46,7 @@ type runner struct {
 	spec sketchd.Stream
 	log  *slog.Logger
 	agg  *window.Aggregator
-	dec  *Decoder
+	dec  *decode.Decoder
 
 	ch       chan inMsg
 	sendMu   sync.RWMutex // held (read) while a NATS callback sends on ch
@@ -130,7 +131,7 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 		stopping:  make(chan struct{}),
 	}
 	r.committedWM.Store(noTimeWM)
-	dec, err := NewDecoder(spec, m.opts.Decode)
+	dec, err := decode.New(spec, m.opts.Decode)
 	if err != nil {
 		return nil, err
 	}
@@ -531,7 +532,7 @@ func (r *runner) decode(b *window.Batch, m *inMsg, evs []evRef) []evRef {
 			evs = append(evs, evRef{raw: ev.Raw, src: m, line: line})
 			line++
 		},
-		func(raw []byte, reason Reason, detail string) {
+		func(raw []byte, reason decode.Reason, detail string) {
 			b.AddInvalid(string(reason))
 			if r.spec.DeadLetterSubject != "" {
 				r.publish(r.spec.DeadLetterSubject, raw, m, line, string(reason), detail)

@@ -30,9 +30,9 @@ type Flush struct {
 // checked before writing starts; a started commit runs to the end.
 //
 // Errors: ErrNotFound (unknown stream), ErrInvalid (a key longer than
-// MaxKeyLen or a pane larger than one transaction; nothing is written), and
-// ErrUnavailable (wrapping the cause) for every write failure, including a
-// closed DB.
+// sketchd.MaxKeyLen or a pane larger than one transaction; nothing is
+// written), and ErrUnavailable (wrapping the cause) for every write failure,
+// including a closed DB.
 func (db *DB) Commit(ctx context.Context, streamID uint32, f Flush) error {
 	if err := db.enterWrite(); err != nil {
 		return err
@@ -46,8 +46,8 @@ func (db *DB) Commit(ctx context.Context, streamID uint32, f Flush) error {
 	maxEntry := db.bdb.MaxBatchSize() * 9 / 10
 	for i := range f.Panes {
 		p := &f.Panes[i]
-		if len(p.Key) > MaxKeyLen {
-			return fmt.Errorf("%w: pane %d: key is %d bytes, max %d", ErrInvalid, i, len(p.Key), MaxKeyLen)
+		if len(p.Key) > sketchd.MaxKeyLen {
+			return fmt.Errorf("%w: pane %d: key is %d bytes, max %d", ErrInvalid, i, len(p.Key), sketchd.MaxKeyLen)
 		}
 		if n := int64(paneKeyLen(len(p.Key)) + paneValueLen(p)); n > maxEntry {
 			return fmt.Errorf("%w: pane %d is %d bytes, max %d (raise MemTableSize)", ErrInvalid, i, n, maxEntry)

@@ -29,7 +29,7 @@ var (
 	// The error is a *CorruptError that says where.
 	ErrCorrupt = fmt.Errorf("store: %w", sketchd.ErrCorrupt)
 	// ErrInvalid reports a bad argument: an empty stream name, a key longer
-	// than MaxKeyLen, a pane too large for one Badger transaction.
+	// than sketchd.MaxKeyLen, a pane too large for one Badger transaction.
 	ErrInvalid = errors.New("store: invalid argument")
 )
 

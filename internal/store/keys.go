@@ -21,10 +21,6 @@ const (
 	prefixStream     byte = 'S' // 'S' name                     -> stream spec
 )
 
-// MaxKeyLen bounds the length of an encoded group-by key (the pane key
-// stores it with a 16-bit length; Badger caps whole keys at 65000 bytes).
-const MaxKeyLen = 32 << 10
-
 const (
 	sidPrefixLen  = 1 + 4     // prefix, stream ID
 	partPrefixLen = 1 + 4 + 8 // prefix, stream ID, partition

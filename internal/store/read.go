@@ -36,7 +36,7 @@ func (db *DB) Pane(ctx context.Context, streamID uint32, key string, start int64
 	if err != nil {
 		return p, false, err
 	}
-	if len(key) > MaxKeyLen {
+	if len(key) > sketchd.MaxKeyLen {
 		return p, false, nil
 	}
 	k := appendPaneKey(nil, streamID, partitionOf(start, w), key, start)
@@ -114,7 +114,7 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 		defer it.Close()
 		seek := make([]byte, 0, 64)
 		for _, key := range keys {
-			if len(key) > MaxKeyLen {
+			if len(key) > sketchd.MaxKeyLen {
 				continue // cannot be stored
 			}
 			if err := db.scanKey(ctx, it, &seek, streamID, w, key, from, to, fn); err != nil {

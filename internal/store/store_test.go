@@ -241,7 +241,7 @@ func TestCommitInvalid(t *testing.T) {
 		want error
 	}{
 		{"unknown stream", 777, pane("a", 0, 1), ErrNotFound},
-		{"key too long", sid, pane(strings.Repeat("x", MaxKeyLen+1), 0, 1), ErrInvalid},
+		{"key too long", sid, pane(strings.Repeat("x", sketchd.MaxKeyLen+1), 0, 1), ErrInvalid},
 		{"pane too large", sid, pane("a", 0, 1, blob(1, 1<<20), blob(2, 1<<20), blob(3, 1<<20)), ErrInvalid},
 	}
 	for _, tt := range tests {

@@ -1,8 +1,7 @@
-package ingest
+package decode
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -86,13 +85,13 @@ func decodeAll(t testing.TB, d *Decoder, msg string, seq uint64, now int64) []re
 	return out
 }
 
-func mustDecoder(t testing.TB, s sketchd.Stream, o DecodeOptions) *Decoder {
+func mustDecoder(t testing.TB, s sketchd.Stream, o Options) *Decoder {
 	t.Helper()
 	s.Normalize()
 	if err := s.Validate(); err != nil {
 		t.Fatalf("spec: %v", err)
 	}
-	d, err := NewDecoder(s, o)
+	d, err := New(s, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +109,7 @@ func one(t *testing.T, d *Decoder, msg string) res {
 }
 
 func TestDecodeBenchEvent(t *testing.T) {
-	d := mustDecoder(t, testSpec(), DecodeOptions{})
+	d := mustDecoder(t, testSpec(), Options{})
 	got := one(t, d, benchEvent)
 	want := res{OK: true, Key: []string{"DE", "mobile"},
 		Time: time.Date(2026, 11, 25, 10, 0, 0, 123e6, time.UTC).UnixNano(),
@@ -120,149 +119,10 @@ func TestDecodeBenchEvent(t *testing.T) {
 	}
 }
 
-func timeSpec(field string, f sketchd.TimeFormat) sketchd.Stream {
-	s := testSpec()
-	s.Time = sketchd.TimeSpec{Field: field, Format: f}
-	s.GroupBy = nil
-	s.Aggregates = map[string]sketchd.Aggregate{"n": {Sketch: sketchd.KindReservoir}}
-	return s
-}
-
-func TestDecodeTime(t *testing.T) {
-	utc := func(y int, mo time.Month, d, h, mi, s, ns int) int64 {
-		return time.Date(y, mo, d, h, mi, s, ns, time.UTC).UnixNano()
-	}
-	tests := []struct {
-		format sketchd.TimeFormat
-		lit    string // JSON value of the time field; "" = absent
-		want   int64
-		reason Reason
-	}{
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00Z"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00.123Z"`, utc(2026, 11, 25, 10, 0, 0, 123e6), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00.123456789Z"`, utc(2026, 11, 25, 10, 0, 0, 123456789), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00.1234567891234Z"`, utc(2026, 11, 25, 10, 0, 0, 123456789), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25T12:30:00+02:30"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25T04:30:00-05:30"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25t10:00:00z"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2026-11-25 10:00:00Z"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"1969-12-31T23:59:59.5Z"`, -5e8, ""},
-		{sketchd.TimeRFC3339, `"1900-01-01T00:00:00Z"`, utc(1900, 1, 1, 0, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2024-02-29T00:00:00Z"`, utc(2024, 2, 29, 0, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2000-02-29T00:00:00Z"`, utc(2000, 2, 29, 0, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2262-04-11T23:47:16.854775807Z"`, math.MaxInt64, ""},
-		{sketchd.TimeRFC3339, `"1677-09-21T00:12:43.145224192Z"`, math.MinInt64, ""},
-		{sketchd.TimeRFC3339, `"\u0032026-11-25T10:00:00Z"`, utc(2026, 11, 25, 10, 0, 0, 0), ""},
-		{sketchd.TimeRFC3339, `"2262-04-11T23:47:16.854775808Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"1677-09-21T00:12:43.145224191Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"9999-12-31T23:59:59Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-02-29T00:00:00Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"1900-02-29T00:00:00Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-13-01T00:00:00Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T24:00:00Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:60Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00.Z"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00+2:00"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00+24:00"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25T10:00:00Zjunk"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `"2026-11-25"`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `""`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `1764064800`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `true`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `{}`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `["2026-11-25T10:00:00Z"]`, 0, ReasonBadTime},
-		{sketchd.TimeRFC3339, `null`, 0, ReasonMissingTime},
-		{sketchd.TimeRFC3339, ``, 0, ReasonMissingTime},
-
-		{sketchd.TimeUnixS, `1764064800`, 1764064800e9, ""},
-		{sketchd.TimeUnixS, `1764064800.123`, 1764064800123e6, ""},
-		{sketchd.TimeUnixS, `1.7640648001e9`, 1764064800100e6, ""},
-		{sketchd.TimeUnixS, `17640648001E-1`, 1764064800100e6, ""},
-		{sketchd.TimeUnixS, `"1764064800"`, 1764064800e9, ""},
-		{sketchd.TimeUnixS, `"1764064800.5"`, 17640648005e8, ""},
-		{sketchd.TimeUnixS, `-1.5`, -15e8, ""},
-		{sketchd.TimeUnixS, `-0`, 0, ""},
-		{sketchd.TimeUnixS, `0.0000000001`, 0, ""},
-		{sketchd.TimeUnixS, `-0.0000000019`, -1, ""},
-		{sketchd.TimeUnixS, `1e-999999999`, 0, ""},
-		{sketchd.TimeUnixS, `0e999999999`, 0, ""},
-		{sketchd.TimeUnixS, `9223372036.854775807`, math.MaxInt64, ""},
-		{sketchd.TimeUnixS, `-9223372036.854775808`, math.MinInt64, ""},
-		{sketchd.TimeUnixS, `9223372036.854775808`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `-9223372036.854775809`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `1e300`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `1e999999999`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"NaN"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"Inf"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"-Infinity"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `""`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `" 1"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"+1"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"0x10"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"01"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"1."`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `"2026-11-25T10:00:00Z"`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `false`, 0, ReasonBadTime},
-		{sketchd.TimeUnixS, `null`, 0, ReasonMissingTime},
-
-		{sketchd.TimeUnixMS, `1764064800123`, 1764064800123e6, ""},
-		{sketchd.TimeUnixMS, `1764064800123.456789`, 1764064800123456789, ""},
-		{sketchd.TimeUnixMS, `-1`, -1e6, ""},
-		{sketchd.TimeUnixMS, `1.5e3`, 15e8, ""},
-		{sketchd.TimeUnixUS, `1764064800123456`, 1764064800123456e3, ""},
-		{sketchd.TimeUnixUS, `"-1.001"`, -1001, ""},
-		{sketchd.TimeUnixNS, `1764064800123456789`, 1764064800123456789, ""},
-		{sketchd.TimeUnixNS, `9223372036854775807`, math.MaxInt64, ""},
-		{sketchd.TimeUnixNS, `-9223372036854775808`, math.MinInt64, ""},
-		{sketchd.TimeUnixNS, `9223372036854775808`, 0, ReasonBadTime},
-		{sketchd.TimeUnixNS, `-9223372036854775809`, 0, ReasonBadTime},
-		{sketchd.TimeUnixNS, `12.9`, 12, ""},
-		{sketchd.TimeUnixNS, `1e-5`, 0, ""},
-		{sketchd.TimeUnixNS, `1.2e1`, 12, ""},
-		{sketchd.TimeUnixNS, `000`, 0, ReasonBadJSON},
-	}
-	for _, tt := range tests {
-		t.Run(string(tt.format)+"/"+tt.lit, func(t *testing.T) {
-			d := mustDecoder(t, timeSpec("at", tt.format), DecodeOptions{})
-			msg := `{"x":1}`
-			if tt.lit != "" {
-				msg = `{"x":1,"at":` + tt.lit + `}`
-			}
-			got := one(t, d, msg)
-			if tt.reason != "" {
-				if got.OK || got.Reason != tt.reason {
-					t.Fatalf("got %v, want %s", got, tt.reason)
-				}
-				return
-			}
-			if !got.OK || got.Time != tt.want {
-				t.Fatalf("got %v, want time %d", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestDecodeProcessingTime(t *testing.T) {
-	s := testSpec()
-	s.Time = sketchd.TimeSpec{}
-	d := mustDecoder(t, s, DecodeOptions{})
-	// ts is an ordinary field here, even when it is garbage.
-	out := decodeAll(t, d, `{"country":"DE","device":"d","ts":"garbage"}`+"\n"+`{"country":"FR","device":"d"}`, 7, 12345)
-	if len(out) != 2 {
-		t.Fatalf("got %v", out)
-	}
-	for i, r := range out {
-		if !r.OK || r.Time != 12345 || r.Pos != sketchd.Position(7, i) {
-			t.Errorf("event %d: got %v, want time 12345 pos %d", i, r, sketchd.Position(7, i))
-		}
-	}
-}
-
 func TestDecodeDimensions(t *testing.T) {
 	s := testSpec()
 	s.GroupBy = []string{"country", "geo.city", "n"}
-	d := mustDecoder(t, s, DecodeOptions{})
+	d := mustDecoder(t, s, Options{})
 	const ts = `"ts":"2026-11-25T10:00:00Z"`
 	tests := []struct {
 		name   string
@@ -303,7 +163,7 @@ func TestDecodeDimensions(t *testing.T) {
 }
 
 func TestDecodeKeyIsEncodeKey(t *testing.T) {
-	d := mustDecoder(t, testSpec(), DecodeOptions{})
+	d := mustDecoder(t, testSpec(), Options{})
 	var keys []string
 	for range 3 {
 		d.Decode([]byte(benchEvent), 0, 0, func(ev *sketchd.Event) { keys = append(keys, ev.Key) }, nil)
@@ -333,7 +193,7 @@ func TestDecodeAggregates(t *testing.T) {
 		"d": {Sketch: sketchd.KindReservoir, Field: "y", Weight: "w"},
 		"e": {Sketch: sketchd.KindReservoir, Field: "m"},
 	})
-	d := mustDecoder(t, s, DecodeOptions{})
+	d := mustDecoder(t, s, Options{})
 	tests := []struct {
 		name   string
 		msg    string
@@ -388,7 +248,7 @@ func TestDecodeSharedAndPrefixPaths(t *testing.T) {
 		"c": {Sketch: sketchd.KindReservoir, Field: "u"},
 	})
 	s.GroupBy = []string{"u.id"}
-	d := mustDecoder(t, s, DecodeOptions{})
+	d := mustDecoder(t, s, Options{})
 	got := one(t, d, `{"u":{"id":"\u0041\u0042","x":[{"id":1}]}}`)
 	if !got.OK || fmt.Sprint(got.Key) != "[AB]" || fmt.Sprint(got.Vals) != `["AB"/0 "AB"/0 "{\"id\":\"\\u0041\\u0042\",\"x\":[{\"id\":1}]}"/0]` {
 		t.Fatalf("got %v", got)
@@ -404,7 +264,7 @@ func TestDecodeManyChildren(t *testing.T) {
 		s.Aggregates[fmt.Sprintf("a%02d", i)] = sketchd.Aggregate{Sketch: sketchd.KindHLL, Field: f}
 		obj = append(obj, fmt.Sprintf(`"%s":%d`, f, i))
 	}
-	d := mustDecoder(t, s, DecodeOptions{})
+	d := mustDecoder(t, s, Options{})
 	got := one(t, d, "{"+strings.Join(obj, ",")+"}")
 	if !got.OK || fmt.Sprint(got.Vals) != `["0"/0 "1"/0 "2"/0 "3"/0 "4"/0 "5"/0 "6"/0 "7"/0 "8"/0 "9"/0 "10"/0 "11"/0]` {
 		t.Fatalf("got %v", got)
@@ -412,8 +272,8 @@ func TestDecodeManyChildren(t *testing.T) {
 }
 
 func TestDecodeReasons(t *testing.T) {
-	d := mustDecoder(t, testSpec(), DecodeOptions{})
-	small := mustDecoder(t, testSpec(), DecodeOptions{MaxEventBytes: 200, MaxMessageBytes: 1000})
+	d := mustDecoder(t, testSpec(), Options{})
+	small := mustDecoder(t, testSpec(), Options{MaxEventBytes: 200, MaxMessageBytes: 1000})
 	ev := func(repl ...string) string { return strings.NewReplacer(repl...).Replace(benchEvent) }
 	tests := []struct {
 		name   string
@@ -452,7 +312,7 @@ func TestDecodeReasons(t *testing.T) {
 		})
 	}
 	t.Run("too deep fits", func(t *testing.T) {
-		d := mustDecoder(t, testSpec(), DecodeOptions{})
+		d := mustDecoder(t, testSpec(), Options{})
 		msg := `{"a":` + strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting) + "}"
 		if got := one(t, d, msg); got.Reason != ReasonBadJSON || !strings.Contains(got.Detail, "deep") {
 			t.Fatalf("got %v, want bad_json (nesting too deep)", got)
@@ -480,7 +340,7 @@ func TestDecodeReasons(t *testing.T) {
 
 func TestDecodeNDJSON(t *testing.T) {
 	s := testSpec()
-	d := mustDecoder(t, s, DecodeOptions{MaxEventBytes: 300})
+	d := mustDecoder(t, s, Options{MaxEventBytes: 300})
 	good := func(country string) string { return strings.Replace(benchEvent, `"DE"`, `"`+country+`"`, 1) }
 	msg := strings.Join([]string{
 		"",
@@ -523,7 +383,7 @@ func TestDecodeNDJSON(t *testing.T) {
 }
 
 func TestDecodePrettyPrinted(t *testing.T) {
-	d := mustDecoder(t, testSpec(), DecodeOptions{})
+	d := mustDecoder(t, testSpec(), Options{})
 	pretty := "{\n  \"ts\": \"2026-11-25T10:00:00Z\",\n  \"country\": \"DE\",\r\n  \"device\": \"x\",\n  \"extra\": {\n    \"a\": 1\n  }\n}"
 	out := decodeAll(t, d, pretty+"\n"+pretty+"\n", 3, 0)
 	if len(out) != 2 || !out[0].OK || !out[1].OK || out[1].Pos != sketchd.Position(3, 1) || out[0].Vals[1].Bytes != pretty {
@@ -549,7 +409,7 @@ func TestDecodeTooManyEvents(t *testing.T) {
 	s := aggSpec(map[string]sketchd.Aggregate{"a": {Sketch: sketchd.KindHLL, Field: "a"}})
 	n := sketchd.MaxEventsPerMessage + 3
 	msg := strings.Repeat("{}\n", n-1) + "x"
-	d := mustDecoder(t, s, DecodeOptions{MaxMessageBytes: len(msg)})
+	d := mustDecoder(t, s, Options{MaxMessageBytes: len(msg)})
 	var oks, bads int
 	var last []byte
 	d.Decode([]byte(msg), 1, 0, func(ev *sketchd.Event) { oks++ }, func(raw []byte, r Reason, _ string) {
@@ -565,7 +425,7 @@ func TestDecodeTooManyEvents(t *testing.T) {
 }
 
 func TestDecodeAllocs(t *testing.T) {
-	d := mustDecoder(t, testSpec(), DecodeOptions{})
+	d := mustDecoder(t, testSpec(), Options{})
 	msg := []byte(benchEvent)
 	okf := func(*sketchd.Event) {}
 	badf := func([]byte, Reason, string) { t.Fatal("bad") }
@@ -574,7 +434,7 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 }
 
-func TestNewDecoderErrors(t *testing.T) {
+func TestNewErrors(t *testing.T) {
 	for _, s := range []sketchd.Stream{
 		{Time: sketchd.TimeSpec{Field: "a..b"}},
 		{Time: sketchd.TimeSpec{Field: "t", Format: "iso"}},
@@ -583,8 +443,8 @@ func TestNewDecoderErrors(t *testing.T) {
 		{Aggregates: map[string]sketchd.Aggregate{"a": {Sketch: sketchd.KindHLL}}},
 		{Aggregates: map[string]sketchd.Aggregate{"a": {Sketch: sketchd.KindHLL, Field: "x", Weight: "w"}}},
 	} {
-		if _, err := NewDecoder(s, DecodeOptions{}); err == nil {
-			t.Errorf("NewDecoder(%+v): no error", s)
+		if _, err := New(s, Options{}); err == nil {
+			t.Errorf("New(%+v): no error", s)
 		}
 	}
 }

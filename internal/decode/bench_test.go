@@ -1,8 +1,8 @@
-package ingest
+package decode
 
 // Comparison benchmarks of the event decoder. Run with:
 //
-//	go test ./internal/ingest/ -run '^$' -bench 'Decode' -benchmem -count 5 -cpu 1
+//	go test ./internal/decode -run '^$' -bench 'Decode' -benchmem -count 5 -cpu 1
 //
 // Results and the decision are in docs/decoding.md.
 
@@ -34,7 +34,7 @@ type altPlan struct {
 }
 
 func newAltPlan(b *testing.B, s sketchd.Stream) *altPlan {
-	d := mustDecoder(b, s, DecodeOptions{})
+	d := mustDecoder(b, s, Options{})
 	p := &altPlan{d: d, timePath: strings.Split(d.timePath, ".")}
 	for _, dp := range d.dimPaths {
 		p.dims = append(p.dims, strings.Split(dp, "."))
@@ -261,7 +261,7 @@ func benchBad(raw []byte, r Reason, detail string) {
 func BenchmarkDecode(b *testing.B) {
 	msg := []byte(benchEvent)
 	b.Run("impl=scanner", func(b *testing.B) {
-		d := mustDecoder(b, testSpec(), DecodeOptions{})
+		d := mustDecoder(b, testSpec(), Options{})
 		b.SetBytes(int64(len(msg)))
 		loop(b, func() { d.Decode(msg, 1, 0, benchOK, benchBad) })
 	})
@@ -295,7 +295,7 @@ func BenchmarkDecodeVariants(b *testing.B) {
 	}
 	b.Run("ndjson100", func(b *testing.B) {
 		msg := []byte(strings.Join(lines, "\n") + "\n")
-		d := mustDecoder(b, testSpec(), DecodeOptions{})
+		d := mustDecoder(b, testSpec(), Options{})
 		b.SetBytes(int64(len(msg)))
 		loop(b, func() { d.Decode(msg, 1, 0, benchOK, benchBad) })
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
@@ -306,7 +306,7 @@ func BenchmarkDecodeVariants(b *testing.B) {
 		for i := range msgs {
 			msgs[i] = []byte(strings.Replace(benchEvent, `"DE"`, fmt.Sprintf(`"C%d"`, i), 1))
 		}
-		d := mustDecoder(b, testSpec(), DecodeOptions{})
+		d := mustDecoder(b, testSpec(), Options{})
 		i := 0
 		loop(b, func() {
 			d.Decode(msgs[i%n], 1, 0, benchOK, benchBad)
@@ -315,14 +315,14 @@ func BenchmarkDecodeVariants(b *testing.B) {
 	})
 	b.Run("escaped", func(b *testing.B) {
 		msg := []byte(strings.NewReplacer(`"DE"`, `"D\u00c9"`, `"u-123456"`, `"u-\u00e9\ud83d\ude00"`).Replace(benchEvent))
-		d := mustDecoder(b, testSpec(), DecodeOptions{})
+		d := mustDecoder(b, testSpec(), Options{})
 		loop(b, func() { d.Decode(msg, 1, 0, benchOK, benchBad) })
 	})
 	b.Run("new_decoder", func(b *testing.B) {
 		s := testSpec()
 		s.Normalize()
 		loop(b, func() {
-			if _, err := NewDecoder(s, DecodeOptions{}); err != nil {
+			if _, err := New(s, Options{}); err != nil {
 				b.Fatal(err)
 			}
 		})

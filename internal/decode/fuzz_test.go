@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func FuzzDecode(f *testing.F) {
 		if fm == "" {
 			s.Time = sketchd.TimeSpec{}
 		}
-		decoders[i] = mustDecoder(f, s, DecodeOptions{MaxEventBytes: 512, MaxMessageBytes: 8 << 10})
+		decoders[i] = mustDecoder(f, s, Options{MaxEventBytes: 512, MaxMessageBytes: 8 << 10})
 	}
 	f.Fuzz(func(t *testing.T, msg []byte, seq uint64, which uint8) {
 		d := decoders[int(which)%len(decoders)]
