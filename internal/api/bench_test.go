@@ -70,7 +70,7 @@ func benchHandler(b *testing.B, hosts, panes, eventsPerPane int) (http.Handler, 
 	spec.Normalize()
 	st := newPaneStore()
 	last := t0.Add(time.Duration(panes) * time.Minute).UnixNano()
-	a, err := window.New(spec, sketchd.Checkpoint{}, last, st, window.Options{})
+	a, err := window.NewAggregator(spec, sketchd.Checkpoint{}, last, st, window.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func genEvents(n int, span time.Duration, seed uint64) []tev {
 func buildPanes(tb testing.TB, spec sketchd.Stream, st *paneStore, evs []tev) sketchd.Checkpoint {
 	tb.Helper()
 	last := evs[len(evs)-1].t
-	a, err := window.New(spec, sketchd.Checkpoint{}, last, st, window.Options{Shards: 2})
+	a, err := window.NewAggregator(spec, sketchd.Checkpoint{}, last, st, window.Options{Shards: 2})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func newStoreFixture(tb testing.TB, opts ...fixtureOpt) *storeFixture {
 	if len(panes) == 0 {
 		tb.Fatal("the shared fixture has no panes")
 	}
-	if err := f.db.Commit(ctx, info.ID, store.Flush{Panes: panes, Checkpoint: sharedCP}); err != nil {
+	if err := f.db.Commit(ctx, info.ID, sketchd.Flush{Panes: panes, Checkpoint: sharedCP}); err != nil {
 		tb.Fatal(err)
 	}
 	f.serve(tb, base)

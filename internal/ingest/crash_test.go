@@ -47,7 +47,7 @@ func killSelf() {
 	select {} // the signal is on its way
 }
 
-func (c *crashStore) Commit(ctx context.Context, id uint32, f store.Flush) error {
+func (c *crashStore) Commit(ctx context.Context, id uint32, f sketchd.Flush) error {
 	if c.n.Add(1) != int64(c.at) {
 		return c.DB.Commit(ctx, id, f)
 	}
@@ -59,7 +59,7 @@ func (c *crashStore) Commit(ctx context.Context, id uint32, f store.Flush) error
 		// previous checkpoint.
 		// (If that fails, die anyway: a kill is due here either way.)
 		if cp, _, err := c.DB.Checkpoint(ctx, id); err == nil {
-			_ = c.DB.Commit(ctx, id, store.Flush{Panes: f.Panes, Checkpoint: cp})
+			_ = c.DB.Commit(ctx, id, sketchd.Flush{Panes: f.Panes, Checkpoint: cp})
 		}
 		killSelf()
 	case "after-commit":

@@ -27,7 +27,7 @@ type faultStore struct {
 	failed   atomic.Uint64
 }
 
-func (f *faultStore) Commit(ctx context.Context, id uint32, fl store.Flush) error {
+func (f *faultStore) Commit(ctx context.Context, id uint32, fl sketchd.Flush) error {
 	f.attempts.Add(1)
 	if e := f.fail.Load(); e != nil {
 		f.failed.Add(1)

@@ -24,7 +24,7 @@ type Store interface {
 	Streams(ctx context.Context) ([]store.StreamInfo, error)
 	Stream(ctx context.Context, name string) (store.StreamInfo, error)
 	DeleteStream(ctx context.Context, name string) error
-	Commit(ctx context.Context, streamID uint32, f store.Flush) error
+	Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error
 	Checkpoint(ctx context.Context, streamID uint32) (sketchd.Checkpoint, bool, error)
 	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
 	Healthy() error

@@ -82,8 +82,8 @@ type runner struct {
 
 	flushStop chan struct{}
 	flushDone chan struct{}
-	pending   *window.Snapshot // a flush whose commit failed; retried (flusher only)
-	failing   atomic.Bool      // the last commit failed: Ready reports it
+	pending   *sketchd.Flush // a flush whose commit failed; retried (flusher only)
+	failing   atomic.Bool    // the last commit failed: Ready reports it
 	last      sketchd.Checkpoint
 	failures  int       // consecutive failed commits (flusher only)
 	failSince time.Time // first failure of the current run (flusher only)
@@ -147,7 +147,7 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 	}
 	wopts := m.opts.Window
 	wopts.Logger = r.log
-	agg, err := window.New(spec, cp, m.now().UnixNano(), paneLoader{m.db, info.ID}, wopts)
+	agg, err := window.NewAggregator(spec, cp, m.now().UnixNano(), paneLoader{m.db, info.ID}, wopts)
 	if err != nil {
 		return nil, err
 	}
@@ -632,7 +632,7 @@ func (r *runner) flush(ctx context.Context) error {
 		r.uncommitted.Store(0)
 		return nil
 	}
-	if err := r.m.db.Commit(ctx, r.info.ID, store.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
+	if err := r.m.db.Commit(ctx, r.info.ID, *snap); err != nil {
 		r.pending = snap
 		r.uncommitted.Store(int64(len(snap.Panes)))
 		r.commitErrors.Add(1)

@@ -111,7 +111,7 @@ func benchStore(b *testing.B, keys, panes, eventsPerPane int) (*store.DB, query.
 	t0 := time.Now().Truncate(24 * time.Hour).Add(-48 * time.Hour).UnixNano()
 	minute := int64(time.Minute)
 	last := t0 + int64(panes)*minute
-	a, err := window.New(spec, sketchd.Checkpoint{}, last, loader{db, info.ID}, window.Options{})
+	a, err := window.NewAggregator(spec, sketchd.Checkpoint{}, last, loader{db, info.ID}, window.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func benchStore(b *testing.B, keys, panes, eventsPerPane int) (*store.DB, query.
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := db.Commit(ctx, info.ID, store.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
+			if err := db.Commit(ctx, info.ID, sketchd.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
 				b.Fatal(err)
 			}
 			a.Committed(snap)

@@ -22,7 +22,7 @@ type feeder struct {
 func newFeeder(tb testing.TB, spec sketchd.Stream) *feeder {
 	tb.Helper()
 	st := panetest.NewStore()
-	a, err := window.New(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, window.Options{Shards: 2})
+	a, err := window.NewAggregator(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, window.Options{Shards: 2})
 	if err != nil {
 		tb.Fatal(err)
 	}

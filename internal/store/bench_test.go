@@ -46,7 +46,7 @@ func BenchmarkCommit(b *testing.B) {
 				for i := range ps {
 					ps[i].Start = int64(flushes) * minute
 				}
-				err := db.Commit(ctx, sid, Flush{Panes: ps, Checkpoint: sketchd.Checkpoint{Position: uint64(flushes)}})
+				err := db.Commit(ctx, sid, sketchd.Flush{Panes: ps, Checkpoint: sketchd.Checkpoint{Position: uint64(flushes)}})
 				if err != nil {
 					b.Fatal(err)
 				}

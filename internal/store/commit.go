@@ -10,14 +10,7 @@ import (
 	"github.com/sketchd/sketchd"
 )
 
-// Flush is one flush of a stream: the panes that changed since the last
-// flush and the checkpoint that covers them.
-type Flush struct {
-	Panes      []sketchd.PaneRecord
-	Checkpoint sketchd.Checkpoint
-}
-
-// Commit writes a flush and makes it durable (db.Sync) before it returns,
+// Commit writes a flush (its panes and checkpoint; not its Token or Gen) and makes it durable (db.Sync) before it returns,
 // so the caller may ack the source once it returns nil.
 //
 // Write order: key-index entries, then panes in the order given, then the
@@ -33,7 +26,7 @@ type Flush struct {
 // sketchd.MaxKeyLen or a pane larger than one transaction; nothing is
 // written), and ErrUnavailable (wrapping the cause) for every write failure,
 // including a closed DB.
-func (db *DB) Commit(ctx context.Context, streamID uint32, f Flush) error {
+func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error {
 	if err := db.enterWrite(); err != nil {
 		return err
 	}

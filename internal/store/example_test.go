@@ -31,7 +31,7 @@ func Example() {
 
 	minute := int64(time.Minute)
 	key := sketchd.EncodeKey("fr")
-	err = db.Commit(ctx, info.ID, store.Flush{
+	err = db.Commit(ctx, info.ID, sketchd.Flush{
 		Panes: []sketchd.PaneRecord{
 			{Key: key, Start: 0, Events: 3, Applied: 7, Sketches: [][]byte{[]byte("opaque")}},
 			{Key: key, Start: minute, Events: 1, Applied: 9, Sketches: [][]byte{[]byte("blob")}},

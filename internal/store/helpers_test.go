@@ -93,7 +93,7 @@ func pane(key string, start int64, applied uint64, blobs ...[]byte) sketchd.Pane
 func commit(t testing.TB, db *DB, sid uint32, pos uint64, panes ...sketchd.PaneRecord) {
 	t.Helper()
 	cp := sketchd.Checkpoint{Position: pos, MaxEventTime: int64(pos), Watermark: int64(pos) - 1}
-	if err := db.Commit(t.Context(), sid, Flush{Panes: panes, Checkpoint: cp}); err != nil {
+	if err := db.Commit(t.Context(), sid, sketchd.Flush{Panes: panes, Checkpoint: cp}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }

@@ -115,7 +115,7 @@ func TestConcurrentScanDuringCommits(t *testing.T) {
 			for _, k := range keys {
 				ps = append(ps, pane(k, int64(i)*minute, uint64(i+1), blob(uint64(i), 512)))
 			}
-			if err := db.Commit(ctx, sid, Flush{Panes: ps, Checkpoint: sketchd.Checkpoint{Position: uint64(i + 1)}}); err != nil {
+			if err := db.Commit(ctx, sid, sketchd.Flush{Panes: ps, Checkpoint: sketchd.Checkpoint{Position: uint64(i + 1)}}); err != nil {
 				t.Errorf("Commit: %v", err)
 				return
 			}
@@ -209,7 +209,7 @@ func TestCloseIdempotentAndConcurrent(t *testing.T) {
 		want []error
 	}{
 		{"Healthy", db.Healthy(), []error{ErrClosed}},
-		{"Commit", db.Commit(ctx, sid, Flush{}), []error{ErrClosed, ErrUnavailable}},
+		{"Commit", db.Commit(ctx, sid, sketchd.Flush{}), []error{ErrClosed, ErrUnavailable}},
 		{"CreateStream", func() error { _, err := db.CreateStream(ctx, testSpec("y", time.Minute)); return err }(), []error{ErrClosed, ErrUnavailable}},
 		{"DeleteStream", db.DeleteStream(ctx, "x"), []error{ErrClosed, ErrUnavailable}},
 		{"DropBefore", db.DropBefore(ctx, sid, 0), []error{ErrClosed, ErrUnavailable}},
@@ -249,7 +249,7 @@ func TestWriteFailureIsUnavailable(t *testing.T) {
 	if err := db.closeBadger(); err != nil {
 		t.Fatal(err)
 	}
-	err := db.Commit(ctx, sid, Flush{Panes: []sketchd.PaneRecord{pane("a", 0, 1)}})
+	err := db.Commit(ctx, sid, sketchd.Flush{Panes: []sketchd.PaneRecord{pane("a", 0, 1)}})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Commit on failed Badger: %v, want ErrUnavailable", err)
 	}
@@ -351,7 +351,7 @@ func TestHelperCommitter(t *testing.T) {
 	}
 	for i := 1; i < 1_000_000; i++ {
 		cp := sketchd.Checkpoint{Position: uint64(i)}
-		if err := db.Commit(context.Background(), info.ID, Flush{Panes: helperFlush(i), Checkpoint: cp}); err != nil {
+		if err := db.Commit(context.Background(), info.ID, sketchd.Flush{Panes: helperFlush(i), Checkpoint: cp}); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("committed %d\n", i)
@@ -369,7 +369,7 @@ func TestConcurrentAdmin(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 60 {
-			f := Flush{Panes: []sketchd.PaneRecord{pane("a", int64(i)*hour, uint64(i+1), blob(uint64(i), 256))}}
+			f := sketchd.Flush{Panes: []sketchd.PaneRecord{pane("a", int64(i)*hour, uint64(i+1), blob(uint64(i), 256))}}
 			if err := db.Commit(ctx, sid, f); err != nil {
 				t.Errorf("Commit: %v", err)
 				return
@@ -393,7 +393,7 @@ func TestConcurrentAdmin(t *testing.T) {
 				t.Errorf("CreateStream: %v", err)
 				return
 			}
-			err = db.Commit(ctx, info.ID, Flush{Panes: []sketchd.PaneRecord{pane("x", 0, 1)}})
+			err = db.Commit(ctx, info.ID, sketchd.Flush{Panes: []sketchd.PaneRecord{pane("x", 0, 1)}})
 			if err != nil {
 				t.Errorf("Commit to %s: %v", name, err)
 			}

@@ -69,7 +69,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		Counters: sketchd.Counters{OnTime: 1, Late: 2, TooLate: 3, Future: 4, Skipped: 5,
 			Invalid: map[string]uint64{"json": 6, "time": 7}},
 	}
-	if err := db.Commit(ctx, sid, Flush{Checkpoint: want}); err != nil {
+	if err := db.Commit(ctx, sid, sketchd.Flush{Checkpoint: want}); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := db.Checkpoint(ctx, sid)
@@ -126,7 +126,7 @@ func TestRegistry(t *testing.T) {
 	if db.countPrefix(prefixPane, a.ID) != 0 || db.countPrefix(prefixIndex, a.ID) != 0 {
 		t.Errorf("deleted stream left data")
 	}
-	if err := db.Commit(ctx, a.ID, Flush{}); !errors.Is(err, ErrNotFound) {
+	if err := db.Commit(ctx, a.ID, sketchd.Flush{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("commit to deleted stream: %v", err)
 	}
 	a2 := createTest(t, db, "alpha", time.Minute)
@@ -204,7 +204,7 @@ func TestLargeFlushSpansTransactions(t *testing.T) {
 	for i := range panes {
 		panes[i] = pane(fmt.Sprintf("key-%04d", i%300), int64(i/300)*minute, uint64(i+1), blob(uint64(i), size))
 	}
-	if err := db.Commit(ctx, sid, Flush{Panes: panes, Checkpoint: sketchd.Checkpoint{Position: n}}); err != nil {
+	if err := db.Commit(ctx, sid, sketchd.Flush{Panes: panes, Checkpoint: sketchd.Checkpoint{Position: n}}); err != nil {
 		t.Fatal(err)
 	}
 	count := 0
@@ -246,7 +246,7 @@ func TestCommitInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := db.Commit(ctx, tt.sid, Flush{Panes: []sketchd.PaneRecord{tt.p}})
+			err := db.Commit(ctx, tt.sid, sketchd.Flush{Panes: []sketchd.PaneRecord{tt.p}})
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err %v, want %v", err, tt.want)
 			}
@@ -260,7 +260,7 @@ func TestCommitInvalid(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := db.Commit(cctx, sid, Flush{}); !errors.Is(err, context.Canceled) {
+	if err := db.Commit(cctx, sid, sketchd.Flush{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -59,13 +60,16 @@ type Aggregator struct {
 	counters sketchd.Counters
 	pos      uint64 // highest source position processed
 	token    any
-	pending  [][]item
+	outbox   [][]item // per shard: items routed, not yet sent
 	closed   bool
 	gen      uint64
 
-	inflightMu   sync.RWMutex
-	inflight     map[paneKey]inflightRec // flushed but not yet committed
-	inflightPeak int                     // the most entries inflight held since it was made
+	uncommittedMu   sync.RWMutex
+	uncommitted     map[paneKey]uncommittedRec // flushed but not yet committed
+	uncommittedPeak int                        // the most entries uncommitted held since it was made
+	uncommittedLen  atomic.Int64               // len(uncommitted), for Stats
+
+	view atomic.Pointer[view] // what Stats reports; see publish
 
 	open         atomic.Int64
 	skipped      atomic.Uint64
@@ -82,14 +86,14 @@ type paneKey struct {
 	start int64
 }
 
-type inflightRec struct {
+type uncommittedRec struct {
 	rec sketchd.PaneRecord
 	gen uint64
 }
 
-// New starts an aggregator for spec, resuming from cp (the zero Checkpoint
+// NewAggregator starts an aggregator for spec, resuming from cp (the zero Checkpoint
 // for a new stream) at processing time now.
-func New(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader Loader, opts Options) (*Aggregator, error) {
+func NewAggregator(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader Loader, opts Options) (*Aggregator, error) {
 	pl, err := compile(spec)
 	if err != nil {
 		return nil, err
@@ -108,14 +112,14 @@ func New(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader Loader, o
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Aggregator{
-		plan:     pl,
-		loader:   loader,
-		log:      opts.Logger,
-		counters: cp.Counters.Clone(),
-		pos:      cp.Position,
-		pending:  make([][]item, opts.Shards),
-		inflight: map[paneKey]inflightRec{},
-		done:     make(chan struct{}),
+		plan:        pl,
+		loader:      loader,
+		log:         opts.Logger,
+		counters:    cp.Counters.Clone(),
+		pos:         cp.Position,
+		outbox:      make([][]item, opts.Shards),
+		uncommitted: map[paneKey]uncommittedRec{},
+		done:        make(chan struct{}),
 	}
 	if a.counters.Invalid == nil {
 		a.counters.Invalid = map[string]uint64{}
@@ -124,6 +128,7 @@ func New(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader Loader, o
 	if cp.Position != 0 || cp.Watermark != 0 || cp.MaxEventTime != 0 {
 		a.clk.maxEvent, a.clk.wm = cp.MaxEventTime, cp.Watermark
 	}
+	a.publish(true)
 	perShard := max(1, opts.MaxOpenPanes/opts.Shards)
 	for i := range opts.Shards {
 		s := &shard{
@@ -194,13 +199,14 @@ func (a *Aggregator) Process(ctx context.Context, b *Batch) ([]Rejection, error)
 		}
 		it.start = start
 		s := a.shardOf(it.key)
-		a.pending[s] = append(a.pending[s], *it)
+		a.outbox[s] = append(a.outbox[s], *it)
 		a.pos = max(a.pos, it.pos)
 	}
 	a.pos = max(a.pos, b.Position)
 	if b.Token != nil {
 		a.token = b.Token
 	}
+	a.publish(len(b.invalid) > 0)
 	return rej, a.dispatch(ctx, moved, nil)
 }
 
@@ -215,14 +221,15 @@ func (a *Aggregator) Tick(ctx context.Context, now int64) error {
 	if !a.plan.idleAdvance(&a.clk, now) {
 		return nil
 	}
+	a.publish(false)
 	return a.dispatch(ctx, true, nil)
 }
 
-// dispatch sends the pending items, and the watermark to every shard when it
+// dispatch sends the outbox, and the watermark to every shard when it
 // moved (or a barrier is attached). Called with a.mu held.
 func (a *Aggregator) dispatch(ctx context.Context, wmMoved bool, barrier []chan []sketchd.PaneRecord) error {
 	for i, s := range a.shards {
-		items := a.pending[i]
+		items := a.outbox[i]
 		if len(items) == 0 && !wmMoved && barrier == nil {
 			continue
 		}
@@ -230,7 +237,7 @@ func (a *Aggregator) dispatch(ctx context.Context, wmMoved bool, barrier []chan 
 		if barrier != nil {
 			msg.barrier, msg.gen = barrier[i], a.gen
 		}
-		a.pending[i] = nil
+		a.outbox[i] = nil
 		select {
 		case s.in <- msg:
 		case <-ctx.Done():
@@ -251,47 +258,18 @@ func (a *Aggregator) shardOf(key string) int {
 	return int(xxhash.Sum64String(key) % uint64(len(a.shards)))
 }
 
-// Snapshot is one flush: the panes changed since the previous flush, and the
-// checkpoint they are consistent with. Commit it, then ack Token.
-type Snapshot struct {
-	Panes      []sketchd.PaneRecord
-	Checkpoint sketchd.Checkpoint
-	// Token is the token of the last batch the snapshot covers (nil if none
-	// since the aggregator started).
-	Token any
-	gen   uint64
-}
-
-// Absorb folds a newer snapshot into s, for a caller whose commit of s failed
-// and who flushed again: the newer record of a pane wins.
-func (s *Snapshot) Absorb(newer *Snapshot) {
-	idx := make(map[paneKey]int, len(s.Panes))
-	for i, r := range s.Panes {
-		idx[paneKey{r.Key, r.Start}] = i
-	}
-	for _, r := range newer.Panes {
-		if i, ok := idx[paneKey{r.Key, r.Start}]; ok {
-			s.Panes[i] = r
-		} else {
-			s.Panes = append(s.Panes, r)
-		}
-	}
-	s.Checkpoint, s.gen = newer.Checkpoint, newer.gen
-	if newer.Token != nil {
-		s.Token = newer.Token
-	}
-}
-
-// Flush takes a consistent snapshot without stopping ingestion for longer
-// than it takes to put a barrier in each shard's queue.
-func (a *Aggregator) Flush(ctx context.Context) (*Snapshot, error) {
+// Flush takes a consistent cut of the aggregation: the panes changed since
+// the previous flush and the checkpoint they are consistent with. It does
+// not stop ingestion for longer than it takes to put a barrier in each
+// shard's queue. Commit the flush, call Committed, then ack its Token.
+func (a *Aggregator) Flush(ctx context.Context) (*sketchd.Flush, error) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		return nil, ErrClosed
 	}
 	a.gen++
-	snap := &Snapshot{
+	f := &sketchd.Flush{
 		Checkpoint: sketchd.Checkpoint{
 			Position:     a.pos,
 			MaxEventTime: a.clk.maxEvent,
@@ -299,7 +277,7 @@ func (a *Aggregator) Flush(ctx context.Context) (*Snapshot, error) {
 			Counters:     a.counters.Clone(),
 		},
 		Token: a.token,
-		gen:   a.gen,
+		Gen:   a.gen,
 	}
 	replies := make([]chan []sketchd.PaneRecord, len(a.shards))
 	for i := range replies {
@@ -313,54 +291,59 @@ func (a *Aggregator) Flush(ctx context.Context) (*Snapshot, error) {
 	for _, ch := range replies {
 		select {
 		case recs := <-ch:
-			snap.Panes = append(snap.Panes, recs...)
+			f.Panes = append(f.Panes, recs...)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("window: flush interrupted: %w", ctx.Err())
 		}
 	}
-	snap.Checkpoint.Counters.Skipped = a.skipped.Load()
-	return snap, nil
+	f.Checkpoint.Counters.Skipped = a.skipped.Load()
+	return f, nil
 }
 
-// addInflight records panes flushed by a shard in generation gen as in
-// flight until a commit of gen or later. Shards call it before replying to
-// the barrier, so no event after the barrier can miss them.
-func (a *Aggregator) addInflight(recs []sketchd.PaneRecord, gen uint64) {
+// addUncommitted records panes flushed by a shard in generation gen as
+// uncommitted until a commit of gen or later. Shards call it before replying
+// to the barrier, so no event after the barrier can miss them.
+func (a *Aggregator) addUncommitted(recs []sketchd.PaneRecord, gen uint64) {
 	if len(recs) == 0 {
 		return
 	}
-	a.inflightMu.Lock()
-	defer a.inflightMu.Unlock()
+	a.uncommittedMu.Lock()
+	defer a.uncommittedMu.Unlock()
 	for _, r := range recs {
-		a.inflight[paneKey{r.Key, r.Start}] = inflightRec{rec: r, gen: gen}
+		a.uncommitted[paneKey{r.Key, r.Start}] = uncommittedRec{rec: r, gen: gen}
 	}
-	a.inflightPeak = max(a.inflightPeak, len(a.inflight))
+	a.uncommittedPeak = max(a.uncommittedPeak, len(a.uncommitted))
+	a.uncommittedLen.Store(int64(len(a.uncommitted)))
 }
 
-// Committed tells the aggregator that snap is durable in the store, so the
+// Committed tells the aggregator that f is durable in the store, so the
 // panes it evicted no longer need to be served from memory.
-func (a *Aggregator) Committed(snap *Snapshot) {
-	a.inflightMu.Lock()
-	defer a.inflightMu.Unlock()
-	for k, r := range a.inflight {
-		if r.gen <= snap.gen {
-			delete(a.inflight, k)
+func (a *Aggregator) Committed(f *sketchd.Flush) {
+	a.uncommittedMu.Lock()
+	defer a.uncommittedMu.Unlock()
+	for k, r := range a.uncommitted {
+		if r.gen <= f.Gen {
+			delete(a.uncommitted, k)
 		}
 	}
 	// Drop the buckets of a burst (see shard.flush).
-	if a.inflightPeak > shrinkAbove && len(a.inflight) < a.inflightPeak/4 {
-		m := make(map[paneKey]inflightRec, len(a.inflight))
-		for k, r := range a.inflight {
+	if a.uncommittedPeak > shrinkAbove && len(a.uncommitted) < a.uncommittedPeak/4 {
+		m := make(map[paneKey]uncommittedRec, len(a.uncommitted))
+		for k, r := range a.uncommitted {
 			m[k] = r
 		}
-		a.inflight, a.inflightPeak = m, len(m)
+		a.uncommitted, a.uncommittedPeak = m, len(m)
 	}
+	a.uncommittedLen.Store(int64(len(a.uncommitted)))
 }
 
-func (a *Aggregator) inflightPane(k paneKey) (sketchd.PaneRecord, bool) {
-	a.inflightMu.RLock()
-	defer a.inflightMu.RUnlock()
-	r, ok := a.inflight[k]
+// uncommittedPane returns the record of a pane flushed but not yet
+// committed: a shard reloading an evicted pane reads it here, since the
+// store may not have it yet.
+func (a *Aggregator) uncommittedPane(k paneKey) (sketchd.PaneRecord, bool) {
+	a.uncommittedMu.RLock()
+	defer a.uncommittedMu.RUnlock()
+	r, ok := a.uncommitted[k]
 	return r.rec, ok
 }
 
@@ -374,27 +357,48 @@ type Stats struct {
 	EvictedEarly uint64 // panes evicted before they were final (memory cap)
 	Loads        uint64 // panes read back from the store
 	LoadErrors   uint64 // failed store reads (retried)
-	Inflight     int    // pane records flushed but not yet committed
+	Uncommitted  int    // pane records flushed but not yet committed
 }
 
-// Stats returns the aggregator's current state.
-func (a *Aggregator) Stats() Stats {
-	a.mu.Lock()
-	st := Stats{
-		Watermark:    a.clk.wm,
-		MaxEventTime: a.clk.maxEvent,
-		Position:     a.pos,
-		Counters:     a.counters.Clone(),
+// view is the part of Stats that Process and Tick change under a.mu. They
+// publish a new one whenever they change it, before they send anything to
+// the shards, so Stats reads it without the lock.
+type view struct {
+	watermark, maxEventTime int64
+	position                uint64
+	counters                sketchd.Counters // never modified once published
+}
+
+// publish makes the state under a.mu visible to Stats. Called with a.mu
+// held. The Invalid counts are copied only when they changed.
+func (a *Aggregator) publish(invalidChanged bool) {
+	c := a.counters
+	if prev := a.view.Load(); prev != nil && !invalidChanged {
+		c.Invalid = prev.counters.Invalid
+	} else {
+		c.Invalid = maps.Clone(a.counters.Invalid)
 	}
-	a.mu.Unlock()
+	a.view.Store(&view{watermark: a.clk.wm, maxEventTime: a.clk.maxEvent, position: a.pos, counters: c})
+}
+
+// Stats returns the aggregator's state as of the last Process or Tick, and
+// its pane gauges now. It takes no lock, so it never waits for a Process
+// blocked on a full shard queue (backpressure): callers that serve queries
+// may call it at any time. The Counters are a deep copy.
+func (a *Aggregator) Stats() Stats {
+	v := a.view.Load()
+	st := Stats{
+		Watermark:    v.watermark,
+		MaxEventTime: v.maxEventTime,
+		Position:     v.position,
+		Counters:     v.counters.Clone(),
+		OpenPanes:    a.open.Load(),
+		EvictedEarly: a.evictedEarly.Load(),
+		Loads:        a.loads.Load(),
+		LoadErrors:   a.loadErrors.Load(),
+		Uncommitted:  int(a.uncommittedLen.Load()),
+	}
 	st.Counters.Skipped = a.skipped.Load()
-	st.OpenPanes = a.open.Load()
-	st.EvictedEarly = a.evictedEarly.Load()
-	st.Loads = a.loads.Load()
-	st.LoadErrors = a.loadErrors.Load()
-	a.inflightMu.RLock()
-	st.Inflight = len(a.inflight)
-	a.inflightMu.RUnlock()
 	return st
 }
 

@@ -19,7 +19,7 @@ import (
 func BenchmarkAggregator(b *testing.B) {
 	spec := panetest.Spec(b)
 	st := newMemStore()
-	a, err := New(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, Options{})
+	a, err := NewAggregator(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (*sinkStore) Pane(context.Context, string, int64) (sketchd.PaneRecord, bool
 	return sketchd.PaneRecord{}, false, nil
 }
 
-func (s *sinkStore) commit(a *Aggregator, snap *Snapshot) {
+func (s *sinkStore) commit(a *Aggregator, snap *sketchd.Flush) {
 	for _, r := range snap.Panes {
 		s.events.Add(r.Events)
 		s.panes.Add(1)
@@ -112,7 +112,7 @@ func TestKeyExplosionHeap(t *testing.T) {
 	// Calibration: capPanes distinct keys, no eviction.
 	baseAlloc, baseInuse := heap()
 	cal := &sinkStore{}
-	ac, err := New(spec, sketchd.Checkpoint{}, t0.UnixNano(), cal, Options{Shards: 2, QueueLen: 4, MaxOpenPanes: 4 * capPanes})
+	ac, err := NewAggregator(spec, sketchd.Checkpoint{}, t0.UnixNano(), cal, Options{Shards: 2, QueueLen: 4, MaxOpenPanes: 4 * capPanes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestKeyExplosionHeap(t *testing.T) {
 	// The explosion: n distinct keys through the cap.
 	baseAlloc, baseInuse = heap()
 	st := &sinkStore{}
-	a, err := New(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, opts)
+	a, err := NewAggregator(spec, sketchd.Checkpoint{}, t0.UnixNano(), st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestKeyExplosionHeap(t *testing.T) {
 
 // TestEvictionReloadDuringFlush: with a tiny open-pane cap, panes are
 // evicted and reloaded all the time while another goroutine flushes and
-// commits, as ingest's flusher does. A pane evicted just before a flush
+// commits, as ingest's committer does. A pane evicted just before a flush
 // barrier and touched again right after it (while the flush waits for the
 // other shards) used to be reloaded from the store, which did not have it
 // yet: its earlier events were lost.

@@ -49,11 +49,11 @@ func (s *shard) run() {
 		}
 		if msg.barrier != nil {
 			recs := s.flush()
-			// The records leave this shard now: register them as in
-			// flight before the next event, which may reload one of
-			// them (an evicted pane) while the store does not have it
-			// yet.
-			s.agg.addInflight(recs, msg.gen)
+			// The records leave this shard now: register them as
+			// uncommitted before the next event, which may reload one
+			// of them (an evicted pane) while the store does not have
+			// it yet.
+			s.agg.addUncommitted(recs, msg.gen)
 			msg.barrier <- recs
 		}
 	}
@@ -102,7 +102,8 @@ func (s *shard) tag(pos uint64) uint64 {
 }
 
 // load finds the state of a pane that is not in memory: a record waiting for
-// this shard's next flush, one flushed but not yet committed, or the store.
+// this shard's next flush, one flushed but not yet committed (uncommitted),
+// or the store.
 // It returns a new pane when none exists, and nil only when the aggregator is
 // closing while the store keeps failing.
 func (s *shard) load(key string, start int64) *pane {
@@ -115,7 +116,7 @@ func (s *shard) load(key string, start int64) *pane {
 			return p
 		}
 	}
-	if r, ok := s.agg.inflightPane(k); ok {
+	if r, ok := s.agg.uncommittedPane(k); ok {
 		if p, err := paneFromRecord(s.plan, r); err == nil {
 			return p
 		}

@@ -24,7 +24,7 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{Store: panetest.NewStore()} }
 
-func (m *memStore) commit(s *Snapshot, panesOnly bool) {
+func (m *memStore) commit(s *sketchd.Flush, panesOnly bool) {
 	m.Put(s.Panes...)
 	if !panesOnly {
 		m.cp = s.Checkpoint
@@ -44,7 +44,7 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 func newAgg(tb testing.TB, spec sketchd.Stream, cp sketchd.Checkpoint, st *memStore, opts Options) *Aggregator {
 	tb.Helper()
-	a, err := New(spec, cp, t0.UnixNano(), st, opts)
+	a, err := NewAggregator(spec, cp, t0.UnixNano(), st, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func process(tb testing.TB, a *Aggregator, now time.Time, pos uint64, evs ...ske
 	return rej
 }
 
-func flush(tb testing.TB, a *Aggregator, st *memStore) *Snapshot {
+func flush(tb testing.TB, a *Aggregator, st *memStore) *sketchd.Flush {
 	tb.Helper()
 	s, err := a.Flush(context.Background())
 	if err != nil {
