@@ -383,8 +383,8 @@ func TestCoreDropsCounted(t *testing.T) {
 	m.mu.Unlock()
 	waitFor(t, 20*time.Second, "received + dropped = published", func() (bool, string) {
 		st, _ := m.Get(ctx, spec.Name)
-		got := r.received.Load() + st.Dropped
-		return got == n, fmt.Sprintf("received %d dropped %d", r.received.Load(), st.Dropped)
+		got := r.intake.received.Load() + st.Dropped
+		return got == n, fmt.Sprintf("received %d dropped %d", r.intake.received.Load(), st.Dropped)
 	})
 	st, _ := m.Get(ctx, spec.Name)
 	if st.Dropped == 0 {
@@ -392,7 +392,7 @@ func TestCoreDropsCounted(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "applied = received", func() (bool, string) {
 		st, _ := m.Get(ctx, spec.Name)
-		return st.Counters.OnTime+st.Counters.Late == r.received.Load(), fmt.Sprintf("%+v", st.Counters)
+		return st.Counters.OnTime+st.Counters.Late == r.intake.received.Load(), fmt.Sprintf("%+v", st.Counters)
 	})
 }
 

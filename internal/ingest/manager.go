@@ -91,12 +91,16 @@ type Manager struct {
 	log  *slog.Logger
 	opts Options
 
+	// ctx is the manager's lifetime: Stop cancels it, which ends the start
+	// retries.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	runners map[string]*runner
 	failed  map[string]failure // streams whose consumer could not start
 	stopped bool
-	done    chan struct{}  // closed by Stop: ends start retries
-	retries sync.WaitGroup // start retries in flight
+	retries sync.WaitGroup // running start retries
 }
 
 type failure struct {
@@ -148,11 +152,12 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("ingest: JetStream: %w", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		nc: nc, conn: conn, js: js, db: db, log: logger, opts: opts,
+		ctx: ctx, cancel: cancel,
 		runners: map[string]*runner{},
 		failed:  map[string]failure{},
-		done:    make(chan struct{}),
 	}, nil
 }
 
@@ -218,8 +223,7 @@ func (m *Manager) startRunner(ctx context.Context, info store.StreamInfo) error 
 	r, err := newRunner(ctx, m, info)
 	if err != nil {
 		if _, retrying := m.failed[info.Spec.Name]; !retrying {
-			m.retries.Add(1)
-			go m.retryStart(info)
+			m.retries.Go(func() { m.retryStart(m.ctx, info) })
 		}
 		m.failed[info.Spec.Name] = failure{info, err}
 		return err
@@ -232,14 +236,13 @@ func (m *Manager) startRunner(ctx context.Context, info store.StreamInfo) error 
 
 // retryStart starts a stream whose consumer failed to start (NATS or
 // JetStream unavailable, a timeout), with backoff, until it runs, is
-// deleted, or the manager stops. Meanwhile Ready reports it.
-func (m *Manager) retryStart(info store.StreamInfo) {
-	defer m.retries.Done()
+// deleted, or the manager stops (ctx is done). Meanwhile Ready reports it.
+func (m *Manager) retryStart(ctx context.Context, info store.StreamInfo) {
 	name := info.Spec.Name
 	backoff := time.Second
 	for {
 		select {
-		case <-m.done:
+		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -250,8 +253,8 @@ func (m *Manager) retryStart(info store.StreamInfo) {
 		if !ok || f.info.ID != info.ID {
 			return // started, or deleted
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := m.startAgain(ctx, info)
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := m.startAgain(actx, info)
 		cancel()
 		if err == nil {
 			m.log.Info("stream started after a failed start", "stream", name)
@@ -302,31 +305,35 @@ func (m *Manager) List(ctx context.Context) ([]sketchd.StreamStatus, error) {
 	}
 	out := make([]sketchd.StreamStatus, 0, len(infos))
 	for _, info := range infos {
-		out = append(out, m.statusOf(info))
+		out = append(out, m.statusOf(ctx, info))
 	}
 	return out, nil
 }
 
 // Get returns one stream's status; sketchd.ErrNotFound when unknown.
+//
+// The status of a running stream is the snapshot its runner last
+// published (see status.go for how fresh it is): Get and List never wait
+// for ingestion.
 func (m *Manager) Get(ctx context.Context, name string) (sketchd.StreamStatus, error) {
 	info, err := m.db.Stream(ctx, name)
 	if err != nil {
 		return sketchd.StreamStatus{}, err
 	}
-	return m.statusOf(info), nil
+	return m.statusOf(ctx, info), nil
 }
 
-func (m *Manager) statusOf(info store.StreamInfo) sketchd.StreamStatus {
+func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.StreamStatus {
 	m.mu.Lock()
 	r, ok := m.runners[info.Spec.Name]
 	f, failed := m.failed[info.Spec.Name]
 	m.mu.Unlock()
 	if ok && r.info.ID == info.ID {
-		return r.status()
+		return r.currentStatus()
 	}
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting",
 		Watermark: noTimeWM, MaxEventTime: noTimeWM, CommittedWatermark: noTimeWM}
-	if cp, ok, err := m.db.Checkpoint(context.Background(), info.ID); err == nil && ok {
+	if cp, ok, err := m.db.Checkpoint(ctx, info.ID); err == nil && ok {
 		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters
 	}
 	if failed {
@@ -348,7 +355,7 @@ func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.Stre
 	if err := m.startRunner(ctx, info); err != nil {
 		m.log.Error("stream failed to start", "stream", spec.Name, "err", err)
 	}
-	return m.statusOf(info), nil
+	return m.statusOf(ctx, info), nil
 }
 
 // Delete stops a stream's consumer and removes it and its data. The
@@ -405,8 +412,8 @@ func (m *Manager) Ready(context.Context) error {
 		return fmt.Errorf("stream %q is not running: %v: %w", n, m.failed[n].err, sketchd.ErrUnavailable)
 	}
 	for n, r := range m.runners {
-		if e := r.lastErr.Load(); e != nil && r.failing.Load() {
-			return fmt.Errorf("stream %q cannot commit: %s: %w", n, *e, sketchd.ErrUnavailable)
+		if e := r.lastErr(); e != "" && r.committer.failing.Load() {
+			return fmt.Errorf("stream %q cannot commit: %s: %w", n, e, sketchd.ErrUnavailable)
 		}
 	}
 	return nil
@@ -416,9 +423,7 @@ func (m *Manager) Ready(context.Context) error {
 // the first error; every stream is stopped regardless.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.Lock()
-	if !m.stopped {
-		close(m.done)
-	}
+	m.cancel()
 	m.stopped = true
 	runners := make([]*runner, 0, len(m.runners))
 	for _, r := range m.runners {
@@ -433,7 +438,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			errs[i] = r.stop(ctx, true)
-			r.log.Info("stream stopped", "position_seq", sketchd.PositionSeq(r.last.Position))
+			r.log.Info("stream stopped", "position_seq", sketchd.PositionSeq(r.committer.last.Position))
 		}()
 	}
 	wg.Wait()
@@ -441,7 +446,8 @@ func (m *Manager) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) snapshot() []*runner {
+// running returns the running streams' runners.
+func (m *Manager) running() []*runner {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]*runner, 0, len(m.runners))

@@ -103,10 +103,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDisconnects, c.m.conn.Disconnects())
 	now := c.m.now()
 	ch <- prometheus.MustNewConstMetric(descDisconnected, prometheus.CounterValue, c.m.conn.Disconnected(time.Now()).Seconds())
-	runners := c.m.snapshot()
+	runners := c.m.running()
 	sort.Slice(runners, func(i, j int) bool { return runners[i].spec.Name < runners[j].spec.Name })
 	for _, r := range runners {
-		s := r.status()
+		s := r.currentStatus()
 		n := s.Spec.Name
 		counter(descEvents, s.Counters.OnTime, n, "on_time")
 		counter(descEvents, s.Counters.Late, n, "late")
@@ -116,12 +116,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descInvalid, v, n, reason)
 		}
 		counter(descSkipped, s.Counters.Skipped, n)
-		counter(descMessages, r.received.Load(), n)
-		counter(descBytes, r.receivedBytes.Load(), n)
+		counter(descMessages, r.intake.received.Load(), n)
+		counter(descBytes, r.intake.receivedBytes.Load(), n)
 		counter(descDropped, s.Dropped, n)
-		counter(descDeadLetters, r.deadLettered.Load(), n, "invalid")
-		counter(descDeadLetters, r.lateLettered.Load(), n, "late")
-		counter(descPublishErrors, r.publishErrors.Load(), n)
+		counter(descDeadLetters, r.intake.deadLettered.Load(), n, "invalid")
+		counter(descDeadLetters, r.intake.lateLettered.Load(), n, "late")
+		counter(descPublishErrors, r.intake.publishErrors.Load(), n)
 		if s.Watermark != noTimeWM {
 			gauge(descWatermark, seconds(s.Watermark), n)
 			gauge(descLag, now.Sub(time.Unix(0, s.Watermark)).Seconds(), n)
@@ -131,24 +131,24 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descOpen, float64(s.OpenPanes), n)
 		counter(descEvicted, s.EvictedEarly, n)
-		counter(descCommits, r.commits.Load(), n)
-		counter(descCommitErrors, r.commitErrors.Load(), n)
+		counter(descCommits, r.committer.commits.Load(), n)
+		counter(descCommitErrors, r.committer.commitErrors.Load(), n)
 		failing := 0.0
-		if r.failing.Load() {
+		if r.committer.failing.Load() {
 			failing = 1
 		}
 		gauge(descFailing, failing, n)
-		gauge(descUncommitted, float64(r.uncommitted.Load()), n)
-		gauge(descFlush, math.Float64frombits(r.flushSeconds.Load()), n)
+		gauge(descUncommitted, float64(r.committer.retryPanes.Load()), n)
+		gauge(descFlush, math.Float64frombits(r.committer.cycleSeconds.Load()), n)
 		if !s.LastCommit.IsZero() {
 			gauge(descLastCommit, float64(s.LastCommit.UnixNano())/1e9, n)
 		}
 		if s.Spec.JetStream {
 			gauge(descPending, float64(s.Pending), n)
 			gauge(descAckFloor, float64(s.AckFloor), n)
-			counter(descGap, r.gapped.Load(), n)
-			counter(descResets, r.resets.Load(), n)
-			counter(descRedelivered, r.redelivered.Load(), n)
+			counter(descGap, r.consumer.gapped.Load(), n)
+			counter(descResets, r.consumer.resets.Load(), n)
+			counter(descRedelivered, r.consumer.redelivered.Load(), n)
 		}
 	}
 }

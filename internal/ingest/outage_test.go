@@ -349,7 +349,7 @@ func TestJetStreamOutages(t *testing.T) {
 	// transit) while a backlog is published, then is cut.
 	r := runnerOf(t, m, spec.Name)
 	waitFor(t, 20*time.Second, "the consumer reset after the restart done", func() (bool, string) {
-		return !r.resetting.Load(), "resetting"
+		return !r.consumer.resetting.Load(), "resetting"
 	})
 	proxy.blackhole.Store(true)
 	if err := publishAsync(js, spec.Subject, msgs, q2, n); err != nil {
@@ -468,7 +468,7 @@ func TestCoreOutage(t *testing.T) {
 	})
 	st := mustStatus(t, m, spec.Name)
 	got := applied(st)
-	received := r.received.Load()
+	received := r.intake.received.Load()
 	lost := uint64(len(evs)) - received - st.Dropped
 	if got != received {
 		t.Errorf("applied %d of %d received messages", got, received)

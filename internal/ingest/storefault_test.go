@@ -66,7 +66,7 @@ func TestStoreRefusesWrites(t *testing.T) {
 	r := runnerOf(t, m, spec.Name)
 	publish(second[:5])
 	waitFor(t, 10*time.Second, "a failed commit", func() (bool, string) {
-		return r.failing.Load(), fmt.Sprintf("commit errors %d", r.commitErrors.Load())
+		return r.committer.failing.Load(), fmt.Sprintf("commit errors %d", r.committer.commitErrors.Load())
 	})
 	publish(second[5:])
 	// Wait until the server has delivered new messages to sketchd and at
@@ -181,7 +181,7 @@ func TestStoreFailsUntilRestart(t *testing.T) {
 	publish(evs[3000:])
 	r := runnerOf(t, m, spec.Name)
 	waitFor(t, 10*time.Second, "failed commits", func() (bool, string) {
-		return r.failing.Load() && fs.failed.Load() >= 2, fmt.Sprint(fs.failed.Load())
+		return r.committer.failing.Load() && fs.failed.Load() >= 2, fmt.Sprint(fs.failed.Load())
 	})
 	stopCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

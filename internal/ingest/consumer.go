@@ -1,0 +1,420 @@
+package ingest
+
+// The consumer: the NATS side of a stream. It subscribes (core NATS) or
+// creates the JetStream stream and a durable consumer at the checkpoint,
+// hands each delivered message to the intake in stream order and once, and
+// at stop drains the subscription or consume context.
+//
+// Goroutines:
+//
+//   - runConsumer, one per stream: for JetStream it recreates the consumer
+//     when deliveries were lost (a reset: after a reconnection, a gap in the
+//     delivery sequence, or the consumer vanishing) and refreshes the
+//     consumer's info for the status; for both kinds it drains the source
+//     when the stream stops and then closes the intake queue.
+//   - the NATS client's delivery goroutine, which runs deliver (JetStream)
+//     or the core subscription's handler; deliver and a reset's start are
+//     serialized by deliverMu.
+//
+// Fields (consumerState): sub; jsStream, cons, cc and reconnected belong to
+// runConsumer once it starts (subscribe sets them before); epoch, lastDseq
+// and nextSeq to deliver under deliverMu (resets read nextSeq under it);
+// resetting and resetReq hand a reset request from any goroutine to
+// runConsumer; resets, redelivered, gapped, numPending and ackFloor are
+// counters for the status and metrics.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+type consumerState struct {
+	sub *nats.Subscription // core NATS; nil for JetStream
+
+	jsStream    jetstream.Stream
+	cons        jetstream.Consumer
+	cc          jetstream.ConsumeContext
+	reconnected chan nats.Status // CONNECTED events of the connection
+
+	// deliverMu serializes the consume callbacks (of the current and of a
+	// superseded consume context) with a reset's start. epoch identifies
+	// the current consume context: a callback of an older one drops its
+	// message.
+	deliverMu sync.Mutex
+	epoch     atomic.Uint64
+	lastDseq  uint64        // consumer sequence of the last delivery (deliverMu)
+	nextSeq   atomic.Uint64 // next JetStream sequence expected
+
+	resetting atomic.Bool   // a reset is requested or running: at most one
+	resetReq  chan struct{} // capacity 1: asks runConsumer for a reset
+
+	resets      atomic.Uint64 // consumer resets (deliveries lost in transit)
+	redelivered atomic.Uint64 // redeliveries of messages already handed over
+	gapped      atomic.Uint64 // messages skipped by a sequence gap
+	numPending  atomic.Uint64 // the consumer's pending count, as last refreshed
+	ackFloor    atomic.Uint64 // the consumer's ack floor, as last refreshed
+}
+
+func (c *consumerState) init() { c.resetReq = make(chan struct{}, 1) }
+
+func consumerName(stream string) string { return "sketchd_" + stream }
+
+// subscribe starts delivery: a core subscription, or the JetStream stream
+// (created when missing) and a consumer at the checkpoint.
+func (r *runner) subscribe(ctx context.Context) error {
+	if !r.spec.JetStream {
+		return r.subscribeCore()
+	}
+	return r.subscribeJetStream(ctx)
+}
+
+func (r *runner) subscribeCore() error {
+	sub, err := r.m.nc.Subscribe(r.spec.Subject, func(m *nats.Msg) {
+		r.send(inMsg{data: m.Data, subject: m.Subject})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %q: %w", r.spec.Subject, err)
+	}
+	if err := sub.SetPendingLimits(r.m.opts.CorePendingMsgs, r.m.opts.CorePendingBytes); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("pending limits: %w", err)
+	}
+	r.consumer.sub = sub
+	// Core NATS delivers only to subscriptions the server knows: make sure
+	// it knows this one when Start returns, so that events published after
+	// Start are not lost to the race. (While disconnected, the client
+	// subscribes again on reconnect.)
+	if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
+		r.log.Warn("core subscription not confirmed by the server yet", "err", err)
+	}
+	return nil
+}
+
+func (r *runner) subscribeJetStream(ctx context.Context) error {
+	s, err := r.jetStreamStream(ctx)
+	if err != nil {
+		return fmt.Errorf("JetStream stream %q: %w", r.spec.JetStreamStream, err)
+	}
+	// The checkpoint in the store, not the consumer's ack state, says
+	// where to resume. A durable consumer would first deliver new messages
+	// and redeliver the ones a crashed process left unacked only after
+	// AckWait, out of order; so the consumer is recreated at the
+	// checkpoint, and delivery restarts in sequence order from there.
+	r.consumer.jsStream = s
+	start := sketchd.PositionSeq(r.committer.last.Position) + 1
+	r.consumer.nextSeq.Store(start)
+	if err := r.startConsumer(ctx, start); err != nil {
+		return err
+	}
+	r.consumer.reconnected = r.m.nc.StatusChanged(nats.CONNECTED)
+	return nil
+}
+
+// jetStreamStream returns the stream's JetStream stream, creating it when
+// it does not exist.
+func (r *runner) jetStreamStream(ctx context.Context) (jetstream.Stream, error) {
+	s, err := r.m.js.Stream(ctx, r.spec.JetStreamStream)
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return s, err
+	}
+	s, err = r.m.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        r.spec.JetStreamStream,
+		Description: "sketchd stream " + r.spec.Name,
+		Subjects:    []string{r.spec.Subject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      r.spec.JetStreamMaxAge.Std(),
+		Duplicates:  2 * time.Minute,
+	})
+	if err == nil {
+		r.log.Info("created JetStream stream", "jetstream_stream", r.spec.JetStreamStream, "subject", r.spec.Subject)
+	}
+	return s, err
+}
+
+// startConsumer (re)creates the durable consumer so that it delivers the
+// stream from sequence start on, in order, and starts consuming it.
+func (r *runner) startConsumer(ctx context.Context, start uint64) error {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       consumerName(r.spec.Name),
+		Description:   "sketchd stream " + r.spec.Name,
+		FilterSubject: r.spec.Subject,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       r.m.opts.AckWait,
+		MaxAckPending: r.m.opts.MaxAckPending,
+		MaxDeliver:    -1,
+	}
+	if start > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = start
+	}
+	s := r.consumer.jsStream
+	if err := s.DeleteConsumer(ctx, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("JetStream consumer: reset to sequence %d: %w", start, err)
+	}
+	cons, err := s.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("JetStream consumer: %w", err)
+	}
+	c := &r.consumer
+	c.deliverMu.Lock()
+	epoch := c.epoch.Add(1)
+	c.lastDseq = 0
+	c.deliverMu.Unlock()
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.deliver(epoch, m) },
+		jetstream.PullMaxMessages(r.m.opts.PullMaxMessages),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				r.log.Warn("JetStream consumer lost; recreating it", "err", err)
+				r.requestReset(epoch)
+				return
+			}
+			r.log.Warn("JetStream consume", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("JetStream consume: %w", err)
+	}
+	c.cons, c.cc = cons, cc
+	return nil
+}
+
+// deliver is the consume callback of the consume context of epoch. It
+// hands the messages to the intake strictly in stream order, each once:
+//
+//   - a redelivery of a message already handed over (AckWait expired
+//     before its commit) is dropped: the aggregator holds it already;
+//   - a gap in the consumer's delivery sequence means the server delivered
+//     messages that never arrived (lost in transit when the connection or
+//     the server went down). The server redelivers them only after
+//     AckWait, after newer ones, and a newer position would make the
+//     aggregator ignore them for good: so the message is dropped and the
+//     consumer is recreated at the first sequence not yet handed over.
+func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
+	c := &r.consumer
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	if c.epoch.Load() != epoch {
+		return // a superseded consume context
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		r.log.Error("JetStream message without metadata", "err", err)
+		return
+	}
+	if dseq := md.Sequence.Consumer; dseq != c.lastDseq+1 {
+		r.log.Warn("JetStream deliveries lost in transit; recreating the consumer at the first sequence not received",
+			"expected_delivery", c.lastDseq+1, "delivery", dseq, "next_seq", c.nextSeq.Load())
+		r.requestResetLocked(epoch)
+		return
+	}
+	c.lastDseq = md.Sequence.Consumer
+	seq := md.Sequence.Stream
+	want := c.nextSeq.Load()
+	if seq < want {
+		c.redelivered.Add(1)
+		return
+	}
+	if seq > want && md.NumDelivered == 1 {
+		r.countGap(want, seq)
+	}
+	c.nextSeq.Store(seq + 1)
+	r.send(inMsg{data: m.Data(), subject: m.Subject(), seq: seq, js: m, epoch: epoch})
+}
+
+// countGap counts the messages between want and seq that are no longer in
+// the JetStream stream (its limits removed them): they are lost to sketchd.
+func (r *runner) countGap(want, seq uint64) {
+	ctx, cancel := context.WithTimeout(r.life.run, 2*time.Second)
+	defer cancel()
+	if n, err := r.streamGap(ctx, want, seq); n > 0 {
+		r.consumer.gapped.Add(n)
+		r.log.Warn("JetStream messages missing before this one (removed by the stream's limits?)",
+			"expected_seq", want, "seq", seq, "missing", n, "err", err)
+	}
+}
+
+// streamGap returns how many messages of the stream's subject lie in
+// [from, to). A filtered consumer skips sequences of other subjects
+// legitimately, so the gap is counted only for this stream's subject.
+func (r *runner) streamGap(ctx context.Context, from, to uint64) (uint64, error) {
+	s, err := r.m.js.Stream(ctx, r.spec.JetStreamStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.FirstSeq > from {
+		return min(info.State.FirstSeq, to) - from, nil
+	}
+	return 0, nil
+}
+
+// requestReset asks for a consumer reset unless one is pending or running,
+// and makes the consume context of epoch stale at once.
+func (r *runner) requestReset(epoch uint64) {
+	c := &r.consumer
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	if c.epoch.Load() == epoch {
+		r.requestResetLocked(epoch)
+	}
+}
+
+// requestResetLocked is requestReset with deliverMu held. It never blocks:
+// resetting admits one request at a time, and resetReq has room for it.
+func (r *runner) requestResetLocked(epoch uint64) {
+	c := &r.consumer
+	if r.life.run.Err() != nil {
+		// Stopping: the message is dropped and redelivered to the next
+		// run, which restarts at its checkpoint.
+		c.epoch.Add(1)
+		return
+	}
+	if !c.resetting.CompareAndSwap(false, true) {
+		return
+	}
+	c.epoch.Add(1)
+	c.resets.Add(1)
+	c.resetReq <- struct{}{}
+}
+
+// runConsumer is the consumer's goroutine. Until the stream stops it
+// watches the JetStream consumer; then it drains the source and closes the
+// intake queue, so that the intake ends once it has processed everything
+// delivered.
+func (r *runner) runConsumer(ctx, drain context.Context) error {
+	defer r.closeIntake()
+	if r.consumer.sub != nil {
+		<-ctx.Done()
+		r.drainSubscription(drain)
+		return nil
+	}
+	r.watchConsumer(ctx)
+	r.drainConsumeContext(drain)
+	return nil
+}
+
+// watchConsumer runs requested resets, recreates the consumer after every
+// reconnection and refreshes the consumer's info, until ctx is done.
+//
+// What the server delivered while the connection went down is lost in
+// transit; the server redelivers it only after AckWait, and only a later
+// delivery (which may never come when the stream is idle) would reveal the
+// gap. A reset, safe at any time, resumes at the first sequence not
+// received.
+func (r *runner) watchConsumer(ctx context.Context) {
+	c := &r.consumer
+	defer r.m.nc.RemoveStatusListener(c.reconnected)
+	reconnected := c.reconnected
+	info := time.NewTicker(5 * r.m.opts.FlushInterval)
+	defer info.Stop()
+	r.refreshConsumerInfo(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st, ok := <-reconnected:
+			if !ok {
+				reconnected = nil // the connection closed: no more events
+				continue
+			}
+			if st == nats.CONNECTED {
+				r.log.Info("NATS reconnected: recreating the JetStream consumer at the first sequence not received", "next_seq", c.nextSeq.Load())
+				r.requestReset(c.epoch.Load())
+			}
+		case <-c.resetReq:
+			r.resetConsumer(ctx)
+		case <-info.C:
+			r.refreshConsumerInfo(ctx)
+		}
+	}
+}
+
+// resetConsumer stops the current consume context and recreates the
+// consumer at the first sequence not yet handed to the intake, retrying
+// (the server may be down) until it succeeds or ctx is done.
+func (r *runner) resetConsumer(ctx context.Context) {
+	c := &r.consumer
+	defer c.resetting.Store(false)
+	if c.cc != nil {
+		c.cc.Stop()
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		c.deliverMu.Lock()
+		start := c.nextSeq.Load()
+		c.deliverMu.Unlock()
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.startConsumer(actx, start)
+		cancel()
+		if err == nil {
+			r.log.Info("JetStream consumer recreated", "start_seq", start, "attempts", attempt)
+			return
+		}
+		r.log.Warn("JetStream consumer reset failed; retrying", "err", err, "attempt", attempt, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// refreshConsumerInfo reads the consumer's pending count and ack floor for
+// the status and metrics.
+func (r *runner) refreshConsumerInfo(ctx context.Context) {
+	c := &r.consumer
+	if c.cons == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ci, err := c.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	c.numPending.Store(ci.NumPending)
+	c.ackFloor.Store(ci.AckFloor.Stream)
+	r.publishStatus()
+}
+
+// drainSubscription drains the core subscription: the client delivers what
+// it holds, then closes it. drain cuts the wait short.
+func (r *runner) drainSubscription(drain context.Context) {
+	sub := r.consumer.sub
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	if err := sub.Drain(); err != nil {
+		_ = sub.Unsubscribe()
+	}
+	select {
+	case <-closed:
+	case <-drain.Done():
+	}
+}
+
+// drainConsumeContext drains the JetStream consume context: the client
+// delivers what it prefetched, then closes it. When drain is done first,
+// the rest is dropped (JetStream redelivers it to the next run).
+func (r *runner) drainConsumeContext(drain context.Context) {
+	cc := r.consumer.cc
+	if cc == nil {
+		return
+	}
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-drain.Done():
+		cc.Stop()
+	}
+}
