@@ -16,8 +16,8 @@ type Batch struct {
 	// Position is the highest source position the batch covers, including
 	// invalid input (0 when the source has no positions).
 	Position uint64
-	// Token is opaque to the window and handed back in the Snapshot of the
-	// flush that covers the batch: ingest acks with it.
+	// Token is opaque to the window and handed back in the flush that
+	// covers the batch (sketchd.Flush.Token): ingest acks with it.
 	Token any
 
 	items   []item

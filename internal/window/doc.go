@@ -12,7 +12,7 @@
 // that owns its key. Each shard is a goroutine that owns its panes outright:
 // no locks on the per-event path. Watermark advances and flush barriers
 // travel in band through the same bounded shard queues as the events (as
-// Flink's watermarks and checkpoint barriers do), so a flush snapshot holds
+// Flink's watermarks and checkpoint barriers do), so a flush holds
 // exactly the effects of the input up to its checkpoint position, and
 // ingestion only waits for a queue send while a flush runs.
 //
