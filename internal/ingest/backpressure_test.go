@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,47 +20,31 @@ import (
 	"github.com/sketchd/sketchd/internal/window"
 )
 
-// heldStore is the real store whose pane reads wait while held: a shard
-// that needs a pane it does not hold waits in its load, its queue fills,
-// and the aggregator's Process blocks on it (backpressure), holding the
-// aggregator's lock. The API's reads (stream specs, checkpoints, range
-// scans) are not held.
+// heldStore is the real store whose pane reads wait once it is held,
+// until it is released: a shard that needs a pane it does not hold waits
+// in its load, its queue fills, and the aggregator's Process blocks on it
+// (backpressure), holding the aggregator's lock. The API's reads (stream
+// specs, checkpoints, range scans) are not held.
 type heldStore struct {
 	*store.DB
-	mu      sync.Mutex
-	release chan struct{} // nil: not held
-	waiting chan struct{} // closed by the first read that waits
+	held     atomic.Bool
+	released chan struct{} // closed by release
+	waited   chan struct{} // closed by the first read that waits
+	once     [2]sync.Once  // closing waited, released
 }
 
-func (s *heldStore) hold() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.release, s.waiting = make(chan struct{}), make(chan struct{})
+func newHeldStore(db *store.DB) *heldStore {
+	return &heldStore{DB: db, released: make(chan struct{}), waited: make(chan struct{})}
 }
 
-func (s *heldStore) unhold() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.release != nil {
-		close(s.release)
-		s.release = nil
-	}
-}
+func (s *heldStore) hold()    { s.held.Store(true) }
+func (s *heldStore) release() { s.once[1].Do(func() { close(s.released) }) }
 
 func (s *heldStore) Pane(ctx context.Context, id uint32, key string, start int64) (sketchd.PaneRecord, bool, error) {
-	s.mu.Lock()
-	release, waiting := s.release, s.waiting
-	if release != nil {
+	if s.held.Load() {
+		s.once[0].Do(func() { close(s.waited) })
 		select {
-		case <-waiting:
-		default:
-			close(waiting)
-		}
-	}
-	s.mu.Unlock()
-	if release != nil {
-		select {
-		case <-release:
+		case <-s.released:
 		case <-ctx.Done():
 			return sketchd.PaneRecord{}, false, ctx.Err()
 		}
@@ -78,7 +63,7 @@ func TestQueriesDoNotWaitForIngestion(t *testing.T) {
 	ns := runNATS(t)
 	nc := connect(t, ns.ClientURL())
 	js, _ := jetstream.New(nc)
-	db := &heldStore{DB: openStore(t, t.TempDir())}
+	db := newHeldStore(openStore(t, t.TempDir()))
 	ctx := context.Background()
 	spec := pageviews("held", true)
 	m := newManager(t, nc, db, Options{QueueMessages: 1, Window: window.Options{Shards: 1, QueueLen: 1}})
@@ -92,7 +77,7 @@ func TestQueriesDoNotWaitForIngestion(t *testing.T) {
 	client := &http.Client{Timeout: deadline}
 	// Release before the server closes and Stop: both wait for what the
 	// hold blocks.
-	defer db.unhold()
+	defer db.release()
 
 	// A first part, committed: what the query must find.
 	evs := genEvents(31, 300)
@@ -118,7 +103,7 @@ func TestQueriesDoNotWaitForIngestion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	<-db.waiting
+	<-db.waited
 	r := runnerOf(t, m, spec.Name)
 	waitAggregatorLocked(t, r.agg)
 
@@ -155,7 +140,7 @@ func TestQueriesDoNotWaitForIngestion(t *testing.T) {
 	}
 
 	// Released, ingestion catches up: nothing was lost to the wait.
-	db.unhold()
+	db.release()
 	waitFor(t, 20*time.Second, "everything committed", func() (bool, string) {
 		st := mustStatus(t, m, spec.Name)
 		_, total := paneTotals(t, db.DB, st.ID)
@@ -165,19 +150,24 @@ func TestQueriesDoNotWaitForIngestion(t *testing.T) {
 
 // waitAggregatorLocked waits until the aggregator's lock is held by a
 // blocked Process: a Tick, which takes the lock and returns at once when
-// the stream is not idle, has not returned for a second.
+// the stream is not idle, has not returned for a second. (Between two
+// batches the lock is free: the probe is repeated until it blocks.)
 func waitAggregatorLocked(tb testing.TB, agg *window.Aggregator) {
 	tb.Helper()
-	ticked := make(chan struct{})
-	go func() {
-		defer close(ticked)
-		_ = agg.Tick(context.Background(), 0)
-	}()
-	select {
-	case <-ticked:
-		tb.Fatal("the aggregator's lock is free: Process is not blocked on a full shard queue")
-	case <-time.After(time.Second):
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ticked := make(chan struct{})
+		go func() {
+			defer close(ticked)
+			_ = agg.Tick(context.Background(), 0)
+		}()
+		select {
+		case <-ticked:
+		case <-time.After(time.Second):
+			return // blocked
+		}
 	}
+	tb.Fatal("the aggregator's lock stays free: Process is not blocked on a full shard queue")
 }
 
 // newTestAPI is the real router over m and the store.

@@ -71,12 +71,12 @@ func consumerName(stream string) string { return "sketchd_" + stream }
 // (created when missing) and a consumer at the checkpoint.
 func (r *runner) subscribe(ctx context.Context) error {
 	if !r.spec.JetStream {
-		return r.subscribeCore()
+		return r.subscribeCore(ctx)
 	}
 	return r.subscribeJetStream(ctx)
 }
 
-func (r *runner) subscribeCore() error {
+func (r *runner) subscribeCore(ctx context.Context) error {
 	sub, err := r.m.nc.Subscribe(r.spec.Subject, func(m *nats.Msg) {
 		r.send(inMsg{data: m.Data, subject: m.Subject})
 	})
@@ -89,10 +89,12 @@ func (r *runner) subscribeCore() error {
 	}
 	r.consumer.sub = sub
 	// Core NATS delivers only to subscriptions the server knows: make sure
-	// it knows this one when Start returns, so that events published after
-	// Start are not lost to the race. (While disconnected, the client
-	// subscribes again on reconnect.)
-	if err := r.m.nc.FlushTimeout(5 * time.Second); err != nil {
+	// it knows this one when Start returns (a round trip), so that events
+	// published after Start are not lost to the race. (While disconnected,
+	// the client subscribes again on reconnect.)
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.m.nc.FlushWithContext(fctx); err != nil {
 		r.log.Warn("core subscription not confirmed by the server yet", "err", err)
 	}
 	return nil
