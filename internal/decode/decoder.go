@@ -72,7 +72,7 @@ func New(spec sketchd.Stream, opts Options) (*Decoder, error) {
 		maxEvent: cmp.Or(max(opts.MaxEventBytes, 0), DefaultMaxEventBytes),
 		keys:     make(map[string]string),
 	}
-	c := compiler{d: d, slots: map[string]int{}}
+	c := compiler{d: d}
 	c.time(spec.Time)
 	c.groupBy(spec.GroupBy)
 	c.aggregates(spec)
@@ -86,29 +86,27 @@ func New(spec sketchd.Stream, opts Options) (*Decoder, error) {
 
 // compiler builds a Decoder's plan from a spec, collecting every error.
 type compiler struct {
-	d     *Decoder
-	slots map[string]int // path -> slot: a path used twice is scanned once
-	errs  []error
+	d    *Decoder
+	errs []error
 }
 
 func (c *compiler) errorf(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("decode: "+format, args...))
 }
 
-// slot returns the span slot of path, adding it to the trie when new; -1
-// (and an error) for a path with an empty segment.
+// slot returns the span slot of path, adding it to the trie when new (a
+// path used twice is scanned once); -1 (and an error) for a path with an
+// empty segment.
 func (c *compiler) slot(what, path string) int {
-	if s, ok := c.slots[path]; ok {
-		return s
-	}
 	n, ok := c.d.root.insert(path)
 	if !ok {
 		c.errorf("%s: path %q has an empty segment", what, path)
 		return -1
 	}
-	n.slot = c.d.nslots
-	c.slots[path] = n.slot
-	c.d.nslots++
+	if n.slot < 0 {
+		n.slot = c.d.nslots
+		c.d.nslots++
+	}
 	return n.slot
 }
 
