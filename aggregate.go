@@ -62,79 +62,70 @@ const MaxCountMinTableBytes = 1 << 20
 // header.
 const MaxPaneSketchBytes = 2 << 20
 
-// envelopeBytes bounds the envelope of a sketch blob around its payload:
-// 16 bytes of header, at most 30 bytes of params and their length, the
-// payload length (≤ 5 bytes) and the 4-byte CRC (see
-// docs/format-sketches.md).
-const envelopeBytes = 64
-
-// MaxEncodedBytes is an upper bound of the encoded size of the aggregate's
-// sketch (after Normalize), whatever the events: it is what each sketch can
-// grow to in one pane.
-//
-//   - hll: dense, 8 bytes + 2^p registers; sparse, at most 2^p bytes of
-//     list, 4·(2^p/100 + 1) of temporary set and 20 of headers before the
-//     library converts it to dense. Bound: 2^p + 2^p/16 + 32.
-//   - cms: table mode writes w·d uvarint counters (≤ 5 bytes each, so
-//     5/4 of sketch.CountMinTableBytes), then max(4·top_k, 16) candidates of
-//     at most sketch.CountMinCandidateItemBytes(top_k) bytes plus 12 bytes
-//     of length and estimate each: at most sketch.MaxCandidateBytes in all.
-//     Exact mode is smaller (its items are bounded by the table bytes).
-//   - tdigest: the decoder accepts at most 100·δ + 100 centroids and fewer
-//     than 5·δ buffered values, 18 bytes each (f64 + uvarint weight), plus
-//     22 bytes of counts, min and max. This is a loose bound (a digest
-//     holds about δ·ln N centroids): 186 KiB at the default δ = 100.
-//   - reservoir: sketch.MaxReservoirBytes of items plus
-//     sketch.MaxReservoirOverhead(size).
-//
-// Each adds envelopeBytes. An unknown kind returns 0.
-func (a Aggregate) MaxEncodedBytes() int {
-	a.Normalize()
-	var n int
-	switch a.Sketch {
-	case KindHLL:
-		m := 1 << min(max(a.Precision, 0), 30)
-		n = m + m/16 + 32
-	case KindCMS:
-		c := max(4*a.TopK, 16)
-		n = sketch.CountMinTableBytes(a.Epsilon, a.Delta)*5/4 + 16 +
-			c*(sketch.CountMinCandidateItemBytes(a.TopK)+12)
-	case KindTDigest:
-		n = (int(100*a.Compression)+100+int(5*a.Compression))*18 + 22
-	case KindReservoir:
-		return sketch.MaxReservoirBytes + sketch.MaxReservoirOverhead(a.Size)
-	default:
-		return 0
+// paramFields ties each numeric sketch parameter, by its name in the
+// sketch registry (sketch.Param.Name, also its spec key), to its field: the
+// one place a spec field meets the sketch's parameter. Defaults, ranges and
+// which kind takes which parameter are the registry's.
+func (a *Aggregate) paramFields() []paramField {
+	return []paramField{
+		{name: "precision", i: &a.Precision},
+		{name: "epsilon", f: &a.Epsilon},
+		{name: "delta", f: &a.Delta},
+		{name: "top_k", i: &a.TopK},
+		{name: "compression", f: &a.Compression},
+		{name: "size", i: &a.Size},
 	}
-	return n + envelopeBytes
 }
+
+// paramField is one numeric parameter field of an Aggregate: an int or a
+// float64.
+type paramField struct {
+	name string
+	i    *int
+	f    *float64
+}
+
+func (p paramField) get() float64 {
+	if p.i != nil {
+		return float64(*p.i)
+	}
+	return *p.f
+}
+
+func (p paramField) set(v float64) {
+	if p.i != nil {
+		*p.i = int(v)
+	} else {
+		*p.f = v
+	}
+}
+
+// kind returns the registry entry of the aggregate's sketch kind.
+func (a Aggregate) kind() (sketch.KindInfo, bool) { return sketch.KindNamed(string(a.Sketch)) }
 
 // Normalize sets the defaults of the aggregate's kind for zero parameters.
 func (a *Aggregate) Normalize() {
-	switch a.Sketch {
-	case KindHLL:
-		if a.Precision == 0 {
-			a.Precision = DefaultPrecision
-		}
-	case KindCMS:
-		if a.Epsilon == 0 {
-			a.Epsilon = DefaultEpsilon
-		}
-		if a.Delta == 0 {
-			a.Delta = DefaultDelta
-		}
-		if a.TopK == 0 {
-			a.TopK = DefaultTopK
-		}
-	case KindTDigest:
-		if a.Compression == 0 {
-			a.Compression = DefaultCompression
-		}
-	case KindReservoir:
-		if a.Size == 0 {
-			a.Size = DefaultSize
+	k, ok := a.kind()
+	if !ok {
+		return
+	}
+	for _, f := range a.paramFields() {
+		if q, ok := k.Param(f.name); ok && f.get() == 0 {
+			f.set(q.Default)
 		}
 	}
+}
+
+// MaxEncodedBytes is an upper bound of the encoded size of the aggregate's
+// sketch (after Normalize), whatever the events: what each sketch can grow
+// to in one pane (see sketch.Params.MaxEncodedBytes). An unknown kind
+// returns 0.
+func (a Aggregate) MaxEncodedBytes() int {
+	p, err := a.SketchParams()
+	if err != nil {
+		return 0
+	}
+	return p.MaxEncodedBytes()
 }
 
 func (a *Aggregate) validate() []*FieldError {
@@ -152,62 +143,40 @@ func (a *Aggregate) validate() []*FieldError {
 			bad("field", "%s", e)
 		}
 	}
-	switch a.Sketch {
-	case KindHLL, KindCMS, KindTDigest:
-		if a.Field == "" {
-			bad("field", "required for sketch %q", a.Sketch)
-		}
-	case KindReservoir:
-	default:
-		bad("sketch", "unknown sketch %q: want hll, cms, tdigest or reservoir", a.Sketch)
+	k, ok := a.kind()
+	if !ok {
+		bad("sketch", "unknown sketch %q: want %s", a.Sketch, sketch.KindNames())
 		return errs
 	}
-	if a.Sketch == KindHLL {
-		if a.Precision < 4 || a.Precision > 18 {
-			bad("precision", "must be 4..18, got %d", a.Precision)
-		}
-	} else {
-		notFor("precision", a.Precision != 0)
+	if a.Field == "" && k.FieldRequired() {
+		bad("field", "required for sketch %q", a.Sketch)
 	}
-	if a.Sketch == KindCMS {
-		if !(a.Epsilon >= 1e-6 && a.Epsilon < 1) {
-			bad("epsilon", "must be in [1e-6, 1), got %g", a.Epsilon)
+	inRange := map[string]bool{}
+	for _, f := range a.paramFields() {
+		q, ok := k.Param(f.name)
+		switch msg := q.Check(f.get()); {
+		case !ok:
+			notFor(f.name, f.get() != 0)
+		case msg != "":
+			bad(f.name, "%s", msg)
+		default:
+			inRange[f.name] = true
 		}
-		if !(a.Delta >= 1e-9 && a.Delta < 1) {
-			bad("delta", "must be in [1e-9, 1), got %g", a.Delta)
-		}
-		if a.TopK < 1 || a.TopK > 1000 {
-			bad("top_k", "must be 1..1000, got %d", a.TopK)
-		}
-		if a.Epsilon >= 1e-6 && a.Epsilon < 1 && a.Delta >= 1e-9 && a.Delta < 1 {
-			if tb := sketch.CountMinTableBytes(a.Epsilon, a.Delta); tb > MaxCountMinTableBytes {
-				bad("epsilon", "epsilon %g with delta %g needs a %d KiB table in every pane, more than the %d KiB limit: raise epsilon or delta",
-					a.Epsilon, a.Delta, tb>>10, MaxCountMinTableBytes>>10)
-			}
-		}
-	} else {
-		notFor("epsilon", a.Epsilon != 0)
-		notFor("delta", a.Delta != 0)
-		notFor("top_k", a.TopK != 0)
 	}
-	if a.Sketch == KindTDigest {
-		if !(a.Compression >= 10 && a.Compression <= 1000) {
-			bad("compression", "must be 10..1000, got %g", a.Compression)
+	if k.Kind == sketch.KindCMS && inRange["epsilon"] && inRange["delta"] {
+		// A store limit, not the sketch's: see MaxCountMinTableBytes.
+		if tb := sketch.CountMinTableBytes(a.Epsilon, a.Delta); tb > MaxCountMinTableBytes {
+			bad("epsilon", "epsilon %g with delta %g needs a %d KiB table in every pane, more than the %d KiB limit: raise epsilon or delta",
+				a.Epsilon, a.Delta, tb>>10, MaxCountMinTableBytes>>10)
 		}
-	} else {
-		notFor("compression", a.Compression != 0)
 	}
-	if a.Sketch == KindReservoir {
-		if a.Size < 1 || a.Size > 10000 {
-			bad("size", "must be 1..10000, got %d", a.Size)
-		}
+	if k.Weighted {
 		if a.Weight != "" {
 			if e := validPath(a.Weight); e != "" {
 				bad("weight", "%s", e)
 			}
 		}
 	} else {
-		notFor("size", a.Size != 0)
 		notFor("weight", a.Weight != "")
 	}
 	return errs

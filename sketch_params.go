@@ -8,20 +8,21 @@ import (
 
 // SketchParams returns the parameters of the sketch the aggregate keeps,
 // with the defaults of Normalize filled in: what the aggregator builds
-// sketches with and what queries check stored sketches against.
+// sketches with and what queries check stored sketches against. It fails
+// for an unknown kind; other invalid parameters are Validate's to report.
 func (a Aggregate) SketchParams() (sketch.Params, error) {
-	a.Normalize()
-	switch a.Sketch {
-	case KindHLL:
-		return sketch.Params{Kind: sketch.KindHLL, Precision: uint8(a.Precision)}, nil
-	case KindCMS:
-		return sketch.Params{Kind: sketch.KindCMS, Epsilon: a.Epsilon, Delta: a.Delta, TopK: a.TopK}, nil
-	case KindTDigest:
-		return sketch.Params{Kind: sketch.KindTDigest, Compression: a.Compression}, nil
-	case KindReservoir:
-		return sketch.Params{Kind: sketch.KindReservoir, Size: a.Size, Weighted: a.Weight != ""}, nil
+	k, ok := a.kind()
+	if !ok {
+		return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
 	}
-	return sketch.Params{}, fmt.Errorf("unknown sketch kind %q", a.Sketch)
+	a.Normalize()
+	p := sketch.Params{Kind: k.Kind, Weighted: a.Weight != ""}
+	for _, f := range a.paramFields() {
+		if q, ok := k.Param(f.name); ok {
+			q.Set(&p, f.get())
+		}
+	}
+	return p, nil
 }
 
 // DecodeSketch decodes a stored sketch blob of an aggregate whose sketches

@@ -114,9 +114,8 @@ func parseEnvelope(b []byte) (h header, params, payload []byte, payloadOff int, 
 		return h, nil, nil, 0, &DecodeError{Offset: 2, Reason: fmt.Sprintf("envelope version %d", b[2]), Err: ErrVersion}
 	}
 	h.kind = Kind(b[3])
-	switch h.kind {
-	case KindHLL, KindCMS, KindTDigest, KindReservoir:
-	default:
+	in := info(h.kind)
+	if in == nil {
 		return h, nil, nil, 0, &DecodeError{Offset: 3, Reason: fmt.Sprintf("unknown kind %d", b[3]), Err: ErrVersion}
 	}
 	if b[4] != payloadVersion {
@@ -124,7 +123,7 @@ func parseEnvelope(b []byte) (h header, params, payload []byte, payloadOff int, 
 	}
 	h.hashID = b[5]
 	want := uint8(hashNone)
-	if h.kind == KindHLL || h.kind == KindCMS {
+	if in.hashed {
 		want = hashXXH64
 	}
 	if h.hashID != want {

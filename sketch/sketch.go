@@ -20,17 +20,11 @@ const (
 	KindReservoir Kind = 4 // bottom-k sample
 )
 
-// String returns "hll", "cms", "tdigest", "reservoir", or "kind(N)".
+// String returns the kind's name ("hll", "cms", "tdigest", "reservoir"),
+// or "kind(N)".
 func (k Kind) String() string {
-	switch k {
-	case KindHLL:
-		return "hll"
-	case KindCMS:
-		return "cms"
-	case KindTDigest:
-		return "tdigest"
-	case KindReservoir:
-		return "reservoir"
+	if in := info(k); in != nil {
+		return in.Name
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -65,28 +59,13 @@ type Params struct {
 
 // Normalize returns p with the defaults of its kind filled in.
 func (p Params) Normalize() Params {
-	switch p.Kind {
-	case KindHLL:
-		if p.Precision == 0 {
-			p.Precision = DefaultPrecision
-		}
-	case KindCMS:
-		if p.Epsilon == 0 {
-			p.Epsilon = DefaultEpsilon
-		}
-		if p.Delta == 0 {
-			p.Delta = DefaultDelta
-		}
-		if p.TopK == 0 {
-			p.TopK = DefaultTopK
-		}
-	case KindTDigest:
-		if p.Compression == 0 {
-			p.Compression = DefaultCompression
-		}
-	case KindReservoir:
-		if p.Size == 0 {
-			p.Size = DefaultSize
+	in := info(p.Kind)
+	if in == nil {
+		return p
+	}
+	for _, q := range in.Params {
+		if q.get(&p) == 0 {
+			q.set(&p, q.Default)
 		}
 	}
 	return p
@@ -95,37 +74,31 @@ func (p Params) Normalize() Params {
 // Validate reports, wrapping ErrParams, why the normalized p cannot build a
 // sketch.
 func (p Params) Validate() error {
+	in := info(p.Kind)
+	if in == nil {
+		return fmt.Errorf("sketch: unknown kind %d: %w", uint8(p.Kind), ErrParams)
+	}
 	p = p.Normalize()
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("sketch: %s: %s: %w", p.Kind, fmt.Sprintf(format, args...), ErrParams)
 	}
-	hll, cms, td, res := p.Kind == KindHLL, p.Kind == KindCMS, p.Kind == KindTDigest, p.Kind == KindReservoir
-	if !hll && !cms && !td && !res {
-		return fmt.Errorf("sketch: unknown kind %d: %w", uint8(p.Kind), ErrParams)
+	for i := range kinds {
+		if kinds[i].Kind == p.Kind {
+			continue
+		}
+		for _, q := range kinds[i].Params {
+			if _, ok := in.Param(q.Name); !ok && q.get(&p) != 0 {
+				return bad("%s does not apply", q.Name)
+			}
+		}
 	}
-	switch {
-	case !hll && p.Precision != 0:
-		return bad("precision does not apply")
-	case !cms && (p.Epsilon != 0 || p.Delta != 0 || p.TopK != 0):
-		return bad("epsilon, delta and top_k do not apply")
-	case !td && p.Compression != 0:
-		return bad("compression does not apply")
-	case !res && (p.Size != 0 || p.Weighted):
-		return bad("size and weighted do not apply")
+	if p.Weighted && !in.Weighted {
+		return bad("weighted does not apply")
 	}
-	switch {
-	case hll && (p.Precision < 4 || p.Precision > 18):
-		return bad("precision must be 4..18, got %d", p.Precision)
-	case cms && !(p.Epsilon >= 1e-6 && p.Epsilon < 1):
-		return bad("epsilon must be in [1e-6, 1), got %g", p.Epsilon)
-	case cms && !(p.Delta >= 1e-9 && p.Delta < 1):
-		return bad("delta must be in [1e-9, 1), got %g", p.Delta)
-	case cms && (p.TopK < 1 || p.TopK > 1000):
-		return bad("top_k must be 1..1000, got %d", p.TopK)
-	case td && !(p.Compression >= 10 && p.Compression <= 1000):
-		return bad("compression must be 10..1000, got %g", p.Compression)
-	case res && (p.Size < 1 || p.Size > 10000):
-		return bad("size must be 1..10000, got %d", p.Size)
+	for _, q := range in.Params {
+		if msg := q.Check(q.get(&p)); msg != "" {
+			return bad("%s %s", q.Name, msg)
+		}
 	}
 	return nil
 }

@@ -38,17 +38,8 @@ func (p *pane) apply(pl *plan, ev *item, tag uint64) error {
 			}
 			p.sketches[i] = sk
 		}
-		switch s := sk.(type) {
-		case *sketch.HLL:
-			s.InsertHash(sketch.Hash(v.Bytes))
-		case *sketch.CountMin:
-			s.Add(sketch.Hash(v.Bytes), v.Bytes, 1)
-		case *sketch.TDigest:
-			if err := s.Add(v.Num); err != nil {
-				return fmt.Errorf("aggregate %q: %w", pl.aggs[i].name, err)
-			}
-		case *sketch.Reservoir:
-			s.Add(tag, v.Bytes, v.Num)
+		if err := sketch.Add(sk, v.Bytes, v.Num, tag); err != nil {
+			return fmt.Errorf("aggregate %q: %w", pl.aggs[i].name, err)
 		}
 	}
 	p.dirty = true
