@@ -29,7 +29,7 @@ func TestAggregateFollowsRegistry(t *testing.T) {
 		fields[f.name] = true
 	}
 	for _, k := range sketch.Kinds() {
-		for _, q := range k.Params {
+		for _, q := range k.Params() {
 			if !fields[q.Name] {
 				t.Errorf("%s parameter %q has no Aggregate field (add it to paramFields)", k.Name, q.Name)
 			}

@@ -94,10 +94,9 @@ type KindInfo struct {
 	// Weighted says the kind takes an optional weight per event
 	// (Params.Weighted).
 	Weighted bool
-	// Params are the kind's numeric parameters, in the order of its wire
+	// params are the kind's numeric parameters, in the order of its wire
 	// encoding.
-	Params []Param
-
+	params []Param
 	// maxEncoded bounds the encoding of a sketch of the normalized p.
 	maxEncoded func(p Params) int
 	// hashed says the kind hashes its items with Hash (hash id 1).
@@ -119,7 +118,7 @@ const envelopeBytes = 64
 var kinds = [...]KindInfo{
 	{
 		Kind: KindHLL, Name: "hll", Input: InputItem, hashed: true,
-		Params: []Param{{
+		params: []Param{{
 			Name: "precision", Default: DefaultPrecision, Min: 4, Max: 18, Integer: true,
 			get: func(p *Params) float64 { return float64(p.Precision) },
 			set: func(p *Params, v float64) { p.Precision = uint8(v) },
@@ -134,7 +133,7 @@ var kinds = [...]KindInfo{
 	},
 	{
 		Kind: KindCMS, Name: "cms", Input: InputItem, hashed: true,
-		Params: []Param{
+		params: []Param{
 			{
 				Name: "epsilon", Default: DefaultEpsilon, Min: 1e-6, Max: 1, MaxOpen: true,
 				get: func(p *Params) float64 { return p.Epsilon },
@@ -164,7 +163,7 @@ var kinds = [...]KindInfo{
 	},
 	{
 		Kind: KindTDigest, Name: "tdigest", Input: InputNumber,
-		Params: []Param{{
+		params: []Param{{
 			Name: "compression", Default: DefaultCompression, Min: 10, Max: 1000,
 			get: func(p *Params) float64 { return p.Compression },
 			set: func(p *Params, v float64) { p.Compression = v },
@@ -179,7 +178,7 @@ var kinds = [...]KindInfo{
 	},
 	{
 		Kind: KindReservoir, Name: "reservoir", Input: InputJSON, Weighted: true,
-		Params: []Param{{
+		params: []Param{{
 			Name: "size", Default: DefaultSize, Min: 1, Max: 10000, Integer: true,
 			get: func(p *Params) float64 { return float64(p.Size) },
 			set: func(p *Params, v float64) { p.Size = int(v) },
@@ -200,31 +199,21 @@ func info(k Kind) *KindInfo {
 }
 
 // Kinds returns the registry: every kind, in Kind order.
-func Kinds() []KindInfo {
-	out := make([]KindInfo, len(kinds))
-	for i, k := range kinds {
-		k.Params = slices.Clone(k.Params)
-		out[i] = k
-	}
-	return out
-}
+func Kinds() []KindInfo { return slices.Clone(kinds[:]) }
 
 // Info returns the registry entry of k.
 func (k Kind) Info() (KindInfo, bool) {
-	in := info(k)
-	if in == nil {
-		return KindInfo{}, false
+	if in := info(k); in != nil {
+		return *in, true
 	}
-	out := *in
-	out.Params = slices.Clone(in.Params)
-	return out, true
+	return KindInfo{}, false
 }
 
 // KindNamed returns the registry entry of the kind named name ("hll").
 func KindNamed(name string) (KindInfo, bool) {
-	for i := range kinds {
-		if kinds[i].Name == name {
-			return kinds[i].Kind.Info()
+	for _, k := range kinds {
+		if k.Name == name {
+			return k, true
 		}
 	}
 	return KindInfo{}, false
@@ -247,9 +236,12 @@ func KindNames() string {
 	return b.String()
 }
 
+// Params returns the kind's numeric parameters.
+func (k KindInfo) Params() []Param { return slices.Clone(k.params) }
+
 // Param returns the kind's parameter named name.
 func (k KindInfo) Param(name string) (Param, bool) {
-	for _, q := range k.Params {
+	for _, q := range k.params {
 		if q.Name == name {
 			return q, true
 		}

@@ -31,7 +31,7 @@ func TestRegistry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, q := range k.Params {
+			for _, q := range k.Params() {
 				if got := q.Get(s.Params()); got != q.Default {
 					t.Errorf("%s: New with zero params has %g, registry default %g", q.Name, got, q.Default)
 				}
@@ -102,10 +102,10 @@ func TestRegistry(t *testing.T) {
 	if got, want := sketch.KindNames(), "hll, cms, tdigest or reservoir"; got != want {
 		t.Errorf("KindNames() = %q, want %q", got, want)
 	}
-	// The registry is read-only: Kinds returns copies.
-	ks[0].Params[0].Default = -1
-	if k, _ := ks[0].Kind.Info(); k.Params[0].Default == -1 {
-		t.Error("Kinds returned the registry itself")
+	// The registry is read-only: Params returns a copy.
+	ks[0].Params()[0].Default = -1
+	if k, _ := ks[0].Kind.Info(); k.Params()[0].Default == -1 {
+		t.Error("Params returned the registry's own slice")
 	}
 }
 

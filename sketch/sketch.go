@@ -63,7 +63,7 @@ func (p Params) Normalize() Params {
 	if in == nil {
 		return p
 	}
-	for _, q := range in.Params {
+	for _, q := range in.params {
 		if q.get(&p) == 0 {
 			q.set(&p, q.Default)
 		}
@@ -86,7 +86,7 @@ func (p Params) Validate() error {
 		if kinds[i].Kind == p.Kind {
 			continue
 		}
-		for _, q := range kinds[i].Params {
+		for _, q := range kinds[i].params {
 			if _, ok := in.Param(q.Name); !ok && q.get(&p) != 0 {
 				return bad("%s does not apply", q.Name)
 			}
@@ -95,7 +95,7 @@ func (p Params) Validate() error {
 	if p.Weighted && !in.Weighted {
 		return bad("weighted does not apply")
 	}
-	for _, q := range in.Params {
+	for _, q := range in.params {
 		if msg := q.Check(q.get(&p)); msg != "" {
 			return bad("%s %s", q.Name, msg)
 		}

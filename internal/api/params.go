@@ -17,9 +17,6 @@ import (
 // defaultRange is the span of a query without from: [to - 1h, to).
 const defaultRange = time.Hour
 
-// Default quantiles when q is absent.
-var defaultQuantiles = []float64{0.5, 0.9, 0.99}
-
 // defaultKeysLimit is the key listing's limit when none is given.
 const defaultKeysLimit = 1000
 
@@ -45,13 +42,6 @@ const (
 	epSketch
 	epKeys
 )
-
-// kindParams lists the parameters that only fit one kind.
-var kindParams = map[string]sketchd.AggregateKind{
-	"q": sketchd.KindTDigest, "cdf": sketchd.KindTDigest,
-	"top": sketchd.KindCMS, "item": sketchd.KindCMS,
-	"n": sketchd.KindReservoir,
-}
 
 // queryValues decodes the request's query string. Unlike url.Values it
 // rejects what it cannot decode (bad percent-encoding, a semicolon, text
@@ -122,7 +112,7 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 				continue
 			}
 		}
-		if want, ok := kindParams[k]; ok && ep != epKeys {
+		if want := paramKind(k); want != "" && ep != epKeys {
 			if want == kind {
 				if ep == epSketch {
 					return paramError(k, "not allowed on the sketch endpoint: it returns the sketch, not an answer")
@@ -159,35 +149,8 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, di
 	if p.window, err = parseDur(v, "window", s.limits.MaxRange); err != nil {
 		return p, err
 	}
-	switch agg.Sketch {
-	case sketchd.KindTDigest:
-		if p.q, err = s.parseFloats(v, "q"); err != nil {
-			return p, err
-		}
-		for _, q := range p.q {
-			if !(q >= 0 && q <= 1) {
-				return p, paramError("q", "quantiles must be in [0, 1], got %g", q)
-			}
-		}
-		if _, ok := v["q"]; !ok {
-			p.q = defaultQuantiles
-		}
-		if p.cdf, err = s.parseFloats(v, "cdf"); err != nil {
-			return p, err
-		}
-	case sketchd.KindCMS:
-		a := agg
-		a.Normalize()
-		p.top = a.TopK
-		if p.top, err = parseInt(v, "top", p.top, 0, s.limits.MaxTop); err != nil {
-			return p, err
-		}
-		p.items = v["item"]
-		if len(p.items) > s.limits.MaxItems {
-			return p, paramError("item", "at most %d items, got %d", s.limits.MaxItems, len(p.items))
-		}
-	case sketchd.KindReservoir:
-		if p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample); err != nil {
+	if k, ok := kindAPIOf(agg); ok && k.parse != nil {
+		if err := k.parse(s, v, agg, &p); err != nil {
 			return p, err
 		}
 	}

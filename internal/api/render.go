@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -145,65 +144,6 @@ type windowJSON struct {
 	*reservoirAnswer
 }
 
-type hllAnswer struct {
-	Distinct distinctJSON `json:"distinct"`
-}
-
-type distinctJSON struct {
-	Estimate   float64 `json:"estimate"`
-	Lower      float64 `json:"lower"`
-	Upper      float64 `json:"upper"`
-	Confidence float64 `json:"confidence"`
-	RSE        float64 `json:"relative_standard_error"`
-}
-
-type cmsAnswer struct {
-	Total      uint64     `json:"total"`
-	Epsilon    float64    `json:"epsilon"`
-	Confidence float64    `json:"confidence"`
-	ErrorBound uint64     `json:"error_bound"`
-	Top        []freqJSON `json:"top"`
-	Items      []freqJSON `json:"items,omitempty"`
-}
-
-type freqJSON struct {
-	Item     string `json:"item"`
-	Estimate uint64 `json:"estimate"`
-	Lower    uint64 `json:"lower"`
-	Upper    uint64 `json:"upper"`
-}
-
-type tdigestAnswer struct {
-	Count       uint64         `json:"count"`
-	Min         *float64       `json:"min"`
-	Max         *float64       `json:"max"`
-	Compression float64        `json:"compression"`
-	Quantiles   []quantileJSON `json:"quantiles"`
-	CDF         []cdfJSON      `json:"cdf,omitempty"`
-}
-
-type quantileJSON struct {
-	Q         float64  `json:"q"`
-	Value     *float64 `json:"value"`
-	Lower     *float64 `json:"lower"`
-	Upper     *float64 `json:"upper"`
-	RankError *float64 `json:"rank_error"`
-}
-
-type cdfJSON struct {
-	Value float64  `json:"value"`
-	P     *float64 `json:"p"`
-}
-
-type reservoirAnswer struct {
-	Population uint64 `json:"population"`
-	Size       int    `json:"size"`
-	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
-	// limited the sample.
-	Truncated bool              `json:"truncated"`
-	Sample    []json.RawMessage `json:"sample"`
-}
-
 func renderParams(a sketchd.Aggregate) paramsJSON {
 	a.Normalize()
 	return paramsJSON{
@@ -254,23 +194,16 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 
 func renderWindow(w *query.Window, p *queryParams) (windowJSON, error) {
 	out := windowJSON{Start: rfc3339(w.Start), End: rfc3339(w.End), Final: w.Final, Events: w.Events, Panes: w.Panes}
-	switch sk := w.Sketch.(type) {
-	case *sketch.HLL:
-		e := sk.Estimate()
-		out.hllAnswer = &hllAnswer{Distinct: distinctJSON{
-			Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
-			Confidence: e.Confidence, RSE: finite(e.RSE),
-		}}
-	case *sketch.CountMin:
-		out.cmsAnswer = renderCMS(sk, p)
-	case *sketch.TDigest:
-		out.tdigestAnswer = renderTDigest(sk, p)
-	case *sketch.Reservoir:
-		out.reservoirAnswer = renderReservoir(sk, p)
-	default:
+	if w.Sketch == nil || !renderAs(w.Sketch, p, &out) {
 		return out, fmt.Errorf("window holds an unexpected sketch %T", w.Sketch)
 	}
 	return out, nil
+}
+
+// renderAs renders sk with the API entry of its kind.
+func renderAs(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+	k, ok := kindAPIs[sk.Kind()]
+	return ok && k.render(sk, p, out)
 }
 
 func finite(x float64) float64 {
@@ -278,81 +211,4 @@ func finite(x float64) float64 {
 		return 0
 	}
 	return x
-}
-
-func renderCMS(sk *sketch.CountMin, p *queryParams) *cmsAnswer {
-	total := sk.Total()
-	eps := sk.Epsilon()
-	a := &cmsAnswer{
-		Total:      total,
-		Epsilon:    eps,
-		Confidence: 1 - sk.Delta(),
-		ErrorBound: uint64(math.Ceil(eps * float64(total))),
-		Top:        []freqJSON{},
-	}
-	if p.top > 0 {
-		for _, f := range sk.TopK(p.top) {
-			a.Top = append(a.Top, freq(f))
-		}
-	}
-	if len(p.items) > 0 {
-		a.Items = make([]freqJSON, 0, len(p.items))
-		for _, it := range p.items {
-			a.Items = append(a.Items, freq(sk.Estimate([]byte(it))))
-		}
-	}
-	return a
-}
-
-func freq(f sketch.FrequencyEstimate) freqJSON {
-	return freqJSON{Item: string(f.Item), Estimate: f.Estimate, Lower: f.Lower, Upper: f.Upper}
-}
-
-func renderTDigest(sk *sketch.TDigest, p *queryParams) *tdigestAnswer {
-	a := &tdigestAnswer{
-		Count:       sk.Count(),
-		Compression: sk.Params().Compression,
-		Quantiles:   make([]quantileJSON, 0, len(p.q)),
-	}
-	if a.Count > 0 {
-		a.Min, a.Max = num(sk.Min()), num(sk.Max())
-	}
-	for _, q := range p.q {
-		qj := quantileJSON{Q: q}
-		if a.Count > 0 {
-			e := sk.Quantile(q)
-			qj.Value, qj.Lower, qj.Upper, qj.RankError = num(e.Value), num(e.Lower), num(e.Upper), num(e.RankError)
-		}
-		a.Quantiles = append(a.Quantiles, qj)
-	}
-	if len(p.cdf) > 0 {
-		a.CDF = make([]cdfJSON, 0, len(p.cdf))
-		for _, x := range p.cdf {
-			c := cdfJSON{Value: x}
-			if a.Count > 0 {
-				c.P = num(sk.CDF(x))
-			}
-			a.CDF = append(a.CDF, c)
-		}
-	}
-	return a
-}
-
-func renderReservoir(sk *sketch.Reservoir, p *queryParams) *reservoirAnswer {
-	items := sk.Sample()
-	if p.n >= 0 && p.n < len(items) {
-		items = items[:p.n]
-	}
-	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
-	for _, it := range items {
-		if json.Valid(it) {
-			a.Sample = append(a.Sample, json.RawMessage(it))
-		} else {
-			// Not JSON (cannot come from ingest, which stores raw JSON):
-			// show it as a string rather than fail the answer.
-			b, _ := json.Marshal(string(it))
-			a.Sample = append(a.Sample, json.RawMessage(b))
-		}
-	}
-	return a
 }

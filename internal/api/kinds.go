@@ -1,0 +1,266 @@
+package api
+
+import (
+	"encoding/json"
+	"math"
+	"net/url"
+	"slices"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// kindAPI is how the API serves one sketch kind: the query parameters only
+// that kind takes, how they parse, and how a window's sketch renders (into
+// its answer member of windowJSON). kindAPIs is the one place in the API
+// that names kinds: a new kind adds an entry here, its answer type below
+// and that type to windowJSON.
+type kindAPI struct {
+	params []string // query parameters only this kind takes
+	// parse reads params into p (nil: the kind takes none).
+	parse func(s *server, v url.Values, agg sketchd.Aggregate, p *queryParams) error
+	// render sets the kind's answer in out; false if sk is not of the kind.
+	render func(sk sketch.Sketch, p *queryParams, out *windowJSON) bool
+}
+
+// kindAPIs holds an entry for every kind of the sketch registry
+// (TestKindAPIsCoverRegistry).
+var kindAPIs = map[sketch.Kind]kindAPI{
+	sketch.KindHLL:       {render: renderHLL},
+	sketch.KindCMS:       {params: []string{"top", "item"}, parse: parseCMS, render: renderCMS},
+	sketch.KindTDigest:   {params: []string{"q", "cdf"}, parse: parseTDigest, render: renderTDigest},
+	sketch.KindReservoir: {params: []string{"n"}, parse: parseReservoir, render: renderReservoir},
+}
+
+// kindAPIOf returns the entry of an aggregate's kind.
+func kindAPIOf(agg sketchd.Aggregate) (kindAPI, bool) {
+	k, ok := sketch.KindNamed(string(agg.Sketch))
+	if !ok {
+		return kindAPI{}, false
+	}
+	e, ok := kindAPIs[k.Kind]
+	return e, ok
+}
+
+// paramKind returns the kind that a kind-only query parameter is for ("" if
+// the parameter is not one). A parameter belongs to one kind
+// (TestKindAPIsCoverRegistry).
+func paramKind(name string) sketchd.AggregateKind {
+	for k, e := range kindAPIs {
+		if slices.Contains(e.params, name) {
+			return sketchd.AggregateKind(k.String())
+		}
+	}
+	return ""
+}
+
+// Default quantiles when q is absent.
+var defaultQuantiles = []float64{0.5, 0.9, 0.99}
+
+func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p *queryParams) error {
+	var err error
+	if p.q, err = s.parseFloats(v, "q"); err != nil {
+		return err
+	}
+	for _, q := range p.q {
+		if !(q >= 0 && q <= 1) {
+			return paramError("q", "quantiles must be in [0, 1], got %g", q)
+		}
+	}
+	if _, ok := v["q"]; !ok {
+		p.q = defaultQuantiles
+	}
+	p.cdf, err = s.parseFloats(v, "cdf")
+	return err
+}
+
+func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p *queryParams) error {
+	agg.Normalize()
+	var err error
+	if p.top, err = parseInt(v, "top", agg.TopK, 0, s.limits.MaxTop); err != nil {
+		return err
+	}
+	p.items = v["item"]
+	if len(p.items) > s.limits.MaxItems {
+		return paramError("item", "at most %d items, got %d", s.limits.MaxItems, len(p.items))
+	}
+	return nil
+}
+
+func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p *queryParams) error {
+	var err error
+	p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample)
+	return err
+}
+
+func renderHLL(sk sketch.Sketch, _ *queryParams, out *windowJSON) bool {
+	h, ok := sk.(*sketch.HLL)
+	if ok {
+		e := h.Estimate()
+		out.hllAnswer = &hllAnswer{Distinct: distinctJSON{
+			Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+			Confidence: e.Confidence, RSE: finite(e.RSE),
+		}}
+	}
+	return ok
+}
+
+func renderCMS(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+	c, ok := sk.(*sketch.CountMin)
+	if ok {
+		out.cmsAnswer = cmsAnswerOf(c, p)
+	}
+	return ok
+}
+
+func renderTDigest(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+	t, ok := sk.(*sketch.TDigest)
+	if ok {
+		out.tdigestAnswer = tdigestAnswerOf(t, p)
+	}
+	return ok
+}
+
+func renderReservoir(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+	r, ok := sk.(*sketch.Reservoir)
+	if ok {
+		out.reservoirAnswer = reservoirAnswerOf(r, p)
+	}
+	return ok
+}
+
+type hllAnswer struct {
+	Distinct distinctJSON `json:"distinct"`
+}
+
+type distinctJSON struct {
+	Estimate   float64 `json:"estimate"`
+	Lower      float64 `json:"lower"`
+	Upper      float64 `json:"upper"`
+	Confidence float64 `json:"confidence"`
+	RSE        float64 `json:"relative_standard_error"`
+}
+
+type cmsAnswer struct {
+	Total      uint64     `json:"total"`
+	Epsilon    float64    `json:"epsilon"`
+	Confidence float64    `json:"confidence"`
+	ErrorBound uint64     `json:"error_bound"`
+	Top        []freqJSON `json:"top"`
+	Items      []freqJSON `json:"items,omitempty"`
+}
+
+type freqJSON struct {
+	Item     string `json:"item"`
+	Estimate uint64 `json:"estimate"`
+	Lower    uint64 `json:"lower"`
+	Upper    uint64 `json:"upper"`
+}
+
+type tdigestAnswer struct {
+	Count       uint64         `json:"count"`
+	Min         *float64       `json:"min"`
+	Max         *float64       `json:"max"`
+	Compression float64        `json:"compression"`
+	Quantiles   []quantileJSON `json:"quantiles"`
+	CDF         []cdfJSON      `json:"cdf,omitempty"`
+}
+
+type quantileJSON struct {
+	Q         float64  `json:"q"`
+	Value     *float64 `json:"value"`
+	Lower     *float64 `json:"lower"`
+	Upper     *float64 `json:"upper"`
+	RankError *float64 `json:"rank_error"`
+}
+
+type cdfJSON struct {
+	Value float64  `json:"value"`
+	P     *float64 `json:"p"`
+}
+
+type reservoirAnswer struct {
+	Population uint64 `json:"population"`
+	Size       int    `json:"size"`
+	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
+	// limited the sample.
+	Truncated bool              `json:"truncated"`
+	Sample    []json.RawMessage `json:"sample"`
+}
+
+func cmsAnswerOf(sk *sketch.CountMin, p *queryParams) *cmsAnswer {
+	total := sk.Total()
+	eps := sk.Epsilon()
+	a := &cmsAnswer{
+		Total:      total,
+		Epsilon:    eps,
+		Confidence: 1 - sk.Delta(),
+		ErrorBound: uint64(math.Ceil(eps * float64(total))),
+		Top:        []freqJSON{},
+	}
+	if p.top > 0 {
+		for _, f := range sk.TopK(p.top) {
+			a.Top = append(a.Top, freq(f))
+		}
+	}
+	if len(p.items) > 0 {
+		a.Items = make([]freqJSON, 0, len(p.items))
+		for _, it := range p.items {
+			a.Items = append(a.Items, freq(sk.Estimate([]byte(it))))
+		}
+	}
+	return a
+}
+
+func freq(f sketch.FrequencyEstimate) freqJSON {
+	return freqJSON{Item: string(f.Item), Estimate: f.Estimate, Lower: f.Lower, Upper: f.Upper}
+}
+
+func tdigestAnswerOf(sk *sketch.TDigest, p *queryParams) *tdigestAnswer {
+	a := &tdigestAnswer{
+		Count:       sk.Count(),
+		Compression: sk.Params().Compression,
+		Quantiles:   make([]quantileJSON, 0, len(p.q)),
+	}
+	if a.Count > 0 {
+		a.Min, a.Max = num(sk.Min()), num(sk.Max())
+	}
+	for _, q := range p.q {
+		qj := quantileJSON{Q: q}
+		if a.Count > 0 {
+			e := sk.Quantile(q)
+			qj.Value, qj.Lower, qj.Upper, qj.RankError = num(e.Value), num(e.Lower), num(e.Upper), num(e.RankError)
+		}
+		a.Quantiles = append(a.Quantiles, qj)
+	}
+	if len(p.cdf) > 0 {
+		a.CDF = make([]cdfJSON, 0, len(p.cdf))
+		for _, x := range p.cdf {
+			c := cdfJSON{Value: x}
+			if a.Count > 0 {
+				c.P = num(sk.CDF(x))
+			}
+			a.CDF = append(a.CDF, c)
+		}
+	}
+	return a
+}
+
+func reservoirAnswerOf(sk *sketch.Reservoir, p *queryParams) *reservoirAnswer {
+	items := sk.Sample()
+	if p.n >= 0 && p.n < len(items) {
+		items = items[:p.n]
+	}
+	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
+	for _, it := range items {
+		if json.Valid(it) {
+			a.Sample = append(a.Sample, json.RawMessage(it))
+		} else {
+			// Not JSON (cannot come from ingest, which stores raw JSON):
+			// show it as a string rather than fail the answer.
+			b, _ := json.Marshal(string(it))
+			a.Sample = append(a.Sample, json.RawMessage(b))
+		}
+	}
+	return a
+}
