@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/ingest"
+	"github.com/sketchd/sketchd/internal/query"
+	"github.com/sketchd/sketchd/internal/store"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -57,7 +61,12 @@ type config struct {
 	Streams []sketchd.Stream `yaml:"streams"`
 }
 
+// defaultConfig returns the defaults of every setting. Those that tune a
+// package come from its Default…() value, so the binary cannot drift from
+// the library it configures.
 func defaultConfig() config {
+	in := ingest.DefaultOptions()
+	q := query.DefaultOptions()
 	return config{
 		DataDir:          "./data",
 		HTTPAddr:         "127.0.0.1:8080",
@@ -65,15 +74,15 @@ func defaultConfig() config {
 		LogFormat:        "json",
 		DemoRate:         2000,
 		NATSListen:       "127.0.0.1:4222",
-		FlushInterval:    sketchd.Duration(time.Second),
-		AckWait:          sketchd.Duration(30 * time.Second),
-		MaxAckPending:    1_000_000,
-		MaxOpenPanes:     200_000,
-		QueryCacheMB:     256,
-		StoreCacheMB:     16,
+		FlushInterval:    sketchd.Duration(in.FlushInterval),
+		AckWait:          sketchd.Duration(in.AckWait),
+		MaxAckPending:    in.MaxAckPending,
+		MaxOpenPanes:     in.Window.MaxOpenPanes,
+		QueryCacheMB:     int(q.CacheBytes >> 20),
+		StoreCacheMB:     int(store.DefaultOptions().BlockCacheSize >> 20),
 		ShutdownWait:     sketchd.Duration(30 * time.Second),
-		QueryTimeout:     sketchd.Duration(10 * time.Second),
-		MaxQueryWindow:   10_000,
+		QueryTimeout:     sketchd.Duration(api.DefaultLimits().Timeout),
+		MaxQueryWindow:   q.MaxWindows,
 		NATSSyncInterval: 0,
 	}
 }

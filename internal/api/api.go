@@ -25,6 +25,7 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/console"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/query"
 )
 
@@ -48,8 +49,8 @@ type Querier interface {
 
 var _ Querier = (*query.Querier)(nil)
 
-// Limits bound what one request may ask for. Zero values take the defaults
-// of DefaultLimits.
+// Limits bound what one request may ask for. Zero (or negative) values
+// take the defaults of DefaultLimits.
 type Limits struct {
 	// MaxRange is the widest to - from a query or key listing may span.
 	// Default 366 days.
@@ -117,48 +118,12 @@ func DefaultLimits() Limits {
 	}
 }
 
+// withDefaults fills the unset limits (zero or negative) from
+// DefaultLimits; an unset MaxParams follows the other limits.
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits()
-	if l.MaxRange <= 0 {
-		l.MaxRange = d.MaxRange
-	}
-	if l.Timeout <= 0 {
-		l.Timeout = d.Timeout
-	}
-	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if l.MaxWhereValues <= 0 {
-		l.MaxWhereValues = d.MaxWhereValues
-	}
-	if l.MaxQuantiles <= 0 {
-		l.MaxQuantiles = d.MaxQuantiles
-	}
-	if l.MaxItems <= 0 {
-		l.MaxItems = d.MaxItems
-	}
-	if l.MaxTop <= 0 {
-		l.MaxTop = d.MaxTop
-	}
-	if l.MaxSample <= 0 {
-		l.MaxSample = d.MaxSample
-	}
-	if l.MaxKeys <= 0 {
-		l.MaxKeys = d.MaxKeys
-	}
-	if l.MaxOutputWindows <= 0 {
-		l.MaxOutputWindows = d.MaxOutputWindows
-	}
-	if l.MaxSlidingMerges <= 0 {
-		l.MaxSlidingMerges = d.MaxSlidingMerges
-	}
-	if l.MaxConcurrent <= 0 {
-		l.MaxConcurrent = d.MaxConcurrent
-	}
-	if l.QueueWait <= 0 {
-		l.QueueWait = d.QueueWait
-	}
-	if l.MaxParams <= 0 {
+	deriveParams := l.MaxParams <= 0
+	l = defaults.Fill(l, DefaultLimits())
+	if deriveParams {
 		l.MaxParams = l.MaxWhereValues + l.MaxItems + 2*l.MaxQuantiles + 64
 	}
 	return l

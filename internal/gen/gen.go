@@ -9,9 +9,12 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
-// Options shape the events. Zero values take the defaults of Defaults.
+// Options shape the events. Zero (or negative, except LatencyMu) values
+// take the defaults of Defaults; a Skew of at most 1 takes it too.
 type Options struct {
 	Seed         uint64
 	Countries    int     // distinct values of the "country" dimension; default 20
@@ -19,7 +22,7 @@ type Options struct {
 	Users        int     // distinct user ids; default 100,000
 	URLs         int     // distinct urls; default 5,000
 	Skew         float64 // Zipf exponent s > 1 for countries, urls and users; default 1.1
-	LatencyMu    float64 // lognormal latency_ms: exp(mu + sigma·N(0,1)); default 4 (≈55 ms median)
+	LatencyMu    float64 `default:"keep-negative"` // lognormal latency_ms: exp(mu + sigma·N(0,1)); default 4 (≈55 ms median)
 	LatencySigma float64 // default 0.8
 	// LatencyDist is the latency distribution: "lognormal" (default, as
 	// above), "exponential" (mean exp(LatencyMu)) or "uniform" (on
@@ -41,7 +44,7 @@ type Options struct {
 // Defaults returns the default options.
 func Defaults() Options {
 	return Options{Countries: 20, Devices: 3, Users: 100_000, URLs: 5_000, Skew: 1.1,
-		LatencyMu: 4, LatencySigma: 0.8, Jitter: 2 * time.Second, LateBy: 10 * time.Minute}
+		LatencyMu: 4, LatencySigma: 0.8, LatencyDist: "lognormal", Jitter: 2 * time.Second, LateBy: 10 * time.Minute}
 }
 
 // Generator produces events. It is not safe for concurrent use.
@@ -59,35 +62,9 @@ type Generator struct {
 // New returns a generator.
 func New(o Options) *Generator {
 	d := Defaults()
-	if o.Countries <= 0 {
-		o.Countries = d.Countries
-	}
-	if o.Devices <= 0 {
-		o.Devices = d.Devices
-	}
-	if o.Users <= 0 {
-		o.Users = d.Users
-	}
-	if o.URLs <= 0 {
-		o.URLs = d.URLs
-	}
-	if o.Skew <= 1 {
+	o = defaults.Fill(o, d)
+	if o.Skew <= 1 { // rand.NewZipf needs s > 1
 		o.Skew = d.Skew
-	}
-	if o.LatencyMu == 0 {
-		o.LatencyMu = d.LatencyMu
-	}
-	if o.LatencySigma == 0 {
-		o.LatencySigma = d.LatencySigma
-	}
-	if o.Jitter == 0 {
-		o.Jitter = d.Jitter
-	}
-	if o.LateBy == 0 {
-		o.LateBy = d.LateBy
-	}
-	if o.LatencyDist == "" {
-		o.LatencyDist = "lognormal"
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed))
 	g := &Generator{

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/decode"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
 )
@@ -30,7 +31,8 @@ type Store interface {
 	Healthy() error
 }
 
-// Options tune ingestion. Zero values take the defaults of DefaultOptions.
+// Options tune ingestion. Zero (or negative) values take the defaults of
+// DefaultOptions.
 type Options struct {
 	// FlushInterval is how often dirty panes are committed and JetStream
 	// acked. Default 1s. AckWait must comfortably exceed it (plus the time
@@ -54,8 +56,8 @@ type Options struct {
 	// CorePendingMsgs and CorePendingBytes are a core subscription's
 	// pending limits; past them NATS drops (and sketchd counts) messages.
 	// Defaults 500,000 and 64 MiB.
-	CorePendingMsgs  int
-	CorePendingBytes int
+	CorePendingMsgs  int `default:"keep-negative"`
+	CorePendingBytes int `default:"keep-negative"`
 	Window           window.Options
 	Decode           decode.Options
 	// Now is the processing-time clock. Default time.Now.
@@ -110,36 +112,9 @@ type failure struct {
 
 // NewManager returns a Manager; Start starts the streams.
 func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, opts Options) (*Manager, error) {
-	def := DefaultOptions()
-	if opts.FlushInterval <= 0 {
-		opts.FlushInterval = def.FlushInterval
-	}
-	if opts.AckWait <= 0 {
-		opts.AckWait = def.AckWait
-	}
-	if opts.MaxCommitBackoff <= 0 {
-		opts.MaxCommitBackoff = def.MaxCommitBackoff
-	}
+	opts = defaults.Fill(opts, DefaultOptions())
 	if opts.AckWait < 5*opts.FlushInterval {
 		return nil, fmt.Errorf("ingest: ack wait %s must be at least 5 × the flush interval %s", opts.AckWait, opts.FlushInterval)
-	}
-	if opts.MaxAckPending <= 0 {
-		opts.MaxAckPending = def.MaxAckPending
-	}
-	if opts.PullMaxMessages <= 0 {
-		opts.PullMaxMessages = def.PullMaxMessages
-	}
-	if opts.QueueMessages <= 0 {
-		opts.QueueMessages = def.QueueMessages
-	}
-	if opts.CorePendingMsgs == 0 {
-		opts.CorePendingMsgs = def.CorePendingMsgs
-	}
-	if opts.CorePendingBytes == 0 {
-		opts.CorePendingBytes = def.CorePendingBytes
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -5,11 +5,14 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
 // Options tunes the store. The zero value of every field means "the value
 // DefaultOptions gives it", so Options{} and DefaultOptions() open the same
-// store; negative values switch a feature off where a field says so.
+// store; negative values switch a feature off where a field says so, and
+// take the default elsewhere.
 //
 // The defaults target 2 cores and a few hundred MB of RSS (see the package
 // doc for the measured figure); Badger's own defaults (64 MB memtables x 5,
@@ -31,10 +34,10 @@ type Options struct {
 	NumLevelZeroTablesStall int
 	// BlockCacheSize is the block cache. 0 = 16 MiB; negative = no block
 	// cache (then blocks are stored uncompressed, as Badger requires).
-	BlockCacheSize int64
+	BlockCacheSize int64 `default:"keep-negative"`
 	// IndexCacheSize is the table-index and bloom-filter cache. 0 = 8 MiB;
 	// negative = keep every index in memory (Badger's default).
-	IndexCacheSize int64
+	IndexCacheSize int64 `default:"keep-negative"`
 	// NumCompactors is the number of compaction goroutines. 0 = 2 (Badger
 	// refuses 1, so 1 is raised to 2).
 	NumCompactors int
@@ -48,13 +51,13 @@ type Options struct {
 	ValueThreshold int64
 	// GCInterval is how often the background loop runs value-log GC.
 	// 0 = 5 minutes; negative = never.
-	GCInterval time.Duration
+	GCInterval time.Duration `default:"keep-negative"`
 	// GCDiscardRatio is the discard ratio passed to RunValueLogGC. 0 = 0.5.
 	GCDiscardRatio float64
 	// RetentionInterval is how often the background loop drops every
 	// stream's partitions older than its spec's Retention. 0 = 5 minutes;
 	// negative = never (DropBefore still works).
-	RetentionInterval time.Duration
+	RetentionInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
 	InMemory bool
@@ -82,43 +85,11 @@ func DefaultOptions() Options {
 	}
 }
 
-// withDefaults replaces zero fields by their defaults.
+// withDefaults replaces unset fields by their defaults.
 func (o Options) withDefaults() Options {
-	d := DefaultOptions()
-	setI64 := func(v *int64, def int64) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setI64(&o.MemTableSize, d.MemTableSize)
-	setInt(&o.NumMemtables, d.NumMemtables)
-	setInt(&o.NumLevelZeroTables, d.NumLevelZeroTables)
-	setInt(&o.NumLevelZeroTablesStall, d.NumLevelZeroTablesStall)
-	setI64(&o.BlockCacheSize, d.BlockCacheSize)
-	setI64(&o.IndexCacheSize, d.IndexCacheSize)
-	setInt(&o.NumCompactors, d.NumCompactors)
+	o = defaults.Fill(o, DefaultOptions())
 	if o.NumCompactors == 1 {
 		o.NumCompactors = 2
-	}
-	setI64(&o.ValueLogFileSize, d.ValueLogFileSize)
-	setI64(&o.ValueThreshold, d.ValueThreshold)
-	setDur(&o.GCInterval, d.GCInterval)
-	setDur(&o.RetentionInterval, d.RetentionInterval)
-	if o.GCDiscardRatio == 0 {
-		o.GCDiscardRatio = d.GCDiscardRatio
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	if maxBatch := o.MemTableSize * 15 / 100; o.ValueThreshold > maxBatch {
 		o.ValueThreshold = maxBatch

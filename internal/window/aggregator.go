@@ -12,6 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
 // ErrClosed is returned by an Aggregator after Close.
@@ -25,8 +26,8 @@ type Loader interface {
 	Pane(ctx context.Context, key string, start int64) (sketchd.PaneRecord, bool, error)
 }
 
-// Options tune an Aggregator. Zero values take the defaults of
-// DefaultOptions.
+// Options tune an Aggregator. Zero (or negative) values take the defaults
+// of DefaultOptions.
 type Options struct {
 	// Shards is the number of goroutines that own panes. 0 = GOMAXPROCS.
 	Shards int
@@ -98,16 +99,7 @@ func NewAggregator(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader
 	if err != nil {
 		return nil, err
 	}
-	def := DefaultOptions()
-	if opts.Shards <= 0 {
-		opts.Shards = def.Shards
-	}
-	if opts.QueueLen <= 0 {
-		opts.QueueLen = def.QueueLen
-	}
-	if opts.MaxOpenPanes <= 0 {
-		opts.MaxOpenPanes = def.MaxOpenPanes
-	}
+	opts = defaults.Fill(opts, DefaultOptions())
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

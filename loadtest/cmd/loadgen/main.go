@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Gen.Users, "users", d.Users, "distinct user ids (Zipf-skewed)")
 	fs.IntVar(&o.Gen.URLs, "urls", d.URLs, "item cardinality: distinct urls (Zipf-skewed)")
 	fs.Float64Var(&o.Gen.Skew, "skew", d.Skew, "Zipf exponent (> 1)")
-	fs.StringVar(&o.Gen.LatencyDist, "latency-dist", "lognormal", "latency_ms distribution: lognormal, exponential or uniform")
+	fs.StringVar(&o.Gen.LatencyDist, "latency-dist", d.LatencyDist, "latency_ms distribution: lognormal, exponential or uniform")
 	fs.Float64Var(&o.Gen.LatencyMu, "latency-mu", d.LatencyMu, "log of the latency scale (lognormal mu; exponential mean and uniform half-width are exp(mu))")
 	fs.Float64Var(&o.Gen.LatencySigma, "latency-sigma", d.LatencySigma, "lognormal sigma")
 	fs.DurationVar(&o.Gen.Jitter, "jitter", d.Jitter, "out-of-order jitter: event times up to this much before their generation time")
