@@ -18,51 +18,6 @@ import (
 // problemTypeBase prefixes the code to form a problem's type URI.
 const problemTypeBase = "https://sketchd.dev/problems/"
 
-// Problem codes. They are stable: clients may switch on them.
-const (
-	codeStreamNotFound    = "stream_not_found"
-	codeAggregateNotFound = "aggregate_not_found"
-	codeInvalidParameter  = "invalid_parameter"
-	codeQueryTooLarge     = "query_too_large"
-	codeStreamExists      = "stream_exists"
-	codeInvalidSpec       = "invalid_stream_spec"
-	codeInvalidBody       = "invalid_body"
-	codeUnauthorized      = "unauthorized"
-	codeForbidden         = "forbidden"
-	codeUnavailable       = "unavailable"
-	codeNotReady          = "not_ready"
-	codeTimeout           = "timeout"
-	codeBodyTooLarge      = "body_too_large"
-	codeUnsupportedMedia  = "unsupported_media_type"
-	codeNotFound          = "not_found"
-	codeMethodNotAllowed  = "method_not_allowed"
-	codeInternal          = "internal"
-	codeCorrupt           = "corrupt_data"
-	codeOverloaded        = "overloaded"
-)
-
-var titles = map[string]string{
-	codeStreamNotFound:    "Stream not found",
-	codeAggregateNotFound: "Aggregate not found",
-	codeInvalidParameter:  "Invalid query parameter",
-	codeQueryTooLarge:     "Query too large",
-	codeStreamExists:      "Stream already exists",
-	codeInvalidSpec:       "Invalid stream spec",
-	codeInvalidBody:       "Invalid request body",
-	codeUnauthorized:      "Unauthorized",
-	codeForbidden:         "Forbidden",
-	codeUnavailable:       "Service unavailable",
-	codeOverloaded:        "Too many queries",
-	codeNotReady:          "Not ready",
-	codeTimeout:           "Request timed out",
-	codeBodyTooLarge:      "Request body too large",
-	codeUnsupportedMedia:  "Unsupported media type",
-	codeNotFound:          "Not found",
-	codeMethodNotAllowed:  "Method not allowed",
-	codeInternal:          "Internal server error",
-	codeCorrupt:           "Stored data is corrupt",
-}
-
 // problem is an RFC 9457 problem detail with sketchd's extension members.
 type problem struct {
 	Type      string `json:"type"`
@@ -167,7 +122,7 @@ func isCorrupt(err error) bool {
 }
 
 func newProblem(status int, code, detail string) problem {
-	return problem{Type: problemTypeBase + code, Title: titles[code], Status: status, Detail: detail, Code: code}
+	return problem{Type: problemTypeBase + code, Title: problemCodes[code].title, Status: status, Detail: detail, Code: code}
 }
 
 // fieldErrors collects every *sketchd.FieldError in err's tree.

@@ -86,7 +86,8 @@ func checkAnswer(t *testing.T, what string, rec *httptest.ResponseRecorder) {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("%.500s: problem does not decode: %v: %.500s", what, err, body)
 	}
-	if p.Status != status || p.Code == "" || titles[p.Code] == "" || p.Title != titles[p.Code] ||
+	pc, known := problemCodes[p.Code]
+	if p.Status != status || !known || p.Title != pc.title || p.Status != pc.status ||
 		p.Type != problemTypeBase+p.Code || p.RequestID == "" {
 		t.Fatalf("%.500s: inconsistent problem for status %d: %+v", what, status, p)
 	}

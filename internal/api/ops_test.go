@@ -402,7 +402,7 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 	}
 	got := doc.Components.Schemas.Problem.Properties.Code.Enum
 	slices.Sort(got)
-	want := slices.Sorted(maps.Keys(titles))
+	want := slices.Sorted(maps.Keys(problemCodes))
 	if !slices.Equal(got, want) {
 		t.Errorf("OpenAPI Problem.code enum %q, want the API's codes %q", got, want)
 	}

@@ -1,0 +1,59 @@
+package api
+
+import "net/http"
+
+// Problem codes. They are stable: clients may switch on them.
+const (
+	codeStreamNotFound    = "stream_not_found"
+	codeAggregateNotFound = "aggregate_not_found"
+	codeInvalidParameter  = "invalid_parameter"
+	codeQueryTooLarge     = "query_too_large"
+	codeStreamExists      = "stream_exists"
+	codeInvalidSpec       = "invalid_stream_spec"
+	codeInvalidBody       = "invalid_body"
+	codeUnauthorized      = "unauthorized"
+	codeForbidden         = "forbidden"
+	codeUnavailable       = "unavailable"
+	codeNotReady          = "not_ready"
+	codeTimeout           = "timeout"
+	codeBodyTooLarge      = "body_too_large"
+	codeUnsupportedMedia  = "unsupported_media_type"
+	codeNotFound          = "not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeInternal          = "internal"
+	codeCorrupt           = "corrupt_data"
+	codeOverloaded        = "overloaded"
+)
+
+// problemCode is what a code means on the wire: its HTTP status and title.
+type problemCode struct {
+	status int
+	title  string
+}
+
+// problemCodes is the one table of the API's problem codes. A code has one
+// status. openapi.json (the Problem schema's code enum and the response
+// descriptions) and docs/api.md's error table list exactly these codes
+// with these statuses (TestProblemCodesDocumented), and every problem the
+// API writes carries its code's status (TestErrors, TestProblemFor).
+var problemCodes = map[string]problemCode{
+	codeInvalidParameter:  {http.StatusBadRequest, "Invalid query parameter"},
+	codeInvalidSpec:       {http.StatusBadRequest, "Invalid stream spec"},
+	codeInvalidBody:       {http.StatusBadRequest, "Invalid request body"},
+	codeUnauthorized:      {http.StatusUnauthorized, "Unauthorized"},
+	codeForbidden:         {http.StatusForbidden, "Forbidden"},
+	codeStreamNotFound:    {http.StatusNotFound, "Stream not found"},
+	codeAggregateNotFound: {http.StatusNotFound, "Aggregate not found"},
+	codeNotFound:          {http.StatusNotFound, "Not found"},
+	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeStreamExists:      {http.StatusConflict, "Stream already exists"},
+	codeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
+	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},
+	codeCorrupt:           {http.StatusInternalServerError, "Stored data is corrupt"},
+	codeInternal:          {http.StatusInternalServerError, "Internal server error"},
+	codeUnavailable:       {http.StatusServiceUnavailable, "Service unavailable"},
+	codeNotReady:          {http.StatusServiceUnavailable, "Not ready"},
+	codeOverloaded:        {http.StatusServiceUnavailable, "Too many queries"},
+	codeTimeout:           {http.StatusGatewayTimeout, "Request timed out"},
+}
