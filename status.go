@@ -2,8 +2,13 @@ package sketchd
 
 import (
 	"errors"
+	"math"
 	"time"
 )
+
+// NoTime is the watermark and the max event time of a stream before its
+// first event: below every event time.
+const NoTime = math.MinInt64
 
 // Sentinel errors shared across packages; callers test with errors.Is.
 var (
@@ -28,8 +33,8 @@ type StreamStatus struct {
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
 
-	// Watermark and MaxEventTime are live (in memory), unix ns;
-	// math.MinInt64 before the first event.
+	// Watermark and MaxEventTime are live (in memory), unix ns; NoTime
+	// before the first event.
 	Watermark    int64 `json:"watermark"`
 	MaxEventTime int64 `json:"max_event_time"`
 	// CommittedWatermark is the watermark of the last durable checkpoint:

@@ -85,7 +85,7 @@ func (f *fakeStreams) Create(_ context.Context, spec sketchd.Stream) (sketchd.St
 	}
 	f.nextID++
 	st := sketchd.StreamStatus{ID: f.nextID, Spec: spec, State: "starting", Created: t0,
-		Watermark: noTime, MaxEventTime: noTime, CommittedWatermark: noTime}
+		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
 	f.streams[spec.Name] = st
 	return st, nil
 }
@@ -102,8 +102,6 @@ func (f *fakeStreams) Delete(_ context.Context, name string) error {
 	delete(f.streams, name)
 	return nil
 }
-
-const noTime = -1 << 63
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 

@@ -16,7 +16,7 @@ func rfc3339(ns int64) string {
 }
 
 // timePtr formats a live or committed time, or nil when it is not a time
-// yet (math.MinInt64 before the first event, or saturated arithmetic on
+// yet (sketchd.NoTime before the first event, or saturated arithmetic on
 // it).
 func timePtr(ns int64) *string {
 	if ns < minTime || ns > maxTime {

@@ -116,7 +116,7 @@ func NewAggregator(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader
 	if a.counters.Invalid == nil {
 		a.counters.Invalid = map[string]uint64{}
 	}
-	a.clk = clock{maxEvent: noTime, wm: noTime, lastArrival: now}
+	a.clk = clock{maxEvent: sketchd.NoTime, wm: sketchd.NoTime, lastArrival: now}
 	if cp.Position != 0 || cp.Watermark != 0 || cp.MaxEventTime != 0 {
 		a.clk.maxEvent, a.clk.wm = cp.MaxEventTime, cp.Watermark
 	}
@@ -341,8 +341,8 @@ func (a *Aggregator) uncommittedPane(k paneKey) (sketchd.PaneRecord, bool) {
 
 // Stats is a point-in-time view of the aggregator.
 type Stats struct {
-	Watermark    int64 // unix ns; math.MinInt64 before the first event
-	MaxEventTime int64 // unix ns; math.MinInt64 before the first event
+	Watermark    int64 // unix ns; sketchd.NoTime before the first event
+	MaxEventTime int64 // unix ns; sketchd.NoTime before the first event
 	Position     uint64
 	Counters     sketchd.Counters
 	OpenPanes    int64

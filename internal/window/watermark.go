@@ -1,15 +1,16 @@
 package window
 
-import "math"
+import (
+	"math"
 
-// noTime is the watermark and max event time before any event.
-const noTime = math.MinInt64
+	"github.com/sketchd/sketchd"
+)
 
 // clock is a stream's event-time state. Its methods take every time as a
 // value (unix ns); nothing here reads the wall clock.
 type clock struct {
-	maxEvent    int64 // highest event time accepted; noTime before any
-	wm          int64 // watermark; never decreases; noTime before any event
+	maxEvent    int64 // highest event time accepted; sketchd.NoTime before any
+	wm          int64 // watermark; never decreases; sketchd.NoTime before any event
 	lastArrival int64 // processing time of the last accepted event, or of the start
 }
 
@@ -66,7 +67,7 @@ func (p *plan) observe(c *clock, t, now int64) bool {
 // processing time since the last event. It reports whether the watermark
 // moved.
 func (p *plan) idleAdvance(c *clock, now int64) bool {
-	if p.idle <= 0 || c.maxEvent == noTime {
+	if p.idle <= 0 || c.maxEvent == sketchd.NoTime {
 		return false
 	}
 	quiet := now - c.lastArrival

@@ -167,7 +167,7 @@ func TestWatermarkIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := clock{maxEvent: noTime, wm: noTime, lastArrival: 0}
+	c := clock{maxEvent: sketchd.NoTime, wm: sketchd.NoTime, lastArrival: 0}
 	if pl.idleAdvance(&c, int64(time.Hour)) {
 		t.Fatal("idle advance before any event")
 	}
@@ -202,7 +202,7 @@ func TestAccounting(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := []string{sketchd.EncodeKey("DE", "ios"), sketchd.EncodeKey("FR", "web"), sketchd.EncodeKey("US", "android")}
 	var rejected, total int
-	lastWM := int64(noTime)
+	lastWM := int64(sketchd.NoTime)
 	now := t0
 	pos := uint64(0)
 	for i := range 200 {
