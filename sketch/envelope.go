@@ -32,7 +32,11 @@ const (
 	maxBlob = 1 << 30
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// checksum is the CRC-32C (Castagnoli) of the envelope. crc32.MakeTable returns
+// the standard library's one Castagnoli table, built once per process and
+// shared with every other user (the store and the sketch envelope both use
+// it), so the table is not a package variable here.
+func checksum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 // DecodeError describes why a blob did not decode. Err is ErrCorrupt or
 // ErrVersion (possibly wrapping a library error).
@@ -94,7 +98,7 @@ func appendEnvelope(dst []byte, kind Kind, hashID uint8, n uint64, p Params, pay
 	copy(dst[lenAt:], pre[:k])
 	copy(dst[lenAt+k:], dst[body:])
 	dst = dst[:lenAt+k+plen]
-	crc := crc32.Checksum(dst[start:], castagnoli)
+	crc := checksum(dst[start:])
 	return binary.LittleEndian.AppendUint32(dst, crc), nil
 }
 
@@ -133,7 +137,7 @@ func parseEnvelope(b []byte) (h header, params, payload []byte, payloadOff int, 
 		return h, nil, nil, 0, &DecodeError{Kind: h.kind, Offset: 6, Reason: fmt.Sprintf("unknown flags %#04x", f), Err: ErrVersion}
 	}
 	body := len(b) - crcLen
-	if got, want := crc32.Checksum(b[:body], castagnoli), binary.LittleEndian.Uint32(b[body:]); got != want {
+	if got, want := checksum(b[:body]), binary.LittleEndian.Uint32(b[body:]); got != want {
 		return h, nil, nil, 0, &DecodeError{Kind: h.kind, Offset: body, Reason: fmt.Sprintf("crc %#08x, want %#08x", got, want), Err: ErrCorrupt}
 	}
 	h.n = binary.LittleEndian.Uint64(b[8:])

@@ -32,10 +32,14 @@ const (
 	paneHeaderLen = 1 + 1 + 8 + 8 + 4 // version, flags, events, applied, count
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// checksum is the CRC-32C (Castagnoli) of a stored value. crc32.MakeTable returns
+// the standard library's one Castagnoli table, built once per process and
+// shared with every other user (the store and the sketch envelope both use
+// it), so the table is not a package variable here.
+func checksum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 func appendCRC(b []byte) []byte {
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.BigEndian.AppendUint32(b, checksum(b))
 }
 
 // unframe checks the CRC trailer and the version byte and returns the body.
@@ -44,7 +48,7 @@ func unframe(key, v []byte, version byte) ([]byte, error) {
 		return nil, corrupt(key, fmt.Sprintf("value too short (%d bytes)", len(v)))
 	}
 	n := len(v) - crcLen
-	if got, want := crc32.Checksum(v[:n], castagnoli), binary.BigEndian.Uint32(v[n:]); got != want {
+	if got, want := checksum(v[:n]), binary.BigEndian.Uint32(v[n:]); got != want {
 		return nil, corrupt(key, fmt.Sprintf("checksum mismatch: computed %08x, stored %08x", got, want))
 	}
 	if v[0] != version {
@@ -78,7 +82,7 @@ func appendPaneValue(dst []byte, p *sketchd.PaneRecord) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
 		dst = append(dst, s...)
 	}
-	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[off:], castagnoli))
+	return binary.BigEndian.AppendUint32(dst, checksum(dst[off:]))
 }
 
 // decodePaneValue decodes a pane value into p (Key and Start are set by the
