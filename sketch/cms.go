@@ -296,41 +296,21 @@ func (c *CountMin) offer(item []byte, hash, est uint64) {
 	c.down(0)
 }
 
-func (c *CountMin) swap(i, j int) {
+// candHeap is the candidates as a heapOrder: weakest at the root, candIdx
+// kept in step.
+type candHeap struct{ c *CountMin }
+
+func (h candHeap) len() int             { return len(h.c.cands) }
+func (h candHeap) before(i, j int) bool { return weaker(&h.c.cands[i], &h.c.cands[j]) }
+func (h candHeap) swap(i, j int) {
+	c := h.c
 	c.cands[i], c.cands[j] = c.cands[j], c.cands[i]
 	c.candIdx[c.cands[i].item] = i
 	c.candIdx[c.cands[j].item] = j
 }
 
-func (c *CountMin) up(j int) {
-	for j > 0 {
-		p := (j - 1) / 2
-		if !weaker(&c.cands[j], &c.cands[p]) {
-			break
-		}
-		c.swap(j, p)
-		j = p
-	}
-}
-
-func (c *CountMin) down(j int) {
-	n := len(c.cands)
-	for {
-		l := 2*j + 1
-		if l >= n {
-			return
-		}
-		s := l
-		if r := l + 1; r < n && weaker(&c.cands[r], &c.cands[l]) {
-			s = r
-		}
-		if !weaker(&c.cands[s], &c.cands[j]) {
-			return
-		}
-		c.swap(j, s)
-		j = s
-	}
-}
+func (c *CountMin) up(j int)   { heapUp(candHeap{c}, j) }
+func (c *CountMin) down(j int) { heapDown(candHeap{c}, j) }
 
 // setCands keeps the strongest capacity() of cs (estimates already current)
 // as the candidate heap, leaving out items longer than maxCandItem.
@@ -349,9 +329,7 @@ func (c *CountMin) setCands(cs []cand) {
 		c.candIdx[c.cands[i].item] = i
 	}
 	// A list sorted strongest first is not a min-heap: heapify.
-	for i := len(c.cands)/2 - 1; i >= 0; i-- {
-		c.down(i)
-	}
+	heapInit(candHeap{c})
 }
 
 // promote moves the exact counts into a new table with plain adds and makes
@@ -713,9 +691,7 @@ func decodeCountMin(h header, params, payload []byte) (*CountMin, *DecodeError) 
 			for i := range cs {
 				c.candIdx[cs[i].item] = i
 			}
-			for i := len(cs)/2 - 1; i >= 0; i-- {
-				c.down(i)
-			}
+			heapInit(candHeap{c})
 		}
 	default:
 		r.fail("unknown mode %d", mode)

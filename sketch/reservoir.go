@@ -232,17 +232,17 @@ func (r *Reservoir) ceil(c resEntry) {
 	r.hasCut, r.cut = true, resEntry{prio: c.prio, tag: c.tag}
 }
 
+// resHeap is the entries as a heapOrder: largest at the root.
+type resHeap struct{ r *Reservoir }
+
+func (h resHeap) len() int             { return len(h.r.heap) }
+func (h resHeap) before(i, j int) bool { return h.r.heap[j].less(&h.r.heap[i], h.r.weighted) }
+func (h resHeap) swap(i, j int)        { h.r.heap[i], h.r.heap[j] = h.r.heap[j], h.r.heap[i] }
+
 func (r *Reservoir) push(e resEntry) {
 	r.bytes += len(e.item)
 	r.heap = append(r.heap, e)
-	for j := len(r.heap) - 1; j > 0; {
-		p := (j - 1) / 2
-		if !r.heap[p].less(&r.heap[j], r.weighted) {
-			break
-		}
-		r.heap[p], r.heap[j] = r.heap[j], r.heap[p]
-		j = p
-	}
+	heapUp(resHeap{r}, len(r.heap)-1)
 }
 
 // popMax removes and returns the largest entry.
@@ -259,24 +259,7 @@ func (r *Reservoir) popMax() resEntry {
 	return top
 }
 
-func (r *Reservoir) down(j int) {
-	n := len(r.heap)
-	for {
-		l := 2*j + 1
-		if l >= n {
-			return
-		}
-		s := l
-		if rr := l + 1; rr < n && r.heap[l].less(&r.heap[rr], r.weighted) {
-			s = rr
-		}
-		if !r.heap[j].less(&r.heap[s], r.weighted) {
-			return
-		}
-		r.heap[j], r.heap[s] = r.heap[s], r.heap[j]
-		j = s
-	}
-}
+func (r *Reservoir) down(j int) { heapDown(resHeap{r}, j) }
 
 // sorted returns the entries in ascending priority order (ascending tag
 // when unweighted).
