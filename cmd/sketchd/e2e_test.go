@@ -23,38 +23,42 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-const e2eConfig = `
-log_level: info
-flush_interval: 100ms
-ack_wait: 5s
-streams:
-  - name: js
-    subject: e2e.js
-    jetstream: true
-    time: {field: ts, format: unix_ms}
-    group_by: [country]
+// e2eConfig: one JetStream and one core stream of events dated in the
+// past (max_future is wide), finalized as soon as the watermark passes.
+var e2eConfig = twoStreamConfig("e2e", "100ms", `
     granularity: 1m
     max_out_of_orderness: 1s
     allowed_lateness: 0s
     idle_timeout: 1s
-    max_future: 876000h
+    max_future: 876000h`)
+
+// twoStreamConfig returns a config of two streams with the same settings
+// (the YAML lines of stream) and the same four aggregates: "js" on JetStream
+// (subject prefix.js) and "core" on core NATS (prefix.core).
+func twoStreamConfig(prefix, flushInterval, stream string) string {
+	return fmt.Sprintf(`
+log_level: info
+flush_interval: %[2]s
+ack_wait: 5s
+streams:
+  - name: js
+    subject: %[1]s.js
+    jetstream: true
+    time: {field: ts, format: unix_ms}
+    group_by: [country]%[3]s
     aggregates: &aggs
       users:   {sketch: hll, field: user}
       urls:    {sketch: cms, field: url, top_k: 5}
       latency: {sketch: tdigest, field: ms}
       sample:  {sketch: reservoir, size: 10}
   - name: core
-    subject: e2e.core
+    subject: %[1]s.core
     jetstream: false
     time: {field: ts, format: unix_ms}
-    group_by: [country]
-    granularity: 1m
-    max_out_of_orderness: 1s
-    allowed_lateness: 0s
-    idle_timeout: 1s
-    max_future: 876000h
+    group_by: [country]%[3]s
     aggregates: *aggs
-`
+`, prefix, flushInterval, stream)
+}
 
 // sketchdProc is the real binary running in a child process.
 type sketchdProc struct {

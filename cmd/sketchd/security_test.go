@@ -11,11 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sketchd/sketchd/internal/syncbuf"
 )
 
 // The secrets of the security tests: distinctive, so a leak cannot hide.
@@ -28,24 +29,6 @@ const (
 )
 
 var allSecrets = []string{secAdminToken, secReadToken, secNATSPassword, secNATSToken, secEnvAdmin}
-
-// lockedBuffer collects a writer's output while run writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // assertNoSecret fails if any secret (or its URL-escaped form) is in out.
 func assertNoSecret(tb testing.TB, what, out string) {
@@ -133,7 +116,7 @@ func TestSecretsNotShownOnBadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args, getenv := secretArgs(t.TempDir(), tt.extra...)
-			var stdout, stderr lockedBuffer
+			var stdout, stderr syncbuf.Buffer
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			err := run(ctx, args, getenv, &stdout, &stderr)
@@ -179,7 +162,7 @@ func TestSecretsNotLogged(t *testing.T) {
 		}
 		return getenv(k)
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv2, &stdout, &stderr) }()
@@ -246,7 +229,7 @@ func TestSecretsNotLogged(t *testing.T) {
 
 	// A wrong password: the start fails, naming neither password.
 	args, _ = secretArgs(t.TempDir(), "--nats-url", natsURL, "--nats-password", secNATSToken)
-	stdout, stderr = lockedBuffer{}, lockedBuffer{}
+	stdout, stderr = syncbuf.Buffer{}, syncbuf.Buffer{}
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel2()
 	err := run(ctx2, args, getenv2, &stdout, &stderr)
@@ -258,7 +241,7 @@ func TestSecretsNotLogged(t *testing.T) {
 
 // waitHTTPAddr waits for run's "HTTP API listening" log line (text
 // format) and returns the base URL.
-func waitHTTPAddr(tb testing.TB, logs *lockedBuffer, done <-chan error) string {
+func waitHTTPAddr(tb testing.TB, logs *syncbuf.Buffer, done <-chan error) string {
 	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {

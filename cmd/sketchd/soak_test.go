@@ -30,36 +30,11 @@ var soakDuration = flag.Duration("soak", 20*time.Second, "TestSoak: how long to 
 // soakConfig: one JetStream and one core stream of live events (now), with
 // short lateness, so panes close, are flushed and leave memory: a steady
 // state, not a growing one.
-const soakConfig = `
-log_level: info
-flush_interval: 200ms
-ack_wait: 5s
-streams:
-  - name: js
-    subject: soak.js
-    jetstream: true
-    time: {field: ts, format: unix_ms}
-    group_by: [country]
+var soakConfig = twoStreamConfig("soak", "200ms", `
     granularity: 1s
     max_out_of_orderness: 1s
     allowed_lateness: 1s
-    idle_timeout: 1s
-    aggregates: &aggs
-      users:   {sketch: hll, field: user}
-      urls:    {sketch: cms, field: url, top_k: 5}
-      latency: {sketch: tdigest, field: ms}
-      sample:  {sketch: reservoir, size: 10}
-  - name: core
-    subject: soak.core
-    jetstream: false
-    time: {field: ts, format: unix_ms}
-    group_by: [country]
-    granularity: 1s
-    max_out_of_orderness: 1s
-    allowed_lateness: 1s
-    idle_timeout: 1s
-    aggregates: *aggs
-`
+    idle_timeout: 1s`)
 
 // soakSample is one measurement of the process.
 type soakSample struct {

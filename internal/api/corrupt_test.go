@@ -7,13 +7,13 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/syncbuf"
 )
 
 // paneBadgerKey builds a pane's Badger key as docs/format.md lays it out:
@@ -91,24 +91,6 @@ func flipInBlob(tb testing.TB, v []byte, i int, fixCRC bool) []byte {
 	return v
 }
 
-// syncBuffer is a log sink that tests read while handlers write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestCorruptPane corrupts one stored pane value of one key in the real
 // Badger store and checks that exactly the requests reading it fail, with
 // 500 corrupt_data (logged with the request id and the value's key), while
@@ -153,7 +135,7 @@ func TestCorruptPane(t *testing.T) {
 			},
 		},
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	f := newStoreFixture(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
 	// Each answer compared is the first of a fresh querier (f.serve): the
 	// querier's pane cache must not make two answers differ here.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/syncbuf"
 )
 
 // TestIdleStreamAcksOnce: commits that carry no new message (an idle
@@ -24,7 +25,7 @@ func TestIdleStreamAcksOnce(t *testing.T) {
 	spec.IdleTimeout = sketchd.Duration(100 * time.Millisecond)
 	ctx := context.Background()
 	js, _ := jetstream.New(nc)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	m, err := NewManager(nc, nil, db, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Options{FlushInterval: 20 * time.Millisecond})
 	if err != nil {

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/internal/syncbuf"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -185,10 +184,10 @@ func TestCrashLoop(t *testing.T) {
 	nc := connect(t, ns.ClientURL())
 	js, _ := jetstream.New(nc)
 	dir := t.TempDir()
-	var lastOut *lockedBuffer
+	var lastOut *syncbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() && lastOut != nil {
-			t.Logf("last child's output:\n%s", lastOut.tail(200))
+			t.Logf("last child's output:\n%s", tail(lastOut.String(), 200))
 		}
 	})
 	start := func(env ...string) *exec.Cmd {
@@ -196,7 +195,7 @@ func TestCrashLoop(t *testing.T) {
 		cmd.Env = append(os.Environ(), "SKETCHD_CRASH_NATS="+ns.ClientURL(), "SKETCHD_CRASH_DIR="+dir)
 		cmd.Env = append(cmd.Env, env...)
 		cmd.Env = append(cmd.Env, "SKETCHD_TEST_LOG=1")
-		out := &lockedBuffer{}
+		out := &syncbuf.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -321,30 +320,10 @@ func TestCrashLoop(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// tail returns the last n lines, without debug lines.
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// tail returns the last n lines of out, without debug lines.
+func tail(out string, n int) string {
 	var lines []string
-	for _, ln := range strings.Split(l.b.String(), "\n") {
+	for _, ln := range strings.Split(out, "\n") {
 		if !strings.Contains(ln, "level=DEBUG") {
 			lines = append(lines, ln)
 		}
