@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
-	"runtime"
 	"testing"
 
 	"github.com/sketchd/sketchd/sketch"
@@ -264,73 +263,6 @@ func TestNoAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(1000, func() { i++; r.Add(math.MaxUint64-i, items[1], 1) }); a != 0 {
 		t.Errorf("Reservoir.Add allocates %.1f times for a rejected item", a)
-	}
-}
-
-// TestFootprint measures the heap bytes of small (10 events) and large
-// panes of every kind, as the package doc reports them:
-//
-//	go test ./sketch -run TestFootprint -v
-func TestFootprint(t *testing.T) {
-	measure := func(copies int, build func() sketch.Sketch) (heap, size, wire int) {
-		keep := make([]sketch.Sketch, copies)
-		var m0, m1 runtime.MemStats
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&m0)
-		for i := range keep {
-			keep[i] = build()
-		}
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&m1)
-		b, _ := keep[0].AppendBinary(nil)
-		heap = int(m1.HeapAlloc-m0.HeapAlloc) / copies
-		runtime.KeepAlive(keep)
-		return heap, keep[0].Size(), len(b)
-	}
-	events := func(n int) [][2]uint64 {
-		out := make([][2]uint64, n)
-		for i := range out {
-			out[i] = [2]uint64{uint64(i), uint64(i) % 50000}
-		}
-		return out
-	}
-	kinds := []struct {
-		name string
-		add  func(s sketch.Sketch, i, v uint64)
-		p    sketch.Params
-	}{
-		{"hll p14", func(s sketch.Sketch, i, v uint64) { s.(*sketch.HLL).InsertHash(splitmix64(i)) }, sketch.Params{Kind: sketch.KindHLL}},
-		{"cms ε=0.001 δ=0.01", func(s sketch.Sketch, i, v uint64) {
-			it := itemOf(v)
-			s.(*sketch.CountMin).Add(sketch.Hash(it), it, 1)
-		}, sketch.Params{Kind: sketch.KindCMS}},
-		{"tdigest δ=100", func(s sketch.Sketch, i, v uint64) { _ = s.(*sketch.TDigest).Add(float64(splitmix64(i) >> 11)) }, sketch.Params{Kind: sketch.KindTDigest}},
-		{"reservoir k=32", func(s sketch.Sketch, i, v uint64) {
-			s.(*sketch.Reservoir).Add(splitmix64(i), []byte("event-payload-of-about-40-bytes-xxxxxxxx"), 1)
-		}, sketch.Params{Kind: sketch.KindReservoir}},
-	}
-	for _, k := range kinds {
-		for _, n := range []int{0, 10, 100000} {
-			evs := events(n)
-			copies := 200
-			if n > 10 {
-				copies = 4
-			}
-			heap, size, wire := measure(copies, func() sketch.Sketch {
-				s, _ := sketch.New(k.p)
-				for _, e := range evs {
-					k.add(s, e[0], e[1])
-				}
-				return s
-			})
-			runtime.KeepAlive(evs)
-			t.Logf("%-20s n=%-6d heap≈%6d B  Size()=%6d B  wire=%6d B", k.name, n, heap, size, wire)
-			if n == 10 && heap > 2048 {
-				t.Errorf("%s: a 10-event sketch takes %d heap bytes, want ≤ 2 KiB", k.name, heap)
-			}
-		}
 	}
 }
 

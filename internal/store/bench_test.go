@@ -6,7 +6,7 @@ package store
 //
 // and the RSS figure of the package doc with
 //
-//	SKETCHD_STORE_RSS=1 go test ./internal/store -run TestReportRSS -v
+//	SKETCHD_STORE_RSS=1 go test ./internal/store -run '^$' -bench RSS -benchtime 1x
 
 import (
 	"context"
@@ -123,53 +123,60 @@ func fillDay(tb testing.TB, db *DB, sid uint32, nKeys, nPanes, size int) {
 	}
 }
 
-// TestReportRSS commits 200,000 panes (1,000 keys x 200 minutes, one 2 KiB
-// blob each, 200 flushes of 1,000 panes) with DefaultOptions (memtables of
-// SKETCHD_STORE_MEMTABLE_MB if set) and reports the process RSS and the Go
-// heap. It is skipped unless SKETCHD_STORE_RSS is set.
-func TestReportRSS(t *testing.T) {
+// BenchmarkRSS commits 200,000 panes (1,000 keys x 200 minutes, one 2 KiB
+// blob each, 200 flushes of 1,000 panes, each synced) with DefaultOptions
+// (memtables of SKETCHD_STORE_MEMTABLE_MB if set), reads a day of one key
+// back, and reports the process's memory right after the writes and after
+// 20 s idle (Badger releases its pooled table-builder buffers one every 2 s
+// once idle): RSS, its anonymous and file-backed parts and peak (MB, from
+// /proc/self/status), the Go heap in use and the store directory. One
+// iteration is the whole burst; RSS is the process's, so run it alone:
+//
+//	SKETCHD_STORE_RSS=1 go test ./internal/store -run '^$' -bench RSS -benchtime 1x
+func BenchmarkRSS(b *testing.B) {
 	if os.Getenv("SKETCHD_STORE_RSS") == "" {
-		t.Skip("set SKETCHD_STORE_RSS=1 to measure")
+		b.Skip("set SKETCHD_STORE_RSS=1 to measure (a minute, and it reads the whole process's RSS)")
 	}
 	o := DefaultOptions()
 	o.RetentionInterval = -1
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_MEMTABLE_MB")); err == nil && mb > 0 {
 		o.MemTableSize = int64(mb) << 20
 	}
-	t.Logf("memtable %d MiB", o.MemTableSize>>20)
-	db := openTest(t, t.TempDir(), o)
-	sid := createTest(t, db, "rss", time.Minute).ID
-	began := time.Now()
+	b.Logf("memtable %d MiB", o.MemTableSize>>20)
 	const keys, minutes = 1000, 200
-	ps := make([]sketchd.PaneRecord, keys)
-	for m := range minutes {
-		for k := range ps {
-			ps[k] = pane(fmt.Sprintf("key-%05d", k), int64(m)*minute, uint64(m+1), blob(uint64(m*keys+k), benchBlob))
+	var db *DB
+	for b.Loop() {
+		db = openTest(b, b.TempDir(), o)
+		sid := createTest(b, db, "rss", time.Minute).ID
+		ps := make([]sketchd.PaneRecord, keys)
+		for m := range minutes {
+			for k := range ps {
+				ps[k] = pane(fmt.Sprintf("key-%05d", k), int64(m)*minute, uint64(m+1), blob(uint64(m*keys+k), benchBlob))
+			}
+			commit(b, db, sid, uint64(m+1), ps...)
 		}
-		commit(t, db, sid, uint64(m+1), ps...)
+		// Read a day of one key back, as a query would.
+		if got := scanAll(b, db, sid, []string{"key-00007"}, 0, day); len(got) != minutes {
+			b.Fatalf("read back %d panes", len(got))
+		}
 	}
-	took := time.Since(began)
-	// Read a day of one key back, as a query would.
-	if got := scanAll(t, db, sid, []string{"key-00007"}, 0, day); len(got) != minutes {
-		t.Fatalf("read back %d panes", len(got))
-	}
-	report := func(when string) {
+	b.ReportMetric(float64(keys*minutes*b.N)/b.Elapsed().Seconds(), "panes/s")
+	report := func(prefix string) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		t.Logf("%s: VmRSS %s (anon %s, file %s), VmHWM %s, Go heap in use %d MB, Go sys %d MB, store dir %d MB",
-			when, procStatus("VmRSS"), procStatus("RssAnon"), procStatus("RssFile"), procStatus("VmHWM"),
-			ms.HeapInuse>>20, ms.Sys>>20, dirSize(t, db)>>20)
+		for _, f := range []struct{ unit, field string }{
+			{"rss-MB", "VmRSS"}, {"anon-MB", "RssAnon"}, {"file-MB", "RssFile"}, {"peak-rss-MB", "VmHWM"},
+		} {
+			b.ReportMetric(float64(procStatusKB(f.field))/1024, prefix+f.unit)
+		}
+		b.ReportMetric(float64(ms.HeapInuse>>20), prefix+"heap-MB")
+		b.ReportMetric(float64(dirSize(b, db)>>20), prefix+"dir-MB")
 	}
-	t.Logf("committed %d panes (%d MB of blobs) in %v: %.0f panes/s", keys*minutes, keys*minutes*benchBlob>>20,
-		took.Round(time.Millisecond), float64(keys*minutes)/took.Seconds())
-	report("right after the writes")
 	runtime.GC()
-	report("right after the writes, after a GC (live heap)")
-	// Badger keeps table-builder buffers in a pool that it releases one
-	// every 2 s once idle; measure again after that.
+	report("")
 	time.Sleep(20 * time.Second)
 	runtime.GC()
-	report("after 20 s idle")
+	report("idle-")
 }
 
 func dirSize(t testing.TB, db *DB) int64 {
@@ -185,15 +192,18 @@ func dirSize(t testing.TB, db *DB) int64 {
 	return n
 }
 
-func procStatus(field string) string {
+// procStatusKB returns a kB field of /proc/self/status (0 where there is
+// none).
+func procStatusKB(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return "n/a"
+		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strings.TrimSpace(v)
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
 		}
 	}
-	return "n/a"
+	return 0
 }

@@ -31,21 +31,18 @@
 // # Resources
 //
 // DefaultOptions: 16 MiB memtables x 2, L0 5/15, 16 MiB block cache, 8 MiB
-// index cache, 2 compactors, 64 MiB value-log files, values inline. Measured
-// on the 2-core VM (Go 1.26, ext4) by committing 200,000 panes of one 2 KiB
-// blob (1,000 keys x 200 minutes, 200 flushes of 1,000 panes, each synced):
+// index cache, 2 compactors, 64 MiB value-log files, values inline. Under a
+// sustained write burst most of the RSS is anonymous memory: Badger's table
+// builders, which rewrite the inline values through Go-heap buffers at
+// every compaction (the price of keeping values in the LSM tree, see
+// Durability), and they release their pooled buffers only after a while
+// idle; the rest is file-backed (mmapped tables and logs, reclaimable).
+// Binaries should set GOMEMLIMIT. BenchmarkRSS measures a burst of 200,000
+// panes (RSS and its parts, Go heap, store directory, right after and after
+// 20 s idle):
 //
-//	SKETCHD_STORE_RSS=1 go test ./internal/store -run TestReportRSS -v
+//	SKETCHD_STORE_RSS=1 go test ./internal/store -run '^$' -bench RSS -benchtime 1x
 //
-//	write burst: 27-38 s (5,200-7,500 panes/s, 10-15 MB/s of blobs)
-//	right after: VmRSS 1.50-1.67 GB = ~1.0 GB anonymous (Go heap: Badger's
-//	             table builders while it compacts the inline values; ~470 MB
-//	             in use) + ~0.46 GB file-backed (mmapped tables and logs,
-//	             reclaimable); store dir 600-660 MB
-//	20 s idle:   VmRSS 1.14-1.34 GB, Go heap in use 200-370 MB, dir 566 MB
-//	GOMEMLIMIT=400MiB: VmRSS 0.91 GB right after, same throughput
-//
-// The anonymous part is the price of keeping values in the LSM tree (see
-// Durability): every compaction rewrites them through Go-heap buffers.
-// Binaries should set GOMEMLIMIT. Benchmarks: see bench_test.go.
+// docs/operations.md has measured figures; the other benchmarks are in
+// bench_test.go.
 package store
