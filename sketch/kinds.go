@@ -118,11 +118,9 @@ const envelopeBytes = 64
 var kinds = [...]KindInfo{
 	{
 		Kind: KindHLL, Name: "hll", Input: InputItem, hashed: true,
-		params: []Param{{
-			Name: "precision", Default: DefaultPrecision, Min: 4, Max: 18, Integer: true,
-			get: func(p *Params) float64 { return float64(p.Precision) },
-			set: func(p *Params, v float64) { p.Precision = uint8(v) },
-		}},
+		params: []Param{
+			param("precision", DefaultPrecision, 4, 18, func(p *Params) *uint8 { return &p.Precision }),
+		},
 		// Dense: 8 bytes + 2^p registers. Sparse: at most 2^p bytes of
 		// list, 4·(2^p/100 + 1) of temporary set and 20 of headers before
 		// the library converts it to dense.
@@ -134,21 +132,9 @@ var kinds = [...]KindInfo{
 	{
 		Kind: KindCMS, Name: "cms", Input: InputItem, hashed: true,
 		params: []Param{
-			{
-				Name: "epsilon", Default: DefaultEpsilon, Min: 1e-6, Max: 1, MaxOpen: true,
-				get: func(p *Params) float64 { return p.Epsilon },
-				set: func(p *Params, v float64) { p.Epsilon = v },
-			},
-			{
-				Name: "delta", Default: DefaultDelta, Min: 1e-9, Max: 1, MaxOpen: true,
-				get: func(p *Params) float64 { return p.Delta },
-				set: func(p *Params, v float64) { p.Delta = v },
-			},
-			{
-				Name: "top_k", Default: DefaultTopK, Min: 1, Max: 1000, Integer: true,
-				get: func(p *Params) float64 { return float64(p.TopK) },
-				set: func(p *Params, v float64) { p.TopK = int(v) },
-			},
+			param("epsilon", DefaultEpsilon, 1e-6, 1, func(p *Params) *float64 { return &p.Epsilon }).maxOpen(),
+			param("delta", DefaultDelta, 1e-9, 1, func(p *Params) *float64 { return &p.Delta }).maxOpen(),
+			param("top_k", DefaultTopK, 1, 1000, func(p *Params) *int { return &p.TopK }),
 		},
 		// Table mode writes w·d uvarint counters (≤ 5 bytes each, so 5/4 of
 		// the table bytes), then max(4·top_k, 16) candidates of at most
@@ -163,11 +149,9 @@ var kinds = [...]KindInfo{
 	},
 	{
 		Kind: KindTDigest, Name: "tdigest", Input: InputNumber,
-		params: []Param{{
-			Name: "compression", Default: DefaultCompression, Min: 10, Max: 1000,
-			get: func(p *Params) float64 { return p.Compression },
-			set: func(p *Params, v float64) { p.Compression = v },
-		}},
+		params: []Param{
+			param("compression", DefaultCompression, 10, 1000, func(p *Params) *float64 { return &p.Compression }),
+		},
 		// The decoder accepts at most 100·δ + 100 centroids and fewer than
 		// 5·δ buffered values, 18 bytes each (f64 + uvarint weight), plus 22
 		// bytes of counts, min and max. A loose bound (a digest holds about
@@ -178,16 +162,31 @@ var kinds = [...]KindInfo{
 	},
 	{
 		Kind: KindReservoir, Name: "reservoir", Input: InputJSON, Weighted: true,
-		params: []Param{{
-			Name: "size", Default: DefaultSize, Min: 1, Max: 10000, Integer: true,
-			get: func(p *Params) float64 { return float64(p.Size) },
-			set: func(p *Params, v float64) { p.Size = int(v) },
-		}},
+		params: []Param{
+			param("size", DefaultSize, 1, 10000, func(p *Params) *int { return &p.Size }),
+		},
 		// MaxReservoirOverhead includes the envelope.
 		maxEncoded: func(p Params) int {
 			return MaxReservoirBytes + MaxReservoirOverhead(p.Size)
 		},
 	},
+}
+
+// param describes the parameter that field points at: an integer one for
+// the int and uint8 fields of Params, a float64 one otherwise.
+func param[T uint8 | int | float64](name string, def, lo, hi float64, field func(*Params) *T) Param {
+	_, isFloat := any(T(0)).(float64)
+	return Param{
+		Name: name, Default: def, Min: lo, Max: hi, Integer: !isFloat,
+		get: func(p *Params) float64 { return float64(*field(p)) },
+		set: func(p *Params, v float64) { *field(p) = T(v) },
+	}
+}
+
+// maxOpen returns q with its upper bound excluded.
+func (q Param) maxOpen() Param {
+	q.MaxOpen = true
+	return q
 }
 
 // info returns the registry entry of k, or nil for an unknown kind.

@@ -26,10 +26,21 @@ type kindAPI struct {
 // kindAPIs holds an entry for every kind of the sketch registry
 // (TestKindAPIsCoverRegistry).
 var kindAPIs = map[sketch.Kind]kindAPI{
-	sketch.KindHLL:       {render: renderHLL},
-	sketch.KindCMS:       {params: []string{"top", "item"}, parse: parseCMS, render: renderCMS},
-	sketch.KindTDigest:   {params: []string{"q", "cdf"}, parse: parseTDigest, render: renderTDigest},
-	sketch.KindReservoir: {params: []string{"n"}, parse: parseReservoir, render: renderReservoir},
+	sketch.KindHLL: {
+		render: renderAnswer(hllAnswerOf, func(w *windowJSON, a *hllAnswer) { w.hllAnswer = a }),
+	},
+	sketch.KindCMS: {
+		params: []string{"top", "item"}, parse: parseCMS,
+		render: renderAnswer(cmsAnswerOf, func(w *windowJSON, a *cmsAnswer) { w.cmsAnswer = a }),
+	},
+	sketch.KindTDigest: {
+		params: []string{"q", "cdf"}, parse: parseTDigest,
+		render: renderAnswer(tdigestAnswerOf, func(w *windowJSON, a *tdigestAnswer) { w.tdigestAnswer = a }),
+	},
+	sketch.KindReservoir: {
+		params: []string{"n"}, parse: parseReservoir,
+		render: renderAnswer(reservoirAnswerOf, func(w *windowJSON, a *reservoirAnswer) { w.reservoirAnswer = a }),
+	},
 }
 
 // kindAPIOf returns the entry of an aggregate's kind.
@@ -93,40 +104,24 @@ func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p *queryParams
 	return err
 }
 
-func renderHLL(sk sketch.Sketch, _ *queryParams, out *windowJSON) bool {
-	h, ok := sk.(*sketch.HLL)
-	if ok {
-		e := h.Estimate()
-		out.hllAnswer = &hllAnswer{Distinct: distinctJSON{
-			Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
-			Confidence: e.Confidence, RSE: finite(e.RSE),
-		}}
+// renderAnswer adapts a kind's answer function to kindAPI.render: when sk
+// is an S, it sets the answer into out.
+func renderAnswer[S sketch.Sketch, A any](answer func(S, *queryParams) A, set func(*windowJSON, A)) func(sketch.Sketch, *queryParams, *windowJSON) bool {
+	return func(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+		s, ok := sk.(S)
+		if ok {
+			set(out, answer(s, p))
+		}
+		return ok
 	}
-	return ok
 }
 
-func renderCMS(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
-	c, ok := sk.(*sketch.CountMin)
-	if ok {
-		out.cmsAnswer = cmsAnswerOf(c, p)
-	}
-	return ok
-}
-
-func renderTDigest(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
-	t, ok := sk.(*sketch.TDigest)
-	if ok {
-		out.tdigestAnswer = tdigestAnswerOf(t, p)
-	}
-	return ok
-}
-
-func renderReservoir(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
-	r, ok := sk.(*sketch.Reservoir)
-	if ok {
-		out.reservoirAnswer = reservoirAnswerOf(r, p)
-	}
-	return ok
+func hllAnswerOf(sk *sketch.HLL, _ *queryParams) *hllAnswer {
+	e := sk.Estimate()
+	return &hllAnswer{Distinct: distinctJSON{
+		Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+		Confidence: e.Confidence, RSE: finite(e.RSE),
+	}}
 }
 
 type hllAnswer struct {
