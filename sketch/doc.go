@@ -61,6 +61,11 @@
 //
 // # Kinds in brief
 //
+// The registry (Kinds, KindNamed, Kind.Info) describes every kind to code
+// that handles any of them: its name, what it reads from an event (Input;
+// Add feeds one value), its parameters with their defaults and ranges
+// (Param), and the bound of its encoding (Params.MaxEncodedBytes).
+//
 // HLL wraps github.com/axiomhq/hyperloglog (LogLog-Beta, sparse start) fed
 // with Hash = XXH64 seed 0; 95% bounds are estimate·(1 ∓ 1.96·1.04/√2^p),
 // tightened to linear-counting bounds while the sketch is sparse.
