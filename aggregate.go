@@ -66,8 +66,8 @@ const MaxPaneSketchBytes = 2 << 20
 // sketch registry (sketch.Param.Name, also its spec key), to its field: the
 // one place a spec field meets the sketch's parameter. Defaults, ranges and
 // which kind takes which parameter are the registry's.
-func (a *Aggregate) paramFields() []paramField {
-	return []paramField{
+func (a *Aggregate) paramFields() [6]paramField {
+	return [...]paramField{
 		{name: "precision", i: &a.Precision},
 		{name: "epsilon", f: &a.Epsilon},
 		{name: "delta", f: &a.Delta},

@@ -57,8 +57,7 @@ type Param struct {
 	// Integer says the parameter is a whole number.
 	Integer bool
 
-	get func(*Params) float64
-	set func(*Params, float64)
+	field paramField
 }
 
 // Check returns "" when v is in the parameter's range, else why not: "must
@@ -119,7 +118,7 @@ var kinds = [...]KindInfo{
 	{
 		Kind: KindHLL, Name: "hll", Input: InputItem, hashed: true,
 		params: []Param{
-			param("precision", DefaultPrecision, 4, 18, func(p *Params) *uint8 { return &p.Precision }),
+			param("precision", fieldPrecision, DefaultPrecision, 4, 18),
 		},
 		// Dense: 8 bytes + 2^p registers. Sparse: at most 2^p bytes of
 		// list, 4·(2^p/100 + 1) of temporary set and 20 of headers before
@@ -132,9 +131,9 @@ var kinds = [...]KindInfo{
 	{
 		Kind: KindCMS, Name: "cms", Input: InputItem, hashed: true,
 		params: []Param{
-			param("epsilon", DefaultEpsilon, 1e-6, 1, func(p *Params) *float64 { return &p.Epsilon }).maxOpen(),
-			param("delta", DefaultDelta, 1e-9, 1, func(p *Params) *float64 { return &p.Delta }).maxOpen(),
-			param("top_k", DefaultTopK, 1, 1000, func(p *Params) *int { return &p.TopK }),
+			param("epsilon", fieldEpsilon, DefaultEpsilon, 1e-6, 1).maxOpen(),
+			param("delta", fieldDelta, DefaultDelta, 1e-9, 1).maxOpen(),
+			param("top_k", fieldTopK, DefaultTopK, 1, 1000),
 		},
 		// Table mode writes w·d uvarint counters (≤ 5 bytes each, so 5/4 of
 		// the table bytes), then max(4·top_k, 16) candidates of at most
@@ -150,7 +149,7 @@ var kinds = [...]KindInfo{
 	{
 		Kind: KindTDigest, Name: "tdigest", Input: InputNumber,
 		params: []Param{
-			param("compression", DefaultCompression, 10, 1000, func(p *Params) *float64 { return &p.Compression }),
+			param("compression", fieldCompression, DefaultCompression, 10, 1000),
 		},
 		// The decoder accepts at most 100·δ + 100 centroids and fewer than
 		// 5·δ buffered values, 18 bytes each (f64 + uvarint weight), plus 22
@@ -163,7 +162,7 @@ var kinds = [...]KindInfo{
 	{
 		Kind: KindReservoir, Name: "reservoir", Input: InputJSON, Weighted: true,
 		params: []Param{
-			param("size", DefaultSize, 1, 10000, func(p *Params) *int { return &p.Size }),
+			param("size", fieldSize, DefaultSize, 1, 10000),
 		},
 		// MaxReservoirOverhead includes the envelope.
 		maxEncoded: func(p Params) int {
@@ -172,14 +171,61 @@ var kinds = [...]KindInfo{
 	},
 }
 
-// param describes the parameter that field points at: an integer one for
-// the int and uint8 fields of Params, a float64 one otherwise.
-func param[T uint8 | int | float64](name string, def, lo, hi float64, field func(*Params) *T) Param {
-	_, isFloat := any(T(0)).(float64)
-	return Param{
-		Name: name, Default: def, Min: lo, Max: hi, Integer: !isFloat,
-		get: func(p *Params) float64 { return float64(*field(p)) },
-		set: func(p *Params, v float64) { *field(p) = T(v) },
+// param describes the parameter held in field.
+func param(name string, field paramField, def, lo, hi float64) Param {
+	return Param{Name: name, Default: def, Min: lo, Max: hi, Integer: field.integer(), field: field}
+}
+
+// paramField is a numeric field of Params. Its methods are plain switches,
+// not closures, so that Normalize and Validate do not move their Params to
+// the heap.
+type paramField uint8
+
+const (
+	fieldPrecision paramField = iota + 1
+	fieldEpsilon
+	fieldDelta
+	fieldTopK
+	fieldCompression
+	fieldSize
+)
+
+func (f paramField) integer() bool {
+	return f == fieldPrecision || f == fieldTopK || f == fieldSize
+}
+
+func (f paramField) get(p *Params) float64 {
+	switch f {
+	case fieldPrecision:
+		return float64(p.Precision)
+	case fieldEpsilon:
+		return p.Epsilon
+	case fieldDelta:
+		return p.Delta
+	case fieldTopK:
+		return float64(p.TopK)
+	case fieldCompression:
+		return p.Compression
+	case fieldSize:
+		return float64(p.Size)
+	}
+	return 0
+}
+
+func (f paramField) set(p *Params, v float64) {
+	switch f {
+	case fieldPrecision:
+		p.Precision = uint8(v)
+	case fieldEpsilon:
+		p.Epsilon = v
+	case fieldDelta:
+		p.Delta = v
+	case fieldTopK:
+		p.TopK = int(v)
+	case fieldCompression:
+		p.Compression = v
+	case fieldSize:
+		p.Size = int(v)
 	}
 }
 
@@ -249,10 +295,10 @@ func (k KindInfo) Param(name string) (Param, bool) {
 }
 
 // Get returns the parameter's value in p.
-func (q Param) Get(p Params) float64 { return q.get(&p) }
+func (q Param) Get(p Params) float64 { return q.field.get(&p) }
 
 // Set sets the parameter in p to v, which must be in range (see Check).
-func (q Param) Set(p *Params, v float64) { q.set(p, v) }
+func (q Param) Set(p *Params, v float64) { q.field.set(p, v) }
 
 // MaxEncodedBytes is an upper bound of the encoded size of any sketch with
 // parameters p (after Normalize), whatever its inputs: what each sketch of

@@ -64,8 +64,8 @@ func (p Params) Normalize() Params {
 		return p
 	}
 	for _, q := range in.params {
-		if q.get(&p) == 0 {
-			q.set(&p, q.Default)
+		if q.field.get(&p) == 0 {
+			q.field.set(&p, q.Default)
 		}
 	}
 	return p
@@ -87,7 +87,7 @@ func (p Params) Validate() error {
 			continue
 		}
 		for _, q := range kinds[i].params {
-			if _, ok := in.Param(q.Name); !ok && q.get(&p) != 0 {
+			if _, ok := in.Param(q.Name); !ok && q.field.get(&p) != 0 {
 				return bad("%s does not apply", q.Name)
 			}
 		}
@@ -96,7 +96,7 @@ func (p Params) Validate() error {
 		return bad("weighted does not apply")
 	}
 	for _, q := range in.params {
-		if msg := q.Check(q.get(&p)); msg != "" {
+		if msg := q.Check(q.field.get(&p)); msg != "" {
 			return bad("%s %s", q.Name, msg)
 		}
 	}

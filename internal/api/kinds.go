@@ -11,35 +11,45 @@ import (
 )
 
 // kindAPI is how the API serves one sketch kind: the query parameters only
-// that kind takes, how they parse, and how a window's sketch renders (into
-// its answer member of windowJSON). kindAPIs is the one place in the API
-// that names kinds: a new kind adds an entry here, its answer type below
-// and that type to windowJSON.
+// that kind takes, how they parse, and how a window's sketch renders.
+// kindAPIs is the one place in the API that names kinds: a new kind adds an
+// entry here and its answer type to answers. (Parameters and answers go by
+// value: a pointer handed to a function value would move to the heap, once
+// per request or per window.)
 type kindAPI struct {
 	params []string // query parameters only this kind takes
-	// parse reads params into p (nil: the kind takes none).
-	parse func(s *server, v url.Values, agg sketchd.Aggregate, p *queryParams) error
-	// render sets the kind's answer in out; false if sk is not of the kind.
-	render func(sk sketch.Sketch, p *queryParams, out *windowJSON) bool
+	// parse returns p with the kind's params read in (nil: it takes none).
+	parse func(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error)
+	// render returns the kind's answer; false if sk is not of the kind.
+	render func(sk sketch.Sketch, p queryParams) (answers, bool)
+}
+
+// answers holds the answer of a window: the member of its kind is set, and
+// its fields appear inline in the window's JSON.
+type answers struct {
+	*hllAnswer
+	*cmsAnswer
+	*tdigestAnswer
+	*reservoirAnswer
 }
 
 // kindAPIs holds an entry for every kind of the sketch registry
 // (TestKindAPIsCoverRegistry).
 var kindAPIs = map[sketch.Kind]kindAPI{
 	sketch.KindHLL: {
-		render: renderAnswer(hllAnswerOf, func(w *windowJSON, a *hllAnswer) { w.hllAnswer = a }),
+		render: renderAnswer(hllAnswerOf, func(a *hllAnswer) answers { return answers{hllAnswer: a} }),
 	},
 	sketch.KindCMS: {
 		params: []string{"top", "item"}, parse: parseCMS,
-		render: renderAnswer(cmsAnswerOf, func(w *windowJSON, a *cmsAnswer) { w.cmsAnswer = a }),
+		render: renderAnswer(cmsAnswerOf, func(a *cmsAnswer) answers { return answers{cmsAnswer: a} }),
 	},
 	sketch.KindTDigest: {
 		params: []string{"q", "cdf"}, parse: parseTDigest,
-		render: renderAnswer(tdigestAnswerOf, func(w *windowJSON, a *tdigestAnswer) { w.tdigestAnswer = a }),
+		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{tdigestAnswer: a} }),
 	},
 	sketch.KindReservoir: {
 		params: []string{"n"}, parse: parseReservoir,
-		render: renderAnswer(reservoirAnswerOf, func(w *windowJSON, a *reservoirAnswer) { w.reservoirAnswer = a }),
+		render: renderAnswer(reservoirAnswerOf, func(a *reservoirAnswer) answers { return answers{reservoirAnswer: a} }),
 	},
 }
 
@@ -68,55 +78,55 @@ func paramKind(name string) sketchd.AggregateKind {
 // Default quantiles when q is absent.
 var defaultQuantiles = []float64{0.5, 0.9, 0.99}
 
-func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p *queryParams) error {
+func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
 	var err error
 	if p.q, err = s.parseFloats(v, "q"); err != nil {
-		return err
+		return p, err
 	}
 	for _, q := range p.q {
 		if !(q >= 0 && q <= 1) {
-			return paramError("q", "quantiles must be in [0, 1], got %g", q)
+			return p, paramError("q", "quantiles must be in [0, 1], got %g", q)
 		}
 	}
 	if _, ok := v["q"]; !ok {
 		p.q = defaultQuantiles
 	}
 	p.cdf, err = s.parseFloats(v, "cdf")
-	return err
+	return p, err
 }
 
-func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p *queryParams) error {
+func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
 	agg.Normalize()
 	var err error
 	if p.top, err = parseInt(v, "top", agg.TopK, 0, s.limits.MaxTop); err != nil {
-		return err
+		return p, err
 	}
 	p.items = v["item"]
 	if len(p.items) > s.limits.MaxItems {
-		return paramError("item", "at most %d items, got %d", s.limits.MaxItems, len(p.items))
+		return p, paramError("item", "at most %d items, got %d", s.limits.MaxItems, len(p.items))
 	}
-	return nil
+	return p, nil
 }
 
-func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p *queryParams) error {
+func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
 	var err error
 	p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample)
-	return err
+	return p, err
 }
 
 // renderAnswer adapts a kind's answer function to kindAPI.render: when sk
-// is an S, it sets the answer into out.
-func renderAnswer[S sketch.Sketch, A any](answer func(S, *queryParams) A, set func(*windowJSON, A)) func(sketch.Sketch, *queryParams, *windowJSON) bool {
-	return func(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+// is an S, it returns its answer wrapped in answers.
+func renderAnswer[S sketch.Sketch, A any](answer func(S, queryParams) A, wrap func(A) answers) func(sketch.Sketch, queryParams) (answers, bool) {
+	return func(sk sketch.Sketch, p queryParams) (answers, bool) {
 		s, ok := sk.(S)
-		if ok {
-			set(out, answer(s, p))
+		if !ok {
+			return answers{}, false
 		}
-		return ok
+		return wrap(answer(s, p)), true
 	}
 }
 
-func hllAnswerOf(sk *sketch.HLL, _ *queryParams) *hllAnswer {
+func hllAnswerOf(sk *sketch.HLL, _ queryParams) *hllAnswer {
 	e := sk.Estimate()
 	return &hllAnswer{Distinct: distinctJSON{
 		Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
@@ -183,7 +193,7 @@ type reservoirAnswer struct {
 	Sample    []json.RawMessage `json:"sample"`
 }
 
-func cmsAnswerOf(sk *sketch.CountMin, p *queryParams) *cmsAnswer {
+func cmsAnswerOf(sk *sketch.CountMin, p queryParams) *cmsAnswer {
 	total := sk.Total()
 	eps := sk.Epsilon()
 	a := &cmsAnswer{
@@ -211,7 +221,7 @@ func freq(f sketch.FrequencyEstimate) freqJSON {
 	return freqJSON{Item: string(f.Item), Estimate: f.Estimate, Lower: f.Lower, Upper: f.Upper}
 }
 
-func tdigestAnswerOf(sk *sketch.TDigest, p *queryParams) *tdigestAnswer {
+func tdigestAnswerOf(sk *sketch.TDigest, p queryParams) *tdigestAnswer {
 	a := &tdigestAnswer{
 		Count:       sk.Count(),
 		Compression: sk.Params().Compression,
@@ -241,7 +251,7 @@ func tdigestAnswerOf(sk *sketch.TDigest, p *queryParams) *tdigestAnswer {
 	return a
 }
 
-func reservoirAnswerOf(sk *sketch.Reservoir, p *queryParams) *reservoirAnswer {
+func reservoirAnswerOf(sk *sketch.Reservoir, p queryParams) *reservoirAnswer {
 	items := sk.Sample()
 	if p.n >= 0 && p.n < len(items) {
 		items = items[:p.n]

@@ -30,12 +30,11 @@ func TestKindAPIsCoverRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out windowJSON
-		if !renderAs(sk, &queryParams{n: -1}, &out) {
+		if _, ok := renderAs(sk, queryParams{n: -1}); !ok {
 			t.Errorf("%s: an empty sketch does not render", k.Name)
 		}
 		for other, o := range kindAPIs {
-			if other != k.Kind && o.render(sk, &queryParams{n: -1}, &windowJSON{}) {
+			if _, ok := o.render(sk, queryParams{n: -1}); other != k.Kind && ok {
 				t.Errorf("the %s renderer accepts a %s", other, k.Name)
 			}
 		}

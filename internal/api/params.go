@@ -150,9 +150,7 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, di
 		return p, err
 	}
 	if k, ok := kindAPIOf(agg); ok && k.parse != nil {
-		if err := k.parse(s, v, agg, &p); err != nil {
-			return p, err
-		}
+		return k.parse(s, v, agg, p)
 	}
 	return p, nil
 }

@@ -130,18 +130,14 @@ type groupJSON struct {
 	Windows []windowJSON      `json:"windows"`
 }
 
-// windowJSON is one window; exactly one of the embedded answers is set, and
-// its members appear inline.
+// windowJSON is one window; its kind's answer members appear inline.
 type windowJSON struct {
 	Start  string `json:"start"`
 	End    string `json:"end"`
 	Final  bool   `json:"final"`
 	Events uint64 `json:"events"`
 	Panes  int    `json:"panes"`
-	*hllAnswer
-	*cmsAnswer
-	*tdigestAnswer
-	*reservoirAnswer
+	answers
 }
 
 func renderParams(a sketchd.Aggregate) paramsJSON {
@@ -194,16 +190,25 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 
 func renderWindow(w *query.Window, p *queryParams) (windowJSON, error) {
 	out := windowJSON{Start: rfc3339(w.Start), End: rfc3339(w.End), Final: w.Final, Events: w.Events, Panes: w.Panes}
-	if w.Sketch == nil || !renderAs(w.Sketch, p, &out) {
+	a, ok := renderAs(w.Sketch, *p)
+	if !ok {
 		return out, fmt.Errorf("window holds an unexpected sketch %T", w.Sketch)
 	}
+	out.answers = a
 	return out, nil
 }
 
-// renderAs renders sk with the API entry of its kind.
-func renderAs(sk sketch.Sketch, p *queryParams, out *windowJSON) bool {
+// renderAs renders sk with the API entry of its kind; false for a sketch of
+// no known kind.
+func renderAs(sk sketch.Sketch, p queryParams) (answers, bool) {
+	if sk == nil {
+		return answers{}, false
+	}
 	k, ok := kindAPIs[sk.Kind()]
-	return ok && k.render(sk, p, out)
+	if !ok {
+		return answers{}, false
+	}
+	return k.render(sk, p)
 }
 
 func finite(x float64) float64 {
