@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
 // PaneReader reads the stored panes of a stream. store.DB implements it.
@@ -16,17 +17,17 @@ type PaneReader interface {
 	ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error
 }
 
-// Options bound the work of one query. Zero values take the defaults of
-// DefaultOptions.
+// Options bound the work of one query. Zero (or negative, where a field
+// gives negative no meaning) values take the defaults of DefaultOptions.
 type Options struct {
 	MaxWindows int   // windows per group in a series; default 10,000
 	MaxKeys    int   // keys merged; default 100,000
 	MaxPanes   int64 // keys × pane slots read; default 5,000,000
-	CacheBytes int64 // decoded final panes and rollup blocks kept; default 256 MiB; <0 disables
+	CacheBytes int64 `default:"keep-negative"` // decoded final panes and rollup blocks kept; default 256 MiB; <0 disables
 	// ResultEntries and ResultBytes bound the cache of recent results
 	// (see Target.LastCommit); defaults 512 and 64 MiB; ResultEntries < 0
 	// disables it.
-	ResultEntries int
+	ResultEntries int `default:"keep-negative"`
 	ResultBytes   int64
 }
 
@@ -46,25 +47,7 @@ type Querier struct {
 
 // New returns a Querier reading through r.
 func New(r PaneReader, opts Options) *Querier {
-	def := DefaultOptions()
-	if opts.MaxWindows <= 0 {
-		opts.MaxWindows = def.MaxWindows
-	}
-	if opts.MaxKeys <= 0 {
-		opts.MaxKeys = def.MaxKeys
-	}
-	if opts.MaxPanes <= 0 {
-		opts.MaxPanes = def.MaxPanes
-	}
-	if opts.CacheBytes == 0 {
-		opts.CacheBytes = def.CacheBytes
-	}
-	if opts.ResultEntries == 0 {
-		opts.ResultEntries = def.ResultEntries
-	}
-	if opts.ResultBytes <= 0 {
-		opts.ResultBytes = def.ResultBytes
-	}
+	opts = defaults.Fill(opts, DefaultOptions())
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
