@@ -280,7 +280,7 @@ func mountPprof(r chi.Router) {
 	r.Get(p+"symbol", pprof.Symbol)
 	r.Post(p+"symbol", pprof.Symbol)
 	r.Get(p+"cmdline", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound,
+		writeProblem(w, r, newProblem(codeNotFound,
 			"the command line is not served: it may hold secrets"))
 	})
 	// Named profiles (heap, goroutine, allocs, block, mutex, threadcreate);

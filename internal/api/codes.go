@@ -32,10 +32,10 @@ type problemCode struct {
 }
 
 // problemCodes is the one table of the API's problem codes. A code has one
-// status. openapi.json (the Problem schema's code enum and the response
-// descriptions) and docs/api.md's error table list exactly these codes
-// with these statuses (TestProblemCodesDocumented), and every problem the
-// API writes carries its code's status (TestErrors, TestProblemFor).
+// status, which newProblem takes from here. openapi.json (the Problem
+// schema's code enum and the response descriptions) and docs/api.md's
+// error table list exactly these codes with these statuses
+// (TestProblemCodesDocumented, TestOpenAPIProblemCodes).
 var problemCodes = map[string]problemCode{
 	codeInvalidParameter:  {http.StatusBadRequest, "Invalid query parameter"},
 	codeInvalidSpec:       {http.StatusBadRequest, "Invalid stream spec"},

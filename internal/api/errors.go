@@ -49,8 +49,7 @@ func paramError(param, format string, args ...any) error {
 // httpError is an error the API raises itself with a fixed code (auth,
 // media type, body).
 type httpError struct {
-	status int
-	code   string
+	code   string // its status is problemCodes'
 	detail string
 }
 
@@ -75,40 +74,40 @@ func problemFor(err error) (p problem, internal bool) {
 	)
 	switch {
 	case errors.As(err, &he):
-		p = newProblem(he.status, he.code, he.detail)
+		p = newProblem(he.code, he.detail)
 	case errors.As(err, &mbe):
-		p = newProblem(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
+		p = newProblem(codeBodyTooLarge,
 			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
 	case errors.Is(err, sketchd.ErrNotFound):
-		p = newProblem(http.StatusNotFound, codeStreamNotFound, err.Error())
+		p = newProblem(codeStreamNotFound, err.Error())
 	case errors.Is(err, query.ErrUnknownAggregate):
-		p = newProblem(http.StatusNotFound, codeAggregateNotFound, err.Error())
+		p = newProblem(codeAggregateNotFound, err.Error())
 	case errors.As(err, &pe):
-		p = newProblem(http.StatusBadRequest, codeInvalidParameter, pe.Error())
+		p = newProblem(codeInvalidParameter, pe.Error())
 		p.Parameter = pe.Param
 	case errors.As(err, &le):
-		p = newProblem(http.StatusUnprocessableEntity, codeQueryTooLarge, le.Error())
+		p = newProblem(codeQueryTooLarge, le.Error())
 		p.Limit, p.Max, p.Got = le.Limit, &le.Max, &le.Got
 	case errors.Is(err, sketchd.ErrExists):
-		p = newProblem(http.StatusConflict, codeStreamExists, err.Error())
+		p = newProblem(codeStreamExists, err.Error())
 	case len(fieldErrors(err)) > 0:
-		p = newProblem(http.StatusBadRequest, codeInvalidSpec, "the stream spec is invalid; see errors")
+		p = newProblem(codeInvalidSpec, "the stream spec is invalid; see errors")
 		p.Errors = fieldErrors(err) // every one, not just the first
 	case errors.As(err, &be):
-		p = newProblem(http.StatusBadRequest, codeInvalidBody, be.Error())
+		p = newProblem(codeInvalidBody, be.Error())
 	case errors.Is(err, sketchd.ErrUnavailable):
-		p = newProblem(http.StatusServiceUnavailable, codeUnavailable, "the service cannot serve this request now; retry later")
+		p = newProblem(codeUnavailable, "the service cannot serve this request now; retry later")
 	case errors.Is(err, context.DeadlineExceeded):
-		p = newProblem(http.StatusGatewayTimeout, codeTimeout, "the request did not complete within its time limit")
+		p = newProblem(codeTimeout, "the request did not complete within its time limit")
 	case errors.Is(err, context.Canceled):
-		p = newProblem(http.StatusServiceUnavailable, codeUnavailable, "the request was canceled")
+		p = newProblem(codeUnavailable, "the request was canceled")
 	case isCorrupt(err):
 		// Logged with its details (which value, why) like an internal
 		// error; the client learns only that its data is unreadable.
-		return newProblem(http.StatusInternalServerError, codeCorrupt,
+		return newProblem(codeCorrupt,
 			"stored data this request reads is corrupt (checksum or format mismatch); other keys and time ranges are unaffected; the request id identifies the value in the server log"), true
 	default:
-		return newProblem(http.StatusInternalServerError, codeInternal, "an internal error occurred; the request id identifies it in the server log"), true
+		return newProblem(codeInternal, "an internal error occurred; the request id identifies it in the server log"), true
 	}
 	return p, false
 }
@@ -121,8 +120,11 @@ func isCorrupt(err error) bool {
 	return errors.Is(err, sketchd.ErrCorrupt) || errors.Is(err, sketch.ErrCorrupt) || errors.Is(err, sketch.ErrVersion)
 }
 
-func newProblem(status int, code, detail string) problem {
-	return problem{Type: problemTypeBase + code, Title: problemCodes[code].title, Status: status, Detail: detail, Code: code}
+// newProblem returns the problem of code, with the status and title of
+// problemCodes.
+func newProblem(code, detail string) problem {
+	c := problemCodes[code]
+	return problem{Type: problemTypeBase + code, Title: c.title, Status: c.status, Detail: detail, Code: code}
 }
 
 // fieldErrors collects every *sketchd.FieldError in err's tree.
@@ -197,7 +199,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
-	writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound, "no route for "+r.URL.Path))
+	writeProblem(w, r, newProblem(codeNotFound, "no route for "+r.URL.Path))
 }
 
 // methodNotAllowed answers 405 with the Allow header chi's default handler
@@ -215,5 +217,5 @@ func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	for _, m := range allowed {
 		w.Header().Add("Allow", m)
 	}
-	writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+	writeProblem(w, r, newProblem(codeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 }

@@ -45,7 +45,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		err := s.ready(ctx)
 		cancel()
 		if err != nil {
-			writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady, err.Error()))
+			writeProblem(w, r, newProblem(codeNotReady, err.Error()))
 			return
 		}
 	}
@@ -111,7 +111,7 @@ func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			s.writeError(w, r, &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedMedia,
+			s.writeError(w, r, &httpError{code: codeUnsupportedMedia,
 				detail: "the body must be application/json, got " + strconv.Quote(ct)})
 			return
 		}

@@ -110,7 +110,7 @@ func (s *server) instrument(m *metrics) func(http.Handler) http.Handler {
 						"panic", fmt.Sprint(p),
 						"stack", string(debug.Stack()))
 					if ww.Status() == 0 {
-						writeProblem(ww, r, newProblem(http.StatusInternalServerError, codeInternal,
+						writeProblem(ww, r, newProblem(codeInternal,
 							"an internal error occurred; the request id identifies it in the server log"))
 					}
 				}
@@ -173,7 +173,7 @@ func (s *server) admit(next http.Handler) http.Handler {
 				t.Stop()
 			case <-t.C:
 				w.Header().Set("Retry-After", "1")
-				s.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: codeOverloaded,
+				s.writeError(w, r, &httpError{code: codeOverloaded,
 					detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), s.limits.QueueWait)})
 				return
 			case <-r.Context().Done():
@@ -235,7 +235,7 @@ func (s *server) tokenLevel(r *http.Request) (int, error) {
 }
 
 func unauthorized(detail string) error {
-	return &httpError{status: http.StatusUnauthorized, code: codeUnauthorized, detail: detail}
+	return &httpError{code: codeUnauthorized, detail: detail}
 }
 
 // authRead requires the read (or admin) token when a read token is set.
@@ -271,7 +271,7 @@ func (s *server) authAdmin(next http.Handler) http.Handler {
 		case lvl == tokenNone:
 			s.writeError(w, r, unauthorized("the admin Bearer token is required"))
 		case lvl == tokenRead:
-			s.writeError(w, r, &httpError{status: http.StatusForbidden, code: codeForbidden, detail: "the read token does not allow changes; use the admin token"})
+			s.writeError(w, r, &httpError{code: codeForbidden, detail: "the read token does not allow changes; use the admin token"})
 		default:
 			next.ServeHTTP(w, r)
 		}
