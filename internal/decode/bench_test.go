@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 	"github.com/valyala/fastjson"
 )
 
@@ -109,8 +110,8 @@ func (f *fastjsonDecoder) decode(line []byte, ok func(*sketchd.Event)) Reason {
 		if av == nil || av.Type() == fastjson.TypeNull {
 			continue
 		}
-		switch a.kind {
-		case sketchd.KindHLL, sketchd.KindCMS:
+		switch a.input {
+		case sketch.InputItem:
 			switch av.Type() {
 			case fastjson.TypeString:
 				val.Bytes = av.GetStringBytes()
@@ -121,7 +122,7 @@ func (f *fastjsonDecoder) decode(line []byte, ok func(*sketchd.Event)) Reason {
 				f.num = av.MarshalTo(f.num)
 				val.Bytes = f.num[n:]
 			}
-		case sketchd.KindTDigest:
+		case sketch.InputNumber:
 			x, err := av.Float64()
 			if err != nil {
 				return ReasonWrongType
@@ -200,8 +201,8 @@ func (s *stdDecoder) decode(line []byte, ok func(*sketchd.Event)) Reason {
 		if !found || av == nil {
 			continue
 		}
-		switch a.kind {
-		case sketchd.KindHLL, sketchd.KindCMS:
+		switch a.input {
+		case sketch.InputItem:
 			switch av := av.(type) {
 			case string:
 				val.Bytes = strBytes(av)
@@ -212,7 +213,7 @@ func (s *stdDecoder) decode(line []byte, ok func(*sketchd.Event)) Reason {
 			default:
 				return ReasonWrongType
 			}
-		case sketchd.KindTDigest:
+		case sketch.InputNumber:
 			x, isNum := av.(float64)
 			if !isNum {
 				return ReasonWrongType

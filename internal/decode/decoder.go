@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // Default limits of Options.
@@ -147,22 +149,21 @@ func (c *compiler) groupBy(paths []string) {
 func (c *compiler) aggregates(spec sketchd.Stream) {
 	for _, name := range spec.AggregateNames() {
 		a := spec.Aggregates[name]
-		in := aggInput{kind: a.Sketch, name: name, path: a.Field, field: -1, weight: -1, wpath: a.Weight}
-		switch a.Sketch {
-		case sketchd.KindHLL, sketchd.KindCMS, sketchd.KindTDigest:
-			if a.Field == "" {
-				c.errorf("aggregate %q: field is required for %s", name, a.Sketch)
-			}
-		case sketchd.KindReservoir:
-		default:
+		in := aggInput{name: name, path: a.Field, field: -1, weight: -1, wpath: a.Weight}
+		k, ok := sketch.KindNamed(string(a.Sketch))
+		switch {
+		case !ok:
 			c.errorf("aggregate %q: unknown sketch %q", name, a.Sketch)
+		case a.Field == "" && k.FieldRequired():
+			c.errorf("aggregate %q: field is required for %s", name, a.Sketch)
 		}
+		in.input = k.Input
 		if a.Field != "" {
 			in.field = c.slot("aggregates."+name+".field", a.Field)
 		}
 		if a.Weight != "" {
-			if a.Sketch != sketchd.KindReservoir {
-				c.errorf("aggregate %q: weight applies to reservoir only", name)
+			if !ok || !k.Weighted {
+				c.errorf("aggregate %q: weight applies to %s only", name, weightedKinds())
 			}
 			in.weight = c.slot("aggregates."+name+".weight", a.Weight)
 		}
@@ -280,4 +281,15 @@ func trimRightWS(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// weightedKinds names the kinds that take a weight ("reservoir").
+func weightedKinds() string {
+	var names []string
+	for _, k := range sketch.Kinds() {
+		if k.Weighted {
+			names = append(names, k.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }

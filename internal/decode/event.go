@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // fix is an aggregate value whose Bytes are d.vbuf[from:to].
@@ -22,7 +23,7 @@ const (
 
 // aggInput says where an aggregate's input is in the event.
 type aggInput struct {
-	kind   sketchd.AggregateKind
+	input  sketch.Input // what the aggregate's kind reads (the sketch registry)
 	name   string
 	path   string
 	field  int // slot; -1 for a whole-event reservoir
@@ -113,8 +114,8 @@ func (d *Decoder) values(raw []byte) (Reason, string) {
 		if sp.kind == kNone || sp.kind == kNull {
 			continue
 		}
-		switch a.kind {
-		case sketchd.KindHLL, sketchd.KindCMS:
+		switch a.input {
+		case sketch.InputItem:
 			switch sp.kind {
 			case kObject, kArray:
 				return ReasonWrongType, fmt.Sprintf("aggregate %q: field %q is an %s, want a string, number or boolean", a.name, a.path, sp.kind)
@@ -129,7 +130,7 @@ func (d *Decoder) values(raw []byte) (Reason, string) {
 			default:
 				v.Bytes = raw[sp.start:sp.end:sp.end]
 			}
-		case sketchd.KindTDigest:
+		case sketch.InputNumber:
 			if sp.kind != kNumber {
 				return ReasonWrongType, fmt.Sprintf("aggregate %q: field %q is a %s, want a number", a.name, a.path, sp.kind)
 			}
@@ -138,7 +139,7 @@ func (d *Decoder) values(raw []byte) (Reason, string) {
 				return ReasonNonFinite, fmt.Sprintf("aggregate %q: field %q: %s is not a finite float64", a.name, a.path, clip(raw[sp.start:sp.end]))
 			}
 			v.Num = f
-		case sketchd.KindReservoir:
+		case sketch.InputJSON:
 			if reason, detail := d.sample(raw, a, sp, v); reason != "" {
 				return reason, detail
 			}
@@ -152,8 +153,8 @@ func (d *Decoder) values(raw []byte) (Reason, string) {
 	return "", ""
 }
 
-// sample sets a reservoir's input: the raw JSON of its field (or of the
-// whole event), and its weight when it has one.
+// sample sets a JSON input (a reservoir's): the raw JSON of its field (or
+// of the whole event), and its weight when it has one.
 func (d *Decoder) sample(raw []byte, a *aggInput, sp span, v *sketchd.Value) (Reason, string) {
 	if sp.kind == kString {
 		sp.start--
