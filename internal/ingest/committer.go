@@ -50,7 +50,7 @@ type committerState struct {
 	retryPanes   atomic.Int64  // panes held for a commit retry
 }
 
-func (c *committerState) init() { c.committedWM.Store(noTimeWM) }
+func (c *committerState) init() { c.committedWM.Store(sketchd.NoTime) }
 
 // runCommitter is the committer's goroutine: a cycle every FlushInterval
 // until the intake ends, then the final commit when stop asked for one.

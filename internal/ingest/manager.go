@@ -307,7 +307,7 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 		return r.currentStatus()
 	}
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting",
-		Watermark: noTimeWM, MaxEventTime: noTimeWM, CommittedWatermark: noTimeWM}
+		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
 	if cp, ok, err := m.db.Checkpoint(ctx, info.ID); err == nil && ok {
 		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sketchd/sketchd"
 )
 
 // Collector exports every stream's counters at scrape time: nothing on the
@@ -122,11 +124,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDeadLetters, r.intake.deadLettered.Load(), n, "invalid")
 		counter(descDeadLetters, r.intake.lateLettered.Load(), n, "late")
 		counter(descPublishErrors, r.intake.publishErrors.Load(), n)
-		if s.Watermark != noTimeWM {
+		if s.Watermark != sketchd.NoTime {
 			gauge(descWatermark, seconds(s.Watermark), n)
 			gauge(descLag, now.Sub(time.Unix(0, s.Watermark)).Seconds(), n)
 		}
-		if s.CommittedWatermark != noTimeWM {
+		if s.CommittedWatermark != sketchd.NoTime {
 			gauge(descCommittedWM, seconds(s.CommittedWatermark), n)
 		}
 		gauge(descOpen, float64(s.OpenPanes), n)

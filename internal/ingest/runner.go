@@ -153,9 +153,6 @@ func (r *runner) stop(ctx context.Context, final bool) error {
 	return err
 }
 
-// noTimeWM is the watermark before any event (window's math.MinInt64).
-const noTimeWM = -1 << 63
-
 // paneLoader reads the stream's stored panes for the aggregator.
 type paneLoader struct {
 	db Store
@@ -167,7 +164,7 @@ func (l paneLoader) Pane(ctx context.Context, key string, start int64) (sketchd.
 }
 
 func fmtTime(ns int64) string {
-	if ns == noTimeWM {
+	if ns == sketchd.NoTime {
 		return "none"
 	}
 	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
