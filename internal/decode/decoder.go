@@ -2,12 +2,12 @@ package decode
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -21,13 +21,20 @@ const (
 	MaxNesting = 512
 )
 
-// Options are the limits of a Decoder.
+// Options are the limits of a Decoder. Zero (or negative) values take the
+// defaults of DefaultOptions.
 type Options struct {
-	// MaxMessageBytes bounds a whole message; 0 means DefaultMaxMessageBytes.
+	// MaxMessageBytes bounds a whole message. Default
+	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// MaxEventBytes bounds one event (one line of NDJSON, or one JSON value
-	// spread over several lines); 0 means DefaultMaxEventBytes.
+	// spread over several lines). Default DefaultMaxEventBytes.
 	MaxEventBytes int
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{MaxMessageBytes: DefaultMaxMessageBytes, MaxEventBytes: DefaultMaxEventBytes}
 }
 
 // Decoder turns NATS message payloads into sketchd.Events for one stream. It
@@ -66,12 +73,13 @@ type Decoder struct {
 // (sketchd.Stream.Validate). It reports an error for a spec it cannot decode
 // for (empty path segment, unknown time format or sketch kind).
 func New(spec sketchd.Stream, opts Options) (*Decoder, error) {
+	opts = defaults.Fill(opts, DefaultOptions())
 	d := &Decoder{
 		root:     node{slot: -1},
 		timeSlot: -1,
 		timeUnit: -1,
-		maxMsg:   cmp.Or(max(opts.MaxMessageBytes, 0), DefaultMaxMessageBytes),
-		maxEvent: cmp.Or(max(opts.MaxEventBytes, 0), DefaultMaxEventBytes),
+		maxMsg:   opts.MaxMessageBytes,
+		maxEvent: opts.MaxEventBytes,
 		keys:     make(map[string]string),
 	}
 	c := compiler{d: d}

@@ -1,7 +1,7 @@
 // Package defaults fills the unset fields of an options struct from the
 // value of its Default…() function: the one way sketchd's packages apply
-// their defaults (api.Limits, ingest.Options, window.Options,
-// query.Options, store.Options, gen.Options).
+// their defaults (api.Limits, ingest.Options, decode.Options,
+// window.Options, query.Options, store.Options, gen.Options).
 //
 // The rule, which each options struct documents as "zero values take the
 // defaults": a field is unset when it is the zero value (0, "", nil, a

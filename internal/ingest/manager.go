@@ -79,6 +79,7 @@ func DefaultOptions() Options {
 		CorePendingMsgs:  500_000,
 		CorePendingBytes: 64 << 20,
 		Window:           window.DefaultOptions(),
+		Decode:           decode.DefaultOptions(),
 		Now:              time.Now,
 	}
 }
