@@ -8,7 +8,7 @@ import "math"
 // The aggregator finalizes (and rejects as too late) by it, and queries mark
 // windows final and cache decoded panes and rollup blocks by it, all through
 // these two methods. Both saturate instead of overflowing, so they hold for
-// any times, including the math.MinInt64 of "no watermark yet".
+// any times, including the NoTime of "no watermark yet".
 
 // PaneFinalAt reports whether the pane starting at start (unix ns) is final
 // under watermark wm: start + granularity + allowed lateness ≤ wm.
