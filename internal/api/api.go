@@ -78,11 +78,6 @@ type Limits struct {
 	// query_too_large with limit max_parameters. Default MaxWhereValues +
 	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
 	MaxParams int
-	// MaxOutputWindows bounds the windows of one answer, over all groups
-	// (groups × windows per group): past it the answer is 422
-	// query_too_large with limit max_output_windows instead of a response
-	// of hundreds of megabytes. Default 100,000.
-	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
 	// per key, pane slots scanned × min(window/step, windows). Past it the
@@ -111,7 +106,6 @@ func DefaultLimits() Limits {
 		MaxSample:        10_000,
 		MaxKeys:          10_000,
 		MaxParams:        1000 + 1000 + 2*100 + 64,
-		MaxOutputWindows: 100_000,
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
 		QueueWait:        time.Second,

@@ -95,6 +95,8 @@ func problemFor(err error) (p problem, internal bool) {
 		p.Errors = fieldErrors(err) // every one, not just the first
 	case errors.As(err, &be):
 		p = newProblem(codeInvalidBody, be.Error())
+	case errors.Is(err, query.ErrBusy):
+		p = newProblem(codeOverloaded, err.Error())
 	case errors.Is(err, sketchd.ErrUnavailable):
 		p = newProblem(codeUnavailable, "the service cannot serve this request now; retry later")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -163,8 +165,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			"path", r.URL.Path,
 			"error", err.Error())
 	}
-	if p.Code == codeUnauthorized {
+	switch p.Code {
+	case codeUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sketchd"`)
+	case codeOverloaded:
+		w.Header().Set("Retry-After", "1")
 	}
 	writeProblem(w, r, p)
 }

@@ -255,14 +255,6 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	n := 0
-	for _, g := range res.Groups {
-		n += len(g.Windows)
-	}
-	if n > s.limits.MaxOutputWindows {
-		s.writeError(w, r, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
-		return
-	}
 	out, err := renderResult(&st, res, &p)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -30,6 +30,7 @@ type plan struct {
 	keyIndex map[string]int // key -> index in keys
 	keyGroup []int          // key index -> index in groups
 	groups   []Group        // one per group_by tuple; Windows set by mergeWindows
+	cost     cost           // estimated from the selected keys (cost.go)
 
 	// planScans
 	blocks []int64 // starts of the blocks that stand for their panes
@@ -65,17 +66,23 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	}
 	return &plan{
 		target: t,
-		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params},
+		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},
 		sel:    sel,
 		geom:   geom,
 	}, nil
 }
 
 // selectKeys lists the keys of the key index with a pane in the scan range
-// that the selector matches, and their groups. The limits (max_keys, and
-// keys × pane slots ≤ max_panes) are checked before any pane is read.
+// that the selector matches, and their groups. The limits (max_keys, keys ×
+// pane slots ≤ max_panes, and the cost's: max_output_windows and
+// max_query_bytes) are checked before any pane is read; those that only grow
+// with the keys stop the listing at the first key past them.
 func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 	from, to := p.geom.scanFrom(), p.geom.to
+	if q.opts.CacheBytes > 0 {
+		p.blocks = p.geom.blocks(&p.target.Spec, p.target.Watermark)
+	}
+	p.cost = cost{windows: p.geom.n, perKey: p.heldPerKey(), avg: q.sizes.avg(p.target.ID, p.agg.index)}
 	p.keyIndex = map[string]int{}
 	groupIndex := map[string]int{}
 	err := q.r.Keys(ctx, p.target.ID, from, to, func(key string) error {
@@ -95,7 +102,8 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 		p.keyIndex[key] = len(p.keys)
 		p.keys = append(p.keys, key)
 		p.keyGroup = append(p.keyGroup, gi)
-		return nil
+		p.cost.keys, p.cost.groups = len(p.keys), len(p.groups)
+		return p.cost.check(&q.opts)
 	})
 	if err != nil {
 		return err
@@ -106,15 +114,16 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 	if len(p.groups) == 0 && len(p.sel.groupBy) == 0 {
 		p.groups = append(p.groups, Group{Key: map[string]string{}})
 	}
-	return nil
+	p.cost.groups = len(p.groups)
+	return p.cost.check(&q.opts)
 }
 
 // planScans finds the blocks that may stand for their panes and, per key,
 // gives the cached ones to their windows and plans store reads for the rest
 // of the scan range. Keys with the same ranges to read share the reads.
 func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
-	if q.opts.CacheBytes > 0 && len(p.keys) > 0 {
-		p.blocks = p.geom.blocks(&p.target.Spec, p.target.Watermark)
+	if len(p.keys) == 0 {
+		p.blocks = nil
 	}
 	from, to := p.geom.scanFrom(), p.geom.to
 	bw := p.blockWidth()

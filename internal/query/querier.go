@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/defaults"
@@ -29,12 +30,26 @@ type Options struct {
 	// disables it.
 	ResultEntries int `default:"keep-negative"`
 	ResultBytes   int64
+	// MaxOutputWindows bounds the windows of one result over all its
+	// groups (groups × windows per group); default 100,000. MaxQueryBytes
+	// bounds the memory one query is estimated to hold (see cost); default
+	// 256 MiB. Both are checked from the key index, before any pane is
+	// read.
+	MaxOutputWindows int
+	MaxQueryBytes    int64
+	// TotalQueryBytes is the memory all running queries may hold together,
+	// by the same estimate; default 512 MiB; <0 = no server-wide budget. A
+	// query waits up to BudgetWait (default 1s) for its share, then fails
+	// with ErrBusy.
+	TotalQueryBytes int64 `default:"keep-negative"`
+	BudgetWait      time.Duration
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
-		ResultEntries: 512, ResultBytes: 64 << 20}
+		ResultEntries: 512, ResultBytes: 64 << 20,
+		MaxOutputWindows: 100_000, MaxQueryBytes: 256 << 20, TotalQueryBytes: 512 << 20, BudgetWait: time.Second}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
@@ -43,12 +58,16 @@ type Querier struct {
 	opts    Options
 	cache   *paneCache
 	results *resultCache // nil when disabled
+	budget  *budget
+	sizes   sizes
+	stats   counters
 }
 
 // New returns a Querier reading through r.
 func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
-	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
+		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}
@@ -81,6 +100,11 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
+	release, err := q.budget.acquire(ctx, p.cost.bytes())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	w := newWindows(p)
 	if err := q.planScans(ctx, p, w); err != nil {
 		return nil, err

@@ -55,6 +55,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 	if !ok {
 		return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 	}
+	q.sizes.observe(p.target.ID, ai, len(r.Sketches[ai]))
 	bw := p.blockWidth()
 	bs := floorDiv(r.Start, bw) * bw
 	if _, in := slices.BinarySearch(p.blocks, bs); in {
