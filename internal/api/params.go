@@ -32,6 +32,9 @@ type queryParams struct {
 	top   int       // cms
 	items []string  // cms
 	n     int       // reservoir; -1 = all
+	// omitEmpty leaves out windows without events, and groups left with
+	// no window (omit_empty=true; see omit.go).
+	omitEmpty bool
 }
 
 // endpoint selects which parameters a request accepts.
@@ -100,7 +103,7 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 		switch k {
 		case "from", "to", "where":
 			continue
-		case "group_by", "step", "window":
+		case "group_by", "step", "window", "omit_empty":
 			switch ep {
 			case epQuery:
 				continue
@@ -147,6 +150,9 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, di
 		return p, err
 	}
 	if p.window, err = parseDur(v, "window", s.limits.MaxRange); err != nil {
+		return p, err
+	}
+	if p.omitEmpty, err = parseOmitEmpty(v); err != nil {
 		return p, err
 	}
 	if k, ok := kindAPIOf(agg); ok && k.parse != nil {

@@ -177,11 +177,17 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 			gj.Key = map[string]string{}
 		}
 		for i := range g.Windows {
+			if omitWindow(&g.Windows[i], p) {
+				continue
+			}
 			wj, err := renderWindow(&g.Windows[i], p)
 			if err != nil {
 				return nil, err
 			}
 			gj.Windows = append(gj.Windows, wj)
+		}
+		if p.omitEmpty && len(gj.Windows) == 0 {
+			continue
 		}
 		out.Groups = append(out.Groups, gj)
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,6 +175,9 @@ func BenchmarkRSS(b *testing.B) {
 	}
 	runtime.GC()
 	report("")
+	if path := os.Getenv("SKETCHD_STORE_HEAPPROFILE"); path != "" {
+		writeHeapProfile(b, path)
+	}
 	time.Sleep(20 * time.Second)
 	runtime.GC()
 	report("idle-")
@@ -206,4 +210,16 @@ func procStatusKB(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap profile (what is in use now) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
