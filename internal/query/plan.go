@@ -24,6 +24,7 @@ type plan struct {
 	agg    aggregate
 	sel    *selector
 	geom   geometry
+	shape  string // names its windows in the window cache; "" = not cached
 
 	// selectKeys
 	keys     []string       // the matching keys, in key-index order
@@ -64,7 +65,12 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	shape := ""
+	if q.wins != nil {
+		shape = shapeKey(t.ID, qu, geom)
+	}
 	return &plan{
+		shape:  shape,
 		target: t,
 		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},
 		sel:    sel,

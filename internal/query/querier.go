@@ -43,13 +43,17 @@ type Options struct {
 	// with ErrBusy.
 	TotalQueryBytes int64 `default:"keep-negative"`
 	BudgetWait      time.Duration
+	// WindowCacheBytes bounds the cache of final windows of tumbling series
+	// per query shape (see winCache); default 64 MiB; <0 disables it.
+	WindowCacheBytes int64 `default:"keep-negative"`
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
 		ResultEntries: 512, ResultBytes: 64 << 20,
-		MaxOutputWindows: 100_000, MaxQueryBytes: 256 << 20, TotalQueryBytes: 512 << 20, BudgetWait: time.Second}
+		MaxOutputWindows: 100_000, MaxQueryBytes: 256 << 20, TotalQueryBytes: 512 << 20, BudgetWait: time.Second,
+		WindowCacheBytes: 64 << 20}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
@@ -58,6 +62,7 @@ type Querier struct {
 	opts    Options
 	cache   *paneCache
 	results *resultCache // nil when disabled
+	wins    *winCache    // nil when disabled
 	budget  *budget
 	sizes   sizes
 	stats   counters
@@ -67,7 +72,7 @@ type Querier struct {
 func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
-		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait)}
+		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}
@@ -91,7 +96,9 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 }
 
 // query computes the result of qu in named steps around one plan: select
-// keys, plan scans, scan, merge windows (see plan).
+// keys, take the leading final windows the window cache holds, then plan
+// scans, scan and merge windows for the rest (see plan), and cache its
+// final windows.
 func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
 	p, err := q.compile(t, qu)
 	if err != nil {
@@ -105,6 +112,19 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		return nil, err
 	}
 	defer release()
+	prefix := q.wins.cachedPrefix(p)
+	var rest *Result
+	if sub := p.after(len(prefix)); sub != nil {
+		if rest, err = q.compute(ctx, sub); err != nil {
+			return nil, err
+		}
+		q.wins.store(sub, rest)
+	}
+	return p.assemble(prefix, rest)
+}
+
+// compute runs the scan steps of p: plan scans, scan, merge windows.
+func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 	w := newWindows(p)
 	if err := q.planScans(ctx, p, w); err != nil {
 		return nil, err

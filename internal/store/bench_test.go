@@ -143,7 +143,10 @@ func BenchmarkRSS(b *testing.B) {
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_MEMTABLE_MB")); err == nil && mb > 0 {
 		o.MemTableSize = int64(mb) << 20
 	}
-	b.Logf("memtable %d MiB", o.MemTableSize>>20)
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BLOCK_CACHE_MB")); err == nil {
+		o.BlockCacheSize = int64(mb) << 20 // negative: no block cache, no compression
+	}
+	b.Logf("memtable %d MiB, block cache %d MiB, GOMEMLIMIT %q", o.MemTableSize>>20, o.BlockCacheSize>>20, os.Getenv("GOMEMLIMIT"))
 	const keys, minutes = 1000, 200
 	var db *DB
 	for b.Loop() {
