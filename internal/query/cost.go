@@ -5,22 +5,25 @@ import (
 	"sync/atomic"
 )
 
-// cost is what a query will hold and produce, estimated from the key index
-// and the pane slots of its range before any pane is read or decoded:
+// cost is what a query will hold and produce, estimated before any pane
+// is read or decoded:
 //
-//   - output windows: groups × windows per group;
-//   - bytes: (the sketches it holds at once + the windows it returns) ×
-//     the stream's average stored sketch size.
+//   - output windows: groups × windows per group, from the key index
+//     (selectKeys checks it as keys come, and stops at the first key past
+//     the limit);
+//   - bytes: (the sketches the planned scans hold at once + the windows it
+//     returns) × the stream's average stored sketch size, from the planned
+//     scans (planScans; cached blocks cost nothing new).
 //
-// A scan holds every decoded pane of the range until its windows merge,
-// except that a rollup block that stands for its panes (blocks.go) holds
-// one merged sketch after its blockPanes panes. So per key it holds at most
-// blocks + (pane slots not in a block) + blockPanes sketches.
+// A scan holds every pane it decodes until its windows merge, except that
+// a rollup block that stands for its panes (blocks.go) holds one merged
+// sketch after its blockPanes panes. So a key's read range of s pane slots
+// with b such blocks holds at most b + (s - b × blockPanes) sketches, plus
+// the blockPanes of the block being built.
 type cost struct {
-	keys    int
 	groups  int
 	windows int   // per group
-	perKey  int64 // sketches held per key
+	held    int64 // sketches the planned scans hold at once
 	avg     int64 // bytes per sketch
 }
 
@@ -33,30 +36,49 @@ func (c cost) outputWindows() int64 { return int64(c.groups) * int64(c.windows) 
 
 // bytes is the estimated memory of the query.
 func (c cost) bytes() int64 {
-	held := int64(c.keys)*c.perKey + c.outputWindows()
-	return held * (c.avg + partBytes)
+	return (c.held + c.outputWindows()) * (c.avg + partBytes)
 }
 
-// check returns the first limit of o the cost exceeds. It only grows as keys
-// and groups are added, so selectKeys checks it as it goes and stops at the
-// first key past a limit.
-func (c cost) check(o *Options) error {
+// checkOutput returns the max_output_windows error if the cost exceeds it.
+// It only grows as keys and groups are added.
+func (c cost) checkOutput(o *Options) error {
 	if n := c.outputWindows(); n > int64(o.MaxOutputWindows) {
 		return &LimitError{Limit: "max_output_windows", Max: int64(o.MaxOutputWindows), Got: n}
 	}
+	return nil
+}
+
+// checkBytes returns the max_query_bytes error if the cost exceeds it.
+func (c cost) checkBytes(o *Options) error {
 	if b := c.bytes(); b > o.MaxQueryBytes {
 		return &LimitError{Limit: "max_query_bytes", Max: o.MaxQueryBytes, Got: b}
 	}
 	return nil
 }
 
-// heldPerKey is the number of sketches a scan of one key holds at once
-// (see cost).
-func (p *plan) heldPerKey() int64 {
+// estimateHeld sets the sketches the planned scans of p hold (see cost).
+func (p *plan) estimateHeld() {
 	gran := int64(p.target.Spec.Granularity)
-	slots := (p.geom.to - p.geom.scanFrom()) / gran
-	nb := int64(len(p.blocks))
-	return nb + slots - nb*blockPanes + min(slots, blockPanes)
+	held := int64(0)
+	for _, sc := range p.scans {
+		perKey := int64(0)
+		for _, rg := range sc.ranges {
+			slots := (rg[1] - rg[0]) / gran
+			nb := int64(0)
+			for _, bs := range p.blocks {
+				if bs >= rg[0] && bs < rg[1] {
+					nb++
+				}
+			}
+			perKey += nb + slots - nb*blockPanes
+		}
+		held += int64(len(sc.keys)) * perKey
+	}
+	if len(p.blocks) > 0 {
+		held += blockPanes
+	}
+	p.cost.held = held
+	p.cost.windows = p.geom.n
 }
 
 // sizes learns the average stored size of each aggregate's sketches, from

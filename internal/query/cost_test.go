@@ -118,14 +118,14 @@ func TestHeavyQueryRefusedBeforeDecoding(t *testing.T) {
 	}
 }
 
-// TestQueryBytesLimit: a query whose estimated memory exceeds
-// MaxQueryBytes is refused with max_query_bytes before any decode, and the
-// same query fits a larger limit.
+// TestQueryBytesLimit: a query whose estimated memory (from its planned
+// scans) exceeds MaxQueryBytes is refused with max_query_bytes before any
+// decode, and the same query fits a larger limit.
 func TestQueryBytesLimit(t *testing.T) {
 	db, tgt, hour := heavyStore(t, 200, 2)
 	qu := heavyQuery(hour)
-	// 200 keys × (60 panes held + 15) + 200 groups × 60 windows: about
-	// 27,000 sketches of 1 KiB (the size assumed before any scan).
+	// 200 keys × 60 panes held + 200 groups × 60 windows: 24,000 sketches
+	// of 1 KiB (the size assumed before any scan) + 64 bytes, 26 MB.
 	q := query.New(db, query.Options{MaxQueryBytes: 1 << 20})
 	_, err := q.Query(t.Context(), tgt, qu)
 	var le *query.LimitError
@@ -151,7 +151,7 @@ func TestQueryBytesLimit(t *testing.T) {
 func TestServerBudget(t *testing.T) {
 	db, tgt, hour := heavyStore(t, 200, 2)
 	qu := heavyQuery(hour)
-	// About 27,000 × (1 KiB + 64) = 29 MB each, of a 40 MB budget.
+	// 26 MB each (see TestQueryBytesLimit), of a 40 MB budget.
 	hold := make(chan struct{})
 	held := make(chan struct{})
 	r := &gateReader{PaneReader: db, hold: hold, held: held}

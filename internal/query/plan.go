@@ -80,15 +80,15 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 
 // selectKeys lists the keys of the key index with a pane in the scan range
 // that the selector matches, and their groups. The limits (max_keys, keys ×
-// pane slots ≤ max_panes, and the cost's: max_output_windows and
-// max_query_bytes) are checked before any pane is read; those that only grow
-// with the keys stop the listing at the first key past them.
+// pane slots ≤ max_panes, and max_output_windows) are checked before any
+// pane is read; those that only grow with the keys stop the listing at the
+// first key past them.
 func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 	from, to := p.geom.scanFrom(), p.geom.to
 	if q.opts.CacheBytes > 0 {
 		p.blocks = p.geom.blocks(&p.target.Spec, p.target.Watermark)
 	}
-	p.cost = cost{windows: p.geom.n, perKey: p.heldPerKey(), avg: q.sizes.avg(p.target.ID, p.agg.index)}
+	p.cost = cost{windows: p.geom.n, avg: q.sizes.avg(p.target.ID, p.agg.index)}
 	p.keyIndex = map[string]int{}
 	groupIndex := map[string]int{}
 	err := q.r.Keys(ctx, p.target.ID, from, to, func(key string) error {
@@ -108,8 +108,8 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 		p.keyIndex[key] = len(p.keys)
 		p.keys = append(p.keys, key)
 		p.keyGroup = append(p.keyGroup, gi)
-		p.cost.keys, p.cost.groups = len(p.keys), len(p.groups)
-		return p.cost.check(&q.opts)
+		p.cost.groups = len(p.groups)
+		return p.cost.checkOutput(&q.opts)
 	})
 	if err != nil {
 		return err
@@ -121,7 +121,7 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 		p.groups = append(p.groups, Group{Key: map[string]string{}})
 	}
 	p.cost.groups = len(p.groups)
-	return p.cost.check(&q.opts)
+	return p.cost.checkOutput(&q.opts)
 }
 
 // planScans finds the blocks that may stand for their panes and, per key,

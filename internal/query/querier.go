@@ -31,10 +31,10 @@ type Options struct {
 	ResultEntries int `default:"keep-negative"`
 	ResultBytes   int64
 	// MaxOutputWindows bounds the windows of one result over all its
-	// groups (groups × windows per group); default 100,000. MaxQueryBytes
-	// bounds the memory one query is estimated to hold (see cost); default
-	// 256 MiB. Both are checked from the key index, before any pane is
-	// read.
+	// groups (groups × windows per group), checked from the key index;
+	// default 100,000. MaxQueryBytes bounds the memory one query is
+	// estimated to hold (see cost), checked from its planned scans; default
+	// 256 MiB. Both before any pane is read.
 	MaxOutputWindows int
 	MaxQueryBytes    int64
 	// TotalQueryBytes is the memory all running queries may hold together,
@@ -107,11 +107,6 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
-	release, err := q.budget.acquire(ctx, p.cost.bytes())
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	prefix := q.wins.cachedPrefix(p)
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
@@ -123,12 +118,23 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	return p.assemble(prefix, rest)
 }
 
-// compute runs the scan steps of p: plan scans, scan, merge windows.
+// compute runs the scan steps of p: plan scans; then, with the memory the
+// plan is estimated to hold checked against max_query_bytes and reserved
+// in the server's budget, scan and merge windows.
 func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 	w := newWindows(p)
 	if err := q.planScans(ctx, p, w); err != nil {
 		return nil, err
 	}
+	p.estimateHeld()
+	if err := p.cost.checkBytes(&q.opts); err != nil {
+		return nil, err
+	}
+	release, err := q.budget.acquire(ctx, p.cost.bytes())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if err := q.scan(ctx, p, w); err != nil {
 		return nil, err
 	}
