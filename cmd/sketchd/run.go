@@ -61,8 +61,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	mem := cfg.memory()
+	debug.SetMemoryLimit(mem.Limit)
+	log.Info("memory limit", "limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
+		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,
+		"jetstream_memory_mib", mem.JetStreamMemory>>20)
 	sopts := store.DefaultOptions()
-	sopts.BlockCacheSize = int64(cfg.StoreCacheMB) << 20
+	sopts.BlockCacheSize = mem.StoreBlockCache
+	sopts.IndexCacheSize = mem.StoreIndexCache
 	db, err := store.Open(filepath.Join(cfg.DataDir, "badger"), log.With("component", "store"), reg, sopts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -83,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ns, err = ingest.StartServer(ingest.ServerOptions{
 			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"),
 			SyncInterval: cfg.NATSSyncInterval.Std(), SyncAlways: cfg.NATSSyncAlways,
+			MaxMemory: mem.JetStreamMemory,
 		}, log)
 		if err != nil {
 			return err
@@ -120,8 +127,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(mgr.Collector())
 
 	querier := query.New(db, query.Options{
-		MaxWindows: cfg.MaxQueryWindow,
-		CacheBytes: int64(cfg.QueryCacheMB) << 20,
+		MaxWindows:       cfg.MaxQueryWindow,
+		CacheBytes:       mem.QueryCache,
+		WindowCacheBytes: mem.WindowCache,
+		ResultBytes:      mem.ResultCache,
+		TotalQueryBytes:  mem.QueriesTotal,
+		MaxQueryBytes:    mem.QueryMax,
 	})
 	h, err := api.New(api.Config{
 		Streams: mgr, Querier: querier, Ready: mgr.Ready,
