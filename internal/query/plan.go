@@ -142,7 +142,7 @@ func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
 			}
 		}
 		var ranges [][2]int64
-		cur := from
+		cur := q.takeCachedPanes(p, w, ki, from, to)
 		for _, bs := range p.blocks {
 			v, ok := q.cache.get(p.blockID(key, bs))
 			if !ok {
@@ -155,7 +155,7 @@ func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
 			w.add(ki, bs, v)
 			w.panes += v.panes
 		}
-		if cur < to {
+		if cur = q.takeCachedPanes(p, w, ki, cur, to); cur < to {
 			ranges = append(ranges, [2]int64{cur, to})
 		}
 		sig = sig[:0]
