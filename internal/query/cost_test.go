@@ -91,7 +91,8 @@ func heavyQuery(hourStart int64) query.Query {
 // keys and 42k groups, half a minute more) against real Badger: it is
 // refused with max_output_windows from the key index alone, having
 // decoded no pane and allocated under 50 MB (runtime.MemStats.TotalAlloc
-// around the call). BenchmarkHeavyQueryRefused times it at 300k keys.
+// around the call); eight at once, under 100 MB together.
+// BenchmarkHeavyQueryRefused times it at 300k keys.
 func TestHeavyQueryRefusedBeforeDecoding(t *testing.T) {
 	countries := 7_143
 	if os.Getenv("SKETCHD_HEAVY_300K") != "" {
@@ -115,6 +116,26 @@ func TestHeavyQueryRefusedBeforeDecoding(t *testing.T) {
 	t.Logf("refused (%v) after allocating %.1f MB", err, float64(alloc)/1e6)
 	if alloc >= 50e6 {
 		t.Errorf("allocated %d bytes, want < 50 MB", alloc)
+	}
+	// Eight at once: each is refused as cheaply.
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = q.Query(t.Context(), tgt, heavyQuery(hour)) })
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	for _, err := range errs {
+		if !errors.As(err, &le) || le.Limit != "max_output_windows" {
+			t.Errorf("one of 8 at once: err = %v", err)
+		}
+	}
+	alloc = after.TotalAlloc - before.TotalAlloc
+	t.Logf("8 at once: %.1f MB allocated in all", float64(alloc)/1e6)
+	if alloc >= 8*50e6/4 || q.Stats().Decoded != 0 {
+		t.Errorf("8 at once allocated %d bytes and decoded %d, want < 100 MB and 0", alloc, q.Stats().Decoded)
 	}
 }
 
