@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -171,7 +172,7 @@ func (c *config) settings() []setting {
 		durSetting("ack-wait", "JetStream AckWait; at least 5 × flush-interval", &c.AckWait),
 		intSetting("max-ack-pending", "JetStream MaxAckPending per stream; above the messages of one flush interval", &c.MaxAckPending),
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
-		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
+		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
 		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 1/8 of memory-limit", &c.QueryCacheMB),
 		intSetting("store-block-cache-mb", "Badger block cache; 0: 1/32 of memory-limit", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
@@ -180,13 +181,17 @@ func (c *config) settings() []setting {
 	}
 }
 
-// memory returns the memory limit (--memory-limit, or the default for the
-// cgroup's limit) and its split, with the explicit cache sizes in place of
-// their shares.
-func (c *config) memory() defaults.MemorySplit {
+// memory returns the memory limit and its split, with the explicit cache
+// sizes in place of their shares. The limit is --memory-limit; else the Go
+// runtime's (GOMEMLIMIT) when one is set (runtimeLimit below
+// math.MaxInt64); else the default for the cgroup's limit.
+func (c *config) memory(runtimeLimit int64) defaults.MemorySplit {
 	limit := defaults.MemoryLimitFor(defaults.CgroupMemoryLimit())
-	if c.MemoryLimit != "" {
+	switch {
+	case c.MemoryLimit != "":
 		limit, _ = defaults.ParseBytes(c.MemoryLimit) // validated
+	case runtimeLimit > 0 && runtimeLimit < math.MaxInt64:
+		limit = runtimeLimit
 	}
 	m := defaults.SplitMemory(limit)
 	if c.QueryCacheMB > 0 {

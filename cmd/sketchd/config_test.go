@@ -4,6 +4,7 @@ import (
 	"errors"
 	"github.com/sketchd/sketchd/internal/defaults"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,13 +92,14 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 
 // TestMemoryLimitSplit: --memory-limit (or its environment variable)
 // sets the limit the caches and budgets are shares of; explicit cache
-// sizes take the place of their shares; without it the default applies.
+// sizes take the place of their shares; without it GOMEMLIMIT (the
+// runtime's limit), else the default applies.
 func TestMemoryLimitSplit(t *testing.T) {
 	cfg, err := loadConfig([]string{"--memory-limit", "1GiB", "--store-block-cache-mb", "40"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := cfg.memory()
+	m := cfg.memory(300 << 20) // --memory-limit wins over GOMEMLIMIT
 	if m.Limit != 1<<30 || m.QueryCache != 128<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
 		t.Errorf("--memory-limit 1GiB --store-block-cache-mb 40: %+v", m)
 	}
@@ -105,15 +107,18 @@ func TestMemoryLimitSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.memory(); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 8<<20 {
+	if m := cfg.memory(math.MaxInt64); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 8<<20 {
 		t.Errorf("SKETCHD_MEMORY_LIMIT=256MiB SKETCHD_QUERY_CACHE_MB=100: %+v", m)
 	}
 	cfg, err = loadConfig(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.memory(); m.Limit != defaults.MemoryLimitFor(defaults.CgroupMemoryLimit()) || m.Limit > defaults.MemoryLimit {
+	if m := cfg.memory(math.MaxInt64); m.Limit != defaults.MemoryLimitFor(defaults.CgroupMemoryLimit()) || m.Limit > defaults.MemoryLimit {
 		t.Errorf("default: %+v", m)
+	}
+	if m := cfg.memory(300 << 20); m.Limit != 300<<20 {
+		t.Errorf("GOMEMLIMIT=300MiB and no --memory-limit: %+v", m)
 	}
 }
 

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	mem := cfg.memory()
+	mem := cfg.memory(debug.SetMemoryLimit(-1))
 	debug.SetMemoryLimit(mem.Limit)
 	log.Info("memory limit", "limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
 		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,
