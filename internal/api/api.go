@@ -91,6 +91,10 @@ type Limits struct {
 	MaxConcurrent int
 	// QueueWait is how long a query waits for a slot. Default 1s.
 	QueueWait time.Duration
+	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
+	// which serves a question asked again before the next commit without
+	// querying or rendering. Default 16 MiB; negative disables it.
+	AnswerCacheBytes int64 `default:"keep-negative"`
 }
 
 // DefaultLimits returns the defaults.
@@ -109,6 +113,7 @@ func DefaultLimits() Limits {
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
 		QueueWait:        time.Second,
+		AnswerCacheBytes: 16 << 20,
 	}
 }
 
@@ -175,6 +180,7 @@ type server struct {
 	adminSet, readSet       int
 	mux                     *chi.Mux
 	slots                   chan struct{} // admission: one token per running query
+	answers                 *answerCache  // nil when disabled
 }
 
 // New returns the HTTP handler of the whole API.
@@ -209,6 +215,7 @@ func New(cfg Config) (http.Handler, error) {
 		limits:  cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
 	if cfg.AdminToken != "" {
 		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
 	}

@@ -245,12 +245,18 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
+	t, qu := target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
 		From:      p.from, To: p.to,
 		Where: p.where, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
-	})
+	}
+	key, cacheable := s.answerKey(t, qu, &p)
+	if body, ok := s.answers.get(key); cacheable && ok {
+		writeBody(w, body)
+		return
+	}
+	res, err := s.querier.Query(r.Context(), t, qu)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -260,7 +266,23 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	body, err := json.Marshal(out)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	body = append(body, '\n')
+	if cacheable {
+		s.answers.put(key, body)
+	}
+	writeBody(w, body)
+}
+
+// writeBody writes a 200 JSON answer.
+func writeBody(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // Headers of the sketch endpoint.

@@ -52,7 +52,8 @@ type MemorySplit struct {
 
 	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 1/8
 	WindowCache  int64 // final windows per query shape (query.Options.WindowCacheBytes): 1/32
-	ResultCache  int64 // recent answers (query.Options.ResultBytes): 1/32
+	ResultCache  int64 // recent results (query.Options.ResultBytes): 1/32
+	AnswerCache  int64 // recent rendered answers (api.Limits.AnswerCacheBytes): 1/32
 	QueriesTotal int64 // running queries together (query.Options.TotalQueryBytes): 1/4
 	QueryMax     int64 // one query (query.Options.MaxQueryBytes): 1/8
 
@@ -69,6 +70,7 @@ func SplitMemory(limit int64) MemorySplit {
 		QueryCache:      limit / 8,
 		WindowCache:     limit / 32,
 		ResultCache:     limit / 32,
+		AnswerCache:     limit / 32,
 		QueriesTotal:    limit / 4,
 		QueryMax:        limit / 8,
 		StoreBlockCache: limit / 32,

@@ -21,7 +21,7 @@ func TestSplitMemory(t *testing.T) {
 	const limit = 512 << 20
 	s := SplitMemory(limit)
 	// QueryMax is a part of QueriesTotal, not in addition to it.
-	sum := s.QueryCache + s.WindowCache + s.ResultCache + s.QueriesTotal + s.StoreBlockCache + s.StoreIndexCache + s.JetStreamMemory
+	sum := s.QueryCache + s.WindowCache + s.ResultCache + s.AnswerCache + s.QueriesTotal + s.StoreBlockCache + s.StoreIndexCache + s.JetStreamMemory
 	if s.Limit != limit || sum > limit*6/10 || s.QueryMax > s.QueriesTotal {
 		t.Errorf("SplitMemory(%d) = %+v: parts sum to %d", limit, s, sum)
 	}
