@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,8 +168,9 @@ func TestQueryBytesLimit(t *testing.T) {
 }
 
 // TestServerBudget: queries share TotalQueryBytes. While one holds more
-// than half of it, a second waits BudgetWait and fails with ErrBusy; once
-// the first is done, the second runs.
+// than half of it, a second waits BudgetWait and fails with ErrBusy; a
+// small one runs beside it even while a large one waits (no head-of-line
+// blocking); once the first is done, the second runs.
 func TestServerBudget(t *testing.T) {
 	db, tgt, hour := heavyStore(t, 200, 2)
 	qu := heavyQuery(hour)
@@ -185,10 +187,23 @@ func TestServerBudget(t *testing.T) {
 	if !errors.Is(err, query.ErrBusy) {
 		t.Errorf("second query while the first holds the budget: err = %v, want ErrBusy", err)
 	}
+	// A small query (one key) fits beside the first and runs, even while a
+	// large one waits for the budget.
+	var bigErr error
+	wg.Go(func() { _, bigErr = q.Query(context.Background(), tgt, qu) })
+	small := qu
+	small.Where = map[string][]string{"country": {"c00007"}, "device": {"d1"}}
+	time.Sleep(10 * time.Millisecond) // let the large one start waiting
+	if _, err := q.Query(t.Context(), tgt, small); err != nil {
+		t.Errorf("small query beside a waiting large one: %v", err)
+	}
 	close(hold)
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatal(firstErr)
+	}
+	if bigErr != nil && !errors.Is(bigErr, query.ErrBusy) {
+		t.Errorf("large query that waited: %v", bigErr)
 	}
 	if _, err := q.Query(t.Context(), tgt, qu); err != nil {
 		t.Errorf("after the first finished: %v", err)
@@ -196,18 +211,18 @@ func TestServerBudget(t *testing.T) {
 }
 
 // gateReader is a real store whose first ScanPanes waits for hold, after
-// telling held.
+// telling held; the others pass.
 type gateReader struct {
 	query.PaneReader
-	once       sync.Once
+	first      atomic.Bool
 	hold, held chan struct{}
 }
 
 func (g *gateReader) ScanPanes(ctx context.Context, id uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
-	g.once.Do(func() {
+	if g.first.CompareAndSwap(false, true) {
 		close(g.held)
 		<-g.hold
-	})
+	}
 	return g.PaneReader.ScanPanes(ctx, id, keys, from, to, fn)
 }
 
