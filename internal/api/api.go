@@ -26,6 +26,7 @@ import (
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/console"
 	"github.com/sketchd/sketchd/internal/defaults"
+	"github.com/sketchd/sketchd/internal/promapi"
 	"github.com/sketchd/sketchd/internal/query"
 )
 
@@ -262,6 +263,18 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+	})
+	// The Prometheus HTTP API subset that Grafana and promtool use
+	// (internal/promapi, docs/grafana.md), behind the read token, timeout
+	// and admission of /v1.
+	prom := promapi.New(promapi.Config{Streams: cfg.Streams, Querier: cfg.Querier, Now: s.now, Logger: s.log,
+		Options: promapi.Options{MaxRange: s.limits.MaxRange, MaxSamples: s.limits.MaxOutputWindows}})
+	r.Route(promapi.Prefix, func(r chi.Router) {
+		r.Use(s.timeout, s.limitBody, s.authRead, s.admit)
+		for _, p := range promapi.Paths {
+			r.Method(http.MethodGet, p, prom)
+			r.Method(http.MethodPost, p, prom)
+		}
 	})
 	return r, nil
 }

@@ -149,13 +149,7 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 
 // target is what a query reads, as of the stream's last commit: answers
 // are cached until the next one changes the store.
-func target(st *sketchd.StreamStatus) query.Target {
-	t := query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
-	if !st.LastCommit.IsZero() {
-		t.LastCommit = st.LastCommit.UnixNano()
-	}
-	return t
-}
+func target(st *sketchd.StreamStatus) query.Target { return query.TargetOf(st) }
 
 func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 	v, err := s.queryValues(r)
