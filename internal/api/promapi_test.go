@@ -422,6 +422,12 @@ func TestPromAPIMetadataEndpoints(t *testing.T) {
 	if want := []string{"de", "fr", "us"}; !slices.Equal(vals, want) {
 		t.Errorf("country values %q, want %q", vals, want)
 	}
+	// Clients send the extreme times they can to mean "all data"
+	// (promtool does): clamped, not refused.
+	get("/api/v1/label/country/values", url.Values{"start": {"-9223372036854775808"}, "end": {"9223372036854775807"}}, &vals)
+	if want := []string{"de", "fr", "us"}; !slices.Equal(vals, want) {
+		t.Errorf("country values over all time %q, want %q", vals, want)
+	}
 	withMatch := maps.Clone(rng)
 	withMatch["match[]"] = []string{`sketchd_distinct{country="fr"}`}
 	get("/api/v1/label/device/values", withMatch, &vals)

@@ -17,16 +17,19 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// metaRange reads start and end of a series or label request: end
-// defaults to now, start to end - MetaRange, and a start older than end -
-// MaxRange is moved up to it (Prometheus's default is all data; clients
-// send very old starts to mean that).
+// metaRange reads start and end of a series or label request. end
+// defaults to now and is at most now; start defaults to end - MetaRange
+// and is at least end - MaxRange. Prometheus's default is all data, and
+// its clients send the smallest and largest times they can to mean that
+// (promtool does), so times out of range are clamped, not refused.
 func (h *Handler) metaRange(r *http.Request) (int64, int64, error) {
-	end, err := timeParam(r, "end", h.now())
+	now := h.now()
+	end, err := clampedTimeParam(r, "end", now)
 	if err != nil {
 		return 0, 0, err
 	}
-	start, err := timeParam(r, "start", time.Unix(0, end).Add(-h.opts.MetaRange))
+	end = min(end, now.UnixNano())
+	start, err := clampedTimeParam(r, "start", time.Unix(0, end).Add(-h.opts.MetaRange))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -35,6 +38,22 @@ func (h *Handler) metaRange(r *http.Request) (int64, int64, error) {
 		return 0, 0, badData("invalid parameter \"end\": end timestamp must be after start time")
 	}
 	return start, end, nil
+}
+
+// clampedTimeParam is timeParam with unix seconds out of range moved to
+// the range's ends.
+func clampedTimeParam(r *http.Request, name string, def time.Time) (int64, error) {
+	if s, ok, _ := param(r, name); ok {
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			switch {
+			case f < float64(minTime.Unix()):
+				return minTime.UnixNano(), nil
+			case f >= float64(maxTime.Unix()):
+				return maxTime.UnixNano() - 1, nil
+			}
+		}
+	}
+	return timeParam(r, name, def)
 }
 
 // metaTargets resolves the match[] selectors (all of sketchd's series
