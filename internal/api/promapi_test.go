@@ -199,6 +199,13 @@ func TestPromAPIMatchesV1(t *testing.T) {
 			fixed:  pv, value: distinct,
 		},
 		{
+			name:   `=~".*" (a dashboard variable's All) is no filter`,
+			prom:   url.Values{"query": {`sum(sketchd_distinct{aggregate="users",country=~".*"})`}, "start": {unix(60 * time.Minute)}, "end": {unix(120 * time.Minute)}, "step": {"30m"}},
+			v1Path: "/v1/streams/pageviews/aggregates/users",
+			v1:     url.Values{"from": {rfc(30 * time.Minute)}, "to": {rfc(120 * time.Minute)}, "step": {"30m"}},
+			fixed:  pv, value: distinct,
+		},
+		{
 			name:   "sum without device",
 			prom:   url.Values{"query": {`sum without (device) (sketchd_distinct_upper{aggregate="users"})`}, "start": {unix(60 * time.Minute)}, "end": {unix(120 * time.Minute)}, "step": {"1h"}},
 			v1Path: "/v1/streams/pageviews/aggregates/users",

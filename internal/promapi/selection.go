@@ -84,6 +84,8 @@ func (sel *selection) target(m *metric, st *sketchd.StreamStatus, agg string) (t
 	extraSet := false
 	for _, mt := range sel.matchers {
 		switch {
+		case matchesAnything(mt):
+			// =~".*", a dashboard variable's "All": no filter.
 		case mt.Name == labelStream || (mt.Name == labelAggregate && m.hasAggregateLabel()):
 			if !mt.Matches(b.Get(mt.Name)) {
 				return t, false, nil
@@ -152,6 +154,11 @@ func (sel *selection) groupBy(dims []string) []string {
 		}
 	}
 	return out
+}
+
+// matchesAnything reports a matcher every value passes (=~".*").
+func matchesAnything(m *labels.Matcher) bool {
+	return m.Type == labels.MatchRegexp && m.Value == ".*"
 }
 
 // literals returns the values an equality matcher or a regular expression
