@@ -33,6 +33,21 @@ func promtoolPath(tb testing.TB) string {
 	return p
 }
 
+// promtoolV1Answer is the part of a /v1 answer TestPromtool compares.
+type promtoolV1Answer struct {
+	Groups []promtoolV1Group `json:"groups"`
+}
+
+type promtoolV1Group struct {
+	Key     map[string]string `json:"key"`
+	Windows []struct {
+		End       time.Time `json:"end"`
+		Events    uint64    `json:"events"`
+		Distinct  struct{ Estimate float64 }
+		Quantiles []struct{ Value float64 }
+	} `json:"windows"`
+}
+
 // promSeriesJSON is a series as promtool -o json prints it.
 type promSeriesJSON struct {
 	Metric map[string]string `json:"metric"`
@@ -107,21 +122,10 @@ func TestPromtool(t *testing.T) {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
-	type v1Answer struct {
-		Groups []struct {
-			Key     map[string]string `json:"key"`
-			Windows []struct {
-				End       time.Time `json:"end"`
-				Events    uint64    `json:"events"`
-				Distinct  struct{ Estimate float64 }
-				Quantiles []struct{ Value float64 }
-			} `json:"windows"`
-		} `json:"groups"`
-	}
 	rfc := func(d time.Duration) string { return url.QueryEscape(base.Add(d).Format(time.RFC3339)) }
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var a v1Answer
+		var a promtoolV1Answer
 		api("/v1/streams/js/aggregates/users?from="+rfc(0)+"&to="+rfc(time.Hour), &a)
 		if len(a.Groups) == 1 && a.Groups[0].Windows[0].Events == n {
 			break
@@ -155,21 +159,13 @@ func TestPromtool(t *testing.T) {
 	if err := json.Unmarshal(out, &matrix); err != nil {
 		t.Fatalf("promtool range output: %v\n%s", err, out)
 	}
-	var byCountry v1Answer
+	var byCountry promtoolV1Answer
 	api("/v1/streams/js/aggregates/users?from="+rfc(0)+"&to="+rfc(time.Hour)+"&step=10m&group_by=country", &byCountry)
 	if len(matrix) != 3 || len(byCountry.Groups) != 3 {
 		t.Fatalf("range: %d series, /v1 %d groups; want 3 countries:\n%s", len(matrix), len(byCountry.Groups), out)
 	}
 	for _, s := range matrix {
-		i := slices.IndexFunc(byCountry.Groups, func(g struct {
-			Key     map[string]string `json:"key"`
-			Windows []struct {
-				End       time.Time `json:"end"`
-				Events    uint64    `json:"events"`
-				Distinct  struct{ Estimate float64 }
-				Quantiles []struct{ Value float64 }
-			} `json:"windows"`
-		}) bool {
+		i := slices.IndexFunc(byCountry.Groups, func(g promtoolV1Group) bool {
 			return g.Key["country"] == s.Metric["country"]
 		})
 		if i < 0 || s.Metric["stream"] != "js" || s.Metric["aggregate"] != "users" {
@@ -205,7 +201,7 @@ func TestPromtool(t *testing.T) {
 	if err := json.Unmarshal(out, &vector); err != nil {
 		t.Fatalf("promtool instant output: %v\n%s", err, out)
 	}
-	var p99 v1Answer
+	var p99 promtoolV1Answer
 	api("/v1/streams/js/aggregates/latency?from="+rfc(55*time.Minute)+"&to="+rfc(time.Hour)+"&q=0.99", &p99)
 	if len(vector) != 1 || vector[0].Metric["quantile"] != "0.99" {
 		t.Fatalf("instant: %s", out)

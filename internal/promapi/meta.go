@@ -97,6 +97,28 @@ func (h *Handler) metaTargets(ctx context.Context, r *http.Request, required boo
 	return out, nil
 }
 
+// metaReq is what a series, label or metadata request asks for.
+type metaReq struct {
+	start, end int64
+	limit      int
+	targets    []target
+}
+
+// metaRequest reads the range, limit and match[] of a series, label or
+// metadata request; match[] is required for series.
+func (h *Handler) metaRequest(r *http.Request, matchRequired bool) (metaReq, error) {
+	var m metaReq
+	var err error
+	if m.start, m.end, err = h.metaRange(r); err != nil {
+		return m, err
+	}
+	if m.limit, err = h.limitParam(r); err != nil {
+		return m, err
+	}
+	m.targets, err = h.metaTargets(r.Context(), r, matchRequired)
+	return m, err
+}
+
 // limitParam reads limit: at most MaxSeries, which is also the default.
 func (h *Handler) limitParam(r *http.Request) (int, error) {
 	s, ok, err := param(r, "limit")
@@ -147,19 +169,12 @@ const truncatedWarning = "results truncated due to limit"
 // series answers /api/v1/series: the label sets of the series match[]
 // selects that have data in [start, end).
 func (h *Handler) series(r *http.Request) (any, []string, error) {
-	start, end, err := h.metaRange(r)
+	m, err := h.metaRequest(r, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	limit, err := h.limitParam(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	targets, err := h.metaTargets(r.Context(), r, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	kl := h.newKeyLister(start, end, limit)
+	targets, limit := m.targets, m.limit
+	kl := h.newKeyLister(m.start, m.end, limit)
 	out := []labels.Labels{}
 	seen := map[string]bool{}
 	truncated := false
@@ -205,13 +220,11 @@ func (h *Handler) series(r *http.Request) (any, []string, error) {
 // labelNames answers /api/v1/labels: the label names of the series
 // match[] selects (all of sketchd's when absent), from the stream specs.
 func (h *Handler) labelNames(r *http.Request) (any, []string, error) {
-	if _, _, err := h.metaRange(r); err != nil {
-		return nil, nil, err
-	}
-	targets, err := h.metaTargets(r.Context(), r, false)
+	m, err := h.metaRequest(r, false)
 	if err != nil {
 		return nil, nil, err
 	}
+	targets := m.targets
 	names := map[string]bool{}
 	for i := range targets {
 		t := &targets[i]
@@ -234,18 +247,11 @@ func (h *Handler) labelNames(r *http.Request) (any, []string, error) {
 // with data in [start, end).
 func (h *Handler) labelValues(r *http.Request) (any, []string, error) {
 	name := r.PathValue("name")
-	start, end, err := h.metaRange(r)
+	m, err := h.metaRequest(r, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	limit, err := h.limitParam(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	targets, err := h.metaTargets(r.Context(), r, false)
-	if err != nil {
-		return nil, nil, err
-	}
+	targets, limit, start, end := m.targets, m.limit, m.start, m.end
 	kl := h.newKeyLister(start, end, h.opts.MaxSeries)
 	vals := map[string]bool{}
 	for i := range targets {
@@ -333,18 +339,14 @@ func (h *Handler) metadata(r *http.Request) (any, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	limit, err := h.limitParam(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	targets, err := h.metaTargets(r.Context(), r, false)
+	req, err := h.metaRequest(r, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	out := map[string][]metadataJSON{}
-	for i := range targets {
-		m := &targets[i].metric
-		if (only == "" || only == m.name) && len(out) < limit {
+	for i := range req.targets {
+		m := &req.targets[i].metric
+		if (only == "" || only == m.name) && len(out) < req.limit {
 			out[m.name] = []metadataJSON{{Type: "gauge", Help: m.help}}
 		}
 	}
