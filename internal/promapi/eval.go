@@ -232,9 +232,6 @@ func (h *Handler) plan(t *target, sp evalSpan) (query.Query, string, error) {
 	if qu.To-qu.From > int64(h.opts.MaxRange) {
 		return qu, "", &apiError{errorExec, fmt.Sprintf("query too large: the range is wider than %s", sketchd.Duration(h.opts.MaxRange))}
 	}
-	if qu.To <= qu.From {
-		qu.To = qu.From + 1
-	}
 	return qu, warning, nil
 }
 
