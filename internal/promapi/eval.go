@@ -115,28 +115,9 @@ func (h *Handler) rangeQuery(r *http.Request) (any, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var sp evalSpan
-	for name, dst := range map[string]*int64{"start": &sp.start, "end": &sp.end} {
-		if _, ok := r.Form[name]; !ok {
-			return nil, nil, badData("invalid parameter %q: missing", name)
-		}
-		if *dst, err = timeParam(r, name, time.Time{}); err != nil {
-			return nil, nil, err
-		}
-	}
-	if sp.end < sp.start {
-		return nil, nil, badData("invalid parameter \"end\": end timestamp must not be before start time")
-	}
-	if _, ok := r.Form["step"]; !ok {
-		return nil, nil, badData("invalid parameter \"step\": missing")
-	}
-	step, err := durationParam(r, "step", 0)
+	sp, err := h.rangeSpan(r)
 	if err != nil {
 		return nil, nil, err
-	}
-	sp.step = int64(step)
-	if (sp.end-sp.start)/sp.step >= int64(h.opts.MaxPoints) {
-		return nil, nil, badData("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", h.opts.MaxPoints)
 	}
 	if prog.scalar != nil {
 		s := series{labels: labels.EmptyLabels()}
@@ -154,6 +135,39 @@ func (h *Handler) rangeQuery(r *http.Request) (any, []string, error) {
 		out = append(out, matrixJSON{s.labels, s.points})
 	}
 	return resultJSON{"matrix", out}, warnings, nil
+}
+
+// rangeSpan reads start, end and step of a range query; at most
+// MaxPoints points per series, as Prometheus.
+func (h *Handler) rangeSpan(r *http.Request) (evalSpan, error) {
+	var sp evalSpan
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"start", &sp.start}, {"end", &sp.end}} {
+		if _, ok := r.Form[p.name]; !ok {
+			return sp, badData("invalid parameter %q: missing", p.name)
+		}
+		var err error
+		if *p.dst, err = timeParam(r, p.name, time.Time{}); err != nil {
+			return sp, err
+		}
+	}
+	if sp.end < sp.start {
+		return sp, badData("invalid parameter \"end\": end timestamp must not be before start time")
+	}
+	if _, ok := r.Form["step"]; !ok {
+		return sp, badData("invalid parameter \"step\": missing")
+	}
+	step, err := durationParam(r, "step", 0)
+	if err != nil {
+		return sp, err
+	}
+	sp.step = int64(step)
+	if (sp.end-sp.start)/sp.step >= int64(h.opts.MaxPoints) {
+		return sp, badData("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", h.opts.MaxPoints)
+	}
+	return sp, nil
 }
 
 // queryParam compiles the query parameter.
@@ -240,27 +254,27 @@ func (h *Handler) plan(t *target, sp evalSpan) (query.Query, string, error) {
 // instant query's at its time).
 func (t *target) series(res *query.Result, sp evalSpan) []series {
 	var out []series
-	index := map[string]int{}
-	add := func(g *query.Group, extra string, ts int64, v float64) {
-		b := labels.NewBuilder(t.fixed)
-		for d, val := range g.Key {
-			b.Set(d, val)
-		}
-		if extra != "" {
-			b.Set(t.metric.extraLabel(), extra)
-		}
-		ls := b.Labels()
-		k := ls.String()
-		i, ok := index[k]
-		if !ok {
-			i = len(out)
-			index[k] = i
-			out = append(out, series{labels: ls})
-		}
-		out[i].points = append(out[i].points, point{ts, v})
-	}
 	for gi := range res.Groups {
 		g := &res.Groups[gi]
+		b := labels.NewBuilder(t.fixed)
+		for d, v := range g.Key {
+			b.Set(d, v)
+		}
+		base := b.Labels()
+		index := map[string]int{} // extra label value -> series in out
+		add := func(extra string, ts int64, v float64) {
+			i, ok := index[extra]
+			if !ok {
+				ls := base
+				if extra != "" {
+					ls = labels.NewBuilder(base).Set(t.metric.extraLabel(), extra).Labels()
+				}
+				i = len(out)
+				index[extra] = i
+				out = append(out, series{labels: ls, points: make([]point, 0, len(g.Windows))})
+			}
+			out[i].points = append(out[i].points, point{ts, v})
+		}
 		for wi := range g.Windows {
 			w := &g.Windows[wi]
 			ts := unixMs(w.End)
@@ -269,27 +283,27 @@ func (t *target) series(res *query.Result, sp evalSpan) []series {
 			} else if w.End < sp.start {
 				continue
 			}
-			t.samples(g, w, ts, add)
+			t.samples(w, ts, add)
 		}
 	}
 	return out
 }
 
 // samples adds the window's samples of the target's metric.
-func (t *target) samples(g *query.Group, w *query.Window, ts int64, add func(*query.Group, string, int64, float64)) {
+func (t *target) samples(w *query.Window, ts int64, add func(extra string, ts int64, v float64)) {
 	m := &t.metric
 	switch m.kind {
 	case "":
-		add(g, "", ts, float64(w.Events))
+		add("", ts, float64(w.Events))
 	case sketchd.KindHLL:
 		if v, ok := m.distinct(w.Sketch); ok {
-			add(g, "", ts, v)
+			add("", ts, v)
 		}
 	case sketchd.KindTDigest:
 		for _, q := range t.extra {
 			f, _ := strconv.ParseFloat(q, 64) // checked by target
 			if v, ok := m.quantile(w.Sketch, f); ok {
-				add(g, q, ts, v)
+				add(q, ts, v)
 			}
 		}
 	case sketchd.KindCMS:
@@ -299,14 +313,14 @@ func (t *target) samples(g *query.Group, w *query.Window, ts int64, add func(*qu
 		}
 		if t.extra != nil {
 			for _, it := range t.extra {
-				add(g, it, ts, m.frequency(c.Estimate([]byte(it))))
+				add(it, ts, m.frequency(c.Estimate([]byte(it))))
 			}
 			return
 		}
 		agg := t.status.Spec.Aggregates[t.aggregate]
 		agg.Normalize()
 		for _, f := range c.TopK(agg.TopK) {
-			add(g, string(f.Item), ts, m.frequency(f))
+			add(string(f.Item), ts, m.frequency(f))
 		}
 	}
 }
