@@ -53,8 +53,8 @@ var _ Querier = (*query.Querier)(nil)
 // Limits bound what one request may ask for. Zero (or negative) values
 // take the defaults of DefaultLimits.
 type Limits struct {
-	// MaxRange is the widest to - from a query or key listing may span.
-	// Default 366 days.
+	// MaxRange is the widest to - from a query or key listing may span
+	// (also on /api/v1). Default 366 days.
 	MaxRange time.Duration
 	// Timeout bounds the handling of one /v1 request; the context given to
 	// Streams and Querier carries it. Past it the answer is 504. Default 10s.
@@ -82,7 +82,8 @@ type Limits struct {
 	// MaxOutputWindows bounds the windows of one answer, over all groups
 	// (groups × windows per group): past it the answer is 422
 	// query_too_large with limit max_output_windows instead of a response
-	// of hundreds of megabytes. Default 100,000.
+	// of hundreds of megabytes. It also bounds the samples of a /api/v1
+	// query answer (errorType execution past it). Default 100,000.
 	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
