@@ -352,6 +352,9 @@ func TestPromAPIRefuses(t *testing.T) {
 		{"no step", "/api/v1/query_range", url.Values{"query": {"sketchd_count"}, "start": rng["start"], "end": rng["end"]}, 400, "bad_data", "step"},
 		{"end before start", "/api/v1/query_range", url.Values{"query": {"sketchd_count"}, "start": rng["end"], "end": rng["start"], "step": {"60"}}, 400, "bad_data", "before start"},
 		{"too many points", "/api/v1/query_range", url.Values{"query": {"sketchd_count"}, "start": rng["start"], "end": rng["end"], "step": {"0.1"}}, 400, "bad_data", "maximum resolution"},
+		{"a step past the maximum range", "/api/v1/query_range", url.Values{"query": {"sketchd_count"}, "start": rng["start"], "end": rng["end"], "step": {"2y"}}, 400, "bad_data", "maximum range"},
+		{"a lookback past the maximum range", "/api/v1/query", url.Values{"query": {"sketchd_count"}, "lookback_delta": {"40000000"}}, 400, "bad_data", "maximum range"},
+		{"a range past the maximum range", "/api/v1/query_range", url.Values{"query": {"sketchd_count"}, "start": {"1000000000"}, "end": {"1795600800"}, "step": {"30d"}}, 422, "execution", "wider than"},
 		{"a bad time", "/api/v1/query", url.Values{"query": {"sketchd_count"}, "time": {"yesterday"}}, 400, "bad_data", "timestamp"},
 		{"series without match[]", "/api/v1/series", url.Values{}, 400, "bad_data", "match[]"},
 	}

@@ -93,6 +93,9 @@ func (h *Handler) instantQuery(r *http.Request) (any, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if lb > h.opts.MaxRange {
+		return nil, nil, badData("invalid parameter \"lookback_delta\": wider than the maximum range %s", sketchd.Duration(h.opts.MaxRange))
+	}
 	if prog.scalar != nil {
 		return resultJSON{"scalar", point{unixMs(at), *prog.scalar}}, nil, nil
 	}
@@ -162,6 +165,9 @@ func (h *Handler) rangeSpan(r *http.Request) (evalSpan, error) {
 	step, err := durationParam(r, "step", 0)
 	if err != nil {
 		return sp, err
+	}
+	if step > h.opts.MaxRange {
+		return sp, badData("invalid parameter \"step\": wider than the maximum range %s", sketchd.Duration(h.opts.MaxRange))
 	}
 	sp.step = int64(step)
 	if (sp.end-sp.start)/sp.step >= int64(h.opts.MaxPoints) {
