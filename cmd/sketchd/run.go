@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -53,11 +52,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// The listeners first: a taken port fails before anything is opened.
+	ln, err := listenHTTP(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // a no-op once Serve has taken it over
+	if cfg.NATSURL == "" {
+		if err := checkNATSListen(cfg.NATSListen); err != nil {
+			return err
+		}
+	}
+	if cfg.DataDir, err = resolveDataDir(cfg.DataDir, getenv); err != nil {
+		return err
+	}
 	log.Info("starting sketchd", "version", versionString(), "data_dir", cfg.DataDir)
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -85,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			SyncInterval: cfg.NATSSyncInterval.Std(), SyncAlways: cfg.NATSSyncAlways,
 		}, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (if %s is taken, change it with --nats-listen or $SKETCHD_NATS_LISTEN)", err, cfg.NATSListen)
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		url = ns.ClientURL()
@@ -132,11 +142,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		_ = mgr.Stop(context.Background())
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		_ = mgr.Stop(context.Background())
-		return fmt.Errorf("HTTP listen: %w", err)
 	}
 	srv := api.NewServer(cfg.HTTPAddr, h)
 	srvErr := make(chan error, 1)
