@@ -236,7 +236,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
-	r.Use(requestID, s.instrument(m), middleware.GetHead)
+	r.Use(requestID, s.instrument(m), middleware.GetHead, s.pretty)
 
 	r.Get("/livez", s.livez)
 	r.Get("/healthz", s.livez)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -22,7 +21,7 @@ import (
 
 // writeJSON writes v with status.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(r, v)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 		return
@@ -182,6 +181,7 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := int64(st.Spec.Granularity)
+	alignDefaultRange(v, &from, &to, g)
 	from = sketchd.PaneStart(from, g) // the pane holding from counts
 	keys, truncated, err := s.querier.Keys(r.Context(), target(&st), from, to, where, limit)
 	if err != nil {
@@ -230,6 +230,7 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	if err != nil {
 		return st, p, err
 	}
+	alignDefaultRange(v, &p.from, &p.to, int64(st.Spec.Granularity))
 	return st, p, s.checkSliding(&p, int64(st.Spec.Granularity))
 }
 

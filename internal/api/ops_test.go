@@ -56,6 +56,9 @@ func TestAuth(t *testing.T) {
 					t.Errorf("code %q, want %q", p.Code, tt.code)
 				}
 			}
+			if tt.status == 401 && !strings.Contains(r.problem(t).Detail, "Authorization: Bearer <token>") {
+				t.Errorf("401 detail %q does not name the header to send", r.problem(t).Detail)
+			}
 			if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("401 without WWW-Authenticate: Bearer")
 			}
