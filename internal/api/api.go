@@ -159,6 +159,10 @@ type Config struct {
 	// token.
 	ReadToken string
 
+	// Publisher, when set, serves POST /v1/streams/{stream}/events (HTTP
+	// ingest); nil: that route is not mounted.
+	Publisher Publisher
+
 	// Pprof mounts net/http/pprof under /debug/pprof.
 	Pprof bool
 
@@ -173,10 +177,13 @@ type Config struct {
 type server struct {
 	streams Streams
 	querier Querier
-	ready   func(ctx context.Context) error
-	log     *slog.Logger
-	now     func() time.Time
-	limits  Limits
+	// publisher and pubm serve HTTP ingest (nil: not mounted).
+	publisher Publisher
+	pubm      *publishMetrics
+	ready     func(ctx context.Context) error
+	log       *slog.Logger
+	now       func() time.Time
+	limits    Limits
 	// SHA-256 of the tokens, and whether each is set (1) or not (0); the
 	// tokens themselves are not kept.
 	adminDigest, readDigest [sha256.Size]byte
@@ -209,14 +216,20 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
-		streams: cfg.Streams,
-		querier: cfg.Querier,
-		ready:   cfg.Ready,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		limits:  cfg.Limits.withDefaults(),
+		streams:   cfg.Streams,
+		querier:   cfg.Querier,
+		publisher: cfg.Publisher,
+		ready:     cfg.Ready,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		limits:    cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	if s.publisher != nil {
+		if s.pubm, err = newPublishMetrics(reg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.AdminToken != "" {
 		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
 	}
@@ -264,6 +277,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+		s.publishRoute(r)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

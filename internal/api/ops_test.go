@@ -304,7 +304,8 @@ func TestHead(t *testing.T) {
 // the API contract (its paths and formats are the Go runtime's, and its
 // answers are not problem+json). docs/api.md lists it.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Pprof = true })
+	live := newLiveStack(t)
+	f := newFixture(t, func(c *Config) { c.Pprof, c.Publisher = true, live.mgr })
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
