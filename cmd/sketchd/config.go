@@ -371,6 +371,8 @@ approximate queries (distinct counts, frequencies and top-k, quantiles,
 samples) over a REST API, with an error bound on every answer.
 
 Usage: sketchd [flags]
+       sketchd healthcheck [flags]   GET /livez of the instance these settings
+                                     describe; exit 0 on 200, else 1
 
 Every setting is a flag, an environment variable and a config-file key;
 precedence: flag > environment > config file (--config) > default.

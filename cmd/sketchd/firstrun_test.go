@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,76 @@ func TestDataDirLoggedAbsolute(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHealthcheck runs `sketchd healthcheck` against a running instance
+// (ok), a port where nothing listens and a listener that is not sketchd
+// (both fail).
+func TestHealthcheck(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var logs syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-format", "text"},
+			env(nil), &logs, &logs)
+	}()
+	base := waitHTTPAddr(t, &logs, done)
+	addr := strings.TrimPrefix(base, "http://")
+
+	var out syncbuf.Buffer
+	if err := run(t.Context(), []string{"healthcheck", "--http-addr", addr}, env(nil), &out, &out); err != nil {
+		t.Errorf("healthcheck of a running sketchd: %v", err)
+	}
+	if !strings.Contains(out.String(), "ok http://"+addr+"/livez") {
+		t.Errorf("healthcheck printed %q", out.String())
+	}
+	// The environment the container sets works the same way.
+	if err := run(t.Context(), []string{"healthcheck"}, env(map[string]string{"SKETCHD_HTTP_ADDR": addr}), &out, &out); err != nil {
+		t.Errorf("healthcheck with $SKETCHD_HTTP_ADDR: %v", err)
+	}
+
+	// Nothing listens: a port that was just free.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := ln.Addr().String()
+	ln.Close()
+	if err := run(t.Context(), []string{"healthcheck", "--http-addr", free}, env(nil), &out, &out); err == nil {
+		t.Error("healthcheck succeeded with nothing listening")
+	}
+	// Something that is not sketchd: 404 on /livez.
+	other := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = other.Serve(ln) }()
+	defer other.Close()
+	if err := run(t.Context(), []string{"healthcheck", "--http-addr", ln.Addr().String()}, env(nil), &out, &out); err == nil || !strings.Contains(err.Error(), "status 404") {
+		t.Errorf("healthcheck of a 404: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLivezURL(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/livez"},
+		{"0.0.0.0:8080", "http://127.0.0.1:8080/livez"},
+		{":8080", "http://127.0.0.1:8080/livez"},
+		{"[::]:8080", "http://[::1]:8080/livez"},
+		{"localhost:9", "http://localhost:9/livez"},
+	} {
+		if got, err := livezURL(tt.addr); err != nil || got != tt.want {
+			t.Errorf("livezURL(%q) = %q, %v; want %q", tt.addr, got, err, tt.want)
+		}
+	}
+	if _, err := livezURL("127.0.0.1:0"); err == nil {
+		t.Error("port 0 accepted")
 	}
 }

@@ -42,6 +42,9 @@ func versionString() string {
 // run starts sketchd and blocks until ctx is done, then stops it gracefully.
 // No secret (token, password) is in the error it returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	defer func() { err = cfg.redactError(err) }()
 	switch {
