@@ -41,6 +41,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -1342,7 +1343,7 @@ func (r *readmeRun) natsPub(t *testing.T, args []string) {
 	}
 	var readers []*readmeStream
 	for _, s := range r.streams {
-		if readmeSubjectMatch(s.Subject, c.subject) {
+		if sketchd.SubjectMatches(s.Subject, c.subject) {
 			readers = append(readers, s)
 		}
 	}
@@ -1501,7 +1502,7 @@ func (r *readmeRun) natsSub(t *testing.T, args []string) {
 	want := map[string]bool{} // subjects still to be seen
 	if demo != nil && c.count == 0 {
 		for _, s := range []string{demo.DeadLetterSubject, demo.LateSubject} {
-			if s != "" && readmeSubjectMatch(c.subject, s) {
+			if s != "" && sketchd.SubjectMatches(c.subject, s) {
 				want[s] = true
 			}
 		}
@@ -1534,23 +1535,6 @@ func (r *readmeRun) natsSub(t *testing.T, args []string) {
 		}
 		delete(want, m.Subject)
 	}
-}
-
-// readmeSubjectMatch reports whether a NATS subject matches a pattern with * and
-// > wildcards.
-func readmeSubjectMatch(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
 }
 
 // ---- configuration table ----

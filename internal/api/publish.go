@@ -110,7 +110,7 @@ func (s *server) publishEvents(r *http.Request) (publishJSON, error) {
 	if err != nil {
 		return publishJSON{}, err
 	}
-	subject, err := publishSubject(st.Spec.Subject, v["subject"])
+	subject, err := publishSubject(&st.Spec, v["subject"])
 	if err != nil {
 		return publishJSON{}, err
 	}
@@ -194,72 +194,23 @@ func checkEvents(spec sketchd.Stream, body []byte, now int64) (int, error) {
 	return n, nil
 }
 
-// publishSubject is the subject to publish to: the stream's subject, or,
-// for a stream that reads a wildcard subject, the subject= parameter,
-// which must match it.
-func publishSubject(pattern string, given []string) (string, error) {
-	wild := hasWildcard(pattern)
-	switch {
-	case len(given) > 1:
+// publishSubject is the subject to publish to: the stream's, or the
+// subject= parameter (required when the stream reads a wildcard subject).
+func publishSubject(spec *sketchd.Stream, given []string) (string, error) {
+	if len(given) > 1 {
 		return "", paramError("subject", "given %d times; give it once", len(given))
-	case len(given) == 0 && wild:
-		return "", paramError("subject", "the stream reads the wildcard subject %q: give subject= a subject it matches", pattern)
-	case len(given) == 0:
-		return pattern, nil
 	}
-	subj := given[0]
-	if !validSubject(subj) {
-		return "", paramError("subject", "%q is not a NATS subject to publish to (tokens separated by dots, no wildcards or spaces)", truncate(subj))
+	var g string
+	if len(given) == 1 {
+		if g = given[0]; g == "" {
+			return "", paramError("subject", "empty")
+		}
 	}
-	if !subjectMatches(pattern, subj) {
-		return "", paramError("subject", "%q is not read by the stream, which reads %q", truncate(subj), pattern)
+	subj, err := spec.PublishSubject(g)
+	if err != nil {
+		return "", paramError("subject", "%s", truncate(err.Error()))
 	}
 	return subj, nil
-}
-
-func hasWildcard(subject string) bool {
-	for _, t := range strings.Split(subject, ".") {
-		if t == "*" || t == ">" {
-			return true
-		}
-	}
-	return false
-}
-
-// validSubject: non-empty dot-separated tokens, none a wildcard, no
-// whitespace or control characters.
-func validSubject(s string) bool {
-	if s == "" || len(s) > 1024 || hasWildcard(s) {
-		return false
-	}
-	for _, t := range strings.Split(s, ".") {
-		if t == "" {
-			return false
-		}
-	}
-	for _, c := range s {
-		if c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// subjectMatches reports whether the literal subject matches pattern ("*"
-// one token, a final ">" one or more).
-func subjectMatches(pattern, subject string) bool {
-	p, t := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, pt := range p {
-		switch {
-		case pt == ">":
-			return len(t) > i
-		case i >= len(t):
-			return false
-		case pt != "*" && pt != t[i]:
-			return false
-		}
-	}
-	return len(p) == len(t)
 }
 
 // publishRoute mounts the ingest endpoint when a Publisher is configured.
