@@ -78,6 +78,9 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	if err := q.chooseTiers(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
@@ -86,6 +89,9 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 		return nil, err
 	}
 	if err := q.scan(ctx, p, w); err != nil {
+		return nil, err
+	}
+	if err := q.scanTiers(ctx, p, w); err != nil {
 		return nil, err
 	}
 	return p.mergeWindows(ctx, w)
