@@ -180,3 +180,88 @@ func TestTiersBuildFromFinalPanes(t *testing.T) {
 		}
 	}
 }
+
+// TestTiersAddedToExistingStream gives a stream with stored panes tiers
+// (SetRollups, as an alter would), checks the builder builds them from
+// those panes in the background and shows it in the status, and that a
+// restart resumes from the stored cursors; then removes a tier.
+func TestTiersAddedToExistingStream(t *testing.T) {
+	ns := runNATS(t)
+	nc := connect(t, ns.ClientURL())
+	dir := t.TempDir()
+	db := openStore(t, dir)
+	withTiers := tierSpec("grow")
+	spec := withTiers
+	spec.Rollups = nil
+	m := newManager(t, nc, db, Options{})
+	ctx := context.Background()
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := genEvents(3, 6000)
+	last := evs[len(evs)-1].TS
+	evs = append(evs, event{TS: last + 600_000, Country: "DE", User: "x", URL: "/", MS: 1})
+	for i := 0; i < len(evs); i += 100 {
+		if _, err := js.Publish(ctx, spec.Subject, joinLines(evs[i:min(i+100, len(evs))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "committed", func() (bool, string) {
+		st, _ := m.Get(ctx, spec.Name)
+		return applied(st) == uint64(len(evs)) && st.CommittedWatermark >= time.UnixMilli(last+590_000).UnixNano(), fmt.Sprintf("%+v", st.Counters)
+	})
+	if st, _ := m.Get(ctx, spec.Name); st.Rollups != nil {
+		t.Fatalf("rollups %+v before any", st.Rollups)
+	}
+	st, err := m.SetRollups(ctx, spec.Name, withTiers.Rollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Spec.Rollups) != 2 || st.Spec.Rollups[1].Retention != spec.Retention {
+		t.Fatalf("spec rollups %+v", st.Spec.Rollups)
+	}
+	if _, err := m.SetRollups(ctx, spec.Name, []sketchd.Rollup{{Granularity: sketchd.Duration(1500 * time.Millisecond)}}); err == nil {
+		t.Error("a tier of 1.5s over 1s panes was accepted")
+	}
+	end := sketchd.PaneStart(time.UnixMilli(last).UnixNano(), int64(30*time.Second)) + int64(30*time.Second)
+	waitFor(t, 20*time.Second, "tiers built from stored panes", func() (bool, string) {
+		st, _ := m.Get(ctx, spec.Name)
+		return len(st.Rollups) == 2 && st.Rollups[1].BuiltTo >= end, fmt.Sprintf("%+v", st.Rollups)
+	})
+	info, _ := db.Stream(ctx, spec.Name)
+	cursors, events := checkTiers(t, db, info)
+	for i, n := range events {
+		if n != uint64(len(evs)-1) {
+			t.Errorf("tier %d: %d events, want %d", i, n, len(evs)-1)
+		}
+	}
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart, configured with the tiers: the cursors are resumed.
+	m2 := newManager(t, nc, db, Options{})
+	if err := m2.Start(ctx, []sketchd.Stream{withTiers}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m2.Stop(context.Background()) }()
+	waitFor(t, 10*time.Second, "cursors resumed", func() (bool, string) {
+		st, _ := m2.Get(ctx, spec.Name)
+		return len(st.Rollups) == 2 && st.Rollups[0].BuiltTo >= cursors[0] && st.Rollups[1].BuiltTo >= cursors[1], fmt.Sprintf("%+v, stored %v", st.Rollups, cursors)
+	})
+
+	// Removing the 30s tier drops its panes.
+	if _, err := m2.SetRollups(ctx, spec.Name, withTiers.Rollups[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := db.TierCursor(ctx, info.ID, 30*time.Second); ok {
+		t.Error("the removed tier's cursor is still stored")
+	}
+	if n := len(spacePanes(t, db, info.ID, 30*time.Second, 1<<62)); n != 0 {
+		t.Errorf("the removed tier still has %d panes", n)
+	}
+}
