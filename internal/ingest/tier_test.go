@@ -17,7 +17,6 @@ func tierSpec(name string) sketchd.Stream {
 	s.Granularity = sketchd.Duration(time.Second)
 	s.MaxOutOfOrderness = sketchd.Duration(time.Second)
 	s.AllowedLateness = sketchd.Duration(2 * time.Second)
-	s.Retention = sketchd.Duration(100 * 365 * 24 * time.Hour)
 	s.Rollups = []sketchd.Rollup{{Granularity: sketchd.Duration(5 * time.Second)}, {Granularity: sketchd.Duration(30 * time.Second)}}
 	s.Normalize()
 	return s
