@@ -14,34 +14,38 @@ import (
 )
 
 // BenchmarkIngestTiers measures what two rollup tiers cost ingestion: the
-// same JetStream backlog (b.N events, 100 ms of event time apart, over 200
-// keys: about 3 events per key and 1-minute pane, so many panes per event,
-// the tiers' worst case) ingested by a stream without tiers and by one with
-// tiers of 5m and 1h, in one run. It reports the ingest rate (wall time
+// same JetStream backlog (b.N events, 100 ms of event time apart) ingested
+// by a stream without tiers and by one with tiers of 5m and 1h, in one run,
+// grouped by 4 keys (about 150 events per key and 1-minute pane) and by
+// 200 (about 3: a pane per few events, the tiers' worst case, since their
+// work is per pane). It reports the ingest rate (wall time
 // until every event is applied) and the process CPU per event until every
 // event is applied and, with tiers, the tiers are built up to what the last
 // commit made final, so the builder's work is counted:
 //
 //	go test ./internal/ingest -run '^$' -bench IngestTiers -benchtime 200000x -count 3
 func BenchmarkIngestTiers(b *testing.B) {
-	for _, tc := range []struct {
+	two := []sketchd.Rollup{{Granularity: sketchd.Duration(5 * time.Minute)}, {Granularity: sketchd.Duration(time.Hour)}}
+	for _, keys := range []struct {
 		name    string
-		rollups []sketchd.Rollup
+		groupBy []string
 	}{
-		{"tiers=0", nil},
-		{"tiers=2", []sketchd.Rollup{{Granularity: sketchd.Duration(5 * time.Minute)}, {Granularity: sketchd.Duration(time.Hour)}}},
+		{"keys=4", []string{"country"}},          // ~150 events per key and pane
+		{"keys=200", []string{"country", "url"}}, // ~3 events per key and pane
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchIngestTiers(b, tc.rollups) })
+		for _, tiers := range [][]sketchd.Rollup{nil, two} {
+			b.Run(fmt.Sprintf("%s/tiers=%d", keys.name, len(tiers)), func(b *testing.B) { benchIngestTiers(b, keys.groupBy, tiers) })
+		}
 	}
 }
 
-func benchIngestTiers(b *testing.B, rollups []sketchd.Rollup) {
+func benchIngestTiers(b *testing.B, groupBy []string, rollups []sketchd.Rollup) {
 	ns := runNATS(b)
 	nc := connect(b, ns.ClientURL())
 	js, _ := jetstream.New(nc)
 	db := openStore(b, b.TempDir())
 	spec := pageviews("benchtiers", true)
-	spec.GroupBy = []string{"country", "url"}
+	spec.GroupBy = groupBy
 	spec.Rollups = rollups
 	spec.Normalize()
 	ctx := context.Background()
