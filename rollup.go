@@ -15,8 +15,9 @@ type Rollup struct {
 	// the tier below (the stream's for the first), and a whole number of
 	// seconds that divides 24h or a whole number of days.
 	Granularity Duration `json:"granularity" yaml:"granularity"`
-	// Retention drops tier panes that ended longer ago than this. Default:
-	// the stream's retention.
+	// Retention drops tier panes that ended longer ago than this: at least
+	// the retention of the tier below (the stream's for the first), which
+	// is the default.
 	Retention Duration `json:"retention" yaml:"retention"`
 }
 
@@ -25,23 +26,26 @@ const MaxRollups = 8
 
 // normalizeRollups fills each tier's default retention (Normalize).
 func (s *Stream) normalizeRollups() {
+	below := s.Retention
 	for i := range s.Rollups {
 		if s.Rollups[i].Retention == 0 {
-			s.Rollups[i].Retention = s.Retention
+			s.Rollups[i].Retention = below
 		}
+		below = s.Rollups[i].Retention
 	}
 }
 
 // validateRollups checks the tiers: each granularity a multiple of the one
 // below (so a tier pane is a whole number of panes of the tier below, and
 // epoch-aligned with them), ordered finest first, each retention at least
-// its granularity.
+// its granularity and at least the retention below it.
 func (s *Stream) validateRollups(bad func(field, format string, args ...any)) {
 	if len(s.Rollups) > MaxRollups {
 		bad("rollups", "at most %d tiers, got %d", MaxRollups, len(s.Rollups))
 		return
 	}
 	below, belowName := s.Granularity.Std(), "the stream granularity"
+	keptBelow, keptName := s.Retention, "the stream's retention"
 	for i, r := range s.Rollups {
 		field := fmt.Sprintf("rollups[%d]", i)
 		g := r.Granularity.Std()
@@ -58,10 +62,16 @@ func (s *Stream) validateRollups(bad func(field, format string, args ...any)) {
 		case below > 0 && (g <= below || g%below != 0):
 			bad(field+".granularity", "must be a multiple of %s (%s) and larger, got %s", belowName, Duration(below), r.Granularity)
 		}
-		if r.Retention.Std() < g {
+		switch {
+		case r.Retention.Std() < g:
 			bad(field+".retention", "must be at least the tier granularity (%s), got %s", r.Granularity, r.Retention)
+		case r.Retention < keptBelow:
+			// Queries read a tier wherever it is built: it must not lose
+			// panes that the finer data it stands for still has.
+			bad(field+".retention", "must be at least %s (%s), got %s", keptName, keptBelow, r.Retention)
 		}
 		below, belowName = g, fmt.Sprintf("rollups[%d].granularity", i)
+		keptBelow, keptName = r.Retention, fmt.Sprintf("rollups[%d].retention", i)
 	}
 }
 

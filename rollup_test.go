@@ -19,9 +19,9 @@ func TestRollupsSpec(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := []Rollup{{Duration(time.Hour), Duration(90 * 24 * time.Hour)}, {Duration(24 * time.Hour), s.Retention}}
+	want := []Rollup{{Duration(time.Hour), Duration(90 * 24 * time.Hour)}, {Duration(24 * time.Hour), Duration(90 * 24 * time.Hour)}}
 	if !slices.Equal(s.Rollups, want) {
-		t.Fatalf("rollups %+v, want %+v (the retention defaults to the stream's)", s.Rollups, want)
+		t.Fatalf("rollups %+v, want %+v (the retention defaults to the tier below's)", s.Rollups, want)
 	}
 	j, err := json.Marshal(s)
 	if err != nil {
@@ -58,14 +58,16 @@ func TestRollupsValidate(t *testing.T) {
 	}{
 		{"hour then day", []Rollup{{d("1h"), d("90d")}, {d("1d"), d("1095d")}}, nil},
 		{"week of days", []Rollup{{d("1d"), d("30d")}, {d("7d"), d("365d")}}, nil},
-		{"not a multiple of the panes", []Rollup{{d("90s"), d("1d")}}, []string{"rollups[0].granularity"}},
-		{"equal to the panes", []Rollup{{d("1m"), d("1d")}}, []string{"rollups[0].granularity"}},
-		{"not a multiple of the tier below", []Rollup{{d("1h"), d("1d")}, {d("90m"), d("1d")}}, []string{"rollups[1].granularity"}},
+		{"not a multiple of the panes", []Rollup{{d("90s"), d("7d")}}, []string{"rollups[0].granularity"}},
+		{"equal to the panes", []Rollup{{d("1m"), d("7d")}}, []string{"rollups[0].granularity"}},
+		{"not a multiple of the tier below", []Rollup{{d("1h"), d("7d")}, {d("90m"), d("7d")}}, []string{"rollups[1].granularity"}},
 		{"coarsest first", []Rollup{{d("1d"), d("30d")}, {d("1h"), d("30d")}}, []string{"rollups[1].granularity"}},
 		{"not dividing a day", []Rollup{{d("7h"), d("30d")}}, []string{"rollups[0].granularity"}},
-		{"fraction of a second", []Rollup{{Duration(1500 * time.Millisecond), d("1d")}}, []string{"rollups[0].granularity"}},
-		{"missing granularity", []Rollup{{0, d("1d")}}, []string{"rollups[0].granularity"}},
+		{"fraction of a second", []Rollup{{Duration(1500 * time.Millisecond), d("7d")}}, []string{"rollups[0].granularity"}},
+		{"missing granularity", []Rollup{{0, d("7d")}}, []string{"rollups[0].granularity"}},
 		{"retention shorter than a pane", []Rollup{{d("1d"), d("1h")}}, []string{"rollups[0].retention"}},
+		{"retention shorter than the stream's", []Rollup{{d("1h"), d("2d")}}, []string{"rollups[0].retention"}},
+		{"retention shorter than the tier below", []Rollup{{d("1h"), d("90d")}, {d("1d"), d("30d")}}, []string{"rollups[1].retention"}},
 		{"too many", slices.Repeat([]Rollup{{d("1h"), d("1d")}}, MaxRollups+1), []string{"rollups"}},
 	}
 	for _, tt := range tests {
