@@ -111,6 +111,33 @@ func TestTierAnswersEqualBase(t *testing.T) {
 			t.Errorf("no query read the %s tier: %v", g, tiersUsed)
 		}
 	}
+
+	// Tiers outlive the panes (a longer retention): with the panes of the
+	// day dropped, the keys and the tiers' answers remain.
+	qu := query.Query{Aggregate: "users", From: t0, To: t0 + 120*sec, Step: 30 * sec, GroupBy: []string{"country"}}
+	before, err := tiered.Query(ctx, target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysBefore, _, err := tiered.Keys(ctx, target, t0, t0+120*sec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropBefore(ctx, st.ID, t0+int64(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _, err := plain.Keys(ctx, target, t0, t0+120*sec, nil, 0); err != nil || len(keys) != 0 {
+		t.Fatalf("panes-only keys after the drop: %d %v", len(keys), err)
+	}
+	keysAfter, _, err := tiered.Keys(ctx, target, t0, t0+120*sec, nil, 0)
+	if err != nil || len(keysAfter) != len(keysBefore) || len(keysBefore) != 200 {
+		t.Errorf("keys from the tiers: %d (%v), before the drop %d, want 200", len(keysAfter), err, len(keysBefore))
+	}
+	after, err := tiered.Query(ctx, target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResult(t, "after dropping the panes", after, before)
 }
 
 // sameResult compares two answers window by window.

@@ -149,6 +149,25 @@ func (q *Querier) spanKeys(ctx context.Context, p *plan, fn func(key string) err
 	return nil
 }
 
+// allKeys calls fn for each key with a pane in [from, to) in the stream's
+// own key index or in one of its tiers' (which may keep keys longer); a key
+// may come more than once.
+func (q *Querier) allKeys(ctx context.Context, t Target, from, to int64, fn func(key string) error) error {
+	if err := q.r.Keys(ctx, t.ID, from, to, fn); err != nil {
+		return err
+	}
+	tr, ok := q.r.(TierReader)
+	if !ok {
+		return nil
+	}
+	for _, r := range t.Spec.Rollups {
+		if err := tr.TierKeys(ctx, t.ID, r.Granularity.Std(), from, to, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // paneSlots is the number of pane slots the spans read per key.
 func (p *plan) paneSlots() int64 {
 	var n int64
