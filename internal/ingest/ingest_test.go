@@ -87,7 +87,9 @@ func pageviews(name string, jetStream bool) sketchd.Stream {
 	return s
 }
 
-var base = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+// base is 10:00 UTC yesterday: event times must stay inside the default
+// retention (168h) whatever day the tests run, or every event is too late.
+var base = time.Now().UTC().Truncate(24*time.Hour).Add(-14 * time.Hour)
 
 type event struct {
 	TS      int64   `json:"ts"`
