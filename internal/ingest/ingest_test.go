@@ -89,7 +89,7 @@ func pageviews(name string, jetStream bool) sketchd.Stream {
 
 // base is 10:00 UTC yesterday: event times must stay inside the default
 // retention (168h) whatever day the tests run, or every event is too late.
-var base = time.Now().UTC().Truncate(24*time.Hour).Add(-14 * time.Hour)
+var base = time.Now().UTC().Truncate(24 * time.Hour).Add(-14 * time.Hour)
 
 type event struct {
 	TS      int64   `json:"ts"`
