@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test ./internal/decode -run '^$$' -fuzz '^FuzzParseUnix$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/store -run '^$$' -fuzz '^FuzzDecodePane$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/promapi -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME)
 	$(GO) test . -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME)
 
 # The Go benchmarks next to the hot code.

@@ -70,7 +70,6 @@ func defaultConfig() config {
 	in := ingest.DefaultOptions()
 	q := query.DefaultOptions()
 	return config{
-		DataDir:          "./data",
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
 		LogFormat:        "json",
@@ -147,7 +146,7 @@ func durSetting(name, usage string, p *sketchd.Duration) setting {
 
 func (c *config) settings() []setting {
 	return []setting{
-		strSetting("data-dir", "directory for the Badger store and the embedded NATS's JetStream files", &c.DataDir),
+		strSetting("data-dir", "directory for the Badger store and the embedded NATS's JetStream files (empty: $XDG_STATE_HOME/sketchd, else ~/.local/state/sketchd)", &c.DataDir),
 		strSetting("http-addr", "HTTP listen address of the API", &c.HTTPAddr),
 		strSetting("log-level", "debug, info, warn or error", &c.LogLevel),
 		strSetting("log-format", "json or text", &c.LogFormat),
@@ -285,9 +284,6 @@ func (c *config) validate() error {
 	bad := func(setting, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("setting %s: %s", setting, fmt.Sprintf(format, a...)))
 	}
-	if c.DataDir == "" {
-		bad("data-dir", "required")
-	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -406,6 +402,8 @@ approximate queries (distinct counts, frequencies and top-k, quantiles,
 samples) over a REST API, with an error bound on every answer.
 
 Usage: sketchd [flags]
+       sketchd healthcheck [flags]   GET /livez of the instance these settings
+                                     describe; exit 0 on 200, else 1
 
 Every setting is a flag, an environment variable and a config-file key;
 precedence: flag > environment > config file (--config) > default.

@@ -3,6 +3,7 @@ package api
 import (
 	"container/list"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/sketchd/sketchd/internal/query"
@@ -79,7 +80,7 @@ type answerKeyer interface {
 }
 
 // answerKey returns the cache key of a query's rendered answer, or false.
-func (s *server) answerKey(t query.Target, qu query.Query, p *queryParams) (string, bool) {
+func (s *server) answerKey(r *http.Request, t query.Target, qu query.Query, p *queryParams) (string, bool) {
 	ak, ok := s.querier.(answerKeyer)
 	if !ok || s.answers == nil {
 		return "", false
@@ -88,11 +89,13 @@ func (s *server) answerKey(t query.Target, qu query.Query, p *queryParams) (stri
 	if !ok {
 		return "", false
 	}
-	return k + renderKey(p), true
+	pretty, _ := r.Context().Value(prettyKey{}).(bool)
+	return k + renderKey(p) + fmt.Sprintf("|%t", pretty), true
 }
 
 // renderKey encodes what rendering a result depends on besides the result:
-// whether step was given, and the per-kind parameters and omit_empty.
+// whether step was given, and the per-kind parameters and omit_empty
+// (answerKey adds ?pretty).
 // Floats print in their shortest exact form.
 func renderKey(p *queryParams) string {
 	return fmt.Sprintf("\x00%t|%v|%v|%d|%q|%d|%t", p.step != 0, p.q, p.cdf, p.top, p.items, p.n, p.omitEmpty)

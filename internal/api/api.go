@@ -26,6 +26,7 @@ import (
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/console"
 	"github.com/sketchd/sketchd/internal/defaults"
+	"github.com/sketchd/sketchd/internal/promapi"
 	"github.com/sketchd/sketchd/internal/query"
 )
 
@@ -52,8 +53,8 @@ var _ Querier = (*query.Querier)(nil)
 // Limits bound what one request may ask for. Zero (or negative) values
 // take the defaults of DefaultLimits.
 type Limits struct {
-	// MaxRange is the widest to - from a query or key listing may span.
-	// Default 366 days.
+	// MaxRange is the widest to - from a query or key listing may span
+	// (also on /api/v1). Default 366 days.
 	MaxRange time.Duration
 	// Timeout bounds the handling of one /v1 request; the context given to
 	// Streams and Querier carries it. Past it the answer is 504. Default 10s.
@@ -78,6 +79,12 @@ type Limits struct {
 	// query_too_large with limit max_parameters. Default MaxWhereValues +
 	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
 	MaxParams int
+	// MaxOutputWindows bounds the windows of one answer, over all groups
+	// (groups × windows per group): past it the answer is 422
+	// query_too_large with limit max_output_windows instead of a response
+	// of hundreds of megabytes. It also bounds the samples of a /api/v1
+	// query answer (errorType execution past it). Default 100,000.
+	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
 	// per key, pane slots scanned × min(window/step, windows). Past it the
@@ -156,6 +163,10 @@ type Config struct {
 	// token.
 	ReadToken string
 
+	// Publisher, when set, serves POST /v1/streams/{stream}/events (HTTP
+	// ingest); nil: that route is not mounted.
+	Publisher Publisher
+
 	// Pprof mounts net/http/pprof under /debug/pprof.
 	Pprof bool
 
@@ -170,10 +181,13 @@ type Config struct {
 type server struct {
 	streams Streams
 	querier Querier
-	ready   func(ctx context.Context) error
-	log     *slog.Logger
-	now     func() time.Time
-	limits  Limits
+	// publisher and pubm serve HTTP ingest (nil: not mounted).
+	publisher Publisher
+	pubm      *publishMetrics
+	ready     func(ctx context.Context) error
+	log       *slog.Logger
+	now       func() time.Time
+	limits    Limits
 	// SHA-256 of the tokens, and whether each is set (1) or not (0); the
 	// tokens themselves are not kept.
 	adminDigest, readDigest [sha256.Size]byte
@@ -207,15 +221,21 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
-		streams: cfg.Streams,
-		querier: cfg.Querier,
-		ready:   cfg.Ready,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		limits:  cfg.Limits.withDefaults(),
+		streams:   cfg.Streams,
+		querier:   cfg.Querier,
+		publisher: cfg.Publisher,
+		ready:     cfg.Ready,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		limits:    cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
 	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
+	if s.publisher != nil {
+		if s.pubm, err = newPublishMetrics(reg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.AdminToken != "" {
 		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
 	}
@@ -235,7 +255,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
-	r.Use(requestID, s.instrument(m), middleware.GetHead)
+	r.Use(requestID, s.instrument(m), middleware.GetHead, s.pretty)
 
 	r.Get("/livez", s.livez)
 	r.Get("/healthz", s.livez)
@@ -263,6 +283,19 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+		s.publishRoute(r)
+	})
+	// The Prometheus HTTP API subset that Grafana and promtool use
+	// (internal/promapi, docs/grafana.md), behind the read token, timeout
+	// and admission of /v1.
+	prom := promapi.New(promapi.Config{Streams: cfg.Streams, Querier: cfg.Querier, Now: s.now, Logger: s.log,
+		Options: promapi.Options{MaxRange: s.limits.MaxRange, MaxSamples: s.limits.MaxOutputWindows}})
+	r.Route(promapi.Prefix, func(r chi.Router) {
+		r.Use(s.timeout, s.limitBody, s.authRead, s.admit)
+		for _, p := range promapi.Paths {
+			r.Method(http.MethodGet, p, prom)
+			r.Method(http.MethodPost, p, prom)
+		}
 	})
 	return r, nil
 }

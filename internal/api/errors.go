@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,7 +190,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 	p.Detail = truncate(p.Detail)
 	p.Parameter = truncate(p.Parameter)
 	p.RequestID = requestIDFrom(r.Context())
-	b, err := json.Marshal(p)
+	b, err := marshalJSON(r, p)
 	if err != nil { // cannot happen: every member is a plain value
 		b = []byte(`{"type":"about:blank","status":500}`)
 	}

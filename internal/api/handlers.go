@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -22,7 +21,7 @@ import (
 
 // writeJSON writes v with status.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(r, v)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 		return
@@ -149,13 +148,7 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 
 // target is what a query reads, as of the stream's last commit: answers
 // are cached until the next one changes the store.
-func target(st *sketchd.StreamStatus) query.Target {
-	t := query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
-	if !st.LastCommit.IsZero() {
-		t.LastCommit = st.LastCommit.UnixNano()
-	}
-	return t
-}
+func target(st *sketchd.StreamStatus) query.Target { return query.TargetOf(st) }
 
 func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 	v, err := s.queryValues(r)
@@ -188,6 +181,7 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := int64(st.Spec.Granularity)
+	alignDefaultRange(v, &from, &to, g)
 	from = sketchd.PaneStart(from, g) // the pane holding from counts
 	keys, truncated, err := s.querier.Keys(r.Context(), target(&st), from, to, where, limit)
 	if err != nil {
@@ -236,6 +230,7 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	if err != nil {
 		return st, p, err
 	}
+	alignDefaultRange(v, &p.from, &p.to, int64(st.Spec.Granularity))
 	return st, p, s.checkSliding(&p, int64(st.Spec.Granularity))
 }
 
@@ -251,7 +246,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		Where: p.where, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
 	}
-	key, cacheable := s.answerKey(t, qu, &p)
+	key, cacheable := s.answerKey(r, t, qu, &p)
 	if body, ok := s.answers.get(key); cacheable && ok {
 		writeBody(w, body)
 		return
@@ -266,7 +261,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := json.Marshal(out)
+	body, err := marshalJSON(r, out)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 		return

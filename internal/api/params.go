@@ -186,18 +186,20 @@ func (s *server) checkSliding(p *queryParams, g int64) error {
 	return nil
 }
 
-// parseRange reads from and to: RFC 3339 or unix seconds (integer or
-// fractional). to defaults to now, from to to - 1h.
+// parseRange reads from and to: RFC 3339, unix seconds (integer or
+// fractional), unix milliseconds, or relative to now (now-1h, now-1d/d;
+// see reltime.go). to defaults to now, from to to - 1h.
 func (s *server) parseRange(v url.Values) (int64, int64, error) {
 	var from, to int64
-	if t, ok, err := parseTime(v, "to"); err != nil {
+	now := s.now()
+	if t, ok, err := parseTime(v, "to", now); err != nil {
 		return 0, 0, err
 	} else if ok {
 		to = t
 	} else {
-		to = s.now().UnixNano()
+		to = now.UnixNano()
 	}
-	if t, ok, err := parseTime(v, "from"); err != nil {
+	if t, ok, err := parseTime(v, "from", now); err != nil {
 		return 0, 0, err
 	} else if ok {
 		from = t
@@ -219,7 +221,7 @@ var (
 	maxTime = time.Date(2250, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 )
 
-func parseTime(v url.Values, name string) (int64, bool, error) {
+func parseTime(v url.Values, name string, now time.Time) (int64, bool, error) {
 	vals, ok := v[name]
 	if !ok {
 		return 0, false, nil
@@ -227,7 +229,7 @@ func parseTime(v url.Values, name string) (int64, bool, error) {
 	if len(vals) != 1 {
 		return 0, false, paramError(name, "given %d times; give it once", len(vals))
 	}
-	t, err := parseTimeValue(vals[0])
+	t, err := parseTimeValue(vals[0], now, name == "to")
 	if err != nil {
 		return 0, false, paramError(name, "%s", err.Error())
 	}
@@ -241,12 +243,24 @@ type timeError string
 
 func (e timeError) Error() string { return string(e) }
 
-// parseTimeValue parses RFC 3339 or unix seconds, exactly (no float
-// rounding of the fraction).
-func parseTimeValue(s string) (int64, error) {
-	bad := timeError("want RFC 3339 (2026-01-02T15:04:05Z) or unix seconds (1767366245 or 1767366245.5), got " + strconv.Quote(s))
+// parseTimeValue parses RFC 3339, unix seconds, unix milliseconds (a
+// number whose integer part is at least 1e11 in absolute value: as seconds
+// it would be past the year 5000), exactly (no float rounding of the
+// fraction), or a time relative to now (parseRelative; roundUp for to).
+func parseTimeValue(s string, now time.Time, roundUp bool) (int64, error) {
+	bad := timeError("want RFC 3339 (2026-01-02T15:04:05Z), unix seconds (1767366245 or 1767366245.5), unix milliseconds (1767366245000) or relative to now (now-1h, now-1d/d), got " + strconv.Quote(s))
 	if s == "" {
 		return 0, bad
+	}
+	if strings.HasPrefix(s, "now") {
+		t, err := parseRelative(s, now, roundUp)
+		if err != nil {
+			return 0, err
+		}
+		if t.Year() < 1700 || t.Year() >= 2250 {
+			return 0, timeError("out of range (years 1700 to 2249)")
+		}
+		return t.UnixNano(), nil
 	}
 	if strings.ContainsAny(s, "T:-") && !isNumber(s) {
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -264,27 +278,37 @@ func parseTimeValue(s string) (int64, error) {
 	if err != nil || (intPart == "" || intPart == "-") {
 		return 0, bad
 	}
-	if sec > math.MaxInt64/int64(time.Second)-1 || sec < math.MinInt64/int64(time.Second)+1 {
+	// unit is a second, or a millisecond for a number too large to be
+	// seconds of a representable time; digits: the fraction's precision.
+	unit, digits := int64(time.Second), 9
+	if sec >= msEpochMin || sec <= -msEpochMin {
+		unit, digits = int64(time.Millisecond), 6
+	}
+	if sec > math.MaxInt64/unit-1 || sec < math.MinInt64/unit+1 {
 		return 0, timeError("out of range (years 1700 to 2249)")
 	}
 	var ns int64
 	if frac != "" {
-		if len(frac) > 9 {
-			frac = frac[:9]
+		if len(frac) > digits {
+			frac = frac[:digits]
 		}
 		for _, c := range frac {
 			if c < '0' || c > '9' {
 				return 0, bad
 			}
 		}
-		n, _ := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		n, _ := strconv.ParseInt(frac+strings.Repeat("0", digits-len(frac)), 10, 64)
 		ns = n
 	}
 	if neg {
 		ns = -ns
 	}
-	return sec*int64(time.Second) + ns, nil
+	return sec*unit + ns, nil
 }
+
+// msEpochMin is the smallest integer part read as unix milliseconds:
+// 1e11 seconds is past the year 5000, 1e11 milliseconds is March 1973.
+const msEpochMin = 100_000_000_000
 
 func isNumber(s string) bool {
 	s = strings.TrimPrefix(s, "-")

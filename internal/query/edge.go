@@ -64,7 +64,8 @@ func (p *plan) inBlock(start int64) bool {
 // takeCachedPanes gives key ki's final panes from cur on to their windows
 // while the pane cache holds them (decoded, or marked empty), and returns
 // where the store read must start: the first slot it cannot answer, that
-// is not final, or that belongs to a rollup block.
+// is not final, that belongs to a rollup block, or that a rollup tier
+// serves.
 func (q *Querier) takeCachedPanes(p *plan, w *windows, ki int, cur, to int64) int64 {
 	if q.opts.CacheBytes <= 0 {
 		return cur
@@ -72,7 +73,8 @@ func (q *Querier) takeCachedPanes(p *plan, w *windows, ki int, cur, to int64) in
 	spec := &p.target.Spec
 	gran := int64(spec.Granularity)
 	key := p.keys[ki]
-	for ; cur < to && spec.PaneFinalAt(cur, p.target.Watermark) && !p.inBlock(cur); cur += gran {
+	base := p.baseRanges() // what no rollup tier serves
+	for ; cur < to && spec.PaneFinalAt(cur, p.target.Watermark) && !p.inBlock(cur) && inBase(base, cur, cur+gran); cur += gran {
 		v, ok := q.cache.get(p.paneID(key, cur))
 		if !ok {
 			break

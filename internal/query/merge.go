@@ -71,7 +71,7 @@ func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 		Aggregate: p.agg.name, Kind: p.agg.kind, Params: p.agg.params,
 		From: p.geom.from, To: p.geom.to, Step: p.geom.step, Window: p.geom.window,
 		Watermark: p.target.Watermark, Keys: len(p.keys), Panes: w.panes,
-		Groups: p.groups,
+		Groups: p.groups, Resolution: p.resolution(),
 	}, nil
 }
 

@@ -33,6 +33,8 @@ type plan struct {
 	groups   []Group        // one per group_by tuple; Windows set by mergeWindows
 	cost     cost           // estimated from the selected keys (cost.go)
 
+	spans []Span // chooseTiers: the scan range by resolution (tiers.go)
+
 	// planScans
 	blocks []int64 // starts of the blocks that stand for their panes
 	scans  []scan  // the store reads
@@ -84,14 +86,13 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 // pane is read; those that only grow with the keys stop the listing at the
 // first key past them.
 func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
-	from, to := p.geom.scanFrom(), p.geom.to
-	if q.opts.CacheBytes > 0 {
-		p.blocks = p.geom.blocks(&p.target.Spec, p.target.Watermark)
-	}
 	p.cost = cost{windows: p.geom.n, avg: q.sizes.avg(p.target.ID, p.agg.index)}
 	p.keyIndex = map[string]int{}
 	groupIndex := map[string]int{}
-	err := q.r.Keys(ctx, p.target.ID, from, to, func(key string) error {
+	err := q.spanKeys(ctx, p, func(key string) error {
+		if _, dup := p.keyIndex[key]; dup {
+			return nil
+		}
 		gk, vals, ok := p.sel.match(key)
 		if !ok {
 			return nil
@@ -114,7 +115,7 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 	if err != nil {
 		return err
 	}
-	if slots := int64(len(p.keys)) * ((to - from) / int64(p.target.Spec.Granularity)); slots > q.opts.MaxPanes {
+	if slots := int64(len(p.keys)) * p.paneSlots(); slots > q.opts.MaxPanes {
 		return &LimitError{Limit: "max_panes", Max: q.opts.MaxPanes, Got: slots}
 	}
 	if len(p.groups) == 0 && len(p.sel.groupBy) == 0 {
@@ -128,11 +129,17 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 // gives the cached ones to their windows and plans store reads for the rest
 // of the scan range. Keys with the same ranges to read share the reads.
 func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
-	if len(p.keys) == 0 {
-		p.blocks = nil
+	base := p.baseRanges()
+	bw := p.blockWidth()
+	p.blocks = nil
+	if q.opts.CacheBytes > 0 && len(p.keys) > 0 {
+		for _, bs := range p.geom.blocks(&p.target.Spec, p.target.Watermark) {
+			if inBase(base, bs, bs+bw) {
+				p.blocks = append(p.blocks, bs)
+			}
+		}
 	}
 	from, to := p.geom.scanFrom(), p.geom.to
-	bw := p.blockWidth()
 	byRanges := map[string]int{} // encoded ranges -> index in p.scans
 	var sig []byte
 	for ki, key := range p.keys {
@@ -158,6 +165,7 @@ func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
 		if cur = q.takeCachedPanes(p, w, ki, cur, to); cur < to {
 			ranges = append(ranges, [2]int64{cur, to})
 		}
+		ranges = clipRanges(ranges, base)
 		sig = sig[:0]
 		for _, r := range ranges {
 			sig = binary.AppendVarint(binary.AppendVarint(sig, r[0]), r[1])

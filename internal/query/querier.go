@@ -104,12 +104,20 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	if err := q.chooseTiers(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
 	prefix := q.wins.cachedPrefix(p)
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
+		if sub != p {
+			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
+				return nil, err
+			}
+		}
 		if rest, err = q.compute(ctx, sub); err != nil {
 			return nil, err
 		}
@@ -138,6 +146,9 @@ func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 	if err := q.scan(ctx, p, w); err != nil {
 		return nil, err
 	}
+	if err := q.scanTiers(ctx, p, w); err != nil {
+		return nil, err
+	}
 	return p.mergeWindows(ctx, w)
 }
 
@@ -152,7 +163,17 @@ func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[
 	var out []map[string]string
 	truncated := false
 	errStop := errors.New("stop")
-	err = q.r.Keys(ctx, t.ID, from, to, func(key string) error {
+	var seen map[string]bool // a key may be in several tiers' indexes
+	if len(t.Spec.Rollups) > 0 {
+		seen = map[string]bool{}
+	}
+	err = q.allKeys(ctx, t, from, to, func(key string) error {
+		if seen != nil {
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
 		_, vals, ok := sel.match(key)
 		if !ok {
 			return nil

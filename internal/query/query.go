@@ -41,6 +41,9 @@ type Result struct {
 	Keys      int // keys merged
 	Panes     int // stored panes merged
 	Groups    []Group
+	// Resolution says which resolution served each part of the range read
+	// (tiers.go): the stream's own panes or a rollup tier's.
+	Resolution []Span
 }
 
 // Group is the series of one group-by tuple.

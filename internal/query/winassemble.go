@@ -18,8 +18,9 @@ func shapeKey(streamID uint32, qu Query, g geometry) string {
 }
 
 // after returns the plan of the windows of p from index u on (the scan
-// range, the rollup blocks and the groups cut to them), or nil when there
-// are none. p itself for u = 0.
+// range and the groups cut to them; its spans, blocks and scans are left
+// to chooseTiers and planScans), or nil when there are none. p itself for
+// u = 0.
 func (p *plan) after(u int) *plan {
 	switch {
 	case u >= p.geom.n:
@@ -30,12 +31,7 @@ func (p *plan) after(u int) *plan {
 	s := *p
 	s.geom.from += int64(u) * p.geom.step
 	s.geom.n -= u
-	s.blocks = nil
-	for _, bs := range p.blocks {
-		if bs >= s.geom.scanFrom() {
-			s.blocks = append(s.blocks, bs)
-		}
-	}
+	s.blocks, s.scans, s.spans = nil, nil, nil // planScans and chooseTiers set them for its range
 	s.groups = slices.Clone(p.groups)
 	return &s
 }
@@ -52,6 +48,9 @@ func (p *plan) assemble(prefix []map[string]winGroup, rest *Result) (*Result, er
 		Aggregate: p.agg.name, Kind: p.agg.kind, Params: p.agg.params,
 		From: p.geom.from, To: p.geom.to, Step: p.geom.step, Window: p.geom.window,
 		Watermark: p.target.Watermark, Keys: len(p.keys),
+		// The cached windows were computed at some resolution; they would be
+		// at this plan's now, and tiers answer as their panes do (tiers.go).
+		Resolution: p.resolution(),
 	}
 	groups := p.groups
 	if rest != nil {
