@@ -79,11 +79,11 @@ type Limits struct {
 	// query_too_large with limit max_parameters. Default MaxWhereValues +
 	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
 	MaxParams int
-	// MaxOutputWindows bounds the windows of one answer, over all groups
-	// (groups × windows per group): past it the answer is 422
-	// query_too_large with limit max_output_windows instead of a response
-	// of hundreds of megabytes. It also bounds the samples of a /api/v1
-	// query answer (errorType execution past it). Default 100,000.
+	// MaxOutputWindows bounds the samples of a /api/v1 query answer
+	// (errorType execution past it). Default 100,000. (A /v1 answer's
+	// windows over all groups are bounded by query.Options.MaxOutputWindows,
+	// checked from the key index before any pane is read: 422
+	// query_too_large with limit max_output_windows.)
 	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
