@@ -46,6 +46,7 @@ type Streams interface {
 type Querier interface {
 	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
 	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+	KeysFiltered(ctx context.Context, t query.Target, from, to int64, where []query.Filter, limit int) ([]map[string]string, bool, error)
 }
 
 var _ Querier = (*query.Querier)(nil)
