@@ -44,7 +44,7 @@ var kindAPIs = map[sketch.Kind]kindAPI{
 		render: renderAnswer(cmsAnswerOf, func(a *cmsAnswer) answers { return answers{cmsAnswer: a} }),
 	},
 	sketch.KindTDigest: {
-		params: []string{"q", "cdf"}, parse: parseTDigest,
+		params: []string{"q", "cdf", "rank", "trim"}, parse: parseTDigest,
 		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{tdigestAnswer: a} }),
 	},
 	sketch.KindReservoir: {
@@ -91,8 +91,21 @@ func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (
 	if _, ok := v["q"]; !ok {
 		p.q = defaultQuantiles
 	}
-	p.cdf, err = s.parseFloats(v, "cdf")
-	return p, err
+	if p.cdf, err = s.parseFloats(v, "cdf"); err != nil {
+		return p, err
+	}
+	if p.rank, err = s.parseFloats(v, "rank"); err != nil {
+		return p, err
+	}
+	if p.trim, err = s.parseFloats(v, "trim"); err != nil {
+		return p, err
+	}
+	for _, f := range p.trim {
+		if !(f >= 0 && f < 0.5) {
+			return p, paramError("trim", "the share cut from each end must be in [0, 0.5), got %g", f)
+		}
+	}
+	return p, nil
 }
 
 func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
@@ -163,12 +176,18 @@ type freqJSON struct {
 }
 
 type tdigestAnswer struct {
-	Count       uint64         `json:"count"`
-	Min         *float64       `json:"min"`
-	Max         *float64       `json:"max"`
-	Compression float64        `json:"compression"`
-	Quantiles   []quantileJSON `json:"quantiles"`
-	CDF         []cdfJSON      `json:"cdf,omitempty"`
+	Count       uint64   `json:"count"`
+	Min         *float64 `json:"min"`
+	Max         *float64 `json:"max"`
+	Mean        meanJSON `json:"mean"`
+	Compression float64  `json:"compression"`
+	// RankErrorConfidence is the share of answers whose rank_error holds
+	// (sketch.RankConfidence, measured).
+	RankErrorConfidence float64        `json:"rank_error_confidence"`
+	Quantiles           []quantileJSON `json:"quantiles"`
+	CDF                 []cdfJSON      `json:"cdf,omitempty"`
+	Ranks               []rankJSON     `json:"ranks,omitempty"`
+	TrimmedMeans        []trimmedJSON  `json:"trimmed_means,omitempty"`
 }
 
 type quantileJSON struct {
@@ -180,8 +199,11 @@ type quantileJSON struct {
 }
 
 type cdfJSON struct {
-	Value float64  `json:"value"`
-	P     *float64 `json:"p"`
+	Value     float64  `json:"value"`
+	P         *float64 `json:"p"`
+	Lower     *float64 `json:"lower"`
+	Upper     *float64 `json:"upper"`
+	RankError *float64 `json:"rank_error"`
 }
 
 type reservoirAnswer struct {
@@ -243,11 +265,13 @@ func tdigestAnswerOf(sk *sketch.TDigest, p queryParams) *tdigestAnswer {
 		for _, x := range p.cdf {
 			c := cdfJSON{Value: x}
 			if a.Count > 0 {
-				c.P = num(sk.CDF(x))
+				r := sk.Rank(x)
+				c.P, c.Lower, c.Upper, c.RankError = num(r.Fraction), num(r.Lower), num(r.Upper), num(r.RankError)
 			}
 			a.CDF = append(a.CDF, c)
 		}
 	}
+	addTDigestAnswers(a, sk, p)
 	return a
 }
 

@@ -29,6 +29,8 @@ type queryParams struct {
 	// per kind
 	q     []float64 // tdigest
 	cdf   []float64 // tdigest
+	rank  []float64 // tdigest
+	trim  []float64 // tdigest
 	top   int       // cms
 	items []string  // cms
 	n     int       // reservoir; -1 = all
