@@ -141,8 +141,9 @@ func renderAnswer[S sketch.Sketch, A any](answer func(S, queryParams) A, wrap fu
 
 func hllAnswerOf(sk *sketch.HLL, _ queryParams) *hllAnswer {
 	e := sk.Estimate()
+	// Counts are whole: bounds round outward, so that they still cover.
 	return &hllAnswer{Distinct: distinctJSON{
-		Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+		Estimate: finite(e.Estimate), Lower: math.Floor(finite(e.Lower)), Upper: math.Ceil(finite(e.Upper)),
 		Confidence: e.Confidence, RSE: finite(e.RSE),
 	}}
 }
@@ -165,7 +166,10 @@ type cmsAnswer struct {
 	Confidence float64    `json:"confidence"`
 	ErrorBound uint64     `json:"error_bound"`
 	Top        []freqJSON `json:"top"`
-	Items      []freqJSON `json:"items,omitempty"`
+	// TopCut is set when top lists fewer items than asked because the
+	// sketch keeps only so many candidates.
+	TopCut *topCutJSON `json:"top_cut,omitempty"`
+	Items  []freqJSON  `json:"items,omitempty"`
 }
 
 type freqJSON struct {
@@ -229,6 +233,7 @@ func cmsAnswerOf(sk *sketch.CountMin, p queryParams) *cmsAnswer {
 		for _, f := range sk.TopK(p.top) {
 			a.Top = append(a.Top, freq(f))
 		}
+		a.TopCut = topCut(sk, p.top, len(a.Top))
 	}
 	if len(p.items) > 0 {
 		a.Items = make([]freqJSON, 0, len(p.items))

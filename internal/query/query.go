@@ -35,7 +35,7 @@ type Result struct {
 	Aggregate string
 	Kind      sketchd.AggregateKind
 	Params    sketch.Params
-	From, To  int64 // the range covered, aligned
+	From, To  int64 // the range covered, aligned: the first window's start (before the asked from when sliding) to the last's end
 	Step      int64
 	Window    int64
 	Watermark int64
