@@ -258,10 +258,20 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
 		return
 	}
+	var ranking *query.Ranking
+	if p.order != nil {
+		if ranking, err = query.RankGroups(res, *p.order); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	out, err := renderResult(&st, res, &p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if ranking != nil {
+		out.Ranking = renderRanking(ranking)
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 }

@@ -27,13 +27,14 @@ type queryParams struct {
 	groupBy      []string
 	step, window int64
 	// per kind
-	q     []float64 // tdigest
-	cdf   []float64 // tdigest
-	rank  []float64 // tdigest
-	trim  []float64 // tdigest
-	top   int       // cms
-	items []string  // cms
-	n     int       // reservoir; -1 = all
+	q     []float64    // tdigest
+	cdf   []float64    // tdigest
+	rank  []float64    // tdigest
+	trim  []float64    // tdigest
+	top   int          // cms
+	items []string     // cms
+	n     int          // reservoir; -1 = all
+	order *query.Order // order_by and limit; nil = groups in key order
 }
 
 // endpoint selects which parameters a request accepts.
@@ -110,7 +111,11 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 				return paramError(k, "not allowed on the sketch endpoint: it returns one sketch merged over the whole range and where filter")
 			}
 		case "limit":
-			if ep == epKeys {
+			if ep == epKeys || ep == epQuery {
+				continue
+			}
+		case "order_by":
+			if ep == epQuery {
 				continue
 			}
 		}
@@ -150,6 +155,9 @@ func (s *server) parseQuery(v url.Values, ep endpoint, spec *sketchd.Stream, agg
 		return p, err
 	}
 	if p.window, err = parseDur(v, "window", s.limits.MaxRange); err != nil {
+		return p, err
+	}
+	if p.order, err = parseOrder(v, agg, p, s.limits.MaxKeys); err != nil {
 		return p, err
 	}
 	if k, ok := kindAPIOf(agg); ok && k.parse != nil {
