@@ -48,7 +48,7 @@ var kindAPIs = map[sketch.Kind]kindAPI{
 		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{tdigestAnswer: a} }),
 	},
 	sketch.KindReservoir: {
-		params: []string{"n"}, parse: parseReservoir,
+		params: []string{"n", "seed"}, parse: parseReservoir,
 		render: renderAnswer(reservoirAnswerOf, func(a *reservoirAnswer) answers { return answers{reservoirAnswer: a} }),
 	},
 }
@@ -121,9 +121,12 @@ func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (qu
 	return p, nil
 }
 
-func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
+func parseReservoir(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
 	var err error
-	p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample)
+	if p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample); err != nil {
+		return p, err
+	}
+	p.seed, err = parseSeed(v, agg)
 	return p, err
 }
 
@@ -215,8 +218,15 @@ type reservoirAnswer struct {
 	Size       int    `json:"size"`
 	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
 	// limited the sample.
-	Truncated bool              `json:"truncated"`
-	Sample    []json.RawMessage `json:"sample"`
+	Truncated bool `json:"truncated"`
+	// Stored is how many items the merged sample holds, Returned how many
+	// the answer lists (n), and InclusionProbability the chance of each
+	// event of the population to be listed (see stratum).
+	Stored               int               `json:"stored"`
+	Returned             int               `json:"returned"`
+	InclusionProbability *float64          `json:"inclusion_probability"`
+	Seed                 *uint64           `json:"seed,omitempty"`
+	Sample               []json.RawMessage `json:"sample"`
 }
 
 func cmsAnswerOf(sk *sketch.CountMin, p queryParams) *cmsAnswer {
@@ -281,11 +291,9 @@ func tdigestAnswerOf(sk *sketch.TDigest, p queryParams) *tdigestAnswer {
 }
 
 func reservoirAnswerOf(sk *sketch.Reservoir, p queryParams) *reservoirAnswer {
-	items := sk.Sample()
-	if p.n >= 0 && p.n < len(items) {
-		items = items[:p.n]
-	}
+	items := subsample(sk, p)
 	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
+	a.stratum(sk, p, len(items))
 	for _, it := range items {
 		if json.Valid(it) {
 			a.Sample = append(a.Sample, json.RawMessage(it))

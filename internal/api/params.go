@@ -34,6 +34,7 @@ type queryParams struct {
 	top   int          // cms
 	items []string     // cms
 	n     int          // reservoir; -1 = all
+	seed  *uint64      // reservoir; nil = the sample's own order
 	order *query.Order // order_by and limit; nil = groups in key order
 }
 
