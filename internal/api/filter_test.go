@@ -71,7 +71,8 @@ func TestWhereMisread(t *testing.T) {
 	}{
 		{"comma after =", "country=de,fr", codeAmbiguousFilter, "country:in=v1,v2"},
 		{"double equal", "country==de", codeAmbiguousFilter, "taken literally"},
-		{"bang after =", "country=!de", codeAmbiguousFilter, "country!=v"},
+		{"bang after =", "country=!de", codeAmbiguousFilter, "country:not_in=v1,v2"},
+		{"comma after !=", "country!=de,fr", codeAmbiguousFilter, "excludes nothing"},
 		{"paren list", "country=(de,fr)", codeAmbiguousFilter, "country:in="},
 		{"field not a dimension", "url=/p/1", codeInvalidParameter, `"url" is read by aggregate "urls"`},
 		{"aggregate name", "latency!=3", codeInvalidParameter, `"latency" is read by aggregate "latency"`},

@@ -32,7 +32,8 @@ type Filter struct {
 	Values []string
 	// Literal: Values[0] was given with "=" or "!=" (taken literally, commas
 	// included). A literal value that looks like a misread list or
-	// operator and that no key in the range has is refused (see misread).
+	// operator and that no key in the range has is refused, with "=" (it
+	// would select nothing) as with "!=" (it would exclude nothing).
 	Literal bool
 }
 

@@ -40,6 +40,12 @@ func newSelector(dims []string, filters []Filter, groupBy []string) (*selector, 
 			s.where[i] = df
 		}
 		for _, v := range f.Values {
+			if f.Literal && suspicious(v) {
+				if s.odd == nil {
+					s.odd = map[oddValue]bool{}
+				}
+				s.odd[oddValue{i, v}] = false
+			}
 			if f.Op == OpNotIn {
 				df.out[v] = true
 				continue
@@ -48,12 +54,6 @@ func newSelector(dims []string, filters []Filter, groupBy []string) (*selector, 
 				df.in = map[string]bool{}
 			}
 			df.in[v] = true
-			if f.Literal && suspicious(v) {
-				if s.odd == nil {
-					s.odd = map[oddValue]bool{}
-				}
-				s.odd[oddValue{i, v}] = false
-			}
 		}
 	}
 	seen := map[string]bool{}
@@ -116,8 +116,8 @@ func (s *selector) misread() error {
 			continue
 		}
 		d := s.dims[ov.dim]
-		return &ambiguousFilter{&ParamError{"where", fmt.Sprintf("no key in the range has %s = %q, taken literally (after \"=\" a comma or a leading =, ! or ( is part of the value); "+
-			"for a set write where=%s:in=v1,v2 (or repeat where=%s=v), for a negation where=%s!=v", d, ov.val, d, d, d)}}
+		return &ambiguousFilter{&ParamError{"where", fmt.Sprintf("no key in the range has %s = %q, so the filter on it selects nothing or excludes nothing; it was taken literally (after \"=\" a comma or a leading =, ! or ( is part of the value); "+
+			"for a set write where=%s:in=v1,v2 (or repeat where=%s=v), to exclude a set where=%s:not_in=v1,v2", d, ov.val, d, d, d)}}
 	}
 	return nil
 }
