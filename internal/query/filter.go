@@ -117,12 +117,15 @@ func notDimension(spec *sketchd.Stream, param, expr, name string) error {
 	return &ParamError{param, fmt.Sprintf("%q: %q is not a dimension of the stream (dimensions: %s): %s; %s", expr, base, dims, why, whereSyntax)}
 }
 
-// filtersOf turns the equality map of Query.Where into filters.
+// filtersOf turns the equality map of Query.Where into filters. Its values
+// are exact by construction (the Prometheus API's label matchers, say), not
+// text that could be a misread list: they are not Literal, and a value no
+// key has simply matches nothing.
 func filtersOf(where map[string][]string) []Filter {
 	out := make([]Filter, 0, len(where))
 	for _, d := range slices.Sorted(maps.Keys(where)) {
 		for _, v := range where[d] {
-			out = append(out, Filter{Dim: d, Op: OpIn, Values: []string{v}, Literal: true})
+			out = append(out, Filter{Dim: d, Op: OpIn, Values: []string{v}})
 		}
 	}
 	return out
