@@ -46,6 +46,8 @@ type Streams interface {
 type Querier interface {
 	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
 	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+	KeysFiltered(ctx context.Context, t query.Target, from, to int64, where []query.Filter, limit int) ([]map[string]string, bool, error)
+	QueryMulti(ctx context.Context, t query.Target, q query.Query, aggregates []string) ([]*query.Result, error)
 }
 
 var _ Querier = (*query.Querier)(nil)
@@ -278,6 +280,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		s.publishRoute(r)
+		r.With(s.admit).Get("/streams/{stream}/query", s.multiQuery)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

@@ -82,6 +82,7 @@ func resultKey(t Target, qu Query, g geometry) string {
 			str(d)
 		}
 	}
+	b = appendFilters(b, qu.Filters)
 	return string(b)
 }
 
