@@ -79,7 +79,12 @@ type answerKeyer interface {
 	AnswerKey(t query.Target, qu query.Query) (string, bool)
 }
 
-// answerKey returns the cache key of a query's rendered answer, or false.
+// answerKey returns the cache key of a query's rendered answer, or false:
+// the querier's key for the result, and the request's query string, which
+// holds every parameter rendering reads (kind parameters, omit_empty,
+// order_by, ...); ?pretty is read from the context as marshalJSON does.
+// The same parameters in another order are another key: a miss, never a
+// wrong answer.
 func (s *server) answerKey(r *http.Request, t query.Target, qu query.Query, p *queryParams) (string, bool) {
 	ak, ok := s.querier.(answerKeyer)
 	if !ok || s.answers == nil {
@@ -90,13 +95,5 @@ func (s *server) answerKey(r *http.Request, t query.Target, qu query.Query, p *q
 		return "", false
 	}
 	pretty, _ := r.Context().Value(prettyKey{}).(bool)
-	return k + renderKey(p) + fmt.Sprintf("|%t", pretty), true
-}
-
-// renderKey encodes what rendering a result depends on besides the result:
-// whether step was given, and the per-kind parameters and omit_empty
-// (answerKey adds ?pretty).
-// Floats print in their shortest exact form.
-func renderKey(p *queryParams) string {
-	return fmt.Sprintf("\x00%t|%v|%v|%d|%q|%d|%t", p.step != 0, p.q, p.cdf, p.top, p.items, p.n, p.omitEmpty)
+	return fmt.Sprintf("%s\x00%t\x00%t\x00%s", k, p.step != 0, pretty, r.URL.RawQuery), true
 }

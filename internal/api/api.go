@@ -46,6 +46,8 @@ type Streams interface {
 type Querier interface {
 	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
 	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+	KeysFiltered(ctx context.Context, t query.Target, from, to int64, where []query.Filter, limit int) ([]map[string]string, bool, error)
+	QueryMulti(ctx context.Context, t query.Target, q query.Query, aggregates []string) ([]*query.Result, error)
 }
 
 var _ Querier = (*query.Querier)(nil)
@@ -80,10 +82,10 @@ type Limits struct {
 	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
 	MaxParams int
 	// MaxOutputWindows bounds the samples of a /api/v1 query answer
-	// (errorType execution past it). Default 100,000. (A /v1 answer's
-	// windows over all groups are bounded by query.Options.MaxOutputWindows,
-	// checked from the key index before any pane is read: 422
-	// query_too_large with limit max_output_windows.)
+	// (errorType execution past it) and the windows of a multi-aggregate
+	// answer. Default 100,000. (A single aggregate's answer is bounded by
+	// query.Options.MaxOutputWindows, checked from the key index before any
+	// pane is read: 422 query_too_large with limit max_output_windows.)
 	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
@@ -117,6 +119,7 @@ func DefaultLimits() Limits {
 		MaxSample:        10_000,
 		MaxKeys:          10_000,
 		MaxParams:        1000 + 1000 + 2*100 + 64,
+		MaxOutputWindows: 100_000,
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
 		QueueWait:        time.Second,
@@ -284,6 +287,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		s.publishRoute(r)
+		r.With(s.admit).Get("/streams/{stream}/query", s.multiQuery)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

@@ -82,7 +82,11 @@ func problemFor(err error) (p problem, internal bool) {
 	case errors.Is(err, query.ErrUnknownAggregate):
 		p = newProblem(codeAggregateNotFound, err.Error())
 	case errors.As(err, &pe):
-		p = newProblem(codeInvalidParameter, pe.Error())
+		code := codeInvalidParameter
+		if errors.Is(err, query.ErrAmbiguousFilter) {
+			code = codeAmbiguousFilter
+		}
+		p = newProblem(code, pe.Error())
 		p.Parameter = pe.Param
 	case errors.As(err, &le):
 		p = newProblem(codeQueryTooLarge, le.Error())

@@ -152,6 +152,15 @@ func (q failingQuerier) Keys(ctx context.Context, _ query.Target, _, _ int64, _ 
 	return nil, false, q.err
 }
 
+func (q failingQuerier) KeysFiltered(ctx context.Context, t query.Target, from, to int64, _ []query.Filter, limit int) ([]map[string]string, bool, error) {
+	return q.Keys(ctx, t, from, to, nil, limit)
+}
+
+func (q failingQuerier) QueryMulti(ctx context.Context, t query.Target, qu query.Query, _ []string) ([]*query.Result, error) {
+	res, err := q.Query(ctx, t, qu)
+	return []*query.Result{res}, err
+}
+
 var errPanic = errors.New("panic please")
 
 func TestDependencyErrors(t *testing.T) {

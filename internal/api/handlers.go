@@ -165,11 +165,6 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	where, err := s.parseWhere(v)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	limit, err := parseInt(v, "limit", min(defaultKeysLimit, s.limits.MaxKeys), 1, s.limits.MaxKeys)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -180,10 +175,15 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	where, err := s.parseWhere(v, &st.Spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	g := int64(st.Spec.Granularity)
 	alignDefaultRange(v, &from, &to, g)
 	from = sketchd.PaneStart(from, g) // the pane holding from counts
-	keys, truncated, err := s.querier.Keys(r.Context(), target(&st), from, to, where, limit)
+	keys, truncated, err := s.querier.KeysFiltered(r.Context(), target(&st), from, to, where, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -226,7 +226,7 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	if err != nil {
 		return st, queryParams{}, err
 	}
-	p, err := s.parseQuery(v, ep, agg, len(st.Spec.GroupBy))
+	p, err := s.parseQuery(v, ep, &st.Spec, agg)
 	if err != nil {
 		return st, p, err
 	}
@@ -243,7 +243,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 	t, qu := target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
 		From:      p.from, To: p.to,
-		Where: p.where, GroupBy: p.groupBy,
+		Filters: p.filters, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
 	}
 	key, cacheable := s.answerKey(r, t, qu, &p)
@@ -256,10 +256,20 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	var ranking *query.Ranking
+	if p.order != nil {
+		if ranking, err = query.RankGroups(res, *p.order); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	out, err := renderResult(&st, res, &p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if ranking != nil {
+		out.Ranking = renderRanking(ranking)
 	}
 	body, err := marshalJSON(r, out)
 	if err != nil {
@@ -302,7 +312,7 @@ func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
-		From:      p.from, To: p.to, Where: p.where,
+		From:      p.from, To: p.to, Filters: p.filters,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -111,6 +111,8 @@ type resultJSON struct {
 	// Resolution says which resolution served each part of the range.
 	Resolution []resolutionJSON `json:"resolution"`
 	Groups     []groupJSON      `json:"groups"`
+	// Ranking is set with order_by: how the groups were ranked and cut.
+	Ranking *rankingJSON `json:"ranking,omitempty"`
 }
 
 type asOfJSON struct {

@@ -84,9 +84,16 @@ func TestTierAnswersEqualBase(t *testing.T) {
 		{map[string][]string{"url": {"/p/1", "/p/2"}}, []string{"country", "url"}},
 	}
 	tiersUsed := map[int64]bool{}
+	aggs := []string{"users", "urls", "latency", "sample"}
 	for _, sh := range shapes {
 		for fi, f := range filters {
-			for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			// One multi-aggregate query (one key-index scan, the same
+			// tiers) answers each aggregate as its own query does.
+			multi, err := tiered.QueryMulti(ctx, target, query.Query{From: sh.from, To: sh.to, Step: sh.step, Window: sh.window, Where: f.where, GroupBy: f.groupBy}, aggs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ai, agg := range aggs {
 				qu := query.Query{Aggregate: agg, From: sh.from, To: sh.to, Step: sh.step, Window: sh.window, Where: f.where, GroupBy: f.groupBy}
 				got, err := tiered.Query(ctx, target, qu)
 				if err != nil {
@@ -103,6 +110,7 @@ func TestTierAnswersEqualBase(t *testing.T) {
 				}
 				at := fmt.Sprintf("%s, filter %d, %s", sh.name, fi, agg)
 				sameResult(t, at, got, want)
+				sameResult(t, at+", multi-aggregate", multi[ai], got)
 			}
 		}
 	}
@@ -138,6 +146,11 @@ func TestTierAnswersEqualBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameResult(t, "after dropping the panes", after, before)
+	multi, err := tiered.QueryMulti(ctx, target, qu, []string{"latency", "users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResult(t, "multi-aggregate after dropping the panes", multi[1], before)
 }
 
 // sameResult compares two answers window by window.

@@ -3,12 +3,13 @@ package ingest
 // The tier builder: the goroutine that builds a stream's stored rollup
 // tiers (sketchd.Rollup) from final panes. For each tier, finest first, it
 // takes the next unit — one tier pane's interval [c, c+G) over every key,
-// from the tier's cursor c — once the unit's source panes are final: the
+// from the tier's cursor c, or a batch of up to tierBatchUnits consecutive
+// ones — once the unit's source panes are final: the
 // stream's own panes when the committed watermark has passed c+G by the
 // allowed lateness (sketchd.Stream.WindowFinalAt), the tier below's once
 // its cursor has reached c+G. It recomputes each key's tier pane from its
 // source panes (paneMerger) and writes it whole, with the cursor c+G after
-// it (store.WriteTier). A crash loses at most the unit in progress, which
+// it (store.WriteTier). A crash loses at most the batch in progress, which
 // the next run recomputes and overwrites: a source pane is never merged
 // twice, nor lost. Late events need nothing more: a base pane is only final
 // once no late event can reach it.
@@ -64,9 +65,13 @@ func (t *tierState) init(n int) {
 	}
 }
 
-// Bounds of one write of tier panes: the panes of a unit are written in
-// chunks, the cursor with the last.
+// Bounds of one write of tier panes: the panes of a batch of units are
+// written in chunks, the cursor with the last. A batch is at most
+// tierBatchUnits consecutive units, read with one key listing and one scan
+// per key (a backlog, as when tiers are added to a stream with history,
+// builds in batches; live, one unit is final at a time).
 const (
+	tierBatchUnits = 12
 	tierChunkPanes = 1024
 	tierChunkBytes = 4 << 20
 )
@@ -180,12 +185,13 @@ func (b *tierBuilder) step(ctx context.Context, i int) (bool, error) {
 	if c >= limit {
 		return false, nil
 	}
-	keys, err := b.unitKeys(ctx, src, c, c+g)
+	hi := min(limit, c+tierBatchUnits*g)
+	keys, err := b.unitKeys(ctx, src, c, hi)
 	if err != nil {
 		return false, err
 	}
 	if len(keys) == 0 {
-		next, ok, err := b.ts.FirstPaneAfter(ctx, id, src, c+g)
+		next, ok, err := b.ts.FirstPaneAfter(ctx, id, src, hi)
 		if err != nil {
 			return false, err
 		}
@@ -199,12 +205,12 @@ func (b *tierBuilder) step(ctx context.Context, i int) (bool, error) {
 		b.r.tiers.cursors[i].Store(to)
 		return to < limit, nil
 	}
-	if err := b.buildUnit(ctx, i, src, keys, c); err != nil {
+	if err := b.buildUnits(ctx, i, src, keys, c, hi); err != nil {
 		return false, err
 	}
-	b.r.tiers.cursors[i].Store(c + g)
-	b.r.tiers.units.Add(1)
-	return c+g < limit, nil
+	b.r.tiers.cursors[i].Store(hi)
+	b.r.tiers.units.Add(uint64((hi - c) / g))
+	return hi < limit, nil
 }
 
 // unitKeys lists the keys with a source pane in [from, to).
@@ -217,9 +223,11 @@ func (b *tierBuilder) unitKeys(ctx context.Context, src time.Duration, from, to 
 	return keys, err
 }
 
-// buildUnit recomputes the tier panes of keys starting at c from their
-// source panes and writes them, in chunks, the cursor with the last.
-func (b *tierBuilder) buildUnit(ctx context.Context, i int, src time.Duration, keys []string, c int64) error {
+// buildUnits recomputes the tier panes of keys in [c, hi) (whole units)
+// from their source panes and writes them, in chunks, the cursor hi with
+// the last: one key listing, one scan and one sync for up to
+// tierBatchUnits units.
+func (b *tierBuilder) buildUnits(ctx context.Context, i int, src time.Duration, keys []string, c, hi int64) error {
 	spec, id := &b.r.spec, b.r.info.ID
 	tier := spec.Rollups[i].Granularity.Std()
 	g := int64(tier)
@@ -228,7 +236,7 @@ func (b *tierBuilder) buildUnit(ctx context.Context, i int, src time.Duration, k
 	flush := func(last bool) error {
 		var err error
 		if last {
-			err = b.ts.WriteTier(ctx, id, tier, out, c+g)
+			err = b.ts.WriteTier(ctx, id, tier, out, hi)
 		} else {
 			err = b.ts.WriteTierPanes(ctx, id, tier, out)
 		}
@@ -242,7 +250,7 @@ func (b *tierBuilder) buildUnit(ctx context.Context, i int, src time.Duration, k
 			if len(cur) == 0 {
 				return nil
 			}
-			p, err := b.merger.merge(cur[0].Key, c, cur)
+			p, err := b.merger.merge(cur[0].Key, sketchd.PaneStart(cur[0].Start, g), cur)
 			if err != nil {
 				return err
 			}
@@ -257,8 +265,8 @@ func (b *tierBuilder) buildUnit(ctx context.Context, i int, src time.Duration, k
 			}
 			return nil
 		}
-		err := b.ts.ScanTierPanes(ctx, id, src, chunk, c, c+g, func(p sketchd.PaneRecord) error {
-			if len(cur) > 0 && cur[0].Key != p.Key {
+		err := b.ts.ScanTierPanes(ctx, id, src, chunk, c, hi, func(p sketchd.PaneRecord) error {
+			if len(cur) > 0 && (cur[0].Key != p.Key || sketchd.PaneStart(cur[0].Start, g) != sketchd.PaneStart(p.Start, g)) {
 				if err := emit(); err != nil {
 					return err
 				}

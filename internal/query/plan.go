@@ -59,7 +59,7 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel, err := newSelector(spec.GroupBy, qu.Where, qu.GroupBy)
+	sel, err := newSelector(spec.GroupBy, append(filtersOf(qu.Where), qu.Filters...), qu.GroupBy)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +113,9 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 		return p.cost.checkOutput(&q.opts)
 	})
 	if err != nil {
+		return err
+	}
+	if err := p.sel.misread(); err != nil {
 		return err
 	}
 	if slots := int64(len(p.keys)) * p.paneSlots(); slots > q.opts.MaxPanes {

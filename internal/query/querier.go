@@ -156,7 +156,12 @@ func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 // dimension maps, up to limit (0 = no limit). It reports whether the list was
 // cut at the limit.
 func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error) {
-	sel, err := newSelector(t.Spec.GroupBy, where, t.Spec.GroupBy)
+	return q.KeysFiltered(ctx, t, from, to, filtersOf(where), limit)
+}
+
+// KeysFiltered is Keys with where filters (see ParseWhere).
+func (q *Querier) KeysFiltered(ctx context.Context, t Target, from, to int64, filters []Filter, limit int) ([]map[string]string, bool, error) {
+	sel, err := newSelector(t.Spec.GroupBy, filters, t.Spec.GroupBy)
 	if err != nil {
 		return nil, false, err
 	}
@@ -187,6 +192,11 @@ func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[
 	})
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, false, err
+	}
+	if !truncated {
+		if err := sel.misread(); err != nil {
+			return nil, false, err
+		}
 	}
 	return out, truncated, nil
 }

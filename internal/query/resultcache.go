@@ -155,7 +155,8 @@ func (r *Result) clone() *Result {
 
 // appendShape appends what determines a query's windows besides the
 // stream, the geometry and the store: the aggregate, the where filter
-// (dimensions and values sorted, values deduplicated) and group_by.
+// (dimensions and values sorted, values deduplicated), group_by and the
+// other filters (appendFilters).
 func appendShape(b []byte, qu Query) []byte {
 	str := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
 	str(qu.Aggregate)
@@ -183,5 +184,5 @@ func appendShape(b []byte, qu Query) []byte {
 			str(d)
 		}
 	}
-	return b
+	return appendFilters(b, qu.Filters)
 }
