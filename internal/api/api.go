@@ -39,7 +39,7 @@ type Streams interface {
 	// (*sketchd.FieldError, possibly joined with errors.Join).
 	Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error)
 	// Delete fails with sketchd.ErrNotFound for an unknown name.
-	Delete(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error
 }
 
 // Querier answers queries over stored panes. *query.Querier implements it.
@@ -267,7 +267,10 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/", ui)
 	r.Method(http.MethodGet, console.AssetPrefix+"{file}", ui)
 	if cfg.Pprof {
-		mountPprof(r)
+		r.Group(func(r chi.Router) {
+			r.Use(s.guardPprof)
+			mountPprof(r)
+		})
 	}
 
 	r.Route("/v1", func(r chi.Router) {

@@ -70,10 +70,17 @@ func problemFor(err error) (p problem, internal bool) {
 		he  *httpError
 		be  *bodyError
 		mbe *http.MaxBytesError
+		lim *sketchd.LimitError
+		bre *bodyReadError
 	)
 	switch {
 	case errors.As(err, &he):
 		p = newProblem(he.code, he.detail)
+	case errors.As(err, &lim):
+		p = newProblem(codeLimitReached, lim.Error())
+		p.Limit, p.Max, p.Got = lim.Limit, new(int64(lim.Max)), new(int64(lim.Got))
+	case errors.As(err, &bre):
+		p = bre.problem()
 	case errors.As(err, &mbe):
 		p = newProblem(codeBodyTooLarge,
 			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")

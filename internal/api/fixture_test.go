@@ -90,7 +90,7 @@ func (f *fakeStreams) Create(_ context.Context, spec sketchd.Stream) (sketchd.St
 	return st, nil
 }
 
-func (f *fakeStreams) Delete(_ context.Context, name string) error {
+func (f *fakeStreams) Delete(_ context.Context, name string, _ sketchd.DeleteOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/sketchd/sketchd"
+)
+
+// deleteOptions reads DELETE /v1/streams/{stream}'s parameters:
+// keep_events=true keeps the JetStream stream sketchd created.
+func deleteOptions(r *http.Request) (sketchd.DeleteOptions, error) {
+	var o sketchd.DeleteOptions
+	for k, vs := range r.URL.Query() {
+		if k != "keep_events" {
+			return o, paramError(k, "unknown parameter (DELETE takes keep_events only)")
+		}
+		b, err := strconv.ParseBool(vs[len(vs)-1])
+		if err != nil || len(vs) > 1 {
+			return o, paramError(k, "want one of true or false")
+		}
+		o.KeepEvents = b
+	}
+	return o, nil
+}
+
+// bodyReadError is a request body that could not be read: cut off by the
+// client (400 invalid_body) or not received within the server's read
+// timeout (408 request_timeout). A body over the size limit stays an
+// *http.MaxBytesError (413).
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+func (e *bodyReadError) problem() problem {
+	var ne interface{ Timeout() bool }
+	if errors.Is(e.err, os.ErrDeadlineExceeded) || (errors.As(e.err, &ne) && ne.Timeout()) {
+		return newProblem(codeRequestTimeout, "the request body did not arrive within the server's read timeout")
+	}
+	if errors.Is(e.err, io.ErrUnexpectedEOF) {
+		return newProblem(codeInvalidBody, "the request body was cut off before its declared length")
+	}
+	return newProblem(codeInvalidBody, "the request body could not be read: "+e.err.Error())
+}
+
+// readBody reads the whole body; its errors are *bodyReadError unless the
+// size limit was passed (*http.MaxBytesError).
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err == nil {
+		return b, nil
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, err
+	}
+	return nil, &bodyReadError{err}
+}
