@@ -369,3 +369,160 @@ func settledGoroutines(target int, d time.Duration) int {
 	}
 	return last
 }
+
+// publishJSWait publishes evs to subject through JetStream (the publish
+// fails when no JetStream stream captures it).
+func publishEvents(tb testing.TB, js jetstream.JetStream, subject string, evs []event) {
+	tb.Helper()
+	for _, e := range evs {
+		if _, err := js.Publish(context.Background(), subject, e.json()); err != nil {
+			tb.Fatalf("publish to %s: %v", subject, err)
+		}
+	}
+}
+
+func appliedOf(tb testing.TB, m *Manager, name string) uint64 {
+	tb.Helper()
+	st, err := m.Get(context.Background(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return applied(st)
+}
+
+// Items 4 and 5: re-creating a name with another subject reads the new
+// subject (the JetStream stream sketchd created is updated), DELETE
+// removes the JetStream stream and so the old events, and keep_events
+// keeps them; the durable consumer goes either way.
+func TestRecreateAndDelete(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	ts := `,"time":{"field":"ts","format":"unix_ms"},"max_future":"876000h","retention":"876000h"`
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("mf", "t.mf", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	evs := genEvents(3, 40)
+	publishEvents(t, f.js, "t.mf", evs[:20])
+	waitFor(t, 10*time.Second, "20 events", func() (bool, string) {
+		n := appliedOf(t, f.m, "mf")
+		return n == 20, fmt.Sprint(n)
+	})
+	// keep_events: the JetStream stream and its events stay, the consumer
+	// goes.
+	if a := f.do(t, http.MethodDelete, "/v1/streams/mf?keep_events=true", ""); a.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", a.status, a.body)
+	}
+	s, err := f.js.Stream(context.Background(), "SKETCHD_MF")
+	if err != nil {
+		t.Fatalf("keep_events: the JetStream stream is gone: %v", err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 20 {
+		t.Errorf("keep_events: %d events kept, want 20", n)
+	}
+	if c := s.CachedInfo().State.Consumers; c != 0 {
+		t.Errorf("%d consumers left after DELETE", c)
+	}
+	// Re-created on the same subject: the kept events are replayed.
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("mf", "t.mf", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("re-create: %d %s", a.status, a.body)
+	}
+	waitFor(t, 10*time.Second, "the 20 kept events replayed", func() (bool, string) {
+		n := appliedOf(t, f.m, "mf")
+		return n == 20, fmt.Sprint(n)
+	})
+	// Re-created on another subject: the kept JetStream stream (ours)
+	// moves to it, and what is published there is read (before, nothing
+	// captured it and every counter stayed 0).
+	if a := f.do(t, http.MethodDelete, "/v1/streams/mf?keep_events=true", ""); a.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", a.status, a.body)
+	}
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("mf", "ev.mf", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("re-create: %d %s", a.status, a.body)
+	}
+	publishEvents(t, f.js, "ev.mf", evs[20:])
+	waitFor(t, 10*time.Second, "the 20 events of the new subject", func() (bool, string) {
+		n := appliedOf(t, f.m, "mf")
+		return n == 20, fmt.Sprint(n)
+	})
+	s, _ = f.js.Stream(context.Background(), "SKETCHD_MF")
+	if subj := s.CachedInfo().Config.Subjects; len(subj) != 1 || subj[0] != "ev.mf" {
+		t.Errorf("JetStream stream subjects %q, want [ev.mf]", subj)
+	}
+	// A plain DELETE removes the events: a re-create starts empty.
+	if a := f.do(t, http.MethodDelete, "/v1/streams/mf", ""); a.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", a.status, a.body)
+	}
+	if _, err := f.js.Stream(context.Background(), "SKETCHD_MF"); err == nil {
+		t.Error("DELETE left the JetStream stream sketchd created")
+	}
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("mf", "ev.mf", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("re-create: %d %s", a.status, a.body)
+	}
+	time.Sleep(300 * time.Millisecond) // 6 flush intervals: time to replay anything left
+	if n := appliedOf(t, f.m, "mf"); n != 0 {
+		t.Errorf("re-created after DELETE: %d old events re-ingested", n)
+	}
+}
+
+// Item 4: a JetStream stream sketchd did not create must capture the
+// subject, or the create is refused with the reason; it is never deleted.
+func TestForeignJetStreamStream(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	if _, err := f.js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := f.do(t, http.MethodPost, "/v1/streams", specJSON("o", "other.x", true, `,"jetstream_stream":"ORDERS"`))
+	if a.status != http.StatusBadRequest || !bytes.Contains(a.body, []byte("jetstream_stream")) {
+		t.Fatalf("subject outside a foreign JetStream stream: %d %s", a.status, a.body)
+	}
+	t.Logf("refused: %s", a.body)
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("o", "orders.eu", true, `,"jetstream_stream":"ORDERS"`)); a.status != http.StatusCreated {
+		t.Fatalf("subject inside: %d %s", a.status, a.body)
+	}
+	if a := f.do(t, http.MethodDelete, "/v1/streams/o", ""); a.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", a.status, a.body)
+	}
+	if _, err := f.js.Stream(context.Background(), "ORDERS"); err != nil {
+		t.Errorf("DELETE removed a JetStream stream sketchd did not create: %v", err)
+	}
+}
+
+// Item 6: streams per instance and aggregates per stream are capped.
+func TestLimits(t *testing.T) {
+	f := newLifeFixture(t, Options{MaxStreams: 2, MaxAggregates: 3})
+	for i := range 2 {
+		if a := f.do(t, http.MethodPost, "/v1/streams", specJSON(fmt.Sprint("l", i), fmt.Sprint("ev.l", i), false, "")); a.status != http.StatusCreated {
+			t.Fatalf("create %d: %d %s", i, a.status, a.body)
+		}
+	}
+	a := f.do(t, http.MethodPost, "/v1/streams", specJSON("l2", "ev.l2", false, ""))
+	if code, _ := a.problem(t); a.status != http.StatusUnprocessableEntity || code != "limit_reached" || !bytes.Contains(a.body, []byte(`"limit":"max_streams"`)) {
+		t.Errorf("third stream: %d %s", a.status, a.body)
+	}
+	f.do(t, http.MethodDelete, "/v1/streams/l1", "")
+	four := `{"name":"agg","subject":"ev.agg","jetstream":false,"aggregates":{"a":{"sketch":"hll","field":"a"},"b":{"sketch":"hll","field":"b"},"c":{"sketch":"hll","field":"c"},"d":{"sketch":"hll","field":"d"}}}`
+	a = f.do(t, http.MethodPost, "/v1/streams", four)
+	if a.status != http.StatusUnprocessableEntity || !bytes.Contains(a.body, []byte(`"limit":"max_aggregates"`)) {
+		t.Errorf("four aggregates: %d %s", a.status, a.body)
+	}
+}
+
+// Item 7: a jetstream_max_age below the 2-minute duplicate window runs
+// (the window shortens); a stream that cannot start says so in its own
+// status, while /readyz stays about the instance.
+func TestShortMaxAgeRuns(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	a := f.do(t, http.MethodPost, "/v1/streams", specJSON("short", "ev.short", true, `,"jetstream_max_age":"30s"`))
+	if a.status != http.StatusCreated || !bytes.Contains(a.body, []byte(`"state":"running"`)) {
+		t.Fatalf("max age 30s: %d %s", a.status, a.body)
+	}
+	s, err := f.js.Stream(context.Background(), "SKETCHD_SHORT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.MaxAge != 30*time.Second || c.Duplicates != 30*time.Second {
+		t.Errorf("max age %s, duplicates %s; want 30s and 30s", c.MaxAge, c.Duplicates)
+	}
+	if a := f.readyz(t); a.status != http.StatusOK {
+		t.Errorf("/readyz %d %s", a.status, a.body)
+	}
+}
