@@ -415,3 +415,35 @@ func TestConcurrentAdmin(t *testing.T) {
 		t.Errorf("got %d panes of day 0, want 24 (no cutoff reached its end)", len(got))
 	}
 }
+
+// Issue 15, item 8: a stream with retention 2m answers no pane that
+// ended longer ago, although its day partition is still on disk.
+func TestReadsHonourRetentionPerPane(t *testing.T) {
+	now := 10*day + 12*hour
+	o := quietOptions()
+	o.Now = func() time.Time { return time.Unix(0, now) }
+	db := openTest(t, t.TempDir(), o)
+	spec := testSpec("r2m", time.Minute)
+	spec.Retention = sketchd.Duration(2 * time.Minute)
+	info, err := db.CreateStream(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []sketchd.PaneRecord
+	for i := int64(1); i <= 12; i++ { // panes 1..12 minutes old
+		ps = append(ps, pane("a", now-i*minute, uint64(i)))
+	}
+	commit(t, db, info.ID, 12, ps...)
+	got := scanAll(t, db, info.ID, []string{"a"}, 0, math.MaxInt64)
+	// Kept: panes ending after now-2m, i.e. those starting 2m and 1m ago.
+	if len(got) != 2 {
+		t.Errorf("%d panes answered, want the 2 within retention: %q", len(got), got)
+	}
+	var keys []string
+	if err := db.Keys(context.Background(), info.ID, 0, now-3*minute, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("keys of expired panes: %q", keys)
+	}
+}
