@@ -40,6 +40,9 @@ type Streams interface {
 	Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error)
 	// Delete fails with sketchd.ErrNotFound for an unknown name.
 	Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error
+	// Alter fails with sketchd.ErrNotFound for an unknown name, or with
+	// validation errors like Create.
+	Alter(ctx context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error)
 }
 
 // Querier answers queries over stored panes. *query.Querier implements it.
@@ -279,6 +282,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.authAdmin).Post("/streams", s.createStream)
 		r.Get("/streams/{stream}", s.getStream)
 		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
+		r.With(s.authAdmin).Patch("/streams/{stream}", s.alterStream)
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)

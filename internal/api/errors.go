@@ -216,7 +216,7 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 // would set (a custom handler does not get the allowed methods).
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 			allowed = append(allowed, m)
 			if m == http.MethodGet {

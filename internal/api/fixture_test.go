@@ -103,6 +103,22 @@ func (f *fakeStreams) Delete(_ context.Context, name string, _ sketchd.DeleteOpt
 	return nil
 }
 
+func (f *fakeStreams) Alter(_ context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.streams[name]
+	if !ok {
+		return st, sketchd.ErrNotFound
+	}
+	spec, _, err := st.Spec.Apply(a)
+	if err != nil {
+		return st, err
+	}
+	st.Spec = spec
+	f.streams[name] = st
+	return st, nil
+}
+
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 func testSpec(tb testing.TB) sketchd.Stream {

@@ -2,10 +2,14 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"strconv"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/sketchd/sketchd"
 )
@@ -58,4 +62,36 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, err
 	}
 	return nil, &bodyReadError{err}
+}
+
+// alterStream is PATCH /v1/streams/{stream}: a JSON StreamAlter.
+func (s *server) alterStream(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
+			s.writeError(w, r, &httpError{code: codeUnsupportedMedia,
+				detail: "the body must be application/json or application/merge-patch+json, got " + strconv.Quote(ct)})
+			return
+		}
+	}
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := sketchd.ParseAlterJSON(body)
+	if err != nil {
+		if len(fieldErrors(err)) == 0 {
+			err = &bodyError{err}
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	name := chi.URLParam(r, "stream")
+	st, err := s.streams.Alter(r.Context(), name, a)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, newStreamJSON(&st))
 }

@@ -208,6 +208,9 @@ func serverRefusal(err error, field string) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
+		return &sketchd.FieldError{Field: "jetstream", Msg: "the NATS server has no JetStream (for this account): enable it, or set jetstream: false to read the subject with core NATS (at most once)"}
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.Code >= 400 && apiErr.Code < 500 {
 		return &sketchd.FieldError{Field: field, Msg: "the NATS server refuses it: " + apiErr.Description}

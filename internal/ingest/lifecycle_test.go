@@ -526,3 +526,54 @@ func TestShortMaxAgeRuns(t *testing.T) {
 		t.Errorf("/readyz %d %s", a.status, a.body)
 	}
 }
+
+// Item 9: PATCH changes retention, lateness, out-of-orderness and
+// idleness without losing history; it is listed in the status; group_by,
+// granularity and aggregates are refused with the reason.
+func TestAlter(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	ts := `,"time":{"field":"ts","format":"unix_ms"},"group_by":["country"],"max_future":"876000h","retention":"876000h"`
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("alt", "ev.alt", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	evs := genEvents(11, 60)
+	publishEvents(t, f.js, "ev.alt", evs[:30])
+	waitFor(t, 10*time.Second, "30 events", func() (bool, string) {
+		n := appliedOf(t, f.m, "alt")
+		return n == 30, fmt.Sprint(n)
+	})
+	for _, c := range []struct{ body, field string }{
+		{`{"group_by":["user"]}`, "group_by"},
+		{`{"granularity":"5m"}`, "granularity"},
+		{`{"aggregates":{"x":{"sketch":"hll","field":"x"}}}`, "aggregates"},
+		{`{"retention":"1s"}`, "retention"},
+	} {
+		a := f.do(t, http.MethodPatch, "/v1/streams/alt", c.body)
+		_, errs := a.problem(t)
+		if a.status != http.StatusBadRequest || !strings.Contains(strings.Join(errs, "\n"), c.field+": ") {
+			t.Errorf("PATCH %s: %d %s", c.body, a.status, a.body)
+		}
+	}
+	a := f.do(t, http.MethodPatch, "/v1/streams/alt", `{"retention":"900000h","allowed_lateness":"2m","max_out_of_orderness":"20s","idle_timeout":"1m"}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	var st struct {
+		State  string               `json:"state"`
+		Alters []sketchd.Alteration `json:"alters"`
+		Spec   sketchd.Stream       `json:"spec"`
+	}
+	if err := json.Unmarshal(a.body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Alters) != 1 || len(st.Alters[0].Changes) != 4 || st.Spec.AllowedLateness.Std() != 2*time.Minute || st.State != "running" {
+		t.Errorf("after PATCH: %s", a.body)
+	}
+	// History is kept and ingestion goes on.
+	publishEvents(t, f.js, "ev.alt", evs[30:])
+	waitFor(t, 10*time.Second, "60 events", func() (bool, string) {
+		n := appliedOf(t, f.m, "alt")
+		return n == 60, fmt.Sprint(n)
+	})
+	t.Logf("alter: %q", st.Alters[0].Changes)
+}

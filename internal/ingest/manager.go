@@ -24,6 +24,7 @@ type Store interface {
 	Streams(ctx context.Context) ([]store.StreamInfo, error)
 	Stream(ctx context.Context, name string) (store.StreamInfo, error)
 	DeleteStream(ctx context.Context, name string) error
+	AlterStream(ctx context.Context, name string, spec sketchd.Stream, alt sketchd.Alteration) (store.StreamInfo, error)
 	Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error
 	Checkpoint(ctx context.Context, streamID uint32) (sketchd.Checkpoint, bool, error)
 	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
@@ -342,7 +343,7 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	if ok && r.info.ID == info.ID {
 		return r.currentStatus()
 	}
-	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting",
+	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
 	if cp, ok, err := m.db.Checkpoint(ctx, info.ID); err == nil && ok {
 		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters

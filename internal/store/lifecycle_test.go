@@ -447,3 +447,39 @@ func TestReadsHonourRetentionPerPane(t *testing.T) {
 		t.Errorf("keys of expired panes: %q", keys)
 	}
 }
+
+// AlterStream stores the new spec and the alter log in one transaction;
+// both survive a reopen, and the panes stay.
+func TestAlterStreamPersists(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, quietOptions())
+	spec := testSpec("alt", time.Minute)
+	info, err := db.CreateStream(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, db, info.ID, 1, pane("a", minute, 1))
+	next := spec
+	next.AllowedLateness = sketchd.Duration(5 * time.Minute)
+	alt := sketchd.Alteration{At: time.Unix(100, 0).UTC(), Changes: []string{"allowed_lateness: 1m0s -> 5m0s"}}
+	if _, err := db.AlterStream(context.Background(), "alt", next, alt); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, quietOptions())
+	got, err := db.Stream(context.Background(), "alt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != info.ID || got.Spec.AllowedLateness != next.AllowedLateness || len(got.Alters) != 1 || got.Alters[0].Changes[0] != alt.Changes[0] {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if ps := scanAll(t, db, info.ID, []string{"a"}, 0, math.MaxInt64); len(ps) != 1 {
+		t.Errorf("panes after the alter: %q", ps)
+	}
+	if err := db.DeleteStream(context.Background(), "alt"); err != nil {
+		t.Fatal(err)
+	}
+}
