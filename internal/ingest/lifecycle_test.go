@@ -166,6 +166,7 @@ func TestClosedConnectionRecovers(t *testing.T) {
 		t.Fatalf("create: %d %s", a.status, a.body)
 	}
 	closed := f.nc.StatusChanged(nats.CLOSED)
+	began := time.Now()
 	_ = f.nc.Publish(strings.Repeat("a", 4100), []byte("x"))
 	_ = f.nc.Flush()
 	select {
@@ -178,6 +179,7 @@ func TestClosedConnectionRecovers(t *testing.T) {
 		a := f.readyz(t)
 		return a.status == http.StatusOK && f.cs.Redials() == 1, fmt.Sprintf("readyz %d %s, redials %d", a.status, a.body, f.cs.Redials())
 	})
+	t.Logf("ready on a new connection %s after the close", time.Since(began).Round(time.Millisecond))
 	pub := f.cs.Current()
 	if pub == f.nc || !pub.IsConnected() {
 		t.Fatal("the connection was not replaced")
