@@ -65,7 +65,15 @@ type consumerState struct {
 
 func (c *consumerState) init() { c.resetReq = make(chan struct{}, 1) }
 
-func consumerName(stream string) string { return "sketchd_" + stream }
+// consumerName is the stream's durable consumer: unique per instance
+// (sketchd_<instance>_<stream>, the instance id kept in the store), so two
+// instances on one NATS never touch each other's consumers.
+func (m *Manager) consumerName(stream string) string {
+	return "sketchd_" + m.instance + "_" + stream
+}
+
+// legacyConsumerName is the durable of releases before instance ids.
+func legacyConsumerName(stream string) string { return "sketchd_" + stream }
 
 // subscribe starts delivery: a core subscription, or the JetStream stream
 // (created when missing) and a consumer at the checkpoint.
@@ -117,6 +125,10 @@ func (r *runner) subscribeJetStream(ctx context.Context) error {
 		return err
 	}
 	r.consumer.reconnected = r.nc.StatusChanged(nats.CONNECTED)
+	// The durable of releases before instance ids: the new one replaces it.
+	if err := s.DeleteConsumer(ctx, legacyConsumerName(r.spec.Name)); err == nil {
+		r.log.Info("deleted the legacy durable consumer", "durable", legacyConsumerName(r.spec.Name))
+	}
 	return nil
 }
 
@@ -130,7 +142,7 @@ func (r *runner) jetStreamStream(ctx context.Context) (jetstream.Stream, error) 
 // stream from sequence start on, in order, and starts consuming it.
 func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       consumerName(r.spec.Name),
+		Durable:       r.m.consumerName(r.spec.Name),
 		Description:   "sketchd stream " + r.spec.Name,
 		FilterSubject: r.spec.Subject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -113,7 +113,7 @@ func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOp
 // the JetStream stream when sketchd created it for this stream.
 func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep bool) {
 	_, js := m.conns()
-	if err := js.DeleteConsumer(ctx, spec.JetStreamStream, consumerName(spec.Name)); err != nil &&
+	if err := js.DeleteConsumer(ctx, spec.JetStreamStream, m.consumerName(spec.Name)); err != nil &&
 		!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		m.log.Warn("delete JetStream consumer", "stream", spec.Name, "err", err)
 	}

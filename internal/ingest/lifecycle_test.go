@@ -579,3 +579,53 @@ func TestAlter(t *testing.T) {
 	})
 	t.Logf("alter: %q", st.Alters[0].Changes)
 }
+
+// Two instances (two stores) on one NATS with a stream of the same name
+// keep their own durable consumers: deleting one's stream leaves the
+// other's consumer, and both count every event (scale-out step 1).
+func TestTwoInstancesOneNATS(t *testing.T) {
+	ns := runNATS(t)
+	ctx := context.Background()
+	var ms [2]*Manager
+	for i := range ms {
+		nc := connect(t, ns.ClientURL())
+		ms[i] = newManager(t, nc, openStore(t, t.TempDir()), Options{})
+		if err := ms[i].Start(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ms[i].Stop(ctx) }()
+	}
+	if ms[0].instance == ms[1].instance {
+		t.Fatalf("both instances are %q", ms[0].instance)
+	}
+	spec := pageviews("shared", true)
+	for _, m := range ms {
+		if _, err := m.Create(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc := connect(t, ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	evs := genEvents(5, 30)
+	publishEvents(t, js, spec.Subject, evs)
+	for i, m := range ms {
+		waitFor(t, 10*time.Second, fmt.Sprint("instance ", i, " counts 30"), func() (bool, string) {
+			n := appliedOf(t, m, "shared")
+			return n == 30, fmt.Sprint(n)
+		})
+	}
+	if err := ms[0].Delete(ctx, "shared", sketchd.DeleteOptions{KeepEvents: true}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, spec.JetStreamStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range s.ConsumerNames(ctx).Name() {
+		names = append(names, n)
+	}
+	if len(names) != 1 || names[0] != ms[1].consumerName("shared") {
+		t.Errorf("consumers after instance 0 deleted its stream: %q, want only %q", names, ms[1].consumerName("shared"))
+	}
+}

@@ -29,6 +29,7 @@ type Store interface {
 	Checkpoint(ctx context.Context, streamID uint32) (sketchd.Checkpoint, bool, error)
 	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
 	Healthy() error
+	InstanceID(ctx context.Context) (string, error)
 }
 
 // Options tune ingestion. Zero (or negative) values take the defaults of
@@ -115,7 +116,8 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	names nameLocks // serializes each name's lifecycle (names.go)
+	names    nameLocks // serializes each name's lifecycle (names.go)
+	instance string    // the store's instance id: part of durable names
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -146,13 +148,18 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("ingest: JetStream: %w", err)
 	}
+	instance, err := db.InstanceID(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("ingest: instance id: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		nc: nc, conn: conn, js: js, db: db, log: logger, opts: opts,
 		ctx: ctx, cancel: cancel,
-		runners: map[string]*runner{},
-		failed:  map[string]failure{},
-		names:   nameLocks{m: map[string]*nameLock{}},
+		runners:  map[string]*runner{},
+		failed:   map[string]failure{},
+		names:    nameLocks{m: map[string]*nameLock{}},
+		instance: instance,
 	}
 	conn.OnReplaced(m.rebind)
 	return m, nil

@@ -483,3 +483,27 @@ func TestAlterStreamPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The instance id is generated once and kept across reopen.
+func TestInstanceIDKept(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, quietOptions())
+	id, err := db.InstanceID(context.Background())
+	if err != nil || len(id) != 16 {
+		t.Fatalf("instance id %q, %v", id, err)
+	}
+	if again, _ := db.InstanceID(context.Background()); again != id {
+		t.Errorf("second call %q, first %q", again, id)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, quietOptions())
+	if after, _ := db.InstanceID(context.Background()); after != id {
+		t.Errorf("after reopen %q, before %q", after, id)
+	}
+	other := openTest(t, t.TempDir(), quietOptions())
+	if o, _ := other.InstanceID(context.Background()); o == id {
+		t.Errorf("two stores share the instance id %q", id)
+	}
+}
