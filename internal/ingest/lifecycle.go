@@ -110,7 +110,8 @@ func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOp
 }
 
 // deleteJetStream removes the stream's durable consumer and, unless keep,
-// the JetStream stream when sketchd created it for this stream.
+// the JetStream stream when sketchd created it for this stream and no
+// other consumer (another instance's) reads it.
 func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep bool) {
 	_, js := m.conns()
 	if err := js.DeleteConsumer(ctx, spec.JetStreamStream, m.consumerName(spec.Name)); err != nil &&
@@ -126,6 +127,11 @@ func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep
 	}
 	if s.CachedInfo().Config.Description != ownerDescription(spec.Name) {
 		return // not ours: it may hold other streams' events
+	}
+	if n := s.CachedInfo().State.Consumers; n > 0 {
+		// Another instance's stream of this name reads it too.
+		m.log.Info("JetStream stream kept: other consumers read it", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "consumers", n)
+		return
 	}
 	if err := js.DeleteStream(ctx, spec.JetStreamStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		m.log.Warn("delete JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "err", err)

@@ -614,7 +614,8 @@ func TestTwoInstancesOneNATS(t *testing.T) {
 			return n == 30, fmt.Sprint(n)
 		})
 	}
-	if err := ms[0].Delete(ctx, "shared", sketchd.DeleteOptions{KeepEvents: true}); err != nil {
+	// A plain DELETE: the JetStream stream stays, instance 1 reads it.
+	if err := ms[0].Delete(ctx, "shared", sketchd.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := js.Stream(ctx, spec.JetStreamStream)
