@@ -34,6 +34,7 @@ var refusedAlters = map[string]string{
 	"granularity": "stored panes have this width, and every window is composed of whole panes: they cannot be split or merged in place. Create a new stream with the new granularity and delete this one when the new one has the history you need",
 	"aggregates":  "stored panes hold their sketches by position in the aggregate list, so adding or removing one would misread every stored pane (not supported yet). Create a new stream with the aggregates you want",
 	"name":        "the name identifies the stream; create a new stream instead",
+	"rollups":     "altering rollup tiers is not supported yet: create a new stream with the tiers you want",
 	"subject":     "a stream reads one subject for its whole life; create a new stream instead",
 }
 
