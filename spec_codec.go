@@ -14,6 +14,9 @@ import (
 // UnmarshalJSON decodes a stream spec, starting from DefaultStream so that
 // omitted fields keep their defaults, and rejecting unknown fields.
 func (s *Stream) UnmarshalJSON(b []byte) error {
+	if err := strictJSON(b, reflect.TypeFor[Stream]()); err != nil {
+		return err
+	}
 	type plain Stream
 	p := plain(DefaultStream())
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -32,6 +32,9 @@ type StreamStatus struct {
 	// State is "running", "starting" or "failed" (see Error).
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
+	// Alters lists the alters applied since creation (PATCH), oldest
+	// first.
+	Alters []Alteration `json:"alters,omitempty"`
 
 	// Watermark and MaxEventTime are live (in memory), unix ns; NoTime
 	// before the first event.

@@ -173,8 +173,7 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 var (
-	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	subjectRe = regexp.MustCompile(`^[^\s]+$`)
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 // Validate checks the spec and returns every problem found, each a
@@ -187,8 +186,8 @@ func (s *Stream) Validate() error {
 	if !nameRe.MatchString(s.Name) {
 		bad("name", "must be 1-64 characters of A-Z, a-z, 0-9, _ or -, got %q", s.Name)
 	}
-	if err := validSubject(s.Subject, true); err != "" {
-		bad("subject", "%s", err)
+	for _, p := range SubjectProblems(s.Subject, true) {
+		bad("subject", "%s", p)
 	}
 	if s.JetStream && !nameRe.MatchString(s.JetStreamStream) {
 		bad("jetstream_stream", "must be 1-64 characters of A-Z, a-z, 0-9, _ or -, got %q", s.JetStreamStream)
@@ -247,16 +246,19 @@ func (s *Stream) Validate() error {
 	switch s.Late {
 	case LateDrop:
 	case LateDeadLetter:
-		if err := validSubject(s.LateSubject, false); err != "" {
-			bad("late_subject", "%s", err)
+		for _, p := range SubjectProblems(s.LateSubject, false) {
+			bad("late_subject", "%s", p)
 		}
 	default:
 		bad("late", "unknown policy %q: want drop or dead_letter", s.Late)
 	}
 	if s.DeadLetterSubject != "" {
-		if err := validSubject(s.DeadLetterSubject, false); err != "" {
-			bad("dead_letter_subject", "%s", err)
+		for _, p := range SubjectProblems(s.DeadLetterSubject, false) {
+			bad("dead_letter_subject", "%s", p)
 		}
+	}
+	for _, e := range s.subjectLoops() {
+		errs = append(errs, e)
 	}
 	if s.Retention.Std() < g {
 		bad("retention", "must be at least the granularity (%s), got %s", s.Granularity, s.Retention)
@@ -314,29 +316,6 @@ func validPath(p string) string {
 	for _, part := range strings.Split(p, ".") {
 		if part == "" {
 			return fmt.Sprintf("path %q has an empty segment", p)
-		}
-	}
-	return ""
-}
-
-func validSubject(s string, wildcards bool) string {
-	if s == "" {
-		return "required"
-	}
-	if !subjectRe.MatchString(s) {
-		return fmt.Sprintf("subject %q contains whitespace", s)
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return fmt.Sprintf("subject %q has an empty token", s)
-		case (t == "*" || t == ">") && !wildcards:
-			return fmt.Sprintf("subject %q must not contain wildcards", s)
-		case t == ">" && i != len(toks)-1:
-			return fmt.Sprintf("subject %q: '>' must be the last token", s)
-		case len(t) > 1 && strings.ContainsAny(t, "*>"):
-			return fmt.Sprintf("subject %q: wildcards must be whole tokens", s)
 		}
 	}
 	return ""

@@ -59,6 +59,9 @@ type config struct {
 	ShutdownWait   sketchd.Duration `yaml:"shutdown_timeout"`
 	QueryTimeout   sketchd.Duration `yaml:"query_timeout"`
 	MaxQueryWindow int              `yaml:"max_query_windows"`
+	MaxStreams     int              `yaml:"max_streams"`
+	MaxAggregates  int              `yaml:"max_aggregates"`
+	MaxConns       int              `yaml:"max_connections"`
 
 	Streams []sketchd.Stream `yaml:"streams"`
 }
@@ -83,6 +86,9 @@ func defaultConfig() config {
 		QueryTimeout:     sketchd.Duration(api.DefaultLimits().Timeout),
 		MaxQueryWindow:   q.MaxWindows,
 		NATSSyncInterval: 0,
+		MaxStreams:       in.MaxStreams,
+		MaxAggregates:    in.MaxAggregates,
+		MaxConns:         api.DefaultMaxConns,
 	}
 }
 
@@ -177,6 +183,9 @@ func (c *config) settings() []setting {
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
 		intSetting("max-query-windows", "windows per group a query may return", &c.MaxQueryWindow),
+		intSetting("max-streams", "streams this instance may hold; a create past it is refused (422 limit_reached)", &c.MaxStreams),
+		intSetting("max-aggregates", "aggregates one stream may hold (422 limit_reached)", &c.MaxAggregates),
+		intSetting("max-connections", "open HTTP connections the listener accepts at once; more wait in the kernel's backlog", &c.MaxConns),
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/gen"
+	"github.com/sketchd/sketchd/internal/ingest"
 )
 
 const (
@@ -39,7 +39,7 @@ func demoStream() sketchd.Stream {
 
 // runDemo publishes synthetic page views (1% too late, 0.5% invalid) at
 // rate events per second until ctx is done.
-func runDemo(ctx context.Context, nc *nats.Conn, rate int, log *slog.Logger) {
+func runDemo(ctx context.Context, conn *ingest.ConnState, rate int, log *slog.Logger) {
 	g := gen.New(gen.Options{Seed: uint64(time.Now().UnixNano()), LateFraction: 0.01, InvalidFraction: 0.005})
 	const tick = 20 * time.Millisecond
 	t := time.NewTicker(tick)
@@ -56,7 +56,7 @@ func runDemo(ctx context.Context, nc *nats.Conn, rate int, log *slog.Logger) {
 			owed += perTick
 			for ; owed >= 1; owed-- {
 				b, _ := g.Next(now)
-				if err := nc.Publish(demoSubject, b); err != nil {
+				if err := conn.Current().Publish(demoSubject, b); err != nil {
 					log.Warn("demo publish", "err", err)
 					return
 				}

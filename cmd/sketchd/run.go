@@ -118,13 +118,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer func() { conn.Shutdown(); conn.Current().Close() }()
 
 	iopts := ingest.DefaultOptions()
 	iopts.FlushInterval = cfg.FlushInterval.Std()
 	iopts.AckWait = cfg.AckWait.Std()
 	iopts.MaxAckPending = cfg.MaxAckPending
 	iopts.Window.MaxOpenPanes = cfg.MaxOpenPanes
+	iopts.MaxStreams = cfg.MaxStreams
+	iopts.MaxAggregates = cfg.MaxAggregates
 	mgr, err := ingest.NewManager(nc, conn, db, log.With("component", "ingest"), iopts)
 	if err != nil {
 		return err
@@ -157,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = mgr.Stop(context.Background())
 		return err
 	}
+	ln = api.LimitListener(ln, cfg.MaxConns)
 	srv := api.NewServer(cfg.HTTPAddr, h)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -167,7 +170,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Demo {
 		go func() {
 			defer close(demoDone)
-			runDemo(demoCtx, nc, cfg.DemoRate, log.With("component", "demo"))
+			runDemo(demoCtx, conn, cfg.DemoRate, log.With("component", "demo"))
 		}()
 		log.Info("demo: publishing synthetic events", "subject", demoSubject, "rate_per_s", cfg.DemoRate,
 			"try", "curl -s 'http://"+ln.Addr().String()+"/v1/streams/demo/aggregates/latency?group_by=country'")
@@ -196,7 +199,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stopErr := mgr.Stop(sctx)
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	conn.Shutdown()
+	if err := conn.Current().Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn("NATS drain", "err", err)
 	}
 	if stopErr != nil {

@@ -189,7 +189,8 @@ func TestSecretsNotLogged(t *testing.T) {
 		assertNoSecret(t, method+" "+path+" response", string(b))
 		return resp.StatusCode
 	}
-	spec := `{"name":"sec","subject":"sec.events","aggregates":{"n":{"sketch":"hll","field":"u"}}}`
+	// This NATS has no JetStream: a JetStream stream would be refused.
+	spec := `{"name":"sec","subject":"sec.events","jetstream":false,"aggregates":{"n":{"sketch":"hll","field":"u"}}}`
 	steps := []struct {
 		method, path, token, body string
 		want                      int
@@ -204,7 +205,8 @@ func TestSecretsNotLogged(t *testing.T) {
 		{"POST", "/v1/streams", secAdminToken, spec, 201},
 		{"DELETE", "/v1/streams/sec", secReadToken, "", 403},
 		{"DELETE", "/v1/streams/sec", secAdminToken, "", 204},
-		{"GET", "/debug/pprof/cmdline", "", "", 404},
+		{"GET", "/debug/pprof/heap", "", "", 401}, // behind the admin token
+		{"GET", "/debug/pprof/cmdline", secAdminToken, "", 404},
 		{"GET", "/metrics", "", "", 200},
 	}
 	for _, s := range steps {

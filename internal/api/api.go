@@ -39,7 +39,10 @@ type Streams interface {
 	// (*sketchd.FieldError, possibly joined with errors.Join).
 	Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error)
 	// Delete fails with sketchd.ErrNotFound for an unknown name.
-	Delete(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error
+	// Alter fails with sketchd.ErrNotFound for an unknown name, or with
+	// validation errors like Create.
+	Alter(ctx context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error)
 }
 
 // Querier answers queries over stored panes. *query.Querier implements it.
@@ -274,7 +277,10 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/", ui)
 	r.Method(http.MethodGet, console.AssetPrefix+"{file}", ui)
 	if cfg.Pprof {
-		mountPprof(r)
+		r.Group(func(r chi.Router) {
+			r.Use(s.guardPprof)
+			mountPprof(r)
+		})
 	}
 
 	r.Route("/v1", func(r chi.Router) {
@@ -283,6 +289,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.authAdmin).Post("/streams", s.createStream)
 		r.Get("/streams/{stream}", s.getStream)
 		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
+		r.With(s.authAdmin).Patch("/streams/{stream}", s.alterStream)
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)

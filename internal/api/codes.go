@@ -24,6 +24,8 @@ const (
 	codeInternal          = "internal"
 	codeCorrupt           = "corrupt_data"
 	codeOverloaded        = "overloaded"
+	codeLimitReached      = "limit_reached"
+	codeRequestTimeout    = "request_timeout"
 )
 
 // problemCode is what a code means on the wire: its HTTP status and title.
@@ -52,6 +54,8 @@ var problemCodes = map[string]problemCode{
 	codeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
 	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},
+	codeLimitReached:      {http.StatusUnprocessableEntity, "Instance limit reached"},
+	codeRequestTimeout:    {http.StatusRequestTimeout, "Request body not received in time"},
 	codeCorrupt:           {http.StatusInternalServerError, "Stored data is corrupt"},
 	codeInternal:          {http.StatusInternalServerError, "Internal server error"},
 	codeUnavailable:       {http.StatusServiceUnavailable, "Service unavailable"},

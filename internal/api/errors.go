@@ -70,10 +70,17 @@ func problemFor(err error) (p problem, internal bool) {
 		he  *httpError
 		be  *bodyError
 		mbe *http.MaxBytesError
+		lim *sketchd.LimitError
+		bre *bodyReadError
 	)
 	switch {
 	case errors.As(err, &he):
 		p = newProblem(he.code, he.detail)
+	case errors.As(err, &lim):
+		p = newProblem(codeLimitReached, lim.Error())
+		p.Limit, p.Max, p.Got = lim.Limit, new(int64(lim.Max)), new(int64(lim.Got))
+	case errors.As(err, &bre):
+		p = bre.problem()
 	case errors.As(err, &mbe):
 		p = newProblem(codeBodyTooLarge,
 			"the request body is larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
@@ -214,7 +221,7 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 // would set (a custom handler does not get the allowed methods).
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 			allowed = append(allowed, m)
 			if m == http.MethodGet {

@@ -90,7 +90,7 @@ func (f *fakeStreams) Create(_ context.Context, spec sketchd.Stream) (sketchd.St
 	return st, nil
 }
 
-func (f *fakeStreams) Delete(_ context.Context, name string) error {
+func (f *fakeStreams) Delete(_ context.Context, name string, _ sketchd.DeleteOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -101,6 +101,22 @@ func (f *fakeStreams) Delete(_ context.Context, name string) error {
 	}
 	delete(f.streams, name)
 	return nil
+}
+
+func (f *fakeStreams) Alter(_ context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.streams[name]
+	if !ok {
+		return st, sketchd.ErrNotFound
+	}
+	spec, _, err := st.Spec.Apply(a)
+	if err != nil {
+		return st, err
+	}
+	st.Spec = spec
+	f.streams[name] = st
+	return st, nil
 }
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)

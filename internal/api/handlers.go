@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -115,9 +114,9 @@ func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("read body: %w", err))
+		s.writeError(w, r, err)
 		return
 	}
 	spec, err := sketchd.ParseStreamJSON(body)
@@ -139,7 +138,12 @@ func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "stream")
-	if err := s.streams.Delete(r.Context(), name); err != nil {
+	opts, err := deleteOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.streams.Delete(r.Context(), name, opts); err != nil {
 		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
 		return
 	}

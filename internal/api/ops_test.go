@@ -282,8 +282,8 @@ func TestHead(t *testing.T) {
 	}
 	// HEAD is listed wherever GET is allowed.
 	r := f.do(t, "PUT", "/v1/streams/pageviews", nil)
-	if allow := r.header.Values("Allow"); !slices.Equal(allow, []string{"GET", "HEAD", "DELETE"}) {
-		t.Errorf("Allow %q, want GET, HEAD, DELETE", allow)
+	if allow := r.header.Values("Allow"); !slices.Equal(allow, []string{"GET", "HEAD", "PATCH", "DELETE"}) {
+		t.Errorf("Allow %q, want GET, HEAD, PATCH, DELETE", allow)
 	}
 	// HEAD of a POST-only or unknown route is still an error.
 	if r := f.do(t, "HEAD", "/v2/nothing", nil); r.status != 404 {

@@ -135,7 +135,7 @@ func TestDecodeDimensions(t *testing.T) {
 		{"bools", `"country":true,"geo":{"city":false},"n":""`, []string{"true", "false", ""}, ""},
 		{"escapes", `"country":"D\u0045","geo":{"city":"K\u00f6ln \ud83d\ude00 \"q\" \\ \/ \t"},"n":"\ud800x"`, []string{"DE", "Köln 😀 \"q\" \\ / \t", "\uFFFDx"}, ""},
 		{"escaped key names", `"c\u006funtry":"DE","g\u0065o":{"\u0063ity":"X"},"n":"y"`, []string{"DE", "X", "y"}, ""},
-		{"invalid utf8 kept", "\"country\":\"\xff\xfe\",\"geo\":{\"city\":\"a\"},\"n\":1", []string{"\xff\xfe", "a", "1"}, ""},
+		{"invalid utf8 refused", "\"country\":\"\xff\xfe\",\"geo\":{\"city\":\"a\"},\"n\":1", nil, ReasonBadDimension},
 		{"duplicate key: last wins", `"country":"FR","country":"DE","geo":{"city":"a"},"geo":{"city":"b"},"n":1`, []string{"DE", "b", "1"}, ""},
 		{"dotted key is not a path", `"country":"DE","geo.city":"a","n":1`, nil, ReasonMissingDimension},
 		{"missing", `"geo":{"city":"a"},"n":1`, nil, ReasonMissingDimension},

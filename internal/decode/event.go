@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/sketchd/sketchd"
@@ -81,13 +82,19 @@ func (d *Decoder) groupKey(raw []byte) (Reason, string) {
 		case kObject, kArray:
 			return ReasonBadDimension, fmt.Sprintf("group_by field %q is an %s, want a string, number or boolean", d.dimPaths[i], sp.kind)
 		case kString:
+			v := raw[sp.start:sp.end]
 			if sp.esc {
-				d.vbuf = appendUnescaped(d.vbuf[:0], raw[sp.start:sp.end])
-				d.key = sketchd.AppendKeyValue(d.key, d.vbuf)
-				d.vbuf = d.vbuf[:0]
-				break
+				d.vbuf = appendUnescaped(d.vbuf[:0], v)
+				v = d.vbuf
 			}
-			fallthrough
+			// A key that is not UTF-8 could be stored but never asked
+			// for: a query's where= and the answer's JSON are UTF-8.
+			if !utf8.Valid(v) {
+				d.vbuf = d.vbuf[:0]
+				return ReasonBadDimension, fmt.Sprintf("group_by field %q is not valid UTF-8", d.dimPaths[i])
+			}
+			d.key = sketchd.AppendKeyValue(d.key, v)
+			d.vbuf = d.vbuf[:0]
 		default:
 			d.key = sketchd.AppendKeyValue(d.key, raw[sp.start:sp.end])
 		}

@@ -12,7 +12,7 @@ const (
 	ReasonMissingTime      Reason = "missing_time"      // time field missing or null
 	ReasonBadTime          Reason = "bad_time"          // time of the wrong type, unparsable or out of int64 ns range
 	ReasonMissingDimension Reason = "missing_dimension" // group-by field missing or null
-	ReasonBadDimension     Reason = "bad_dimension"     // group-by field is an object or array
+	ReasonBadDimension     Reason = "bad_dimension"     // group-by field is an object or array, or a string that is not UTF-8
 	ReasonWrongType        Reason = "wrong_type"        // aggregate field or weight of the wrong JSON type or sign
 	ReasonNonFinite        Reason = "non_finite"        // number overflows float64 (e.g. 1e400)
 	ReasonOversize         Reason = "oversize"          // message or event larger than its limit, or a group-by key over sketchd.MaxKeyLen

@@ -204,7 +204,7 @@ func (r *runner) ack(ctx context.Context, token any) {
 	// Dead letters published before the covered messages must reach the
 	// server before those messages are acked: a round trip to it.
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := r.m.nc.FlushWithContext(fctx); err != nil {
+	if err := r.nc.FlushWithContext(fctx); err != nil {
 		r.log.Warn("dead letters not confirmed by NATS before the ack", "err", err)
 	}
 	cancel()

@@ -42,6 +42,8 @@ type ConnState struct {
 	downNanos   atomic.Int64 // total time disconnected, ended disconnections
 	// SlowConsumer counts the client's slow-consumer episodes.
 	slow atomic.Uint64
+
+	redial redialState // see redial.go
 }
 
 // Connected reports whether the connection is up.
@@ -93,6 +95,19 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 	}
 	st := &ConnState{}
 	log := logger.With("component", "nats")
+	st.redial.init(opts, log)
+	nc, err := dial(opts, st, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.connected.Store(true)
+	st.redial.cur.Store(nc)
+	log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
+	return nc, st, nil
+}
+
+// dial connects with opts and the handlers that keep st current.
+func dial(opts ConnOptions, st *ConnState, log *slog.Logger) (*nats.Conn, error) {
 	no := []nats.Option{
 		nats.Name(opts.Name),
 		nats.MaxReconnects(opts.MaxReconnects),
@@ -112,8 +127,15 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 			st.reconnects.Add(1)
 			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted(), "outage", outage.Round(time.Millisecond))
 		}),
-		nats.ClosedHandler(func(*nats.Conn) {
+		nats.ClosedHandler(func(c *nats.Conn) {
 			st.down(time.Now())
+			if err := c.LastError(); err != nil {
+				// The server closed it (a protocol error, the reconnect
+				// attempts exhausted): dial a new one.
+				log.Error("NATS connection closed by an error; dialling a new one", "err", err)
+				st.redial.start(st, c)
+				return
+			}
 			log.Info("NATS connection closed")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -135,7 +157,7 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 	if opts.NKeyFile != "" {
 		o, err := nats.NkeyOptionFromSeed(opts.NKeyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ingest: nkey: %w", err)
+			return nil, fmt.Errorf("ingest: nkey: %w", err)
 		}
 		no = append(no, o)
 	}
@@ -153,11 +175,9 @@ func Connect(opts ConnOptions, logger *slog.Logger) (*nats.Conn, *ConnState, err
 	}
 	nc, err := nats.Connect(opts.URL, no...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ingest: connect to NATS at %s: %w", redact(opts.URL), err)
+		return nil, fmt.Errorf("ingest: connect to NATS at %s: %w", redact(opts.URL), err)
 	}
-	st.connected.Store(true)
-	log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
-	return nc, st, nil
+	return nc, nil
 }
 
 // redact hides credentials embedded in NATS URLs (user:password@ or

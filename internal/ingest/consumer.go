@@ -65,7 +65,15 @@ type consumerState struct {
 
 func (c *consumerState) init() { c.resetReq = make(chan struct{}, 1) }
 
-func consumerName(stream string) string { return "sketchd_" + stream }
+// consumerName is the stream's durable consumer: unique per instance
+// (sketchd_<instance>_<stream>, the instance id kept in the store), so two
+// instances on one NATS never touch each other's consumers.
+func (m *Manager) consumerName(stream string) string {
+	return "sketchd_" + m.instance + "_" + stream
+}
+
+// legacyConsumerName is the durable of releases before instance ids.
+func legacyConsumerName(stream string) string { return "sketchd_" + stream }
 
 // subscribe starts delivery: a core subscription, or the JetStream stream
 // (created when missing) and a consumer at the checkpoint.
@@ -77,7 +85,7 @@ func (r *runner) subscribe(ctx context.Context) error {
 }
 
 func (r *runner) subscribeCore(ctx context.Context) error {
-	sub, err := r.m.nc.Subscribe(r.spec.Subject, func(m *nats.Msg) {
+	sub, err := r.nc.Subscribe(r.spec.Subject, func(m *nats.Msg) {
 		r.send(inMsg{data: m.Data, subject: m.Subject})
 	})
 	if err != nil {
@@ -94,7 +102,7 @@ func (r *runner) subscribeCore(ctx context.Context) error {
 	// the client subscribes again on reconnect.)
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := r.m.nc.FlushWithContext(fctx); err != nil {
+	if err := r.nc.FlushWithContext(fctx); err != nil {
 		r.log.Warn("core subscription not confirmed by the server yet", "err", err)
 	}
 	return nil
@@ -116,37 +124,25 @@ func (r *runner) subscribeJetStream(ctx context.Context) error {
 	if err := r.startConsumer(ctx, start); err != nil {
 		return err
 	}
-	r.consumer.reconnected = r.m.nc.StatusChanged(nats.CONNECTED)
+	r.consumer.reconnected = r.nc.StatusChanged(nats.CONNECTED)
+	// The durable of releases before instance ids: the new one replaces it.
+	if err := s.DeleteConsumer(ctx, legacyConsumerName(r.spec.Name)); err == nil {
+		r.log.Info("deleted the legacy durable consumer", "durable", legacyConsumerName(r.spec.Name))
+	}
 	return nil
 }
 
 // jetStreamStream returns the stream's JetStream stream, creating it when
-// it does not exist.
+// it does not exist (see Manager.ensureJetStream).
 func (r *runner) jetStreamStream(ctx context.Context) (jetstream.Stream, error) {
-	s, err := r.m.js.Stream(ctx, r.spec.JetStreamStream)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return s, err
-	}
-	s, err = r.m.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:        r.spec.JetStreamStream,
-		Description: "sketchd stream " + r.spec.Name,
-		Subjects:    []string{r.spec.Subject},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      r.spec.JetStreamMaxAge.Std(),
-		Duplicates:  2 * time.Minute,
-	})
-	if err == nil {
-		r.log.Info("created JetStream stream", "jetstream_stream", r.spec.JetStreamStream, "subject", r.spec.Subject)
-	}
-	return s, err
+	return r.m.ensureJetStream(ctx, r.spec)
 }
 
 // startConsumer (re)creates the durable consumer so that it delivers the
 // stream from sequence start on, in order, and starts consuming it.
 func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       consumerName(r.spec.Name),
+		Durable:       r.m.consumerName(r.spec.Name),
 		Description:   "sketchd stream " + r.spec.Name,
 		FilterSubject: r.spec.Subject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -248,7 +244,7 @@ func (r *runner) countGap(want, seq uint64) {
 // [from, to). A filtered consumer skips sequences of other subjects
 // legitimately, so the gap is counted only for this stream's subject.
 func (r *runner) streamGap(ctx context.Context, from, to uint64) (uint64, error) {
-	s, err := r.m.js.Stream(ctx, r.spec.JetStreamStream)
+	s, err := r.js.Stream(ctx, r.spec.JetStreamStream)
 	if err != nil {
 		return 0, err
 	}
@@ -317,7 +313,7 @@ func (r *runner) runConsumer(ctx, drain context.Context) error {
 // received.
 func (r *runner) watchConsumer(ctx context.Context) {
 	c := &r.consumer
-	defer r.m.nc.RemoveStatusListener(c.reconnected)
+	defer r.nc.RemoveStatusListener(c.reconnected)
 	reconnected := c.reconnected
 	info := time.NewTicker(5 * r.m.opts.FlushInterval)
 	defer info.Stop()

@@ -443,7 +443,7 @@ func waitConsumed(tb testing.TB, js jetstream.JetStream, spec sketchd.Stream, n 
 	waitFor(tb, 60*time.Second, "consumer caught up", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		c, err := js.Consumer(ctx, spec.JetStreamStream, consumerName(spec.Name))
+		c, err := durableOf(ctx, js, spec)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -117,7 +117,7 @@ func consumerInfo(tb testing.TB, js jetstream.JetStream, spec sketchd.Stream) *j
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := js.Consumer(ctx, spec.JetStreamStream, consumerName(spec.Name))
+		c, err := durableOf(ctx, js, spec)
 		var ci *jetstream.ConsumerInfo
 		if err == nil {
 			ci, err = c.Info(ctx)
@@ -201,4 +201,23 @@ func joinLines(evs []event) []byte {
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())
+}
+
+// durableOf returns the stream's durable consumer, whatever the instance
+// id in its name (sketchd_<instance>_<stream>).
+func durableOf(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) (jetstream.Consumer, error) {
+	s, err := js.Stream(ctx, spec.JetStreamStream)
+	if err != nil {
+		return nil, err
+	}
+	names := s.ConsumerNames(ctx)
+	for n := range names.Name() {
+		if strings.HasPrefix(n, "sketchd_") && strings.HasSuffix(n, "_"+spec.Name) && n != "sketchd_"+spec.Name {
+			return s.Consumer(ctx, n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, err
+	}
+	return nil, jetstream.ErrConsumerNotFound
 }

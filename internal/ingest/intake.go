@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/time/rate"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
@@ -47,6 +49,12 @@ type intakeState struct {
 	lateLettered  atomic.Uint64
 	publishErrors atomic.Uint64
 	dropped       atomic.Uint64 // core messages dropped after the stream stopped
+
+	// letters bounds the dead and late letters the stream publishes
+	// (deadletter.go); what it holds back is counted, not published.
+	letters        *rate.Limiter
+	deadSuppressed atomic.Uint64
+	lateSuppressed atomic.Uint64
 }
 
 func (in *intakeState) init(queueLen int) {
@@ -160,6 +168,7 @@ func (r *runner) decode(bt *batcher, m *inMsg) {
 	in.received.Add(1)
 	in.receivedBytes.Add(uint64(len(m.data)))
 	line := 0
+	var bad badLines
 	in.dec.Decode(m.data, m.seq, bt.b.Now,
 		func(ev *sketchd.Event) {
 			bt.b.Add(ev)
@@ -168,12 +177,12 @@ func (r *runner) decode(bt *batcher, m *inMsg) {
 		},
 		func(raw []byte, reason decode.Reason, detail string) {
 			bt.b.AddInvalid(string(reason))
-			if r.spec.DeadLetterSubject != "" {
-				r.publish(r.spec.DeadLetterSubject, raw, m, line, string(reason), detail)
-				in.deadLettered.Add(1)
-			}
+			bad.add(raw, line, string(reason), detail)
 			line++
 		})
+	if r.spec.DeadLetterSubject != "" && bad.n > 0 {
+		r.deadLetter(m, &bad)
+	}
 	if m.seq > 0 {
 		bt.b.Position = sketchd.Position(m.seq, sketchd.MaxEventsPerMessage-1)
 		bt.b.Token = ackToken{msg: m.js, epoch: m.epoch}
@@ -195,8 +204,12 @@ func (r *runner) process(ctx context.Context, bt *batcher) {
 		return
 	}
 	for _, rj := range rej {
+		if !r.intake.letters.Allow() {
+			r.intake.lateSuppressed.Add(1)
+			continue
+		}
 		e := bt.evs[rj.Index]
-		r.publish(r.spec.LateSubject, e.raw, e.src, e.line, rj.Reason, "")
+		r.publish(r.spec.LateSubject, e.raw, e.src, e.line, rj.Reason, "", nil)
 		r.intake.lateLettered.Add(1)
 	}
 }
@@ -209,9 +222,12 @@ const deadLetterHeaderRoom = 4 << 10
 // say why and where it came from. JetStream sources get a Nats-Msg-Id, so a
 // replay after a crash does not dead-letter the event twice when the
 // dead-letter subject is captured by a JetStream stream.
-func (r *runner) publish(subject string, raw []byte, src *inMsg, index int, reason, detail string) {
+func (r *runner) publish(subject string, raw []byte, src *inMsg, index int, reason, detail string, hdr nats.Header) {
 	msg := nats.NewMsg(subject)
-	if maxp := int(r.m.nc.MaxPayload()); maxp > 0 && len(raw) > maxp-deadLetterHeaderRoom {
+	for k, v := range hdr {
+		msg.Header[k] = v
+	}
+	if maxp := int(r.nc.MaxPayload()); maxp > 0 && len(raw) > maxp-deadLetterHeaderRoom {
 		// It came through NATS, but not with room for our headers: keep
 		// the head, and say how long it was.
 		msg.Header.Set("Sketchd-Truncated", strconv.Itoa(len(raw)))
@@ -229,7 +245,7 @@ func (r *runner) publish(subject string, raw []byte, src *inMsg, index int, reas
 		msg.Header.Set("Sketchd-Index", strconv.Itoa(index))
 		msg.Header.Set(nats.MsgIdHdr, r.spec.Name+":"+strconv.FormatUint(src.seq, 10)+":"+strconv.Itoa(index)+":"+reason)
 	}
-	if err := r.m.nc.PublishMsg(msg); err != nil {
+	if err := r.nc.PublishMsg(msg); err != nil {
 		r.intake.publishErrors.Add(1)
 		r.log.Warn("dead-letter publish failed", "subject", subject, "reason", reason, "err", err)
 	}

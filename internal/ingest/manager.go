@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -25,10 +24,12 @@ type Store interface {
 	Streams(ctx context.Context) ([]store.StreamInfo, error)
 	Stream(ctx context.Context, name string) (store.StreamInfo, error)
 	DeleteStream(ctx context.Context, name string) error
+	AlterStream(ctx context.Context, name string, spec sketchd.Stream, alt sketchd.Alteration) (store.StreamInfo, error)
 	Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error
 	Checkpoint(ctx context.Context, streamID uint32) (sketchd.Checkpoint, bool, error)
 	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
 	Healthy() error
+	InstanceID(ctx context.Context) (string, error)
 }
 
 // Options tune ingestion. Zero (or negative) values take the defaults of
@@ -50,6 +51,17 @@ type Options struct {
 	MaxAckPending int
 	// PullMaxMessages is the JetStream client's prefetch. Default 4096.
 	PullMaxMessages int
+	// MaxStreams caps the streams of one instance (each costs goroutines,
+	// a NATS subscription, file descriptors and metrics series): a create
+	// past it is refused. Default 256.
+	MaxStreams int
+	// MaxAggregates caps the aggregates of one stream. Default 32.
+	MaxAggregates int
+	// DeadLetterRate and DeadLetterBurst bound the dead and late letters
+	// one stream publishes (a token bucket; see deadletter.go). Defaults
+	// 1000 per second, burst 1000.
+	DeadLetterRate  float64
+	DeadLetterBurst int
 	// QueueMessages is the per-stream channel between the NATS client and
 	// the processing goroutine. Default 1024.
 	QueueMessages int
@@ -75,6 +87,10 @@ func DefaultOptions() Options {
 		AckWait:          30 * time.Second,
 		MaxAckPending:    1_000_000,
 		PullMaxMessages:  4096,
+		MaxStreams:       256,
+		MaxAggregates:    32,
+		DeadLetterRate:   1000,
+		DeadLetterBurst:  1000,
 		QueueMessages:    1024,
 		CorePendingMsgs:  500_000,
 		CorePendingBytes: 64 << 20,
@@ -87,17 +103,21 @@ func DefaultOptions() Options {
 // Manager runs the consumers of every stream and is the API's view of
 // them: it implements api.Streams.
 type Manager struct {
-	nc   *nats.Conn
-	conn *ConnState
-	js   jetstream.JetStream
-	db   Store
-	log  *slog.Logger
-	opts Options
+	connMu sync.RWMutex // guards nc and js, replaced by rebind
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	conn   *ConnState
+	db     Store
+	log    *slog.Logger
+	opts   Options
 
 	// ctx is the manager's lifetime: Stop cancels it, which ends the start
 	// retries.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	names    nameLocks // serializes each name's lifecycle (names.go)
+	instance string    // the store's instance id: part of durable names
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -128,13 +148,28 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("ingest: JetStream: %w", err)
 	}
+	instance, err := db.InstanceID(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("ingest: instance id: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		nc: nc, conn: conn, js: js, db: db, log: logger, opts: opts,
 		ctx: ctx, cancel: cancel,
-		runners: map[string]*runner{},
-		failed:  map[string]failure{},
-	}, nil
+		runners:  map[string]*runner{},
+		failed:   map[string]failure{},
+		names:    nameLocks{m: map[string]*nameLock{}},
+		instance: instance,
+	}
+	conn.OnReplaced(m.rebind)
+	return m, nil
+}
+
+// conns returns the current NATS connection and its JetStream context.
+func (m *Manager) conns() (*nats.Conn, jetstream.JetStream) {
+	m.connMu.RLock()
+	defer m.connMu.RUnlock()
+	return m.nc, m.js
 }
 
 func (m *Manager) now() time.Time { return m.opts.Now() }
@@ -249,6 +284,8 @@ func (m *Manager) retryStart(ctx context.Context, info store.StreamInfo) {
 // startAgain is startRunner for a stream in m.failed. It does not hold
 // m.mu while it talks to NATS, so Ready and the API stay responsive.
 func (m *Manager) startAgain(ctx context.Context, info store.StreamInfo) error {
+	unlock := m.names.lock(info.Spec.Name)
+	defer unlock()
 	wanted := func() bool {
 		f, ok := m.failed[info.Spec.Name]
 		return !m.stopped && ok && f.info.ID == info.ID
@@ -313,7 +350,7 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	if ok && r.info.ID == info.ID {
 		return r.currentStatus()
 	}
-	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting",
+	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
 	if cp, ok, err := m.db.Checkpoint(ctx, info.ID); err == nil && ok {
 		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters
@@ -324,58 +361,13 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	return st
 }
 
-// Create validates, persists and starts a new stream.
-func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error) {
-	spec.Normalize()
-	if err := spec.Validate(); err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	info, err := m.db.CreateStream(ctx, spec)
-	if err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	if err := m.startRunner(ctx, info); err != nil {
-		m.log.Error("stream failed to start", "stream", spec.Name, "err", err)
-	}
-	return m.statusOf(ctx, info), nil
-}
-
-// Delete stops a stream's consumer and removes it and its data. The
-// JetStream stream that holds its raw events is kept (it may be shared);
-// the durable consumer is deleted.
-func (m *Manager) Delete(ctx context.Context, name string) error {
-	info, err := m.db.Stream(ctx, name)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	r := m.runners[name]
-	delete(m.runners, name)
-	delete(m.failed, name)
-	m.mu.Unlock()
-	if r != nil {
-		if err := r.stop(ctx, false); err != nil {
-			m.log.Warn("stop stream", "stream", name, "err", err)
-		}
-	}
-	if info.Spec.JetStream {
-		if err := m.js.DeleteConsumer(ctx, info.Spec.JetStreamStream, consumerName(name)); err != nil &&
-			!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			m.log.Warn("delete JetStream consumer", "stream", name, "err", err)
-		}
-	}
-	if err := m.db.DeleteStream(ctx, name); err != nil {
-		return err
-	}
-	m.log.Info("stream deleted", "stream", name)
-	return nil
-}
-
-// Ready reports why the service cannot serve now: NATS disconnected, the
-// store failing writes, or a stream whose consumer is not running.
+// Ready reports why the instance cannot serve now: NATS disconnected, the
+// store failing (or refusing commits), or shutting down. It covers instance-level faults only: a
+// stream that cannot start or commit says so in its own status (state,
+// error), not here (see docs/operations.md).
 func (m *Manager) Ready(context.Context) error {
-	if !m.nc.IsConnected() {
-		return fmt.Errorf("NATS is not connected (%s): %w", m.nc.Status(), sketchd.ErrUnavailable)
+	if nc, _ := m.conns(); !nc.IsConnected() {
+		return fmt.Errorf("NATS is not connected (%s): %w", nc.Status(), sketchd.ErrUnavailable)
 	}
 	if err := m.db.Healthy(); err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -385,17 +377,11 @@ func (m *Manager) Ready(context.Context) error {
 	if m.stopped {
 		return fmt.Errorf("shutting down: %w", sketchd.ErrUnavailable)
 	}
-	names := make([]string, 0, len(m.failed))
-	for n := range m.failed {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		return fmt.Errorf("stream %q is not running: %v: %w", n, m.failed[n].err, sketchd.ErrUnavailable)
-	}
+	// A store that refuses a stream's commits refuses them all: that is
+	// the instance's fault, whichever stream met it first.
 	for n, r := range m.runners {
 		if e := r.lastErr(); e != "" && r.committer.failing.Load() {
-			return fmt.Errorf("stream %q cannot commit: %s: %w", n, e, sketchd.ErrUnavailable)
+			return fmt.Errorf("the store refuses commits (stream %q: %s): %w", n, e, sketchd.ErrUnavailable)
 		}
 	}
 	return nil

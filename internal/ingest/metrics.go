@@ -32,6 +32,8 @@ var (
 		"Core NATS messages dropped by the client (slow consumer) or after the stream stopped.", []string{"stream"}, nil)
 	descDeadLetters = prometheus.NewDesc("sketchd_dead_letters_total",
 		"Events published to a dead-letter subject, by kind (invalid, late).", []string{"stream", "kind"}, nil)
+	descSuppressed = prometheus.NewDesc("sketchd_dead_letters_suppressed_total",
+		"Dead and late letters not published because the stream's dead-letter rate limit held them back, by kind (invalid, late).", []string{"stream", "kind"}, nil)
 	descPublishErrors = prometheus.NewDesc("sketchd_dead_letter_publish_errors_total",
 		"Dead-letter publishes that failed.", []string{"stream"}, nil)
 	descWatermark = prometheus.NewDesc("sketchd_watermark_timestamp_seconds",
@@ -80,7 +82,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descInvalid, descSkipped, descMessages, descBytes, descDropped,
-		descDeadLetters, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
+		descDeadLetters, descSuppressed, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
 		descConnected, descReconnects, descSlow, descDisconnects, descDisconnected,
 		descFailing, descUncommitted, descResets, descRedelivered} {
@@ -96,7 +98,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	connected := 0.0
-	if c.m.nc.IsConnected() {
+	if nc, _ := c.m.conns(); nc.IsConnected() {
 		connected = 1
 	}
 	gauge(descConnected, connected)
@@ -123,6 +125,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, s.Dropped, n)
 		counter(descDeadLetters, r.intake.deadLettered.Load(), n, "invalid")
 		counter(descDeadLetters, r.intake.lateLettered.Load(), n, "late")
+		counter(descSuppressed, r.intake.deadSuppressed.Load(), n, "invalid")
+		counter(descSuppressed, r.intake.lateSuppressed.Load(), n, "late")
 		counter(descPublishErrors, r.intake.publishErrors.Load(), n)
 		if s.Watermark != sketchd.NoTime {
 			gauge(descWatermark, seconds(s.Watermark), n)

@@ -13,17 +13,18 @@ import (
 // message, which reaches the subscribers that are connected now (at most
 // once); the sequence is 0. It serves the HTTP ingest endpoint.
 func (m *Manager) Publish(ctx context.Context, subject string, jetStream bool, data []byte) (uint64, error) {
+	nc, js := m.conns() // the live connection (redial.go replaces a closed one)
 	if jetStream {
-		ack, err := m.js.Publish(ctx, subject, data)
+		ack, err := js.Publish(ctx, subject, data)
 		if err != nil {
 			return 0, fmt.Errorf("JetStream publish to %s: %w", subject, err)
 		}
 		return ack.Sequence, nil
 	}
-	if err := m.nc.Publish(subject, data); err != nil {
+	if err := nc.Publish(subject, data); err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", subject, err)
 	}
-	if err := m.nc.FlushWithContext(ctx); err != nil {
+	if err := nc.FlushWithContext(ctx); err != nil {
 		return 0, fmt.Errorf("publish to %s: flush: %w", subject, err)
 	}
 	return 0, nil
@@ -31,4 +32,7 @@ func (m *Manager) Publish(ctx context.Context, subject string, jetStream bool, d
 
 // MaxPayload is the largest message the server accepts from this
 // connection (its max_payload, 1 MiB by default).
-func (m *Manager) MaxPayload() int64 { return m.nc.MaxPayload() }
+func (m *Manager) MaxPayload() int64 {
+	nc, _ := m.conns()
+	return nc.MaxPayload()
+}

@@ -7,7 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/decode"
@@ -28,6 +31,8 @@ import (
 type runner struct {
 	// Set before the goroutines start; read-only after.
 	m    *Manager
+	nc   *nats.Conn          // the connection the runner started on
+	js   jetstream.JetStream // its JetStream context
 	info store.StreamInfo
 	spec sketchd.Stream
 	log  *slog.Logger
@@ -81,8 +86,11 @@ const (
 
 func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner, error) {
 	spec := info.Spec
+	nc, js := m.conns()
 	r := &runner{
 		m:    m,
+		nc:   nc,
+		js:   js,
 		info: info,
 		spec: spec,
 		log:  m.log.With("stream", spec.Name),
@@ -90,6 +98,7 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 	}
 	r.consumer.init()
 	r.intake.init(m.opts.QueueMessages)
+	r.intake.letters = rate.NewLimiter(rate.Limit(m.opts.DeadLetterRate), m.opts.DeadLetterBurst)
 	r.committer.init()
 	r.tiers.init(len(spec.Rollups))
 	dec, err := decode.New(spec, m.opts.Decode)

@@ -62,6 +62,7 @@ func (r *runner) buildStatus() sketchd.StreamStatus {
 		Spec:               r.spec,
 		Created:            r.info.Created,
 		State:              "running",
+		Alters:             r.info.Alters,
 		Watermark:          agg.Watermark,
 		MaxEventTime:       agg.MaxEventTime,
 		CommittedWatermark: r.committer.committedWM.Load(),

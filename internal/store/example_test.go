@@ -23,6 +23,7 @@ func Example() {
 	spec := sketchd.DefaultStream()
 	spec.Name, spec.Subject = "pageviews", "events.pageviews"
 	spec.Aggregates = map[string]sketchd.Aggregate{"users": {Sketch: sketchd.KindHLL, Field: "user"}}
+	spec.Retention = 0 // keep every pane (this example's are in 1970)
 	spec.Normalize()
 	info, err := db.CreateStream(ctx, spec)
 	if err != nil {

@@ -415,3 +415,95 @@ func TestConcurrentAdmin(t *testing.T) {
 		t.Errorf("got %d panes of day 0, want 24 (no cutoff reached its end)", len(got))
 	}
 }
+
+// Issue 15, item 8: a stream with retention 2m answers no pane that
+// ended longer ago, although its day partition is still on disk.
+func TestReadsHonourRetentionPerPane(t *testing.T) {
+	now := 10*day + 12*hour
+	o := quietOptions()
+	o.Now = func() time.Time { return time.Unix(0, now) }
+	db := openTest(t, t.TempDir(), o)
+	spec := testSpec("r2m", time.Minute)
+	spec.Retention = sketchd.Duration(2 * time.Minute)
+	info, err := db.CreateStream(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []sketchd.PaneRecord
+	for i := int64(1); i <= 12; i++ { // panes 1..12 minutes old
+		ps = append(ps, pane("a", now-i*minute, uint64(i)))
+	}
+	commit(t, db, info.ID, 12, ps...)
+	got := scanAll(t, db, info.ID, []string{"a"}, 0, math.MaxInt64)
+	// Kept: panes ending after now-2m, i.e. those starting 2m and 1m ago.
+	if len(got) != 2 {
+		t.Errorf("%d panes answered, want the 2 within retention: %q", len(got), got)
+	}
+	var keys []string
+	if err := db.Keys(context.Background(), info.ID, 0, now-3*minute, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("keys of expired panes: %q", keys)
+	}
+}
+
+// AlterStream stores the new spec and the alter log in one transaction;
+// both survive a reopen, and the panes stay.
+func TestAlterStreamPersists(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, quietOptions())
+	spec := testSpec("alt", time.Minute)
+	info, err := db.CreateStream(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, db, info.ID, 1, pane("a", minute, 1))
+	next := spec
+	next.AllowedLateness = sketchd.Duration(5 * time.Minute)
+	alt := sketchd.Alteration{At: time.Unix(100, 0).UTC(), Changes: []string{"allowed_lateness: 1m0s -> 5m0s"}}
+	if _, err := db.AlterStream(context.Background(), "alt", next, alt); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, quietOptions())
+	got, err := db.Stream(context.Background(), "alt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != info.ID || got.Spec.AllowedLateness != next.AllowedLateness || len(got.Alters) != 1 || got.Alters[0].Changes[0] != alt.Changes[0] {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if ps := scanAll(t, db, info.ID, []string{"a"}, 0, math.MaxInt64); len(ps) != 1 {
+		t.Errorf("panes after the alter: %q", ps)
+	}
+	if err := db.DeleteStream(context.Background(), "alt"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The instance id is generated once and kept across reopen.
+func TestInstanceIDKept(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, quietOptions())
+	id, err := db.InstanceID(context.Background())
+	if err != nil || len(id) != 16 {
+		t.Fatalf("instance id %q, %v", id, err)
+	}
+	if again, _ := db.InstanceID(context.Background()); again != id {
+		t.Errorf("second call %q, first %q", again, id)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, quietOptions())
+	if after, _ := db.InstanceID(context.Background()); after != id {
+		t.Errorf("after reopen %q, before %q", after, id)
+	}
+	other := openTest(t, t.TempDir(), quietOptions())
+	if o, _ := other.InstanceID(context.Background()); o == id {
+		t.Errorf("two stores share the instance id %q", id)
+	}
+}

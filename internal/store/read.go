@@ -123,6 +123,7 @@ func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Dura
 	if err != nil {
 		return err
 	}
+	from = max(from, db.retainedFrom(streamID, tier))
 	if to <= from || len(keys) == 0 {
 		return nil
 	}
@@ -232,6 +233,7 @@ func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration,
 		return err
 	}
 	w := sp.width
+	from = max(from, db.retainedFrom(streamID, tier))
 	if to <= from {
 		return nil
 	}

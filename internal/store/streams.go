@@ -20,6 +20,8 @@ type StreamInfo struct {
 	ID      uint32
 	Spec    sketchd.Stream
 	Created time.Time // UTC
+	// Alters are the alters applied to it (AlterStream), oldest first.
+	Alters []sketchd.Alteration
 }
 
 // loadStreams reads the registry into memory (Open).
@@ -41,6 +43,9 @@ func (db *DB) loadStreams() error {
 				// One bad spec must not keep the service down: skip it.
 				db.log.Error("skipping unreadable stream spec", "key", string(item.Key()[1:]), "err", err)
 				continue
+			}
+			if err := loadAlters(txn, &info); err != nil {
+				db.log.Error("unreadable alter log; the stream's status will not list its alters", "stream", info.Spec.Name, "err", err)
 			}
 			db.byID[info.ID] = info
 			db.byName[info.Spec.Name] = info.ID
@@ -207,6 +212,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error {
 			if err := txn.Delete(checkpointKey(id)); err != nil {
+				return err
+			}
+			if err := txn.Delete(altersKey(id)); err != nil {
 				return err
 			}
 			return txn.Delete(streamKey(name))

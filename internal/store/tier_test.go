@@ -47,7 +47,11 @@ func tierPanes(t *testing.T, db *DB, sid uint32, tier time.Duration) []string {
 }
 
 func TestTierWriteReadOverwrite(t *testing.T) {
-	db := openTest(t, t.TempDir(), quietOptions())
+	// The clock stands among the panes (near the epoch): reads honour
+	// the base panes' one-day retention as of it.
+	o := quietOptions()
+	o.Now = func() time.Time { return time.Unix(0, 24*int64(time.Hour)) }
+	db := openTest(t, t.TempDir(), o)
 	info := tierStream(t, db)
 	ctx, h := t.Context(), int64(time.Hour)
 	if _, ok, err := db.TierCursor(ctx, info.ID, time.Hour); ok || err != nil {

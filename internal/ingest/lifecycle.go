@@ -1,0 +1,277 @@
+package ingest
+
+// The lifecycle of one stream through the API: Create and Delete (and
+// Alter, alter.go) run under the stream name's lock (names.go), so two of
+// them never interleave for one name; a retried start and a restart on a
+// new connection take it too.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+// Create validates, persists and starts a new stream. Before anything is
+// stored it checks what the spec touches outside itself: the instance's
+// limits, the subjects of the other streams (no stream may read what
+// another publishes), and the JetStream stream, which it creates or
+// updates now so that the server's refusal is the caller's 400, not a
+// stream that stays failed.
+func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error) {
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	unlock := m.names.lock(spec.Name)
+	defer unlock()
+	if _, err := m.db.Stream(ctx, spec.Name); err == nil {
+		return sketchd.StreamStatus{}, fmt.Errorf("stream %q: %w", spec.Name, sketchd.ErrExists)
+	}
+	if err := m.admit(ctx, spec); err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	if spec.JetStream {
+		if _, err := m.ensureJetStream(ctx, spec); err != nil {
+			return sketchd.StreamStatus{}, err
+		}
+	}
+	info, err := m.db.CreateStream(ctx, spec)
+	if err != nil {
+		return sketchd.StreamStatus{}, err
+	}
+	if err := m.startRunner(ctx, info); err != nil {
+		m.log.Error("stream failed to start", "stream", spec.Name, "err", err)
+	}
+	return m.statusOf(ctx, info), nil
+}
+
+// admit checks the limits and the subjects against the other streams.
+func (m *Manager) admit(ctx context.Context, spec sketchd.Stream) error {
+	if n := len(spec.Aggregates); n > m.opts.MaxAggregates {
+		return &sketchd.LimitError{Limit: "max_aggregates", Max: m.opts.MaxAggregates, Got: n}
+	}
+	infos, err := m.db.Streams(ctx)
+	if err != nil {
+		return err
+	}
+	if len(infos) >= m.opts.MaxStreams {
+		return &sketchd.LimitError{Limit: "max_streams", Max: m.opts.MaxStreams, Got: len(infos) + 1}
+	}
+	others := make([]sketchd.Stream, len(infos))
+	for i, in := range infos {
+		others[i] = in.Spec
+	}
+	var errs []error
+	for _, fe := range spec.SubjectConflicts(others) {
+		errs = append(errs, fe)
+	}
+	return errors.Join(errs...)
+}
+
+// Delete stops a stream's runner completely, then removes its JetStream
+// consumer, the JetStream stream sketchd created for it (unless
+// opts.KeepEvents, or sketchd did not create it), and its panes,
+// checkpoint and spec. The name can be created again once it returns.
+func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
+	unlock := m.names.lock(name)
+	defer unlock()
+	info, err := m.db.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	// What was started is cleaned up even when the client goes away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	m.mu.Lock()
+	r := m.runners[name]
+	delete(m.runners, name)
+	delete(m.failed, name)
+	m.mu.Unlock()
+	if r != nil {
+		if err := r.stop(ctx, false); err != nil {
+			m.log.Warn("stop stream", "stream", name, "err", err)
+		}
+	}
+	if info.Spec.JetStream {
+		m.deleteJetStream(ctx, info.Spec, opts.KeepEvents)
+	}
+	if err := m.db.DeleteStream(ctx, name); err != nil {
+		// Still registered: run it again rather than leave it stopped.
+		_ = m.startRunner(ctx, info)
+		return err
+	}
+	m.log.Info("stream deleted", "stream", name, "keep_events", opts.KeepEvents)
+	return nil
+}
+
+// deleteJetStream removes the stream's durable consumer and, unless keep,
+// the JetStream stream when sketchd created it for this stream and no
+// other consumer (another instance's) reads it.
+func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep bool) {
+	_, js := m.conns()
+	if err := js.DeleteConsumer(ctx, spec.JetStreamStream, m.consumerName(spec.Name)); err != nil &&
+		!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		m.log.Warn("delete JetStream consumer", "stream", spec.Name, "err", err)
+	}
+	if keep {
+		return
+	}
+	s, err := js.Stream(ctx, spec.JetStreamStream)
+	if err != nil {
+		return
+	}
+	if s.CachedInfo().Config.Description != ownerDescription(spec.Name) {
+		return // not ours: it may hold other streams' events
+	}
+	if n := s.CachedInfo().State.Consumers; n > 0 {
+		// Another instance's stream of this name reads it too.
+		m.log.Info("JetStream stream kept: other consumers read it", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "consumers", n)
+		return
+	}
+	if err := js.DeleteStream(ctx, spec.JetStreamStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		m.log.Warn("delete JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "err", err)
+		return
+	}
+	m.log.Info("deleted JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream)
+}
+
+// ownerDescription is the description of a JetStream stream sketchd
+// created for the stream name: it marks the JetStream streams sketchd may
+// update and delete.
+func ownerDescription(name string) string { return "sketchd stream " + name }
+
+// ensureJetStream returns the spec's JetStream stream, creating it when
+// absent. One sketchd created for this stream name gets the spec's subject
+// (a re-created name may read another subject); one it did not create
+// must already capture the subject. What the server refuses comes back as
+// a *sketchd.FieldError on jetstream_stream or jetstream_max_age; what it
+// cannot answer now, as sketchd.ErrUnavailable.
+func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jetstream.Stream, error) {
+	_, js := m.conns()
+	cfg := streamConfig(spec)
+	s, err := js.Stream(ctx, spec.JetStreamStream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		s, err = js.CreateStream(ctx, cfg)
+		if err == nil {
+			m.log.Info("created JetStream stream", "jetstream_stream", cfg.Name, "subject", spec.Subject)
+		}
+		return s, serverRefusal(err, "jetstream_stream")
+	case err != nil:
+		return nil, serverRefusal(err, "jetstream_stream")
+	}
+	have := s.CachedInfo().Config
+	if have.Description != cfg.Description {
+		for _, subj := range have.Subjects {
+			if sketchd.SubjectCovers(subj, spec.Subject) {
+				return s, nil
+			}
+		}
+		return nil, &sketchd.FieldError{Field: "jetstream_stream", Msg: fmt.Sprintf(
+			"JetStream stream %q exists, was not created by sketchd for this stream, and captures %q, not subject %q: add the subject to it, or name another jetstream_stream",
+			cfg.Name, have.Subjects, spec.Subject)}
+	}
+	if len(have.Subjects) == 1 && have.Subjects[0] == spec.Subject && have.MaxAge == cfg.MaxAge {
+		return s, nil
+	}
+	upd := have
+	upd.Subjects, upd.MaxAge, upd.Duplicates = cfg.Subjects, cfg.MaxAge, cfg.Duplicates
+	s, err = js.UpdateStream(ctx, upd)
+	if err == nil {
+		m.log.Info("updated JetStream stream", "jetstream_stream", cfg.Name, "subjects_were", have.Subjects, "subject", spec.Subject)
+	}
+	return s, serverRefusal(err, "jetstream_stream")
+}
+
+// streamConfig is the JetStream stream sketchd creates for spec. Its
+// duplicate window is 2 minutes, or MaxAge when shorter (the server
+// refuses a window longer than the age limit).
+func streamConfig(spec sketchd.Stream) jetstream.StreamConfig {
+	dup := 2 * time.Minute
+	if a := spec.JetStreamMaxAge.Std(); a > 0 && a < dup {
+		dup = a
+	}
+	return jetstream.StreamConfig{
+		Name:        spec.JetStreamStream,
+		Description: ownerDescription(spec.Name),
+		Subjects:    []string{spec.Subject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      spec.JetStreamMaxAge.Std(),
+		Duplicates:  dup,
+	}
+}
+
+// serverRefusal maps a JetStream API error: a request the server refuses
+// (4xx) becomes a *sketchd.FieldError on field with the server's words;
+// anything else (timeouts, no responders) sketchd.ErrUnavailable.
+func serverRefusal(err error, field string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
+		return &sketchd.FieldError{Field: "jetstream", Msg: "the NATS server has no JetStream (for this account): enable it, or set jetstream: false to read the subject with core NATS (at most once)"}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code >= 400 && apiErr.Code < 500 {
+		return &sketchd.FieldError{Field: field, Msg: "the NATS server refuses it: " + apiErr.Description}
+	}
+	return fmt.Errorf("JetStream: %w: %w", sketchd.ErrUnavailable, err)
+}
+
+// rebind moves every stream to nc, a connection that replaced a closed
+// one: each runner, whose subscription died with the old connection, is
+// stopped (nothing more is acked; JetStream redelivers from the
+// checkpoint) and started again on nc.
+func (m *Manager) rebind(nc *nats.Conn) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		m.log.Error("JetStream on the new NATS connection", "err", err)
+		return
+	}
+	m.connMu.Lock()
+	m.nc, m.js = nc, js
+	m.connMu.Unlock()
+	m.mu.Lock()
+	names := make([]string, 0, len(m.runners))
+	for n := range m.runners {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		m.restart(n)
+	}
+	m.log.Info("streams restarted on the new NATS connection", "streams", len(names))
+}
+
+// restart stops the runner of name and starts it again from its
+// checkpoint on the current connection.
+func (m *Manager) restart(name string) {
+	unlock := m.names.lock(name)
+	defer unlock()
+	m.mu.Lock()
+	r := m.runners[name]
+	if m.stopped || r == nil {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.runners, name)
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Second)
+	_ = r.stop(ctx, false)
+	cancel()
+	info, err := m.db.Stream(m.ctx, name)
+	if err != nil || info.ID != r.info.ID {
+		return
+	}
+	sctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.startRunner(sctx, info); err != nil {
+		m.log.Warn("stream restart failed; retrying", "stream", name, "err", err)
+	}
+}

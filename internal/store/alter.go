@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// prefixAlters keys a stream's alter log: 'A' | sid -> JSON frame of
+// []sketchd.Alteration (see docs/format.md).
+const prefixAlters byte = 'A'
+
+func altersKey(sid uint32) []byte { return sidPrefix(prefixAlters, sid) }
+
+// AlterStream replaces a stream's spec with spec and appends alt to its
+// alter log, in one Badger transaction: after a crash the stream has
+// either the old spec and log or the new ones. The spec keeps its ID, so
+// its panes and checkpoint stay; the caller makes sure spec changes
+// nothing that the stored panes depend on (group_by, granularity,
+// aggregates).
+func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream, alt sketchd.Alteration) (StreamInfo, error) {
+	if err := db.enterWrite(); err != nil {
+		return StreamInfo{}, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
+	db.adminMu.Lock()
+	defer db.adminMu.Unlock()
+	db.regMu.RLock()
+	id, ok := db.byName[name]
+	info := db.byID[id]
+	db.regMu.RUnlock()
+	if !ok {
+		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	}
+	if spec.Name != name {
+		return StreamInfo{}, fmt.Errorf("%w: alter cannot rename stream %q", ErrInvalid, name)
+	}
+	next := info
+	next.Spec = spec
+	next.Alters = append(append([]sketchd.Alteration(nil), info.Alters...), alt)
+	val, err := encodeStream(&next)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	log, err := appendJSONValue(nil, nil, next.Alters)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(streamKey(name), val); err != nil {
+			return err
+		}
+		return txn.Set(altersKey(id), log)
+	})
+	if err == nil {
+		err = db.bdb.Sync()
+	}
+	if err != nil {
+		return StreamInfo{}, db.writeFailed("alter stream", err)
+	}
+	db.writeOK()
+	if back, err := decodeStream(streamKey(name), val); err == nil {
+		next.Spec = back.Spec
+	}
+	db.regMu.Lock()
+	db.byID[id] = next
+	db.regMu.Unlock()
+	return next, nil
+}
+
+// loadAlters reads info's alter log, if any (loadStreams).
+func loadAlters(txn *badger.Txn, info *StreamInfo) error {
+	item, err := txn.Get(altersKey(info.ID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		body, err := unframe(item.Key(), v, jsonVersion)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(body, &info.Alters); err != nil {
+			return corrupt(item.Key(), "alter log JSON: "+err.Error())
+		}
+		return nil
+	})
+}
