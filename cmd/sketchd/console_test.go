@@ -510,17 +510,27 @@ func (c *consoleRun) checkRollupTier(from time.Time, fromS, finalS string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	c.waitJS(`(document.querySelector('#stream-detail tr[data-tier="5s"]')?.dataset.builtTo || "") !== ""`)
-	c.choose("#aggregate", "users")
-	c.do(chromedp.Click(chromedp.CSS("#run")))
-	c.waitQuery(url.Values{"from": {fromS}, "to": {finalS}})
+	// A query reads a tier as of the last commit, and an answer cached
+	// before it may still name the panes: ask the API until the tier
+	// serves, then the console.
 	type span struct{ Source, Granularity string }
 	var ans struct {
 		Resolution []span `json:"resolution"`
 	}
-	c.api("/v1/streams/demo/aggregates/users?from="+fromS+"&to="+finalS, &ans)
-	if !slices.ContainsFunc(ans.Resolution, func(r span) bool { return r.Source == "rollup" }) {
-		c.t.Fatalf("the API's answer over [%s, %s) was not served by the tier: resolution %+v", fromS, finalS, ans.Resolution)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		c.api("/v1/streams/demo/aggregates/users?from="+fromS+"&to="+finalS, &ans)
+		if slices.ContainsFunc(ans.Resolution, func(r span) bool { return r.Source == "rollup" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the API's answer over [%s, %s) was not served by the tier within 20s of it being built: resolution %+v", fromS, finalS, ans.Resolution)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
+	c.choose("#aggregate", "users")
+	c.do(chromedp.Click(chromedp.CSS("#run")))
+	c.waitQuery(url.Values{"from": {fromS}, "to": {finalS}})
 	c.waitJS(`document.getElementById("result-meta").textContent.includes("rollup 5s")`)
 	c.t.Logf("rollup tier: %s", evalJS[string](c, `document.getElementById("result-meta").textContent`))
 }
