@@ -183,13 +183,17 @@ func thetaFraction(th uint64) float64 {
 	return float64(th) / (1 << 64)
 }
 
-// thetaEstimate estimates a count from r hashes retained below th, the
-// binomial model of DataSketches' BinomialBoundsN: each of the n distinct
-// items is retained independently with probability θ, so r ~ Binomial(n, θ)
-// and r/θ is unbiased with variance n(1-θ)/θ. The interval is the set of n
-// whose binomial mean is within z standard deviations of r, (r - nθ)² ≤
-// z²·nθ(1-θ) (a Wilson-score interval for n), which for r = 0 still gives
-// an upper bound. With θ = 1 the count is exact.
+// thetaEstimate estimates a count from r hashes retained below th. Each of
+// the n distinct items is retained independently with probability θ, so r ~
+// Binomial(n, θ), close to Poisson(nθ) when θ is small (the binomial model
+// of DataSketches' BinomialBoundsN), and r/θ is unbiased. The interval is
+// the exact (Garwood) Poisson interval for the mean nθ, computed with Byar's
+// approximation of the chi-square quantiles (Breslow & Day 1987, §2.2),
+// divided by θ: it holds for small r too (the intersection of two sets
+// that barely overlap), where a normal interval covers too little, and
+// r = 0 still has an upper bound. The Poisson variance nθ is above the
+// binomial one nθ(1−θ), so the interval errs on the wide side as θ grows;
+// at θ = 1 the count is exact. The lower bound is at least r.
 func thetaEstimate(r int, th uint64) ThetaEstimate {
 	f := thetaFraction(th)
 	e := ThetaEstimate{Confidence: 0.95, Retained: r, Theta: f}
@@ -199,15 +203,26 @@ func thetaEstimate(r int, th uint64) ThetaEstimate {
 		return e
 	}
 	e.Estimate = rf / f
-	z2 := thetaZ * thetaZ * (1 - f)
-	b := 2*rf + z2
-	d := math.Sqrt(max(0, b*b-4*rf*rf))
-	e.Lower = max(rf, (b-d)/(2*f))
-	e.Upper = (b + d) / (2 * f)
+	lo, hi := poissonInterval(r)
+	e.Lower = max(rf, lo/f)
+	e.Upper = hi / f
 	if r > 0 {
 		e.RSE = math.Sqrt(1-f) / math.Sqrt(rf)
 	}
 	return e
+}
+
+// poissonInterval is the 95% Garwood interval of a Poisson mean after r
+// events, with Byar's approximation (relative error below 1e-3 for r ≥ 1).
+func poissonInterval(r int) (lo, hi float64) {
+	rf := float64(r)
+	if r > 0 {
+		c := 1 - 1/(9*rf) - thetaZ/(3*math.Sqrt(rf))
+		lo = rf * c * c * c
+	}
+	r1 := rf + 1
+	c := 1 - 1/(9*r1) + thetaZ/(3*math.Sqrt(r1))
+	return lo, r1 * c * c * c
 }
 
 // ThetaOp is a set operation.
