@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CacheBytes: int64(cfg.QueryCacheMB) << 20,
 	})
 	h, err := api.New(api.Config{
-		Streams: mgr, Querier: querier, Ready: mgr.Ready,
+		Streams: mgr, Querier: querier, Panes: db, Ready: mgr.Ready,
 		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
 		AdminToken: cfg.AdminToken, ReadToken: cfg.ReadToken, Pprof: cfg.Pprof,
 		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std()},

@@ -135,6 +135,9 @@ func (l Limits) withDefaults() Limits {
 type Config struct {
 	Streams Streams // required
 	Querier Querier // required
+	// Panes is where POST .../import merges sketches (nil: import answers
+	// 503 unavailable).
+	Panes PaneUpdater
 
 	// Ready reports whether the service can serve: nil means always ready.
 	// Its error text is shown by /readyz (503).
@@ -173,6 +176,7 @@ type Config struct {
 type server struct {
 	streams Streams
 	querier Querier
+	panes   PaneUpdater
 	ready   func(ctx context.Context) error
 	log     *slog.Logger
 	now     func() time.Time
@@ -211,6 +215,7 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{
 		streams: cfg.Streams,
 		querier: cfg.Querier,
+		panes:   cfg.Panes,
 		ready:   cfg.Ready,
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -265,6 +270,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/setop", s.setop)
+		r.With(s.authAdmin).Post("/streams/{stream}/aggregates/{aggregate}/import", s.importSketch)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

@@ -23,6 +23,7 @@ const (
 	codeInternal          = "internal"
 	codeCorrupt           = "corrupt_data"
 	codeOverloaded        = "overloaded"
+	codePaneOpen          = "pane_open"
 )
 
 // problemCode is what a code means on the wire: its HTTP status and title.
@@ -47,6 +48,7 @@ var problemCodes = map[string]problemCode{
 	codeNotFound:          {http.StatusNotFound, "Not found"},
 	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
 	codeStreamExists:      {http.StatusConflict, "Stream already exists"},
+	codePaneOpen:          {http.StatusConflict, "Pane still open"},
 	codeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
 	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},

@@ -111,6 +111,10 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 			if ep == epKeys {
 				continue
 			}
+		case "format":
+			if ep == epSketch {
+				continue
+			}
 		}
 		if want := paramKinds(k); len(want) > 0 && ep != epKeys {
 			if slices.Contains(want, kind) {

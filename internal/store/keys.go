@@ -19,6 +19,7 @@ const (
 	prefixNextID     byte = 'N' // 'N'                          -> last assigned stream ID
 	prefixPane       byte = 'P' // 'P' sid part klen key start -> pane
 	prefixStream     byte = 'S' // 'S' name                     -> stream spec
+	prefixUpdateID   byte = 'U' // 'U' sid id                   -> an applied UpdatePane id
 )
 
 const (
@@ -147,6 +148,8 @@ func keyPartition(k []byte) (int64, bool) {
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
+
+func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixUpdateID, sid), id...) }
 
 func streamKey(name string) []byte { return append([]byte{prefixStream}, name...) }
 
