@@ -233,7 +233,7 @@ func TestDDSketchThroughRouter(t *testing.T) {
 				RelativeAccuracy float64 `json:"relative_accuracy"`
 				Quantiles        []struct {
 					Q, Value, Lower, Upper float64
-					RankError          *float64 `json:"rank_error"`
+					RankError              *float64 `json:"rank_error"`
 				} `json:"quantiles"`
 			} `json:"windows"`
 		} `json:"groups"`
