@@ -50,6 +50,7 @@ func kindsSpec(tb testing.TB) sketchd.Stream {
 		"users":   {Sketch: sketchd.KindTheta, Field: "user"},
 		"lat":     {Sketch: sketchd.KindDDSketch, Field: "ms"},
 		"latency": {Sketch: sketchd.KindTDigest, Field: "ms"},
+		"visits":  {Sketch: sketchd.KindHLL, Field: "user", Precision: 10}, // dense with 10,000 users
 	}
 	s.Normalize()
 	if err := s.Validate(); err != nil {
@@ -93,8 +94,8 @@ func newKindsFixture(tb testing.TB) *kindsFixture {
 		f.lats[v.url] = append(f.lats[v.url], v.ms)
 		ev := sketchd.Event{
 			Key: sketchd.EncodeKey(v.url), Time: t0.UnixNano() + int64(i)*int64(span)/int64(len(visits)), Pos: uint64(i + 1),
-			// AggregateNames order: lat, latency, users.
-			Values: []sketchd.Value{{Present: true, Num: v.ms}, {Present: true, Num: v.ms}, {Present: true, Bytes: []byte(v.user)}},
+			// AggregateNames order: lat, latency, users, visits.
+			Values: []sketchd.Value{{Present: true, Num: v.ms}, {Present: true, Num: v.ms}, {Present: true, Bytes: []byte(v.user)}, {Present: true, Bytes: []byte(v.user)}},
 		}
 		b.Add(&ev)
 	}
