@@ -118,7 +118,18 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-func crashSpec() sketchd.Stream { return pageviews("crash", true) }
+// crashSpec is pageviews with a theta and a ddsketch aggregate too: every
+// kind's replayed panes must equal the uninterrupted run's, byte for byte.
+func crashSpec() sketchd.Stream {
+	s := pageviews("crash", true)
+	s.Aggregates["visitors"] = sketchd.Aggregate{Sketch: sketchd.KindTheta, Field: "user", NominalEntries: 64}
+	s.Aggregates["p99"] = sketchd.Aggregate{Sketch: sketchd.KindDDSketch, Field: "ms"}
+	// The events are dated from base (2026-11-25): a 168h retention makes
+	// them too late once the wall clock is a week past it.
+	s.Retention = sketchd.Duration(100 * 365 * 24 * time.Hour)
+	s.Normalize()
+	return s
+}
 
 // crashChildStarted is what the child prints once it handles SIGTERM.
 const crashChildStarted = "sketchd-crash-child: started"
