@@ -48,6 +48,10 @@ func (r *Results) Targets() []Target {
 			fmt.Sprintf("%.2f%% of %d, %d below", 100*a.CMS.Coverage(), a.CMS.N, a.CMSUnder), a.CMS.N > 0 && a.CMS.Coverage() >= 0.98 && a.CMSUnder == 0},
 		Target{"t-digest: rank error ≤ stated rank_error", "≥ 95% of quantiles",
 			fmt.Sprintf("%.1f%% of %d", 100*a.Quantile.Coverage(), a.Quantile.N), a.Quantile.N > 0 && a.Quantile.Coverage() >= 0.95},
+		Target{"theta: truth inside [lower, upper]", "≈ 95% (stated confidence; ≥ 90% passes)",
+			fmt.Sprintf("%.1f%% of %d", 100*a.Theta.Coverage(), a.Theta.N), a.Theta.N > 0 && a.Theta.Coverage() >= 0.90},
+		Target{"ddsketch: relative error ≤ α", "every quantile",
+			fmt.Sprintf("%.1f%% of %d", 100*a.DDSketch.Coverage(), a.DDSketch.N), a.DDSketch.N > 0 && a.DDSketch.Within == a.DDSketch.N},
 		Target{"reservoir: population = events", "every window",
 			fmt.Sprintf("%d of %d", a.Reservoir.Within, a.Reservoir.N), a.Reservoir.N > 0 && a.Reservoir.Within == a.Reservoir.N},
 		Target{"backfill accounting", "too late = generated late, invalid = generated invalid",
@@ -247,8 +251,12 @@ func RenderMarkdown(r *Results) string {
 	p("| tdigest | rank error of q = 0.01 … 0.999 (stated rank_error: mean %.4f, largest %.4f) | %d | %.5f | %.5f | %.1f%% (≤ rank_error) |\n",
 		safeDiv(a.RankBounds, float64(a.Quantile.N)), a.MaxRankBound, a.Quantile.N, a.Quantile.Mean(), a.Quantile.Max, 100*a.Quantile.Coverage())
 	p("| reservoir | population − events | %d | %.2f | %.0f | %.1f%% equal |\n", a.Reservoir.N, a.Reservoir.Mean(), a.Reservoir.Max, 100*a.Reservoir.Coverage())
+	p("| theta | relative error of distinct (k = 4096, 95%% interval) | %d | %.4f | %.4f | %.1f%% (truth in [lower, upper]) |\n",
+		a.Theta.N, a.Theta.Mean(), a.Theta.Max, 100*a.Theta.Coverage())
+	p("| ddsketch | relative error of q = 0.01 … 0.999 vs the exact rank-⌊q(n−1)⌋ value (α = %g) | %d | %.5f | %.5f | %.1f%% (≤ α) |\n",
+		a.DDAlpha, a.DDSketch.N, a.DDSketch.Mean(), a.DDSketch.Max, 100*a.DDSketch.Coverage())
 	p("| (all) | exact event count per window | %d | | | %d equal, %d (hour, country) missing |\n\n", a.Windows, a.EventsExact, a.Missing)
-	for _, kind := range []string{"hll", "cms", "tdigest"} {
+	for _, kind := range []string{"hll", "cms", "tdigest", "theta", "ddsketch"} {
 		if w, ok := a.Worst[kind]; ok {
 			p("Largest miss of %s: %s.\n\n", kind, w)
 		}
