@@ -156,7 +156,7 @@ func TestKindsEndToEnd(t *testing.T) {
 		Groups []struct {
 			Key     map[string]string `json:"key"`
 			Windows []struct {
-				Count     uint64 `json:"count"`
+				Count     uint64                       `json:"count"`
 				Quantiles []struct{ Q, Value float64 } `json:"quantiles"`
 			} `json:"windows"`
 		} `json:"groups"`
