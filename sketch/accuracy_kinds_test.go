@@ -1,20 +1,21 @@
 package sketch_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// thetaSeed makes the items of every trial: trial t's item i is
-// "<seed>-<t>-<i>".
+// thetaSeed makes the items of every trial: trial t's item i is the 16
+// bytes of thetaSeed and t<<32|i (little-endian), hashed with sketch.Hash
+// as ingestion hashes items.
 const thetaSeed = 0x7e7a19
 
 // TestThetaAccuracy checks the theta sketch at k = 4096 against exact sets:
@@ -32,7 +33,7 @@ const thetaSeed = 0x7e7a19
 func TestThetaAccuracy(t *testing.T) {
 	var covered, total int
 	const k = 4096
-	t.Logf("seed %#x (items \"%x-<trial>-<i>\")", thetaSeed, thetaSeed)
+	t.Logf("seed %#x (item i of trial t: the 16 bytes seed, t<<32|i, little-endian)", thetaSeed)
 	for _, tc := range []struct {
 		name            string
 		nA, nB, overlap int
@@ -77,14 +78,16 @@ func thetaTrials(t *testing.T, k, nA, nB, overlap, trials int) (coveredAll, tota
 			for tr := w; tr < tc.trials; tr += workers {
 				a, _ := sketch.NewTheta(k)
 				b, _ := sketch.NewTheta(k)
-				pre := fmt.Appendf(nil, "%x-%d-", thetaSeed, tr)
+				var item [16]byte
+				binary.LittleEndian.PutUint64(item[:], thetaSeed)
 				for i := range tc.nA + tc.nB - tc.overlap {
-					it := strconv.AppendInt(pre, int64(i), 10)
+					binary.LittleEndian.PutUint64(item[8:], uint64(tr)<<32|uint64(i))
+					h := sketch.Hash(item[:])
 					if i < tc.nA {
-						a.Insert(it)
+						a.InsertHash(h)
 					}
 					if i >= tc.nA-tc.overlap {
-						b.Insert(it)
+						b.InsertHash(h)
 					}
 				}
 				got := map[string]sketch.ThetaEstimate{"A": a.Estimate()}

@@ -74,10 +74,10 @@ func (t *Theta) fold() {
 	if len(t.buf) == 0 {
 		return
 	}
-	all := append(t.hs, t.buf...)
+	slices.Sort(t.buf)
+	b := slices.Compact(t.buf)
+	all := mergeUnique(make([]uint64, 0, len(t.hs)+len(b)), t.hs, b)
 	t.buf = t.buf[:0]
-	slices.Sort(all)
-	all = slices.Compact(all)
 	t.hs, t.theta = keepK(all, t.theta, t.k)
 }
 
@@ -99,9 +99,10 @@ func (t *Theta) view() ([]uint64, uint64) {
 	if len(t.buf) == 0 {
 		return t.hs, t.theta
 	}
-	all := slices.Concat(t.hs, t.buf)
-	slices.Sort(all)
-	return keepK(slices.Compact(all), t.theta, t.k)
+	b := slices.Clone(t.buf)
+	slices.Sort(b)
+	b = slices.Compact(b)
+	return keepK(mergeUnique(make([]uint64, 0, len(t.hs)+len(b)), t.hs, b), t.theta, t.k)
 }
 
 // Merge folds other (a *Theta with the same nominal entries) into t: the
