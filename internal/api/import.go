@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/sketchd/sketchd"
@@ -94,7 +95,7 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ip, err := parseImport(v, &st.Spec)
+	ip, err := parseImport(v, &st.Spec, s.now())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -137,7 +138,7 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 
 // parseImport reads key (dimension=value, each group-by dimension once),
 // pane, id and format.
-func parseImport(v url.Values, spec *sketchd.Stream) (importParams, error) {
+func parseImport(v url.Values, spec *sketchd.Stream, now time.Time) (importParams, error) {
 	p := importParams{format: formatSketchd, keyMap: map[string]string{}}
 	for k, vals := range v {
 		switch k {
@@ -169,7 +170,7 @@ func parseImport(v url.Values, spec *sketchd.Stream) (importParams, error) {
 		vals[i] = val
 	}
 	p.key = sketchd.EncodeKey(vals...)
-	t, ok, err := parseTime(v, "pane")
+	t, ok, err := parseTime(v, "pane", now)
 	if err != nil {
 		return p, err
 	}
