@@ -124,9 +124,6 @@ func crashSpec() sketchd.Stream {
 	s := pageviews("crash", true)
 	s.Aggregates["visitors"] = sketchd.Aggregate{Sketch: sketchd.KindTheta, Field: "user", NominalEntries: 64}
 	s.Aggregates["p99"] = sketchd.Aggregate{Sketch: sketchd.KindDDSketch, Field: "ms"}
-	// The events are dated from base (2026-11-25): a 168h retention makes
-	// them too late once the wall clock is a week past it.
-	s.Retention = sketchd.Duration(100 * 365 * 24 * time.Hour)
 	s.Normalize()
 	return s
 }

@@ -73,6 +73,9 @@ func pageviews(name string, jetStream bool) sketchd.Stream {
 	s.MaxOutOfOrderness = sketchd.Duration(5 * time.Second)
 	s.AllowedLateness = sketchd.Duration(30 * time.Second)
 	s.MaxFuture = sketchd.Duration(100 * 365 * 24 * time.Hour)
+	// The events are dated from base (2026-11-25): with the default 168h
+	// retention they are too late once the wall clock is a week past it.
+	s.Retention = sketchd.Duration(100 * 365 * 24 * time.Hour)
 	s.IdleTimeout = 0
 	s.Aggregates = map[string]sketchd.Aggregate{
 		"users":   {Sketch: sketchd.KindHLL, Field: "user"},
