@@ -50,4 +50,6 @@ type StreamStatus struct {
 	// delivered; AckFloor is its ack floor stream sequence.
 	Pending  uint64 `json:"pending"`
 	AckFloor uint64 `json:"ack_floor"`
+	// Rollups is the build progress of each rollup tier, in spec order.
+	Rollups []RollupStatus `json:"rollups,omitempty"`
 }

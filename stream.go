@@ -63,6 +63,9 @@ type Stream struct {
 	Retention Duration `json:"retention" yaml:"retention"`
 	// Aggregates are the sketches kept per pane and key, by name.
 	Aggregates map[string]Aggregate `json:"aggregates" yaml:"aggregates"`
+	// Rollups are stored rollup tiers, finest first (see Rollup); none by
+	// default.
+	Rollups []Rollup `json:"rollups,omitempty" yaml:"rollups,omitempty"`
 }
 
 // TimeSpec locates the event time.
@@ -147,6 +150,7 @@ func (s *Stream) Normalize() {
 		a.Normalize()
 		s.Aggregates[name] = a
 	}
+	s.normalizeRollups()
 }
 
 // AggregateNames returns the aggregate names in their canonical order
@@ -259,6 +263,7 @@ func (s *Stream) Validate() error {
 	} else if s.Retention.Std() < s.AllowedLateness.Std()+g {
 		bad("retention", "must exceed granularity + allowed_lateness, or panes would be dropped while still open")
 	}
+	s.validateRollups(bad)
 	if len(s.Aggregates) == 0 {
 		bad("aggregates", "at least one aggregate is required")
 	}

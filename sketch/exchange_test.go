@@ -14,7 +14,7 @@ import (
 )
 
 // rankOf is the fraction of sorted below or at v (the empirical CDF).
-func rankOf(sorted []float64, v float64) float64 {
+func exchangeRankOf(sorted []float64, v float64) float64 {
 	return float64(sort.SearchFloat64s(sorted, math.Nextafter(v, math.Inf(1)))) / float64(len(sorted))
 }
 
@@ -67,7 +67,7 @@ func TestTDigestDifferential(t *testing.T) {
 			worst := 0.0
 			for _, q := range exchangeQs {
 				e := ours.Quantile(q)
-				ro, rr := rankOf(sorted, e.Value), rankOf(sorted, ref.Quantile(q))
+				ro, rr := exchangeRankOf(sorted, e.Value), exchangeRankOf(sorted, ref.Quantile(q))
 				bound := e.RankError + 2e-3*math.Sqrt(q*(1-q)) + 1/float64(n)
 				worst = max(worst, math.Abs(ro-q)/bound, math.Abs(rr-q)/bound)
 				if math.Abs(ro-q) > bound {
@@ -104,7 +104,7 @@ func TestTDigestExchangeRoundTrip(t *testing.T) {
 			t.Errorf("%s: count %d, want %d", name, count, len(xs))
 		}
 		for _, q := range exchangeQs {
-			if r := rankOf(sorted, quantile(q)); math.Abs(r-q) > 0.01*math.Sqrt(q*(1-q))+0.002 {
+			if r := exchangeRankOf(sorted, quantile(q)); math.Abs(r-q) > 0.01*math.Sqrt(q*(1-q))+0.002 {
 				t.Errorf("%s: q=%g has rank %.6f", name, q, r)
 			}
 		}

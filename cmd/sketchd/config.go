@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/ingest"
 	"github.com/sketchd/sketchd/internal/query"
-	"github.com/sketchd/sketchd/internal/store"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -52,6 +53,7 @@ type config struct {
 	AckWait        sketchd.Duration `yaml:"ack_wait"`
 	MaxAckPending  int              `yaml:"max_ack_pending"`
 	MaxOpenPanes   int              `yaml:"max_open_panes"`
+	MemoryLimit    string           `yaml:"memory_limit"`
 	QueryCacheMB   int              `yaml:"query_cache_mb"`
 	StoreCacheMB   int              `yaml:"store_block_cache_mb"`
 	ShutdownWait   sketchd.Duration `yaml:"shutdown_timeout"`
@@ -68,7 +70,6 @@ func defaultConfig() config {
 	in := ingest.DefaultOptions()
 	q := query.DefaultOptions()
 	return config{
-		DataDir:          "./data",
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
 		LogFormat:        "json",
@@ -78,8 +79,6 @@ func defaultConfig() config {
 		AckWait:          sketchd.Duration(in.AckWait),
 		MaxAckPending:    in.MaxAckPending,
 		MaxOpenPanes:     in.Window.MaxOpenPanes,
-		QueryCacheMB:     int(q.CacheBytes >> 20),
-		StoreCacheMB:     int(store.DefaultOptions().BlockCacheSize >> 20),
 		ShutdownWait:     sketchd.Duration(30 * time.Second),
 		QueryTimeout:     sketchd.Duration(api.DefaultLimits().Timeout),
 		MaxQueryWindow:   q.MaxWindows,
@@ -147,7 +146,7 @@ func durSetting(name, usage string, p *sketchd.Duration) setting {
 
 func (c *config) settings() []setting {
 	return []setting{
-		strSetting("data-dir", "directory for the Badger store and the embedded NATS's JetStream files", &c.DataDir),
+		strSetting("data-dir", "directory for the Badger store and the embedded NATS's JetStream files (empty: $XDG_STATE_HOME/sketchd, else ~/.local/state/sketchd)", &c.DataDir),
 		strSetting("http-addr", "HTTP listen address of the API", &c.HTTPAddr),
 		strSetting("log-level", "debug, info, warn or error", &c.LogLevel),
 		strSetting("log-format", "json or text", &c.LogFormat),
@@ -172,12 +171,35 @@ func (c *config) settings() []setting {
 		durSetting("ack-wait", "JetStream AckWait; at least 5 × flush-interval", &c.AckWait),
 		intSetting("max-ack-pending", "JetStream MaxAckPending per stream; above the messages of one flush interval", &c.MaxAckPending),
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
-		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache)", &c.QueryCacheMB),
-		intSetting("store-block-cache-mb", "Badger block cache", &c.StoreCacheMB),
+		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
+		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 1/8 of memory-limit", &c.QueryCacheMB),
+		intSetting("store-block-cache-mb", "Badger block cache; 0: 1/32 of memory-limit", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
 		intSetting("max-query-windows", "windows per group a query may return", &c.MaxQueryWindow),
 	}
+}
+
+// memory returns the memory limit and its split, with the explicit cache
+// sizes in place of their shares. The limit is --memory-limit; else the Go
+// runtime's (GOMEMLIMIT) when one is set (runtimeLimit below
+// math.MaxInt64); else the default for the cgroup's limit.
+func (c *config) memory(runtimeLimit int64) defaults.MemorySplit {
+	limit := defaults.MemoryLimitFor(defaults.CgroupMemoryLimit())
+	switch {
+	case c.MemoryLimit != "":
+		limit, _ = defaults.ParseBytes(c.MemoryLimit) // validated
+	case runtimeLimit > 0 && runtimeLimit < math.MaxInt64:
+		limit = runtimeLimit
+	}
+	m := defaults.SplitMemory(limit)
+	if c.QueryCacheMB > 0 {
+		m.QueryCache = int64(c.QueryCacheMB) << 20
+	}
+	if c.StoreCacheMB > 0 {
+		m.StoreBlockCache = int64(c.StoreCacheMB) << 20
+	}
+	return m
 }
 
 // errHelp is returned after --help printed the usage.
@@ -262,9 +284,6 @@ func (c *config) validate() error {
 	bad := func(setting, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("setting %s: %s", setting, fmt.Sprintf(format, a...)))
 	}
-	if c.DataDir == "" {
-		bad("data-dir", "required")
-	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -283,6 +302,14 @@ func (c *config) validate() error {
 	}
 	if c.MaxAckPending < 1000 {
 		bad("max-ack-pending", "must be at least 1000, got %d", c.MaxAckPending)
+	}
+	if c.MemoryLimit != "" {
+		if _, err := defaults.ParseBytes(c.MemoryLimit); err != nil {
+			bad("memory-limit", "%v", err)
+		}
+	}
+	if c.QueryCacheMB < 0 || c.StoreCacheMB < 0 {
+		bad("query-cache-mb and store-block-cache-mb", "must not be negative (0: from memory-limit)")
 	}
 	if c.Demo && c.DemoRate <= 0 {
 		bad("demo-rate", "must be positive")
@@ -375,6 +402,8 @@ approximate queries (distinct counts, frequencies and top-k, quantiles,
 samples) over a REST API, with an error bound on every answer.
 
 Usage: sketchd [flags]
+       sketchd healthcheck [flags]   GET /livez of the instance these settings
+                                     describe; exit 0 on 200, else 1
 
 Every setting is a flag, an environment variable and a config-file key;
 precedence: flag > environment > config file (--config) > default.

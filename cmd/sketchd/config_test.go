@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +69,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"--flush-interval", "10s", "--ack-wait", "20s"}, nil, "setting ack-wait"},
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
 		{[]string{"--demo=maybe"}, nil, "demo"},
+		{[]string{"--memory-limit", "lots"}, nil, "setting memory-limit"},
+		{nil, map[string]string{"SKETCHD_MEMORY_LIMIT": "-1GiB"}, "memory-limit"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -83,6 +87,38 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	_, err := loadConfig([]string{"--config", file}, env(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "granularity") {
 		t.Fatalf("bad stream in file: %v", err)
+	}
+}
+
+// TestMemoryLimitSplit: --memory-limit (or its environment variable)
+// sets the limit the caches and budgets are shares of; explicit cache
+// sizes take the place of their shares; without it GOMEMLIMIT (the
+// runtime's limit), else the default applies.
+func TestMemoryLimitSplit(t *testing.T) {
+	cfg, err := loadConfig([]string{"--memory-limit", "1GiB", "--store-block-cache-mb", "40"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.memory(300 << 20) // --memory-limit wins over GOMEMLIMIT
+	if m.Limit != 1<<30 || m.QueryCache != 128<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
+		t.Errorf("--memory-limit 1GiB --store-block-cache-mb 40: %+v", m)
+	}
+	cfg, err = loadConfig(nil, env(map[string]string{"SKETCHD_MEMORY_LIMIT": "256MiB", "SKETCHD_QUERY_CACHE_MB": "100"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.memory(math.MaxInt64); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 8<<20 {
+		t.Errorf("SKETCHD_MEMORY_LIMIT=256MiB SKETCHD_QUERY_CACHE_MB=100: %+v", m)
+	}
+	cfg, err = loadConfig(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.memory(math.MaxInt64); m.Limit != defaults.MemoryLimitFor(defaults.CgroupMemoryLimit()) || m.Limit > defaults.MemoryLimit {
+		t.Errorf("default: %+v", m)
+	}
+	if m := cfg.memory(300 << 20); m.Limit != 300<<20 {
+		t.Errorf("GOMEMLIMIT=300MiB and no --memory-limit: %+v", m)
 	}
 }
 

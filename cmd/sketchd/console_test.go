@@ -55,6 +55,8 @@ streams:
       urls:    {sketch: cms, field: url, top_k: 10}
       latency: {sketch: tdigest, field: latency_ms}
       sample:  {sketch: reservoir, size: 16}
+    rollups:
+      - {granularity: 5s}
 `
 
 // consoleChromiumFlags are the flags Chromium needs on this closed
@@ -140,10 +142,12 @@ func TestConsole(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 		c.api("/v1/streams/demo", &st)
 	}
-	// The range runs 20s past now: by the time the page asks, its last
-	// windows are still open.
+	// The range runs 3 minutes past now, longer than the browser's whole
+	// session (120s): however slow a loaded machine makes the page, its
+	// last windows are still open when it asks (with 20s, a machine at
+	// load 20 asked after every window was final).
 	from := started.Unix()
-	to := time.Now().Unix() + 20
+	to := time.Now().Unix() + 180
 	// finalTo ends a range that is final: before the committed watermark
 	// minus the allowed lateness (2s) and a pane.
 	finalTo := st.CommittedWatermark.Add(-4 * time.Second).Unix()
@@ -257,6 +261,10 @@ func TestConsole(t *testing.T) {
 	if sampleRows != 5 {
 		t.Errorf("sample table: %d rows, want 5", sampleRows)
 	}
+
+	// 6. The rollup tier: its build progress in the stream panel, and a
+	// whole-range answer that says the tier served its aligned middle.
+	c.checkRollupTier(started, fromS, finalS)
 
 	// The shareable URL: opening query 3's link shows query 3 again.
 	c.do(chromedp.Navigate("about:blank"), chromedp.Navigate(shareURL))
@@ -476,6 +484,45 @@ func sameNumber(a, b string) bool {
 	x, err1 := strconv.ParseFloat(a, 64)
 	y, err2 := strconv.ParseFloat(b, 64)
 	return err1 == nil && err2 == nil && x == y
+}
+
+// checkRollupTier waits until the 5s tier is built past from+10s, checks
+// that the stream panel shows its progress, then asks for distinct users
+// over [from, finalTo) in one window and checks that the answer's line
+// names the tier among what served it, as the API's resolution does.
+func (c *consoleRun) checkRollupTier(from time.Time, fromS, finalS string) {
+	c.t.Helper()
+	var st struct {
+		Rollups []struct {
+			Granularity string     `json:"granularity"`
+			BuiltTo     *time.Time `json:"built_to"`
+		} `json:"rollups"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c.api("/v1/streams/demo", &st)
+		if len(st.Rollups) == 1 && st.Rollups[0].BuiltTo != nil && st.Rollups[0].BuiltTo.After(from.Add(10*time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the 5s rollup tier was not built past %v within 30s: %+v", from.Add(10*time.Second), st.Rollups)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	c.waitJS(`(document.querySelector('#stream-detail tr[data-tier="5s"]')?.dataset.builtTo || "") !== ""`)
+	c.choose("#aggregate", "users")
+	c.do(chromedp.Click(chromedp.CSS("#run")))
+	c.waitQuery(url.Values{"from": {fromS}, "to": {finalS}})
+	type span struct{ Source, Granularity string }
+	var ans struct {
+		Resolution []span `json:"resolution"`
+	}
+	c.api("/v1/streams/demo/aggregates/users?from="+fromS+"&to="+finalS, &ans)
+	if !slices.ContainsFunc(ans.Resolution, func(r span) bool { return r.Source == "rollup" }) {
+		c.t.Fatalf("the API's answer over [%s, %s) was not served by the tier: resolution %+v", fromS, finalS, ans.Resolution)
+	}
+	c.waitJS(`document.getElementById("result-meta").textContent.includes("rollup 5s")`)
+	c.t.Logf("rollup tier: %s", evalJS[string](c, `document.getElementById("result-meta").textContent`))
 }
 
 func (c *consoleRun) checkNoTokenInURL(where string) {

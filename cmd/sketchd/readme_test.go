@@ -41,6 +41,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -756,10 +757,18 @@ func (r *readmeRun) curl(t *testing.T, args []string, pipe [][]string) {
 			t.Error(err)
 		}
 		return
+	case c.method == http.MethodPost && len(seg) == 4 && seg[0] == "v1" && seg[1] == "streams" && seg[3] == "events":
+		r.curlPublish(t, c, seg[2], pipe)
+		return
 	case c.method != http.MethodGet:
 		t.Fatalf("curl -X %s %s: no check for this route", c.method, u.Path)
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "streams":
-		check = func(res curlResult) error { return r.checkStatus(seg[2], res) }
+		check = func(res curlResult) error {
+			if u.Query().Has("pretty") && !bytes.Contains(res.body, []byte("\n  \"")) {
+				return fmt.Errorf("?pretty: the answer is not indented: %s", res.body)
+			}
+			return r.checkStatus(seg[2], res)
+		}
 	case len(seg) == 5 && seg[0] == "v1" && seg[3] == "aggregates":
 		check = func(res curlResult) error { return r.checkAggregate(seg[2], seg[4], res) }
 	case len(seg) == 6 && seg[0] == "v1" && seg[3] == "aggregates" && seg[5] == "sketch":
@@ -1334,7 +1343,7 @@ func (r *readmeRun) natsPub(t *testing.T, args []string) {
 	}
 	var readers []*readmeStream
 	for _, s := range r.streams {
-		if readmeSubjectMatch(s.Subject, c.subject) {
+		if sketchd.SubjectMatches(s.Subject, c.subject) {
 			readers = append(readers, s)
 		}
 	}
@@ -1366,25 +1375,73 @@ func (r *readmeRun) natsPub(t *testing.T, args []string) {
 		t.Fatal(err)
 	}
 	for _, s := range readers {
-		s.published = append(s.published, slices.Repeat([]map[string]any{ev}, c.count)...)
-		if !s.fromReadme {
-			continue // the demo's counters move anyway
-		}
-		b := before[s.Name]
-		readmeEventually(t, func() error {
-			st, err := r.status(s.Name)
-			if err != nil {
-				return err
-			}
-			if st.invalid() != b.invalid() || *st.Counters.TooLate != *b.Counters.TooLate {
-				return fmt.Errorf("%s: the published event was rejected: %+v", s.Name, *st.Counters)
-			}
-			if got := *st.Counters.OnTime - *b.Counters.OnTime; got < uint64(c.count) {
-				return readmeNotYet("%s: %d of %d published events counted on time", s.Name, got, c.count)
-			}
-			return nil
-		})
+		r.waitCounted(t, s, before[s.Name], slices.Repeat([]map[string]any{ev}, c.count))
 	}
+}
+
+// waitCounted records evs as published to s and, for a stream the README
+// created, waits until they are all counted on time (none rejected) since
+// the status before.
+func (r *readmeRun) waitCounted(t *testing.T, s *readmeStream, before readmeStatus, evs []map[string]any) {
+	t.Helper()
+	s.published = append(s.published, evs...)
+	if !s.fromReadme {
+		return // the demo's counters move anyway
+	}
+	readmeEventually(t, func() error {
+		st, err := r.status(s.Name)
+		if err != nil {
+			return err
+		}
+		if st.invalid() != before.invalid() || *st.Counters.TooLate != *before.Counters.TooLate {
+			return fmt.Errorf("%s: a published event was rejected: %+v", s.Name, *st.Counters)
+		}
+		if got := *st.Counters.OnTime - *before.Counters.OnTime; got < uint64(len(evs)) {
+			return readmeNotYet("%s: %d of %d published events counted on time", s.Name, got, len(evs))
+		}
+		return nil
+	})
+}
+
+// curlPublish runs POST /v1/streams/{stream}/events once (a retry would
+// publish again) and checks it as natsPub checks a publish: 202 with the
+// number of events sent, and every event counted on time.
+func (r *readmeRun) curlPublish(t *testing.T, c curlCmd, name string, pipe [][]string) {
+	s := r.streams[name]
+	if s == nil {
+		t.Fatalf("the README publishes to stream %s, which is neither the demo nor created by it", name)
+	}
+	body, err := c.body(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []map[string]any
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("the README publishes %q, which is not a JSON event: %v", l, err)
+		}
+		evs = append(evs, ev)
+	}
+	before, err := r.status(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.do(c, pipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans struct {
+		Stream string `json:"stream"`
+		Events int    `json:"events"`
+	}
+	if res.resp.StatusCode != http.StatusAccepted || json.Unmarshal(res.body, &ans) != nil || ans.Stream != name || ans.Events != len(evs) {
+		t.Fatalf("status %d, want 202 with %d events published to %s: %s", res.resp.StatusCode, len(evs), name, res.body)
+	}
+	r.waitCounted(t, s, before, evs)
 }
 
 // natsSubCmd is `nats sub SUBJECT [--headers-only] [--count N]`.
@@ -1445,7 +1502,7 @@ func (r *readmeRun) natsSub(t *testing.T, args []string) {
 	want := map[string]bool{} // subjects still to be seen
 	if demo != nil && c.count == 0 {
 		for _, s := range []string{demo.DeadLetterSubject, demo.LateSubject} {
-			if s != "" && readmeSubjectMatch(c.subject, s) {
+			if s != "" && sketchd.SubjectMatches(c.subject, s) {
 				want[s] = true
 			}
 		}
@@ -1478,23 +1535,6 @@ func (r *readmeRun) natsSub(t *testing.T, args []string) {
 		}
 		delete(want, m.Subject)
 	}
-}
-
-// readmeSubjectMatch reports whether a NATS subject matches a pattern with * and
-// > wildcards.
-func readmeSubjectMatch(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
 }
 
 // ---- configuration table ----

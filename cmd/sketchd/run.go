@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -43,6 +42,9 @@ func versionString() string {
 // run starts sketchd and blocks until ctx is done, then stops it gracefully.
 // No secret (token, password) is in the error it returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	defer func() { err = cfg.redactError(err) }()
 	switch {
@@ -53,16 +55,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// The listeners first: a taken port fails before anything is opened.
+	ln, err := listenHTTP(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // a no-op once Serve has taken it over
+	if cfg.NATSURL == "" {
+		if err := checkNATSListen(cfg.NATSListen); err != nil {
+			return err
+		}
+	}
+	if cfg.DataDir, err = resolveDataDir(cfg.DataDir, getenv); err != nil {
+		return err
+	}
 	log.Info("starting sketchd", "version", versionString(), "data_dir", cfg.DataDir)
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	mem := cfg.memory(debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(mem.Limit)
+	log.Info("memory limit", "limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
+		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,
+		"jetstream_memory_mib", mem.JetStreamMemory>>20)
 	sopts := store.DefaultOptions()
-	sopts.BlockCacheSize = int64(cfg.StoreCacheMB) << 20
+	sopts.BlockCacheSize = mem.StoreBlockCache
+	sopts.IndexCacheSize = mem.StoreIndexCache
 	db, err := store.Open(filepath.Join(cfg.DataDir, "badger"), log.With("component", "store"), reg, sopts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -83,9 +102,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ns, err = ingest.StartServer(ingest.ServerOptions{
 			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"),
 			SyncInterval: cfg.NATSSyncInterval.Std(), SyncAlways: cfg.NATSSyncAlways,
+			MaxMemory: mem.JetStreamMemory,
 		}, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (if %s is taken, change it with --nats-listen or $SKETCHD_NATS_LISTEN)", err, cfg.NATSListen)
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		url = ns.ClientURL()
@@ -120,23 +140,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(mgr.Collector())
 
 	querier := query.New(db, query.Options{
-		MaxWindows: cfg.MaxQueryWindow,
-		CacheBytes: int64(cfg.QueryCacheMB) << 20,
+		MaxWindows:       cfg.MaxQueryWindow,
+		CacheBytes:       mem.QueryCache,
+		WindowCacheBytes: mem.WindowCache,
+		ResultBytes:      mem.ResultCache,
+		TotalQueryBytes:  mem.QueriesTotal,
+		MaxQueryBytes:    mem.QueryMax,
 	})
 	h, err := api.New(api.Config{
-		Streams: mgr, Querier: querier, Panes: db, Ready: mgr.Ready,
+		Streams: mgr, Querier: querier, Panes: db, Publisher: mgr, Ready: mgr.Ready,
 		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
 		AdminToken: cfg.AdminToken, ReadToken: cfg.ReadToken, Pprof: cfg.Pprof,
-		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std()},
+		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std(), AnswerCacheBytes: mem.AnswerCache},
 	})
 	if err != nil {
 		_ = mgr.Stop(context.Background())
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		_ = mgr.Stop(context.Background())
-		return fmt.Errorf("HTTP listen: %w", err)
 	}
 	srv := api.NewServer(cfg.HTTPAddr, h)
 	srvErr := make(chan error, 1)

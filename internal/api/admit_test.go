@@ -36,6 +36,15 @@ func (q gatedQuerier) Keys(ctx context.Context, _ query.Target, _, _ int64, _ ma
 	return nil, false, nil
 }
 
+func (q gatedQuerier) KeysFiltered(ctx context.Context, t query.Target, from, to int64, _ []query.Filter, limit int) ([]map[string]string, bool, error) {
+	return q.Keys(ctx, t, from, to, nil, limit)
+}
+
+func (q gatedQuerier) QueryMulti(ctx context.Context, t query.Target, qu query.Query, _ []string) ([]*query.Result, error) {
+	res, err := q.Query(ctx, t, qu)
+	return []*query.Result{res}, err
+}
+
 // TestAdmission: with every query slot taken, a query waits the queue wait
 // and gets 503 overloaded with Retry-After, while routes that do not query
 // still answer; when a slot frees, queries run again.

@@ -46,6 +46,8 @@ type Streams interface {
 type Querier interface {
 	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
 	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
+	KeysFiltered(ctx context.Context, t query.Target, from, to int64, where []query.Filter, limit int) ([]map[string]string, bool, error)
+	QueryMulti(ctx context.Context, t query.Target, q query.Query, aggregates []string) ([]*query.Result, error)
 }
 
 var _ Querier = (*query.Querier)(nil)
@@ -79,11 +81,11 @@ type Limits struct {
 	// query_too_large with limit max_parameters. Default MaxWhereValues +
 	// MaxItems + 2 × MaxQuantiles + 64 (2264 with the defaults).
 	MaxParams int
-	// MaxOutputWindows bounds the windows of one answer, over all groups
-	// (groups × windows per group): past it the answer is 422
-	// query_too_large with limit max_output_windows instead of a response
-	// of hundreds of megabytes. It also bounds the samples of a /api/v1
-	// query answer (errorType execution past it). Default 100,000.
+	// MaxOutputWindows bounds the samples of a /api/v1 query answer
+	// (errorType execution past it) and the windows of a multi-aggregate
+	// answer. Default 100,000. (A single aggregate's answer is bounded by
+	// query.Options.MaxOutputWindows, checked from the key index before any
+	// pane is read: 422 query_too_large with limit max_output_windows.)
 	MaxOutputWindows int
 	// MaxSlidingMerges bounds the work of a sliding query (window wider
 	// than step), which merges every pane into each window that covers it:
@@ -98,6 +100,10 @@ type Limits struct {
 	MaxConcurrent int
 	// QueueWait is how long a query waits for a slot. Default 1s.
 	QueueWait time.Duration
+	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
+	// which serves a question asked again before the next commit without
+	// querying or rendering. Default 16 MiB; negative disables it.
+	AnswerCacheBytes int64 `default:"keep-negative"`
 }
 
 // DefaultLimits returns the defaults.
@@ -117,6 +123,7 @@ func DefaultLimits() Limits {
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
 		QueueWait:        time.Second,
+		AnswerCacheBytes: 16 << 20,
 	}
 }
 
@@ -162,6 +169,10 @@ type Config struct {
 	// token.
 	ReadToken string
 
+	// Publisher, when set, serves POST /v1/streams/{stream}/events (HTTP
+	// ingest); nil: that route is not mounted.
+	Publisher Publisher
+
 	// Pprof mounts net/http/pprof under /debug/pprof.
 	Pprof bool
 
@@ -176,17 +187,21 @@ type Config struct {
 type server struct {
 	streams Streams
 	querier Querier
-	panes   PaneUpdater
-	ready   func(ctx context.Context) error
-	log     *slog.Logger
-	now     func() time.Time
-	limits  Limits
+	// publisher and pubm serve HTTP ingest (nil: not mounted).
+	publisher Publisher
+	pubm      *publishMetrics
+	panes     PaneUpdater
+	ready     func(ctx context.Context) error
+	log       *slog.Logger
+	now       func() time.Time
+	limits    Limits
 	// SHA-256 of the tokens, and whether each is set (1) or not (0); the
 	// tokens themselves are not kept.
 	adminDigest, readDigest [sha256.Size]byte
 	adminSet, readSet       int
 	mux                     *chi.Mux
 	slots                   chan struct{} // admission: one token per running query
+	answers                 *answerCache  // nil when disabled
 }
 
 // New returns the HTTP handler of the whole API.
@@ -213,15 +228,22 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
-		streams: cfg.Streams,
-		querier: cfg.Querier,
-		panes:   cfg.Panes,
-		ready:   cfg.Ready,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		limits:  cfg.Limits.withDefaults(),
+		streams:   cfg.Streams,
+		querier:   cfg.Querier,
+		publisher: cfg.Publisher,
+		panes:     cfg.Panes,
+		ready:     cfg.Ready,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		limits:    cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
+	if s.publisher != nil {
+		if s.pubm, err = newPublishMetrics(reg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.AdminToken != "" {
 		s.adminDigest, s.adminSet = sha256.Sum256([]byte(cfg.AdminToken)), 1
 	}
@@ -241,7 +263,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
-	r.Use(requestID, s.instrument(m), middleware.GetHead)
+	r.Use(requestID, s.instrument(m), middleware.GetHead, s.pretty)
 
 	r.Get("/livez", s.livez)
 	r.Get("/healthz", s.livez)
@@ -271,6 +293,8 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/setop", s.setop)
 		r.With(s.authAdmin).Post("/streams/{stream}/aggregates/{aggregate}/import", s.importSketch)
+		s.publishRoute(r)
+		r.With(s.admit).Get("/streams/{stream}/query", s.multiQuery)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

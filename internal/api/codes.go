@@ -7,6 +7,7 @@ const (
 	codeStreamNotFound    = "stream_not_found"
 	codeAggregateNotFound = "aggregate_not_found"
 	codeInvalidParameter  = "invalid_parameter"
+	codeAmbiguousFilter   = "ambiguous_filter"
 	codeQueryTooLarge     = "query_too_large"
 	codeStreamExists      = "stream_exists"
 	codeInvalidSpec       = "invalid_stream_spec"
@@ -39,6 +40,7 @@ type problemCode struct {
 // (TestProblemCodesDocumented, TestOpenAPIProblemCodes).
 var problemCodes = map[string]problemCode{
 	codeInvalidParameter:  {http.StatusBadRequest, "Invalid query parameter"},
+	codeAmbiguousFilter:   {http.StatusBadRequest, "Filter matches nothing as written"},
 	codeInvalidSpec:       {http.StatusBadRequest, "Invalid stream spec"},
 	codeInvalidBody:       {http.StatusBadRequest, "Invalid request body"},
 	codeUnauthorized:      {http.StatusUnauthorized, "Unauthorized"},

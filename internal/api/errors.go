@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,7 +82,11 @@ func problemFor(err error) (p problem, internal bool) {
 	case errors.Is(err, query.ErrUnknownAggregate):
 		p = newProblem(codeAggregateNotFound, err.Error())
 	case errors.As(err, &pe):
-		p = newProblem(codeInvalidParameter, pe.Error())
+		code := codeInvalidParameter
+		if errors.Is(err, query.ErrAmbiguousFilter) {
+			code = codeAmbiguousFilter
+		}
+		p = newProblem(code, pe.Error())
 		p.Parameter = pe.Param
 	case errors.As(err, &le):
 		p = newProblem(codeQueryTooLarge, le.Error())
@@ -95,6 +98,8 @@ func problemFor(err error) (p problem, internal bool) {
 		p.Errors = fieldErrors(err) // every one, not just the first
 	case errors.As(err, &be):
 		p = newProblem(codeInvalidBody, be.Error())
+	case errors.Is(err, query.ErrBusy):
+		p = newProblem(codeOverloaded, err.Error())
 	case errors.Is(err, sketchd.ErrUnavailable):
 		p = newProblem(codeUnavailable, "the service cannot serve this request now; retry later")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -163,8 +168,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			"path", r.URL.Path,
 			"error", err.Error())
 	}
-	if p.Code == codeUnauthorized {
+	switch p.Code {
+	case codeUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sketchd"`)
+	case codeOverloaded:
+		w.Header().Set("Retry-After", "1")
 	}
 	writeProblem(w, r, p)
 }
@@ -186,7 +194,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 	p.Detail = truncate(p.Detail)
 	p.Parameter = truncate(p.Parameter)
 	p.RequestID = requestIDFrom(r.Context())
-	b, err := json.Marshal(p)
+	b, err := marshalJSON(r, p)
 	if err != nil { // cannot happen: every member is a plain value
 		b = []byte(`{"type":"about:blank","status":500}`)
 	}

@@ -152,6 +152,15 @@ func (q failingQuerier) Keys(ctx context.Context, _ query.Target, _, _ int64, _ 
 	return nil, false, q.err
 }
 
+func (q failingQuerier) KeysFiltered(ctx context.Context, t query.Target, from, to int64, _ []query.Filter, limit int) ([]map[string]string, bool, error) {
+	return q.Keys(ctx, t, from, to, nil, limit)
+}
+
+func (q failingQuerier) QueryMulti(ctx context.Context, t query.Target, qu query.Query, _ []string) ([]*query.Result, error) {
+	res, err := q.Query(ctx, t, qu)
+	return []*query.Result{res}, err
+}
+
 var errPanic = errors.New("panic please")
 
 func TestDependencyErrors(t *testing.T) {
@@ -165,6 +174,7 @@ func TestDependencyErrors(t *testing.T) {
 	}{
 		{"store unavailable", failingQuerier{err: fmt.Errorf("read: %w", sketchd.ErrUnavailable)}, nil, aggPath + "users", 503, "unavailable"},
 		{"registry unavailable", nil, sketchd.ErrUnavailable, "/v1/streams", 503, "unavailable"},
+		{"query memory budget full", failingQuerier{err: fmt.Errorf("query: %w", query.ErrBusy)}, nil, aggPath + "users", 503, "overloaded"},
 		{"timeout honoured by querier", failingQuerier{block: true}, nil, aggPath + "users", 504, "timeout"},
 		{"timeout on keys", failingQuerier{block: true}, nil, "/v1/streams/pageviews/keys", 504, "timeout"},
 		{"internal", failingQuerier{err: errors.New("secret disk path /var/x corrupt")}, nil, aggPath + "users", 500, "internal"},
@@ -188,6 +198,9 @@ func TestDependencyErrors(t *testing.T) {
 			p := r.problem(t)
 			if p.Code != tt.code {
 				t.Errorf("code %q, want %q", p.Code, tt.code)
+			}
+			if tt.code == codeOverloaded && r.header.Get("Retry-After") != "1" {
+				t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
 			}
 			if strings.Contains(string(r.body), "secret") {
 				t.Errorf("internal details leaked: %s", r.body)

@@ -15,6 +15,7 @@ var fuzzEndpoints = []string{
 	aggPath + "users", aggPath + "urls", aggPath + "latency", aggPath + "sample",
 	aggPath + "users/sketch", aggPath + "latency/sketch",
 	"/v1/streams/pageviews/keys", "/v1/streams/pageviews", "/v1/streams",
+	"/v1/streams/pageviews/query",
 }
 
 // FuzzQuery drives the real router, over a real Badger store holding real
@@ -36,6 +37,9 @@ func FuzzQuery(f *testing.F) {
 	for i, q := range []string{
 		rq, "", rq + "&group_by=country&step=10m&window=30m", "where=country=de&where=device=mobile&q=0.5,0.99&cdf=10,100",
 		"top=3&item=/p/1&item=/p/2", "n=5", "limit=2&where=country=fr", "from=1795600800.123456789&to=1795604400",
+		"where=country!=de&where=device:in=mobile,desktop&where=country:not_in=us", "where=country=de,fr",
+		"group_by=country&order_by=q0.99:asc&limit=2&rank=10,100&trim=0.05", "n=3&seed=42",
+		"aggregate=users,latency,urls&q=0.99&top=2&group_by=device",
 	} {
 		f.Add(uint8(2*i+1), "", q)
 	}

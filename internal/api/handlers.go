@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -22,7 +21,7 @@ import (
 
 // writeJSON writes v with status.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(r, v)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 		return
@@ -166,11 +165,6 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	where, err := s.parseWhere(v)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	limit, err := parseInt(v, "limit", min(defaultKeysLimit, s.limits.MaxKeys), 1, s.limits.MaxKeys)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -181,9 +175,15 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	where, err := s.parseWhere(v, &st.Spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	g := int64(st.Spec.Granularity)
+	alignDefaultRange(v, &from, &to, g)
 	from = sketchd.PaneStart(from, g) // the pane holding from counts
-	keys, truncated, err := s.querier.Keys(r.Context(), target(&st), from, to, where, limit)
+	keys, truncated, err := s.querier.KeysFiltered(r.Context(), target(&st), from, to, where, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -226,10 +226,11 @@ func (s *server) prepare(r *http.Request, ep endpoint) (sketchd.StreamStatus, qu
 	if err != nil {
 		return st, queryParams{}, err
 	}
-	p, err := s.parseQuery(v, ep, agg, len(st.Spec.GroupBy))
+	p, err := s.parseQuery(v, ep, &st.Spec, agg)
 	if err != nil {
 		return st, p, err
 	}
+	alignDefaultRange(v, &p.from, &p.to, int64(st.Spec.Granularity))
 	return st, p, s.checkSliding(&p, int64(st.Spec.Granularity))
 }
 
@@ -239,30 +240,54 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
+	t, qu := target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
 		From:      p.from, To: p.to,
-		Where: p.where, GroupBy: p.groupBy,
+		Filters: p.filters, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
-	})
+	}
+	key, cacheable := s.answerKey(r, t, qu, &p)
+	if body, ok := s.answers.get(key); cacheable && ok {
+		writeBody(w, body)
+		return
+	}
+	res, err := s.querier.Query(r.Context(), t, qu)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	n := 0
-	for _, g := range res.Groups {
-		n += len(g.Windows)
-	}
-	if n > s.limits.MaxOutputWindows {
-		s.writeError(w, r, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
-		return
+	var ranking *query.Ranking
+	if p.order != nil {
+		if ranking, err = query.RankGroups(res, *p.order); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	out, err := renderResult(&st, res, &p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	if ranking != nil {
+		out.Ranking = renderRanking(ranking)
+	}
+	body, err := marshalJSON(r, out)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	body = append(body, '\n')
+	if cacheable {
+		s.answers.put(key, body)
+	}
+	writeBody(w, body)
+}
+
+// writeBody writes a 200 JSON answer.
+func writeBody(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // Headers of the sketch endpoint.
@@ -287,7 +312,7 @@ func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.querier.Query(r.Context(), target(&st), query.Query{
 		Aggregate: chi.URLParam(r, "aggregate"),
-		From:      p.from, To: p.to, Where: p.where,
+		From:      p.from, To: p.to, Filters: p.filters,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

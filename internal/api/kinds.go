@@ -51,11 +51,11 @@ var kindAPIs = map[sketch.Kind]kindAPI{
 		render: renderAnswer(cmsAnswerOf, func(a *cmsAnswer) answers { return answers{cmsAnswer: a} }),
 	},
 	sketch.KindTDigest: {
-		params: []string{"q", "cdf"}, parse: parseTDigest,
+		params: []string{"q", "cdf", "rank", "trim"}, parse: parseTDigest,
 		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{quantileAnswer: &a.quantileAnswer, tdigestAnswer: a} }),
 	},
 	sketch.KindReservoir: {
-		params: []string{"n"}, parse: parseReservoir,
+		params: []string{"n", "seed"}, parse: parseReservoir,
 		render: renderAnswer(reservoirAnswerOf, func(a *reservoirAnswer) answers { return answers{reservoirAnswer: a} }),
 	},
 	sketch.KindTheta: {
@@ -106,8 +106,21 @@ func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (
 	if _, ok := v["q"]; !ok {
 		p.q = defaultQuantiles
 	}
-	p.cdf, err = s.parseFloats(v, "cdf")
-	return p, err
+	if p.cdf, err = s.parseFloats(v, "cdf"); err != nil {
+		return p, err
+	}
+	if p.rank, err = s.parseFloats(v, "rank"); err != nil {
+		return p, err
+	}
+	if p.trim, err = s.parseFloats(v, "trim"); err != nil {
+		return p, err
+	}
+	for _, f := range p.trim {
+		if !(f >= 0 && f < 0.5) {
+			return p, paramError("trim", "the share cut from each end must be in [0, 0.5), got %g", f)
+		}
+	}
+	return p, nil
 }
 
 // parseDDSketch reads q as the t-digest does (cdf is the t-digest's only).
@@ -140,9 +153,12 @@ func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (qu
 	return p, nil
 }
 
-func parseReservoir(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
+func parseReservoir(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
 	var err error
-	p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample)
+	if p.n, err = parseInt(v, "n", -1, 0, s.limits.MaxSample); err != nil {
+		return p, err
+	}
+	p.seed, err = parseSeed(v, agg)
 	return p, err
 }
 
@@ -160,8 +176,9 @@ func renderAnswer[S sketch.Sketch, A any](answer func(S, queryParams) A, wrap fu
 
 func hllAnswerOf(sk *sketch.HLL, _ queryParams) *hllAnswer {
 	e := sk.Estimate()
+	// Counts are whole: bounds round outward, so that they still cover.
 	return &hllAnswer{Distinct: distinctJSON{
-		Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+		Estimate: finite(e.Estimate), Lower: math.Floor(finite(e.Lower)), Upper: math.Ceil(finite(e.Upper)),
 		Confidence: e.Confidence, RSE: finite(e.RSE),
 	}}
 }
@@ -184,7 +201,10 @@ type cmsAnswer struct {
 	Confidence float64    `json:"confidence"`
 	ErrorBound uint64     `json:"error_bound"`
 	Top        []freqJSON `json:"top"`
-	Items      []freqJSON `json:"items,omitempty"`
+	// TopCut is set when top lists fewer items than asked because the
+	// sketch keeps only so many candidates.
+	TopCut *topCutJSON `json:"top_cut,omitempty"`
+	Items  []freqJSON  `json:"items,omitempty"`
 }
 
 type freqJSON struct {
@@ -204,8 +224,14 @@ type quantileAnswer struct {
 
 type tdigestAnswer struct {
 	quantileAnswer `json:"-"` // rendered through answers.quantileAnswer
+	Mean           meanJSON   `json:"mean"`
 	Compression    float64    `json:"compression"`
-	CDF            []cdfJSON  `json:"cdf,omitempty"`
+	// RankErrorConfidence is the share of answers whose rank_error holds
+	// (sketch.RankConfidence, measured).
+	RankErrorConfidence float64       `json:"rank_error_confidence"`
+	CDF                 []cdfJSON     `json:"cdf,omitempty"`
+	Ranks               []rankJSON    `json:"ranks,omitempty"`
+	TrimmedMeans        []trimmedJSON `json:"trimmed_means,omitempty"`
 }
 
 type quantileJSON struct {
@@ -219,8 +245,11 @@ type quantileJSON struct {
 }
 
 type cdfJSON struct {
-	Value float64  `json:"value"`
-	P     *float64 `json:"p"`
+	Value     float64  `json:"value"`
+	P         *float64 `json:"p"`
+	Lower     *float64 `json:"lower"`
+	Upper     *float64 `json:"upper"`
+	RankError *float64 `json:"rank_error"`
 }
 
 type reservoirAnswer struct {
@@ -228,8 +257,15 @@ type reservoirAnswer struct {
 	Size       int    `json:"size"`
 	// Truncated: the byte budget (sketch.MaxReservoirBytes), not Size,
 	// limited the sample.
-	Truncated bool              `json:"truncated"`
-	Sample    []json.RawMessage `json:"sample"`
+	Truncated bool `json:"truncated"`
+	// Stored is how many items the merged sample holds, Returned how many
+	// the answer lists (n), and InclusionProbability the chance of each
+	// event of the population to be listed (see stratum).
+	Stored               int               `json:"stored"`
+	Returned             int               `json:"returned"`
+	InclusionProbability *float64          `json:"inclusion_probability"`
+	Seed                 *uint64           `json:"seed,omitempty"`
+	Sample               []json.RawMessage `json:"sample"`
 }
 
 func cmsAnswerOf(sk *sketch.CountMin, p queryParams) *cmsAnswer {
@@ -246,6 +282,7 @@ func cmsAnswerOf(sk *sketch.CountMin, p queryParams) *cmsAnswer {
 		for _, f := range sk.TopK(p.top) {
 			a.Top = append(a.Top, freq(f))
 		}
+		a.TopCut = topCut(sk, p.top, len(a.Top))
 	}
 	if len(p.items) > 0 {
 		a.Items = make([]freqJSON, 0, len(p.items))
@@ -281,20 +318,20 @@ func tdigestAnswerOf(sk *sketch.TDigest, p queryParams) *tdigestAnswer {
 		for _, x := range p.cdf {
 			c := cdfJSON{Value: x}
 			if a.Count > 0 {
-				c.P = num(sk.CDF(x))
+				r := sk.Rank(x)
+				c.P, c.Lower, c.Upper, c.RankError = num(r.Fraction), num(r.Lower), num(r.Upper), num(r.RankError)
 			}
 			a.CDF = append(a.CDF, c)
 		}
 	}
+	addTDigestAnswers(a, sk, p)
 	return a
 }
 
 func reservoirAnswerOf(sk *sketch.Reservoir, p queryParams) *reservoirAnswer {
-	items := sk.Sample()
-	if p.n >= 0 && p.n < len(items) {
-		items = items[:p.n]
-	}
+	items := subsample(sk, p)
 	a := &reservoirAnswer{Population: sk.Population(), Size: sk.Params().Size, Truncated: sk.Truncated(), Sample: make([]json.RawMessage, 0, len(items))}
+	a.stratum(sk, p, len(items))
 	for _, it := range items {
 		if json.Valid(it) {
 			a.Sample = append(a.Sample, json.RawMessage(it))

@@ -199,7 +199,7 @@ func TestSetOpThroughRouter(t *testing.T) {
 			}
 		}
 	}
-	if got.A.Events != 6000 || got.B.Events != 6000 || got.A.Where["url"][0] != "/cart" {
+	if got.A.Events != 6000 || got.B.Events != 6000 || !slices.Equal(got.A.Where, []string{"url=/cart"}) {
 		t.Errorf("operands: %+v / %+v", got.A, got.B)
 	}
 	// The same operands by time: the first 10 minutes against all of it.

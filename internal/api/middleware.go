@@ -234,8 +234,11 @@ func (s *server) tokenLevel(r *http.Request) (int, error) {
 	return tokenNone, errors.New("invalid token")
 }
 
+// authHint says what to send; it ends every 401's detail.
+const authHint = "send the header Authorization: Bearer <token> (curl -H 'Authorization: Bearer <token>'), with the token sketchd was started with (--read-token, or --admin-token for changes)"
+
 func unauthorized(detail string) error {
-	return &httpError{code: codeUnauthorized, detail: detail}
+	return &httpError{code: codeUnauthorized, detail: detail + "; " + authHint}
 }
 
 // authRead requires the read (or admin) token when a read token is set.

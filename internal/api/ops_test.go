@@ -56,6 +56,9 @@ func TestAuth(t *testing.T) {
 					t.Errorf("code %q, want %q", p.Code, tt.code)
 				}
 			}
+			if tt.status == 401 && !strings.Contains(r.problem(t).Detail, "Authorization: Bearer <token>") {
+				t.Errorf("401 detail %q does not name the header to send", r.problem(t).Detail)
+			}
 			if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("401 without WWW-Authenticate: Bearer")
 			}
@@ -301,7 +304,8 @@ func TestHead(t *testing.T) {
 // the API contract (its paths and formats are the Go runtime's, and its
 // answers are not problem+json). docs/api.md lists it.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Pprof = true })
+	live := newLiveStack(t)
+	f := newFixture(t, func(c *Config) { c.Pprof, c.Publisher = true, live.mgr })
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`

@@ -23,15 +23,22 @@ const defaultKeysLimit = 1000
 // queryParams is a parsed aggregate query.
 type queryParams struct {
 	from, to     int64 // unix ns
-	where        map[string][]string
+	filters      []query.Filter
 	groupBy      []string
 	step, window int64
 	// per kind
-	q     []float64 // tdigest
-	cdf   []float64 // tdigest
-	top   int       // cms
-	items []string  // cms
-	n     int       // reservoir; -1 = all
+	q     []float64    // tdigest
+	cdf   []float64    // tdigest
+	rank  []float64    // tdigest
+	trim  []float64    // tdigest
+	top   int          // cms
+	items []string     // cms
+	n     int          // reservoir; -1 = all
+	seed  *uint64      // reservoir; nil = the sample's own order
+	order *query.Order // order_by and limit; nil = groups in key order
+	// omitEmpty leaves out windows without events, and groups left with
+	// no window (omit_empty=true; see omit.go).
+	omitEmpty bool
 }
 
 // endpoint selects which parameters a request accepts.
@@ -100,7 +107,7 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 		switch k {
 		case "from", "to", "where":
 			continue
-		case "group_by", "step", "window":
+		case "group_by", "step", "window", "omit_empty":
 			switch ep {
 			case epQuery:
 				continue
@@ -108,7 +115,11 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 				return paramError(k, "not allowed on the sketch endpoint: it returns one sketch merged over the whole range and where filter")
 			}
 		case "limit":
-			if ep == epKeys {
+			if ep == epKeys || ep == epQuery {
+				continue
+			}
+		case "order_by":
+			if ep == epQuery {
 				continue
 			}
 		case "format":
@@ -131,8 +142,9 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 }
 
 // parseQuery parses the parameters of the query and sketch endpoints for an
-// aggregate agg of a stream with dims group-by dimensions.
-func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, dims int) (queryParams, error) {
+// aggregate agg of stream spec.
+func (s *server) parseQuery(v url.Values, ep endpoint, spec *sketchd.Stream, agg sketchd.Aggregate) (queryParams, error) {
+	dims := len(spec.GroupBy)
 	p := queryParams{n: -1}
 	if err := checkParams(v, ep, agg.Sketch); err != nil {
 		return p, err
@@ -141,7 +153,7 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, di
 	if p.from, p.to, err = s.parseRange(v); err != nil {
 		return p, err
 	}
-	if p.where, err = s.parseWhere(v); err != nil {
+	if p.filters, err = s.parseWhere(v, spec); err != nil {
 		return p, err
 	}
 	if p.groupBy, err = splitList(v, "group_by", dims); err != nil {
@@ -151,6 +163,12 @@ func (s *server) parseQuery(v url.Values, ep endpoint, agg sketchd.Aggregate, di
 		return p, err
 	}
 	if p.window, err = parseDur(v, "window", s.limits.MaxRange); err != nil {
+		return p, err
+	}
+	if p.omitEmpty, err = parseOmitEmpty(v); err != nil {
+		return p, err
+	}
+	if p.order, err = parseOrder(v, agg, p, s.limits.MaxKeys); err != nil {
 		return p, err
 	}
 	if k, ok := kindAPIOf(agg); ok && k.parse != nil {
@@ -321,25 +339,23 @@ func isNumber(s string) bool {
 	return true
 }
 
-// parseWhere reads where=dim=value (repeatable): the same dimension
-// repeated is OR, different dimensions AND. Values are not comma-split.
-func (s *server) parseWhere(v url.Values) (map[string][]string, error) {
+// parseWhere reads the where filters (repeatable; syntax in
+// query.ParseWhere) of a stream: filters on the same dimension combine as
+// "in any listed set and in no excluded one", different dimensions AND.
+// The values of all filters count against Limits.MaxWhereValues.
+func (s *server) parseWhere(v url.Values, spec *sketchd.Stream) ([]query.Filter, error) {
 	vals := v["where"]
 	if len(vals) == 0 {
 		return nil, nil
 	}
-	if len(vals) > s.limits.MaxWhereValues {
-		return nil, paramError("where", "at most %d values, got %d", s.limits.MaxWhereValues, len(vals))
-	}
-	out := make(map[string][]string)
+	n := 0
 	for _, w := range vals {
-		d, val, ok := strings.Cut(w, "=")
-		if !ok || d == "" {
-			return nil, paramError("where", "want dimension=value, got %q", w)
-		}
-		out[d] = append(out[d], val)
+		n += strings.Count(w, ",") + 1
 	}
-	return out, nil
+	if n > s.limits.MaxWhereValues {
+		return nil, paramError("where", "at most %d values, got %d", s.limits.MaxWhereValues, n)
+	}
+	return query.ParseWhere(spec, vals)
 }
 
 // splitList reads a list given comma-separated, repeated, or both, of at

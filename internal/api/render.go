@@ -61,6 +61,7 @@ type streamJSON struct {
 	Dropped            uint64           `json:"dropped"`
 	Pending            uint64           `json:"pending"`
 	AckFloor           uint64           `json:"ack_floor"`
+	Rollups            []rollupJSON     `json:"rollups,omitempty"`
 	Spec               sketchd.Stream   `json:"spec"`
 }
 
@@ -86,6 +87,7 @@ func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
 		Dropped:            st.Dropped,
 		Pending:            st.Pending,
 		AckFloor:           st.AckFloor,
+		Rollups:            renderRollups(st.Rollups),
 		Spec:               spec,
 	}
 }
@@ -94,19 +96,23 @@ func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
 const asOfNote = "answers read the store as of the last checkpoint (last_commit); panes still open are answered as of that flush, and windows with final=false may still change"
 
 type resultJSON struct {
-	Stream    string      `json:"stream"`
-	Aggregate string      `json:"aggregate"`
-	Kind      string      `json:"kind"`
-	Params    paramsJSON  `json:"params"`
-	From      string      `json:"from"`
-	To        string      `json:"to"`
-	Step      *string     `json:"step"`
-	Window    *string     `json:"window"`
-	Watermark *string     `json:"watermark"`
-	AsOf      asOfJSON    `json:"as_of"`
-	Keys      int         `json:"keys"`
-	Panes     int         `json:"panes"`
-	Groups    []groupJSON `json:"groups"`
+	Stream    string     `json:"stream"`
+	Aggregate string     `json:"aggregate"`
+	Kind      string     `json:"kind"`
+	Params    paramsJSON `json:"params"`
+	From      string     `json:"from"`
+	To        string     `json:"to"`
+	Step      *string    `json:"step"`
+	Window    *string    `json:"window"`
+	Watermark *string    `json:"watermark"`
+	AsOf      asOfJSON   `json:"as_of"`
+	Keys      int        `json:"keys"`
+	Panes     int        `json:"panes"`
+	// Resolution says which resolution served each part of the range.
+	Resolution []resolutionJSON `json:"resolution"`
+	Groups     []groupJSON      `json:"groups"`
+	// Ranking is set with order_by: how the groups were ranked and cut.
+	Ranking *rankingJSON `json:"ranking,omitempty"`
 }
 
 type asOfJSON struct {
@@ -160,17 +166,18 @@ func durPtr(ns int64) *string {
 // renderResult turns a query result into its JSON answer.
 func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (*resultJSON, error) {
 	out := &resultJSON{
-		Stream:    st.Spec.Name,
-		Aggregate: res.Aggregate,
-		Kind:      string(res.Kind),
-		Params:    renderParams(st.Spec.Aggregates[res.Aggregate]),
-		From:      rfc3339(res.From),
-		To:        rfc3339(res.To),
-		Watermark: timePtr(res.Watermark),
-		AsOf:      asOfJSON{LastCommit: wallPtr(st.LastCommit), Note: asOfNote},
-		Keys:      res.Keys,
-		Panes:     res.Panes,
-		Groups:    make([]groupJSON, 0, len(res.Groups)),
+		Stream:     st.Spec.Name,
+		Aggregate:  res.Aggregate,
+		Kind:       string(res.Kind),
+		Params:     renderParams(st.Spec.Aggregates[res.Aggregate]),
+		From:       rfc3339(res.From),
+		To:         rfc3339(res.To),
+		Watermark:  timePtr(res.Watermark),
+		AsOf:       asOfJSON{LastCommit: wallPtr(st.LastCommit), Note: asOfNote},
+		Keys:       res.Keys,
+		Panes:      res.Panes,
+		Resolution: renderResolution(res.Resolution),
+		Groups:     make([]groupJSON, 0, len(res.Groups)),
 	}
 	if p.step != 0 {
 		out.Step, out.Window = durPtr(res.Step), durPtr(res.Window)
@@ -181,11 +188,17 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 			gj.Key = map[string]string{}
 		}
 		for i := range g.Windows {
+			if omitWindow(&g.Windows[i], p) {
+				continue
+			}
 			wj, err := renderWindow(&g.Windows[i], p)
 			if err != nil {
 				return nil, err
 			}
 			gj.Windows = append(gj.Windows, wj)
+		}
+		if p.omitEmpty && len(gj.Windows) == 0 {
+			continue
 		}
 		out.Groups = append(out.Groups, gj)
 	}

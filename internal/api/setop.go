@@ -84,13 +84,13 @@ type setopJSON struct {
 }
 
 type setopOperandJSON struct {
-	From   string              `json:"from"`
-	To     string              `json:"to"`
-	Where  map[string][]string `json:"where"`
-	Final  bool                `json:"final"`
-	Events uint64              `json:"events"`
-	Keys   int                 `json:"keys"`
-	Panes  int                 `json:"panes"`
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+	Where  []string `json:"where"` // the operand's where expressions, shared first
+	Final  bool     `json:"final"`
+	Events uint64   `json:"events"`
+	Keys   int      `json:"keys"`
+	Panes  int      `json:"panes"`
 	setopResultJSON
 }
 
@@ -165,11 +165,11 @@ func (s *server) setop(w http.ResponseWriter, r *http.Request) {
 // setopOperand merges one operand's theta sketch.
 func (s *server) setopOperand(r *http.Request, st *sketchd.StreamStatus, name string, agg sketchd.Aggregate, v url.Values) (*sketch.Theta, setopOperandJSON, error) {
 	var o setopOperandJSON
-	p, err := s.parseQuery(v, epSketch, agg, len(st.Spec.GroupBy))
+	p, err := s.parseQuery(v, epSketch, &st.Spec, agg)
 	if err != nil {
 		return nil, o, err
 	}
-	res, err := s.querier.Query(r.Context(), target(st), query.Query{Aggregate: name, From: p.from, To: p.to, Where: p.where})
+	res, err := s.querier.Query(r.Context(), target(st), query.Query{Aggregate: name, From: p.from, To: p.to, Filters: p.filters})
 	if err != nil {
 		return nil, o, err
 	}
@@ -182,12 +182,12 @@ func (s *server) setopOperand(r *http.Request, st *sketchd.StreamStatus, name st
 		return nil, o, fmt.Errorf("set operation operand merged a %s, want theta", win.Sketch.Kind())
 	}
 	o = setopOperandJSON{
-		From: rfc3339(win.Start), To: rfc3339(win.End), Where: p.where,
+		From: rfc3339(win.Start), To: rfc3339(win.End), Where: v["where"],
 		Final: win.Final, Events: win.Events, Keys: res.Keys, Panes: win.Panes,
 		setopResultJSON: setopResult(th.Estimate(), th.Params().NominalEntries),
 	}
 	if o.Where == nil {
-		o.Where = map[string][]string{}
+		o.Where = []string{}
 	}
 	return th, o, nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/store"
@@ -34,14 +35,27 @@ var crashPoints = []string{
 	"mid-commit",    // the panes are durable, the checkpoint is not
 	"after-commit",  // durable, not acked
 	"after-ack",     // durable and acked (the ack reached the server)
+	"mid-tier",      // a tier unit's panes are durable, its cursor is not
 }
 
-// crashStore kills the process at a commit, as SKETCHD_CRASH_AT says.
+// crashStore kills the process at a commit, or at a write of a rollup
+// tier's unit, as SKETCHD_CRASH_AT says.
 type crashStore struct {
 	*store.DB
 	point string
 	at    int
 	n     atomic.Int64
+	tiers atomic.Int64 // tier units written
+}
+
+func (c *crashStore) WriteTier(ctx context.Context, id uint32, tier time.Duration, panes []sketchd.PaneRecord, built int64) error {
+	if c.point != "mid-tier" || len(panes) == 0 || c.tiers.Add(1) != int64(c.at) {
+		return c.DB.WriteTier(ctx, id, tier, panes, built)
+	}
+	// What a crash inside WriteTier may leave: the panes, not the cursor.
+	_ = c.DB.WriteTierPanes(ctx, id, tier, panes)
+	killSelf()
+	return nil
 }
 
 func killSelf() {
@@ -50,7 +64,7 @@ func killSelf() {
 }
 
 func (c *crashStore) Commit(ctx context.Context, id uint32, f sketchd.Flush) error {
-	if c.n.Add(1) != int64(c.at) {
+	if c.n.Add(1) != int64(c.at) || c.point == "mid-tier" {
 		return c.DB.Commit(ctx, id, f)
 	}
 	switch c.point {
@@ -118,10 +132,14 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-// crashSpec is pageviews with a theta and a ddsketch aggregate too: every
-// kind's replayed panes must equal the uninterrupted run's, byte for byte.
+// crashSpec is a stream of 1s panes with rollup tiers of 5s and 30s, so
+// that the kills also hit the tier builder, with a theta and a ddsketch
+// aggregate too: every kind's replayed panes (and tier panes) must equal
+// the uninterrupted run's, byte for byte.
 func crashSpec() sketchd.Stream {
 	s := pageviews("crash", true)
+	s.Granularity = sketchd.Duration(time.Second)
+	s.Rollups = []sketchd.Rollup{{Granularity: sketchd.Duration(5 * time.Second)}, {Granularity: sketchd.Duration(30 * time.Second)}}
 	s.Aggregates["visitors"] = sketchd.Aggregate{Sketch: sketchd.KindTheta, Field: "user", NominalEntries: 64}
 	s.Aggregates["p99"] = sketchd.Aggregate{Sketch: sketchd.KindDDSketch, Field: "ms"}
 	s.Normalize()
@@ -325,6 +343,47 @@ func TestCrashLoop(t *testing.T) {
 		len(crashPoints)+*crashKills, crashPoints, *crashKills, total, len(got), lost, doubled)
 	if lost != 0 || doubled != 0 || total != uint64(len(evs)) {
 		t.Fatalf("lost %d, doubled %d, total %d of %d", lost, doubled, total, len(evs))
+	}
+	checkCrashTiers(t, nc, db, spec, evs)
+}
+
+// checkCrashTiers lets the tier builder finish what the kills left (a
+// restart resumes from the stored cursors), then checks every tier pane
+// against its recomputation from its source panes: a unit merged twice or
+// a pane lost would differ.
+func checkCrashTiers(t *testing.T, nc *nats.Conn, db *store.DB, spec sketchd.Stream, evs []event) {
+	t.Helper()
+	ctx := context.Background()
+	m := newManager(t, nc, db, Options{})
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	// Final up to the last event - out-of-orderness - allowed lateness.
+	lastFinal := time.UnixMilli(evs[len(evs)-1].TS).Add(-spec.MaxOutOfOrderness.Std() - spec.AllowedLateness.Std()).UnixNano()
+	want := sketchd.PaneStart(lastFinal, int64(spec.Rollups[1].Granularity))
+	waitFor(t, 30*time.Second, "tiers built", func() (bool, string) {
+		st, _ := m.Get(ctx, spec.Name)
+		return len(st.Rollups) == 2 && st.Rollups[1].BuiltTo >= want, fmt.Sprintf("%+v, want %d", st.Rollups, want)
+	})
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := db.Stream(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursors, events := checkTiers(t, db, info)
+	t.Logf("tiers: cursors %v, events %v", cursors, events)
+	for i, c := range cursors {
+		var n uint64
+		for _, e := range evs {
+			if time.UnixMilli(e.TS).UnixNano() < c {
+				n++
+			}
+		}
+		if events[i] != n {
+			t.Errorf("tier %s holds %d events before its cursor, %d were published", spec.Rollups[i].Granularity, events[i], n)
+		}
 	}
 }
 

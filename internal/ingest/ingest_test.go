@@ -73,8 +73,8 @@ func pageviews(name string, jetStream bool) sketchd.Stream {
 	s.MaxOutOfOrderness = sketchd.Duration(5 * time.Second)
 	s.AllowedLateness = sketchd.Duration(30 * time.Second)
 	s.MaxFuture = sketchd.Duration(100 * 365 * 24 * time.Hour)
-	// The events are dated from base (2026-11-25): with the default 168h
-	// retention they are too late once the wall clock is a week past it.
+	// The events are dated from base, a fixed day: a retention of a week
+	// would make them too late a week after it.
 	s.Retention = sketchd.Duration(100 * 365 * 24 * time.Hour)
 	s.IdleTimeout = 0
 	s.Aggregates = map[string]sketchd.Aggregate{
@@ -87,7 +87,9 @@ func pageviews(name string, jetStream bool) sketchd.Stream {
 	return s
 }
 
-var base = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+// base is 10:00 UTC yesterday: event times must stay inside the default
+// retention (168h) whatever day the tests run, or every event is too late.
+var base = time.Now().UTC().Truncate(24 * time.Hour).Add(-14 * time.Hour)
 
 type event struct {
 	TS      int64   `json:"ts"`

@@ -141,7 +141,8 @@ func (m *Manager) now() time.Time { return m.opts.Now() }
 
 // Start registers the configured streams that the store does not have yet
 // (a configured stream whose stored spec differs is an error: delete it to
-// change it) and starts a consumer for every stored stream.
+// change it; only its rollup tiers may change, see SetRollups) and starts a
+// consumer for every stored stream.
 func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error {
 	for _, spec := range configured {
 		info, err := m.db.Stream(ctx, spec.Name)
@@ -153,7 +154,12 @@ func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error 
 		case err != nil:
 			return fmt.Errorf("read stream %q: %w", spec.Name, err)
 		default:
-			if err := sameSpec(info.Spec, spec); err != nil {
+			if err := sameSpec(info.Spec, spec); err != nil && onlyRollupsDiffer(info.Spec, spec) {
+				if _, err := m.setRollups(ctx, info, spec.Rollups); err != nil {
+					return fmt.Errorf("stream %q: change rollups: %w", spec.Name, err)
+				}
+				m.log.Info("stream rollups changed by the configuration", "stream", spec.Name, "rollups", len(spec.Rollups))
+			} else if err != nil {
 				return fmt.Errorf("stream %q: the configured spec differs from the stored one (%w); streams are immutable: delete it (DELETE /v1/streams/%s) or rename it", spec.Name, err, spec.Name)
 			}
 		}

@@ -38,6 +38,7 @@ type runner struct {
 	intake    intakeState
 	committer committerState
 	status    statusBoard
+	tiers     tierState // tierbuilder.go
 }
 
 // lifecycle starts the runner's goroutines and stops them in order. Two
@@ -90,6 +91,7 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 	r.consumer.init()
 	r.intake.init(m.opts.QueueMessages)
 	r.committer.init()
+	r.tiers.init(len(spec.Rollups))
 	dec, err := decode.New(spec, m.opts.Decode)
 	if err != nil {
 		return nil, err
@@ -130,12 +132,14 @@ func (r *runner) resume(ctx context.Context) error {
 	return nil
 }
 
-// start starts the three goroutines; stop ends them.
+// start starts the three goroutines, and the tier builder (tierbuilder.go)
+// of a stream with rollup tiers; stop ends them.
 func (r *runner) start() {
 	run, drain := r.life.run, r.life.drain
 	r.life.g.Go(func() error { return r.runConsumer(run, drain) })
 	r.life.g.Go(func() error { return r.runIntake(run, drain) })
 	r.life.g.Go(func() error { return r.runCommitter(drain) })
+	r.life.g.Go(func() error { return r.runTiers(run) })
 }
 
 // stop drains the subscription, processes what was delivered, and (when

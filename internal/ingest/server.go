@@ -24,6 +24,11 @@ type ServerOptions struct {
 	SyncAlways   bool
 	// MaxPayload caps one message (0 = the server default, 1 MiB).
 	MaxPayload int32
+	// MaxMemory caps JetStream's memory storage (0 = the server's default,
+	// 3/4 of the machine's memory). sketchd's streams use file storage;
+	// this bounds memory-backed streams others create on the embedded
+	// server.
+	MaxMemory int64
 }
 
 // StartServer starts an embedded nats-server with JetStream and waits until
@@ -48,6 +53,8 @@ func StartServer(opts ServerOptions, logger *slog.Logger) (*server.Server, error
 		SyncAlways:   opts.SyncAlways,
 		MaxPayload:   opts.MaxPayload,
 		NoSigs:       true,
+
+		JetStreamMaxMemory: opts.MaxMemory,
 	}
 	ns, err := server.NewServer(so)
 	if err != nil {

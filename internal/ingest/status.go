@@ -71,6 +71,7 @@ func (r *runner) buildStatus() sketchd.StreamStatus {
 		Pending:            r.consumer.numPending.Load(),
 		AckFloor:           r.consumer.ackFloor.Load(),
 		Dropped:            r.intake.dropped.Load(),
+		Rollups:            r.rollupStatus(),
 	}
 	if sub := r.consumer.sub; sub != nil {
 		if d, err := sub.Dropped(); err == nil {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
@@ -15,11 +16,16 @@ type aggregate struct {
 	name   string
 	kind   sketchd.AggregateKind
 	params sketch.Params
+	// decoded counts the decodes (Querier.Stats); nil counts nothing.
+	decoded *atomic.Int64
 }
 
 // decode decodes the aggregate's sketch blob of a stored pane and checks
 // that it is of the aggregate's kind.
 func (a aggregate) decode(blob []byte) (sketch.Sketch, error) {
+	if a.decoded != nil {
+		a.decoded.Add(1)
+	}
 	s, err := sketchd.DecodeSketch(blob, a.params.Kind)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)

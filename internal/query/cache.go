@@ -90,8 +90,8 @@ func (c *paneCache) put(k cacheKey, v cached) {
 }
 
 // decode returns the decoded sketch of a pane's blob, from the cache when
-// the pane is final.
-func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool) (sketch.Sketch, error) {
+// the pane is final; a final pane is cached with its event count.
+func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool, events uint64) (sketch.Sketch, error) {
 	if final {
 		if v, ok := c.get(k); ok {
 			return v.sk, nil
@@ -99,7 +99,7 @@ func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool) (sk
 	}
 	sk, err := a.decode(blob)
 	if err == nil && final {
-		c.put(k, cached{sk: sk})
+		c.put(k, cached{sk: sk, events: events, panes: 1})
 	}
 	return sk, err
 }

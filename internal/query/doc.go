@@ -23,6 +23,17 @@
 // A rollup block is the merge of blockPanes consecutive panes of one key;
 // blockStandsForPanes is the one rule that says when it may replace its
 // panes in a result. Decoded final panes and blocks never change, so they
-// are kept in one LRU under a byte budget; whole results are kept per last
-// commit, and concurrent identical queries run once.
+// are kept in one LRU under a byte budget, with the final slots of the
+// ragged ends where a key has no pane (edge.go); the final windows of
+// tumbling series are kept per query shape (cachewin.go), so that after a
+// commit only the windows from the first one not final on are computed;
+// whole results are kept per last commit, and concurrent identical queries
+// run once.
+//
+// # Cost
+//
+// Before any pane is read, a query's output windows (from the key index)
+// and the bytes its planned reads hold (cost.go) are checked against the
+// limits, and the bytes are reserved in the server's budget for running
+// queries (budget.go).
 package query

@@ -11,6 +11,10 @@ var (
 	ErrUnknownAggregate = errors.New("unknown aggregate")
 	// ErrTooLarge: the query exceeds a limit (see *LimitError).
 	ErrTooLarge = errors.New("query too large")
+	// ErrAmbiguousFilter: a where value looks like a list or an operator
+	// but was taken literally, and no key of the range has it (see
+	// ParseWhere). Its *ParamError wraps it.
+	ErrAmbiguousFilter = errors.New("filter matches nothing as written")
 )
 
 // ParamError is a query parameter that does not parse or does not fit.
@@ -20,6 +24,12 @@ type ParamError struct {
 }
 
 func (e *ParamError) Error() string { return "parameter " + e.Param + ": " + e.Msg }
+
+// ambiguousFilter is a *ParamError that is also ErrAmbiguousFilter.
+type ambiguousFilter struct{ pe *ParamError }
+
+func (e *ambiguousFilter) Error() string   { return e.pe.Error() }
+func (e *ambiguousFilter) Unwrap() []error { return []error{e.pe, ErrAmbiguousFilter} }
 
 // LimitError says which limit a query exceeded. It wraps ErrTooLarge.
 type LimitError struct {

@@ -69,9 +69,9 @@ func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 	slices.SortFunc(p.groups, func(a, b Group) int { return compareKeys(p.sel.groupBy, a.Key, b.Key) })
 	return &Result{
 		Aggregate: p.agg.name, Kind: p.agg.kind, Params: p.agg.params,
-		From: p.geom.from, To: p.geom.to, Step: p.geom.step, Window: p.geom.window,
+		From: p.geom.scanFrom(), To: p.geom.to, Step: p.geom.step, Window: p.geom.window,
 		Watermark: p.target.Watermark, Keys: len(p.keys), Panes: w.panes,
-		Groups: p.groups,
+		Groups: p.groups, Resolution: p.resolution(),
 	}, nil
 }
 

@@ -25,12 +25,16 @@ type plan struct {
 	agg    aggregate
 	sel    *selector
 	geom   geometry
+	shape  string // names its windows in the window cache; "" = not cached
 
 	// selectKeys
 	keys     []string       // the matching keys, in key-index order
 	keyIndex map[string]int // key -> index in keys
 	keyGroup []int          // key index -> index in groups
 	groups   []Group        // one per group_by tuple; Windows set by mergeWindows
+	cost     cost           // estimated from the selected keys (cost.go)
+
+	spans []Span // chooseTiers: the scan range by resolution (tiers.go)
 
 	// planScans
 	blocks []int64 // starts of the blocks that stand for their panes
@@ -56,7 +60,7 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel, err := newSelector(spec.GroupBy, qu.Where, qu.GroupBy)
+	sel, err := newSelector(spec.GroupBy, append(filtersOf(qu.Where), qu.Filters...), qu.GroupBy)
 	if err != nil {
 		return nil, err
 	}
@@ -64,23 +68,33 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	shape := ""
+	if q.wins != nil {
+		shape = withGeneration(shapeKey(t.ID, qu, geom), q.gens.get(t.ID))
+	}
 	return &plan{
+		shape:  shape,
 		target: t,
 		gen:    q.gens.get(t.ID),
-		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params},
+		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},
 		sel:    sel,
 		geom:   geom,
 	}, nil
 }
 
 // selectKeys lists the keys of the key index with a pane in the scan range
-// that the selector matches, and their groups. The limits (max_keys, and
-// keys × pane slots ≤ max_panes) are checked before any pane is read.
+// that the selector matches, and their groups. The limits (max_keys, keys ×
+// pane slots ≤ max_panes, and max_output_windows) are checked before any
+// pane is read; those that only grow with the keys stop the listing at the
+// first key past them.
 func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
-	from, to := p.geom.scanFrom(), p.geom.to
+	p.cost = cost{windows: p.geom.n, avg: q.sizes.avg(p.target.ID, p.agg.index)}
 	p.keyIndex = map[string]int{}
 	groupIndex := map[string]int{}
-	err := q.r.Keys(ctx, p.target.ID, from, to, func(key string) error {
+	err := q.spanKeys(ctx, p, func(key string) error {
+		if _, dup := p.keyIndex[key]; dup {
+			return nil
+		}
 		gk, vals, ok := p.sel.match(key)
 		if !ok {
 			return nil
@@ -97,29 +111,40 @@ func (q *Querier) selectKeys(ctx context.Context, p *plan) error {
 		p.keyIndex[key] = len(p.keys)
 		p.keys = append(p.keys, key)
 		p.keyGroup = append(p.keyGroup, gi)
-		return nil
+		p.cost.groups = len(p.groups)
+		return p.cost.checkOutput(&q.opts)
 	})
 	if err != nil {
 		return err
 	}
-	if slots := int64(len(p.keys)) * ((to - from) / int64(p.target.Spec.Granularity)); slots > q.opts.MaxPanes {
+	if err := p.sel.misread(); err != nil {
+		return err
+	}
+	if slots := int64(len(p.keys)) * p.paneSlots(); slots > q.opts.MaxPanes {
 		return &LimitError{Limit: "max_panes", Max: q.opts.MaxPanes, Got: slots}
 	}
 	if len(p.groups) == 0 && len(p.sel.groupBy) == 0 {
 		p.groups = append(p.groups, Group{Key: map[string]string{}})
 	}
-	return nil
+	p.cost.groups = len(p.groups)
+	return p.cost.checkOutput(&q.opts)
 }
 
 // planScans finds the blocks that may stand for their panes and, per key,
 // gives the cached ones to their windows and plans store reads for the rest
 // of the scan range. Keys with the same ranges to read share the reads.
 func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
+	base := p.baseRanges()
+	bw := p.blockWidth()
+	p.blocks = nil
 	if q.opts.CacheBytes > 0 && len(p.keys) > 0 {
-		p.blocks = p.geom.blocks(&p.target.Spec, p.target.Watermark)
+		for _, bs := range p.geom.blocks(&p.target.Spec, p.target.Watermark) {
+			if inBase(base, bs, bs+bw) {
+				p.blocks = append(p.blocks, bs)
+			}
+		}
 	}
 	from, to := p.geom.scanFrom(), p.geom.to
-	bw := p.blockWidth()
 	byRanges := map[string]int{} // encoded ranges -> index in p.scans
 	var sig []byte
 	for ki, key := range p.keys {
@@ -129,7 +154,7 @@ func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
 			}
 		}
 		var ranges [][2]int64
-		cur := from
+		cur := q.takeCachedPanes(p, w, ki, from, to)
 		for _, bs := range p.blocks {
 			v, ok := q.cache.get(p.blockID(key, bs))
 			if !ok {
@@ -142,9 +167,10 @@ func (q *Querier) planScans(ctx context.Context, p *plan, w *windows) error {
 			w.add(ki, bs, v)
 			w.panes += v.panes
 		}
-		if cur < to {
+		if cur = q.takeCachedPanes(p, w, ki, cur, to); cur < to {
 			ranges = append(ranges, [2]int64{cur, to})
 		}
+		ranges = clipRanges(ranges, base)
 		sig = sig[:0]
 		for _, r := range ranges {
 			sig = binary.AppendVarint(binary.AppendVarint(sig, r[0]), r[1])

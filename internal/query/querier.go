@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/defaults"
@@ -29,12 +30,30 @@ type Options struct {
 	// disables it.
 	ResultEntries int `default:"keep-negative"`
 	ResultBytes   int64
+	// MaxOutputWindows bounds the windows of one result over all its
+	// groups (groups × windows per group), checked from the key index;
+	// default 100,000. MaxQueryBytes bounds the memory one query is
+	// estimated to hold (see cost), checked from its planned scans; default
+	// 256 MiB. Both before any pane is read.
+	MaxOutputWindows int
+	MaxQueryBytes    int64
+	// TotalQueryBytes is the memory all running queries may hold together,
+	// by the same estimate; default 512 MiB; <0 = no server-wide budget. A
+	// query waits up to BudgetWait (default 1s) for its share, then fails
+	// with ErrBusy.
+	TotalQueryBytes int64 `default:"keep-negative"`
+	BudgetWait      time.Duration
+	// WindowCacheBytes bounds the cache of final windows of tumbling series
+	// per query shape (see winCache); default 64 MiB; <0 disables it.
+	WindowCacheBytes int64 `default:"keep-negative"`
 }
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
-		ResultEntries: 512, ResultBytes: 64 << 20}
+		ResultEntries: 512, ResultBytes: 64 << 20,
+		MaxOutputWindows: 100_000, MaxQueryBytes: 256 << 20, TotalQueryBytes: 512 << 20, BudgetWait: time.Second,
+		WindowCacheBytes: 64 << 20}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
@@ -43,13 +62,18 @@ type Querier struct {
 	opts    Options
 	cache   *paneCache
 	results *resultCache // nil when disabled
-	gens    generations  // per stream; in every cache key (Forget)
+	wins    *winCache    // nil when disabled
+	budget  *budget
+	sizes   sizes
+	stats   counters
+	gens    generations // per stream; in every cache key (Forget)
 }
 
 // New returns a Querier reading through r.
 func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
-	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes)}
+	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
+		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}
@@ -73,20 +97,57 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 }
 
 // query computes the result of qu in named steps around one plan: select
-// keys, plan scans, scan, merge windows (see plan).
+// keys, take the leading final windows the window cache holds, then plan
+// scans, scan and merge windows for the rest (see plan), and cache its
+// final windows.
 func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
 	p, err := q.compile(t, qu)
 	if err != nil {
 		return nil, err
 	}
+	if err := q.chooseTiers(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
+	prefix := q.wins.cachedPrefix(p)
+	var rest *Result
+	if sub := p.after(len(prefix)); sub != nil {
+		if sub != p {
+			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
+				return nil, err
+			}
+		}
+		if rest, err = q.compute(ctx, sub); err != nil {
+			return nil, err
+		}
+		q.wins.store(sub, rest)
+	}
+	return p.assemble(prefix, rest)
+}
+
+// compute runs the scan steps of p: plan scans; then, with the memory the
+// plan is estimated to hold checked against max_query_bytes and reserved
+// in the server's budget, scan and merge windows.
+func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 	w := newWindows(p)
 	if err := q.planScans(ctx, p, w); err != nil {
 		return nil, err
 	}
+	p.estimateHeld()
+	if err := p.cost.checkBytes(&q.opts); err != nil {
+		return nil, err
+	}
+	release, err := q.budget.acquire(ctx, p.cost.bytes())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if err := q.scan(ctx, p, w); err != nil {
+		return nil, err
+	}
+	if err := q.scanTiers(ctx, p, w); err != nil {
 		return nil, err
 	}
 	return p.mergeWindows(ctx, w)
@@ -96,14 +157,29 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 // dimension maps, up to limit (0 = no limit). It reports whether the list was
 // cut at the limit.
 func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error) {
-	sel, err := newSelector(t.Spec.GroupBy, where, t.Spec.GroupBy)
+	return q.KeysFiltered(ctx, t, from, to, filtersOf(where), limit)
+}
+
+// KeysFiltered is Keys with where filters (see ParseWhere).
+func (q *Querier) KeysFiltered(ctx context.Context, t Target, from, to int64, filters []Filter, limit int) ([]map[string]string, bool, error) {
+	sel, err := newSelector(t.Spec.GroupBy, filters, t.Spec.GroupBy)
 	if err != nil {
 		return nil, false, err
 	}
 	var out []map[string]string
 	truncated := false
 	errStop := errors.New("stop")
-	err = q.r.Keys(ctx, t.ID, from, to, func(key string) error {
+	var seen map[string]bool // a key may be in several tiers' indexes
+	if len(t.Spec.Rollups) > 0 {
+		seen = map[string]bool{}
+	}
+	err = q.allKeys(ctx, t, from, to, func(key string) error {
+		if seen != nil {
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
 		_, vals, ok := sel.match(key)
 		if !ok {
 			return nil
@@ -117,6 +193,11 @@ func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[
 	})
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, false, err
+	}
+	if !truncated {
+		if err := sel.misread(); err != nil {
+			return nil, false, err
+		}
 	}
 	return out, truncated, nil
 }

@@ -23,7 +23,8 @@ type Target struct {
 type Query struct {
 	Aggregate string
 	From, To  int64               // unix ns; From is rounded down to a pane, To up to a step
-	Where     map[string][]string // dimension -> accepted values; all dimensions must match
+	Where     map[string][]string // dimension -> accepted values (exact); all dimensions must match
+	Filters   []Filter            // more where conditions (negation, sets; see ParseWhere), ANDed with Where
 	GroupBy   []string            // dimensions kept; nil merges all matching keys
 	Step      int64               // ns; 0 = one window over the whole range
 	Window    int64               // ns; 0 = Step; wider than Step = sliding
@@ -34,13 +35,16 @@ type Result struct {
 	Aggregate string
 	Kind      sketchd.AggregateKind
 	Params    sketch.Params
-	From, To  int64 // the range covered, aligned
+	From, To  int64 // the range covered, aligned: the first window's start (before the asked from when sliding) to the last's end
 	Step      int64
 	Window    int64
 	Watermark int64
 	Keys      int // keys merged
 	Panes     int // stored panes merged
 	Groups    []Group
+	// Resolution says which resolution served each part of the range read
+	// (tiers.go): the stream's own panes or a rollup tier's.
+	Resolution []Span
 }
 
 // Group is the series of one group-by tuple.

@@ -7,8 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-
-	"github.com/sketchd/sketchd/sketch"
 )
 
 // resultCache keeps the results of recent queries for the store state they
@@ -46,7 +44,8 @@ func newResultCache(entries int, bytes int64) *resultCache {
 }
 
 // resultKey encodes what determines a query's result besides the stored
-// panes.
+// panes: the stream, the last commit, the committed watermark, the aligned
+// geometry and the query's shape (appendShape).
 func resultKey(t Target, qu Query, g geometry) string {
 	b := make([]byte, 0, 128)
 	b = binary.AppendUvarint(b, uint64(t.ID))
@@ -56,32 +55,7 @@ func resultKey(t Target, qu Query, g geometry) string {
 	b = binary.AppendVarint(b, g.to)
 	b = binary.AppendVarint(b, g.step)
 	b = binary.AppendVarint(b, g.window)
-	str := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
-	str(qu.Aggregate)
-	dims := make([]string, 0, len(qu.Where))
-	for d := range qu.Where {
-		dims = append(dims, d)
-	}
-	slices.Sort(dims)
-	b = binary.AppendUvarint(b, uint64(len(dims)))
-	for _, d := range dims {
-		str(d)
-		vals := slices.Clone(qu.Where[d])
-		slices.Sort(vals)
-		vals = slices.Compact(vals)
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
-			str(v)
-		}
-	}
-	if qu.GroupBy == nil {
-		b = append(b, 0)
-	} else {
-		b = binary.AppendUvarint(b, uint64(len(qu.GroupBy))+1)
-		for _, d := range qu.GroupBy {
-			str(d)
-		}
-	}
+	b = appendShape(b, qu)
 	return string(b)
 }
 
@@ -159,9 +133,7 @@ func (c *resultCache) put(key string, res *Result) {
 func warm(r *Result) {
 	for _, g := range r.Groups {
 		for _, w := range g.Windows {
-			if h, ok := w.Sketch.(*sketch.HLL); ok {
-				h.Estimate()
-			}
+			warmSketch(w.Sketch)
 		}
 	}
 }
@@ -179,4 +151,38 @@ func (r *Result) clone() *Result {
 		c.Groups[gi] = Group{Key: maps.Clone(g.Key), Windows: wins}
 	}
 	return &c
+}
+
+// appendShape appends what determines a query's windows besides the
+// stream, the geometry and the store: the aggregate, the where filter
+// (dimensions and values sorted, values deduplicated), group_by and the
+// other filters (appendFilters).
+func appendShape(b []byte, qu Query) []byte {
+	str := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	str(qu.Aggregate)
+	dims := make([]string, 0, len(qu.Where))
+	for d := range qu.Where {
+		dims = append(dims, d)
+	}
+	slices.Sort(dims)
+	b = binary.AppendUvarint(b, uint64(len(dims)))
+	for _, d := range dims {
+		str(d)
+		vals := slices.Clone(qu.Where[d])
+		slices.Sort(vals)
+		vals = slices.Compact(vals)
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			str(v)
+		}
+	}
+	if qu.GroupBy == nil {
+		b = append(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(qu.GroupBy))+1)
+		for _, d := range qu.GroupBy {
+			str(d)
+		}
+	}
+	return appendFilters(b, qu.Filters)
 }

@@ -17,6 +17,7 @@ type blockBuild struct {
 	start int64
 	acc   winAcc
 	built map[cacheKey]bool // blocks rebuilt from panes by this query
+	seen  map[cacheKey]bool // final panes of the ragged ends met (markEmptyEnds)
 }
 
 // scan runs the planned reads. A pane inside a block that stands for its
@@ -25,10 +26,14 @@ type blockBuild struct {
 // empty. Other panes go to their windows, their decoded sketch cached when
 // final.
 func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
-	b := &blockBuild{built: map[cacheKey]bool{}}
+	b := &blockBuild{built: map[cacheKey]bool{}, seen: map[cacheKey]bool{}}
+	re := p.ragged()
 	for _, sc := range p.scans {
 		for _, rg := range sc.ranges {
 			err := q.r.ScanPanes(ctx, p.target.ID, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
+				if re.contains(r.Start) {
+					b.seen[p.paneID(r.Key, r.Start)] = true
+				}
 				return q.collect(p, w, b, r)
 			})
 			if err == nil {
@@ -38,6 +43,7 @@ func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
 				return err
 			}
 			q.cacheEmptyBlocks(p, b, sc.keys, rg)
+			q.markEmptyEnds(p, re, b.seen, sc.keys, rg)
 		}
 	}
 	return nil
@@ -55,6 +61,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 	if !ok {
 		return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 	}
+	q.sizes.observe(p.target.ID, ai, len(r.Sketches[ai]))
 	bw := p.blockWidth()
 	bs := floorDiv(r.Start, bw) * bw
 	if _, in := slices.BinarySearch(p.blocks, bs); in {
@@ -73,7 +80,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 		return nil
 	}
 	final := p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark)
-	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, r.Sketches[ai], final)
+	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, r.Sketches[ai], final, r.Events)
 	if err != nil {
 		return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 	}

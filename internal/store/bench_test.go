@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,7 +143,10 @@ func BenchmarkRSS(b *testing.B) {
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_MEMTABLE_MB")); err == nil && mb > 0 {
 		o.MemTableSize = int64(mb) << 20
 	}
-	b.Logf("memtable %d MiB", o.MemTableSize>>20)
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BLOCK_CACHE_MB")); err == nil {
+		o.BlockCacheSize = int64(mb) << 20 // negative: no block cache, no compression
+	}
+	b.Logf("memtable %d MiB, block cache %d MiB, GOMEMLIMIT %q", o.MemTableSize>>20, o.BlockCacheSize>>20, os.Getenv("GOMEMLIMIT"))
 	const keys, minutes = 1000, 200
 	var db *DB
 	for b.Loop() {
@@ -174,6 +178,9 @@ func BenchmarkRSS(b *testing.B) {
 	}
 	runtime.GC()
 	report("")
+	if path := os.Getenv("SKETCHD_STORE_HEAPPROFILE"); path != "" {
+		writeHeapProfile(b, path)
+	}
 	time.Sleep(20 * time.Second)
 	runtime.GC()
 	report("idle-")
@@ -206,4 +213,16 @@ func procStatusKB(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap profile (what is in use now) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }

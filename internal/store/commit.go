@@ -62,8 +62,9 @@ func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) erro
 	stripe.Lock()
 	defer stripe.Unlock()
 
-	w := partitionWidth(info.Spec.Granularity.Std())
-	index, err := db.indexUpdates(streamID, w, f.Panes)
+	sp := baseSpace(streamID, info.Spec.Granularity.Std())
+	w := sp.width
+	index, err := db.indexUpdates(sp, f.Panes)
 	if err != nil {
 		return db.commitFailed(err)
 	}
@@ -125,7 +126,8 @@ type indexEntry struct{ key, val []byte }
 // index value holds the [min, max] of the key's pane starts in the
 // partition; it only ever widens (panes are only removed with their whole
 // partition), so an entry is written only when the flush widens it.
-func (db *DB) indexUpdates(sid uint32, w int64, panes []sketchd.PaneRecord) ([]indexEntry, error) {
+func (db *DB) indexUpdates(sp space, panes []sketchd.PaneRecord) ([]indexEntry, error) {
+	w := sp.width
 	type pk struct {
 		part int64
 		key  string
@@ -148,7 +150,7 @@ func (db *DB) indexUpdates(sid uint32, w int64, panes []sketchd.PaneRecord) ([]i
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		for _, k := range order {
 			s := spans[k]
-			ik := indexKey(sid, k.part, k.key)
+			ik := sp.indexKey(k.part, k.key)
 			item, err := txn.Get(ik)
 			switch {
 			case errors.Is(err, badger.ErrKeyNotFound):

@@ -19,7 +19,10 @@ const (
 	prefixNextID     byte = 'N' // 'N'                          -> last assigned stream ID
 	prefixPane       byte = 'P' // 'P' sid part klen key start -> pane
 	prefixStream     byte = 'S' // 'S' name                     -> stream spec
-	prefixUpdateID   byte = 'U' // 'U' sid id                   -> an applied UpdatePane id
+	prefixTierPane   byte = 'R' // 'R' sid tier part klen key start -> rollup tier pane
+	prefixTierIndex  byte = 'Q' // 'Q' sid tier part key       -> rollup tier key index entry
+	prefixTierCursor byte = 'U' // 'U' sid tier                 -> rollup tier cursor
+	prefixImportID   byte = 'I' // 'I' sid id                   -> an applied UpdatePane (import) id
 )
 
 const (
@@ -81,75 +84,135 @@ func sidPrefix(kind byte, sid uint32) []byte {
 	return appendSID(make([]byte, 0, sidPrefixLen), kind, sid)
 }
 
-// partPrefix is kind | sid | part: every key of one kind in one partition.
-func partPrefix(kind byte, sid uint32, part int64) []byte {
-	return appendPartPrefix(make([]byte, 0, partPrefixLen), kind, sid, part)
+// paneKeyLen is the length of a base pane key for a group-by key of n
+// bytes.
+func paneKeyLen(n int) int { return partPrefixLen + 2 + n + 8 }
+
+// space is one family of a stream's panes with its key index: the stream's
+// own (base) panes, or one rollup tier's. Both lay out their keys the same
+// way after a head that names the family:
+//
+//	base  'P' | sid            and 'K' | sid
+//	tier  'R' | sid | tier u32 and 'Q' | sid | tier u32   (tier = its granularity in seconds)
+type space struct {
+	pane  []byte // head of its pane keys
+	index []byte // head of its key-index keys
+	width int64  // partition width, ns
 }
 
-func appendPartPrefix(dst []byte, kind byte, sid uint32, part int64) []byte {
-	dst = appendSID(dst, kind, sid)
+// baseSpace is the stream's own panes, of granularity g.
+func baseSpace(sid uint32, g time.Duration) space {
+	return space{pane: sidPrefix(prefixPane, sid), index: sidPrefix(prefixIndex, sid), width: partitionWidth(g)}
+}
+
+// tierSpace is the panes of the stream's rollup tier of granularity g.
+func tierSpace(sid uint32, g time.Duration) space {
+	id := uint32(g / time.Second)
+	return space{
+		pane:  binary.BigEndian.AppendUint32(sidPrefix(prefixTierPane, sid), id),
+		index: binary.BigEndian.AppendUint32(sidPrefix(prefixTierIndex, sid), id),
+		width: tierPartitionWidth(g),
+	}
+}
+
+// tierPartitionWidth is a tier's partition width: at least a day and at
+// least 24 of its panes, so a 1d tier keeps 24 days per partition.
+func tierPartitionWidth(g time.Duration) int64 {
+	w := partitionWidth(g)
+	if n := 24 * int64(g); n > w && n/24 == int64(g) {
+		return n
+	}
+	return w
+}
+
+// paneKeyLen is the length of a pane key of sp for a group-by key of n
+// bytes.
+func (sp space) paneKeyLen(n int) int { return len(sp.pane) + 8 + 2 + n + 8 }
+
+// headPart is head | part: every key of one partition of a space (head:
+// its pane or key-index head).
+func headPart(head []byte, part int64) []byte {
+	dst := make([]byte, 0, len(head)+8)
+	dst = append(dst, head...)
 	return binary.BigEndian.AppendUint64(dst, flip(part))
 }
 
-// paneKeyLen is the length of a pane key for a group-by key of n bytes.
-func paneKeyLen(n int) int { return partPrefixLen + 2 + n + 8 }
-
-// appendPaneKeyPrefix appends 'P' | sid | part | klen | key: one key's panes
-// in one partition.
-func appendPaneKeyPrefix(dst []byte, sid uint32, part int64, key string) []byte {
-	dst = appendPartPrefix(dst, prefixPane, sid, part)
+// appendPaneKeyPrefix appends head | part | klen | key: one key's panes in
+// one partition.
+func (sp space) appendPaneKeyPrefix(dst []byte, part int64, key string) []byte {
+	dst = append(dst, sp.pane...)
+	dst = binary.BigEndian.AppendUint64(dst, flip(part))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(key)))
 	return append(dst, key...)
 }
 
 // appendPaneKey appends the full pane key.
-func appendPaneKey(dst []byte, sid uint32, part int64, key string, start int64) []byte {
-	dst = appendPaneKeyPrefix(dst, sid, part, key)
+func (sp space) appendPaneKey(dst []byte, part int64, key string, start int64) []byte {
+	dst = sp.appendPaneKeyPrefix(dst, part, key)
 	return binary.BigEndian.AppendUint64(dst, flip(start))
 }
 
-// parsePaneKey splits a pane key. The returned key aliases k.
-func parsePaneKey(k []byte) (sid uint32, part int64, key []byte, start int64, ok bool) {
-	if len(k) < paneKeyLen(0) || k[0] != prefixPane {
-		return 0, 0, nil, 0, false
+// parsePaneKey splits a pane key of sp. The returned key aliases k.
+func (sp space) parsePaneKey(k []byte) (part int64, key []byte, start int64, ok bool) {
+	h := len(sp.pane)
+	if len(k) < sp.paneKeyLen(0) || k[0] != sp.pane[0] {
+		return 0, nil, 0, false
 	}
-	sid = binary.BigEndian.Uint32(k[1:5])
-	part = unflip(binary.BigEndian.Uint64(k[5:13]))
-	n := int(binary.BigEndian.Uint16(k[13:15]))
-	if len(k) != paneKeyLen(n) {
-		return 0, 0, nil, 0, false
+	part = unflip(binary.BigEndian.Uint64(k[h : h+8]))
+	n := int(binary.BigEndian.Uint16(k[h+8 : h+10]))
+	if len(k) != sp.paneKeyLen(n) {
+		return 0, nil, 0, false
 	}
-	key = k[15 : 15+n]
-	start = unflip(binary.BigEndian.Uint64(k[15+n:]))
-	return sid, part, key, start, true
+	key = k[h+10 : h+10+n]
+	start = unflip(binary.BigEndian.Uint64(k[h+10+n:]))
+	return part, key, start, true
 }
 
-// indexKey is 'K' | sid | part | key: "key has at least one pane in part".
-func indexKey(sid uint32, part int64, key string) []byte {
-	dst := make([]byte, 0, partPrefixLen+len(key))
-	dst = appendPartPrefix(dst, prefixIndex, sid, part)
+// indexKey is index head | part | key: "key has at least one pane in
+// part".
+func (sp space) indexKey(part int64, key string) []byte {
+	dst := make([]byte, 0, len(sp.index)+8+len(key))
+	dst = append(dst, sp.index...)
+	dst = binary.BigEndian.AppendUint64(dst, flip(part))
 	return append(dst, key...)
 }
 
-// parseIndexKey splits a key-index key. The returned key aliases k.
-func parseIndexKey(k []byte) (part int64, key []byte, ok bool) {
-	if len(k) < partPrefixLen || k[0] != prefixIndex {
+// parseIndexKey splits a key-index key of sp. The returned key aliases k.
+func (sp space) parseIndexKey(k []byte) (part int64, key []byte, ok bool) {
+	h := len(sp.index)
+	if len(k) < h+8 || k[0] != sp.index[0] {
 		return 0, nil, false
 	}
-	return unflip(binary.BigEndian.Uint64(k[5:13])), k[partPrefixLen:], true
+	return unflip(binary.BigEndian.Uint64(k[h : h+8])), k[h+8:], true
 }
 
-// keyPartition returns the partition of a 'P' or 'K' key.
-func keyPartition(k []byte) (int64, bool) {
-	if len(k) < partPrefixLen {
+// keyPartition returns the partition of a pane or key-index key whose head
+// is h bytes long.
+func keyPartition(k []byte, h int) (int64, bool) {
+	if len(k) < h+8 {
 		return 0, false
 	}
-	return unflip(binary.BigEndian.Uint64(k[5:13])), true
+	return unflip(binary.BigEndian.Uint64(k[h : h+8])), true
+}
+
+// appendPaneKey appends the full key of a base pane.
+func appendPaneKey(dst []byte, sid uint32, part int64, key string, start int64) []byte {
+	return baseSpace(sid, 0).appendPaneKey(dst, part, key, start)
+}
+
+// indexKey is the key-index key of a base pane partition.
+func indexKey(sid uint32, part int64, key string) []byte {
+	return baseSpace(sid, 0).indexKey(part, key)
+}
+
+// tierCursorKey is 'U' | sid | tier u32: how far the tier is built.
+func tierCursorKey(sid uint32, g time.Duration) []byte {
+	return binary.BigEndian.AppendUint32(sidPrefix(prefixTierCursor, sid), uint32(g/time.Second))
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
 
-func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixUpdateID, sid), id...) }
+func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixImportID, sid), id...) }
 
 func streamKey(name string) []byte { return append([]byte{prefixStream}, name...) }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
@@ -16,11 +17,24 @@ import (
 
 // paneWidth returns the partition width of a registered stream.
 func (db *DB) paneWidth(streamID uint32) (int64, error) {
+	sp, err := db.space(streamID, 0)
+	return sp.width, err
+}
+
+// space returns the pane space of a registered stream: its base panes when
+// tier is 0, else those of its rollup tier of that granularity.
+func (db *DB) space(streamID uint32, tier time.Duration) (space, error) {
 	info, ok := db.streamByID(streamID)
 	if !ok {
-		return 0, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+		return space{}, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
-	return partitionWidth(info.Spec.Granularity.Std()), nil
+	if tier == 0 {
+		return baseSpace(streamID, info.Spec.Granularity.Std()), nil
+	}
+	if tier < time.Second {
+		return space{}, fmt.Errorf("%w: tier granularity %s", ErrInvalid, tier)
+	}
+	return tierSpace(streamID, tier), nil
 }
 
 // Pane returns one pane; ok is false if it is not stored.
@@ -92,6 +106,12 @@ func (db *DB) finishRead(op string, ctx context.Context, err error) error {
 // range, plus one per partition skipped; the panes themselves are one
 // contiguous run of keys per partition.
 func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	return db.ScanTierPanes(ctx, streamID, 0, keys, from, to, fn)
+}
+
+// ScanTierPanes is ScanPanes over the panes of the stream's rollup tier of
+// granularity tier (0: its base panes).
+func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
 	if err := db.enter(); err != nil {
 		return err
 	}
@@ -99,7 +119,7 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w, err := db.paneWidth(streamID)
+	sp, err := db.space(streamID, tier)
 	if err != nil {
 		return err
 	}
@@ -109,7 +129,7 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false // values are inline; fetch only what is in range
-		opt.Prefix = sidPrefix(prefixPane, streamID)
+		opt.Prefix = sp.pane
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		seek := make([]byte, 0, 64)
@@ -117,7 +137,7 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 			if len(key) > sketchd.MaxKeyLen {
 				continue // cannot be stored
 			}
-			if err := db.scanKey(ctx, it, &seek, streamID, w, key, from, to, fn); err != nil {
+			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, fn); err != nil {
 				return err
 			}
 		}
@@ -128,7 +148,8 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 
 // scanKey is ScanPanes for one key: it walks the key's partitions with
 // seeks, skipping partitions that do not hold it.
-func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sid uint32, w int64, key string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	w := sp.width
 	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
 	for p := pFirst; p <= pLast; {
 		if err := ctx.Err(); err != nil {
@@ -138,15 +159,15 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, si
 		if p > pFirst {
 			lo = partitionStart(p, w)
 		}
-		*seek = appendPaneKey((*seek)[:0], sid, p, key, lo)
+		*seek = sp.appendPaneKey((*seek)[:0], p, key, lo)
 		it.Seek(*seek)
 		if !it.Valid() {
 			return nil // nothing further in this stream
 		}
-		prefix := (*seek)[:len(*seek)-8] // 'P' sid part klen key
+		prefix := (*seek)[:len(*seek)-8] // head part klen key
 		if !bytes.HasPrefix(it.Item().Key(), prefix) {
 			// Not in partition p: jump to the partition we landed in.
-			landed, ok := keyPartition(it.Item().Key())
+			landed, ok := keyPartition(it.Item().Key(), len(sp.pane))
 			if !ok {
 				return nil
 			}
@@ -166,7 +187,7 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, si
 			if !bytes.HasPrefix(k, prefix) {
 				break
 			}
-			_, _, _, start, ok := parsePaneKey(k)
+			_, _, start, ok := sp.parsePaneKey(k)
 			if !ok {
 				return corrupt(k, "malformed pane key")
 			}
@@ -193,6 +214,12 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, si
 // partition's in byte order, each key at its first appearance. Errors are
 // as for ScanPanes.
 func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func(key string) error) error {
+	return db.TierKeys(ctx, streamID, 0, from, to, fn)
+}
+
+// TierKeys is Keys over the key index of the stream's rollup tier of
+// granularity tier (0: its base panes).
+func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration, from, to int64, fn func(key string) error) error {
 	if err := db.enter(); err != nil {
 		return err
 	}
@@ -200,10 +227,11 @@ func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w, err := db.paneWidth(streamID)
+	sp, err := db.space(streamID, tier)
 	if err != nil {
 		return err
 	}
+	w := sp.width
 	if to <= from {
 		return nil
 	}
@@ -215,7 +243,7 @@ func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
-		opt.Prefix = sidPrefix(prefixIndex, streamID)
+		opt.Prefix = sp.index
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		var panes *badger.Iterator // opened on the first partial partition
@@ -225,12 +253,12 @@ func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func
 			}
 		}()
 		var seek []byte
-		for it.Seek(partPrefix(prefixIndex, streamID, pFirst)); it.Valid(); it.Next() {
+		for it.Seek(headPart(sp.index, pFirst)); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			item := it.Item()
-			p, kb, ok := parseIndexKey(item.Key())
+			p, kb, ok := sp.parseIndexKey(item.Key())
 			if !ok {
 				return corrupt(item.Key(), "malformed key-index key")
 			}
@@ -265,15 +293,15 @@ func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func
 				if panes == nil {
 					popt := badger.DefaultIteratorOptions
 					popt.PrefetchValues = false
-					popt.Prefix = sidPrefix(prefixPane, streamID)
+					popt.Prefix = sp.pane
 					panes = txn.NewIterator(popt)
 				}
-				seek = appendPaneKey(seek[:0], streamID, p, string(kb), max(lo, from))
+				seek = sp.appendPaneKey(seek[:0], p, string(kb), max(lo, from))
 				panes.Seek(seek)
 				if !panes.Valid() || !bytes.HasPrefix(panes.Item().Key(), seek[:len(seek)-8]) {
 					continue
 				}
-				_, _, _, start, ok := parsePaneKey(panes.Item().Key())
+				_, _, start, ok := sp.parsePaneKey(panes.Item().Key())
 				if !ok || start >= to {
 					continue
 				}

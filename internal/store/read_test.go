@@ -211,7 +211,7 @@ func TestKeyOrder(t *testing.T) {
 			t.Errorf("key of %d does not sort after its predecessor", v)
 		}
 		prev = k
-		_, _, key, start, ok := parsePaneKey(k)
+		_, key, start, ok := baseSpace(1, 0).parsePaneKey(k)
 		if !ok || string(key) != "k" || start != v {
 			t.Errorf("parse(%d) = %q %d %v", v, key, start, ok)
 		}

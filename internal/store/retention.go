@@ -23,18 +23,25 @@ func (db *DB) DropBefore(ctx context.Context, streamID uint32, cutoff int64) err
 	if err != nil {
 		return err
 	}
-	_, err = db.dropPartitions(map[uint32]int64{streamID: floorDiv(cutoff, w)})
+	sp := baseSpace(streamID, 0)
+	_, err = db.dropPartitions([]spaceCut{{sp, floorDiv(cutoff, w)}})
 	return err
 }
 
-// dropPartitions drops, for each stream ID, the partitions below the given
-// one, in one DropPrefix call. It returns the number of partitions dropped.
-func (db *DB) dropPartitions(below map[uint32]int64) (int, error) {
+// spaceCut is a space and the first of its partitions to keep.
+type spaceCut struct {
+	sp   space
+	keep int64
+}
+
+// dropPartitions drops, in each space, the partitions below its cut, in
+// one DropPrefix call. It returns the number of partitions dropped.
+func (db *DB) dropPartitions(cuts []spaceCut) (int, error) {
 	var prefixes [][]byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		for sid, pc := range below {
-			for _, kind := range []byte{prefixPane, prefixIndex} {
-				prefixes = append(prefixes, partitionsBelow(txn, kind, sid, pc)...)
+		for _, c := range cuts {
+			for _, head := range [][]byte{c.sp.pane, c.sp.index} {
+				prefixes = append(prefixes, partitionsBelow(txn, head, c.keep)...)
 			}
 		}
 		return nil
@@ -56,22 +63,23 @@ func (db *DB) dropPartitions(below map[uint32]int64) (int, error) {
 	return len(prefixes), nil
 }
 
-// partitionsBelow lists the prefixes kind|sid|part of the stored partitions
-// with part < pc, with one seek per partition.
-func partitionsBelow(txn *badger.Txn, kind byte, sid uint32, pc int64) [][]byte {
+// partitionsBelow lists the prefixes head|part of the stored partitions
+// with part < pc, with one seek per partition (head: a space's pane or
+// key-index head).
+func partitionsBelow(txn *badger.Txn, head []byte, pc int64) [][]byte {
 	opt := badger.DefaultIteratorOptions
 	opt.PrefetchValues = false
-	opt.Prefix = sidPrefix(kind, sid)
+	opt.Prefix = head
 	it := txn.NewIterator(opt)
 	defer it.Close()
 	var out [][]byte
 	for it.Rewind(); it.Valid(); {
-		p, ok := keyPartition(it.Item().Key())
+		p, ok := keyPartition(it.Item().Key(), len(head))
 		if !ok || p >= pc {
 			break
 		}
-		out = append(out, partPrefix(kind, sid, p))
-		it.Seek(partPrefix(kind, sid, p+1))
+		out = append(out, headPart(head, p))
+		it.Seek(headPart(head, p+1))
 	}
 	return out
 }
@@ -86,14 +94,10 @@ func (db *DB) runRetention(ctx context.Context) {
 		return
 	}
 	now := db.opts.Now().UnixNano()
-	below := map[uint32]int64{}
+	var below []spaceCut
 	db.regMu.RLock()
 	for id, info := range db.byID {
-		r := info.Spec.Retention.Std()
-		if r <= 0 {
-			continue
-		}
-		below[id] = floorDiv(now-int64(r), partitionWidth(info.Spec.Granularity.Std()))
+		below = append(below, retentionCuts(id, &info.Spec, now)...)
 	}
 	db.regMu.RUnlock()
 	if len(below) == 0 {

@@ -67,7 +67,16 @@ function meta(ans) {
     `${ans.keys} keys, ${ans.panes} panes`,
     `watermark ${ans.watermark ?? "none yet"}`,
   ];
+  if (ans.resolution?.length) parts.push(`served by ${resolution(ans.resolution)}`);
   return parts.join(" · ");
+}
+
+// resolution names what served each part of the range: the stream's own
+// panes or a stored rollup tier, with its granularity ("rollup 5s
+// 10:00:00–10:05:00, panes 1s 10:05:00–10:05:07").
+function resolution(spans) {
+  const hms = (t) => t.slice(11, 19);
+  return spans.map((s) => `${s.source} ${s.granularity} ${hms(s.from)}–${hms(s.to)}`).join(", ");
 }
 
 const secs = (s) => Date.parse(s) / 1000;

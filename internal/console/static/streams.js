@@ -9,7 +9,7 @@ const keep = 61;
 
 // The status members the panel shows by name; any other member (a newer
 // server's, such as rollup tier progress) is shown as it comes.
-const knownStatus = new Set(["name", "id", "state", "error", "created", "watermark", "max_event_time", "committed_watermark", "last_commit", "counters", "open_panes", "evicted_early", "dropped", "pending", "ack_floor", "spec"]);
+const knownStatus = new Set(["name", "id", "state", "error", "created", "watermark", "max_event_time", "committed_watermark", "last_commit", "counters", "open_panes", "evicted_early", "dropped", "pending", "ack_floor", "spec", "rollups"]);
 
 // counters flattens a status's counters, invalid ones by reason.
 export function counters(st) {
@@ -128,7 +128,7 @@ export function renderDetail(el, st, hist, nowMs) {
   ];
   // Rollup tiers (spec.rollups) and their progress, when the server has
   // them, and any other status member this console does not know yet.
-  if (st.spec.rollups) parts.push(h("h3", {}, "rollup tiers"), h("div", { class: "tiers" }, genericValue(st.spec.rollups)));
+  if (st.spec.rollups?.length) parts.push(h("h3", {}, "rollup tiers"), tiersTable(st, nowMs));
   const other = Object.entries(st).filter(([k]) => !knownStatus.has(k));
   for (const [k, v] of other) parts.push(h("h3", {}, k.replaceAll("_", " ")), h("div", { class: "other" }, genericValue(v)));
   parts.push(
@@ -138,4 +138,21 @@ export function renderDetail(el, st, hist, nowMs) {
   const open = el.querySelector("details")?.open;
   el.replaceChildren(...parts);
   if (open) el.querySelector("details").open = true;
+}
+
+// tiersTable shows each rollup tier of the spec with its build progress
+// from the status: built to (its panes before are stored), ready to (how
+// far its source panes are final) and how far the build is behind.
+function tiersTable(st, nowMs) {
+  const rows = st.spec.rollups.map((r, i) => {
+    const p = (st.rollups || [])[i] || {};
+    const behind = p.built_to && p.ready_to ? (Date.parse(p.ready_to) - Date.parse(p.built_to)) / 1000 : null;
+    const note = !p.built_to ? "not built yet" : behind > 0 ? `building, ${ago(behind)} behind` : `built, lag ${ago(lagSeconds(p.built_to, nowMs))}`;
+    return h("tr", { "data-tier": r.granularity, "data-built-to": p.built_to || "" },
+      h("th", {}, r.granularity), h("td", {}, `keep ${r.retention}`),
+      h("td", {}, shortTime(p.built_to)), h("td", {}, shortTime(p.ready_to)), h("td", { class: "muted" }, note));
+  });
+  return h("table", { class: "grid tiers" },
+    h("thead", {}, h("tr", {}, h("th", {}, "tier"), h("th", {}, "retention"), h("th", {}, "built to"), h("th", {}, "ready to"), h("th", {}, ""))),
+    h("tbody", {}, rows));
 }

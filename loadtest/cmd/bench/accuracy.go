@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -47,6 +48,7 @@ type Window struct {
 	} `json:"quantiles"`
 	// ddsketch
 	RelativeAccuracy *float64 `json:"relative_accuracy"`
+	TDigestExtra
 	// reservoir
 	Population *uint64 `json:"population"`
 }
@@ -87,6 +89,15 @@ type Accuracy struct {
 	// RankBounds their sum (for the mean).
 	MaxRankBound float64 `json:"max_rank_bound"`
 	RankBounds   float64 `json:"rank_bounds"`
+	// Rank: |fraction − true fraction| of rank= answers; within: the truth
+	// in [lower, upper]. Trimmed and Mean: relative error of trim= answers
+	// and of the mean; within: the truth in [lower, upper].
+	Rank    Stat `json:"rank"`
+	Trimmed Stat `json:"trimmed_mean"`
+	Mean    Stat `json:"mean"`
+	// Multi: windows of a multi-aggregate answer (GET /v1/streams/{s}/query)
+	// compared with the single-aggregate answers; within: equal.
+	Multi Stat `json:"multi"`
 	// Reservoir: population equal to the exact event count.
 	Reservoir Stat `json:"reservoir"`
 	// Theta: as HLL (its distinct answer has the same members).
@@ -241,6 +252,7 @@ func (a *Accuracy) compareWindow(kind string, w Window, key map[string]string, t
 			a.MaxRankBound = max(a.MaxRankBound, *q.RankError)
 			a.RankBounds += *q.RankError
 		}
+		a.compareTDigestExtra(w, key, tr)
 	case "theta":
 		if w.Distinct == nil || tr.Distinct == 0 {
 			return
@@ -320,7 +332,7 @@ func accuracyPlan(stream string, from, to time.Time) []accQuery {
 		items = append(items, "item="+url.QueryEscape("/p/"+strconv.Itoa(i)))
 	}
 	it := strings.Join(items, "&")
-	const qs = "q=0.01,0.1,0.5,0.9,0.99,0.999"
+	const qs = "q=0.01,0.1,0.5,0.9,0.99,0.999&rank=10,30,55,100,200,500&trim=0,0.01,0.05,0.25"
 	a := "/v1/streams/" + stream + "/aggregates/"
 	mobile := map[string][]string{"device": {"mobile"}}
 	defr := map[string][]string{"country": {"DE", "FR"}}
@@ -364,9 +376,14 @@ func checkAccuracy(ctx context.Context, c *client, stream string, t *gen.Truth, 
 	tc := &truthCache{t: t, m: map[string]gen.Summary{}}
 	var cmds []string
 	firstWindows := 0
-	for i, q := range accuracyPlan(stream, from, to) {
+	plan := accuracyPlan(stream, from, to)
+	raws := make([]json.RawMessage, len(plan))
+	for i, q := range plan {
 		var ans Answer
-		if err := c.getJSON(ctx, q.path, &ans); err != nil {
+		if err := c.getJSON(ctx, q.path, &raws[i]); err != nil {
+			return acc, cmds, fmt.Errorf("accuracy query %s (%s): %w", q.kind, q.what, err)
+		}
+		if err := json.Unmarshal(raws[i], &ans); err != nil {
 			return acc, cmds, fmt.Errorf("accuracy query %s (%s): %w", q.kind, q.what, err)
 		}
 		cmds = append(cmds, q.path)
@@ -390,5 +407,7 @@ func checkAccuracy(ctx context.Context, c *client, stream string, t *gen.Truth, 
 		}
 	}
 	acc.Missing = len(expected) - firstWindows
-	return acc, cmds, nil
+	path, err := checkMulti(ctx, c, stream, plan, raws, &acc)
+	cmds = append(cmds, path)
+	return acc, cmds, err
 }

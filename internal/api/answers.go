@@ -1,0 +1,99 @@
+package api
+
+import (
+	"container/list"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/sketchd/sketchd/internal/query"
+)
+
+// answerCache keeps the rendered JSON of recent answers, so that the many
+// clients of a dashboard asking the same question between two commits get
+// the bytes of the first answer: no result copy, no render. The key is the
+// querier's (query.Querier.AnswerKey: the stream, its last commit and
+// committed watermark, the aligned geometry, where and group_by) and what
+// rendering adds (renderKey); a commit changes every key, so nothing stale
+// is served, and the LRU forgets the old ones.
+type answerCache struct {
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64
+	ll       *list.List
+	m        map[string]*list.Element
+}
+
+type answerEntry struct {
+	key  string
+	body []byte
+}
+
+func newAnswerCache(maxBytes int64) *answerCache {
+	if maxBytes <= 0 {
+		return nil
+	}
+	return &answerCache{maxBytes: maxBytes, ll: list.New(), m: map[string]*list.Element{}}
+}
+
+func (c *answerCache) get(key string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*answerEntry).body, true
+}
+
+// put keeps body (not modified afterwards) unless it is larger than an
+// eighth of the budget.
+func (c *answerCache) put(key string, body []byte) {
+	if c == nil {
+		return
+	}
+	size := int64(len(key) + len(body) + 64)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; ok || size > c.maxBytes/8 {
+		return
+	}
+	c.m[key] = c.ll.PushFront(&answerEntry{key: key, body: body})
+	c.bytes += size
+	for c.bytes > c.maxBytes {
+		e := c.ll.Back()
+		ae := e.Value.(*answerEntry)
+		c.ll.Remove(e)
+		delete(c.m, ae.key)
+		c.bytes -= int64(len(ae.key) + len(ae.body) + 64)
+	}
+}
+
+// answerKeyer is the part of *query.Querier the answer cache needs; a
+// Querier without it is never cached.
+type answerKeyer interface {
+	AnswerKey(t query.Target, qu query.Query) (string, bool)
+}
+
+// answerKey returns the cache key of a query's rendered answer, or false:
+// the querier's key for the result, and the request's query string, which
+// holds every parameter rendering reads (kind parameters, omit_empty,
+// order_by, ...); ?pretty is read from the context as marshalJSON does.
+// The same parameters in another order are another key: a miss, never a
+// wrong answer.
+func (s *server) answerKey(r *http.Request, t query.Target, qu query.Query, p *queryParams) (string, bool) {
+	ak, ok := s.querier.(answerKeyer)
+	if !ok || s.answers == nil {
+		return "", false
+	}
+	k, ok := ak.AnswerKey(t, qu)
+	if !ok {
+		return "", false
+	}
+	pretty, _ := r.Context().Value(prettyKey{}).(bool)
+	return fmt.Sprintf("%s\x00%t\x00%t\x00%s", k, p.step != 0, pretty, r.URL.RawQuery), true
+}

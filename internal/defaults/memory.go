@@ -1,0 +1,102 @@
+package defaults
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// MemoryLimit is the default memory limit of the process when no cgroup
+// limit applies: 512 MiB, which fits the service's own budget (caches,
+// queries, Badger's memtables and table builders, open panes) on a small
+// box. See docs/operations.md ("Memory").
+const MemoryLimit = 512 << 20
+
+// MemoryLimitFor returns the default memory limit given the cgroup's
+// (cgroup ≤ 0: none): 3/4 of the cgroup limit, leaving the rest to what
+// the Go runtime does not count (memory-mapped Badger tables, thread
+// stacks), and at most MemoryLimit.
+func MemoryLimitFor(cgroup int64) int64 {
+	if cgroup <= 0 {
+		return MemoryLimit
+	}
+	return min(cgroup/4*3, MemoryLimit)
+}
+
+// CgroupMemoryLimit reads the memory limit of the process's cgroup: v2's
+// memory.max, or v1's memory.limit_in_bytes; 0 when there is none ("max",
+// no file, or v1's "unlimited" near 2^63).
+func CgroupMemoryLimit() int64 {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		s := strings.TrimSpace(string(b))
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 || n >= 1<<60 {
+			return 0 // "max", or v1's unlimited
+		}
+		return n
+	}
+	return 0
+}
+
+// MemorySplit is how a memory limit is divided between the parts of the
+// process that hold memory on purpose. Everything else (open panes,
+// Badger's memtables, table builders and compactions, JetStream's file
+// store, the runtime) uses the rest, about 40%.
+type MemorySplit struct {
+	Limit int64 // the Go runtime's soft limit (debug.SetMemoryLimit)
+
+	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 1/8
+	WindowCache  int64 // final windows per query shape (query.Options.WindowCacheBytes): 1/32
+	ResultCache  int64 // recent results (query.Options.ResultBytes): 1/32
+	AnswerCache  int64 // recent rendered answers (api.Limits.AnswerCacheBytes): 1/32
+	QueriesTotal int64 // running queries together (query.Options.TotalQueryBytes): 1/4
+	QueryMax     int64 // one query (query.Options.MaxQueryBytes): 1/8
+
+	StoreBlockCache int64 // Badger block cache: 1/32
+	StoreIndexCache int64 // Badger table indexes and bloom filters: 1/64
+
+	JetStreamMemory int64 // the embedded JetStream's memory storage: 1/16
+}
+
+// SplitMemory divides limit (bytes).
+func SplitMemory(limit int64) MemorySplit {
+	return MemorySplit{
+		Limit:           limit,
+		QueryCache:      limit / 8,
+		WindowCache:     limit / 32,
+		ResultCache:     limit / 32,
+		AnswerCache:     limit / 32,
+		QueriesTotal:    limit / 4,
+		QueryMax:        limit / 8,
+		StoreBlockCache: limit / 32,
+		StoreIndexCache: limit / 64,
+		JetStreamMemory: limit / 16,
+	}
+}
+
+// ParseBytes parses a size: a number of bytes, or with a unit KiB, MiB,
+// GiB (powers of 1024) or KB, MB, GB (of 1000): "512MiB", "1GiB",
+// "800MB", "1073741824". It must be positive.
+func ParseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a positive size such as 512MiB, 1GiB or a number of bytes, got %q", s)
+	}
+	return n * mult, nil
+}

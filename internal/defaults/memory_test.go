@@ -1,0 +1,46 @@
+package defaults
+
+import "testing"
+
+func TestMemoryLimitFor(t *testing.T) {
+	for _, c := range []struct{ cgroup, want int64 }{
+		{0, MemoryLimit},
+		{-1, MemoryLimit},
+		{256 << 20, 192 << 20},
+		{8 << 30, MemoryLimit},
+	} {
+		if got := MemoryLimitFor(c.cgroup); got != c.want {
+			t.Errorf("MemoryLimitFor(%d) = %d, want %d", c.cgroup, got, c.want)
+		}
+	}
+}
+
+// TestSplitMemory: the parts kept on purpose take at most 60% of the
+// limit, leaving the rest to what grows with ingestion.
+func TestSplitMemory(t *testing.T) {
+	const limit = 512 << 20
+	s := SplitMemory(limit)
+	// QueryMax is a part of QueriesTotal, not in addition to it.
+	sum := s.QueryCache + s.WindowCache + s.ResultCache + s.AnswerCache + s.QueriesTotal + s.StoreBlockCache + s.StoreIndexCache + s.JetStreamMemory
+	if s.Limit != limit || sum > limit*6/10 || s.QueryMax > s.QueriesTotal {
+		t.Errorf("SplitMemory(%d) = %+v: parts sum to %d", limit, s, sum)
+	}
+	if s.QueryCache != 64<<20 || s.StoreBlockCache != 16<<20 {
+		t.Errorf("SplitMemory(512 MiB): query cache %d, block cache %d; docs/operations.md says 64 and 16 MiB", s.QueryCache, s.StoreBlockCache)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"512MiB": 512 << 20, "1GiB": 1 << 30, "800MB": 800e6, "1073741824": 1 << 30, " 64 KiB ": 64 << 10, "10B": 10,
+	} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1MiB", "1.5GiB", "lots", "9999999999GiB", "MiB"} {
+		if n, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, n)
+		}
+	}
+}

@@ -1,0 +1,18 @@
+package query
+
+// AnswerKey names qu's result against t for callers that cache what they
+// make of it (the API caches rendered answers): two queries with the same
+// key get equal results. It is the result cache's key, so it holds the
+// stream's last commit, and a commit changes every key. ok is false when
+// results are not cached (no result cache, nothing committed yet) or qu
+// does not compile to a geometry.
+func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
+	if q.results == nil || t.LastCommit == 0 {
+		return "", false
+	}
+	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)
+	if err != nil {
+		return "", false
+	}
+	return withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), true
+}

@@ -1,0 +1,161 @@
+package query
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// winCache keeps the final windows of tumbling series (window = step,
+// whole-range queries included) per query shape: what a window of a result
+// holds depends only on the stream, the aggregate, where, group_by, its
+// width and its start, and, once the window is final (WindowFinalAt at the
+// committed watermark), on nothing that can change. So a dashboard that
+// repeats its queries while ingesting recomputes, after each commit, only
+// the windows from the first one that is not final (or not cached) on:
+// work proportional to the open panes, not to the range.
+//
+// An entry is one window of one shape: the merged sketch, events and panes
+// of each group that has any there; a group absent from it is empty in that
+// window. Its sketches are shared and only read (cloned into results).
+type winCache struct {
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64
+	ll       *list.List
+	m        map[winKey]*list.Element
+}
+
+type winKey struct {
+	shape string // shapeKey
+	start int64
+}
+
+// winGroup is one group's part of a cached window.
+type winGroup struct {
+	events uint64
+	panes  int
+	sk     sketch.Sketch
+}
+
+type winEntry struct {
+	k      winKey
+	groups map[string]winGroup // encoded group key -> its window
+	size   int64
+}
+
+func newWinCache(maxBytes int64) *winCache {
+	if maxBytes <= 0 {
+		return nil
+	}
+	return &winCache{maxBytes: maxBytes, ll: list.New(), m: map[winKey]*list.Element{}}
+}
+
+func (c *winCache) get(k winKey) (map[string]winGroup, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*winEntry).groups, true
+}
+
+// put caches a final window unless it is larger than an eighth of the
+// budget, evicting the least recently used beyond it.
+func (c *winCache) put(k winKey, groups map[string]winGroup) {
+	size := int64(len(k.shape) + 128)
+	for gk, g := range groups {
+		size += int64(len(gk) + 96)
+		if g.sk != nil {
+			size += int64(g.sk.Size())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok || size > c.maxBytes/8 {
+		return
+	}
+	c.m[k] = c.ll.PushFront(&winEntry{k: k, groups: groups, size: size})
+	c.bytes += size
+	for c.bytes > c.maxBytes {
+		e := c.ll.Back()
+		we := e.Value.(*winEntry)
+		c.ll.Remove(e)
+		delete(c.m, we.k)
+		c.bytes -= we.size
+	}
+}
+
+// cachedPrefix returns the leading windows of p found in the cache: final,
+// and cached for p's shape; the scan starts at the first window after them.
+// A window cached further on is not used: the windows from the first miss
+// on are computed together.
+func (c *winCache) cachedPrefix(p *plan) []map[string]winGroup {
+	if c == nil || !p.winCacheable() {
+		return nil
+	}
+	var out []map[string]winGroup
+	for i := range p.geom.n {
+		start, end := p.geom.bounds(i)
+		if !p.target.Spec.WindowFinalAt(end, p.target.Watermark) {
+			break
+		}
+		groups, ok := c.get(winKey{p.shape, start})
+		if !ok {
+			break
+		}
+		out = append(out, groups)
+	}
+	return out
+}
+
+// store caches the final windows of res, a result of the plan computed from
+// window index `from` on (res.Groups[*].Windows[0] is window `from`).
+func (c *winCache) store(p *plan, res *Result) {
+	if c == nil || !p.winCacheable() {
+		return
+	}
+	for i := range p.geom.n {
+		start, end := p.geom.bounds(i)
+		if !p.target.Spec.WindowFinalAt(end, p.target.Watermark) {
+			return
+		}
+		groups := map[string]winGroup{}
+		for _, g := range res.Groups {
+			w := &g.Windows[i]
+			if w.Events == 0 && w.Panes == 0 {
+				continue
+			}
+			sk := w.Sketch.Clone()
+			warmSketch(sk)
+			groups[groupKey(p.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk}
+		}
+		c.put(winKey{p.shape, start}, groups)
+	}
+}
+
+// winCacheable reports whether the windows of p may be cached: tumbling
+// (every pane in exactly one window, so a result's pane count is the sum
+// of its windows'), with a shape.
+func (p *plan) winCacheable() bool { return p.shape != "" && p.geom.window == p.geom.step }
+
+// groupKey encodes a group's key map in group_by order.
+func groupKey(groupBy []string, key map[string]string) string {
+	vals := make([]string, len(groupBy))
+	for i, d := range groupBy {
+		vals[i] = key[d]
+	}
+	return sketchd.EncodeKey(vals...)
+}
+
+// warmSketch computes what every copy of a shared sketch would compute
+// again: an HLL's estimate, which the sketch caches and Clone copies.
+func warmSketch(sk sketch.Sketch) {
+	if h, ok := sk.(*sketch.HLL); ok {
+		h.Estimate()
+	}
+}

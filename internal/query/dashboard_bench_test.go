@@ -1,0 +1,61 @@
+package query
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkDashboardWhileIngesting is a dashboard refreshing while the
+// stream ingests: each iteration commits one more minute of events (60
+// keys, real Aggregator and Badger; not timed) and runs the dashboard's
+// panels over the last hour, each aggregate as a one-minute series grouped
+// by country and a 15-minute series of all keys. It reports ns/op (the
+// panels only) and decoded/op, the sketches decoded per refresh: with the
+// window cache ("windows"), only the panes open at the previous commit;
+// without it ("panes": the pane and block caches only, as before), every
+// pane in a window that is not cached whole. The answer cache misses at
+// every commit in both.
+//
+//	go test ./internal/query -run '^$' -bench DashboardWhileIngesting -benchmem
+func BenchmarkDashboardWhileIngesting(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"windows", Options{}},
+		{"panes", Options{WindowCacheBytes: -1}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			l := newLive(b, 1, 60)
+			for range 90 {
+				l.ingest(b)
+			}
+			q := New(l.db, c.opts)
+			m := int64(time.Minute)
+			refresh := func() {
+				to := l.now()
+				for _, agg := range []string{"users", "urls", "latency", "sample"} {
+					for _, qu := range []Query{
+						{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
+						{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+					} {
+						if _, err := q.Query(b.Context(), l.target, qu); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			refresh() // a dashboard already open
+			d0 := q.Stats().Decoded
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				l.ingest(b)
+				b.StartTimer()
+				refresh()
+			}
+			b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
+		})
+	}
+}

@@ -1,0 +1,21 @@
+package query
+
+import "sync/atomic"
+
+// counters count the querier's work since New.
+type counters struct {
+	decoded atomic.Int64 // stored sketches decoded
+}
+
+// Stats is the work a Querier has done since New.
+type Stats struct {
+	// Decoded is the number of stored sketches decoded: what a cache hit
+	// saves. A dashboard repeating its queries while ingesting should
+	// decode only the panes that are not final yet.
+	Decoded int64
+}
+
+// Stats returns the work done so far.
+func (q *Querier) Stats() Stats {
+	return Stats{Decoded: q.stats.decoded.Load()}
+}

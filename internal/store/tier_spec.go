@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// SetRollups replaces the rollup tiers of the stream called name and
+// persists its spec durably; the rest of the spec is unchanged. Tiers it
+// keeps (same granularity) keep their panes and cursors; the panes, key
+// index and cursor of tiers it removes are dropped. Validating the new spec
+// is the caller's job. Errors: ErrNotFound, ErrUnavailable.
+func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rollup) (StreamInfo, error) {
+	if err := db.enterWrite(); err != nil {
+		return StreamInfo{}, err
+	}
+	defer db.leave()
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
+	db.adminMu.Lock()
+	defer db.adminMu.Unlock()
+	db.regMu.RLock()
+	id, ok := db.byName[name]
+	info := db.byID[id]
+	db.regMu.RUnlock()
+	if !ok {
+		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	}
+	kept := map[sketchd.Duration]bool{}
+	for _, r := range rollups {
+		kept[r.Granularity] = true
+	}
+	var drop [][]byte
+	for _, r := range info.Spec.Rollups {
+		if !kept[r.Granularity] {
+			sp := tierSpace(id, r.Granularity.Std())
+			drop = append(drop, sp.pane, sp.index, tierCursorKey(id, r.Granularity.Std()))
+		}
+	}
+	info.Spec.Rollups = append([]sketchd.Rollup(nil), rollups...)
+	val, err := encodeStream(&info)
+	if err != nil {
+		return StreamInfo{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(drop) > 0 {
+		db.dropMu.Lock()
+		err = db.bdb.DropPrefix(drop...)
+		db.dropMu.Unlock()
+	}
+	if err == nil {
+		err = db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(streamKey(name), val) })
+	}
+	if err == nil {
+		err = db.bdb.Sync()
+	}
+	if err != nil {
+		return StreamInfo{}, db.writeFailed("set rollups", err)
+	}
+	db.writeOK()
+	if back, err := decodeStream(streamKey(name), val); err == nil {
+		info = back
+	}
+	db.regMu.Lock()
+	db.byID[id] = info
+	db.regMu.Unlock()
+	return info, nil
+}
