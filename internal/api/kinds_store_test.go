@@ -259,6 +259,21 @@ func TestDDSketchThroughRouter(t *testing.T) {
 	if r := f.get(t, "/v1/streams/shop/aggregates/lat?cdf=1"); r.status != http.StatusBadRequest {
 		t.Errorf("cdf on a ddsketch: %d", r.status)
 	}
+	// order_by ranks ddsketch groups by a quantile: the one kept has the
+	// larger p99 of the two answered above.
+	top := res.Groups[0]
+	if res.Groups[1].Windows[0].Quantiles[2].Value > top.Windows[0].Quantiles[2].Value {
+		top = res.Groups[1]
+	}
+	var ranked struct {
+		Groups []struct {
+			Key map[string]string `json:"key"`
+		} `json:"groups"`
+	}
+	f.getJSON(t, "/v1/streams/shop/aggregates/lat?"+kindsRange+"&group_by=url&order_by=q0.99&limit=1", &ranked)
+	if len(ranked.Groups) != 1 || ranked.Groups[0].Key["url"] != top.Key["url"] {
+		t.Errorf("order_by=q0.99&limit=1: %+v, want %s", ranked.Groups, top.Key["url"])
+	}
 }
 
 // TestImportThroughRouter: a t-digest exported in the exchange format, and
