@@ -15,6 +15,8 @@ const (
 	KindCMS       AggregateKind = "cms"       // frequencies and top-k (count-min + heavy hitters)
 	KindTDigest   AggregateKind = "tdigest"   // quantiles and CDF (t-digest)
 	KindReservoir AggregateKind = "reservoir" // uniform sample (bottom-k)
+	KindTheta     AggregateKind = "theta"     // distinct count with set operations (KMV theta sketch)
+	KindDDSketch  AggregateKind = "ddsketch"  // quantiles within a relative error (DDSketch)
 )
 
 // Aggregate is one named sketch kept per pane and key. Zero parameters take
@@ -31,6 +33,10 @@ type Aggregate struct {
 	TopK        int     `json:"top_k,omitempty" yaml:"top_k,omitempty"`             // cms: heavy hitters kept, default 10
 	Compression float64 `json:"compression,omitempty" yaml:"compression,omitempty"` // tdigest: default 100
 	Size        int     `json:"size,omitempty" yaml:"size,omitempty"`               // reservoir: sample size, default 32
+	// NominalEntries is a theta sketch's k, default 4096.
+	NominalEntries int `json:"nominal_entries,omitempty" yaml:"nominal_entries,omitempty"`
+	// RelativeAccuracy is a ddsketch's α, default 0.01.
+	RelativeAccuracy float64 `json:"relative_accuracy,omitempty" yaml:"relative_accuracy,omitempty"`
 	// Weight is the dotted path of a positive numeric weight for a weighted
 	// reservoir; "" samples uniformly.
 	Weight string `json:"weight,omitempty" yaml:"weight,omitempty"`
@@ -45,6 +51,9 @@ const (
 	DefaultTopK        = sketch.DefaultTopK
 	DefaultCompression = sketch.DefaultCompression
 	DefaultSize        = sketch.DefaultSize
+
+	DefaultNominalEntries   = sketch.DefaultNominalEntries
+	DefaultRelativeAccuracy = sketch.DefaultRelativeAccuracy
 )
 
 // MaxCountMinTableBytes bounds a count-min table (per pane): a pane is
@@ -66,7 +75,7 @@ const MaxPaneSketchBytes = 2 << 20
 // sketch registry (sketch.Param.Name, also its spec key), to its field: the
 // one place a spec field meets the sketch's parameter. Defaults, ranges and
 // which kind takes which parameter are the registry's.
-func (a *Aggregate) paramFields() [6]paramField {
+func (a *Aggregate) paramFields() [8]paramField {
 	return [...]paramField{
 		{name: "precision", i: &a.Precision},
 		{name: "epsilon", f: &a.Epsilon},
@@ -74,6 +83,8 @@ func (a *Aggregate) paramFields() [6]paramField {
 		{name: "top_k", i: &a.TopK},
 		{name: "compression", f: &a.Compression},
 		{name: "size", i: &a.Size},
+		{name: "nominal_entries", i: &a.NominalEntries},
+		{name: "relative_accuracy", f: &a.RelativeAccuracy},
 	}
 }
 

@@ -305,7 +305,7 @@ func paneBoundError(aggs map[string]Aggregate, names []string) *FieldError {
 		return nil
 	}
 	return &FieldError{Field: "aggregates." + worst, Msg: fmt.Sprintf(
-		"the stream's %d sketches can reach %d KiB per pane (this one %d KiB), more than the %d KiB a pane may hold (one store transaction): shrink this aggregate (precision, epsilon/delta, top_k, compression or size) or move aggregates to another stream",
+		"the stream's %d sketches can reach %d KiB per pane (this one %d KiB), more than the %d KiB a pane may hold (one store transaction): shrink this aggregate (precision, epsilon/delta, top_k, compression, size, nominal_entries, or a larger relative_accuracy) or move aggregates to another stream",
 		len(names), (total+1023)>>10, (worstBytes+1023)>>10, MaxPaneSketchBytes>>10)}
 }
 

@@ -41,8 +41,16 @@ func TestNewParams(t *testing.T) {
 		{sketch.Params{Kind: sketch.KindReservoir}, sketch.Params{Kind: sketch.KindReservoir, Size: 32}},
 		{sketch.Params{Kind: sketch.KindReservoir, Size: 5, Weighted: true}, sketch.Params{Kind: sketch.KindReservoir, Size: 5, Weighted: true}},
 		{sketch.Params{Kind: sketch.KindReservoir, Size: 10001}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindTheta}, sketch.Params{Kind: sketch.KindTheta, NominalEntries: 4096}},
+		{sketch.Params{Kind: sketch.KindTheta, NominalEntries: 15}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindTheta, NominalEntries: 1<<16 + 1}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindTheta, Size: 3}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindDDSketch}, sketch.Params{Kind: sketch.KindDDSketch, RelativeAccuracy: 0.01}},
+		{sketch.Params{Kind: sketch.KindDDSketch, RelativeAccuracy: 0.0009}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindDDSketch, RelativeAccuracy: 0.6}, sketch.Params{}},
+		{sketch.Params{Kind: sketch.KindDDSketch, RelativeAccuracy: math.NaN()}, sketch.Params{}},
 		{sketch.Params{Kind: 0}, sketch.Params{}},
-		{sketch.Params{Kind: 5}, sketch.Params{}},
+		{sketch.Params{Kind: 7}, sketch.Params{}},
 	} {
 		s, err := sketch.New(tc.p)
 		if tc.want.Kind == 0 {

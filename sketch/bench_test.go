@@ -233,6 +233,99 @@ func BenchmarkTDigest(b *testing.B) {
 	b.Run("Large", func(b *testing.B) { benchCodec(b, filledTDigest(5, 100000)) })
 }
 
+// BenchmarkQuantileIngest puts the per-event ingest cost of the two
+// quantile kinds side by side on the same lognormal values: the t-digest at
+// its default compression 100 and the DDSketch at its default α = 1%
+// (sketches-go's logarithmic mapping, collapsing dense stores), each filled
+// with 100,000 values first, and each into a new sketch (a fresh pane).
+// Run: go test ./sketch -run '^$' -bench QuantileIngest -benchmem
+func BenchmarkQuantileIngest(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	xs := make([]float64, 1<<16)
+	for i := range xs {
+		xs[i] = math.Exp(1.5 * rng.NormFloat64())
+	}
+	b.Run("TDigest/Add", func(b *testing.B) {
+		b.ReportAllocs()
+		t := filledTDigest(1, 100000)
+		i := 0
+		for b.Loop() {
+			_ = t.Add(xs[i&(1<<16-1)])
+			i++
+		}
+	})
+	b.Run("DDSketch/Add", func(b *testing.B) {
+		b.ReportAllocs()
+		d, _ := sketch.NewDDSketch(0)
+		for i := range 100000 {
+			_ = d.Add(xs[i&(1<<16-1)])
+		}
+		i := 0
+		for b.Loop() {
+			_ = d.Add(xs[i&(1<<16-1)])
+			i++
+		}
+	})
+	b.Run("TDigest/Add10IntoNew", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			t, _ := sketch.NewTDigest(100)
+			for range 10 {
+				_ = t.Add(xs[i&(1<<16-1)])
+				i++
+			}
+		}
+	})
+	b.Run("DDSketch/Add10IntoNew", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			d, _ := sketch.NewDDSketch(0)
+			for range 10 {
+				_ = d.Add(xs[i&(1<<16-1)])
+				i++
+			}
+		}
+	})
+	b.Run("DDSketch/Large", func(b *testing.B) {
+		d, _ := sketch.NewDDSketch(0)
+		for i := range 100000 {
+			_ = d.Add(xs[i&(1<<16-1)])
+		}
+		benchCodec(b, d)
+	})
+}
+
+// BenchmarkTheta: the per-event cost of a k=4096 theta sketch past its
+// exact mode (most hashes fall above θ), and into a new sketch.
+func BenchmarkTheta(b *testing.B) {
+	b.Run("InsertHash", func(b *testing.B) {
+		b.ReportAllocs()
+		t, _ := sketch.NewTheta(0)
+		var i uint64
+		for range 100000 {
+			i++
+			t.InsertHash(splitmix64(i))
+		}
+		for b.Loop() {
+			i++
+			t.InsertHash(splitmix64(i))
+		}
+	})
+	b.Run("Insert10IntoNew", func(b *testing.B) {
+		b.ReportAllocs()
+		var i uint64
+		for b.Loop() {
+			t, _ := sketch.NewTheta(0)
+			for range 10 {
+				i++
+				t.InsertHash(splitmix64(i))
+			}
+		}
+	})
+}
+
 // BenchmarkTDigestMerge1440 merges 1440 small-to-medium digests (a day of
 // one-minute panes: 10 to 5,000 values each, ~1.8M in all), as a query
 // does. "MergeAll" collects all centroids and compresses once; "Pairwise"

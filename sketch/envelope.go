@@ -183,6 +183,10 @@ func Decode(b []byte) (Sketch, error) {
 		s, derr = decodeTDigest(h, params, payload)
 	case KindReservoir:
 		s, derr = decodeReservoir(h, params, payload)
+	case KindTheta:
+		s, derr = decodeTheta(h, params, payload)
+	case KindDDSketch:
+		s, derr = decodeDDSketch(h, params, payload)
 	}
 	if derr != nil {
 		derr.Kind = h.kind
@@ -223,6 +227,8 @@ const (
 	tagCompression = 1 // TDigest: f64
 	tagSize        = 1 // Reservoir: uvarint
 	tagWeighted    = 2 // Reservoir: u8 0/1
+	tagNominal     = 1 // Theta: uvarint k
+	tagAlpha       = 1 // DDSketch: f64 relative accuracy
 )
 
 func appendTLV(dst []byte, tag uint64, v []byte) []byte {
@@ -263,6 +269,10 @@ func appendParams(b []byte, p Params) []byte {
 		}
 		b = appendTLVuvarint(b, tagSize, uint64(p.Size))
 		b = appendTLV(b, tagWeighted, []byte{wt})
+	case KindTheta:
+		b = appendTLVuvarint(b, tagNominal, uint64(p.NominalEntries))
+	case KindDDSketch:
+		b = appendTLVf64(b, tagAlpha, p.RelativeAccuracy)
 	}
 	return b
 }
@@ -282,6 +292,10 @@ func parseParams(k Kind, b []byte) (Params, *DecodeError) {
 		want = []uint64{tagCompression}
 	case KindReservoir:
 		want = []uint64{tagSize, tagWeighted}
+	case KindTheta:
+		want = []uint64{tagNominal}
+	case KindDDSketch:
+		want = []uint64{tagAlpha}
 	}
 	var depth, log2w byte
 	for i := 0; r.err == nil && r.off < len(b); i++ {
@@ -311,6 +325,10 @@ func parseParams(k Kind, b []byte) (Params, *DecodeError) {
 			p.Compression = vr.f64("compression")
 		case k == KindReservoir && tag == tagSize:
 			p.Size = int(min(vr.uvarint("size"), 1<<20))
+		case k == KindTheta && tag == tagNominal:
+			p.NominalEntries = int(min(vr.uvarint("nominal_entries"), 1<<30))
+		case k == KindDDSketch && tag == tagAlpha:
+			p.RelativeAccuracy = vr.f64("relative_accuracy")
 		case k == KindReservoir && tag == tagWeighted:
 			switch vr.u8("weighted") {
 			case 0:
@@ -422,6 +440,12 @@ func (r *reader) count(what string, minBytes int) int {
 		return 0
 	}
 	return int(v)
+}
+
+// varint reads a minimal zigzag varint.
+func (r *reader) varint(what string) int64 {
+	u := r.uvarint(what)
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (r *reader) bytes(what string) []byte {

@@ -62,7 +62,27 @@ func goldenCases() []goldenCase {
 			return r
 		}
 	}
+	theta := func(n int) func() sketch.Sketch {
+		return func() sketch.Sketch {
+			t, _ := sketch.NewTheta(64)
+			for i := range n {
+				t.Insert(itemOf(uint64(i % (n/2 + 1))))
+			}
+			return t
+		}
+	}
+	dd := func(n int) func() sketch.Sketch {
+		return func() sketch.Sketch {
+			d, _ := sketch.NewDDSketch(0.02)
+			for i := range n {
+				_ = d.Add(math.Exp(math.Sin(float64(i))*3) * float64(1-2*(i%7/6)))
+			}
+			return d
+		}
+	}
 	return []goldenCase{
+		{"theta-empty", theta(0)}, {"theta-small", theta(10)}, {"theta-large", theta(30000)},
+		{"ddsketch-empty", dd(0)}, {"ddsketch-small", dd(10)}, {"ddsketch-large", dd(20000)},
 		{"hll-empty", hll(0)}, {"hll-small", hll(10)}, {"hll-large", hll(30000)},
 		{"cms-small", cms(10)}, {"cms-large", cms(20000)},
 		{"tdigest-empty", td(0)}, {"tdigest-small", td(10)}, {"tdigest-large", td(20000)},
@@ -92,6 +112,14 @@ func answers(s sketch.Sketch) string {
 		for _, q := range tdQs {
 			e := x.Quantile(q)
 			fmt.Fprintf(&b, "q%g=%.17g ±%.6g [%.17g, %.17g] cdf=%.17g\n", q, e.Value, e.RankError, e.Lower, e.Upper, x.CDF(e.Value))
+		}
+	case *sketch.Theta:
+		fmt.Fprintf(&b, "estimate=%+v\n", x.Estimate())
+	case *sketch.DDSketch:
+		fmt.Fprintf(&b, "min=%g max=%g bins=%d\n", x.Min(), x.Max(), x.Bins())
+		for _, q := range tdQs {
+			e := x.Quantile(q)
+			fmt.Fprintf(&b, "q%g=%.17g [%.17g, %.17g]\n", q, e.Value, e.Lower, e.Upper)
 		}
 	case *sketch.Reservoir:
 		fmt.Fprintf(&b, "population=%d tags=%x\n", x.Population(), x.Tags())

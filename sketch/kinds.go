@@ -169,6 +169,27 @@ var kinds = [...]KindInfo{
 			return MaxReservoirBytes + MaxReservoirOverhead(p.Size)
 		},
 	},
+	{
+		Kind: KindTheta, Name: "theta", Input: InputItem, hashed: true,
+		params: []Param{
+			param("nominal_entries", fieldNominalEntries, DefaultNominalEntries, 16, 1<<16),
+		},
+		// θ (8 bytes), the count of hashes (≤ 3 bytes) and k gaps of at
+		// most 10 bytes each (about 8 + log2(k) bits when full).
+		maxEncoded: func(p Params) int { return 11 + 10*p.NominalEntries + envelopeBytes },
+	},
+	{
+		Kind: KindDDSketch, Name: "ddsketch", Input: InputNumber,
+		params: []Param{
+			param("relative_accuracy", fieldRelativeAccuracy, DefaultRelativeAccuracy, 0.001, 0.5),
+		},
+		// min, max, the zero count, and per store its bin count and at most
+		// DDSketchMaxBins bins of ≤ 5 bytes of index gap (ascending within
+		// 2^31) and ≤ 10 of count.
+		maxEncoded: func(p Params) int {
+			return 16 + 10 + 2*(5+15*DDSketchMaxBins(p.RelativeAccuracy)) + envelopeBytes
+		},
+	},
 }
 
 // param describes the parameter held in field.
@@ -188,10 +209,12 @@ const (
 	fieldTopK
 	fieldCompression
 	fieldSize
+	fieldNominalEntries
+	fieldRelativeAccuracy
 )
 
 func (f paramField) integer() bool {
-	return f == fieldPrecision || f == fieldTopK || f == fieldSize
+	return f == fieldPrecision || f == fieldTopK || f == fieldSize || f == fieldNominalEntries
 }
 
 func (f paramField) get(p *Params) float64 {
@@ -208,6 +231,10 @@ func (f paramField) get(p *Params) float64 {
 		return p.Compression
 	case fieldSize:
 		return float64(p.Size)
+	case fieldNominalEntries:
+		return float64(p.NominalEntries)
+	case fieldRelativeAccuracy:
+		return p.RelativeAccuracy
 	}
 	return 0
 }
@@ -226,6 +253,10 @@ func (f paramField) set(p *Params, v float64) {
 		p.Compression = v
 	case fieldSize:
 		p.Size = int(v)
+	case fieldNominalEntries:
+		p.NominalEntries = int(v)
+	case fieldRelativeAccuracy:
+		p.RelativeAccuracy = v
 	}
 }
 
@@ -325,6 +356,10 @@ func Add(s Sketch, item []byte, num float64, tag uint64) error {
 		return s.Add(num)
 	case *Reservoir:
 		s.Add(tag, item, num)
+	case *Theta:
+		s.InsertHash(Hash(item))
+	case *DDSketch:
+		return s.Add(num)
 	default:
 		return fmt.Errorf("sketch: add to %s: %w", describe(s), ErrParams)
 	}

@@ -99,7 +99,7 @@ func TestRegistry(t *testing.T) {
 	if got := (sketch.Params{Kind: 99}).MaxEncodedBytes(); got != 0 {
 		t.Errorf("unknown kind MaxEncodedBytes = %d", got)
 	}
-	if got, want := sketch.KindNames(), "hll, cms, tdigest or reservoir"; got != want {
+	if got, want := sketch.KindNames(), "hll, cms, tdigest, reservoir, theta or ddsketch"; got != want {
 		t.Errorf("KindNames() = %q, want %q", got, want)
 	}
 	// The registry is read-only: Params returns a copy.

@@ -18,10 +18,12 @@ const (
 	KindCMS       Kind = 2 // frequencies and heavy hitters (count-min + candidates)
 	KindTDigest   Kind = 3 // quantiles and CDF (t-digest)
 	KindReservoir Kind = 4 // bottom-k sample
+	KindTheta     Kind = 5 // distinct count with set operations (KMV theta sketch)
+	KindDDSketch  Kind = 6 // quantiles with relative error (DDSketch)
 )
 
-// String returns the kind's name ("hll", "cms", "tdigest", "reservoir"),
-// or "kind(N)".
+// String returns the kind's name ("hll", "cms", "tdigest", "reservoir",
+// "theta", "ddsketch"), or "kind(N)".
 func (k Kind) String() string {
 	if in := info(k); in != nil {
 		return in.Name
@@ -37,10 +39,17 @@ const (
 	DefaultTopK        = 10
 	DefaultCompression = 100
 	DefaultSize        = 32
+	// DefaultNominalEntries is a theta sketch's k: a relative standard
+	// error of about 1/sqrt(k) = 1.6%, as Druid's default size 16384 gives
+	// 0.8%.
+	DefaultNominalEntries = 4096
+	// DefaultRelativeAccuracy is a DDSketch's α: quantiles within 1%.
+	DefaultRelativeAccuracy = 0.01
 )
 
 // Params selects a kind and its parameters. Zero values mean the defaults:
-// Precision 14; Epsilon 0.001, Delta 0.01, TopK 10; Compression 100; Size 32.
+// Precision 14; Epsilon 0.001, Delta 0.01, TopK 10; Compression 100; Size 32;
+// NominalEntries 4096; RelativeAccuracy 0.01.
 // Fields that do not apply to Kind must be zero.
 type Params struct {
 	Kind      Kind
@@ -55,6 +64,12 @@ type Params struct {
 	// Weighted makes a reservoir sample with probability proportional to
 	// weight (Efraimidis–Spirakis exponential clocks driven by the tag).
 	Weighted bool
+	// NominalEntries is a theta sketch's k (16..65536): it keeps the k
+	// smallest item hashes.
+	NominalEntries int
+	// RelativeAccuracy is a DDSketch's α in [0.001, 0.5]: quantiles are
+	// within a factor 1±α.
+	RelativeAccuracy float64
 }
 
 // Normalize returns p with the defaults of its kind filled in.
@@ -159,6 +174,10 @@ func New(p Params) (Sketch, error) {
 		return NewCountMin(p.Epsilon, p.Delta, p.TopK)
 	case KindTDigest:
 		return NewTDigest(p.Compression)
+	case KindTheta:
+		return NewTheta(p.NominalEntries)
+	case KindDDSketch:
+		return NewDDSketch(p.RelativeAccuracy)
 	default:
 		return NewReservoir(p.Size, p.Weighted)
 	}
@@ -248,6 +267,14 @@ func describe(s Sketch) string {
 	case *Reservoir:
 		if x == nil {
 			return "nil *Reservoir"
+		}
+	case *Theta:
+		if x == nil {
+			return "nil *Theta"
+		}
+	case *DDSketch:
+		if x == nil {
+			return "nil *DDSketch"
 		}
 	}
 	return fmt.Sprintf("%s %+v", s.Kind(), s.Params())

@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxQueryBytes:    mem.QueryMax,
 	})
 	h, err := api.New(api.Config{
-		Streams: mgr, Querier: querier, Publisher: mgr, Ready: mgr.Ready,
+		Streams: mgr, Querier: querier, Panes: db, Publisher: mgr, Ready: mgr.Ready,
 		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
 		AdminToken: cfg.AdminToken, ReadToken: cfg.ReadToken, Pprof: cfg.Pprof,
 		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std(), AnswerCacheBytes: mem.AnswerCache},

@@ -145,6 +145,9 @@ func (l Limits) withDefaults() Limits {
 type Config struct {
 	Streams Streams // required
 	Querier Querier // required
+	// Panes is where POST .../import merges sketches (nil: import answers
+	// 503 unavailable).
+	Panes PaneUpdater
 
 	// Ready reports whether the service can serve: nil means always ready.
 	// Its error text is shown by /readyz (503).
@@ -190,6 +193,7 @@ type server struct {
 	// publisher and pubm serve HTTP ingest (nil: not mounted).
 	publisher Publisher
 	pubm      *publishMetrics
+	panes     PaneUpdater
 	ready     func(ctx context.Context) error
 	log       *slog.Logger
 	now       func() time.Time
@@ -230,6 +234,7 @@ func New(cfg Config) (http.Handler, error) {
 		streams:   cfg.Streams,
 		querier:   cfg.Querier,
 		publisher: cfg.Publisher,
+		panes:     cfg.Panes,
 		ready:     cfg.Ready,
 		log:       cfg.Logger,
 		now:       cfg.Now,
@@ -293,6 +298,8 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
+		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/setop", s.setop)
+		r.With(s.authAdmin).Post("/streams/{stream}/aggregates/{aggregate}/import", s.importSketch)
 		s.publishRoute(r)
 		r.With(s.admit).Get("/streams/{stream}/query", s.multiQuery)
 	})

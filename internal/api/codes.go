@@ -26,6 +26,7 @@ const (
 	codeOverloaded        = "overloaded"
 	codeLimitReached      = "limit_reached"
 	codeRequestTimeout    = "request_timeout"
+	codePaneOpen          = "pane_open"
 )
 
 // problemCode is what a code means on the wire: its HTTP status and title.
@@ -51,6 +52,7 @@ var problemCodes = map[string]problemCode{
 	codeNotFound:          {http.StatusNotFound, "Not found"},
 	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
 	codeStreamExists:      {http.StatusConflict, "Stream already exists"},
+	codePaneOpen:          {http.StatusConflict, "Pane still open"},
 	codeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
 	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},

@@ -327,9 +327,9 @@ func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	win := &res.Groups[0].Windows[0]
-	b, err := win.Sketch.AppendBinary(nil)
+	b, err := encodeExport(win.Sketch, r)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode sketch: %w", err))
+		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()

@@ -24,13 +24,20 @@ type kindAPI struct {
 	render func(sk sketch.Sketch, p queryParams) (answers, bool)
 }
 
-// answers holds the answer of a window: the member of its kind is set, and
-// its fields appear inline in the window's JSON.
+// answers holds the answer of a window: the members of its kind are set,
+// and their fields appear inline in the window's JSON. A field name two
+// kinds answer lives in one member that both set (encoding/json drops a
+// name two embedded structs give at the same depth): hllAnswer's distinct
+// (hll, theta), quantileAnswer's count, min, max, quantiles (tdigest,
+// ddsketch).
 type answers struct {
 	*hllAnswer
 	*cmsAnswer
+	*quantileAnswer
 	*tdigestAnswer
 	*reservoirAnswer
+	*thetaAnswer
+	*ddsketchAnswer
 }
 
 // kindAPIs holds an entry for every kind of the sketch registry
@@ -45,11 +52,18 @@ var kindAPIs = map[sketch.Kind]kindAPI{
 	},
 	sketch.KindTDigest: {
 		params: []string{"q", "cdf", "rank", "trim"}, parse: parseTDigest,
-		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{tdigestAnswer: a} }),
+		render: renderAnswer(tdigestAnswerOf, func(a *tdigestAnswer) answers { return answers{quantileAnswer: &a.quantileAnswer, tdigestAnswer: a} }),
 	},
 	sketch.KindReservoir: {
 		params: []string{"n", "seed"}, parse: parseReservoir,
 		render: renderAnswer(reservoirAnswerOf, func(a *reservoirAnswer) answers { return answers{reservoirAnswer: a} }),
+	},
+	sketch.KindTheta: {
+		render: renderAnswer(thetaAnswerOf, func(a *thetaAnswer) answers { return answers{hllAnswer: &a.hllAnswer, thetaAnswer: a} }),
+	},
+	sketch.KindDDSketch: {
+		params: []string{"q"}, parse: parseDDSketch,
+		render: renderAnswer(ddsketchAnswerOf, func(a *ddsketchAnswer) answers { return answers{quantileAnswer: &a.quantileAnswer, ddsketchAnswer: a} }),
 	},
 }
 
@@ -63,16 +77,17 @@ func kindAPIOf(agg sketchd.Aggregate) (kindAPI, bool) {
 	return e, ok
 }
 
-// paramKind returns the kind that a kind-only query parameter is for ("" if
-// the parameter is not one). A parameter belongs to one kind
-// (TestKindAPIsCoverRegistry).
-func paramKind(name string) sketchd.AggregateKind {
-	for k, e := range kindAPIs {
-		if slices.Contains(e.params, name) {
-			return sketchd.AggregateKind(k.String())
+// paramKinds returns the kinds that a kind-only query parameter is for, in
+// Kind order (none if the parameter is not one): q is for tdigest and
+// ddsketch.
+func paramKinds(name string) []sketchd.AggregateKind {
+	var out []sketchd.AggregateKind
+	for _, k := range sketch.Kinds() {
+		if slices.Contains(kindAPIs[k.Kind].params, name) {
+			out = append(out, sketchd.AggregateKind(k.Name))
 		}
 	}
-	return ""
+	return out
 }
 
 // Default quantiles when q is absent.
@@ -104,6 +119,23 @@ func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (
 		if !(f >= 0 && f < 0.5) {
 			return p, paramError("trim", "the share cut from each end must be in [0, 0.5), got %g", f)
 		}
+	}
+	return p, nil
+}
+
+// parseDDSketch reads q as the t-digest does (cdf is the t-digest's only).
+func parseDDSketch(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
+	var err error
+	if p.q, err = s.parseFloats(v, "q"); err != nil {
+		return p, err
+	}
+	for _, q := range p.q {
+		if !(q >= 0 && q <= 1) {
+			return p, paramError("q", "quantiles must be in [0, 1], got %g", q)
+		}
+	}
+	if _, ok := v["q"]; !ok {
+		p.q = defaultQuantiles
 	}
 	return p, nil
 }
@@ -182,26 +214,33 @@ type freqJSON struct {
 	Upper    uint64 `json:"upper"`
 }
 
+// quantileAnswer is what the quantile kinds answer alike.
+type quantileAnswer struct {
+	Count     uint64         `json:"count"`
+	Min       *float64       `json:"min"`
+	Max       *float64       `json:"max"`
+	Quantiles []quantileJSON `json:"quantiles"`
+}
+
 type tdigestAnswer struct {
-	Count       uint64   `json:"count"`
-	Min         *float64 `json:"min"`
-	Max         *float64 `json:"max"`
-	Mean        meanJSON `json:"mean"`
-	Compression float64  `json:"compression"`
+	quantileAnswer `json:"-"` // rendered through answers.quantileAnswer
+	Mean           meanJSON   `json:"mean"`
+	Compression    float64    `json:"compression"`
 	// RankErrorConfidence is the share of answers whose rank_error holds
 	// (sketch.RankConfidence, measured).
-	RankErrorConfidence float64        `json:"rank_error_confidence"`
-	Quantiles           []quantileJSON `json:"quantiles"`
-	CDF                 []cdfJSON      `json:"cdf,omitempty"`
-	Ranks               []rankJSON     `json:"ranks,omitempty"`
-	TrimmedMeans        []trimmedJSON  `json:"trimmed_means,omitempty"`
+	RankErrorConfidence float64       `json:"rank_error_confidence"`
+	CDF                 []cdfJSON     `json:"cdf,omitempty"`
+	Ranks               []rankJSON    `json:"ranks,omitempty"`
+	TrimmedMeans        []trimmedJSON `json:"trimmed_means,omitempty"`
 }
 
 type quantileJSON struct {
-	Q         float64  `json:"q"`
-	Value     *float64 `json:"value"`
-	Lower     *float64 `json:"lower"`
-	Upper     *float64 `json:"upper"`
+	Q     float64  `json:"q"`
+	Value *float64 `json:"value"`
+	Lower *float64 `json:"lower"`
+	Upper *float64 `json:"upper"`
+	// RankError is the t-digest's; null for a ddsketch, whose error is
+	// relative (its answer's relative_accuracy).
 	RankError *float64 `json:"rank_error"`
 }
 
@@ -260,9 +299,8 @@ func freq(f sketch.FrequencyEstimate) freqJSON {
 
 func tdigestAnswerOf(sk *sketch.TDigest, p queryParams) *tdigestAnswer {
 	a := &tdigestAnswer{
-		Count:       sk.Count(),
-		Compression: sk.Params().Compression,
-		Quantiles:   make([]quantileJSON, 0, len(p.q)),
+		quantileAnswer: quantileAnswer{Count: sk.Count(), Quantiles: make([]quantileJSON, 0, len(p.q))},
+		Compression:    sk.Params().Compression,
 	}
 	if a.Count > 0 {
 		a.Min, a.Max = num(sk.Min()), num(sk.Max())
@@ -303,6 +341,60 @@ func reservoirAnswerOf(sk *sketch.Reservoir, p queryParams) *reservoirAnswer {
 			b, _ := json.Marshal(string(it))
 			a.Sample = append(a.Sample, json.RawMessage(b))
 		}
+	}
+	return a
+}
+
+// thetaAnswer is a theta sketch's distinct count: the estimate with its
+// interval (as hll's), and what it was estimated from.
+type thetaAnswer struct {
+	hllAnswer `json:"-"` // rendered through answers.hllAnswer
+	Theta     thetaJSON  `json:"theta"`
+}
+
+type thetaJSON struct {
+	NominalEntries int     `json:"nominal_entries"`
+	Retained       int     `json:"retained"`
+	Theta          float64 `json:"theta"`
+	Exact          bool    `json:"exact"`
+}
+
+func thetaAnswerOf(sk *sketch.Theta, _ queryParams) *thetaAnswer {
+	return thetaAnswerFrom(sk.Estimate(), sk.Params().NominalEntries)
+}
+
+func thetaAnswerFrom(e sketch.ThetaEstimate, k int) *thetaAnswer {
+	return &thetaAnswer{
+		hllAnswer: hllAnswer{Distinct: distinctJSON{
+			Estimate: finite(e.Estimate), Lower: finite(e.Lower), Upper: finite(e.Upper),
+			Confidence: e.Confidence, RSE: finite(e.RSE),
+		}},
+		Theta: thetaJSON{NominalEntries: k, Retained: e.Retained, Theta: e.Theta, Exact: e.Exact},
+	}
+}
+
+// ddsketchAnswer is a DDSketch's quantiles: each value is within a factor
+// 1 ± relative_accuracy of the exact quantile, which lies in [lower, upper].
+type ddsketchAnswer struct {
+	quantileAnswer   `json:"-"` // rendered through answers.quantileAnswer
+	RelativeAccuracy float64    `json:"relative_accuracy"`
+}
+
+func ddsketchAnswerOf(sk *sketch.DDSketch, p queryParams) *ddsketchAnswer {
+	a := &ddsketchAnswer{
+		quantileAnswer:   quantileAnswer{Count: sk.Count(), Quantiles: make([]quantileJSON, 0, len(p.q))},
+		RelativeAccuracy: sk.Params().RelativeAccuracy,
+	}
+	if a.Count > 0 {
+		a.Min, a.Max = num(sk.Min()), num(sk.Max())
+	}
+	for _, q := range p.q {
+		qj := quantileJSON{Q: q}
+		if a.Count > 0 {
+			e := sk.Quantile(q)
+			qj.Value, qj.Lower, qj.Upper = num(e.Value), num(e.Lower), num(e.Upper)
+		}
+		a.Quantiles = append(a.Quantiles, qj)
 	}
 	return a
 }

@@ -96,7 +96,7 @@ func (s *server) prepareMulti(r *http.Request) (sketchd.StreamStatus, []string, 
 	}
 	common := url.Values{}
 	for k, vals := range v {
-		if k != "aggregate" && paramKind(k) == "" {
+		if k != "aggregate" && len(paramKinds(k)) == 0 {
 			common[k] = vals
 		}
 	}
@@ -105,7 +105,7 @@ func (s *server) prepareMulti(r *http.Request) (sketchd.StreamStatus, []string, 
 		agg := st.Spec.Aggregates[n]
 		own := url.Values{}
 		for k, vals := range v {
-			if paramKind(k) == agg.Sketch {
+			if slices.Contains(paramKinds(k), agg.Sketch) {
 				own[k] = vals
 			}
 		}
@@ -124,8 +124,8 @@ func (s *server) prepareMulti(r *http.Request) (sketchd.StreamStatus, []string, 
 // rank the groups of one aggregate: they are for its own endpoint).
 func checkMultiParams(v url.Values, kinds map[sketchd.AggregateKind]bool) error {
 	for _, k := range slices.Sorted(maps.Keys(v)) {
-		if want := paramKind(k); want != "" && !kinds[want] {
-			return paramError(k, "does not apply to any aggregate asked for (it is for %s)", want)
+		if want := paramKinds(k); len(want) > 0 && !slices.ContainsFunc(want, func(w sketchd.AggregateKind) bool { return kinds[w] }) {
+			return paramError(k, "does not apply to any aggregate asked for (it is for %s)", joinKinds(want))
 		}
 		if k == "order_by" || k == "limit" {
 			return paramError(k, "ranks the groups of one aggregate: use /v1/streams/{stream}/aggregates/{aggregate}")

@@ -37,7 +37,7 @@ func TestMultiAggregate(t *testing.T) {
 			}
 			common := []string{}
 			for _, p := range strings.Split(tt.common, "&") {
-				if k, _, _ := strings.Cut(p, "="); paramKind(k) == "" {
+				if k, _, _ := strings.Cut(p, "="); len(paramKinds(k)) == 0 {
 					common = append(common, p)
 				}
 			}

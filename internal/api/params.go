@@ -122,15 +122,19 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 			if ep == epQuery {
 				continue
 			}
+		case "format":
+			if ep == epSketch {
+				continue
+			}
 		}
-		if want := paramKind(k); want != "" && ep != epKeys {
-			if want == kind {
+		if want := paramKinds(k); len(want) > 0 && ep != epKeys {
+			if slices.Contains(want, kind) {
 				if ep == epSketch {
 					return paramError(k, "not allowed on the sketch endpoint: it returns the sketch, not an answer")
 				}
 				continue
 			}
-			return paramError(k, "does not apply to a %s aggregate (it is for %s)", kind, want)
+			return paramError(k, "does not apply to a %s aggregate (it is for %s)", kind, joinKinds(want))
 		}
 		return paramError(k, "unknown parameter")
 	}
@@ -138,7 +142,7 @@ func checkParams(v url.Values, ep endpoint, kind sketchd.AggregateKind) error {
 }
 
 // parseQuery parses the parameters of the query and sketch endpoints for an
-// aggregate agg of a stream with dims group-by dimensions.
+// aggregate agg of stream spec.
 func (s *server) parseQuery(v url.Values, ep endpoint, spec *sketchd.Stream, agg sketchd.Aggregate) (queryParams, error) {
 	dims := len(spec.GroupBy)
 	p := queryParams{n: -1}
@@ -444,4 +448,13 @@ func parseInt(v url.Values, name string, def, lo, hi int) (int, error) {
 		return 0, paramError(name, "must be %d..%d, got %d", lo, hi, n)
 	}
 	return n, nil
+}
+
+// joinKinds lists kinds for a message: "tdigest or ddsketch".
+func joinKinds(ks []sketchd.AggregateKind) string {
+	ss := make([]string, len(ks))
+	for i, k := range ks {
+		ss[i] = string(k)
+	}
+	return strings.Join(ss, " or ")
 }

@@ -130,6 +130,9 @@ type paramsJSON struct {
 	Compression float64 `json:"compression,omitempty"`
 	Size        int     `json:"size,omitempty"`
 	Weighted    bool    `json:"weighted,omitempty"`
+
+	NominalEntries   int     `json:"nominal_entries,omitempty"`
+	RelativeAccuracy float64 `json:"relative_accuracy,omitempty"`
 }
 
 type groupJSON struct {
@@ -152,6 +155,7 @@ func renderParams(a sketchd.Aggregate) paramsJSON {
 	return paramsJSON{
 		Field: a.Field, Precision: a.Precision, Epsilon: a.Epsilon, Delta: a.Delta,
 		TopK: a.TopK, Compression: a.Compression, Size: a.Size, Weighted: a.Weight != "",
+		NominalEntries: a.NominalEntries, RelativeAccuracy: a.RelativeAccuracy,
 	}
 }
 

@@ -133,11 +133,15 @@ func TestCrashChild(t *testing.T) {
 }
 
 // crashSpec is a stream of 1s panes with rollup tiers of 5s and 30s, so
-// that the kills also hit the tier builder.
+// that the kills also hit the tier builder, with a theta and a ddsketch
+// aggregate too: every kind's replayed panes (and tier panes) must equal
+// the uninterrupted run's, byte for byte.
 func crashSpec() sketchd.Stream {
 	s := pageviews("crash", true)
 	s.Granularity = sketchd.Duration(time.Second)
 	s.Rollups = []sketchd.Rollup{{Granularity: sketchd.Duration(5 * time.Second)}, {Granularity: sketchd.Duration(30 * time.Second)}}
+	s.Aggregates["visitors"] = sketchd.Aggregate{Sketch: sketchd.KindTheta, Field: "user", NominalEntries: 64}
+	s.Aggregates["p99"] = sketchd.Aggregate{Sketch: sketchd.KindDDSketch, Field: "ms"}
 	s.Normalize()
 	return s
 }

@@ -14,5 +14,5 @@ func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
 	if err != nil {
 		return "", false
 	}
-	return resultKey(t, qu, g), true
+	return withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), true
 }

@@ -24,6 +24,7 @@ type paneCache struct {
 // cacheKey names a pane (block false) or the block starting at start.
 type cacheKey struct {
 	stream uint32
+	gen    uint64 // the stream's generation (Querier.Forget)
 	agg    int
 	key    string
 	start  int64

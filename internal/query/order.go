@@ -28,6 +28,8 @@ var orderMembers = map[sketchd.AggregateKind][]string{
 	sketchd.KindCMS:       {"total"},
 	sketchd.KindTDigest:   {"count", "mean", "min", "max", "q<quantile> (q0.99)"},
 	sketchd.KindReservoir: {"population"},
+	sketchd.KindTheta:     {"distinct"},
+	sketchd.KindDDSketch:  {"count", "min", "max", "q<quantile> (q0.99)"},
 }
 
 // ParseOrder parses order_by for an aggregate of kind: a member, optionally
@@ -47,7 +49,7 @@ func ParseOrder(kind sketchd.AggregateKind, s string, limit int) (Order, error) 
 	if by == "events" {
 		return o, nil
 	}
-	if qs, ok := strings.CutPrefix(by, "q"); ok && kind == sketchd.KindTDigest {
+	if qs, ok := strings.CutPrefix(by, "q"); ok && (kind == sketchd.KindTDigest || kind == sketchd.KindDDSketch) {
 		q, err := strconv.ParseFloat(qs, 64)
 		if err != nil || !(q >= 0 && q <= 1) {
 			return o, &ParamError{"order_by", fmt.Sprintf("want q followed by a quantile in [0, 1] (q0.99), got %q", by)}
@@ -194,6 +196,23 @@ func rankedValue(w *Window, o Order) RankedValue {
 		case "mean":
 			m := sk.Mean()
 			return RankedValue{m.Value, m.Lower, m.Upper}
+		case "min":
+			return exact(sk.Min())
+		case "max":
+			return exact(sk.Max())
+		}
+		e := sk.Quantile(o.Q)
+		return RankedValue{e.Value, e.Lower, e.Upper}
+	case *sketch.Theta:
+		e := sk.Estimate()
+		return RankedValue{e.Estimate, math.Floor(e.Lower), math.Ceil(e.Upper)}
+	case *sketch.DDSketch:
+		if sk.Count() == 0 {
+			return nan
+		}
+		switch o.By {
+		case "count":
+			return exact(float64(sk.Count()))
 		case "min":
 			return exact(sk.Min())
 		case "max":

@@ -21,6 +21,7 @@ import (
 //  5. mergeWindows: each window's panes and blocks merged once.
 type plan struct {
 	target Target
+	gen    uint64 // the stream's cache generation (Querier.Forget)
 	agg    aggregate
 	sel    *selector
 	geom   geometry
@@ -69,11 +70,12 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	}
 	shape := ""
 	if q.wins != nil {
-		shape = shapeKey(t.ID, qu, geom)
+		shape = withGeneration(shapeKey(t.ID, qu, geom), q.gens.get(t.ID))
 	}
 	return &plan{
 		shape:  shape,
 		target: t,
+		gen:    q.gens.get(t.ID),
 		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},
 		sel:    sel,
 		geom:   geom,
@@ -190,9 +192,9 @@ func (p *plan) blockWidth() int64 { return blockPanes * int64(p.target.Spec.Gran
 // paneID and blockID name the pane and the block of key starting at start
 // in the cache.
 func (p *plan) paneID(key string, start int64) cacheKey {
-	return cacheKey{p.target.ID, p.agg.index, key, start, false}
+	return cacheKey{p.target.ID, p.gen, p.agg.index, key, start, false}
 }
 
 func (p *plan) blockID(key string, start int64) cacheKey {
-	return cacheKey{p.target.ID, p.agg.index, key, start, true}
+	return cacheKey{p.target.ID, p.gen, p.agg.index, key, start, true}
 }

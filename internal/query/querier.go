@@ -66,6 +66,7 @@ type Querier struct {
 	budget  *budget
 	sizes   sizes
 	stats   counters
+	gens    generations // per stream; in every cache key (Forget)
 }
 
 // New returns a Querier reading through r.
@@ -90,7 +91,7 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	return q.results.do(ctx, resultKey(t, qu, g), func(ctx context.Context) (*Result, error) {
+	return q.results.do(ctx, withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
 		return q.query(ctx, t, qu)
 	})
 }

@@ -24,6 +24,8 @@ const (
 	idVersion   = 1 // next-ID value
 	fmtVersion  = 1 // format marker value
 
+	updateIDVersion = 1 // applied update id value (the id's length)
+
 	// formatVersion is the on-disk layout version recorded under 'F'.
 	formatVersion = 1
 

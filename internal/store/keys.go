@@ -22,6 +22,7 @@ const (
 	prefixTierPane   byte = 'R' // 'R' sid tier part klen key start -> rollup tier pane
 	prefixTierIndex  byte = 'Q' // 'Q' sid tier part key       -> rollup tier key index entry
 	prefixTierCursor byte = 'U' // 'U' sid tier                 -> rollup tier cursor
+	prefixImportID   byte = 'M' // 'M' sid id                   -> an applied UpdatePane (import) id
 )
 
 const (
@@ -210,6 +211,8 @@ func tierCursorKey(sid uint32, g time.Duration) []byte {
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
+
+func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixImportID, sid), id...) }
 
 func streamKey(name string) []byte { return append([]byte{prefixStream}, name...) }
 

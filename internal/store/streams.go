@@ -207,7 +207,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	}
 
 	db.dropMu.Lock()
-	err := db.bdb.DropPrefix(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id))...)
+	err := db.bdb.DropPrefix(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id))...)
 	db.dropMu.Unlock()
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error {

@@ -39,13 +39,15 @@ type Window struct {
 	ErrorBound uint64 `json:"error_bound"`
 	Top        []Freq `json:"top"`
 	Items      []Freq `json:"items"`
-	// tdigest
+	// tdigest, ddsketch
 	Count     uint64 `json:"count"`
 	Quantiles []struct {
 		Q         float64  `json:"q"`
 		Value     *float64 `json:"value"`
 		RankError *float64 `json:"rank_error"`
 	} `json:"quantiles"`
+	// ddsketch
+	RelativeAccuracy *float64 `json:"relative_accuracy"`
 	TDigestExtra
 	// reservoir
 	Population *uint64 `json:"population"`
@@ -98,6 +100,12 @@ type Accuracy struct {
 	Multi Stat `json:"multi"`
 	// Reservoir: population equal to the exact event count.
 	Reservoir Stat `json:"reservoir"`
+	// Theta: as HLL (its distinct answer has the same members).
+	Theta Stat `json:"theta"`
+	// DDSketch: relative error |value − x| / |x| against the exact value x
+	// of rank ⌊q(n−1)⌋; within: ≤ the answer's relative_accuracy (α).
+	DDSketch Stat    `json:"ddsketch"`
+	DDAlpha  float64 `json:"ddsketch_alpha"`
 	// Worst says, per kind, which answer missed its bound by the most.
 	Worst  map[string]string `json:"worst,omitempty"`
 	excess map[string]float64
@@ -245,6 +253,38 @@ func (a *Accuracy) compareWindow(kind string, w Window, key map[string]string, t
 			a.RankBounds += *q.RankError
 		}
 		a.compareTDigestExtra(w, key, tr)
+	case "theta":
+		if w.Distinct == nil || tr.Distinct == 0 {
+			return
+		}
+		d := float64(tr.Distinct)
+		rel, in := math.Abs(w.Distinct.Estimate-d)/d, d >= w.Distinct.Lower && d <= w.Distinct.Upper
+		a.Theta.Add(rel, in)
+		if !in {
+			a.miss("theta", rel, w, key, fmt.Sprintf("true distinct %d outside [%.0f, %.0f] (estimate %.0f)",
+				tr.Distinct, w.Distinct.Lower, w.Distinct.Upper, w.Distinct.Estimate))
+		}
+	case "ddsketch":
+		if w.RelativeAccuracy == nil || len(tr.Latencies) == 0 {
+			return
+		}
+		alpha := *w.RelativeAccuracy
+		a.DDAlpha = alpha
+		for _, q := range w.Quantiles {
+			if q.Value == nil {
+				continue
+			}
+			x := tr.Latencies[int(q.Q*float64(len(tr.Latencies)-1))]
+			rel := math.Abs(*q.Value - x)
+			if x != 0 {
+				rel /= math.Abs(x)
+			}
+			in := rel <= alpha*(1+1e-9)
+			a.DDSketch.Add(rel, in)
+			if !in {
+				a.miss("ddsketch", rel-alpha, w, key, fmt.Sprintf("q=%g: value %g, exact %g: relative error %.5f > α %g", q.Q, *q.Value, x, rel, alpha))
+			}
+		}
 	case "reservoir":
 		if w.Population != nil {
 			a.Reservoir.Add(math.Abs(float64(*w.Population)-float64(tr.Events)), *w.Population == tr.Events)
@@ -316,6 +356,12 @@ func accuracyPlan(stream string, from, to time.Time) []accQuery {
 		{"hll", "1-minute panes, single keys", a + "users?" + pane, nil},
 		{"cms", "1-minute panes, single keys", a + "urls?" + pane + "&top=10", nil},
 		{"tdigest", "1-minute panes, single keys", a + "latency?" + pane + "&q=0.5,0.9", nil},
+		{"theta", "per hour, per country", a + "visitors?" + rng + "&step=1h&group_by=country", nil},
+		{"theta", "24h, where device=mobile", a + "visitors?" + rng + "&where=device=mobile", mobile},
+		{"theta", "1-minute panes, single keys", a + "visitors?" + pane, nil},
+		{"ddsketch", "per hour, per country", a + "p99?" + rng + "&step=1h&group_by=country&" + qs, nil},
+		{"ddsketch", "24h, country in (DE, FR), per device", a + "p99?" + rng + "&where=country=DE&where=country=FR&group_by=device&" + qs, defr},
+		{"ddsketch", "1-minute panes, single keys", a + "p99?" + pane + "&q=0.5,0.9", nil},
 	}
 }
 

@@ -189,3 +189,47 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareThetaDDSketch: theta answers are checked as hll's (truth in
+// [lower, upper]); ddsketch quantiles against the exact value of rank
+// ⌊q(n−1)⌋ and the answer's α: 0.5% off passes at α = 1%, 2% off fails.
+func TestCompareThetaDDSketch(t *testing.T) {
+	tr, from := smallTruth(t)
+	to := from.Add(10 * time.Minute)
+	qs := []float64{0.1, 0.5, 0.99}
+	tc := &truthCache{t: tr, m: map[string]gen.Summary{}, qs: qs}
+	answer := func(off float64) Answer {
+		var ans Answer
+		for _, c := range []string{"US", "DE"} {
+			g := struct {
+				Key     map[string]string `json:"key"`
+				Windows []Window          `json:"windows"`
+			}{Key: map[string]string{"country": c}}
+			s := tc.get(filter{from: from, to: to, key: g.Key})
+			w := exactWindow(s, from, to, nil)
+			w.RelativeAccuracy = f64(0.01)
+			for _, q := range qs {
+				x := s.Latencies[int(q*float64(len(s.Latencies)-1))]
+				w.Quantiles = append(w.Quantiles, struct {
+					Q         float64  `json:"q"`
+					Value     *float64 `json:"value"`
+					RankError *float64 `json:"rank_error"`
+				}{q, f64(x * (1 + off)), nil})
+			}
+			g.Windows = append(g.Windows, w)
+			ans.Groups = append(ans.Groups, g)
+		}
+		return ans
+	}
+	var a Accuracy
+	a.Compare("theta", answer(0.005), nil, tc, 10)
+	a.Compare("ddsketch", answer(0.005), nil, tc, 10)
+	if a.Theta.N != 2 || a.Theta.Within != 2 || a.DDSketch.N != 6 || a.DDSketch.Within != 6 || a.DDAlpha != 0.01 {
+		t.Errorf("right answers: theta %+v ddsketch %+v α %g", a.Theta, a.DDSketch, a.DDAlpha)
+	}
+	var b Accuracy
+	b.Compare("ddsketch", answer(0.02), nil, tc, 10)
+	if b.DDSketch.Within != 0 || math.Abs(b.DDSketch.Max-0.02) > 1e-9 || b.Worst["ddsketch"] == "" {
+		t.Errorf("wrong answers: ddsketch %+v worst %q", b.DDSketch, b.Worst["ddsketch"])
+	}
+}

@@ -56,6 +56,10 @@ func (r *Results) Targets() []Target {
 			fmt.Sprintf("%d of %d", a.Mean.Within, a.Mean.N), a.Mean.N > 0 && a.Mean.Within == a.Mean.N},
 		Target{"multi-aggregate answers equal the single ones", "every window",
 			fmt.Sprintf("%d of %d", a.Multi.Within, a.Multi.N), a.Multi.N > 0 && a.Multi.Within == a.Multi.N},
+		Target{"theta: truth inside [lower, upper]", "≈ 95% (stated confidence; ≥ 90% passes)",
+			fmt.Sprintf("%.1f%% of %d", 100*a.Theta.Coverage(), a.Theta.N), a.Theta.N > 0 && a.Theta.Coverage() >= 0.90},
+		Target{"ddsketch: relative error ≤ α", "every quantile",
+			fmt.Sprintf("%.1f%% of %d", 100*a.DDSketch.Coverage(), a.DDSketch.N), a.DDSketch.N > 0 && a.DDSketch.Within == a.DDSketch.N},
 		Target{"reservoir: population = events", "every window",
 			fmt.Sprintf("%d of %d", a.Reservoir.Within, a.Reservoir.N), a.Reservoir.N > 0 && a.Reservoir.Within == a.Reservoir.N},
 		Target{"backfill accounting", "too late = generated late, invalid = generated invalid",
@@ -261,10 +265,14 @@ func RenderMarkdown(r *Results) string {
 	p("| tdigest | relative error of the mean | %d | %.2g | %.2g | %.1f%% (truth in [lower, upper]) |\n",
 		a.Mean.N, a.Mean.Mean(), a.Mean.Max, 100*a.Mean.Coverage())
 	p("| reservoir | population − events | %d | %.2f | %.0f | %.1f%% equal |\n", a.Reservoir.N, a.Reservoir.Mean(), a.Reservoir.Max, 100*a.Reservoir.Coverage())
+	p("| theta | relative error of distinct (k = 4096, 95%% interval) | %d | %.4f | %.4f | %.1f%% (truth in [lower, upper]) |\n",
+		a.Theta.N, a.Theta.Mean(), a.Theta.Max, 100*a.Theta.Coverage())
+	p("| ddsketch | relative error of q = 0.01 … 0.999 vs the exact rank-⌊q(n−1)⌋ value (α = %g) | %d | %.5f | %.5f | %.1f%% (≤ α) |\n",
+		a.DDAlpha, a.DDSketch.N, a.DDSketch.Mean(), a.DDSketch.Max, 100*a.DDSketch.Coverage())
 	p("| (multi) | windows of one multi-aggregate request (users, urls, latency per hour and country) equal to the single answers | %d | | | %.1f%% equal |\n",
 		a.Multi.N, 100*a.Multi.Coverage())
 	p("| (all) | exact event count per window | %d | | | %d equal, %d (hour, country) missing |\n\n", a.Windows, a.EventsExact, a.Missing)
-	for _, kind := range []string{"hll", "cms", "tdigest", "rank", "trimmed_mean", "mean", "multi"} {
+	for _, kind := range []string{"hll", "cms", "tdigest", "rank", "trimmed_mean", "mean", "multi", "theta", "ddsketch"} {
 		if w, ok := a.Worst[kind]; ok {
 			p("Largest miss of %s: %s.\n\n", kind, w)
 		}

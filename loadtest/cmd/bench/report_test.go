@@ -34,6 +34,8 @@ func fixture() *Results {
 		r.Accuracy.HLL.Add(0.01, true)
 		r.Accuracy.CMS.Add(0.1, true)
 		r.Accuracy.Quantile.Add(0.001, true)
+		r.Accuracy.Theta.Add(0.02, true)
+		r.Accuracy.DDSketch.Add(0.005, true)
 		r.Accuracy.Rank.Add(0.001, true)
 		r.Accuracy.Trimmed.Add(0.001, true)
 	}
@@ -72,6 +74,8 @@ func TestTargets(t *testing.T) {
 		"multi-aggregate answers equal the single ones":         true,
 		"reservoir: population = events":                        true,
 		"backfill accounting":                                   true,
+		"theta: truth inside [lower, upper]":                    true,
+		"ddsketch: relative error ≤ α":                          true,
 	}
 	for name, w := range want {
 		if got, ok := met[name]; !ok || got != w {

@@ -351,10 +351,17 @@ const jsStreamJSON = `{"name": "js", "subject": "bench.js", "jetstream": true,
  "aggregates": {"users": {"sketch": "hll", "field": "user_id"}, "urls": {"sketch": "cms", "field": "url"},
    "latency": {"sketch": "tdigest", "field": "latency_ms"}, "sample": {"sketch": "reservoir"}}}`
 
+// accuracyAggregates are the kinds only pv (the backfilled stream of the
+// accuracy check) keeps besides the four: theta and ddsketch at their
+// defaults.
+const accuracyAggregates = `      visitors: {sketch: theta, field: user_id}
+      p99:     {sketch: ddsketch, field: latency_ms}
+`
+
 func configYAML() string {
 	return "log_level: warn\nflush_interval: 1s\nstreams:\n" +
 		"  - name: core\n    subject: bench.core\n    jetstream: false\n" + streamYAML +
-		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML
+		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML + accuracyAggregates
 }
 
 func (r *runner) startSketchd(ctx context.Context) error {

@@ -1,0 +1,302 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
+	"github.com/sketchd/sketchd/internal/store"
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// PaneUpdater changes one stored pane at most once per id, in one
+// transaction with the id (*store.DB implements it; see its UpdatePane).
+type PaneUpdater interface {
+	UpdatePane(ctx context.Context, streamID uint32, key string, start int64, id string, edit func(p *sketchd.PaneRecord, exists bool) error) (bool, error)
+}
+
+var _ PaneUpdater = (*store.DB)(nil)
+
+// cacheForgetter is a Querier that caches final panes and results, which an
+// import changes: it must forget the stream's.
+type cacheForgetter interface{ Forget(streamID uint32) }
+
+// Import formats.
+const (
+	formatSketchd = "sketchd" // the sketch wire format (docs/format-sketches.md)
+	formatTDigest = "tdigest" // the t-digest exchange format (sketch.DecodeTDigestExchange)
+)
+
+// importParams is a parsed import request.
+type importParams struct {
+	key    string            // encoded group-by tuple
+	keyMap map[string]string // the same, by dimension
+	start  int64             // pane start
+	id     string
+	format string
+}
+
+type importJSON struct {
+	Stream    string            `json:"stream"`
+	Aggregate string            `json:"aggregate"`
+	Key       map[string]string `json:"key"`
+	PaneStart string            `json:"pane_start"`
+	PaneEnd   string            `json:"pane_end"`
+	ID        string            `json:"id"`
+	Format    string            `json:"format"`
+	// Applied is false when this id was imported before: nothing changed.
+	Applied bool `json:"applied"`
+	// Count is the imported sketch's count (values or items added).
+	Count uint64 `json:"count"`
+}
+
+// importSketch merges a posted sketch into one pane of an aggregate:
+//
+//	POST /v1/streams/{stream}/aggregates/{aggregate}/import?key=country=de&key=device=mobile&pane=2026-01-02T15:04:00Z&id=batch-17[&format=tdigest]
+//
+// The body is the sketch: sketchd's wire format (format=sketchd, the
+// default; the aggregate's kind and parameters) or, for a tdigest
+// aggregate, the t-digest exchange format (format=tdigest). The pane is the
+// one containing pane=; it must be final at the committed watermark (until
+// then ingestion owns it: 409 pane_open). The sketch merges into the pane's
+// sketch of that aggregate as panes merge (a new pane is created with empty
+// sketches of the other aggregates), the pane's event count grows by the
+// sketch's count, and the id is stored in the same transaction: a retried
+// POST with the same id changes nothing and answers applied: false.
+func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
+	if s.panes == nil {
+		s.writeError(w, r, &httpError{code: codeUnavailable, detail: "this server has no store to import into"})
+		return
+	}
+	st, err := s.stream(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := chi.URLParam(r, "aggregate")
+	names := st.Spec.AggregateNames()
+	ai := slices.Index(names, name)
+	if ai < 0 {
+		s.writeError(w, r, fmt.Errorf("stream %q: %w %q", st.Spec.Name, query.ErrUnknownAggregate, name))
+		return
+	}
+	agg := st.Spec.Aggregates[name]
+	v, err := s.queryValues(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ip, err := parseImport(v, &st.Spec, s.now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !st.Spec.PaneFinalAt(ip.start, st.CommittedWatermark) {
+		s.writeError(w, r, &httpError{code: codePaneOpen, detail: fmt.Sprintf(
+			"the pane starting %s is not final at the committed watermark: ingestion still owns it; import into final panes", rfc3339(ip.start))})
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeError(w, r, err) // *http.MaxBytesError: 413
+		return
+	}
+	imp, err := decodeImport(body, ip.format, agg)
+	if err != nil {
+		s.writeError(w, r, &bodyError{err})
+		return
+	}
+	applied, err := s.panes.UpdatePane(r.Context(), st.ID, ip.key, ip.start, ip.id, func(p *sketchd.PaneRecord, exists bool) error {
+		return mergeImport(p, exists, &st.Spec, ai, imp)
+	})
+	if errors.Is(err, store.ErrInvalid) {
+		err = &bodyError{err}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if f, ok := s.querier.(cacheForgetter); ok && applied {
+		f.Forget(st.ID)
+	}
+	g := int64(st.Spec.Granularity)
+	s.writeJSON(w, r, http.StatusOK, importJSON{
+		Stream: st.Spec.Name, Aggregate: name, Key: ip.keyMap,
+		PaneStart: rfc3339(ip.start), PaneEnd: rfc3339(ip.start + g),
+		ID: ip.id, Format: ip.format, Applied: applied, Count: imp.Count(),
+	})
+}
+
+// parseImport reads key (dimension=value, each group-by dimension once),
+// pane, id and format.
+func parseImport(v url.Values, spec *sketchd.Stream, now time.Time) (importParams, error) {
+	p := importParams{format: formatSketchd, keyMap: map[string]string{}}
+	for k, vals := range v {
+		switch k {
+		case "key":
+		case "pane", "id", "format":
+			if len(vals) != 1 {
+				return p, paramError(k, "given %d times; give it once", len(vals))
+			}
+		default:
+			return p, paramError(k, "unknown parameter: import takes key, pane, id and format")
+		}
+	}
+	for _, kv := range v["key"] {
+		d, val, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(spec.GroupBy, d) {
+			return p, paramError("key", "want dimension=value with a dimension of %v, got %q", spec.GroupBy, kv)
+		}
+		if _, dup := p.keyMap[d]; dup {
+			return p, paramError("key", "dimension %q given twice", d)
+		}
+		p.keyMap[d] = val
+	}
+	vals := make([]string, len(spec.GroupBy))
+	for i, d := range spec.GroupBy {
+		val, ok := p.keyMap[d]
+		if !ok {
+			return p, paramError("key", "dimension %q missing: give every group-by dimension (%v) once", d, spec.GroupBy)
+		}
+		vals[i] = val
+	}
+	p.key = sketchd.EncodeKey(vals...)
+	t, ok, err := parseTime(v, "pane", now)
+	if err != nil {
+		return p, err
+	}
+	if !ok {
+		return p, paramError("pane", "required: a time inside the pane to import into")
+	}
+	p.start = sketchd.PaneStart(t, int64(spec.Granularity))
+	p.id = v.Get("id")
+	if p.id == "" || len(p.id) > store.MaxUpdateIDLen {
+		return p, paramError("id", "required: 1 to %d bytes that name this import, so that a retry applies it once", store.MaxUpdateIDLen)
+	}
+	if f := v.Get("format"); f != "" {
+		if f != formatSketchd && f != formatTDigest {
+			return p, paramError("format", "want %s or %s, got %q", formatSketchd, formatTDigest, f)
+		}
+		p.format = f
+	}
+	return p, nil
+}
+
+// decodeImport decodes the body into a sketch of the aggregate's kind and
+// parameters.
+func decodeImport(body []byte, format string, agg sketchd.Aggregate) (sketch.Sketch, error) {
+	want, err := agg.SketchParams()
+	if err != nil {
+		return nil, err
+	}
+	if format == formatTDigest {
+		if want.Kind != sketch.KindTDigest {
+			return nil, fmt.Errorf("format tdigest imports into a tdigest aggregate, this one is %s", agg.Sketch)
+		}
+		return sketch.DecodeTDigestExchange(body, want.Compression)
+	}
+	sk, err := sketchd.DecodeSketch(body, want.Kind)
+	if err != nil {
+		return nil, err
+	}
+	if sk.Params() != want {
+		return nil, fmt.Errorf("the sketch's parameters %s do not match the aggregate's %s", describeParams(sk.Params()), describeParams(want))
+	}
+	return sk, nil
+}
+
+// describeParams names a kind's parameters: "hll precision=12".
+func describeParams(p sketch.Params) string {
+	var b strings.Builder
+	b.WriteString(p.Kind.String())
+	if k, ok := p.Kind.Info(); ok {
+		for _, q := range k.Params() {
+			fmt.Fprintf(&b, " %s=%g", q.Name, q.Get(p))
+		}
+	}
+	if p.Weighted {
+		b.WriteString(" weighted")
+	}
+	return b.String()
+}
+
+// mergeImport merges imp into aggregate ai of the pane p (new when !exists).
+func mergeImport(p *sketchd.PaneRecord, exists bool, spec *sketchd.Stream, ai int, imp sketch.Sketch) error {
+	names := spec.AggregateNames()
+	if !exists {
+		p.Final = true
+		p.Sketches = make([][]byte, len(names))
+		for i, n := range names {
+			sp, err := spec.Aggregates[n].SketchParams()
+			if err != nil {
+				return err
+			}
+			sk, err := sketch.New(sp)
+			if err != nil {
+				return err
+			}
+			if p.Sketches[i], err = sk.AppendBinary(nil); err != nil {
+				return err
+			}
+		}
+	}
+	if len(p.Sketches) != len(names) {
+		return fmt.Errorf("stored pane holds %d sketches, the stream %d aggregates: %w", len(p.Sketches), len(names), sketchd.ErrCorrupt)
+	}
+	cur, err := sketchd.DecodeSketch(p.Sketches[ai], imp.Kind())
+	if err != nil {
+		return err
+	}
+	if err := cur.Merge(imp); err != nil {
+		return &bodyError{err}
+	}
+	if p.Sketches[ai], err = cur.AppendBinary(nil); err != nil {
+		return err
+	}
+	if p.Events+imp.Count() < p.Events {
+		return &bodyError{sketch.ErrOverflow}
+	}
+	p.Events += imp.Count()
+	return nil
+}
+
+// encodeExport encodes the sketch endpoint's answer in the format= of the
+// request: sketchd's wire format (the default) or, for a t-digest, the
+// t-digest exchange format (format=tdigest).
+func encodeExport(sk sketch.Sketch, r *http.Request) ([]byte, error) {
+	var format string
+	if vals := r.URL.Query()["format"]; len(vals) > 0 {
+		if len(vals) > 1 {
+			return nil, paramError("format", "given %d times; give it once", len(vals))
+		}
+		format = vals[0]
+	}
+	switch format {
+	case "", formatSketchd:
+		b, err := sk.AppendBinary(nil)
+		if err != nil {
+			return nil, fmt.Errorf("encode sketch: %w", err)
+		}
+		return b, nil
+	case formatTDigest:
+		td, ok := sk.(*sketch.TDigest)
+		if !ok {
+			return nil, paramError("format", "tdigest exports a tdigest aggregate, this one is %s", sk.Kind())
+		}
+		b, err := sketch.AppendTDigestExchange(nil, td)
+		if err != nil {
+			return nil, fmt.Errorf("encode sketch: %w", err)
+		}
+		return b, nil
+	}
+	return nil, paramError("format", "want %s or %s, got %q", formatSketchd, formatTDigest, format)
+}
