@@ -254,7 +254,14 @@ func TestCrashLoop(t *testing.T) {
 	chunk := len(msgs) / 10
 	next := 0
 	for _, point := range crashPoints {
-		cmd := start("SKETCHD_CRASH_AT=" + point + ":2")
+		// The tier builder writes a pass's units at once (up to 12 tier
+		// panes), so a child may write only one unit per chunk: kill at
+		// its first.
+		at := ":2"
+		if point == "mid-tier" {
+			at = ":1"
+		}
+		cmd := start("SKETCHD_CRASH_AT=" + point + at)
 		// Paced, so that the chunk spans several flushes: a chunk consumed
 		// in one commit (and one ack: commits without new messages do not
 		// ack) would never reach the second.
@@ -269,6 +276,9 @@ func TestCrashLoop(t *testing.T) {
 				t.Fatalf("child at kill point %s: exit %v, want killed by SIGKILL", point, err)
 			}
 		case <-time.After(60 * time.Second):
+			// Reap it here: the cleanup must not Wait a second time.
+			_ = cmd.Process.Kill()
+			<-exited
 			t.Fatalf("the child did not reach kill point %s", point)
 		}
 		t.Logf("killed at %s", point)
