@@ -10,9 +10,8 @@ import (
 	"github.com/sketchd/sketchd"
 )
 
-// prefixAlters keys a stream's alter log: 'A' | sid -> JSON frame of
+// The alter log is keyed prefixAlters | sid (keys.go) -> a JSON frame of
 // []sketchd.Alteration (see docs/format.md).
-const prefixAlters byte = 'A'
 
 func altersKey(sid uint32) []byte { return sidPrefix(prefixAlters, sid) }
 

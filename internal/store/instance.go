@@ -10,8 +10,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// prefixInstance keys the instance id: 'I' -> JSON frame of a string.
-const prefixInstance byte = 'I'
+// The instance id is keyed prefixInstance (keys.go) -> a JSON frame of a
+// string.
 
 func instanceKey() []byte { return []byte{prefixInstance} }
 

@@ -23,6 +23,8 @@ const (
 	prefixTierIndex  byte = 'Q' // 'Q' sid tier part key       -> rollup tier key index entry
 	prefixTierCursor byte = 'U' // 'U' sid tier                 -> rollup tier cursor
 	prefixImportID   byte = 'M' // 'M' sid id                   -> an applied UpdatePane (import) id
+	prefixAlters     byte = 'A' // 'A' sid                      -> the stream's alter log
+	prefixInstance   byte = 'I' // 'I'                          -> this instance's id
 )
 
 const (
