@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type StreamAlter struct {
 	AllowedLateness   *Duration `json:"allowed_lateness,omitempty"`
 	MaxOutOfOrderness *Duration `json:"max_out_of_orderness,omitempty"`
 	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
+	// Rollups replaces the stream's rollup tiers: tiers kept (same
+	// granularity) keep what they built, new ones are built from the stored
+	// panes in the background, removed ones are dropped.
+	Rollups *[]Rollup `json:"rollups,omitempty"`
 }
 
 // Alteration is one applied alter, as the stream's status lists it.
@@ -34,7 +39,6 @@ var refusedAlters = map[string]string{
 	"granularity": "stored panes have this width, and every window is composed of whole panes: they cannot be split or merged in place. Create a new stream with the new granularity and delete this one when the new one has the history you need",
 	"aggregates":  "stored panes hold their sketches by position in the aggregate list, so adding or removing one would misread every stored pane (not supported yet). Create a new stream with the aggregates you want",
 	"name":        "the name identifies the stream; create a new stream instead",
-	"rollups":     "altering rollup tiers is not supported yet: create a new stream with the tiers you want",
 	"subject":     "a stream reads one subject for its whole life; create a new stream instead",
 }
 
@@ -65,7 +69,7 @@ func ParseAlterJSON(b []byte) (StreamAlter, error) {
 		return StreamAlter{}, fmt.Errorf("stream alter: %w", err)
 	}
 	if a == (StreamAlter{}) {
-		return a, &FieldError{Field: "", Msg: "nothing to alter: give retention, allowed_lateness, max_out_of_orderness or idle_timeout"}
+		return a, &FieldError{Field: "", Msg: "nothing to alter: give retention, allowed_lateness, max_out_of_orderness, idle_timeout or rollups"}
 	}
 	return a, nil
 }
@@ -84,5 +88,22 @@ func (s Stream) Apply(a StreamAlter) (Stream, []string, error) {
 	set("allowed_lateness", &s.AllowedLateness, a.AllowedLateness)
 	set("max_out_of_orderness", &s.MaxOutOfOrderness, a.MaxOutOfOrderness)
 	set("idle_timeout", &s.IdleTimeout, a.IdleTimeout)
+	if a.Rollups != nil {
+		next := Stream{Retention: s.Retention, Rollups: slices.Clone(*a.Rollups)}
+		next.normalizeRollups()
+		if !slices.Equal(next.Rollups, s.Rollups) {
+			changes = append(changes, fmt.Sprintf("rollups: %s -> %s", rollupsString(s.Rollups), rollupsString(next.Rollups)))
+			s.Rollups = next.Rollups
+		}
+	}
 	return s, changes, s.Validate()
+}
+
+// rollupsString lists tiers as "[1h keep 2160h0m0s, 1d keep ...]".
+func rollupsString(rs []Rollup) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s keep %s", r.Granularity, r.Retention)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }

@@ -630,3 +630,58 @@ func TestTwoInstancesOneNATS(t *testing.T) {
 		t.Errorf("consumers after instance 0 deleted its stream: %q, want only %q", names, ms[1].consumerName("shared"))
 	}
 }
+
+// Item 9, rollup tiers: PATCH adds a tier (listed in the spec, the status
+// and the alter log, the stream running on), refuses an invalid one with
+// the field, and removes it again; the stream keeps ingesting.
+func TestAlterRollups(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	ts := `,"time":{"field":"ts","format":"unix_ms"},"group_by":["country"],"max_future":"876000h","retention":"876000h"`
+	if a := f.do(t, http.MethodPost, "/v1/streams", specJSON("altr", "ev.altr", true, ts)); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	evs := genEvents(12, 40)
+	publishEvents(t, f.js, "ev.altr", evs[:20])
+	waitFor(t, 10*time.Second, "20 events", func() (bool, string) {
+		n := appliedOf(t, f.m, "altr")
+		return n == 20, fmt.Sprint(n)
+	})
+	type status struct {
+		State   string               `json:"state"`
+		Alters  []sketchd.Alteration `json:"alters"`
+		Spec    sketchd.Stream       `json:"spec"`
+		Rollups []json.RawMessage    `json:"rollups"`
+	}
+	patch := func(body string, want int) status {
+		t.Helper()
+		a := f.do(t, http.MethodPatch, "/v1/streams/altr", body)
+		if a.status != want {
+			t.Fatalf("PATCH %s: %d %s", body, a.status, a.body)
+		}
+		var st status
+		if want == http.StatusOK {
+			if err := json.Unmarshal(a.body, &st); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, errs := a.problem(t); !strings.Contains(strings.Join(errs, "\n"), "rollups[0].granularity: ") {
+			t.Errorf("PATCH %s: %s, want the problem on rollups[0].granularity", body, a.body)
+		}
+		return st
+	}
+	patch(`{"rollups":[{"granularity":"7m"}]}`, http.StatusBadRequest)
+	st := patch(`{"rollups":[{"granularity":"5m"},{"granularity":"1h","retention":"900000h"}]}`, http.StatusOK)
+	if len(st.Spec.Rollups) != 2 || st.Spec.Rollups[0].Retention != st.Spec.Retention || len(st.Rollups) != 2 ||
+		len(st.Alters) != 1 || !strings.HasPrefix(st.Alters[0].Changes[0], "rollups: [] -> [5m") || st.State != "running" {
+		t.Errorf("after adding tiers: %+v", st)
+	}
+	st = patch(`{"rollups":[{"granularity":"1h","retention":"900000h"}]}`, http.StatusOK)
+	if len(st.Spec.Rollups) != 1 || st.Spec.Rollups[0].Granularity.Std() != time.Hour || len(st.Rollups) != 1 || len(st.Alters) != 2 {
+		t.Errorf("after removing the 5m tier: %+v", st)
+	}
+	publishEvents(t, f.js, "ev.altr", evs[20:])
+	waitFor(t, 10*time.Second, "40 events", func() (bool, string) {
+		n := appliedOf(t, f.m, "altr")
+		return n == 40, fmt.Sprint(n)
+	})
+	t.Logf("alters: %q", st.Alters)
+}

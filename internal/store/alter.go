@@ -52,6 +52,17 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	if err != nil {
 		return StreamInfo{}, err
 	}
+	// Tiers the alter removes are dropped first: a crash before the spec
+	// is written leaves the tier in the spec without panes or cursor, and
+	// the builder builds it again from the start.
+	if drop := droppedTiers(id, info.Spec.Rollups, spec.Rollups); len(drop) > 0 {
+		db.dropMu.Lock()
+		err = db.bdb.DropPrefix(drop...)
+		db.dropMu.Unlock()
+		if err != nil {
+			return StreamInfo{}, db.writeFailed("alter stream: drop removed tiers", err)
+		}
+	}
 	err = db.bdb.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(streamKey(name), val); err != nil {
 			return err

@@ -30,17 +30,7 @@ func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rol
 	if !ok {
 		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
 	}
-	kept := map[sketchd.Duration]bool{}
-	for _, r := range rollups {
-		kept[r.Granularity] = true
-	}
-	var drop [][]byte
-	for _, r := range info.Spec.Rollups {
-		if !kept[r.Granularity] {
-			sp := tierSpace(id, r.Granularity.Std())
-			drop = append(drop, sp.pane, sp.index, tierCursorKey(id, r.Granularity.Std()))
-		}
-	}
+	drop := droppedTiers(id, info.Spec.Rollups, rollups)
 	info.Spec.Rollups = append([]sketchd.Rollup(nil), rollups...)
 	val, err := encodeStream(&info)
 	if err != nil {
@@ -68,4 +58,21 @@ func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rol
 	db.byID[id] = info
 	db.regMu.Unlock()
 	return info, nil
+}
+
+// droppedTiers returns the key prefixes (panes, key index, cursor) of the
+// tiers in old that rollups no longer has (by granularity).
+func droppedTiers(id uint32, old, rollups []sketchd.Rollup) [][]byte {
+	kept := map[sketchd.Duration]bool{}
+	for _, r := range rollups {
+		kept[r.Granularity] = true
+	}
+	var drop [][]byte
+	for _, r := range old {
+		if !kept[r.Granularity] {
+			sp := tierSpace(id, r.Granularity.Std())
+			drop = append(drop, sp.pane, sp.index, tierCursorKey(id, r.Granularity.Std()))
+		}
+	}
+	return drop
 }
