@@ -93,7 +93,9 @@ func paramKinds(name string) []sketchd.AggregateKind {
 // Default quantiles when q is absent.
 var defaultQuantiles = []float64{0.5, 0.9, 0.99}
 
-func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
+// parseQuantiles reads q, the quantiles both quantile kinds answer
+// (defaultQuantiles when absent).
+func parseQuantiles(s *server, v url.Values, p queryParams) (queryParams, error) {
 	var err error
 	if p.q, err = s.parseFloats(v, "q"); err != nil {
 		return p, err
@@ -105,6 +107,14 @@ func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (
 	}
 	if _, ok := v["q"]; !ok {
 		p.q = defaultQuantiles
+	}
+	return p, nil
+}
+
+func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
+	p, err := parseQuantiles(s, v, p)
+	if err != nil {
+		return p, err
 	}
 	if p.cdf, err = s.parseFloats(v, "cdf"); err != nil {
 		return p, err
@@ -124,20 +134,8 @@ func parseTDigest(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (
 }
 
 // parseDDSketch reads q as the t-digest does (cdf is the t-digest's only).
-func parseDDSketch(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {
-	var err error
-	if p.q, err = s.parseFloats(v, "q"); err != nil {
-		return p, err
-	}
-	for _, q := range p.q {
-		if !(q >= 0 && q <= 1) {
-			return p, paramError("q", "quantiles must be in [0, 1], got %g", q)
-		}
-	}
-	if _, ok := v["q"]; !ok {
-		p.q = defaultQuantiles
-	}
-	return p, nil
+func parseDDSketch(s *server, v url.Values, _ sketchd.Aggregate, p queryParams) (queryParams, error) {
+	return parseQuantiles(s, v, p)
 }
 
 func parseCMS(s *server, v url.Values, agg sketchd.Aggregate, p queryParams) (queryParams, error) {

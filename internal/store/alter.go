@@ -31,13 +31,11 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	}
 	db.adminMu.Lock()
 	defer db.adminMu.Unlock()
-	db.regMu.RLock()
-	id, ok := db.byName[name]
-	info := db.byID[id]
-	db.regMu.RUnlock()
-	if !ok {
-		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	info, err := db.lookup(name)
+	if err != nil {
+		return StreamInfo{}, err
 	}
+	id := info.ID
 	if spec.Name != name {
 		return StreamInfo{}, fmt.Errorf("%w: alter cannot rename stream %q", ErrInvalid, name)
 	}
@@ -56,10 +54,7 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	// is written leaves the tier in the spec without panes or cursor, and
 	// the builder builds it again from the start.
 	if drop := droppedTiers(id, info.Spec.Rollups, spec.Rollups); len(drop) > 0 {
-		db.dropMu.Lock()
-		err = db.bdb.DropPrefix(drop...)
-		db.dropMu.Unlock()
-		if err != nil {
+		if err := db.dropPrefixes(drop...); err != nil {
 			return StreamInfo{}, db.writeFailed("alter stream: drop removed tiers", err)
 		}
 	}

@@ -52,9 +52,7 @@ func (db *DB) dropPartitions(cuts []spaceCut) (int, error) {
 	if len(prefixes) == 0 {
 		return 0, nil
 	}
-	db.dropMu.Lock()
-	err = db.bdb.DropPrefix(prefixes...)
-	db.dropMu.Unlock()
+	err = db.dropPrefixes(prefixes...)
 	if err != nil {
 		return 0, db.writeFailed("drop partitions", err)
 	}

@@ -163,6 +163,11 @@ func (db *DB) Stream(ctx context.Context, name string) (StreamInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return StreamInfo{}, err
 	}
+	return db.lookup(name)
+}
+
+// lookup returns the registered stream called name, or ErrNotFound.
+func (db *DB) lookup(name string) (StreamInfo, error) {
 	db.regMu.RLock()
 	defer db.regMu.RUnlock()
 	id, ok := db.byName[name]
@@ -170,6 +175,14 @@ func (db *DB) Stream(ctx context.Context, name string) (StreamInfo, error) {
 		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
 	}
 	return db.byID[id], nil
+}
+
+// dropPrefixes deletes every key under prefixes (Badger's DropPrefix,
+// which must not run concurrently with itself).
+func (db *DB) dropPrefixes(prefixes ...[]byte) error {
+	db.dropMu.Lock()
+	defer db.dropMu.Unlock()
+	return db.bdb.DropPrefix(prefixes...)
 }
 
 // DeleteStream removes a stream: its panes and key index (DropPrefix, which
@@ -206,9 +219,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		db.regMu.Unlock()
 	}
 
-	db.dropMu.Lock()
-	err := db.bdb.DropPrefix(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id))...)
-	db.dropMu.Unlock()
+	err := db.dropPrefixes(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id))...)
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error {
 			if err := txn.Delete(checkpointKey(id)); err != nil {

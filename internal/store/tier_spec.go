@@ -23,13 +23,11 @@ func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rol
 	}
 	db.adminMu.Lock()
 	defer db.adminMu.Unlock()
-	db.regMu.RLock()
-	id, ok := db.byName[name]
-	info := db.byID[id]
-	db.regMu.RUnlock()
-	if !ok {
-		return StreamInfo{}, fmt.Errorf("stream %q: %w", name, ErrNotFound)
+	info, err := db.lookup(name)
+	if err != nil {
+		return StreamInfo{}, err
 	}
+	id := info.ID
 	drop := droppedTiers(id, info.Spec.Rollups, rollups)
 	info.Spec.Rollups = append([]sketchd.Rollup(nil), rollups...)
 	val, err := encodeStream(&info)
@@ -37,9 +35,7 @@ func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rol
 		return StreamInfo{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(drop) > 0 {
-		db.dropMu.Lock()
-		err = db.bdb.DropPrefix(drop...)
-		db.dropMu.Unlock()
+		err = db.dropPrefixes(drop...)
 	}
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(streamKey(name), val) })
