@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"github.com/sketchd/sketchd/internal/defaults"
 	"io"
 	"math"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -12,15 +12,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // e2eConfig: one JetStream and one core stream of events dated in the
@@ -62,20 +58,12 @@ streams:
 
 // sketchdProc is the real binary running in a child process.
 type sketchdProc struct {
+	bin      string
+	args     []string
 	cmd      *exec.Cmd
 	httpURL  string
 	natsURL  string
 	logLines chan string
-}
-
-func buildBinary(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "sketchd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func startSketchd(tb testing.TB, bin string, args ...string) *sketchdProc {
@@ -89,7 +77,7 @@ func startSketchd(tb testing.TB, bin string, args ...string) *sketchdProc {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &sketchdProc{cmd: cmd, logLines: make(chan string, 1000)}
+	p := &sketchdProc{bin: bin, args: args, cmd: cmd, logLines: make(chan string, 1000)}
 	tb.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -191,24 +179,9 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "sketchd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(e2eConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--config", cfgFile, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}
-	p := startSketchd(t, bin, args...)
-
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startWithConfig(t, dir, e2eConfig)
+	nc, js := p.connect(t)
 	rng := rand.New(rand.NewPCG(11, 12))
 	// Recent times: older data would be dropped by retention (168h) at the restart.
 	base := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Minute)
@@ -343,7 +316,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Restart on the same data dir: the same answers.
 	p.stop(t)
-	p2 := startSketchd(t, bin, args...)
+	p2 := p.restart(t)
 	for url, want := range answers {
 		url = strings.Replace(url, p.httpURL, p2.httpURL, 1)
 		var res struct {

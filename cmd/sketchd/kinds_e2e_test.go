@@ -18,8 +18,6 @@ import (
 	"time"
 
 	caio "github.com/caio/go-tdigest/v4"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const kindsE2EAdmin = "kinds-admin-token"
@@ -59,23 +57,9 @@ func TestKindsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "sketchd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(kindsE2EConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--config", cfgFile, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}
-	p := startSketchd(t, bin, args...)
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startWithConfig(t, dir, kindsE2EConfig)
+	_, js := p.connect(t)
 
 	// Users u0..u2999 visit /cart, u2000..u4999 /checkout: ∩ = 1000.
 	const seed = 23
@@ -219,7 +203,7 @@ func TestKindsEndToEnd(t *testing.T) {
 	for i, wantApplied := range []bool{true, false} {
 		if i == 1 {
 			p.stop(t)
-			p = startSketchd(t, bin, args...)
+			p = p.restart(t)
 			api = p.httpURL + "/v1/streams/shop/aggregates/"
 			target = api + "latency/import?key=url=/cart&pane=" + pane + "&id=e2e-1&format=tdigest"
 		}

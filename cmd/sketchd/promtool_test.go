@@ -8,17 +8,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // promtoolPath finds Prometheus's promtool, or fails the test saying how
@@ -66,16 +61,9 @@ func TestPromtool(t *testing.T) {
 		t.Skip("builds and runs the binary and promtool")
 	}
 	promtool := promtoolPath(t)
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "sketchd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(e2eConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const token = "promtool-read-token"
-	data := filepath.Join(dir, "data")
-	p := startSketchd(t, bin, "--config", cfgFile, "--data-dir", data,
-		"--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--read-token", token)
+	p := startWithConfig(t, dir, e2eConfig, "--read-token", token)
 
 	// An hour of events, two hours ago (inside retention), seeded.
 	seed := uint64(17)
@@ -83,15 +71,7 @@ func TestPromtool(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 	const n = 6000
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := p.connect(t)
 	ctx := context.Background()
 	for i := range n {
 		b, _ := json.Marshal(e2eEvent{
@@ -191,8 +171,7 @@ func TestPromtool(t *testing.T) {
 	p.stop(t)
 
 	// The same data, served without a token.
-	p = startSketchd(t, bin, "--config", cfgFile, "--data-dir", data,
-		"--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	p = startWithConfig(t, dir, e2eConfig)
 
 	// promtool query instant: p99 latency of the 5 minutes before time.
 	out = run("instant", "-o", "json", "--time="+base.Add(time.Hour).Format(time.RFC3339),

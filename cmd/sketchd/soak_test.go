@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -58,27 +56,13 @@ func TestSoak(t *testing.T) {
 		t.Skip("needs /proc for the RSS")
 	}
 	dur := *soakDuration
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "soak.yaml")
-	if err := os.WriteFile(cfgFile, []byte(soakConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// A small query cache: it fills during the warm-up, so that what grows
 	// afterwards is a leak, not a cache reaching its size (256 MiB by
 	// default, which a long soak would otherwise spend filling).
-	p := startSketchd(t, bin, "--config", cfgFile, "--data-dir", filepath.Join(dir, "data"),
-		"--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--query-cache-mb", "16")
+	p := startWithConfig(t, dir, soakConfig, "--query-cache-mb", "16")
 
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2000))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := p.connect(t, jetstream.WithPublishAsyncMaxPending(2000))
 
 	ctx, cancel := context.WithTimeout(t.Context(), dur)
 	defer cancel()

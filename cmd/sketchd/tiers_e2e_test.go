@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // tiersConfig: a JetStream stream of 1s panes with rollup tiers of 5s and
@@ -43,23 +38,9 @@ func TestTiersEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "sketchd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(tiersConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startSketchd(t, bin, "--config", cfgFile, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	p := startWithConfig(t, t.TempDir(), tiersConfig)
 	defer p.stop(t)
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := p.connect(t)
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	const n = 1200 // 100 ms apart: two minutes
 	ctx := context.Background()
