@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/promapi"
 	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/sketch"
 )
@@ -195,12 +197,24 @@ func truncate(s string) string {
 	return s[:maxEcho] + "..."
 }
 
-// writeProblem writes p with the request's path and id.
+// writeProblem writes p with the request's path and id. Under the
+// Prometheus API's prefix it writes Prometheus's error envelope instead,
+// which is what Grafana and promtool read.
 func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 	p.Instance = truncate(r.URL.Path)
 	p.Detail = truncate(p.Detail)
 	p.Parameter = truncate(p.Parameter)
 	p.RequestID = requestIDFrom(r.Context())
+	if r.URL.Path == promapi.Prefix || strings.HasPrefix(r.URL.Path, promapi.Prefix+"/") {
+		msg := p.Title
+		if p.Detail != "" {
+			msg += ": " + p.Detail
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Del("Content-Length")
+		promapi.WriteRefusal(w, p.Status, p.Code, msg)
+		return
+	}
 	b, err := marshalJSON(r, p)
 	if err != nil { // cannot happen: every member is a plain value
 		b = []byte(`{"type":"about:blank","status":500}`)

@@ -375,9 +375,9 @@ func TestPromAPIScalarAndBuildInfo(t *testing.T) {
 	if status != 200 || string(pr.Data) != `{"resultType":"scalar","result":[4,"2"]}` {
 		t.Errorf("1+1: %d %+v %s", status, pr, pr.Data)
 	}
-	// Endpoints not served are the router's 404.
-	if r := f.get(t, "/api/v1/targets"); r.status != http.StatusNotFound || r.problem(t).Code != codeNotFound {
-		t.Errorf("/api/v1/targets: %d %s, want 404", r.status, r.body)
+	// Endpoints not served are the router's 404, in Prometheus's envelope.
+	if r := f.get(t, "/api/v1/targets"); r.status != http.StatusNotFound || !strings.Contains(string(r.body), `"errorType":"not_found"`) {
+		t.Errorf("/api/v1/targets: %d %s, want 404 not_found", r.status, r.body)
 	}
 	status, pr = f.promCall(t, http.MethodGet, "/api/v1/status/buildinfo", nil)
 	var bi struct {
@@ -492,13 +492,26 @@ func TestPromAPIReadToken(t *testing.T) {
 	const token = "grafana-read-token"
 	f := newFixture(t, func(c *Config) { c.ReadToken = token })
 	path := "/api/v1/query?query=1%2B1"
-	// Refusals are the API's problem+json, as on /v1.
-	if r := f.get(t, path); r.status != http.StatusUnauthorized || r.problem(t).Code != codeUnauthorized {
-		t.Errorf("without a token: %d %s, want 401", r.status, r.body)
+	// Refusals in front of the handler come in Prometheus's envelope, with
+	// sketchd's problem code beside the error type, and keep their headers.
+	refused := func(what string, r response, status int, typ, code string) {
+		t.Helper()
+		var env struct{ Status, ErrorType, Error, Code string }
+		if err := json.Unmarshal(r.body, &env); err != nil || r.header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %v, Content-Type %q, body %s", what, err, r.header.Get("Content-Type"), r.body)
+		}
+		if r.status != status || env.Status != "error" || env.ErrorType != typ || env.Code != code || env.Error == "" {
+			t.Errorf("%s: %d %+v, want %d, errorType %s, code %s", what, r.status, env, status, typ, code)
+		}
 	}
-	if r := f.get(t, path, "Authorization", "Bearer wrong"); r.status != http.StatusUnauthorized {
-		t.Errorf("with a wrong token: %d, want 401", r.status)
+	r := f.get(t, path)
+	refused("without a token", r, http.StatusUnauthorized, "unauthorized", codeUnauthorized)
+	if r.header.Get("WWW-Authenticate") == "" {
+		t.Error("a 401 without WWW-Authenticate")
 	}
+	refused("with a wrong token", f.get(t, path, "Authorization", "Bearer wrong"), http.StatusUnauthorized, "unauthorized", codeUnauthorized)
+	refused("an endpoint sketchd does not serve", f.get(t, "/api/v1/rules", "Authorization", "Bearer "+token), http.StatusNotFound, "not_found", codeNotFound)
+	refused("PUT", f.do(t, http.MethodPut, path, nil, "Authorization", "Bearer "+token), http.StatusMethodNotAllowed, "method_not_allowed", codeMethodNotAllowed)
 	if status, pr := f.promCall(t, http.MethodGet, "/api/v1/query", url.Values{"query": {"1+1"}}, "Authorization", "Bearer "+token); status != 200 || pr.Status != "success" {
 		t.Errorf("with the read token: %d %+v", status, pr)
 	}

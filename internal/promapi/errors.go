@@ -23,6 +23,7 @@ const (
 	errorInternal    errorType = "internal"
 	errorUnavailable errorType = "unavailable"
 	errorMethod      errorType = "method_not_allowed"
+	errorNotFound    errorType = "not_found"
 )
 
 var errorStatus = map[errorType]int{
@@ -33,6 +34,7 @@ var errorStatus = map[errorType]int{
 	errorInternal:    http.StatusInternalServerError,
 	errorUnavailable: http.StatusServiceUnavailable,
 	errorMethod:      http.StatusMethodNotAllowed,
+	errorNotFound:    http.StatusNotFound,
 }
 
 // apiError is an error with its Prometheus error type.
@@ -75,6 +77,38 @@ func classify(err error) (errorType, string, bool) {
 		return errorUnavailable, "the service cannot serve this request now; retry later", false
 	}
 	return errorInternal, "an internal error occurred (stored data may be unreadable); the server log has the details", true
+}
+
+// WriteRefusal answers a request under Prefix that the HTTP layer in front
+// of the Handler refused (no token, overloaded, body too large, ...) in
+// Prometheus's envelope, so that Grafana and promtool show the reason: the
+// error type follows the status, and code is sketchd's problem code.
+// Headers the caller set (WWW-Authenticate, Retry-After) stay.
+func WriteRefusal(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, response{Status: "error", ErrorType: refusalType(status), Error: msg, Code: code})
+}
+
+// refusalType maps an HTTP status to Prometheus's error type. 401 and 403
+// have none in Prometheus (it has no auth), so they are "unauthorized", as
+// Thanos and Cortex answer behind their auth middleware.
+func refusalType(status int) errorType {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "unauthorized"
+	case status == http.StatusMethodNotAllowed:
+		return errorMethod
+	case status == http.StatusNotFound:
+		return errorNotFound
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		return errorTimeout
+	case status == http.StatusUnprocessableEntity:
+		return errorExec
+	case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
+		return errorUnavailable
+	case status >= 500:
+		return errorInternal
+	}
+	return errorBadData
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -144,6 +144,9 @@ type response struct {
 	ErrorType errorType `json:"errorType,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Warnings  []string  `json:"warnings,omitempty"`
+	// Code is sketchd's problem code (docs/api.md) on refusals that come
+	// from the HTTP layer in front of the handler: auth, admission, limits.
+	Code string `json:"code,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v response) {
