@@ -67,6 +67,11 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	if dir == "" && !opts.InMemory {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
 	}
+	if !opts.InMemory {
+		if _, err := removeEmptyValueLogs(dir, logger); err != nil {
+			return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
+		}
+	}
 	bdb, err := badger.Open(opts.badgerOptions(dir, badgerLogger{log: logger}))
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
