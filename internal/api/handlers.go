@@ -127,6 +127,10 @@ func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := CheckEmit(&spec); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	st, err := s.streams.Create(r.Context(), spec)
 	if err != nil {
 		s.writeError(w, r, err)
