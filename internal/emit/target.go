@@ -181,6 +181,7 @@ func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int6
 			return 0, err
 		}
 		if err := t.publish(ctx, msgs); err != nil {
+			t.ready = false // look for the target stream again (it may have been deleted)
 			return 0, err
 		}
 		for _, m := range msgs {
