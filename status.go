@@ -55,4 +55,6 @@ type StreamStatus struct {
 	AckFloor uint64 `json:"ack_floor"`
 	// Rollups is the build progress of each rollup tier, in spec order.
 	Rollups []RollupStatus `json:"rollups,omitempty"`
+	// Emit is the progress of each emit target, in spec order.
+	Emit []EmitStatus `json:"emit,omitempty"`
 }

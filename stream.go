@@ -66,6 +66,9 @@ type Stream struct {
 	// Rollups are stored rollup tiers, finest first (see Rollup); none by
 	// default.
 	Rollups []Rollup `json:"rollups,omitempty" yaml:"rollups,omitempty"`
+	// Emit lists the subjects each window is pushed to once it closes
+	// (see Emit); none by default.
+	Emit []Emit `json:"emit,omitempty" yaml:"emit,omitempty"`
 }
 
 // TimeSpec locates the event time.
@@ -151,6 +154,7 @@ func (s *Stream) Normalize() {
 		s.Aggregates[name] = a
 	}
 	s.normalizeRollups()
+	s.normalizeEmits()
 }
 
 // AggregateNames returns the aggregate names in their canonical order
@@ -266,6 +270,7 @@ func (s *Stream) Validate() error {
 		bad("retention", "must exceed granularity + allowed_lateness, or panes would be dropped while still open")
 	}
 	s.validateRollups(bad)
+	s.validateEmits(bad)
 	if len(s.Aggregates) == 0 {
 		bad("aggregates", "at least one aggregate is required")
 	}

@@ -122,7 +122,7 @@ func (s *Stream) subjectLoops() []*FieldError {
 type outSubject struct{ field, subject string }
 
 // outputSubjects returns the subjects s publishes to (late events, dead
-// letters), with the field that names each.
+// letters, emitted windows), with the field that names each.
 func (s *Stream) outputSubjects() []outSubject {
 	var out []outSubject
 	if s.Late == LateDeadLetter && len(SubjectProblems(s.LateSubject, false)) == 0 {
@@ -130,6 +130,11 @@ func (s *Stream) outputSubjects() []outSubject {
 	}
 	if s.DeadLetterSubject != "" && len(SubjectProblems(s.DeadLetterSubject, false)) == 0 {
 		out = append(out, outSubject{"dead_letter_subject", s.DeadLetterSubject})
+	}
+	for i, e := range s.Emit {
+		if len(SubjectProblems(e.Subject, false)) == 0 {
+			out = append(out, outSubject{fmt.Sprintf("emit[%d].subject", i), e.Subject})
+		}
 	}
 	return out
 }

@@ -334,6 +334,8 @@ func (c *config) validate() error {
 	for i, s := range c.Streams {
 		if err := s.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("streams[%d] (%s): %w", i, s.Name, err))
+		} else if err := api.CheckEmit(&s); err != nil {
+			errs = append(errs, fmt.Errorf("streams[%d] (%s): %w", i, s.Name, err))
 		}
 		if seen[s.Name] {
 			errs = append(errs, fmt.Errorf("streams[%d]: stream %q defined twice", i, s.Name))

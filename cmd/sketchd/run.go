@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/emit"
 	"github.com/sketchd/sketchd/internal/ingest"
 	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
@@ -149,8 +150,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TotalQueryBytes:  mem.QueriesTotal,
 		MaxQueryBytes:    mem.QueryMax,
 	})
+	emitter := emit.New(mgr, querier, db, api.NewEmitRenderer(api.Limits{}), conn.Current,
+		log.With("component", "emit"), emit.Options{Interval: cfg.FlushInterval.Std()})
+	reg.MustRegister(emitter.Collector())
+	emitCtx, stopEmit := context.WithCancel(context.Background())
+	emitDone := make(chan struct{})
+	go func() {
+		defer close(emitDone)
+		emitter.Run(emitCtx)
+	}()
+	defer func() { stopEmit(); <-emitDone }()
 	h, err := api.New(api.Config{
-		Streams: mgr, Querier: querier, Panes: db, Publisher: mgr, Ready: mgr.Ready,
+		Streams: emitter.Streams(mgr), Querier: querier, Panes: db, Publisher: mgr, Ready: mgr.Ready,
 		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
 		AdminToken: cfg.AdminToken, ReadToken: cfg.ReadToken, Pprof: cfg.Pprof,
 		Limits: api.Limits{Timeout: cfg.QueryTimeout.Std(), AnswerCacheBytes: mem.AnswerCache},
@@ -196,6 +207,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Close()
 	}
 	hcancel()
+	stopEmit()
+	<-emitDone
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stopErr := mgr.Stop(sctx)

@@ -127,6 +127,12 @@ func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if spec.Validate() == nil { // else Create lists every problem
+		if err := CheckEmit(&spec); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	st, err := s.streams.Create(r.Context(), spec)
 	if err != nil {
 		s.writeError(w, r, err)

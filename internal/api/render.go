@@ -63,6 +63,7 @@ type streamJSON struct {
 	Pending            uint64               `json:"pending"`
 	AckFloor           uint64               `json:"ack_floor"`
 	Rollups            []rollupJSON         `json:"rollups,omitempty"`
+	Emit               []emitStatusJSON     `json:"emit,omitempty"`
 	Spec               sketchd.Stream       `json:"spec"`
 }
 
@@ -89,6 +90,7 @@ func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
 		Pending:            st.Pending,
 		AckFloor:           st.AckFloor,
 		Rollups:            renderRollups(st.Rollups),
+		Emit:               renderEmitStatus(st.Emit),
 		Spec:               spec,
 	}
 }

@@ -25,6 +25,7 @@ const (
 	prefixImportID   byte = 'M' // 'M' sid id                   -> an applied UpdatePane (import) id
 	prefixAlters     byte = 'A' // 'A' sid                      -> the stream's alter log
 	prefixInstance   byte = 'I' // 'I'                          -> this instance's id
+	prefixEmitCursor byte = 'E' // 'E' sid subject              -> an emit target's cursor
 )
 
 const (
@@ -210,6 +211,12 @@ func indexKey(sid uint32, part int64, key string) []byte {
 // tierCursorKey is 'U' | sid | tier u32: how far the tier is built.
 func tierCursorKey(sid uint32, g time.Duration) []byte {
 	return binary.BigEndian.AppendUint32(sidPrefix(prefixTierCursor, sid), uint32(g/time.Second))
+}
+
+// emitCursorKey is 'E' | sid | subject: how far the emit target
+// publishing to subject has published.
+func emitCursorKey(sid uint32, subject string) []byte {
+	return append(sidPrefix(prefixEmitCursor, sid), subject...)
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }

@@ -219,7 +219,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		db.regMu.Unlock()
 	}
 
-	err := db.dropPrefixes(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id))...)
+	err := db.dropPrefixes(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id), sidPrefix(prefixEmitCursor, id))...)
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error {
 			if err := txn.Delete(checkpointKey(id)); err != nil {

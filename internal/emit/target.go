@@ -1,0 +1,245 @@
+package emit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/query"
+	"github.com/sketchd/sketchd/internal/store"
+)
+
+// step publishes what target t has to publish under the stream status st,
+// in window order, each pass from its cursor:
+//
+//  1. final: the windows final at the committed watermark (end + allowed
+//     lateness ≤ it), each group's answer with final true;
+//  2. close (trigger close): the windows closed (end ≤ committed watermark)
+//     but not final, with update false;
+//  3. late (trigger close): when the committed count of late events has
+//     changed, the closed windows that are not final again; a group whose
+//     event count changed is published with update true.
+//
+// A pass stores its cursor once NATS has confirmed its messages, so a
+// crash repeats at most the batch in progress, under the same message ids.
+func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
+	wm := st.CommittedWatermark
+	if st.ID != t.e.id || wm == sketchd.NoTime {
+		return nil
+	}
+	if err := t.prepare(ctx); err != nil {
+		return err
+	}
+	if ok, err := t.load(ctx); !ok || err != nil {
+		return err
+	}
+	w, lateness := int64(t.spec.Window), int64(t.e.spec.AllowedLateness)
+	closeLimit := sketchd.PaneStart(wm, w)
+	finalLimit := sketchd.PaneStart(wm-lateness, w)
+	t.backlog.Store(max(0, (finalLimit-t.cur.finalTo)/w))
+	tgt := query.TargetOf(st)
+	for t.cur.finalTo < finalLimit {
+		hi := min(finalLimit, t.cur.finalTo+int64(t.batch)*w)
+		n, err := t.publishRange(ctx, tgt, t.cur.finalTo, hi, passFinal)
+		if err != nil {
+			return err
+		}
+		hi = t.cur.finalTo + int64(n)*w
+		c := t.cur
+		c.finalTo = hi
+		c.closedTo = max(c.closedTo, hi)
+		if err := t.save(ctx, c); err != nil {
+			return err
+		}
+		t.backlog.Store(max(0, (finalLimit-t.cur.finalTo)/w))
+	}
+	for k := range t.seen {
+		if k.start < t.cur.finalTo {
+			delete(t.seen, k)
+		}
+	}
+	if t.spec.Trigger != sketchd.EmitOnClose {
+		t.succeeded()
+		return nil
+	}
+	if err := t.latePass(ctx, tgt); err != nil {
+		return err
+	}
+	for t.cur.closedTo < closeLimit {
+		hi := min(closeLimit, t.cur.closedTo+int64(t.batch)*w)
+		n, err := t.publishRange(ctx, tgt, t.cur.closedTo, hi, passClose)
+		if err != nil {
+			return err
+		}
+		c := t.cur
+		c.closedTo += int64(n) * w
+		if err := t.save(ctx, c); err != nil {
+			return err
+		}
+	}
+	t.succeeded()
+	return nil
+}
+
+// latePass republishes the closed windows that late events changed since
+// they were published (see step). The committed late count is read before
+// the windows, so a late event committed meanwhile is seen next time.
+func (t *target) latePass(ctx context.Context, tgt query.Target) error {
+	if t.cur.closedTo <= t.cur.finalTo {
+		return nil
+	}
+	cp, ok, err := t.e.s.db.Checkpoint(ctx, t.e.id)
+	if err != nil || !ok {
+		return err
+	}
+	if t.lateKnown && cp.Counters.Late == t.lateSeen {
+		return nil
+	}
+	w := int64(t.spec.Window)
+	for lo := t.cur.finalTo; lo < t.cur.closedTo; {
+		hi := min(t.cur.closedTo, lo+int64(t.batch)*w)
+		n, err := t.publishRange(ctx, tgt, lo, hi, passLate)
+		if err != nil {
+			return err
+		}
+		lo += int64(n) * w
+	}
+	t.lateSeen, t.lateKnown = cp.Counters.Late, true
+	return nil
+}
+
+// load reads the target's cursor, or starts it at the window of the
+// stream's first stored pane; false when there is none yet.
+func (t *target) load(ctx context.Context) (bool, error) {
+	if t.loaded {
+		return true, nil
+	}
+	db := t.e.s.db
+	c, ok, err := db.EmitCursor(ctx, t.e.id, t.spec.Subject)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		first, any, err := db.FirstPaneAfter(ctx, t.e.id, 0, sketchd.NoTime)
+		if err != nil || !any {
+			return false, err
+		}
+		s := sketchd.PaneStart(first, int64(t.spec.Window))
+		c = store.EmitCursor{ClosedTo: s, FinalTo: s}
+	}
+	t.setCursor(cursor{c.ClosedTo, c.FinalTo})
+	t.loaded = true
+	return true, nil
+}
+
+func (t *target) setCursor(c cursor) {
+	t.cur = c
+	t.closedTo.Store(c.closedTo)
+	t.finalTo.Store(c.finalTo)
+}
+
+// save stores c durably, then makes it the target's cursor.
+func (t *target) save(ctx context.Context, c cursor) error {
+	if err := t.e.s.db.SetEmitCursor(ctx, t.e.id, t.spec.Subject, store.EmitCursor{ClosedTo: c.closedTo, FinalTo: c.finalTo}); err != nil {
+		return fmt.Errorf("store the emit cursor: %w", err)
+	}
+	t.setCursor(c)
+	return nil
+}
+
+type pass int
+
+const (
+	passFinal pass = iota
+	passClose
+	passLate
+)
+
+// publishRange publishes the windows of [lo, hi) for pass p, in window
+// order, and waits for NATS to confirm them. It returns how many windows
+// it covered: fewer than asked when the query's limits refused the batch
+// and it was cut (t.batch halves, down to one window).
+func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int64, p pass) (int, error) {
+	w := int64(t.spec.Window)
+	for {
+		n := int((hi - lo) / w)
+		res, err := t.e.s.querier.QueryMulti(ctx, tgt, query.Query{
+			From: lo, To: hi, GroupBy: t.e.spec.EmitGroupBy(&t.spec), Step: w, Window: w,
+		}, t.plan.Aggregates)
+		var le *query.LimitError
+		if errors.As(err, &le) && n > 1 {
+			t.batch = max(1, n/2)
+			hi = lo + int64(t.batch)*w
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("query [%s, %s): %w", fmtTime(lo), fmtTime(hi), err)
+		}
+		msgs, err := t.render(tgt, res, lo, n, p)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.publish(ctx, msgs); err != nil {
+			t.ready = false // look for the target stream again (it may have been deleted)
+			return 0, err
+		}
+		for _, m := range msgs {
+			if m.seen != nil {
+				t.seen[*m.seen] = m.events
+			}
+		}
+		return n, nil
+	}
+}
+
+// render renders the messages of the windows of res, window by window
+// (then aggregate, then group, in key order).
+func (t *target) render(tgt query.Target, res []*query.Result, lo int64, n int, p pass) ([]outMsg, error) {
+	w := int64(t.spec.Window)
+	var out []outMsg
+	for wi := range n {
+		start := lo + int64(wi)*w
+		for ai, r := range res {
+			for _, g := range r.Groups {
+				win := windowAt(g.Windows, start)
+				if win == nil || win.Events == 0 {
+					continue
+				}
+				gk := groupKey(t.e.spec.EmitGroupBy(&t.spec), g.Key)
+				sk := seenKey{ai, start, gk}
+				var update bool
+				switch p {
+				case passFinal:
+					// It updates a message published at its close.
+					update = t.spec.Trigger == sketchd.EmitOnClose && start+w <= t.cur.closedTo
+				case passLate:
+					if last, ok := t.seen[sk]; ok && last == win.Events {
+						continue
+					}
+					update = true
+				}
+				body, err := t.e.s.renderer.Message(tgt.Spec.Name, t.plan, ai, r, g.Key, win, update)
+				if err != nil {
+					return nil, err
+				}
+				m := outMsg{id: msgID(tgt, t.spec.Subject, t.plan.Aggregates[ai], gk, start, win, p), body: body, events: win.Events}
+				if p != passFinal {
+					m.seen = &sk
+				}
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// windowAt returns the window of ws that starts at start.
+func windowAt(ws []query.Window, start int64) *query.Window {
+	for i := range ws {
+		if ws[i].Start == start {
+			return &ws[i]
+		}
+	}
+	return nil
+}
