@@ -25,6 +25,7 @@ const (
 	prefixImportID   byte = 'M' // 'M' sid id                   -> an applied UpdatePane (import) id
 	prefixAlters     byte = 'A' // 'A' sid                      -> the stream's alter log
 	prefixInstance   byte = 'I' // 'I'                          -> this instance's id
+	prefixChangelog  byte = 'L' // 'L' sid                      -> changelog sequence of the last applied checkpoint record
 )
 
 const (
@@ -213,6 +214,8 @@ func tierCursorKey(sid uint32, g time.Duration) []byte {
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
+
+func changelogKey(sid uint32) []byte { return sidPrefix(prefixChangelog, sid) }
 
 func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixImportID, sid), id...) }
 
