@@ -27,6 +27,17 @@ import (
 // written), and ErrUnavailable (wrapping the cause) for every write failure,
 // including a closed DB.
 func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error {
+	return db.commit(ctx, streamID, f, commitOpts{})
+}
+
+// commitOpts vary Commit for the cluster changelog (changelog.go).
+type commitOpts struct {
+	panesOnly bool    // write no checkpoint (ApplyPanes)
+	clSeq     *uint64 // after the checkpoint, record this changelog sequence (CommitChangelog)
+}
+
+// commit is Commit, varied by o.
+func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o commitOpts) error {
 	if err := db.enterWrite(); err != nil {
 		return err
 	}
@@ -46,9 +57,12 @@ func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) erro
 			return fmt.Errorf("%w: pane %d is %d bytes, max %d (raise MemTableSize)", ErrInvalid, i, n, maxEntry)
 		}
 	}
-	cpVal, err := encodeCheckpoint(&f.Checkpoint)
-	if err != nil {
-		return fmt.Errorf("%w: checkpoint: %w", ErrInvalid, err)
+	var cpVal []byte
+	if !o.panesOnly {
+		var err error
+		if cpVal, err = encodeCheckpoint(&f.Checkpoint); err != nil {
+			return fmt.Errorf("%w: checkpoint: %w", ErrInvalid, err)
+		}
 	}
 
 	db.dropMu.RLock()
@@ -99,8 +113,15 @@ func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) erro
 		}
 	}
 	written += total
-	if err := wb.Set(checkpointKey(streamID), cpVal); err != nil {
-		return db.commitFailed(err)
+	if cpVal != nil {
+		if err := wb.Set(checkpointKey(streamID), cpVal); err != nil {
+			return db.commitFailed(err)
+		}
+	}
+	if o.clSeq != nil {
+		if err := wb.Set(changelogKey(streamID), encodeU64(changelogVersion, *o.clSeq)); err != nil {
+			return db.commitFailed(err)
+		}
 	}
 	if err := wb.Flush(); err != nil {
 		return db.commitFailed(err)

@@ -26,6 +26,7 @@ const (
 	prefixAlters     byte = 'A' // 'A' sid                      -> the stream's alter log
 	prefixInstance   byte = 'I' // 'I'                          -> this instance's id
 	prefixEmitCursor byte = 'E' // 'E' sid subject              -> an emit target's cursor
+	prefixChangelog  byte = 'L' // 'L' sid                      -> changelog sequence of the last applied checkpoint record
 )
 
 const (
@@ -220,6 +221,8 @@ func emitCursorKey(sid uint32, subject string) []byte {
 }
 
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
+
+func changelogKey(sid uint32) []byte { return sidPrefix(prefixChangelog, sid) }
 
 func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixImportID, sid), id...) }
 

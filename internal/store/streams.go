@@ -228,6 +228,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 			if err := txn.Delete(altersKey(id)); err != nil {
 				return err
 			}
+			if err := txn.Delete(changelogKey(id)); err != nil {
+				return err
+			}
 			return txn.Delete(streamKey(name))
 		})
 	}

@@ -1,0 +1,144 @@
+// Package clustertest starts a nats-server cluster with JetStream inside a
+// test process: three (or more) nodes on loopback, each with its own
+// t.TempDir, for the tests and benchmarks of internal/cluster.
+package clustertest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Cluster is a running in-process nats-server cluster.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// Options tune the servers; zero values keep nats-server's defaults.
+type Options struct {
+	// MaxPayload caps one message (0 = 1 MiB).
+	MaxPayload int32
+}
+
+// Start runs n nodes (n ≥ 3 for JetStream R3) on 127.0.0.1 with random
+// client ports, full-mesh routes, and waits until JetStream has a meta
+// leader and every node is current. The nodes are shut down at cleanup.
+func Start(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
+	ports := freePorts(tb, n)
+	routes := make([]*url.URL, n)
+	for i, p := range ports {
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)}
+	}
+	c := &Cluster{}
+	tb.Cleanup(c.Shutdown)
+	for i := range n {
+		so := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   tb.TempDir(),
+			MaxPayload: o.MaxPayload,
+			NoSigs:     true,
+			NoLog:      true,
+			Cluster: server.ClusterOpts{
+				Name: "sketchd-test",
+				Host: "127.0.0.1",
+				Port: ports[i],
+			},
+			Routes: routes,
+		}
+		ns, err := server.NewServer(so)
+		if err != nil {
+			tb.Fatalf("clustertest: node %d: %v", i+1, err)
+		}
+		go ns.Start()
+		c.Servers = append(c.Servers, ns)
+	}
+	for _, ns := range c.Servers {
+		if !ns.ReadyForConnections(15 * time.Second) {
+			tb.Fatalf("clustertest: %s not ready", ns.Name())
+		}
+	}
+	c.waitJetStream(tb)
+	return c
+}
+
+// freePorts reserves n loopback ports for the cluster routes (the routes
+// must be known before the nodes start).
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	ls := make([]net.Listener, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("clustertest: free port: %v", err)
+		}
+		ls[i] = l
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// waitJetStream waits for a meta leader and every node current.
+func (c *Cluster) waitJetStream(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		leader, current := false, 0
+		for _, ns := range c.Servers {
+			if ns.JetStreamIsLeader() {
+				leader = true
+			}
+			if ns.JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leader && current == len(c.Servers) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("clustertest: JetStream cluster has no meta leader after 30s")
+}
+
+// URLs is every node's client URL, comma-separated (for nats.Connect).
+func (c *Cluster) URLs() string {
+	u := make([]string, len(c.Servers))
+	for i, ns := range c.Servers {
+		u[i] = ns.ClientURL()
+	}
+	return strings.Join(u, ",")
+}
+
+// Connect opens a client connection to node i (closed at cleanup).
+func (c *Cluster) Connect(tb testing.TB, i int) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(c.Servers[i].ClientURL(), nats.MaxReconnects(-1))
+	if err != nil {
+		tb.Fatalf("clustertest: connect to %s: %v", c.Servers[i].Name(), err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// Shutdown stops every node and waits for it; safe to call twice.
+func (c *Cluster) Shutdown() {
+	for _, ns := range c.Servers {
+		ns.Shutdown()
+	}
+	for _, ns := range c.Servers {
+		ns.WaitForShutdown()
+	}
+}

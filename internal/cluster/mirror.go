@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+// Mirror applies one stream's changelog to the local store: every
+// partition's panes and checkpoints as their owners committed them
+// (docs/scale-out.md §2.4). It reads through an ordered consumer on every
+// partition's subjects, starting after the lowest changelog sequence any
+// partition has applied; a partition's panes are collected until its
+// checkpoint record arrives and committed with it (CommitChangelog), so a
+// partition's local checkpoint never claims panes the store lacks. Records
+// at or below a partition's applied sequence are skipped (its owner
+// committed them locally already). Collected panes beyond ChunkPanes are
+// written ahead of their checkpoint (ApplyPanes), which bounds memory on a
+// fresh restore where one record covers all of a partition's panes.
+//
+// A Mirror is run by one goroutine (CatchUp or Run); Restored and Stats
+// may be read from any. A partition owned here must not be mirrored while
+// its owner commits (ownership, build step 8, pauses it): the check of
+// the store's applied sequence before each record narrows, but does not
+// close, the window in which the mirror could write an older pane version.
+type Mirror struct {
+	js    jetstream.JetStream
+	cl    Changelog
+	sids  []uint32 // store stream ID of each partition
+	store ChangelogStore
+	log   *slog.Logger
+
+	applied []uint64                        // per partition: changelog sequence last committed locally
+	pending []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
+
+	restored atomic.Bool
+	records  atomic.Uint64 // checkpoint records committed
+	panes    atomic.Uint64 // panes written
+	corrupt  atomic.Uint64 // messages that did not decode (logged, skipped)
+}
+
+type paneID struct {
+	key   string
+	start int64
+}
+
+// ChunkPanes is how many collected panes of one partition the mirror
+// holds before it writes them ahead of their checkpoint record.
+const ChunkPanes = 1000
+
+// NewMirror returns the mirror of changelog cl into store, where partition
+// p is store stream sids[p]. It reads each partition's applied sequence
+// from the store.
+func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids []uint32, store ChangelogStore, log *slog.Logger) (*Mirror, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
+		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids))}
+	for p, sid := range sids {
+		seq, _, err := store.ChangelogSeq(ctx, sid)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: mirror of %s, partition %d: %w", cl.Stream, p, err)
+		}
+		m.applied[p] = seq
+		m.pending[p] = map[paneID]sketchd.PaneRecord{}
+	}
+	return m, nil
+}
+
+// Restored reports whether the mirror has once caught up with the head
+// of the changelog: before that, a fresh restore is inconsistent (a
+// superseded pane is missing until its newer version arrives).
+func (m *Mirror) Restored() bool { return m.restored.Load() }
+
+// MirrorStats count what a mirror did.
+type MirrorStats struct {
+	Records, Panes, Corrupt uint64
+}
+
+// Stats returns the mirror's counters.
+func (m *Mirror) Stats() MirrorStats {
+	return MirrorStats{Records: m.records.Load(), Panes: m.panes.Load(), Corrupt: m.corrupt.Load()}
+}
+
+// Applied returns the changelog sequence partition p last committed.
+// Only the goroutine running the mirror may call it.
+func (m *Mirror) Applied(p int) uint64 { return m.applied[p] }
+
+// CatchUp applies the changelog up to its head as of the call, then
+// returns; the mirror is Restored after the first that succeeds.
+func (m *Mirror) CatchUp(ctx context.Context) error { return m.run(ctx, false) }
+
+// Run applies the changelog until ctx is done (then returns nil), marking
+// the mirror Restored once it reaches the head. Errors (the store failing,
+// the consumer failing to start) end it; the caller may run it again, and
+// it resumes after what was committed.
+func (m *Mirror) Run(ctx context.Context) error { return m.run(ctx, true) }
+
+func (m *Mirror) run(ctx context.Context, follow bool) error {
+	s, err := m.js.Stream(ctx, m.cl.Name())
+	if err != nil {
+		return fmt.Errorf("cluster: mirror: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: mirror: %w", err)
+	}
+	start := m.start()
+	head := info.State.LastSeq
+	if head < start && !follow {
+		m.restored.Store(true)
+		return nil
+	}
+	if head < start {
+		m.restored.Store(true)
+	}
+	cons, err := m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{m.cl.Subjects()},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: mirror consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("cluster: mirror consumer: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if follow {
+					return nil
+				}
+				return ctx.Err()
+			}
+			return fmt.Errorf("cluster: mirror: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("cluster: mirror: %w", err)
+		}
+		if err := m.apply(ctx, msg.Subject(), msg.Data(), meta.Sequence.Stream); err != nil {
+			return err
+		}
+		if meta.Sequence.Stream >= head || meta.NumPending == 0 {
+			m.restored.Store(true)
+			if !follow {
+				return nil
+			}
+		}
+	}
+}
+
+// start is the first changelog sequence some partition has not applied.
+func (m *Mirror) start() uint64 {
+	low := uint64(0)
+	for i, a := range m.applied {
+		if i == 0 || a < low {
+			low = a
+		}
+	}
+	return low + 1
+}
+
+// apply takes one changelog message at sequence seq.
+func (m *Mirror) apply(ctx context.Context, subject string, data []byte, seq uint64) error {
+	p, isRecord, err := m.cl.parseSubject(subject)
+	if err == nil && p >= len(m.sids) {
+		err = fmt.Errorf("%w: partition %d of %d", ErrCorruptRecord, p, len(m.sids))
+	}
+	if err != nil {
+		return m.skip(subject, seq, err)
+	}
+	if seq <= m.applied[p] {
+		return nil
+	}
+	if !isRecord {
+		pane, err := decodePane(data)
+		if err == nil && !strings.HasSuffix(subject, "."+keyHash(pane.Key)) {
+			err = fmt.Errorf("%w: key does not hash to the subject", ErrCorruptRecord)
+		}
+		if err != nil {
+			return m.skip(subject, seq, err)
+		}
+		m.pending[p][paneID{pane.Key, pane.Start}] = pane
+		if len(m.pending[p]) >= ChunkPanes {
+			return m.flushPanes(ctx, p)
+		}
+		return nil
+	}
+	rec, err := decodeRecord(data)
+	if err != nil {
+		return m.skip(subject, seq, err)
+	}
+	// The partition's owner may have committed this record (or a later
+	// one) locally since the mirror started: its panes are newer.
+	if cur, _, err := m.store.ChangelogSeq(ctx, m.sids[p]); err == nil && cur >= seq {
+		m.applied[p] = cur
+		clear(m.pending[p])
+		return nil
+	}
+	f := sketchd.Flush{Panes: m.take(p), Checkpoint: rec.Checkpoint}
+	if err := m.store.CommitChangelog(ctx, m.sids[p], f, seq); err != nil {
+		return fmt.Errorf("cluster: mirror of partition %d at %d: %w", p, seq, err)
+	}
+	m.applied[p] = seq
+	m.records.Add(1)
+	m.panes.Add(uint64(len(f.Panes)))
+	return nil
+}
+
+// flushPanes writes p's collected panes ahead of their record.
+func (m *Mirror) flushPanes(ctx context.Context, p int) error {
+	panes := m.take(p)
+	if err := m.store.ApplyPanes(ctx, m.sids[p], panes); err != nil {
+		return fmt.Errorf("cluster: mirror of partition %d: %w", p, err)
+	}
+	m.panes.Add(uint64(len(panes)))
+	return nil
+}
+
+// take empties p's collected panes.
+func (m *Mirror) take(p int) []sketchd.PaneRecord {
+	out := make([]sketchd.PaneRecord, 0, len(m.pending[p]))
+	for _, pane := range m.pending[p] {
+		out = append(out, pane)
+	}
+	clear(m.pending[p])
+	return out
+}
+
+// skip logs and counts a message that does not decode; the mirror goes on
+// (one bad message must not stop every partition's replication).
+func (m *Mirror) skip(subject string, seq uint64, err error) error {
+	m.corrupt.Add(1)
+	m.log.Error("changelog message skipped", "subject", subject, "seq", seq, "err", err)
+	return nil
+}

@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+// Registry is the cluster's list of stream specs: the KV bucket
+// SKETCHD_<CLUSTER>_STREAMS, one key per stream name, the spec as JSON.
+// kv.Create decides which of several instances creating one name wins;
+// every instance watches the bucket to start and stop runners.
+type Registry struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+}
+
+// Registry errors callers act on.
+var (
+	ErrStreamExists   = errors.New("cluster: stream already registered")
+	ErrStreamNotFound = errors.New("cluster: stream not registered")
+)
+
+// RegistryBucket is the KV bucket of cluster name's stream specs.
+func RegistryBucket(cluster string) string { return "SKETCHD_" + cluster + "_STREAMS" }
+
+// OpenRegistry creates (or binds) the registry bucket of o.Name with
+// o.Replicas replicas. o must be normalized and name a cluster.
+func OpenRegistry(ctx context.Context, js jetstream.JetStream, o Options, log *slog.Logger) (*Registry, error) {
+	if o.Name == "" {
+		return nil, fmt.Errorf("%w: no cluster_name", ErrInvalidOptions)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RegistryBucket(o.Name),
+		Description: "sketchd cluster " + o.Name + ": stream specs",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: registry bucket %s: %w", RegistryBucket(o.Name), err)
+	}
+	return &Registry{kv: kv, log: log}, nil
+}
+
+// Create registers spec under its name and returns the entry's revision
+// (the changelog's name carries it, so a re-created name never reads an
+// old changelog). Exactly one of several concurrent creators of a name
+// gets nil; the others get ErrStreamExists.
+func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: encode spec %s: %w", spec.Name, err)
+	}
+	rev, err := r.kv.Create(ctx, spec.Name, b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("%w: %s", ErrStreamExists, spec.Name)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cluster: register %s: %w", spec.Name, err)
+	}
+	return rev, nil
+}
+
+// Get returns a registered spec and its revision.
+func (r *Registry) Get(ctx context.Context, name string) (sketchd.Stream, uint64, error) {
+	e, err := r.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return sketchd.Stream{}, 0, fmt.Errorf("%w: %s", ErrStreamNotFound, name)
+	}
+	if err != nil {
+		return sketchd.Stream{}, 0, fmt.Errorf("cluster: get %s: %w", name, err)
+	}
+	spec, err := decodeSpec(e.Value())
+	return spec, e.Revision(), err
+}
+
+// Delete removes a registered spec.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	if _, _, err := r.Get(ctx, name); err != nil {
+		return err
+	}
+	if err := r.kv.Delete(ctx, name); err != nil {
+		return fmt.Errorf("cluster: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+func decodeSpec(b []byte) (sketchd.Stream, error) {
+	var s sketchd.Stream
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("cluster: registry entry: %w", err)
+	}
+	return s, nil
+}
+
+// SpecOp says what happened to a registered stream.
+type SpecOp int
+
+const (
+	// SpecAdded: a stream was registered (or is, when the watch starts).
+	SpecAdded SpecOp = iota + 1
+	// SpecRemoved: a stream was deleted.
+	SpecRemoved
+	// SpecSynced: every stream registered when the watch started has been
+	// reported; later events are changes.
+	SpecSynced
+)
+
+// SpecEvent is one change to the registry.
+type SpecEvent struct {
+	Op       SpecOp
+	Name     string
+	Spec     sketchd.Stream // SpecAdded
+	Revision uint64
+	// Err is set when a registered entry does not decode; the event is
+	// otherwise a SpecAdded with an empty Spec, for the caller to report.
+	Err error
+}
+
+// Watch reports the registered streams, then SpecSynced, then every change,
+// on the returned channel, until ctx is done; then the channel is closed.
+// The caller must keep receiving (ingest.Manager acts on each event).
+func (r *Registry) Watch(ctx context.Context) (<-chan SpecEvent, error) {
+	w, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: watch registry: %w", err)
+	}
+	out := make(chan SpecEvent)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			}
+			ev := specEvent(e)
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// specEvent turns a watch update into an event; nil marks the end of the
+// initial values.
+func specEvent(e jetstream.KeyValueEntry) SpecEvent {
+	if e == nil {
+		return SpecEvent{Op: SpecSynced}
+	}
+	ev := SpecEvent{Name: e.Key(), Revision: e.Revision()}
+	switch e.Operation() {
+	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+		ev.Op = SpecRemoved
+	default:
+		ev.Op = SpecAdded
+		ev.Spec, ev.Err = decodeSpec(e.Value())
+	}
+	return ev
+}
