@@ -21,7 +21,8 @@ type paneCache struct {
 	m     map[cacheKey]*list.Element
 }
 
-// cacheKey names a pane (block false) or the block starting at start.
+// cacheKey names a pane (block false) or the block starting at start; a
+// pane of a rollup tier has its tier's granularity (0: the stream's own).
 type cacheKey struct {
 	stream uint32
 	gen    uint64 // the stream's generation (Querier.Forget)
@@ -29,6 +30,7 @@ type cacheKey struct {
 	key    string
 	start  int64
 	block  bool
+	tier   int64
 }
 
 // cached is a decoded pane, or a block: the merge of its panes (sk nil when
@@ -102,4 +104,9 @@ func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool, eve
 		c.put(k, cached{sk: sk, events: events, panes: 1})
 	}
 	return sk, err
+}
+
+// tierPaneID names the pane of a rollup tier of granularity g.
+func (p *plan) tierPaneID(key string, start, g int64) cacheKey {
+	return cacheKey{stream: p.target.ID, gen: p.gen, agg: p.agg.index, key: key, start: start, tier: g}
 }

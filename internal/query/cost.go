@@ -25,6 +25,10 @@ type cost struct {
 	windows int   // per group
 	held    int64 // sketches the planned scans hold at once
 	avg     int64 // bytes per sketch
+	// measured replaces held × avg when isMeasured: the stored sizes of
+	// the panes the plan reads (measure.go).
+	measured   int64
+	isMeasured bool
 }
 
 // partBytes is the bookkeeping of one held sketch besides its own bytes
@@ -36,6 +40,9 @@ func (c cost) outputWindows() int64 { return int64(c.groups) * int64(c.windows) 
 
 // bytes is the estimated memory of the query.
 func (c cost) bytes() int64 {
+	if c.isMeasured {
+		return c.measured + c.outputWindows()*(c.avg+partBytes)
+	}
 	return (c.held + c.outputWindows()) * (c.avg + partBytes)
 }
 
@@ -77,7 +84,7 @@ func (p *plan) estimateHeld() {
 	if len(p.blocks) > 0 {
 		held += blockPanes
 	}
-	p.cost.held = held
+	p.cost.held = held + p.tierHeld()
 	p.cost.windows = p.geom.n
 }
 

@@ -192,9 +192,9 @@ func (p *plan) blockWidth() int64 { return blockPanes * int64(p.target.Spec.Gran
 // paneID and blockID name the pane and the block of key starting at start
 // in the cache.
 func (p *plan) paneID(key string, start int64) cacheKey {
-	return cacheKey{p.target.ID, p.gen, p.agg.index, key, start, false}
+	return cacheKey{stream: p.target.ID, gen: p.gen, agg: p.agg.index, key: key, start: start}
 }
 
 func (p *plan) blockID(key string, start int64) cacheKey {
-	return cacheKey{p.target.ID, p.gen, p.agg.index, key, start, true}
+	return cacheKey{stream: p.target.ID, gen: p.gen, agg: p.agg.index, key: key, start: start, block: true}
 }

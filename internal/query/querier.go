@@ -67,13 +67,16 @@ type Querier struct {
 	sizes   sizes
 	stats   counters
 	gens    generations // per stream; in every cache key (Forget)
+	// tierKeys: the keys of built tier spans (keycache.go).
+	tierKeys *tierKeyCache
 }
 
 // New returns a Querier reading through r.
 func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
-		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes)}
+		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes),
+		tierKeys: newTierKeyCache(opts.CacheBytes)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}
@@ -136,6 +139,9 @@ func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 		return nil, err
 	}
 	p.estimateHeld()
+	if err := q.refineHeld(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := p.cost.checkBytes(&q.opts); err != nil {
 		return nil, err
 	}

@@ -136,13 +136,7 @@ func (p *plan) baseRanges() [][2]int64 {
 func (q *Querier) spanKeys(ctx context.Context, p *plan, fn func(key string) error) error {
 	tr, _ := q.r.(TierReader)
 	for _, s := range p.spans {
-		var err error
-		if s.Tier {
-			err = tr.TierKeys(ctx, p.target.ID, time.Duration(s.Granularity), s.From, s.To, fn)
-		} else {
-			err = q.r.Keys(ctx, p.target.ID, s.From, s.To, fn)
-		}
-		if err != nil {
+		if err := q.spanKeysCached(ctx, tr, p, s, fn); err != nil {
 			return err
 		}
 	}
@@ -194,7 +188,8 @@ func (q *Querier) scanTiers(ctx context.Context, p *plan, w *windows) error {
 			if ai >= len(r.Sketches) {
 				return fmt.Errorf("tier pane %d of key %q: %d sketches, want at least %d", r.Start, r.Key, len(r.Sketches), ai+1)
 			}
-			sk, err := p.agg.decode(r.Sketches[ai])
+			// Built tier panes are final (tiers.go): cached decoded.
+			sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, r.Sketches[ai], true, r.Events)
 			if err != nil {
 				return fmt.Errorf("tier pane %d of key %q: %w", r.Start, r.Key, err)
 			}

@@ -15,7 +15,8 @@ import (
 // Query is one request of the mix.
 type Query struct {
 	Name string `json:"name"`
-	// Range is "1h" (the API's default range: the last hour) or "24h".
+	// Range is "1h" (the API's default range: the last hour), "24h" or
+	// "30d".
 	Range string `json:"range"`
 	// Path is the request path and query, without from/to; the range
 	// adds from.
@@ -29,13 +30,17 @@ type Query struct {
 // Mix returns the query mix for a stream with the aggregates users (hll of
 // user_id), urls (cms of url), latency (tdigest of latency_ms) and sample
 // (reservoir), keyed by country and device: every kind, single keys and
-// where-filters, group_by, series with step, over the last hour (82% of
-// requests) and the last day (18%).
+// where-filters, group_by, series with step, over the last hour (weight
+// 82 of 108), the last day (18) and the last 30 days (8; the stream's
+// rollup tiers serve most of those).
 func Mix(stream string) []Query {
 	a := "/v1/streams/" + stream + "/aggregates/"
 	h := func(name, path string, w int) Query { return Query{Name: name, Range: "1h", Path: path, Weight: w} }
 	d := func(name, path string, w int) Query {
 		return Query{Name: name, Range: "24h", Path: path, Weight: w, FromAgo: 86400}
+	}
+	m := func(name, path string, w int) Query {
+		return Query{Name: name, Range: "30d", Path: path, Weight: w, FromAgo: 30 * 86400}
 	}
 	return []Query{
 		h("hll", a+"users", 10),
@@ -58,6 +63,10 @@ func Mix(stream string) []Query {
 		d("tdigest_24h", a+"latency?q=0.99", 2),
 		d("tdigest_24h_series", a+"latency?step=1h&group_by=device&q=0.5,0.99", 4),
 		d("reservoir_24h", a+"sample?n=10", 3),
+		m("hll_30d_series", a+"users?step=1d", 3),
+		m("cms_30d_where", a+"urls?where=country=DE&top=10", 2),
+		m("tdigest_30d_series", a+"latency?step=1d&q=0.5,0.99", 2),
+		m("hll_30d_group", a+"users?group_by=device", 1),
 	}
 }
 
@@ -125,11 +134,30 @@ func WriteJSON(w io.Writer, mix []Query) error {
 	return enc.Encode(mix)
 }
 
-// RangeOf returns the range of a request URL of the mix: "24h" when it has
-// a from parameter, else "1h".
-func RangeOf(url string) string {
-	if strings.Contains(url, "?from=") || strings.Contains(url, "&from=") {
-		return "24h"
+// RangeOf returns the range of a request URL of the mix sent about now:
+// RangeAt(url, time.Now()).
+func RangeOf(url string) string { return RangeAt(url, time.Now()) }
+
+// RangeAt returns the range of a request URL of the mix sent about now:
+// "1h" without a from parameter, "30d" when from is more than 2 days
+// before now, else "24h".
+func RangeAt(url string, now time.Time) string {
+	i := strings.Index(url, "?from=")
+	if i < 0 {
+		i = strings.Index(url, "&from=")
 	}
-	return "1h"
+	if i < 0 {
+		return "1h"
+	}
+	v := url[i+len("?from="):]
+	if j := strings.IndexByte(v, '&'); j >= 0 {
+		v = v[:j]
+	}
+	if from, err := strconv.ParseInt(v, 10, 64); err == nil && now.Unix()-from > 2*86400 {
+		return "30d"
+	}
+	return "24h"
 }
+
+// Ranges are the ranges of the mix, shortest first.
+var Ranges = []string{"1h", "24h", "30d"}

@@ -26,15 +26,16 @@ func TestMixCoversEveryKind(t *testing.T) {
 				seen[frag+" "+q.Range] = true
 			}
 		}
-		if (q.Range == "24h") != (q.FromAgo == 86400) {
+		if (q.Range == "24h") != (q.FromAgo == 86400) || (q.Range == "30d") != (q.FromAgo == 30*86400) {
 			t.Errorf("%s: range %s with from_ago %d", q.Name, q.Range, q.FromAgo)
 		}
 	}
-	if total != 100 || byRange["1h"] != 82 || byRange["24h"] != 18 {
+	if total != 108 || byRange["1h"] != 82 || byRange["24h"] != 18 || byRange["30d"] != 8 {
 		t.Errorf("weights: total %d, %v", total, byRange)
 	}
 	for _, want := range []string{"/users 1h", "/urls 1h", "/latency 1h", "/sample 1h", "where= 1h", "group_by= 1h", "step= 1h",
-		"/users 24h", "/urls 24h", "/latency 24h", "/sample 24h", "where= 24h", "step= 24h"} {
+		"/users 24h", "/urls 24h", "/latency 24h", "/sample 24h", "where= 24h", "step= 24h",
+		"/users 30d", "/urls 30d", "/latency 30d", "where= 30d", "group_by= 30d", "step= 30d"} {
 		if !seen[want] {
 			t.Errorf("the mix has no %s query", want)
 		}
@@ -51,17 +52,17 @@ func TestInterleave(t *testing.T) {
 	if s := strings.Join(names, ""); s != "acabca" {
 		t.Errorf("Interleave = %s, want acabca", s)
 	}
-	// Every 26 consecutive requests of the expanded mix has each query of
-	// weight ≥ 4 at least once.
+	// Every 30 consecutive requests of the expanded mix (108) has each
+	// query of weight ≥ 4 at least once.
 	full := Interleave(Mix("pv"))
-	for i := 0; i+26 <= len(full); i++ {
+	for i := 0; i+30 <= len(full); i++ {
 		in := map[string]bool{}
-		for _, q := range full[i : i+26] {
+		for _, q := range full[i : i+30] {
 			in[q.Name] = true
 		}
 		for _, q := range Mix("pv") {
 			if q.Weight >= 4 && !in[q.Name] {
-				t.Fatalf("requests %d..%d lack %s", i, i+26, q.Name)
+				t.Fatalf("requests %d..%d lack %s", i, i+30, q.Name)
 			}
 		}
 	}
@@ -74,8 +75,12 @@ func TestURLAndVegeta(t *testing.T) {
 		t.Errorf("URL = %s, want %s", got, want)
 	}
 	q = Query{Path: "/v1/streams/pv/aggregates/users", FromAgo: 60}
-	if got := q.URL("http://h:1", now); !strings.HasSuffix(got, "users?from=1795600740") || RangeOf(got) != "24h" {
-		t.Errorf("URL = %s (range %s)", got, RangeOf(got))
+	if got := q.URL("http://h:1", now); !strings.HasSuffix(got, "users?from=1795600740") || RangeAt(got, now) != "24h" {
+		t.Errorf("URL = %s (range %s)", got, RangeAt(got, now))
+	}
+	q = Query{Path: "/v1/streams/pv/aggregates/users?step=1d", FromAgo: 30 * 86400}
+	if got := q.URL("http://h:1", now); RangeAt(got, now) != "30d" || RangeAt(got+"&top=3", now) != "30d" {
+		t.Errorf("URL = %s: range %s, want 30d", got, RangeAt(got, now))
 	}
 	if RangeOf("http://h/v1/streams/pv/aggregates/users?where=x=from") != "1h" {
 		t.Error("RangeOf misreads a where value")
@@ -85,8 +90,8 @@ func TestURLAndVegeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n\n")
-	if len(lines) != 100 {
-		t.Fatalf("%d targets, want 100", len(lines))
+	if len(lines) != 108 {
+		t.Fatalf("%d targets, want 108", len(lines))
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "GET http://127.0.0.1:8080/v1/streams/pv") || strings.Contains(l, "\n") {
@@ -114,5 +119,23 @@ func TestK6MixUpToDate(t *testing.T) {
 	}
 	if !bytes.Equal(got, b.Bytes()) {
 		t.Errorf("%s is stale: go test ./loadtest/querymix -update", path)
+	}
+}
+
+// The dashboard scenario is 10 panels × 20 filter values = 200 distinct
+// requests.
+func TestDashboardDistinct(t *testing.T) {
+	d := DashboardOf("pv")
+	seen := map[string]bool{}
+	for _, v := range d.Values {
+		for _, p := range d.Paths(v) {
+			if strings.Contains(p, "{v}") || !strings.Contains(p, "where=country="+v) {
+				t.Errorf("path %s for %s", p, v)
+			}
+			seen[p] = true
+		}
+	}
+	if len(d.Panels) != 10 || len(d.Values) != 20 || len(seen) != 200 {
+		t.Errorf("%d panels × %d values: %d distinct paths, want 10 × 20 = 200", len(d.Panels), len(d.Values), len(seen))
 	}
 }

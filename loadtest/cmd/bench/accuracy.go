@@ -333,6 +333,7 @@ func accuracyPlan(stream string, from, to time.Time) []accQuery {
 	}
 	it := strings.Join(items, "&")
 	const qs = "q=0.01,0.1,0.5,0.9,0.99,0.999&rank=10,30,55,100,200,500&trim=0,0.01,0.05,0.25"
+	const ddqs = "q=0.01,0.1,0.5,0.9,0.99,0.999" // rank= and trim= are t-digest's
 	a := "/v1/streams/" + stream + "/aggregates/"
 	mobile := map[string][]string{"device": {"mobile"}}
 	defr := map[string][]string{"country": {"DE", "FR"}}
@@ -359,8 +360,8 @@ func accuracyPlan(stream string, from, to time.Time) []accQuery {
 		{"theta", "per hour, per country", a + "visitors?" + rng + "&step=1h&group_by=country", nil},
 		{"theta", "24h, where device=mobile", a + "visitors?" + rng + "&where=device=mobile", mobile},
 		{"theta", "1-minute panes, single keys", a + "visitors?" + pane, nil},
-		{"ddsketch", "per hour, per country", a + "p99?" + rng + "&step=1h&group_by=country&" + qs, nil},
-		{"ddsketch", "24h, country in (DE, FR), per device", a + "p99?" + rng + "&where=country=DE&where=country=FR&group_by=device&" + qs, defr},
+		{"ddsketch", "per hour, per country", a + "p99?" + rng + "&step=1h&group_by=country&" + ddqs, nil},
+		{"ddsketch", "24h, country in (DE, FR), per device", a + "p99?" + rng + "&where=country=DE&where=country=FR&group_by=device&" + ddqs, defr},
 		{"ddsketch", "1-minute panes, single keys", a + "p99?" + pane + "&q=0.5,0.9", nil},
 	}
 }

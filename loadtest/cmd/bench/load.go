@@ -23,7 +23,7 @@ type QueryLoad struct {
 	Rate     int                `json:"rate"` // requests per second asked
 	Duration time.Duration      `json:"duration"`
 	All      Latency            `json:"all"`
-	ByRange  map[string]Latency `json:"by_range"` // "1h", "24h"
+	ByRange  map[string]Latency `json:"by_range"` // "1h", "24h", "30d" (querymix.Ranges)
 	// ThresholdsOK is k6's verdict (exit code 0, not 99); vegeta has none.
 	ThresholdsOK bool     `json:"thresholds_ok"`
 	Dropped      int      `json:"dropped"` // k6: arrivals it could not start
@@ -36,6 +36,9 @@ type vegetaResult struct {
 	Latency int64  `json:"latency"` // ns
 	Error   string `json:"error"`
 	URL     string `json:"url"`
+	// Timestamp is when the request was sent: the range of a mix URL
+	// (from = now − range) is read against it.
+	Timestamp time.Time `json:"timestamp"`
 }
 
 // ParseVegetaJSON summarizes `vegeta encode -to=json` output, overall and
@@ -57,7 +60,11 @@ func ParseVegetaJSON(r io.Reader) (all Latency, byRange map[string]Latency, err 
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 			return all, nil, fmt.Errorf("vegeta result: %w", err)
 		}
-		rng := querymix.RangeOf(v.URL)
+		at := v.Timestamp
+		if at.IsZero() {
+			at = time.Now()
+		}
+		rng := querymix.RangeAt(v.URL, at)
 		if accs[rng] == nil {
 			accs[rng] = &acc{}
 		}
@@ -157,7 +164,7 @@ func ParseK6Summary(b []byte) (all Latency, byRange map[string]Latency, dropped 
 	// failed requests.
 	all.Errors = int(s.num("http_req_failed", "passes"))
 	byRange = map[string]Latency{}
-	for _, r := range []string{"1h", "24h"} {
+	for _, r := range querymix.Ranges {
 		if m := "http_req_duration{range:" + r + "}"; s.Metrics[m] != nil {
 			byRange[r] = lat(m)
 		}

@@ -27,13 +27,17 @@ func TestParseVegetaJSON(t *testing.T) {
 		if i == 10 {
 			errStr = "timeout"
 		}
-		b.WriteString(`{"code":200,"latency":` + itoa(i*10_000_000) + `,"error":"` + errStr + `","url":"http://127.0.0.1:1/v1/streams/pv/aggregates/users?step=1h&from=1795524459"}` + "\n")
+		b.WriteString(`{"code":200,"latency":` + itoa(i*10_000_000) + `,"error":"` + errStr + `","timestamp":"2026-11-25T12:47:39Z","url":"http://127.0.0.1:1/v1/streams/pv/aggregates/users?step=1h&from=1795524459"}` + "\n")
+	}
+	// 5 thirty-day ones of 1..5 ms.
+	for i := 1; i <= 5; i++ {
+		b.WriteString(`{"code":200,"latency":` + itoa(i*1_000_000) + `,"timestamp":"2026-11-25T12:47:39Z","url":"http://127.0.0.1:1/v1/streams/pv/aggregates/users?from=1792932459&step=1d"}` + "\n")
 	}
 	all, byRange, err := ParseVegetaJSON(strings.NewReader(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if all.Requests != 110 || all.Errors != 3 || all.Max != 100 {
+	if all.Requests != 115 || all.Errors != 3 || all.Max != 100 {
 		t.Errorf("all: %+v", all)
 	}
 	h, d := byRange["1h"], byRange["24h"]
@@ -42,6 +46,9 @@ func TestParseVegetaJSON(t *testing.T) {
 	}
 	if d.Requests != 10 || d.Errors != 1 || d.P50 != 50 || d.P90 != 90 {
 		t.Errorf("24h: %+v", d)
+	}
+	if m := byRange["30d"]; m.Requests != 5 || m.Max != 5 {
+		t.Errorf("30d: %+v", m)
 	}
 	if _, _, err := ParseVegetaJSON(strings.NewReader("{not json\n")); err == nil {
 		t.Error("bad JSON: no error")

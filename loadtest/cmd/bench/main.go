@@ -54,16 +54,24 @@ type Config struct {
 	QueryRate int
 	QueryDur  time.Duration
 	LiveRate  int // events/s ingested while the query load runs
-	Seed      uint64
+	// LongEvents are backfilled into pv over LongSpan before the BackSpan
+	// of the accuracy backfill: the history the 30-day queries read.
+	LongEvents int
+	LongSpan   time.Duration
+	// DashVUs users refresh the dashboard every 5 s for DashDur.
+	DashVUs int
+	DashDur time.Duration
+	Seed    uint64
 }
 
 func defaultConfig(quick bool) Config {
 	c := Config{Quick: quick, Out: "docs/benchmarks.md", Install: true, Seed: 1,
 		CoreN: 400_000, JSN: 400_000, CeilingN: 1_000_000, Backfill: 500_000, BackSpan: 25 * time.Hour,
-		QueryRate: 1000, QueryDur: 30 * time.Second, LiveRate: 2_000}
+		QueryRate: 1000, QueryDur: 30 * time.Second, LiveRate: 2_000,
+		LongEvents: 200_000, LongSpan: 30 * 24 * time.Hour, DashVUs: 50, DashDur: 60 * time.Second}
 	if quick {
-		c.CoreN, c.JSN, c.CeilingN, c.Backfill = 100_000, 100_000, 100_000, 100_000
-		c.QueryDur = 8 * time.Second
+		c.CoreN, c.JSN, c.CeilingN, c.Backfill, c.LongEvents = 100_000, 100_000, 100_000, 100_000, 50_000
+		c.QueryDur, c.DashDur = 8*time.Second, 15*time.Second
 		c.Out = ""
 	}
 	return c
@@ -88,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.QueryRate, "query-rate", 0, "requests per second of vegeta and k6 (default 1000)")
 	fs.DurationVar(&o.QueryDur, "query-duration", 0, "duration of each load tool (default 30s, quick 8s)")
 	fs.IntVar(&o.LiveRate, "live-rate", 0, "events per second ingested during the query load (default 2000, the demo's rate)")
+	fs.IntVar(&o.LongEvents, "long-events", 0, "events backfilled over the 30 days before the accuracy backfill (default 200k, quick 50k)")
+	fs.DurationVar(&o.DashDur, "dashboard-duration", 0, "duration of the dashboard scenario (default 60s, quick 15s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,6 +132,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	set(&c.Backfill, o.Backfill)
 	set(&c.QueryRate, o.QueryRate)
 	set(&c.LiveRate, o.LiveRate)
+	set(&c.LongEvents, o.LongEvents)
+	if o.DashDur > 0 {
+		c.DashDur = o.DashDur
+	}
 	if o.QueryDur > 0 {
 		c.QueryDur = o.QueryDur
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,12 +151,22 @@ func isExecutable(path string) bool {
 
 // client talks to sketchd's HTTP API.
 type client struct {
-	base string
-	http *http.Client
+	base  string
+	token string // admin Bearer token, sent with every request
+	http  *http.Client
 }
 
+// newClient returns a client of base; its timeout leaves room for a 30 s
+// CPU profile.
 func newClient(base string) *client {
-	return &client{base: base, http: &http.Client{Timeout: 30 * time.Second}}
+	return &client{base: base, http: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// randomToken returns a fresh admin token for one run.
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (c *client) do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
@@ -164,6 +176,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte) ([]by
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -35,6 +35,12 @@ type Results struct {
 	IngestCore  Ingest  `json:"ingest_core"`
 	IngestJS    Ingest  `json:"ingest_js"`
 	Backfill    Ingest  `json:"backfill"`
+	// LongBackfill is the sparse history of pv before the accuracy
+	// backfill (LongSpan of event time), which the rollup tiers serve.
+	LongBackfill Ingest `json:"long_backfill"`
+	// Tiers is pv's rollup status (GET /v1/streams/pv) when the query
+	// load started.
+	Tiers []TierStatus `json:"tiers"`
 
 	Accounting    Accounting `json:"accounting"`
 	Accuracy      Accuracy   `json:"accuracy"`
@@ -48,6 +54,13 @@ type Results struct {
 	LowRate *QueryLoad    `json:"low_rate"` // vegeta at half the estimated capacity
 	Vegeta  *QueryLoad    `json:"vegeta"`
 	K6      *QueryLoad    `json:"k6"`
+	// Dashboard is the dashboard scenario (k6, DashboardVUs users
+	// refreshing querymix.DashboardOf every 5 s).
+	Dashboard *QueryLoad `json:"dashboard"`
+	// Profiles are sketchd's pprof profiles of the query load.
+	Profiles []Profile `json:"profiles"`
+	// Phases is sketchd's peak RSS per phase of the run.
+	Phases []PhaseMemory `json:"phases"`
 
 	// Drain is how long sketchd kept answering /v1 requests after the
 	// load tools had exited (requests their clients had given up on), and
@@ -135,6 +148,16 @@ type runner struct {
 	natsURL string
 	nc      *nats.Conn
 	tools   map[string]*tool
+	mem     *memWatch
+}
+
+// phase starts a phase of the run: logged, and sketchd's RSS attributed to
+// it.
+func (r *runner) phase(name string) {
+	r.logf("%s", name)
+	if r.mem != nil {
+		r.mem.phase(name)
+	}
 }
 
 func newRunner(ctx context.Context, c Config, stdout, stderr io.Writer) (*runner, error) {
@@ -196,32 +219,43 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 
 	nb := natsBench{p: r.p, nats: r.tools["nats"].path, url: r.natsURL, dir: r.dir, msgs: r.c.CeilingN, size: res.MsgSize, timeout: 3 * time.Minute}
 	var err error
-	r.logf("1. transport ceiling, core")
+	r.mem = newMemWatch(r.sketchd.Process.Pid)
+	r.phase("1. transport ceiling, core")
 	if res.CeilingCore, err = nb.core(ctx); err != nil {
 		return nil, fmt.Errorf("ceiling core: %w", err)
 	}
 	r.logf("   core subscriber: %.0f msg/s", res.CeilingCore.Rate)
-	r.logf("1. transport ceiling, JetStream")
+	r.phase("1. transport ceiling, JetStream")
 	if res.CeilingJS, err = nb.jetStream(ctx); err != nil {
 		return nil, fmt.Errorf("ceiling JetStream: %w", err)
 	}
 	r.logf("   JetStream consumer: %.0f msg/s", res.CeilingJS.Rate)
 
-	r.logf("2. sketchd ingest, core")
+	r.phase("2. sketchd ingest, core")
 	if res.IngestCore, err = r.ingestCore(ctx); err != nil {
 		return nil, fmt.Errorf("ingest core: %w", err)
 	}
 	r.logf("   %.0f events/s (%d dropped)", res.IngestCore.Rate, res.IngestCore.Dropped)
-	r.logf("2. sketchd ingest, JetStream")
+	r.phase("2. sketchd ingest, JetStream")
 	if res.IngestJS, err = r.ingestJS(ctx); err != nil {
 		return nil, fmt.Errorf("ingest JetStream: %w", err)
 	}
 	r.logf("   %.0f events/s", res.IngestJS.Rate)
 
-	r.logf("4. backfill %d events over %s with truth, then accuracy", r.c.Backfill, r.c.BackSpan)
+	r.phase(fmt.Sprintf("4. backfill %d events over %s before the last %s (rollup tiers)", r.c.LongEvents, r.c.LongSpan, r.c.BackSpan))
+	if res.LongBackfill, err = r.longBackfill(ctx); err != nil {
+		return nil, fmt.Errorf("30-day backfill: %w", err)
+	}
+	r.phase(fmt.Sprintf("4. backfill %d events over %s with truth, then accuracy", r.c.Backfill, r.c.BackSpan))
 	truth, err := r.backfill(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backfill: %w", err)
+	}
+	// The accuracy queries read the tiers where they serve (as users'
+	// do), so they wait for them: an answer's panes count tier panes
+	// there, base panes elsewhere.
+	if res.Tiers, err = r.waitTiers(ctx); err != nil {
+		return nil, err
 	}
 	if res.Accuracy, res.AccuracyPaths, err = checkAccuracy(ctx, r.api, "pv", truth, res.AccuracyFrom, res.AccuracyTo); err != nil {
 		return nil, err
@@ -237,6 +271,7 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 	if err := r.sampleMemory(ctx, "after the query load"); err != nil {
 		return nil, err
 	}
+	res.Phases = r.mem.finish()
 	stopStart := time.Now()
 	if err := r.stopSketchd(); err != nil {
 		res.Notes = append(res.Notes, "sketchd did not stop cleanly: "+err.Error())
@@ -358,10 +393,21 @@ const accuracyAggregates = `      visitors: {sketch: theta, field: user_id}
       p99:     {sketch: ddsketch, field: latency_ms}
 `
 
-func configYAML() string {
-	return "log_level: warn\nflush_interval: 1s\nstreams:\n" +
+// pvHistory is what pv keeps besides the four: 32 days of 1-minute panes
+// (the 30-day backfill must not be too late) and two rollup tiers, hours
+// for 90 days and days for 3 years, which answer the 30-day range.
+const pvHistory = `    retention: 32d
+    rollups:
+      - {granularity: 1h, retention: 90d}
+      - {granularity: 1d, retention: 1095d}
+`
+
+// configYAML is sketchd's config: the streams, and /debug/pprof behind an
+// admin token (the runner profiles the query load).
+func configYAML(adminToken string) string {
+	return "log_level: warn\nflush_interval: 1s\npprof: true\nadmin_token: " + adminToken + "\nstreams:\n" +
 		"  - name: core\n    subject: bench.core\n    jetstream: false\n" + streamYAML +
-		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML + accuracyAggregates
+		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML + accuracyAggregates + pvHistory
 }
 
 func (r *runner) startSketchd(ctx context.Context) error {
@@ -382,8 +428,9 @@ func (r *runner) startSketchd(ctx context.Context) error {
 		return err
 	}
 	cfgPath := filepath.Join(r.dir, "sketchd.yaml")
-	r.res.ConfigYAML = configYAML()
-	if err := os.WriteFile(cfgPath, []byte(r.res.ConfigYAML), 0o644); err != nil {
+	token := randomToken()
+	r.res.ConfigYAML = configYAML("<random, per run>")
+	if err := os.WriteFile(cfgPath, []byte(configYAML(token)), 0o600); err != nil {
 		return err
 	}
 	args := []string{"--config", cfgPath, "--data-dir", filepath.Join(r.dir, "data"),
@@ -414,6 +461,7 @@ func (r *runner) startSketchd(ctx context.Context) error {
 	r.base = "http://127.0.0.1:" + strconv.Itoa(httpPort)
 	r.natsURL = "nats://127.0.0.1:" + strconv.Itoa(natsPort)
 	r.api = newClient(r.base)
+	r.api.token = token
 	if err := r.api.waitReady(ctx, time.Minute, r.exited); err != nil {
 		return err
 	}
@@ -620,6 +668,17 @@ func (r *runner) backfill(ctx context.Context) (*gen.Truth, error) {
 		return nil, err
 	}
 	base := m.Processed("pv")
+	// What pv counted before (the 30-day backfill): subtracted below.
+	counters := func(m Metrics) Accounting {
+		return Accounting{
+			SkInvalid:     uint64(m.Sum("sketchd_invalid_events_total", "stream", "pv")),
+			SkTooLate:     uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "too_late")),
+			SkApplied:     uint64(m.Applied("pv")),
+			SkLateApplied: uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "late")),
+			SkFuture:      uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "future")),
+		}
+	}
+	before := counters(m)
 	from := time.Now().Add(-r.c.BackSpan - 2*time.Minute)
 	o := publish.Options{Subject: "bench.pv", JetStream: true, Count: r.c.Backfill, From: from,
 		Step: r.c.BackSpan / time.Duration(r.c.Backfill), Track: time.Minute,
@@ -637,7 +696,8 @@ func (r *runner) backfill(ctx context.Context) (*gen.Truth, error) {
 		return nil, err
 	}
 	in.Elapsed = done.Sub(start)
-	in.Applied = int(m.Applied("pv"))
+	after := counters(m)
+	in.Applied = int(after.SkApplied - before.SkApplied)
 	in.Processed = int(m.Processed("pv") - base)
 	in.Rate = float64(in.Processed) / in.Elapsed.Seconds()
 	res.Backfill = in
@@ -650,11 +710,11 @@ func (r *runner) backfill(ctx context.Context) (*gen.Truth, error) {
 	res.PaneKeys = len(pub.Truth.Panes)
 	res.Accounting = Accounting{
 		Published: pub.Published, Invalid: pub.Invalid, Late: pub.Late, Valid: pub.Published - pub.Invalid,
-		SkInvalid:     uint64(m.Sum("sketchd_invalid_events_total", "stream", "pv")),
-		SkTooLate:     uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "too_late")),
-		SkApplied:     uint64(m.Applied("pv")),
-		SkLateApplied: uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "late")),
-		SkFuture:      uint64(m.Sum("sketchd_events_total", "stream", "pv", "outcome", "future")),
+		SkInvalid:     after.SkInvalid - before.SkInvalid,
+		SkTooLate:     after.SkTooLate - before.SkTooLate,
+		SkApplied:     after.SkApplied - before.SkApplied,
+		SkLateApplied: after.SkLateApplied - before.SkLateApplied,
+		SkFuture:      after.SkFuture - before.SkFuture,
 		TruthEvent:    truthEvents,
 	}
 	if err := r.waitAcked(ctx, "pv", "SKETCHD_PV"); err != nil {
@@ -779,6 +839,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	if r.c.Quick {
 		n = 5
 	}
+	r.phase("3. service times, then vegeta at a low rate")
 	if res.Service, err = serviceTimes(ctx, r.api, mix, n); err != nil {
 		return err
 	}
@@ -793,19 +854,33 @@ func (r *runner) queryLoad(ctx context.Context) error {
 		return fmt.Errorf("vegeta at %d/s: %w", low, err)
 	}
 	res.LowRate = &lr
-	r.logf("   vegeta at %d req/s", r.c.QueryRate)
+	r.phase(fmt.Sprintf("3. vegeta at %d req/s", r.c.QueryRate))
+	prof := r.profileDuring(ctx, fmt.Sprintf("cpu, vegeta %d req/s", r.c.QueryRate), r.c.QueryDur)
 	v, err := runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, r.c.QueryRate, r.c.QueryDur)
 	if err != nil {
 		return fmt.Errorf("vegeta: %w", err)
 	}
 	res.Vegeta = &v
+	pr := <-prof
+	r.addProfile(pr.p, pr.err)
+	r.addProfile(r.profileHeap(ctx, fmt.Sprintf("heap, after vegeta %d req/s", r.c.QueryRate)))
 	if t := r.tools["k6"]; t != nil {
-		r.logf("   k6 at %d req/s", r.c.QueryRate)
+		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
 		k, err := runK6(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
 		if err != nil {
 			return fmt.Errorf("k6: %w", err)
 		}
 		res.K6 = &k
+		r.phase(fmt.Sprintf("3. dashboard: %d users refreshing every 5s", r.c.DashVUs))
+		prof := r.profileDuring(ctx, "cpu, dashboard", r.c.DashDur)
+		d, err := runDashboard(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "dashboard.js"),
+			querymix.DashboardOf("pv"), r.c.DashVUs, r.c.DashDur)
+		if err != nil {
+			return fmt.Errorf("k6 dashboard: %w", err)
+		}
+		res.Dashboard = &d
+		pr := <-prof
+		r.addProfile(pr.p, pr.err)
 	}
 	stopLive()
 	ld := <-liveDone

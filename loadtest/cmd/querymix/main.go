@@ -4,6 +4,7 @@
 //	go run ./loadtest/cmd/querymix -format vegeta -base http://127.0.0.1:8080 > targets.txt
 //	vegeta attack -targets targets.txt -rate 1000/s -duration 30s | vegeta report
 //	go run ./loadtest/cmd/querymix -format k6 > loadtest/k6/mix.json
+//	go run ./loadtest/cmd/querymix -format dashboard > dashboard.json   # loadtest/k6/dashboard.js
 package main
 
 import (
@@ -16,7 +17,7 @@ import (
 )
 
 func main() {
-	format := flag.String("format", "vegeta", "vegeta (targets file) or k6 (JSON)")
+	format := flag.String("format", "vegeta", "vegeta (targets file), k6 (JSON of the mix) or dashboard (JSON of the dashboard scenario)")
 	base := flag.String("base", "http://127.0.0.1:8080", "sketchd base URL (vegeta)")
 	stream := flag.String("stream", "pv", "stream to query")
 	flag.Parse()
@@ -27,6 +28,8 @@ func main() {
 		err = querymix.WriteVegeta(os.Stdout, mix, *base, time.Now())
 	case "k6":
 		err = querymix.WriteJSON(os.Stdout, mix)
+	case "dashboard":
+		err = querymix.DashboardOf(*stream).WriteJSON(os.Stdout)
 	default:
 		err = fmt.Errorf("unknown -format %q", *format)
 	}

@@ -1,0 +1,110 @@
+package query
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// tierKeyCache keeps the keys of the key index of final spans: built
+// rollup-tier spans (their panes are final and written once: tiers.go) and
+// spans of the stream's own panes that end where windows are final
+// (WindowFinalAt at the target's watermark: no event can add a key there).
+// Their keys do not change; reading the key index again (a seek per key
+// and partition, and one into the panes where the span cuts a partition)
+// was a third of the CPU of 30-day queries at load, whose windows' edges
+// are base spans. The stream's generation (Forget) is in the key. Like the
+// other caches, an entry may outlive retention dropping the partition it
+// lists: the answer then has the group, with empty windows.
+type tierKeyCache struct {
+	mu sync.Mutex
+	m  map[tierSpanKey][]string
+}
+
+type tierSpanKey struct {
+	stream   uint32
+	gen      uint64
+	tier     int64 // 0: the stream's own panes
+	from, to int64
+}
+
+// Bounds: spans of more keys are not cached (the heavy queries the cost
+// check refuses); past maxTierSpans entries the cache starts over.
+const (
+	maxTierSpanKeys = 4096
+	maxTierSpans    = 4096
+)
+
+// newTierKeyCache returns the cache, nil (none) when the pane cache is
+// disabled (cacheBytes ≤ 0).
+func newTierKeyCache(cacheBytes int64) *tierKeyCache {
+	if cacheBytes <= 0 {
+		return nil
+	}
+	return &tierKeyCache{m: map[tierSpanKey][]string{}}
+}
+
+func (c *tierKeyCache) get(k tierSpanKey) ([]string, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ks, ok := c.m[k]
+	return ks, ok
+}
+
+func (c *tierKeyCache) put(k tierSpanKey, keys []string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxTierSpans {
+		clear(c.m)
+	}
+	c.m[k] = keys
+}
+
+// spanKeysCached calls fn for each key of the span s of p: from the cache
+// when the span is final and cached, else from the key index of its
+// resolution (then cached when final, unless fn stopped it or it has more
+// than maxTierSpanKeys keys).
+func (q *Querier) spanKeysCached(ctx context.Context, tr TierReader, p *plan, s Span, fn func(key string) error) error {
+	read := func(fn func(string) error) error {
+		if s.Tier {
+			return tr.TierKeys(ctx, p.target.ID, time.Duration(s.Granularity), s.From, s.To, fn)
+		}
+		return q.r.Keys(ctx, p.target.ID, s.From, s.To, fn)
+	}
+	if !s.Tier && !p.target.Spec.WindowFinalAt(s.To, p.target.Watermark) {
+		return read(fn)
+	}
+	k := tierSpanKey{stream: p.target.ID, gen: p.gen, from: s.From, to: s.To}
+	if s.Tier {
+		k.tier = s.Granularity
+	}
+	if keys, ok := q.tierKeys.get(k); ok {
+		for _, key := range keys {
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	keys, cacheable := []string{}, true
+	err := read(func(key string) error {
+		if cacheable {
+			if len(keys) < maxTierSpanKeys {
+				keys = append(keys, key)
+			} else {
+				cacheable, keys = false, nil
+			}
+		}
+		return fn(key)
+	})
+	if err == nil && cacheable {
+		q.tierKeys.put(k, keys)
+	}
+	return err
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sketchd/sketchd/loadtest/querymix"
+)
+
+// DashboardP99MS is the dashboard scenario's target: p99 ≤ 20 ms.
+const DashboardP99MS = 20
+
+// runDashboard runs loadtest/k6/dashboard.js: vus users each refreshing the
+// dashboard of querymix.DashboardOf (10 panels, its filter value: 20 of
+// them) every 5 s, for d.
+func runDashboard(ctx context.Context, p *procs, k6, dir, base, script string, d querymix.Dashboard, vus int, dur time.Duration) (QueryLoad, error) {
+	q := QueryLoad{Tool: "k6 dashboard", Rate: vus * len(d.Panels) / 5, Duration: dur}
+	path := filepath.Join(dir, "dashboard.json")
+	f, err := os.Create(path)
+	if err != nil {
+		return q, err
+	}
+	if err := d.WriteJSON(f); err != nil {
+		_ = f.Close()
+		return q, err
+	}
+	if err := f.Close(); err != nil {
+		return q, err
+	}
+	summary := filepath.Join(dir, "k6-dashboard-summary.json")
+	args := []string{"run", "--quiet", "--no-color", "--summary-export", summary,
+		"-e", "BASE_URL=" + base, "-e", "VUS=" + strconv.Itoa(vus), "-e", "REFRESH=5", "-e", "DURATION=" + dur.String(),
+		"-e", "P99_MS=" + strconv.Itoa(DashboardP99MS), "-e", "DASHBOARD=" + path, script}
+	q.Commands = []string{
+		"go run ./loadtest/cmd/querymix -format dashboard > dashboard.json",
+		shellLine("k6", args),
+	}
+	out, err := p.run(ctx, dur+2*time.Minute, k6, args...)
+	fmt.Fprintf(p.log, "%s", out)
+	q.ThresholdsOK = err == nil
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 99) {
+		return q, err
+	}
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		return q, err
+	}
+	q.All, _, q.Dropped, err = ParseK6Summary(b)
+	q.ByRange = map[string]Latency{"1h": q.All}
+	return q, err
+}

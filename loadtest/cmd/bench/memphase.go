@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// PhaseMemory is sketchd's peak RSS during one phase of the run.
+type PhaseMemory struct {
+	Phase    string        `json:"phase"`
+	Duration time.Duration `json:"duration"`
+	// PeakRSS is the largest VmRSS sampled (every 100 ms) during the phase;
+	// HWM is VmHWM at the phase's end, after the runner reset it (write 5 to
+	// /proc/<pid>/clear_refs) at the phase's start: the kernel's own peak,
+	// which no sample misses. HWMReset says whether the reset worked (0
+	// when it did not: then HWM is the peak since the start).
+	PeakRSS  int64 `json:"peak_rss"`
+	HWM      int64 `json:"hwm"`
+	HWMReset bool  `json:"hwm_reset"`
+}
+
+// memWatch samples sketchd's RSS and attributes it to the current phase.
+type memWatch struct {
+	pid    int
+	mu     sync.Mutex
+	phases []PhaseMemory
+	start  time.Time
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newMemWatch(pid int) *memWatch {
+	w := &memWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *memWatch) loop() {
+	defer close(w.done)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.sample()
+		}
+	}
+}
+
+func (w *memWatch) sample() {
+	rss, _, err := procStatus(w.pid)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	if n := len(w.phases); n > 0 && rss > w.phases[n-1].PeakRSS {
+		w.phases[n-1].PeakRSS = rss
+	}
+	w.mu.Unlock()
+}
+
+// phase ends the current phase (recording its VmHWM) and starts the next.
+func (w *memWatch) phase(name string) {
+	w.sample()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closeLocked()
+	reset := os.WriteFile("/proc/"+strconv.Itoa(w.pid)+"/clear_refs", []byte("5"), 0) == nil
+	w.phases = append(w.phases, PhaseMemory{Phase: name, HWMReset: reset})
+	w.start = time.Now()
+}
+
+func (w *memWatch) closeLocked() {
+	if n := len(w.phases); n > 0 {
+		p := &w.phases[n-1]
+		p.Duration = time.Since(w.start)
+		if _, hwm, err := procStatus(w.pid); err == nil {
+			p.HWM = hwm
+		}
+	}
+}
+
+// finish ends the last phase and the sampling, and returns the phases.
+func (w *memWatch) finish() []PhaseMemory {
+	w.sample()
+	w.mu.Lock()
+	w.closeLocked()
+	out := append([]PhaseMemory(nil), w.phases...)
+	w.mu.Unlock()
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	return out
+}
+
+// PeakOverRun is the largest peak of any phase: VmHWM where it was reset
+// per phase, the sampled peak otherwise.
+func PeakOverRun(ps []PhaseMemory) int64 {
+	var m int64
+	for _, p := range ps {
+		m = max(m, p.PeakRSS, p.HWM)
+	}
+	return m
+}

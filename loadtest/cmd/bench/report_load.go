@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sketchd/sketchd/loadtest/querymix"
+)
+
+// cachingText says what the service times of a repeated query measure:
+// which of sketchd's caches answer it (docs/architecture.md, "Queries").
+const cachingText = `sketchd keeps the merged sketches of every final window of a tumbling query (per stream,
+aggregate, where, group_by, width and window start) across commits, and the rendered JSON of those
+windows; only windows that still hold open panes are merged again after a commit (every flush
+interval while ingesting), from decoded panes it also caches. So repeated sends measure mostly
+cached windows plus the open ones (docs/architecture.md, "Queries";
+` + "`go test ./internal/query -run '^$' -bench DashboardWhileIngesting`" + `).`
+
+func dashboardWhat(c Config) string {
+	d := querymix.DashboardOf("pv")
+	return fmt.Sprintf("%d users refreshing %d panels × %d filter values every 5 s, while ingesting",
+		c.DashVUs, len(d.Panels), len(d.Values))
+}
+
+// renderDashboard writes the dashboard scenario's section.
+func renderDashboard(p func(string, ...any), r *Results) {
+	d := r.Dashboard
+	if d == nil {
+		return
+	}
+	db := querymix.DashboardOf("pv")
+	p("\n### Dashboard scenario\n\n")
+	p("%d virtual users (k6, `loadtest/k6/dashboard.js`) each watch one dashboard of %d panels over the last hour,\n",
+		r.Config.DashVUs, len(db.Panels))
+	p("filtered by `%s` (user i: value i mod %d), and refresh all its panels at once (6 connections, as a\n", db.Field, len(db.Values))
+	p("browser) every 5 s for %s, while the publisher ingests: %d × %d = %d distinct queries, about %d requests/s.\n\n",
+		d.Duration, len(db.Panels), len(db.Values), len(db.Panels)*len(db.Values), d.Rate)
+	p("| requests | errors | p50 | p90 | p99 | max | k6 thresholds (p99 < %d ms, errors < 0.1%%) |\n|---|---|---|---|---|---|---|\n", DashboardP99MS)
+	p("| %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %s |\n\n", thousands(int64(d.All.Requests)), d.All.Errors,
+		d.All.P50, d.All.P90, d.All.P99, d.All.Max, map[bool]string{true: "passed", false: "**crossed**"}[d.ThresholdsOK])
+	p("Panels (`{v}` is the filter value):\n\n")
+	for _, q := range db.Panels {
+		p("- `%s`\n", q.Path)
+	}
+}
+
+// renderProfiles writes the top entries of the profiles of the query load.
+func renderProfiles(p func(string, ...any), r *Results) {
+	if len(r.Profiles) == 0 {
+		return
+	}
+	p("\n### Profiles of the query load\n\n")
+	p("sketchd's own pprof (`/debug/pprof`, behind the admin token), taken by the runner while the load ran;\n")
+	p("the files are in the temp dir (`--keep`). Top entries:\n")
+	for _, pr := range r.Profiles {
+		p("\n%s (`%s`):\n\n```\n%s\n```\n", pr.Name, strings.Replace(pr.Command, pr.Path, "<"+pr.Name+".pprof>", 1), pr.Top)
+	}
+}
+
+// renderPhases writes the peak RSS per phase.
+func renderPhases(p func(string, ...any), r *Results) {
+	if len(r.Phases) == 0 {
+		return
+	}
+	p("Peak RSS per phase: the largest VmRSS sampled every 100 ms, and VmHWM after resetting it at the\n")
+	p("phase's start (`echo 5 > /proc/<pid>/clear_refs`; \"–\" where the reset failed). Target: ≤ 400 MiB over\n")
+	p("the whole run at the default settings (`--memory-limit` default: 3/4 of the cgroup limit, at most 512 MiB).\n\n")
+	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase |\n|---|---|---|---|\n")
+	for _, ph := range r.Phases {
+		hwm := "–"
+		if ph.HWMReset {
+			hwm = mib(ph.HWM)
+		}
+		p("| %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm)
+	}
+	p("\n")
+}
