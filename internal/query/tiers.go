@@ -191,10 +191,7 @@ func (q *Querier) scanTiers(ctx context.Context, p *plan, w *windows) error {
 			if !ok {
 				return fmt.Errorf("tier pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 			}
-			if ai >= len(r.Sketches) {
-				return fmt.Errorf("tier pane %d of key %q: %d sketches, want at least %d", r.Start, r.Key, len(r.Sketches), ai+1)
-			}
-			sk, err := p.agg.decode(r.Sketches[ai])
+			sk, err := p.agg.decode(sketchd.SlotBlob(&r, ai))
 			if err != nil {
 				return fmt.Errorf("tier pane %d of key %q: %w", r.Start, r.Key, err)
 			}
