@@ -2,6 +2,7 @@ package sketchd
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sketchd/sketchd/sketch"
 )
@@ -40,6 +41,11 @@ type Aggregate struct {
 	// Weight is the dotted path of a positive numeric weight for a weighted
 	// reservoir; "" samples uniformly.
 	Weight string `json:"weight,omitempty" yaml:"weight,omitempty"`
+	// Since is set on an aggregate an alter added (PATCH): the first pane
+	// start it holds every event of. Windows that start before it are
+	// refused for this aggregate. nil: it has existed since the stream was
+	// created (or a backfill completed it).
+	Since *time.Time `json:"since,omitempty" yaml:"since,omitempty"`
 }
 
 // Defaults of the aggregate parameters: the sketch package's, so a spec

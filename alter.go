@@ -24,6 +24,13 @@ type StreamAlter struct {
 	// granularity) keep what they built, new ones are built from the stored
 	// panes in the background, removed ones are dropped.
 	Rollups *[]Rollup `json:"rollups,omitempty"`
+	// Aggregates adds and removes aggregates, as a JSON merge patch: a
+	// name with a spec adds it (it starts empty at the next pane, see
+	// Aggregate.Since), a name with null removes it (its slot is retired
+	// and never reused). The other aggregates' history is untouched. An
+	// existing aggregate's parameters cannot change: remove it and add one
+	// under a new name.
+	Aggregates map[string]*Aggregate `json:"aggregates,omitempty"`
 }
 
 // Alteration is one applied alter, as the stream's status lists it.
@@ -37,7 +44,6 @@ type Alteration struct {
 var refusedAlters = map[string]string{
 	"group_by":    "the key of every stored pane is the group-by tuple: panes cannot be re-keyed. Create a new stream with the new group_by (it reads the same subject; with JetStream it can replay what the JetStream stream still holds) and delete this one when the new one has the history you need",
 	"granularity": "stored panes have this width, and every window is composed of whole panes: they cannot be split or merged in place. Create a new stream with the new granularity and delete this one when the new one has the history you need",
-	"aggregates":  "stored panes hold their sketches by position in the aggregate list, so adding or removing one would misread every stored pane (not supported yet). Create a new stream with the aggregates you want",
 	"name":        "the name identifies the stream; create a new stream instead",
 	"subject":     "a stream reads one subject for its whole life; create a new stream instead",
 }
@@ -68,9 +74,10 @@ func ParseAlterJSON(b []byte) (StreamAlter, error) {
 	if err := dec.Decode(&a); err != nil {
 		return StreamAlter{}, fmt.Errorf("stream alter: %w", err)
 	}
-	if a == (StreamAlter{}) {
-		return a, &FieldError{Field: "", Msg: "nothing to alter: give retention, allowed_lateness, max_out_of_orderness, idle_timeout or rollups"}
+	if a.Retention == nil && a.AllowedLateness == nil && a.MaxOutOfOrderness == nil && a.IdleTimeout == nil && a.Rollups == nil && a.Aggregates == nil {
+		return a, &FieldError{Field: "", Msg: "nothing to alter: give retention, allowed_lateness, max_out_of_orderness, idle_timeout, rollups or aggregates"}
 	}
+
 	return a, nil
 }
 
@@ -96,6 +103,10 @@ func (s Stream) Apply(a StreamAlter) (Stream, []string, error) {
 			s.Rollups = next.Rollups
 		}
 	}
+	changes, err := s.applyAggregates(a, changes)
+	if err != nil {
+		return s, nil, err
+	}
 	return s, changes, s.Validate()
 }
 
@@ -106,4 +117,96 @@ func rollupsString(rs []Rollup) string {
 		parts[i] = fmt.Sprintf("%s keep %s", r.Granularity, r.Retention)
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// Added returns the names of the aggregates a adds, sorted.
+func (a StreamAlter) Added() []string {
+	var out []string
+	for n, agg := range a.Aggregates {
+		if agg != nil {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// removed returns the names of the aggregates a removes, sorted.
+func (a StreamAlter) removed() []string {
+	var out []string
+	for n, agg := range a.Aggregates {
+		if agg == nil {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// applyAggregates adds and removes s's aggregates as a says, retiring and
+// appending slots (addSlots). An added aggregate has no Since yet: the
+// caller sets it when the alter takes effect (StartAggregates).
+func (s *Stream) applyAggregates(a StreamAlter, changes []string) ([]string, error) {
+	if a.Aggregates == nil {
+		return changes, nil
+	}
+	var errs []error
+	var added, removed []string
+	for _, n := range a.removed() {
+		if _, ok := s.Aggregates[n]; !ok {
+			errs = append(errs, &FieldError{Field: "aggregates." + n, Msg: "no such aggregate to remove"})
+			continue
+		}
+		removed = append(removed, n)
+	}
+	for _, n := range a.Added() {
+		want := *a.Aggregates[n]
+		if want.Since != nil {
+			errs = append(errs, &FieldError{Field: "aggregates." + n + ".since", Msg: "is set by sketchd when the alter takes effect, not by the request"})
+			continue
+		}
+		want.Normalize()
+		if cur, ok := s.Aggregates[n]; ok {
+			cur.Since = nil
+			if cur != want {
+				errs = append(errs, &FieldError{Field: "aggregates." + n, Msg: "an aggregate's parameters cannot change (its stored sketches were built with them): remove it (null) and add the new one under another name"})
+			}
+			continue // the same spec: nothing to do
+		}
+		added = append(added, n)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(added) == 0 && len(removed) == 0 {
+		return changes, nil
+	}
+	aggs := maps.Clone(s.Aggregates)
+	for _, n := range removed {
+		delete(aggs, n)
+		changes = append(changes, "aggregates."+n+": removed")
+	}
+	for _, n := range added {
+		agg := *a.Aggregates[n]
+		agg.Normalize()
+		aggs[n] = agg
+		changes = append(changes, fmt.Sprintf("aggregates.%s: added (%s)", n, agg.Sketch))
+	}
+	s.Slots = addSlots(s.SlotNames(), removed, added)
+	s.Aggregates = aggs
+	return changes, nil
+}
+
+// StartAggregates sets Since on the named aggregates (just added by an
+// alter) from the stream's highest applied event time when the alter takes
+// effect: see sinceOf.
+func (s *Stream) StartAggregates(names []string, maxEventTime int64) {
+	for _, n := range names {
+		agg, ok := s.Aggregates[n]
+		if !ok {
+			continue
+		}
+		agg.Since = sinceOf(maxEventTime, s.Granularity)
+		s.Aggregates[n] = agg
+	}
 }

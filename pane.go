@@ -13,7 +13,7 @@ func PaneStart(t, g int64) int64 {
 
 // PaneRecord is one (key, pane) as the window hands it to the store and the
 // store gives it back. The sketch blobs are opaque here: sketch/ encodes them
-// (one per aggregate, in the order of Stream.AggregateNames) and window/ and
+// (one per slot of Stream.SlotNames) and window/ and
 // query/ decode them (DecodeSketch).
 type PaneRecord struct {
 	Key   string // encoded group-by tuple (EncodeKey)
@@ -27,8 +27,11 @@ type PaneRecord struct {
 	// source has no positions, as with core NATS). Replays skip positions at
 	// or below it.
 	Applied uint64
-	// Sketches holds one encoded sketch per aggregate, ordered as
-	// Stream.AggregateNames.
+	// Sketches holds one encoded sketch per slot of Stream.SlotNames (the
+	// aggregate names, sorted, for a stream never altered). A zero-length
+	// blob (a removed aggregate's slot) or a missing trailing one (an
+	// aggregate added after the pane was written) is an empty sketch; read
+	// them with SlotBlob.
 	Sketches [][]byte
 }
 

@@ -63,6 +63,9 @@ type Stream struct {
 	Retention Duration `json:"retention" yaml:"retention"`
 	// Aggregates are the sketches kept per pane and key, by name.
 	Aggregates map[string]Aggregate `json:"aggregates" yaml:"aggregates"`
+	// Slots is the pane slot layout once an alter has added or removed
+	// aggregates (see SlotNames); nil means AggregateNames. Set by PATCH.
+	Slots []string `json:"slots,omitempty" yaml:"slots,omitempty"`
 	// Rollups are stored rollup tiers, finest first (see Rollup); none by
 	// default.
 	Rollups []Rollup `json:"rollups,omitempty" yaml:"rollups,omitempty"`
@@ -271,6 +274,7 @@ func (s *Stream) Validate() error {
 	}
 	s.validateRollups(bad)
 	s.validateEmits(bad)
+	s.validateSlots(bad)
 	if len(s.Aggregates) == 0 {
 		bad("aggregates", "at least one aggregate is required")
 	}

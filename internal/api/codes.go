@@ -27,6 +27,7 @@ const (
 	codeLimitReached      = "limit_reached"
 	codeRequestTimeout    = "request_timeout"
 	codePaneOpen          = "pane_open"
+	codeBeforeAggregate   = "before_aggregate"
 )
 
 // problemCode is what a code means on the wire: its HTTP status and title.
@@ -57,6 +58,7 @@ var problemCodes = map[string]problemCode{
 	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},
 	codeLimitReached:      {http.StatusUnprocessableEntity, "Instance limit reached"},
+	codeBeforeAggregate:   {http.StatusUnprocessableEntity, "Range starts before the aggregate existed"},
 	codeRequestTimeout:    {http.StatusRequestTimeout, "Request body not received in time"},
 	codeCorrupt:           {http.StatusInternalServerError, "Stored data is corrupt"},
 	codeInternal:          {http.StatusInternalServerError, "Internal server error"},

@@ -90,6 +90,9 @@ func problemFor(err error) (p problem, internal bool) {
 		p = newProblem(codeStreamNotFound, err.Error())
 	case errors.Is(err, query.ErrUnknownAggregate):
 		p = newProblem(codeAggregateNotFound, err.Error())
+	case errors.Is(err, query.ErrBeforeSince):
+		p = newProblem(codeBeforeAggregate, err.Error())
+		p.Parameter = "from"
 	case errors.As(err, &pe):
 		code := codeInvalidParameter
 		if errors.Is(err, query.ErrAmbiguousFilter) {

@@ -83,9 +83,8 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := chi.URLParam(r, "aggregate")
-	names := st.Spec.AggregateNames()
-	ai := slices.Index(names, name)
-	if ai < 0 {
+	ai, ok := st.Spec.Slot(name)
+	if !ok {
 		s.writeError(w, r, fmt.Errorf("stream %q: %w %q", st.Spec.Name, query.ErrUnknownAggregate, name))
 		return
 	}
@@ -229,14 +228,22 @@ func describeParams(p sketch.Params) string {
 	return b.String()
 }
 
-// mergeImport merges imp into aggregate ai of the pane p (new when !exists).
+// mergeImport merges imp into slot ai of the pane p (new when !exists),
+// laid out by spec.SlotNames: a pane written before later aggregates were
+// added is extended with empty slots.
 func mergeImport(p *sketchd.PaneRecord, exists bool, spec *sketchd.Stream, ai int, imp sketch.Sketch) error {
-	names := spec.AggregateNames()
+	slots := spec.SlotNames()
 	if !exists {
 		p.Final = true
-		p.Sketches = make([][]byte, len(names))
-		for i, n := range names {
-			sp, err := spec.Aggregates[n].SketchParams()
+		p.Sketches = nil
+	}
+	if len(p.Sketches) > len(slots) {
+		return fmt.Errorf("stored pane holds %d sketches, the stream's layout %d slots: %w", len(p.Sketches), len(slots), sketchd.ErrCorrupt)
+	}
+	for i := len(p.Sketches); i < len(slots); i++ {
+		var blob []byte
+		if slots[i] != "" {
+			sp, err := spec.Aggregates[slots[i]].SketchParams()
 			if err != nil {
 				return err
 			}
@@ -244,13 +251,24 @@ func mergeImport(p *sketchd.PaneRecord, exists bool, spec *sketchd.Stream, ai in
 			if err != nil {
 				return err
 			}
-			if p.Sketches[i], err = sk.AppendBinary(nil); err != nil {
+			if blob, err = sk.AppendBinary(nil); err != nil {
 				return err
 			}
 		}
+		p.Sketches = append(p.Sketches, blob)
 	}
-	if len(p.Sketches) != len(names) {
-		return fmt.Errorf("stored pane holds %d sketches, the stream %d aggregates: %w", len(p.Sketches), len(names), sketchd.ErrCorrupt)
+	if len(p.Sketches[ai]) == 0 {
+		sp, err := spec.Aggregates[slots[ai]].SketchParams()
+		if err != nil {
+			return err
+		}
+		empty, err := sketch.New(sp)
+		if err != nil {
+			return err
+		}
+		if p.Sketches[ai], err = empty.AppendBinary(nil); err != nil {
+			return err
+		}
 	}
 	cur, err := sketchd.DecodeSketch(p.Sketches[ai], imp.Kind())
 	if err != nil {

@@ -93,5 +93,10 @@ func (s *server) alterStream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
 		return
 	}
+	// Cached windows are keyed by aggregate name: a name removed and added
+	// again must not answer from the old one's cache.
+	if f, ok := s.querier.(cacheForgetter); ok {
+		f.Forget(st.ID)
+	}
 	s.writeJSON(w, r, http.StatusOK, newStreamJSON(&st))
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sketchd/sketchd"
@@ -11,7 +12,9 @@ import (
 // stopped with a final commit (what it holds becomes durable under the old
 // spec), the new spec and the alter's record are stored in one store
 // transaction, and the runner starts again from its checkpoint with the
-// new spec. An alter that changes nothing returns the status unchanged.
+// new spec. Aggregates the alter adds start at the first pane after the
+// checkpoint's highest event time (Stream.StartAggregates): every event
+// after the checkpoint reaches them. An alter that changes nothing returns the status unchanged.
 func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error) {
 	unlock := m.names.lock(name)
 	defer unlock()
@@ -26,6 +29,9 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 	if len(changes) == 0 {
 		return m.statusOf(ctx, info), nil
 	}
+	if n := len(spec.Aggregates); n > m.opts.MaxAggregates && n > len(info.Spec.Aggregates) {
+		return sketchd.StreamStatus{}, &sketchd.LimitError{Limit: "max_aggregates", Max: m.opts.MaxAggregates, Got: n}
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	m.mu.Lock()
@@ -33,9 +39,23 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 	delete(m.runners, name)
 	delete(m.failed, name)
 	m.mu.Unlock()
+	var stopErr error
 	if r != nil {
-		if err := r.stop(ctx, true); err != nil {
-			m.log.Warn("stop stream for an alter", "stream", name, "err", err)
+		if stopErr = r.stop(ctx, true); stopErr != nil {
+			m.log.Warn("stop stream for an alter", "stream", name, "err", stopErr)
+		}
+	}
+	if added := a.Added(); len(added) > 0 {
+		// An added aggregate starts after the checkpoint: without a final
+		// commit, events already applied to stored panes would be skipped
+		// as replays and never reach it.
+		if stopErr != nil {
+			_ = m.startRunner(ctx, info)
+			return sketchd.StreamStatus{}, fmt.Errorf("the stream's final commit before the alter failed (%w): %w", stopErr, sketchd.ErrUnavailable)
+		}
+		if err := m.startAggregates(ctx, info.ID, &spec, added); err != nil {
+			_ = m.startRunner(ctx, info)
+			return sketchd.StreamStatus{}, err
 		}
 	}
 	next, err := m.db.AlterStream(ctx, name, spec, sketchd.Alteration{At: m.now().UTC(), Changes: changes})
@@ -48,4 +68,20 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 		m.log.Error("stream failed to start after an alter", "stream", name, "err", err)
 	}
 	return m.statusOf(ctx, next), nil
+}
+
+// startAggregates sets Since on the aggregates an alter adds, from the
+// checkpoint the stopped runner left (none: the stream has seen nothing
+// and they cover everything).
+func (m *Manager) startAggregates(ctx context.Context, id uint32, spec *sketchd.Stream, added []string) error {
+	cp, ok, err := m.db.Checkpoint(ctx, id)
+	if err != nil {
+		return err
+	}
+	maxEvent := int64(sketchd.NoTime)
+	if ok {
+		maxEvent = cp.MaxEventTime
+	}
+	spec.StartAggregates(added, maxEvent)
+	return nil
 }

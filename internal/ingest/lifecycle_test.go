@@ -38,7 +38,13 @@ type lifeFixture struct {
 
 func newLifeFixture(tb testing.TB, opts Options) *lifeFixture {
 	tb.Helper()
-	ns := runNATS(tb)
+	return newLifeFixtureOn(tb, runNATS(tb), opts)
+}
+
+// newLifeFixtureOn is newLifeFixture on the NATS server ns: a second
+// instance (its own store and router) beside another one.
+func newLifeFixtureOn(tb testing.TB, ns interface{ ClientURL() string }, opts Options) *lifeFixture {
+	tb.Helper()
 	nc, cs, err := Connect(ConnOptions{URL: ns.ClientURL(), ReconnectWait: 50 * time.Millisecond}, testLogger(tb))
 	if err != nil {
 		tb.Fatal(err)
@@ -547,7 +553,10 @@ func TestAlter(t *testing.T) {
 	for _, c := range []struct{ body, field string }{
 		{`{"group_by":["user"]}`, "group_by"},
 		{`{"granularity":"5m"}`, "granularity"},
-		{`{"aggregates":{"x":{"sketch":"hll","field":"x"}}}`, "aggregates"},
+		{`{"aggregates":{"u":{"sketch":"hll","field":"user","precision":10}}}`, "aggregates.u"},
+		{`{"aggregates":{"nope":null}}`, "aggregates.nope"},
+		{`{"aggregates":{"u":null}}`, "aggregates"},
+		{`{"aggregates":{"x":{"sketch":"hll","field":"x","since":"2026-01-01T00:00:00Z"}}}`, "aggregates.x.since"},
 		{`{"retention":"1s"}`, "retention"},
 	} {
 		a := f.do(t, http.MethodPatch, "/v1/streams/alt", c.body)

@@ -8,8 +8,8 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// aggregate is the aggregate a query reads: its index among the stream's
-// aggregates (the position of its sketch in a stored pane), its name, its
+// aggregate is the aggregate a query reads: its slot in the stream's
+// layout (the position of its sketch in a stored pane), its name, its
 // kind and the parameters of its sketches.
 type aggregate struct {
 	index  int
@@ -25,6 +25,9 @@ type aggregate struct {
 func (a aggregate) decode(blob []byte) (sketch.Sketch, error) {
 	if a.decoded != nil {
 		a.decoded.Add(1)
+	}
+	if len(blob) == 0 { // a slot the pane does not hold: no value yet
+		return sketch.New(a.params)
 	}
 	s, err := sketchd.DecodeSketch(blob, a.params.Kind)
 	if err != nil {

@@ -15,6 +15,9 @@ var (
 	// but was taken literally, and no key of the range has it (see
 	// ParseWhere). Its *ParamError wraps it.
 	ErrAmbiguousFilter = errors.New("filter matches nothing as written")
+	// ErrBeforeSince: the query reads panes from before its aggregate
+	// existed (see *SinceError).
+	ErrBeforeSince = errors.New("range starts before the aggregate existed")
 )
 
 // ParamError is a query parameter that does not parse or does not fit.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
 )
 
 // plan is one query compiled against its target, and what running it needs.
@@ -51,7 +50,7 @@ type scan struct {
 // compile resolves the aggregate, the selector and the geometry of qu.
 func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	spec := &t.Spec
-	ai, ok := slices.BinarySearch(spec.AggregateNames(), qu.Aggregate)
+	ai, ok := spec.Slot(qu.Aggregate)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownAggregate, qu.Aggregate)
 	}
@@ -66,6 +65,9 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	}
 	geom, err := newGeometry(spec, qu, q.opts.MaxWindows)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSince(spec, qu.Aggregate, geom); err != nil {
 		return nil, err
 	}
 	shape := ""

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/sketchd/sketchd"
-	"github.com/sketchd/sketchd/sketch"
 )
 
 // blockBuild is the block being rebuilt from its panes during a scan:
@@ -53,15 +52,11 @@ func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
 // its block or to its windows.
 func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneRecord) error {
 	ai := p.agg.index
-	if ai >= len(r.Sketches) {
-		return fmt.Errorf("pane %d of key %q: stored pane has %d sketches, want at least %d: %w",
-			r.Start, r.Key, len(r.Sketches), ai+1, sketch.ErrCorrupt)
-	}
 	ki, ok := p.keyIndex[r.Key]
 	if !ok {
 		return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 	}
-	q.sizes.observe(p.target.ID, ai, len(r.Sketches[ai]))
+	q.sizes.observe(p.target.ID, ai, len(sketchd.SlotBlob(&r, ai)))
 	bw := p.blockWidth()
 	bs := floorDiv(r.Start, bw) * bw
 	if _, in := slices.BinarySearch(p.blocks, bs); in {
@@ -71,7 +66,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 			}
 			b.open, b.key, b.start = true, ki, bs
 		}
-		sk, err := p.agg.decode(r.Sketches[ai])
+		sk, err := p.agg.decode(sketchd.SlotBlob(&r, ai))
 		if err != nil {
 			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 		}
@@ -80,7 +75,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 		return nil
 	}
 	final := p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark)
-	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, r.Sketches[ai], final, r.Events)
+	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, sketchd.SlotBlob(&r, ai), final, r.Events)
 	if err != nil {
 		return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 	}

@@ -185,11 +185,9 @@ func (q *Querier) scanTiers(ctx context.Context, p *plan, w *windows) error {
 			if !ok {
 				return fmt.Errorf("tier pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 			}
-			if ai >= len(r.Sketches) {
-				return fmt.Errorf("tier pane %d of key %q: %d sketches, want at least %d", r.Start, r.Key, len(r.Sketches), ai+1)
-			}
-			// Built tier panes are final (tiers.go): cached decoded.
-			sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, r.Sketches[ai], true, r.Events)
+			// Built tier panes are final (tiers.go): cached decoded. A
+			// slot the pane predates reads as empty (sketchd.SlotBlob).
+			sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, sketchd.SlotBlob(&r, ai), true, r.Events)
 			if err != nil {
 				return fmt.Errorf("tier pane %d of key %q: %w", r.Start, r.Key, err)
 			}

@@ -57,8 +57,10 @@ func (p *pane) sizeBytes() int {
 	return n
 }
 
-// record encodes the pane for the store. Aggregates that saw no value are
-// stored as empty sketches, so every record has one blob per aggregate.
+// record encodes the pane for the store, one blob per slot of the
+// stream's layout (Stream.SlotNames). Aggregates that saw no value are
+// stored as empty sketches; a retired slot is a zero-length blob, so a
+// removed aggregate's bytes leave a pane the next time it is written.
 func (p *pane) record(pl *plan, final bool) (sketchd.PaneRecord, error) {
 	r := sketchd.PaneRecord{
 		Key:      p.key,
@@ -66,14 +68,19 @@ func (p *pane) record(pl *plan, final bool) (sketchd.PaneRecord, error) {
 		Final:    final,
 		Events:   p.events,
 		Applied:  p.applied,
-		Sketches: make([][]byte, len(pl.aggs)),
+		Sketches: make([][]byte, len(pl.slots)),
 	}
 	// Encode into a pooled scratch buffer, then copy into one allocation
 	// that the pane's blobs share (each capped at its own end).
 	bp := scratch.Get().(*[]byte)
 	buf := (*bp)[:0]
 	ends := make([]int, 0, 8)
-	for i, s := range p.sketches {
+	for _, i := range pl.slots {
+		if i < 0 {
+			ends = append(ends, len(buf))
+			continue
+		}
+		s := p.sketches[i]
 		if s == nil {
 			var err error
 			if s, err = sketch.New(pl.aggs[i].params); err != nil {
@@ -106,13 +113,17 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 // maxScratch is the largest buffer scratch keeps.
 const maxScratch = 1 << 20
 
-// paneFromRecord decodes a stored pane for further updates.
+// paneFromRecord decodes a stored pane for further updates. Its blobs are
+// read by slot (sketchd.SlotBlob): a slot the pane does not have, or a
+// zero-length blob, is an aggregate without values yet; blobs of retired
+// slots or past the layout are dropped.
 func paneFromRecord(pl *plan, r sketchd.PaneRecord) (*pane, error) {
-	if len(r.Sketches) != len(pl.aggs) {
-		return nil, fmt.Errorf("stored pane has %d sketches, the stream has %d aggregates", len(r.Sketches), len(pl.aggs))
-	}
 	p := &pane{key: r.Key, start: r.Start, events: r.Events, applied: r.Applied, sketches: make([]sketch.Sketch, len(pl.aggs))}
-	for i, b := range r.Sketches {
+	for slot, i := range pl.slots {
+		b := sketchd.SlotBlob(&r, slot)
+		if i < 0 || len(b) == 0 {
+			continue
+		}
 		s, err := decodeAs(pl.aggs[i], b)
 		if err != nil {
 			return nil, err

@@ -21,6 +21,7 @@ type plan struct {
 	dims      []string
 	dimIndex  map[string]int
 	aggIndex  map[string]int
+	slots     []int // pane slot -> index in aggs, -1 for a retired slot (Stream.SlotNames)
 	tagSeed   uint64
 }
 
@@ -58,6 +59,13 @@ func compile(spec sketchd.Stream) (*plan, error) {
 		}
 		p.aggs = append(p.aggs, aggregate{name: n, params: sp})
 		p.aggIndex[n] = i
+	}
+	for _, n := range spec.SlotNames() {
+		i, ok := p.aggIndex[n]
+		if !ok {
+			i = -1
+		}
+		p.slots = append(p.slots, i)
 	}
 	// Reservoir tags derive from event positions mixed with a per-stream
 	// seed, so replays draw the same sample and streams do not correlate.

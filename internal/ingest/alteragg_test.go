@@ -1,0 +1,200 @@
+package ingest
+
+// Issue 15 item 9: PATCH adds and removes aggregates without touching the
+// others' history. Two instances read one JetStream stream: "alt" starts
+// with two aggregates and gains three by PATCH, "ref" has all five from
+// the start, so every answer of the altered stream has a reference.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+)
+
+// aggSpec is the JSON of a stream "aa" on ev.aa with the given aggregates.
+func aggSpec(aggs string) string {
+	return `{"name":"aa","subject":"ev.aa","time":{"field":"ts","format":"unix_ms"},"group_by":["country"],` +
+		`"max_future":"876000h","retention":"876000h","max_out_of_orderness":"5s","allowed_lateness":"30s","aggregates":{` + aggs + `}}`
+}
+
+const (
+	aggU = `"u":{"sketch":"hll","field":"user"}`
+	aggC = `"c":{"sketch":"cms","field":"url"}`
+	aggN = `"n":{"sketch":"hll","field":"url"}`
+	aggT = `"t":{"sketch":"tdigest","field":"ms"}`
+	aggR = `"r":{"sketch":"reservoir","size":8}`
+)
+
+// timedEvents returns n seeded events one second apart from start.
+func timedEvents(seed uint64, n int, start time.Time) []event {
+	evs := genEvents(seed, n)
+	for i := range evs {
+		evs[i].TS = start.Add(time.Duration(i) * time.Second).UnixMilli()
+	}
+	return evs
+}
+
+// exportSketch GETs the merged sketch of aggregate agg over [from, to):
+// status, body and the exact event count it holds.
+func (f *lifeFixture) exportSketch(tb testing.TB, agg string, from, to time.Time) (int, []byte, uint64) {
+	tb.Helper()
+	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	resp, err := f.http.Get(f.url + "/v1/streams/aa/aggregates/" + agg + "/sketch?" + q.Encode())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, _ := strconv.ParseUint(resp.Header.Get("Sketchd-Events"), 10, 64)
+	return resp.StatusCode, b, n
+}
+
+// waitEvents waits until aggregate agg's sketch over [from, to) holds n
+// events (committed: queries read the store).
+func (f *lifeFixture) waitEvents(tb testing.TB, agg string, from, to time.Time, n uint64) {
+	tb.Helper()
+	waitFor(tb, 15*time.Second, fmt.Sprintf("%s holds %d events", agg, n), func() (bool, string) {
+		st, b, got := f.exportSketch(tb, agg, from, to)
+		return st == http.StatusOK && got == n, fmt.Sprintf("%d %d %.80q", st, got, b)
+	})
+}
+
+// streamJSON is the part of a stream's status the alter tests read.
+type streamJSON struct {
+	State  string               `json:"state"`
+	Alters []sketchd.Alteration `json:"alters"`
+	Spec   sketchd.Stream       `json:"spec"`
+}
+
+func (f *lifeFixture) spec(tb testing.TB) streamJSON {
+	tb.Helper()
+	a := f.do(tb, http.MethodGet, "/v1/streams/aa", "")
+	var st streamJSON
+	if a.status != http.StatusOK {
+		tb.Fatalf("GET: %d %s", a.status, a.body)
+	}
+	if err := json.Unmarshal(a.body, &st); err != nil {
+		tb.Fatalf("GET: %v %s", err, a.body)
+	}
+	return st
+}
+
+func TestAlterAggregates(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU+","+aggC)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(strings.Join([]string{aggU, aggC, aggN, aggT, aggR}, ","))); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(10*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(21, 120, base)) // panes base, base+1m
+	alt.waitEvents(t, "u", from, end, 120)
+	_, cBefore, _ := alt.exportSketch(t, "c", from, end)
+
+	// Add three aggregates: they start at the pane after the highest event
+	// time applied (base+1m59s), base+2m.
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+strings.Join([]string{aggN, aggT, aggR}, ",")+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH add: %d %s", a.status, a.body)
+	}
+	since := base.Add(2 * time.Minute)
+	st := alt.spec(t)
+	for _, n := range []string{"n", "t", "r"} {
+		if s := st.Spec.Aggregates[n].Since; s == nil || !s.Equal(since) {
+			t.Errorf("aggregate %s: since %v, want %s", n, s, since)
+		}
+	}
+	if want := []string{"c", "u", "n", "r", "t"}; strings.Join(st.Spec.Slots, ",") != strings.Join(want, ",") {
+		t.Errorf("slots %q, want %q", st.Spec.Slots, want)
+	}
+	if len(st.Alters) != 1 || len(st.Alters[0].Changes) != 3 || st.State != "running" {
+		t.Errorf("status after add: %+v", st)
+	}
+
+	publishEvents(t, alt.js, "ev.aa", timedEvents(22, 120, base.Add(5*time.Minute))) // panes base+5m, +6m
+	alt.waitEvents(t, "u", from, end, 240)
+	ref.waitEvents(t, "u", from, end, 240)
+	alt.waitEvents(t, "n", since, end, 120)
+
+	// Old aggregates: the same bytes as the reference over the whole range;
+	// new ones: the same from since on (hll, cms, reservoir merge exactly).
+	for _, c := range []struct {
+		agg  string
+		from time.Time
+	}{{"u", from}, {"c", from}, {"n", since}, {"r", since}} {
+		_, got, gn := alt.exportSketch(t, c.agg, c.from, end)
+		_, want, wn := ref.exportSketch(t, c.agg, c.from, end)
+		if string(got) != string(want) || gn != wn {
+			t.Errorf("%s from %s: %d bytes (%d events), reference %d bytes (%d events)", c.agg, c.from, len(got), gn, len(want), wn)
+		}
+	}
+	// The t-digest: both hold the same 120 values (merged in another
+	// order): the reference's median lies within the altered stream's
+	// stated bounds.
+	type quantile struct{ Value, Lower, Upper float64 }
+	q := func(f *lifeFixture) quantile {
+		var res struct {
+			Groups []struct {
+				Windows []struct {
+					Quantiles []quantile `json:"quantiles"`
+				} `json:"windows"`
+			} `json:"groups"`
+		}
+		qs := url.Values{"from": {since.Format(time.RFC3339)}, "to": {end.Format(time.RFC3339)}, "q": {"0.5"}}
+		getJSON(t, f.http, f.url+"/v1/streams/aa/aggregates/t?"+qs.Encode(), &res)
+		if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 || len(res.Groups[0].Windows[0].Quantiles) != 1 {
+			t.Fatalf("tdigest answer: %+v", res)
+		}
+		return res.Groups[0].Windows[0].Quantiles[0]
+	}
+	if got, want := q(alt), q(ref); want.Value < got.Lower || want.Value > got.Upper {
+		t.Errorf("t p50 %+v, reference %+v: outside the bounds", got, want)
+	}
+	// Before since the new aggregates say they did not exist yet.
+	if st, body, _ := alt.exportSketch(t, "n", from, end); st != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"code":"before_aggregate"`) {
+		t.Errorf("n from %s: %d %s", from, st, body)
+	}
+
+	// Remove c: gone at once; u unchanged byte for byte.
+	_, uBefore, _ := alt.exportSketch(t, "u", from, end)
+	if a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{"c":null}}`); a.status != http.StatusOK {
+		t.Fatalf("PATCH remove: %d %s", a.status, a.body)
+	}
+	if st, body, _ := alt.exportSketch(t, "c", from, end); st != http.StatusNotFound || !strings.Contains(string(body), `"code":"aggregate_not_found"`) {
+		t.Errorf("removed c: %d %s", st, body)
+	}
+	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); string(uAfter) != string(uBefore) {
+		t.Errorf("u changed with the removal of c")
+	}
+	// Re-added, c starts empty after the last event (base+6m59s): base+7m.
+	if a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+aggC+`}}`); a.status != http.StatusOK {
+		t.Fatalf("PATCH re-add: %d %s", a.status, a.body)
+	}
+	st = alt.spec(t)
+	if s := st.Spec.Aggregates["c"].Since; s == nil || !s.Equal(base.Add(7*time.Minute)) {
+		t.Errorf("re-added c: since %v", s)
+	}
+	if want := []string{"", "u", "n", "r", "t", "c"}; strings.Join(st.Spec.Slots, ",") != strings.Join(want, ",") {
+		t.Errorf("slots %q, want %q", st.Spec.Slots, want)
+	}
+	if st, body, n := alt.exportSketch(t, "c", base.Add(7*time.Minute), end); st != http.StatusOK || n != 0 {
+		t.Errorf("re-added c holds %d events (%d %.100q); the old c's data came back", n, st, body)
+	}
+	if string(cBefore) == "" {
+		t.Error("no c export before the alter")
+	}
+	publishEvents(t, alt.js, "ev.aa", timedEvents(23, 60, base.Add(8*time.Minute)))
+	alt.waitEvents(t, "c", base.Add(7*time.Minute), end, 60)
+	alt.waitEvents(t, "u", from, end, 300)
+	t.Logf("alters: %+v", alt.spec(t).Alters)
+}
