@@ -61,6 +61,8 @@ type consumerState struct {
 	gapped      atomic.Uint64 // messages skipped by a sequence gap
 	numPending  atomic.Uint64 // the consumer's pending count, as last refreshed
 	ackFloor    atomic.Uint64 // the consumer's ack floor, as last refreshed
+
+	first firstSeqCache // the JetStream stream's first sequence (gap.go)
 }
 
 func (c *consumerState) init() { c.resetReq = make(chan struct{}, 1) }
@@ -138,8 +140,9 @@ func (r *runner) jetStreamStream(ctx context.Context) (jetstream.Stream, error) 
 	return r.m.ensureJetStream(ctx, r.spec)
 }
 
-// startConsumer (re)creates the durable consumer so that it delivers the
-// stream from sequence start on, in order, and starts consuming it.
+// startConsumer resets (or recreates) the durable consumer so that it
+// delivers the stream from sequence start on, in order, and starts
+// consuming it.
 func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       r.m.consumerName(r.spec.Name),
@@ -155,13 +158,9 @@ func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start
 	}
-	s := r.consumer.jsStream
-	if err := s.DeleteConsumer(ctx, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("JetStream consumer: reset to sequence %d: %w", start, err)
-	}
-	cons, err := s.CreateConsumer(ctx, cfg)
+	cons, err := r.positionConsumer(ctx, cfg, start) // reset.go
 	if err != nil {
-		return fmt.Errorf("JetStream consumer: %w", err)
+		return err
 	}
 	c := &r.consumer
 	c.deliverMu.Lock()
@@ -226,36 +225,6 @@ func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 	}
 	c.nextSeq.Store(seq + 1)
 	r.send(inMsg{data: m.Data(), subject: m.Subject(), seq: seq, js: m, epoch: epoch})
-}
-
-// countGap counts the messages between want and seq that are no longer in
-// the JetStream stream (its limits removed them): they are lost to sketchd.
-func (r *runner) countGap(want, seq uint64) {
-	ctx, cancel := context.WithTimeout(r.life.run, 2*time.Second)
-	defer cancel()
-	if n, err := r.streamGap(ctx, want, seq); n > 0 {
-		r.consumer.gapped.Add(n)
-		r.log.Warn("JetStream messages missing before this one (removed by the stream's limits?)",
-			"expected_seq", want, "seq", seq, "missing", n, "err", err)
-	}
-}
-
-// streamGap returns how many messages of the stream's subject lie in
-// [from, to). A filtered consumer skips sequences of other subjects
-// legitimately, so the gap is counted only for this stream's subject.
-func (r *runner) streamGap(ctx context.Context, from, to uint64) (uint64, error) {
-	s, err := r.js.Stream(ctx, r.spec.JetStreamStream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if info.State.FirstSeq > from {
-		return min(info.State.FirstSeq, to) - from, nil
-	}
-	return 0, nil
 }
 
 // requestReset asks for a consumer reset unless one is pending or running,
@@ -384,6 +353,7 @@ func (r *runner) refreshConsumerInfo(ctx context.Context) {
 	}
 	c.numPending.Store(ci.NumPending)
 	c.ackFloor.Store(ci.AckFloor.Stream)
+	r.refreshFirstSeq(ctx)
 	r.publishStatus()
 }
 

@@ -116,8 +116,9 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	names    nameLocks // serializes each name's lifecycle (names.go)
-	instance string    // the store's instance id: part of durable names
+	names    nameLocks  // serializes each name's lifecycle (names.go)
+	instance string     // the store's instance id: part of durable names
+	reset    resetState // the server's consumer reset, probed once (reset.go)
 
 	mu      sync.Mutex
 	runners map[string]*runner
