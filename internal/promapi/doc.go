@@ -6,7 +6,8 @@
 // Queries are parsed by the upstream PromQL parser
 // (github.com/prometheus/prometheus/promql/parser) and mapped onto
 // query.Query: a metric name picks what a window's merged sketch answers
-// (sketchd_distinct, sketchd_quantile, sketchd_top_count, sketchd_count and
+// (sketchd_distinct for hll and theta, sketchd_quantile for tdigest and
+// ddsketch, sketchd_top_count, sketchd_count and
 // the _lower/_upper bounds), label matchers on the stream's dimensions are
 // where filters, `sum by (...)` is a group_by (sketches are merged, never
 // estimates added), and the range query's step is the query's step: each

@@ -34,15 +34,28 @@ type metric struct {
 // metrics is the one table of the metric names served.
 var metrics = []metric{
 	{"sketchd_count", "", boundEstimate, "Exact number of events in the window (per stream; any aggregate)."},
-	{"sketchd_distinct", sketchd.KindHLL, boundEstimate, "Distinct count estimate of an hll aggregate in the window."},
+	{"sketchd_distinct", sketchd.KindHLL, boundEstimate, "Distinct count estimate of an hll or theta aggregate in the window."},
 	{"sketchd_distinct_lower", sketchd.KindHLL, boundLower, "Lower bound of the distinct count (95% confidence)."},
 	{"sketchd_distinct_upper", sketchd.KindHLL, boundUpper, "Upper bound of the distinct count (95% confidence)."},
-	{"sketchd_quantile", sketchd.KindTDigest, boundEstimate, "Quantile (label quantile) of a tdigest aggregate in the window."},
-	{"sketchd_quantile_lower", sketchd.KindTDigest, boundLower, "Value at quantile minus the digest's rank error."},
-	{"sketchd_quantile_upper", sketchd.KindTDigest, boundUpper, "Value at quantile plus the digest's rank error."},
+	{"sketchd_quantile", sketchd.KindTDigest, boundEstimate, "Quantile (label quantile) of a tdigest or ddsketch aggregate in the window."},
+	{"sketchd_quantile_lower", sketchd.KindTDigest, boundLower, "Lower bound of the quantile (tdigest: the value at quantile minus the rank error; ddsketch: from the relative accuracy)."},
+	{"sketchd_quantile_upper", sketchd.KindTDigest, boundUpper, "Upper bound of the quantile (tdigest: the value at quantile plus the rank error; ddsketch: from the relative accuracy)."},
 	{"sketchd_top_count", sketchd.KindCMS, boundEstimate, "Count-min frequency estimate of an item (label item); without an item matcher, the window's top items."},
 	{"sketchd_top_count_lower", sketchd.KindCMS, boundLower, "Lower bound of the item's frequency."},
 	{"sketchd_top_count_upper", sketchd.KindCMS, boundUpper, "Upper bound of the item's frequency (estimate + epsilon N)."},
+}
+
+// siblings are the kinds a metric of another kind also reads: theta
+// aggregates answer the distinct-count metrics, ddsketch aggregates the
+// quantile metrics, with their own bounds.
+var siblings = map[sketchd.AggregateKind]sketchd.AggregateKind{
+	sketchd.KindTheta:    sketchd.KindHLL,
+	sketchd.KindDDSketch: sketchd.KindTDigest,
+}
+
+// reads reports whether the metric reads aggregates of kind k.
+func (m *metric) reads(k sketchd.AggregateKind) bool {
+	return k == m.kind || siblings[k] == m.kind && m.kind != ""
 }
 
 // hasAggregateLabel reports whether the metric's series name an aggregate.
@@ -70,25 +83,35 @@ func (b bound) of(est, lower, upper float64) float64 {
 	return est
 }
 
-// distinct is the value of an hll window.
+// distinct is the value of an hll or theta window.
 func (m *metric) distinct(sk sketch.Sketch) (float64, bool) {
-	h, ok := sk.(*sketch.HLL)
-	if !ok {
-		return 0, false
+	switch s := sk.(type) {
+	case *sketch.HLL:
+		e := s.Estimate()
+		return m.bound.of(e.Estimate, e.Lower, e.Upper), true
+	case *sketch.Theta:
+		e := s.Estimate()
+		return m.bound.of(e.Estimate, e.Lower, e.Upper), true
 	}
-	e := h.Estimate()
-	return m.bound.of(e.Estimate, e.Lower, e.Upper), true
+	return 0, false
 }
 
 // quantile is the value of a tdigest window at q; false when the window
 // has no values (Prometheus has no sample there).
 func (m *metric) quantile(sk sketch.Sketch, q float64) (float64, bool) {
-	t, ok := sk.(*sketch.TDigest)
-	if !ok || t.Count() == 0 {
-		return 0, false
+	switch s := sk.(type) {
+	case *sketch.TDigest:
+		if s.Count() > 0 {
+			e := s.Quantile(q)
+			return m.bound.of(e.Value, e.Lower, e.Upper), true
+		}
+	case *sketch.DDSketch:
+		if s.Count() > 0 {
+			e := s.Quantile(q)
+			return m.bound.of(e.Value, e.Lower, e.Upper), true
+		}
 	}
-	e := t.Quantile(q)
-	return m.bound.of(e.Value, e.Lower, e.Upper), true
+	return 0, false
 }
 
 // frequency is the value of a count-min estimate.

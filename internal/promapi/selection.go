@@ -61,7 +61,7 @@ func aggregatesOf(spec *sketchd.Stream, m *metric) []string {
 	}
 	var out []string
 	for _, n := range names {
-		if spec.Aggregates[n].Sketch == m.kind {
+		if m.reads(spec.Aggregates[n].Sketch) {
 			out = append(out, n)
 		}
 	}
