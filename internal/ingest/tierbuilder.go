@@ -14,6 +14,11 @@ package ingest
 // twice, nor lost. Late events need nothing more: a base pane is only final
 // once no late event can reach it.
 //
+// An import into a final pane (store.UpdatePane) lowers the cursors of the
+// tiers that hold it; the builder reloads its cursors at every pass and
+// rebuilds from there (a cursor write it had in flight is refused with
+// store.ErrTierRewound).
+//
 // A stream given tiers later (a new spec over stored panes) builds them the
 // same way from its first stored pane; the cursors make that resumable
 // across restarts, and the status shows each tier's progress.
@@ -89,14 +94,12 @@ func (r *runner) runTiers(run context.Context) error {
 		return nil
 	}
 	b := &tierBuilder{r: r, ts: ts, merger: merger}
-	loaded := false
 	t := time.NewTicker(r.m.opts.FlushInterval)
 	defer t.Stop()
 	for {
-		if !loaded {
-			loaded = b.loadCursors(run)
-		}
-		if loaded {
+		// Every pass: an import into a final pane lowers the cursors of
+		// the tiers that hold it (store.ErrTierRewound).
+		if b.loadCursors(run) {
 			b.buildAll(run)
 		}
 		select {
@@ -287,6 +290,10 @@ func (b *tierBuilder) buildUnits(ctx context.Context, i int, src time.Duration, 
 // failed logs and counts a failed unit; the next tick retries it.
 func (b *tierBuilder) failed(i int, err error) {
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if errors.Is(err, store.ErrTierRewound) {
+		b.r.log.Info("rollup tier rewound by an import; rebuilding", "tier", b.r.spec.Rollups[i].Granularity)
 		return
 	}
 	b.r.tiers.errors.Add(1)

@@ -52,6 +52,8 @@ type DB struct {
 	healthMu sync.Mutex
 	writeErr error
 
+	tierRewound tierMarks // tier_rewind.go
+
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
 }

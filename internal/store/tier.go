@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -33,18 +32,8 @@ func (db *DB) TierCursor(ctx context.Context, streamID uint32, tier time.Duratio
 	}
 	k := tierCursorKey(streamID, tier)
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			u, err := decodeU64(k, v, cursorVersion)
-			end, ok = unflip(u), err == nil
-			return err
-		})
+		end, ok, err = readCursor(txn, k)
+		return err
 	})
 	if err != nil {
 		return 0, false, db.readFailed("tier cursor", err)
@@ -111,6 +100,13 @@ func (db *DB) writeTier(ctx context.Context, streamID uint32, tier time.Duration
 		entries = append(entries, indexEntry{k, arena[off:len(arena):len(arena)]})
 	}
 	if built != nil {
+		// Imports rewind tier cursors (tier_rewind.go): none may slip
+		// between the check and the write.
+		unlock := db.tierRewound.lock(streamID)
+		defer unlock()
+		if err := db.checkTierCursor(streamID, tier); err != nil {
+			return err
+		}
 		entries = append(entries, indexEntry{tierCursorKey(streamID, tier), encodeU64(cursorVersion, flip(*built))})
 	}
 	if err := db.writeEntries(entries); err != nil {

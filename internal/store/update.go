@@ -60,7 +60,8 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	ik := indexKey(streamID, part, key)
 	uk := updateIDKey(streamID, id)
 	var editErr error
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	update := func(txn *badger.Txn) error {
+		applied = false
 		if _, err := txn.Get(uk); err == nil {
 			return nil // applied before
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -109,9 +110,15 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 		if err := txn.Set(ik, encodeIndex(lo, hi)); err != nil {
 			return err
 		}
+		if err := db.rewindTiers(txn, streamID, &info.Spec, start); err != nil {
+			return err
+		}
 		applied = true
 		return txn.Set(uk, encodeU32(updateIDVersion, uint32(len(id))))
-	})
+	}
+	unlock := db.tierRewound.lock(streamID) // rewindTiers vs tier cursor writes
+	err = db.bdb.Update(update)
+	unlock()
 	switch {
 	case editErr != nil:
 		return false, editErr
