@@ -41,11 +41,16 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 	tgt := query.TargetOf(st)
 	for t.cur.finalTo < finalLimit {
 		hi := min(finalLimit, t.cur.finalTo+int64(t.batch)*w)
-		n, err := t.publishRange(ctx, tgt, t.cur.finalTo, hi, passFinal)
+		n, sent, err := t.publishRange(ctx, tgt, t.cur.finalTo, hi, passFinal)
 		if err != nil {
 			return err
 		}
 		hi = t.cur.finalTo + int64(n)*w
+		if sent == 0 {
+			if hi, err = t.skipEmpty(ctx, hi, finalLimit); err != nil {
+				return err
+			}
+		}
 		c := t.cur
 		c.finalTo = hi
 		c.closedTo = max(c.closedTo, hi)
@@ -68,12 +73,17 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 	}
 	for t.cur.closedTo < closeLimit {
 		hi := min(closeLimit, t.cur.closedTo+int64(t.batch)*w)
-		n, err := t.publishRange(ctx, tgt, t.cur.closedTo, hi, passClose)
+		n, sent, err := t.publishRange(ctx, tgt, t.cur.closedTo, hi, passClose)
 		if err != nil {
 			return err
 		}
 		c := t.cur
 		c.closedTo += int64(n) * w
+		if sent == 0 {
+			if c.closedTo, err = t.skipEmpty(ctx, c.closedTo, closeLimit); err != nil {
+				return err
+			}
+		}
 		if err := t.save(ctx, c); err != nil {
 			return err
 		}
@@ -99,7 +109,7 @@ func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	w := int64(t.spec.Window)
 	for lo := t.cur.finalTo; lo < t.cur.closedTo; {
 		hi := min(t.cur.closedTo, lo+int64(t.batch)*w)
-		n, err := t.publishRange(ctx, tgt, lo, hi, passLate)
+		n, _, err := t.publishRange(ctx, tgt, lo, hi, passLate)
 		if err != nil {
 			return err
 		}
@@ -107,6 +117,21 @@ func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	}
 	t.lateSeen, t.lateKnown = cp.Counters.Late, true
 	return nil
+}
+
+// skipEmpty returns where a pass that found no data before from may go on:
+// the window of the next stored pane at or after from, or limit when that
+// is later (a quiet stream, or data past retention, costs one key-index
+// look instead of a query per batch).
+func (t *target) skipEmpty(ctx context.Context, from, limit int64) (int64, error) {
+	next, ok, err := t.e.s.db.FirstPaneAfter(ctx, t.e.id, 0, from)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return limit, nil
+	}
+	return max(from, min(limit, sketchd.PaneStart(next, int64(t.spec.Window)))), nil
 }
 
 // load reads the target's cursor, or starts it at the window of the
@@ -158,9 +183,10 @@ const (
 
 // publishRange publishes the windows of [lo, hi) for pass p, in window
 // order, and waits for NATS to confirm them. It returns how many windows
-// it covered: fewer than asked when the query's limits refused the batch
-// and it was cut (t.batch halves, down to one window).
-func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int64, p pass) (int, error) {
+// it covered (fewer than asked when the query's limits refused the batch
+// and it was cut: t.batch halves, down to one window) and how many
+// messages it published.
+func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int64, p pass) (int, int, error) {
 	w := int64(t.spec.Window)
 	for {
 		n := int((hi - lo) / w)
@@ -174,22 +200,22 @@ func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int6
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("query [%s, %s): %w", fmtTime(lo), fmtTime(hi), err)
+			return 0, 0, fmt.Errorf("query [%s, %s): %w", fmtTime(lo), fmtTime(hi), err)
 		}
 		msgs, err := t.render(tgt, res, lo, n, p)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := t.publish(ctx, msgs); err != nil {
 			t.ready = false // look for the target stream again (it may have been deleted)
-			return 0, err
+			return 0, 0, err
 		}
 		for _, m := range msgs {
 			if m.seen != nil {
 				t.seen[*m.seen] = m.events
 			}
 		}
-		return n, nil
+		return n, len(msgs), nil
 	}
 }
 
