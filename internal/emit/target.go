@@ -188,11 +188,19 @@ const (
 // messages it published.
 func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int64, p pass) (int, int, error) {
 	w := int64(t.spec.Window)
+	idx, hi := t.answering(lo, hi)
+	names := make([]string, len(idx))
+	for i, a := range idx {
+		names[i] = t.plan.Aggregates[a]
+	}
 	for {
 		n := int((hi - lo) / w)
+		if len(names) == 0 {
+			return n, 0, nil
+		}
 		res, err := t.e.s.querier.QueryMulti(ctx, tgt, query.Query{
 			From: lo, To: hi, GroupBy: t.e.spec.EmitGroupBy(&t.spec), Step: w, Window: w,
-		}, t.plan.Aggregates)
+		}, names)
 		var le *query.LimitError
 		if errors.As(err, &le) && n > 1 {
 			t.batch = max(1, n/2)
@@ -202,7 +210,7 @@ func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int6
 		if err != nil {
 			return 0, 0, fmt.Errorf("query [%s, %s): %w", fmtTime(lo), fmtTime(hi), err)
 		}
-		msgs, err := t.render(tgt, res, lo, n, p)
+		msgs, err := t.render(tgt, res, idx, lo, n, p)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -219,14 +227,41 @@ func (t *target) publishRange(ctx context.Context, tgt query.Target, lo, hi int6
 	}
 }
 
-// render renders the messages of the windows of res, window by window
-// (then aggregate, then group, in key order).
-func (t *target) render(tgt query.Target, res []*query.Result, lo int64, n int, p pass) ([]outMsg, error) {
+// answering returns the plan's aggregates (indexes) that answer the
+// windows from lo on, and where the batch must end so that they answer all
+// of it: an aggregate an alter added (Aggregate.Since) answers only the
+// windows starting at or after its Since, and is left out before (the query
+// API refuses those windows).
+func (t *target) answering(lo, hi int64) ([]int, int64) {
+	w := int64(t.spec.Window)
+	var idx []int
+	for i, name := range t.plan.Aggregates {
+		since := t.e.spec.Aggregates[name].Since
+		if since == nil {
+			idx = append(idx, i)
+			continue
+		}
+		// The first window starting at or after since.
+		first := sketchd.PaneStart(since.UnixNano()+w-1, w)
+		if first <= lo {
+			idx = append(idx, i)
+		} else {
+			hi = min(hi, first)
+		}
+	}
+	return idx, hi
+}
+
+// render renders the messages of the windows of res (the results of the
+// plan's aggregates idx), window by window (then aggregate, then group, in
+// key order).
+func (t *target) render(tgt query.Target, res []*query.Result, idx []int, lo int64, n int, p pass) ([]outMsg, error) {
 	w := int64(t.spec.Window)
 	var out []outMsg
 	for wi := range n {
 		start := lo + int64(wi)*w
-		for ai, r := range res {
+		for ri, r := range res {
+			ai := idx[ri]
 			for _, g := range r.Groups {
 				win := windowAt(g.Windows, start)
 				if win == nil || win.Events == 0 {
