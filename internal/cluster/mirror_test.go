@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"context"
+
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+)
+
+// TestMirrorFollows: an owner commits through ChangelogCommitter (the
+// changelog, then its own store with the record's sequence); a standby's
+// mirror, running, follows every commit into its store and is Restored
+// once it reached the head; the owner's own mirror finds nothing to apply.
+func TestMirrorFollows(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	const partitions = 2
+	ownerDB, ownerSIDs := openStore(t, partitions)
+	standbyDB, standbySIDs := openStore(t, partitions)
+
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 1)), f.cl, standbySIDs, standbyDB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mirror.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "restored (empty changelog)", mirror.Restored)
+
+	models := make([]model, partitions)
+	for p := range partitions {
+		w := f.writer(t, 0, p, "owner")
+		claim(t, w)
+		c := ChangelogCommitter{Writer: w, Local: ownerDB}
+		g := &flushGen{rng: rand.New(rand.NewPCG(uint64(p), 9))}
+		for i := range 4 {
+			fl := g.next(&models[p], 3+i*7, 300)
+			if err := c.Commit(ctx, ownerSIDs[p], fl); err != nil {
+				t.Fatalf("partition %d commit %d: %v", p, i, err)
+			}
+			models[p].apply(fl)
+		}
+		checkPartition(t, ownerDB, ownerSIDs[p], &models[p])
+	}
+	waitFor(t, "standby caught up", func() bool {
+		for p := range partitions {
+			seq, _, _ := standbyDB.ChangelogSeq(ctx, standbySIDs[p])
+			own, _, _ := ownerDB.ChangelogSeq(ctx, ownerSIDs[p])
+			if seq != own || seq == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for p := range partitions {
+		checkPartition(t, standbyDB, standbySIDs[p], &models[p])
+	}
+
+	self, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 2)), f.cl, ownerSIDs, ownerDB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := self.Stats(); st.Records != 0 || !self.Restored() {
+		t.Fatalf("owner's own mirror applied %+v (restored %v), want nothing", st, self.Restored())
+	}
+}
+
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not %s after 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
