@@ -265,3 +265,24 @@ func sameFlush(a, b *Record) bool {
 	jb, err2 := json.Marshal(b.Checkpoint)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
+
+// specHeadroom is what a stream's pane bound must leave under max_payload
+// in cluster mode: the pane header, the key's length prefix, batch and
+// TTL headers.
+const specHeadroom = 4 << 10
+
+// CheckPaneFits refuses, in cluster mode, a stream whose largest possible
+// pane (every aggregate at its encoding bound, the longest key) would not
+// fit the NATS server's max_payload, so that no commit of it can ever be
+// refused (ErrPaneTooLarge) after its events were accepted.
+func CheckPaneFits(spec sketchd.Stream, maxPayload int64) error {
+	bound := sketchd.MaxKeyLen + specHeadroom
+	for _, name := range spec.AggregateNames() {
+		bound += spec.Aggregates[name].MaxEncodedBytes() + 10
+	}
+	if int64(bound) > maxPayload {
+		return fmt.Errorf("%w: stream %s: a pane can reach %d KiB with its sketches at their bounds, the server's max_payload is %d KiB: raise max_payload (up to 8 MiB) or shrink the aggregates",
+			ErrPaneTooLarge, spec.Name, (bound+1023)>>10, maxPayload>>10)
+	}
+	return nil
+}
