@@ -4,9 +4,11 @@ import (
 	"context"
 
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
 )
 
@@ -81,4 +83,50 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestMirrorSkipsCorrupt: a changelog message that does not decode (bad
+// checksum, a key that does not hash to its subject, an unknown subject
+// kind) is counted and skipped; the partition's good records still apply.
+func TestMirrorSkipsCorrupt(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, time.Minute)
+	nc := f.c.Connect(t, 0)
+	js := jetStream(t, nc)
+	good := sketchd.PaneRecord{Key: sketchd.EncodeKey("de"), Start: 0, Applied: 1, Sketches: [][]byte{{1}}}
+	body := encodePane(&good)
+	bad := append([]byte(nil), body...)
+	bad[3] ^= 1
+	for _, m := range []struct {
+		subject string
+		data    []byte
+	}{
+		{f.cl.PaneSubject(0, good.Key, 60e9), bad},                         // checksum
+		{f.cl.PaneSubject(0, sketchd.EncodeKey("fr"), 0), body},            // key hash
+		{strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c") + ".x", body}, // kind
+	} {
+		if _, err := js.Publish(ctx, m.subject, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := f.writer(t, 1, 0, "owner")
+	claim(t, w)
+	var mod model
+	fl := sketchd.Flush{Panes: []sketchd.PaneRecord{good}, Checkpoint: sketchd.Checkpoint{Position: 1}, Gen: 1}
+	if _, err := w.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	mod.apply(fl)
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 2)), f.cl, sids, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mirror.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := mirror.Stats(); st.Corrupt != 3 {
+		t.Fatalf("stats %+v, want 3 corrupt", st)
+	}
+	checkPartition(t, db, sids[0], &mod)
 }
