@@ -61,8 +61,8 @@ func (e *FencedError) Error() string {
 
 func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
-// headroom is what the batch and TTL headers may add to a pane's bytes
-// (measured under 200 bytes).
+// headroom is what the batch and TTL headers may add to a pane's bytes:
+// their names and values add up to under 200.
 const headroom = 512
 
 // NewWriter returns partition part's writer for instance owner. stream
