@@ -130,3 +130,60 @@ func TestMirrorSkipsCorrupt(t *testing.T) {
 	}
 	checkPartition(t, db, sids[0], &mod)
 }
+
+// TestMirrorHoldRelease: while this instance owns a partition (Hold), its
+// mirror applies none of it, even a batch that reached the changelog but
+// not the local store; once another instance has claimed it and this one
+// lets go (Release), the mirror rewinds to the store's applied sequence
+// and applies that batch and the new owner's.
+func TestMirrorHoldRelease(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 0)), f.cl, sids, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mirror.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "restored", mirror.Restored)
+
+	var m model
+	g := &flushGen{rng: rand.New(rand.NewPCG(7, 8))}
+	mirror.Hold(0)
+	w := f.writer(t, 0, 0, "a")
+	claim(t, w)
+	local := ChangelogCommitter{Writer: w, Local: db}
+	fl := g.next(&m, 10, 200)
+	if err := local.Commit(ctx, sids[0], fl); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(fl)
+	ownSeq, _, _ := db.ChangelogSeq(ctx, sids[0])
+	// The changelog takes the next flush; the local commit never happens.
+	lost := g.next(&m, 10, 200)
+	if _, err := w.Commit(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(lost)
+	time.Sleep(500 * time.Millisecond) // the running mirror sees it and must not apply it
+	if seq, _, _ := db.ChangelogSeq(ctx, sids[0]); seq != ownSeq {
+		t.Fatalf("held partition applied by the mirror: sequence %d → %d", ownSeq, seq)
+	}
+
+	heir := f.writer(t, 1, 0, "b")
+	claim(t, heir)
+	fl = g.next(&m, 10, 200)
+	if _, err := heir.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(fl)
+	mirror.Release(0)
+	waitFor(t, "the heir's commit applied", func() bool {
+		cp, _, _ := db.Checkpoint(ctx, sids[0])
+		return cp.Position == m.cp.Position
+	})
+	checkPartition(t, db, sids[0], &m)
+}
