@@ -40,8 +40,9 @@ type Mirror struct {
 	applied []uint64                        // per partition: changelog sequence last committed locally
 	pending []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
 
-	held   []atomic.Bool // per partition: owned here, not applied (Hold)
-	rewind chan struct{} // Release: start again from the store's sequences
+	held      []atomic.Bool // per partition: owned here, not applied (Hold)
+	releasing []atomic.Bool // per partition: Release asked to end the hold at the next rewind
+	rewind    chan struct{} // Release: start again from the store's sequences
 
 	restored atomic.Bool
 	records  atomic.Uint64 // checkpoint records committed
@@ -67,7 +68,7 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 	}
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
 		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
-		held: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
+		held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -109,6 +110,13 @@ func (m *Mirror) CatchUp(ctx context.Context) error { return m.run(ctx, false) }
 func (m *Mirror) Run(ctx context.Context) error { return m.run(ctx, true) }
 
 func (m *Mirror) run(ctx context.Context, follow bool) error {
+	select {
+	case <-m.rewind: // a Release while no mirror ran
+		if err := m.reload(ctx); err != nil {
+			return err
+		}
+	default:
+	}
 	for {
 		err := m.consume(ctx, follow)
 		if !errors.Is(err, errRewind) {
@@ -202,9 +210,15 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	}
 }
 
-// reload takes every partition's applied sequence from the store again
-// (an owner's local commits moved it) and drops what was collected.
+// reload ends the holds that Release asked to end, then takes every
+// partition's applied sequence from the store again (an owner's local
+// commits moved it) and drops what was collected.
 func (m *Mirror) reload(ctx context.Context) error {
+	for p := range m.sids {
+		if m.releasing[p].Swap(false) {
+			m.held[p].Store(false)
+		}
+	}
 	for p, sid := range m.sids {
 		seq, _, err := m.store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -221,15 +235,20 @@ func (m *Mirror) reload(ctx context.Context) error {
 // once the mirror has applied p up to the record its claim is fenced on
 // (an apply of that record still under way writes what the claim resumes
 // from). Safe from any goroutine.
-func (m *Mirror) Hold(p int) { m.held[p].Store(true) }
+func (m *Mirror) Hold(p int) {
+	m.releasing[p].Store(false)
+	m.held[p].Store(true)
+}
 
 // Release resumes applying partition p, which this instance no longer
-// owns. The running mirror rewinds to the first sequence its store has not
-// applied, so a batch the owner got into the changelog but not into its
-// own store (a local commit that failed before the partition was lost) is
-// applied too. Safe from any goroutine.
+// owns. The mirror rewinds to the first sequence its store has not
+// applied, and the hold ends there (not before: panes dropped while held
+// must not be missing from a record applied after), so a batch the owner
+// got into the changelog but not into its own store (a local commit that
+// failed before the partition was lost) is applied too. Safe from any
+// goroutine; it takes effect when the mirror runs.
 func (m *Mirror) Release(p int) {
-	m.held[p].Store(false)
+	m.releasing[p].Store(true)
 	select {
 	case m.rewind <- struct{}{}:
 	default: // a rewind is pending already
