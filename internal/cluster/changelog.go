@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -87,5 +88,24 @@ func EnsureChangelog(ctx context.Context, js jetstream.JetStream, c Changelog, r
 	if err != nil {
 		return nil, fmt.Errorf("cluster: changelog %s: %w", c.Name(), err)
 	}
+	if err := waitLeader(ctx, s); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// waitLeader waits until a just-created stream has a leader (a clustered
+// stream answers no request before), polling its info until ctx is done.
+func waitLeader(ctx context.Context, s jetstream.Stream) error {
+	for {
+		info, err := s.Info(ctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: stream %s has no leader: %w", s.CachedInfo().Config.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

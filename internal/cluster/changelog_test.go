@@ -374,3 +374,22 @@ func TestChangelogPaneTTL(t *testing.T) {
 		t.Fatalf("checkpoint record TTL %q, %v", rec.Header.Get(jetstream.MsgTTLHeader), err)
 	}
 }
+
+func TestCheckPaneFits(t *testing.T) {
+	spec := sketchd.DefaultStream()
+	spec.Name, spec.Subject = "s", "events.s"
+	spec.Aggregates = map[string]sketchd.Aggregate{
+		"users":   {Sketch: sketchd.KindHLL, Field: "user"},
+		"urls":    {Sketch: sketchd.KindCMS, Field: "url", TopK: 10},
+		"latency": {Sketch: sketchd.KindTDigest, Field: "ms"},
+		"sample":  {Sketch: sketchd.KindReservoir, Size: 32},
+	}
+	spec.Normalize()
+	if err := CheckPaneFits(spec, 1<<20); err != nil {
+		t.Fatalf("the default sketches must fit 1 MiB: %v", err)
+	}
+	err := CheckPaneFits(spec, 64<<10)
+	if !errors.Is(err, ErrPaneTooLarge) || !strings.Contains(err.Error(), "max_payload is 64 KiB") {
+		t.Fatalf("64 KiB: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +212,60 @@ func TestOptionsNormalize(t *testing.T) {
 				t.Fatalf("defaults not filled: %+v", got)
 			}
 		})
+	}
+}
+
+// TestWatchMembers: the view follows instances joining and leaving, and
+// is sent only when it changes.
+func TestWatchMembers(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	ctx, cancel := context.WithCancel(testContext(t, time.Minute))
+	o := testOptions(t, "t")
+	o.DiscoveryInterval, o.DiscoveryGather = 200*time.Millisecond, 100*time.Millisecond
+	a, err := Announce(c.Connect(t, 0), "t", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	views := WatchMembers(ctx, c.Connect(t, 1), o, nil)
+	waitForView(t, views, "a")
+	b, err := Announce(c.Connect(t, 2), "t", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForView(t, views, "a,b")
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitForView(t, views, "b")
+	b.Stop()
+	waitForView(t, views, "")
+	cancel()
+	for v := range views { // closed once the watcher stops
+		_ = v
+	}
+}
+
+// waitForView reads views until want arrives; consecutive views must
+// differ (the watcher sends changes only).
+func waitForView(tb testing.TB, views <-chan []string, want string) {
+	tb.Helper()
+	timeout := time.After(15 * time.Second)
+	prev := "\x00"
+	for {
+		select {
+		case v := <-views:
+			got := strings.Join(v, ",")
+			tb.Logf("view %q", got)
+			if got == prev {
+				tb.Fatalf("view %q sent twice in a row", got)
+			}
+			if got == want {
+				return
+			}
+			prev = got
+		case <-timeout:
+			tb.Fatalf("no view %q within 15s", want)
+		}
 	}
 }

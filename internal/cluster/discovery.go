@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -88,6 +89,9 @@ func Discover(ctx context.Context, nc *nats.Conn, cluster string, gather time.Du
 			if perr := parent.Err(); perr != nil {
 				return nil, perr
 			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				break // no instance runs the service
+			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				return nil, fmt.Errorf("cluster: discover: %w", err)
 			}
@@ -116,4 +120,48 @@ func Instances(members []Member) []string {
 		ids[i] = m.Instance
 	}
 	return ids
+}
+
+// WatchMembers discovers the cluster's members every o.DiscoveryInterval
+// (gathering for o.DiscoveryGather) and sends the view (sorted instance
+// ids, what Assign takes) whenever it differs from the last one sent,
+// starting with the first. A failed ping is logged and the view kept. The
+// goroutine stops when ctx is done, and closes the channel; the caller
+// must keep receiving until then.
+func WatchMembers(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logger) <-chan []string {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	out := make(chan []string)
+	go func() {
+		defer close(out)
+		t := time.NewTicker(o.DiscoveryInterval)
+		defer t.Stop()
+		var last []string
+		sent := false
+		for {
+			ms, err := Discover(ctx, nc, o.Name, o.DiscoveryGather)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				log.Warn("cluster discovery failed", "cluster", o.Name, "err", err)
+			default:
+				if view := Instances(ms); !sent || !slices.Equal(view, last) {
+					select {
+					case out <- view:
+						last, sent = view, true
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }

@@ -26,9 +26,10 @@ import (
 //
 // A Mirror is run by one goroutine (CatchUp or Run); Restored and Stats
 // may be read from any. A partition owned here must not be mirrored while
-// its owner commits (ownership, build step 8, pauses it): the check of
-// the store's applied sequence before each record narrows, but does not
-// close, the window in which the mirror could write an older pane version.
+// its owner commits: its owner calls Hold before its claim and Release
+// when it stops owning it (without Hold, the check of the store's applied
+// sequence before each record narrows, but does not close, the window in
+// which the mirror could write an older pane version).
 type Mirror struct {
 	js    jetstream.JetStream
 	cl    Changelog
@@ -38,6 +39,10 @@ type Mirror struct {
 
 	applied []uint64                        // per partition: changelog sequence last committed locally
 	pending []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
+
+	held      []atomic.Bool // per partition: owned here, not applied (Hold)
+	releasing []atomic.Bool // per partition: Release asked to end the hold at the next rewind
+	rewind    chan struct{} // Release: start again from the store's sequences
 
 	restored atomic.Bool
 	records  atomic.Uint64 // checkpoint records committed
@@ -62,7 +67,8 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
-		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids))}
+		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
+		held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -104,6 +110,30 @@ func (m *Mirror) CatchUp(ctx context.Context) error { return m.run(ctx, false) }
 func (m *Mirror) Run(ctx context.Context) error { return m.run(ctx, true) }
 
 func (m *Mirror) run(ctx context.Context, follow bool) error {
+	select {
+	case <-m.rewind: // a Release while no mirror ran
+		if err := m.reload(ctx); err != nil {
+			return err
+		}
+	default:
+	}
+	for {
+		err := m.consume(ctx, follow)
+		if !errors.Is(err, errRewind) {
+			return err
+		}
+		if err := m.reload(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// errRewind: Release asked the consumer to start again from the store.
+var errRewind = errors.New("cluster: mirror rewind")
+
+// consume reads from the first unapplied sequence to the head (follow:
+// on, until ctx is done), or until Release asks for a rewind.
+func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	s, err := m.js.Stream(ctx, m.cl.Name())
 	if err != nil {
 		return fmt.Errorf("cluster: mirror: %w", err)
@@ -133,19 +163,36 @@ func (m *Mirror) run(ctx context.Context, follow bool) error {
 	if err != nil {
 		return fmt.Errorf("cluster: mirror consumer: %w", err)
 	}
+	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	defer it.Stop()
+	var rewound atomic.Bool
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-m.rewind:
+			rewound.Store(true)
+			it.Stop()
+		case <-done:
+		}
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			switch {
+			case rewound.Load():
+				return errRewind
+			case ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				if follow {
 					return nil
 				}
 				return ctx.Err()
 			}
 			return fmt.Errorf("cluster: mirror: %w", err)
+		}
+		if rewound.Load() {
+			return errRewind
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -160,6 +207,51 @@ func (m *Mirror) run(ctx context.Context, follow bool) error {
 				return nil
 			}
 		}
+	}
+}
+
+// reload ends the holds that Release asked to end, then takes every
+// partition's applied sequence from the store again (an owner's local
+// commits moved it) and drops what was collected.
+func (m *Mirror) reload(ctx context.Context) error {
+	for p := range m.sids {
+		if m.releasing[p].Swap(false) {
+			m.held[p].Store(false)
+		}
+	}
+	for p, sid := range m.sids {
+		seq, _, err := m.store.ChangelogSeq(ctx, sid)
+		if err != nil {
+			return fmt.Errorf("cluster: mirror of %s, partition %d: %w", m.cl.Stream, p, err)
+		}
+		m.applied[p] = seq
+		clear(m.pending[p])
+	}
+	return nil
+}
+
+// Hold stops applying partition p: this instance owns it, and its
+// committer (ChangelogCommitter) writes the store. A claimant calls it
+// once the mirror has applied p up to the record its claim is fenced on
+// (an apply of that record still under way writes what the claim resumes
+// from). Safe from any goroutine.
+func (m *Mirror) Hold(p int) {
+	m.releasing[p].Store(false)
+	m.held[p].Store(true)
+}
+
+// Release resumes applying partition p, which this instance no longer
+// owns. The mirror rewinds to the first sequence its store has not
+// applied, and the hold ends there (not before: panes dropped while held
+// must not be missing from a record applied after), so a batch the owner
+// got into the changelog but not into its own store (a local commit that
+// failed before the partition was lost) is applied too. Safe from any
+// goroutine; it takes effect when the mirror runs.
+func (m *Mirror) Release(p int) {
+	m.releasing[p].Store(true)
+	select {
+	case m.rewind <- struct{}{}:
+	default: // a rewind is pending already
 	}
 }
 
@@ -184,6 +276,10 @@ func (m *Mirror) apply(ctx context.Context, subject string, data []byte, seq uin
 		return m.skip(subject, seq, err)
 	}
 	if seq <= m.applied[p] {
+		return nil
+	}
+	if m.held[p].Load() {
+		clear(m.pending[p])
 		return nil
 	}
 	if !isRecord {

@@ -45,6 +45,13 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, o Options, log *s
 	if err != nil {
 		return nil, fmt.Errorf("cluster: registry bucket %s: %w", RegistryBucket(o.Name), err)
 	}
+	s, err := js.Stream(ctx, "KV_"+RegistryBucket(o.Name))
+	if err == nil {
+		err = waitLeader(ctx, s)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: registry bucket %s: %w", RegistryBucket(o.Name), err)
+	}
 	return &Registry{kv: kv, log: log}, nil
 }
 

@@ -61,8 +61,8 @@ func (e *FencedError) Error() string {
 
 func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
-// headroom is what the batch and TTL headers may add to a pane's bytes
-// (measured under 200 bytes).
+// headroom is what the batch and TTL headers may add to a pane's bytes:
+// their names and values add up to under 200.
 const headroom = 512
 
 // NewWriter returns partition part's writer for instance owner. stream
@@ -242,7 +242,16 @@ func (w *Writer) publish(ctx context.Context, panes []paneMsg, rec *Record, fenc
 // lastRecord reads the partition's last checkpoint record and its
 // sequence; found is false (and the record zero) when there is none.
 func (w *Writer) lastRecord(ctx context.Context) (rec Record, seq uint64, found bool, err error) {
-	m, err := w.stream.GetLastMsgForSubject(ctx, w.cl.CheckpointSubject(w.part))
+	var m *jetstream.RawStreamMsg
+	for try := 0; ; try++ {
+		m, err = w.stream.GetLastMsgForSubject(ctx, w.cl.CheckpointSubject(w.part))
+		// Direct gets have no responder for a moment after the stream is
+		// created or a replica restarts.
+		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Record{}, 0, false, nil
 	}
@@ -264,4 +273,25 @@ func sameFlush(a, b *Record) bool {
 	ja, err1 := json.Marshal(a.Checkpoint)
 	jb, err2 := json.Marshal(b.Checkpoint)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// specHeadroom is what a stream's pane bound must leave under max_payload
+// in cluster mode: the pane header, the key's length prefix, batch and
+// TTL headers.
+const specHeadroom = 4 << 10
+
+// CheckPaneFits refuses, in cluster mode, a stream whose largest possible
+// pane (every aggregate at its encoding bound, the longest key) would not
+// fit the NATS server's max_payload, so that no commit of it can ever be
+// refused (ErrPaneTooLarge) after its events were accepted.
+func CheckPaneFits(spec sketchd.Stream, maxPayload int64) error {
+	bound := sketchd.MaxKeyLen + specHeadroom
+	for _, name := range spec.AggregateNames() {
+		bound += spec.Aggregates[name].MaxEncodedBytes() + 10
+	}
+	if int64(bound) > maxPayload {
+		return fmt.Errorf("%w: stream %s: a pane can reach %d KiB with its sketches at their bounds, the server's max_payload is %d KiB: raise max_payload (up to 8 MiB) or shrink the aggregates",
+			ErrPaneTooLarge, spec.Name, (bound+1023)>>10, maxPayload>>10)
+	}
+	return nil
 }

@@ -22,10 +22,13 @@ func (db *DB) CommitChangelog(ctx context.Context, streamID uint32, f sketchd.Fl
 	return db.commit(ctx, streamID, f, commitOpts{clSeq: &seq})
 }
 
-// ApplyPanes writes panes durably without a checkpoint: a mirror restoring
-// a partition whose checkpoint record comes later in the changelog writes
-// its panes in bounded chunks. A pane ahead of its stream's checkpoint is
-// harmless (a replay skips what its Applied contains). Errors as Commit's.
+// ApplyPanes writes panes without a checkpoint, and without a Sync: a
+// mirror restoring a partition whose checkpoint record comes later in the
+// changelog writes its panes in bounded chunks, and the record's
+// CommitChangelog syncs them all. A pane ahead of its stream's checkpoint
+// is harmless (a replay skips what its Applied contains), and one lost in
+// a crash is read again, since the applied sequence did not move. Errors
+// as Commit's.
 func (db *DB) ApplyPanes(ctx context.Context, streamID uint32, panes []sketchd.PaneRecord) error {
 	return db.commit(ctx, streamID, sketchd.Flush{Panes: panes}, commitOpts{panesOnly: true})
 }

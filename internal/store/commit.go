@@ -126,8 +126,10 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	if err := wb.Flush(); err != nil {
 		return db.commitFailed(err)
 	}
-	if err := db.bdb.Sync(); err != nil {
-		return db.commitFailed(err)
+	if !o.panesOnly { // ApplyPanes: the next commit's Sync covers them
+		if err := db.bdb.Sync(); err != nil {
+			return db.commitFailed(err)
+		}
 	}
 	db.writeOK()
 	db.met.commitDuration.Observe(time.Since(began).Seconds())

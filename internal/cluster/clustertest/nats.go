@@ -63,7 +63,7 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 		c.Servers = append(c.Servers, ns)
 	}
 	for _, ns := range c.Servers {
-		if !ns.ReadyForConnections(15 * time.Second) {
+		if !ns.ReadyForConnections(60 * time.Second) {
 			tb.Fatalf("clustertest: %s not ready", ns.Name())
 		}
 	}

@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"context"
+
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+)
+
+// TestMirrorFollows: an owner commits through ChangelogCommitter (the
+// changelog, then its own store with the record's sequence); a standby's
+// mirror, running, follows every commit into its store and is Restored
+// once it reached the head; the owner's own mirror finds nothing to apply.
+func TestMirrorFollows(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	const partitions = 2
+	ownerDB, ownerSIDs := openStore(t, partitions)
+	standbyDB, standbySIDs := openStore(t, partitions)
+
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 1)), f.cl, standbySIDs, standbyDB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mirror.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "restored (empty changelog)", mirror.Restored)
+
+	models := make([]model, partitions)
+	for p := range partitions {
+		w := f.writer(t, 0, p, "owner")
+		claim(t, w)
+		c := ChangelogCommitter{Writer: w, Local: ownerDB}
+		g := &flushGen{rng: rand.New(rand.NewPCG(uint64(p), 9))}
+		for i := range 4 {
+			fl := g.next(&models[p], 3+i*7, 300)
+			if err := c.Commit(ctx, ownerSIDs[p], fl); err != nil {
+				t.Fatalf("partition %d commit %d: %v", p, i, err)
+			}
+			models[p].apply(fl)
+		}
+		checkPartition(t, ownerDB, ownerSIDs[p], &models[p])
+	}
+	waitFor(t, "standby caught up", func() bool {
+		for p := range partitions {
+			seq, _, _ := standbyDB.ChangelogSeq(ctx, standbySIDs[p])
+			own, _, _ := ownerDB.ChangelogSeq(ctx, ownerSIDs[p])
+			if seq != own || seq == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for p := range partitions {
+		checkPartition(t, standbyDB, standbySIDs[p], &models[p])
+	}
+
+	self, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 2)), f.cl, ownerSIDs, ownerDB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := self.Stats(); st.Records != 0 || !self.Restored() {
+		t.Fatalf("owner's own mirror applied %+v (restored %v), want nothing", st, self.Restored())
+	}
+}
+
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not %s after 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMirrorSkipsCorrupt: a changelog message that does not decode (bad
+// checksum, a key that does not hash to its subject, an unknown subject
+// kind) is counted and skipped; the partition's good records still apply.
+func TestMirrorSkipsCorrupt(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, time.Minute)
+	nc := f.c.Connect(t, 0)
+	js := jetStream(t, nc)
+	good := sketchd.PaneRecord{Key: sketchd.EncodeKey("de"), Start: 0, Applied: 1, Sketches: [][]byte{{1}}}
+	body := encodePane(&good)
+	bad := append([]byte(nil), body...)
+	bad[3] ^= 1
+	for _, m := range []struct {
+		subject string
+		data    []byte
+	}{
+		{f.cl.PaneSubject(0, good.Key, 60e9), bad},                         // checksum
+		{f.cl.PaneSubject(0, sketchd.EncodeKey("fr"), 0), body},            // key hash
+		{strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c") + ".x", body}, // kind
+	} {
+		if _, err := js.Publish(ctx, m.subject, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := f.writer(t, 1, 0, "owner")
+	claim(t, w)
+	var mod model
+	fl := sketchd.Flush{Panes: []sketchd.PaneRecord{good}, Checkpoint: sketchd.Checkpoint{Position: 1}, Gen: 1}
+	if _, err := w.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	mod.apply(fl)
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 2)), f.cl, sids, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mirror.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := mirror.Stats(); st.Corrupt != 3 {
+		t.Fatalf("stats %+v, want 3 corrupt", st)
+	}
+	checkPartition(t, db, sids[0], &mod)
+}
+
+// TestMirrorHoldRelease: while this instance owns a partition (Hold), its
+// mirror applies none of it, even a batch that reached the changelog but
+// not the local store; once another instance has claimed it and this one
+// lets go (Release), the mirror rewinds to the store's applied sequence
+// and applies that batch and the new owner's.
+func TestMirrorHoldRelease(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 0)), f.cl, sids, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mirror.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitFor(t, "restored", mirror.Restored)
+
+	var m model
+	g := &flushGen{rng: rand.New(rand.NewPCG(7, 8))}
+	mirror.Hold(0)
+	w := f.writer(t, 0, 0, "a")
+	claim(t, w)
+	local := ChangelogCommitter{Writer: w, Local: db}
+	fl := g.next(&m, 10, 200)
+	if err := local.Commit(ctx, sids[0], fl); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(fl)
+	ownSeq, _, _ := db.ChangelogSeq(ctx, sids[0])
+	// The changelog takes the next flush; the local commit never happens.
+	lost := g.next(&m, 10, 200)
+	if _, err := w.Commit(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(lost)
+	time.Sleep(500 * time.Millisecond) // the running mirror sees it and must not apply it
+	if seq, _, _ := db.ChangelogSeq(ctx, sids[0]); seq != ownSeq {
+		t.Fatalf("held partition applied by the mirror: sequence %d → %d", ownSeq, seq)
+	}
+
+	heir := f.writer(t, 1, 0, "b")
+	claim(t, heir)
+	fl = g.next(&m, 10, 200)
+	if _, err := heir.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(fl)
+	mirror.Release(0)
+	waitFor(t, "the heir's commit applied", func() bool {
+		cp, _, _ := db.Checkpoint(ctx, sids[0])
+		return cp.Position == m.cp.Position
+	})
+	checkPartition(t, db, sids[0], &m)
+}
