@@ -57,4 +57,7 @@ type StreamStatus struct {
 	Rollups []RollupStatus `json:"rollups,omitempty"`
 	// Emit is the progress of each emit target, in spec order.
 	Emit []EmitStatus `json:"emit,omitempty"`
+	// Partitions are the store IDs of a partitioned stream's partitions,
+	// in partition order; queries merge them (nil when unpartitioned).
+	Partitions []uint32 `json:"-"`
 }

@@ -110,7 +110,7 @@ func (r *runner) cycle(ctx context.Context) error {
 		r.committer.retryPanes.Store(0)
 		return nil
 	}
-	if err := r.m.db.Commit(ctx, r.info.ID, *f); err != nil {
+	if err := r.m.db.Commit(ctx, r.dataID, *f); err != nil {
 		return r.commitFailed(f, err, start)
 	}
 	r.commitSucceeded(f, start)

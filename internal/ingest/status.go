@@ -53,7 +53,12 @@ func (r *runner) publishStatus() {
 
 // currentStatus returns the last published status. Its Counters.Invalid
 // map is shared: read it, do not modify it.
-func (r *runner) currentStatus() sketchd.StreamStatus { return *r.status.cur.Load() }
+func (r *runner) currentStatus() sketchd.StreamStatus {
+	if len(r.siblings) > 0 {
+		return r.mergedStatus() // partitions.go
+	}
+	return *r.status.cur.Load()
+}
 
 func (r *runner) buildStatus() sketchd.StreamStatus {
 	agg := r.agg.Stats()
