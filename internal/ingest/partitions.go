@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,6 +90,7 @@ func (r *runner) mergedStatus() sketchd.StreamStatus {
 		st.Dropped += o.Dropped
 		st.Pending += o.Pending
 		st.AckFloor = min(st.AckFloor, o.AckFloor)
+		st.Coverage = append(slices.Clip(st.Coverage), o.Coverage...)
 		if st.Error == "" && o.Error != "" {
 			st.Error = fmt.Sprintf("partition %d: %s", s.part, o.Error)
 		}
@@ -125,6 +127,11 @@ func (m *Manager) storedProgress(ctx context.Context, info store.StreamInfo, st 
 	}
 	for i, id := range ids {
 		cp, ok, err := m.db.Checkpoint(ctx, id)
+		ps := sketchd.PartitionState{Partition: i, Watermark: sketchd.NoTime}
+		if err == nil && ok {
+			ps.PositionSeq, ps.Watermark = sketchd.PositionSeq(cp.Position), cp.Watermark
+		}
+		st.Coverage = append(st.Coverage, ps)
 		if err != nil || !ok {
 			st.Watermark, st.CommittedWatermark = sketchd.NoTime, sketchd.NoTime
 			continue

@@ -214,6 +214,58 @@ func TestPartitionedAnswersEqual(t *testing.T) {
 	for _, f := range both {
 		f.checkQuantiles(t, evs, rng)
 	}
+	checkCoverage(t, flat.answer(t, "pv", "users?"+rng), 1, n)
+	checkCoverage(t, part.answer(t, "pv", "users?"+rng), 4, n)
+}
+
+// checkCoverage checks an answer's partitions block: every partition
+// covered, the last one to commit reaching the last sequence, none beyond,
+// and the answer's watermark the minimum of the partitions'.
+func checkCoverage(t *testing.T, a map[string]any, count, lastSeq int) {
+	t.Helper()
+	b, _ := json.Marshal(a["partitions"])
+	var cov struct {
+		Count   int   `json:"count"`
+		Covered []int `json:"covered"`
+		Detail  []struct {
+			Partition   int     `json:"partition"`
+			PositionSeq int     `json:"position_seq"`
+			Watermark   *string `json:"watermark"`
+			CommittedAt *string `json:"committed_at"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(b, &cov); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int, count)
+	for i := range want {
+		want[i] = i
+	}
+	if cov.Count != count || !slices.Equal(cov.Covered, want) || len(cov.Detail) != count {
+		t.Fatalf("partitions block %s, want %d partitions, all covered", b, count)
+	}
+	top, minWM, minAt := 0, "", time.Time{}
+	for i, d := range cov.Detail {
+		if d.Partition != i || d.PositionSeq == 0 || d.PositionSeq > lastSeq || d.Watermark == nil || d.CommittedAt == nil {
+			t.Errorf("partition detail %d: %+v", i, d)
+			continue
+		}
+		top = max(top, d.PositionSeq)
+		at, err := time.Parse(time.RFC3339Nano, *d.Watermark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if minWM == "" || at.Before(minAt) {
+			minWM, minAt = *d.Watermark, at
+		}
+	}
+	if top != lastSeq {
+		t.Errorf("partitions reach sequence %d, want %d", top, lastSeq)
+	}
+	if a["watermark"] != minWM {
+		t.Errorf("answer watermark %v, want the partitions' minimum %s (%s)", a["watermark"], minWM, b)
+	}
+	t.Logf("coverage: %s", b)
 }
 
 // answer GETs a query of stream s.

@@ -145,6 +145,7 @@ func (r *runner) resume(ctx context.Context) error {
 	if ok {
 		r.committer.last = cp
 		r.committer.committedWM.Store(cp.Watermark)
+		r.committer.committedSeq.Store(sketchd.PositionSeq(cp.Position))
 		r.log.Info("resuming from checkpoint", "position_seq", sketchd.PositionSeq(cp.Position), "watermark", fmtTime(cp.Watermark))
 	}
 	wopts := r.m.opts.Window

@@ -87,6 +87,8 @@ func (r *runner) buildStatus() sketchd.StreamStatus {
 	if ns := r.committer.lastCommit.Load(); ns != 0 {
 		s.LastCommit = time.Unix(0, ns).UTC()
 	}
+	s.Coverage = []sketchd.PartitionState{{Partition: max(r.part, 0), PositionSeq: r.committer.committedSeq.Load(),
+		Watermark: s.CommittedWatermark, LastCommit: s.LastCommit}}
 	if e := r.status.lastErr.Load(); e != nil {
 		s.Error = *e
 	}
