@@ -57,4 +57,24 @@ type StreamStatus struct {
 	Rollups []RollupStatus `json:"rollups,omitempty"`
 	// Emit is the progress of each emit target, in spec order.
 	Emit []EmitStatus `json:"emit,omitempty"`
+	// Partitions are the store IDs of a partitioned stream's partitions,
+	// in partition order; queries merge them (nil when unpartitioned).
+	Partitions []uint32 `json:"-"`
+	// Coverage is the committed progress of each partition, in partition
+	// order (one entry, partition 0, when unpartitioned): what answers
+	// report they cover.
+	Coverage []PartitionState `json:"-"`
+}
+
+// PartitionState is one partition's progress as of its last commit.
+type PartitionState struct {
+	Partition int
+	// PositionSeq is the JetStream sequence up to which the partition's
+	// input is committed (0 before the first commit, and for core NATS).
+	PositionSeq uint64
+	// Watermark is the partition's committed watermark; NoTime before its
+	// first event.
+	Watermark int64
+	// LastCommit is the time of its last commit; zero before the first.
+	LastCommit time.Time
 }

@@ -72,6 +72,12 @@ type Stream struct {
 	// Emit lists the subjects each window is pushed to once it closes
 	// (see Emit); none by default.
 	Emit []Emit `json:"emit,omitempty" yaml:"emit,omitempty"`
+	// Partitions splits the stream (see partition.go): 0, the default, is
+	// unpartitioned; 1-256 partitions are consumed and stored each on its
+	// own. PartitionBy lists the 1-based positions of the subject's `*`
+	// tokens the partition hashes; empty hashes the whole subject.
+	Partitions  int   `json:"partitions,omitempty" yaml:"partitions,omitempty"`
+	PartitionBy []int `json:"partition_by,omitempty" yaml:"partition_by,omitempty"`
 }
 
 // TimeSpec locates the event time.
@@ -275,6 +281,7 @@ func (s *Stream) Validate() error {
 	s.validateRollups(bad)
 	s.validateEmits(bad)
 	s.validateSlots(bad)
+	s.validatePartitions(bad)
 	if len(s.Aggregates) == 0 {
 		bad("aggregates", "at least one aggregate is required")
 	}

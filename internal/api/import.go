@@ -114,7 +114,7 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &bodyError{err})
 		return
 	}
-	applied, err := s.panes.UpdatePane(r.Context(), st.ID, ip.key, ip.start, ip.id, func(p *sketchd.PaneRecord, exists bool) error {
+	applied, err := s.panes.UpdatePane(r.Context(), importID(&st), ip.key, ip.start, ip.id, func(p *sketchd.PaneRecord, exists bool) error {
 		return mergeImport(p, exists, &st.Spec, ai, imp)
 	})
 	if errors.Is(err, store.ErrInvalid) {
@@ -317,4 +317,13 @@ func encodeExport(sk sketch.Sketch, r *http.Request) ([]byte, error) {
 		return b, nil
 	}
 	return nil, paramError("format", "want %s or %s, got %q", formatSketchd, formatTDigest, format)
+}
+
+// importID is the store ID an import writes to: the stream's, or its first
+// partition's on a partitioned stream (queries merge the partitions).
+func importID(st *sketchd.StreamStatus) uint32 {
+	if len(st.Partitions) > 0 {
+		return st.Partitions[0]
+	}
+	return st.ID
 }

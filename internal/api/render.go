@@ -109,8 +109,10 @@ type resultJSON struct {
 	Window    *string    `json:"window"`
 	Watermark *string    `json:"watermark"`
 	AsOf      asOfJSON   `json:"as_of"`
-	Keys      int        `json:"keys"`
-	Panes     int        `json:"panes"`
+	// Partitions says which partitions the answer covers (partitions.go).
+	Partitions partitionsJSON `json:"partitions"`
+	Keys       int            `json:"keys"`
+	Panes      int            `json:"panes"`
 	// Resolution says which resolution served each part of the range.
 	Resolution []resolutionJSON `json:"resolution"`
 	Groups     []groupJSON      `json:"groups"`
@@ -177,6 +179,7 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 		To:         rfc3339(res.To),
 		Watermark:  timePtr(res.Watermark),
 		AsOf:       asOfJSON{LastCommit: wallPtr(st.LastCommit), Note: asOfNote},
+		Partitions: renderPartitions(st),
 		Keys:       res.Keys,
 		Panes:      res.Panes,
 		Resolution: renderResolution(res.Resolution),

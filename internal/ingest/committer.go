@@ -46,6 +46,7 @@ type committerState struct {
 	commitErrors atomic.Uint64
 	cycleSeconds atomic.Uint64 // float64 bits: the last flush → commit → ack
 	committedWM  atomic.Int64  // the watermark of the last commit
+	committedSeq atomic.Uint64 // the JetStream sequence of the last commit
 	lastCommit   atomic.Int64  // unix ns of the last commit
 	retryPanes   atomic.Int64  // panes held for a commit retry
 }
@@ -110,7 +111,7 @@ func (r *runner) cycle(ctx context.Context) error {
 		r.committer.retryPanes.Store(0)
 		return nil
 	}
-	if err := r.m.db.Commit(ctx, r.info.ID, *f); err != nil {
+	if err := r.m.db.Commit(ctx, r.dataID, *f); err != nil {
 		return r.commitFailed(f, err, start)
 	}
 	r.commitSucceeded(f, start)
@@ -176,6 +177,7 @@ func (r *runner) commitSucceeded(f *sketchd.Flush, start time.Time) {
 	c.last = f.Checkpoint
 	r.agg.Committed(f)
 	c.committedWM.Store(f.Checkpoint.Watermark)
+	c.committedSeq.Store(sketchd.PositionSeq(f.Checkpoint.Position))
 	c.lastCommit.Store(time.Now().UnixNano())
 	c.commits.Add(1)
 	r.clearErr()

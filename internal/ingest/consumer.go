@@ -74,6 +74,21 @@ func (m *Manager) consumerName(stream string) string {
 	return "sketchd_" + m.instance + "_" + stream
 }
 
+// durable is the runner's durable consumer: the stream's, with the
+// partition as a suffix (_p00, _p01, …) on a partitioned stream.
+func (r *runner) durable() string {
+	return r.m.durables(r.spec)[max(r.part, 0)]
+}
+
+// filterSubject is what the runner's consumer reads of the JetStream
+// stream: the subject, or its partition's share of it.
+func (r *runner) filterSubject() string {
+	if r.part < 0 {
+		return r.spec.Subject
+	}
+	return r.spec.PartitionFilter(r.part)
+}
+
 // legacyConsumerName is the durable of releases before instance ids.
 func legacyConsumerName(stream string) string { return "sketchd_" + stream }
 
@@ -128,6 +143,9 @@ func (r *runner) subscribeJetStream(ctx context.Context) error {
 	}
 	r.consumer.reconnected = r.nc.StatusChanged(nats.CONNECTED)
 	// The durable of releases before instance ids: the new one replaces it.
+	if r.part > 0 {
+		return nil
+	}
 	if err := s.DeleteConsumer(ctx, legacyConsumerName(r.spec.Name)); err == nil {
 		r.log.Info("deleted the legacy durable consumer", "durable", legacyConsumerName(r.spec.Name))
 	}
@@ -145,9 +163,9 @@ func (r *runner) jetStreamStream(ctx context.Context) (jetstream.Stream, error) 
 // consuming it.
 func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       r.m.consumerName(r.spec.Name),
+		Durable:       r.durable(),
 		Description:   "sketchd stream " + r.spec.Name,
-		FilterSubject: r.spec.Subject,
+		FilterSubject: r.filterSubject(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       r.m.opts.AckWait,
@@ -224,7 +242,7 @@ func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 		r.countGap(want, seq)
 	}
 	c.nextSeq.Store(seq + 1)
-	r.send(inMsg{data: m.Data(), subject: m.Subject(), seq: seq, js: m, epoch: epoch})
+	r.send(inMsg{data: m.Data(), subject: r.spec.UntransformedSubject(m.Subject()), seq: seq, js: m, epoch: epoch})
 }
 
 // requestReset asks for a consumer reset unless one is pending or running,

@@ -114,9 +114,11 @@ func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOp
 // other consumer (another instance's) reads it.
 func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep bool) {
 	_, js := m.conns()
-	if err := js.DeleteConsumer(ctx, spec.JetStreamStream, m.consumerName(spec.Name)); err != nil &&
-		!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		m.log.Warn("delete JetStream consumer", "stream", spec.Name, "err", err)
+	for _, durable := range m.durables(spec) {
+		if err := js.DeleteConsumer(ctx, spec.JetStreamStream, durable); err != nil &&
+			!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			m.log.Warn("delete JetStream consumer", "stream", spec.Name, "durable", durable, "err", err)
+		}
 	}
 	if keep {
 		return
@@ -166,6 +168,9 @@ func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jet
 		return nil, serverRefusal(err, "jetstream_stream")
 	}
 	have := s.CachedInfo().Config
+	if err := checkTransform(spec, have); err != nil {
+		return nil, err // partitions.go
+	}
 	if have.Description != cfg.Description {
 		for _, subj := range have.Subjects {
 			if sketchd.SubjectCovers(subj, spec.Subject) {
@@ -197,13 +202,14 @@ func streamConfig(spec sketchd.Stream) jetstream.StreamConfig {
 		dup = a
 	}
 	return jetstream.StreamConfig{
-		Name:        spec.JetStreamStream,
-		Description: ownerDescription(spec.Name),
-		Subjects:    []string{spec.Subject},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      spec.JetStreamMaxAge.Std(),
-		Duplicates:  dup,
+		Name:             spec.JetStreamStream,
+		Description:      ownerDescription(spec.Name),
+		Subjects:         []string{spec.Subject},
+		Storage:          jetstream.FileStorage,
+		Retention:        jetstream.LimitsPolicy,
+		MaxAge:           spec.JetStreamMaxAge.Std(),
+		Duplicates:       dup,
+		SubjectTransform: partitionTransform(spec), // partitions.go
 	}
 }
 

@@ -353,9 +353,8 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	}
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
-	if cp, ok, err := m.db.Checkpoint(ctx, info.ID); err == nil && ok {
-		st.Watermark, st.MaxEventTime, st.CommittedWatermark, st.Counters = cp.Watermark, cp.MaxEventTime, cp.Watermark, cp.Counters
-	}
+	st.Partitions = info.Partitions
+	m.storedProgress(ctx, info, &st) // partitions.go
 	if failed {
 		st.State, st.Error = "failed", f.err.Error()
 	}
@@ -380,9 +379,11 @@ func (m *Manager) Ready(context.Context) error {
 	}
 	// A store that refuses a stream's commits refuses them all: that is
 	// the instance's fault, whichever stream met it first.
-	for n, r := range m.runners {
-		if e := r.lastErr(); e != "" && r.committer.failing.Load() {
-			return fmt.Errorf("the store refuses commits (stream %q: %s): %w", n, e, sketchd.ErrUnavailable)
+	for n, lead := range m.runners {
+		for _, r := range lead.parts() {
+			if e := r.lastErr(); e != "" && r.committer.failing.Load() {
+				return fmt.Errorf("the store refuses commits (stream %q: %s): %w", n, e, sketchd.ErrUnavailable)
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package ingest
 import (
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,7 @@ var (
 	descAckFloor = prometheus.NewDesc("sketchd_jetstream_ack_floor_sequence",
 		"Highest stream sequence acked by sketchd.", []string{"stream"}, nil)
 	descGap = prometheus.NewDesc("sketchd_jetstream_messages_missing_total",
-		"Messages of the subject removed from the JetStream stream (by its limits) before sketchd read them.", []string{"stream"}, nil)
+		"Messages of the subject removed from the JetStream stream (by its limits) before sketchd read them; per partition an upper bound (partition \"\" when unpartitioned).", []string{"stream", "partition"}, nil)
 	descConnected = prometheus.NewDesc("sketchd_nats_connected",
 		"1 while the NATS connection is up.", nil, nil)
 	descReconnects = prometheus.NewDesc("sketchd_nats_reconnects_total",
@@ -120,14 +121,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descInvalid, v, n, reason)
 		}
 		counter(descSkipped, s.Counters.Skipped, n)
-		counter(descMessages, r.intake.received.Load(), n)
-		counter(descBytes, r.intake.receivedBytes.Load(), n)
+		counter(descMessages, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.received.Load()) }), n)
+		counter(descBytes, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.receivedBytes.Load()) }), n)
 		counter(descDropped, s.Dropped, n)
-		counter(descDeadLetters, r.intake.deadLettered.Load(), n, "invalid")
-		counter(descDeadLetters, r.intake.lateLettered.Load(), n, "late")
-		counter(descSuppressed, r.intake.deadSuppressed.Load(), n, "invalid")
-		counter(descSuppressed, r.intake.lateSuppressed.Load(), n, "late")
-		counter(descPublishErrors, r.intake.publishErrors.Load(), n)
+		counter(descDeadLetters, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.deadLettered.Load()) }), n, "invalid")
+		counter(descDeadLetters, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.lateLettered.Load()) }), n, "late")
+		counter(descSuppressed, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.deadSuppressed.Load()) }), n, "invalid")
+		counter(descSuppressed, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.lateSuppressed.Load()) }), n, "late")
+		counter(descPublishErrors, sumParts(r, func(p *runner) uint64 { return uint64(p.intake.publishErrors.Load()) }), n)
 		if s.Watermark != sketchd.NoTime {
 			gauge(descWatermark, seconds(s.Watermark), n)
 			gauge(descLag, now.Sub(time.Unix(0, s.Watermark)).Seconds(), n)
@@ -137,14 +138,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descOpen, float64(s.OpenPanes), n)
 		counter(descEvicted, s.EvictedEarly, n)
-		counter(descCommits, r.committer.commits.Load(), n)
-		counter(descCommitErrors, r.committer.commitErrors.Load(), n)
+		counter(descCommits, sumParts(r, func(p *runner) uint64 { return uint64(p.committer.commits.Load()) }), n)
+		counter(descCommitErrors, sumParts(r, func(p *runner) uint64 { return uint64(p.committer.commitErrors.Load()) }), n)
 		failing := 0.0
-		if r.committer.failing.Load() {
-			failing = 1
+		for _, p := range r.parts() {
+			if p.committer.failing.Load() {
+				failing = 1
+			}
 		}
 		gauge(descFailing, failing, n)
-		gauge(descUncommitted, float64(r.committer.retryPanes.Load()), n)
+		gauge(descUncommitted, float64(sumParts(r, func(p *runner) uint64 { return uint64(p.committer.retryPanes.Load()) })), n)
 		gauge(descFlush, math.Float64frombits(r.committer.cycleSeconds.Load()), n)
 		if !s.LastCommit.IsZero() {
 			gauge(descLastCommit, float64(s.LastCommit.UnixNano())/1e9, n)
@@ -152,11 +155,30 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if s.Spec.JetStream {
 			gauge(descPending, float64(s.Pending), n)
 			gauge(descAckFloor, float64(s.AckFloor), n)
-			counter(descGap, r.consumer.gapped.Load(), n)
-			counter(descResets, r.consumer.resets.Load(), n)
-			counter(descRedelivered, r.consumer.redelivered.Load(), n)
+			for _, p := range r.parts() {
+				counter(descGap, p.consumer.gapped.Load(), n, partitionLabel(p.part))
+			}
+			counter(descResets, sumParts(r, func(p *runner) uint64 { return uint64(p.consumer.resets.Load()) }), n)
+			counter(descRedelivered, sumParts(r, func(p *runner) uint64 { return uint64(p.consumer.redelivered.Load()) }), n)
 		}
 	}
 }
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }
+
+// sumParts adds v over the stream's partitions.
+func sumParts(r *runner, v func(*runner) uint64) uint64 {
+	var n uint64
+	for _, p := range r.parts() {
+		n += v(p)
+	}
+	return n
+}
+
+// partitionLabel is a partition's metric label: "" when unpartitioned.
+func partitionLabel(part int) string {
+	if part < 0 {
+		return ""
+	}
+	return strconv.Itoa(part)
+}

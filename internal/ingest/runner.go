@@ -38,6 +38,14 @@ type runner struct {
 	log  *slog.Logger
 	agg  *window.Aggregator
 
+	// part is the partition this runner consumes (-1: unpartitioned) and
+	// dataID the store ID of its panes and checkpoint. The runner of
+	// partition 0 leads: it holds the others (siblings) and speaks for
+	// the stream (partitions.go).
+	part     int
+	dataID   uint32
+	siblings []*runner
+
 	life      lifecycle
 	consumer  consumerState
 	intake    intakeState
@@ -84,17 +92,25 @@ const (
 	maxBatchEvents = 4096
 )
 
-func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner, error) {
+// newPartRunner starts the runner of partition part of the stream (-1:
+// the unpartitioned stream).
+func newPartRunner(ctx context.Context, m *Manager, info store.StreamInfo, part int) (*runner, error) {
 	spec := info.Spec
 	nc, js := m.conns()
 	r := &runner{
-		m:    m,
-		nc:   nc,
-		js:   js,
-		info: info,
-		spec: spec,
-		log:  m.log.With("stream", spec.Name),
-		life: newLifecycle(ctx),
+		m:      m,
+		nc:     nc,
+		js:     js,
+		info:   info,
+		spec:   spec,
+		log:    m.log.With("stream", spec.Name),
+		life:   newLifecycle(ctx),
+		part:   part,
+		dataID: info.ID,
+	}
+	if part >= 0 {
+		r.dataID = info.Partitions[part]
+		r.log = r.log.With("partition", part)
 	}
 	r.consumer.init()
 	r.intake.init(m.opts.QueueMessages)
@@ -122,18 +138,19 @@ func newRunner(ctx context.Context, m *Manager, info store.StreamInfo) (*runner,
 
 // resume reads the stream's checkpoint and starts its aggregator from it.
 func (r *runner) resume(ctx context.Context) error {
-	cp, ok, err := r.m.db.Checkpoint(ctx, r.info.ID)
+	cp, ok, err := r.m.db.Checkpoint(ctx, r.dataID)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	if ok {
 		r.committer.last = cp
 		r.committer.committedWM.Store(cp.Watermark)
+		r.committer.committedSeq.Store(sketchd.PositionSeq(cp.Position))
 		r.log.Info("resuming from checkpoint", "position_seq", sketchd.PositionSeq(cp.Position), "watermark", fmtTime(cp.Watermark))
 	}
 	wopts := r.m.opts.Window
 	wopts.Logger = r.log
-	agg, err := window.NewAggregator(r.spec, cp, r.m.now().UnixNano(), paneLoader{r.m.db, r.info.ID}, wopts)
+	agg, err := window.NewAggregator(r.spec, cp, r.m.now().UnixNano(), paneLoader{r.m.db, r.dataID}, wopts)
 	if err != nil {
 		return err
 	}
@@ -156,6 +173,14 @@ func (r *runner) start() {
 // before that ends, the rest is abandoned: nothing more is acked, and
 // JetStream redelivers it to the next run.
 func (r *runner) stop(ctx context.Context, final bool) error {
+	if len(r.siblings) > 0 {
+		return r.stopAll(ctx, final) // partitions.go
+	}
+	return r.stopOne(ctx, final)
+}
+
+// stopOne is stop for one runner (one partition).
+func (r *runner) stopOne(ctx context.Context, final bool) error {
 	r.life.final.Store(final)
 	cut := context.AfterFunc(ctx, r.life.abandon)
 	defer cut()

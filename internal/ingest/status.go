@@ -53,7 +53,12 @@ func (r *runner) publishStatus() {
 
 // currentStatus returns the last published status. Its Counters.Invalid
 // map is shared: read it, do not modify it.
-func (r *runner) currentStatus() sketchd.StreamStatus { return *r.status.cur.Load() }
+func (r *runner) currentStatus() sketchd.StreamStatus {
+	if len(r.siblings) > 0 {
+		return r.mergedStatus() // partitions.go
+	}
+	return *r.status.cur.Load()
+}
 
 func (r *runner) buildStatus() sketchd.StreamStatus {
 	agg := r.agg.Stats()
@@ -82,6 +87,8 @@ func (r *runner) buildStatus() sketchd.StreamStatus {
 	if ns := r.committer.lastCommit.Load(); ns != 0 {
 		s.LastCommit = time.Unix(0, ns).UTC()
 	}
+	s.Coverage = []sketchd.PartitionState{{Partition: max(r.part, 0), PositionSeq: r.committer.committedSeq.Load(),
+		Watermark: s.CommittedWatermark, LastCommit: s.LastCommit}}
 	if e := r.status.lastErr.Load(); e != nil {
 		s.Error = *e
 	}

@@ -75,7 +75,7 @@ func (q *Querier) spanKeysCached(ctx context.Context, tr TierReader, p *plan, s 
 		if s.Tier {
 			return tr.TierKeys(ctx, p.target.ID, time.Duration(s.Granularity), s.From, s.To, fn)
 		}
-		return q.r.Keys(ctx, p.target.ID, s.From, s.To, fn)
+		return q.reader(p.target).Keys(ctx, p.target.ID, s.From, s.To, fn)
 	}
 	if !s.Tier && !p.target.Spec.WindowFinalAt(s.To, p.target.Watermark) {
 		return read(fn)

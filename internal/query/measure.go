@@ -64,7 +64,7 @@ func (q *Querier) refineHeld(ctx context.Context, p *plan) error {
 func (q *Querier) measureBase(ctx context.Context, p *plan, fn func(sketchd.PaneRecord) error) error {
 	for _, sc := range p.scans {
 		for _, rg := range sc.ranges {
-			if err := q.r.ScanPanes(ctx, p.target.ID, sc.keys, rg[0], rg[1], fn); err != nil {
+			if err := q.reader(p.target).ScanPanes(ctx, p.target.ID, sc.keys, rg[0], rg[1], fn); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,9 @@ type Target struct {
 	// stored panes change only with a commit, so results are cached per
 	// LastCommit. 0 (nothing committed yet) disables the result cache.
 	LastCommit int64
+	// Partitions are the store IDs of a partitioned stream's partitions,
+	// read as one stream (partitions.go); nil reads ID.
+	Partitions []uint32
 }
 
 // Query asks for one aggregate over a time range.

@@ -147,7 +147,7 @@ func (q *Querier) spanKeys(ctx context.Context, p *plan, fn func(key string) err
 // own key index or in one of its tiers' (which may keep keys longer); a key
 // may come more than once.
 func (q *Querier) allKeys(ctx context.Context, t Target, from, to int64, fn func(key string) error) error {
-	if err := q.r.Keys(ctx, t.ID, from, to, fn); err != nil {
+	if err := q.reader(t).Keys(ctx, t.ID, from, to, fn); err != nil {
 		return err
 	}
 	tr, ok := q.r.(TierReader)

@@ -75,7 +75,7 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 		next.Spec = back.Spec
 	}
 	db.regMu.Lock()
-	db.byID[id] = next
+	db.register(next)
 	db.regMu.Unlock()
 	return next, nil
 }

@@ -189,6 +189,7 @@ func decodeStream(key, v []byte) (StreamInfo, error) {
 	if err := json.Unmarshal(body[12:], &info.Spec); err != nil {
 		return StreamInfo{}, corrupt(key, "stream spec JSON: "+err.Error())
 	}
+	info.Partitions = partitionIDs(info.ID, info.Spec.Partitions)
 	return info, nil
 }
 

@@ -17,9 +17,12 @@ import (
 type StreamInfo struct {
 	// ID is assigned by CreateStream, starting at 1, and never reused, so
 	// data of a deleted stream can never show up under a new one.
-	ID      uint32
-	Spec    sketchd.Stream
-	Created time.Time // UTC
+	ID   uint32
+	Spec sketchd.Stream
+	// Partitions are the data IDs of a partitioned stream's partitions, in
+	// partition order (partitions.go); nil when unpartitioned.
+	Partitions []uint32
+	Created    time.Time // UTC
 	// Alters are the alters applied to it (AlterStream), oldest first.
 	Alters []sketchd.Alteration
 }
@@ -47,8 +50,7 @@ func (db *DB) loadStreams() error {
 			if err := loadAlters(txn, &info); err != nil {
 				db.log.Error("unreadable alter log; the stream's status will not list its alters", "stream", info.Spec.Name, "err", err)
 			}
-			db.byID[info.ID] = info
-			db.byName[info.Spec.Name] = info.ID
+			db.register(info)
 		}
 		return nil
 	})
@@ -99,15 +101,16 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 				return err
 			}
 		}
-		if last == ^uint32(0) {
+		if uint64(last)+1+uint64(max(spec.Partitions, 0)) > uint64(^uint32(0)) {
 			return errors.New("stream IDs exhausted")
 		}
 		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC()}
+		info.Partitions = partitionIDs(info.ID, spec.Partitions)
 		val, err := encodeStream(&info)
 		if err != nil {
 			return err
 		}
-		if err := txn.Set(nextIDKey(), encodeU32(idVersion, info.ID)); err != nil {
+		if err := txn.Set(nextIDKey(), encodeU32(idVersion, info.lastID())); err != nil {
 			return err
 		}
 		return txn.Set(streamKey(spec.Name), val)
@@ -129,8 +132,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 		}
 	}
 	db.regMu.Lock()
-	db.byID[info.ID] = info
-	db.byName[spec.Name] = info.ID
+	db.register(info)
 	db.regMu.Unlock()
 	return info, nil
 }
@@ -145,9 +147,9 @@ func (db *DB) Streams(ctx context.Context) ([]StreamInfo, error) {
 		return nil, err
 	}
 	db.regMu.RLock()
-	out := make([]StreamInfo, 0, len(db.byID))
-	for _, info := range db.byID {
-		out = append(out, info)
+	out := make([]StreamInfo, 0, len(db.byName))
+	for _, id := range db.byName {
+		out = append(out, db.byID[id])
 	}
 	db.regMu.RUnlock()
 	slices.SortFunc(out, func(a, b StreamInfo) int { return strings.Compare(a.Spec.Name, b.Spec.Name) })
@@ -205,8 +207,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	id, ok := db.byName[name]
 	info := db.byID[id]
 	if ok {
-		delete(db.byName, name)
-		delete(db.byID, id)
+		db.unregister(info)
 	}
 	db.regMu.Unlock()
 	if !ok {
@@ -214,21 +215,26 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	}
 	restore := func() {
 		db.regMu.Lock()
-		db.byID[id] = info
-		db.byName[name] = id
+		db.register(info)
 		db.regMu.Unlock()
 	}
 
-	err := db.dropPrefixes(append(tierPrefixes(id), sidPrefix(prefixPane, id), sidPrefix(prefixIndex, id), sidPrefix(prefixImportID, id), sidPrefix(prefixEmitCursor, id))...)
+	prefixes := [][]byte{sidPrefix(prefixEmitCursor, id)}
+	for _, did := range info.dataIDs() {
+		prefixes = append(append(prefixes, tierPrefixes(did)...), sidPrefix(prefixPane, did), sidPrefix(prefixIndex, did), sidPrefix(prefixImportID, did))
+	}
+	err := db.dropPrefixes(prefixes...)
 	if err == nil {
 		err = db.bdb.Update(func(txn *badger.Txn) error {
-			if err := txn.Delete(checkpointKey(id)); err != nil {
-				return err
+			for _, did := range append([]uint32{id}, info.Partitions...) {
+				if err := txn.Delete(checkpointKey(did)); err != nil {
+					return err
+				}
+				if err := txn.Delete(changelogKey(did)); err != nil {
+					return err
+				}
 			}
 			if err := txn.Delete(altersKey(id)); err != nil {
-				return err
-			}
-			if err := txn.Delete(changelogKey(id)); err != nil {
 				return err
 			}
 			return txn.Delete(streamKey(name))

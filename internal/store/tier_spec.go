@@ -51,7 +51,7 @@ func (db *DB) SetRollups(ctx context.Context, name string, rollups []sketchd.Rol
 		info = back
 	}
 	db.regMu.Lock()
-	db.byID[id] = info
+	db.register(info)
 	db.regMu.Unlock()
 	return info, nil
 }
