@@ -157,8 +157,20 @@ func TestPartitionedAnswersEqual(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
+			// The counters are the runners' (ahead of the store until
+			// the next commit): wait for the panes in the store too.
+			ids := st.Partitions
+			if len(ids) == 0 {
+				ids = []uint32{st.ID}
+			}
+			var stored uint64
+			for _, id := range ids {
+				_, got := paneTotals(t, f.db, id)
+				stored += got
+			}
 			c := st.Counters
-			return c.OnTime+c.Late == applied && st.Pending == 0, fmt.Sprintf("%+v pending %d", c, st.Pending)
+			return c.OnTime+c.Late == applied && st.Pending == 0 && stored == applied,
+				fmt.Sprintf("%+v pending %d, %d events in stored panes", c, st.Pending, stored)
 		})
 	}
 	t.Logf("committed after %s", time.Since(began).Round(time.Millisecond))
