@@ -72,6 +72,8 @@ type streamJSON struct {
 	State  string               `json:"state"`
 	Alters []sketchd.Alteration `json:"alters"`
 	Spec   sketchd.Stream       `json:"spec"`
+	// Backfill is the stream's backfill progress, if any.
+	Backfill *sketchd.BackfillStatus `json:"backfill"`
 }
 
 func (f *lifeFixture) spec(tb testing.TB) streamJSON {
@@ -85,6 +87,27 @@ func (f *lifeFixture) spec(tb testing.TB) streamJSON {
 		tb.Fatalf("GET: %v %s", err, a.body)
 	}
 	return st
+}
+
+// quantile is one quantile of a t-digest answer.
+type quantile struct{ Value, Lower, Upper float64 }
+
+// tdigestQuantile asks aggregate t's quantile q over [from, to).
+func tdigestQuantile(tb testing.TB, f *lifeFixture, from, to time.Time, q string) quantile {
+	tb.Helper()
+	var res struct {
+		Groups []struct {
+			Windows []struct {
+				Quantiles []quantile `json:"quantiles"`
+			} `json:"windows"`
+		} `json:"groups"`
+	}
+	qs := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "q": {q}}
+	getJSON(tb, f.http, f.url+"/v1/streams/aa/aggregates/t?"+qs.Encode(), &res)
+	if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 || len(res.Groups[0].Windows[0].Quantiles) != 1 {
+		tb.Fatalf("tdigest answer: %+v", res)
+	}
+	return res.Groups[0].Windows[0].Quantiles[0]
 }
 
 func TestAlterAggregates(t *testing.T) {
@@ -141,23 +164,7 @@ func TestAlterAggregates(t *testing.T) {
 	// The t-digest: both hold the same 120 values (merged in another
 	// order): the reference's median lies within the altered stream's
 	// stated bounds.
-	type quantile struct{ Value, Lower, Upper float64 }
-	q := func(f *lifeFixture) quantile {
-		var res struct {
-			Groups []struct {
-				Windows []struct {
-					Quantiles []quantile `json:"quantiles"`
-				} `json:"windows"`
-			} `json:"groups"`
-		}
-		qs := url.Values{"from": {since.Format(time.RFC3339)}, "to": {end.Format(time.RFC3339)}, "q": {"0.5"}}
-		getJSON(t, f.http, f.url+"/v1/streams/aa/aggregates/t?"+qs.Encode(), &res)
-		if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 || len(res.Groups[0].Windows[0].Quantiles) != 1 {
-			t.Fatalf("tdigest answer: %+v", res)
-		}
-		return res.Groups[0].Windows[0].Quantiles[0]
-	}
-	if got, want := q(alt), q(ref); want.Value < got.Lower || want.Value > got.Upper {
+	if got, want := tdigestQuantile(t, alt, since, end, "0.5"), tdigestQuantile(t, ref, since, end, "0.5"); want.Value < got.Lower || want.Value > got.Upper {
 		t.Errorf("t p50 %+v, reference %+v: outside the bounds", got, want)
 	}
 	// Before since the new aggregates say they did not exist yet.
@@ -197,4 +204,65 @@ func TestAlterAggregates(t *testing.T) {
 	alt.waitEvents(t, "c", base.Add(7*time.Minute), end, 60)
 	alt.waitEvents(t, "u", from, end, 300)
 	t.Logf("alters: %+v", alt.spec(t).Alters)
+}
+
+// A PATCH with backfill replays what JetStream still holds into the added
+// aggregates only: afterwards they answer over the whole history exactly as
+// a stream that had them from the start (the sketches' bytes for hll, cms
+// and reservoir; the t-digest within its bounds), with no since left (the
+// JetStream stream held everything) and the backfill listed in the status.
+func TestAlterBackfill(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	all := strings.Join([]string{aggU, aggC, aggN, aggT, aggR}, ",")
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(all)); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(40*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(31, 1500, base)) // 25 minutes; 3 backfill steps
+	alt.waitEvents(t, "u", from, end, 1500)
+	_, uBefore, _ := alt.exportSketch(t, "u", from, end)
+
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"backfill":true,"aggregates":{`+strings.Join([]string{aggC, aggN, aggT, aggR}, ",")+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	waitFor(t, 30*time.Second, "backfill done", func() (bool, string) {
+		st := alt.spec(t)
+		return st.Backfill != nil && st.Backfill.State == "done" && st.State == "running", fmt.Sprintf("%s %+v", st.State, st.Backfill)
+	})
+	st := alt.spec(t)
+	if bf := st.Backfill; bf.From != 1 || bf.To != 1500 || bf.Done != 1500 || bf.Events != 1500 || bf.Covers != nil {
+		t.Errorf("backfill %+v: want sequences 1..1500, 1500 events, complete", bf)
+	}
+	for _, n := range []string{"c", "n", "t", "r"} {
+		if s := st.Spec.Aggregates[n].Since; s != nil {
+			t.Errorf("aggregate %s: since %s after a complete backfill", n, s)
+		}
+	}
+	if len(st.Alters) != 2 {
+		t.Errorf("alters %+v: want the add and the backfill", st.Alters)
+	}
+	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); string(uAfter) != string(uBefore) {
+		t.Error("the backfill changed u")
+	}
+	publishEvents(t, alt.js, "ev.aa", timedEvents(32, 120, base.Add(30*time.Minute)))
+	alt.waitEvents(t, "n", from, end, 1620)
+	ref.waitEvents(t, "n", from, end, 1620)
+	for _, agg := range []string{"u", "c", "n", "r"} {
+		_, got, gn := alt.exportSketch(t, agg, from, end)
+		_, want, wn := ref.exportSketch(t, agg, from, end)
+		if string(got) != string(want) || gn != wn {
+			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
+		}
+	}
+	for _, q := range []string{"0.1", "0.5", "0.99"} {
+		got, want := tdigestQuantile(t, alt, from, end, q), tdigestQuantile(t, ref, from, end, q)
+		if want.Value < got.Lower || want.Value > got.Upper {
+			t.Errorf("t q%s %+v, reference %+v: outside the bounds", q, got, want)
+		}
+	}
 }

@@ -225,6 +225,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 			if err := txn.Delete(checkpointKey(id)); err != nil {
 				return err
 			}
+			if err := txn.Delete(backfillKey(id)); err != nil {
+				return err
+			}
 			if err := txn.Delete(altersKey(id)); err != nil {
 				return err
 			}
