@@ -6,10 +6,12 @@ package ingest
 // the start, so every answer of the altered stream has a reference.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // aggSpec is the JSON of a stream "aa" on ev.aa with the given aggregates.
@@ -264,5 +267,130 @@ func TestAlterBackfill(t *testing.T) {
 		if want.Value < got.Lower || want.Value > got.Upper {
 			t.Errorf("t q%s %+v, reference %+v: outside the bounds", q, got, want)
 		}
+	}
+}
+
+// restart stops f's manager, as a process exit would, and starts a new one
+// (and router) on the same store and NATS.
+func (f *lifeFixture) restart(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	if err := f.m.Stop(ctx); err != nil {
+		tb.Logf("stop: %v", err)
+	}
+	m, err := NewManager(f.nc, f.cs, f.db, testLogger(tb), Options{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Start(ctx, nil); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = m.Stop(context.Background()) })
+	srv := httptest.NewServer(newTestAPI(tb, m, f.db, 10*time.Second))
+	tb.Cleanup(srv.Close)
+	f.m, f.url, f.http = m, srv.URL, srv.Client()
+}
+
+// A backfill stopped after its first step (its progress stored, as after a
+// crash) resumes at the next start after that step: every event is applied
+// once, and the sketches equal the reference's.
+func TestAlterBackfillResumes(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(strings.Join([]string{aggU, aggC, aggN, aggR}, ","))); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(40*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(41, 1500, base))
+	alt.waitEvents(t, "u", from, end, 1500)
+	ref.waitEvents(t, "u", from, end, 1500)
+
+	stopped := make(chan sketchd.BackfillStatus, 1)
+	afterBackfillStep = func(st sketchd.BackfillStatus) bool {
+		stopped <- st
+		return true
+	}
+	t.Cleanup(func() { afterBackfillStep = nil })
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"backfill":true,"aggregates":{`+strings.Join([]string{aggC, aggN, aggR}, ",")+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	first := <-stopped
+	waitFor(t, 10*time.Second, "the stopped backfill's goroutine ends", func() (bool, string) {
+		return !alt.m.backfilling("aa"), ""
+	})
+	afterBackfillStep = nil
+	st := alt.spec(t)
+	if bf := st.Backfill; bf == nil || bf.State != "running" || bf.Done != first.Done || bf.Done >= 1500 || bf.Events != first.Events {
+		t.Fatalf("stored progress %+v after the first step %+v", st.Backfill, first)
+	}
+	t.Logf("stopped after sequence %d (%d events) of 1500", first.Done, first.Events)
+
+	alt.restart(t)
+	waitFor(t, 30*time.Second, "resumed backfill done", func() (bool, string) {
+		st := alt.spec(t)
+		return st.Backfill != nil && st.Backfill.State == "done" && st.State == "running", fmt.Sprintf("%s %+v", st.State, st.Backfill)
+	})
+	if bf := alt.spec(t).Backfill; bf.Done != 1500 || bf.Events != 1500 {
+		t.Errorf("backfill %+v: want 1500 events, each once", bf)
+	}
+	for _, agg := range []string{"u", "c", "n", "r"} {
+		_, got, gn := alt.exportSketch(t, agg, from, end)
+		_, want, wn := ref.exportSketch(t, agg, from, end)
+		if string(got) != string(want) || gn != wn {
+			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
+		}
+	}
+}
+
+// Rollup tier panes built after an alter carry the added aggregate: every
+// tier pane equals the merge of its source panes in every slot
+// (checkTiers), and those from since on hold the new aggregate's values.
+func TestAlterAggregatesTiers(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	spec := strings.Replace(aggSpec(aggU), `"aggregates":`, `"rollups":[{"granularity":"5m","retention":"876000h"}],"aggregates":`, 1)
+	if a := f.do(t, http.MethodPost, "/v1/streams", spec); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	publishEvents(t, f.js, "ev.aa", timedEvents(51, 300, base)) // 5 minutes
+	f.waitEvents(t, "u", base, base.Add(time.Hour), 300)
+	if a := f.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+aggN+`}}`); a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	since := base.Add(5 * time.Minute)
+	publishEvents(t, f.js, "ev.aa", timedEvents(52, 600, base.Add(10*time.Minute))) // 10 more minutes
+	publishEvents(t, f.js, "ev.aa", timedEvents(53, 1, base.Add(40*time.Minute)))   // the watermark passes them
+	f.waitEvents(t, "u", base, base.Add(time.Hour), 901)
+	info, err := f.db.Stream(context.Background(), "aa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tierDone := base.Add(25 * time.Minute).UnixNano()
+	waitFor(t, 30*time.Second, "tier built past base+25m", func() (bool, string) {
+		c, ok, err := f.db.TierCursor(context.Background(), info.ID, 5*time.Minute)
+		return err == nil && ok && c >= tierDone, fmt.Sprint(time.Unix(0, c).UTC(), ok, err)
+	})
+	checkTiers(t, f.db, info)
+	slot, _ := info.Spec.Slot("n")
+	var withN uint64
+	for _, p := range spacePanes(t, f.db, info.ID, 5*time.Minute, tierDone) {
+		if p.Start < since.UnixNano() {
+			continue
+		}
+		blob := sketchd.SlotBlob(&p, slot)
+		sk, err := sketchd.DecodeSketch(blob, sketch.KindHLL)
+		if err != nil {
+			t.Fatalf("tier pane %d: n: %v", p.Start, err)
+		}
+		if p.Events > 0 && sk.Count() == 0 {
+			t.Errorf("tier pane %s of %q: %d events, n empty", time.Unix(0, p.Start).UTC(), p.Key, p.Events)
+		}
+		withN += p.Events
+	}
+	if withN != 600 {
+		t.Errorf("tier panes from since hold %d events, want 600", withN)
 	}
 }

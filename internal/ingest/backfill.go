@@ -32,6 +32,14 @@ import (
 // backfillStepMessages is the most messages one backfill step applies.
 const backfillStepMessages = 512
 
+// afterBackfillStep, when set (tests), is called after each committed
+// step; true stops the backfill there as a crash would, leaving its
+// progress stored and the runner stopped.
+var afterBackfillStep func(st sketchd.BackfillStatus) bool
+
+// errBackfillStopped is a backfill stopped by afterBackfillStep.
+var errBackfillStopped = errors.New("backfill stopped after a step")
+
 // backfillRun is one running backfill; its goroutine starts the stream's
 // runner when the backfill ends.
 type backfillRun struct {
@@ -75,8 +83,8 @@ func (m *Manager) startBackfill(info store.StreamInfo, st sketchd.BackfillStatus
 	go func() {
 		defer close(b.done)
 		defer cancel()
-		next := m.runBackfill(ctx, info, st)
-		if ctx.Err() == nil {
+		next, ok := m.runBackfill(ctx, info, st)
+		if ok {
 			if err := m.startRunner(m.ctx, next); err != nil {
 				m.log.Error("stream failed to start after its backfill", "stream", name, "err", err)
 			}
@@ -128,18 +136,19 @@ func (m *Manager) resumeBackfill(ctx context.Context, info store.StreamInfo) boo
 }
 
 // runBackfill replays, then completes the backfill (or records its
-// failure); it returns the stream's info to start the runner with.
-func (m *Manager) runBackfill(ctx context.Context, info store.StreamInfo, st sketchd.BackfillStatus) store.StreamInfo {
+// failure); it returns the stream's info to start the runner with, and
+// false when the backfill was canceled (the runner stays stopped).
+func (m *Manager) runBackfill(ctx context.Context, info store.StreamInfo, st sketchd.BackfillStatus) (store.StreamInfo, bool) {
 	log := m.log.With("stream", info.Spec.Name)
 	err := m.replay(ctx, info, &st)
-	if ctx.Err() != nil {
-		return info
+	if ctx.Err() != nil || errors.Is(err, errBackfillStopped) {
+		return info, false
 	}
 	if err == nil {
 		var next store.StreamInfo
 		if next, err = m.completeBackfill(ctx, info, &st); err == nil {
 			log.Info("backfill done", "aggregates", st.Aggregates, "from", st.From, "to", st.To, "events", st.Events)
-			return next
+			return next, true
 		}
 	}
 	st.State, st.Error = "failed", err.Error()
@@ -147,7 +156,7 @@ func (m *Manager) runBackfill(ctx context.Context, info store.StreamInfo, st ske
 		log.Error("record backfill failure", "err", serr)
 	}
 	log.Error("backfill failed; the added aggregates keep their since", "err", err)
-	return info
+	return info, true
 }
 
 // completeBackfill drops the rollup tiers (rebuilt with the backfilled
@@ -249,6 +258,9 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 		}
 		if err := step.commit(ctx, m.db, info.ID, st, last); err != nil {
 			return err
+		}
+		if afterBackfillStep != nil && afterBackfillStep(*st) {
+			return errBackfillStopped
 		}
 	}
 	return nil
