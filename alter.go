@@ -31,6 +31,10 @@ type StreamAlter struct {
 	// existing aggregate's parameters cannot change: remove it and add one
 	// under a new name.
 	Aggregates map[string]*Aggregate `json:"aggregates,omitempty"`
+	// Backfill replays what the stream's JetStream stream still holds into
+	// the aggregates this alter adds (only them), in the background, before
+	// the stream ingests again; the status shows its progress.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // Alteration is one applied alter, as the stream's status lists it.
@@ -77,6 +81,9 @@ func ParseAlterJSON(b []byte) (StreamAlter, error) {
 	if a.Retention == nil && a.AllowedLateness == nil && a.MaxOutOfOrderness == nil && a.IdleTimeout == nil && a.Rollups == nil && a.Aggregates == nil {
 		return a, &FieldError{Field: "", Msg: "nothing to alter: give retention, allowed_lateness, max_out_of_orderness, idle_timeout, rollups or aggregates"}
 	}
+	if a.Backfill && len(a.Added()) == 0 {
+		return a, &FieldError{Field: "backfill", Msg: "fills the aggregates the same alter adds: add at least one"}
+	}
 
 	return a, nil
 }
@@ -106,6 +113,12 @@ func (s Stream) Apply(a StreamAlter) (Stream, []string, error) {
 	changes, err := s.applyAggregates(a, changes)
 	if err != nil {
 		return s, nil, err
+	}
+	if a.Backfill && !s.JetStream {
+		return s, nil, &FieldError{Field: "backfill", Msg: "needs a JetStream stream (jetstream: true): a core NATS stream keeps no events to replay"}
+	}
+	if a.Backfill && s.Time.Field == "" {
+		return s, nil, &FieldError{Field: "backfill", Msg: "needs event times in the events (time.field): a processing-time stream cannot place replayed events in their panes"}
 	}
 	return s, changes, s.Validate()
 }
@@ -209,4 +222,16 @@ func (s *Stream) StartAggregates(names []string, maxEventTime int64) {
 		agg.Since = sinceOf(maxEventTime, s.Granularity)
 		s.Aggregates[n] = agg
 	}
+}
+
+// AddedAggregates returns the aggregates of next that prev does not have,
+// sorted.
+func AddedAggregates(prev, next Stream) []string {
+	var out []string
+	for _, n := range next.AggregateNames() {
+		if _, ok := prev.Aggregates[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }

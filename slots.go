@@ -101,3 +101,26 @@ func sinceOf(maxEventTime int64, g Duration) *time.Time {
 	t := time.Unix(0, PaneStart(maxEventTime, int64(g))+int64(g)).UTC()
 	return &t
 }
+
+// BackfillStatus is the progress of a backfill (PATCH with "backfill":
+// true): the replay of the stream's JetStream stream, from its first
+// sequence up to the last one applied before the alter (To), into the
+// aggregates the alter added, and only them.
+type BackfillStatus struct {
+	Aggregates []string `json:"aggregates"`
+	// From and To are the stream sequences to replay, [From, To]; Done is
+	// the last one applied and committed (From-1 before the first step).
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+	Done uint64 `json:"done"`
+	// Events counts the events replayed into the aggregates so far.
+	Events uint64 `json:"events"`
+	// Covers is the since the aggregates get when the backfill completes:
+	// nil when JetStream still held the stream's first event (complete),
+	// else a pane start from the first replayed event's time on which no
+	// aged-out event can fall (see docs/api.md).
+	Covers *time.Time `json:"covers,omitempty"`
+	// State is "running", "done" or "failed" (see Error).
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}

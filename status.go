@@ -35,6 +35,9 @@ type StreamStatus struct {
 	// Alters lists the alters applied since creation (PATCH), oldest
 	// first.
 	Alters []Alteration `json:"alters,omitempty"`
+	// Backfill is the stream's last backfill (PATCH with backfill), if
+	// any; State is "backfilling" while it runs.
+	Backfill *BackfillStatus `json:"backfill,omitempty"`
 
 	// Watermark and MaxEventTime are live (in memory), unix ns; NoTime
 	// before the first event.

@@ -46,25 +46,26 @@ func num(x float64) *float64 {
 // streamJSON is a stream's spec and live state as the API shows it: times
 // in RFC 3339 (null before the first event) rather than unix ns.
 type streamJSON struct {
-	Name               string               `json:"name"`
-	ID                 uint32               `json:"id"`
-	State              string               `json:"state"`
-	Error              string               `json:"error,omitempty"`
-	Alters             []sketchd.Alteration `json:"alters,omitempty"`
-	Created            *string              `json:"created"`
-	Watermark          *string              `json:"watermark"`
-	MaxEventTime       *string              `json:"max_event_time"`
-	CommittedWatermark *string              `json:"committed_watermark"`
-	LastCommit         *string              `json:"last_commit"`
-	Counters           sketchd.Counters     `json:"counters"`
-	OpenPanes          int64                `json:"open_panes"`
-	EvictedEarly       uint64               `json:"evicted_early"`
-	Dropped            uint64               `json:"dropped"`
-	Pending            uint64               `json:"pending"`
-	AckFloor           uint64               `json:"ack_floor"`
-	Rollups            []rollupJSON         `json:"rollups,omitempty"`
-	Emit               []emitStatusJSON     `json:"emit,omitempty"`
-	Spec               sketchd.Stream       `json:"spec"`
+	Name               string                  `json:"name"`
+	ID                 uint32                  `json:"id"`
+	State              string                  `json:"state"`
+	Error              string                  `json:"error,omitempty"`
+	Alters             []sketchd.Alteration    `json:"alters,omitempty"`
+	Backfill           *sketchd.BackfillStatus `json:"backfill,omitempty"`
+	Created            *string                 `json:"created"`
+	Watermark          *string                 `json:"watermark"`
+	MaxEventTime       *string                 `json:"max_event_time"`
+	CommittedWatermark *string                 `json:"committed_watermark"`
+	LastCommit         *string                 `json:"last_commit"`
+	Counters           sketchd.Counters        `json:"counters"`
+	OpenPanes          int64                   `json:"open_panes"`
+	EvictedEarly       uint64                  `json:"evicted_early"`
+	Dropped            uint64                  `json:"dropped"`
+	Pending            uint64                  `json:"pending"`
+	AckFloor           uint64                  `json:"ack_floor"`
+	Rollups            []rollupJSON            `json:"rollups,omitempty"`
+	Emit               []emitStatusJSON        `json:"emit,omitempty"`
+	Spec               sketchd.Stream          `json:"spec"`
 }
 
 func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
@@ -77,7 +78,7 @@ func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
 		spec.GroupBy = []string{}
 	}
 	return streamJSON{
-		Name: st.Spec.Name, ID: st.ID, State: st.State, Error: st.Error, Alters: st.Alters,
+		Name: st.Spec.Name, ID: st.ID, State: st.State, Error: st.Error, Alters: st.Alters, Backfill: st.Backfill,
 		Created:            wallPtr(st.Created),
 		Watermark:          timePtr(st.Watermark),
 		MaxEventTime:       timePtr(st.MaxEventTime),

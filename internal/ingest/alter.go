@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sketchd/sketchd"
@@ -29,6 +30,9 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 	if len(changes) == 0 {
 		return m.statusOf(ctx, info), nil
 	}
+	if m.backfilling(name) {
+		return sketchd.StreamStatus{}, fmt.Errorf("a backfill of the stream is running (its progress is in the status); alter it when the backfill is done: %w", sketchd.ErrUnavailable)
+	}
 	if n := len(spec.Aggregates); n > m.opts.MaxAggregates && n > len(info.Spec.Aggregates) {
 		return sketchd.StreamStatus{}, &sketchd.LimitError{Limit: "max_aggregates", Max: m.opts.MaxAggregates, Got: n}
 	}
@@ -45,7 +49,10 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 			m.log.Warn("stop stream for an alter", "stream", name, "err", stopErr)
 		}
 	}
-	if added := a.Added(); len(added) > 0 {
+	added := sketchd.AddedAggregates(info.Spec, spec)
+	var bf sketchd.BackfillStatus
+	backfill := false
+	if len(added) > 0 {
 		// An added aggregate starts after the checkpoint: without a final
 		// commit, events already applied to stored panes would be skipped
 		// as replays and never reach it.
@@ -57,6 +64,20 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 			_ = m.startRunner(ctx, info)
 			return sketchd.StreamStatus{}, err
 		}
+		if a.Backfill {
+			if bf, backfill, err = m.planBackfill(ctx, info.ID, &spec, added); err == nil && backfill {
+				err = m.db.SetBackfill(ctx, info.ID, bf)
+			}
+			if err != nil {
+				_ = m.startRunner(ctx, info)
+				return sketchd.StreamStatus{}, err
+			}
+			if backfill {
+				changes = append(changes, fmt.Sprintf("backfill of %s: JetStream sequences %d..%d", strings.Join(added, ", "), bf.From, bf.To))
+			} else {
+				changes = append(changes, "backfill: nothing to replay (the stream applied no event that JetStream still holds)")
+			}
+		}
 	}
 	next, err := m.db.AlterStream(ctx, name, spec, sketchd.Alteration{At: m.now().UTC(), Changes: changes})
 	if err != nil {
@@ -64,6 +85,10 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 		return sketchd.StreamStatus{}, err
 	}
 	m.log.Info("stream altered", "stream", name, "changes", changes)
+	if backfill {
+		m.startBackfill(next, bf) // it starts the runner when it ends
+		return m.statusOf(ctx, next), nil
+	}
 	if err := m.startRunner(ctx, next); err != nil {
 		m.log.Error("stream failed to start after an alter", "stream", name, "err", err)
 	}

@@ -6,10 +6,12 @@ package ingest
 // the start, so every answer of the altered stream has a reference.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // aggSpec is the JSON of a stream "aa" on ev.aa with the given aggregates.
@@ -72,6 +75,8 @@ type streamJSON struct {
 	State  string               `json:"state"`
 	Alters []sketchd.Alteration `json:"alters"`
 	Spec   sketchd.Stream       `json:"spec"`
+	// Backfill is the stream's backfill progress, if any.
+	Backfill *sketchd.BackfillStatus `json:"backfill"`
 }
 
 func (f *lifeFixture) spec(tb testing.TB) streamJSON {
@@ -85,6 +90,27 @@ func (f *lifeFixture) spec(tb testing.TB) streamJSON {
 		tb.Fatalf("GET: %v %s", err, a.body)
 	}
 	return st
+}
+
+// quantile is one quantile of a t-digest answer.
+type quantile struct{ Value, Lower, Upper float64 }
+
+// tdigestQuantile asks aggregate t's quantile q over [from, to).
+func tdigestQuantile(tb testing.TB, f *lifeFixture, from, to time.Time, q string) quantile {
+	tb.Helper()
+	var res struct {
+		Groups []struct {
+			Windows []struct {
+				Quantiles []quantile `json:"quantiles"`
+			} `json:"windows"`
+		} `json:"groups"`
+	}
+	qs := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "q": {q}}
+	getJSON(tb, f.http, f.url+"/v1/streams/aa/aggregates/t?"+qs.Encode(), &res)
+	if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 || len(res.Groups[0].Windows[0].Quantiles) != 1 {
+		tb.Fatalf("tdigest answer: %+v", res)
+	}
+	return res.Groups[0].Windows[0].Quantiles[0]
 }
 
 func TestAlterAggregates(t *testing.T) {
@@ -141,23 +167,7 @@ func TestAlterAggregates(t *testing.T) {
 	// The t-digest: both hold the same 120 values (merged in another
 	// order): the reference's median lies within the altered stream's
 	// stated bounds.
-	type quantile struct{ Value, Lower, Upper float64 }
-	q := func(f *lifeFixture) quantile {
-		var res struct {
-			Groups []struct {
-				Windows []struct {
-					Quantiles []quantile `json:"quantiles"`
-				} `json:"windows"`
-			} `json:"groups"`
-		}
-		qs := url.Values{"from": {since.Format(time.RFC3339)}, "to": {end.Format(time.RFC3339)}, "q": {"0.5"}}
-		getJSON(t, f.http, f.url+"/v1/streams/aa/aggregates/t?"+qs.Encode(), &res)
-		if len(res.Groups) != 1 || len(res.Groups[0].Windows) != 1 || len(res.Groups[0].Windows[0].Quantiles) != 1 {
-			t.Fatalf("tdigest answer: %+v", res)
-		}
-		return res.Groups[0].Windows[0].Quantiles[0]
-	}
-	if got, want := q(alt), q(ref); want.Value < got.Lower || want.Value > got.Upper {
+	if got, want := tdigestQuantile(t, alt, since, end, "0.5"), tdigestQuantile(t, ref, since, end, "0.5"); want.Value < got.Lower || want.Value > got.Upper {
 		t.Errorf("t p50 %+v, reference %+v: outside the bounds", got, want)
 	}
 	// Before since the new aggregates say they did not exist yet.
@@ -197,4 +207,190 @@ func TestAlterAggregates(t *testing.T) {
 	alt.waitEvents(t, "c", base.Add(7*time.Minute), end, 60)
 	alt.waitEvents(t, "u", from, end, 300)
 	t.Logf("alters: %+v", alt.spec(t).Alters)
+}
+
+// A PATCH with backfill replays what JetStream still holds into the added
+// aggregates only: afterwards they answer over the whole history exactly as
+// a stream that had them from the start (the sketches' bytes for hll, cms
+// and reservoir; the t-digest within its bounds), with no since left (the
+// JetStream stream held everything) and the backfill listed in the status.
+func TestAlterBackfill(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	all := strings.Join([]string{aggU, aggC, aggN, aggT, aggR}, ",")
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(all)); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(40*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(31, 1500, base)) // 25 minutes; 3 backfill steps
+	alt.waitEvents(t, "u", from, end, 1500)
+	_, uBefore, _ := alt.exportSketch(t, "u", from, end)
+
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"backfill":true,"aggregates":{`+strings.Join([]string{aggC, aggN, aggT, aggR}, ",")+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	waitFor(t, 30*time.Second, "backfill done", func() (bool, string) {
+		st := alt.spec(t)
+		return st.Backfill != nil && st.Backfill.State == "done" && st.State == "running", fmt.Sprintf("%s %+v", st.State, st.Backfill)
+	})
+	st := alt.spec(t)
+	if bf := st.Backfill; bf.From != 1 || bf.To != 1500 || bf.Done != 1500 || bf.Events != 1500 || bf.Covers != nil {
+		t.Errorf("backfill %+v: want sequences 1..1500, 1500 events, complete", bf)
+	}
+	for _, n := range []string{"c", "n", "t", "r"} {
+		if s := st.Spec.Aggregates[n].Since; s != nil {
+			t.Errorf("aggregate %s: since %s after a complete backfill", n, s)
+		}
+	}
+	if len(st.Alters) != 2 {
+		t.Errorf("alters %+v: want the add and the backfill", st.Alters)
+	}
+	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); string(uAfter) != string(uBefore) {
+		t.Error("the backfill changed u")
+	}
+	publishEvents(t, alt.js, "ev.aa", timedEvents(32, 120, base.Add(30*time.Minute)))
+	alt.waitEvents(t, "n", from, end, 1620)
+	ref.waitEvents(t, "n", from, end, 1620)
+	for _, agg := range []string{"u", "c", "n", "r"} {
+		_, got, gn := alt.exportSketch(t, agg, from, end)
+		_, want, wn := ref.exportSketch(t, agg, from, end)
+		if string(got) != string(want) || gn != wn {
+			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
+		}
+	}
+	for _, q := range []string{"0.1", "0.5", "0.99"} {
+		got, want := tdigestQuantile(t, alt, from, end, q), tdigestQuantile(t, ref, from, end, q)
+		if want.Value < got.Lower || want.Value > got.Upper {
+			t.Errorf("t q%s %+v, reference %+v: outside the bounds", q, got, want)
+		}
+	}
+}
+
+// restart stops f's manager, as a process exit would, and starts a new one
+// (and router) on the same store and NATS.
+func (f *lifeFixture) restart(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	if err := f.m.Stop(ctx); err != nil {
+		tb.Logf("stop: %v", err)
+	}
+	m, err := NewManager(f.nc, f.cs, f.db, testLogger(tb), Options{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Start(ctx, nil); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = m.Stop(context.Background()) })
+	srv := httptest.NewServer(newTestAPI(tb, m, f.db, 10*time.Second))
+	tb.Cleanup(srv.Close)
+	f.m, f.url, f.http = m, srv.URL, srv.Client()
+}
+
+// A backfill stopped after its first step (its progress stored, as after a
+// crash) resumes at the next start after that step: every event is applied
+// once, and the sketches equal the reference's.
+func TestAlterBackfillResumes(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(strings.Join([]string{aggU, aggC, aggN, aggR}, ","))); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(40*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(41, 1500, base))
+	alt.waitEvents(t, "u", from, end, 1500)
+	ref.waitEvents(t, "u", from, end, 1500)
+
+	stopped := make(chan sketchd.BackfillStatus, 1)
+	afterBackfillStep = func(st sketchd.BackfillStatus) bool {
+		stopped <- st
+		return true
+	}
+	t.Cleanup(func() { afterBackfillStep = nil })
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"backfill":true,"aggregates":{`+strings.Join([]string{aggC, aggN, aggR}, ",")+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	first := <-stopped
+	waitFor(t, 10*time.Second, "the stopped backfill's goroutine ends", func() (bool, string) {
+		return !alt.m.backfilling("aa"), ""
+	})
+	afterBackfillStep = nil
+	st := alt.spec(t)
+	if bf := st.Backfill; bf == nil || bf.State != "running" || bf.Done != first.Done || bf.Done >= 1500 || bf.Events != first.Events {
+		t.Fatalf("stored progress %+v after the first step %+v", st.Backfill, first)
+	}
+	t.Logf("stopped after sequence %d (%d events) of 1500", first.Done, first.Events)
+
+	alt.restart(t)
+	waitFor(t, 30*time.Second, "resumed backfill done", func() (bool, string) {
+		st := alt.spec(t)
+		return st.Backfill != nil && st.Backfill.State == "done" && st.State == "running", fmt.Sprintf("%s %+v", st.State, st.Backfill)
+	})
+	if bf := alt.spec(t).Backfill; bf.Done != 1500 || bf.Events != 1500 {
+		t.Errorf("backfill %+v: want 1500 events, each once", bf)
+	}
+	for _, agg := range []string{"u", "c", "n", "r"} {
+		_, got, gn := alt.exportSketch(t, agg, from, end)
+		_, want, wn := ref.exportSketch(t, agg, from, end)
+		if string(got) != string(want) || gn != wn {
+			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
+		}
+	}
+}
+
+// Rollup tier panes built after an alter carry the added aggregate: every
+// tier pane equals the merge of its source panes in every slot
+// (checkTiers), and those from since on hold the new aggregate's values.
+func TestAlterAggregatesTiers(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	spec := strings.Replace(aggSpec(aggU), `"aggregates":`, `"rollups":[{"granularity":"5m","retention":"876000h"}],"aggregates":`, 1)
+	if a := f.do(t, http.MethodPost, "/v1/streams", spec); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	publishEvents(t, f.js, "ev.aa", timedEvents(51, 300, base)) // 5 minutes
+	f.waitEvents(t, "u", base, base.Add(time.Hour), 300)
+	if a := f.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+aggN+`}}`); a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	since := base.Add(5 * time.Minute)
+	publishEvents(t, f.js, "ev.aa", timedEvents(52, 600, base.Add(10*time.Minute))) // 10 more minutes
+	publishEvents(t, f.js, "ev.aa", timedEvents(53, 1, base.Add(40*time.Minute)))   // the watermark passes them
+	f.waitEvents(t, "u", base, base.Add(time.Hour), 901)
+	info, err := f.db.Stream(context.Background(), "aa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tierDone := base.Add(25 * time.Minute).UnixNano()
+	waitFor(t, 30*time.Second, "tier built past base+25m", func() (bool, string) {
+		c, ok, err := f.db.TierCursor(context.Background(), info.ID, 5*time.Minute)
+		return err == nil && ok && c >= tierDone, fmt.Sprint(time.Unix(0, c).UTC(), ok, err)
+	})
+	checkTiers(t, f.db, info)
+	slot, _ := info.Spec.Slot("n")
+	var withN uint64
+	for _, p := range spacePanes(t, f.db, info.ID, 5*time.Minute, tierDone) {
+		if p.Start < since.UnixNano() {
+			continue
+		}
+		blob := sketchd.SlotBlob(&p, slot)
+		sk, err := sketchd.DecodeSketch(blob, sketch.KindHLL)
+		if err != nil {
+			t.Fatalf("tier pane %d: n: %v", p.Start, err)
+		}
+		if p.Events > 0 && sk.Count() == 0 {
+			t.Errorf("tier pane %s of %q: %d events, n empty", time.Unix(0, p.Start).UTC(), p.Key, p.Events)
+		}
+		withN += p.Events
+	}
+	if withN != 600 {
+		t.Errorf("tier panes from since hold %d events, want 600", withN)
+	}
 }

@@ -87,6 +87,7 @@ func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOp
 	// What was started is cleaned up even when the client goes away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	m.stopBackfill(name)
 	m.mu.Lock()
 	r := m.runners[name]
 	delete(m.runners, name)

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/store"
 )
 
 // lifeFixture is a manager over a real NATS and Badger behind the real
@@ -32,6 +33,7 @@ type lifeFixture struct {
 	cs   *ConnState
 	js   jetstream.JetStream
 	m    *Manager
+	db   *store.DB
 	url  string
 	http *http.Client
 }
@@ -65,7 +67,7 @@ func newLifeFixtureOn(tb testing.TB, ns interface{ ClientURL() string }, opts Op
 	srv := httptest.NewServer(newTestAPI(tb, m, db, 10*time.Second))
 	tb.Cleanup(srv.Close)
 	js, _ := jetstream.New(nc)
-	return &lifeFixture{ns: ns, nc: nc, cs: cs, js: js, m: m, url: srv.URL, http: srv.Client()}
+	return &lifeFixture{ns: ns, nc: nc, cs: cs, js: js, m: m, db: db, url: srv.URL, http: srv.Client()}
 }
 
 type apiAnswer struct {

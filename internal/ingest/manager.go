@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +32,11 @@ type Store interface {
 	Pane(ctx context.Context, streamID uint32, key string, start int64) (sketchd.PaneRecord, bool, error)
 	Healthy() error
 	InstanceID(ctx context.Context) (string, error)
+	// Backfills (backfill.go).
+	Backfill(ctx context.Context, streamID uint32) (sketchd.BackfillStatus, bool, error)
+	SetBackfill(ctx context.Context, streamID uint32, st sketchd.BackfillStatus) error
+	BackfillPanes(ctx context.Context, streamID uint32, panes []store.PaneAt, edit func(p *sketchd.PaneRecord) error, st sketchd.BackfillStatus) error
+	ResetTiers(ctx context.Context, streamID uint32) error
 }
 
 // Options tune ingestion. Zero (or negative) values take the defaults of
@@ -125,6 +132,9 @@ type Manager struct {
 	failed  map[string]failure // streams whose consumer could not start
 	stopped bool
 	retries sync.WaitGroup // running start retries
+	// backfills are the running backfills by stream name (backfill.go):
+	// such a stream has no runner until its backfill ends.
+	backfills map[string]*backfillRun
 }
 
 type failure struct {
@@ -205,6 +215,9 @@ func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error 
 		return fmt.Errorf("list streams: %w", err)
 	}
 	for _, info := range infos {
+		if m.resumeBackfill(ctx, info) {
+			continue // it starts the runner when it ends
+		}
 		if err := m.startRunner(ctx, info); err != nil {
 			m.log.Error("stream failed to start", "stream", info.Spec.Name, "err", err)
 		}
@@ -349,7 +362,9 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	f, failed := m.failed[info.Spec.Name]
 	m.mu.Unlock()
 	if ok && r.info.ID == info.ID {
-		return r.currentStatus()
+		st := r.currentStatus()
+		m.backfillStatus(ctx, &st)
+		return st
 	}
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "starting", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
@@ -358,6 +373,7 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 	if failed {
 		st.State, st.Error = "failed", f.err.Error()
 	}
+	m.backfillStatus(ctx, &st)
 	return st
 }
 
@@ -400,7 +416,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 		runners = append(runners, r)
 	}
 	m.runners = map[string]*runner{}
+	backfills := slices.Collect(maps.Values(m.backfills))
 	m.mu.Unlock()
+	for _, b := range backfills { // canceled with m.ctx; their progress stays
+		<-b.done
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(runners))
 	for i, r := range runners {

@@ -69,6 +69,8 @@ func classify(err error) (errorType, string, bool) {
 		return errorBadData, pe.Error(), false
 	case errors.As(err, &le):
 		return errorExec, le.Error(), false
+	case errors.Is(err, query.ErrBeforeSince): // an aggregate added by an alter, asked before its since
+		return errorExec, err.Error(), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorTimeout, "the query did not complete within its time limit", false
 	case errors.Is(err, context.Canceled):

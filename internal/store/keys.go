@@ -27,6 +27,7 @@ const (
 	prefixInstance   byte = 'I' // 'I'                          -> this instance's id
 	prefixEmitCursor byte = 'E' // 'E' sid subject              -> an emit target's cursor
 	prefixChangelog  byte = 'L' // 'L' sid                      -> changelog sequence of the last applied checkpoint record
+	prefixBackfill   byte = 'B' // 'B' sid                      -> the stream's backfill progress
 )
 
 const (

@@ -234,6 +234,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 					return err
 				}
 			}
+			if err := txn.Delete(backfillKey(id)); err != nil {
+				return err
+			}
 			if err := txn.Delete(altersKey(id)); err != nil {
 				return err
 			}

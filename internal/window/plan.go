@@ -69,8 +69,15 @@ func compile(spec sketchd.Stream) (*plan, error) {
 	}
 	// Reservoir tags derive from event positions mixed with a per-stream
 	// seed, so replays draw the same sample and streams do not correlate.
-	p.tagSeed = mix64(uint64(len(spec.Name)) ^ sketch.Hash([]byte(spec.Name)))
+	p.tagSeed = mix64(uint64(len(spec.Name)) ^ sketch.Hash([]byte(spec.Name))) // as ReservoirTag
 	return p, nil
+}
+
+// ReservoirTag is the reservoir tag of the event at source position pos
+// (not 0) of the named stream: what the stream's panes drew it with, so a
+// backfill draws the same sample.
+func ReservoirTag(stream string, pos uint64) uint64 {
+	return mix64(pos ^ mix64(uint64(len(stream))^sketch.Hash([]byte(stream))))
 }
 
 // mix64 is the splitmix64 finalizer: a bijective 64-bit mixer.
