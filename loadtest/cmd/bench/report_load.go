@@ -10,12 +10,14 @@ import (
 
 // cachingText says what the service times of a repeated query measure:
 // which of sketchd's caches answer it (docs/architecture.md, "Queries").
-const cachingText = `sketchd keeps the merged sketches of every final window of a tumbling query (per stream,
-aggregate, where, group_by, width and window start) across commits, and the rendered JSON of those
-windows; only windows that still hold open panes are merged again after a commit (every flush
-interval while ingesting), from decoded panes it also caches. So repeated sends measure mostly
-cached windows plus the open ones (docs/architecture.md, "Queries";
-` + "`go test ./internal/query -run '^$' -bench DashboardWhileIngesting`" + `).`
+const cachingText = `What sketchd caches (docs/architecture.md, "Queries"): the merged sketches of each final window of a
+tumbling series, per stream, aggregate, where, group_by, width and window start, kept across commits
+(single and multi-aggregate queries); decoded final panes, rollup-tier panes and blocks; the keys of
+final spans; and, until the stream's next commit (every flush interval while ingesting), each
+answer's result and its rendered JSON. After a commit a repeated query merges again only the windows
+that are not final (a whole-range query is one window: all of it), from cached decoded panes where
+final. So repeated sends here measure mostly cached answers
+(` + "`go test ./internal/query -run '^$' -bench 'DashboardWhileIngesting|MultiWhileIngesting|TierQuery'`" + `).`
 
 func dashboardWhat(c Config) string {
 	d := querymix.DashboardOf("pv")
@@ -66,13 +68,15 @@ func renderPhases(p func(string, ...any), r *Results) {
 	p("Peak RSS per phase: the largest VmRSS sampled every 100 ms, and VmHWM after resetting it at the\n")
 	p("phase's start (`echo 5 > /proc/<pid>/clear_refs`; \"–\" where the reset failed). Target: ≤ 400 MiB over\n")
 	p("the whole run at the default settings (`--memory-limit` default: 3/4 of the cgroup limit, at most 512 MiB).\n\n")
-	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase |\n|---|---|---|---|\n")
+	p("RssAnon is the anonymous part (Go heap, Badger's and nats-server's allocations: what `--memory-limit`\n")
+	p("covers); the rest is file pages of Badger's and JetStream's mmapped files, which the kernel reclaims.\n\n")
+	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase | peak RssAnon (sampled) |\n|---|---|---|---|---|\n")
 	for _, ph := range r.Phases {
 		hwm := "–"
 		if ph.HWMReset {
 			hwm = mib(ph.HWM)
 		}
-		p("| %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm)
+		p("| %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm, mib(ph.PeakAnon))
 	}
 	p("\n")
 }
