@@ -54,9 +54,22 @@ func renderProfiles(p func(string, ...any), r *Results) {
 	}
 	p("\n### Profiles of the query load\n\n")
 	p("sketchd's own pprof (`/debug/pprof`, behind the admin token), taken by the runner while the load ran;\n")
-	p("the files are in the temp dir (`--keep`). Top entries:\n")
+	p("the files are in the temp dir (`--keep`).")
 	for _, pr := range r.Profiles {
-		p("\n%s (`%s`):\n\n```\n%s\n```\n", pr.Name, strings.Replace(pr.Command, pr.Path, "<"+pr.Name+".pprof>", 1), pr.Top)
+		if pr.Seconds > 0 && pr.CPU/pr.Seconds < 0.8*float64(r.Machine.NProc) {
+			p(" During %s sketchd used %.0f%% of one core of the %d: it was not CPU-bound; the other\n", pr.Name, 100*pr.CPU/pr.Seconds, r.Machine.NProc)
+			p("cores' time went to the load tools, the publisher and the machine's other jobs (load average above), so\n")
+			p("its requests waited for CPU, which their latency and the 503s (admission queue) show.")
+			break
+		}
+	}
+	p(" Top entries:\n")
+	for _, pr := range r.Profiles {
+		p("\n%s (`%s`)", pr.Name, strings.Replace(pr.Command, pr.Path, "<"+pr.Name+".pprof>", 1))
+		if pr.Seconds > 0 {
+			p(": %.2f s of CPU sampled in %.2f s, %.0f%% of one core (the machine has %d)", pr.CPU, pr.Seconds, 100*pr.CPU/pr.Seconds, r.Machine.NProc)
+		}
+		p(":\n\n```\n%s\n```\n", pr.Top)
 	}
 }
 
