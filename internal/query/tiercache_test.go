@@ -282,3 +282,46 @@ func BenchmarkTierQuery(b *testing.B) {
 		}
 	}
 }
+
+// TestOpenSpanKeysPerCommit: the keys of a span that is not final are
+// read once per commit: another query over the same range (another
+// aggregate view: group_by, where) before the next commit reads no key
+// index; after a commit that adds a key, the next query reads it again
+// and has the key.
+func TestOpenSpanKeysPerCommit(t *testing.T) {
+	db, tgt, start := tierStore(t, 12, 3)
+	r := &keyReads{DB: db}
+	q := query.New(r, query.Options{})
+	hour, minute := int64(time.Hour), int64(time.Minute)
+	end := start + 3*hour
+	open := tgt
+	open.Watermark = end + 30*minute // [end, end+1h) is not final
+	from, to := end-hour+7*minute, end+hour
+	if _, err := q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, GroupBy: []string{"country"}}); err != nil {
+		t.Fatal(err)
+	}
+	k0 := r.n.Load()
+	res, err := q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, Where: map[string][]string{"country": {"c003"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := r.n.Load() - k0; k != 0 || res.Keys != 1 {
+		t.Errorf("a second query before the next commit read the key index %d times (keys %d), want 0 (1)", k, res.Keys)
+	}
+	params, _ := tgt.Spec.Aggregates["users"].SketchParams()
+	blob, err := sketchNew(params, "new-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitPanes(t, db, tgt.ID, 1<<20, []sketchd.PaneRecord{{Key: sketchd.EncodeKey("c777"), Start: end + 5*minute,
+		Events: 1, Applied: 1 << 20, Sketches: [][]byte{blob}}})
+	open.LastCommit++
+	k0 = r.n.Load()
+	res, err = q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, Where: map[string][]string{"country": {"c777"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := r.n.Load() - k0; k == 0 || res.Keys != 1 || res.Groups[0].Windows[0].Events != 1 {
+		t.Errorf("after the commit: %d key-index reads, keys %d, events %d; want > 0, 1, 1", k, res.Keys, res.Groups[0].Windows[0].Events)
+	}
+}
