@@ -67,7 +67,7 @@ type Querier struct {
 	sizes   sizes
 	stats   counters
 	gens    generations // per stream; in every cache key (Forget)
-	// tierKeys: the keys of built tier spans (keycache.go).
+	// tierKeys: the keys of spans, final or per commit (keycache.go).
 	tierKeys *tierKeyCache
 }
 
