@@ -43,8 +43,8 @@ func (q *Querier) refineHeld(ctx context.Context, p *plan) error {
 	ai := p.agg.index
 	scale := int64(1)
 	add := func(r sketchd.PaneRecord) error {
-		if ai < len(r.Sketches) {
-			sum += (int64(len(r.Sketches[ai])) + partBytes) * scale
+		if blob := sketchd.SlotBlob(&r, ai); blob != nil {
+			sum += (int64(len(blob)) + partBytes) * scale
 		}
 		if sum > limit {
 			return errMeasured
