@@ -2,6 +2,7 @@ package query
 
 import (
 	"container/list"
+	"context"
 	"sync"
 
 	"github.com/sketchd/sketchd"
@@ -88,6 +89,28 @@ func (c *winCache) put(k winKey, groups map[string]winGroup) {
 		delete(c.m, we.k)
 		c.bytes -= we.size
 	}
+}
+
+// answer is the result of p, whose keys are selected: its leading final
+// windows from the window cache, the rest computed (compute) and its
+// final windows cached.
+func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
+	prefix := q.wins.cachedPrefix(p)
+	q.stats.winHits.Add(int64(len(prefix)))
+	var rest *Result
+	if sub := p.after(len(prefix)); sub != nil {
+		if sub != p {
+			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
+				return nil, err
+			}
+		}
+		var err error
+		if rest, err = q.compute(ctx, sub); err != nil {
+			return nil, err
+		}
+		q.wins.store(sub, rest)
+	}
+	return p.assemble(prefix, rest)
 }
 
 // cachedPrefix returns the leading windows of p found in the cache: final,

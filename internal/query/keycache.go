@@ -9,7 +9,10 @@ import (
 // tierKeyCache keeps the keys of the key index of final spans: built
 // rollup-tier spans (their panes are final and written once: tiers.go) and
 // spans of the stream's own panes that end where windows are final
-// (WindowFinalAt at the target's watermark: no event can add a key there).
+// (WindowFinalAt at the target's watermark: no event can add a key there);
+// and the keys of other spans of the stream's panes as of the target's
+// last commit (Target.LastCommit: the state answers read), which the
+// panels of a dashboard over the last hour share until the next commit.
 // Their keys do not change; reading the key index again (a seek per key
 // and partition, and one into the panes where the span cuts a partition)
 // was a third of the CPU of 30-day queries at load, whose windows' edges
@@ -26,6 +29,7 @@ type tierSpanKey struct {
 	gen      uint64
 	tier     int64 // 0: the stream's own panes
 	from, to int64
+	commit   int64 // a span that is not final: the target's last commit
 }
 
 // Bounds: spans of more keys are not cached (the heavy queries the cost
@@ -77,10 +81,15 @@ func (q *Querier) spanKeysCached(ctx context.Context, tr TierReader, p *plan, s 
 		}
 		return q.reader(p.target).Keys(ctx, p.target.ID, s.From, s.To, fn)
 	}
-	if !s.Tier && !p.target.Spec.WindowFinalAt(s.To, p.target.Watermark) {
-		return read(fn)
-	}
 	k := tierSpanKey{stream: p.target.ID, gen: p.gen, from: s.From, to: s.To}
+	if !s.Tier && !p.target.Spec.WindowFinalAt(s.To, p.target.Watermark) {
+		// Its keys change only with a commit: kept for the target's last
+		// one (the dashboard's panels share the last hour's span).
+		if p.target.LastCommit == 0 {
+			return read(fn)
+		}
+		k.commit = p.target.LastCommit
+	}
 	if s.Tier {
 		k.tier = s.Granularity
 	}

@@ -11,8 +11,9 @@ import (
 // scan of the key index: the tiers that serve the range are chosen and the
 // keys and groups selected once and shared, then each aggregate's panes
 // (and tier panes) are read and merged as Query does. Each
-// result equals Query's for that aggregate. It does not use the result
-// cache (the decoded-pane and block caches it does use).
+// result equals Query's for that aggregate, and is computed as Query's
+// is (answer: the window cache, the cost check and the memory budget) but
+// without the result cache.
 func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates []string) ([]*Result, error) {
 	if len(aggregates) == 0 {
 		return nil, &ParamError{"aggregate", "name at least one aggregate"}
@@ -40,20 +41,12 @@ func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates
 		p.spans = first.spans
 		p.keys, p.keyIndex, p.keyGroup = first.keys, first.keyIndex, first.keyGroup
 		p.groups = slices.Clone(first.groups) // mergeWindows sorts and fills its own
+		p.cost = first.cost
+		p.cost.avg = q.sizes.avg(p.target.ID, p.agg.index)
 	}
 	out := make([]*Result, len(plans))
 	for i, p := range plans {
-		w := newWindows(p)
-		if err := q.planScans(ctx, p, w); err != nil {
-			return nil, err
-		}
-		if err := q.scan(ctx, p, w); err != nil {
-			return nil, err
-		}
-		if err := q.scanTiers(ctx, p, w); err != nil {
-			return nil, err
-		}
-		res, err := p.mergeWindows(ctx, w)
+		res, err := q.answer(ctx, p) // window cache, cost check and budget as Query
 		if err != nil {
 			return nil, err
 		}

@@ -67,7 +67,7 @@ type Querier struct {
 	sizes   sizes
 	stats   counters
 	gens    generations // per stream; in every cache key (Forget)
-	// tierKeys: the keys of built tier spans (keycache.go).
+	// tierKeys: the keys of spans, final or per commit (keycache.go).
 	tierKeys *tierKeyCache
 }
 
@@ -114,20 +114,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
-	prefix := q.wins.cachedPrefix(p)
-	var rest *Result
-	if sub := p.after(len(prefix)); sub != nil {
-		if sub != p {
-			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
-				return nil, err
-			}
-		}
-		if rest, err = q.compute(ctx, sub); err != nil {
-			return nil, err
-		}
-		q.wins.store(sub, rest)
-	}
-	return p.assemble(prefix, rest)
+	return q.answer(ctx, p)
 }
 
 // compute runs the scan steps of p: plan scans; then, with the memory the

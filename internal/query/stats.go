@@ -5,6 +5,7 @@ import "sync/atomic"
 // counters count the querier's work since New.
 type counters struct {
 	decoded atomic.Int64 // stored sketches decoded
+	winHits atomic.Int64 // windows taken from the window cache
 }
 
 // Stats is the work a Querier has done since New.
@@ -13,9 +14,12 @@ type Stats struct {
 	// saves. A dashboard repeating its queries while ingesting should
 	// decode only the panes that are not final yet.
 	Decoded int64
+	// CachedWindows is the number of windows of answers taken whole from
+	// the window cache (not merged again).
+	CachedWindows int64
 }
 
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
-	return Stats{Decoded: q.stats.decoded.Load()}
+	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load()}
 }

@@ -215,18 +215,23 @@ func TestTierCaches(t *testing.T) {
 // TestQueryBytesMeasured: the slot estimate of a sparse query (400 keys
 // with one pane each in an hour: 24,000 slots, 26 MB at the assumed 1 KiB)
 // is far past a 1 MiB max_query_bytes; measured from the stored blobs
-// (400 small HLLs) the query fits and runs. The same store grouped by
-// country at 1-minute steps (12,000 output windows) is still refused,
-// having decoded nothing.
+// (400 small HLLs) the query fits and runs, the measure having read the
+// panes of a sample of 8 keys (the scan then reads the 400). The same store
+// grouped by country at 1-minute steps (12,000 output windows) is still
+// refused, having decoded nothing.
 func TestQueryBytesMeasured(t *testing.T) {
 	db, tgt, hour := heavyStore(t, 200, 2)
-	q := query.New(db, query.Options{MaxQueryBytes: 1 << 20})
+	r := &paneReads{DB: db}
+	q := query.New(r, query.Options{MaxQueryBytes: 1 << 20})
 	res, err := q.Query(t.Context(), tgt, query.Query{Aggregate: "users", From: hour, To: hour + int64(time.Hour)})
 	if err != nil {
 		t.Fatalf("sparse whole-hour query: %v", err)
 	}
 	if res.Panes != 400 || res.Groups[0].Windows[0].Events != 400 {
 		t.Errorf("panes %d events %d, want 400 and 400", res.Panes, res.Groups[0].Windows[0].Events)
+	}
+	if n := r.n.Load(); n != 400+8 {
+		t.Errorf("read %d panes from the store, want 408 (a sample of 8 keys measured, then the 400 scanned)", n)
 	}
 	d0 := q.Stats().Decoded
 	_, err = q.Query(t.Context(), tgt, heavyQuery(hour))
@@ -281,4 +286,60 @@ func BenchmarkTierQuery(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestOpenSpanKeysPerCommit: the keys of a span that is not final are
+// read once per commit: another query over the same range (another
+// aggregate view: group_by, where) before the next commit reads no key
+// index; after a commit that adds a key, the next query reads it again
+// and has the key.
+func TestOpenSpanKeysPerCommit(t *testing.T) {
+	db, tgt, start := tierStore(t, 12, 3)
+	r := &keyReads{DB: db}
+	q := query.New(r, query.Options{})
+	hour, minute := int64(time.Hour), int64(time.Minute)
+	end := start + 3*hour
+	open := tgt
+	open.Watermark = end + 30*minute // [end, end+1h) is not final
+	from, to := end-hour+7*minute, end+hour
+	if _, err := q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, GroupBy: []string{"country"}}); err != nil {
+		t.Fatal(err)
+	}
+	k0 := r.n.Load()
+	res, err := q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, Where: map[string][]string{"country": {"c003"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := r.n.Load() - k0; k != 0 || res.Keys != 1 {
+		t.Errorf("a second query before the next commit read the key index %d times (keys %d), want 0 (1)", k, res.Keys)
+	}
+	params, _ := tgt.Spec.Aggregates["users"].SketchParams()
+	blob, err := sketchNew(params, "new-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitPanes(t, db, tgt.ID, 1<<20, []sketchd.PaneRecord{{Key: sketchd.EncodeKey("c777"), Start: end + 5*minute,
+		Events: 1, Applied: 1 << 20, Sketches: [][]byte{blob}}})
+	open.LastCommit++
+	k0 = r.n.Load()
+	res, err = q.Query(t.Context(), open, query.Query{Aggregate: "users", From: from, To: to, Where: map[string][]string{"country": {"c777"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := r.n.Load() - k0; k == 0 || res.Keys != 1 || res.Groups[0].Windows[0].Events != 1 {
+		t.Errorf("after the commit: %d key-index reads, keys %d, events %d; want > 0, 1, 1", k, res.Keys, res.Groups[0].Windows[0].Events)
+	}
+}
+
+// paneReads counts the panes a store's scans deliver.
+type paneReads struct {
+	*store.DB
+	n atomic.Int64
+}
+
+func (r *paneReads) ScanPanes(ctx context.Context, id uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanPanes(ctx, id, keys, from, to, func(p sketchd.PaneRecord) error {
+		r.n.Add(1)
+		return fn(p)
+	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,6 +20,11 @@ type PhaseMemory struct {
 	PeakRSS  int64 `json:"peak_rss"`
 	HWM      int64 `json:"hwm"`
 	HWMReset bool  `json:"hwm_reset"`
+	// PeakAnon is the largest RssAnon sampled: the anonymous memory (Go
+	// heap, Badger's and nats-server's allocations), which the memory
+	// limit covers; the rest of RSS is file pages (Badger's and
+	// JetStream's mmapped files), which the kernel can reclaim.
+	PeakAnon int64 `json:"peak_anon"`
 }
 
 // memWatch samples sketchd's RSS and attributes it to the current phase.
@@ -52,15 +58,34 @@ func (w *memWatch) loop() {
 }
 
 func (w *memWatch) sample() {
-	rss, _, err := procStatus(w.pid)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.pid) + "/status")
 	if err != nil {
 		return
 	}
+	rss, _, err := parseProcStatus(string(b))
+	if err != nil {
+		return
+	}
+	anon := statusKB(string(b), "RssAnon:")
 	w.mu.Lock()
-	if n := len(w.phases); n > 0 && rss > w.phases[n-1].PeakRSS {
-		w.phases[n-1].PeakRSS = rss
+	if n := len(w.phases); n > 0 {
+		p := &w.phases[n-1]
+		p.PeakRSS, p.PeakAnon = max(p.PeakRSS, rss), max(p.PeakAnon, anon)
 	}
 	w.mu.Unlock()
+}
+
+// statusKB returns the field of a /proc/<pid>/status text in bytes (0
+// when absent).
+func statusKB(s, field string) int64 {
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == field && f[2] == "kB" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	return 0
 }
 
 // phase ends the current phase (recording its VmHWM) and starts the next.

@@ -95,3 +95,13 @@ func TestShellLine(t *testing.T) {
 		t.Errorf("shellLine = %s, want %s", got, want)
 	}
 }
+
+func TestStatusKB(t *testing.T) {
+	s := "VmRSS:\t  2048 kB\nRssAnon:\t  1024 kB\nRssFile:\t  1000 kB\n"
+	if got := statusKB(s, "RssAnon:"); got != 1024<<10 {
+		t.Errorf("RssAnon = %d, want %d", got, 1024<<10)
+	}
+	if got := statusKB(s, "RssShmem:"); got != 0 {
+		t.Errorf("absent field = %d, want 0", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,6 +18,10 @@ type Profile struct {
 	Path    string `json:"path"`    // in the temp dir (kept with --keep)
 	Command string `json:"command"` // how to read it
 	Top     string `json:"top"`     // the first entries of -top
+	// Seconds is a CPU profile's duration and CPU the CPU time sampled in
+	// it: CPU/Seconds is the share of one core sketchd got.
+	Seconds float64 `json:"seconds,omitempty"`
+	CPU     float64 `json:"cpu,omitempty"`
 }
 
 // profileCPU takes a CPU profile of sketchd for d (at most 30 s, the API's
@@ -51,8 +57,28 @@ func (r *runner) profile(ctx context.Context, name, path string, topArgs ...stri
 	if err != nil {
 		return p, fmt.Errorf("%s: %w", p.Command, err)
 	}
+	p.Seconds, p.CPU = parseProfileDuration(string(out))
 	p.Top = trimPprofTop(string(out))
 	return p, nil
+}
+
+var durationRE = regexp.MustCompile(`Duration: ([0-9.]+)(ms|s), Total samples = ([0-9.]+)(ms|s)`)
+
+// parseProfileDuration reads "Duration: 6.03s, Total samples = 3.47s" of
+// a CPU profile's -top header (0, 0 when absent).
+func parseProfileDuration(s string) (seconds, cpu float64) {
+	m := durationRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0
+	}
+	sec := func(v, unit string) float64 {
+		f, _ := strconv.ParseFloat(v, 64)
+		if unit == "ms" {
+			f /= 1000
+		}
+		return f
+	}
+	return sec(m[1], m[2]), sec(m[3], m[4])
 }
 
 // trimPprofTop drops the header lines of `go tool pprof -top` before

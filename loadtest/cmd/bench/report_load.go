@@ -10,12 +10,14 @@ import (
 
 // cachingText says what the service times of a repeated query measure:
 // which of sketchd's caches answer it (docs/architecture.md, "Queries").
-const cachingText = `sketchd keeps the merged sketches of every final window of a tumbling query (per stream,
-aggregate, where, group_by, width and window start) across commits, and the rendered JSON of those
-windows; only windows that still hold open panes are merged again after a commit (every flush
-interval while ingesting), from decoded panes it also caches. So repeated sends measure mostly
-cached windows plus the open ones (docs/architecture.md, "Queries";
-` + "`go test ./internal/query -run '^$' -bench DashboardWhileIngesting`" + `).`
+const cachingText = `What sketchd caches (docs/architecture.md, "Queries"): the merged sketches of each final window of a
+tumbling series, per stream, aggregate, where, group_by, width and window start, kept across commits
+(single and multi-aggregate queries); decoded final panes, rollup-tier panes and blocks; the keys of
+final spans; and, until the stream's next commit (every flush interval while ingesting), each
+answer's result and its rendered JSON. After a commit a repeated query merges again only the windows
+that are not final (a whole-range query is one window: all of it), from cached decoded panes where
+final. So repeated sends here measure mostly cached answers
+(` + "`go test ./internal/query -run '^$' -bench 'DashboardWhileIngesting|MultiWhileIngesting|TierQuery'`" + `).`
 
 func dashboardWhat(c Config) string {
 	d := querymix.DashboardOf("pv")
@@ -52,9 +54,22 @@ func renderProfiles(p func(string, ...any), r *Results) {
 	}
 	p("\n### Profiles of the query load\n\n")
 	p("sketchd's own pprof (`/debug/pprof`, behind the admin token), taken by the runner while the load ran;\n")
-	p("the files are in the temp dir (`--keep`). Top entries:\n")
+	p("the files are in the temp dir (`--keep`).")
 	for _, pr := range r.Profiles {
-		p("\n%s (`%s`):\n\n```\n%s\n```\n", pr.Name, strings.Replace(pr.Command, pr.Path, "<"+pr.Name+".pprof>", 1), pr.Top)
+		if pr.Seconds > 0 && pr.CPU/pr.Seconds < 0.8*float64(r.Machine.NProc) {
+			p(" During %s sketchd used %.0f%% of one core of the %d: it was not CPU-bound; the other\n", pr.Name, 100*pr.CPU/pr.Seconds, r.Machine.NProc)
+			p("cores' time went to the load tools, the publisher and the machine's other jobs (load average above), so\n")
+			p("its requests waited for CPU, which their latency and the 503s (admission queue) show.")
+			break
+		}
+	}
+	p(" Top entries:\n")
+	for _, pr := range r.Profiles {
+		p("\n%s (`%s`)", pr.Name, strings.Replace(pr.Command, pr.Path, "<"+pr.Name+".pprof>", 1))
+		if pr.Seconds > 0 {
+			p(": %.2f s of CPU sampled in %.2f s, %.0f%% of one core (the machine has %d)", pr.CPU, pr.Seconds, 100*pr.CPU/pr.Seconds, r.Machine.NProc)
+		}
+		p(":\n\n```\n%s\n```\n", pr.Top)
 	}
 }
 
@@ -66,13 +81,15 @@ func renderPhases(p func(string, ...any), r *Results) {
 	p("Peak RSS per phase: the largest VmRSS sampled every 100 ms, and VmHWM after resetting it at the\n")
 	p("phase's start (`echo 5 > /proc/<pid>/clear_refs`; \"–\" where the reset failed). Target: ≤ 400 MiB over\n")
 	p("the whole run at the default settings (`--memory-limit` default: 3/4 of the cgroup limit, at most 512 MiB).\n\n")
-	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase |\n|---|---|---|---|\n")
+	p("RssAnon is the anonymous part (Go heap, Badger's and nats-server's allocations: what `--memory-limit`\n")
+	p("covers); the rest is file pages of Badger's and JetStream's mmapped files, which the kernel reclaims.\n\n")
+	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase | peak RssAnon (sampled) |\n|---|---|---|---|---|\n")
 	for _, ph := range r.Phases {
 		hwm := "–"
 		if ph.HWMReset {
 			hwm = mib(ph.HWM)
 		}
-		p("| %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm)
+		p("| %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm, mib(ph.PeakAnon))
 	}
 	p("\n")
 }

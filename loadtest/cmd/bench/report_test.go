@@ -25,9 +25,10 @@ func fixture() *Results {
 		K6: &QueryLoad{Tool: "k6", Rate: 1000, Duration: 30 * time.Second, All: Latency{Requests: 30000, Errors: 2},
 			ByRange: map[string]Latency{"1h": {P99: 12.5}, "24h": {P99: 51}}},
 		Dashboard: &QueryLoad{Tool: "k6 dashboard", Rate: 100, Duration: time.Minute, All: Latency{Requests: 6000, P50: 1, P99: 19.5}, ThresholdsOK: true},
-		Phases: []PhaseMemory{{Phase: "ingest", Duration: time.Minute, PeakRSS: 350 << 20, HWM: 380 << 20, HWMReset: true},
+		Phases: []PhaseMemory{{Phase: "ingest", Duration: time.Minute, PeakRSS: 350 << 20, HWM: 380 << 20, HWMReset: true, PeakAnon: 300 << 20},
 			{Phase: "dashboard", Duration: time.Minute, PeakRSS: 390 << 20, HWM: 401 << 20}},
-		Profiles: []Profile{{Name: "cpu, vegeta", Path: "/tmp/x/cpu.pprof", Command: "go tool pprof -top sketchd /tmp/x/cpu.pprof", Top: "Showing nodes\n  flat  flat%"}},
+		Profiles: []Profile{{Name: "cpu, vegeta", Path: "/tmp/x/cpu.pprof", Command: "go tool pprof -top sketchd /tmp/x/cpu.pprof", Top: "Showing nodes\n  flat  flat%",
+			Seconds: 6, CPU: 3}},
 		Memory:   []MemSample{{Phase: "after ingest", RSS: 300 << 20, HWM: 400 << 20, OpenPanes: 1000, ActiveKeys: 100, Events: 2_000_000, Badger: 100 << 20, NATS: 500 << 20}},
 		PaneKeys: 80_000,
 		Service:  []ServiceTime{{Name: "hll", Range: "1h", Weight: 10, Latency: Latency{Requests: 10, Mean: 0.5}}},
@@ -135,11 +136,11 @@ func TestRenderMarkdown(t *testing.T) {
 		"go run ./loadtest/cmd/bench\n",
 		"| vegeta | 30d | 2,400 | 0 |",
 		"| peak RSS over the whole run | ≤ 400 MiB at the default settings | 401.0 MiB (per phase: section 5) | **no** |",
-		"| ingest | 1m0s | 350.0 MiB | 380.0 MiB |",
-		"| dashboard | 1m0s | 390.0 MiB | – |",
+		"| ingest | 1m0s | 350.0 MiB | 380.0 MiB | 300.0 MiB |",
+		"| dashboard | 1m0s | 390.0 MiB | – | 0.0 MiB |",
 		"| dashboard: query p99 | ≤ 20 ms, 50 users refreshing 10 panels × 20 filter values every 5 s, while ingesting | 19.50 ms | yes |",
 		"| 6,000 | 0 | 1.00 ms |",
-		"cpu, vegeta (`go tool pprof -top sketchd <cpu, vegeta.pprof>`):\n\n```\nShowing nodes\n  flat  flat%\n```",
+		"cpu, vegeta (`go tool pprof -top sketchd <cpu, vegeta.pprof>`): 3.00 s of CPU sampled in 6.00 s, 50% of one core (the machine has 2):\n\n```\nShowing nodes\n  flat  flat%\n```",
 		"final window",
 	} {
 		if !strings.Contains(md, want) {
@@ -156,5 +157,18 @@ func TestThousands(t *testing.T) {
 		if got := thousands(in); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParseProfileDuration(t *testing.T) {
+	top := "File: sketchd\nType: cpu\nDuration: 6.03s, Total samples = 3470ms (57.56%)\nShowing nodes accounting for 2.23s"
+	if sec, cpu := parseProfileDuration(top); sec != 6.03 || cpu != 3.47 {
+		t.Errorf("parseProfileDuration = %g, %g, want 6.03, 3.47", sec, cpu)
+	}
+	if sec, cpu := parseProfileDuration("Showing nodes"); sec != 0 || cpu != 0 {
+		t.Errorf("no header: %g, %g", sec, cpu)
+	}
+	if got := trimPprofTop(top); got != "Showing nodes accounting for 2.23s" {
+		t.Errorf("trimPprofTop = %q", got)
 	}
 }
