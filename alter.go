@@ -117,6 +117,9 @@ func (s Stream) Apply(a StreamAlter) (Stream, []string, error) {
 	if a.Backfill && !s.JetStream {
 		return s, nil, &FieldError{Field: "backfill", Msg: "needs a JetStream stream (jetstream: true): a core NATS stream keeps no events to replay"}
 	}
+	if a.Backfill && s.Partitions > 1 {
+		return s, nil, &FieldError{Field: "backfill", Msg: "is not supported on a partitioned stream yet (each partition keeps its own position); add the aggregate without backfill"}
+	}
 	if a.Backfill && s.Time.Field == "" {
 		return s, nil, &FieldError{Field: "backfill", Msg: "needs event times in the events (time.field): a processing-time stream cannot place replayed events in their panes"}
 	}

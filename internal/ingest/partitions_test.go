@@ -372,3 +372,20 @@ func TestPartitionedBoundStreamRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionedBackfillRefused: adding an aggregate to a partitioned
+// stream works, but a backfill of it is refused with the reason (each
+// partition keeps its own position, which the backfill does not follow).
+func TestPartitionedBackfillRefused(t *testing.T) {
+	f := newPartFixture(t, runNATS(t).ClientURL())
+	if a := f.do(t, http.MethodPost, "/v1/streams", partSpec("pb", "pb", `,"partitions":2,"partition_by":[1]`)); a.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	a := f.do(t, http.MethodPatch, "/v1/streams/pb", `{"aggregates":{"visits":{"sketch":"hll","field":"user"}},"backfill":true}`)
+	if a.status != http.StatusBadRequest || !bytes.Contains(a.body, []byte("partitioned")) {
+		t.Errorf("backfill on a partitioned stream: %d %s, want 400 naming the reason", a.status, a.body)
+	}
+	if a := f.do(t, http.MethodPatch, "/v1/streams/pb", `{"aggregates":{"visits":{"sketch":"hll","field":"user"}}}`); a.status != http.StatusOK {
+		t.Errorf("add without backfill: %d %s", a.status, a.body)
+	}
+}
