@@ -69,6 +69,8 @@ type Querier struct {
 	gens    generations // per stream; in every cache key (Forget)
 	// tierKeys: the keys of spans, final or per commit (keycache.go).
 	tierKeys *tierKeyCache
+	// tierSpans: which tier panes each key has in a built span (tierspan.go).
+	tierSpans *tierSpanCache
 }
 
 // New returns a Querier reading through r.
@@ -76,7 +78,7 @@ func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
 		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes),
-		tierKeys: newTierKeyCache(opts.CacheBytes)}
+		tierKeys: newTierKeyCache(opts.CacheBytes), tierSpans: newTierSpanCache(opts.CacheBytes)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}

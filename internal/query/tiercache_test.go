@@ -95,7 +95,13 @@ func tierStore(tb testing.TB, keys, hours int) (*store.DB, query.Target, int64) 
 // keyReads counts the key-index reads of a store (its own and its tiers').
 type keyReads struct {
 	*store.DB
-	n atomic.Int64
+	n     atomic.Int64 // key-index reads
+	tiers atomic.Int64 // tier-pane scans
+}
+
+func (r *keyReads) ScanTierPanes(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	r.tiers.Add(1)
+	return r.DB.ScanTierPanes(ctx, id, tier, keys, from, to, fn)
 }
 
 func (r *keyReads) Keys(ctx context.Context, id uint32, from, to int64, fn func(string) error) error {
@@ -170,14 +176,18 @@ func TestTierCaches(t *testing.T) {
 			t.Fatalf("%s: resolution %+v: no tier served it", name, want.Resolution)
 		}
 		for round := range 2 {
-			d0, k0 := cached.Stats().Decoded, r.n.Load()
+			d0, k0, s0 := cached.Stats().Decoded, r.n.Load(), r.tiers.Load()
 			got, err := cached.Query(t.Context(), tgt, qu)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sameResult(t, fmt.Sprintf("%s, round %d", name, round), got, want)
-			if d, k := cached.Stats().Decoded-d0, r.n.Load()-k0; round == 1 && (d != 0 || k != 0) {
-				t.Errorf("%s asked again: decoded %d sketches and read the key index %d times, want 0 and 0", name, d, k)
+			d, k, sc := cached.Stats().Decoded-d0, r.n.Load()-k0, r.tiers.Load()-s0
+			if round == 1 && (d != 0 || k != 0 || sc != 0) {
+				t.Errorf("%s asked again: decoded %d sketches, read the key index %d times and scanned tier panes %d times, want 0, 0 and 0", name, d, k, sc)
+			}
+			if round == 0 && sc == 0 {
+				t.Errorf("%s asked first: no tier-pane scan", name)
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -172,31 +171,37 @@ func (p *plan) paneSlots() int64 {
 }
 
 // scanTiers reads the tier spans: each tier pane of a selected key goes to
-// its windows, whole.
+// its windows, whole, in the order of p.keys and then of the panes'
+// starts, whether it came from the caches or the store. Keys whose panes in
+// a span are all cached (tierspan.go) are not read from the store.
 func (q *Querier) scanTiers(ctx context.Context, p *plan, w *windows) error {
 	tr, _ := q.r.(TierReader)
-	ai := p.agg.index
 	for _, s := range p.spans {
 		if !s.Tier || len(p.keys) == 0 {
 			continue
 		}
-		err := tr.ScanTierPanes(ctx, p.target.ID, time.Duration(s.Granularity), p.keys, s.From, s.To, func(r sketchd.PaneRecord) error {
-			ki, ok := p.keyIndex[r.Key]
-			if !ok {
-				return fmt.Errorf("tier pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
+		got := make([][]tierPane, len(p.keys))
+		var read []string
+		pos := map[string]int{}
+		for i, key := range p.keys {
+			if panes, ok := q.tierPanesCached(p, s, key); ok {
+				got[i] = panes
+				continue
 			}
-			// Built tier panes are final (tiers.go): cached decoded. A
-			// slot the pane predates reads as empty (sketchd.SlotBlob).
-			sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, sketchd.SlotBlob(&r, ai), true, r.Events)
-			if err != nil {
-				return fmt.Errorf("tier pane %d of key %q: %w", r.Start, r.Key, err)
+			read = append(read, key)
+			pos[key] = i
+		}
+		if len(read) > 0 {
+			if err := q.scanTierSpan(ctx, tr, p, s, read, pos, got); err != nil {
+				return err
 			}
-			w.panes++
-			w.add(ki, r.Start, cached{sk: sk, events: r.Events, panes: 1})
-			return nil
-		})
-		if err != nil {
-			return err
+		}
+		for i, key := range p.keys {
+			ki := p.keyIndex[key]
+			for _, tp := range got[i] {
+				w.panes++
+				w.add(ki, tp.start, tp.v)
+			}
 		}
 	}
 	return nil
