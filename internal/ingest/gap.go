@@ -42,7 +42,8 @@ func (f *firstSeqCache) set(seq uint64, at time.Time) {
 
 // acceptJump decides a jump from the sequence expected (want) to a later
 // one (seq) in a delivery that is not a redelivery. The messages of the
-// jump that the stream's limits removed are counted lost (countGap). A
+// jump that the stream's limits removed are counted lost (countGap) when
+// the jump is accepted. A
 // jump over messages of the consumer's filter still in the stream is never
 // accepted: sketchd never received them, and a later AckAll would ack them
 // as processed. Such a jump is a consumer positioned past its start (a reset
@@ -57,21 +58,21 @@ func (f *firstSeqCache) set(seq uint64, at time.Time) {
 // server skipping other subjects in a gapless delivery sequence: accepted
 // without a request, as every message would cost one.
 func (r *runner) acceptJump(want, seq, dseq uint64) bool {
-	from := r.countGap(want, seq)
-	if from >= seq || (dseq != 1 && !r.filterIsStream()) {
-		return true
+	from := r.firstInStream(want)
+	if from < seq && (dseq == 1 || r.filterIsStream()) {
+		next, err := r.nextOfFilter(from)
+		switch {
+		case err != nil:
+			r.log.Warn("JetStream sequence jump not verified; resetting the consumer", "expected_seq", want, "seq", seq, "err", err)
+			return false
+		case next < seq:
+			r.consumer.jumps.Add(1)
+			r.log.Error("JetStream consumer skipped messages still in the stream; resetting it at the first sequence not received",
+				"expected_seq", want, "seq", seq, "skipped_from", next, "delivery", dseq)
+			return false
+		}
 	}
-	next, err := r.nextOfFilter(from)
-	switch {
-	case err != nil:
-		r.log.Warn("JetStream sequence jump not verified; resetting the consumer", "expected_seq", want, "seq", seq, "err", err)
-		return false
-	case next < seq:
-		r.consumer.jumps.Add(1)
-		r.log.Error("JetStream consumer skipped messages still in the stream; resetting it at the first sequence not received",
-			"expected_seq", want, "seq", seq, "skipped_from", next, "delivery", dseq)
-		return false
-	}
+	r.countGap(want, seq, from)
 	return true
 }
 
@@ -106,14 +107,10 @@ func (r *runner) nextOfFilter(seq uint64) (uint64, error) {
 	return m.Sequence, nil
 }
 
-// countGap counts the messages between want and seq that are no longer in
-// the JetStream stream (its limits removed them): they are lost to sketchd.
-// On an unpartitioned stream the count is exact for a stream of one
-// subject; on a partitioned one it is an upper bound on the partition's
-// loss (the removed messages' subjects are gone with them). It returns the
-// first sequence of the jump still in the stream (want when none was
-// removed).
-func (r *runner) countGap(want, seq uint64) uint64 {
+// firstInStream returns the first sequence from want on that the JetStream
+// stream still holds (want, unless its limits removed messages since): the
+// stream's first sequence, cached, refreshed at most once a second.
+func (r *runner) firstInStream(want uint64) uint64 {
 	first, at := r.consumer.first.get()
 	if want >= first && time.Since(at) >= firstSeqMinAge {
 		ctx, cancel := context.WithTimeout(r.life.run, 2*time.Second)
@@ -121,14 +118,23 @@ func (r *runner) countGap(want, seq uint64) uint64 {
 		cancel()
 		first, _ = r.consumer.first.get()
 	}
-	if want >= first {
-		return want
+	return max(want, first)
+}
+
+// countGap counts the messages of an accepted jump from want to seq that
+// are no longer in the JetStream stream (before from, the stream's first
+// sequence: its limits removed them): they are lost to sketchd. On an
+// unpartitioned stream the count is exact for a stream of one subject; on
+// a partitioned one it is an upper bound on the partition's loss (the
+// removed messages' subjects are gone with them).
+func (r *runner) countGap(want, seq, from uint64) {
+	if want >= from {
+		return
 	}
-	n := min(first, seq) - want
+	n := min(from, seq) - want
 	r.consumer.gapped.Add(n)
 	r.log.Warn("JetStream messages missing before this one (removed by the stream's limits?)",
-		"expected_seq", want, "seq", seq, "missing", n, "first_seq", first)
-	return first
+		"expected_seq", want, "seq", seq, "missing", n, "first_seq", from)
 }
 
 // refreshFirstSeq reads the JetStream stream's first sequence.
