@@ -533,6 +533,7 @@ func TestStartDuringOutage(t *testing.T) {
 	}
 	waitReady(t, m)
 	waitConsumed(t, js, spec, len(msgs))
+	waitCommitted(t, m, spec.Name, len(msgs)) // a reset moves the ack floor too
 	st = mustStatus(t, m, spec.Name)
 	if st.State != "running" {
 		t.Errorf("stream state %q, want running", st.State)
