@@ -216,7 +216,11 @@ func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 //     the server went down). The server redelivers them only after
 //     AckWait, after newer ones, and a newer position would make the
 //     aggregator ignore them for good: so the message is dropped and the
-//     consumer is recreated at the first sequence not yet handed over.
+//     consumer is recreated at the first sequence not yet handed over;
+//   - a jump in the stream sequence over messages of the consumer's
+//     filter that the stream still holds (a consumer positioned past its
+//     start) is handled the same way; a jump over other subjects, or over
+//     messages the stream's limits removed (counted), is accepted (gap.go).
 func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 	c := &r.consumer
 	c.deliverMu.Lock()

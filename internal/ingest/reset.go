@@ -6,11 +6,12 @@ package ingest
 // Older servers do not answer that subject at all, so the first reset of a
 // Manager is a probe with a short timeout; after a timeout, when the
 // connection is up and its server says it is older than 2.14, the Manager
-// falls back for good to what every server supports: delete the durable and
-// create it again at the sequence (a timeout for another reason, such as an
-// outage during the probe, falls back for that reset only). A reset the server refuses (a sequence
-// below the consumer's start, a consumer that vanished, a config that
-// changed since it was created) falls back to delete + create too.
+// falls back for good to what every server supports: delete the durable
+// and create it again at the sequence (a timeout for another reason, such
+// as an outage during the probe, falls back for that reset only). A reset
+// the server refuses (a sequence below the consumer's start, a consumer
+// that vanished, a config that changed since it was created) falls back
+// to delete + create too.
 
 import (
 	"context"
