@@ -59,6 +59,7 @@ type consumerState struct {
 	resets      atomic.Uint64 // consumer resets (deliveries lost in transit)
 	redelivered atomic.Uint64 // redeliveries of messages already handed over
 	gapped      atomic.Uint64 // messages skipped by a sequence gap
+	jumps       atomic.Uint64 // jumps over messages still in the stream (resets)
 	numPending  atomic.Uint64 // the consumer's pending count, as last refreshed
 	ackFloor    atomic.Uint64 // the consumer's ack floor, as last refreshed
 
@@ -180,6 +181,9 @@ func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	if err != nil {
 		return err
 	}
+	if f := r.m.opts.afterPosition; f != nil {
+		f(cfg.Durable, start)
+	}
 	c := &r.consumer
 	c.deliverMu.Lock()
 	epoch := c.epoch.Add(1)
@@ -212,7 +216,11 @@ func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 //     the server went down). The server redelivers them only after
 //     AckWait, after newer ones, and a newer position would make the
 //     aggregator ignore them for good: so the message is dropped and the
-//     consumer is recreated at the first sequence not yet handed over.
+//     consumer is recreated at the first sequence not yet handed over;
+//   - a jump in the stream sequence over messages of the consumer's
+//     filter that the stream still holds (a consumer positioned past its
+//     start) is handled the same way; a jump over other subjects, or over
+//     messages the stream's limits removed (counted), is accepted (gap.go).
 func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 	c := &r.consumer
 	c.deliverMu.Lock()
@@ -238,8 +246,9 @@ func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 		c.redelivered.Add(1)
 		return
 	}
-	if seq > want && md.NumDelivered == 1 {
-		r.countGap(want, seq)
+	if seq > want && md.NumDelivered == 1 && !r.acceptJump(want, seq, md.Sequence.Consumer) {
+		r.requestResetLocked(epoch) // gap.go: messages still in the stream were skipped
+		return
 	}
 	c.nextSeq.Store(seq + 1)
 	r.send(inMsg{data: m.Data(), subject: r.spec.UntransformedSubject(m.Subject()), seq: seq, js: m, epoch: epoch})

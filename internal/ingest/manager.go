@@ -84,6 +84,9 @@ type Options struct {
 
 	// afterAck, when set (crash tests), runs after each ack of a flush.
 	afterAck func()
+	// afterPosition, when set (tests), runs after a durable consumer is
+	// positioned at start and before its deliveries are consumed.
+	afterPosition func(durable string, start uint64)
 }
 
 // DefaultOptions returns the defaults.

@@ -4,16 +4,21 @@ package ingest
 // (ADR-60) reset a consumer in place ($JS.API.CONSUMER.RESET): one request,
 // the consumer keeps its name, its config and (in a cluster) its pin.
 // Older servers do not answer that subject at all, so the first reset of a
-// Manager is a probe with a short timeout; after a timeout the Manager
-// falls back for good to what every server supports: delete the durable and
-// create it again at the sequence. A reset the server refuses (a sequence
-// below the consumer's start, a consumer that vanished, a config that
-// changed since it was created) falls back to delete + create too.
+// Manager is a probe with a short timeout; after a timeout, when the
+// connection is up and its server says it is older than 2.14, the Manager
+// falls back for good to what every server supports: delete the durable
+// and create it again at the sequence (a timeout for another reason, such
+// as an outage during the probe, falls back for that reset only). A reset
+// the server refuses (a sequence below the consumer's start, a consumer
+// that vanished, a config that changed since it was created) falls back
+// to delete + create too.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -95,12 +100,38 @@ func (r *runner) resetInPlace(ctx context.Context, cfg jetstream.ConsumerConfig,
 			r.log.Info("the NATS server resets consumers in place")
 		}
 		return cons, nil
-	case probing && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+	case probing && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && r.probeConclusive():
 		if rs.support.CompareAndSwap(int32(resetUnknown), int32(resetUnsupported)) {
 			r.log.Info("the NATS server does not answer consumer resets (before 2.14): consumers are deleted and created instead")
 		}
 	}
 	return nil, err
+}
+
+// probeConclusive reports whether a probe that got no answer shows a
+// server before 2.14: the connection is up and its server says it is
+// older. A probe cut by an outage (the server restarting, the network
+// down: no answer from any server) or one that a loaded 2.14+ server was
+// too slow to answer concludes nothing, and the next reset probes again;
+// concluding would give up resets in place for the Manager's life.
+func (r *runner) probeConclusive() bool {
+	if !r.nc.IsConnected() {
+		return false
+	}
+	major, minor, ok := serverVersion(r.nc.ConnectedServerVersion())
+	return !ok || major < 2 || (major == 2 && minor < 14)
+}
+
+// serverVersion parses the major and minor of a server version such as
+// "2.15.2" or "2.14.0-beta.1".
+func serverVersion(v string) (major, minor int, ok bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(strings.SplitN(parts[1], "-", 2)[0])
+	return major, minor, err1 == nil && err2 == nil
 }
 
 // sameConsumer reports whether an existing durable was made with the
