@@ -12,8 +12,8 @@ import (
 // tierSpanCache keeps which tier panes a key has in a built tier span:
 // their starts. Built tier panes are final and written once (tiers.go), and
 // their decoded sketches are in the pane cache; without this a query still
-// read every tier pane from Badger to learn which exist, which was 39% of
-// sketchd's CPU at 1,000 req/s in the load runner (docs/benchmarks.md).
+// read every tier pane from Badger to learn which exist, which was 18% of
+// sketchd's CPU at 1,000 req/s in the load runner.
 // A key is served from here only when every pane it lists is still in the
 // pane cache; otherwise it is read again. The stream's generation (Forget:
 // imports, alters) is in the key; like the other caches an entry may
