@@ -83,6 +83,9 @@ func TestJumpPastStartReset(t *testing.T) {
 	if j := r.consumer.jumps.Load(); j != 1 {
 		t.Errorf("%d jumps over messages still in the stream detected, want 1", j)
 	}
+	if v := mustMetric(t, m, "sketchd_jetstream_refused_jumps_total", spec.Name); v != 1 {
+		t.Errorf("sketchd_jetstream_refused_jumps_total = %v, want 1", v)
+	}
 	if g := r.consumer.gapped.Load(); g != 0 {
 		t.Errorf("%d messages counted as removed by the stream's limits, want 0", g)
 	}

@@ -79,6 +79,8 @@ var (
 		"JetStream consumer recreations after deliveries were lost in transit (connection or server outage).", []string{"stream"}, nil)
 	descRedelivered = prometheus.NewDesc("sketchd_jetstream_redelivered_messages_total",
 		"JetStream redeliveries of messages already being processed (ignored).", []string{"stream"}, nil)
+	descJumps = prometheus.NewDesc("sketchd_jetstream_refused_jumps_total",
+		"Deliveries that jumped over messages the JetStream stream still holds for the consumer (a consumer positioned past its start): refused, the consumer reset at the first sequence not received.", []string{"stream"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
@@ -86,7 +88,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descDeadLetters, descSuppressed, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
 		descConnected, descReconnects, descSlow, descDisconnects, descDisconnected,
-		descFailing, descUncommitted, descResets, descRedelivered} {
+		descFailing, descUncommitted, descResets, descRedelivered, descJumps} {
 		ch <- d
 	}
 }
@@ -160,6 +162,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(descResets, sumParts(r, func(p *runner) uint64 { return uint64(p.consumer.resets.Load()) }), n)
 			counter(descRedelivered, sumParts(r, func(p *runner) uint64 { return uint64(p.consumer.redelivered.Load()) }), n)
+			counter(descJumps, sumParts(r, func(p *runner) uint64 { return p.consumer.jumps.Load() }), n)
 		}
 	}
 }
