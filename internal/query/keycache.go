@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -19,10 +18,7 @@ import (
 // are base spans. The stream's generation (Forget) is in the key. Like the
 // other caches, an entry may outlive retention dropping the partition it
 // lists: the answer then has the group, with empty windows.
-type tierKeyCache struct {
-	mu sync.Mutex
-	m  map[tierSpanKey][]string
-}
+type tierKeyCache = boundedMap[tierSpanKey, []string]
 
 type tierSpanKey struct {
 	stream   uint32
@@ -38,37 +34,6 @@ const (
 	maxTierSpanKeys = 4096
 	maxTierSpans    = 4096
 )
-
-// newTierKeyCache returns the cache, nil (none) when the pane cache is
-// disabled (cacheBytes ≤ 0).
-func newTierKeyCache(cacheBytes int64) *tierKeyCache {
-	if cacheBytes <= 0 {
-		return nil
-	}
-	return &tierKeyCache{m: map[tierSpanKey][]string{}}
-}
-
-func (c *tierKeyCache) get(k tierSpanKey) ([]string, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ks, ok := c.m[k]
-	return ks, ok
-}
-
-func (c *tierKeyCache) put(k tierSpanKey, keys []string) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxTierSpans {
-		clear(c.m)
-	}
-	c.m[k] = keys
-}
 
 // spanKeysCached calls fn for each key of the span s of p: from the cache
 // when the span is final and cached, else from the key index of its

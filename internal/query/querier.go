@@ -78,7 +78,8 @@ func New(r PaneReader, opts Options) *Querier {
 	opts = defaults.Fill(opts, DefaultOptions())
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
 		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes),
-		tierKeys: newTierKeyCache(opts.CacheBytes), tierSpans: newTierSpanCache(opts.CacheBytes)}
+		tierKeys:  newBoundedMap[tierSpanKey, []string](opts.CacheBytes, maxTierSpans),
+		tierSpans: newBoundedMap[tierSpanPanesKey, []int64](opts.CacheBytes, maxTierSpanEntries)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}

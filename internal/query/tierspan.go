@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/sketchd/sketchd"
@@ -18,10 +17,7 @@ import (
 // pane cache; otherwise it is read again. The stream's generation (Forget:
 // imports, alters) is in the key; like the other caches an entry may
 // outlive retention until evicted.
-type tierSpanCache struct {
-	mu sync.Mutex
-	m  map[tierSpanPanesKey][]int64
-}
+type tierSpanCache = boundedMap[tierSpanPanesKey, []int64]
 
 type tierSpanPanesKey struct {
 	stream   uint32
@@ -33,37 +29,6 @@ type tierSpanPanesKey struct {
 
 // maxTierSpanEntries bounds the cache; past it the cache starts over.
 const maxTierSpanEntries = 1 << 16
-
-// newTierSpanCache returns the cache, nil (none) when the pane cache is
-// disabled (cacheBytes ≤ 0).
-func newTierSpanCache(cacheBytes int64) *tierSpanCache {
-	if cacheBytes <= 0 {
-		return nil
-	}
-	return &tierSpanCache{m: map[tierSpanPanesKey][]int64{}}
-}
-
-func (c *tierSpanCache) get(k tierSpanPanesKey) ([]int64, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	starts, ok := c.m[k]
-	return starts, ok
-}
-
-func (c *tierSpanCache) put(k tierSpanPanesKey, starts []int64) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxTierSpanEntries {
-		clear(c.m)
-	}
-	c.m[k] = starts
-}
 
 // tierPane is one tier pane of a key, decoded.
 type tierPane struct {
