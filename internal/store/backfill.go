@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
@@ -17,6 +18,55 @@ import (
 
 func backfillKey(sid uint32) []byte { return sidPrefix(prefixBackfill, sid) }
 
+// backfillMemo keeps each stream's backfill record as last read or written
+// here: every status (so every query's target) asks for it, and only this
+// DB writes it. A failed write forgets the stream's entry (the record may
+// or may not have landed); DeleteStream forgets it too.
+type backfillMemo struct {
+	mu sync.Mutex
+	m  map[uint32]backfillEntry
+}
+
+type backfillEntry struct {
+	st sketchd.BackfillStatus
+	ok bool
+}
+
+// load returns the entry of sid, reading it with read on a miss. The read
+// runs under the memo's lock, so a write that lands meanwhile sets its
+// entry after this one, never before it.
+func (b *backfillMemo) load(sid uint32, read func() (backfillEntry, error)) (backfillEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e, ok := b.m[sid]; ok {
+		return e, nil
+	}
+	e, err := read()
+	if err != nil {
+		return e, err
+	}
+	if b.m == nil {
+		b.m = map[uint32]backfillEntry{}
+	}
+	b.m[sid] = e
+	return e, nil
+}
+
+func (b *backfillMemo) set(sid uint32, e backfillEntry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[uint32]backfillEntry{}
+	}
+	b.m[sid] = e
+}
+
+func (b *backfillMemo) forget(sid uint32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, sid)
+}
+
 // Backfill returns the stream's backfill progress; ok is false if it has
 // none.
 func (db *DB) Backfill(ctx context.Context, streamID uint32) (st sketchd.BackfillStatus, ok bool, err error) {
@@ -27,30 +77,34 @@ func (db *DB) Backfill(ctx context.Context, streamID uint32) (st sketchd.Backfil
 	if err := ctx.Err(); err != nil {
 		return st, false, err
 	}
-	err = db.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(backfillKey(streamID))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			body, err := unframe(item.Key(), v, jsonVersion)
+	e, err := db.backfills.load(streamID, func() (backfillEntry, error) {
+		var e backfillEntry
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(backfillKey(streamID))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(body, &st); err != nil {
-				return corrupt(item.Key(), "backfill JSON: "+err.Error())
-			}
-			ok = true
-			return nil
+			return item.Value(func(v []byte) error {
+				body, err := unframe(item.Key(), v, jsonVersion)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(body, &e.st); err != nil {
+					return corrupt(item.Key(), "backfill JSON: "+err.Error())
+				}
+				e.ok = true
+				return nil
+			})
 		})
+		return e, err
 	})
 	if err != nil {
 		return sketchd.BackfillStatus{}, false, db.readFailed("backfill", err)
 	}
-	return st, ok, nil
+	return e.st, e.ok, nil
 }
 
 // SetBackfill stores the stream's backfill progress and syncs.
@@ -93,6 +147,7 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 		return err
 	}
 	w := partitionWidth(info.Spec.Granularity.Std())
+	db.backfills.forget(streamID) // until this write is known to have landed
 	var editErr error
 	err = db.bdb.Update(func(txn *badger.Txn) error {
 		for _, pa := range panes {
@@ -133,6 +188,7 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 		return db.writeFailed("backfill", err)
 	}
 	db.writeOK()
+	db.backfills.set(streamID, backfillEntry{st: st, ok: true})
 	return nil
 }
 

@@ -52,7 +52,8 @@ type DB struct {
 	healthMu sync.Mutex
 	writeErr error
 
-	tierRewound tierMarks // tier_rewind.go
+	tierRewound tierMarks    // tier_rewind.go
+	backfills   backfillMemo // backfill.go
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}

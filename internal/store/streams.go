@@ -251,5 +251,6 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		return db.writeFailed("delete stream", err)
 	}
 	db.writeOK()
+	db.backfills.forget(id)
 	return nil
 }
