@@ -1,9 +1,6 @@
 package query
 
 import (
-	"container/list"
-	"sync"
-
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -14,11 +11,8 @@ import (
 // LRU list and byte budget holds both. Cached sketches are shared by
 // concurrent queries and only ever read (merged from, cloned).
 type paneCache struct {
-	mu    sync.Mutex
-	max   int64
-	bytes int64
-	ll    *list.List
-	m     map[cacheKey]*list.Element
+	max   int64 // ≤ 0: nothing is cached
+	items *lru[cacheKey, cached]
 }
 
 // cacheKey names a pane (block false) or the block starting at start; a
@@ -41,28 +35,15 @@ type cached struct {
 	panes  int
 }
 
-type cacheEntry struct {
-	k    cacheKey
-	v    cached
-	size int64
-}
-
 func newPaneCache(max int64) *paneCache {
-	return &paneCache{max: max, ll: list.New(), m: map[cacheKey]*list.Element{}}
+	return &paneCache{max: max, items: newLRU[cacheKey, cached](max)}
 }
 
 func (c *paneCache) get(k cacheKey) (cached, bool) {
 	if c.max <= 0 {
 		return cached{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
-		return cached{}, false
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*cacheEntry).v, true
+	return c.items.get(k)
 }
 
 // put caches v under k unless it is larger than an eighth of the budget,
@@ -75,20 +56,7 @@ func (c *paneCache) put(k cacheKey, v cached) {
 	if v.sk != nil {
 		size += int64(v.sk.Size())
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok || size > c.max/8 {
-		return
-	}
-	c.m[k] = c.ll.PushFront(&cacheEntry{k: k, v: v, size: size})
-	c.bytes += size
-	for c.bytes > c.max {
-		e := c.ll.Back()
-		ce := e.Value.(*cacheEntry)
-		c.ll.Remove(e)
-		delete(c.m, ce.k)
-		c.bytes -= ce.size
-	}
+	c.items.put(k, v, size)
 }
 
 // decode returns the decoded sketch of a pane's blob, from the cache when

@@ -1,9 +1,7 @@
 package query
 
 import (
-	"container/list"
 	"context"
-	"sync"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
@@ -22,11 +20,7 @@ import (
 // of each group that has any there; a group absent from it is empty in that
 // window. Its sketches are shared and only read (cloned into results).
 type winCache struct {
-	mu       sync.Mutex
-	maxBytes int64
-	bytes    int64
-	ll       *list.List
-	m        map[winKey]*list.Element
+	items *lru[winKey, map[string]winGroup] // encoded group key -> its window
 }
 
 type winKey struct {
@@ -41,28 +35,15 @@ type winGroup struct {
 	sk     sketch.Sketch
 }
 
-type winEntry struct {
-	k      winKey
-	groups map[string]winGroup // encoded group key -> its window
-	size   int64
-}
-
 func newWinCache(maxBytes int64) *winCache {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &winCache{maxBytes: maxBytes, ll: list.New(), m: map[winKey]*list.Element{}}
+	return &winCache{items: newLRU[winKey, map[string]winGroup](maxBytes)}
 }
 
 func (c *winCache) get(k winKey) (map[string]winGroup, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
-		return nil, false
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*winEntry).groups, true
+	return c.items.get(k)
 }
 
 // put caches a final window unless it is larger than an eighth of the
@@ -75,20 +56,7 @@ func (c *winCache) put(k winKey, groups map[string]winGroup) {
 			size += int64(g.sk.Size())
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok || size > c.maxBytes/8 {
-		return
-	}
-	c.m[k] = c.ll.PushFront(&winEntry{k: k, groups: groups, size: size})
-	c.bytes += size
-	for c.bytes > c.maxBytes {
-		e := c.ll.Back()
-		we := e.Value.(*winEntry)
-		c.ll.Remove(e)
-		delete(c.m, we.k)
-		c.bytes -= we.size
-	}
+	c.items.put(k, groups, size)
 }
 
 // answer is the result of p, whose keys are selected: its leading final
