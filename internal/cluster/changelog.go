@@ -74,16 +74,20 @@ func (c Changelog) parseSubject(subject string) (p int, checkpoint bool, err err
 // per subject, atomic batches, per-message TTLs (a pane expires with its
 // retention), direct gets, replicas R.
 func EnsureChangelog(ctx context.Context, js jetstream.JetStream, c Changelog, replicas int) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:               c.Name(),
-		Description:        "sketchd changelog of " + c.Stream + " in cluster " + c.Cluster,
-		Subjects:           []string{c.Subjects()},
-		Storage:            jetstream.FileStorage,
-		Replicas:           replicas,
-		MaxMsgsPerSubject:  1,
-		AllowAtomicPublish: true,
-		AllowMsgTTL:        true,
-		AllowDirect:        true,
+	var s jetstream.Stream
+	err := retryAdmin(ctx, func(ctx context.Context) (err error) {
+		s, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:               c.Name(),
+			Description:        "sketchd changelog of " + c.Stream + " in cluster " + c.Cluster,
+			Subjects:           []string{c.Subjects()},
+			Storage:            jetstream.FileStorage,
+			Replicas:           replicas,
+			MaxMsgsPerSubject:  1,
+			AllowAtomicPublish: true,
+			AllowMsgTTL:        true,
+			AllowDirect:        true,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: changelog %s: %w", c.Name(), err)

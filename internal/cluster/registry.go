@@ -35,12 +35,16 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, o Options, log *s
 	if o.Name == "" {
 		return nil, fmt.Errorf("%w: no cluster_name", ErrInvalidOptions)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      RegistryBucket(o.Name),
-		Description: "sketchd cluster " + o.Name + ": stream specs",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
+	var kv jetstream.KeyValue
+	err := retryAdmin(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      RegistryBucket(o.Name),
+			Description: "sketchd cluster " + o.Name + ": stream specs",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: registry bucket %s: %w", RegistryBucket(o.Name), err)

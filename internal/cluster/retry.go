@@ -1,0 +1,41 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// adminAttempt bounds one JetStream admin request (create or update of a
+// stream or bucket). On a cluster that has just started, or while the meta
+// leader changes, such a request can go unanswered; without a bound per
+// attempt it would wait for the caller's whole deadline (a minute in the
+// tests, where it was seen on a loaded machine).
+const adminAttempt = 10 * time.Second
+
+// retryAdmin runs an idempotent admin request until it succeeds, fails
+// for another reason than a timeout or no responders, or ctx is done,
+// each attempt bounded by adminAttempt.
+func retryAdmin(ctx context.Context, req func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, adminAttempt)
+		err := req(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// retryable: the request was not answered (a timeout of the attempt, or
+// no responder while the JetStream API has no leader).
+func retryable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)
+}
