@@ -134,3 +134,19 @@ func PeakOverRun(ps []PhaseMemory) int64 {
 	}
 	return m
 }
+
+// peak returns the current phase's peak so far: the largest sampled RSS or
+// VmHWM (reset at the phase's start), whichever is larger.
+func (w *memWatch) peak() int64 {
+	w.sample()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var m int64
+	if n := len(w.phases); n > 0 {
+		m = w.phases[n-1].PeakRSS
+	}
+	if _, hwm, err := procStatus(w.pid); err == nil {
+		m = max(m, hwm)
+	}
+	return m
+}

@@ -63,6 +63,9 @@ func (r *Results) Targets() []Target {
 		ts = append(ts, Target{"peak RSS over the whole run", "≤ 400 MiB at the default settings",
 			mib(peak) + " (per phase: section 5)", peak <= 400<<20})
 	}
+	if h := r.Heavy; h != nil {
+		ts = append(ts, heavyTargets(h)...)
+	}
 	ts = append(ts, Target{"core NATS drops", "0", fmt.Sprint(r.IngestCore.Dropped), r.IngestCore.Dropped == 0})
 	a := r.Accuracy
 	ts = append(ts,
@@ -329,6 +332,7 @@ func RenderMarkdown(r *Results) string {
 	p("hundred pairs. RSS includes the Go heap headroom (GOGC), the nats-server, Badger's caches and the\n")
 	p("query cache, so it does not scale linearly with events.\n\n")
 	renderPhases(p, r)
+	renderHeavy(p, r)
 
 	p("## Commands\n\n")
 	p("The runner, from the repository root:\n\n```sh\ngo run ./loadtest/cmd/bench%s\n```\n\n", map[bool]string{true: " --quick", false: ""}[r.Config.Quick])

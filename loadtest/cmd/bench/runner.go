@@ -61,6 +61,9 @@ type Results struct {
 	Profiles []Profile `json:"profiles"`
 	// Phases is sketchd's peak RSS per phase of the run.
 	Phases []PhaseMemory `json:"phases"`
+	// Heavy is the heavy-query phase: a query over 300k keys that must be
+	// refused, alone and eight at once.
+	Heavy *HeavyQuery `json:"heavy"`
 
 	// Drain is how long sketchd kept answering /v1 requests after the
 	// load tools had exited (requests their clients had given up on), and
@@ -271,6 +274,10 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 	if err := r.sampleMemory(ctx, "after the query load"); err != nil {
 		return nil, err
 	}
+	r.phase(fmt.Sprintf("6. heavy query: %d keys published, then one query refused", heavyCountries*heavyDevices))
+	if res.Heavy, err = r.heavyQueries(ctx); err != nil {
+		return nil, fmt.Errorf("heavy queries: %w", err)
+	}
 	res.Phases = r.mem.finish()
 	stopStart := time.Now()
 	if err := r.stopSketchd(); err != nil {
@@ -407,7 +414,7 @@ const pvHistory = `    retention: 32d
 func configYAML(adminToken string) string {
 	return "log_level: warn\nflush_interval: 1s\npprof: true\nadmin_token: " + adminToken + "\nstreams:\n" +
 		"  - name: core\n    subject: bench.core\n    jetstream: false\n" + streamYAML +
-		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML + accuracyAggregates + pvHistory
+		"  - name: pv\n    subject: bench.pv\n    jetstream: true\n" + streamYAML + accuracyAggregates + pvHistory + heavyYAML
 }
 
 func (r *runner) startSketchd(ctx context.Context) error {

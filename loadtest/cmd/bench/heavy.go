@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The heavy-query phase (issue #14, "Heavy queries"): a reader's query
+// that must be refused, `where=device=d1&group_by=country&step=1m` over
+// one hour of a stream of 300k keys (42,858 countries × 7 devices: 42,858
+// groups × 60 windows, over max_output_windows), asked once alone and then
+// eight at once. Goals: refused in under 100 ms having allocated under
+// 50 MB (sketchd's go_memstats_alloc_bytes_total around the request,
+// nothing else running), and the eight keep RSS within the memory limit.
+
+const (
+	heavyCountries = 42_858
+	heavyDevices   = 7
+	heavyAtOnce    = 8
+)
+
+// heavyYAML is the stream of the phase: every event a new key, one HLL.
+const heavyYAML = `  - name: heavy
+    subject: bench.heavy
+    jetstream: false
+    time: {field: ts, format: unix_ms}
+    group_by: [country, device]
+    granularity: 1m
+    max_out_of_orderness: 10s
+    allowed_lateness: 1m
+    aggregates:
+      users: {sketch: hll, field: user_id}
+`
+
+// HeavyQuery is what the phase measured.
+type HeavyQuery struct {
+	Keys    int    `json:"keys"`
+	Dropped int    `json:"dropped"`
+	Query   string `json:"query"`
+	// One alone: status, problem code, latency and bytes allocated.
+	Status  int           `json:"status"`
+	Code    string        `json:"code"`
+	Limit   string        `json:"limit"` // the limit a query_too_large names
+	Latency time.Duration `json:"latency"`
+	Alloc   int64         `json:"alloc"`
+	// Eight at once: every status, the slowest, the bytes allocated by
+	// all, and the phase's peak RSS against the memory limit.
+	AtOnceStatus  map[int]int   `json:"at_once_status"`
+	AtOnceSlowest time.Duration `json:"at_once_slowest"`
+	AtOnceAlloc   int64         `json:"at_once_alloc"`
+	StartRSS      int64         `json:"start_rss"` // when the eight start
+	PeakRSS       int64         `json:"peak_rss"`
+	MemoryLimit   int64         `json:"memory_limit"`
+}
+
+// heavyQueries publishes the heavy stream's keys over the hour that ended
+// two hours ago, then asks the query alone and eight at once.
+func (r *runner) heavyQueries(ctx context.Context) (*HeavyQuery, error) {
+	h := &HeavyQuery{Keys: heavyCountries * heavyDevices}
+	hour := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
+	if err := r.publishHeavy(ctx, hour, h); err != nil {
+		return h, err
+	}
+	v := url.Values{"aggregate": {"users"}, "where": {"device=d1"}, "group_by": {"country"}, "step": {"1m"},
+		"from": {strconv.FormatInt(hour.Unix(), 10)}, "to": {strconv.FormatInt(hour.Add(time.Hour).Unix(), 10)}}
+	h.Query = "/v1/streams/heavy/query?" + v.Encode()
+	reader := newClient(r.base) // no token: any reader
+	alloc, err := r.allocated(ctx, func() error {
+		start := time.Now()
+		body, code, err := reader.do(ctx, http.MethodGet, h.Query, nil)
+		h.Latency, h.Status = time.Since(start), code
+		h.Code, h.Limit = problem(body)
+		return err
+	})
+	if err != nil {
+		return h, err
+	}
+	h.Alloc = alloc
+	r.logf("   heavy query: %d %s %s in %s, %.1f MB allocated", h.Status, h.Code, h.Limit, h.Latency.Round(time.Microsecond), float64(alloc)/1e6)
+
+	r.phase(fmt.Sprintf("6. heavy queries, %d at once", heavyAtOnce))
+	if h.StartRSS, _, err = procStatus(r.sketchd.Process.Pid); err != nil {
+		return h, err
+	}
+	h.AtOnceStatus = map[int]int{}
+	h.AtOnceAlloc, err = r.allocated(ctx, func() error {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range heavyAtOnce {
+			wg.Go(func() {
+				start := time.Now()
+				_, code, err := reader.do(ctx, http.MethodGet, h.Query, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					code = 0
+				}
+				h.AtOnceStatus[code]++
+				h.AtOnceSlowest = max(h.AtOnceSlowest, time.Since(start))
+			})
+		}
+		wg.Wait()
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	h.PeakRSS = r.mem.peak()
+	m, err := r.api.metrics(ctx)
+	if err != nil {
+		return h, err
+	}
+	h.MemoryLimit = int64(m.Sum("go_gc_gomemlimit_bytes"))
+	r.logf("   %d at once: %v, slowest %s, %.1f MB allocated, peak RSS %s (limit %s)", heavyAtOnce, h.AtOnceStatus,
+		h.AtOnceSlowest.Round(time.Microsecond), float64(h.AtOnceAlloc)/1e6, mib(h.PeakRSS), mib(h.MemoryLimit))
+	return h, nil
+}
+
+// publishHeavy publishes one event per key, in time order over the hour,
+// at most 50k per second (core NATS: a flat-out burst of new keys would
+// only measure the subscriber's pending limit), and waits until sketchd
+// has processed them all.
+func (r *runner) publishHeavy(ctx context.Context, hour time.Time, h *HeavyQuery) error {
+	m, err := r.api.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	base := m.Processed("heavy") + m.Sum("sketchd_messages_dropped_total", "stream", "heavy")
+	step := time.Hour / time.Duration(h.Keys)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	const perTick = 5_000
+	buf := make([]byte, 0, 128)
+	for i := 0; i < h.Keys; i++ {
+		c, d := i/heavyDevices, i%heavyDevices
+		ts := hour.Add(time.Duration(i) * step).UnixMilli()
+		buf = fmt.Appendf(buf[:0], `{"ts":%d,"country":"c%05d","device":"d%d","user_id":"u%d"}`, ts, c, d, i)
+		if err := r.nc.Publish("bench.heavy", buf); err != nil {
+			return err
+		}
+		if (i+1)%perTick == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+	}
+	if err := r.nc.FlushWithContext(ctx); err != nil {
+		return err
+	}
+	_, m, err = r.waitProcessed(ctx, "heavy", base, h.Keys, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	h.Dropped = int(m.Sum("sketchd_messages_dropped_total", "stream", "heavy"))
+	return nil
+}
+
+// allocated runs f and returns the bytes sketchd allocated meanwhile
+// (go_memstats_alloc_bytes_total before and after; the phase runs
+// nothing else, but the committer and the metrics scrape itself count).
+func (r *runner) allocated(ctx context.Context, f func() error) (int64, error) {
+	before, err := r.api.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := f(); err != nil {
+		return 0, err
+	}
+	after, err := r.api.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int64(after.Sum("go_memstats_alloc_bytes_total") - before.Sum("go_memstats_alloc_bytes_total")), nil
+}
+
+// problem returns the code and the limit of an error body ("" if none).
+func problem(body []byte) (code, limit string) {
+	var p struct {
+		Code  string `json:"code"`
+		Limit string `json:"limit"`
+	}
+	_ = json.Unmarshal(body, &p)
+	return p.Code, p.Limit
+}
+
+// heavyTargets are the issue's goals for the heavy query.
+func heavyTargets(h *HeavyQuery) []Target {
+	refused := h.Status == http.StatusUnprocessableEntity && h.Limit == "max_output_windows"
+	ok := 0
+	for code, n := range h.AtOnceStatus {
+		if code == http.StatusUnprocessableEntity {
+			ok += n
+		}
+	}
+	return []Target{
+		{"heavy query: refused fast", "422, limit max_output_windows, in < 100 ms",
+			fmt.Sprintf("%d %s %s in %.2f ms", h.Status, h.Code, h.Limit, ms(h.Latency)), refused && h.Latency < 100*time.Millisecond},
+		{"heavy query: memory", "< 50 MB allocated", fmt.Sprintf("%.1f MB", float64(h.Alloc)/1e6), h.Alloc < 50e6},
+		{fmt.Sprintf("heavy queries: %d at once", heavyAtOnce), "all refused, peak RSS within the memory limit",
+			fmt.Sprintf("%d of %d refused, RSS %s -> peak %s, limit %s", ok, heavyAtOnce, mib(h.StartRSS), mib(h.PeakRSS), mib(h.MemoryLimit)),
+			ok == heavyAtOnce && h.MemoryLimit > 0 && h.PeakRSS <= h.MemoryLimit},
+	}
+}
+
+// renderHeavy writes the heavy-query section.
+func renderHeavy(p func(string, ...any), r *Results) {
+	h := r.Heavy
+	if h == nil {
+		return
+	}
+	p("## 6. Heavy queries\n\n")
+	p("A reader's query that must be refused (issue #14): %s keys published to the stream `heavy` (one\n", thousands(int64(h.Keys)))
+	p("event per key over one hour, core NATS, %d dropped), then, with nothing else running:\n\n", h.Dropped)
+	p("```\nGET %s\n```\n\n", h.Query)
+	p("| | status | latency | allocated by sketchd | RSS before | peak RSS | memory limit |\n|---|---|---|---|---|---|---|\n")
+	p("| alone | %d %s (%s) | %.2f ms | %.1f MB | | | |\n", h.Status, h.Code, h.Limit, ms(h.Latency), float64(h.Alloc)/1e6)
+	p("| %d at once | %s | slowest %.2f ms | %.1f MB in all | %s | %s | %s |\n\n", heavyAtOnce, statusCounts(h.AtOnceStatus), ms(h.AtOnceSlowest),
+		float64(h.AtOnceAlloc)/1e6, mib(h.StartRSS), mib(h.PeakRSS), mib(h.MemoryLimit))
+	p("Allocated is sketchd's `go_memstats_alloc_bytes_total` before and after (it includes the two /metrics\n")
+	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start.\n\n")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// statusCounts formats status counts: "8 × 422".
+func statusCounts(m map[int]int) string {
+	codes := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%d × %d", m[c], c)
+	}
+	return strings.Join(parts, ", ")
+}
