@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,8 +38,9 @@ type Mirror struct {
 	store ChangelogStore
 	log   *slog.Logger
 
-	applied []uint64                        // per partition: changelog sequence last committed locally
-	pending []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
+	applied     []uint64                        // per partition: changelog sequence last committed locally
+	pending     []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
+	lastSkipped uint64                          // sequence of the last corrupt message counted
 
 	held      []atomic.Bool // per partition: owned here, not applied (Hold)
 	releasing []atomic.Bool // per partition: Release asked to end the hold at the next rewind
@@ -48,6 +50,11 @@ type Mirror struct {
 	records  atomic.Uint64 // checkpoint records committed
 	panes    atomic.Uint64 // panes written
 	corrupt  atomic.Uint64 // messages that did not decode (logged, skipped)
+	position atomic.Uint64 // changelog sequence processed up to (metrics.go)
+	head     atomic.Uint64 // the changelog's last sequence, as of the last read
+
+	unregister func() // the metrics' (WithRegisterer); nil without
+	closeOnce  sync.Once
 }
 
 type paneID struct {
@@ -61,8 +68,13 @@ const ChunkPanes = 1000
 
 // NewMirror returns the mirror of changelog cl into store, where partition
 // p is store stream sids[p]. It reads each partition's applied sequence
-// from the store.
-func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids []uint32, store ChangelogStore, log *slog.Logger) (*Mirror, error) {
+// from the store, and the changelog's last sequence (for the metrics;
+// best effort). Options: WithRegisterer (metrics.go).
+func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids []uint32, store ChangelogStore, log *slog.Logger, opts ...MirrorOption) (*Mirror, error) {
+	var cfg mirrorConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -76,6 +88,15 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 		}
 		m.applied[p] = seq
 		m.pending[p] = map[paneID]sketchd.PaneRecord{}
+	}
+	m.position.Store(m.start() - 1)
+	if s, err := js.Stream(ctx, cl.Name()); err == nil {
+		m.head.Store(s.CachedInfo().State.LastSeq)
+	}
+	if cfg.reg != nil {
+		if err := m.register(cfg.reg); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -144,6 +165,8 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	}
 	start := m.start()
 	head := info.State.LastSeq
+	m.position.Store(start - 1)
+	m.head.Store(head)
 	if head < start && !follow {
 		m.restored.Store(true)
 		return nil
@@ -201,6 +224,8 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 		if err := m.apply(ctx, msg.Subject(), msg.Data(), meta.Sequence.Stream); err != nil {
 			return err
 		}
+		m.position.Store(meta.Sequence.Stream)
+		m.head.Store(max(meta.Sequence.Stream+meta.NumPending, m.head.Load()))
 		if meta.Sequence.Stream >= head || meta.NumPending == 0 {
 			m.restored.Store(true)
 			if !follow {
@@ -339,7 +364,13 @@ func (m *Mirror) take(p int) []sketchd.PaneRecord {
 
 // skip logs and counts a message that does not decode; the mirror goes on
 // (one bad message must not stop every partition's replication).
+// A pass that reads the message again (the next starts at the lowest
+// partition's applied sequence) neither counts nor logs it again.
 func (m *Mirror) skip(subject string, seq uint64, err error) error {
+	if seq <= m.lastSkipped {
+		return nil
+	}
+	m.lastSkipped = seq
 	m.corrupt.Add(1)
 	m.log.Error("changelog message skipped", "subject", subject, "seq", seq, "err", err)
 	return nil

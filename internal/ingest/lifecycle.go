@@ -169,6 +169,9 @@ func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jet
 		return nil, serverRefusal(err, "jetstream_stream")
 	}
 	have := s.CachedInfo().Config
+	if err := checkRetention(have); err != nil {
+		return nil, err // retention.go
+	}
 	if err := checkTransform(spec, have); err != nil {
 		return nil, err // partitions.go
 	}

@@ -1,0 +1,128 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+)
+
+// TestMirrorMetrics: a mirror registered with WithRegisterer exports its
+// stream's applied sequence, pending sequences, panes and records applied,
+// corrupt messages skipped and restored flag, read through a real
+// registry before and after catching up with a 3-node changelog; the
+// expected values come from the changelog (its last sequence) and the
+// owners' models (the panes that survive compaction). A second mirror of
+// the stream cannot register until the first is closed.
+func TestMirrorMetrics(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	const partitions = 2
+	models := make([]model, partitions)
+	writers := make([]*Writer, partitions)
+	gens := make([]*flushGen, partitions)
+	commit := func(p, panes int) {
+		t.Helper()
+		fl := gens[p].next(&models[p], panes, 100)
+		if _, err := writers[p].Commit(ctx, fl); err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+		models[p].apply(fl)
+	}
+	for p := range partitions {
+		writers[p] = f.writer(t, p, p, "owner")
+		gens[p] = &flushGen{rng: rand.New(rand.NewPCG(uint64(p), 21))}
+		claim(t, writers[p])
+		for i := range 2 + p {
+			commit(p, 10+7*i)
+		}
+	}
+	nc := f.c.Connect(t, 2)
+	if _, err := jetStream(t, nc).Publish(ctx, strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c")+".x", []byte("junk")); err != nil {
+		t.Fatal(err)
+	}
+	distinct := func() float64 {
+		n := 0
+		for p := range models {
+			n += len(models[p].panes)
+		}
+		return float64(n)
+	}
+
+	reg := prometheus.NewRegistry()
+	db, sids := openStore(t, partitions)
+	mirror, err := NewMirror(ctx, jetStream(t, nc), f.cl, sids, db, nil, WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := float64(f.lastSeq(t))
+	checkMetrics(t, reg, "before", map[string]float64{"applied_sequence": 0, "pending": last,
+		"panes_applied_total": 0, "records_applied_total": 0, "skipped_corrupt_total": 0, "restored": 0})
+
+	if err := mirror.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Compaction keeps one record per partition and the newest version of
+	// each pane: that is what a fresh mirror applies.
+	checkMetrics(t, reg, "caught up", map[string]float64{"applied_sequence": last, "pending": 0,
+		"panes_applied_total": distinct(), "records_applied_total": partitions, "skipped_corrupt_total": 1, "restored": 1})
+
+	before := distinct()
+	commit(1, 9) // the mirror reads only the new flush: its 9 panes and record
+	if err := mirror.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkMetrics(t, reg, "after one more commit", map[string]float64{"applied_sequence": float64(f.lastSeq(t)), "pending": 0,
+		"panes_applied_total": before + 9, "records_applied_total": partitions + 1,
+		"skipped_corrupt_total": 1, "restored": 1})
+
+	if _, err := NewMirror(ctx, jetStream(t, nc), f.cl, sids, db, nil, WithRegisterer(reg)); err == nil || !strings.Contains(err.Error(), "close it first") {
+		t.Fatalf("a second mirror of the stream registered: %v", err)
+	}
+	mirror.Close()
+	mirror.Close() // idempotent
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+		t.Fatalf("after Close: %d series (%v), want none", n, err)
+	}
+	again, err := NewMirror(ctx, jetStream(t, nc), f.cl, sids, db, nil, WithRegisterer(reg))
+	if err != nil {
+		t.Fatalf("a mirror after the first closed: %v", err)
+	}
+	again.Close()
+}
+
+// checkMetrics compares the sketchd_mirror_* series of stream "pageviews"
+// gathered from reg with want (names without the prefix).
+func checkMetrics(tb testing.TB, reg *prometheus.Registry, when string, want map[string]float64) {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "stream" || m.GetLabel()[0].GetValue() != "pageviews" {
+				tb.Errorf("%s: %s has labels %v", when, mf.GetName(), m.GetLabel())
+			}
+			v := m.GetGauge().GetValue()
+			if m.GetCounter() != nil {
+				v = m.GetCounter().GetValue()
+			}
+			got[strings.TrimPrefix(mf.GetName(), "sketchd_mirror_")] = v
+		}
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok || g != w {
+			tb.Errorf("%s: sketchd_mirror_%s = %v (present %v), want %v", when, name, g, ok, w)
+		}
+	}
+	if len(got) != len(want) {
+		tb.Errorf("%s: series %v, want %v", when, got, want)
+	}
+}
