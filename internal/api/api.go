@@ -205,6 +205,7 @@ type server struct {
 	mux                     *chi.Mux
 	slots                   chan struct{} // admission: one token per running query
 	answers                 *answerCache  // nil when disabled
+	flights                 answerFlights // answer computations under way
 }
 
 // New returns the HTTP handler of the whole API.
@@ -296,12 +297,12 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
 		r.With(s.authAdmin).Patch("/streams/{stream}", s.alterStream)
 		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
-		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
+		r.With(s.admitLazy).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/setop", s.setop)
 		r.With(s.authAdmin).Post("/streams/{stream}/aggregates/{aggregate}/import", s.importSketch)
 		s.publishRoute(r)
-		r.With(s.admit).Get("/streams/{stream}/query", s.multiQuery)
+		r.With(s.admitLazy).Get("/streams/{stream}/query", s.multiQuery)
 	})
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout

@@ -257,40 +257,35 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		Step: p.step, Window: p.window,
 	}
 	key, cacheable := s.answerKey(r, t, qu, &p)
-	if body, ok := s.answers.get(key); cacheable && ok {
-		writeBody(w, body)
-		return
-	}
+	s.answerCached(w, r, key, cacheable, func() ([]byte, error) {
+		return s.renderQuery(r, &st, t, qu, &p)
+	})
+}
+
+// renderQuery computes qu's answer and renders it as the response body.
+func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, p *queryParams) ([]byte, error) {
 	res, err := s.querier.Query(r.Context(), t, qu)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	var ranking *query.Ranking
 	if p.order != nil {
 		if ranking, err = query.RankGroups(res, *p.order); err != nil {
-			s.writeError(w, r, err)
-			return
+			return nil, err
 		}
 	}
-	out, err := renderResult(&st, res, &p)
+	out, err := renderResult(st, res, p)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	if ranking != nil {
 		out.Ranking = renderRanking(ranking)
 	}
 	body, err := marshalJSON(r, out)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
-		return
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	body = append(body, '\n')
-	if cacheable {
-		s.answers.put(key, body)
-	}
-	writeBody(w, body)
+	return append(body, '\n'), nil
 }
 
 // writeBody writes a 200 JSON answer.

@@ -164,22 +164,9 @@ func (s *server) timeout(next http.Handler) http.Handler {
 // requests until they time out.
 func (s *server) admit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			t := time.NewTimer(s.limits.QueueWait)
-			select {
-			case s.slots <- struct{}{}:
-				t.Stop()
-			case <-t.C:
-				w.Header().Set("Retry-After", "1")
-				s.writeError(w, r, &httpError{code: codeOverloaded,
-					detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), s.limits.QueueWait)})
-				return
-			case <-r.Context().Done():
-				s.writeError(w, r, r.Context().Err())
-				return
-			}
+		if err := s.takeSlot(r.Context()); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
 		defer func() { <-s.slots }()
 		next.ServeHTTP(w, r)

@@ -29,13 +29,22 @@ func (s *server) multiQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := ps[0]
-	res, err := s.querier.QueryMulti(r.Context(), target(&st), query.Query{
+	t, qu := target(&st), query.Query{
 		From: p.from, To: p.to, Filters: p.filters, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
-	}, names)
+	}
+	key, cacheable := s.answerKey(r, t, qu, &p)
+	s.answerCached(w, r, "multi\x00"+key, cacheable, func() ([]byte, error) {
+		return s.renderMulti(r, &st, t, qu, names, ps)
+	})
+}
+
+// renderMulti computes the answers of names and renders them as the
+// response body.
+func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, names []string, ps []queryParams) ([]byte, error) {
+	res, err := s.querier.QueryMulti(r.Context(), t, qu, names)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	n := 0
 	for _, rs := range res {
@@ -44,20 +53,22 @@ func (s *server) multiQuery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if n > s.limits.MaxOutputWindows {
-		s.writeError(w, r, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)})
-		return
+		return nil, &query.LimitError{Limit: "max_output_windows", Max: int64(s.limits.MaxOutputWindows), Got: int64(n)}
 	}
 	out := multiJSON{Stream: st.Spec.Name, Results: make([]*resultJSON, 0, len(res))}
 	for i, rs := range res {
-		rj, err := renderResult(&st, rs, &ps[i])
+		rj, err := renderResult(st, rs, &ps[i])
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return nil, err
 		}
 		out.Keys = rs.Keys
 		out.Results = append(out.Results, rj)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	body, err := marshalJSON(r, out)
+	if err != nil {
+		return nil, fmt.Errorf("encode response: %w", err)
+	}
+	return append(body, '\n'), nil
 }
 
 // prepareMulti resolves the stream and the aggregates of a multi-aggregate
