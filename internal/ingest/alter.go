@@ -17,6 +17,9 @@ import (
 // checkpoint's highest event time (Stream.StartAggregates): every event
 // after the checkpoint reaches them. An alter that changes nothing returns the status unchanged.
 func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter) (sketchd.StreamStatus, error) {
+	if err := m.notInCluster("alter"); err != nil {
+		return sketchd.StreamStatus{}, err
+	}
 	unlock := m.names.lock(name)
 	defer unlock()
 	info, err := m.db.Stream(ctx, name)

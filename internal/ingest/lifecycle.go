@@ -27,6 +27,9 @@ func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.Stre
 	if err := spec.Validate(); err != nil {
 		return sketchd.StreamStatus{}, err
 	}
+	if m.cluster != nil {
+		return m.clusterCreate(ctx, spec) // cluster.go
+	}
 	unlock := m.names.lock(spec.Name)
 	defer unlock()
 	if _, err := m.db.Stream(ctx, spec.Name); err == nil {
@@ -78,6 +81,9 @@ func (m *Manager) admit(ctx context.Context, spec sketchd.Stream) error {
 // opts.KeepEvents, or sketchd did not create it), and its panes,
 // checkpoint and spec. The name can be created again once it returns.
 func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
+	if m.cluster != nil {
+		return m.clusterDelete(ctx, name, opts) // cluster.go
+	}
 	unlock := m.names.lock(name)
 	defer unlock()
 	info, err := m.db.Stream(ctx, name)
@@ -157,6 +163,9 @@ func ownerDescription(name string) string { return "sketchd stream " + name }
 func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jetstream.Stream, error) {
 	_, js := m.conns()
 	cfg := streamConfig(spec)
+	if m.cluster != nil {
+		cfg.Replicas = m.cluster.opts.Replicas
+	}
 	s, err := js.Stream(ctx, spec.JetStreamStream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):

@@ -138,6 +138,8 @@ type Manager struct {
 	// backfills are the running backfills by stream name (backfill.go):
 	// such a stream has no runner until its backfill ends.
 	backfills map[string]*backfillRun
+
+	cluster *clusterMode // nil on a single node (cluster.go)
 }
 
 type failure struct {
@@ -193,6 +195,9 @@ func (m *Manager) now() time.Time { return m.opts.Now() }
 // change it; only its rollup tiers may change, see SetRollups) and starts a
 // consumer for every stored stream.
 func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error {
+	if m.cluster != nil {
+		return m.startCluster(ctx, configured) // cluster.go
+	}
 	for _, spec := range configured {
 		info, err := m.db.Stream(ctx, spec.Name)
 		switch {
@@ -360,6 +365,9 @@ func (m *Manager) Get(ctx context.Context, name string) (sketchd.StreamStatus, e
 }
 
 func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.StreamStatus {
+	if cs := m.clusterStreamOf(info.Spec.Name); cs != nil && cs.info.ID == info.ID {
+		return cs.status(ctx) // owner.go
+	}
 	m.mu.Lock()
 	r, ok := m.runners[info.Spec.Name]
 	f, failed := m.failed[info.Spec.Name]
@@ -391,6 +399,9 @@ func (m *Manager) Ready(context.Context) error {
 	if err := m.db.Healthy(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if err := m.clusterReady(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopped {
@@ -421,6 +432,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.runners = map[string]*runner{}
 	backfills := slices.Collect(maps.Values(m.backfills))
 	m.mu.Unlock()
+	m.stopCluster(ctx)            // cluster.go
 	for _, b := range backfills { // canceled with m.ctx; their progress stays
 		<-b.done
 	}

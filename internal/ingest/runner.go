@@ -45,6 +45,9 @@ type runner struct {
 	part     int
 	dataID   uint32
 	siblings []*runner
+	// own is set when the runner owns its partition in cluster mode
+	// (owner.go): its commits go to the changelog first.
+	own *ownership
 
 	life      lifecycle
 	consumer  consumerState
@@ -95,6 +98,12 @@ const (
 // newPartRunner starts the runner of partition part of the stream (-1:
 // the unpartitioned stream).
 func newPartRunner(ctx context.Context, m *Manager, info store.StreamInfo, part int) (*runner, error) {
+	return startPartRunner(ctx, m, info, part, nil)
+}
+
+// startPartRunner is newPartRunner for an owner in cluster mode too (own
+// not nil: commits go through the changelog).
+func startPartRunner(ctx context.Context, m *Manager, info store.StreamInfo, part int, own *ownership) (*runner, error) {
 	spec := info.Spec
 	nc, js := m.conns()
 	r := &runner{
@@ -107,6 +116,7 @@ func newPartRunner(ctx context.Context, m *Manager, info store.StreamInfo, part 
 		life:   newLifecycle(ctx),
 		part:   part,
 		dataID: info.ID,
+		own:    own,
 	}
 	if part >= 0 {
 		r.dataID = info.Partitions[part]

@@ -23,6 +23,9 @@ type rollupSetter interface {
 // dropped. Errors: sketchd.ErrNotFound, a validation error (*FieldError
 // joined), or the store's.
 func (m *Manager) SetRollups(ctx context.Context, name string, rollups []sketchd.Rollup) (sketchd.StreamStatus, error) {
+	if err := m.notInCluster("rollups"); err != nil {
+		return sketchd.StreamStatus{}, err
+	}
 	info, err := m.db.Stream(ctx, name)
 	if err != nil {
 		return sketchd.StreamStatus{}, err
