@@ -80,4 +80,9 @@ type PartitionState struct {
 	Watermark int64
 	// LastCommit is the time of its last commit; zero before the first.
 	LastCommit time.Time
+	// Uncovered: this instance does not hold the partition's state whole
+	// (a cluster mirror's first restore of it is incomplete), so answers
+	// cannot cover it and queries are refused (coverage.go). A single node
+	// covers every partition: false.
+	Uncovered bool
 }

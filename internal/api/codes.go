@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/sketchd/sketchd/internal/promapi"
+)
 
 // Problem codes. They are stable: clients may switch on them.
 const (
@@ -28,6 +32,9 @@ const (
 	codeRequestTimeout    = "request_timeout"
 	codePaneOpen          = "pane_open"
 	codeBeforeAggregate   = "before_aggregate"
+	// The Prometheus API's envelope carries it too (promapi cannot import
+	// this package).
+	codePartitionsUnavailable = promapi.CodePartitionsUnavailable
 )
 
 // problemCode is what a code means on the wire: its HTTP status and title.
@@ -42,28 +49,29 @@ type problemCode struct {
 // error table list exactly these codes with these statuses
 // (TestProblemCodesDocumented, TestOpenAPIProblemCodes).
 var problemCodes = map[string]problemCode{
-	codeInvalidParameter:  {http.StatusBadRequest, "Invalid query parameter"},
-	codeAmbiguousFilter:   {http.StatusBadRequest, "Filter matches nothing as written"},
-	codeInvalidSpec:       {http.StatusBadRequest, "Invalid stream spec"},
-	codeInvalidBody:       {http.StatusBadRequest, "Invalid request body"},
-	codeUnauthorized:      {http.StatusUnauthorized, "Unauthorized"},
-	codeForbidden:         {http.StatusForbidden, "Forbidden"},
-	codeStreamNotFound:    {http.StatusNotFound, "Stream not found"},
-	codeAggregateNotFound: {http.StatusNotFound, "Aggregate not found"},
-	codeNotFound:          {http.StatusNotFound, "Not found"},
-	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
-	codeStreamExists:      {http.StatusConflict, "Stream already exists"},
-	codePaneOpen:          {http.StatusConflict, "Pane still open"},
-	codeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
-	codeUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	codeQueryTooLarge:     {http.StatusUnprocessableEntity, "Query too large"},
-	codeLimitReached:      {http.StatusUnprocessableEntity, "Instance limit reached"},
-	codeBeforeAggregate:   {http.StatusUnprocessableEntity, "Range starts before the aggregate existed"},
-	codeRequestTimeout:    {http.StatusRequestTimeout, "Request body not received in time"},
-	codeCorrupt:           {http.StatusInternalServerError, "Stored data is corrupt"},
-	codeInternal:          {http.StatusInternalServerError, "Internal server error"},
-	codeUnavailable:       {http.StatusServiceUnavailable, "Service unavailable"},
-	codeNotReady:          {http.StatusServiceUnavailable, "Not ready"},
-	codeOverloaded:        {http.StatusServiceUnavailable, "Too many queries"},
-	codeTimeout:           {http.StatusGatewayTimeout, "Request timed out"},
+	codeInvalidParameter:      {http.StatusBadRequest, "Invalid query parameter"},
+	codeAmbiguousFilter:       {http.StatusBadRequest, "Filter matches nothing as written"},
+	codeInvalidSpec:           {http.StatusBadRequest, "Invalid stream spec"},
+	codeInvalidBody:           {http.StatusBadRequest, "Invalid request body"},
+	codeUnauthorized:          {http.StatusUnauthorized, "Unauthorized"},
+	codeForbidden:             {http.StatusForbidden, "Forbidden"},
+	codeStreamNotFound:        {http.StatusNotFound, "Stream not found"},
+	codeAggregateNotFound:     {http.StatusNotFound, "Aggregate not found"},
+	codeNotFound:              {http.StatusNotFound, "Not found"},
+	codeMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeStreamExists:          {http.StatusConflict, "Stream already exists"},
+	codePaneOpen:              {http.StatusConflict, "Pane still open"},
+	codeBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
+	codeUnsupportedMedia:      {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	codeQueryTooLarge:         {http.StatusUnprocessableEntity, "Query too large"},
+	codeLimitReached:          {http.StatusUnprocessableEntity, "Instance limit reached"},
+	codeBeforeAggregate:       {http.StatusUnprocessableEntity, "Range starts before the aggregate existed"},
+	codeRequestTimeout:        {http.StatusRequestTimeout, "Request body not received in time"},
+	codeCorrupt:               {http.StatusInternalServerError, "Stored data is corrupt"},
+	codeInternal:              {http.StatusInternalServerError, "Internal server error"},
+	codeUnavailable:           {http.StatusServiceUnavailable, "Service unavailable"},
+	codeNotReady:              {http.StatusServiceUnavailable, "Not ready"},
+	codeOverloaded:            {http.StatusServiceUnavailable, "Too many queries"},
+	codePartitionsUnavailable: {http.StatusServiceUnavailable, "Partitions not covered"},
+	codeTimeout:               {http.StatusGatewayTimeout, "Request timed out"},
 }

@@ -34,6 +34,8 @@ type problem struct {
 	Max       *int64       `json:"max,omitempty"`
 	Got       *int64       `json:"got,omitempty"`
 	Errors    []fieldError `json:"errors,omitempty"` // invalid_stream_spec
+
+	MissingPartitions []int `json:"missing_partitions,omitempty"` // partitions_unavailable
 }
 
 type fieldError struct {
@@ -74,6 +76,7 @@ func problemFor(err error) (p problem, internal bool) {
 		mbe *http.MaxBytesError
 		lim *sketchd.LimitError
 		bre *bodyReadError
+		pue *sketchd.PartitionsUnavailableError
 	)
 	switch {
 	case errors.As(err, &he):
@@ -112,6 +115,9 @@ func problemFor(err error) (p problem, internal bool) {
 		p = newProblem(codeInvalidBody, be.Error())
 	case errors.Is(err, query.ErrBusy):
 		p = newProblem(codeOverloaded, err.Error())
+	case errors.As(err, &pue): // before ErrUnavailable, which it matches
+		p = newProblem(codePartitionsUnavailable, pue.Error())
+		p.MissingPartitions = pue.Missing
 	case errors.Is(err, sketchd.ErrUnavailable):
 		p = newProblem(codeUnavailable, "the service cannot serve this request now; retry later")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -185,6 +191,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sketchd"`)
 	case codeOverloaded:
 		w.Header().Set("Retry-After", "1")
+	case codePartitionsUnavailable:
+		w.Header().Set("Retry-After", promapi.RetryPartitions)
 	}
 	writeProblem(w, r, p)
 }

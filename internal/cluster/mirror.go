@@ -42,6 +42,7 @@ type Mirror struct {
 	pending     []map[paneID]sketchd.PaneRecord // per partition: panes read since its last record
 	lastSkipped uint64                          // sequence of the last corrupt message counted
 
+	marked    []bool        // per partition: the store's restoring mark is set (restoring.go)
 	held      []atomic.Bool // per partition: owned here, not applied (Hold)
 	releasing []atomic.Bool // per partition: Release asked to end the hold at the next rewind
 	rewind    chan struct{} // Release: start again from the store's sequences
@@ -80,7 +81,7 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 	}
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
 		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
-		held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
+		marked: make([]bool, len(sids)), held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -88,6 +89,9 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 		}
 		m.applied[p] = seq
 		m.pending[p] = map[paneID]sketchd.PaneRecord{}
+	}
+	if err := m.loadMarks(ctx); err != nil {
+		return nil, err
 	}
 	m.position.Store(m.start() - 1)
 	if s, err := js.Stream(ctx, cl.Name()); err == nil {
@@ -167,12 +171,12 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	head := info.State.LastSeq
 	m.position.Store(start - 1)
 	m.head.Store(head)
-	if head < start && !follow {
-		m.restored.Store(true)
-		return nil
-	}
 	if head < start {
-		m.restored.Store(true)
+		if err := m.setRestored(ctx); err != nil || !follow {
+			return err
+		}
+	} else if err := m.markFresh(ctx, head); err != nil { // restoring.go
+		return err
 	}
 	cons, err := m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{m.cl.Subjects()},
@@ -227,7 +231,9 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 		m.position.Store(meta.Sequence.Stream)
 		m.head.Store(max(meta.Sequence.Stream+meta.NumPending, m.head.Load()))
 		if meta.Sequence.Stream >= head || meta.NumPending == 0 {
-			m.restored.Store(true)
+			if err := m.setRestored(ctx); err != nil {
+				return err
+			}
 			if !follow {
 				return nil
 			}

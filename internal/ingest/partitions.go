@@ -131,6 +131,9 @@ func (m *Manager) storedProgress(ctx context.Context, info store.StreamInfo, st 
 		if err == nil && ok {
 			ps.PositionSeq, ps.Watermark = sketchd.PositionSeq(cp.Position), cp.Watermark
 		}
+		if on, err := m.restoring(ctx, id); err == nil && on {
+			ps.Uncovered = true // coverage.go
+		}
 		st.Coverage = append(st.Coverage, ps)
 		if err != nil || !ok {
 			st.Watermark, st.CommittedWatermark = sketchd.NoTime, sketchd.NoTime

@@ -29,6 +29,7 @@ package ingest
 // by the next good one).
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,13 +52,18 @@ func (r *runner) publishStatus() {
 	r.status.cur.Store(&st)
 }
 
-// currentStatus returns the last published status. Its Counters.Invalid
-// map is shared: read it, do not modify it.
+// currentStatus returns the last published status, with the partitions
+// being restored marked uncovered as of now (coverage.go). Its
+// Counters.Invalid map is shared: read it, do not modify it.
 func (r *runner) currentStatus() sketchd.StreamStatus {
+	var st sketchd.StreamStatus
 	if len(r.siblings) > 0 {
-		return r.mergedStatus() // partitions.go
+		st = r.mergedStatus() // partitions.go
+	} else {
+		st = *r.status.cur.Load()
 	}
-	return *r.status.cur.Load()
+	r.m.markUncovered(context.Background(), r.info, &st)
+	return st
 }
 
 func (r *runner) buildStatus() sketchd.StreamStatus {

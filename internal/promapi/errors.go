@@ -54,6 +54,16 @@ func unsupported(format string, args ...any) error {
 	return badData("not supported by sketchd: "+format+" (see docs/grafana.md)", args...)
 }
 
+// CodePartitionsUnavailable is the problem code (internal/api/codes.go)
+// of a query refused because the instance does not cover some partition
+// of the stream (*sketchd.PartitionsUnavailableError); the envelope
+// carries it in "code", and the answer has Retry-After: RetryPartitions.
+const CodePartitionsUnavailable = "partitions_unavailable"
+
+// RetryPartitions is the Retry-After (seconds) of such a refusal: a
+// restore of a partition takes seconds to minutes (docs/scale-out.md).
+const RetryPartitions = "5"
+
 // classify maps an error to its Prometheus type and the message shown;
 // internal errors show a generic message (their details are logged).
 func classify(err error) (errorType, string, bool) {
@@ -75,6 +85,8 @@ func classify(err error) (errorType, string, bool) {
 		return errorTimeout, "the query did not complete within its time limit", false
 	case errors.Is(err, context.Canceled):
 		return errorCanceled, "the query was canceled", false
+	case errors.As(err, new(*sketchd.PartitionsUnavailableError)): // before ErrUnavailable, which it matches
+		return errorUnavailable, err.Error(), false
 	case errors.Is(err, sketchd.ErrUnavailable):
 		return errorUnavailable, "the service cannot serve this request now; retry later", false
 	}
@@ -118,5 +130,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if internal {
 		h.log.Error("prometheus API request failed", "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, errorStatus[typ], response{Status: "error", ErrorType: typ, Error: msg})
+	res := response{Status: "error", ErrorType: typ, Error: msg}
+	if errors.As(err, new(*sketchd.PartitionsUnavailableError)) {
+		res.Code = CodePartitionsUnavailable
+		w.Header().Set("Retry-After", RetryPartitions)
+	}
+	writeJSON(w, errorStatus[typ], res)
 }

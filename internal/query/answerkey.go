@@ -4,10 +4,11 @@ package query
 // make of it (the API caches rendered answers): two queries with the same
 // key get equal results. It is the result cache's key, so it holds the
 // stream's last commit, and a commit changes every key. ok is false when
-// results are not cached (no result cache, nothing committed yet) or qu
+// results are not cached (no result cache, nothing committed yet, a partition
+// not covered) or qu
 // does not compile to a geometry.
 func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
-	if q.results == nil || t.LastCommit == 0 {
+	if q.results == nil || t.LastCommit == 0 || len(t.Uncovered) > 0 {
 		return "", false
 	}
 	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)

@@ -15,6 +15,9 @@ import (
 // is (answer: the window cache, the cost check and the memory budget) but
 // without the result cache.
 func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates []string) ([]*Result, error) {
+	if err := t.covered(); err != nil {
+		return nil, err
+	}
 	if len(aggregates) == 0 {
 		return nil, &ParamError{"aggregate", "name at least one aggregate"}
 	}

@@ -90,6 +90,9 @@ func New(r PaneReader, opts Options) *Querier {
 // A result cached for the same target state is copied, and concurrent
 // identical queries run once.
 func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error) {
+	if err := t.covered(); err != nil {
+		return nil, err
+	}
 	if q.results == nil || t.LastCommit == 0 {
 		return q.query(ctx, t, qu)
 	}
@@ -158,6 +161,9 @@ func (q *Querier) Keys(ctx context.Context, t Target, from, to int64, where map[
 
 // KeysFiltered is Keys with where filters (see ParseWhere).
 func (q *Querier) KeysFiltered(ctx context.Context, t Target, from, to int64, filters []Filter, limit int) ([]map[string]string, bool, error) {
+	if err := t.covered(); err != nil {
+		return nil, false, err
+	}
 	sel, err := newSelector(t.Spec.GroupBy, filters, t.Spec.GroupBy)
 	if err != nil {
 		return nil, false, err

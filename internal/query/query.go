@@ -20,6 +20,9 @@ type Target struct {
 	// Partitions are the store IDs of a partitioned stream's partitions,
 	// read as one stream (partitions.go); nil reads ID.
 	Partitions []uint32
+	// Uncovered are the partitions this instance does not cover: a query
+	// of the target is refused (coverage.go).
+	Uncovered []int
 }
 
 // Query asks for one aggregate over a time range.

@@ -52,8 +52,9 @@ type DB struct {
 	healthMu sync.Mutex
 	writeErr error
 
-	tierRewound tierMarks    // tier_rewind.go
-	backfills   backfillMemo // backfill.go
+	tierRewound tierMarks     // tier_rewind.go
+	backfills   backfillMemo  // backfill.go
+	restoring   restoringMemo // restoring.go
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}

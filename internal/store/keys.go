@@ -28,6 +28,7 @@ const (
 	prefixEmitCursor byte = 'E' // 'E' sid subject              -> an emit target's cursor
 	prefixChangelog  byte = 'L' // 'L' sid                      -> changelog sequence of the last applied checkpoint record
 	prefixBackfill   byte = 'B' // 'B' sid                      -> the stream's backfill progress
+	prefixRestoring  byte = 'T' // 'T' sid                      -> present while a changelog restore of the stream is incomplete
 )
 
 const (
@@ -224,6 +225,8 @@ func emitCursorKey(sid uint32, subject string) []byte {
 func checkpointKey(sid uint32) []byte { return sidPrefix(prefixCheckpoint, sid) }
 
 func changelogKey(sid uint32) []byte { return sidPrefix(prefixChangelog, sid) }
+
+func restoringKey(sid uint32) []byte { return sidPrefix(prefixRestoring, sid) }
 
 func updateIDKey(sid uint32, id string) []byte { return append(sidPrefix(prefixImportID, sid), id...) }
 

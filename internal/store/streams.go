@@ -233,6 +233,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 				if err := txn.Delete(changelogKey(did)); err != nil {
 					return err
 				}
+				if err := txn.Delete(restoringKey(did)); err != nil {
+					return err
+				}
 			}
 			if err := txn.Delete(backfillKey(id)); err != nil {
 				return err
@@ -252,5 +255,6 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	}
 	db.writeOK()
 	db.backfills.forget(id)
+	db.forgetRestoring(append([]uint32{id}, info.Partitions...)...)
 	return nil
 }
