@@ -15,6 +15,12 @@ import (
 // is (answer: the window cache, the cost check and the memory budget) but
 // without the result cache.
 func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates []string) ([]*Result, error) {
+	return q.queryMulti(ctx, t, qu, aggregates, false)
+}
+
+// queryMulti is QueryMulti; shared results may hold the window cache's
+// sketches (QueryMultiShared).
+func (q *Querier) queryMulti(ctx context.Context, t Target, qu Query, aggregates []string, shared bool) ([]*Result, error) {
 	if len(aggregates) == 0 {
 		return nil, &ParamError{"aggregate", "name at least one aggregate"}
 	}
@@ -28,6 +34,7 @@ func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates
 		if err != nil {
 			return nil, err
 		}
+		p.shared = shared
 		plans[i] = p
 	}
 	first := plans[0]
