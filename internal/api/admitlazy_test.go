@@ -53,6 +53,22 @@ func (g *gateQuerier) QueryMulti(ctx context.Context, t query.Target, q query.Qu
 	return g.Querier.QueryMulti(ctx, t, q, names)
 }
 
+func (g *gateQuerier) QueryShared(ctx context.Context, t query.Target, q query.Query) (*query.Result, error) {
+	g.nQuery.Add(1)
+	if err := g.wait(ctx, g.queries); err != nil {
+		return nil, err
+	}
+	return g.Querier.QueryShared(ctx, t, q)
+}
+
+func (g *gateQuerier) QueryMultiShared(ctx context.Context, t query.Target, q query.Query, names []string) ([]*query.Result, error) {
+	g.nMulti.Add(1)
+	if err := g.wait(ctx, g.queries); err != nil {
+		return nil, err
+	}
+	return g.Querier.QueryMultiShared(ctx, t, q, names)
+}
+
 func (g *gateQuerier) KeysFiltered(ctx context.Context, t query.Target, from, to int64, fs []query.Filter, limit int) ([]map[string]string, bool, error) {
 	if err := g.wait(ctx, g.keys); err != nil {
 		return nil, false, err

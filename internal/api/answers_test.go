@@ -22,6 +22,11 @@ func (c *countingQuerier) Query(ctx context.Context, t query.Target, q query.Que
 	return c.Querier.Query(ctx, t, q)
 }
 
+func (c *countingQuerier) QueryShared(ctx context.Context, t query.Target, q query.Query) (*query.Result, error) {
+	c.n.Add(1)
+	return c.Querier.QueryShared(ctx, t, q)
+}
+
 // TestAnswerCache: the same question asked again before the next commit
 // gets the same bytes without reaching the querier; other render
 // parameters (q), another range, or a new commit compute again; with the

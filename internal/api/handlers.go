@@ -264,7 +264,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 
 // renderQuery computes qu's answer and renders it as the response body.
 func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, p *queryParams) ([]byte, error) {
-	res, err := s.querier.Query(r.Context(), t, qu)
+	res, err := s.queryRead(r.Context(), t, qu)
 	if err != nil {
 		return nil, err
 	}

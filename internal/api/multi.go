@@ -42,7 +42,7 @@ func (s *server) multiQuery(w http.ResponseWriter, r *http.Request) {
 // renderMulti computes the answers of names and renders them as the
 // response body.
 func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, names []string, ps []queryParams) ([]byte, error) {
-	res, err := s.querier.QueryMulti(r.Context(), t, qu, names)
+	res, err := s.queryMultiRead(r.Context(), t, qu, names)
 	if err != nil {
 		return nil, err
 	}

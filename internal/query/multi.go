@@ -15,6 +15,12 @@ import (
 // is (answer: the window cache, the cost check and the memory budget) but
 // without the result cache.
 func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates []string) ([]*Result, error) {
+	return q.queryMulti(ctx, t, qu, aggregates, false)
+}
+
+// queryMulti is QueryMulti; shared results may hold the window cache's
+// sketches (QueryMultiShared).
+func (q *Querier) queryMulti(ctx context.Context, t Target, qu Query, aggregates []string, shared bool) ([]*Result, error) {
 	if err := t.covered(); err != nil {
 		return nil, err
 	}
@@ -31,6 +37,7 @@ func (q *Querier) QueryMulti(ctx context.Context, t Target, qu Query, aggregates
 		if err != nil {
 			return nil, err
 		}
+		p.shared = shared
 		plans[i] = p
 	}
 	first := plans[0]

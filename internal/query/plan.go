@@ -25,6 +25,7 @@ type plan struct {
 	sel    *selector
 	geom   geometry
 	shape  string // names its windows in the window cache; "" = not cached
+	shared bool   // the result may hold the window cache's sketches (QueryShared)
 
 	// selectKeys
 	keys     []string       // the matching keys, in key-index order

@@ -94,26 +94,28 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 		return nil, err
 	}
 	if q.results == nil || t.LastCommit == 0 {
-		return q.query(ctx, t, qu)
+		return q.query(ctx, t, qu, false)
 	}
 	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)
 	if err != nil {
 		return nil, err
 	}
 	return q.results.do(ctx, withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
-		return q.query(ctx, t, qu)
+		return q.query(ctx, t, qu, false)
 	})
 }
 
 // query computes the result of qu in named steps around one plan: select
 // keys, take the leading final windows the window cache holds, then plan
 // scans, scan and merge windows for the rest (see plan), and cache its
-// final windows.
-func (q *Querier) query(ctx context.Context, t Target, qu Query) (*Result, error) {
+// final windows. A shared result may hold the window cache's sketches
+// (QueryShared).
+func (q *Querier) query(ctx context.Context, t Target, qu Query, shared bool) (*Result, error) {
 	p, err := q.compile(t, qu)
 	if err != nil {
 		return nil, err
 	}
+	p.shared = shared
 	if err := q.chooseTiers(ctx, p); err != nil {
 		return nil, err
 	}

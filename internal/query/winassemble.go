@@ -39,7 +39,8 @@ func (p *plan) after(u int) *plan {
 // assemble is the result of p from its windows found in the window cache
 // (prefix: windows 0 to len(prefix)-1) and the result of the rest (rest,
 // computed by p.after(len(prefix)); nil when every window was cached). The
-// cached sketches are cloned: the result is the caller's.
+// cached sketches are cloned, so the result is the caller's, unless the plan
+// is shared (QueryShared: the caller only reads them).
 func (p *plan) assemble(prefix []map[string]winGroup, rest *Result) (*Result, error) {
 	if len(prefix) == 0 {
 		return rest, nil
@@ -68,7 +69,10 @@ func (p *plan) assemble(prefix []map[string]winGroup, rest *Result) (*Result, er
 			win.Final = true // cachedPrefix takes final windows only
 			var err error
 			if wg, ok := cw[gk]; ok {
-				win.Events, win.Panes, win.Sketch = wg.events, wg.panes, wg.sk.Clone()
+				win.Events, win.Panes, win.Sketch = wg.events, wg.panes, wg.sk
+				if !p.shared {
+					win.Sketch = wg.sk.Clone()
+				}
 				res.Panes += wg.panes
 			} else if win.Sketch, err = sketch.New(p.agg.params); err != nil {
 				return nil, err
