@@ -18,10 +18,14 @@ import (
 // doc for the measured figure); Badger's own defaults (64 MB memtables x 5,
 // 256 MB block cache, 1 GB value-log files) roughly double the RSS.
 type Options struct {
-	// MemTableSize is the size of one memtable. 0 = 16 MiB. It also caps one
-	// Badger transaction at 15% of it (2.4 MiB by default): Commit splits a
-	// flush into as many transactions as it needs, but a single pane value
-	// must fit in one.
+	// MemTableSize is the size of one memtable. 0 = 8 MiB. It also caps one
+	// Badger transaction at 15% of it (1.2 MiB by default): Commit splits a
+	// flush into as many transactions as it needs. An inline value (under
+	// ValueThreshold, 1 MiB) must fit in one; a larger one is written to the
+	// value log and costs the transaction a pointer (MaxPaneEntryBytes).
+	// Each flushed memtable is one L0 table, built in a Go-heap buffer about
+	// 3x its size that Badger keeps pooled (up to 8): 16 MiB memtables held
+	// 232 MB of them at the load runner's peak (docs/operations.md).
 	MemTableSize int64
 	// NumMemtables is how many memtables may be held in memory. 0 = 2.
 	NumMemtables int
@@ -79,7 +83,7 @@ type Options struct {
 // DefaultOptions returns the options for 2 cores and a few hundred MB.
 func DefaultOptions() Options {
 	return Options{
-		MemTableSize:            16 << 20,
+		MemTableSize:            8 << 20,
 		NumMemtables:            2,
 		NumLevelZeroTables:      5,
 		NumLevelZeroTablesStall: 15,
