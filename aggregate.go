@@ -63,16 +63,17 @@ const (
 )
 
 // MaxCountMinTableBytes bounds a count-min table (per pane): a pane is
-// written in one store transaction (at most 2.4 MiB with the default 16 MiB
-// memtables), with its other sketches and the table's heavy-hitter
-// candidates beside it.
+// written as one store value (at most 2,264,923 bytes with its key, the
+// store's MaxPaneEntryBytes), with its other sketches and the table's
+// heavy-hitter candidates beside it.
 const MaxCountMinTableBytes = 1 << 20
 
 // MaxPaneSketchBytes bounds the sum, over a stream's aggregates, of
 // MaxEncodedBytes (plus 4 bytes of framing each): Validate refuses a stream
 // whose sketches could outgrow it. A pane (all its sketches) is written as
-// one value in one store transaction, which holds at most 90% of 15% of the
-// memtable size: 2,264,923 bytes with the default 16 MiB memtables. The
+// one value, at most 2,264,923 bytes with its key (the store's
+// MaxPaneEntryBytes: 90% of 15% of 16 MiB; values of 1 MiB or more go to
+// Badger's value log, so they do not need a memtable that large). The
 // ≥ 160 KiB left is the margin for the key (at most 32 KiB) and the pane
 // header.
 const MaxPaneSketchBytes = 2 << 20

@@ -271,9 +271,9 @@ func TestDuration(t *testing.T) {
 	}
 }
 
-// storeMaxEntry is the store's cap on one pane (key + value) with the
-// default 16 MiB memtables: 90% of Badger's 15% batch limit
-// (store/commit.go).
+// storeMaxEntry is the store's cap on one pane (key + value),
+// store.MaxPaneEntryBytes: 90% of Badger's 15% batch limit of a 16 MiB
+// memtable (internal/store/commit.go).
 const storeMaxEntry = (16 << 20) * 15 / 100 * 9 / 10
 
 // TestMaxEncodedBytesBoundsSketches fills real sketches at extreme

@@ -23,11 +23,31 @@ import (
 // checked before writing starts; a started commit runs to the end.
 //
 // Errors: ErrNotFound (unknown stream), ErrInvalid (a key longer than
-// sketchd.MaxKeyLen or a pane larger than one transaction; nothing is
-// written), and ErrUnavailable (wrapping the cause) for every write failure,
+// sketchd.MaxKeyLen or a pane larger than MaxPaneEntryBytes and one
+// transaction; nothing is written), and ErrUnavailable (wrapping the cause) for every write failure,
 // including a closed DB.
 func (db *DB) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error {
 	return db.commit(ctx, streamID, f, commitOpts{})
+}
+
+// MaxPaneEntryBytes is the largest pane (key and value) Commit accepts
+// whatever the memtable size: 90% of 15% of 16 MiB, the cap when memtables
+// were 16 MiB, which sketchd.MaxPaneSketchBytes (2 MiB, plus key and
+// header) is sized for. A value of ValueThreshold (1 MiB) or more goes to
+// Badger's value log, where it costs its transaction a 14-byte pointer, so
+// smaller memtables still take it; a smaller value is inline and fits the
+// 15% of any memtable of at least 8 MiB.
+const MaxPaneEntryBytes = (16 << 20) * 15 / 100 * 9 / 10
+
+// maxPaneEntry is the largest pane Commit accepts: MaxPaneEntryBytes when
+// every inline pane (value under ValueThreshold, longest key) fits 90% of
+// a transaction, else 90% of a transaction.
+func (db *DB) maxPaneEntry() int64 {
+	txn := db.bdb.MaxBatchSize() * 9 / 10
+	if db.bdb.Opts().ValueThreshold+int64(paneKeyLen(sketchd.MaxKeyLen)) <= txn {
+		return max(txn, MaxPaneEntryBytes)
+	}
+	return txn
 }
 
 // commitOpts vary Commit for the cluster changelog (changelog.go).
@@ -47,7 +67,7 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	}
 	began := time.Now()
 
-	maxEntry := db.bdb.MaxBatchSize() * 9 / 10
+	maxEntry := db.maxPaneEntry()
 	for i := range f.Panes {
 		p := &f.Panes[i]
 		if len(p.Key) > sketchd.MaxKeyLen {

@@ -17,8 +17,9 @@
 //
 // Badger runs with SyncWrites off; Commit writes a flush with a WriteBatch
 // (split into transactions of at most 15% of MemTableSize), then calls
-// db.Sync once, so a flush is durable when Commit returns. Values stay
-// inline in the LSM tree (ValueThreshold 1 MiB). Every stored value carries
+// db.Sync once, so a flush is durable when Commit returns. Values under
+// ValueThreshold (1 MiB: every pane but those of exotic specs) stay inline
+// in the LSM tree. Every stored value carries
 // a CRC32-C; a value that fails it is a *CorruptError for the reads that
 // touch it and nothing else.
 //
@@ -30,8 +31,9 @@
 //
 // # Resources
 //
-// DefaultOptions: 16 MiB memtables x 2, L0 5/15, 16 MiB block cache, 8 MiB
-// index cache, 2 compactors, 64 MiB value-log files, values inline. Under a
+// DefaultOptions: 8 MiB memtables x 2, L0 5/15, 2 MiB tables at every
+// level, 16 MiB block cache, 8 MiB index cache, 2 compactors, 64 MiB
+// value-log files, values under 1 MiB inline. Under a
 // sustained write burst most of the RSS is anonymous memory: Badger's table
 // builders, which rewrite the inline values through Go-heap buffers at
 // every compaction (the price of keeping values in the LSM tree, see

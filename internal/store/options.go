@@ -18,10 +18,14 @@ import (
 // doc for the measured figure); Badger's own defaults (64 MB memtables x 5,
 // 256 MB block cache, 1 GB value-log files) roughly double the RSS.
 type Options struct {
-	// MemTableSize is the size of one memtable. 0 = 16 MiB. It also caps one
-	// Badger transaction at 15% of it (2.4 MiB by default): Commit splits a
-	// flush into as many transactions as it needs, but a single pane value
-	// must fit in one.
+	// MemTableSize is the size of one memtable. 0 = 8 MiB. It also caps one
+	// Badger transaction at 15% of it (1.2 MiB by default): Commit splits a
+	// flush into as many transactions as it needs. An inline value (under
+	// ValueThreshold, 1 MiB) must fit in one; a larger one is written to the
+	// value log and costs the transaction a pointer (MaxPaneEntryBytes).
+	// Each flushed memtable is one L0 table, built in a Go-heap buffer about
+	// 3x its size that Badger keeps pooled (up to 8): 16 MiB memtables held
+	// 232 MB of them at the load runner's peak (docs/operations.md).
 	MemTableSize int64
 	// NumMemtables is how many memtables may be held in memory. 0 = 2.
 	NumMemtables int
@@ -41,6 +45,16 @@ type Options struct {
 	// NumCompactors is the number of compaction goroutines. 0 = 2 (Badger
 	// refuses 1, so 1 is raised to 2).
 	NumCompactors int
+	// BaseTableSize is the size of one LSM table written by a compaction.
+	// 0 = 2 MiB (Badger's default).
+	BaseTableSize int64
+	// TableSizeMultiplier grows BaseTableSize per level below Badger's
+	// base level. 0 = 1: every compaction writes tables of BaseTableSize.
+	// Badger's 2 made deeper tables 8-64 MiB, and each table builder keeps
+	// its allocator (up to 2x the table plus the compressed copy) in a pool
+	// of 8 that a steady write load never empties: with it the builders
+	// held 544 MB of heap at the load runner's peak (docs/operations.md).
+	TableSizeMultiplier int
 	// ValueLogFileSize is the size of one value-log file. 0 = 64 MiB.
 	ValueLogFileSize int64
 	// ValueThreshold is the value size from which Badger moves a value out
@@ -69,13 +83,15 @@ type Options struct {
 // DefaultOptions returns the options for 2 cores and a few hundred MB.
 func DefaultOptions() Options {
 	return Options{
-		MemTableSize:            16 << 20,
+		MemTableSize:            8 << 20,
 		NumMemtables:            2,
 		NumLevelZeroTables:      5,
 		NumLevelZeroTablesStall: 15,
 		BlockCacheSize:          16 << 20,
 		IndexCacheSize:          8 << 20,
 		NumCompactors:           2,
+		BaseTableSize:           2 << 20,
+		TableSizeMultiplier:     1,
 		ValueLogFileSize:        64 << 20,
 		ValueThreshold:          1 << 20,
 		GCInterval:              5 * time.Minute,
@@ -114,11 +130,13 @@ func (o Options) badgerOptions(dir string, lg badger.Logger) badger.Options {
 		WithNumLevelZeroTables(o.NumLevelZeroTables).
 		WithNumLevelZeroTablesStall(o.NumLevelZeroTablesStall).
 		WithNumCompactors(o.NumCompactors).
+		WithBaseTableSize(o.BaseTableSize).
 		WithValueLogFileSize(o.ValueLogFileSize).
 		WithValueThreshold(o.ValueThreshold).
 		WithNumVersionsToKeep(1).
 		// One committer per stream, and streams never share keys.
 		WithDetectConflicts(false)
+	bo.TableSizeMultiplier = o.TableSizeMultiplier // no With method
 	if o.BlockCacheSize < 0 {
 		bo = bo.WithBlockCacheSize(0).WithCompression(options.None)
 	} else {
