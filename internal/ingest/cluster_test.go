@@ -32,8 +32,8 @@ type clusterNode struct {
 }
 
 func testClusterOptions() cluster.Options {
-	return cluster.Options{Name: "t", FailoverTimeout: time.Second,
-		DiscoveryInterval: 200 * time.Millisecond, DiscoveryGather: 100 * time.Millisecond}
+	return cluster.Options{Name: "t", FailoverTimeout: 2 * time.Second,
+		DiscoveryInterval: 250 * time.Millisecond, DiscoveryGather: 150 * time.Millisecond}
 }
 
 func newClusterNode(t *testing.T, c *clustertest.Cluster, node int) *clusterNode {
@@ -53,7 +53,7 @@ func (n *clusterNode) start(t *testing.T) {
 	n.m = newManager(t, nc, n.db, Options{FlushInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := n.m.JoinCluster(ctx, n.opts, ""); err != nil {
+	if err := n.m.JoinCluster(ctx, n.opts); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.m.Start(ctx, nil); err != nil {
@@ -145,7 +145,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	publish(0, n/3)
-	waitFor(t, 30*time.Second, "every instance owning some partitions", func() (bool, string) {
+	waitFor(t, 90*time.Second, "every instance owning some partitions", func() (bool, string) {
 		var owned []int
 		for _, nd := range nodes {
 			cs := nd.m.clusterStreamOf("pv")
@@ -167,7 +167,7 @@ func TestClusterFailover(t *testing.T) {
 	victim.crash(t)
 	t.Logf("instance 2 crashed owning partitions %v", lost)
 	publish(n/3, 2*n/3)
-	waitFor(t, 30*time.Second, "survivors owning every partition", func() (bool, string) {
+	waitFor(t, 90*time.Second, "survivors owning every partition", func() (bool, string) {
 		got := 0
 		for _, nd := range nodes[:2] {
 			cs := nd.m.clusterStreamOf("pv")
