@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
 )
 
@@ -69,7 +72,10 @@ func TestClusterProcesses(t *testing.T) {
 		return startWithConfig(t, dir, clusterE2EConfig, args...)
 	}
 	clusterFlags := []string{"--cluster-name", "e2e", "--failover-timeout", "1s", "--discovery-interval", "250ms"}
-	procs := []*sketchdProc{start(0, clusterFlags...), start(1, clusterFlags...), start(2, clusterFlags...)}
+	procs := make([]*sketchdProc, 3)
+	for i := range procs {
+		procs[i] = start(i, append(clusterFlags, "--instance-id", fmt.Sprintf("sk%d", i))...)
+	}
 	for _, p := range procs {
 		waitReady(t, p, 60*time.Second)
 	}
@@ -89,25 +95,42 @@ func TestClusterProcesses(t *testing.T) {
 
 	waitCond(t, 60*time.Second, "a third published", func() bool { return published.Load() >= int64(n/3) })
 	survivor := procs[0]
-	before := positions(t, survivor)
+	waitCond(t, 60*time.Second, "every partition committed once", func() bool {
+		pos := positions(t, survivor)
+		return len(pos) == 6 && !slices.Contains(pos, 0)
+	})
 	victim := procs[2]
 	killed := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	_ = victim.cmd.Wait()
-	t.Logf("killed sketchd 2 (SIGKILL) at %d of %d published; positions then %v", published.Load(), n, before)
-	waitCond(t, 60*time.Second, "every partition committing again", func() bool {
-		now := positions(t, survivor)
-		for p := range before {
-			if now[p] <= before[p] {
+	// The victim's partitions: those whose last record (read after the
+	// kill: nothing more can come from it) it wrote.
+	lost := map[int]cluster.Record{}
+	for p, r := range lastRecords(t, js) {
+		if r.Owner == "sk2" {
+			lost[p] = r
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatal("sketchd 2 owned no partition when it was killed")
+	}
+	t.Logf("killed sketchd 2 (SIGKILL) at %d of %d published; its partitions %v", published.Load(), n, slices.Sorted(maps.Keys(lost)))
+	var failover time.Duration
+	waitCond(t, 60*time.Second, "the victim's partitions committing again", func() bool {
+		now := lastRecords(t, js)
+		for p, was := range lost {
+			r := now[p]
+			if r.Owner == was.Owner || r.Checkpoint.Position <= was.Checkpoint.Position {
 				return false
 			}
+			failover = max(failover, time.Unix(0, r.CommittedAt).Sub(killed))
 		}
 		return true
 	})
-	t.Logf("failover: every partition committing again %s after the kill (failover_timeout 1s, discovery_interval 250ms, flush_interval 250ms)",
-		time.Since(killed).Round(10*time.Millisecond))
+	t.Logf("failover: the victim's partitions committed again by their new owners %s after the kill (last of them; failover_timeout 1s, discovery_interval 250ms, flush_interval 250ms)",
+		failover.Round(10*time.Millisecond))
 	procs[2] = victim.restart(t)
 	waitReady(t, procs[2], 60*time.Second)
 	if err := <-pubDone; err != nil {
@@ -312,4 +335,28 @@ func checkClusterQuantiles(t *testing.T, p *sketchdProc, evs []e2eEvent, rng str
 			}
 		}
 	}
+}
+
+// lastRecords reads every partition's last checkpoint record from the
+// stream's changelog.
+func lastRecords(t *testing.T, js jetstream.JetStream) []cluster.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := cluster.Changelog{Cluster: "e2e", Stream: "pv", Rev: 1}
+	s, err := js.Stream(ctx, cl.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]cluster.Record, 6)
+	for p := range out {
+		m, err := s.GetLastMsgForSubject(ctx, cl.CheckpointSubject(p))
+		if err != nil {
+			continue // none yet
+		}
+		if out[p], err = cluster.DecodeRecord(m.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
