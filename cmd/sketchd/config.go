@@ -83,25 +83,26 @@ func defaultConfig() config {
 	q := query.DefaultOptions()
 	cl := cluster.DefaultOptions()
 	return config{
+		HTTPAddr:         "127.0.0.1:8080",
+		LogLevel:         "info",
+		LogFormat:        "json",
+		DemoRate:         2000,
+		NATSListen:       "127.0.0.1:4222",
+		FlushInterval:    sketchd.Duration(in.FlushInterval),
+		AckWait:          sketchd.Duration(in.AckWait),
+		MaxAckPending:    in.MaxAckPending,
+		MaxOpenPanes:     in.Window.MaxOpenPanes,
+		ShutdownWait:     sketchd.Duration(30 * time.Second),
+		QueryTimeout:     sketchd.Duration(api.DefaultLimits().Timeout),
+		MaxQueryWindow:   q.MaxWindows,
+		NATSSyncInterval: 0,
+		MaxStreams:       in.MaxStreams,
+		MaxAggregates:    in.MaxAggregates,
+		MaxConns:         api.DefaultMaxConns,
+
 		ClusterReplicas:   cl.Replicas,
 		FailoverTimeout:   sketchd.Duration(cl.FailoverTimeout),
 		DiscoveryInterval: sketchd.Duration(cl.DiscoveryInterval),
-		HTTPAddr:          "127.0.0.1:8080",
-		LogLevel:          "info",
-		LogFormat:         "json",
-		DemoRate:          2000,
-		NATSListen:        "127.0.0.1:4222",
-		FlushInterval:     sketchd.Duration(in.FlushInterval),
-		AckWait:           sketchd.Duration(in.AckWait),
-		MaxAckPending:     in.MaxAckPending,
-		MaxOpenPanes:      in.Window.MaxOpenPanes,
-		ShutdownWait:      sketchd.Duration(30 * time.Second),
-		QueryTimeout:      sketchd.Duration(api.DefaultLimits().Timeout),
-		MaxQueryWindow:    q.MaxWindows,
-		NATSSyncInterval:  0,
-		MaxStreams:        in.MaxStreams,
-		MaxAggregates:     in.MaxAggregates,
-		MaxConns:          api.DefaultMaxConns,
 	}
 }
 

@@ -50,6 +50,7 @@ type clusterStream struct {
 	owned   map[int]*runner
 	stopped bool
 
+	fencedN    atomic.Uint64 // owned partitions dropped because their commit met the fence
 	changed    atomic.Int64  // unix ns of the last local change (commit or mirror apply)
 	mirrorSeen atomic.Uint64 // the mirror's records + panes when last looked at
 }
@@ -280,6 +281,7 @@ func (cs *clusterStream) demote(r *runner) bool {
 	if !current {
 		return false
 	}
+	cs.fencedN.Add(1)
 	cs.log.Warn("partition fenced: another instance owns it; dropping it without a commit", "partition", r.part)
 	cs.stopOwned(cs.ctx, r, false)
 	return true
