@@ -9,12 +9,14 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/ingest"
 	"github.com/sketchd/sketchd/internal/query"
@@ -63,6 +65,13 @@ type config struct {
 	MaxAggregates  int              `yaml:"max_aggregates"`
 	MaxConns       int              `yaml:"max_connections"`
 
+	// Cluster mode (docs/scale-out.md): empty ClusterName is a single node.
+	ClusterName       string           `yaml:"cluster_name"`
+	ClusterReplicas   int              `yaml:"cluster_replicas"`
+	FailoverTimeout   sketchd.Duration `yaml:"failover_timeout"`
+	DiscoveryInterval sketchd.Duration `yaml:"discovery_interval"`
+	InstanceID        string           `yaml:"instance_id"`
+
 	Streams []sketchd.Stream `yaml:"streams"`
 }
 
@@ -72,6 +81,7 @@ type config struct {
 func defaultConfig() config {
 	in := ingest.DefaultOptions()
 	q := query.DefaultOptions()
+	cl := cluster.DefaultOptions()
 	return config{
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
@@ -89,6 +99,10 @@ func defaultConfig() config {
 		MaxStreams:       in.MaxStreams,
 		MaxAggregates:    in.MaxAggregates,
 		MaxConns:         api.DefaultMaxConns,
+
+		ClusterReplicas:   cl.Replicas,
+		FailoverTimeout:   sketchd.Duration(cl.FailoverTimeout),
+		DiscoveryInterval: sketchd.Duration(cl.DiscoveryInterval),
 	}
 }
 
@@ -186,6 +200,11 @@ func (c *config) settings() []setting {
 		intSetting("max-streams", "streams this instance may hold; a create past it is refused (422 limit_reached)", &c.MaxStreams),
 		intSetting("max-aggregates", "aggregates one stream may hold (422 limit_reached)", &c.MaxAggregates),
 		intSetting("max-connections", "open HTTP connections the listener accepts at once; more wait in the kernel's backlog", &c.MaxConns),
+		strSetting("cluster-name", "join the sketchd cluster of this name on the NATS cluster of nats-url (docs/scale-out.md); empty: a single node", &c.ClusterName),
+		intSetting("cluster-replicas", "JetStream replicas of the cluster's registry, changelogs and the JetStream streams it creates", &c.ClusterReplicas),
+		durSetting("failover-timeout", "how long an instance that stopped answering keeps its partitions (cluster mode; at least 1s)", &c.FailoverTimeout),
+		durSetting("discovery-interval", "how often an instance looks for the cluster's other instances (cluster mode)", &c.DiscoveryInterval),
+		strSetting("instance-id", "this instance's id in the cluster and in its durable consumers' names; empty: the id the store generated", &c.InstanceID),
 	}
 }
 
@@ -330,6 +349,17 @@ func (c *config) validate() error {
 			break
 		}
 	}
+	if c.ClusterName != "" {
+		if _, err := c.clusterOptions().Normalize(); err != nil {
+			bad("cluster-name", "%v", err)
+		}
+		if c.NATSURL == "" {
+			bad("cluster-name", "cluster mode needs the NATS cluster's URLs in nats-url (the embedded nats-server is one node)")
+		}
+	}
+	if c.InstanceID != "" && !instanceIDRe.MatchString(c.InstanceID) {
+		bad("instance-id", "want 1-32 of [A-Za-z0-9_-] (it is part of consumer names), got %q", c.InstanceID)
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		if err := s.Validate(); err != nil {
@@ -437,4 +467,17 @@ precedence: flag > environment > config file (--config) > default.
 		fmt.Fprintf(w, "  --%-21s %s\n  %-23s $%s, default %q\n", s.name, s.usage, "", s.env(), d)
 	}
 	_ = fs
+}
+
+var instanceIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// clusterOptions are the cluster settings as internal/cluster takes them.
+func (c *config) clusterOptions() cluster.Options {
+	o := cluster.DefaultOptions()
+	o.Name, o.Replicas = c.ClusterName, c.ClusterReplicas
+	o.FailoverTimeout, o.DiscoveryInterval = c.FailoverTimeout.Std(), c.DiscoveryInterval.Std()
+	if o.DiscoveryGather >= o.DiscoveryInterval {
+		o.DiscoveryGather = o.DiscoveryInterval / 2
+	}
+	return o
 }

@@ -108,6 +108,10 @@ func startSketchd(tb testing.TB, bin string, args ...string) *sketchdProc {
 				p.httpURL, _ = m["addr"].(string)
 			case "embedded NATS listening":
 				p.natsURL, _ = m["url"].(string)
+			case "NATS connected": // an external NATS (--nats-url)
+				if p.natsURL == "" {
+					p.natsURL, _ = m["url"].(string)
+				}
 			}
 			if m["level"] == "ERROR" {
 				tb.Logf("sketchd: %s", l)

@@ -128,9 +128,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	iopts.Window.MaxOpenPanes = cfg.MaxOpenPanes
 	iopts.MaxStreams = cfg.MaxStreams
 	iopts.MaxAggregates = cfg.MaxAggregates
+	iopts.InstanceID = cfg.InstanceID
 	mgr, err := ingest.NewManager(nc, conn, db, log.With("component", "ingest"), iopts)
 	if err != nil {
 		return err
+	}
+	if cfg.ClusterName != "" {
+		if err := mgr.JoinCluster(ctx, cfg.clusterOptions()); err != nil {
+			return fmt.Errorf("join cluster %s: %w", cfg.ClusterName, err)
+		}
+		log.Info("cluster mode", "cluster", cfg.ClusterName, "replicas", cfg.ClusterReplicas,
+			"failover_timeout", cfg.FailoverTimeout, "discovery_interval", cfg.DiscoveryInterval)
 	}
 	streams := cfg.Streams
 	if cfg.Demo && !hasStream(streams, demoStreamName) {

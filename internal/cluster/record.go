@@ -202,3 +202,7 @@ func keyHash(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16])
 }
+
+// DecodeRecord decodes a checkpoint record as read from the changelog
+// (tests and tools that watch ownership read it).
+func DecodeRecord(b []byte) (Record, error) { return decodeRecord(b) }

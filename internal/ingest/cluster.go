@@ -41,11 +41,10 @@ type clusterMode struct {
 }
 
 // JoinCluster puts the Manager in cluster mode; call it before Start.
-// o.Name must be set; instance, when not empty, replaces the store's
-// generated instance id (it names this instance to the others and in its
-// durable consumers). The store must implement cluster.ChangelogStore
-// (*store.DB does).
-func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options, instance string) error {
+// o.Name must be set. The instance id (Options.InstanceID, else the
+// store's) names this instance to the others. The store must implement
+// cluster.ChangelogStore (*store.DB does).
+func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options) error {
 	o, err := o.Normalize()
 	if err != nil {
 		return err
@@ -56,9 +55,6 @@ func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options, instance s
 	local, ok := m.db.(cluster.ChangelogStore)
 	if !ok {
 		return errors.New("ingest: the store cannot apply a changelog")
-	}
-	if instance != "" {
-		m.instance = instance
 	}
 	_, js := m.conns()
 	reg, err := cluster.OpenRegistry(ctx, js, o, m.log)

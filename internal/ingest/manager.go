@@ -81,6 +81,10 @@ type Options struct {
 	Decode           decode.Options
 	// Now is the processing-time clock. Default time.Now.
 	Now func() time.Time
+	// InstanceID, when set, replaces the store's generated instance id:
+	// it names the instance's durable consumers and, in cluster mode, the
+	// instance to the others. [A-Za-z0-9_-]{1,32}.
+	InstanceID string
 
 	// afterAck, when set (crash tests), runs after each ack of a flush.
 	afterAck func()
@@ -164,9 +168,12 @@ func NewManager(nc *nats.Conn, conn *ConnState, db Store, logger *slog.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("ingest: JetStream: %w", err)
 	}
-	instance, err := db.InstanceID(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("ingest: instance id: %w", err)
+	instance := opts.InstanceID
+	if instance == "" {
+		var err error
+		if instance, err = db.InstanceID(context.Background()); err != nil {
+			return nil, fmt.Errorf("ingest: instance id: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{

@@ -50,6 +50,7 @@ type clusterStream struct {
 	owned   map[int]*runner
 	stopped bool
 
+	fencedN    atomic.Uint64 // owned partitions dropped because their commit met the fence
 	changed    atomic.Int64  // unix ns of the last local change (commit or mirror apply)
 	mirrorSeen atomic.Uint64 // the mirror's records + panes when last looked at
 }
@@ -125,7 +126,7 @@ func (cs *clusterStream) control() {
 	notBefore := map[int]time.Time{}
 	for {
 		view, changed := cs.m.cluster.view.get()
-		cs.reconcile(view, notBefore)
+		cs.reconcile(view, changed, notBefore)
 		select {
 		case <-cs.ctx.Done():
 			return
@@ -139,8 +140,9 @@ func (cs *clusterStream) control() {
 	}
 }
 
-// reconcile releases what is no longer assigned here, then claims what is.
-func (cs *clusterStream) reconcile(view []string, notBefore map[int]time.Time) {
+// reconcile releases what is no longer assigned here, then claims what
+// is; it returns early when the view changes (a claim can take seconds).
+func (cs *clusterStream) reconcile(view []string, changed <-chan struct{}, notBefore map[int]time.Time) {
 	owners := cluster.Assign(cs.info.Spec.Name, len(cs.info.Partitions), view)
 	me := cs.m.instance
 	for p, o := range owners {
@@ -149,8 +151,12 @@ func (cs *clusterStream) reconcile(view []string, notBefore map[int]time.Time) {
 		}
 	}
 	for p, o := range owners {
-		if cs.ctx.Err() != nil {
+		select {
+		case <-cs.ctx.Done():
 			return
+		case <-changed:
+			return
+		default:
 		}
 		if o != me || cs.owns(p) || time.Now().Before(notBefore[p]) {
 			continue
@@ -275,6 +281,7 @@ func (cs *clusterStream) demote(r *runner) bool {
 	if !current {
 		return false
 	}
+	cs.fencedN.Add(1)
 	cs.log.Warn("partition fenced: another instance owns it; dropping it without a commit", "partition", r.part)
 	cs.stopOwned(cs.ctx, r, false)
 	return true
