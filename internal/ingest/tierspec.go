@@ -2,18 +2,12 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/store"
 )
-
-// rollupSetter is the store's SetRollups; *store.DB implements it.
-type rollupSetter interface {
-	SetRollups(ctx context.Context, name string, rollups []sketchd.Rollup) (store.StreamInfo, error)
-}
 
 // SetRollups gives an existing stream new rollup tiers (the only part of a
 // spec that may change): it validates the new spec, stores it, and
@@ -56,13 +50,19 @@ func (m *Manager) SetRollups(ctx context.Context, name string, rollups []sketchd
 	return m.statusOf(ctx, info), nil
 }
 
-// setRollups stores the stream's new tiers.
+// setRollups stores the stream's new tiers as an alter of its rollups
+// (the configuration's path, and SetRollups'): the same store write as a
+// PATCH, so the change is in the stream's alter log like any other. Tiers
+// that do not change store nothing.
 func (m *Manager) setRollups(ctx context.Context, info store.StreamInfo, rollups []sketchd.Rollup) (store.StreamInfo, error) {
-	rs, ok := m.db.(rollupSetter)
-	if !ok {
-		return info, fmt.Errorf("ingest: the store cannot change a stream's rollups")
+	spec, changes, err := info.Spec.Apply(sketchd.StreamAlter{Rollups: &rollups})
+	if err != nil {
+		return info, err
 	}
-	return rs.SetRollups(ctx, info.Spec.Name, rollups)
+	if len(changes) == 0 {
+		return info, nil
+	}
+	return m.db.AlterStream(ctx, info.Spec.Name, spec, sketchd.Alteration{At: m.now().UTC(), Changes: changes})
 }
 
 // onlyRollupsDiffer reports whether two specs differ in their rollups

@@ -20,7 +20,10 @@ func altersKey(sid uint32) []byte { return sidPrefix(prefixAlters, sid) }
 // either the old spec and log or the new ones. The spec keeps its ID, so
 // its panes and checkpoint stay; the caller makes sure spec changes
 // nothing that the stored panes depend on (group_by, granularity,
-// aggregates).
+// aggregates). It is the one way a stored spec changes: a PATCH, and a
+// configuration that changes a stream's rollup tiers. Tiers spec keeps
+// (same granularity) keep their panes and cursors; those it removes are
+// dropped first.
 func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream, alt sketchd.Alteration) (StreamInfo, error) {
 	if err := db.enterWrite(); err != nil {
 		return StreamInfo{}, err
@@ -99,4 +102,21 @@ func loadAlters(txn *badger.Txn, info *StreamInfo) error {
 		}
 		return nil
 	})
+}
+
+// droppedTiers returns the key prefixes (panes, key index, cursor) of the
+// tiers in old that rollups no longer has (by granularity).
+func droppedTiers(id uint32, old, rollups []sketchd.Rollup) [][]byte {
+	kept := map[sketchd.Duration]bool{}
+	for _, r := range rollups {
+		kept[r.Granularity] = true
+	}
+	var drop [][]byte
+	for _, r := range old {
+		if !kept[r.Granularity] {
+			sp := tierSpace(id, r.Granularity.Std())
+			drop = append(drop, sp.pane, sp.index, tierCursorKey(id, r.Granularity.Std()))
+		}
+	}
+	return drop
 }

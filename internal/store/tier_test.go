@@ -92,7 +92,9 @@ func TestTierWriteReadOverwrite(t *testing.T) {
 	}
 
 	// Removing a tier drops it; deleting the stream drops the others.
-	if _, err := db.SetRollups(ctx, "tiered", info.Spec.Rollups[1:]); err != nil {
+	fewer := info.Spec
+	fewer.Rollups = info.Spec.Rollups[1:]
+	if _, err := db.AlterStream(ctx, "tiered", fewer, sketchd.Alteration{At: time.Unix(0, 0).UTC(), Changes: []string{"rollups"}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := tierPanes(t, db, info.ID, time.Hour); len(got) != 0 {
