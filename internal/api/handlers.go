@@ -274,7 +274,7 @@ func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.
 			return nil, err
 		}
 	}
-	out, err := renderResult(st, res, p)
+	out, err := renderResult(st, res, p, s.windows)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.
 	}
 	out := multiJSON{Stream: st.Spec.Name, Results: make([]*resultJSON, 0, len(res))}
 	for i, rs := range res {
-		rj, err := renderResult(st, rs, &ps[i])
+		rj, err := renderResult(st, rs, &ps[i], s.windows)
 		if err != nil {
 			return nil, err
 		}
