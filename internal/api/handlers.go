@@ -281,11 +281,7 @@ func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.
 	if ranking != nil {
 		out.Ranking = renderRanking(ranking)
 	}
-	body, err := marshalJSON(r, out)
-	if err != nil {
-		return nil, fmt.Errorf("encode response: %w", err)
-	}
-	return append(body, '\n'), nil
+	return encodeResult(r, out)
 }
 
 // writeBody writes a 200 JSON answer.

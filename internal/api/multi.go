@@ -64,11 +64,7 @@ func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.
 		out.Keys = rs.Keys
 		out.Results = append(out.Results, rj)
 	}
-	body, err := marshalJSON(r, out)
-	if err != nil {
-		return nil, fmt.Errorf("encode response: %w", err)
-	}
-	return append(body, '\n'), nil
+	return encodeMulti(r, &out)
 }
 
 // prepareMulti resolves the stream and the aggregates of a multi-aggregate
