@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 // The windows of an answer are rendered to bytes one by one (winmemo.go);
@@ -65,6 +66,7 @@ func appendResult(dst []byte, out *resultJSON) ([]byte, error) {
 	if !bytes.HasSuffix(b, []byte(tail)) { // cannot happen: groups is the last member without omitempty
 		return nil, fmt.Errorf("answer encodes without its groups member last")
 	}
+	dst = slices.Grow(dst, len(b)+groupsLen(out.Groups)+256)
 	dst = append(dst, b[:len(b)-len(tail)]...)
 	dst = append(dst, `"groups":`...)
 	if dst, err = appendGroups(dst, out.Groups); err != nil {
@@ -79,6 +81,19 @@ func appendResult(dst []byte, out *resultJSON) ([]byte, error) {
 		dst = append(dst, rk...)
 	}
 	return append(dst, '}'), nil
+}
+
+// groupsLen is about the length of the groups' encoding: their windows'
+// bytes and separators, and room for each key.
+func groupsLen(groups []groupJSON) int {
+	n := 2
+	for _, g := range groups {
+		n += 64 + len(g.Windows)
+		for _, w := range g.Windows {
+			n += len(w)
+		}
+	}
+	return n
 }
 
 func appendGroups(dst []byte, groups []groupJSON) ([]byte, error) {
