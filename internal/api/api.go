@@ -105,7 +105,10 @@ type Limits struct {
 	QueueWait time.Duration
 	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
 	// which serves a question asked again before the next commit without
-	// querying or rendering. Default 16 MiB; negative disables it.
+	// querying or rendering, and, with half as much again, the rendered
+	// final windows (winmemo.go), which a question asked again after a
+	// commit splices instead of rendering. Default 16 MiB; negative
+	// disables both.
 	AnswerCacheBytes int64 `default:"keep-negative"`
 }
 
@@ -206,6 +209,7 @@ type server struct {
 	slots                   chan struct{} // admission: one token per running query
 	answers                 *answerCache  // nil when disabled
 	flights                 answerFlights // answer computations under way
+	windows                 *answerCache  // rendered final windows (winmemo.go); nil when disabled
 }
 
 // New returns the HTTP handler of the whole API.
@@ -243,6 +247,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
 	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
+	s.windows = newAnswerCache(s.limits.AnswerCacheBytes / 2)
 	if s.publisher != nil {
 		if s.pubm, err = newPublishMetrics(reg); err != nil {
 			return nil, err

@@ -274,18 +274,14 @@ func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.
 			return nil, err
 		}
 	}
-	out, err := renderResult(st, res, p)
+	out, err := renderResult(st, res, p, s.windows)
 	if err != nil {
 		return nil, err
 	}
 	if ranking != nil {
 		out.Ranking = renderRanking(ranking)
 	}
-	body, err := marshalJSON(r, out)
-	if err != nil {
-		return nil, fmt.Errorf("encode response: %w", err)
-	}
-	return append(body, '\n'), nil
+	return encodeResult(r, out)
 }
 
 // writeBody writes a 200 JSON answer.

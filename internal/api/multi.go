@@ -57,18 +57,14 @@ func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.
 	}
 	out := multiJSON{Stream: st.Spec.Name, Results: make([]*resultJSON, 0, len(res))}
 	for i, rs := range res {
-		rj, err := renderResult(st, rs, &ps[i])
+		rj, err := renderResult(st, rs, &ps[i], s.windows)
 		if err != nil {
 			return nil, err
 		}
 		out.Keys = rs.Keys
 		out.Results = append(out.Results, rj)
 	}
-	body, err := marshalJSON(r, out)
-	if err != nil {
-		return nil, fmt.Errorf("encode response: %w", err)
-	}
-	return append(body, '\n'), nil
+	return encodeMulti(r, &out)
 }
 
 // prepareMulti resolves the stream and the aggregates of a multi-aggregate

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -142,7 +143,7 @@ type paramsJSON struct {
 
 type groupJSON struct {
 	Key     map[string]string `json:"key"`
-	Windows []windowJSON      `json:"windows"`
+	Windows []json.RawMessage `json:"windows"` // each a windowJSON (winmemo.go)
 }
 
 // windowJSON is one window; its kind's answer members appear inline.
@@ -169,8 +170,10 @@ func durPtr(ns int64) *string {
 	return &s
 }
 
-// renderResult turns a query result into its JSON answer.
-func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (*resultJSON, error) {
+// renderResult turns a query result into its JSON answer. The final
+// windows of a shared result are rendered once and kept in memo (nil: no
+// memo).
+func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams, memo *answerCache) (*resultJSON, error) {
 	out := &resultJSON{
 		Stream:     st.Spec.Name,
 		Aggregate:  res.Aggregate,
@@ -189,8 +192,9 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 	if p.step != 0 {
 		out.Step, out.Window = durPtr(res.Step), durPtr(res.Window)
 	}
+	kp := renderParamsKey(p)
 	for _, g := range res.Groups {
-		gj := groupJSON{Key: g.Key, Windows: make([]windowJSON, 0, len(g.Windows))}
+		gj := groupJSON{Key: g.Key, Windows: make([]json.RawMessage, 0, len(g.Windows))}
 		if gj.Key == nil {
 			gj.Key = map[string]string{}
 		}
@@ -198,7 +202,7 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams) (
 			if omitWindow(&g.Windows[i], p) {
 				continue
 			}
-			wj, err := renderWindow(&g.Windows[i], p)
+			wj, err := renderWindowMemo(&g.Windows[i], p, memo, kp)
 			if err != nil {
 				return nil, err
 			}

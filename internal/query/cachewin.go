@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
@@ -33,7 +34,11 @@ type winGroup struct {
 	events uint64
 	panes  int
 	sk     sketch.Sketch
+	id     uint64 // unique to this cached window of this group (Window.CacheID)
 }
+
+// winIDs numbers the cached windows of the process.
+var winIDs atomic.Uint64
 
 func newWinCache(maxBytes int64) *winCache {
 	if maxBytes <= 0 {
@@ -123,7 +128,7 @@ func (c *winCache) store(p *plan, res *Result) {
 			}
 			sk := w.Sketch.Clone()
 			warmSketch(sk)
-			groups[groupKey(p.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk}
+			groups[groupKey(p.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk, id: winIDs.Add(1)}
 		}
 		c.put(winKey{p.shape, start}, groups)
 	}

@@ -68,4 +68,9 @@ type Window struct {
 	Events uint64 // exact count of events in the window
 	Panes  int    // stored panes merged into it
 	Sketch sketch.Sketch
+	// CacheID is nonzero for a window of a QueryShared result whose Sketch
+	// is the window cache's own: every result holding the same CacheID
+	// holds the same final window (events, panes, sketch), so what a caller
+	// makes of it may be kept under the id.
+	CacheID uint64
 }

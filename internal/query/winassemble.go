@@ -70,7 +70,9 @@ func (p *plan) assemble(prefix []map[string]winGroup, rest *Result) (*Result, er
 			var err error
 			if wg, ok := cw[gk]; ok {
 				win.Events, win.Panes, win.Sketch = wg.events, wg.panes, wg.sk
-				if !p.shared {
+				if p.shared {
+					win.CacheID = wg.id
+				} else {
 					win.Sketch = wg.sk.Clone()
 				}
 				res.Panes += wg.panes
