@@ -53,9 +53,11 @@ streams:
 // reference, reading the same JetStream stream with its own consumers.
 // Seeded events are published at a steady rate; one cluster process is
 // killed with SIGKILL a third of the way in; the survivors claim its
-// partitions (the failover time is logged: from the kill until every
-// partition's committed position moves again, as a survivor answers it);
-// the killed one is restarted. Then every instance answers every query as
+// partitions (the failover time is logged: from the kill until the last
+// of its partitions is committed by a new owner, read from the
+// changelog's checkpoint records); the killed one is restarted; then one
+// NATS node shuts down while events still arrive, and every instance
+// still answers. Then every instance answers every query as
 // the reference does: exact counts, HLL, count-min and reservoir answers
 // equal, t-digest quantiles within their rank error of the truth, every
 // partition covered. Long form: -cluster.events=200000.
@@ -68,7 +70,7 @@ func TestClusterProcesses(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	start := func(i int, extra ...string) *sketchdProc {
 		dir := t.TempDir()
-		args := append([]string{"--nats-url", c.Servers[i%3].ClientURL(), "--flush-interval", "250ms"}, extra...)
+		args := append([]string{"--nats-url", c.URLs(), "--flush-interval", "250ms"}, extra...)
 		return startWithConfig(t, dir, clusterE2EConfig, args...)
 	}
 	clusterFlags := []string{"--cluster-name", "e2e", "--failover-timeout", "1s", "--discovery-interval", "250ms"}
@@ -89,10 +91,10 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	var published atomic.Int64
+	var published, allowed atomic.Int64
+	allowed.Store(int64(n / 3))
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- publishPaced(js, evs, 8*time.Second, &published) }()
-
+	go func() { pubDone <- publishPaced(js, evs, 8*time.Second, &allowed, &published) }()
 	waitCond(t, 60*time.Second, "a third published", func() bool { return published.Load() >= int64(n/3) })
 	survivor := procs[0]
 	waitCond(t, 60*time.Second, "every partition committed once", func() bool {
@@ -105,6 +107,7 @@ func TestClusterProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = victim.cmd.Wait()
+	allowed.Store(int64(2 * n / 3))
 	// The victim's partitions: those whose last record (read after the
 	// kill: nothing more can come from it) it wrote.
 	lost := map[int]cluster.Record{}
@@ -133,6 +136,18 @@ func TestClusterProcesses(t *testing.T) {
 		failover.Round(10*time.Millisecond))
 	procs[2] = victim.restart(t)
 	waitReady(t, procs[2], 60*time.Second)
+
+	// A NATS node goes down during ingest: R3 keeps quorum, clients
+	// reconnect to the other nodes, and queries keep answering.
+	down := c.Servers[1]
+	t.Logf("shutting down NATS node %s at %d of %d published", down.Name(), published.Load(), n)
+	down.Shutdown()
+	allowed.Store(int64(n))
+	for i, p := range procs {
+		if st := fetchJSON(t, p.httpURL+"/v1/streams/pv/aggregates/users?"+queryRange(), nil); st != http.StatusOK {
+			t.Errorf("instance %d answers %d while a NATS node is down", i, st)
+		}
+	}
 	if err := <-pubDone; err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +188,11 @@ func TestClusterProcesses(t *testing.T) {
 	}
 }
 
+// queryRange covers every event's time.
+func queryRange() string {
+	return fmt.Sprintf("from=%d&to=%d", clusterBase.Add(-time.Hour).Unix(), clusterBase.Add(2*time.Hour).Unix())
+}
+
 // clusterBase is 10:00 UTC yesterday (inside the default retention).
 var clusterBase = time.Now().UTC().Truncate(24 * time.Hour).Add(-14 * time.Hour)
 
@@ -191,23 +211,54 @@ func clusterEventSet(seed uint64, n int) []e2eEvent {
 	return out
 }
 
-// publishPaced publishes evs in order over about d, in acknowledged
-// batches, counting what the server acknowledged.
-func publishPaced(js jetstream.JetStream, evs []e2eEvent, d time.Duration, done *atomic.Int64) error {
+// publishPaced publishes evs over about d (plus the time it waits for
+// allowed to reach the next batch), in batches, each event with
+// its index as Nats-Msg-Id, so that a publish retried after a lost ack (a
+// NATS node going down) is stored once; it counts what was acknowledged.
+func publishPaced(js jetstream.JetStream, evs []e2eEvent, d time.Duration, allowed, done *atomic.Int64) error {
 	const batch = 500
 	began := time.Now()
 	for i := 0; i < len(evs); i += batch {
 		end := min(i+batch, len(evs))
-		for _, e := range evs[i:end] {
-			b, _ := json.Marshal(e)
-			if _, err := js.PublishAsync("ev.cl."+e.User, b); err != nil {
-				return err
-			}
+		for int64(i) >= allowed.Load() { // the test's phases
+			time.Sleep(10 * time.Millisecond)
+			began = began.Add(10 * time.Millisecond)
 		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("publishes not acknowledged")
+		todo := make([]int, 0, batch)
+		for j := i; j < end; j++ {
+			todo = append(todo, j)
+		}
+		for try := 0; len(todo) > 0; try++ {
+			if try == 20 {
+				return fmt.Errorf("%d publishes not acknowledged after 20 tries", len(todo))
+			}
+			futures := make([]jetstream.PubAckFuture, len(todo))
+			for k, j := range todo {
+				b, _ := json.Marshal(evs[j])
+				f, err := js.PublishAsync("ev.cl."+evs[j].User, b, jetstream.WithMsgID(fmt.Sprint(j)))
+				if err != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+				futures[k] = f
+			}
+			var again []int
+			for k, f := range futures {
+				if f == nil {
+					again = append(again, todo[k])
+					continue
+				}
+				select {
+				case <-f.Ok():
+				case <-f.Err():
+					again = append(again, todo[k])
+				case <-time.After(10 * time.Second):
+					again = append(again, todo[k])
+				}
+			}
+			todo = again
+			if len(todo) > 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
 		}
 		done.Store(int64(end))
 		if due := began.Add(time.Duration(float64(d) * float64(end) / float64(len(evs)))); time.Until(due) > 0 {
