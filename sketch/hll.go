@@ -164,6 +164,28 @@ func (h *HLL) Clone() Sketch {
 	return &c
 }
 
+// Registers returns the sketch's 2^p registers as a dense HyperLogLog holds
+// them. They are a function of the set of hashes inserted alone, whatever
+// the order, the merges and the encode/decode round trips, so they are the
+// way to ask whether two sketches are the same: the encoding is not
+// canonical (a sparse sketch's bytes depend on when its temporary set was
+// compacted, which a decode does early).
+func (h *HLL) Registers() []byte {
+	d, err := hyperloglog.NewSketch(h.p, false)
+	if err != nil {
+		return nil // h.p was validated when h was made
+	}
+	if err := d.Merge(h.sk.Clone()); err != nil { // Merge compacts a sparse operand: a copy
+		return nil
+	}
+	b, err := d.MarshalBinary()
+	const header = 8 // version, p, b, sparse flag, register count (4 bytes)
+	if err != nil || len(b) != header+1<<h.p {
+		return nil
+	}
+	return b[header:]
+}
+
 // Size is the approximate heap footprint in bytes.
 func (h *HLL) Size() int {
 	const overhead = 200
