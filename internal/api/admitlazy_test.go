@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,5 +183,47 @@ func TestAnswerFlight(t *testing.T) {
 	}
 	if got := g.nQuery.Load(); got != 1 {
 		t.Errorf("querier reached %d times by %d requests for one answer, want 1", got, n)
+	}
+}
+
+// TestAnswerFlightLeaderGone: when the request computing an answer is
+// cancelled by its client, the requests waiting for it compute the answer
+// themselves and get it; they are not given the leader's cancellation.
+func TestAnswerFlightLeaderGone(t *testing.T) {
+	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
+	var cs *countingStreams
+	f := newFixture(t, func(c *Config) {
+		cs = &countingStreams{fakeStreams: c.Streams.(*fakeStreams)}
+		c.Streams = cs
+		c.Querier = g
+	})
+	q := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "group_by=device", "step=5m")
+	ctx, cancel := context.WithCancel(t.Context())
+	leaderDone := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, q, nil).WithContext(ctx))
+		leaderDone <- rec.Code
+	}()
+	<-g.entered // the leader computes, held at the gate
+	const n = 3
+	var wg sync.WaitGroup
+	status := make([]int, n)
+	for i := range n {
+		wg.Go(func() { status[i] = f.get(t, q).status })
+	}
+	for cs.gets.Load() < n+1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // to the flight (see TestAnswerFlight)
+	cancel()
+	<-leaderDone
+	close(g.gate)
+	wg.Wait()
+	for i, s := range status {
+		if s != http.StatusOK {
+			t.Errorf("waiter %d: %d after the leader's client left, want 200", i, s)
+		}
 	}
 }
