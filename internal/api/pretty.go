@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -62,11 +61,5 @@ func marshalJSON(r *http.Request, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if on, _ := r.Context().Value(prettyKey{}).(bool); on {
-		var buf bytes.Buffer
-		if json.Indent(&buf, b, "", "  ") == nil {
-			return buf.Bytes(), nil
-		}
-	}
-	return b, nil
+	return indentIfPretty(r, b), nil
 }
