@@ -53,7 +53,7 @@ func (n *clusterNode) start(t *testing.T) {
 	n.m = newManager(t, nc, n.db, Options{FlushInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := n.m.JoinCluster(ctx, n.opts); err != nil {
+	if err := n.m.JoinCluster(ctx, n.opts, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.m.Start(ctx, nil); err != nil {

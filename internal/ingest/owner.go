@@ -73,7 +73,7 @@ func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, r
 	}
 	m.log.Debug("changelog ready", "stream", info.Spec.Name, "took", time.Since(began).Round(time.Millisecond))
 	log := m.log.With("stream", info.Spec.Name)
-	mirror, err := cluster.NewMirror(ctx, js, cl, info.Partitions, c.local, log)
+	mirror, err := cluster.NewMirror(ctx, js, cl, info.Partitions, c.local, log, cluster.WithRegisterer(c.prom))
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +292,7 @@ func (cs *clusterStream) demote(r *runner) bool {
 func (cs *clusterStream) shutdown(ctx context.Context, final bool) {
 	cs.cancel()
 	cs.done.Wait()
+	defer cs.mirror.Close() // its metrics
 	cs.mu.Lock()
 	parts := make([]int, 0, len(cs.owned))
 	for p := range cs.owned {
