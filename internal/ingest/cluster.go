@@ -306,6 +306,9 @@ func (m *Manager) clusterCreate(ctx context.Context, spec sketchd.Stream) (sketc
 // changelog and, unless opts.KeepEvents, its JetStream stream go (the
 // latter only once no instance's consumer reads it: see deleteJetStream).
 func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
+	// Taken first: this instance's registry watch may remove it locally
+	// before the lock below is ours.
+	cs := m.clusterStreamOf(name)
 	if err := m.cluster.reg.Delete(ctx, name); err != nil {
 		if errors.Is(err, cluster.ErrStreamNotFound) {
 			return fmt.Errorf("stream %q: %w", name, sketchd.ErrNotFound)
@@ -314,9 +317,6 @@ func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.D
 	}
 	unlock := m.names.lock(name)
 	defer unlock()
-	m.cluster.mu.Lock()
-	cs := m.cluster.streams[name]
-	m.cluster.mu.Unlock()
 	if err := m.removeLocalLocked(ctx, name, false); err != nil {
 		return err
 	}
