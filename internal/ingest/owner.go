@@ -178,6 +178,10 @@ func (cs *clusterStream) claim(ctx context.Context, p int) error {
 	began := time.Now()
 	sid := cs.info.Partitions[p]
 	if err := cs.waitApplied(ctx, p); err != nil {
+		// Not owned here, so no hold should be on: a Release makes the
+		// mirror rewind and end any hold left over (a rewind signal lost
+		// to a consume that ended at the same moment is one way).
+		cs.mirror.Release(p)
 		return err
 	}
 	cs.mirror.Hold(p)
@@ -222,7 +226,7 @@ func (cs *clusterStream) waitApplied(ctx context.Context, p int) error {
 	default:
 		want = m.Sequence
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
 		have, _, err := cs.m.cluster.local.ChangelogSeq(wctx, cs.info.Partitions[p])
