@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,6 +135,11 @@ func TestClusterProcesses(t *testing.T) {
 	})
 	t.Logf("failover: the victim's partitions committed again by their new owners %s after the kill (last of them; failover_timeout 1s, discovery_interval 250ms, flush_interval 250ms)",
 		failover.Round(10*time.Millisecond))
+	if failover > 10*time.Second { // far past failover_timeout: show why
+		for i, p := range procs[:2] {
+			dumpLog(t, i, p)
+		}
+	}
 	procs[2] = victim.restart(t)
 	waitReady(t, procs[2], 60*time.Second)
 
@@ -170,6 +176,17 @@ func TestClusterProcesses(t *testing.T) {
 			if got := answerRows(t, p, q); !reflect.DeepEqual(want, got) {
 				t.Errorf("instance %d %s:\nreference %v\ncluster   %v", i, q, want, got)
 			}
+		}
+	}
+	for i, p := range procs { // the mirror's metrics are wired
+		resp, err := http.Get(p.httpURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `sketchd_mirror_restored{stream="pv"} 1`) {
+			t.Errorf("instance %d: no sketchd_mirror_restored 1 for pv in /metrics", i)
 		}
 	}
 	for i, p := range all {
@@ -410,4 +427,20 @@ func lastRecords(t *testing.T, js jetstream.JetStream) []cluster.Record {
 		}
 	}
 	return out
+}
+
+// dumpLog logs what the process logged since it started (as far as its
+// buffer kept), but its info lines other than ownership changes.
+func dumpLog(t *testing.T, i int, p *sketchdProc) {
+	t.Helper()
+	for {
+		select {
+		case l := <-p.logLines:
+			if !strings.Contains(l, `"level":"INFO"`) || strings.Contains(l, "partition") {
+				t.Logf("sketchd %d: %s", i, l)
+			}
+		default:
+			return
+		}
+	}
 }

@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.ClusterName != "" {
-		if err := mgr.JoinCluster(ctx, cfg.clusterOptions()); err != nil {
+		if err := mgr.JoinCluster(ctx, cfg.clusterOptions(), reg); err != nil {
 			return fmt.Errorf("join cluster %s: %w", cfg.ClusterName, err)
 		}
 		log.Info("cluster mode", "cluster", cfg.ClusterName, "replicas", cfg.ClusterReplicas,

@@ -158,7 +158,7 @@ var errRewind = errors.New("cluster: mirror rewind")
 
 // consume reads from the first unapplied sequence to the head (follow:
 // on, until ctx is done), or until Release asks for a rewind.
-func (m *Mirror) consume(ctx context.Context, follow bool) error {
+func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 	s, err := m.js.Stream(ctx, m.cl.Name())
 	if err != nil {
 		return fmt.Errorf("cluster: mirror: %w", err)
@@ -194,14 +194,26 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	var rewound atomic.Bool
-	done := make(chan struct{})
-	defer close(done)
+	done, watched := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-m.rewind:
 			rewound.Store(true)
 			it.Stop()
 		case <-done:
+		}
+	}()
+	defer func() {
+		close(done)
+		<-watched
+		// A Release's signal taken just as consume ended for another
+		// reason is passed on to the next run, or its hold never ends.
+		if rewound.Load() && !errors.Is(err, errRewind) {
+			select {
+			case m.rewind <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	for {

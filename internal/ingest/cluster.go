@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/store"
@@ -26,6 +28,7 @@ import (
 type clusterMode struct {
 	opts  cluster.Options
 	reg   *cluster.Registry
+	prom  prometheus.Registerer // the mirrors' metrics; nil: none
 	local cluster.ChangelogStore
 	ann   *cluster.Announcement
 	view  memberView
@@ -43,8 +46,9 @@ type clusterMode struct {
 // JoinCluster puts the Manager in cluster mode; call it before Start.
 // o.Name must be set. The instance id (Options.InstanceID, else the
 // store's) names this instance to the others. The store must implement
-// cluster.ChangelogStore (*store.DB does).
-func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options) error {
+// cluster.ChangelogStore (*store.DB does). Each stream's mirror registers
+// its metrics on prom (nil: none).
+func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options, prom prometheus.Registerer) error {
 	o, err := o.Normalize()
 	if err != nil {
 		return err
@@ -62,7 +66,7 @@ func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options) error {
 		return err
 	}
 	cctx, cancel := context.WithCancel(context.Background())
-	m.cluster = &clusterMode{opts: o, reg: reg, local: local, ctx: cctx, cancel: cancel,
+	m.cluster = &clusterMode{opts: o, reg: reg, prom: prom, local: local, ctx: cctx, cancel: cancel,
 		synced: make(chan struct{}), streams: map[string]*clusterStream{}, created: map[string]uint64{}}
 	m.cluster.view.init(m.instance)
 	return nil
@@ -302,6 +306,9 @@ func (m *Manager) clusterCreate(ctx context.Context, spec sketchd.Stream) (sketc
 // changelog and, unless opts.KeepEvents, its JetStream stream go (the
 // latter only once no instance's consumer reads it: see deleteJetStream).
 func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
+	// Taken first: this instance's registry watch may remove it locally
+	// before the lock below is ours.
+	cs := m.clusterStreamOf(name)
 	if err := m.cluster.reg.Delete(ctx, name); err != nil {
 		if errors.Is(err, cluster.ErrStreamNotFound) {
 			return fmt.Errorf("stream %q: %w", name, sketchd.ErrNotFound)
@@ -310,9 +317,6 @@ func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.D
 	}
 	unlock := m.names.lock(name)
 	defer unlock()
-	m.cluster.mu.Lock()
-	cs := m.cluster.streams[name]
-	m.cluster.mu.Unlock()
 	if err := m.removeLocalLocked(ctx, name, false); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -53,7 +54,7 @@ func (n *clusterNode) start(t *testing.T) {
 	n.m = newManager(t, nc, n.db, Options{FlushInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := n.m.JoinCluster(ctx, n.opts); err != nil {
+	if err := n.m.JoinCluster(ctx, n.opts, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.m.Start(ctx, nil); err != nil {
@@ -340,4 +341,22 @@ func TestClusterFencedZombie(t *testing.T) {
 	if c := st.Counters; c.OnTime+c.Late != n {
 		t.Errorf("counters %+v, want %d applied", c, n)
 	}
+
+	// A delete leaves the registry, the instance and the changelog.
+	if r := a.fixture().do(t, http.MethodDelete, "/v1/streams/pv", ""); r.status/100 != 2 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if _, err := a.m.Get(context.Background(), "pv"); !errors.Is(err, sketchd.ErrNotFound) {
+		t.Errorf("after delete: %v, want not found", err)
+	}
+	if _, err := js.Stream(context.Background(), cs.cl.Name()); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("changelog %s after delete: %v, want gone", cs.cl.Name(), err)
+	}
+	if r := a.fixture().do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
+		t.Fatalf("create again: %d %s", r.status, r.body)
+	}
+	waitFor(t, 30*time.Second, "the new stream's partitions owned", func() (bool, string) {
+		cs2 := a.m.clusterStreamOf("pv")
+		return cs2 != nil && cs2.cl.Rev > cs.cl.Rev && cs2.owns(0) && cs2.owns(1), ""
+	})
 }

@@ -73,7 +73,7 @@ func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, r
 	}
 	m.log.Debug("changelog ready", "stream", info.Spec.Name, "took", time.Since(began).Round(time.Millisecond))
 	log := m.log.With("stream", info.Spec.Name)
-	mirror, err := cluster.NewMirror(ctx, js, cl, info.Partitions, c.local, log)
+	mirror, err := cluster.NewMirror(ctx, js, cl, info.Partitions, c.local, log, cluster.WithRegisterer(c.prom))
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +178,10 @@ func (cs *clusterStream) claim(ctx context.Context, p int) error {
 	began := time.Now()
 	sid := cs.info.Partitions[p]
 	if err := cs.waitApplied(ctx, p); err != nil {
+		// Not owned here, so no hold should be on: a Release makes the
+		// mirror rewind and end any hold left over (a rewind signal lost
+		// to a consume that ended at the same moment is one way).
+		cs.mirror.Release(p)
 		return err
 	}
 	cs.mirror.Hold(p)
@@ -222,7 +226,7 @@ func (cs *clusterStream) waitApplied(ctx context.Context, p int) error {
 	default:
 		want = m.Sequence
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
 		have, _, err := cs.m.cluster.local.ChangelogSeq(wctx, cs.info.Partitions[p])
@@ -292,6 +296,7 @@ func (cs *clusterStream) demote(r *runner) bool {
 func (cs *clusterStream) shutdown(ctx context.Context, final bool) {
 	cs.cancel()
 	cs.done.Wait()
+	defer cs.mirror.Close() // its metrics
 	cs.mu.Lock()
 	parts := make([]int, 0, len(cs.owned))
 	for p := range cs.owned {
