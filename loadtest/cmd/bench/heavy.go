@@ -59,6 +59,7 @@ type HeavyQuery struct {
 	AtOnceAlloc   int64         `json:"at_once_alloc"`
 	StartRSS      int64         `json:"start_rss"` // when the eight start
 	PeakRSS       int64         `json:"peak_rss"`
+	PeakAnon      int64         `json:"peak_anon"` // RssAnon: what the limit governs, without mapped files
 	MemoryLimit   int64         `json:"memory_limit"`
 }
 
@@ -114,7 +115,7 @@ func (r *runner) heavyQueries(ctx context.Context) (*HeavyQuery, error) {
 	if err != nil {
 		return h, err
 	}
-	h.PeakRSS = r.mem.peak()
+	h.PeakRSS, h.PeakAnon = r.mem.peak()
 	m, err := r.api.metrics(ctx)
 	if err != nil {
 		return h, err
@@ -223,12 +224,14 @@ func renderHeavy(p func(string, ...any), r *Results) {
 	p("A reader's query that must be refused (issue #14): %s keys published to the stream `heavy` (one\n", thousands(int64(h.Keys)))
 	p("event per key over one hour, core NATS, %d dropped), then, with nothing else running:\n\n", h.Dropped)
 	p("```\nGET %s\n```\n\n", h.Query)
-	p("| | status | latency | allocated by sketchd | RSS before | peak RSS | memory limit |\n|---|---|---|---|---|---|---|\n")
-	p("| alone | %d %s (%s) | %.2f ms | %.1f MB | | | |\n", h.Status, h.Code, h.Limit, ms(h.Latency), float64(h.Alloc)/1e6)
-	p("| %d at once | %s | slowest %.2f ms | %.1f MB in all | %s | %s | %s |\n\n", heavyAtOnce, statusCounts(h.AtOnceStatus), ms(h.AtOnceSlowest),
-		float64(h.AtOnceAlloc)/1e6, mib(h.StartRSS), mib(h.PeakRSS), mib(h.MemoryLimit))
+	p("| | status | latency | allocated by sketchd | RSS before | peak RSS | peak RssAnon | memory limit |\n|---|---|---|---|---|---|---|---|\n")
+	p("| alone | %d %s (%s) | %.2f ms | %.1f MB | | | | |\n", h.Status, h.Code, h.Limit, ms(h.Latency), float64(h.Alloc)/1e6)
+	p("| %d at once | %s | slowest %.2f ms | %.1f MB in all | %s | %s | %s | %s |\n\n", heavyAtOnce, statusCounts(h.AtOnceStatus), ms(h.AtOnceSlowest),
+		float64(h.AtOnceAlloc)/1e6, mib(h.StartRSS), mib(h.PeakRSS), mib(h.PeakAnon), mib(h.MemoryLimit))
 	p("Allocated is sketchd's `go_memstats_alloc_bytes_total` before and after (it includes the two /metrics\n")
-	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start.\n\n")
+	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start. The target compares\n")
+	p("the whole RSS with the limit, although the limit governs the anonymous memory (RssAnon) and the rest is\n")
+	p("Badger's and JetStream's mapped files.\n\n")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -135,18 +135,18 @@ func PeakOverRun(ps []PhaseMemory) int64 {
 	return m
 }
 
-// peak returns the current phase's peak so far: the largest sampled RSS or
-// VmHWM (reset at the phase's start), whichever is larger.
-func (w *memWatch) peak() int64 {
+// peak returns the current phase's peaks so far: the largest sampled RSS or
+// VmHWM (reset at the phase's start), whichever is larger, and the largest
+// sampled RssAnon.
+func (w *memWatch) peak() (rss, anon int64) {
 	w.sample()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var m int64
 	if n := len(w.phases); n > 0 {
-		m = w.phases[n-1].PeakRSS
+		rss, anon = w.phases[n-1].PeakRSS, w.phases[n-1].PeakAnon
 	}
 	if _, hwm, err := procStatus(w.pid); err == nil {
-		m = max(m, hwm)
+		rss = max(rss, hwm)
 	}
-	return m
+	return rss, anon
 }
