@@ -312,13 +312,15 @@ func New(cfg Config) (http.Handler, error) {
 	// The Prometheus HTTP API subset that Grafana and promtool use
 	// (internal/promapi, docs/grafana.md), behind the read token, timeout
 	// and admission of /v1.
-	prom := promapi.New(promapi.Config{Streams: cfg.Streams, Querier: cfg.Querier, Now: s.now, Logger: s.log,
-		Options: promapi.Options{MaxRange: s.limits.MaxRange, MaxSamples: s.limits.MaxOutputWindows}})
+	// Its query answers are served as the aggregate queries' (promanswers.go).
+	prom := promapi.New(promapi.Config{Streams: cfg.Streams, Querier: promQuerier{cfg.Querier, s}, Now: s.now, Logger: s.log,
+		Options: promapi.Options{MaxRange: s.limits.MaxRange, MaxSamples: s.limits.MaxOutputWindows},
+		Answers: promAnswers{s}})
 	r.Route(promapi.Prefix, func(r chi.Router) {
-		r.Use(s.timeout, s.limitBody, s.authRead, s.admit)
+		r.Use(s.timeout, s.limitBody, s.authRead)
 		for _, p := range promapi.Paths {
-			r.Method(http.MethodGet, p, prom)
-			r.Method(http.MethodPost, p, prom)
+			r.With(s.promAdmission(p)).Method(http.MethodGet, p, prom)
+			r.With(s.promAdmission(p)).Method(http.MethodPost, p, prom)
 		}
 	})
 	return r, nil

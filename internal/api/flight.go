@@ -25,39 +25,39 @@ type answerFlight struct {
 	err  error
 }
 
-// answerCached serves the answer of key from the answer cache, from a
-// computation of the same key already under way, or from compute (run
-// after taking a query slot), which it then caches. Without a key
-// (cacheable false) it only takes the slot and computes.
+// answerCached writes the answer of key (s.answer), or its error.
 func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) {
+	body, err := s.answer(r, key, cacheable, compute)
+	s.writeAnswer(w, r, body, err)
+}
+
+// answer is the answer of key from the answer cache, from a computation of
+// the same key already under way, or from compute (run after taking a
+// query slot), which it then caches. Without a key (cacheable false) it
+// only takes the slot and computes.
+func (s *server) answer(r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) ([]byte, error) {
 	if !cacheable {
-		body, err := s.computeAdmitted(r, compute)
-		s.writeAnswer(w, r, body, err)
-		return
+		return s.computeAdmitted(r, compute)
 	}
 	if body, ok := s.answers.get(key); ok {
-		writeBody(w, body)
-		return
+		return body, nil
 	}
 	fl, lead := s.flights.join(key)
 	if !lead {
 		select {
 		case <-fl.done:
 		case <-r.Context().Done():
-			s.writeError(w, r, r.Context().Err())
-			return
+			return nil, r.Context().Err()
 		}
 		if !leaderOnlyFailure(fl.err) {
-			s.writeAnswer(w, r, fl.body, fl.err)
-			return
+			return fl.body, fl.err
 		}
 		// The leader was shed or its client went away: compute alone.
 		body, err := s.computeAdmitted(r, compute)
 		if err == nil {
 			s.answers.put(key, body)
 		}
-		s.writeAnswer(w, r, body, err)
-		return
+		return body, err
 	}
 	finished := false
 	defer func() { // compute panicked: the waiters compute alone
@@ -71,7 +71,7 @@ func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key string
 	}
 	s.flights.finish(key, fl, body, err)
 	finished = true
-	s.writeAnswer(w, r, body, err)
+	return body, err
 }
 
 // computeAdmitted takes a query slot (s.acquire) and runs compute.

@@ -99,17 +99,20 @@ func (h *Handler) instantQuery(r *http.Request) (any, []string, error) {
 	if prog.scalar != nil {
 		return resultJSON{"scalar", point{unixMs(at), *prog.scalar}}, nil, nil
 	}
-	ss, warnings, err := h.eval(r.Context(), prog.sel, evalSpan{start: at, end: at, lookback: int64(lb)})
+	sp := evalSpan{start: at, end: at, lookback: int64(lb)}
+	p, err := h.prepare(r.Context(), prog.sel, sp)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]vectorJSON, 0, len(ss))
-	for _, s := range ss {
-		for _, p := range s.points {
-			out = append(out, vectorJSON{s.labels, p})
+	return h.lazyAnswer(r, p, sp, func(ss []series) any {
+		out := make([]vectorJSON, 0, len(ss))
+		for _, s := range ss {
+			for _, p := range s.points {
+				out = append(out, vectorJSON{s.labels, p})
+			}
 		}
-	}
-	return resultJSON{"vector", out}, warnings, nil
+		return resultJSON{"vector", out}
+	}), p.warnings, nil
 }
 
 // rangeQuery answers /api/v1/query_range: query, start, end, step.
@@ -129,15 +132,17 @@ func (h *Handler) rangeQuery(r *http.Request) (any, []string, error) {
 		}
 		return resultJSON{"matrix", []matrixJSON{{s.labels, s.points}}}, nil, nil
 	}
-	ss, warnings, err := h.eval(r.Context(), prog.sel, sp)
+	p, err := h.prepare(r.Context(), prog.sel, sp)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]matrixJSON, 0, len(ss))
-	for _, s := range ss {
-		out = append(out, matrixJSON{s.labels, s.points})
-	}
-	return resultJSON{"matrix", out}, warnings, nil
+	return h.lazyAnswer(r, p, sp, func(ss []series) any {
+		out := make([]matrixJSON, 0, len(ss))
+		for _, s := range ss {
+			out = append(out, matrixJSON{s.labels, s.points})
+		}
+		return resultJSON{"matrix", out}
+	}), p.warnings, nil
 }
 
 // rangeSpan reads start, end and step of a range query; at most
@@ -188,46 +193,64 @@ func (h *Handler) queryParam(r *http.Request) (program, error) {
 	return h.compile(q)
 }
 
-// eval runs the selection over sp: one query.Query per target, through
-// the query engine.
-func (h *Handler) eval(ctx context.Context, sel *selection, sp evalSpan) ([]series, []string, error) {
+// planned is a selection ready to run over a span: its targets, the
+// query.Query of each, and the warnings of planning them.
+type planned struct {
+	targets  []target
+	queries  []query.Query
+	warnings []string
+}
+
+// prepare plans the selection over sp: one query.Query per target. It
+// reads no panes (it runs before the request takes a query slot).
+func (h *Handler) prepare(ctx context.Context, sel *selection, sp evalSpan) (*planned, error) {
 	streams, err := h.streams.List(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	targets, err := sel.targets(streams)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var (
-		out      []series
-		warnings []string
-		samples  int
-	)
+	p := &planned{targets: targets, queries: make([]query.Query, len(targets))}
 	for i := range targets {
-		t := &targets[i]
-		qu, warning, err := h.plan(t, sp)
+		qu, warning, err := h.plan(&targets[i], sp)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if warning != "" && !slices.Contains(warnings, warning) {
-			warnings = append(warnings, warning)
+		p.queries[i] = qu
+		if warning != "" && !slices.Contains(p.warnings, warning) {
+			p.warnings = append(p.warnings, warning)
 		}
-		res, err := h.querier.Query(ctx, query.TargetOf(t.status), qu)
+	}
+	return p, nil
+}
+
+// run runs the planned queries through the query engine, whose results it
+// only reads (Config.Querier may share cached sketches), and returns the
+// series sorted by labels.
+func (h *Handler) run(ctx context.Context, p *planned, sp evalSpan) ([]series, error) {
+	var (
+		out     []series
+		samples int
+	)
+	for i := range p.targets {
+		t := &p.targets[i]
+		res, err := h.querier.Query(ctx, query.TargetOf(t.status), p.queries[i])
 		if err != nil {
-			return nil, nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
+			return nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
 		}
 		ss := t.series(res, sp)
 		for _, s := range ss {
 			samples += len(s.points)
 		}
 		if samples > h.opts.MaxSamples {
-			return nil, nil, &apiError{errorExec, fmt.Sprintf("query too large: more than %d samples; narrow the range, raise the step or select fewer series", h.opts.MaxSamples)}
+			return nil, &apiError{errorExec, fmt.Sprintf("query too large: more than %d samples; narrow the range, raise the step or select fewer series", h.opts.MaxSamples)}
 		}
 		out = append(out, ss...)
 	}
 	slices.SortFunc(out, func(a, b series) int { return labels.Compare(a.labels, b.labels) })
-	return out, warnings, nil
+	return out, nil
 }
 
 // plan is the query.Query of t over sp. The step (and an instant query's

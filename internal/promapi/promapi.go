@@ -21,6 +21,8 @@ type Streams interface {
 }
 
 // Querier runs queries over stored panes. *query.Querier implements it.
+// The handler only reads a result of Query, once, and keeps nothing of it
+// (so a Querier may answer with query.Querier.QueryShared).
 type Querier interface {
 	Query(ctx context.Context, t query.Target, q query.Query) (*query.Result, error)
 	Keys(ctx context.Context, t query.Target, from, to int64, where map[string][]string, limit int) ([]map[string]string, bool, error)
@@ -63,6 +65,9 @@ type Config struct {
 	// Logger receives the details of internal errors. nil = discard.
 	Logger  *slog.Logger
 	Options Options
+	// Answers serves the answers of AnswerPaths (cache, shared
+	// computations, admission). nil = every answer is computed.
+	Answers Answers
 }
 
 // Prefix is where the Handler's paths are mounted.
@@ -76,6 +81,7 @@ var Paths = []string{"/query", "/query_range", "/series", "/labels", "/label/{na
 type Handler struct {
 	streams Streams
 	querier Querier
+	answers Answers
 	now     func() time.Time
 	log     *slog.Logger
 	opts    Options
@@ -86,7 +92,7 @@ type Handler struct {
 // New returns the handler; the paths it serves start with /api/v1/.
 func New(cfg Config) *Handler {
 	h := &Handler{
-		streams: cfg.Streams, querier: cfg.Querier, now: cfg.Now, log: cfg.Logger,
+		streams: cfg.Streams, querier: cfg.Querier, answers: cfg.Answers, now: cfg.Now, log: cfg.Logger,
 		opts:   defaults.Fill(cfg.Options, DefaultOptions()),
 		parser: parser.NewParser(parser.Options{}),
 		mux:    http.NewServeMux(),
@@ -133,6 +139,10 @@ func (h *Handler) endpoint(fn func(*http.Request) (any, []string, error)) http.H
 			h.writeError(w, r, err)
 			return
 		}
+		if a, ok := data.(*answer); ok {
+			h.serve(w, r, a, warnings)
+			return
+		}
 		writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: warnings})
 	})
 }
@@ -150,14 +160,27 @@ type response struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v response) {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(response{Status: "error", ErrorType: errorInternal, Error: "encode response: " + err.Error()})
+		b, _ = encode(response{Status: "error", ErrorType: errorInternal, Error: "encode response: " + err.Error()})
 	}
+	writeBody(w, status, b)
+}
+
+// encode is the body of v.
+func encode(v response) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(body)
 }
 
 // buildInfo answers /api/v1/status/buildinfo, which Grafana reads to tell
