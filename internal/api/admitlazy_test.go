@@ -16,13 +16,14 @@ import (
 
 // gateQuerier is the real querier whose key listings (keys=true) or
 // queries (queries=true) wait for gate, announcing themselves on entered;
-// it counts the queries that reach it.
+// it counts the queries that reach it (nShared: those through QueryShared).
 type gateQuerier struct {
 	*query.Querier
 	gate           chan struct{}
 	entered        chan struct{}
 	keys, queries  bool
 	nQuery, nMulti atomic.Int64
+	nShared        atomic.Int64
 }
 
 func (g *gateQuerier) wait(ctx context.Context, on bool) error {
@@ -56,6 +57,7 @@ func (g *gateQuerier) QueryMulti(ctx context.Context, t query.Target, q query.Qu
 
 func (g *gateQuerier) QueryShared(ctx context.Context, t query.Target, q query.Query) (*query.Result, error) {
 	g.nQuery.Add(1)
+	g.nShared.Add(1)
 	if err := g.wait(ctx, g.queries); err != nil {
 		return nil, err
 	}

@@ -2,13 +2,17 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/query"
 )
 
@@ -72,5 +76,66 @@ func TestPromCachedAnswerNeedsNoSlot(t *testing.T) {
 	<-done
 	if r := f.get(t, uncached); r.status != http.StatusOK {
 		t.Errorf("after the slot freed: %d %s", r.status, r.body)
+	}
+}
+
+// listingStreams counts the stream listings: every Prometheus API query
+// makes one before it looks at the answer cache.
+type listingStreams struct {
+	*fakeStreams
+	lists atomic.Int64
+}
+
+func (c *listingStreams) List(ctx context.Context) ([]sketchd.StreamStatus, error) {
+	c.lists.Add(1)
+	return c.fakeStreams.List(ctx)
+}
+
+// TestPromAnswerFlight: identical query_range requests that arrive while
+// the answer is being computed wait for that computation and get its
+// bytes: the querier is reached once, through QueryShared (the handler
+// only reads the result).
+func TestPromAnswerFlight(t *testing.T) {
+	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
+	var ls *listingStreams
+	f := newFixture(t, func(c *Config) {
+		ls = &listingStreams{fakeStreams: c.Streams.(*fakeStreams)}
+		c.Streams = ls
+		c.Querier = g
+		c.Limits.MaxConcurrent = 2
+		c.Limits.QueueWait = 10 * time.Second
+	})
+	q := "/api/v1/query_range?" + url.Values{"query": {`sketchd_quantile{stream="pageviews",aggregate="latency",quantile="0.9"}`},
+		"start": {strconv.FormatInt(subFrom.Unix(), 10)}, "end": {strconv.FormatInt(subTo.Unix(), 10)}, "step": {"300"}}.Encode()
+	const n = 8
+	bodies := make([][]byte, n)
+	status := make([]int, n)
+	var wg sync.WaitGroup
+	get := func(i int) {
+		r := f.get(t, q)
+		bodies[i], status[i] = r.body, r.status
+	}
+	wg.Go(func() { get(0) })
+	<-g.entered // the first request computes, held at the gate
+	for i := 1; i < n; i++ {
+		wg.Go(func() { get(i) })
+	}
+	for ls.lists.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // to the flight (see TestAnswerFlight)
+	close(g.gate)
+	wg.Wait()
+	for i := range n {
+		if status[i] != http.StatusOK || !bytes.Equal(bodies[i], bodies[0]) {
+			t.Fatalf("request %d: %d, same bytes as the first %v: %s", i, status[i], bytes.Equal(bodies[i], bodies[0]), bodies[i])
+		}
+	}
+	if !bytes.Contains(bodies[0], []byte(`"values":[[`)) {
+		t.Fatalf("no samples in the answer: %s", bodies[0])
+	}
+	if got, shared := g.nQuery.Load(), g.nShared.Load(); got != 1 || shared != 1 {
+		t.Errorf("querier reached %d times (%d through QueryShared) by %d requests for one answer, want 1 (1)", got, shared, n)
 	}
 }
