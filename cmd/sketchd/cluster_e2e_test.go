@@ -102,6 +102,9 @@ func TestClusterProcesses(t *testing.T) {
 		pos := positions(t, survivor)
 		return len(pos) == 6 && !slices.Contains(pos, 0)
 	})
+	waitCond(t, 60*time.Second, "sketchd 2 owning a partition", func() bool {
+		return slices.ContainsFunc(lastRecords(t, js), func(r cluster.Record) bool { return r.Owner == "sk2" })
+	})
 	victim := procs[2]
 	killed := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL

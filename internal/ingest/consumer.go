@@ -181,6 +181,9 @@ func (r *runner) startConsumer(ctx context.Context, start uint64) error {
 	if err != nil {
 		return err
 	}
+	if r.own != nil {
+		waitConsumerLeader(ctx, cons) // owner.go
+	}
 	if f := r.m.opts.afterPosition; f != nil {
 		f(cfg.Durable, start)
 	}

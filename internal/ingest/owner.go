@@ -366,3 +366,23 @@ func (o *ownership) commitOwned(ctx context.Context, r *runner, f *sketchd.Flush
 	}
 	return err
 }
+
+// waitConsumerLeader waits (at most 10 s) until a just created or reset
+// replicated consumer has a leader: pulls before that get "no responders",
+// and the consume loop then waited for a missed heartbeat (~30 s, seen
+// under load) before it pulled again.
+func waitConsumerLeader(ctx context.Context, cons jetstream.Consumer) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		info, err := cons.Info(wctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			return
+		}
+		select {
+		case <-wctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
