@@ -245,3 +245,16 @@ func statusCounts(m map[int]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// renderScaleOut points at the scale-out figures, which Go benchmarks of
+// several sketchd processes on a 3-node NATS cluster measure (the runner
+// drives one process).
+func renderScaleOut(p func(string, ...any)) {
+	p("## 7. Scale-out (measured elsewhere)\n\n")
+	p("Several instances on a 3-node NATS cluster are measured by Go benchmarks and tests, not by this runner;\n")
+	p("their figures, commands and machines are in [scale-out.md](scale-out.md), section 6, step 8:\n\n")
+	p("- failover time, kill -9 of an owner until its partitions commit again: `go test ./cmd/sketchd -run TestClusterProcesses -v`;\n")
+	p("- CPU per event with 1 and with 3 instances: `go test ./cmd/sketchd -run '^$' -bench ClusterIngest -benchtime 50000x`;\n")
+	p("- the latency of a query over every partition, of each instance and of single nodes: `go test ./cmd/sketchd -run '^$' -bench ClusterQuery -benchtime 200x`;\n")
+	p("- restore from the changelog per 100k panes: `go test ./internal/cluster -run '^$' -bench Restore -benchtime 2x`.\n\n")
+}

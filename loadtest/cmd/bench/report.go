@@ -333,6 +333,7 @@ func RenderMarkdown(r *Results) string {
 	p("query cache, so it does not scale linearly with events.\n\n")
 	renderPhases(p, r)
 	renderHeavy(p, r)
+	renderScaleOut(p)
 
 	p("## Commands\n\n")
 	p("The runner, from the repository root:\n\n```sh\ngo run ./loadtest/cmd/bench%s\n```\n\n", map[bool]string{true: " --quick", false: ""}[r.Config.Quick])
