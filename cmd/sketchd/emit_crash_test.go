@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -117,7 +118,7 @@ func TestEmitCrashLoop(t *testing.T) {
 	pubErr := make(chan error, 1)
 	wg.Go(func() {
 		for i, b := range evs {
-			if _, err := js.Publish(context.Background(), "events.pv", b); err != nil {
+			if err := publishOnce(js, "events.pv", b, fmt.Sprint(i)); err != nil {
 				pubErr <- fmt.Errorf("event %d: %w", i, err)
 				return
 			}
@@ -306,4 +307,21 @@ func startEmitChild(t *testing.T, bin string, args []string) *sketchdProc {
 		t.Fatal("sketchd did not start in 60s")
 	}
 	return p
+}
+
+// publishOnce publishes b under the message id id, again when the ack does
+// not come within 5 s (a loaded machine can delay one past nats.go's
+// default timeout while the publish itself landed: the stream's duplicate
+// window drops the second copy), for at most a minute.
+func publishOnce(js jetstream.JetStream, subject string, b []byte, id string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.Publish(ctx, subject, b, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil || time.Now().After(deadline) ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)) {
+			return err
+		}
+	}
 }
