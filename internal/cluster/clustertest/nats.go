@@ -1,6 +1,7 @@
-// Package clustertest starts a nats-server cluster with JetStream inside a
-// test process: three (or more) nodes on loopback, each with its own
-// t.TempDir, for the tests and benchmarks of internal/cluster.
+// Package clustertest starts a nats-server cluster with JetStream for
+// tests: three (or more) nodes on loopback, each with its own t.TempDir,
+// inside the test process (the default) or as child nats-server processes
+// that a test can kill -9 and restart (Options.Processes).
 package clustertest
 
 import (
@@ -15,15 +16,22 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Cluster is a running in-process nats-server cluster.
+// Cluster is a running nats-server cluster.
 type Cluster struct {
+	// Servers are the in-process nodes (nil with Options.Processes).
 	Servers []*server.Server
+	nodes   []*node // the child processes with Options.Processes
 }
 
 // Options tune the servers; zero values keep nats-server's defaults.
 type Options struct {
 	// MaxPayload caps one message (0 = 1 MiB).
 	MaxPayload int32
+	// Processes runs each node as a child nats-server process (built
+	// once per test binary from go.mod's nats-server; the test binary's
+	// TestMain calls RemoveBinary), in its own process group, so that
+	// Kill is a real SIGKILL; the processes are killed at cleanup.
+	Processes bool
 }
 
 // Start runs n nodes (n ≥ 3 for JetStream R3) on 127.0.0.1 with random
@@ -31,12 +39,16 @@ type Options struct {
 // leader and every node is current. The nodes are shut down at cleanup.
 func Start(tb testing.TB, n int, o Options) *Cluster {
 	tb.Helper()
+	c := &Cluster{}
+	if o.Processes {
+		c.startProcesses(tb, n, o)
+		return c
+	}
 	ports := freePorts(tb, n)
 	routes := make([]*url.URL, n)
 	for i, p := range ports {
 		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)}
 	}
-	c := &Cluster{}
 	tb.Cleanup(c.Shutdown)
 	for i := range n {
 		so := &server.Options{
@@ -115,26 +127,71 @@ func (c *Cluster) waitJetStream(tb testing.TB) {
 
 // URLs is every node's client URL, comma-separated (for nats.Connect).
 func (c *Cluster) URLs() string {
-	u := make([]string, len(c.Servers))
-	for i, ns := range c.Servers {
-		u[i] = ns.ClientURL()
+	u := make([]string, c.Len())
+	for i := range u {
+		u[i] = c.URL(i)
 	}
 	return strings.Join(u, ",")
+}
+
+// Len is the number of nodes.
+func (c *Cluster) Len() int { return len(c.Servers) + len(c.nodes) }
+
+// URL is node i's client URL (it stays the same across Restart).
+func (c *Cluster) URL(i int) string {
+	if c.nodes != nil {
+		return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].port)
+	}
+	return c.Servers[i].ClientURL()
+}
+
+// Name is node i's server name (n1, n2, ...).
+func (c *Cluster) Name(i int) string {
+	if c.nodes != nil {
+		return c.nodes[i].name
+	}
+	return c.Servers[i].Name()
+}
+
+// Kill sends SIGKILL to node i (Options.Processes only) and waits for
+// the process to exit.
+func (c *Cluster) Kill(tb testing.TB, i int) {
+	tb.Helper()
+	if c.nodes == nil {
+		tb.Fatal("clustertest: Kill needs Options.Processes")
+	}
+	c.nodes[i].kill()
+}
+
+// Restart starts killed node i again on its ports and store dir
+// (Options.Processes only), and waits until it is healthy: JetStream has
+// a meta leader and the node's streams and consumers are current.
+func (c *Cluster) Restart(tb testing.TB, i int) {
+	tb.Helper()
+	if c.nodes == nil {
+		tb.Fatal("clustertest: Restart needs Options.Processes")
+	}
+	c.nodes[i].start(tb, buildBinary(tb))
+	c.nodes[i].waitHealthy(tb, 60*time.Second)
 }
 
 // Connect opens a client connection to node i (closed at cleanup).
 func (c *Cluster) Connect(tb testing.TB, i int) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(c.Servers[i].ClientURL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(c.URL(i), nats.MaxReconnects(-1))
 	if err != nil {
-		tb.Fatalf("clustertest: connect to %s: %v", c.Servers[i].Name(), err)
+		tb.Fatalf("clustertest: connect to %s: %v", c.Name(i), err)
 	}
 	tb.Cleanup(nc.Close)
 	return nc
 }
 
-// Shutdown stops every node and waits for it; safe to call twice.
+// Shutdown stops every node and waits for it; safe to call twice. Child
+// processes are killed.
 func (c *Cluster) Shutdown() {
+	for _, nd := range c.nodes {
+		nd.kill()
+	}
 	for _, ns := range c.Servers {
 		ns.Shutdown()
 	}

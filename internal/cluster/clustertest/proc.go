@@ -1,0 +1,182 @@
+package clustertest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The nats-server binary of the process mode is built once per test
+// binary, from the module go.mod already requires (the module cache
+// serves it offline); RemoveBinary deletes it.
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+	out  []byte
+}
+
+// buildBinary returns the path of nats-server built from go.mod's version.
+func buildBinary(tb testing.TB) string {
+	tb.Helper()
+	binary.once.Do(func() {
+		binary.dir, binary.err = os.MkdirTemp("", "clustertest-nats-")
+		if binary.err != nil {
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "nats-server")
+		binary.out, binary.err = exec.Command("go", "build", "-o", binary.path, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	})
+	if binary.err != nil {
+		tb.Fatalf("clustertest: go build nats-server: %v\n%s", binary.err, binary.out)
+	}
+	return binary.path
+}
+
+// RemoveBinary deletes the nats-server built for the process mode; a test
+// binary that uses the mode calls it from TestMain after m.Run.
+func RemoveBinary() {
+	if binary.dir != "" {
+		_ = os.RemoveAll(binary.dir)
+	}
+}
+
+// node is one nats-server child process: its config (ports, store dir)
+// survives a kill, so Restart brings the same node back.
+type node struct {
+	name    string
+	dir     string // config, log and the JetStream store
+	port    int    // client port
+	monitor int    // HTTP monitoring port (/healthz)
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// startProcesses runs n nodes as child processes, each in its own
+// process group, killed at cleanup.
+func (c *Cluster) startProcesses(tb testing.TB, n int, o Options) {
+	tb.Helper()
+	bin := buildBinary(tb)
+	ports := freePorts(tb, 3*n) // client, cluster, monitor per node
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
+	}
+	for i := range n {
+		nd := &node{name: fmt.Sprintf("n%d", i+1), dir: tb.TempDir(), port: ports[i], monitor: ports[2*n+i]}
+		conf := fmt.Sprintf(`server_name: %s
+listen: "127.0.0.1:%d"
+http: "127.0.0.1:%d"
+jetstream { store_dir: %q }
+cluster { name: sketchd-test, listen: "127.0.0.1:%d", routes: [%s] }
+`, nd.name, nd.port, nd.monitor, filepath.Join(nd.dir, "js"), ports[n+i], strings.Join(routes, ", "))
+		if o.MaxPayload > 0 {
+			conf += fmt.Sprintf("max_payload: %d\n", o.MaxPayload)
+		}
+		if err := os.WriteFile(filepath.Join(nd.dir, "nats.conf"), []byte(conf), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	tb.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.kill()
+			if tb.Failed() {
+				nd.logTail(tb, 20)
+			}
+		}
+	})
+	for _, nd := range c.nodes {
+		nd.start(tb, bin)
+	}
+	for _, nd := range c.nodes {
+		nd.waitHealthy(tb, 60*time.Second)
+	}
+}
+
+// start runs the node's process; its output goes to nats.log in its dir.
+func (nd *node) start(tb testing.TB, bin string) {
+	tb.Helper()
+	logf, err := os.OpenFile(filepath.Join(nd.dir, "nats.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", filepath.Join(nd.dir, "nats.conf"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		tb.Fatalf("clustertest: start %s: %v", nd.name, err)
+	}
+	nd.cmd, nd.exited = cmd, make(chan struct{})
+	go func(exited chan struct{}) {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}(nd.exited)
+}
+
+// kill sends SIGKILL to the node's process group and waits for the
+// process; a node not running is left alone.
+func (nd *node) kill() {
+	if nd.cmd == nil {
+		return
+	}
+	select {
+	case <-nd.exited: // died on its own: its pid may be reused
+	default:
+		killGroup(nd.cmd.Process)
+		<-nd.exited
+	}
+	nd.cmd = nil
+}
+
+// waitHealthy waits until the node's /healthz answers 200: it is ready
+// for clients, JetStream has a meta leader, and its streams and consumers
+// are current.
+func (nd *node) waitHealthy(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	last := ""
+	for time.Now().Before(deadline) {
+		select {
+		case <-nd.exited:
+			nd.logTail(tb, 20)
+			tb.Fatalf("clustertest: %s exited while starting", nd.name)
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", nd.monitor))
+		if err == nil {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = b.String()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nd.logTail(tb, 20)
+	tb.Fatalf("clustertest: %s not healthy after %s: %s", nd.name, d, last)
+}
+
+// logTail logs the last lines the node wrote.
+func (nd *node) logTail(tb testing.TB, lines int) {
+	b, err := os.ReadFile(filepath.Join(nd.dir, "nats.log"))
+	if err != nil {
+		return
+	}
+	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range ls[max(0, len(ls)-lines):] {
+		tb.Logf("%s: %s", nd.name, l)
+	}
+}
