@@ -49,7 +49,7 @@ streams:
 `
 
 // TestClusterProcesses is the issue's proof at the process level: a
-// 3-node NATS cluster (JetStream R3) in the test process, three sketchd
+// 3-node NATS cluster (JetStream R3) of child processes, three sketchd
 // processes in cluster mode on it, and a single-node sketchd as the
 // reference, reading the same JetStream stream with its own consumers.
 // Seeded events are published at a steady rate; one cluster process is
@@ -57,8 +57,10 @@ streams:
 // partitions (the failover time is logged: from the kill until the last
 // of its partitions is committed by a new owner, read from the
 // changelog's checkpoint records); the killed one is restarted; then one
-// NATS node shuts down while events still arrive, and every instance
-// still answers. Then every instance answers every query as
+// NATS node (a child nats-server process) is killed with SIGKILL two
+// thirds of the way in while events still arrive, every instance keeps
+// answering, and the node is restarted once every instance has every
+// event. Then every instance answers every query as
 // the reference does: exact counts, HLL, count-min and reservoir answers
 // equal, t-digest quantiles within their rank error of the truth, every
 // partition covered. Long form: -cluster.events=200000.
@@ -68,7 +70,7 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	n, seed := *clusterEvents, uint64(16)
 	t.Logf("seed %d, %d events", seed, n)
-	c := clustertest.Start(t, 3, clustertest.Options{})
+	c := clustertest.Start(t, 3, clustertest.Options{Processes: true})
 	start := func(i int, extra ...string) *sketchdProc {
 		dir := t.TempDir()
 		args := append([]string{"--nats-url", c.URLs(), "--flush-interval", "250ms"}, extra...)
@@ -146,26 +148,26 @@ func TestClusterProcesses(t *testing.T) {
 	procs[2] = victim.restart(t)
 	waitReady(t, procs[2], 60*time.Second)
 
-	// A NATS node goes down during ingest: R3 keeps quorum, clients
-	// reconnect to the other nodes, and queries keep answering.
-	down := c.Servers[1]
-	t.Logf("shutting down NATS node %s at %d of %d published", down.Name(), published.Load(), n)
-	down.Shutdown()
+	// A NATS node is killed (SIGKILL) during ingest: R3 keeps quorum,
+	// clients reconnect to the other nodes, and every instance keeps
+	// answering; the node is restarted once every event is in.
+	const down = 1
+	t.Logf("killing NATS node %s (SIGKILL) at %d of %d published", c.Name(down), published.Load(), n)
+	natsKilled := time.Now()
+	c.Kill(t, down)
 	allowed.Store(int64(n))
-	for i, p := range procs {
-		if st := fetchJSON(t, p.httpURL+"/v1/streams/pv/aggregates/users?"+queryRange(), nil); st != http.StatusOK {
-			t.Errorf("instance %d answers %d while a NATS node is down", i, st)
-		}
-	}
-	if err := <-pubDone; err != nil {
-		t.Fatal(err)
-	}
 	all := append([]*sketchdProc{ref}, procs...)
-	for i, p := range all {
-		waitCond(t, 120*time.Second, fmt.Sprintf("instance %d has every event", i), func() bool {
-			return totalEvents(t, p) == n
-		})
+	queries, refused, pubAt := natsDownPhase(t, all, n, pubDone)
+	current := time.Since(natsKilled)
+	t.Logf("NATS node %s down: %d queries to the 4 instances, %d not answered 200; the last third published (every ack in) %s after the kill; every instance counts every event %s after the kill",
+		c.Name(down), queries, refused, pubAt.Sub(natsKilled).Round(10*time.Millisecond), current.Round(10*time.Millisecond))
+	if refused > 0 {
+		t.Errorf("%d of %d queries not answered while NATS node %s was down", refused, queries, c.Name(down))
 	}
+	rejoin := time.Now()
+	c.Restart(t, down)
+	t.Logf("NATS node %s restarted and healthy (meta leader, its streams and consumers current) after %s",
+		c.Name(down), time.Since(rejoin).Round(10*time.Millisecond))
 	rng := fmt.Sprintf("from=%d&to=%d", clusterBase.Add(-time.Hour).Unix(), clusterBase.Add(2*time.Hour).Unix())
 	for _, q := range []string{
 		"users?group_by=country&step=1m&" + rng,
@@ -206,6 +208,43 @@ func TestClusterProcesses(t *testing.T) {
 			t.Errorf("instance %d covers %s, want all 6 partitions", i, b)
 		}
 	}
+}
+
+// natsDownPhase queries every instance until each counts all n events
+// and the publisher is done: it returns the queries asked, those not
+// answered 200, and when the publisher was seen done.
+func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error) (queries, refused int, pubAt time.Time) {
+	t.Helper()
+	published := false
+	waitCond(t, 120*time.Second, "every instance has every event", func() bool {
+		if !published {
+			select {
+			case err := <-pubDone:
+				if err != nil {
+					t.Fatal(err)
+				}
+				published, pubAt = true, time.Now()
+			default:
+			}
+		}
+		done := published
+		for _, p := range all {
+			queries++
+			rows, st := answerRowsStatus(t, p, "users?"+queryRange())
+			if st != http.StatusOK {
+				refused++
+				done = false
+				continue
+			}
+			total := 0
+			for _, r := range rows {
+				total += int(r[2].(float64))
+			}
+			done = done && total == n
+		}
+		return done
+	})
+	return queries, refused, pubAt
 }
 
 // queryRange covers every event's time.
@@ -358,9 +397,16 @@ func totalEvents(t *testing.T, p *sketchdProc) int {
 // window, the events and the kind's answer.
 func answerRows(t *testing.T, p *sketchdProc, q string) [][]any {
 	t.Helper()
+	rows, _ := answerRowsStatus(t, p, q)
+	return rows
+}
+
+// answerRowsStatus is answerRows with the answer's status.
+func answerRowsStatus(t *testing.T, p *sketchdProc, q string) ([][]any, int) {
+	t.Helper()
 	var a map[string]any
-	if fetchJSON(t, p.httpURL+"/v1/streams/pv/aggregates/"+q, &a) != http.StatusOK {
-		return nil
+	if st := fetchJSON(t, p.httpURL+"/v1/streams/pv/aggregates/"+q, &a); st != http.StatusOK {
+		return nil, st
 	}
 	var out [][]any
 	groups, _ := a["groups"].([]any)
@@ -377,7 +423,7 @@ func answerRows(t *testing.T, p *sketchdProc, q string) [][]any {
 			out = append(out, row)
 		}
 	}
-	return out
+	return out, http.StatusOK
 }
 
 // checkClusterQuantiles: each country's t-digest quantiles are within 3

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd/internal/cluster/clustertest"
 )
 
 // The binary is built once per test binary: every end-to-end test runs the
@@ -23,6 +24,7 @@ var binary struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	clustertest.RemoveBinary()
 	if binary.dir != "" {
 		_ = os.RemoveAll(binary.dir)
 	}
