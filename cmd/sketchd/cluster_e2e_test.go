@@ -157,10 +157,18 @@ func TestClusterProcesses(t *testing.T) {
 	c.Kill(t, down)
 	allowed.Store(int64(n))
 	all := append([]*sketchdProc{ref}, procs...)
-	queries, refused, pubAt := natsDownPhase(t, all, n, pubDone)
-	current := time.Since(natsKilled)
-	t.Logf("NATS node %s down: %d queries to the 4 instances, %d not answered 200; the last third published (every ack in) %s after the kill; every instance counts every event %s after the kill",
-		c.Name(down), queries, refused, pubAt.Sub(natsKilled).Round(10*time.Millisecond), current.Round(10*time.Millisecond))
+	queries, refused, pubAt, currentAt := natsDownPhase(t, all, n, pubDone)
+	since := make([]string, len(currentAt))
+	for i, at := range currentAt {
+		since[i] = at.Sub(natsKilled).Round(10 * time.Millisecond).String()
+	}
+	t.Logf("NATS node %s down: %d queries to the 4 instances, %d not answered 200; the last third published (every ack in) %s after the kill; each instance (reference, sketchd 0-2) counts every event %v after the kill",
+		c.Name(down), queries, refused, pubAt.Sub(natsKilled).Round(10*time.Millisecond), since)
+	if slices.ContainsFunc(currentAt, func(at time.Time) bool { return at.Sub(pubAt) > 10*time.Second }) {
+		for i, p := range procs {
+			dumpLog(t, i, p)
+		}
+	}
 	if refused > 0 {
 		t.Errorf("%d of %d queries not answered while NATS node %s was down", refused, queries, c.Name(down))
 	}
@@ -212,10 +220,12 @@ func TestClusterProcesses(t *testing.T) {
 
 // natsDownPhase queries every instance until each counts all n events
 // and the publisher is done: it returns the queries asked, those not
-// answered 200, and when the publisher was seen done.
-func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error) (queries, refused int, pubAt time.Time) {
+// answered 200, when the publisher was seen done, and when each instance
+// first counted every event.
+func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error) (queries, refused int, pubAt time.Time, currentAt []time.Time) {
 	t.Helper()
 	published := false
+	currentAt = make([]time.Time, len(all))
 	waitCond(t, 120*time.Second, "every instance has every event", func() bool {
 		if !published {
 			select {
@@ -228,7 +238,7 @@ func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error
 			}
 		}
 		done := published
-		for _, p := range all {
+		for i, p := range all {
 			queries++
 			rows, st := answerRowsStatus(t, p, "users?"+queryRange())
 			if st != http.StatusOK {
@@ -240,11 +250,14 @@ func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error
 			for _, r := range rows {
 				total += int(r[2].(float64))
 			}
+			if total == n && currentAt[i].IsZero() {
+				currentAt[i] = time.Now()
+			}
 			done = done && total == n
 		}
 		return done
 	})
-	return queries, refused, pubAt
+	return queries, refused, pubAt, currentAt
 }
 
 // queryRange covers every event's time.
