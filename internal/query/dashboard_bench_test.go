@@ -14,16 +14,19 @@ import (
 // window cache ("windows"), only the panes open at the previous commit;
 // without it ("panes": the pane and block caches only, as before), every
 // pane in a window that is not cached whole. The answer cache misses at
-// every commit in both.
+// every commit in both. "shared" is "windows" asked as the API asks
+// (QueryShared: cached final windows handed out, no result cache).
 //
 //	go test ./internal/query -run '^$' -bench DashboardWhileIngesting -benchmem
 func BenchmarkDashboardWhileIngesting(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		opts Options
+		name   string
+		opts   Options
+		shared bool
 	}{
-		{"windows", Options{}},
-		{"panes", Options{WindowCacheBytes: -1}},
+		{"windows", Options{}, false},
+		{"panes", Options{WindowCacheBytes: -1}, false},
+		{"shared", Options{}, true}, // as the API asks: QueryShared
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			l := newLive(b, 1, 60)
@@ -39,7 +42,11 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 						{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
 						{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
 					} {
-						if _, err := q.Query(b.Context(), l.target, qu); err != nil {
+						ask := q.Query
+						if c.shared {
+							ask = q.QueryShared
+						}
+						if _, err := ask(b.Context(), l.target, qu); err != nil {
 							b.Fatal(err)
 						}
 					}

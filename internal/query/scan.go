@@ -29,7 +29,7 @@ func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
 	re := p.ragged()
 	for _, sc := range p.scans {
 		for _, rg := range sc.ranges {
-			err := q.reader(p.target).ScanPanes(ctx, p.target.ID, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
+			err := q.scanSlot(ctx, p, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
 				if re.contains(r.Start) {
 					b.seen[p.paneID(r.Key, r.Start)] = true
 				}

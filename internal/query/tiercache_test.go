@@ -104,6 +104,15 @@ func (r *keyReads) ScanTierPanes(ctx context.Context, id uint32, tier time.Durat
 	return r.DB.ScanTierPanes(ctx, id, tier, keys, from, to, fn)
 }
 
+// ScanTierPaneSlot is the store's one-slot scan (what the querier calls),
+// counted as ScanTierPanes.
+func (r *keyReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	if tier != 0 {
+		r.tiers.Add(1)
+	}
+	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, fn)
+}
+
 func (r *keyReads) Keys(ctx context.Context, id uint32, from, to int64, fn func(string) error) error {
 	r.n.Add(1)
 	return r.DB.Keys(ctx, id, from, to, fn)
@@ -345,6 +354,17 @@ func TestOpenSpanKeysPerCommit(t *testing.T) {
 type paneReads struct {
 	*store.DB
 	n atomic.Int64
+}
+
+// ScanTierPaneSlot is the store's one-slot scan (what the querier calls),
+// counted as ScanPanes.
+func (r *paneReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
+		if tier == 0 {
+			r.n.Add(1)
+		}
+		return fn(p)
+	})
 }
 
 func (r *paneReads) ScanPanes(ctx context.Context, id uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {

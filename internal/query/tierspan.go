@@ -59,7 +59,7 @@ func (q *Querier) tierPanesCached(p *plan, s Span, key string) ([]tierPane, bool
 // key has.
 func (q *Querier) scanTierSpan(ctx context.Context, tr TierReader, p *plan, s Span, keys []string, pos map[string]int, got [][]tierPane) error {
 	ai := p.agg.index
-	err := tr.ScanTierPanes(ctx, p.target.ID, time.Duration(s.Granularity), keys, s.From, s.To, func(r sketchd.PaneRecord) error {
+	err := q.scanTierSlot(ctx, tr, p, time.Duration(s.Granularity), keys, s.From, s.To, func(r sketchd.PaneRecord) error {
 		i, ok := pos[r.Key]
 		if !ok {
 			return fmt.Errorf("tier pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)

@@ -90,6 +90,17 @@ func appendPaneValue(dst []byte, p *sketchd.PaneRecord) []byte {
 // decodePaneValue decodes a pane value into p (Key and Start are set by the
 // caller from the Badger key). The blobs are copied: p does not alias v.
 func decodePaneValue(key, v []byte, p *sketchd.PaneRecord) error {
+	return decodePane(key, v, allSlots, p)
+}
+
+// allSlots is decodePane's slot for "copy every sketch".
+const allSlots = -1
+
+// decodePane is decodePaneValue copying every sketch (slot allSlots) or
+// only the one of slot >= 0: then p.Sketches is cut after slot and its
+// other entries are nil. The whole value is checked (CRC, lengths)
+// whatever the slot, so a corrupt pane is refused the same way.
+func decodePane(key, v []byte, slot int, p *sketchd.PaneRecord) error {
 	body, err := unframe(key, v, paneVersion)
 	if err != nil {
 		return err
@@ -119,20 +130,27 @@ func decodePaneValue(key, v []byte, p *sketchd.PaneRecord) error {
 		if uint64(n) > uint64(len(r)-4) {
 			return corrupt(key, fmt.Sprintf("sketch %d: length %d exceeds value", i, n))
 		}
-		total += int(n)
+		if slot == allSlots || int(i) == slot {
+			total += int(n)
+		}
 		r = r[4+n:]
 	}
 	if len(r) != 0 {
 		return corrupt(key, fmt.Sprintf("%d trailing bytes after sketches", len(r)))
 	}
 	buf := make([]byte, total)
+	if slot != allSlots {
+		count = uint32(min(int(count), slot+1))
+	}
 	p.Sketches = make([][]byte, count)
 	off := 0
 	for i := range p.Sketches {
 		n := int(binary.BigEndian.Uint32(rest))
-		copy(buf[off:], rest[4:4+n])
-		p.Sketches[i] = buf[off : off+n : off+n]
-		off += n
+		if slot == allSlots || i == slot {
+			copy(buf[off:], rest[4:4+n])
+			p.Sketches[i] = buf[off : off+n : off+n]
+			off += n
+		}
 		rest = rest[4+n:]
 	}
 	return nil

@@ -112,6 +112,25 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 // ScanTierPanes is ScanPanes over the panes of the stream's rollup tier of
 // granularity tier (0: its base panes).
 func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, allSlots, fn)
+}
+
+// ScanTierPaneSlot is ScanTierPanes for a reader of one aggregate: each
+// record holds the sketch of slot only (Sketches is cut after slot, its
+// other entries are nil; shorter when the pane predates the slot). A
+// query reads one slot; copying every sketch of every pane it scanned was
+// most of the bytes a scan allocated (BenchmarkDashboardWhileIngesting in
+// internal/query).
+func (db *DB) ScanTierPaneSlot(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	if slot < 0 {
+		return fmt.Errorf("scan pane slot %d: %w", slot, ErrInvalid)
+	}
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, fn)
+}
+
+// scanPanes is ScanTierPanes copying every sketch of a pane (slot
+// allSlots) or only the one of slot (decodePane).
+func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
 	if err := db.enter(); err != nil {
 		return err
 	}
@@ -138,7 +157,7 @@ func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Dura
 			if len(key) > sketchd.MaxKeyLen {
 				continue // cannot be stored
 			}
-			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, fn); err != nil {
+			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, slot, fn); err != nil {
 				return err
 			}
 		}
@@ -149,7 +168,7 @@ func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Dura
 
 // scanKey is ScanPanes for one key: it walks the key's partitions with
 // seeks, skipping partitions that do not hold it.
-func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
 	w := sp.width
 	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
 	for p := pFirst; p <= pLast; {
@@ -196,7 +215,7 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 				return nil
 			}
 			rec := sketchd.PaneRecord{Key: key, Start: start}
-			if err := item.Value(func(v []byte) error { return decodePaneValue(k, v, &rec) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodePane(k, v, slot, &rec) }); err != nil {
 				return err
 			}
 			if err := fn(rec); err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -237,7 +238,20 @@ func FuzzDecodePane(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		var p sketchd.PaneRecord
-		if err := decodePaneValue([]byte("k"), v, &p); err != nil {
+		err := decodePaneValue([]byte("k"), v, &p)
+		// A one-slot decode refuses the same values and copies the same
+		// bytes of its slot.
+		for slot := range 3 {
+			var ps sketchd.PaneRecord
+			serr := decodePane([]byte("k"), v, slot, &ps)
+			if (serr == nil) != (err == nil) {
+				t.Fatalf("slot %d: err %v, decodePaneValue's %v", slot, serr, err)
+			}
+			if serr == nil && (ps.Events != p.Events || !bytes.Equal(sketchd.SlotBlob(&ps, slot), sketchd.SlotBlob(&p, slot))) {
+				t.Fatalf("slot %d decodes differently", slot)
+			}
+		}
+		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("non-corrupt error %v", err)
 			}
