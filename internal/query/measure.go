@@ -76,7 +76,7 @@ func (q *Querier) measureBase(ctx context.Context, p *plan, sample func([]string
 	for _, sc := range p.scans {
 		keys := sample(sc.keys)
 		for _, rg := range sc.ranges {
-			if err := q.reader(p.target).ScanPanes(ctx, p.target.ID, keys, rg[0], rg[1], fn); err != nil {
+			if err := q.scanSlot(ctx, p, keys, rg[0], rg[1], fn); err != nil {
 				return err
 			}
 		}
@@ -90,7 +90,7 @@ func (q *Querier) measureTiers(ctx context.Context, p *plan, sample func([]strin
 		if !s.Tier || len(p.keys) == 0 {
 			continue
 		}
-		if err := tr.ScanTierPanes(ctx, p.target.ID, time.Duration(s.Granularity), sample(p.keys), s.From, s.To, fn); err != nil {
+		if err := q.scanTierSlot(ctx, tr, p, time.Duration(s.Granularity), sample(p.keys), s.From, s.To, fn); err != nil {
 			return err
 		}
 	}
