@@ -38,13 +38,20 @@ func TestProcessKill(t *testing.T) {
 	}
 	publish := func(from, to int) {
 		t.Helper()
+		// Each attempt waits 5 s for its ack: a publish sent just as its
+		// connection's node died gets none (the connection moves to
+		// another node), and waiting for the whole test's deadline would
+		// spend it. The message id makes a retry of a publish that did
+		// land a duplicate the stream drops.
 		for i := from; i < to; i++ {
 			for try := 0; ; try++ {
-				_, err := js.Publish(ctx, "k.x", []byte("m"), jetstream.WithMsgID(fmt.Sprint(i)))
+				actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := js.Publish(actx, "k.x", []byte("m"), jetstream.WithMsgID(fmt.Sprint(i)))
+				acancel()
 				if err == nil {
 					break
 				}
-				if try == 100 {
+				if try == 20 || ctx.Err() != nil {
 					t.Fatalf("publish %d: %v", i, err)
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -58,27 +65,40 @@ func TestProcessKill(t *testing.T) {
 	c.Restart(t, victim)
 
 	// The stream leader's view: every message stored, and the restarted
-	// node back among the current replicas.
+	// node back among the current replicas once it has caught up (it is
+	// healthy before its replica is current).
 	vc := c.Connect(t, victim)
 	vjs, _ := jetstream.New(vc)
-	s, err := vjs.Stream(ctx, "K")
-	if err != nil {
-		t.Fatal(err)
+	var info *jetstream.StreamInfo
+	current := func() bool {
+		s, err := vjs.Stream(ctx, "K")
+		if err != nil {
+			return false
+		}
+		if info, err = s.Info(ctx); err != nil || info.Cluster == nil {
+			return false
+		}
+		if info.Cluster.Leader == c.Name(victim) {
+			return true
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Name == c.Name(victim) && r.Current {
+				return true
+			}
+		}
+		return false
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for !current() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if info == nil {
+		t.Fatal("no stream info from the restarted node")
 	}
 	if info.State.Msgs != 200 {
 		t.Errorf("stream holds %d messages after the kill and restart, want 200", info.State.Msgs)
 	}
-	ok := false
-	for _, r := range append(info.Cluster.Replicas, &jetstream.PeerInfo{Name: info.Cluster.Leader, Current: true}) {
-		if r.Name == c.Name(victim) && r.Current {
-			ok = true
-		}
-	}
-	if !ok {
-		t.Errorf("restarted %s is not a current replica: leader %s, replicas %+v", c.Name(victim), info.Cluster.Leader, info.Cluster.Replicas)
+	if !current() {
+		t.Errorf("restarted %s is not a current replica after 30 s: leader %s, replicas %+v", c.Name(victim), info.Cluster.Leader, info.Cluster.Replicas)
 	}
 }
