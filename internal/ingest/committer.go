@@ -111,22 +111,13 @@ func (r *runner) cycle(ctx context.Context) error {
 		r.committer.retryPanes.Store(0)
 		return nil
 	}
-	if err := r.commit(ctx, f); err != nil {
+	if err := r.commits.Commit(ctx, r.dataID, *f); err != nil {
 		return r.commitFailed(f, err, start)
 	}
 	r.commitSucceeded(f, start)
 	r.ack(ctx, f.Token)
 	r.committer.cycleSeconds.Store(math.Float64bits(time.Since(start).Seconds()))
 	return nil
-}
-
-// commit makes f durable: in the store, or for an owner in cluster mode
-// through the changelog first (owner.go).
-func (r *runner) commit(ctx context.Context, f *sketchd.Flush) error {
-	if r.own != nil {
-		return r.own.commitOwned(ctx, r, f)
-	}
-	return r.m.db.Commit(ctx, r.dataID, *f)
 }
 
 // takeFlush flushes the aggregator, folding the flush into the one held

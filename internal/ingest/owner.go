@@ -58,6 +58,7 @@ type clusterStream struct {
 // ownership is what an owned partition's runner commits through.
 type ownership struct {
 	cs     *clusterStream
+	r      *runner // the partition's runner, set when it is made
 	commit cluster.ChangelogCommitter
 	fenced atomic.Bool
 }
@@ -347,17 +348,19 @@ func (cs *clusterStream) status(ctx context.Context) sketchd.StreamStatus {
 	return st
 }
 
-// commitOwned is an owned partition's commit (the runner's committer).
-func (o *ownership) commitOwned(ctx context.Context, r *runner, f *sketchd.Flush) error {
+// Commit implements cluster.Committer for an owned partition's runner:
+// the changelog first, and the first fenced commit reported to the
+// controller, which demotes the runner.
+func (o *ownership) Commit(ctx context.Context, streamID uint32, f sketchd.Flush) error {
 	if o.fenced.Load() {
 		return cluster.ErrFenced
 	}
-	err := o.commit.Commit(ctx, r.dataID, *f)
+	err := o.commit.Commit(ctx, streamID, f)
 	switch {
 	case errors.Is(err, cluster.ErrFenced):
 		if !o.fenced.Swap(true) {
 			select {
-			case o.cs.fenced <- r:
+			case o.cs.fenced <- o.r:
 			default: // the controller stopped; shutdown stops the runner
 			}
 		}

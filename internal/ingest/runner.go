@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/decode"
 	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/internal/window"
@@ -46,8 +47,10 @@ type runner struct {
 	dataID   uint32
 	siblings []*runner
 	// own is set when the runner owns its partition in cluster mode
-	// (owner.go): its commits go to the changelog first.
-	own *ownership
+	// (owner.go): its commits go to the changelog first. commits is what
+	// makes a flush durable: the store, or own.
+	own     *ownership
+	commits cluster.Committer
 
 	life      lifecycle
 	consumer  consumerState
@@ -117,6 +120,10 @@ func startPartRunner(ctx context.Context, m *Manager, info store.StreamInfo, par
 		part:   part,
 		dataID: info.ID,
 		own:    own,
+	}
+	r.commits = m.db
+	if own != nil {
+		own.r, r.commits = r, own
 	}
 	if part >= 0 {
 		r.dataID = info.Partitions[part]
