@@ -2,50 +2,29 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+	"github.com/sketchd/sketchd/internal/testbin"
 )
 
-// The binary is built once per test binary: every end-to-end test runs the
-// same build, and linking it again per test costs CI seconds for nothing.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-	out  []byte
-}
+// The binary is built once per test binary (internal/testbin).
+var binary testbin.Binary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	clustertest.RemoveBinary()
-	if binary.dir != "" {
-		_ = os.RemoveAll(binary.dir)
-	}
+	binary.Remove()
 	os.Exit(code)
 }
 
 // buildBinary returns the path of sketchd built from this directory.
 func buildBinary(tb testing.TB) string {
 	tb.Helper()
-	binary.once.Do(func() {
-		binary.dir, binary.err = os.MkdirTemp("", "sketchd-bin-")
-		if binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "sketchd")
-		binary.out, binary.err = exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
-	})
-	if binary.err != nil {
-		tb.Fatalf("go build: %v\n%s", binary.err, binary.out)
-	}
-	return binary.path
+	return binary.Path(tb, "sketchd", ".")
 }
 
 // writeConfig writes a config file into dir and returns its path.

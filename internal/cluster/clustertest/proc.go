@@ -8,46 +8,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sketchd/sketchd/internal/testbin"
 )
 
 // The nats-server binary of the process mode is built once per test
 // binary, from the module go.mod already requires (the module cache
 // serves it offline); RemoveBinary deletes it.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-	out  []byte
-}
+var natsServer testbin.Binary
 
 // buildBinary returns the path of nats-server built from go.mod's version.
 func buildBinary(tb testing.TB) string {
 	tb.Helper()
-	binary.once.Do(func() {
-		binary.dir, binary.err = os.MkdirTemp("", "clustertest-nats-")
-		if binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "nats-server")
-		binary.out, binary.err = exec.Command("go", "build", "-o", binary.path, "github.com/nats-io/nats-server/v2").CombinedOutput()
-	})
-	if binary.err != nil {
-		tb.Fatalf("clustertest: go build nats-server: %v\n%s", binary.err, binary.out)
-	}
-	return binary.path
+	return natsServer.Path(tb, "nats-server", "github.com/nats-io/nats-server/v2")
 }
 
 // RemoveBinary deletes the nats-server built for the process mode; a test
 // binary that uses the mode calls it from TestMain after m.Run.
-func RemoveBinary() {
-	if binary.dir != "" {
-		_ = os.RemoveAll(binary.dir)
-	}
-}
+func RemoveBinary() { natsServer.Remove() }
 
 // node is one nats-server child process: its config (ports, store dir)
 // survives a kill, so Restart brings the same node back.
