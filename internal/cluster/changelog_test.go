@@ -44,7 +44,14 @@ func newFixture(tb testing.TB, o clustertest.Options) *fixture {
 func (f *fixture) writer(tb testing.TB, i, p int, owner string) *Writer {
 	tb.Helper()
 	nc := f.c.Connect(tb, i)
-	s, err := jetStream(tb, nc).Stream(testContext(tb, 10*time.Second), f.cl.Name())
+	js := jetStream(tb, nc)
+	// Like the creates, a lookup on a just-started cluster can go
+	// unanswered (seen in a clean-clone CI run): retried per attempt.
+	var s jetstream.Stream
+	err := retryAdmin(testContext(tb, time.Minute), func(ctx context.Context) (err error) {
+		s, err = js.Stream(ctx, f.cl.Name())
+		return err
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
