@@ -25,9 +25,20 @@ type live struct {
 	minute int // minutes ingested
 	pos    uint64
 	base   time.Time
+	// late: each minute also gets events up to this many minutes late
+	// (within the spec's allowed lateness, so that open panes before the
+	// last one change too).
+	late int
 }
 
 func newLive(tb testing.TB, seed uint64, keys int) *live {
+	tb.Helper()
+	return newLiveSpec(tb, seed, keys, nil)
+}
+
+// newLiveSpec is newLive with the fixture's spec changed by edit (nil: as
+// it is).
+func newLiveSpec(tb testing.TB, seed uint64, keys int, edit func(*sketchd.Stream)) *live {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := store.Open(tb.TempDir(), nil, nil, store.Options{RetentionInterval: -1})
@@ -36,6 +47,9 @@ func newLive(tb testing.TB, seed uint64, keys int) *live {
 	}
 	tb.Cleanup(func() { _ = db.Close() })
 	spec := panetest.Spec(tb)
+	if edit != nil {
+		edit(&spec)
+	}
 	info, err := db.CreateStream(ctx, spec)
 	if err != nil {
 		tb.Fatal(err)
@@ -66,7 +80,11 @@ func (l *live) ingest(tb testing.TB) {
 		}
 		for i := range 1 + l.rng.IntN(20) {
 			l.pos++
-			e := panetest.Event(key, m.Add(time.Duration(i)*time.Second), l.pos, fmt.Sprint("u", l.rng.IntN(300)))
+			at := m.Add(time.Duration(i) * time.Second)
+			if l.late > 0 && l.rng.IntN(3) == 0 {
+				at = at.Add(-time.Duration(1+l.rng.IntN(l.late)) * time.Minute)
+			}
+			e := panetest.Event(key, at, l.pos, fmt.Sprint("u", l.rng.IntN(300)))
 			e.Values[0].Num = l.rng.ExpFloat64() * 100
 			b.Add(&e)
 		}

@@ -32,6 +32,7 @@ func (q *Querier) Forget(id uint32) {
 		q.gens.m = map[uint32]uint64{}
 	}
 	q.gens.m[id]++
+	q.tails.forget(id)
 }
 
 // withGeneration appends the stream's generation to a result key.

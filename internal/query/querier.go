@@ -71,6 +71,8 @@ type Querier struct {
 	tierKeys *tierKeyCache
 	// tierSpans: which tier panes each key has in a built span (tierspan.go).
 	tierSpans *tierSpanCache
+	// tails: the open panes read since the last commit (tailmemo.go).
+	tails *tailMemo
 }
 
 // New returns a Querier reading through r.
@@ -79,7 +81,8 @@ func New(r PaneReader, opts Options) *Querier {
 	q := &Querier{r: r, opts: opts, cache: newPaneCache(opts.CacheBytes),
 		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes),
 		tierKeys:  newBoundedMap[tierSpanKey, []string](opts.CacheBytes, maxTierSpans),
-		tierSpans: newBoundedMap[tierSpanPanesKey, []int64](opts.CacheBytes, maxTierSpanEntries)}
+		tierSpans: newBoundedMap[tierSpanPanesKey, []int64](opts.CacheBytes, maxTierSpanEntries),
+		tails:     newTailMemo(opts.CacheBytes / 8)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}

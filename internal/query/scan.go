@@ -23,28 +23,50 @@ type blockBuild struct {
 // panes is merged into that block, which is then cached and given to its
 // windows; a block of a read range without any stored pane is cached as
 // empty. Other panes go to their windows, their decoded sketch cached when
-// final.
+// final; the open tail of each key is read once per commit (tailmemo.go).
 func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
 	b := &blockBuild{built: map[cacheKey]bool{}, seen: map[cacheKey]bool{}}
 	re := p.ragged()
+	tailFrom, memo := p.tailFrom()
 	for _, sc := range p.scans {
 		for _, rg := range sc.ranges {
-			err := q.scanSlot(ctx, p, sc.keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
-				if re.contains(r.Start) {
-					b.seen[p.paneID(r.Key, r.Start)] = true
+			final := rg // the part before the open tail
+			if memo {
+				final[1] = min(rg[1], max(rg[0], tailFrom))
+			}
+			if final[0] < final[1] {
+				if err := q.scanFinal(ctx, p, w, b, re, sc.keys, final); err != nil {
+					return err
 				}
-				return q.collect(p, w, b, r)
-			})
-			if err == nil {
-				err = q.finishBlock(p, w, b)
 			}
-			if err != nil {
-				return err
+			if memo && final[1] < rg[1] {
+				if err := q.scanTails(ctx, p, w, tailFrom, sc.keys, final[1], rg[1]); err != nil {
+					return err
+				}
 			}
-			q.cacheEmptyBlocks(p, b, sc.keys, rg)
-			q.markEmptyEnds(p, re, b.seen, sc.keys, rg)
 		}
 	}
+	return nil
+}
+
+// scanFinal reads the range rg of keys from the store: each pane to its
+// block or its windows; then caches the empty blocks and ragged-end slots
+// of rg.
+func (q *Querier) scanFinal(ctx context.Context, p *plan, w *windows, b *blockBuild, re raggedEnds, keys []string, rg [2]int64) error {
+	err := q.scanSlot(ctx, p, keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
+		if re.contains(r.Start) {
+			b.seen[p.paneID(r.Key, r.Start)] = true
+		}
+		return q.collect(p, w, b, r)
+	})
+	if err == nil {
+		err = q.finishBlock(p, w, b)
+	}
+	if err != nil {
+		return err
+	}
+	q.cacheEmptyBlocks(p, b, keys, rg)
+	q.markEmptyEnds(p, re, b.seen, keys, rg)
 	return nil
 }
 

@@ -16,7 +16,7 @@ tumbling series, per stream, aggregate, where, group_by, width and window start,
 final spans; and, until the stream's next commit (every flush interval while ingesting), each
 answer's result and its rendered JSON. After a commit a repeated query merges again only the windows
 that are not final (a whole-range query is one window: all of it), from cached decoded panes where
-final. So repeated sends here measure mostly cached answers
+final, and each key's open panes read once per commit for every question (the tail memo). So repeated sends here measure mostly cached answers
 (` + "`go test ./internal/query -run '^$' -bench 'DashboardWhileIngesting|MultiWhileIngesting|TierQuery'`" + `).`
 
 func dashboardWhat(c Config) string {

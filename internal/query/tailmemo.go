@@ -1,0 +1,233 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/sketchd/sketchd"
+)
+
+// The open tail: a key's panes that are not final at the target's
+// watermark (from the first pane start that is not final on). Every
+// distinct question after a commit reads them from the store, since the
+// pane cache keeps final panes only: a dashboard of 200 panels over 180
+// keys sought each key's tail in Badger once per panel and commit, through
+// every level of the LSM tree (a seek positions one iterator per table
+// that may hold the key), and decoded it again. That was most of the CPU
+// of the query load after the caches of final data (docs/benchmarks.md).
+//
+// tailMemo keeps, for the stream's last commit only, each (aggregate, key)
+// tail read by a query, decoded: the questions of one commit share one
+// read. Its content is what a store read at or after that commit returns
+// (Target.LastCommit: the panes change only with a commit), so an answer
+// built from it is one the store could have given, and a commit, a Forget
+// or a newer watermark starts it over. The sketches are shared and only
+// read, like the pane cache's (winAcc clones before merging).
+
+// tailMemo is the memo of one Querier.
+type tailMemo struct {
+	mu      sync.Mutex
+	max     int64 // bytes (sketch sizes) kept per stream; ≤ 0: off
+	streams map[uint32]*tailSet
+}
+
+// tailSet is the memo of one stream at one state.
+type tailSet struct {
+	gen       uint64
+	commit    int64 // Target.LastCommit
+	watermark int64
+	bytes     int64
+	tails     map[tailKey]*tail
+}
+
+type tailKey struct {
+	agg int
+	key string
+}
+
+// tail is the decoded panes of one key and aggregate whose start is in
+// [from, to), in start order; from is the first start that is not final.
+type tail struct {
+	from, to int64
+	panes    []tailPane
+	size     int64 // counted in tailSet.bytes
+}
+
+type tailPane struct {
+	start  int64
+	events uint64
+	c      cached
+	size   int // of the slot's blob: the cost model's observation
+}
+
+// tailSpan is how far past a query's range a miss reads, so that the
+// questions asked later in the same commit, whose ranges end later (now
+// moves on), still find their tail: a seek past a key's last pane costs
+// one seek per partition.
+const tailSpan = int64(time.Hour)
+
+func newTailMemo(max int64) *tailMemo {
+	return &tailMemo{max: max, streams: map[uint32]*tailSet{}}
+}
+
+// tailFrom returns the first pane start that is not final at the
+// target's watermark (PaneFinalAt: start + granularity + allowed lateness
+// > watermark), and whether p may use the memo: a stream read over
+// partitions merges whole panes, and a target without a commit or a
+// watermark has no state to key it by.
+func (p *plan) tailFrom() (int64, bool) {
+	t := &p.target
+	if t.LastCommit == 0 || len(t.Partitions) > 0 || t.Watermark < math.MinInt64/2 {
+		return 0, false
+	}
+	gran := int64(t.Spec.Granularity)
+	last := t.Watermark - int64(t.Spec.AllowedLateness) - gran // the last final start
+	from := floorDiv(last, gran)*gran + gran
+	if !t.Spec.PaneFinalAt(from-gran, t.Watermark) || t.Spec.PaneFinalAt(from, t.Watermark) {
+		return 0, false // not representable: leave it to the store
+	}
+	return from, true
+}
+
+// lookup returns the memo's tail of key for p covering [from, to), or
+// nil. A memo of another (older) state is started over when p's is newer.
+func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.set(p, false)
+	if s == nil {
+		return nil
+	}
+	t := s.tails[tailKey{p.agg.index, key}]
+	if t == nil || from < t.from || to > t.to {
+		return nil
+	}
+	return t
+}
+
+// store keeps t for key, unless the memo moved to a newer state since the
+// read or would grow past its budget.
+func (m *tailMemo) store(p *plan, key string, t *tail) {
+	var size int64
+	for _, tp := range t.panes {
+		size += int64(len(key) + 64)
+		if tp.c.sk != nil {
+			size += int64(tp.c.sk.Size())
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.set(p, true)
+	if s == nil || s.bytes+size > m.max {
+		return
+	}
+	k := tailKey{p.agg.index, key}
+	if old := s.tails[k]; old != nil {
+		if old.to >= t.to {
+			return // a concurrent query read as much first
+		}
+		s.bytes -= old.size
+	}
+	t.size = size
+	s.tails[k] = t
+	s.bytes += size
+}
+
+// set returns the stream's memo for p's state, starting it over when p's
+// state is newer (create: even when the stream has none yet); nil when p
+// reads an older state than the memo's, or the memo is off.
+func (m *tailMemo) set(p *plan, create bool) *tailSet {
+	if m.max <= 0 {
+		return nil
+	}
+	t := p.target
+	s := m.streams[t.ID]
+	switch {
+	case s != nil && s.gen == p.gen && s.commit == t.LastCommit && s.watermark == t.Watermark:
+		return s
+	case s != nil && (p.gen < s.gen || (p.gen == s.gen && t.LastCommit < s.commit)):
+		return nil // an older state: read the store, keep nothing
+	case s == nil && !create:
+		return nil
+	}
+	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[tailKey]*tail{}}
+	m.streams[t.ID] = s
+	return s
+}
+
+// forget drops the memo of stream id.
+func (m *tailMemo) forget(id uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.streams, id)
+}
+
+// scanTails gives the panes of keys in [from, to), all of them in the
+// open tail (from ≥ p.tailFrom()), to their windows: from the memo where
+// it holds a key's tail, and for the others from one store read of their
+// tails, which the memo then keeps. Open panes stand in no rollup block
+// and no ragged end, so they go straight to their windows.
+func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom int64, keys []string, from, to int64) error {
+	if from < tailFrom {
+		return fmt.Errorf("open tail read from %d, before its first pane %d", from, tailFrom)
+	}
+	var missing []string
+	for _, key := range keys {
+		t := q.tails.lookup(p, key, from, to)
+		if t == nil {
+			missing = append(missing, key)
+			continue
+		}
+		q.addTail(p, w, key, t, from, to)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	hi := to
+	if to < math.MaxInt64-tailSpan {
+		hi = to + tailSpan
+	}
+	read := map[string]*tail{}
+	err := q.scanSlot(ctx, p, missing, tailFrom, hi, func(r sketchd.PaneRecord) error {
+		blob := sketchd.SlotBlob(&r, p.agg.index)
+		sk, err := p.agg.decode(blob)
+		if err != nil {
+			return err
+		}
+		t := read[r.Key]
+		if t == nil {
+			t = &tail{from: tailFrom, to: hi}
+			read[r.Key] = t
+		}
+		t.panes = append(t.panes, tailPane{start: r.Start, events: r.Events, c: cached{sk: sk, events: r.Events, panes: 1}, size: len(blob)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range missing {
+		t := read[key]
+		if t == nil {
+			t = &tail{from: tailFrom, to: hi} // no open pane: that is worth keeping too
+		}
+		q.addTail(p, w, key, t, from, to)
+		q.tails.store(p, key, t)
+	}
+	return nil
+}
+
+// addTail gives the panes of t in [from, to) to key's windows.
+func (q *Querier) addTail(p *plan, w *windows, key string, t *tail, from, to int64) {
+	ki := p.keyIndex[key]
+	for _, tp := range t.panes {
+		if tp.start < from || tp.start >= to {
+			continue
+		}
+		q.sizes.observe(p.target.ID, p.agg.index, tp.size)
+		w.panes++
+		w.add(ki, tp.start, tp.c)
+	}
+}

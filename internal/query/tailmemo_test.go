@@ -1,0 +1,151 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
+	"github.com/sketchd/sketchd/internal/store"
+)
+
+// TestTailMemoEqualsStore: a dashboard's distinct questions after each
+// commit share one store read of each key's open tail (several open panes:
+// five minutes of allowed lateness, late events landing in the older ones),
+// and every answer equals that of a querier without any cache or memo, under
+// -race with concurrent readers. The second question of a commit over the
+// same keys reads no pane from the store (its final panes are cached, its
+// open ones memoized): without the memo it reads every open pane again.
+func TestTailMemoEqualsStore(t *testing.T) {
+	const seed = 20261206
+	t.Logf("seed %d", seed)
+	l := newLiveSpec(t, seed, 12, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(5 * time.Minute) })
+	l.late = 4
+	reads := &storeReads{DB: l.db}
+	memo := New(reads, Options{})
+	ref := New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
+	m := int64(time.Minute)
+	for range 20 {
+		l.ingest(t)
+	}
+	for round := range 6 {
+		l.ingest(t)
+		to := l.now()
+		if open := l.openSlots(to-20*m, to, l.target.Watermark); open < 3 {
+			t.Fatalf("round %d: %d open panes in the range: the memo would have little to share", round, open)
+		}
+		for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			questions := []Query{
+				{From: to - 20*m, To: to, Step: m, GroupBy: []string{"country"}},
+				{From: to - 20*m, To: to, Step: 5 * m},
+				{From: to - 20*m, To: to},
+				{From: to - 3*m, To: to + m, Step: m},
+				{From: to - 20*m, To: to, Where: map[string][]string{"country": {"DE"}}, GroupBy: []string{"device"}},
+			}
+			for i := range questions {
+				questions[i].Aggregate = agg
+			}
+			concurrently(t, memo, l.target, questions)
+			// A new commit's first question reads the tails (the
+			// concurrent ones above did), the second reads nothing more.
+			before := reads.n.Load()
+			for i, qu := range questions {
+				at := fmt.Sprintf("round %d %s question %d", round, agg, i)
+				got, err := memo.Query(t.Context(), l.target, qu)
+				if err != nil {
+					t.Fatalf("%s: %v", at, err)
+				}
+				want, err := ref.Query(t.Context(), l.target, qu)
+				if err != nil {
+					t.Fatalf("%s: %v", at, err)
+				}
+				if want.Panes == 0 {
+					t.Fatalf("%s: no pane read", at)
+				}
+				sameResult(t, at, got, want)
+			}
+			if n := reads.n.Load() - before; n != 0 {
+				t.Fatalf("round %d %s: %d panes read from the store again within one commit", round, agg, n)
+			}
+		}
+	}
+}
+
+// storeReads counts the stream's own panes a querier reads from the store.
+type storeReads struct {
+	*store.DB
+	n atomic.Int64
+}
+
+func (r *storeReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
+		if tier == 0 {
+			r.n.Add(1)
+		}
+		return fn(p)
+	})
+}
+
+// concurrently asks every question twice at once through QueryShared, as
+// the API does, and reads every answer.
+func concurrently(t *testing.T, q *Querier, target Target, questions []Query) {
+	t.Helper()
+	done := make(chan error, 2*len(questions))
+	for _, qu := range questions {
+		for range 2 {
+			go func() {
+				res, err := q.QueryShared(t.Context(), target, qu)
+				if err == nil {
+					readAll(res)
+				}
+				done <- err
+			}()
+		}
+	}
+	for range 2 * len(questions) {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTailFrom: the tail starts at the first pane that is not final, right
+// after the last final one, for granularities, lateness and watermarks at
+// and around pane bounds (seeded).
+func TestTailFrom(t *testing.T) {
+	const seed = 61
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for i := range 2000 {
+		spec := panetest.Spec(t)
+		gran := []time.Duration{time.Second, time.Minute, 15 * time.Minute, time.Hour}[rng.IntN(4)]
+		spec.Granularity = sketchd.Duration(gran)
+		spec.AllowedLateness = sketchd.Duration(time.Duration(rng.IntN(4)) * gran / 2)
+		wm := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC).UnixNano() + rng.Int64N(int64(24*time.Hour))
+		if rng.IntN(4) == 0 {
+			wm -= wm % int64(gran) // on a bound
+		}
+		p := &plan{target: Target{Spec: spec, Watermark: wm, LastCommit: 1}}
+		from, ok := p.tailFrom()
+		if !ok {
+			t.Fatalf("case %d: no tail at watermark %d", i, wm)
+		}
+		if from%int64(gran) != 0 || spec.PaneFinalAt(from, wm) || !spec.PaneFinalAt(from-int64(gran), wm) {
+			t.Fatalf("case %d: tail from %d (gran %v, lateness %v, watermark %d): final %v, previous final %v",
+				i, from, gran, time.Duration(spec.AllowedLateness), wm, spec.PaneFinalAt(from, wm), spec.PaneFinalAt(from-int64(gran), wm))
+		}
+	}
+	for _, tc := range []Target{
+		{LastCommit: 0, Watermark: 1},                          // nothing committed
+		{LastCommit: 1, Watermark: 1, Partitions: []uint32{1}}, // read over partitions
+	} {
+		tc.Spec = panetest.Spec(t)
+		if _, ok := (&plan{target: tc}).tailFrom(); ok {
+			t.Fatalf("memo used for %+v", tc)
+		}
+	}
+}
