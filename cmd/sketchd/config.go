@@ -199,7 +199,7 @@ func (c *config) settings() []setting {
 		intSetting("max-query-windows", "windows per group a query may return", &c.MaxQueryWindow),
 		intSetting("max-streams", "streams this instance may hold; a create past it is refused (422 limit_reached)", &c.MaxStreams),
 		intSetting("max-aggregates", "aggregates one stream may hold (422 limit_reached)", &c.MaxAggregates),
-		intSetting("max-connections", "open HTTP connections the listener accepts at once; more wait in the kernel's backlog", &c.MaxConns),
+		intSetting("max-connections", "open HTTP connections the listener accepts at once; at the cap a new one takes the slot of the longest idle keep-alive connection, and waits in the kernel's backlog only when none is idle", &c.MaxConns),
 		strSetting("cluster-name", "join the sketchd cluster of this name on the NATS cluster of nats-url (docs/scale-out.md); empty: a single node", &c.ClusterName),
 		intSetting("cluster-replicas", "JetStream replicas of the cluster's registry, changelogs and the JetStream streams it creates", &c.ClusterReplicas),
 		durSetting("failover-timeout", "how long an instance that stopped answering keeps its partitions (cluster mode; at least 1s)", &c.FailoverTimeout),

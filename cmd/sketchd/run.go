@@ -178,8 +178,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = mgr.Stop(context.Background())
 		return err
 	}
-	ln = api.LimitListener(ln, cfg.MaxConns)
+	lim := api.LimitListener(ln, cfg.MaxConns)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sketchd_http_idle_connections_closed_total",
+		Help: "Idle keep-alive HTTP connections closed to make room for a new one at --max-connections.",
+	}, func() float64 { return float64(lim.IdleClosed()) }))
+	ln = lim
 	srv := api.NewServer(cfg.HTTPAddr, h)
+	srv.ConnState = lim.ConnState
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("HTTP API listening", "addr", "http://"+ln.Addr().String(), "openapi", "http://"+ln.Addr().String()+"/openapi.json")

@@ -5,6 +5,7 @@ package api
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +79,54 @@ func TestPprofGuarded(t *testing.T) {
 	}
 	if r := g.get(t, "/debug/pprof/", "Authorization", "Bearer rd"); r.status != http.StatusOK {
 		t.Errorf("read token only, given: %d", r.status)
+	}
+}
+
+// At the cap, a new connection takes the slot of the connection idle the
+// longest (kept alive after its request), instead of waiting in the
+// kernel's backlog until it times out; a client whose idle connection was
+// closed is served again on a new one.
+func TestLimitListenerIdleGivesWay(t *testing.T) {
+	f := newFixture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := LimitListener(ln, 2)
+	srv := &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second, ConnState: lim.ConnState}
+	go func() { _ = srv.Serve(lim) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + ln.Addr().String() + "/livez"
+	get := func(name string, c *http.Client) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v (idle connections closed: %d)", name, err, lim.IdleClosed())
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", name, resp.StatusCode)
+		}
+	}
+	client := func() *http.Client {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	a, b, c := client(), client(), client()
+	get("a", a)
+	get("b", b) // two idle keep-alive connections hold both slots
+	if n := lim.IdleClosed(); n != 0 {
+		t.Fatalf("%d idle connections closed below the cap", n)
+	}
+	get("c", c) // served: a's connection, idle the longest, made room
+	if n := lim.IdleClosed(); n != 1 {
+		t.Fatalf("idle connections closed: %d, want 1", n)
+	}
+	get("a again", a) // on a new connection, b's made room
+	if n := lim.IdleClosed(); n != 2 {
+		t.Fatalf("idle connections closed: %d, want 2", n)
 	}
 }
 
