@@ -82,3 +82,40 @@ func TestAdmission(t *testing.T) {
 		t.Fatalf("after the slots freed: %d %s", r.status, r.body)
 	}
 }
+
+// TestAdmissionShedsStandingQueue: behind a queue that has stood longer
+// than shedInterval, a query is refused 503 overloaded after shedTarget,
+// not after the whole QueueWait (10 s here), while the query that started
+// the queue still waits its QueueWait and runs when a slot frees. Without
+// it a few seconds of overload became a queue that outlived them.
+func TestAdmissionShedsStandingQueue(t *testing.T) {
+	q := gatedQuerier{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	f := newFixture(t, func(c *Config) {
+		c.Querier = q
+		c.Limits.MaxConcurrent = 1
+		c.Limits.QueueWait = 10 * time.Second
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { f.get(t, "/v1/streams/pageviews/keys") }) // holds the slot
+	<-q.entered
+	first := make(chan int, 1)
+	wg.Go(func() { first <- f.get(t, "/v1/streams/pageviews/keys").status }) // waits: the queue starts
+	time.Sleep(3 * shedInterval)
+	start := time.Now()
+	r := f.get(t, aggPath+"users")
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", r.status, r.body)
+	}
+	if p := r.problem(t); p.Code != "overloaded" {
+		t.Fatalf("code %q, want overloaded", p.Code)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("refused after %s: it waited the queue wait behind a standing queue", waited)
+	}
+	close(q.gate) // the slot frees: the first waiter runs
+	<-q.entered
+	if s := <-first; s != http.StatusOK {
+		t.Fatalf("the query that started the queue: %d, want 200 (it waits QueueWait)", s)
+	}
+	wg.Wait()
+}

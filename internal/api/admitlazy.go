@@ -50,21 +50,24 @@ func (s *server) acquire(r *http.Request) error {
 }
 
 // takeSlot takes one of the Limits.MaxConcurrent slots, waiting up to
-// Limits.QueueWait; the caller releases it with <-s.slots.
+// Limits.QueueWait, or shedTarget behind a standing queue (shed.go); the
+// caller releases it with <-s.slots.
 func (s *server) takeSlot(ctx context.Context) error {
 	select {
 	case s.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	t := time.NewTimer(s.limits.QueueWait)
+	wait := s.queueWait(s.queue.enter(time.Now()))
+	defer s.queue.leave()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case s.slots <- struct{}{}:
 		return nil
 	case <-t.C:
 		return &httpError{code: codeOverloaded,
-			detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), s.limits.QueueWait)}
+			detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), wait)}
 	case <-ctx.Done():
 		return ctx.Err()
 	}

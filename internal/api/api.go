@@ -101,7 +101,9 @@ type Limits struct {
 	// overloaded with Retry-After, instead of queueing until their timeout
 	// while memory grows. Default 4 × GOMAXPROCS.
 	MaxConcurrent int
-	// QueueWait is how long a query waits for a slot. Default 1s.
+	// QueueWait is how long a query waits for a slot. Default 1s. Behind a
+	// queue that has not been empty for 100 ms (overload, not a burst) a
+	// query waits at most 20 ms (shed.go).
 	QueueWait time.Duration
 	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
 	// which serves a question asked again before the next commit without
@@ -207,6 +209,7 @@ type server struct {
 	adminSet, readSet       int
 	mux                     *chi.Mux
 	slots                   chan struct{} // admission: one token per running query
+	queue                   slotQueue     // the requests waiting for a slot (shed.go)
 	answers                 *answerCache  // nil when disabled
 	flights                 answerFlights // answer computations under way
 	windows                 *answerCache  // rendered final windows (winmemo.go); nil when disabled
