@@ -41,6 +41,7 @@ type tailSet struct {
 	watermark int64
 	bytes     int64
 	tails     map[tailKey]*tail
+	reading   map[tailKey]chan struct{} // tails a question is reading now
 }
 
 type tailKey struct {
@@ -92,8 +93,56 @@ func (p *plan) tailFrom() (int64, bool) {
 	return from, true
 }
 
-// lookup returns the memo's tail of key for p covering [from, to), or
-// nil. A memo of another (older) state is started over when p's is newer.
+// claim sorts keys for p's read of [from, to): the tails the memo holds
+// (hits), the keys another question is reading now (wait: closed when it
+// is done), and the others, which p reads itself (mine); while p reads
+// them, the memo marks them read under done, which p closes by release.
+// With no memo for p's state, every key is p's, unmarked.
+func (m *tailMemo) claim(p *plan, keys []string, from, to int64, done chan struct{}) (hits map[string]*tail, mine []string, wait map[string]chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.set(p, true)
+	if s == nil {
+		return nil, keys, nil
+	}
+	for _, key := range keys {
+		k := tailKey{p.agg.index, key}
+		if t := s.tails[k]; t != nil && from >= t.from && to <= t.to {
+			if hits == nil {
+				hits = map[string]*tail{}
+			}
+			hits[key] = t
+			continue
+		}
+		if ch := s.reading[k]; ch != nil {
+			if wait == nil {
+				wait = map[string]chan struct{}{}
+			}
+			wait[key] = ch
+			continue
+		}
+		s.reading[k] = done
+		mine = append(mine, key)
+	}
+	return hits, mine, wait
+}
+
+// release unmarks the keys p claimed under done and wakes the questions
+// waiting for them.
+func (m *tailMemo) release(p *plan, keys []string, done chan struct{}) {
+	m.mu.Lock()
+	if s := m.streams[p.target.ID]; s != nil {
+		for _, key := range keys {
+			if k := (tailKey{p.agg.index, key}); s.reading[k] == done {
+				delete(s.reading, k)
+			}
+		}
+	}
+	m.mu.Unlock()
+	close(done)
+}
+
+// lookup returns the memo's tail of key for p covering [from, to), or nil.
 func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -153,7 +202,7 @@ func (m *tailMemo) set(p *plan, create bool) *tailSet {
 	case s == nil && !create:
 		return nil
 	}
-	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[tailKey]*tail{}}
+	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[tailKey]*tail{}, reading: map[tailKey]chan struct{}{}}
 	m.streams[t.ID] = s
 	return s
 }
@@ -166,24 +215,46 @@ func (m *tailMemo) forget(id uint32) {
 }
 
 // scanTails gives the panes of keys in [from, to), all of them in the
-// open tail (from ≥ p.tailFrom()), to their windows: from the memo where
-// it holds a key's tail, and for the others from one store read of their
-// tails, which the memo then keeps. Open panes stand in no rollup block
-// and no ragged end, so they go straight to their windows.
+// open tail (from ≥ p.tailFrom()), to their windows: from the memo where it
+// holds a key's tail; for the keys another question is reading, from its
+// read once done; and for the others from one store read of their tails,
+// which the memo then keeps. Open panes stand in no rollup block and no
+// ragged end, so they go straight to their windows.
 func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom int64, keys []string, from, to int64) error {
 	if from < tailFrom {
 		return fmt.Errorf("open tail read from %d, before its first pane %d", from, tailFrom)
 	}
-	var missing []string
-	for _, key := range keys {
-		t := q.tails.lookup(p, key, from, to)
-		if t == nil {
-			missing = append(missing, key)
-			continue
-		}
+	done := make(chan struct{})
+	hits, mine, wait := q.tails.claim(p, keys, from, to, done)
+	for key, t := range hits {
 		q.addTail(p, w, key, t, from, to)
 	}
-	if len(missing) == 0 {
+	err := q.readTails(ctx, p, w, tailFrom, mine, from, to)
+	q.tails.release(p, mine, done)
+	if err != nil || len(wait) == 0 {
+		return err
+	}
+	var again []string // the other question's read failed, or was shorter
+	for key, ch := range wait {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if t := q.tails.lookup(p, key, from, to); t != nil {
+			q.addTail(p, w, key, t, from, to)
+		} else {
+			again = append(again, key)
+		}
+	}
+	return q.readTails(ctx, p, w, tailFrom, again, from, to)
+}
+
+// readTails reads the tails of keys from the store, from tailFrom to an
+// hour past to (tailSpan), gives their panes in [from, to) to their
+// windows, and keeps them in the memo.
+func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom int64, keys []string, from, to int64) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	hi := to
@@ -191,7 +262,7 @@ func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom i
 		hi = to + tailSpan
 	}
 	read := map[string]*tail{}
-	err := q.scanSlot(ctx, p, missing, tailFrom, hi, func(r sketchd.PaneRecord) error {
+	err := q.scanSlot(ctx, p, keys, tailFrom, hi, func(r sketchd.PaneRecord) error {
 		blob := sketchd.SlotBlob(&r, p.agg.index)
 		sk, err := p.agg.decode(blob)
 		if err != nil {
@@ -208,7 +279,7 @@ func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom i
 	if err != nil {
 		return err
 	}
-	for _, key := range missing {
+	for _, key := range keys {
 		t := read[key]
 		if t == nil {
 			t = &tail{from: tailFrom, to: hi} // no open pane: that is worth keeping too

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 )
 
 // TestTailMemoEqualsStore: a dashboard's distinct questions after each
-// commit share one store read of each key's open tail (several open panes:
+// commit, ten at once, share one store read of each key's open tail (several open panes:
 // five minutes of allowed lateness, late events landing in the older ones),
 // and every answer equals that of a querier without any cache or memo, under
 // -race with concurrent readers. The second question of a commit over the
@@ -49,7 +50,15 @@ func TestTailMemoEqualsStore(t *testing.T) {
 			for i := range questions {
 				questions[i].Aggregate = agg
 			}
+			tailFrom, _ := (&plan{target: l.target}).tailFrom()
+			reads.tailReads(tailFrom)
 			concurrently(t, memo, l.target, questions)
+			// Ten questions at once after a commit read each open pane once.
+			for pane, n := range reads.tailReads(tailFrom) {
+				if n != 1 {
+					t.Fatalf("round %d %s: open pane %s read %d times by one commit's questions", round, agg, pane, n)
+				}
+			}
 			// A new commit's first question reads the tails (the
 			// concurrent ones above did), the second reads nothing more.
 			before := reads.n.Load()
@@ -75,19 +84,38 @@ func TestTailMemoEqualsStore(t *testing.T) {
 	}
 }
 
-// storeReads counts the stream's own panes a querier reads from the store.
+// storeReads counts the stream's own panes a querier reads from the store,
+// and how often it reads each pane starting at or after tailFrom.
 type storeReads struct {
 	*store.DB
-	n atomic.Int64
+	n        atomic.Int64
+	tailFrom atomic.Int64
+	mu       sync.Mutex
+	tail     map[string]int // key and start -> reads
 }
 
 func (r *storeReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
 	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
 		if tier == 0 {
 			r.n.Add(1)
+			if p.Start >= r.tailFrom.Load() {
+				r.mu.Lock()
+				r.tail[fmt.Sprint(p.Key, p.Start)]++
+				r.mu.Unlock()
+			}
 		}
 		return fn(p)
 	})
+}
+
+// tailReads returns how often each open pane was read since the last call.
+func (r *storeReads) tailReads(tailFrom int64) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.tail
+	r.tail = map[string]int{}
+	r.tailFrom.Store(tailFrom)
+	return out
 }
 
 // concurrently asks every question twice at once through QueryShared, as
