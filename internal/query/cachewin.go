@@ -72,18 +72,41 @@ func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
 	q.stats.winHits.Add(int64(len(prefix)))
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
-		if sub != p {
-			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
-				return nil, err
-			}
-		}
 		var err error
-		if rest, err = q.compute(ctx, sub); err != nil {
+		if rest, err = q.computeRest(ctx, p, sub); err != nil {
 			return nil, err
 		}
 		q.wins.store(sub, rest)
 	}
 	return p.assemble(prefix, rest)
+}
+
+// computeRest computes sub, the windows of p after those the window cache
+// held: the final part of its first window apart when it is the edge
+// window (edgewin.go).
+func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error) {
+	edge, open, split := q.splitEdge(sub)
+	if !split {
+		if sub != p {
+			if err := q.chooseTiers(ctx, sub); err != nil { // the spans of its range
+				return nil, err
+			}
+		}
+		return q.compute(ctx, sub)
+	}
+	part, err := q.edgePart(ctx, sub.shape, edge)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.chooseTiers(ctx, open); err != nil {
+		return nil, err
+	}
+	rest, err := q.compute(ctx, open)
+	if err != nil {
+		return nil, err
+	}
+	rest.From = edge.geom.from // the first window's start, not the floor
+	return rest, addEdge(rest, part, sub.sel.groupBy)
 }
 
 // cachedPrefix returns the leading windows of p found in the cache: final,

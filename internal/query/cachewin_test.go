@@ -28,7 +28,8 @@ type live struct {
 	// late: each minute also gets events up to this many minutes late
 	// (within the spec's allowed lateness, so that open panes before the
 	// last one change too).
-	late int
+	late    int
+	commits int64 // Target.LastCommit: one per commit
 }
 
 func newLive(tb testing.TB, seed uint64, keys int) *live {
@@ -103,7 +104,48 @@ func (l *live) ingest(tb testing.TB) {
 	l.agg.Committed(snap)
 	l.minute++
 	l.target.Watermark = snap.Checkpoint.Watermark
-	l.target.LastCommit = int64(l.minute)
+	l.commits++
+	l.target.LastCommit = l.commits
+}
+
+// ingestOpen applies late events to the panes still open (within the
+// last `late` minutes, not moving the watermark) and commits: a commit
+// within the minute, as a stream flushing every second makes.
+func (l *live) ingestOpen(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	now := l.base.Add(time.Duration(l.minute) * time.Minute)
+	var b window.Batch
+	for _, key := range l.keys {
+		if l.rng.IntN(2) == 0 {
+			continue
+		}
+		l.pos++
+		// Before the last minute's latest event (its 20th second), so that
+		// the watermark stays.
+		back := time.Duration(1+l.rng.IntN(max(l.late-1, 1))) * time.Minute
+		at := now.Add(-back).Add(time.Duration(l.rng.IntN(15)) * time.Second)
+		e := panetest.Event(key, at, l.pos, fmt.Sprint("u", l.rng.IntN(300)))
+		e.Values[0].Num = l.rng.ExpFloat64() * 100
+		b.Add(&e)
+	}
+	b.Now, b.Position = now.UnixNano(), l.pos
+	if _, err := l.agg.Process(ctx, &b); err != nil {
+		tb.Fatal(err)
+	}
+	snap, err := l.agg.Flush(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := l.db.Commit(ctx, l.target.ID, sketchd.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
+		tb.Fatal(err)
+	}
+	l.agg.Committed(snap)
+	if snap.Checkpoint.Watermark != l.target.Watermark {
+		tb.Fatalf("a commit within the minute moved the watermark %d -> %d", l.target.Watermark, snap.Checkpoint.Watermark)
+	}
+	l.commits++
+	l.target.LastCommit = l.commits
 }
 
 // now is the end of the minutes ingested.

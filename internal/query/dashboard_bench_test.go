@@ -3,6 +3,8 @@ package query
 import (
 	"testing"
 	"time"
+
+	"github.com/sketchd/sketchd"
 )
 
 // BenchmarkDashboardWhileIngesting is a dashboard refreshing while the
@@ -65,4 +67,52 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 			b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
 		})
 	}
+}
+
+// BenchmarkDashboardCommitsInMinute is the dashboard above on a stream
+// that commits every second, as sketchd does while ingesting: three
+// commits of late events into the open panes (the watermark unmoved), then
+// one that moves it a minute, with a refresh after each. It asks the
+// panels as the API does (QueryShared), plus a whole-range question of the
+// last hour per aggregate: the edge window (edgewin.go) is the one a
+// refresh within the minute merges again.
+//
+//	go test ./internal/query -run '^$' -bench DashboardCommitsInMinute -benchmem
+func BenchmarkDashboardCommitsInMinute(b *testing.B) {
+	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
+	l.late = 3
+	for range 90 {
+		l.ingest(b)
+	}
+	q := New(l.db, Options{})
+	m := int64(time.Minute)
+	refresh := func() {
+		to := l.now()
+		for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			for _, qu := range []Query{
+				{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
+				{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+				{Aggregate: agg, From: to - 60*m, To: to},
+			} {
+				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	refresh()
+	d0 := q.Stats().Decoded
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		if i%4 == 3 {
+			l.ingest(b)
+		} else {
+			l.ingestOpen(b)
+		}
+		b.StartTimer()
+		refresh()
+	}
+	b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
 }

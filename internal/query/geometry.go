@@ -13,6 +13,10 @@ type geometry struct {
 	from, to     int64 // [from, to) output range, a whole number of steps
 	step, window int64
 	n            int // windows
+	// floor, when set, is where the scan starts instead: the open tail's
+	// first pane, the final part of the first window being merged apart
+	// (edgewin.go).
+	floor int64
 }
 
 // newGeometry aligns qu's range to the stream's panes (from down to a pane,
@@ -55,8 +59,8 @@ func newGeometry(spec *sketchd.Stream, qu Query, maxWindows int) (geometry, erro
 }
 
 // scanFrom is the start of the panes the result reads: that of the first
-// window, which a sliding window puts before from.
-func (g geometry) scanFrom() int64 { return g.from + g.step - g.window }
+// window, which a sliding window puts before from; or the floor.
+func (g geometry) scanFrom() int64 { return max(g.from+g.step-g.window, g.floor) }
 
 // bounds returns the start and end of window i.
 func (g geometry) bounds(i int) (start, end int64) {

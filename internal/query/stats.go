@@ -4,8 +4,9 @@ import "sync/atomic"
 
 // counters count the querier's work since New.
 type counters struct {
-	decoded atomic.Int64 // stored sketches decoded
-	winHits atomic.Int64 // windows taken from the window cache
+	decoded  atomic.Int64 // stored sketches decoded
+	winHits  atomic.Int64 // windows taken from the window cache
+	edgeHits atomic.Int64 // final parts of edge windows taken from it
 }
 
 // Stats is the work a Querier has done since New.
@@ -17,9 +18,13 @@ type Stats struct {
 	// CachedWindows is the number of windows of answers taken whole from
 	// the window cache (not merged again).
 	CachedWindows int64
+	// CachedEdges is the number of edge windows (a tumbling window holding
+	// both final panes and the open tail's first) whose final part was
+	// taken from the window cache (edgewin.go).
+	CachedEdges int64
 }
 
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
-	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load()}
+	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load()}
 }

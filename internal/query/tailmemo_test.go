@@ -100,6 +100,9 @@ func (r *storeReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.
 			r.n.Add(1)
 			if p.Start >= r.tailFrom.Load() {
 				r.mu.Lock()
+				if r.tail == nil {
+					r.tail = map[string]int{}
+				}
 				r.tail[fmt.Sprint(p.Key, p.Start)]++
 				r.mu.Unlock()
 			}

@@ -1,0 +1,119 @@
+package query
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// The edge window: the window of a tumbling series that holds the open
+// tail's first pane (tailFrom) and final panes before it. The window cache
+// keeps final windows only, so after every commit a whole-range question
+// over the last hour, or the last window of a series with long steps,
+// merged every key's blocks and final panes of that window again: work
+// proportional to the range, not to the open panes, and most of the query
+// load's CPU after the tail memo.
+//
+// Its final part, [start, tailFrom), changes with nothing but tailFrom (it
+// is final); so answer computes it once per shape, window and tailFrom,
+// as a plan of its own (edgePlan), and keeps it in the window cache beside
+// the final windows (edgeKey); the rest of the question, from tailFrom on
+// (the open tail, and the windows after), is computed as before, and the
+// edge window of each group is its open part merged with its final part.
+// tailFrom moves with the watermark, a pane at a time, so a dashboard
+// merges each edge window's final part about once a minute instead of
+// after every commit. A window merges the same panes either way: HLL
+// registers, count-min counters and reservoir samples come out the same,
+// a t-digest within its rank error (merged in two parts;
+// TestEdgeWindowEqualsWhole).
+
+// splitEdge returns, when the first window of sub (a plan of the windows
+// after the cached ones) holds final panes and the open tail's first pane,
+// the plan of its final part and that of the rest from tailFrom on.
+func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
+	if q.wins == nil || !sub.winCacheable() {
+		return nil, nil, false
+	}
+	tailFrom, ok := sub.tailFrom()
+	if !ok {
+		return nil, nil, false
+	}
+	start, end := sub.geom.bounds(0)
+	if tailFrom <= start || tailFrom >= end {
+		return nil, nil, false
+	}
+	edge = sub.cut(geometry{from: start, to: tailFrom, step: tailFrom - start, window: tailFrom - start, n: 1})
+	edge.shape = ""
+	g := sub.geom
+	g.floor = tailFrom
+	return edge, sub.cut(g), true
+}
+
+// cut returns a copy of p over geometry g, its spans, blocks and scans
+// left to chooseTiers and planScans, its groups its own.
+func (p *plan) cut(g geometry) *plan {
+	s := *p
+	s.geom = g
+	s.blocks, s.scans, s.spans = nil, nil, nil
+	s.groups = slices.Clone(p.groups)
+	return &s
+}
+
+// edgeKey names the final part of the edge window of shape starting at
+// start and cut at tailFrom in the window cache.
+func edgeKey(shape string, start, tailFrom int64) winKey {
+	b := append([]byte(shape), "\x00edge"...)
+	return winKey{shape: string(binary.AppendVarint(b, tailFrom)), start: start}
+}
+
+// edgePart returns the final part of the edge window, per group: from the
+// window cache, or computed and cached.
+func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[string]winGroup, error) {
+	k := edgeKey(shape, edge.geom.from, edge.geom.to)
+	if groups, ok := q.wins.get(k); ok {
+		q.stats.edgeHits.Add(1)
+		return groups, nil
+	}
+	if err := q.chooseTiers(ctx, edge); err != nil {
+		return nil, err
+	}
+	res, err := q.compute(ctx, edge)
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string]winGroup{}
+	for _, g := range res.Groups {
+		w := &g.Windows[0]
+		if w.Events == 0 && w.Panes == 0 {
+			continue
+		}
+		warmSketch(w.Sketch)
+		groups[groupKey(edge.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: w.Sketch, id: winIDs.Add(1)}
+	}
+	q.wins.put(k, groups)
+	return groups, nil
+}
+
+// addEdge merges the final part of the edge window into the first window
+// of each group of rest (computed from tailFrom on; its sketches are its
+// own).
+func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
+	for gi := range rest.Groups {
+		g := &rest.Groups[gi]
+		pg, ok := part[groupKey(groupBy, g.Key)]
+		if !ok {
+			continue
+		}
+		w := &g.Windows[0]
+		if err := sketch.MergeAll(w.Sketch, pg.sk); err != nil {
+			return fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
+		}
+		w.Events += pg.events
+		w.Panes += pg.panes
+		rest.Panes += pg.panes
+	}
+	return nil
+}
