@@ -100,6 +100,12 @@ type KindInfo struct {
 	maxEncoded func(p Params) int
 	// hashed says the kind hashes its items with Hash (hash id 1).
 	hashed bool
+	// MergeApprox says merging two sketches is itself approximate: the
+	// result depends on the order and grouping of the merges, and each
+	// level of merging adds to its error (t-digest: centroids are
+	// compressed again). The other kinds' merges are exact: any grouping
+	// gives the same sketch as one merge of all the parts.
+	MergeApprox bool
 }
 
 // FieldRequired says an aggregate of the kind must name the field it reads
@@ -147,7 +153,7 @@ var kinds = [...]KindInfo{
 		},
 	},
 	{
-		Kind: KindTDigest, Name: "tdigest", Input: InputNumber,
+		Kind: KindTDigest, Name: "tdigest", Input: InputNumber, MergeApprox: true,
 		params: []Param{
 			param("compression", fieldCompression, DefaultCompression, 10, 1000),
 		},

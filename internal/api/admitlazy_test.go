@@ -189,8 +189,9 @@ func TestAnswerFlight(t *testing.T) {
 }
 
 // TestAnswerFlightLeaderGone: when the request computing an answer is
-// cancelled by its client, the requests waiting for it compute the answer
-// themselves and get it; they are not given the leader's cancellation.
+// cancelled by its client, one of the requests waiting for it computes the
+// answer for the others, and they all get it; they are not given the
+// leader's cancellation, nor does each compute it alone.
 func TestAnswerFlightLeaderGone(t *testing.T) {
 	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
@@ -228,4 +229,55 @@ func TestAnswerFlightLeaderGone(t *testing.T) {
 			t.Errorf("waiter %d: %d after the leader's client left, want 200", i, s)
 		}
 	}
+	if got := g.nQuery.Load(); got != 2 {
+		t.Errorf("querier reached %d times, want 2 (the leader that left, and one waiter for the %d)", got, n)
+	}
 }
+
+// TestAnswerFlightShedShared: when the request leading a computation is
+// shed (503 overloaded: no query slot within the queue wait), the requests
+// waiting for it get the same 503 at once; they do not each wait for a
+// slot and compute alone (a herd an overloaded server sheds anyway).
+func TestAnswerFlightShedShared(t *testing.T) {
+	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}), gate: make(chan struct{}), entered: make(chan struct{}, 64), keys: true}
+	var cs *countingStreams
+	f := newFixture(t, func(c *Config) {
+		cs = &countingStreams{fakeStreams: c.Streams.(*fakeStreams)}
+		c.Streams = cs
+		c.Querier = g
+		c.Limits.MaxConcurrent = 1
+		c.Limits.QueueWait = 400 * time.Millisecond
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { f.get(t, "/v1/streams/pageviews/keys") }) // holds the only slot
+	<-g.entered
+	aq := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "group_by=device", "step=5m")
+	leader := make(chan int, 1)
+	wg.Go(func() { leader <- f.get(t, aq).status })
+	for cs.gets.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the leader waits for the slot
+	const n = 4
+	status := make([]int, n)
+	for i := range n {
+		wg.Go(func() { status[i] = f.get(t, aq).status })
+	}
+	for cs.gets.Load() < n+2 {
+		time.Sleep(time.Millisecond)
+	}
+	if s := <-leader; s != http.StatusServiceUnavailable {
+		t.Fatalf("leader: %d, want 503 (the slot is held)", s)
+	}
+	close(g.gate) // the slot frees as the leader is shed: a waiter computing alone would get it
+	wg.Wait()
+	for i, s := range status {
+		if s != http.StatusServiceUnavailable {
+			t.Errorf("waiter %d: %d, want the leader's 503", i, s)
+		}
+	}
+	if got := g.nQuery.Load(); got != 0 {
+		t.Errorf("querier reached %d times while every slot was held", got)
+	}
+}
+

@@ -34,16 +34,23 @@ func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key string
 // answer is the answer of key from the answer cache, from a computation of
 // the same key already under way, or from compute (run after taking a
 // query slot), which it then caches. Without a key (cacheable false) it
-// only takes the slot and computes.
+// only takes the slot and computes. When the request leading a
+// computation ends first (its client left, or its deadline passed), one
+// of the waiters leads a new one; when it was shed (503 overloaded), its
+// waiters are too: each computing alone was a herd that an overloaded
+// server shed anyway.
 func (s *server) answer(r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) ([]byte, error) {
 	if !cacheable {
 		return s.computeAdmitted(r, compute)
 	}
-	if body, ok := s.answers.get(key); ok {
-		return body, nil
-	}
-	fl, lead := s.flights.join(key)
-	if !lead {
+	for {
+		if body, ok := s.answers.get(key); ok {
+			return body, nil
+		}
+		fl, lead := s.flights.join(key)
+		if lead {
+			return s.lead(r, key, fl, compute)
+		}
 		select {
 		case <-fl.done:
 		case <-r.Context().Done():
@@ -52,13 +59,11 @@ func (s *server) answer(r *http.Request, key string, cacheable bool, compute fun
 		if !leaderOnlyFailure(fl.err) {
 			return fl.body, fl.err
 		}
-		// The leader was shed or its client went away: compute alone.
-		body, err := s.computeAdmitted(r, compute)
-		if err == nil {
-			s.answers.put(key, body)
-		}
-		return body, err
 	}
+}
+
+// lead computes the answer of key for the flight fl and its waiters.
+func (s *server) lead(r *http.Request, key string, fl *answerFlight, compute func() ([]byte, error)) ([]byte, error) {
 	finished := false
 	defer func() { // compute panicked: the waiters compute alone
 		if !finished {
@@ -91,13 +96,11 @@ func (s *server) writeAnswer(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 // leaderOnlyFailure reports whether a leader's error belongs to the leader's
-// request rather than to the question: its deadline or cancellation, or no
-// slot for it. Waiters compute again after those; any other error (a
-// limit, a bad range, a store failure) is the question's and is shared.
+// request rather than to the question: its deadline or cancellation.
+// Waiters join a new computation after those; any other error (a limit, a
+// bad range, a store failure, 503 overloaded) is shared.
 func leaderOnlyFailure(err error) bool {
-	var he *httpError
-	return err != nil && errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		(errors.As(err, &he) && he.code == codeOverloaded)
+	return err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // join returns the flight of key and whether the caller leads it (and must

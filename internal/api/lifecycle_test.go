@@ -120,13 +120,16 @@ func TestLimitListenerIdleGivesWay(t *testing.T) {
 	if n := lim.IdleClosed(); n != 0 {
 		t.Fatalf("%d idle connections closed below the cap", n)
 	}
-	get("c", c) // served: a's connection, idle the longest, made room
+	get("c", c) // served: an idle connection made room
 	if n := lim.IdleClosed(); n != 1 {
 		t.Fatalf("idle connections closed: %d, want 1", n)
 	}
-	get("a again", a) // on a new connection, b's made room
-	if n := lim.IdleClosed(); n != 2 {
-		t.Fatalf("idle connections closed: %d, want 2", n)
+	// The client whose connection was closed (a or b: which went idle
+	// first is the server's ConnState race) is served on a new one.
+	get("a again", a)
+	get("b again", b)
+	if n := lim.IdleClosed(); n < 2 {
+		t.Fatalf("idle connections closed: %d, want 2 or more (a new connection at the cap)", n)
 	}
 }
 

@@ -20,6 +20,13 @@ type aggregate struct {
 	decoded *atomic.Int64
 }
 
+// mergeApprox says merges of the aggregate's sketches depend on their
+// grouping (sketch.KindInfo.MergeApprox).
+func (a aggregate) mergeApprox() bool {
+	in, ok := a.params.Kind.Info()
+	return !ok || in.MergeApprox
+}
+
 // decode decodes the aggregate's sketch blob of a stored pane and checks
 // that it is of the aggregate's kind.
 func (a aggregate) decode(blob []byte) (sketch.Sketch, error) {

@@ -25,16 +25,19 @@ import (
 // edge window of each group is its open part merged with its final part.
 // tailFrom moves with the watermark, a pane at a time, so a dashboard
 // merges each edge window's final part about once a minute instead of
-// after every commit. A window merges the same panes either way: HLL
-// registers, count-min counters and reservoir samples come out the same,
-// a t-digest within its rank error (merged in two parts;
-// TestEdgeWindowEqualsWhole).
+// after every commit. A window merges the same panes either way, and for
+// the kinds whose merges are exact (HLL registers, count-min counters,
+// reservoir samples...) the sketch comes out the same
+// (TestEdgeWindowEqualsWhole). A t-digest (sketch.KindInfo.MergeApprox)
+// is not split: a merge of merged digests adds a level of compression, and
+// the rank bounds its answers state then missed the truth
+// (TestQueryTDigestRankMeanTrim in internal/api).
 
 // splitEdge returns, when the first window of sub (a plan of the windows
 // after the cached ones) holds final panes and the open tail's first pane,
 // the plan of its final part and that of the rest from tailFrom on.
 func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
-	if q.wins == nil || !sub.winCacheable() {
+	if q.wins == nil || !sub.winCacheable() || sub.agg.mergeApprox() {
 		return nil, nil, false
 	}
 	tailFrom, ok := sub.tailFrom()

@@ -10,7 +10,8 @@ import (
 
 // TestEdgeWindowEqualsWhole: the edge window of a tumbling series (the one
 // holding final panes and the open tail's first) is merged from its final
-// part, computed once per tailFrom and kept, and its open part. Over a
+// part, computed once per tailFrom and kept, and its open part (for every
+// kind but the t-digest, whose merges are approximate). Over a
 // live stream with commits within each minute (late events into the open
 // panes, the watermark unmoved) and commits that move it, every answer
 // equals that of a querier without any cache (which merges the window
@@ -52,8 +53,12 @@ func TestEdgeWindowEqualsWhole(t *testing.T) {
 				Query{Aggregate: agg, From: hour, To: to, Step: 15 * m, GroupBy: []string{"country"}},
 				Query{Aggregate: agg, From: to - 30*m, To: to, Where: map[string][]string{"country": {"FR"}}})
 		}
+		split := 0 // the questions whose edge window is split: not the t-digest's (MergeApprox)
 		for i, qu := range questions {
 			ask(fmt.Sprintf("round %d question %d (%s)", round, i, qu.Aggregate), qu)
+			if qu.Aggregate != "latency" {
+				split++
+			}
 		}
 		for c := range 3 { // commits within the minute
 			l.ingestOpen(t)
@@ -70,8 +75,8 @@ func TestEdgeWindowEqualsWhole(t *testing.T) {
 			// The first time a series is asked its first window is not the edge
 			// (the window cache was empty): its edge is cut from the next
 			// question on.
-			if hits := q.Stats().CachedEdges - before; hits != int64(len(questions)) && (round > 0 || c > 0) {
-				t.Fatalf("round %d commit %d: %d edge windows from the cache, want %d", round, c, hits, len(questions))
+			if hits := q.Stats().CachedEdges - before; hits != int64(split) && (round > 0 || c > 0) {
+				t.Fatalf("round %d commit %d: %d edge windows from the cache, want %d", round, c, hits, split)
 			}
 			if n := reads.n.Load() - finalBefore; n != int64(tail) && (round > 0 || c > 0) {
 				t.Fatalf("round %d commit %d: %d panes read from the store, %d of them open: a final pane was read again", round, c, n, tail)
