@@ -280,4 +280,3 @@ func TestAnswerFlightShedShared(t *testing.T) {
 		t.Errorf("querier reached %d times while every slot was held", got)
 	}
 }
-
