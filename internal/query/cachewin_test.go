@@ -72,7 +72,6 @@ func newLiveSpec(tb testing.TB, seed uint64, keys int, edit func(*sketchd.Stream
 // commits, moving the target's watermark and last commit.
 func (l *live) ingest(tb testing.TB) {
 	tb.Helper()
-	ctx := context.Background()
 	m := l.base.Add(time.Duration(l.minute) * time.Minute)
 	var b window.Batch
 	for _, key := range l.keys {
@@ -91,7 +90,16 @@ func (l *live) ingest(tb testing.TB) {
 		}
 	}
 	b.Now, b.Position = m.Add(time.Minute).UnixNano(), l.pos
-	if _, err := l.agg.Process(ctx, &b); err != nil {
+	l.commit(tb, &b)
+	l.minute++
+}
+
+// commit processes b, flushes and commits the aggregator's panes, and
+// moves the target to the commit (its watermark and last commit).
+func (l *live) commit(tb testing.TB, b *window.Batch) {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := l.agg.Process(ctx, b); err != nil {
 		tb.Fatal(err)
 	}
 	snap, err := l.agg.Flush(ctx)
@@ -102,7 +110,6 @@ func (l *live) ingest(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	l.agg.Committed(snap)
-	l.minute++
 	l.target.Watermark = snap.Checkpoint.Watermark
 	l.commits++
 	l.target.LastCommit = l.commits
@@ -113,7 +120,6 @@ func (l *live) ingest(tb testing.TB) {
 // within the minute, as a stream flushing every second makes.
 func (l *live) ingestOpen(tb testing.TB) {
 	tb.Helper()
-	ctx := context.Background()
 	now := l.base.Add(time.Duration(l.minute) * time.Minute)
 	var b window.Batch
 	for _, key := range l.keys {
@@ -130,22 +136,11 @@ func (l *live) ingestOpen(tb testing.TB) {
 		b.Add(&e)
 	}
 	b.Now, b.Position = now.UnixNano(), l.pos
-	if _, err := l.agg.Process(ctx, &b); err != nil {
-		tb.Fatal(err)
+	wm := l.target.Watermark
+	l.commit(tb, &b)
+	if l.target.Watermark != wm {
+		tb.Fatalf("a commit within the minute moved the watermark %d -> %d", wm, l.target.Watermark)
 	}
-	snap, err := l.agg.Flush(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := l.db.Commit(ctx, l.target.ID, sketchd.Flush{Panes: snap.Panes, Checkpoint: snap.Checkpoint}); err != nil {
-		tb.Fatal(err)
-	}
-	l.agg.Committed(snap)
-	if snap.Checkpoint.Watermark != l.target.Watermark {
-		tb.Fatalf("a commit within the minute moved the watermark %d -> %d", l.target.Watermark, snap.Checkpoint.Watermark)
-	}
-	l.commits++
-	l.target.LastCommit = l.commits
 }
 
 // now is the end of the minutes ingested.
