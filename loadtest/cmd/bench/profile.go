@@ -36,6 +36,26 @@ func (r *runner) profileHeap(ctx context.Context, name string) (Profile, error) 
 	return r.profile(ctx, name, "/debug/pprof/heap", "-top", "-nodecount=15", "-sample_index=inuse_space")
 }
 
+// heapSnapshot saves a heap profile of sketchd as name.pprof in the temp
+// dir without reporting it: the base of profileAllocs.
+func (r *runner) heapSnapshot(ctx context.Context, name string) (string, error) {
+	b, code, err := r.api.do(ctx, "GET", "/debug/pprof/heap", nil)
+	if err != nil {
+		return "", err
+	}
+	if code != 200 {
+		return "", fmt.Errorf("GET /debug/pprof/heap: %d: %.200s", code, b)
+	}
+	path := filepath.Join(r.dir, name+".pprof")
+	return path, os.WriteFile(path, b, 0o644)
+}
+
+// profileAllocs reports what sketchd allocated since the snapshot base
+// (heapSnapshot): the allocation rate a phase puts on the GC, by function.
+func (r *runner) profileAllocs(ctx context.Context, name, base string) (Profile, error) {
+	return r.profile(ctx, name, "/debug/pprof/heap", "-top", "-nodecount=20", "-sample_index=alloc_space", "-diff_base", base)
+}
+
 func (r *runner) profile(ctx context.Context, name, path string, topArgs ...string) (Profile, error) {
 	file := strings.NewReplacer(" ", "-", ",", "", "/", "-").Replace(name) + ".pprof"
 	p := Profile{Name: name, Path: filepath.Join(r.dir, file)}

@@ -862,6 +862,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	}
 	res.LowRate = &lr
 	r.phase(fmt.Sprintf("3. vegeta at %d req/s", r.c.QueryRate))
+	heapBefore, heapErr := r.heapSnapshot(ctx, "heap-before-vegeta")
 	prof := r.profileDuring(ctx, fmt.Sprintf("cpu, vegeta %d req/s", r.c.QueryRate), r.c.QueryDur)
 	v, err := runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, r.c.QueryRate, r.c.QueryDur)
 	if err != nil {
@@ -871,6 +872,11 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	pr := <-prof
 	r.addProfile(pr.p, pr.err)
 	r.addProfile(r.profileHeap(ctx, fmt.Sprintf("heap, after vegeta %d req/s", r.c.QueryRate)))
+	if heapErr == nil {
+		r.addProfile(r.profileAllocs(ctx, fmt.Sprintf("allocations during vegeta %d req/s", r.c.QueryRate), heapBefore))
+	} else {
+		r.addProfile(Profile{}, heapErr)
+	}
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
 		k, err := runK6(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
