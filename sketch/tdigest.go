@@ -217,11 +217,31 @@ func (t *TDigest) run() []centroid {
 // query (see BenchmarkTDigestMerge1440). While everything fits in t's
 // buffer it is buffered.
 func (t *TDigest) MergeMany(others ...*TDigest) error {
-	n, extra := t.n, 0
 	for _, o := range others {
 		if o == nil || o.compression != t.compression {
 			return incompatible(t, o)
 		}
+	}
+	return t.mergeMany(others)
+}
+
+// MergeFiner is MergeMany for digests of any compression, the result
+// compressed for t's: a query merges a window's final part at a finer
+// compression than its panes' so that merging it again with the open part
+// adds about no error (internal/query, edgewin.go). Centroids are weighted
+// means whatever the compression they were kept at.
+func (t *TDigest) MergeFiner(others ...*TDigest) error {
+	for _, o := range others {
+		if o == nil {
+			return incompatible(t, o)
+		}
+	}
+	return t.mergeMany(others)
+}
+
+func (t *TDigest) mergeMany(others []*TDigest) error {
+	n, extra := t.n, 0
+	for _, o := range others {
 		if n+o.n < n {
 			return fmt.Errorf("sketch: tdigest merge: %w", ErrOverflow)
 		}

@@ -28,16 +28,24 @@ import (
 // after every commit. A window merges the same panes either way, and for
 // the kinds whose merges are exact (HLL registers, count-min counters,
 // reservoir samples...) the sketch comes out the same
-// (TestEdgeWindowEqualsWhole). A t-digest (sketch.KindInfo.MergeApprox)
-// is not split: a merge of merged digests adds a level of compression, and
-// the rank bounds its answers state then missed the truth
-// (TestQueryTDigestRankMeanTrim in internal/api).
+// (TestEdgeWindowEqualsWhole). A t-digest's merges are approximate
+// (sketch.KindInfo.MergeApprox): merged at the aggregate's compression,
+// the final part and then the window add a level of compression, and the
+// rank bounds its answers state missed the truth (TestQueryTDigestRankMeanTrim
+// and TestOrderByLimit in internal/api). So its final part is merged at
+// finerCompression times the compression, which keeps about every
+// centroid of its panes and blocks, and the window's merge compresses once
+// more, as a whole merge does.
 
 // splitEdge returns, when the first window of sub (a plan of the windows
 // after the cached ones) holds final panes and the open tail's first pane,
 // the plan of its final part and that of the rest from tailFrom on.
 func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
-	if q.wins == nil || !sub.winCacheable() || sub.agg.mergeApprox() {
+	if q.wins == nil || !sub.winCacheable() {
+		return nil, nil, false
+	}
+	merge, ok := finerParams(sub.agg)
+	if !ok {
 		return nil, nil, false
 	}
 	tailFrom, ok := sub.tailFrom()
@@ -49,10 +57,35 @@ func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
 		return nil, nil, false
 	}
 	edge = sub.cut(geometry{from: start, to: tailFrom, step: tailFrom - start, window: tailFrom - start, n: 1})
-	edge.shape = ""
+	edge.shape, edge.merge = "", merge
 	g := sub.geom
 	g.floor = tailFrom
 	return edge, sub.cut(g), true
+}
+
+// finerCompression is how much finer than the aggregate's compression the
+// final part of a t-digest's edge window is merged.
+const finerCompression = 4
+
+// finerParams returns the parameters the final part of an edge window of
+// a is merged at (nil: the aggregate's), and whether it may be split: not
+// when a's merges are approximate and the finer compression is past the
+// kind's range.
+func finerParams(a aggregate) (*sketch.Params, bool) {
+	if !a.mergeApprox() {
+		return nil, true
+	}
+	in, ok := a.params.Kind.Info()
+	if !ok {
+		return nil, false
+	}
+	c, ok := in.Param("compression")
+	p := a.params
+	p.Compression *= finerCompression
+	if !ok || c.Check(p.Compression) != "" {
+		return nil, false
+	}
+	return &p, true
 }
 
 // cut returns a copy of p over geometry g, its spans, blocks and scans
@@ -111,7 +144,7 @@ func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
 			continue
 		}
 		w := &g.Windows[0]
-		if err := sketch.MergeAll(w.Sketch, pg.sk); err != nil {
+		if err := mergeFiner(w.Sketch, []sketch.Sketch{pg.sk}); err != nil {
 			return fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
 		}
 		w.Events += pg.events

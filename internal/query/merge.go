@@ -59,7 +59,7 @@ func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 				}
 			}
 			var err error
-			if win.Sketch, err = wa.result(p.agg.params); err != nil {
+			if win.Sketch, err = wa.result(p.mergeParams()); err != nil {
 				return nil, fmt.Errorf("merge window %d: %w", win.Start, err)
 			}
 		}
@@ -73,6 +73,14 @@ func (p *plan) mergeWindows(ctx context.Context, w *windows) (*Result, error) {
 		Watermark: p.target.Watermark, Keys: len(p.keys), Panes: w.panes,
 		Groups: p.groups, Resolution: p.resolution(),
 	}, nil
+}
+
+// mergeParams are the parameters p's windows are merged at (plan.merge).
+func (p *plan) mergeParams() sketch.Params {
+	if p.merge != nil {
+		return *p.merge
+	}
+	return p.agg.params
 }
 
 // winAcc accumulates one window: the decoded panes and blocks it covers
@@ -115,10 +123,41 @@ func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
 	for i, pt := range a.parts {
 		srcs[i] = pt.sk
 	}
-	sum := srcs[0].Clone()
-	if err := sketch.MergeAll(sum, srcs[1:]...); err != nil {
+	sum, err := mergeAt(p, srcs)
+	if err != nil {
 		return nil, err
 	}
 	a.parts = nil
 	return sum, nil
+}
+
+// mergeAt merges srcs (read only) into a new sketch: a clone of the first
+// merged with the others, or, for t-digests kept at another compression
+// than p's (plan.merge), an empty digest of p's merged with them all.
+func mergeAt(p sketch.Params, srcs []sketch.Sketch) (sketch.Sketch, error) {
+	if td, ok := srcs[0].(*sketch.TDigest); ok && td.Params().Compression != p.Compression {
+		sum, err := sketch.New(p)
+		if err != nil {
+			return nil, err
+		}
+		return sum, mergeFiner(sum, srcs)
+	}
+	sum := srcs[0].Clone()
+	return sum, sketch.MergeAll(sum, srcs[1:]...)
+}
+
+// mergeFiner is sketch.MergeAll, t-digests of any compression included
+// (sketch.TDigest.MergeFiner).
+func mergeFiner(dst sketch.Sketch, srcs []sketch.Sketch) error {
+	td, ok := dst.(*sketch.TDigest)
+	if !ok {
+		return sketch.MergeAll(dst, srcs...)
+	}
+	ds := make([]*sketch.TDigest, len(srcs))
+	for i, s := range srcs {
+		if ds[i], ok = s.(*sketch.TDigest); !ok {
+			return fmt.Errorf("merge a %T into a t-digest", s)
+		}
+	}
+	return td.MergeFiner(ds...)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // plan is one query compiled against its target, and what running it needs.
@@ -25,6 +27,10 @@ type plan struct {
 	sel    *selector
 	geom   geometry
 	shape  string // names its windows in the window cache; "" = not cached
+	// merge, when set, are the parameters windows are merged at instead
+	// of the aggregate's: an edge window's final part of a t-digest, kept
+	// at a finer compression (edgewin.go).
+	merge *sketch.Params
 	shared bool   // the result may hold the window cache's sketches (QueryShared)
 
 	// selectKeys
