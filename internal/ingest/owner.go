@@ -335,6 +335,7 @@ func (cs *clusterStream) status(ctx context.Context) sketchd.StreamStatus {
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "running", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime, Partitions: info.Partitions}
 	cs.m.storedProgress(ctx, info, &st)
+	cs.setOwnership(&st) // ownstatus.go
 	if !cs.mirror.Restored() {
 		st.State = "restoring"
 	}
