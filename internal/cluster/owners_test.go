@@ -22,7 +22,7 @@ func TestMirrorOwners(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	nc := f.c.Connect(t, 2)
 	db, sids := openStore(t, 2)
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewPedanticRegistry()
 	mirror, err := NewMirror(ctx, jetStream(t, nc), f.cl, sids, db, nil, WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func testClusterOptions() cluster.Options {
 }
 
 func newClusterNode(t *testing.T, c *clustertest.Cluster, node int) *clusterNode {
-	n := &clusterNode{c: c, node: node, db: openStore(t, t.TempDir()), opts: testClusterOptions(), prom: prometheus.NewRegistry()}
+	n := &clusterNode{c: c, node: node, db: openStore(t, t.TempDir()), opts: testClusterOptions(), prom: prometheus.NewPedanticRegistry()}
 	n.start(t)
 	t.Cleanup(func() { n.crash(t) })
 	return n
