@@ -54,7 +54,8 @@ type PartitionOwnership struct {
 	// record yet, or the named instance is no longer a live member here.
 	Owner string
 	// MirrorPending is how many changelog sequences this instance may
-	// still have to apply for the partition, as of its mirror's last read:
-	// 0 when its copy is current, and for a partition owned here.
+	// still have to apply for the partition (an upper bound, as of its
+	// mirror's last read and lag probe): 0 when its copy is current, and
+	// for a partition owned here.
 	MirrorPending uint64
 }

@@ -54,9 +54,11 @@ type Mirror struct {
 	position atomic.Uint64 // changelog sequence processed up to (metrics.go)
 	head     atomic.Uint64 // the changelog's last sequence, as of the last read
 
-	ownMu        sync.Mutex  // owners (owners.go)
+	ownMu        sync.Mutex  // owners (owners.go), tails and probedHead (lag.go)
 	owners       []partOwner // per partition: its last checkpoint record as read
 	ownerChanges atomic.Uint64
+	tails        []uint64 // per partition: its last record's sequence, as of the last probe
+	probedHead   uint64   // the changelog's last sequence at the last probe
 
 	unregister func() // the metrics' (WithRegisterer); nil without
 	closeOnce  sync.Once
@@ -86,7 +88,7 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
 		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
 		marked: make([]bool, len(sids)), held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1),
-		owners: make([]partOwner, len(sids))}
+		owners: make([]partOwner, len(sids)), tails: make([]uint64, len(sids))}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {

@@ -44,23 +44,6 @@ func (m *Mirror) Owner(p int) (owner string, epoch uint64) {
 // partition's owner (a first claim included), since it was made.
 func (m *Mirror) OwnerChanges() uint64 { return m.ownerChanges.Load() }
 
-// Pending is how many changelog sequences partition p may still have to
-// be applied here, as of the mirror's last read: 0 for a partition held
-// (owned) here, whose owner writes the store itself; otherwise the
-// changelog's last sequence minus the one the mirror has processed. The
-// mirror reads every partition in one sequence, so that figure is the
-// stream's (sketchd_mirror_pending): an upper bound on p's records.
-// Safe from any goroutine.
-func (m *Mirror) Pending(p int) uint64 {
-	if p >= 0 && p < len(m.held) && m.held[p].Load() {
-		return 0
-	}
-	if h, at := m.head.Load(), m.position.Load(); h > at {
-		return h - at
-	}
-	return 0
-}
-
 // loadOwners reads the last record of every partition whose owner is not
 // known yet; best effort (a failure leaves it unknown, tried again at the
 // next pass).

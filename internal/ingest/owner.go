@@ -110,10 +110,11 @@ func (m *Manager) openChangelog(ctx context.Context, cl cluster.Changelog, creat
 	return cluster.EnsureChangelog(ctx, js, cl, m.cluster.opts.Replicas)
 }
 
-// start runs the mirror and the controller.
+// start runs the mirror, the controller and the lag probe.
 func (cs *clusterStream) start() {
 	cs.done.Go(cs.runMirror)
 	cs.done.Go(cs.control)
+	cs.done.Go(cs.probeLag) // ownstatus.go
 }
 
 // runMirror applies the changelog until the stream stops, starting again

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/sketchd/sketchd"
 )
@@ -24,5 +26,31 @@ func (cs *clusterStream) setOwnership(st *sketchd.StreamStatus) {
 			owner = ""
 		}
 		st.Coverage[i].Ownership = &sketchd.PartitionOwnership{Owner: owner, MirrorPending: cs.mirror.Pending(p)}
+	}
+}
+
+// probeLag keeps each partition's mirror_pending its own while the mirror
+// lags: every discovery interval in which the mirror knows of changelog
+// sequences it has not processed, a probe reads the partitions' last
+// records (cluster.Mirror.ProbeTails: one stream info and a direct get
+// per partition). An idle or current mirror costs nothing.
+func (cs *clusterStream) probeLag() {
+	every := cs.m.cluster.opts.DiscoveryInterval
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-cs.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !cs.mirror.Lagging() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(cs.ctx, max(every, time.Second))
+		if err := cs.mirror.ProbeTails(pctx); err != nil && cs.ctx.Err() == nil {
+			cs.log.Debug("changelog lag probe", "err", err)
+		}
+		cancel()
 	}
 }
