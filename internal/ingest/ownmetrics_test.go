@@ -23,8 +23,9 @@ import (
 // it back at the intruder's epoch + 1. Instance B joins: A releases one
 // partition (rebalance) and B claims it; B crashes: A, the survivor,
 // claims it (one more claim ok). Every claim that changed an owner is
-// counted by the mirrors (A's sees the intruder's and B's claims, B's its
-// own). A's stop releases its partitions (shutdown).
+// counted by the mirrors (A's sees the intruder's and B's claims). B's
+// stop releases its partition (shutdown); the stream's delete releases
+// A's (removed) and unregisters the stream's metrics.
 func TestClusterOwnershipMetrics(t *testing.T) {
 	const seed, n = 5, 1200
 	t.Logf("seed %d, %d events", seed, n)
@@ -114,7 +115,11 @@ func TestClusterOwnershipMetrics(t *testing.T) {
 		return v == changes0+3, fmt.Sprint(v)
 	})
 
-	b.crash(t)
+	csb := b.m.clusterStreamOf("pv")
+	b.crash(t) // a stop whose context is done: counted, without a final commit
+	if got := csb.counts.releases[releaseShutdown].Load(); got != 1 {
+		t.Errorf("B's releases at shutdown %d, want 1", got)
+	}
 	waitFor(t, 60*time.Second, "A owning both again", func() (bool, string) {
 		return cs.owns(0) && cs.owns(1), ""
 	})
@@ -128,13 +133,14 @@ func TestClusterOwnershipMetrics(t *testing.T) {
 		`sketchd_commits_fenced_total`: 1, `sketchd_partition_owner_changes_total`: changes0 + 4,
 	})
 
-	owned := cs.counts.releases[releaseShutdown].Load()
-	a.crash(t) // a stop whose context is done: the releases are counted, without final commits
-	if got := cs.counts.releases[releaseShutdown].Load() - owned; got != 2 {
-		t.Errorf("releases at shutdown %d, want 2", got)
+	if r := a.fixture().do(t, http.MethodDelete, "/v1/streams/pv", ""); r.status/100 != 2 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if got := cs.counts.releases[releaseRemoved].Load(); got != 2 {
+		t.Errorf("A's releases at the delete %d, want 2", got)
 	}
 	if n, err := a.prom.Gather(); err != nil || len(n) != 0 {
-		t.Errorf("after the stop: %d metric families registered (%v), want none", len(n), err)
+		t.Errorf("after the delete: %d metric families registered (%v), want none", len(n), err)
 	}
 }
 
