@@ -43,3 +43,19 @@ func (st *StreamStatus) Uncovered() []int {
 	slices.Sort(out)
 	return out
 }
+
+// PartitionOwnership is a partition's owner as a cluster instance knows
+// it (docs/scale-out.md §2.5): answers and the stream's status carry it
+// per partition in cluster mode only.
+type PartitionOwnership struct {
+	// Owner is the instance id of the partition's current owner: the one
+	// its last checkpoint record in the changelog names (this instance
+	// when it owns the partition), "" when the partition has no owner: no
+	// record yet, or the named instance is no longer a live member here.
+	Owner string
+	// MirrorPending is how many changelog sequences this instance may
+	// still have to apply for the partition (an upper bound, as of its
+	// mirror's last read and lag probe): 0 when its copy is current, and
+	// for a partition owned here.
+	MirrorPending uint64
+}

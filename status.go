@@ -85,4 +85,7 @@ type PartitionState struct {
 	// cannot cover it and queries are refused (coverage.go). A single node
 	// covers every partition: false.
 	Uncovered bool
+	// Ownership is who owns the partition and how far this instance's
+	// copy may lag, in cluster mode; nil on a single node (coverage.go).
+	Ownership *PartitionOwnership
 }

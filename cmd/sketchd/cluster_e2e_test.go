@@ -191,6 +191,7 @@ func TestClusterProcesses(t *testing.T) {
 			}
 		}
 	}
+	checkClusterOwners(t, procs, 6)
 	for i, p := range procs { // the mirror's metrics are wired
 		resp, err := http.Get(p.httpURL + "/metrics")
 		if err != nil {

@@ -18,6 +18,10 @@ type partitionJSON struct {
 	PositionSeq uint64  `json:"position_seq"`
 	Watermark   *string `json:"watermark"`
 	CommittedAt *string `json:"committed_at"`
+	// Cluster mode only (sketchd.PartitionOwnership); omitted on a single
+	// node, whose answers are unchanged.
+	Owner         *string `json:"owner,omitempty"`
+	MirrorPending *uint64 `json:"mirror_pending,omitempty"`
 }
 
 // renderPartitions is the coverage block of an answer read from st.
@@ -31,10 +35,27 @@ func renderPartitions(st *sketchd.StreamStatus) partitionsJSON {
 	}
 	for _, p := range cov {
 		out.Covered = append(out.Covered, p.Partition)
-		out.Detail = append(out.Detail, partitionJSON{
+		d := partitionJSON{
 			Partition: p.Partition, PositionSeq: p.PositionSeq,
 			Watermark: timePtr(p.Watermark), CommittedAt: wallPtr(p.LastCommit),
-		})
+		}
+		if o := p.Ownership; o != nil {
+			d.Owner, d.MirrorPending = &o.Owner, &o.MirrorPending
+		}
+		out.Detail = append(out.Detail, d)
 	}
 	return out
+}
+
+// statusPartitions is the coverage block of a stream's status: in
+// cluster mode only (where it carries each partition's owner), nil on a
+// single node, whose status is unchanged.
+func statusPartitions(st *sketchd.StreamStatus) *partitionsJSON {
+	for _, p := range st.Coverage {
+		if p.Ownership != nil {
+			out := renderPartitions(st)
+			return &out
+		}
+	}
+	return nil
 }

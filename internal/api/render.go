@@ -66,7 +66,9 @@ type streamJSON struct {
 	AckFloor           uint64                  `json:"ack_floor"`
 	Rollups            []rollupJSON            `json:"rollups,omitempty"`
 	Emit               []emitStatusJSON        `json:"emit,omitempty"`
-	Spec               sketchd.Stream          `json:"spec"`
+	// Partitions: cluster mode only (partitions.go).
+	Partitions *partitionsJSON `json:"partitions,omitempty"`
+	Spec       sketchd.Stream  `json:"spec"`
 }
 
 func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
@@ -93,6 +95,7 @@ func newStreamJSON(st *sketchd.StreamStatus) streamJSON {
 		AckFloor:           st.AckFloor,
 		Rollups:            renderRollups(st.Rollups),
 		Emit:               renderEmitStatus(st.Emit),
+		Partitions:         statusPartitions(st),
 		Spec:               spec,
 	}
 }

@@ -30,6 +30,7 @@ func WithRegisterer(reg prometheus.Registerer) MirrorOption {
 type mirrorCollector struct {
 	m                                                   *Mirror
 	applied, pending, panes, records, corrupt, restored *prometheus.Desc
+	ownerChanges                                        *prometheus.Desc
 }
 
 func newMirrorCollector(m *Mirror) *mirrorCollector {
@@ -47,11 +48,13 @@ func newMirrorCollector(m *Mirror) *mirrorCollector {
 			"Changelog messages the mirror skipped because they did not decode (checksum, key hash, subject); each is logged.", nil, l),
 		restored: prometheus.NewDesc("sketchd_mirror_restored",
 			"1 once the mirror has reached the head of the changelog (a fresh restore is consistent only then), else 0.", nil, l),
+		ownerChanges: prometheus.NewDesc("sketchd_partition_owner_changes_total",
+			"Claims of the stream's partitions that changed the owner (a partition's first claim included), as this instance's mirror read them from the changelog: every instance counts every failover and hand-off. Claims compacted away before the mirror read them are not counted.", nil, l),
 	}
 }
 
 func (c *mirrorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.applied, c.pending, c.panes, c.records, c.corrupt, c.restored} {
+	for _, d := range []*prometheus.Desc{c.applied, c.pending, c.panes, c.records, c.corrupt, c.restored, c.ownerChanges} {
 		ch <- d
 	}
 }
@@ -74,6 +77,7 @@ func (c *mirrorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.Records))
 	ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(st.Corrupt))
 	ch <- prometheus.MustNewConstMetric(c.restored, prometheus.GaugeValue, restored)
+	ch <- prometheus.MustNewConstMetric(c.ownerChanges, prometheus.CounterValue, float64(m.OwnerChanges()))
 }
 
 // register registers m's collector on reg.

@@ -54,6 +54,12 @@ type Mirror struct {
 	position atomic.Uint64 // changelog sequence processed up to (metrics.go)
 	head     atomic.Uint64 // the changelog's last sequence, as of the last read
 
+	ownMu        sync.Mutex  // owners (owners.go), tails and probedHead (lag.go)
+	owners       []partOwner // per partition: its last checkpoint record as read
+	ownerChanges atomic.Uint64
+	tails        []uint64 // per partition: its last record's sequence, as of the last probe
+	probedHead   uint64   // the changelog's last sequence at the last probe
+
 	unregister func() // the metrics' (WithRegisterer); nil without
 	closeOnce  sync.Once
 }
@@ -81,7 +87,8 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 	}
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
 		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
-		marked: make([]bool, len(sids)), held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1)}
+		marked: make([]bool, len(sids)), held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1),
+		owners: make([]partOwner, len(sids)), tails: make([]uint64, len(sids))}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -171,6 +178,7 @@ func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 	head := info.State.LastSeq
 	m.position.Store(start - 1)
 	m.head.Store(head)
+	m.loadOwners(ctx, s) // owners.go
 	if head < start {
 		if err := m.setRestored(ctx); err != nil || !follow {
 			return err
@@ -318,6 +326,13 @@ func (m *Mirror) apply(ctx context.Context, subject string, data []byte, seq uin
 	if err != nil {
 		return m.skip(subject, seq, err)
 	}
+	var rec Record
+	var recErr error
+	if isRecord { // every record, held or applied already: owners.go
+		if rec, recErr = decodeRecord(data); recErr == nil {
+			m.noteRecord(p, seq, &rec)
+		}
+	}
 	if seq <= m.applied[p] {
 		return nil
 	}
@@ -339,9 +354,8 @@ func (m *Mirror) apply(ctx context.Context, subject string, data []byte, seq uin
 		}
 		return nil
 	}
-	rec, err := decodeRecord(data)
-	if err != nil {
-		return m.skip(subject, seq, err)
+	if recErr != nil {
+		return m.skip(subject, seq, recErr)
 	}
 	// The partition's owner may have committed this record (or a later
 	// one) locally since the mirror started: its panes are newer.

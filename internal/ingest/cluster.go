@@ -259,7 +259,7 @@ func (m *Manager) removeLocalLocked(ctx context.Context, name string, final bool
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	cs.shutdown(sctx, final)
+	cs.shutdown(sctx, final, releaseRemoved)
 	m.deleteJetStream(sctx, cs.info.Spec, true) // this instance's durables
 	if err := m.db.DeleteStream(sctx, name); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, sketchd.ErrNotFound) {
 		return err
@@ -387,7 +387,7 @@ func (m *Manager) stopCluster(ctx context.Context) {
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, cs := range streams {
-		wg.Go(func() { cs.shutdown(ctx, true) })
+		wg.Go(func() { cs.shutdown(ctx, true, releaseShutdown) })
 	}
 	wg.Wait()
 	if c.ann != nil {

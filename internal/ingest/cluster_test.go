@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
@@ -30,6 +31,7 @@ type clusterNode struct {
 	nc   *nats.Conn
 	m    *Manager
 	srv  *httptest.Server
+	prom *prometheus.Registry // the metrics JoinCluster registers
 }
 
 func testClusterOptions() cluster.Options {
@@ -38,7 +40,7 @@ func testClusterOptions() cluster.Options {
 }
 
 func newClusterNode(t *testing.T, c *clustertest.Cluster, node int) *clusterNode {
-	n := &clusterNode{c: c, node: node, db: openStore(t, t.TempDir()), opts: testClusterOptions()}
+	n := &clusterNode{c: c, node: node, db: openStore(t, t.TempDir()), opts: testClusterOptions(), prom: prometheus.NewPedanticRegistry()}
 	n.start(t)
 	t.Cleanup(func() { n.crash(t) })
 	return n
@@ -54,7 +56,7 @@ func (n *clusterNode) start(t *testing.T) {
 	n.m = newManager(t, nc, n.db, Options{FlushInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := n.m.JoinCluster(ctx, n.opts, nil); err != nil {
+	if err := n.m.JoinCluster(ctx, n.opts, n.prom); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.m.Start(ctx, nil); err != nil {
@@ -330,7 +332,7 @@ func TestClusterFencedZombie(t *testing.T) {
 	publish(n/2, n)
 	waitFor(t, 60*time.Second, "every event stored, partition 0 owned again", func() (bool, string) {
 		got, s := storedEvents(t, a.m, a.db, "pv")
-		return got == n && cs.fencedN.Load() == 1 && cs.owns(0), fmt.Sprintf("%s, fenced %d", s, cs.fencedN.Load())
+		return got == n && cs.counts.releases[releaseFenced].Load() == 1 && cs.owns(0), fmt.Sprintf("%s, fenced %d", s, cs.counts.releases[releaseFenced].Load())
 	})
 	m, err := cs.stream.GetLastMsgForSubject(context.Background(), cs.cl.CheckpointSubject(0))
 	if err != nil {

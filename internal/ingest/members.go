@@ -4,7 +4,10 @@ package ingest
 // DiscoveryInterval a micro ping gathers the instances that answer; an
 // instance counts as a member until it has not answered for
 // FailoverTimeout (so one lost ping does not move partitions), and this
-// instance always counts. Controllers (owner.go) wait for changes.
+// instance always counts. Controllers (owner.go) wait for the first
+// round (until then the view is this instance alone, and a joining
+// instance would claim partitions that live owners hold: each such claim
+// fences its owner and costs a replay) and then for changes.
 
 import (
 	"context"
@@ -20,11 +23,18 @@ type memberView struct {
 	self    string
 	ids     []string      // sorted, self included
 	changed chan struct{} // closed at the next change
+
+	discovered chan struct{} // closed after the first discovery round
+	firstOnce  sync.Once
 }
 
 func (v *memberView) init(self string) {
-	v.self, v.ids, v.changed = self, []string{self}, make(chan struct{})
+	v.self, v.ids, v.changed, v.discovered = self, []string{self}, make(chan struct{}), make(chan struct{})
 }
+
+// firstRound is closed once the first discovery round has set the view
+// (whether or not it reached anyone).
+func (v *memberView) firstRound() <-chan struct{} { return v.discovered }
 
 // get returns the current view and a channel closed when it changes.
 func (v *memberView) get() ([]string, <-chan struct{}) {
@@ -75,6 +85,7 @@ func (m *Manager) followMembers(ctx context.Context) {
 		}
 		slices.Sort(ids)
 		c.view.set(ids)
+		c.view.firstOnce.Do(func() { close(c.view.discovered) })
 		select {
 		case <-t.C:
 		case <-ctx.Done():

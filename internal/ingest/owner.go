@@ -50,7 +50,8 @@ type clusterStream struct {
 	owned   map[int]*runner
 	stopped bool
 
-	fencedN    atomic.Uint64 // owned partitions dropped because their commit met the fence
+	counts     ownCounters   // claims, releases, fenced commits (ownmetrics.go)
+	unregister func()        // the ownership metrics'
 	changed    atomic.Int64  // unix ns of the last local change (commit or mirror apply)
 	mirrorSeen atomic.Uint64 // the mirror's records + panes when last looked at
 }
@@ -60,6 +61,7 @@ type ownership struct {
 	cs     *clusterStream
 	r      *runner // the partition's runner, set when it is made
 	commit cluster.ChangelogCommitter
+	epoch  uint64 // the claim's
 	fenced atomic.Bool
 }
 
@@ -82,6 +84,11 @@ func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, r
 	cs := &clusterStream{m: m, info: info, cl: cl, stream: s, mirror: mirror, log: log,
 		ctx: cctx, cancel: cancel, fenced: make(chan *runner, len(info.Partitions)), owned: map[int]*runner{}}
 	cs.changed.Store(time.Now().UnixNano())
+	if cs.unregister, err = cs.registerOwnMetrics(c.prom); err != nil {
+		mirror.Close()
+		cancel()
+		return nil, fmt.Errorf("stream %q: ownership metrics: %w", info.Spec.Name, err)
+	}
 	return cs, nil
 }
 
@@ -103,10 +110,11 @@ func (m *Manager) openChangelog(ctx context.Context, cl cluster.Changelog, creat
 	return cluster.EnsureChangelog(ctx, js, cl, m.cluster.opts.Replicas)
 }
 
-// start runs the mirror and the controller.
+// start runs the mirror, the controller and the lag probe.
 func (cs *clusterStream) start() {
 	cs.done.Go(cs.runMirror)
 	cs.done.Go(cs.control)
+	cs.done.Go(cs.probeLag) // ownstatus.go
 }
 
 // runMirror applies the changelog until the stream stops, starting again
@@ -125,6 +133,11 @@ func (cs *clusterStream) control() {
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	notBefore := map[int]time.Time{}
+	select { // members.go: a view of this instance alone would claim everything
+	case <-cs.m.cluster.view.firstRound():
+	case <-cs.ctx.Done():
+		return
+	}
 	for {
 		view, changed := cs.m.cluster.view.get()
 		cs.reconcile(view, changed, notBefore)
@@ -148,7 +161,7 @@ func (cs *clusterStream) reconcile(view []string, changed <-chan struct{}, notBe
 	me := cs.m.instance
 	for p, o := range owners {
 		if o != me && cs.owns(p) {
-			cs.release(cs.ctx, p, true)
+			cs.release(cs.ctx, p, true, releaseRebalance)
 		}
 	}
 	for p, o := range owners {
@@ -175,7 +188,8 @@ func (cs *clusterStream) owns(p int) bool {
 }
 
 // claim takes partition p over: see the file comment.
-func (cs *clusterStream) claim(ctx context.Context, p int) error {
+func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
+	defer func() { cs.counts.countClaim(ctx, err) }()
 	began := time.Now()
 	sid := cs.info.Partitions[p]
 	if err := cs.waitApplied(ctx, p); err != nil {
@@ -200,7 +214,7 @@ func (cs *clusterStream) claim(ctx context.Context, p int) error {
 		cs.mirror.Release(p)
 		return fmt.Errorf("store at position %d, claim at %d (err %v)", sketchd.PositionSeq(cp.Position), sketchd.PositionSeq(rec.Checkpoint.Position), err)
 	}
-	own := &ownership{cs: cs, commit: cluster.ChangelogCommitter{Writer: w, Local: cs.m.cluster.local}}
+	own := &ownership{cs: cs, commit: cluster.ChangelogCommitter{Writer: w, Local: cs.m.cluster.local}, epoch: rec.Epoch}
 	r, err := startPartRunner(ctx, cs.m, cs.info, p, own)
 	if err != nil {
 		cs.mirror.Release(p)
@@ -243,13 +257,14 @@ func (cs *clusterStream) waitApplied(ctx context.Context, p int) error {
 }
 
 // release stops owning p: a final commit when final, the durable deleted,
-// p back to the mirror.
-func (cs *clusterStream) release(ctx context.Context, p int, final bool) {
+// p back to the mirror; counted under reason.
+func (cs *clusterStream) release(ctx context.Context, p int, final bool, reason int) {
 	cs.mu.Lock()
 	r := cs.owned[p]
 	delete(cs.owned, p)
 	cs.mu.Unlock()
 	if r != nil {
+		cs.counts.releases[reason].Add(1)
 		cs.stopOwned(ctx, r, final)
 	}
 }
@@ -286,17 +301,19 @@ func (cs *clusterStream) demote(r *runner) bool {
 	if !current {
 		return false
 	}
-	cs.fencedN.Add(1)
+	cs.counts.releases[releaseFenced].Add(1)
 	cs.log.Warn("partition fenced: another instance owns it; dropping it without a commit", "partition", r.part)
 	cs.stopOwned(cs.ctx, r, false)
 	return true
 }
 
 // shutdown stops the controller and the mirror, then releases every
-// owned partition (final: with a final commit, as far as ctx allows).
-func (cs *clusterStream) shutdown(ctx context.Context, final bool) {
+// owned partition (final: with a final commit, as far as ctx allows),
+// counted under reason.
+func (cs *clusterStream) shutdown(ctx context.Context, final bool, reason int) {
 	cs.cancel()
 	cs.done.Wait()
+	defer cs.unregister()
 	defer cs.mirror.Close() // its metrics
 	cs.mu.Lock()
 	parts := make([]int, 0, len(cs.owned))
@@ -306,7 +323,7 @@ func (cs *clusterStream) shutdown(ctx context.Context, final bool) {
 	cs.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		wg.Go(func() { cs.release(ctx, p, final && ctx.Err() == nil) })
+		wg.Go(func() { cs.release(ctx, p, final && ctx.Err() == nil, reason) })
 	}
 	wg.Wait()
 }
@@ -319,6 +336,7 @@ func (cs *clusterStream) status(ctx context.Context) sketchd.StreamStatus {
 	st := sketchd.StreamStatus{ID: info.ID, Spec: info.Spec, Created: info.Created, State: "running", Alters: info.Alters,
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime, Partitions: info.Partitions}
 	cs.m.storedProgress(ctx, info, &st)
+	cs.setOwnership(&st) // ownstatus.go
 	if !cs.mirror.Restored() {
 		st.State = "restoring"
 	}
@@ -358,6 +376,7 @@ func (o *ownership) Commit(ctx context.Context, streamID uint32, f sketchd.Flush
 	err := o.commit.Commit(ctx, streamID, f)
 	switch {
 	case errors.Is(err, cluster.ErrFenced):
+		o.cs.counts.fenced.Add(1)
 		if !o.fenced.Swap(true) {
 			select {
 			case o.cs.fenced <- o.r:
