@@ -57,7 +57,7 @@ func TestEdgeWindowEqualsWhole(t *testing.T) {
 			ask(fmt.Sprintf("round %d question %d (%s)", round, i, qu.Aggregate), qu)
 		}
 		split := len(questions) // every kind, the t-digest at a finer compression
-		for c := range 3 { // commits within the minute
+		for c := range 3 {      // commits within the minute
 			l.ingestOpen(t)
 			tailFrom, _ := (&plan{target: l.target}).tailFrom()
 			reads.tailReads(tailFrom)

@@ -30,8 +30,8 @@ type plan struct {
 	// merge, when set, are the parameters windows are merged at instead
 	// of the aggregate's: an edge window's final part of a t-digest, kept
 	// at a finer compression (edgewin.go).
-	merge *sketch.Params
-	shared bool   // the result may hold the window cache's sketches (QueryShared)
+	merge  *sketch.Params
+	shared bool // the result may hold the window cache's sketches (QueryShared)
 
 	// selectKeys
 	keys     []string       // the matching keys, in key-index order
