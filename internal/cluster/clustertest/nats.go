@@ -164,15 +164,17 @@ func (c *Cluster) Kill(tb testing.TB, i int) {
 }
 
 // Restart starts killed node i again on its ports and store dir
-// (Options.Processes only), and waits until it is healthy: JetStream has
-// a meta leader and the node's streams and consumers are current.
-func (c *Cluster) Restart(tb testing.TB, i int) {
+// (Options.Processes only), and waits until its JetStream is back in the
+// cluster (a meta leader known; it fails the test after a minute), then
+// up to 30 s for its streams and consumers to be current: it returns why
+// they are not, which a test may log (see waitRejoined).
+func (c *Cluster) Restart(tb testing.TB, i int) error {
 	tb.Helper()
 	if c.nodes == nil {
 		tb.Fatal("clustertest: Restart needs Options.Processes")
 	}
 	c.nodes[i].start(tb, buildBinary(tb))
-	c.nodes[i].waitHealthy(tb, 60*time.Second)
+	return c.nodes[i].waitRejoined(tb, 60*time.Second, 30*time.Second)
 }
 
 // Connect opens a client connection to node i (closed at cleanup).

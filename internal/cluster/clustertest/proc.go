@@ -124,6 +124,35 @@ func (nd *node) kill() {
 // are current.
 func (nd *node) waitHealthy(tb testing.TB, d time.Duration) {
 	tb.Helper()
+	if last, ok := nd.healthy(tb, d, ""); !ok {
+		nd.logTail(tb, 20)
+		tb.Fatalf("clustertest: %s not healthy after %s: %s", nd.name, d, last)
+	}
+}
+
+// waitRejoined waits until the restarted node's JetStream is back in the
+// cluster (/healthz?js-server-only=true: running, a meta leader known),
+// then up to current more for its streams and consumers to be current,
+// and returns why they are not (nil when they are). A consumer created or
+// reset while the node was down can stay "consumer node missing" on it
+// for minutes (nats-server's health check), which is not the node's
+// failure to rejoin.
+func (nd *node) waitRejoined(tb testing.TB, d, current time.Duration) error {
+	tb.Helper()
+	if last, ok := nd.healthy(tb, d, "?js-server-only=true"); !ok {
+		nd.logTail(tb, 20)
+		tb.Fatalf("clustertest: %s's JetStream not back after %s: %s", nd.name, d, last)
+	}
+	if last, ok := nd.healthy(tb, current, ""); !ok {
+		return fmt.Errorf("%s rejoined, its assets not all current after %s more: %s", nd.name, current, last)
+	}
+	return nil
+}
+
+// healthy polls /healthz with query until it answers 200 or d passes, and
+// returns its last answer otherwise.
+func (nd *node) healthy(tb testing.TB, d time.Duration, query string) (string, bool) {
+	tb.Helper()
 	deadline := time.Now().Add(d)
 	last := ""
 	for time.Now().Before(deadline) {
@@ -133,20 +162,19 @@ func (nd *node) waitHealthy(tb testing.TB, d time.Duration) {
 			tb.Fatalf("clustertest: %s exited while starting", nd.name)
 		default:
 		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", nd.monitor))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz%s", nd.monitor, query))
 		if err == nil {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return "", true
 			}
 			last = b.String()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	nd.logTail(tb, 20)
-	tb.Fatalf("clustertest: %s not healthy after %s: %s", nd.name, d, last)
+	return last, false
 }
 
 // logTail logs the last lines the node wrote.

@@ -62,7 +62,9 @@ func TestProcessKill(t *testing.T) {
 	victim := 1
 	c.Kill(t, victim)
 	publish(100, 200)
-	c.Restart(t, victim)
+	if err := c.Restart(t, victim); err != nil {
+		t.Fatal(err) // no consumer here: its stream must be current
+	}
 
 	// The stream leader's view: every message stored, and the restarted
 	// node back among the current replicas once it has caught up (it is
