@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // The open tail: a key's panes that are not final at the target's
@@ -19,9 +20,12 @@ import (
 // that may hold the key), and decoded it again. That was most of the CPU
 // of the query load after the caches of final data (docs/benchmarks.md).
 //
-// tailMemo keeps, for the stream's last commit only, each (aggregate, key)
-// tail read by a query, decoded: the questions of one commit share one
-// read. Its content is what a store read at or after that commit returns
+// tailMemo keeps, for the stream's last commit only, each key's tail read
+// by a query: its whole panes (every aggregate's sketch, as stored: one
+// read for all the aggregates a dashboard asks about, where a read per
+// aggregate decompressed the same Badger blocks again for each), each
+// slot decoded the first time a question asks for it. The questions of
+// one commit share one read. Its content is what a store read at or after that commit returns
 // (Target.LastCommit: the panes change only with a commit), so an answer
 // built from it is one the store could have given, and a commit, a Forget
 // or a newer watermark starts it over. The sketches are shared and only
@@ -40,28 +44,42 @@ type tailSet struct {
 	commit    int64 // Target.LastCommit
 	watermark int64
 	bytes     int64
-	tails     map[tailKey]*tail
-	reading   map[tailKey]chan struct{} // tails a question is reading now
+	tails     map[string]*tail         // by key
+	reading   map[string]chan struct{} // tails a question is reading now
 }
 
-type tailKey struct {
-	agg int
-	key string
-}
-
-// tail is the decoded panes of one key and aggregate whose start is in
-// [from, to), in start order; from is the first start that is not final.
+// tail is the panes of one key whose start is in [from, to), in start
+// order; from is the first start that is not final.
 type tail struct {
 	from, to int64
-	panes    []tailPane
-	size     int64 // counted in tailSet.bytes
+	panes    []sketchd.PaneRecord // every slot's blob, as stored
+	size     int64                // counted in tailSet.bytes
+
+	mu      sync.Mutex
+	decoded map[tailSlot]sketch.Sketch // shared, read only
 }
 
-type tailPane struct {
-	start  int64
-	events uint64
-	c      cached
-	size   int // of the slot's blob: the cost model's observation
+type tailSlot struct {
+	pane, slot int
+}
+
+// sketch returns pane i's sketch of aggregate a, decoded once.
+func (t *tail) sketch(i int, a aggregate) (sketch.Sketch, error) {
+	k := tailSlot{i, a.index}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sk, ok := t.decoded[k]; ok {
+		return sk, nil
+	}
+	sk, err := a.decode(sketchd.SlotBlob(&t.panes[i], a.index))
+	if err != nil {
+		return nil, err
+	}
+	if t.decoded == nil {
+		t.decoded = map[tailSlot]sketch.Sketch{}
+	}
+	t.decoded[k] = sk
+	return sk, nil
 }
 
 // tailSpan is how far past a query's range a miss reads, so that the
@@ -105,8 +123,8 @@ func (m *tailMemo) claim(p *plan, keys []string, from, to int64, done chan struc
 	if s == nil {
 		return nil, keys, nil
 	}
-	for _, key := range keys {
-		k := tailKey{p.agg.index, key}
+	for _, k := range keys {
+		key := k
 		if t := s.tails[k]; t != nil && from >= t.from && to <= t.to {
 			if hits == nil {
 				hits = map[string]*tail{}
@@ -132,8 +150,8 @@ func (m *tailMemo) claim(p *plan, keys []string, from, to int64, done chan struc
 func (m *tailMemo) release(p *plan, keys []string, done chan struct{}) {
 	m.mu.Lock()
 	if s := m.streams[p.target.ID]; s != nil {
-		for _, key := range keys {
-			if k := (tailKey{p.agg.index, key}); s.reading[k] == done {
+		for _, k := range keys {
+			if s.reading[k] == done {
 				delete(s.reading, k)
 			}
 		}
@@ -150,7 +168,7 @@ func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 	if s == nil {
 		return nil
 	}
-	t := s.tails[tailKey{p.agg.index, key}]
+	t := s.tails[key]
 	if t == nil || from < t.from || to > t.to {
 		return nil
 	}
@@ -161,10 +179,10 @@ func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 // read or would grow past its budget.
 func (m *tailMemo) store(p *plan, key string, t *tail) {
 	var size int64
-	for _, tp := range t.panes {
-		size += int64(len(key) + 64)
-		if tp.c.sk != nil {
-			size += int64(tp.c.sk.Size())
+	for _, r := range t.panes {
+		size += int64(len(key) + 96)
+		for _, b := range r.Sketches {
+			size += 2 * int64(len(b)) // the blob, and about as much decoded
 		}
 	}
 	m.mu.Lock()
@@ -173,7 +191,7 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	if s == nil || s.bytes+size > m.max {
 		return
 	}
-	k := tailKey{p.agg.index, key}
+	k := key
 	if old := s.tails[k]; old != nil {
 		if old.to >= t.to {
 			return // a concurrent query read as much first
@@ -202,7 +220,7 @@ func (m *tailMemo) set(p *plan, create bool) *tailSet {
 	case s == nil && !create:
 		return nil
 	}
-	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[tailKey]*tail{}, reading: map[tailKey]chan struct{}{}}
+	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[string]*tail{}, reading: map[string]chan struct{}{}}
 	m.streams[t.ID] = s
 	return s
 }
@@ -226,11 +244,16 @@ func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom i
 	}
 	done := make(chan struct{})
 	hits, mine, wait := q.tails.claim(p, keys, from, to, done)
+	var err error
 	for key, t := range hits {
-		q.addTail(p, w, key, t, from, to)
+		if err = q.addTail(p, w, key, t, from, to); err != nil {
+			break
+		}
 	}
-	err := q.readTails(ctx, p, w, tailFrom, mine, from, to)
-	q.tails.release(p, mine, done)
+	if err == nil {
+		err = q.readTails(ctx, p, w, tailFrom, mine, from, to)
+	}
+	q.tails.release(p, mine, done) // on every path: others wait for it
 	if err != nil || len(wait) == 0 {
 		return err
 	}
@@ -242,7 +265,9 @@ func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom i
 			return ctx.Err()
 		}
 		if t := q.tails.lookup(p, key, from, to); t != nil {
-			q.addTail(p, w, key, t, from, to)
+			if err := q.addTail(p, w, key, t, from, to); err != nil {
+				return err
+			}
 		} else {
 			again = append(again, key)
 		}
@@ -250,9 +275,9 @@ func (q *Querier) scanTails(ctx context.Context, p *plan, w *windows, tailFrom i
 	return q.readTails(ctx, p, w, tailFrom, again, from, to)
 }
 
-// readTails reads the tails of keys from the store, from tailFrom to an
-// hour past to (tailSpan), gives their panes in [from, to) to their
-// windows, and keeps them in the memo.
+// readTails reads the whole panes of keys' tails from the store, from
+// tailFrom to an hour past to (tailSpan), gives their panes in [from, to)
+// to their windows, and keeps them in the memo.
 func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom int64, keys []string, from, to int64) error {
 	if len(keys) == 0 {
 		return nil
@@ -262,18 +287,13 @@ func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom i
 		hi = to + tailSpan
 	}
 	read := map[string]*tail{}
-	err := q.scanSlot(ctx, p, keys, tailFrom, hi, func(r sketchd.PaneRecord) error {
-		blob := sketchd.SlotBlob(&r, p.agg.index)
-		sk, err := p.agg.decode(blob)
-		if err != nil {
-			return err
-		}
+	err := q.reader(p.target).ScanPanes(ctx, p.target.ID, keys, tailFrom, hi, func(r sketchd.PaneRecord) error {
 		t := read[r.Key]
 		if t == nil {
 			t = &tail{from: tailFrom, to: hi}
 			read[r.Key] = t
 		}
-		t.panes = append(t.panes, tailPane{start: r.Start, events: r.Events, c: cached{sk: sk, events: r.Events, panes: 1}, size: len(blob)})
+		t.panes = append(t.panes, r)
 		return nil
 	})
 	if err != nil {
@@ -284,21 +304,30 @@ func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom i
 		if t == nil {
 			t = &tail{from: tailFrom, to: hi} // no open pane: that is worth keeping too
 		}
-		q.addTail(p, w, key, t, from, to)
+		if err := q.addTail(p, w, key, t, from, to); err != nil {
+			return err
+		}
 		q.tails.store(p, key, t)
 	}
 	return nil
 }
 
-// addTail gives the panes of t in [from, to) to key's windows.
-func (q *Querier) addTail(p *plan, w *windows, key string, t *tail, from, to int64) {
+// addTail gives the panes of t in [from, to) to key's windows, each
+// decoded for p's aggregate (once per tail).
+func (q *Querier) addTail(p *plan, w *windows, key string, t *tail, from, to int64) error {
 	ki := p.keyIndex[key]
-	for _, tp := range t.panes {
-		if tp.start < from || tp.start >= to {
+	for i := range t.panes {
+		r := &t.panes[i]
+		if r.Start < from || r.Start >= to {
 			continue
 		}
-		q.sizes.observe(p.target.ID, p.agg.index, tp.size)
+		sk, err := t.sketch(i, p.agg)
+		if err != nil {
+			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
+		}
+		q.sizes.observe(p.target.ID, p.agg.index, len(sketchd.SlotBlob(r, p.agg.index)))
 		w.panes++
-		w.add(ki, tp.start, tp.c)
+		w.add(ki, r.Start, cached{sk: sk, events: r.Events, panes: 1})
 	}
+	return nil
 }
