@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // adminAttempt bounds one JetStream admin request (create or update of a
@@ -35,7 +36,15 @@ func retryAdmin(ctx context.Context, req func(ctx context.Context) error) error 
 }
 
 // retryable: the request was not answered (a timeout of the attempt, or
-// no responder while the JetStream API has no leader).
+// no responder while the JetStream API has no leader), or the meta leader
+// does not see enough peers online yet to place the replicas (10005 "no
+// suitable peers for placement", seen on a cluster just started on a
+// loaded machine: TestMirrorMetrics).
 func retryable(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == errNoSuitablePeers)
 }
+
+// errNoSuitablePeers is JetStream's JSClusterNoPeersErr.
+const errNoSuitablePeers jetstream.ErrorCode = 10005

@@ -3,14 +3,16 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestRetryAdmin: an unanswered admin request (a timed-out attempt, no
-// responders) is sent again; another error, or the caller's deadline, ends
+// responders) or one refused for want of peers online is sent again; another error, or the caller's deadline, ends
 // it.
 func TestRetryAdmin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -26,11 +28,13 @@ func TestRetryAdmin(t *testing.T) {
 			return context.DeadlineExceeded
 		case 2:
 			return nats.ErrNoResponders
+		case 3: // as nats.go returns it while the cluster forms
+			return fmt.Errorf("create: %w", &jetstream.APIError{Code: 500, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"})
 		}
 		return nil
 	})
-	if err != nil || calls != 3 {
-		t.Errorf("unanswered twice, then answered: %v after %d calls, want nil after 3", err, calls)
+	if err != nil || calls != 4 {
+		t.Errorf("unanswered twice, no peers once, then answered: %v after %d calls, want nil after 4", err, calls)
 	}
 
 	refused := errors.New("stream name already in use with a different configuration")

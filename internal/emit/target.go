@@ -106,6 +106,11 @@ func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	if t.lateKnown && cp.Counters.Late == t.lateSeen {
 		return nil
 	}
+	// The checkpoint may be newer than the status tgt was built from: ask
+	// the store itself (no last commit: no answer, result or tail cached
+	// for an older state), or an update would be taken for the state
+	// before it and never asked again.
+	tgt.LastCommit = 0
 	w := int64(t.spec.Window)
 	for lo := t.cur.finalTo; lo < t.cur.closedTo; {
 		hi := min(t.cur.closedTo, lo+int64(t.batch)*w)

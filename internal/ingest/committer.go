@@ -175,10 +175,16 @@ func (r *runner) commitSucceeded(f *sketchd.Flush, start time.Time) {
 	c.retry = nil
 	c.retryPanes.Store(0)
 	c.last = f.Checkpoint
+	// The commit's time first: a status that shows anything of this
+	// commit (its counters, its watermark) names it, so a query keyed by
+	// the status's last commit (the query caches, the tail memo) never
+	// takes the state before it for this one (TestEmitMatchesAPI saw the
+	// new late count with the previous commit's time, and a memo of the
+	// previous tail).
+	c.lastCommit.Store(time.Now().UnixNano())
 	r.agg.Committed(f)
 	c.committedWM.Store(f.Checkpoint.Watermark)
 	c.committedSeq.Store(sketchd.PositionSeq(f.Checkpoint.Position))
-	c.lastCommit.Store(time.Now().UnixNano())
 	c.commits.Add(1)
 	r.clearErr()
 	c.failing.Store(false)

@@ -72,6 +72,14 @@ func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
 	q.stats.winHits.Add(int64(len(prefix)))
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
+		if k, _, _, ok := q.edgeWindow(sub); ok && k > 0 {
+			mid, err := q.finalBefore(ctx, sub, k)
+			if err != nil {
+				return nil, err
+			}
+			prefix = append(prefix, mid...)
+			sub = p.after(len(prefix))
+		}
 		var err error
 		if rest, err = q.computeRest(ctx, p, sub); err != nil {
 			return nil, err
@@ -132,16 +140,17 @@ func (c *winCache) cachedPrefix(p *plan) []map[string]winGroup {
 	return out
 }
 
-// store caches the final windows of res, a result of the plan computed from
-// window index `from` on (res.Groups[*].Windows[0] is window `from`).
-func (c *winCache) store(p *plan, res *Result) {
+// store caches the leading final windows of res, a result of the plan p,
+// and returns them as cached.
+func (c *winCache) store(p *plan, res *Result) []map[string]winGroup {
 	if c == nil || !p.winCacheable() {
-		return
+		return nil
 	}
+	var out []map[string]winGroup
 	for i := range p.geom.n {
 		start, end := p.geom.bounds(i)
 		if !p.target.Spec.WindowFinalAt(end, p.target.Watermark) {
-			return
+			return out
 		}
 		groups := map[string]winGroup{}
 		for _, g := range res.Groups {
@@ -154,7 +163,9 @@ func (c *winCache) store(p *plan, res *Result) {
 			groups[groupKey(p.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk, id: winIDs.Add(1)}
 		}
 		c.put(winKey{p.shape, start}, groups)
+		out = append(out, groups)
 	}
+	return out
 }
 
 // winCacheable reports whether the windows of p may be cached: tumbling

@@ -41,26 +41,62 @@ import (
 // after the cached ones) holds final panes and the open tail's first pane,
 // the plan of its final part and that of the rest from tailFrom on.
 func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
-	if q.wins == nil || !sub.winCacheable() {
+	k, tailFrom, merge, ok := q.edgeWindow(sub)
+	if !ok || k != 0 {
 		return nil, nil, false
 	}
-	merge, ok := finerParams(sub.agg)
-	if !ok {
-		return nil, nil, false
-	}
-	tailFrom, ok := sub.tailFrom()
-	if !ok {
-		return nil, nil, false
-	}
-	start, end := sub.geom.bounds(0)
-	if tailFrom <= start || tailFrom >= end {
-		return nil, nil, false
-	}
+	start, _ := sub.geom.bounds(0)
 	edge = sub.cut(geometry{from: start, to: tailFrom, step: tailFrom - start, window: tailFrom - start, n: 1})
 	edge.shape, edge.merge = "", merge
 	g := sub.geom
 	g.floor = tailFrom
 	return edge, sub.cut(g), true
+}
+
+// edgeWindow returns the index in p of its edge window, the open tail's
+// first pane (tailFrom) and the parameters its final part is merged at,
+// when p's windows may be split there: tumbling, cacheable, a kind whose
+// final part can be merged apart (finerParams), a known tail start
+// strictly inside a window. Not tailFrom: the split must not depend on
+// whether the stream has committed since the process started, or a
+// t-digest's answer would change across a restart (TestEndToEnd in
+// cmd/sketchd).
+func (q *Querier) edgeWindow(p *plan) (k int, tailFrom int64, merge *sketch.Params, ok bool) {
+	if q.wins == nil || !p.winCacheable() {
+		return 0, 0, nil, false
+	}
+	if merge, ok = finerParams(p.agg); !ok {
+		return 0, 0, nil, false
+	}
+	if tailFrom, ok = p.edgeFrom(); !ok {
+		return 0, 0, nil, false
+	}
+	k = int(floorDiv(tailFrom-p.geom.from, p.geom.step))
+	if k < 0 || k >= p.geom.n {
+		return 0, 0, nil, false
+	}
+	if start, _ := p.geom.bounds(k); tailFrom == start {
+		return 0, 0, nil, false // the window is all open, those before all final
+	}
+	return k, tailFrom, merge, true
+}
+
+// finalBefore computes the windows of sub (the windows after those the
+// window cache held) before its edge window, k of them, all final, and
+// caches them; it returns them as cached windows. Whether the cache held
+// them or not, the edge window is then the first one computed and is
+// split the same way: what the cache holds never changes a result
+// (TestQueryBlocksMatchPanes).
+func (q *Querier) finalBefore(ctx context.Context, sub *plan, k int) ([]map[string]winGroup, error) {
+	mid := sub.cut(geometry{from: sub.geom.from, to: sub.geom.from + int64(k)*sub.geom.step, step: sub.geom.step, window: sub.geom.window, n: k})
+	if err := q.chooseTiers(ctx, mid); err != nil {
+		return nil, err
+	}
+	res, err := q.compute(ctx, mid)
+	if err != nil {
+		return nil, err
+	}
+	return q.wins.store(mid, res), nil
 }
 
 // finerCompression is how much finer than the aggregate's compression the

@@ -93,13 +93,23 @@ func newTailMemo(max int64) *tailMemo {
 }
 
 // tailFrom returns the first pane start that is not final at the
-// target's watermark (PaneFinalAt: start + granularity + allowed lateness
-// > watermark), and whether p may use the memo: a stream read over
-// partitions merges whole panes, and a target without a commit or a
-// watermark has no state to key it by.
+// target's watermark (edgeFrom), and whether p may use the memo: a target
+// without a commit has no state to key it by.
 func (p *plan) tailFrom() (int64, bool) {
+	if p.target.LastCommit == 0 {
+		return 0, false
+	}
+	return p.edgeFrom()
+}
+
+// edgeFrom returns the first pane start that is not final at the target's
+// watermark (PaneFinalAt: start + granularity + allowed lateness >
+// watermark), and whether it is known: a stream read over partitions
+// merges whole panes from partitions whose watermarks differ, and a
+// target without a watermark has none.
+func (p *plan) edgeFrom() (int64, bool) {
 	t := &p.target
-	if t.LastCommit == 0 || len(t.Partitions) > 0 || t.Watermark < math.MinInt64/2 {
+	if len(t.Partitions) > 0 || t.Watermark < math.MinInt64/2 {
 		return 0, false
 	}
 	gran := int64(t.Spec.Granularity)
