@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,7 +69,25 @@ func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, err
 	if err != nil {
 		return 0, fmt.Errorf("cluster: encode spec %s: %w", spec.Name, err)
 	}
-	rev, err := r.kv.Create(ctx, spec.Name, b)
+	var rev uint64
+	unanswered := false // an attempt went unanswered: it may have landed
+	err = retryAdmin(ctx, func(ctx context.Context) (err error) {
+		rev, err = r.kv.Create(ctx, spec.Name, b)
+		if errors.Is(err, jetstream.ErrKeyExists) && unanswered {
+			// Ours if it holds our spec byte for byte (or an identical
+			// spec registered at the same moment: the same stream).
+			if e, gerr := r.kv.Get(ctx, spec.Name); gerr == nil && bytes.Equal(e.Value(), b) {
+				rev, err = e.Revision(), nil
+			}
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) {
+			// Unanswered, e.g. the bucket's leader changed under the write
+			// (a cluster just started: TestRegistry in a clean-clone run):
+			// try again.
+			unanswered, err = true, context.DeadlineExceeded
+		}
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("%w: %s", ErrStreamExists, spec.Name)
 	}
