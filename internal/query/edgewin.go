@@ -19,10 +19,13 @@ import (
 //
 // Its final part, [start, tailFrom), changes with nothing but tailFrom (it
 // is final); so answer computes it once per shape, window and tailFrom,
-// as a plan of its own (edgePlan), and keeps it in the window cache beside
-// the final windows (edgeKey); the rest of the question, from tailFrom on
-// (the open tail, and the windows after), is computed as before, and the
-// edge window of each group is its open part merged with its final part.
+// as a plan of its own (splitEdge, edgePart), and keeps it in the window
+// cache beside the final windows (edgeKey); the rest of the question, from
+// tailFrom on (the open tail, and the windows after), is computed as
+// before, and the edge window of each group is its open part merged with
+// its final part (addEdge). The windows before the edge are computed and
+// cached first when the cache did not hold them (finalBefore), so the
+// split is the same whatever the cache holds.
 // tailFrom moves with the watermark, a pane at a time, so a dashboard
 // merges each edge window's final part about once a minute instead of
 // after every commit. A window merges the same panes either way, and for

@@ -25,16 +25,19 @@ import (
 // read for all the aggregates a dashboard asks about, where a read per
 // aggregate decompressed the same Badger blocks again for each), each
 // slot decoded the first time a question asks for it. The questions of
-// one commit share one read. Its content is what a store read at or after that commit returns
-// (Target.LastCommit: the panes change only with a commit), so an answer
-// built from it is one the store could have given, and a commit, a Forget
-// or a newer watermark starts it over. The sketches are shared and only
-// read, like the pane cache's (winAcc clones before merging).
+// one commit share one read. Its content is what a store read at or after
+// that commit returned (Target.LastCommit: the panes change only with a
+// commit), so an answer built from it is one the store could have given
+// for that target, and a commit, a Forget or a newer watermark starts it
+// over. A caller that has seen a newer state than its target's (the
+// emitter reading the store's checkpoint) asks with LastCommit 0, which
+// reads the store itself. The sketches are shared and only read, like the
+// pane cache's (winAcc clones before merging).
 
 // tailMemo is the memo of one Querier.
 type tailMemo struct {
 	mu      sync.Mutex
-	max     int64 // bytes (sketch sizes) kept per stream; ≤ 0: off
+	max     int64 // bytes kept per stream (blobs, and as much again decoded); ≤ 0: off
 	streams map[uint32]*tailSet
 }
 
