@@ -82,7 +82,7 @@ func New(r PaneReader, opts Options) *Querier {
 		budget: newBudget(opts.TotalQueryBytes, opts.BudgetWait), wins: newWinCache(opts.WindowCacheBytes),
 		tierKeys:  newBoundedMap[tierSpanKey, []string](opts.CacheBytes, maxTierSpans),
 		tierSpans: newBoundedMap[tierSpanPanesKey, []int64](opts.CacheBytes, maxTierSpanEntries),
-		tails:     newTailMemo(opts.CacheBytes / 8)}
+		tails:     newTailMemo(opts.CacheBytes / 4)}
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}

@@ -37,9 +37,17 @@ import (
 // tailMemo is the memo of one Querier.
 type tailMemo struct {
 	mu      sync.Mutex
-	max     int64 // bytes kept per stream (blobs, and as much again decoded); ≤ 0: off
-	streams map[uint32]*tailSet
+	max     int64                 // bytes kept per stream and state (blobs, and as much again decoded); ≤ 0: off
+	streams map[uint32][]*tailSet // newest first, at most tailStates
 }
+
+// tailStates is how many recent states of a stream the memo keeps: when
+// the questions take longer than the time between commits, those of the
+// previous states still share their reads (with one state kept, every
+// question of an older state read every tail again: at the tail start's
+// minute move that re-read 279 MB in 5 s of the runner's vegeta phase,
+// which made the questions slower still).
+const tailStates = 3
 
 // tailSet is the memo of one stream at one state.
 type tailSet struct {
@@ -92,7 +100,7 @@ func (t *tail) sketch(i int, a aggregate) (sketch.Sketch, error) {
 const tailSpan = int64(time.Hour)
 
 func newTailMemo(max int64) *tailMemo {
-	return &tailMemo{max: max, streams: map[uint32]*tailSet{}}
+	return &tailMemo{max: max / tailStates, streams: map[uint32][]*tailSet{}}
 }
 
 // tailFrom returns the first pane start that is not final at the
@@ -162,7 +170,7 @@ func (m *tailMemo) claim(p *plan, keys []string, from, to int64, done chan struc
 // waiting for them.
 func (m *tailMemo) release(p *plan, keys []string, done chan struct{}) {
 	m.mu.Lock()
-	if s := m.streams[p.target.ID]; s != nil {
+	if s := m.set(p, false); s != nil {
 		for _, k := range keys {
 			if s.reading[k] == done {
 				delete(s.reading, k)
@@ -216,25 +224,29 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	s.bytes += size
 }
 
-// set returns the stream's memo for p's state, starting it over when p's
-// state is newer (create: even when the stream has none yet); nil when p
-// reads an older state than the memo's, or the memo is off.
+// set returns the stream's memo for p's state (create: a new one when it
+// has none, dropping the oldest beyond tailStates); nil when the memo is
+// off, or p's state is not kept and create is false.
 func (m *tailMemo) set(p *plan, create bool) *tailSet {
 	if m.max <= 0 {
 		return nil
 	}
 	t := p.target
-	s := m.streams[t.ID]
-	switch {
-	case s != nil && s.gen == p.gen && s.commit == t.LastCommit && s.watermark == t.Watermark:
-		return s
-	case s != nil && (p.gen < s.gen || (p.gen == s.gen && t.LastCommit < s.commit)):
-		return nil // an older state: read the store, keep nothing
-	case s == nil && !create:
+	sets := m.streams[t.ID]
+	for _, s := range sets {
+		if s.gen == p.gen && s.commit == t.LastCommit && s.watermark == t.Watermark {
+			return s
+		}
+	}
+	if !create {
 		return nil
 	}
-	s = &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[string]*tail{}, reading: map[string]chan struct{}{}}
-	m.streams[t.ID] = s
+	s := &tailSet{gen: p.gen, commit: t.LastCommit, watermark: t.Watermark, tails: map[string]*tail{}, reading: map[string]chan struct{}{}}
+	sets = append([]*tailSet{s}, sets...)
+	if len(sets) > tailStates {
+		sets = sets[:tailStates]
+	}
+	m.streams[t.ID] = sets
 	return s
 }
 
