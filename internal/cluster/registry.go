@@ -80,12 +80,10 @@ func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, err
 				rev, err = e.Revision(), nil
 			}
 		}
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) {
-			// Unanswered, e.g. the bucket's leader changed under the write
-			// (a cluster just started: TestRegistry in a clean-clone run):
-			// try again.
-			unanswered, err = true, context.DeadlineExceeded
-		}
+		// Unanswered (retryable), e.g. the bucket's leader changed under
+		// the write (a cluster just started: TestRegistry in a clean-clone
+		// run): the next attempt may find it landed.
+		unanswered = unanswered || retryable(err)
 		return err
 	})
 	if errors.Is(err, jetstream.ErrKeyExists) {

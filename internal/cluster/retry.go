@@ -35,14 +35,16 @@ func retryAdmin(ctx context.Context, req func(ctx context.Context) error) error 
 	}
 }
 
-// retryable: the request was not answered (a timeout of the attempt, or
-// no responder while the JetStream API has no leader), or the meta leader
+// retryable: the request was not answered (a timeout of the attempt, no
+// responder while the JetStream API has no leader, or no acknowledgement
+// from a stream whose leader changed under a write), or the meta leader
 // does not see enough peers online yet to place the replicas (10005 "no
 // suitable peers for placement", seen on a cluster just started on a
 // loaded machine: TestMirrorMetrics).
 func retryable(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		(errors.As(err, &apiErr) && apiErr.ErrorCode == errNoSuitablePeers)
 }
 

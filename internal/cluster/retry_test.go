@@ -30,11 +30,13 @@ func TestRetryAdmin(t *testing.T) {
 			return nats.ErrNoResponders
 		case 3: // as nats.go returns it while the cluster forms
 			return fmt.Errorf("create: %w", &jetstream.APIError{Code: 500, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"})
+		case 4: // a KV write while the bucket's leader changes
+			return fmt.Errorf("create: %w", jetstream.ErrNoStreamResponse)
 		}
 		return nil
 	})
-	if err != nil || calls != 4 {
-		t.Errorf("unanswered twice, no peers once, then answered: %v after %d calls, want nil after 4", err, calls)
+	if err != nil || calls != 5 {
+		t.Errorf("unanswered three times, no peers once, then answered: %v after %d calls, want nil after 5", err, calls)
 	}
 
 	refused := errors.New("stream name already in use with a different configuration")

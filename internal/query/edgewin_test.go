@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/sketchd/sketchd"
 )
 
 // TestEdgeWindowEqualsWhole: the edge window of a tumbling series (the one
@@ -19,17 +17,8 @@ import (
 // after a commit within the minute takes the final part from the cache
 // and reads only open panes from the store.
 func TestEdgeWindowEqualsWhole(t *testing.T) {
-	const seed = 20261207
-	t.Logf("seed %d", seed)
-	l := newLiveSpec(t, seed, 12, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
-	l.late = 3
-	reads := &storeReads{DB: l.db}
-	q := New(reads, Options{})
-	ref := New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
+	l, reads, q, ref := newLiveMemo(t, 20261207, 12, 3, 3, 40)
 	m := int64(time.Minute)
-	for range 40 {
-		l.ingest(t)
-	}
 	ask := func(at string, qu Query) {
 		t.Helper()
 		got, err := q.Query(t.Context(), l.target, qu)

@@ -23,17 +23,8 @@ import (
 // same keys reads no pane from the store (its final panes are cached, its
 // open ones memoized): without the memo it reads every open pane again.
 func TestTailMemoEqualsStore(t *testing.T) {
-	const seed = 20261206
-	t.Logf("seed %d", seed)
-	l := newLiveSpec(t, seed, 12, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(5 * time.Minute) })
-	l.late = 4
-	reads := &storeReads{DB: l.db}
-	memo := New(reads, Options{})
-	ref := New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
+	l, reads, memo, ref := newLiveMemo(t, 20261206, 12, 5, 4, 20)
 	m := int64(time.Minute)
-	for range 20 {
-		l.ingest(t)
-	}
 	for round := range 6 {
 		l.ingest(t)
 		to := l.now()
@@ -88,6 +79,25 @@ func TestTailMemoEqualsStore(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newLiveMemo is a live stream (seeded) of keys keys with lateness
+// minutes of allowed lateness and events up to late minutes late, minutes
+// minutes ingested; a querier with every cache reading it through a
+// storeReads, and a reference querier without any cache reading whole
+// panes.
+func newLiveMemo(t *testing.T, seed uint64, keys, lateness, late, minutes int) (l *live, reads *storeReads, q, ref *Querier) {
+	t.Helper()
+	t.Logf("seed %d", seed)
+	l = newLiveSpec(t, seed, keys, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(time.Duration(lateness) * time.Minute) })
+	l.late = late
+	reads = &storeReads{DB: l.db}
+	q = New(reads, Options{})
+	ref = New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
+	for range minutes {
+		l.ingest(t)
+	}
+	return l, reads, q, ref
 }
 
 // storeReads counts the stream's own panes a querier reads from the store,
@@ -203,17 +213,8 @@ func TestTailFrom(t *testing.T) {
 // after the new state's (questions slower than the commits) still shares
 // its state's read: it reads no open pane from the store.
 func TestTailMemoKeepsRecentStates(t *testing.T) {
-	const seed = 20261208
-	t.Logf("seed %d", seed)
-	l := newLiveSpec(t, seed, 8, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
-	l.late = 3
-	reads := &storeReads{DB: l.db}
-	q := New(reads, Options{})
-	ref := New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
+	l, reads, q, ref := newLiveMemo(t, 20261208, 8, 3, 3, 20)
 	m := int64(time.Minute)
-	for range 20 {
-		l.ingest(t)
-	}
 	ask := func(at string, tgt Target, qu Query) {
 		t.Helper()
 		if _, err := q.Query(t.Context(), tgt, qu); err != nil {
