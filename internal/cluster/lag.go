@@ -70,7 +70,7 @@ func (m *Mirror) ProbeTails(ctx context.Context) error {
 	head := s.CachedInfo().State.LastSeq // read first: the gets see every record up to it
 	tails := make([]uint64, len(m.sids))
 	for p := range m.sids {
-		msg, err := s.GetLastMsgForSubject(ctx, m.cl.CheckpointSubject(p))
+		msg, err := lastForSubject(ctx, s, m.cl.CheckpointSubject(p))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:

@@ -50,3 +50,22 @@ func retryable(err error) bool {
 
 // errNoSuitablePeers is JetStream's JSClusterNoPeersErr.
 const errNoSuitablePeers jetstream.ErrorCode = 10005
+
+// lastForSubject is the stream's last message on subject by direct get.
+// Direct gets have no responder for a moment after the stream is created
+// or a replica restarts (seen on a 3-node changelog right after its first
+// commits: TestMirrorPendingPerPartition), so no responders is retried
+// for up to 5 s or until ctx is done.
+func lastForSubject(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.RawStreamMsg, error) {
+	for try := 0; ; try++ {
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
+			return m, err
+		}
+		select {
+		case <-ctx.Done():
+			return m, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -242,16 +242,7 @@ func (w *Writer) publish(ctx context.Context, panes []paneMsg, rec *Record, fenc
 // lastRecord reads the partition's last checkpoint record and its
 // sequence; found is false (and the record zero) when there is none.
 func (w *Writer) lastRecord(ctx context.Context) (rec Record, seq uint64, found bool, err error) {
-	var m *jetstream.RawStreamMsg
-	for try := 0; ; try++ {
-		m, err = w.stream.GetLastMsgForSubject(ctx, w.cl.CheckpointSubject(w.part))
-		// Direct gets have no responder for a moment after the stream is
-		// created or a replica restarts.
-		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	m, err := lastForSubject(ctx, w.stream, w.cl.CheckpointSubject(w.part))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Record{}, 0, false, nil
 	}
