@@ -166,11 +166,18 @@ var errRewind = errors.New("cluster: mirror rewind")
 // consume reads from the first unapplied sequence to the head (follow:
 // on, until ctx is done), or until Release asks for a rewind.
 func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
-	s, err := m.js.Stream(ctx, m.cl.Name())
-	if err != nil {
-		return fmt.Errorf("cluster: mirror: %w", err)
-	}
-	info, err := s.Info(ctx)
+	// The changelog's stream info can go unanswered for a moment (its
+	// leader changing, a cluster just started: TestMirrorFollows on a
+	// loaded machine), so it is asked again like an admin request.
+	var s jetstream.Stream
+	var info *jetstream.StreamInfo
+	err = retryAdmin(ctx, func(ctx context.Context) error {
+		var err error
+		if s, err = m.js.Stream(ctx, m.cl.Name()); err == nil {
+			info, err = s.Info(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: mirror: %w", err)
 	}
@@ -186,10 +193,15 @@ func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 	} else if err := m.markFresh(ctx, head); err != nil { // restoring.go
 		return err
 	}
-	cons, err := m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{m.cl.Subjects()},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    start,
+	var cons jetstream.Consumer
+	err = retryAdmin(ctx, func(ctx context.Context) error { // an ephemeral one: an orphan of a lost answer expires
+		var err error
+		cons, err = m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{m.cl.Subjects()},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    start,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: mirror consumer: %w", err)

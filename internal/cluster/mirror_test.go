@@ -31,7 +31,14 @@ func TestMirrorFollows(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- mirror.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	waitFor(t, "restored (empty changelog)", mirror.Restored)
+	waitFor(t, "restored (empty changelog)", func() bool {
+		if len(done) > 0 {
+			err := <-done
+			done <- err
+			t.Fatalf("the mirror stopped: %v", err)
+		}
+		return mirror.Restored()
+	})
 
 	models := make([]model, partitions)
 	for p := range partitions {
