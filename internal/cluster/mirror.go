@@ -101,9 +101,14 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 		return nil, err
 	}
 	m.position.Store(m.start() - 1)
-	if s, err := js.Stream(ctx, cl.Name()); err == nil {
+	// A first guess of the head, best effort and bounded: an unanswered
+	// stream info would otherwise wait for ctx's deadline (two minutes of
+	// TestMirrorFollows on a loaded machine); the mirror's run reads it.
+	hctx, cancel := context.WithTimeout(ctx, adminAttempt)
+	if s, err := js.Stream(hctx, cl.Name()); err == nil {
 		m.head.Store(s.CachedInfo().State.LastSeq)
 	}
+	cancel()
 	if cfg.reg != nil {
 		if err := m.register(cfg.reg); err != nil {
 			return nil, err

@@ -55,7 +55,7 @@ func (m *Mirror) loadOwners(ctx context.Context, s jetstream.Stream) {
 		if known {
 			continue
 		}
-		msg, err := s.GetLastMsgForSubject(ctx, m.cl.CheckpointSubject(p))
+		msg, err := lastForSubject(ctx, s, m.cl.CheckpointSubject(p))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			m.noteRecord(p, 0, nil)

@@ -55,10 +55,13 @@ const errNoSuitablePeers jetstream.ErrorCode = 10005
 // Direct gets have no responder for a moment after the stream is created
 // or a replica restarts (seen on a 3-node changelog right after its first
 // commits: TestMirrorPendingPerPartition), so no responders is retried
-// for up to 5 s or until ctx is done.
+// for up to 5 s or until ctx is done. Each attempt is bounded by
+// adminAttempt: a lost request would otherwise wait for ctx's deadline.
 func lastForSubject(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.RawStreamMsg, error) {
 	for try := 0; ; try++ {
-		m, err := s.GetLastMsgForSubject(ctx, subject)
+		actx, cancel := context.WithTimeout(ctx, adminAttempt)
+		m, err := s.GetLastMsgForSubject(actx, subject)
+		cancel()
 		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
 			return m, err
 		}
