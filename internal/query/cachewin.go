@@ -72,6 +72,15 @@ func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
 	q.stats.winHits.Add(int64(len(prefix)))
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
+		pieced, err := q.finalPrefixPieced(ctx, sub)
+		if err != nil {
+			return nil, err
+		}
+		prefix = append(prefix, pieced...)
+		sub = p.after(len(prefix))
+		if sub == nil {
+			return p.assemble(prefix, nil)
+		}
 		if k, _, _, ok := q.edgeWindow(sub); ok && k > 0 {
 			mid, err := q.finalBefore(ctx, sub, k)
 			if err != nil {
@@ -80,7 +89,6 @@ func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
 			prefix = append(prefix, mid...)
 			sub = p.after(len(prefix))
 		}
-		var err error
 		if rest, err = q.computeRest(ctx, p, sub); err != nil {
 			return nil, err
 		}
@@ -152,20 +160,31 @@ func (c *winCache) store(p *plan, res *Result) []map[string]winGroup {
 		if !p.target.Spec.WindowFinalAt(end, p.target.Watermark) {
 			return out
 		}
-		groups := map[string]winGroup{}
-		for _, g := range res.Groups {
-			w := &g.Windows[i]
-			if w.Events == 0 && w.Panes == 0 {
-				continue
-			}
-			sk := w.Sketch.Clone()
-			warmSketch(sk)
-			groups[groupKey(p.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk, id: winIDs.Add(1)}
-		}
+		groups := windowGroups(res, i, p.sel.groupBy, true)
 		c.put(winKey{p.shape, start}, groups)
 		out = append(out, groups)
 	}
 	return out
+}
+
+// windowGroups returns window i of res as the window cache keeps it: per
+// group with anything there, its events, panes and sketch (a clone when
+// the result is handed out too).
+func windowGroups(res *Result, i int, groupBy []string, clone bool) map[string]winGroup {
+	groups := map[string]winGroup{}
+	for _, g := range res.Groups {
+		w := &g.Windows[i]
+		if w.Events == 0 && w.Panes == 0 {
+			continue
+		}
+		sk := w.Sketch
+		if clone {
+			sk = sk.Clone()
+		}
+		warmSketch(sk)
+		groups[groupKey(groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: sk, id: winIDs.Add(1)}
+	}
+	return groups
 }
 
 // winCacheable reports whether the windows of p may be cached: tumbling

@@ -116,3 +116,55 @@ func BenchmarkDashboardCommitsInMinute(b *testing.B) {
 	}
 	b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
 }
+
+// BenchmarkDashboardMinuteMove times only the refresh after the commit
+// that moves the watermark a minute, the once-a-minute spike of the load
+// runner: the tail start moves, so every shape's edge window has a new
+// final part and the pane that turned final is read. The refreshes after
+// the commits within the minute run untimed, as in BenchmarkDashboardCommitsInMinute.
+//
+//	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchmem
+func BenchmarkDashboardMinuteMove(b *testing.B) {
+	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
+	l.late = 3
+	for range 90 {
+		l.ingest(b)
+	}
+	q := New(l.db, Options{})
+	m := int64(time.Minute)
+	refresh := func() {
+		to := l.now()
+		for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			for _, qu := range []Query{
+				{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
+				{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+				{Aggregate: agg, From: to - 60*m, To: to},
+				{Aggregate: agg, From: to - 60*m, To: to, GroupBy: []string{"device"}},
+			} {
+				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	refresh()
+	var decoded, pieces int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for range 3 {
+			l.ingestOpen(b)
+			refresh()
+		}
+		l.ingest(b)
+		s0 := q.Stats()
+		b.StartTimer()
+		refresh()
+		s1 := q.Stats()
+		decoded += s1.Decoded - s0.Decoded
+		pieces += s1.ComputedPieces - s0.ComputedPieces
+	}
+	b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
+	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
+}

@@ -152,6 +152,26 @@ func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[s
 		q.stats.edgeHits.Add(1)
 		return groups, nil
 	}
+	groups, err := q.edgeGroups(ctx, edge)
+	if err != nil {
+		return nil, err
+	}
+	q.wins.put(k, groups)
+	return groups, nil
+}
+
+// edgeGroups computes the final part of an edge window, per group: from
+// its pieces (pieces.go) when it is more than one, else merged whole.
+func (q *Querier) edgeGroups(ctx context.Context, edge *plan) (map[string]winGroup, error) {
+	if edge.family != "" && len(cutPieces(edge.pieceWidths(), edge.geom.from, edge.geom.to)) > 1 {
+		wins, err := q.mergePieces(ctx, edge, [][2]int64{{edge.geom.from, edge.geom.to}}, edge.mergeParams())
+		if err != nil {
+			return nil, err
+		}
+		if wins != nil {
+			return wins[0], nil
+		}
+	}
 	if err := q.chooseTiers(ctx, edge); err != nil {
 		return nil, err
 	}
@@ -159,17 +179,7 @@ func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[s
 	if err != nil {
 		return nil, err
 	}
-	groups := map[string]winGroup{}
-	for _, g := range res.Groups {
-		w := &g.Windows[0]
-		if w.Events == 0 && w.Panes == 0 {
-			continue
-		}
-		warmSketch(w.Sketch)
-		groups[groupKey(edge.sel.groupBy, g.Key)] = winGroup{events: w.Events, panes: w.Panes, sk: w.Sketch, id: winIDs.Add(1)}
-	}
-	q.wins.put(k, groups)
-	return groups, nil
+	return windowGroups(res, 0, edge.sel.groupBy, false), nil
 }
 
 // addEdge merges the final part of the edge window into the first window

@@ -27,6 +27,9 @@ type plan struct {
 	sel    *selector
 	geom   geometry
 	shape  string // names its windows in the window cache; "" = not cached
+	// family is shape without the window width: it names the pieces of
+	// its windows in the window cache (pieces.go); "" = not cached.
+	family string
 	// merge, when set, are the parameters windows are merged at instead
 	// of the aggregate's: an edge window's final part of a t-digest, kept
 	// at a finer compression (edgewin.go).
@@ -77,12 +80,15 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 	if err := checkSince(spec, qu.Aggregate, geom); err != nil {
 		return nil, err
 	}
-	shape := ""
+	shape, family := "", ""
 	if q.wins != nil {
-		shape = withGeneration(shapeKey(t.ID, qu, geom), q.gens.get(t.ID))
+		gen := q.gens.get(t.ID)
+		shape = withGeneration(shapeKey(t.ID, qu, geom), gen)
+		family = withGeneration(shapeKey(t.ID, qu, geometry{}), gen)
 	}
 	return &plan{
 		shape:  shape,
+		family: family,
 		target: t,
 		gen:    q.gens.get(t.ID),
 		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},

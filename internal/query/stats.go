@@ -7,6 +7,8 @@ type counters struct {
 	decoded  atomic.Int64 // stored sketches decoded
 	winHits  atomic.Int64 // windows taken from the window cache
 	edgeHits atomic.Int64 // final parts of edge windows taken from it
+
+	pieceHits, pieceMisses atomic.Int64 // pieces (pieces.go) taken from it, computed
 }
 
 // Stats is the work a Querier has done since New.
@@ -22,9 +24,14 @@ type Stats struct {
 	// both final panes and the open tail's first) whose final part was
 	// taken from the window cache (edgewin.go).
 	CachedEdges int64
+	// CachedPieces and ComputedPieces count the aligned pieces of windows
+	// not starting on a multiple of their width (pieces.go) taken from the
+	// window cache and computed.
+	CachedPieces, ComputedPieces int64
 }
 
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
-	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load()}
+	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load(),
+		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load()}
 }

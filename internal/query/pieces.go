@@ -1,0 +1,250 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"slices"
+
+	"github.com/sketchd/sketchd/sketch"
+)
+
+// Pieces: final windows that do not start on a multiple of their width.
+// "The last hour" at a 5-minute step, "the last day" at an hour or "the
+// last 30 days" at a day are anchored at a from that moves with the clock,
+// a pane a minute: each minute every window of such a series is a window
+// the window cache has never held, and every window was merged again from
+// every key's panes and blocks (the once-a-minute spike of the load
+// runner, BenchmarkDashboardMinuteMove). The same holds for the final part
+// of an edge window (edgewin.go), whose start moves with from and whose
+// end moves with the tail.
+//
+// So such a range is cut into aligned pieces (cutPieces): at each point
+// the widest of the piece widths (the pane, the rollup block, each rollup
+// tier's pane) that starts there and fits. A piece is final and aligned,
+// so it never changes and the next minute's windows are made of nearly the
+// same ones: each piece is computed once, as a window of a tumbling series
+// of its width (one compute per run of adjacent pieces of one width), and
+// kept in the window cache under the query's shape without its width
+// (pieceShape); a window is then the merge of its pieces per group, a
+// merge of group sketches instead of keys × panes.
+//
+// Whether a window is cut into pieces depends only on its geometry, never
+// on what the cache holds, so an answer is the same cold or hot. For the
+// kinds whose merges are exact the sketch is the one merging its panes
+// gives; a t-digest's pieces are kept at finerCompression times its
+// compression, as an edge window's final part is (finerParams), so the
+// window's merge compresses about once, as a whole merge does
+// (TestPiecesEqualWhole).
+
+// piece is one aligned piece of a range: [start, start+width).
+type piece struct{ start, width int64 }
+
+// pieceWidths returns the widths a range of p's stream is cut at,
+// ascending, each a multiple of the one before: the pane, the rollup block
+// and the rollup tiers' panes.
+func (p *plan) pieceWidths() []int64 {
+	spec := &p.target.Spec
+	ws := []int64{int64(spec.Granularity), p.blockWidth()}
+	for _, r := range spec.Rollups {
+		ws = append(ws, int64(r.Granularity))
+	}
+	slices.Sort(ws)
+	out := ws[:1]
+	for _, w := range ws[1:] {
+		if last := out[len(out)-1]; w != last && w%last == 0 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// cutPieces cuts [from, to), pane-aligned, into aligned pieces, greedily:
+// at each point the widest width that starts there and fits.
+func cutPieces(widths []int64, from, to int64) []piece {
+	var out []piece
+	for cur := from; cur < to; {
+		w := widths[0]
+		for _, c := range slices.Backward(widths) {
+			if floorDiv(cur, c)*c == cur && cur+c <= to {
+				w = c
+				break
+			}
+		}
+		out = append(out, piece{cur, w})
+		cur += w
+	}
+	return out
+}
+
+// piecewise reports whether p's windows are cut into pieces: tumbling and
+// cacheable, not starting on a multiple of their width, and then more
+// than one piece each.
+func (p *plan) piecewise() bool {
+	if p.shape == "" || p.family == "" || !p.winCacheable() {
+		return false
+	}
+	w := p.geom.window
+	if floorDiv(p.geom.from, w)*w == p.geom.from {
+		return false
+	}
+	return len(cutPieces(p.pieceWidths(), p.geom.from, p.geom.from+w)) > 1
+}
+
+// pieceParams are the parameters pieces of p are merged at: the
+// aggregate's, finer for the kinds whose merges are approximate. ok is
+// false when such a kind cannot be kept finer.
+func (p *plan) pieceParams() (*sketch.Params, bool) { return finerParams(p.agg) }
+
+// pieceShape names the pieces of width w of p's family in the window cache.
+func (p *plan) pieceShape(w int64) string {
+	b := append([]byte(p.family), "\x00piece"...)
+	return string(binary.AppendVarint(b, w))
+}
+
+// finalPrefixPieced returns the leading final windows of sub (a plan of
+// the windows after those the window cache held), each merged from its
+// pieces and cached under sub's shape, when sub is cut into pieces.
+func (q *Querier) finalPrefixPieced(ctx context.Context, sub *plan) ([]map[string]winGroup, error) {
+	if q.wins == nil || !sub.piecewise() {
+		return nil, nil
+	}
+	var ranges [][2]int64
+	for i := range sub.geom.n {
+		start, end := sub.geom.bounds(i)
+		if !sub.target.Spec.WindowFinalAt(end, sub.target.Watermark) {
+			break
+		}
+		ranges = append(ranges, [2]int64{start, end})
+	}
+	if len(ranges) == 0 {
+		return nil, nil
+	}
+	wins, err := q.mergePieces(ctx, sub, ranges, sub.agg.params)
+	if err != nil || wins == nil {
+		return nil, err
+	}
+	for i, groups := range wins {
+		q.wins.put(winKey{sub.shape, ranges[i][0]}, groups)
+	}
+	return wins, nil
+}
+
+// mergePieces returns, for each of the final ranges (pane-aligned), each
+// group's merge of its pieces at params at; nil when p's aggregate cannot
+// be kept in pieces.
+func (q *Querier) mergePieces(ctx context.Context, p *plan, ranges [][2]int64, at sketch.Params) ([]map[string]winGroup, error) {
+	pp, ok := p.pieceParams()
+	if !ok {
+		return nil, nil
+	}
+	widths := p.pieceWidths()
+	cuts := make([][]piece, len(ranges))
+	var all []piece
+	for i, r := range ranges {
+		cuts[i] = cutPieces(widths, r[0], r[1])
+		all = append(all, cuts[i]...)
+	}
+	got, err := q.pieces(ctx, p, pp, all)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]winGroup, len(ranges))
+	for i, cut := range cuts {
+		if out[i], err = mergeGroups(cut, got, at); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// pieces returns the groups of each of want: from the window cache, or
+// computed, a run of adjacent missing pieces of one width at a time, and
+// cached.
+func (q *Querier) pieces(ctx context.Context, p *plan, pp *sketch.Params, want []piece) (map[piece]map[string]winGroup, error) {
+	got := make(map[piece]map[string]winGroup, len(want))
+	var missing []piece
+	for _, pc := range want {
+		if _, dup := got[pc]; dup {
+			continue
+		}
+		if groups, ok := q.wins.get(winKey{p.pieceShape(pc.width), pc.start}); ok {
+			got[pc] = groups
+			q.stats.pieceHits.Add(1)
+			continue
+		}
+		got[pc] = nil
+		missing = append(missing, pc)
+	}
+	slices.SortFunc(missing, func(a, b piece) int {
+		return cmp.Or(cmp.Compare(a.width, b.width), cmp.Compare(a.start, b.start))
+	})
+	for len(missing) > 0 {
+		n := 1
+		for n < len(missing) && missing[n].width == missing[0].width && missing[n].start == missing[n-1].start+missing[0].width {
+			n++
+		}
+		run := missing[:n]
+		missing = missing[n:]
+		w := run[0].width
+		c := p.cut(geometry{from: run[0].start, to: run[0].start + int64(n)*w, step: w, window: w, n: n})
+		c.shape, c.merge = p.pieceShape(w), pp
+		if err := q.chooseTiers(ctx, c); err != nil {
+			return nil, err
+		}
+		res, err := q.compute(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		for i, pc := range run {
+			got[pc] = windowGroups(res, i, p.sel.groupBy, false)
+			q.wins.put(winKey{c.shape, pc.start}, got[pc])
+		}
+		q.stats.pieceMisses.Add(int64(n))
+	}
+	return got, nil
+}
+
+// mergeGroups merges the pieces of one range per group, in order, at
+// params at: a group absent from every piece is absent (empty).
+func mergeGroups(cut []piece, got map[piece]map[string]winGroup, at sketch.Params) (map[string]winGroup, error) {
+	type acc struct {
+		events uint64
+		panes  int
+		srcs   []sketch.Sketch
+	}
+	accs := map[string]*acc{}
+	var order []string
+	for _, pc := range cut {
+		for gk, g := range got[pc] {
+			a, ok := accs[gk]
+			if !ok {
+				a = &acc{}
+				accs[gk] = a
+				order = append(order, gk)
+			}
+			a.events += g.events
+			a.panes += g.panes
+			if g.sk != nil {
+				a.srcs = append(a.srcs, g.sk)
+			}
+		}
+	}
+	out := make(map[string]winGroup, len(accs))
+	for _, gk := range order {
+		a := accs[gk]
+		var sk sketch.Sketch
+		var err error
+		if len(a.srcs) == 0 {
+			sk, err = sketch.New(at)
+		} else {
+			sk, err = mergeAt(at, a.srcs)
+		}
+		if err != nil {
+			return nil, err
+		}
+		warmSketch(sk)
+		out[gk] = winGroup{events: a.events, panes: a.panes, sk: sk, id: winIDs.Add(1)}
+	}
+	return out, nil
+}
