@@ -147,6 +147,33 @@ func mergeSorted(dst, a, b []centroid) []centroid {
 	return dst
 }
 
+// mergeRuns merges sorted runs of n centroids in all into one sorted
+// slice, pairwise in rounds, through the scratch slices x and y (grown to
+// n and returned for reuse). The result may be a run itself, or x or y:
+// read it before the next call.
+func mergeRuns(runs [][]centroid, n int, x, y []centroid) (out, x2, y2 []centroid) {
+	if len(runs) == 1 {
+		return runs[0], x, y
+	}
+	x, y = slices.Grow(x[:0], n), slices.Grow(y[:0], n)
+	for len(runs) > 1 {
+		x = x[:0]
+		next := runs[:0] // written behind the reads: next[i/2] after runs[i], runs[i+1]
+		for i := 0; i < len(runs); i += 2 {
+			start := len(x)
+			if i+1 == len(runs) {
+				x = append(x, runs[i]...)
+			} else {
+				x = mergeSorted(x, runs[i], runs[i+1])
+			}
+			next = append(next, x[start:len(x):len(x)])
+		}
+		runs = next
+		x, y = y, x
+	}
+	return runs[0], x, y
+}
+
 // compress merges neighbours of the sorted cs in place, left to right,
 // while the merged weight stays within 4·N·q(1−q)/δ, q being the merged
 // centroid's mid rank. It returns cs shortened.
@@ -276,25 +303,40 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 		// the running count. The digest stays at its compressed size, so
 		// the work per input is about its own size (no global sort, no
 		// rescan of the digest per small input), and the scratch slices are
-		// reused throughout.
+		// reused throughout. A batch is its inputs' sorted runs (their
+		// centroids, read in place, and their sorted buffers), merged
+		// pairwise rather than sorted: the same order, ties being equal
+		// centroids, in O(n log runs) instead of O(n log n) comparisons
+		// (most of the t-digest merge of an edge window, edgewin.go).
 		cur, curN := t.run(), t.n
-		var batch, spare []centroid
+		var runs [][]centroid
+		var loose, spare, x, y []centroid // loose: the batch's buffers, sorted as one run
+		var batchLen int
 		var batchN uint64
 		fold := func() {
-			sortCentroids(batch)
+			if len(loose) > 0 {
+				sortCentroids(loose)
+				runs = append(runs, loose)
+			}
+			var batch []centroid
+			batch, x, y = mergeRuns(runs, batchLen, x, y)
 			spare = mergeSorted(spare[:0], cur, batch)
 			curN += batchN
 			spare = compress(spare, curN, t.compression)
 			cur, spare = spare, cur
-			batch, batchN = batch[:0], 0
+			runs, loose, batchLen, batchN = runs[:0], loose[:0], 0, 0
 		}
 		for _, o := range others {
 			if o.n == 0 {
 				continue
 			}
-			batch = append(append(batch, o.cs...), o.buf...)
+			if len(o.cs) > 0 {
+				runs = append(runs, o.cs)
+			}
+			loose = append(loose, o.buf...)
+			batchLen += len(o.cs) + len(o.buf)
 			batchN += o.n
-			if len(batch) >= max(len(cur), t.bufCap()) {
+			if batchLen >= max(len(cur), t.bufCap()) {
 				fold()
 			}
 		}
