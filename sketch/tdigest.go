@@ -206,6 +206,16 @@ func compress(cs []centroid, n uint64, delta float64) []centroid {
 	return cs[:j+1]
 }
 
+// Flush folds the buffered values into the centroids, compressed. Every
+// answer reads a digest with its buffer sorted and merged in (view), so a
+// digest read many times, or shared by readers (a query's cached windows),
+// is flushed once first.
+func (t *TDigest) Flush() {
+	if len(t.buf) > 0 {
+		t.flush()
+	}
+}
+
 // view returns the centroids with the buffer merged in (uncompressed), for
 // queries; it allocates only when the buffer is not empty.
 func (t *TDigest) view() []centroid {

@@ -184,8 +184,11 @@ func (q *Querier) edgeGroups(ctx context.Context, edge *plan) (map[string]winGro
 
 // addEdge merges the final part of the edge window into the first window
 // of each group of rest (computed from tailFrom on; its sketches are its
-// own).
-func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
+// own). Where merges are exact (the same sketch whichever is merged into
+// which) the open part, the smaller, is merged into a copy of the final
+// part: a copy of a count-min's exact counts or of an HLL's sparse list
+// is cheaper than adding every one of them to the open part's.
+func addEdge(rest *Result, part map[string]winGroup, groupBy []string, approx bool) error {
 	for gi := range rest.Groups {
 		g := &rest.Groups[gi]
 		pg, ok := part[groupKey(groupBy, g.Key)]
@@ -193,12 +196,29 @@ func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
 			continue
 		}
 		w := &g.Windows[0]
-		if err := mergeFiner(w.Sketch, []sketch.Sketch{pg.sk}); err != nil {
+		if err := mergeEdge(w, pg.sk, approx); err != nil {
 			return fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
 		}
 		w.Events += pg.events
 		w.Panes += pg.panes
 		rest.Panes += pg.panes
 	}
+	return nil
+}
+
+// mergeEdge merges final, the final part of window w, into w's sketch.
+func mergeEdge(w *Window, final sketch.Sketch, approx bool) error {
+	if approx {
+		if err := mergeFiner(w.Sketch, []sketch.Sketch{final}); err != nil {
+			return err
+		}
+		settle(w.Sketch)
+		return nil
+	}
+	sum := final.Clone()
+	if err := sum.Merge(w.Sketch); err != nil {
+		return err
+	}
+	w.Sketch = sum
 	return nil
 }

@@ -135,15 +135,31 @@ func (a *winAcc) result(p sketch.Params) (sketch.Sketch, error) {
 // merged with the others, or, for t-digests kept at another compression
 // than p's (plan.merge), an empty digest of p's merged with them all.
 func mergeAt(p sketch.Params, srcs []sketch.Sketch) (sketch.Sketch, error) {
+	var sum sketch.Sketch
+	var err error
 	if td, ok := srcs[0].(*sketch.TDigest); ok && td.Params().Compression != p.Compression {
-		sum, err := sketch.New(p)
-		if err != nil {
-			return nil, err
+		if sum, err = sketch.New(p); err == nil {
+			err = mergeFiner(sum, srcs)
 		}
-		return sum, mergeFiner(sum, srcs)
+	} else {
+		sum = srcs[0].Clone()
+		err = sketch.MergeAll(sum, srcs[1:]...)
 	}
-	sum := srcs[0].Clone()
-	return sum, sketch.MergeAll(sum, srcs[1:]...)
+	if err != nil {
+		return nil, err
+	}
+	settle(sum)
+	return sum, nil
+}
+
+// settle flushes a merged t-digest's buffer: each answer read from a
+// digest with a buffer sorts it again (a cached window's, once per
+// question), and every merged window is flushed alike, so that an answer
+// does not depend on whether its windows came from the cache.
+func settle(sk sketch.Sketch) {
+	if td, ok := sk.(*sketch.TDigest); ok {
+		td.Flush()
+	}
 }
 
 // mergeFiner is sketch.MergeAll, t-digests of any compression included
