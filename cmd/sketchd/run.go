@@ -158,6 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TotalQueryBytes:  mem.QueriesTotal,
 		MaxQueryBytes:    mem.QueryMax,
 	})
+	reg.MustRegister(querier.Collector())
 	emitter := emit.New(mgr, querier, db, api.NewEmitRenderer(api.Limits{}), conn.Current,
 		log.With("component", "emit"), emit.Options{Interval: cfg.FlushInterval.Std()})
 	reg.MustRegister(emitter.Collector())

@@ -78,3 +78,10 @@ func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool, eve
 func (p *plan) tierPaneID(key string, start, g int64) cacheKey {
 	return cacheKey{stream: p.target.ID, gen: p.gen, agg: p.agg.index, key: key, start: start, tier: g}
 }
+
+func (c *paneCache) stats() lruStats {
+	if c == nil {
+		return lruStats{}
+	}
+	return c.items.stats()
+}

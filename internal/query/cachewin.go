@@ -208,3 +208,10 @@ func warmSketch(sk sketch.Sketch) {
 		h.Estimate()
 	}
 }
+
+func (c *winCache) stats() lruStats {
+	if c == nil {
+		return lruStats{}
+	}
+	return c.items.stats()
+}

@@ -15,6 +15,22 @@ type lru[K comparable, V any] struct {
 	bytes int64
 	ll    *list.List
 	m     map[K]*list.Element
+
+	evicted, refused int64 // entries evicted for room, and not kept for their size
+}
+
+// lruStats is what an lru holds and has let go.
+type lruStats struct {
+	bytes, entries, evicted, refused int64
+}
+
+func (c *lru[K, V]) stats() lruStats {
+	if c == nil {
+		return lruStats{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return lruStats{bytes: c.bytes, entries: int64(len(c.m)), evicted: c.evicted, refused: c.refused}
 }
 
 type lruEntry[K comparable, V any] struct {
@@ -46,7 +62,11 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 func (c *lru[K, V]) put(k K, v V, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok || size > c.max/8 {
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if size > c.max/8 {
+		c.refused++
 		return
 	}
 	c.m[k] = c.ll.PushFront(&lruEntry[K, V]{k: k, v: v, size: size})
@@ -57,5 +77,6 @@ func (c *lru[K, V]) put(k K, v V, size int64) {
 		c.ll.Remove(e)
 		delete(c.m, old.k)
 		c.bytes -= old.size
+		c.evicted++
 	}
 }

@@ -39,6 +39,20 @@ type tailMemo struct {
 	mu      sync.Mutex
 	max     int64                 // bytes kept per stream and state (blobs, and as much again decoded); ≤ 0: off
 	streams map[uint32][]*tailSet // newest first, at most tailStates
+	refused int64                 // tails not kept for the budget (read again by the next question)
+}
+
+// stats returns the bytes the memo holds over all streams and states,
+// and the tails it refused for its budget so far.
+func (m *tailMemo) stats() (bytes, refused int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sets := range m.streams {
+		for _, s := range sets {
+			bytes += s.bytes
+		}
+	}
+	return bytes, m.refused
 }
 
 // tailStates is how many recent states of a stream the memo keeps: when
@@ -209,7 +223,11 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.set(p, true)
-	if s == nil || s.bytes+size > m.max {
+	if s == nil {
+		return
+	}
+	if s.bytes+size > m.max {
+		m.refused++
 		return
 	}
 	k := key

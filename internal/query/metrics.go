@@ -1,0 +1,64 @@
+package query
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exports the querier's work and its caches to Prometheus: what
+// the caches hold and let go, and how much of the answers they served,
+// so an operator can tell a cache too small for the dashboards it serves
+// (evictions climbing with the decoded sketches) from one that fits.
+func (q *Querier) Collector() prometheus.Collector { return collector{q} }
+
+type collector struct{ q *Querier }
+
+var (
+	descDecoded = prometheus.NewDesc("sketchd_query_sketches_decoded_total",
+		"Stored sketches (panes, rollup blocks, tier panes) decoded by queries: what the caches did not hold.", nil, nil)
+	descWinHits = prometheus.NewDesc("sketchd_query_windows_cached_total",
+		"Final windows of answers taken whole from the window cache.", nil, nil)
+	descEdgeHits = prometheus.NewDesc("sketchd_query_edge_parts_cached_total",
+		"Final parts of edge windows (holding final panes and the open tail's first) taken from the window cache.", nil, nil)
+	descPieces = prometheus.NewDesc("sketchd_query_pieces_total",
+		"Aligned pieces of windows not starting on a multiple of their width, by source: cache or computed.", []string{"source"}, nil)
+	descCacheBytes = prometheus.NewDesc("sketchd_query_cache_bytes",
+		"Bytes a query cache holds (estimated): panes (decoded final panes and blocks), windows (final windows, edge parts and pieces), tails (open tails of recent commits).", []string{"cache"}, nil)
+	descCacheEntries = prometheus.NewDesc("sketchd_query_cache_entries",
+		"Entries a query cache holds.", []string{"cache"}, nil)
+	descCacheEvicted = prometheus.NewDesc("sketchd_query_cache_evictions_total",
+		"Entries a query cache evicted to stay within its budget.", []string{"cache"}, nil)
+	descCacheRefused = prometheus.NewDesc("sketchd_query_cache_refused_total",
+		"Entries a query cache did not keep: larger than an eighth of its budget (panes, windows), or past its budget (tails: read again by the next question).", []string{"cache"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDecoded, descWinHits, descEdgeHits, descPieces, descCacheBytes, descCacheEntries, descCacheEvicted, descCacheRefused} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	q := c.q
+	st := q.Stats()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter(descDecoded, st.Decoded)
+	counter(descWinHits, st.CachedWindows)
+	counter(descEdgeHits, st.CachedEdges)
+	counter(descPieces, st.CachedPieces, "cache")
+	counter(descPieces, st.ComputedPieces, "computed")
+	for _, l := range []struct {
+		name string
+		s    lruStats
+	}{{"panes", q.cache.stats()}, {"windows", q.wins.stats()}} {
+		gauge(descCacheBytes, l.s.bytes, l.name)
+		gauge(descCacheEntries, l.s.entries, l.name)
+		counter(descCacheEvicted, l.s.evicted, l.name)
+		counter(descCacheRefused, l.s.refused, l.name)
+	}
+	bytes, refused := q.tails.stats()
+	gauge(descCacheBytes, bytes, "tails")
+	counter(descCacheRefused, refused, "tails")
+}
