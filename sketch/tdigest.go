@@ -214,6 +214,7 @@ func (t *TDigest) Flush() {
 	if len(t.buf) > 0 {
 		t.flush()
 	}
+	t.buf = nil // a shared digest takes no more values: no spare buffer
 }
 
 // view returns the centroids with the buffer merged in (uncompressed), for

@@ -61,3 +61,52 @@ func TestPiecesEqualWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestCutPieces: the pieces of a range tile it, each aligned to the width
+// it was cut at; a day's window at an unaligned minute is one 23-hour
+// piece, one 45-minute piece and single panes at its ends, and the same
+// window a pane later keeps its wide pieces.
+func TestCutPieces(t *testing.T) {
+	m := int64(time.Minute)
+	h, d := 60*m, 24*60*m
+	ws := []int64{m, 15 * m, h, d}
+	day := int64(20_000) * d
+	check := func(from, to int64) []piece {
+		t.Helper()
+		ps := cutPieces(ws, from, to)
+		cur := from
+		for _, p := range ps {
+			if p.start != cur || p.width <= 0 || p.width%m != 0 {
+				t.Fatalf("[%d, %d): piece %+v after %d", from, to, p, cur)
+			}
+			if p.width > m && floorDiv(p.start, 15*m)*15*m != p.start {
+				t.Fatalf("[%d, %d): wide piece %+v not aligned", from, to, p)
+			}
+			cur += p.width
+		}
+		if cur != to {
+			t.Fatalf("[%d, %d): pieces end at %d", from, to, cur)
+		}
+		return ps
+	}
+	a := day + 7*h + 7*m
+	ps := check(a, a+d)
+	if len(ps) != 17 {
+		t.Errorf("a day from 07:07: %d pieces %v, want 8 panes, 45m, 23h, 7 panes", len(ps), ps)
+	}
+	next := check(a+m, a+m+d)
+	wide := func(ps []piece) (out []piece) {
+		for _, p := range ps {
+			if p.width > m {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if fmt.Sprint(wide(ps)) != fmt.Sprint(wide(next)) {
+		t.Errorf("a pane later the wide pieces changed: %v -> %v", wide(ps), wide(next))
+	}
+	for _, r := range [][2]int64{{day, day + d}, {day + 3*m, day + 4*m}, {day + 59*m, day + 61*m}, {day - 2*h - m, day + 30*d}} {
+		check(r[0], r[1])
+	}
+}
