@@ -50,9 +50,9 @@ func CgroupMemoryLimit() int64 {
 type MemorySplit struct {
 	Limit int64 // the Go runtime's soft limit (debug.SetMemoryLimit)
 
-	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 1/8
-	WindowCache  int64 // final windows per query shape (query.Options.WindowCacheBytes): 1/32
-	ResultCache  int64 // recent results (query.Options.ResultBytes): 1/32
+	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 7/64
+	WindowCache  int64 // final windows, edge parts and pieces per query shape (query.Options.WindowCacheBytes): 1/16
+	ResultCache  int64 // recent results (query.Options.ResultBytes): 1/64
 	AnswerCache  int64 // recent rendered answers (api.Limits.AnswerCacheBytes): 1/32
 	QueriesTotal int64 // running queries together (query.Options.TotalQueryBytes): 1/4
 	QueryMax     int64 // one query (query.Options.MaxQueryBytes): 1/8
@@ -67,9 +67,9 @@ type MemorySplit struct {
 func SplitMemory(limit int64) MemorySplit {
 	return MemorySplit{
 		Limit:           limit,
-		QueryCache:      limit / 8,
-		WindowCache:     limit / 32,
-		ResultCache:     limit / 32,
+		QueryCache:      limit / 64 * 7,
+		WindowCache:     limit / 16,
+		ResultCache:     limit / 64,
 		AnswerCache:     limit / 32,
 		QueriesTotal:    limit / 4,
 		QueryMax:        limit / 8,
