@@ -231,7 +231,8 @@ func (db *DB) size() (lsm, vlog int64) {
 }
 
 // loop is the background goroutine: retention every RetentionInterval
-// (and once at start), value-log GC every GCInterval. It stops when ctx is
+// (and once at start), value-log GC every GCInterval, Badger's
+// table-builder pool emptied every BuilderDrainInterval (builders.go). It stops when ctx is
 // cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
 	defer close(db.loopDone)
@@ -247,6 +248,13 @@ func (db *DB) loop(ctx context.Context) {
 		defer t.Stop()
 		gcC = t.C
 	}
+	var drainC <-chan time.Time
+	pool := builderPool(db.bdb)
+	if d := db.opts.BuilderDrainInterval; d > 0 && pool != nil {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		drainC = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -255,6 +263,11 @@ func (db *DB) loop(ctx context.Context) {
 			db.runRetention(ctx)
 		case <-gcC:
 			db.runGC(ctx)
+		case <-drainC:
+			// Close stops this loop before it closes Badger (which
+			// releases the pool).
+			_, bytes := drainBuilders(pool)
+			db.met.builderBytes.Add(float64(bytes))
 		}
 	}
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	readErrors     *prometheus.CounterVec
 	droppedParts   prometheus.Counter
 	gcRuns         prometheus.Counter
+	builderBytes   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metrics, error) {
@@ -52,13 +53,17 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_vlog_gc_rewrites_total",
 			Help: "Value-log files rewritten by GC.",
 		}),
+		builderBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_builder_pool_released_bytes_total",
+			Help: "Bytes of Badger's pooled table-builder allocators the store released (BuilderDrainInterval).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.gcRuns,
+		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

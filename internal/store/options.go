@@ -72,6 +72,11 @@ type Options struct {
 	// stream's partitions older than its spec's Retention. 0 = 5 minutes;
 	// negative = never (DropBefore still works).
 	RetentionInterval time.Duration `default:"keep-negative"`
+	// BuilderDrainInterval is how often the store empties Badger's pool of
+	// table-builder allocators (builders.go), which otherwise keeps up to 8
+	// of them, each as large as the largest table it built. 0 = 1 second;
+	// negative = never (Badger's own pooling).
+	BuilderDrainInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
 	InMemory bool
@@ -97,6 +102,7 @@ func DefaultOptions() Options {
 		GCInterval:              5 * time.Minute,
 		GCDiscardRatio:          0.5,
 		RetentionInterval:       5 * time.Minute,
+		BuilderDrainInterval:    time.Second,
 		Now:                     time.Now,
 	}
 }
