@@ -100,7 +100,7 @@ func TestMemoryLimitSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := cfg.memory(300 << 20) // --memory-limit wins over GOMEMLIMIT
-	if m.Limit != 1<<30 || m.QueryCache != 128<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
+	if m.Limit != 1<<30 || m.QueryCache != 112<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
 		t.Errorf("--memory-limit 1GiB --store-block-cache-mb 40: %+v", m)
 	}
 	cfg, err = loadConfig(nil, env(map[string]string{"SKETCHD_MEMORY_LIMIT": "256MiB", "SKETCHD_QUERY_CACHE_MB": "100"}), io.Discard)

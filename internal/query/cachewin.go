@@ -122,7 +122,7 @@ func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error
 		return nil, err
 	}
 	rest.From = edge.geom.from // the first window's start, not the floor
-	return rest, addEdge(rest, part, sub.sel.groupBy, sub.agg.mergeApprox())
+	return rest, addEdge(rest, part, sub.sel.groupBy)
 }
 
 // cachedPrefix returns the leading windows of p found in the cache: final,

@@ -184,11 +184,14 @@ func (q *Querier) edgeGroups(ctx context.Context, edge *plan) (map[string]winGro
 
 // addEdge merges the final part of the edge window into the first window
 // of each group of rest (computed from tailFrom on; its sketches are its
-// own). Where merges are exact (the same sketch whichever is merged into
-// which) the open part, the smaller, is merged into a copy of the final
-// part: a copy of a count-min's exact counts or of an HLL's sparse list
-// is cheaper than adding every one of them to the open part's.
-func addEdge(rest *Result, part map[string]winGroup, groupBy []string, approx bool) error {
+// own). For a count-min the open part, the smaller, is merged into a copy
+// of the final part: a copy of its exact counts is cheaper than adding
+// each of them to the open part's, and its encoding is sorted, so the
+// sketch's bytes are the same either way. Not for an HLL: its sparse
+// encoding depends on the order of merges, and an exported window's bytes
+// must not depend on where the edge was cut (TestAlterBackfillResumes in
+// internal/ingest compares them with a reference stream's).
+func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
 	for gi := range rest.Groups {
 		g := &rest.Groups[gi]
 		pg, ok := part[groupKey(groupBy, g.Key)]
@@ -196,7 +199,7 @@ func addEdge(rest *Result, part map[string]winGroup, groupBy []string, approx bo
 			continue
 		}
 		w := &g.Windows[0]
-		if err := mergeEdge(w, pg.sk, approx); err != nil {
+		if err := mergeEdge(w, pg.sk); err != nil {
 			return fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
 		}
 		w.Events += pg.events
@@ -207,8 +210,8 @@ func addEdge(rest *Result, part map[string]winGroup, groupBy []string, approx bo
 }
 
 // mergeEdge merges final, the final part of window w, into w's sketch.
-func mergeEdge(w *Window, final sketch.Sketch, approx bool) error {
-	if approx {
+func mergeEdge(w *Window, final sketch.Sketch) error {
+	if _, ok := final.(*sketch.CountMin); !ok {
 		if err := mergeFiner(w.Sketch, []sketch.Sketch{final}); err != nil {
 			return err
 		}
