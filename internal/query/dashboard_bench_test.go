@@ -79,27 +79,13 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 //
 //	go test ./internal/query -run '^$' -bench DashboardCommitsInMinute -benchmem
 func BenchmarkDashboardCommitsInMinute(b *testing.B) {
-	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
-	l.late = 3
-	for range 90 {
-		l.ingest(b)
-	}
-	q := New(l.db, Options{})
-	m := int64(time.Minute)
-	refresh := func() {
-		to := l.now()
-		for _, agg := range []string{"users", "urls", "latency", "sample"} {
-			for _, qu := range []Query{
-				{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
-				{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
-				{Aggregate: agg, From: to - 60*m, To: to},
-			} {
-				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
-					b.Fatal(err)
-				}
-			}
+	l, q, refresh := newLateDashboard(b, func(agg string, to, m int64) []Query {
+		return []Query{
+			{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
+			{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+			{Aggregate: agg, From: to - 60*m, To: to},
 		}
-	}
+	})
 	refresh()
 	d0 := q.Stats().Decoded
 	b.ReportAllocs()
@@ -125,28 +111,14 @@ func BenchmarkDashboardCommitsInMinute(b *testing.B) {
 //
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchmem
 func BenchmarkDashboardMinuteMove(b *testing.B) {
-	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
-	l.late = 3
-	for range 90 {
-		l.ingest(b)
-	}
-	q := New(l.db, Options{})
-	m := int64(time.Minute)
-	refresh := func() {
-		to := l.now()
-		for _, agg := range []string{"users", "urls", "latency", "sample"} {
-			for _, qu := range []Query{
-				{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
-				{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
-				{Aggregate: agg, From: to - 60*m, To: to},
-				{Aggregate: agg, From: to - 60*m, To: to, GroupBy: []string{"device"}},
-			} {
-				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
-					b.Fatal(err)
-				}
-			}
+	l, q, refresh := newLateDashboard(b, func(agg string, to, m int64) []Query {
+		return []Query{
+			{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
+			{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+			{Aggregate: agg, From: to - 60*m, To: to},
+			{Aggregate: agg, From: to - 60*m, To: to, GroupBy: []string{"device"}},
 		}
-	}
+	})
 	refresh()
 	var decoded, pieces int64
 	b.ReportAllocs()
@@ -167,4 +139,29 @@ func BenchmarkDashboardMinuteMove(b *testing.B) {
 	}
 	b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
 	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
+}
+
+// newLateDashboard is the stream of the benchmarks above (60 keys, 90
+// minutes, 3 minutes of allowed lateness with late events), a querier
+// with the default caches, and a refresh asking, as the API does
+// (QueryShared), each of the four aggregates the questions of panels
+// for the minute the stream has reached (to) in minutes of m.
+func newLateDashboard(b *testing.B, panels func(agg string, to, m int64) []Query) (*live, *Querier, func()) {
+	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
+	l.late = 3
+	for range 90 {
+		l.ingest(b)
+	}
+	q := New(l.db, Options{})
+	refresh := func() {
+		to := l.now()
+		for _, agg := range []string{"users", "urls", "latency", "sample"} {
+			for _, qu := range panels(agg, to, int64(time.Minute)) {
+				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	return l, q, refresh
 }
