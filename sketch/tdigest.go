@@ -206,13 +206,16 @@ func compress(cs []centroid, n uint64, delta float64) []centroid {
 	return cs[:j+1]
 }
 
-// Flush folds the buffered values into the centroids, compressed. Every
-// answer reads a digest with its buffer sorted and merged in (view), so a
-// digest read many times, or shared by readers (a query's cached windows),
-// is flushed once first.
+// Flush folds the buffered values into the centroids as they are, sorted
+// and not compressed: every answer reads a digest with its buffer sorted
+// and merged in (view), so a digest read many times, or shared by readers
+// (a query's cached windows), is flushed once first, and its answers stay
+// what they were (TestTDigestFlushKeepsAnswers). Compressing instead made
+// the rank bounds of the load runner's hourly windows hold for 99.1-99.5%
+// of ranks instead of 99.9%. The next Add or merge compresses as usual.
 func (t *TDigest) Flush() {
 	if len(t.buf) > 0 {
-		t.flush()
+		t.cs = t.view()
 	}
 	t.buf = nil // a shared digest takes no more values: no spare buffer
 }

@@ -168,3 +168,49 @@ func TestTDigestAnswersEmpty(t *testing.T) {
 		t.Errorf("single value: %+v", e)
 	}
 }
+
+// TestTDigestFlushKeepsAnswers: Flush moves the buffered values into the
+// centroids without compressing them, so every answer (quantiles with
+// their bounds, ranks, CDF, mean, trimmed means) and the count are those
+// of the digest before, and its buffer is empty. Seeded; digests with a
+// buffer only, centroids only, and both.
+func TestTDigestFlushKeepsAnswers(t *testing.T) {
+	const seed = 20261205
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for _, n := range []int{7, 300, 2_000, 20_000} {
+		d, err := sketch.NewTDigest(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if err := d.Add(rng.ExpFloat64() * 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, buffered := d.Centroids()
+		before := answersOf(d)
+		d.Flush()
+		if _, b := d.Centroids(); b != 0 {
+			t.Fatalf("n=%d: %d values still buffered after Flush", n, b)
+		}
+		if after := answersOf(d); !slices.Equal(before, after) {
+			t.Fatalf("n=%d (%d buffered): answers changed by Flush:\n%v\n%v", n, buffered, before, after)
+		}
+	}
+}
+
+func answersOf(d *sketch.TDigest) []float64 {
+	out := []float64{float64(d.Count())}
+	for _, q := range []float64{0, 0.01, 0.1, 0.5, 0.9, 0.99, 1} {
+		e := d.Quantile(q)
+		out = append(out, e.Value, e.Lower, e.Upper, e.RankError)
+	}
+	for _, x := range []float64{1, 10, 55, 100, 300} {
+		r := d.Rank(x)
+		out = append(out, d.CDF(x), r.Fraction, r.Lower, r.Upper)
+	}
+	m := d.Mean()
+	tm := d.TrimmedMean(0.05, 0.95)
+	return append(out, m.Value, m.Lower, m.Upper, tm.Value, tm.Lower, tm.Upper)
+}
