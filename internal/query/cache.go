@@ -79,9 +79,4 @@ func (p *plan) tierPaneID(key string, start, g int64) cacheKey {
 	return cacheKey{stream: p.target.ID, gen: p.gen, agg: p.agg.index, key: key, start: start, tier: g}
 }
 
-func (c *paneCache) stats() lruStats {
-	if c == nil {
-		return lruStats{}
-	}
-	return c.items.stats()
-}
+func (c *paneCache) stats() lruStats { return c.items.stats() }

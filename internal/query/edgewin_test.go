@@ -21,15 +21,7 @@ func TestEdgeWindowEqualsWhole(t *testing.T) {
 	m := int64(time.Minute)
 	ask := func(at string, qu Query) {
 		t.Helper()
-		got, err := q.Query(t.Context(), l.target, qu)
-		if err != nil {
-			t.Fatalf("%s: %v", at, err)
-		}
-		want, err := ref.Query(t.Context(), l.target, qu)
-		if err != nil {
-			t.Fatalf("%s: %v", at, err)
-		}
-		sameResult(t, at, got, want)
+		sameAsReference(t, at, q, ref, l.target, qu)
 	}
 	for round := range 4 {
 		l.ingest(t) // the watermark moves: a new edge
@@ -69,4 +61,19 @@ func TestEdgeWindowEqualsWhole(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameAsReference asks qu of q and of ref (a querier without caches) and
+// checks the answers are the same (sameResult).
+func sameAsReference(t *testing.T, at string, q, ref *Querier, target Target, qu Query) {
+	t.Helper()
+	got, err := q.Query(t.Context(), target, qu)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	want, err := ref.Query(t.Context(), target, qu)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	sameResult(t, at, got, want)
 }

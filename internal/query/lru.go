@@ -25,9 +25,6 @@ type lruStats struct {
 }
 
 func (c *lru[K, V]) stats() lruStats {
-	if c == nil {
-		return lruStats{}
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return lruStats{bytes: c.bytes, entries: int64(len(c.m)), evicted: c.evicted, refused: c.refused}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sketchd/sketchd/internal/promtest"
 )
 
 // TestQueryMetrics: the querier's collector reports what its questions
@@ -41,52 +42,26 @@ func TestQueryMetrics(t *testing.T) {
 			ask()
 			l.ingest(t)
 			ask()
-			get := func(name string, labels ...string) float64 {
+			get := func(series string) float64 {
 				t.Helper()
-				mfs, err := reg.Gather()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, mf := range mfs {
-					if mf.GetName() != name {
-						continue
-					}
-				metric:
-					for _, mt := range mf.GetMetric() {
-						for i := 0; i+1 < len(labels); i += 2 {
-							ok := false
-							for _, lp := range mt.GetLabel() {
-								ok = ok || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
-							}
-							if !ok {
-								continue metric
-							}
-						}
-						if mt.Counter != nil {
-							return mt.GetCounter().GetValue()
-						}
-						return mt.GetGauge().GetValue()
-					}
-				}
-				t.Fatalf("%s%v not exported", name, labels)
-				return 0
+				return promtest.Value(t, reg, series)
 			}
-			if n := get("sketchd_query_pieces_total", "source", "computed"); n == 0 {
+			if n := get(`sketchd_query_pieces_total{source="computed"}`); n == 0 {
 				t.Error("no piece computed")
 			}
-			if n := get("sketchd_query_pieces_total", "source", "cache"); n == 0 && !c.evicted {
+			if n := get(`sketchd_query_pieces_total{source="cache"}`); n == 0 && !c.evicted {
 				t.Error("no piece from the cache after the minute moved")
 			}
 			if n := get("sketchd_query_sketches_decoded_total"); n == 0 {
 				t.Error("no sketch decoded")
 			}
-			if n := get("sketchd_query_cache_bytes", "cache", "windows"); n <= 0 || n > float64(max(c.opts.WindowCacheBytes, 64<<20)) {
+			if n := get(`sketchd_query_cache_bytes{cache="windows"}`); n <= 0 || n > float64(max(c.opts.WindowCacheBytes, 64<<20)) {
 				t.Errorf("window cache holds %v bytes", n)
 			}
-			if n := get("sketchd_query_cache_evictions_total", "cache", "windows"); (n > 0) != c.evicted {
+			if n := get(`sketchd_query_cache_evictions_total{cache="windows"}`); (n > 0) != c.evicted {
 				t.Errorf("%v window cache evictions, want some: %v", n, c.evicted)
 			}
-			if n := get("sketchd_query_cache_bytes", "cache", "tails"); n <= 0 {
+			if n := get(`sketchd_query_cache_bytes{cache="tails"}`); n <= 0 {
 				t.Errorf("tail memo holds %v bytes", n)
 			}
 			if problems, err := testutil.CollectAndLint(q.Collector()); err != nil || len(problems) > 0 {

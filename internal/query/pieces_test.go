@@ -34,15 +34,7 @@ func TestPiecesEqualWhole(t *testing.T) {
 		before := q.Stats()
 		for i, qu := range questions {
 			at := fmt.Sprintf("round %d question %d (%s step %v)", round, i, qu.Aggregate, time.Duration(qu.Step))
-			got, err := q.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatalf("%s: %v", at, err)
-			}
-			want, err := ref.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatalf("%s: %v", at, err)
-			}
-			sameResult(t, at, got, want)
+			sameAsReference(t, at, q, ref, l.target, qu)
 		}
 		after := q.Stats()
 		cached, computed := after.CachedPieces-before.CachedPieces, after.ComputedPieces-before.ComputedPieces

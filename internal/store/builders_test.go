@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/promtest"
 )
 
 // TestBuilderPoolFound: the store finds Badger's allocator pool. If a
@@ -95,7 +96,7 @@ func TestBuilderDrainLoop(t *testing.T) {
 	sid := createTest(t, db, "b", time.Minute).ID
 	writeMemtables(t, db, sid, 0, 24)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		released := gatherCounter(t, reg, "sketchd_store_builder_pool_released_bytes_total")
+		released := promtest.Value(t, reg, "sketchd_store_builder_pool_released_bytes_total")
 		if released >= 8<<20 {
 			t.Logf("released %d MiB", int64(released)>>20)
 			break
@@ -104,18 +105,4 @@ func TestBuilderDrainLoop(t *testing.T) {
 			t.Fatalf("sketchd_store_builder_pool_released_bytes_total = %v after 20 s, want the flush builders' 8 MiB or more", released)
 		}
 	}
-}
-
-func gatherCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not gathered", name)
-	return 0
 }
