@@ -232,6 +232,17 @@ func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error
 	t.Helper()
 	published := false
 	currentAt = make([]time.Time, len(all))
+	totals := make([]int, len(all))
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		// Not every instance caught up: say which, and why.
+		t.Logf("publisher done: %v; events counted by the reference and sketchd 0-2: %v (want %d)", published, totals, n)
+		for i, p := range all[1:] {
+			dumpLog(t, i, p)
+		}
+	}()
 	waitCond(t, 120*time.Second, "every instance has every event", func() bool {
 		if !published {
 			select {
@@ -256,6 +267,7 @@ func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error
 			for _, r := range rows {
 				total += int(r[2].(float64))
 			}
+			totals[i] = total
 			if total == n && currentAt[i].IsZero() {
 				currentAt[i] = time.Now()
 			}
@@ -319,20 +331,17 @@ func publishPaced(js jetstream.JetStream, evs []e2eEvent, d time.Duration, allow
 				}
 				futures[k] = f
 			}
+			// One deadline for the whole batch: publishes lost with a
+			// NATS node are never answered, and waiting 10 s for each
+			// of them in turn stalled the publisher for minutes.
 			var again []int
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			for k, f := range futures {
-				if f == nil {
-					again = append(again, todo[k])
-					continue
-				}
-				select {
-				case <-f.Ok():
-				case <-f.Err():
-					again = append(again, todo[k])
-				case <-time.After(10 * time.Second):
+				if f == nil || !acked(ctx, f) {
 					again = append(again, todo[k])
 				}
 			}
+			cancel()
 			todo = again
 			if len(todo) > 0 {
 				time.Sleep(200 * time.Millisecond)
@@ -344,6 +353,23 @@ func publishPaced(js jetstream.JetStream, evs []e2eEvent, d time.Duration, allow
 		}
 	}
 	return nil
+}
+
+// acked waits for f's answer until ctx is done: whether it is an ack.
+func acked(ctx context.Context, f jetstream.PubAckFuture) bool {
+	select {
+	case <-f.Ok():
+		return true
+	case <-f.Err():
+		return false
+	case <-ctx.Done():
+		select {
+		case <-f.Ok():
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // fetchJSON GETs u into out; it returns the status (0: no answer).

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -146,9 +147,14 @@ func BenchmarkRSS(b *testing.B) {
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BLOCK_CACHE_MB")); err == nil {
 		o.BlockCacheSize = int64(mb) << 20 // negative: no block cache, no compression
 	}
-	b.Logf("memtable %d MiB, block cache %d MiB, GOMEMLIMIT %q", o.MemTableSize>>20, o.BlockCacheSize>>20, os.Getenv("GOMEMLIMIT"))
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BASE_TABLE_MB")); err == nil && mb > 0 {
+		o.BaseTableSize = int64(mb) << 20
+	}
+	b.Logf("memtable %d MiB, block cache %d MiB, base table %d MiB, GOMEMLIMIT %q",
+		o.MemTableSize>>20, o.BlockCacheSize>>20, o.BaseTableSize>>20, os.Getenv("GOMEMLIMIT"))
 	const keys, minutes = 1000, 200
 	var db *DB
+	peak := samplePeakHeap(b)
 	for b.Loop() {
 		db = openTest(b, b.TempDir(), o)
 		sid := createTest(b, db, "rss", time.Minute).ID
@@ -176,6 +182,7 @@ func BenchmarkRSS(b *testing.B) {
 		b.ReportMetric(float64(ms.HeapInuse>>20), prefix+"heap-MB")
 		b.ReportMetric(float64(dirSize(b, db)>>20), prefix+"dir-MB")
 	}
+	b.ReportMetric(float64(peak()>>20), "peak-heap-MB")
 	runtime.GC()
 	report("")
 	if path := os.Getenv("SKETCHD_STORE_HEAPPROFILE"); path != "" {
@@ -184,6 +191,31 @@ func BenchmarkRSS(b *testing.B) {
 	time.Sleep(20 * time.Second)
 	runtime.GC()
 	report("idle-")
+}
+
+// samplePeakHeap samples the Go heap's live and unswept objects every 5 ms
+// until the returned function is called, which returns the highest: the
+// transient allocations of Badger's flushes and compactions (table
+// builders) that a sample after the writes does not see.
+func samplePeakHeap(b *testing.B) func() uint64 {
+	s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		var peak uint64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			rtmetrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 { close(stop); return <-done }
 }
 
 func dirSize(t testing.TB, db *DB) int64 {
