@@ -193,7 +193,7 @@ func (c *config) settings() []setting {
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
 		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
 		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 7/64 of memory-limit", &c.QueryCacheMB),
-		intSetting("store-block-cache-mb", "Badger block cache; 0: 1/32 of memory-limit", &c.StoreCacheMB),
+		intSetting("store-block-cache-mb", "Badger block cache, with compressed tables; 0: none, tables uncompressed", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
 		intSetting("max-query-windows", "windows per group a query may return", &c.MaxQueryWindow),
@@ -337,7 +337,7 @@ func (c *config) validate() error {
 		}
 	}
 	if c.QueryCacheMB < 0 || c.StoreCacheMB < 0 {
-		bad("query-cache-mb and store-block-cache-mb", "must not be negative (0: from memory-limit)")
+		bad("query-cache-mb and store-block-cache-mb", "must not be negative (0: the default)")
 	}
 	if c.Demo && c.DemoRate <= 0 {
 		bad("demo-rate", "must be positive")

@@ -107,7 +107,7 @@ func TestMemoryLimitSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.memory(math.MaxInt64); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 8<<20 {
+	if m := cfg.memory(math.MaxInt64); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 0 {
 		t.Errorf("SKETCHD_MEMORY_LIMIT=256MiB SKETCHD_QUERY_CACHE_MB=100: %+v", m)
 	}
 	cfg, err = loadConfig(nil, env(nil), io.Discard)

@@ -57,7 +57,7 @@ type MemorySplit struct {
 	QueriesTotal int64 // running queries together (query.Options.TotalQueryBytes): 1/4
 	QueryMax     int64 // one query (query.Options.MaxQueryBytes): 1/8
 
-	StoreBlockCache int64 // Badger block cache: 1/32
+	StoreBlockCache int64 // Badger block cache: none (tables uncompressed); --store-block-cache-mb sets one and compression
 	StoreIndexCache int64 // Badger table indexes and bloom filters: 1/64
 
 	JetStreamMemory int64 // the embedded JetStream's memory storage: 1/16
@@ -73,7 +73,6 @@ func SplitMemory(limit int64) MemorySplit {
 		AnswerCache:     limit / 32,
 		QueriesTotal:    limit / 4,
 		QueryMax:        limit / 8,
-		StoreBlockCache: limit / 32,
 		StoreIndexCache: limit / 64,
 		JetStreamMemory: limit / 16,
 	}

@@ -25,8 +25,8 @@ func TestSplitMemory(t *testing.T) {
 	if s.Limit != limit || sum > limit*6/10 || s.QueryMax > s.QueriesTotal {
 		t.Errorf("SplitMemory(%d) = %+v: parts sum to %d", limit, s, sum)
 	}
-	if s.QueryCache != 56<<20 || s.WindowCache != 32<<20 || s.StoreBlockCache != 16<<20 {
-		t.Errorf("SplitMemory(512 MiB): query cache %d, window cache %d, block cache %d; docs/operations.md says 56, 32 and 16 MiB", s.QueryCache, s.WindowCache, s.StoreBlockCache)
+	if s.QueryCache != 56<<20 || s.WindowCache != 32<<20 || s.StoreBlockCache != 0 {
+		t.Errorf("SplitMemory(512 MiB): query cache %d, window cache %d, block cache %d; docs/operations.md says 56, 32 and none", s.QueryCache, s.WindowCache, s.StoreBlockCache)
 	}
 }
 

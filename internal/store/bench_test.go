@@ -145,7 +145,7 @@ func BenchmarkRSS(b *testing.B) {
 		o.MemTableSize = int64(mb) << 20
 	}
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BLOCK_CACHE_MB")); err == nil {
-		o.BlockCacheSize = int64(mb) << 20 // negative: no block cache, no compression
+		o.BlockCacheSize = int64(mb) << 20 // positive: compressed tables; negative: the default (uncompressed)
 	}
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BASE_TABLE_MB")); err == nil && mb > 0 {
 		o.BaseTableSize = int64(mb) << 20

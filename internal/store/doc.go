@@ -32,7 +32,7 @@
 // # Resources
 //
 // DefaultOptions: 8 MiB memtables x 2, L0 5/15, 2 MiB tables at every
-// level, 16 MiB block cache, 8 MiB index cache, 2 compactors, 64 MiB
+// level, uncompressed tables and no block cache, 8 MiB index cache, 2 compactors, 64 MiB
 // value-log files, values under 1 MiB inline. Under a
 // sustained write burst most of the RSS is anonymous memory: Badger's table
 // builders, which rewrite the inline values through Go-heap buffers at
