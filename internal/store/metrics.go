@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes,
+		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

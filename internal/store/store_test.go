@@ -286,7 +286,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"sketchd_store_commit_duration_seconds", "sketchd_store_commit_bytes_total",
-		"sketchd_store_lsm_size_bytes", "sketchd_store_vlog_size_bytes"} {
+		"sketchd_store_lsm_size_bytes", "sketchd_store_vlog_size_bytes", "sketchd_store_compaction_tables"} {
 		if _, ok := found[name]; !ok {
 			t.Errorf("metric %s not gathered", name)
 		}

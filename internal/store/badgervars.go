@@ -1,0 +1,55 @@
+package store
+
+import (
+	"expvar"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Badger counts its own work in expvar variables (badger/y/metrics.go),
+// for the whole process: every Badger database in it adds to the same
+// ones (sketchd opens one). compactionVars exports those that show
+// compactions, the background work that competes with queries for the
+// CPU (docs/operations.md), read at each scrape.
+type compactionVars struct {
+	written, tables *prometheus.Desc
+}
+
+// Badger's expvar names.
+const (
+	varCompactionWritten = "badger_write_bytes_compaction"     // map: "l1".."l6" -> bytes
+	varCompactionTables  = "badger_compaction_current_num_lsm" // tables in running compactions
+)
+
+func newCompactionVars() compactionVars {
+	return compactionVars{
+		written: prometheus.NewDesc("sketchd_store_compaction_written_bytes_total",
+			"Bytes of the tables Badger's compactions wrote, by the level they wrote to (process-wide).",
+			[]string{"level"}, nil),
+		tables: prometheus.NewDesc("sketchd_store_compaction_tables",
+			"Tables in the compactions Badger is running now, inputs from both levels (process-wide).",
+			nil, nil),
+	}
+}
+
+func (c compactionVars) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.written
+	ch <- c.tables
+}
+
+func (c compactionVars) Collect(ch chan<- prometheus.Metric) {
+	if m, ok := expvar.Get(varCompactionWritten).(*expvar.Map); ok {
+		m.Do(func(kv expvar.KeyValue) {
+			if n, ok := kv.Value.(*expvar.Int); ok {
+				ch <- prometheus.MustNewConstMetric(c.written, prometheus.CounterValue,
+					float64(n.Value()), strings.TrimPrefix(kv.Key, "l"))
+			}
+		})
+	}
+	var tables int64
+	if n, ok := expvar.Get(varCompactionTables).(*expvar.Int); ok {
+		tables = n.Value()
+	}
+	ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(tables))
+}
