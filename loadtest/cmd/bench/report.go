@@ -190,10 +190,9 @@ func RenderMarkdown(r *Results) string {
 		}
 	}
 	p("\n\n")
-	p("Other jobs (builds and test suites of other work) shared this 2-core machine during the run, as the\n")
-	p("load average shows: every figure here is pessimistic, and the rates vary by tens of percent from\n")
-	p("run to run. sketchd, the embedded nats-server (inside sketchd's process), the publisher and\n")
-	p("the load tools all share the same two cores.\n\n")
+	p("sketchd, the embedded nats-server (inside sketchd's process), the publisher and the load tools\n")
+	p("all share the machine's cores, with whatever else ran on it (the load average above): the rates\n")
+	p("vary by tens of percent from run to run, so compare runs taken back to back.\n\n")
 
 	p("## Targets\n\n| target | goal | measured | met |\n|---|---|---|---|\n")
 	for _, t := range r.Targets() {
