@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+	"github.com/sketchd/sketchd/internal/promtest"
 )
 
 // TestMirrorMetrics: a mirror registered with WithRegisterer exports its
@@ -104,22 +105,13 @@ const ownerChanges = "sketchd_partition_owner_changes_total"
 // gathered from reg with want (names without the prefix).
 func checkMetrics(tb testing.TB, reg *prometheus.Registry, when string, want map[string]float64) {
 	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "stream" || m.GetLabel()[0].GetValue() != "pageviews" {
-				tb.Errorf("%s: %s has labels %v", when, mf.GetName(), m.GetLabel())
-			}
-			v := m.GetGauge().GetValue()
-			if m.GetCounter() != nil {
-				v = m.GetCounter().GetValue()
-			}
-			got[strings.TrimPrefix(mf.GetName(), "sketchd_mirror_")] = v
+	for series, v := range promtest.Series(tb, reg) {
+		name, ok := strings.CutSuffix(series, `{stream="pageviews"}`)
+		if !ok {
+			tb.Errorf("%s: %s has labels other than the stream's", when, series)
 		}
+		got[strings.TrimPrefix(name, "sketchd_mirror_")] = v
 	}
 	for name, w := range want {
 		if g, ok := got[name]; !ok || g != w {

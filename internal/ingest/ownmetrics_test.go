@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+	"github.com/sketchd/sketchd/internal/promtest"
 )
 
 // TestClusterOwnershipMetrics: the ownership metrics of a cluster stream
@@ -167,35 +169,27 @@ func wantMetrics(tb testing.TB, reg *prometheus.Registry, when string, want map[
 }
 
 // gatherSeries gathers reg's series of stream pv, keyed as seriesValue
-// names them.
+// names them: promtest.Series without the stream label.
 func gatherSeries(tb testing.TB, reg *prometheus.Registry) map[string]float64 {
 	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key, labels := mf.GetName(), ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stream" {
-					if l.GetValue() != "pv" {
-						tb.Errorf("%s of stream %q", mf.GetName(), l.GetValue())
-					}
-					continue
-				}
-				labels += fmt.Sprintf("%s=%q", l.GetName(), l.GetValue())
+	for series, v := range promtest.Series(tb, reg) {
+		name, labels, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+		var kept []string
+		for _, l := range strings.Split(labels, ",") {
+			switch {
+			case l == "":
+			case l == `stream="pv"`:
+			case strings.HasPrefix(l, "stream="):
+				tb.Errorf("%s of %s", name, l)
+			default:
+				kept = append(kept, l)
 			}
-			if labels != "" {
-				key += "{" + labels + "}"
-			}
-			v := m.GetGauge().GetValue()
-			if m.GetCounter() != nil {
-				v = m.GetCounter().GetValue()
-			}
-			out[key] = v
 		}
+		if len(kept) > 0 {
+			name += "{" + strings.Join(kept, ",") + "}"
+		}
+		out[name] = v
 	}
 	return out
 }
