@@ -25,6 +25,21 @@ type PhaseMemory struct {
 	// limit covers; the rest of RSS is file pages (Badger's and
 	// JetStream's mmapped files), which the kernel can reclaim.
 	PeakAnon int64 `json:"peak_anon"`
+	// CommitBytes and CompactionBytes are what sketchd's store wrote in
+	// the phase: its commits (sketchd_store_commit_bytes_total) and
+	// Badger's compactions (sketchd_store_compaction_written_bytes_total),
+	// read from /metrics at the phase's start and end; their ratio is the
+	// compactions' write amplification, and compactions compete with the
+	// queries for the CPU. StoreWrites says whether both reads worked.
+	CommitBytes     int64 `json:"commit_bytes"`
+	CompactionBytes int64 `json:"compaction_bytes"`
+	StoreWrites     bool  `json:"store_writes"`
+}
+
+// storeWrites is the store's cumulative write counters at one moment.
+type storeWrites struct {
+	commit, compaction int64
+	ok                 bool // read from /metrics
 }
 
 // memWatch samples sketchd's RSS and attributes it to the current phase.
@@ -33,6 +48,7 @@ type memWatch struct {
 	mu     sync.Mutex
 	phases []PhaseMemory
 	start  time.Time
+	writes storeWrites // at the current phase's start
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -88,32 +104,39 @@ func statusKB(s, field string) int64 {
 	return 0
 }
 
-// phase ends the current phase (recording its VmHWM) and starts the next.
-func (w *memWatch) phase(name string) {
+// phase ends the current phase (recording its VmHWM, and its store writes
+// from the counters now) and starts the next.
+func (w *memWatch) phase(name string, now storeWrites) {
 	w.sample()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.closeLocked()
+	w.closeLocked(now)
+	w.writes = now
 	reset := os.WriteFile("/proc/"+strconv.Itoa(w.pid)+"/clear_refs", []byte("5"), 0) == nil
 	w.phases = append(w.phases, PhaseMemory{Phase: name, HWMReset: reset})
 	w.start = time.Now()
 }
 
-func (w *memWatch) closeLocked() {
+func (w *memWatch) closeLocked(now storeWrites) {
 	if n := len(w.phases); n > 0 {
 		p := &w.phases[n-1]
 		p.Duration = time.Since(w.start)
 		if _, hwm, err := procStatus(w.pid); err == nil {
 			p.HWM = hwm
 		}
+		if p.StoreWrites = w.writes.ok && now.ok; p.StoreWrites {
+			p.CommitBytes = now.commit - w.writes.commit
+			p.CompactionBytes = now.compaction - w.writes.compaction
+		}
 	}
 }
 
-// finish ends the last phase and the sampling, and returns the phases.
-func (w *memWatch) finish() []PhaseMemory {
+// finish ends the last phase (its store writes from the counters now) and
+// the sampling, and returns the phases.
+func (w *memWatch) finish(now storeWrites) []PhaseMemory {
 	w.sample()
 	w.mu.Lock()
-	w.closeLocked()
+	w.closeLocked(now)
 	out := append([]PhaseMemory(nil), w.phases...)
 	w.mu.Unlock()
 	select {

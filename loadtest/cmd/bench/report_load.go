@@ -83,13 +83,19 @@ func renderPhases(p func(string, ...any), r *Results) {
 	p("the whole run at the default settings (`--memory-limit` default: 3/4 of the cgroup limit, at most 512 MiB).\n\n")
 	p("RssAnon is the anonymous part (Go heap, Badger's and nats-server's allocations: what `--memory-limit`\n")
 	p("covers); the rest is file pages of Badger's and JetStream's mmapped files, which the kernel reclaims.\n\n")
-	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase | peak RssAnon (sampled) |\n|---|---|---|---|---|\n")
+	p("The store's writes per phase: what the commits wrote and what Badger's compactions rewrote meanwhile\n")
+	p("(`sketchd_store_commit_bytes_total`, `sketchd_store_compaction_written_bytes_total`); compactions\n")
+	p("take the CPU the queries need (docs/operations.md).\n\n")
+	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase | peak RssAnon (sampled) | commits wrote | compactions wrote |\n|---|---|---|---|---|---|---|\n")
 	for _, ph := range r.Phases {
-		hwm := "–"
+		hwm, commits, compactions := "–", "–", "–"
 		if ph.HWMReset {
 			hwm = mib(ph.HWM)
 		}
-		p("| %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm, mib(ph.PeakAnon))
+		if ph.StoreWrites {
+			commits, compactions = mib(ph.CommitBytes), mib(ph.CompactionBytes)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm, mib(ph.PeakAnon), commits, compactions)
 	}
 	p("\n")
 }

@@ -154,12 +154,28 @@ type runner struct {
 	mem     *memWatch
 }
 
-// phase starts a phase of the run: logged, and sketchd's RSS attributed to
-// it.
+// phase starts a phase of the run: logged, and sketchd's RSS and store
+// writes attributed to it.
 func (r *runner) phase(name string) {
 	r.logf("%s", name)
 	if r.mem != nil {
-		r.mem.phase(name)
+		r.mem.phase(name, r.storeWrites())
+	}
+}
+
+// storeWrites reads the store's write counters from sketchd's /metrics
+// (not ok when it does not answer within 5 s).
+func (r *runner) storeWrites() storeWrites {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := r.api.metrics(ctx)
+	if err != nil {
+		return storeWrites{}
+	}
+	return storeWrites{
+		commit:     int64(m.Sum("sketchd_store_commit_bytes_total")),
+		compaction: int64(m.Sum("sketchd_store_compaction_written_bytes_total")),
+		ok:         true,
 	}
 }
 
@@ -278,7 +294,7 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 	if res.Heavy, err = r.heavyQueries(ctx); err != nil {
 		return nil, fmt.Errorf("heavy queries: %w", err)
 	}
-	res.Phases = r.mem.finish()
+	res.Phases = r.mem.finish(r.storeWrites())
 	stopStart := time.Now()
 	if err := r.stopSketchd(); err != nil {
 		res.Notes = append(res.Notes, "sketchd did not stop cleanly: "+err.Error())
