@@ -24,11 +24,12 @@ import (
 // process's CPU time per flush (getrusage) and the bytes it wrote per
 // flush (/proc/self/io write_bytes, counted when pages are dirtied; a
 // flush commits 1.05 MiB), besides the commit's own time (ns/op). Pane
-// keys are key-major within a day's partition (docs/format.md), so every
-// flush touches every key's range of the day and a compaction of level 0
-// merges with every table of the day in the level below: what that
-// rewrites depends on how much of the day sits there, which Badger's
-// level sizing decides. Run it alone, it measures the process:
+// keys are key-major within a day's partition (docs/format.md), and a
+// commit writes the checkpoint and the key index beside the panes, so
+// every level-0 table spans the stream's whole key space and a compaction
+// of level 0 merges with every table in the level below (hourly
+// partitions did not change that: docs/operations.md): what that rewrites
+// depends on how much sits there, which Badger's level sizing decides. Run it alone, it measures the process:
 //
 //	go test ./internal/store -run '^$' -bench SteadyCommit -benchtime 300x
 //
