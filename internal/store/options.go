@@ -41,9 +41,10 @@ type Options struct {
 	// (the default: reads come straight from the mapped tables, with no
 	// decompression buffer per block read, and a table builder holds one
 	// copy of its table instead of the raw and the compressed blocks: in
-	// the load runner this halved query p99 under 1,000 req/s and cut
-	// Badger's allocations during it from 1.07 to 0.29 GB, for about twice
-	// the disk and the file-backed RSS, docs/operations.md); positive =
+	// the load runner this cut query p99 under 1,000 req/s by a third to a
+	// half and Badger's allocations during it from 1.07 to 0.29 GB, for
+	// about twice the disk and the file-backed RSS, docs/operations.md);
+	// positive =
 	// Snappy-compressed tables with a block cache of that size (Badger
 	// needs one to decompress). Tables record their own compression, so
 	// either setting reads what the other wrote.
