@@ -39,17 +39,27 @@ func (c compactionVars) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c compactionVars) Collect(ch chan<- prometheus.Metric) {
+	written, tables := compactionCounts()
+	for level, n := range written {
+		ch <- prometheus.MustNewConstMetric(c.written, prometheus.CounterValue, float64(n), level)
+	}
+	ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(tables))
+}
+
+// compactionCounts reads Badger's compaction expvars: the bytes its
+// compactions wrote so far by the level written to ("1".."6"), and the
+// tables in the compactions running now.
+func compactionCounts() (written map[string]int64, tables int64) {
+	written = map[string]int64{}
 	if m, ok := expvar.Get(varCompactionWritten).(*expvar.Map); ok {
 		m.Do(func(kv expvar.KeyValue) {
 			if n, ok := kv.Value.(*expvar.Int); ok {
-				ch <- prometheus.MustNewConstMetric(c.written, prometheus.CounterValue,
-					float64(n.Value()), strings.TrimPrefix(kv.Key, "l"))
+				written[strings.TrimPrefix(kv.Key, "l")] = n.Value()
 			}
 		})
 	}
-	var tables int64
 	if n, ok := expvar.Get(varCompactionTables).(*expvar.Int); ok {
 		tables = n.Value()
 	}
-	ch <- prometheus.MustNewConstMetric(c.tables, prometheus.GaugeValue, float64(tables))
+	return written, tables
 }

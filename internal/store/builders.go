@@ -10,8 +10,9 @@ import (
 
 // Badger builds every LSM table (memtable flush, compaction) in a
 // z.Allocator it takes from a pool of 8 in its DB (allocPool) and returns
-// there, each as large as the largest table it ever built (about 2.6x it:
-// raw blocks grown by doubling plus a worst-case compressed copy). The pool
+// there, each as large as the largest table it ever built (raw blocks
+// grown by doubling; with compression on, plus a worst-case compressed
+// copy: about 2.6x the table). The pool
 // frees one allocator per 2 s only when no table was built meanwhile, which
 // a steady write load never allows: at the load runner's query-phase peak
 // the pooled allocators held 332 MB of Go heap (docs/operations.md,

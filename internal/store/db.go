@@ -232,8 +232,8 @@ func (db *DB) size() (lsm, vlog int64) {
 
 // loop is the background goroutine: retention every RetentionInterval
 // (and once at start), value-log GC every GCInterval, Badger's
-// table-builder pool emptied every BuilderDrainInterval (builders.go). It stops when ctx is
-// cancelled (by Close).
+// table-builder pool emptied every BuilderDrainInterval (builders.go). It
+// stops when ctx is cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
 	defer close(db.loopDone)
 	var retC, gcC <-chan time.Time

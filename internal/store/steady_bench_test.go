@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"expvar"
 	"fmt"
 	"os"
 	"runtime"
@@ -87,7 +86,7 @@ func BenchmarkSteadyCommit(b *testing.B) {
 func settleCompactions(b *testing.B) {
 	idle, deadline := 0, time.Now().Add(time.Minute)
 	for idle < 20 && time.Now().Before(deadline) {
-		if n, ok := expvar.Get(varCompactionTables).(*expvar.Int); ok && n.Value() > 0 {
+		if _, tables := compactionCounts(); tables > 0 {
 			idle = 0
 		} else {
 			idle++
