@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sketchd/sketchd/internal/query"
 )
@@ -14,26 +15,33 @@ import (
 // the bytes of the first answer: no result copy, no render. The key is the
 // querier's (query.Querier.AnswerKey: the stream, its last commit and
 // committed watermark, the aligned geometry, where and group_by) and what
-// rendering adds (renderKey); a commit changes every key, so nothing stale
-// is served, and the LRU forgets the old ones.
+// rendering adds (renderKey); a commit changes every key, and the LRU
+// forgets the old ones. An old answer is only served, marked stale, to a
+// request that would otherwise wait for another's computation of the new
+// one (stale, flight.go).
 type answerCache struct {
 	mu       sync.Mutex
 	maxBytes int64
 	bytes    int64
 	ll       *list.List
 	m        map[string]*list.Element
+	// latest is each question's newest answer in ll (put with a question):
+	// what a request waiting for a newer one may be served instead.
+	latest map[string]*list.Element
 }
 
 type answerEntry struct {
-	key  string
-	body []byte
+	key      string
+	body     []byte
+	question string    // "" when put without one
+	at       time.Time // when it was put
 }
 
 func newAnswerCache(maxBytes int64) *answerCache {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &answerCache{maxBytes: maxBytes, ll: list.New(), m: map[string]*list.Element{}}
+	return &answerCache{maxBytes: maxBytes, ll: list.New(), m: map[string]*list.Element{}, latest: map[string]*list.Element{}}
 }
 
 func (c *answerCache) get(key string) ([]byte, bool) {
@@ -51,8 +59,9 @@ func (c *answerCache) get(key string) ([]byte, bool) {
 }
 
 // put keeps body (not modified afterwards) unless it is larger than an
-// eighth of the budget.
-func (c *answerCache) put(key string, body []byte) {
+// eighth of the budget. With a question, it becomes that question's latest
+// answer (stale).
+func (c *answerCache) put(key, question string, body []byte) {
 	if c == nil {
 		return
 	}
@@ -62,38 +71,71 @@ func (c *answerCache) put(key string, body []byte) {
 	if _, ok := c.m[key]; ok || size > c.maxBytes/8 {
 		return
 	}
-	c.m[key] = c.ll.PushFront(&answerEntry{key: key, body: body})
+	e := c.ll.PushFront(&answerEntry{key: key, body: body, question: question, at: time.Now()})
+	c.m[key] = e
+	if question != "" {
+		c.latest[question] = e
+	}
 	c.bytes += size
 	for c.bytes > c.maxBytes {
 		e := c.ll.Back()
 		ae := e.Value.(*answerEntry)
 		c.ll.Remove(e)
 		delete(c.m, ae.key)
+		if c.latest[ae.question] == e {
+			delete(c.latest, ae.question)
+		}
 		c.bytes -= int64(len(ae.key) + len(ae.body) + 64)
 	}
+}
+
+// stale returns the latest answer put for question, if it was put within
+// maxAge.
+func (c *answerCache) stale(question string, maxAge time.Duration) ([]byte, bool) {
+	if c == nil || question == "" || maxAge <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.latest[question]
+	if !ok {
+		return nil, false
+	}
+	ae := e.Value.(*answerEntry)
+	if time.Since(ae.at) > maxAge {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return ae.body, true
 }
 
 // answerKeyer is the part of *query.Querier the answer cache needs; a
 // Querier without it is never cached.
 type answerKeyer interface {
 	AnswerKey(t query.Target, qu query.Query) (string, bool)
+	QuestionKey(t query.Target, qu query.Query) (string, bool)
 }
 
-// answerKey returns the cache key of a query's rendered answer, or false:
+// answerKeys returns the cache key of a query's rendered answer, or false:
 // the querier's key for the result, and the request's query string, which
 // holds every parameter rendering reads (kind parameters, omit_empty,
 // order_by, ...); ?pretty is read from the context as marshalJSON does.
 // The same parameters in another order are another key: a miss, never a
-// wrong answer.
-func (s *server) answerKey(r *http.Request, t query.Target, qu query.Query, p *queryParams) (string, bool) {
+// wrong answer. question is the same for the querier's QuestionKey: what
+// the answers of this question at other commits are cached under.
+func (s *server) answerKeys(r *http.Request, t query.Target, qu query.Query, p *queryParams) (key, question string, ok bool) {
 	ak, ok := s.querier.(answerKeyer)
 	if !ok || s.answers == nil {
-		return "", false
+		return "", "", false
 	}
 	k, ok := ak.AnswerKey(t, qu)
 	if !ok {
-		return "", false
+		return "", "", false
 	}
 	pretty, _ := r.Context().Value(prettyKey{}).(bool)
-	return fmt.Sprintf("%s\x00%t\x00%t\x00%s", k, p.step != 0, pretty, r.URL.RawQuery), true
+	suffix := fmt.Sprintf("\x00%t\x00%t\x00%s", p.step != 0, pretty, r.URL.RawQuery)
+	if qk, ok := ak.QuestionKey(t, qu); ok {
+		question = qk + suffix
+	}
+	return k + suffix, question, true
 }

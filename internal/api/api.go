@@ -112,6 +112,13 @@ type Limits struct {
 	// commit splices instead of rendering. Default 16 MiB; negative
 	// disables both.
 	AnswerCacheBytes int64 `default:"keep-negative"`
+	// StaleAnswerAge is how old a cached answer of the same question may
+	// be to be served, marked stale (header Sketchd-Stale, its own as_of),
+	// to a request that would otherwise wait for another request's
+	// computation of the answer at a newer commit (flight.go: HTTP's
+	// stale-while-revalidate for collapsed requests). Default 5s;
+	// negative: such requests wait.
+	StaleAnswerAge time.Duration `default:"keep-negative"`
 }
 
 // DefaultLimits returns the defaults.
@@ -132,6 +139,7 @@ func DefaultLimits() Limits {
 		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
 		QueueWait:        time.Second,
 		AnswerCacheBytes: 16 << 20,
+		StaleAnswerAge:   5 * time.Second,
 	}
 }
 
@@ -195,6 +203,7 @@ type Config struct {
 type server struct {
 	streams Streams
 	querier Querier
+	met     *metrics
 	// publisher and pubm serve HTTP ingest (nil: not mounted).
 	publisher Publisher
 	pubm      *publishMetrics
@@ -239,6 +248,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
+		met:       m,
 		streams:   cfg.Streams,
 		querier:   cfg.Querier,
 		publisher: cfg.Publisher,

@@ -25,9 +25,16 @@ type answerFlight struct {
 	err  error
 }
 
+// hdrStale marks an answer served from an older commit while another
+// request computes the newest (answer).
+const hdrStale = "Sketchd-Stale"
+
 // answerCached writes the answer of key (s.answer), or its error.
-func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) {
-	body, err := s.answer(r, key, cacheable, compute)
+func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key, question string, cacheable bool, compute func() ([]byte, error)) {
+	body, stale, err := s.answer(r, key, question, cacheable, compute)
+	if stale {
+		w.Header().Set(hdrStale, "true")
+	}
 	s.writeAnswer(w, r, body, err)
 }
 
@@ -39,31 +46,47 @@ func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key string
 // of the waiters leads a new one; when it was shed (503 overloaded), its
 // waiters are too: each computing alone was a herd that an overloaded
 // server shed anyway.
-func (s *server) answer(r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) ([]byte, error) {
+//
+// A request that would wait for another's computation gets instead, with
+// stale true, the latest answer of the same question (key at an earlier
+// commit) if it is at most Limits.StaleAnswerAge old: HTTP's
+// stale-while-revalidate for collapsed requests (Varnish's grace). After a
+// commit every answer's key changes at once, and the herd of a popular
+// question waited for its first computation (docs/operations.md). The
+// answer's own as_of names its commit. The request that leads the
+// computation always gets the newest answer, so a lone client never sees
+// an answer older than its previous one.
+func (s *server) answer(r *http.Request, key, question string, cacheable bool, compute func() ([]byte, error)) (body []byte, stale bool, err error) {
 	if !cacheable {
-		return s.computeAdmitted(r, compute)
+		body, err = s.computeAdmitted(r, compute)
+		return body, false, err
 	}
 	for {
 		if body, ok := s.answers.get(key); ok {
-			return body, nil
+			return body, false, nil
 		}
 		fl, lead := s.flights.join(key)
 		if lead {
-			return s.lead(r, key, fl, compute)
+			body, err = s.lead(r, key, question, fl, compute)
+			return body, false, err
+		}
+		if body, ok := s.answers.stale(question, s.limits.StaleAnswerAge); ok {
+			s.met.staleAnswers.Inc()
+			return body, true, nil
 		}
 		select {
 		case <-fl.done:
 		case <-r.Context().Done():
-			return nil, r.Context().Err()
+			return nil, false, r.Context().Err()
 		}
 		if !leaderOnlyFailure(fl.err) {
-			return fl.body, fl.err
+			return fl.body, false, fl.err
 		}
 	}
 }
 
 // lead computes the answer of key for the flight fl and its waiters.
-func (s *server) lead(r *http.Request, key string, fl *answerFlight, compute func() ([]byte, error)) ([]byte, error) {
+func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, compute func() ([]byte, error)) ([]byte, error) {
 	finished := false
 	defer func() { // compute panicked: the waiters compute alone
 		if !finished {
@@ -72,7 +95,7 @@ func (s *server) lead(r *http.Request, key string, fl *answerFlight, compute fun
 	}()
 	body, err := s.computeAdmitted(r, compute)
 	if err == nil {
-		s.answers.put(key, body)
+		s.answers.put(key, question, body)
 	}
 	s.flights.finish(key, fl, body, err)
 	finished = true

@@ -256,8 +256,8 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		Filters: p.filters, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
 	}
-	key, cacheable := s.answerKey(r, t, qu, &p)
-	s.answerCached(w, r, key, cacheable, func() ([]byte, error) {
+	key, question, cacheable := s.answerKeys(r, t, qu, &p)
+	s.answerCached(w, r, key, question, cacheable, func() ([]byte, error) {
 		return s.renderQuery(r, &st, t, qu, &p)
 	})
 }

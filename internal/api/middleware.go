@@ -63,8 +63,9 @@ func requestIDFrom(ctx context.Context) string {
 // metrics are the HTTP metrics, labelled by chi route pattern (never the raw
 // path) so their cardinality is bounded by the routes.
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	staleAnswers prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,8 +79,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "HTTP request latency, by chi route pattern and method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms .. 16s
 		}, []string{"route", "method"}),
+		staleAnswers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_http_stale_answers_total",
+			Help: "Answers served from an earlier commit (header Sketchd-Stale) while another request computed the newest.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.staleAnswers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

@@ -33,8 +33,11 @@ func (s *server) multiQuery(w http.ResponseWriter, r *http.Request) {
 		From: p.from, To: p.to, Filters: p.filters, GroupBy: p.groupBy,
 		Step: p.step, Window: p.window,
 	}
-	key, cacheable := s.answerKey(r, t, qu, &p)
-	s.answerCached(w, r, "multi\x00"+key, cacheable, func() ([]byte, error) {
+	key, question, cacheable := s.answerKeys(r, t, qu, &p)
+	if question != "" {
+		question = "multi\x00" + question
+	}
+	s.answerCached(w, r, "multi\x00"+key, question, cacheable, func() ([]byte, error) {
 		return s.renderMulti(r, &st, t, qu, names, ps)
 	})
 }

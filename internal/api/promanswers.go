@@ -29,7 +29,8 @@ func (a promAnswers) Key(t query.Target, qu query.Query) (string, bool) {
 // Prometheus's envelope (writeProblem); other errors are promapi's to
 // write.
 func (a promAnswers) Serve(w http.ResponseWriter, r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) error {
-	body, err := a.s.answer(r, key, cacheable, compute)
+	// No question: a Prometheus client is not told an answer is stale.
+	body, _, err := a.s.answer(r, key, "", cacheable, compute)
 	var he *httpError
 	if errors.As(err, &he) {
 		a.s.writeError(w, r, err)

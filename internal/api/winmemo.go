@@ -36,7 +36,7 @@ func renderWindowMemo(w *query.Window, p *queryParams, memo *answerCache, kp str
 		return nil, fmt.Errorf("encode window: %w", err)
 	}
 	if cacheable {
-		memo.put(key, b)
+		memo.put(key, "", b)
 	}
 	return b, nil
 }

@@ -17,3 +17,15 @@ func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
 	}
 	return withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), true
 }
+
+// QuestionKey names qu against t's stream whatever its commit: AnswerKey
+// without the last commit and the committed watermark. Answers under equal
+// question keys answer the same question at different commits (and never
+// across an alter or import: the stream's generation is in it).
+func (q *Querier) QuestionKey(t Target, qu Query) (key string, ok bool) {
+	if t.LastCommit == 0 {
+		return "", false
+	}
+	t.LastCommit, t.Watermark = -1, 0
+	return q.AnswerKey(t, qu)
+}

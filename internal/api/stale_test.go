@@ -1,0 +1,95 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd/internal/promtest"
+	"github.com/sketchd/sketchd/internal/query"
+)
+
+// commitFixture moves the fixture's stream to a new commit (a second
+// later), as a commit of the ingest does: every answer's key changes.
+func commitFixture(f *fixture) {
+	f.streams.mu.Lock()
+	defer f.streams.mu.Unlock()
+	st := f.streams.streams[f.status.Spec.Name]
+	st.LastCommit = st.LastCommit.Add(time.Second)
+	f.streams.streams[st.Spec.Name] = st
+}
+
+// TestStaleWhileAnotherComputes: after a commit, the request that asks a
+// question first computes its new answer; requests for the same question
+// that arrive meanwhile get the previous commit's answer at once, marked
+// stale (header, metric), instead of waiting; afterwards everyone gets the
+// new answer. The leader is never given a stale answer; with
+// StaleAnswerAge negative, or an answer older than it, they wait.
+func TestStaleWhileAnotherComputes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		age       time.Duration
+		wantStale bool
+	}{{"default", 0, true}, {"disabled", -1, false}, {"too old", time.Nanosecond, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+				gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+			f := newFixture(t, func(cf *Config) {
+				cf.Querier = g
+				cf.Limits.StaleAnswerAge = c.age
+			})
+			q := aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")
+			old := f.get(t, q)
+			if old.status != http.StatusOK || old.header.Get(hdrStale) != "" {
+				t.Fatalf("first answer: %d stale=%q %s", old.status, old.header.Get(hdrStale), old.body)
+			}
+
+			commitFixture(f)
+			g.queries = true // the next computation waits at the gate
+			var wg sync.WaitGroup
+			var leader response
+			wg.Go(func() { leader = f.get(t, q) })
+			<-g.entered
+			const n = 4
+			followers := make([]response, n)
+			if c.wantStale {
+				for i := range followers {
+					followers[i] = f.get(t, q) // does not wait for the gate
+				}
+				close(g.gate)
+			} else {
+				for i := range followers {
+					wg.Go(func() { followers[i] = f.get(t, q) })
+				}
+				time.Sleep(50 * time.Millisecond) // to the flight (TestAnswerFlight)
+				close(g.gate)
+			}
+			wg.Wait()
+
+			if leader.status != http.StatusOK || leader.header.Get(hdrStale) != "" || bytes.Equal(leader.body, old.body) {
+				t.Fatalf("leader: %d stale=%q, same bytes as before the commit %v", leader.status, leader.header.Get(hdrStale), bytes.Equal(leader.body, old.body))
+			}
+			for i, r := range followers {
+				want := leader.body
+				if c.wantStale {
+					want = old.body
+				}
+				if r.status != http.StatusOK || !bytes.Equal(r.body, want) || (r.header.Get(hdrStale) == "true") != c.wantStale {
+					t.Errorf("follower %d: %d stale=%q, the expected bytes %v (want stale %v)", i, r.status, r.header.Get(hdrStale), bytes.Equal(r.body, want), c.wantStale)
+				}
+			}
+			if r := f.get(t, q); !bytes.Equal(r.body, leader.body) || r.header.Get(hdrStale) != "" {
+				t.Errorf("after the computation: stale=%q, the new bytes %v", r.header.Get(hdrStale), bytes.Equal(r.body, leader.body))
+			}
+			wantMetric := 0.0
+			if c.wantStale {
+				wantMetric = n
+			}
+			if got := promtest.Value(t, f.reg, "sketchd_http_stale_answers_total"); got != wantMetric {
+				t.Errorf("sketchd_http_stale_answers_total = %v, want %v", got, wantMetric)
+			}
+		})
+	}
+}
