@@ -221,6 +221,7 @@ type server struct {
 	queue                   slotQueue     // the requests waiting for a slot (shed.go)
 	answers                 *answerCache  // nil when disabled
 	flights                 answerFlights // answer computations under way
+	refreshing              chan struct{} // one background refresh at a time (flight.go)
 	windows                 *answerCache  // rendered final windows (winmemo.go); nil when disabled
 }
 
@@ -259,6 +260,7 @@ func New(cfg Config) (http.Handler, error) {
 		limits:    cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	s.refreshing = make(chan struct{}, 1)
 	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
 	s.windows = newAnswerCache(s.limits.AnswerCacheBytes / 2)
 	if s.publisher != nil {

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sync"
 )
 
@@ -30,7 +32,7 @@ type answerFlight struct {
 const hdrStale = "Sketchd-Stale"
 
 // answerCached writes the answer of key (s.answer), or its error.
-func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key, question string, cacheable bool, compute func() ([]byte, error)) {
+func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key, question string, cacheable bool, compute func(context.Context) ([]byte, error)) {
 	body, stale, err := s.answer(r, key, question, cacheable, compute)
 	if stale {
 		w.Header().Set(hdrStale, "true")
@@ -47,16 +49,20 @@ func (s *server) answerCached(w http.ResponseWriter, r *http.Request, key, quest
 // waiters are too: each computing alone was a herd that an overloaded
 // server shed anyway.
 //
-// A request that would wait for another's computation gets instead, with
-// stale true, the latest answer of the same question (key at an earlier
-// commit) if it is at most Limits.StaleAnswerAge old: HTTP's
-// stale-while-revalidate for collapsed requests (Varnish's grace). After a
-// commit every answer's key changes at once, and the herd of a popular
-// question waited for its first computation (docs/operations.md). The
-// answer's own as_of names its commit. The request that leads the
-// computation always gets the newest answer, so a lone client never sees
-// an answer older than its previous one.
-func (s *server) answer(r *http.Request, key, question string, cacheable bool, compute func() ([]byte, error)) (body []byte, stale bool, err error) {
+// Stale while revalidating (HTTP's stale-while-revalidate, RFC 5861;
+// Varnish's grace): after a commit every answer's key changes at once, and
+// at load the recomputation of every question asked (each merging the
+// open panes of every key) is a burst that took both cores for 50-250 ms
+// after each commit, stalling every request, even those that compute
+// nothing (docs/operations.md). So when the latest answer of the same
+// question (key at an earlier commit) is at most Limits.StaleAnswerAge
+// old, it is served, with stale true, instead of waiting: to a request
+// that would wait for another's computation; and to the request that
+// would lead one while other computations are under way (busy), whose
+// computation then runs in the background, one at a time (refresh). A
+// lone client, or a quiet server, always gets the newest answer. The
+// answer's own as_of names its commit.
+func (s *server) answer(r *http.Request, key, question string, cacheable bool, compute func(context.Context) ([]byte, error)) (body []byte, stale bool, err error) {
 	if !cacheable {
 		body, err = s.computeAdmitted(r, compute)
 		return body, false, err
@@ -65,14 +71,19 @@ func (s *server) answer(r *http.Request, key, question string, cacheable bool, c
 		if body, ok := s.answers.get(key); ok {
 			return body, false, nil
 		}
-		fl, lead := s.flights.join(key)
-		if lead {
+		fl, lead, busy := s.flights.join(key)
+		old, hasOld := s.answers.stale(question, s.limits.StaleAnswerAge)
+		switch {
+		case lead && busy && hasOld:
+			s.refresh(r, key, question, fl, compute)
+			s.met.staleAnswers.Inc()
+			return old, true, nil
+		case lead:
 			body, err = s.lead(r, key, question, fl, compute)
 			return body, false, err
-		}
-		if body, ok := s.answers.stale(question, s.limits.StaleAnswerAge); ok {
+		case hasOld:
 			s.met.staleAnswers.Inc()
-			return body, true, nil
+			return old, true, nil
 		}
 		select {
 		case <-fl.done:
@@ -86,7 +97,7 @@ func (s *server) answer(r *http.Request, key, question string, cacheable bool, c
 }
 
 // lead computes the answer of key for the flight fl and its waiters.
-func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, compute func() ([]byte, error)) ([]byte, error) {
+func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) ([]byte, error) {
 	finished := false
 	defer func() { // compute panicked: the waiters compute alone
 		if !finished {
@@ -102,12 +113,48 @@ func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, c
 	return body, err
 }
 
+// refresh computes the answer of key for the flight fl in the background,
+// after the request that started it has been answered stale: one refresh
+// at a time (s.refreshing), each with a query slot, under the request's
+// context values without its cancellation, bounded by Limits.Timeout. A
+// refresh that fails leaves the flight's waiters its error; the next
+// request of the question computes again.
+func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.limits.Timeout)
+	go func() {
+		defer cancel()
+		var body []byte
+		err := context.Canceled
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("answer refresh panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			if err == nil {
+				s.answers.put(key, question, body)
+			}
+			s.flights.finish(key, fl, body, err)
+		}()
+		select {
+		case s.refreshing <- struct{}{}:
+			defer func() { <-s.refreshing }()
+		case <-ctx.Done():
+			err = ctx.Err()
+			return
+		}
+		if err = s.takeSlot(ctx); err != nil {
+			return
+		}
+		defer func() { <-s.slots }()
+		body, err = compute(ctx)
+	}()
+}
+
 // computeAdmitted takes a query slot (s.acquire) and runs compute.
-func (s *server) computeAdmitted(r *http.Request, compute func() ([]byte, error)) ([]byte, error) {
+func (s *server) computeAdmitted(r *http.Request, compute func(context.Context) ([]byte, error)) ([]byte, error) {
 	if err := s.acquire(r); err != nil {
 		return nil, err
 	}
-	return compute()
+	return compute(r.Context())
 }
 
 func (s *server) writeAnswer(w http.ResponseWriter, r *http.Request, body []byte, err error) {
@@ -127,19 +174,20 @@ func leaderOnlyFailure(err error) bool {
 }
 
 // join returns the flight of key and whether the caller leads it (and must
-// call finish).
-func (f *answerFlights) join(key string) (*answerFlight, bool) {
+// call finish), and whether other flights are under way (busy).
+func (f *answerFlights) join(key string) (fl *answerFlight, lead, busy bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fl, ok := f.m[key]; ok {
-		return fl, false
+		return fl, false, len(f.m) > 1
 	}
 	if f.m == nil {
 		f.m = map[string]*answerFlight{}
 	}
-	fl := &answerFlight{done: make(chan struct{})}
+	busy = len(f.m) > 0
+	fl = &answerFlight{done: make(chan struct{})}
 	f.m[key] = fl
-	return fl, true
+	return fl, true, busy
 }
 
 // finish publishes the leader's outcome to the waiters and forgets the

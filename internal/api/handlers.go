@@ -257,14 +257,14 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		Step: p.step, Window: p.window,
 	}
 	key, question, cacheable := s.answerKeys(r, t, qu, &p)
-	s.answerCached(w, r, key, question, cacheable, func() ([]byte, error) {
-		return s.renderQuery(r, &st, t, qu, &p)
+	s.answerCached(w, r, key, question, cacheable, func(ctx context.Context) ([]byte, error) {
+		return s.renderQuery(ctx, &st, t, qu, &p)
 	})
 }
 
 // renderQuery computes qu's answer and renders it as the response body.
-func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, p *queryParams) ([]byte, error) {
-	res, err := s.queryRead(r.Context(), t, qu)
+func (s *server) renderQuery(ctx context.Context, st *sketchd.StreamStatus, t query.Target, qu query.Query, p *queryParams) ([]byte, error) {
+	res, err := s.queryRead(ctx, t, qu)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func (s *server) renderQuery(r *http.Request, st *sketchd.StreamStatus, t query.
 	if ranking != nil {
 		out.Ranking = renderRanking(ranking)
 	}
-	return encodeResult(r, out)
+	return encodeResult(ctx, out)
 }
 
 // writeBody writes a 200 JSON answer.

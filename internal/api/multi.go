@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
@@ -37,15 +38,15 @@ func (s *server) multiQuery(w http.ResponseWriter, r *http.Request) {
 	if question != "" {
 		question = "multi\x00" + question
 	}
-	s.answerCached(w, r, "multi\x00"+key, question, cacheable, func() ([]byte, error) {
-		return s.renderMulti(r, &st, t, qu, names, ps)
+	s.answerCached(w, r, "multi\x00"+key, question, cacheable, func(ctx context.Context) ([]byte, error) {
+		return s.renderMulti(ctx, &st, t, qu, names, ps)
 	})
 }
 
 // renderMulti computes the answers of names and renders them as the
 // response body.
-func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.Target, qu query.Query, names []string, ps []queryParams) ([]byte, error) {
-	res, err := s.queryMultiRead(r.Context(), t, qu, names)
+func (s *server) renderMulti(ctx context.Context, st *sketchd.StreamStatus, t query.Target, qu query.Query, names []string, ps []queryParams) ([]byte, error) {
+	res, err := s.queryMultiRead(ctx, t, qu, names)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (s *server) renderMulti(r *http.Request, st *sketchd.StreamStatus, t query.
 		out.Keys = rs.Keys
 		out.Results = append(out.Results, rj)
 	}
-	return encodeMulti(r, &out)
+	return encodeMulti(ctx, &out)
 }
 
 // prepareMulti resolves the stream and the aggregates of a multi-aggregate

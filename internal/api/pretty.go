@@ -61,5 +61,5 @@ func marshalJSON(r *http.Request, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return indentIfPretty(r, b), nil
+	return indentIfPretty(r.Context(), b), nil
 }

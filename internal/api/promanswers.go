@@ -30,7 +30,7 @@ func (a promAnswers) Key(t query.Target, qu query.Query) (string, bool) {
 // write.
 func (a promAnswers) Serve(w http.ResponseWriter, r *http.Request, key string, cacheable bool, compute func() ([]byte, error)) error {
 	// No question: a Prometheus client is not told an answer is stale.
-	body, _, err := a.s.answer(r, key, "", cacheable, compute)
+	body, _, err := a.s.answer(r, key, "", cacheable, func(context.Context) ([]byte, error) { return compute() })
 	var he *httpError
 	if errors.As(err, &he) {
 		a.s.writeError(w, r, err)

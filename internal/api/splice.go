@@ -2,9 +2,9 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 )
 
@@ -17,16 +17,16 @@ import (
 // json.Marshal's (TestSplicedEqualsMarshal).
 
 // encodeResult returns the body of a single answer (marshalJSON's).
-func encodeResult(r *http.Request, out *resultJSON) ([]byte, error) {
+func encodeResult(ctx context.Context, out *resultJSON) ([]byte, error) {
 	b, err := appendResult(nil, out)
 	if err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	return append(indentIfPretty(r, b), '\n'), nil
+	return append(indentIfPretty(ctx, b), '\n'), nil
 }
 
 // encodeMulti returns the body of a multi-aggregate answer.
-func encodeMulti(r *http.Request, out *multiJSON) ([]byte, error) {
+func encodeMulti(ctx context.Context, out *multiJSON) ([]byte, error) {
 	b := []byte(`{"stream":`)
 	name, err := json.Marshal(out.Stream)
 	if err != nil {
@@ -49,7 +49,7 @@ func encodeMulti(r *http.Request, out *multiJSON) ([]byte, error) {
 		b = append(b, ']')
 	}
 	b = append(b, '}')
-	return append(indentIfPretty(r, b), '\n'), nil
+	return append(indentIfPretty(ctx, b), '\n'), nil
 }
 
 // appendResult appends out as json.Marshal encodes it: every member up to
@@ -130,8 +130,8 @@ func appendGroups(dst []byte, groups []groupJSON) ([]byte, error) {
 }
 
 // indentIfPretty indents b as marshalJSON does with ?pretty.
-func indentIfPretty(r *http.Request, b []byte) []byte {
-	if on, _ := r.Context().Value(prettyKey{}).(bool); on {
+func indentIfPretty(ctx context.Context, b []byte) []byte {
+	if on, _ := ctx.Value(prettyKey{}).(bool); on {
 		var buf bytes.Buffer
 		if json.Indent(&buf, b, "", "  ") == nil {
 			return buf.Bytes()

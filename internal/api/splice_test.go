@@ -63,7 +63,7 @@ func TestSplicedEqualsMarshal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := encodeResult(r, out)
+				got, err := encodeResult(r.Context(), out)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,7 +80,7 @@ func TestSplicedEqualsMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := encodeMulti(r, &mj)
+		got, err := encodeMulti(r.Context(), &mj)
 		if err != nil {
 			t.Fatal(err)
 		}

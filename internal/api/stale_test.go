@@ -93,3 +93,52 @@ func TestStaleWhileAnotherComputes(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleWhileBusy: while another question is being computed (a busy
+// server), the request that would lead the computation of a question's
+// answer at a new commit gets the previous answer at once, marked stale,
+// and the new one is computed in the background: the next request gets it.
+// A question never answered before is computed by its request, busy or
+// not.
+func TestStaleWhileBusy(t *testing.T) {
+	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	f := newFixture(t, func(cf *Config) { cf.Querier = g })
+	q := aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")
+	other := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "step=5m")
+	old := f.get(t, q)
+	if old.status != http.StatusOK {
+		t.Fatalf("first answer: %d %s", old.status, old.body)
+	}
+
+	commitFixture(f)
+	g.queries = true
+	var wg sync.WaitGroup
+	var busy response
+	wg.Go(func() { busy = f.get(t, other) }) // never answered: computes, held at the gate
+	<-g.entered
+	r := f.get(t, q) // would lead: answered stale, refreshed in the background
+	if r.status != http.StatusOK || r.header.Get(hdrStale) != "true" || !bytes.Equal(r.body, old.body) {
+		t.Fatalf("while busy: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
+	}
+	<-g.entered // the refresh computes
+	close(g.gate)
+	wg.Wait()
+	if busy.status != http.StatusOK || busy.header.Get(hdrStale) != "" {
+		t.Errorf("the question never answered before: %d stale=%q", busy.status, busy.header.Get(hdrStale))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = f.get(t, q)
+		if r.header.Get(hdrStale) == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r.status != http.StatusOK || r.header.Get(hdrStale) != "" || bytes.Equal(r.body, old.body) {
+		t.Fatalf("after the refresh: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
+	}
+	if got := g.nQuery.Load(); got != 3 {
+		t.Errorf("querier reached %d times, want 3 (before the commit, the other question, the refresh)", got)
+	}
+}
