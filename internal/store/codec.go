@@ -26,8 +26,9 @@ const (
 
 	updateIDVersion = 1 // applied update id value (the id's length)
 
-	// formatVersion is the on-disk layout version recorded under 'F'.
-	formatVersion = 1
+	// formatVersion is the on-disk layout version recorded under 'F' in
+	// both families (families.go). 1: one Badger; 2: panes and meta.
+	formatVersion = 2
 
 	flagFinal = 1 << 0
 

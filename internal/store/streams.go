@@ -29,7 +29,7 @@ type StreamInfo struct {
 
 // loadStreams reads the registry into memory (Open).
 func (db *DB) loadStreams() error {
-	return db.bdb.View(func(txn *badger.Txn) error {
+	return db.meta.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.Prefix = []byte{prefixStream}
 		it := txn.NewIterator(opt)
@@ -81,7 +81,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 	defer db.adminMu.Unlock()
 
 	var info StreamInfo
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.meta.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(streamKey(spec.Name)); err == nil {
 			return ErrExists
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -119,7 +119,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 		return StreamInfo{}, fmt.Errorf("stream %q: %w", spec.Name, ErrExists)
 	}
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.meta.Sync()
 	}
 	if err != nil {
 		return StreamInfo{}, db.writeFailed("create stream", err)
@@ -180,11 +180,31 @@ func (db *DB) lookup(name string) (StreamInfo, error) {
 }
 
 // dropPrefixes deletes every key under prefixes (Badger's DropPrefix,
-// which must not run concurrently with itself).
+// which must not run concurrently with itself), in the panes family
+// first, then in meta.
 func (db *DB) dropPrefixes(prefixes ...[]byte) error {
 	db.dropMu.Lock()
 	defer db.dropMu.Unlock()
-	return db.bdb.DropPrefix(prefixes...)
+	var panes, meta [][]byte
+	for _, p := range prefixes {
+		if inPanes(p[0]) {
+			panes = append(panes, p)
+		} else {
+			meta = append(meta, p)
+		}
+	}
+	for _, f := range []struct {
+		bdb      *badger.DB
+		prefixes [][]byte
+	}{{db.panes, panes}, {db.meta, meta}} {
+		if len(f.prefixes) == 0 {
+			continue
+		}
+		if err := f.bdb.DropPrefix(f.prefixes...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteStream removes a stream: its panes and key index (DropPrefix, which
@@ -219,13 +239,13 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		db.regMu.Unlock()
 	}
 
-	prefixes := [][]byte{sidPrefix(prefixEmitCursor, id)}
+	prefixes := [][]byte{sidPrefix(prefixEmitCursor, id), backfillKey(id)}
 	for _, did := range info.dataIDs() {
 		prefixes = append(append(prefixes, tierPrefixes(did)...), sidPrefix(prefixPane, did), sidPrefix(prefixIndex, did), sidPrefix(prefixImportID, did))
 	}
 	err := db.dropPrefixes(prefixes...)
 	if err == nil {
-		err = db.bdb.Update(func(txn *badger.Txn) error {
+		err = db.meta.Update(func(txn *badger.Txn) error {
 			for _, did := range append([]uint32{id}, info.Partitions...) {
 				if err := txn.Delete(checkpointKey(did)); err != nil {
 					return err
@@ -237,9 +257,6 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 					return err
 				}
 			}
-			if err := txn.Delete(backfillKey(id)); err != nil {
-				return err
-			}
 			if err := txn.Delete(altersKey(id)); err != nil {
 				return err
 			}
@@ -247,7 +264,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		})
 	}
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.syncBoth()
 	}
 	if err != nil {
 		restore()
