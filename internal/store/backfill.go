@@ -146,7 +146,7 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 	if err != nil {
 		return err
 	}
-	w := partitionWidth(info.Spec.Granularity.Std())
+	w := info.PartitionWidth
 	db.backfills.forget(streamID) // until this write is known to have landed
 	var editErr error
 	err = db.panes.Update(func(txn *badger.Txn) error {

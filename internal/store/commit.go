@@ -96,7 +96,7 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	stripe.Lock()
 	defer stripe.Unlock()
 
-	sp := baseSpace(streamID, info.Spec.Granularity.Std())
+	sp := baseSpace(streamID, info.PartitionWidth)
 	w := sp.width
 	index, err := db.indexUpdates(sp, f.Panes)
 	if err != nil {

@@ -65,6 +65,16 @@ type Options struct {
 	// of 8 that a steady write load never empties: with it the builders
 	// held 544 MB of heap at the load runner's peak (docs/operations.md).
 	TableSizeMultiplier int
+	// PartitionSpan is how much time one partition of a NEW stream's base
+	// panes covers (rounded up to whole panes; StreamInfo.PartitionWidth).
+	// 0 = 1 hour. Pane keys are key-major within a partition, so a live
+	// stream's flushes touch every key's range of the newest partition and
+	// Badger's level-0 compactions merge with all of that partition's
+	// tables below: a narrower partition keeps those compactions small
+	// (docs/operations.md), for one more seek per partition when a key is
+	// read over a longer range. Existing streams keep the width they were
+	// created with (a day before this option).
+	PartitionSpan time.Duration
 	// ValueLogFileSize is the size of one value-log file. 0 = 64 MiB.
 	ValueLogFileSize int64
 	// ValueThreshold is the value size from which Badger moves a value out
@@ -107,6 +117,7 @@ func DefaultOptions() Options {
 		NumCompactors:           2,
 		BaseTableSize:           2 << 20,
 		TableSizeMultiplier:     1,
+		PartitionSpan:           time.Hour,
 		ValueLogFileSize:        64 << 20,
 		ValueThreshold:          1 << 20,
 		GCInterval:              5 * time.Minute,

@@ -30,7 +30,7 @@ func (db *DB) space(streamID uint32, tier time.Duration) (space, error) {
 		return space{}, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	if tier == 0 {
-		return baseSpace(streamID, info.Spec.Granularity.Std()), nil
+		return baseSpace(streamID, info.PartitionWidth), nil
 	}
 	if tier < time.Second {
 		return space{}, fmt.Errorf("%w: tier granularity %s", ErrInvalid, tier)

@@ -99,7 +99,7 @@ func (db *DB) runRetention(ctx context.Context) {
 	var below []spaceCut
 	db.regMu.RLock()
 	for id, info := range db.byID {
-		below = append(below, retentionCuts(id, &info.Spec, now)...)
+		below = append(below, retentionCuts(id, &info.Spec, info.PartitionWidth, now)...)
 	}
 	db.regMu.RUnlock()
 	if len(below) == 0 {

@@ -23,8 +23,30 @@ type StreamInfo struct {
 	// partition order (partitions.go); nil when unpartitioned.
 	Partitions []uint32
 	Created    time.Time // UTC
+	// PartitionWidth is the width of the partitions of the stream's base
+	// panes, ns: Options.PartitionSpan in whole panes, fixed when the
+	// stream is created ('W' key); a day for streams created before it
+	// was stored. Tiers keep their own (tierPartitionWidth).
+	PartitionWidth int64
 	// Alters are the alters applied to it (AlterStream), oldest first.
 	Alters []sketchd.Alteration
+}
+
+// loadWidth sets info's partition width from its 'W' key, or to a day's
+// (partitionWidth) when there is none: the stream predates stored widths.
+func loadWidth(txn *badger.Txn, info *StreamInfo) error {
+	item, err := txn.Get(partWidthKey(info.ID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		info.PartitionWidth = partitionWidth(info.Spec.Granularity.Std())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		info.PartitionWidth, err = decodeWidth(item.Key(), v)
+		return err
+	})
 }
 
 // loadStreams reads the registry into memory (Open).
@@ -45,6 +67,10 @@ func (db *DB) loadStreams() error {
 			if err != nil {
 				// One bad spec must not keep the service down: skip it.
 				db.log.Error("skipping unreadable stream spec", "key", string(item.Key()[1:]), "err", err)
+				continue
+			}
+			if err := loadWidth(txn, &info); err != nil {
+				db.log.Error("skipping stream with an unreadable partition width", "stream", info.Spec.Name, "err", err)
 				continue
 			}
 			if err := loadAlters(txn, &info); err != nil {
@@ -104,13 +130,17 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 		if uint64(last)+1+uint64(max(spec.Partitions, 0)) > uint64(^uint32(0)) {
 			return errors.New("stream IDs exhausted")
 		}
-		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC()}
+		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC(),
+			PartitionWidth: spanWidth(spec.Granularity.Std(), db.opts.PartitionSpan)}
 		info.Partitions = partitionIDs(info.ID, spec.Partitions)
 		val, err := encodeStream(&info)
 		if err != nil {
 			return err
 		}
 		if err := txn.Set(nextIDKey(), encodeU32(idVersion, info.lastID())); err != nil {
+			return err
+		}
+		if err := txn.Set(partWidthKey(info.ID), encodeWidth(info.PartitionWidth)); err != nil {
 			return err
 		}
 		return txn.Set(streamKey(spec.Name), val)
@@ -128,6 +158,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 	// Re-decode so that the returned spec equals what a reopen gives back.
 	if val, err := encodeStream(&info); err == nil {
 		if back, err := decodeStream(streamKey(spec.Name), val); err == nil {
+			back.PartitionWidth = info.PartitionWidth
 			info = back
 		}
 	}
@@ -256,6 +287,9 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 				if err := txn.Delete(restoringKey(did)); err != nil {
 					return err
 				}
+			}
+			if err := txn.Delete(partWidthKey(id)); err != nil {
+				return err
 			}
 			if err := txn.Delete(altersKey(id)); err != nil {
 				return err

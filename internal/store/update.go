@@ -55,7 +55,7 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	stripe.Lock()
 	defer stripe.Unlock()
 
-	w := partitionWidth(info.Spec.Granularity.Std())
+	w := info.PartitionWidth
 	part := partitionOf(start, w)
 	pk := appendPaneKey(nil, streamID, part, key, start)
 	ik := indexKey(streamID, part, key)
