@@ -74,11 +74,15 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	if dir == "" && !opts.InMemory {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
 	}
-	panes, err := openFamily(dir, opts, logger)
+	popts, mopts := opts, opts
+	if c := opts.IndexCacheSize; c > 0 {
+		popts.IndexCacheSize, mopts.IndexCacheSize = c-c/4, max(c/4, 1)
+	}
+	panes, err := openFamily(dir, popts, logger)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := openFamily(metaDir(dir), opts, logger)
+	meta, err := openFamily(metaDir(dir), mopts, logger)
 	if err != nil {
 		_ = panes.Close()
 		return nil, err

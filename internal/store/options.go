@@ -49,8 +49,10 @@ type Options struct {
 	// needs one to decompress). Tables record their own compression, so
 	// either setting reads what the other wrote.
 	BlockCacheSize int64 `default:"keep-negative"`
-	// IndexCacheSize is the table-index and bloom-filter cache. 0 = 8 MiB;
-	// negative = keep every index in memory (Badger's default).
+	// IndexCacheSize is the table-index and bloom-filter cache of the
+	// whole store: the panes family gets 3/4 of it, meta 1/4
+	// (families.go). 0 = 8 MiB; negative = keep every index in memory
+	// (Badger's default).
 	IndexCacheSize int64 `default:"keep-negative"`
 	// NumCompactors is the number of compaction goroutines. 0 = 2 (Badger
 	// refuses 1, so 1 is raised to 2).
