@@ -10,10 +10,10 @@
 // that compactions of the panes do not merge the whole store at every
 // memtable flush. Panes are keyed 'P' | stream | partition | key | start,
 // with times big-endian and sign-flipped, so one key over a time range is
-// one contiguous run of keys per partition. A partition is an hour of a
-// new stream's panes (Options.PartitionSpan; a day for streams created
-// before widths were stored); the key index ('K' | stream | partition |
-// key) is partitioned the same way, so retention drops whole partitions
+// one contiguous run of keys per partition. A partition is a day of a
+// stream's panes by default (Options.PartitionSpan, fixed when the stream
+// is created); the key index ('K' | stream | partition | key) is
+// partitioned the same way, so retention drops whole partitions
 // of both with DropPrefix. The byte-level format is in docs/format.md.
 //
 // # Durability

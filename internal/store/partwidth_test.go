@@ -47,7 +47,7 @@ func TestPartitionWidthStored(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db = reopen(0) // the default span, an hour
+	db = reopen(time.Hour)
 	hourly := createTest(t, db, "hourly", time.Minute)
 	odd := createTest(t, db, "odd", 7*time.Minute)
 	for _, c := range []struct {
@@ -64,7 +64,6 @@ func TestPartitionWidthStored(t *testing.T) {
 	}
 
 	db = reopen(6 * time.Hour)
-	defer db.Close()
 	for name, w := range map[string]time.Duration{"hourly": time.Hour, "odd": 63 * time.Minute, "legacy": 24 * time.Hour} {
 		info, err := db.Stream(t.Context(), name)
 		if err != nil {
@@ -90,5 +89,13 @@ func TestPartitionWidthStored(t *testing.T) {
 	}
 	if six := createTest(t, db, "six", time.Minute); six.PartitionWidth != int64(6*time.Hour) {
 		t.Errorf("a stream created with a 6h span: width %v", time.Duration(six.PartitionWidth))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = reopen(0) // the default span, a day
+	defer db.Close()
+	if d := createTest(t, db, "default", 7*time.Minute); d.PartitionWidth != partitionWidth(7*time.Minute) {
+		t.Errorf("a stream created with the default span: width %v, want a day's %v", time.Duration(d.PartitionWidth), time.Duration(partitionWidth(7*time.Minute)))
 	}
 }
