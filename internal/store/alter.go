@@ -61,14 +61,14 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 			return StreamInfo{}, db.writeFailed("alter stream: drop removed tiers", err)
 		}
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.meta.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(streamKey(name), val); err != nil {
 			return err
 		}
 		return txn.Set(altersKey(id), log)
 	})
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.meta.Sync()
 	}
 	if err != nil {
 		return StreamInfo{}, db.writeFailed("alter stream", err)

@@ -79,7 +79,7 @@ func (db *DB) Backfill(ctx context.Context, streamID uint32) (st sketchd.Backfil
 	}
 	e, err := db.backfills.load(streamID, func() (backfillEntry, error) {
 		var e backfillEntry
-		err := db.bdb.View(func(txn *badger.Txn) error {
+		err := db.panes.View(func(txn *badger.Txn) error {
 			item, err := txn.Get(backfillKey(streamID))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return nil
@@ -146,10 +146,10 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 	if err != nil {
 		return err
 	}
-	w := partitionWidth(info.Spec.Granularity.Std())
+	w := info.PartitionWidth
 	db.backfills.forget(streamID) // until this write is known to have landed
 	var editErr error
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.panes.Update(func(txn *badger.Txn) error {
 		for _, pa := range panes {
 			pk := appendPaneKey(nil, streamID, partitionOf(pa.Start, w), pa.Key, pa.Start)
 			item, err := txn.Get(pk)
@@ -184,7 +184,7 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 		}
 		return db.writeFailed("backfill", err)
 	}
-	if err := db.bdb.Sync(); err != nil {
+	if err := db.panes.Sync(); err != nil {
 		return db.writeFailed("backfill", err)
 	}
 	db.writeOK()

@@ -220,7 +220,7 @@ func samplePeakHeap(b *testing.B) func() uint64 {
 
 func dirSize(t testing.TB, db *DB) int64 {
 	var n int64
-	_ = filepath.WalkDir(db.bdb.Opts().Dir, func(_ string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(db.dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := d.Info(); err == nil {
 				n += fi.Size()

@@ -48,7 +48,7 @@ func (db *DB) ChangelogSeq(ctx context.Context, streamID uint32) (seq uint64, ok
 		return 0, false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	k := changelogKey(streamID)
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

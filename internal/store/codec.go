@@ -25,9 +25,11 @@ const (
 	fmtVersion  = 1 // format marker value
 
 	updateIDVersion = 1 // applied update id value (the id's length)
+	widthVersion    = 1 // a stream's partition width value
 
-	// formatVersion is the on-disk layout version recorded under 'F'.
-	formatVersion = 1
+	// formatVersion is the on-disk layout version recorded under 'F' in
+	// both families (families.go). 1: one Badger; 2: panes and meta.
+	formatVersion = 2
 
 	flagFinal = 1 << 0
 
@@ -241,6 +243,28 @@ func encodeU32(version byte, x uint32) []byte {
 	b := []byte{version}
 	b = binary.BigEndian.AppendUint32(b, x)
 	return appendCRC(b)
+}
+
+// encodeWidth is a partition width in nanoseconds.
+func encodeWidth(w int64) []byte {
+	b := []byte{widthVersion}
+	b = binary.BigEndian.AppendUint64(b, uint64(w))
+	return appendCRC(b)
+}
+
+func decodeWidth(key, v []byte) (int64, error) {
+	body, err := unframe(key, v, widthVersion)
+	if err != nil {
+		return 0, err
+	}
+	if len(body) != 8 {
+		return 0, corrupt(key, fmt.Sprintf("width value body is %d bytes", len(body)))
+	}
+	w := int64(binary.BigEndian.Uint64(body))
+	if w <= 0 {
+		return 0, corrupt(key, fmt.Sprintf("partition width %d", w))
+	}
+	return w, nil
 }
 
 func decodeU32(key, v []byte, version byte) (uint32, error) {

@@ -13,13 +13,13 @@ import (
 // Commit writes a flush (its panes and checkpoint; not its Token or Gen) and makes it durable (db.Sync) before it returns,
 // so the caller may ack the source once it returns nil.
 //
-// Write order: key-index entries, then panes in the order given, then the
-// checkpoint, in as many Badger transactions as the size needs (a
-// transaction holds at most 15% of MemTableSize). The checkpoint is in the
-// last one. If Commit fails or the process dies inside it, any prefix of
-// that sequence may be stored (after an OS crash, before the final Sync,
-// any subset): the checkpoint is never trusted beyond what it covers, and a
-// replay skips what each pane's Applied already contains. ctx is only
+// Write order: key-index entries (meta family, synced when there are any),
+// then panes in the order given (panes family, synced), then the
+// checkpoint (meta, synced), each in as many Badger transactions as its
+// size needs (a transaction holds at most 15% of MemTableSize). If Commit
+// fails or the process or the OS dies inside it, any prefix of that
+// sequence may be stored: the checkpoint is never trusted beyond what it
+// covers, and a replay skips what each pane's Applied already contains. ctx is only
 // checked before writing starts; a started commit runs to the end.
 //
 // Errors: ErrNotFound (unknown stream), ErrInvalid (a key longer than
@@ -43,8 +43,8 @@ const MaxPaneEntryBytes = (16 << 20) * 15 / 100 * 9 / 10
 // every inline pane (value under ValueThreshold, longest key) fits 90% of
 // a transaction, else 90% of a transaction.
 func (db *DB) maxPaneEntry() int64 {
-	txn := db.bdb.MaxBatchSize() * 9 / 10
-	if db.bdb.Opts().ValueThreshold+int64(paneKeyLen(sketchd.MaxKeyLen)) <= txn {
+	txn := db.panes.MaxBatchSize() * 9 / 10
+	if db.panes.Opts().ValueThreshold+int64(paneKeyLen(sketchd.MaxKeyLen)) <= txn {
 		return max(txn, MaxPaneEntryBytes)
 	}
 	return txn
@@ -96,7 +96,7 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	stripe.Lock()
 	defer stripe.Unlock()
 
-	sp := baseSpace(streamID, info.Spec.Granularity.Std())
+	sp := baseSpace(streamID, info.PartitionWidth)
 	w := sp.width
 	index, err := db.indexUpdates(sp, f.Panes)
 	if err != nil {
@@ -111,15 +111,17 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	}
 	arena := make([]byte, 0, total)
 
-	wb := db.bdb.NewWriteBatch()
-	defer wb.Cancel()
 	written := len(cpVal)
 	for _, e := range index {
-		if err := wb.Set(e.key, e.val); err != nil {
-			return db.commitFailed(err)
-		}
 		written += len(e.key) + len(e.val)
 	}
+	// Key index, panes, checkpoint: each step durable before the next
+	// (families.go), so a pane is never stored without its index entry
+	// and the checkpoint never ahead of its panes.
+	if err := db.writeBatch(db.meta, index, !o.panesOnly && len(index) > 0); err != nil {
+		return db.commitFailed(err)
+	}
+	panes := make([]indexEntry, len(f.Panes))
 	for i := range f.Panes {
 		p := &f.Panes[i]
 		off := len(arena)
@@ -127,34 +129,49 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 		k := arena[off:len(arena):len(arena)]
 		off = len(arena)
 		arena = appendPaneValue(arena, p)
-		v := arena[off:len(arena):len(arena)]
-		if err := wb.Set(k, v); err != nil {
-			return db.commitFailed(err)
-		}
+		panes[i] = indexEntry{k, arena[off:len(arena):len(arena)]}
 	}
 	written += total
-	if cpVal != nil {
-		if err := wb.Set(checkpointKey(streamID), cpVal); err != nil {
-			return db.commitFailed(err)
-		}
-	}
-	if o.clSeq != nil {
-		if err := wb.Set(changelogKey(streamID), encodeU64(changelogVersion, *o.clSeq)); err != nil {
-			return db.commitFailed(err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	// ApplyPanes syncs nothing: the next CommitChangelog syncs them all.
+	if err := db.writeBatch(db.panes, panes, !o.panesOnly); err != nil {
 		return db.commitFailed(err)
 	}
-	if !o.panesOnly { // ApplyPanes: the next commit's Sync covers them
-		if err := db.bdb.Sync(); err != nil {
-			return db.commitFailed(err)
-		}
+	var last []indexEntry
+	if cpVal != nil {
+		last = append(last, indexEntry{checkpointKey(streamID), cpVal})
+	}
+	if o.clSeq != nil {
+		last = append(last, indexEntry{changelogKey(streamID), encodeU64(changelogVersion, *o.clSeq)})
+	}
+	if err := db.writeBatch(db.meta, last, !o.panesOnly); err != nil {
+		return db.commitFailed(err)
 	}
 	db.writeOK()
 	db.met.commitDuration.Observe(time.Since(began).Seconds())
 	db.met.commitPanes.Add(float64(len(f.Panes)))
 	db.met.commitBytes.Add(float64(written))
+	return nil
+}
+
+// writeBatch writes entries into one family in order (as many
+// transactions as their size needs) and, if sync, makes the family
+// durable.
+func (db *DB) writeBatch(bdb *badger.DB, entries []indexEntry, sync bool) error {
+	if len(entries) > 0 {
+		wb := bdb.NewWriteBatch()
+		defer wb.Cancel()
+		for _, e := range entries {
+			if err := wb.Set(e.key, e.val); err != nil {
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return err
+		}
+	}
+	if sync {
+		return bdb.Sync()
+	}
 	return nil
 }
 
@@ -190,7 +207,7 @@ func (db *DB) indexUpdates(sp space, panes []sketchd.PaneRecord) ([]indexEntry, 
 		spans[k] = s
 	}
 	var out []indexEntry
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.meta.View(func(txn *badger.Txn) error {
 		for _, k := range order {
 			s := spans[k]
 			ik := sp.indexKey(k.part, k.key)
@@ -241,7 +258,7 @@ func (db *DB) Checkpoint(ctx context.Context, streamID uint32) (cp sketchd.Check
 		return cp, false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	k := checkpointKey(streamID)
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

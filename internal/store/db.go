@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/ristretto/v2/z"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DB is the sketchd store: stream specs, panes, key index and checkpoints
-// in one Badger database. It is safe for concurrent use. Commits of one
+// in two Badger databases (families.go). It is safe for concurrent use. Commits of one
 // stream are expected from one goroutine at a time (the stream's flusher);
 // commits of different streams may run concurrently.
 //
@@ -25,10 +26,12 @@ import (
 // dropMu (Commit: read; DropPrefix: write) -> stripes[sid%n] (one stream's
 // key-index read-modify-write) -> regMu, stateMu, healthMu (short, leaf).
 type DB struct {
-	bdb  *badger.DB
-	log  *slog.Logger
-	opts Options
-	met  *metrics
+	panes *badger.DB // base panes and what is written with them (families.go)
+	meta  *badger.DB // everything else
+	dir   string
+	log   *slog.Logger
+	opts  Options
+	met   *metrics
 
 	// stateMu guards closing; inflight counts operations in progress, which
 	// Close waits for before closing Badger (Badger iterators panic on a
@@ -71,17 +74,24 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	if dir == "" && !opts.InMemory {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
 	}
-	if !opts.InMemory {
-		if _, err := removeEmptyValueLogs(dir, logger); err != nil {
-			return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
-		}
+	popts, mopts := opts, opts
+	if c := opts.IndexCacheSize; c > 0 {
+		popts.IndexCacheSize, mopts.IndexCacheSize = c-c/4, max(c/4, 1)
 	}
-	bdb, err := badger.Open(opts.badgerOptions(dir, badgerLogger{log: logger}))
+	panes, err := openFamily(dir, popts, logger)
 	if err != nil {
-		return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
+		return nil, err
 	}
+	meta, err := openFamily(metaDir(dir), mopts, logger)
+	if err != nil {
+		_ = panes.Close()
+		return nil, err
+	}
+	closeBoth := func() { _ = meta.Close(); _ = panes.Close() }
 	db := &DB{
-		bdb:      bdb,
+		panes:    panes,
+		meta:     meta,
+		dir:      dir,
 		log:      logger,
 		opts:     opts,
 		byID:     map[uint32]StreamInfo{},
@@ -89,12 +99,12 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		loopDone: make(chan struct{}),
 	}
 	if err := db.init(); err != nil {
-		_ = bdb.Close()
+		closeBoth()
 		return nil, err
 	}
 	m, err := newMetrics(reg, db.size)
 	if err != nil {
-		_ = bdb.Close()
+		closeBoth()
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
 	db.met = m
@@ -104,34 +114,25 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	return db, nil
 }
 
-// init checks the format marker (writing it into a new store) and loads the
-// stream registry.
-func (db *DB) init() error {
-	err := db.bdb.Update(func(txn *badger.Txn) error {
-		k := formatKey()
-		it, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(k, encodeU32(fmtVersion, formatVersion))
+// openFamily opens one of the store's Badger databases in dir.
+func openFamily(dir string, opts Options, logger *slog.Logger) (*badger.DB, error) {
+	if !opts.InMemory {
+		if _, err := removeEmptyValueLogs(dir, logger); err != nil {
+			return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
 		}
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error {
-			got, err := decodeU32(k, v, fmtVersion)
-			if err != nil {
-				return err
-			}
-			if got != formatVersion {
-				return fmt.Errorf("%w: store format version %d, this build reads %d", ErrCorrupt, got, formatVersion)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("store: format marker: %w", err)
 	}
-	if err := db.bdb.Sync(); err != nil {
-		return fmt.Errorf("store: sync: %w", err)
+	bdb, err := badger.Open(opts.badgerOptions(dir, badgerLogger{log: logger}))
+	if err != nil {
+		return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
+	}
+	return bdb, nil
+}
+
+// init checks the format markers (writing them into a new store,
+// migrating an old one) and loads the stream registry.
+func (db *DB) init() error {
+	if err := db.initFormat(); err != nil {
+		return err
 	}
 	return db.loadStreams()
 }
@@ -149,7 +150,13 @@ func (db *DB) Close() error {
 		<-db.loopDone
 		db.inflight.Wait()
 		db.met.unregister()
-		if err := db.bdb.Close(); err != nil {
+		// meta last: a pane closed without its checkpoint is replayed
+		// over, never the reverse.
+		err := db.panes.Close()
+		if merr := db.meta.Close(); err == nil {
+			err = merr
+		}
+		if err != nil {
 			db.closeErr = fmt.Errorf("store: close: %w", err)
 		}
 	})
@@ -227,7 +234,9 @@ func (db *DB) size() (lsm, vlog int64) {
 		return 0, 0
 	}
 	defer db.leave()
-	return db.bdb.Size()
+	pl, pv := db.panes.Size()
+	ml, mv := db.meta.Size()
+	return pl + ml, pv + mv
 }
 
 // loop is the background goroutine: retention every RetentionInterval
@@ -249,8 +258,8 @@ func (db *DB) loop(ctx context.Context) {
 		gcC = t.C
 	}
 	var drainC <-chan time.Time
-	pool := builderPool(db.bdb)
-	if d := db.opts.BuilderDrainInterval; d > 0 && pool != nil {
+	pools := []*z.AllocatorPool{builderPool(db.panes), builderPool(db.meta)}
+	if d := db.opts.BuilderDrainInterval; d > 0 && pools[0] != nil && pools[1] != nil {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		drainC = t.C
@@ -266,8 +275,10 @@ func (db *DB) loop(ctx context.Context) {
 		case <-drainC:
 			// Close stops this loop before it closes Badger (which
 			// releases the pool).
-			_, bytes := drainBuilders(pool)
-			db.met.builderBytes.Add(float64(bytes))
+			for _, pool := range pools {
+				_, bytes := drainBuilders(pool)
+				db.met.builderBytes.Add(float64(bytes))
+			}
 		}
 	}
 }
@@ -278,14 +289,16 @@ func (db *DB) runGC(ctx context.Context) {
 		return
 	}
 	defer db.leave()
-	for i := 0; i < 16 && ctx.Err() == nil; i++ {
-		err := db.bdb.RunValueLogGC(db.opts.GCDiscardRatio)
-		if err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				db.log.Warn("value-log GC failed", "err", err)
+	for _, bdb := range []*badger.DB{db.panes, db.meta} {
+		for i := 0; i < 16 && ctx.Err() == nil; i++ {
+			err := bdb.RunValueLogGC(db.opts.GCDiscardRatio)
+			if err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					db.log.Warn("value-log GC failed", "err", err)
+				}
+				break
 			}
-			return
+			db.met.gcRuns.Inc()
 		}
-		db.met.gcRuns.Inc()
 	}
 }

@@ -32,7 +32,7 @@ func (db *DB) EmitCursor(ctx context.Context, streamID uint32, subject string) (
 		return c, false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	k := emitCursorKey(streamID, subject)
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -78,9 +78,9 @@ func (db *DB) SetEmitCursor(ctx context.Context, streamID uint32, subject string
 	v = binary.BigEndian.AppendUint64(v, flip(c.ClosedTo))
 	v = binary.BigEndian.AppendUint64(v, flip(c.FinalTo))
 	v = appendCRC(v)
-	err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(emitCursorKey(streamID, subject), v) })
+	err := db.meta.Update(func(txn *badger.Txn) error { return txn.Set(emitCursorKey(streamID, subject), v) })
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.meta.Sync()
 	}
 	if err != nil {
 		return db.writeFailed("emit cursor", err)

@@ -12,19 +12,19 @@ func (db *DB) rawSetPane(sid uint32, key string, start int64, val []byte) error 
 		return err
 	}
 	k := appendPaneKey(nil, sid, partitionOf(start, w), key, start)
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
+	return db.panes.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
 }
 
 // rawSetIndex writes raw bytes as a key-index value.
 func (db *DB) rawSetIndex(sid uint32, part int64, key string, val []byte) error {
 	k := indexKey(sid, part, key)
-	return db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
+	return db.meta.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
 }
 
 // countPrefix counts the keys under kind|sid.
 func (db *DB) countPrefix(kind byte, sid uint32) int {
 	n := 0
-	_ = db.bdb.View(func(txn *badger.Txn) error {
+	_ = db.family(kind).View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = sidPrefix(kind, sid)
@@ -38,6 +38,11 @@ func (db *DB) countPrefix(kind byte, sid uint32) int {
 	return n
 }
 
-// closeBadger closes the underlying Badger DB behind the store's back, so
+// closeBadger closes the underlying Badger DBs behind the store's back, so
 // that writes fail (for the ErrUnavailable tests).
-func (db *DB) closeBadger() error { return db.bdb.Close() }
+func (db *DB) closeBadger() error {
+	if err := db.panes.Close(); err != nil {
+		return err
+	}
+	return db.meta.Close()
+}

@@ -30,7 +30,7 @@ func (db *DB) InstanceID(ctx context.Context) (string, error) {
 	db.adminMu.Lock()
 	defer db.adminMu.Unlock()
 	var id string
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.meta.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(instanceKey())
 		switch {
 		case err == nil:
@@ -54,7 +54,7 @@ func (db *DB) InstanceID(ctx context.Context) (string, error) {
 		return txn.Set(instanceKey(), appendCRC(v))
 	})
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.meta.Sync()
 	}
 	if err != nil {
 		return "", db.writeFailed("instance id", err)

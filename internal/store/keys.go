@@ -29,6 +29,7 @@ const (
 	prefixChangelog  byte = 'L' // 'L' sid                      -> changelog sequence of the last applied checkpoint record
 	prefixBackfill   byte = 'B' // 'B' sid                      -> the stream's backfill progress
 	prefixRestoring  byte = 'T' // 'T' sid                      -> present while a changelog restore of the stream is incomplete
+	prefixPartWidth  byte = 'W' // 'W' sid                      -> the base panes' partition width (absent: a day, partitionWidth)
 )
 
 const (
@@ -106,10 +107,28 @@ type space struct {
 	width int64  // partition width, ns
 }
 
-// baseSpace is the stream's own panes, of granularity g.
-func baseSpace(sid uint32, g time.Duration) space {
-	return space{pane: sidPrefix(prefixPane, sid), index: sidPrefix(prefixIndex, sid), width: partitionWidth(g)}
+// baseSpace is the stream's own panes, in partitions of width ns.
+func baseSpace(sid uint32, width int64) space {
+	return space{pane: sidPrefix(prefixPane, sid), index: sidPrefix(prefixIndex, sid), width: width}
 }
+
+// spanWidth is the partition width of a new stream's base panes: span
+// rounded up to whole panes of g (a day's width, partitionWidth, when
+// span is a day). Streams created before widths were stored keep a day.
+func spanWidth(g, span time.Duration) int64 {
+	gn, sn := int64(g), int64(span)
+	if gn <= 0 || sn <= 0 {
+		return partitionWidth(g)
+	}
+	n := (sn + gn - 1) / gn
+	if n > math.MaxInt64/gn {
+		return gn
+	}
+	return gn * n
+}
+
+// partWidthKey is 'W' | sid: the stream's base partition width.
+func partWidthKey(sid uint32) []byte { return sidPrefix(prefixPartWidth, sid) }
 
 // tierSpace is the panes of the stream's rollup tier of granularity g.
 func tierSpace(sid uint32, g time.Duration) space {

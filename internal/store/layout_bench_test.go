@@ -38,7 +38,7 @@ func BenchmarkCompactionLayout(b *testing.B) {
 			const keys, history = 180, 600
 			sp := space{pane: sidPrefix(prefixPane, 7), index: sidPrefix(prefixIndex, 7), width: v.width}
 			write := func(m int64, size, flush int) {
-				err := db.bdb.Update(func(txn *badger.Txn) error {
+				err := db.panes.Update(func(txn *badger.Txn) error {
 					start := m * minute
 					part := partitionOf(start, v.width)
 					for k := range keys {

@@ -21,7 +21,9 @@ import (
 )
 
 func TestDropBefore(t *testing.T) {
-	db := openTest(t, t.TempDir(), quietOptions())
+	o := quietOptions()
+	o.PartitionSpan = 24 * time.Hour // retention drops whole partitions: days here
+	db := openTest(t, t.TempDir(), o)
 	ctx := context.Background()
 	sid := createTest(t, db, "r", time.Hour).ID
 	keep := createTest(t, db, "keep", time.Hour).ID
@@ -361,7 +363,9 @@ func TestHelperCommitter(t *testing.T) {
 // TestConcurrentAdmin runs commits, retention drops and stream churn at the
 // same time (DropPrefix blocks Badger writes; the store must serialize).
 func TestConcurrentAdmin(t *testing.T) {
-	db := openTest(t, t.TempDir(), quietOptions())
+	o := quietOptions()
+	o.PartitionSpan = 24 * time.Hour // its cutoffs are checked against whole days
+	db := openTest(t, t.TempDir(), o)
 	ctx := context.Background()
 	sid := createTest(t, db, "main", time.Hour).ID
 	var wg sync.WaitGroup

@@ -24,14 +24,14 @@ func TestCompactionTablesStayBaseSize(t *testing.T) {
 	sid := createTest(t, db, "tables", time.Minute).ID
 	const keys, minutes, size = 200, 60, 4 << 10
 	fillDay(t, db, sid, keys, minutes, size)
-	if err := db.bdb.Flatten(2); err != nil {
+	if err := db.panes.Flatten(2); err != nil {
 		t.Fatalf("Flatten: %v", err)
 	}
 	o = o.withDefaults()
 	limit := o.BaseTableSize + 2*size // a table closes after the entry that crosses its size
 	var n, over int
 	var largest int64
-	for _, ti := range db.bdb.Tables() {
+	for _, ti := range db.panes.Tables() {
 		if ti.Level == 0 {
 			continue // L0 tables are flushed memtables, MemTableSize each
 		}
@@ -61,7 +61,7 @@ func TestLargePaneWithSmallMemtables(t *testing.T) {
 	o := quietOptions()
 	db := openTest(t, t.TempDir(), o)
 	sid := createTest(t, db, "big", time.Minute).ID
-	if limit := db.bdb.MaxBatchSize(); limit >= MaxPaneEntryBytes {
+	if limit := db.panes.MaxBatchSize(); limit >= MaxPaneEntryBytes {
 		t.Fatalf("transaction cap %d is not below MaxPaneEntryBytes %d: the test proves nothing", limit, MaxPaneEntryBytes)
 	}
 	big := pane("big", 0, 1, blob(1, 1<<20), blob(2, MaxPaneEntryBytes-(1<<20)-4096))

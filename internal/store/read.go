@@ -11,8 +11,9 @@ import (
 	"github.com/sketchd/sketchd"
 )
 
-// Reads run in one Badger read transaction (a consistent snapshot) and call
-// fn inside it: fn may call other DB methods, but Close waits for the read
+// Reads run in one Badger read transaction (a consistent snapshot of one
+// family; a read of the key index and the panes takes the index's first,
+// see families.go) and call fn inside it: fn may call other DB methods, but Close waits for the read
 // to return. The records handed to fn are fresh copies fn may keep.
 
 // paneWidth returns the partition width of a registered stream.
@@ -29,7 +30,7 @@ func (db *DB) space(streamID uint32, tier time.Duration) (space, error) {
 		return space{}, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	if tier == 0 {
-		return baseSpace(streamID, info.Spec.Granularity.Std()), nil
+		return baseSpace(streamID, info.PartitionWidth), nil
 	}
 	if tier < time.Second {
 		return space{}, fmt.Errorf("%w: tier granularity %s", ErrInvalid, tier)
@@ -54,7 +55,7 @@ func (db *DB) Pane(ctx context.Context, streamID uint32, key string, start int64
 		return p, false, nil
 	}
 	k := appendPaneKey(nil, streamID, partitionOf(start, w), key, start)
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.panes.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -146,7 +147,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 	if to <= from || len(keys) == 0 {
 		return nil
 	}
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.paneFamily(sp).View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false // values are inline; fetch only what is in range
 		opt.Prefix = sp.pane
@@ -261,16 +262,21 @@ func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration,
 	if pLast > pFirst {
 		seen = map[string]struct{}{}
 	}
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = sp.index
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		var panes *badger.Iterator // opened on the first partial partition
+		// The panes (in their family's snapshot, taken after the index's:
+		// a commit writes the index first), opened on the first partial
+		// partition.
+		var ptxn *badger.Txn
+		var panes *badger.Iterator
 		defer func() {
 			if panes != nil {
 				panes.Close()
+				ptxn.Discard()
 			}
 		}()
 		var seek []byte
@@ -315,7 +321,8 @@ func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration,
 					popt := badger.DefaultIteratorOptions
 					popt.PrefetchValues = false
 					popt.Prefix = sp.pane
-					panes = txn.NewIterator(popt)
+					ptxn = db.paneFamily(sp).NewTransaction(false)
+					panes = ptxn.NewIterator(popt)
 				}
 				seek = sp.appendPaneKey(seek[:0], p, string(kb), max(lo, from))
 				panes.Seek(seek)

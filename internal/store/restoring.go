@@ -42,7 +42,7 @@ func (db *DB) Restoring(ctx context.Context, streamID uint32) (bool, error) {
 	}
 	k := restoringKey(streamID)
 	on := false
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.meta.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -87,7 +87,7 @@ func (db *DB) SetRestoring(ctx context.Context, streamID uint32, on bool) error 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, streamID) // until this write is known to have landed
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.meta.Update(func(txn *badger.Txn) error {
 		if on {
 			return txn.Set(restoringKey(streamID), encodeU64(restoringVersion, 1))
 		}

@@ -35,17 +35,21 @@ type spaceCut struct {
 }
 
 // dropPartitions drops, in each space, the partitions below its cut, in
-// one DropPrefix call. It returns the number of partitions dropped.
+// one DropPrefix call per family. It returns the number of partitions dropped.
 func (db *DB) dropPartitions(cuts []spaceCut) (int, error) {
 	var prefixes [][]byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		for _, c := range cuts {
-			for _, head := range [][]byte{c.sp.pane, c.sp.index} {
+	var err error
+	for _, c := range cuts {
+		for _, head := range [][]byte{c.sp.pane, c.sp.index} {
+			err = db.family(head[0]).View(func(txn *badger.Txn) error {
 				prefixes = append(prefixes, partitionsBelow(txn, head, c.keep)...)
+				return nil
+			})
+			if err != nil {
+				break
 			}
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return 0, db.writeFailed("drop partitions", err)
 	}
@@ -95,7 +99,7 @@ func (db *DB) runRetention(ctx context.Context) {
 	var below []spaceCut
 	db.regMu.RLock()
 	for id, info := range db.byID {
-		below = append(below, retentionCuts(id, &info.Spec, now)...)
+		below = append(below, retentionCuts(id, &info.Spec, info.PartitionWidth, now)...)
 	}
 	db.regMu.RUnlock()
 	if len(below) == 0 {

@@ -197,7 +197,7 @@ func TestLargeFlushSpansTransactions(t *testing.T) {
 	ctx := context.Background()
 	sid := createTest(t, db, "big", time.Minute).ID
 	const n, size = 3000, 4 << 10 // 12 MB, five times the transaction cap
-	if limit := db.bdb.MaxBatchSize(); int64(n*size) < 4*limit {
+	if limit := db.panes.MaxBatchSize(); int64(n*size) < 4*limit {
 		t.Fatalf("flush of %d bytes is not bigger than the txn cap %d", n*size, limit)
 	}
 	panes := make([]sketchd.PaneRecord, n)

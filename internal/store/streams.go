@@ -23,13 +23,35 @@ type StreamInfo struct {
 	// partition order (partitions.go); nil when unpartitioned.
 	Partitions []uint32
 	Created    time.Time // UTC
+	// PartitionWidth is the width of the partitions of the stream's base
+	// panes, ns: Options.PartitionSpan in whole panes, fixed when the
+	// stream is created ('W' key); a day for streams created before it
+	// was stored. Tiers keep their own (tierPartitionWidth).
+	PartitionWidth int64
 	// Alters are the alters applied to it (AlterStream), oldest first.
 	Alters []sketchd.Alteration
 }
 
+// loadWidth sets info's partition width from its 'W' key, or to a day's
+// (partitionWidth) when there is none: the stream predates stored widths.
+func loadWidth(txn *badger.Txn, info *StreamInfo) error {
+	item, err := txn.Get(partWidthKey(info.ID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		info.PartitionWidth = partitionWidth(info.Spec.Granularity.Std())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		info.PartitionWidth, err = decodeWidth(item.Key(), v)
+		return err
+	})
+}
+
 // loadStreams reads the registry into memory (Open).
 func (db *DB) loadStreams() error {
-	return db.bdb.View(func(txn *badger.Txn) error {
+	return db.meta.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.Prefix = []byte{prefixStream}
 		it := txn.NewIterator(opt)
@@ -45,6 +67,10 @@ func (db *DB) loadStreams() error {
 			if err != nil {
 				// One bad spec must not keep the service down: skip it.
 				db.log.Error("skipping unreadable stream spec", "key", string(item.Key()[1:]), "err", err)
+				continue
+			}
+			if err := loadWidth(txn, &info); err != nil {
+				db.log.Error("skipping stream with an unreadable partition width", "stream", info.Spec.Name, "err", err)
 				continue
 			}
 			if err := loadAlters(txn, &info); err != nil {
@@ -81,7 +107,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 	defer db.adminMu.Unlock()
 
 	var info StreamInfo
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.meta.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(streamKey(spec.Name)); err == nil {
 			return ErrExists
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -104,7 +130,8 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 		if uint64(last)+1+uint64(max(spec.Partitions, 0)) > uint64(^uint32(0)) {
 			return errors.New("stream IDs exhausted")
 		}
-		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC()}
+		info = StreamInfo{ID: last + 1, Spec: spec, Created: db.opts.Now().UTC(),
+			PartitionWidth: spanWidth(spec.Granularity.Std(), db.opts.PartitionSpan)}
 		info.Partitions = partitionIDs(info.ID, spec.Partitions)
 		val, err := encodeStream(&info)
 		if err != nil {
@@ -113,13 +140,16 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 		if err := txn.Set(nextIDKey(), encodeU32(idVersion, info.lastID())); err != nil {
 			return err
 		}
+		if err := txn.Set(partWidthKey(info.ID), encodeWidth(info.PartitionWidth)); err != nil {
+			return err
+		}
 		return txn.Set(streamKey(spec.Name), val)
 	})
 	if errors.Is(err, ErrExists) {
 		return StreamInfo{}, fmt.Errorf("stream %q: %w", spec.Name, ErrExists)
 	}
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.meta.Sync()
 	}
 	if err != nil {
 		return StreamInfo{}, db.writeFailed("create stream", err)
@@ -128,6 +158,7 @@ func (db *DB) CreateStream(ctx context.Context, spec sketchd.Stream) (StreamInfo
 	// Re-decode so that the returned spec equals what a reopen gives back.
 	if val, err := encodeStream(&info); err == nil {
 		if back, err := decodeStream(streamKey(spec.Name), val); err == nil {
+			back.PartitionWidth = info.PartitionWidth
 			info = back
 		}
 	}
@@ -180,11 +211,31 @@ func (db *DB) lookup(name string) (StreamInfo, error) {
 }
 
 // dropPrefixes deletes every key under prefixes (Badger's DropPrefix,
-// which must not run concurrently with itself).
+// which must not run concurrently with itself), in the panes family
+// first, then in meta.
 func (db *DB) dropPrefixes(prefixes ...[]byte) error {
 	db.dropMu.Lock()
 	defer db.dropMu.Unlock()
-	return db.bdb.DropPrefix(prefixes...)
+	var panes, meta [][]byte
+	for _, p := range prefixes {
+		if inPanes(p[0]) {
+			panes = append(panes, p)
+		} else {
+			meta = append(meta, p)
+		}
+	}
+	for _, f := range []struct {
+		bdb      *badger.DB
+		prefixes [][]byte
+	}{{db.panes, panes}, {db.meta, meta}} {
+		if len(f.prefixes) == 0 {
+			continue
+		}
+		if err := f.bdb.DropPrefix(f.prefixes...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteStream removes a stream: its panes and key index (DropPrefix, which
@@ -219,13 +270,13 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		db.regMu.Unlock()
 	}
 
-	prefixes := [][]byte{sidPrefix(prefixEmitCursor, id)}
+	prefixes := [][]byte{sidPrefix(prefixEmitCursor, id), backfillKey(id)}
 	for _, did := range info.dataIDs() {
 		prefixes = append(append(prefixes, tierPrefixes(did)...), sidPrefix(prefixPane, did), sidPrefix(prefixIndex, did), sidPrefix(prefixImportID, did))
 	}
 	err := db.dropPrefixes(prefixes...)
 	if err == nil {
-		err = db.bdb.Update(func(txn *badger.Txn) error {
+		err = db.meta.Update(func(txn *badger.Txn) error {
 			for _, did := range append([]uint32{id}, info.Partitions...) {
 				if err := txn.Delete(checkpointKey(did)); err != nil {
 					return err
@@ -237,7 +288,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 					return err
 				}
 			}
-			if err := txn.Delete(backfillKey(id)); err != nil {
+			if err := txn.Delete(partWidthKey(id)); err != nil {
 				return err
 			}
 			if err := txn.Delete(altersKey(id)); err != nil {
@@ -247,7 +298,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		})
 	}
 	if err == nil {
-		err = db.bdb.Sync()
+		err = db.syncBoth()
 	}
 	if err != nil {
 		restore()

@@ -31,7 +31,7 @@ func (db *DB) TierCursor(ctx context.Context, streamID uint32, tier time.Duratio
 		return 0, false, err
 	}
 	k := tierCursorKey(streamID, tier)
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		end, ok, err = readCursor(txn, k)
 		return err
 	})
@@ -64,7 +64,7 @@ func (db *DB) writeTier(ctx context.Context, streamID uint32, tier time.Duration
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	maxEntry := db.bdb.MaxBatchSize() * 9 / 10
+	maxEntry := db.meta.MaxBatchSize() * 9 / 10
 	sp := tierSpace(streamID, tier)
 	total := 0
 	for i := range panes {
@@ -112,7 +112,7 @@ func (db *DB) writeTier(ctx context.Context, streamID uint32, tier time.Duration
 	if err := db.writeEntries(entries); err != nil {
 		return db.writeFailed("write tier", err)
 	}
-	if err := db.bdb.Sync(); err != nil {
+	if err := db.meta.Sync(); err != nil {
 		return db.writeFailed("write tier", err)
 	}
 	db.writeOK()
@@ -126,8 +126,8 @@ func (db *DB) writeEntries(entries []indexEntry) error {
 	for _, e := range entries {
 		size += int64(len(e.key) + len(e.val) + 16)
 	}
-	if size < db.bdb.MaxBatchSize()*9/10 && len(entries) < int(db.bdb.MaxBatchCount())*9/10 {
-		return db.bdb.Update(func(txn *badger.Txn) error {
+	if size < db.meta.MaxBatchSize()*9/10 && len(entries) < int(db.meta.MaxBatchCount())*9/10 {
+		return db.meta.Update(func(txn *badger.Txn) error {
 			for _, e := range entries {
 				if err := txn.Set(e.key, e.val); err != nil {
 					return err
@@ -136,7 +136,7 @@ func (db *DB) writeEntries(entries []indexEntry) error {
 			return nil
 		})
 	}
-	wb := db.bdb.NewWriteBatch()
+	wb := db.meta.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
 		if err := wb.Set(e.key, e.val); err != nil {
@@ -162,7 +162,7 @@ func (db *DB) FirstPaneAfter(ctx context.Context, streamID uint32, tier time.Dur
 	if err != nil {
 		return 0, false, err
 	}
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err = db.meta.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = sp.index

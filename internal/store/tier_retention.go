@@ -9,14 +9,14 @@ import (
 // retentionCuts returns where the stream's retention cuts each of its
 // spaces at processing time now: the base panes by the stream's retention,
 // each rollup tier by its own. A retention of 0 or less keeps everything.
-func retentionCuts(sid uint32, spec *sketchd.Stream, now int64) []spaceCut {
+func retentionCuts(sid uint32, spec *sketchd.Stream, width int64, now int64) []spaceCut {
 	var out []spaceCut
 	add := func(sp space, r time.Duration) {
 		if r > 0 {
 			out = append(out, spaceCut{sp, floorDiv(now-int64(r), sp.width)})
 		}
 	}
-	add(baseSpace(sid, spec.Granularity.Std()), spec.Retention.Std())
+	add(baseSpace(sid, width), spec.Retention.Std())
 	for _, t := range spec.Rollups {
 		add(tierSpace(sid, t.Granularity.Std()), t.Retention.Std())
 	}

@@ -13,11 +13,12 @@ import (
 const MaxUpdateIDLen = 128
 
 // UpdatePane changes one stored pane outside the ingest path (an admin's
-// import), at most once per id: in one Badger transaction it looks the id
-// up among the stream's applied update ids, and if it is new, reads the
-// pane (key, start) (exists is false, and p holds only Key and Start, when
-// there is none), lets edit change p, and writes the pane, its key-index
-// entry and the id together, then syncs. A retried update with the same id
+// import), at most once per id: it looks the id up among the stream's
+// applied update ids, and if it is new, widens the pane's key-index entry
+// and rewinds the rollup tiers that hold it (meta family, synced), then in
+// one Badger transaction reads the pane (key, start) (exists is false, and
+// p holds only Key and Start, when there is none), lets edit change p, and
+// writes the pane and the id together, then syncs. A retried update with the same id
 // returns applied false and changes nothing; edit is not called. An error
 // from edit aborts the update (it is returned as is).
 //
@@ -54,19 +55,37 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	stripe.Lock()
 	defer stripe.Unlock()
 
-	w := partitionWidth(info.Spec.Granularity.Std())
+	w := info.PartitionWidth
 	part := partitionOf(start, w)
 	pk := appendPaneKey(nil, streamID, part, key, start)
 	ik := indexKey(streamID, part, key)
 	uk := updateIDKey(streamID, id)
-	var editErr error
-	update := func(txn *badger.Txn) error {
-		applied = false
-		if _, err := txn.Get(uk); err == nil {
-			return nil // applied before
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+	if done, err := db.updateApplied(uk); err != nil || done {
+		if err != nil {
+			return false, db.writeFailed("update pane", err)
+		}
+		return false, nil
+	}
+	unlock := db.tierRewound.lock(streamID) // rewindTiers vs tier cursor writes
+	defer unlock()
+	// The key index and the tier rewinds first (meta, synced), then the
+	// pane with its id (panes): a crash between leaves an index entry
+	// wider than its panes and tiers rebuilt for nothing, both harmless,
+	// and the retried update applies it.
+	err = db.meta.Update(func(txn *badger.Txn) error {
+		if err := widenIndex(txn, ik, start, partitionStart(part, w), partitionStart(part+1, w)-1); err != nil {
 			return err
 		}
+		return db.rewindTiers(txn, streamID, &info.Spec, start)
+	})
+	if err == nil {
+		err = db.meta.Sync()
+	}
+	if err != nil {
+		return false, db.updateFailed(err)
+	}
+	var editErr error
+	err = db.panes.Update(func(txn *badger.Txn) error {
 		p := sketchd.PaneRecord{Key: key, Start: start}
 		exists := false
 		item, err := txn.Get(pk)
@@ -84,56 +103,70 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 			return editErr
 		}
 		p.Key, p.Start = key, start
-		if n := int64(len(pk) + paneValueLen(&p)); n > db.bdb.MaxBatchSize()*9/10 {
-			editErr = fmt.Errorf("%w: pane is %d bytes, max %d", ErrInvalid, n, db.bdb.MaxBatchSize()*9/10)
+		if n := int64(len(pk) + paneValueLen(&p)); n > db.panes.MaxBatchSize()*9/10 {
+			editErr = fmt.Errorf("%w: pane is %d bytes, max %d", ErrInvalid, n, db.panes.MaxBatchSize()*9/10)
 			return editErr
 		}
 		if err := txn.Set(pk, appendPaneValue(nil, &p)); err != nil {
 			return err
 		}
-		lo, hi := start, start
-		if item, err := txn.Get(ik); err == nil {
-			if err := item.Value(func(v []byte) error {
-				l, h, err := decodeIndex(ik, v)
-				lo, hi = min(lo, l), max(hi, h)
-				return err
-			}); err != nil {
-				var ce *CorruptError
-				if !errors.As(err, &ce) {
-					return err
-				}
-				lo, hi = partitionStart(part, w), partitionStart(part+1, w)-1
-			}
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		if err := txn.Set(ik, encodeIndex(lo, hi)); err != nil {
-			return err
-		}
-		if err := db.rewindTiers(txn, streamID, &info.Spec, start); err != nil {
-			return err
-		}
-		applied = true
 		return txn.Set(uk, encodeU32(updateIDVersion, uint32(len(id))))
-	}
-	unlock := db.tierRewound.lock(streamID) // rewindTiers vs tier cursor writes
-	err = db.bdb.Update(update)
-	unlock()
-	switch {
-	case editErr != nil:
+	})
+	if editErr != nil {
 		return false, editErr
-	case err != nil:
-		var ce *CorruptError
-		if errors.As(err, &ce) {
-			return false, err
-		}
-		return false, db.writeFailed("update pane", err)
 	}
-	if applied {
-		if err := db.bdb.Sync(); err != nil {
-			return false, db.writeFailed("update pane", err)
-		}
-		db.writeOK()
+	if err == nil {
+		err = db.panes.Sync()
 	}
-	return applied, nil
+	if err != nil {
+		return false, db.updateFailed(err)
+	}
+	db.writeOK()
+	return true, nil
+}
+
+// updateApplied reports whether the update id key uk is stored.
+func (db *DB) updateApplied(uk []byte) (bool, error) {
+	found := false
+	err := db.panes.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(uk)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	return found, err
+}
+
+// updateFailed passes a corrupt stored value through and wraps any other
+// error as a write failure.
+func (db *DB) updateFailed(err error) error {
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return db.writeFailed("update pane", err)
+}
+
+// widenIndex widens the key-index entry ik, in txn, to cover start; a
+// corrupt entry is rewritten as its whole partition [plo, phi].
+func widenIndex(txn *badger.Txn, ik []byte, start, plo, phi int64) error {
+	lo, hi := start, start
+	if item, err := txn.Get(ik); err == nil {
+		if err := item.Value(func(v []byte) error {
+			l, h, err := decodeIndex(ik, v)
+			lo, hi = min(lo, l), max(hi, h)
+			return err
+		}); err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				return err
+			}
+			lo, hi = plo, phi
+		}
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	return txn.Set(ik, encodeIndex(lo, hi))
 }
