@@ -12,9 +12,10 @@ import (
 // (no Commit, no sync): 180 keys with 600 minutes of 1 KiB panes already
 // stored, then flushes that rewrite each key's newest pane (6 KiB, a new
 // minute every 60 flushes), with the store's DefaultOptions. Partitions of
-// a day (today's layout) or an hour; panes alone, or with what a Commit
-// writes beside them in the same transaction ("hot": a key-index entry
-// per pane and the checkpoint, whose keys sort before the panes'). It
+// a day (the default) or an hour; panes alone (the panes family of format
+// 2, families.go), or with what a Commit of format 1 wrote beside them in
+// the same transaction ("hot": a key-index entry per pane and the
+// checkpoint, whose keys sort before the panes'). It
 // reports the compactions' bytes per flush (Badger's expvar; a flush is
 // 1.05 MiB). A level-0 table spans every key its memtable held, so it
 // overlaps every table below in that range: both the day-wide partition
@@ -23,10 +24,10 @@ import (
 //	go test ./internal/store -run '^$' -bench CompactionLayout -benchtime 300x
 //
 // At dc5f665 on the 2-core machine (three runs): day with hot records
-// (today's layout) 1.01-1.03 MiB compacted per flush, day alone 0.61-0.62,
-// hour with hot records 0.56-0.61, hour alone 0.29: hourly partitions
-// help only with the checkpoint and the key index kept out of the panes'
-// key range (a second Badger, or keys that sort with the panes).
+// (format 1) 1.01-1.03 MiB compacted per flush, day alone (format 2)
+// 0.61-0.62, hour with hot records 0.56-0.61, hour alone 0.29: hourly
+// partitions help only with the checkpoint and the key index kept out of
+// the panes' key range, which format 2's second Badger does.
 func BenchmarkCompactionLayout(b *testing.B) {
 	for _, v := range []struct {
 		name  string
