@@ -72,18 +72,18 @@ func (s *server) answer(r *http.Request, key, question string, cacheable bool, c
 			return body, false, nil
 		}
 		fl, lead, busy := s.flights.join(key)
-		old, hasOld := s.answers.stale(question, s.limits.StaleAnswerAge)
-		switch {
-		case lead && busy && hasOld:
-			s.refresh(r, key, question, fl, compute)
-			s.met.staleAnswers.Inc()
-			return old, true, nil
-		case lead:
+		if !lead || busy {
+			if old, ok := s.answers.stale(question, s.limits.StaleAnswerAge); ok {
+				if lead {
+					s.refresh(r, key, question, fl, compute)
+				}
+				s.met.staleAnswers.Inc()
+				return old, true, nil
+			}
+		}
+		if lead {
 			body, err = s.lead(r, key, question, fl, compute)
 			return body, false, err
-		case hasOld:
-			s.met.staleAnswers.Inc()
-			return old, true, nil
 		}
 		select {
 		case <-fl.done:
