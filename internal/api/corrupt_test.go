@@ -18,12 +18,13 @@ import (
 
 // paneBadgerKey builds a pane's Badger key as docs/format.md lays it out:
 // 'P' | sid u32 | part fi64 | klen u16 | key | start fi64, with
-// part = floor(start / W), W the stream's partition width: an hour for a
-// stream created with the default PartitionSpan whose panes divide it.
+// part = floor(start / 24h): the partition width of a stream created with
+// the default PartitionSpan (a day) whose panes divide a day. The panes
+// are in the panes family, the store's directory itself.
 func paneBadgerKey(sid uint32, key string, start int64) []byte {
-	const width = int64(time.Hour)
-	part := start / width
-	if start%width != 0 && start < 0 {
+	const day = int64(24 * time.Hour)
+	part := start / day
+	if start%day != 0 && start < 0 {
 		part--
 	}
 	b := []byte{'P'}
