@@ -28,6 +28,11 @@ type QueryLoad struct {
 	ThresholdsOK bool     `json:"thresholds_ok"`
 	Dropped      int      `json:"dropped"` // k6: arrivals it could not start
 	Commands     []string `json:"commands"`
+	// Timeline is the phase second by second (absent in results of
+	// runners before it).
+	Timeline *Timeline `json:"timeline,omitempty"`
+	// requests are vegeta's requests, for the timeline (not kept).
+	requests []request
 }
 
 // vegetaResult is one line of `vegeta encode -to=json`.
@@ -50,16 +55,7 @@ func ParseVegetaJSON(r io.Reader) (all Latency, byRange map[string]Latency, err 
 		errs int
 	}
 	accs := map[string]*acc{"all": {}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var v vegetaResult
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			return all, nil, fmt.Errorf("vegeta result: %w", err)
-		}
+	err = decodeVegeta(r, func(v vegetaResult) {
 		at := v.Timestamp
 		if at.IsZero() {
 			at = time.Now()
@@ -68,15 +64,15 @@ func ParseVegetaJSON(r io.Reader) (all Latency, byRange map[string]Latency, err 
 		if accs[rng] == nil {
 			accs[rng] = &acc{}
 		}
-		bad := v.Error != "" || v.Code < 200 || v.Code > 299
+		bad := v.failed()
 		for _, a := range []*acc{accs["all"], accs[rng]} {
 			a.ds = append(a.ds, time.Duration(v.Latency))
 			if bad {
 				a.errs++
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
+	})
+	if err != nil {
 		return all, nil, err
 	}
 	byRange = map[string]Latency{}
@@ -89,6 +85,38 @@ func ParseVegetaJSON(r io.Reader) (all Latency, byRange map[string]Latency, err 
 		}
 	}
 	return all, byRange, nil
+}
+
+// failed says whether a request is an error: it has an error or a status
+// outside 2xx.
+func (v vegetaResult) failed() bool { return v.Error != "" || v.Code < 200 || v.Code > 299 }
+
+// decodeVegeta calls each for every result of `vegeta encode -to=json`
+// output.
+func decodeVegeta(r io.Reader, each func(vegetaResult)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var v vegetaResult
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("vegeta result: %w", err)
+		}
+		each(v)
+	}
+	return sc.Err()
+}
+
+// vegetaRequests returns the requests of `vegeta encode -to=json` output:
+// when each was sent, its latency and whether it failed.
+func vegetaRequests(r io.Reader) ([]request, error) {
+	var out []request
+	err := decodeVegeta(r, func(v vegetaResult) {
+		out = append(out, request{At: v.Timestamp, Latency: time.Duration(v.Latency), Bad: v.failed()})
+	})
+	return out, err
 }
 
 // runVegeta attacks at rate for d with the mix and summarizes the results.
@@ -128,6 +156,7 @@ func runVegeta(ctx context.Context, p *procs, vegeta, dir, base string, mix []qu
 	q.All, q.ByRange, err = ParseVegetaJSON(bytesReader(enc))
 	if err == nil {
 		q.All.Rate = float64(q.All.Requests) / d.Seconds()
+		q.requests, err = vegetaRequests(bytesReader(enc))
 	}
 	q.ThresholdsOK = true
 	return q, err

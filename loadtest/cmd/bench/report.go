@@ -266,6 +266,7 @@ func RenderMarkdown(r *Results) string {
 	}
 
 	renderDashboard(p, r)
+	renderTimelines(p, r)
 	renderProfiles(p, r)
 
 	a := r.Accuracy

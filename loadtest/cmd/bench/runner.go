@@ -828,6 +828,17 @@ func (r *runner) activeKeys(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// timed runs one query-load tool with sketchd's /metrics scraped once a
+// second beside it, and joins the scrapes with the tool's requests into
+// the result's timeline.
+func (r *runner) timed(ctx context.Context, run func() (QueryLoad, error)) (QueryLoad, error) {
+	s := startSampler(ctx, r.api.metrics, time.Second)
+	q, err := run()
+	samples, failed := s.finish()
+	q.Timeline = BuildTimeline(samples, failed, q.requests, q.requests != nil)
+	return q, err
+}
+
 // queryLoad runs vegeta, then k6, at the query rate while a publisher
 // ingests LiveRate events/s into pv.
 func (r *runner) queryLoad(ctx context.Context) error {
@@ -872,7 +883,9 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	if r.c.Quick {
 		lowDur = 5 * time.Second
 	}
-	lr, err := runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, low, lowDur)
+	lr, err := r.timed(ctx, func() (QueryLoad, error) {
+		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, low, lowDur)
+	})
 	if err != nil {
 		return fmt.Errorf("vegeta at %d/s: %w", low, err)
 	}
@@ -880,7 +893,9 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	r.phase(fmt.Sprintf("3. vegeta at %d req/s", r.c.QueryRate))
 	heapBefore, heapErr := r.heapSnapshot(ctx, "heap-before-vegeta")
 	prof := r.profileDuring(ctx, fmt.Sprintf("cpu, vegeta %d req/s", r.c.QueryRate), r.c.QueryDur)
-	v, err := runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, r.c.QueryRate, r.c.QueryDur)
+	v, err := r.timed(ctx, func() (QueryLoad, error) {
+		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, r.c.QueryRate, r.c.QueryDur)
+	})
 	if err != nil {
 		return fmt.Errorf("vegeta: %w", err)
 	}
@@ -895,15 +910,19 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	}
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
-		k, err := runK6(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
+		k, err := r.timed(ctx, func() (QueryLoad, error) {
+			return runK6(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
+		})
 		if err != nil {
 			return fmt.Errorf("k6: %w", err)
 		}
 		res.K6 = &k
 		r.phase(fmt.Sprintf("3. dashboard: %d users refreshing every 5s", r.c.DashVUs))
 		prof := r.profileDuring(ctx, "cpu, dashboard", r.c.DashDur)
-		d, err := runDashboard(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "dashboard.js"),
-			querymix.DashboardOf("pv"), r.c.DashVUs, r.c.DashDur)
+		d, err := r.timed(ctx, func() (QueryLoad, error) {
+			return runDashboard(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "dashboard.js"),
+				querymix.DashboardOf("pv"), r.c.DashVUs, r.c.DashDur)
+		})
 		if err != nil {
 			return fmt.Errorf("k6 dashboard: %w", err)
 		}

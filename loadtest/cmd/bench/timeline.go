@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"math"
+	"slices"
+	"time"
+)
+
+// Timeline is one query-load phase second by second: what sketchd's
+// store, garbage collector and CPU did in each second (from /metrics,
+// scraped once a second while the phase ran) beside the latencies of the
+// requests sent in it. It is how the report tells whether Badger's
+// compactions cause the latency tail.
+type Timeline struct {
+	// Samples are the scrapes, as read (cumulative counters); Failed
+	// counts the scrapes that failed (their seconds have no store figures).
+	Samples []StoreSample `json:"samples"`
+	Failed  int           `json:"failed"`
+	// Seconds are the seconds with requests or store figures, in order.
+	Seconds []Second `json:"seconds"`
+	// Latencies says whether the tool kept per-request latencies (vegeta
+	// does; k6 exports only its summary, so its seconds have store
+	// figures only).
+	Latencies bool `json:"latencies"`
+	// Split compares the requests of the seconds in which compactions
+	// wrote more than CompactingBytes with those of the other seconds
+	// (nil without latencies).
+	Split *CompactionSplit `json:"split,omitempty"`
+}
+
+// StoreSample is one scrape of sketchd's /metrics: the counters that show
+// background work competing with the queries.
+type StoreSample struct {
+	At time.Time `json:"at"` // when the scrape was sent
+	// Compaction is sketchd_store_compaction_written_bytes_total summed
+	// over the levels; Commit sketchd_store_commit_bytes_total.
+	Compaction int64 `json:"compaction_bytes"`
+	Commit     int64 `json:"commit_bytes"`
+	// GCCycles is go_gc_duration_seconds_count (or, without it,
+	// go_gc_cycles_total_gc_cycles_total).
+	GCCycles int64 `json:"gc_cycles"`
+	// Tables is sketchd_store_compaction_tables: tables in the
+	// compactions running at the scrape.
+	Tables int64 `json:"compaction_tables"`
+	// CPU is process_cpu_seconds_total.
+	CPU float64 `json:"cpu_seconds"`
+}
+
+// storeSample reads a scrape's counters.
+func storeSample(at time.Time, m Metrics) StoreSample {
+	gc := m.Sum("go_gc_duration_seconds_count")
+	if gc == 0 {
+		gc = m.Sum("go_gc_cycles_total_gc_cycles_total")
+	}
+	return StoreSample{
+		At:         at,
+		Compaction: int64(m.Sum("sketchd_store_compaction_written_bytes_total")),
+		Commit:     int64(m.Sum("sketchd_store_commit_bytes_total")),
+		GCCycles:   int64(gc),
+		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
+		CPU:        m.Sum("process_cpu_seconds_total"),
+	}
+}
+
+// Second is one wall-clock second of a phase.
+type Second struct {
+	At time.Time `json:"at"` // the second's start
+	// The requests sent in the second (vegeta's timestamps), the non-2xx
+	// or failed ones, and their latencies in ms.
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	Max      float64 `json:"max_ms"`
+	// Store says whether two scrapes about a second apart bracket the
+	// second; then the rest is what happened between them: bytes written
+	// by compactions and by commits, GC cycles, CPU seconds used, and the
+	// most tables in running compactions at either scrape.
+	Store           bool    `json:"store"`
+	CompactionBytes int64   `json:"compaction_bytes"`
+	CommitBytes     int64   `json:"commit_bytes"`
+	GCCycles        int64   `json:"gc_cycles"`
+	CPU             float64 `json:"cpu_seconds"`
+	Tables          int64   `json:"compaction_tables"`
+}
+
+// CompactingBytes is the compaction writes that make a second count as
+// compacting in the split.
+const CompactingBytes = 1 << 20
+
+// CompactionSplit is the latency of the requests of the seconds in which
+// compactions wrote more than CompactingBytes against the other seconds
+// with store figures; Unsampled counts the seconds with requests but no
+// store figures (left out of both).
+type CompactionSplit struct {
+	Compacting SplitSide `json:"compacting"`
+	Quiet      SplitSide `json:"quiet"`
+	Unsampled  int       `json:"unsampled"`
+}
+
+// SplitSide is one side of the split: how many seconds and requests, and
+// the p99 over all those requests (NaN-free: 0 without requests).
+type SplitSide struct {
+	Seconds  int     `json:"seconds"`
+	Requests int     `json:"requests"`
+	P99      float64 `json:"p99_ms"`
+}
+
+// request is one request of a load tool: when it was sent, how long it
+// took, whether it failed.
+type request struct {
+	At      time.Time
+	Latency time.Duration
+	Bad     bool
+}
+
+// BuildTimeline joins the scrapes of a phase with its requests (none for
+// a tool without per-request data).
+func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies bool) *Timeline {
+	store := storeSeconds(samples)
+	byReq := requestSeconds(reqs)
+	tl := &Timeline{Samples: samples, Failed: failed, Latencies: latencies}
+	for _, sec := range unionKeys(store, byReq) {
+		s := Second{At: time.Unix(sec, 0).UTC()}
+		if ms, ok := byReq[sec]; ok {
+			s.Requests, s.Errors = len(ms.ms), ms.errs
+			slices.Sort(ms.ms)
+			s.P50, s.P99, s.Max = percentileSorted(ms.ms, 50), percentileSorted(ms.ms, 99), ms.ms[len(ms.ms)-1]
+		}
+		if d, ok := store[sec]; ok {
+			s.Store = true
+			s.CompactionBytes, s.CommitBytes, s.GCCycles, s.CPU, s.Tables = d.Compaction, d.Commit, d.GCCycles, d.CPU, d.Tables
+		}
+		tl.Seconds = append(tl.Seconds, s)
+	}
+	if latencies {
+		tl.Split = splitByCompaction(store, byReq)
+	}
+	return tl
+}
+
+// storeSeconds returns, per unix second, what happened between two
+// consecutive scrapes between 0.5 s and 1.5 s apart, attributed to the
+// second nearest the first scrape (the sampler scrapes just after each
+// whole second). A failed scrape leaves a longer gap: its seconds get
+// nothing. So does a counter that went back (sketchd restarted).
+func storeSeconds(samples []StoreSample) map[int64]StoreSample {
+	out := map[int64]StoreSample{}
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		if gap := b.At.Sub(a.At); gap < time.Second/2 || gap > 3*time.Second/2 {
+			continue
+		}
+		d := StoreSample{At: a.At, Compaction: b.Compaction - a.Compaction, Commit: b.Commit - a.Commit,
+			GCCycles: b.GCCycles - a.GCCycles, CPU: b.CPU - a.CPU, Tables: max(a.Tables, b.Tables)}
+		if d.Compaction < 0 || d.Commit < 0 || d.GCCycles < 0 || d.CPU < 0 {
+			continue
+		}
+		out[a.At.Round(time.Second).Unix()] = d
+	}
+	return out
+}
+
+// secondReqs are the latencies (ms) and failures of one second's requests.
+type secondReqs struct {
+	ms   []float64
+	errs int
+}
+
+// requestSeconds groups requests by the unix second they were sent in.
+func requestSeconds(reqs []request) map[int64]*secondReqs {
+	out := map[int64]*secondReqs{}
+	for _, r := range reqs {
+		if r.At.IsZero() {
+			continue // no timestamp: no second
+		}
+		sec := r.At.Unix()
+		if out[sec] == nil {
+			out[sec] = &secondReqs{}
+		}
+		out[sec].ms = append(out[sec].ms, float64(r.Latency)/float64(time.Millisecond))
+		if r.Bad {
+			out[sec].errs++
+		}
+	}
+	return out
+}
+
+func unionKeys[A, B any](a map[int64]A, b map[int64]B) []int64 {
+	var ks []int64
+	for k := range a {
+		ks = append(ks, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			ks = append(ks, k)
+		}
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// splitByCompaction pools the requests of the compacting seconds and of
+// the quiet ones and takes the p99 of each pool.
+func splitByCompaction(store map[int64]StoreSample, byReq map[int64]*secondReqs) *CompactionSplit {
+	var sp CompactionSplit
+	var hot, cold []float64
+	for sec, rs := range byReq {
+		d, ok := store[sec]
+		switch {
+		case !ok:
+			sp.Unsampled++
+		case d.Compaction > CompactingBytes:
+			sp.Compacting.Seconds++
+			hot = append(hot, rs.ms...)
+		default:
+			sp.Quiet.Seconds++
+			cold = append(cold, rs.ms...)
+		}
+	}
+	sp.Compacting.Requests, sp.Compacting.P99 = len(hot), p99OrZero(hot)
+	sp.Quiet.Requests, sp.Quiet.P99 = len(cold), p99OrZero(cold)
+	return &sp
+}
+
+func p99OrZero(ms []float64) float64 {
+	if p := Percentile(ms, 99); !math.IsNaN(p) {
+		return p
+	}
+	return 0
+}
+
+// secondSampler scrapes /metrics every interval, just after each whole
+// interval of the wall clock, until finished. A scrape that fails (or
+// takes longer than the interval) is counted and its second skipped.
+type secondSampler struct {
+	scrape   func(context.Context) (Metrics, error)
+	interval time.Duration
+	samples  []StoreSample
+	failed   int
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// startSampler starts scraping; finish stops it.
+func startSampler(ctx context.Context, scrape func(context.Context) (Metrics, error), interval time.Duration) *secondSampler {
+	s := &secondSampler{scrape: scrape, interval: interval, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.loop(ctx)
+	return s
+}
+
+func (s *secondSampler) loop(ctx context.Context) {
+	defer close(s.done)
+	for {
+		now := time.Now()
+		wait := time.NewTimer(now.Truncate(s.interval).Add(s.interval).Sub(now))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-s.stop:
+			wait.Stop()
+			return
+		case at := <-wait.C:
+			s.scrapeOnce(ctx, at)
+		}
+	}
+}
+
+func (s *secondSampler) scrapeOnce(ctx context.Context, at time.Time) {
+	sctx, cancel := context.WithTimeout(ctx, s.interval)
+	defer cancel()
+	m, err := s.scrape(sctx)
+	if err != nil {
+		s.failed++
+		return
+	}
+	s.samples = append(s.samples, storeSample(at, m))
+}
+
+// finish stops the sampling and returns the scrapes and how many failed.
+func (s *secondSampler) finish() ([]StoreSample, int) {
+	close(s.stop)
+	<-s.done
+	return s.samples, s.failed
+}

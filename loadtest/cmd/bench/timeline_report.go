@@ -1,0 +1,127 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// topSeconds is how many of the slowest seconds the report lists.
+const topSeconds = 5
+
+// renderTimelines writes, per query-load phase that has a timeline, its
+// slowest seconds with what the store did in them, and whether the
+// seconds with compactions have the worse tail. Results without
+// timelines (older runners) get nothing.
+func renderTimelines(p func(string, ...any), r *Results) {
+	var qs []*QueryLoad
+	for _, q := range []*QueryLoad{r.LowRate, r.Vegeta, r.K6, r.Dashboard} {
+		if q != nil && q.Timeline != nil {
+			qs = append(qs, q)
+		}
+	}
+	if len(qs) == 0 {
+		return
+	}
+	p("\n### Second by second: compactions and the latency tail\n\n")
+	p("While each load ran, the runner scraped sketchd's `/metrics` just after every whole second and took the\n")
+	p("difference of consecutive scrapes: what Badger's compactions wrote (`sketchd_store_compaction_written_bytes_total`,\n")
+	p("all levels), what the commits wrote (`sketchd_store_commit_bytes_total`), GC cycles (`go_gc_duration_seconds_count`),\n")
+	p("CPU seconds (`process_cpu_seconds_total`) and the most tables in running compactions at either scrape\n")
+	p("(`sketchd_store_compaction_tables`). A failed scrape leaves its neighbouring seconds without these (\"–\").\n")
+	p("Latencies are those of the requests vegeta sent in that second (its results file); k6 keeps no\n")
+	p("per-request data, only its summary, so its phases show the store's seconds alone.\n")
+	for _, q := range qs {
+		renderTimeline(p, q)
+	}
+}
+
+func renderTimeline(p func(string, ...any), q *QueryLoad) {
+	tl := q.Timeline
+	withStore := 0
+	for _, s := range tl.Seconds {
+		if s.Store {
+			withStore++
+		}
+	}
+	p("\n%s at %s req/s for %s: %d scrapes, %d failed; %d seconds with store figures.\n", q.Tool, thousands(int64(q.Rate)),
+		q.Duration, len(tl.Samples), tl.Failed, withStore)
+	if !tl.Latencies {
+		renderStoreOnly(p, tl)
+		return
+	}
+	top := slowestSeconds(tl.Seconds, topSeconds)
+	if len(top) == 0 {
+		p("No request has a timestamp.\n")
+		return
+	}
+	p("\n| second (UTC) | requests | errors | p50 | p99 | compactions wrote | commits wrote | GC cycles | CPU | compaction tables |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range top {
+		comp, commit, gc, cpu, tables := "–", "–", "–", "–", "–"
+		if s.Store {
+			comp, commit = mib(s.CompactionBytes), mib(s.CommitBytes)
+			gc, cpu, tables = fmt.Sprint(s.GCCycles), fmt.Sprintf("%.2f s", s.CPU), fmt.Sprint(s.Tables)
+		}
+		p("| %s | %s | %d | %.2f ms | %.2f ms | %s | %s | %s | %s | %s |\n", s.At.Format("15:04:05"), thousands(int64(s.Requests)),
+			s.Errors, s.P50, s.P99, comp, commit, gc, cpu, tables)
+	}
+	if sp := tl.Split; sp != nil {
+		p("\n%s\n", splitLine(sp))
+	}
+}
+
+// slowestSeconds returns up to n seconds with requests, highest p99
+// first (earlier first among equals).
+func slowestSeconds(secs []Second, n int) []Second {
+	var out []Second
+	for _, s := range secs {
+		if s.Requests > 0 {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Second) int { return cmp.Compare(b.P99, a.P99) })
+	return out[:min(n, len(out))]
+}
+
+// splitLine is the report's verdict on compactions and the tail.
+func splitLine(sp *CompactionSplit) string {
+	side := func(s SplitSide) string {
+		if s.Requests == 0 {
+			return fmt.Sprintf("no requests (%d s)", s.Seconds)
+		}
+		return fmt.Sprintf("p99 %.2f ms over %s requests in %d s", s.P99, thousands(int64(s.Requests)), s.Seconds)
+	}
+	line := fmt.Sprintf("Seconds in which compactions wrote more than %s: %s; the other seconds: %s",
+		mib(CompactingBytes), side(sp.Compacting), side(sp.Quiet))
+	if sp.Unsampled > 0 {
+		line += fmt.Sprintf("; %d s with requests but no store figures left out", sp.Unsampled)
+	}
+	return line + "."
+}
+
+// renderStoreOnly sums up a phase without per-request latencies.
+func renderStoreOnly(p func(string, ...any), tl *Timeline) {
+	var comp, commit, gc int64
+	var cpu float64
+	busy := 0
+	var worst Second
+	for _, s := range tl.Seconds {
+		if !s.Store {
+			continue
+		}
+		comp, commit, gc, cpu = comp+s.CompactionBytes, commit+s.CommitBytes, gc+s.GCCycles, cpu+s.CPU
+		if s.CompactionBytes > CompactingBytes {
+			busy++
+		}
+		if s.CompactionBytes > worst.CompactionBytes {
+			worst = s
+		}
+	}
+	p("No per-request latencies to join. Over those seconds compactions wrote %s (more than %s in %d of them",
+		mib(comp), mib(CompactingBytes), busy)
+	if worst.CompactionBytes > 0 {
+		p("; the most, %s, at %s", mib(worst.CompactionBytes), worst.At.Format("15:04:05"))
+	}
+	p("), commits %s; %d GC cycles; sketchd used %.1f CPU seconds.\n", mib(commit), gc, cpu)
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// t0 is the first whole second of the synthetic phases.
+var t0 = time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
+
+// scrapes returns one sample just after each of the seconds t0+0 .. t0+n
+// (n+1 samples), with compaction bytes written in second i given by
+// comp[i] (MiB), commits 0.5 MiB, one GC cycle and 0.25 CPU s per second;
+// skip leaves out the scrapes at those seconds (they failed).
+func scrapes(comp []int64, skip ...int) []StoreSample {
+	var out []StoreSample
+	var c StoreSample
+	for i := 0; i <= len(comp); i++ {
+		c.At = t0.Add(time.Duration(i)*time.Second + 12*time.Millisecond)
+		if !slices.Contains(skip, i) {
+			out = append(out, c)
+		}
+		if i < len(comp) {
+			c.Compaction += comp[i] << 20
+			c.Commit += 1 << 19
+			c.GCCycles++
+			c.CPU += 0.25
+			c.Tables = comp[i] // tables in running compactions at the next scrape
+		}
+	}
+	return out
+}
+
+// requests returns 100 requests in each second i, spread over it, of
+// which the last 5 take slow[i] ms (so the second's p99 is slow[i]) and
+// the rest 1 ms; the first bad[i] of them failed.
+func requests(slow []float64, bad []int) []request {
+	var out []request
+	for i, s := range slow {
+		for j := range 100 {
+			r := request{At: t0.Add(time.Duration(i)*time.Second + time.Duration(j)*10*time.Millisecond), Latency: time.Millisecond}
+			if j >= 95 {
+				r.Latency = time.Duration(s * float64(time.Millisecond))
+			}
+			r.Bad = j < bad[i]
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestBuildTimeline: the scrapes' differences land in the right seconds,
+// failed scrapes and counters that went back leave seconds without store
+// figures, and the split pools the requests of the compacting seconds
+// against the quiet ones.
+func TestBuildTimeline(t *testing.T) {
+	tests := []struct {
+		name      string
+		comp      []int64 // MiB compactions wrote in each second
+		skip      []int   // scrapes that failed
+		reset     bool    // the scrape at 2 s reads 0 compaction bytes
+		slow      []float64
+		bad       []int
+		latencies bool
+		// per second from t0: store figures present, compaction MiB
+		wantStore []bool
+		wantComp  []int64
+		wantSplit *CompactionSplit
+	}{{
+		name:      "compactions in the slow seconds",
+		comp:      []int64{0, 5, 8, 0, 0},
+		slow:      []float64{1, 40, 98, 1, 1},
+		bad:       []int{0, 2, 0, 0, 0},
+		latencies: true,
+		wantStore: []bool{true, true, true, true, true},
+		wantComp:  []int64{0, 5, 8, 0, 0},
+		// 200 requests, 5 at 40 ms and 5 at 98 ms: the 198th is 98 ms.
+		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 98},
+			Quiet: SplitSide{Seconds: 3, Requests: 300, P99: 1}},
+	}, {
+		name:      "exactly 1 MiB is not compacting",
+		comp:      []int64{1, 2},
+		slow:      []float64{30, 1},
+		bad:       []int{0, 0},
+		latencies: true,
+		wantStore: []bool{true, true},
+		wantComp:  []int64{1, 2},
+		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 1, Requests: 100, P99: 1},
+			Quiet: SplitSide{Seconds: 1, Requests: 100, P99: 30}},
+	}, {
+		name:      "a failed scrape skips the seconds on both sides",
+		comp:      []int64{3, 3, 3, 3},
+		skip:      []int{2},
+		slow:      []float64{1, 50, 50, 1},
+		bad:       []int{0, 0, 0, 0},
+		latencies: true,
+		wantStore: []bool{true, false, false, true},
+		wantComp:  []int64{3, 0, 0, 3},
+		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 2},
+	}, {
+		name:      "a counter that went back (restart) is no figure",
+		comp:      []int64{2, 2, 2},
+		reset:     true,
+		slow:      []float64{1, 1, 1},
+		bad:       []int{0, 0, 0},
+		latencies: true,
+		wantStore: []bool{true, false, true},
+		wantComp:  []int64{2, 0, 6}, // from 0 after the reset to 6 MiB
+		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 1},
+	}, {
+		name:      "no latencies (k6): store seconds only, no split",
+		comp:      []int64{0, 4},
+		wantStore: []bool{true, true},
+		wantComp:  []int64{0, 4},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			samples := scrapes(tc.comp, tc.skip...)
+			if tc.reset {
+				samples[2].Compaction = 0
+			}
+			var reqs []request
+			if tc.slow != nil {
+				reqs = requests(tc.slow, tc.bad)
+			}
+			tl := BuildTimeline(samples, len(tc.skip), reqs, tc.latencies)
+			if len(tl.Seconds) != len(tc.wantStore) {
+				t.Fatalf("%d seconds, want %d: %+v", len(tl.Seconds), len(tc.wantStore), tl.Seconds)
+			}
+			for i, s := range tl.Seconds {
+				if want := t0.Add(time.Duration(i) * time.Second); !s.At.Equal(want) {
+					t.Errorf("second %d at %s, want %s", i, s.At, want)
+				}
+				if s.Store != tc.wantStore[i] || s.CompactionBytes != tc.wantComp[i]<<20 {
+					t.Errorf("second %d: store %v, compactions %d B; want %v, %d MiB", i, s.Store, s.CompactionBytes, tc.wantStore[i], tc.wantComp[i])
+				}
+				if s.Store && (s.CommitBytes != 1<<19 || s.GCCycles != 1 || s.CPU != 0.25 || s.Tables != max(tc.comp[i], prevComp(tc.comp, i))) {
+					t.Errorf("second %d: commits %d B, GC %d, CPU %.2f, tables %d", i, s.CommitBytes, s.GCCycles, s.CPU, s.Tables)
+				}
+				if reqs != nil && (s.Requests != 100 || s.Errors != tc.bad[i] || s.P99 != tc.slow[i]) {
+					t.Errorf("second %d: %d requests, %d errors, p99 %.2f; want 100, %d, %.2f", i, s.Requests, s.Errors, s.P99, tc.bad[i], tc.slow[i])
+				}
+			}
+			if tl.Failed != len(tc.skip) || len(tl.Samples) != len(samples) {
+				t.Errorf("%d samples, %d failed kept; want %d, %d", len(tl.Samples), tl.Failed, len(samples), len(tc.skip))
+			}
+			if tc.wantSplit == nil {
+				if tl.Split != nil {
+					t.Errorf("split %+v, want none", *tl.Split)
+				}
+				return
+			}
+			if tl.Split == nil || *tl.Split != *tc.wantSplit {
+				t.Errorf("split %+v, want %+v", tl.Split, *tc.wantSplit)
+			}
+		})
+	}
+}
+
+// prevComp is the compaction tables at the scrape before second i (the
+// fixture sets the tables to the MiB of the second before).
+func prevComp(comp []int64, i int) int64 {
+	if i == 0 {
+		return 0
+	}
+	return comp[i-1]
+}
+
+// TestBuildTimelineRequests: per-second p50, p99, max and errors, and
+// the slowest seconds in order.
+func TestBuildTimelineRequests(t *testing.T) {
+	tl := BuildTimeline(scrapes([]int64{0, 0, 0}), 0, requests([]float64{1, 98, 1}, []int{0, 3, 0}), true)
+	got := tl.Seconds[1]
+	if got.Requests != 100 || got.Errors != 3 || got.P50 != 1 || got.P99 != 98 || got.Max != 98 {
+		t.Errorf("second 1: %+v, want 100 requests, 3 errors, p50 1, p99 98, max 98", got)
+	}
+	top := slowestSeconds(tl.Seconds, 2)
+	if len(top) != 2 || !top[0].At.Equal(t0.Add(time.Second)) || !top[1].At.Equal(t0) {
+		t.Errorf("slowest seconds %+v, want 1 s then 0 s (the earlier of equals)", top)
+	}
+}
+
+// TestRenderTimeline: the section lists the slowest seconds with their
+// store figures and the split line; a phase without latencies gets a
+// summary; results without timelines (older runners) get no section.
+func TestRenderTimeline(t *testing.T) {
+	r := fixture()
+	if md := RenderMarkdown(r); strings.Contains(md, "Second by second") {
+		t.Error("section rendered without timelines")
+	}
+	r.Vegeta.Timeline = BuildTimeline(scrapes([]int64{0, 5, 8, 0, 0, 0, 0}, 6),
+		1, requests([]float64{1, 40, 98, 1, 2, 3, 4}, []int{0, 2, 0, 0, 0, 0, 0}), true)
+	r.K6.Timeline = BuildTimeline(scrapes([]int64{0, 4, 0}), 0, nil, false)
+	md := RenderMarkdown(r)
+	for _, want := range []string{
+		"### Second by second: compactions and the latency tail",
+		"vegeta at 1,000 req/s for 30s: 7 scrapes, 1 failed; 5 seconds with store figures.",
+		"| 21:00:02 | 100 | 0 | 1.00 ms | 98.00 ms | 8.0 MiB | 0.5 MiB | 1 | 0.25 s | 8 |",
+		"| 21:00:01 | 100 | 2 | 1.00 ms | 40.00 ms | 5.0 MiB | 0.5 MiB | 1 | 0.25 s | 5 |",
+		"| 21:00:06 | 100 | 0 | 1.00 ms | 4.00 ms | – | – | – | – | – |",
+		"Seconds in which compactions wrote more than 1.0 MiB: p99 98.00 ms over 200 requests in 2 s; " +
+			"the other seconds: p99 2.00 ms over 300 requests in 3 s; 2 s with requests but no store figures left out.",
+		"k6 at 1,000 req/s for 30s: 4 scrapes, 0 failed; 3 seconds with store figures.",
+		"compactions wrote 4.0 MiB (more than 1.0 MiB in 1 of them; the most, 4.0 MiB, at 21:00:01), commits 1.5 MiB; 3 GC cycles; sketchd used 0.8 CPU seconds.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "| 21:00:00 |") {
+		t.Error("more than the 5 slowest seconds listed")
+	}
+}
+
+// TestSecondSampler scrapes a real Prometheus handler (the store's
+// counters, and the Go and process collectors sketchd registers) that
+// fails every third request: each failure is counted, never recorded,
+// and the samples carry the counters.
+func TestSecondSampler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	written := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sketchd_store_compaction_written_bytes_total"}, []string{"level"})
+	commit := prometheus.NewCounter(prometheus.CounterOpts{Name: "sketchd_store_commit_bytes_total"})
+	reg.MustRegister(written, commit, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	written.WithLabelValues("1").Add(3 << 20)
+	written.WithLabelValues("2").Add(4 << 20)
+	commit.Add(1 << 20)
+
+	var mu sync.Mutex
+	served, failedServed := 0, 0
+	enough := make(chan struct{})
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		served++
+		n := served
+		if n%3 == 0 {
+			failedServed++
+		}
+		if n == 9 {
+			close(enough)
+		}
+		mu.Unlock()
+		if n%3 == 0 {
+			http.Error(w, "scrape failed", http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+
+	runtime.GC() // at least one cycle for go_gc_duration_seconds_count
+	s := startSampler(context.Background(), newClient(srv.URL).metrics, 20*time.Millisecond)
+	<-enough
+	samples, failed := s.finish()
+	mu.Lock()
+	defer mu.Unlock()
+	// A scrape that timed out on the client is a failure the server
+	// counted as served; none is recorded twice or lost.
+	if len(samples)+failed != served || failed < failedServed {
+		t.Errorf("%d samples + %d failed, server saw %d scrapes of which it failed %d", len(samples), failed, served, failedServed)
+	}
+	for _, sm := range samples {
+		if sm.Compaction != 7<<20 || sm.Commit != 1<<20 || sm.GCCycles <= 0 || sm.CPU <= 0 || sm.At.IsZero() {
+			t.Errorf("sample %+v: want compactions 7 MiB, commits 1 MiB, GC cycles and CPU > 0", sm)
+		}
+	}
+}
