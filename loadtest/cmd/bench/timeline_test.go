@@ -276,3 +276,34 @@ func TestSecondSampler(t *testing.T) {
 		}
 	}
 }
+
+// TestVegetaRequests: vegeta's results give each request's send time,
+// latency and failure (an error or a status outside 2xx), and the
+// timeline groups them by the second they were sent in.
+func TestVegetaRequests(t *testing.T) {
+	lines := `{"code":200,"latency":2000000,"error":"","timestamp":"2026-12-05T21:00:00.999Z","url":"http://127.0.0.1:1/v1/x"}
+{"code":503,"latency":90000000,"error":"","timestamp":"2026-12-05T21:00:01.000Z","url":"http://127.0.0.1:1/v1/x"}
+{"code":0,"latency":10000000000,"error":"timeout","timestamp":"2026-12-05T21:00:01.500+00:00","url":"http://127.0.0.1:1/v1/x"}
+
+{"code":204,"latency":1000000,"error":"","timestamp":"2026-12-05T22:00:01.9+01:00","url":"http://127.0.0.1:1/v1/x"}
+`
+	reqs, err := vegetaRequests(strings.NewReader(lines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != 4 || !reqs[0].At.Equal(t0.Add(999*time.Millisecond)) || reqs[1].Latency != 90*time.Millisecond ||
+		reqs[0].Bad || !reqs[1].Bad || !reqs[2].Bad || reqs[3].Bad {
+		t.Fatalf("requests %+v", reqs)
+	}
+	tl := BuildTimeline(nil, 0, reqs, true)
+	if len(tl.Seconds) != 2 || tl.Seconds[0].Requests != 1 || tl.Seconds[1].Requests != 3 || tl.Seconds[1].Errors != 2 ||
+		tl.Seconds[1].Max != 10_000 {
+		t.Errorf("seconds %+v, want 1 request at 21:00:00, 3 (2 failed, max 10 s) at 21:00:01", tl.Seconds)
+	}
+	if sp := tl.Split; sp == nil || sp.Unsampled != 2 || sp.Compacting.Seconds+sp.Quiet.Seconds != 0 {
+		t.Errorf("split %+v, want 2 unsampled seconds", sp)
+	}
+	if _, err := vegetaRequests(strings.NewReader("{not json\n")); err == nil {
+		t.Error("bad JSON: no error")
+	}
+}
