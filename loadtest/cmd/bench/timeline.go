@@ -25,8 +25,12 @@ type Timeline struct {
 	Latencies bool `json:"latencies"`
 	// Split compares the requests of the seconds in which compactions
 	// wrote more than CompactingBytes with those of the other seconds
-	// (nil without latencies).
-	Split *CompactionSplit `json:"split,omitempty"`
+	// (nil without latencies). Badger adds a compaction's bytes only when
+	// it finishes, so a long compaction counts in its last second only;
+	// SplitRunning therefore also counts the seconds in which one was
+	// running at either scrape (compaction tables > 0) or finished.
+	Split        *CompactionSplit `json:"split,omitempty"`
+	SplitRunning *CompactionSplit `json:"split_running,omitempty"`
 }
 
 // StoreSample is one scrape of sketchd's /metrics: the counters that show
@@ -89,10 +93,9 @@ type Second struct {
 // compacting in the split.
 const CompactingBytes = 1 << 20
 
-// CompactionSplit is the latency of the requests of the seconds in which
-// compactions wrote more than CompactingBytes against the other seconds
-// with store figures; Unsampled counts the seconds with requests but no
-// store figures (left out of both).
+// CompactionSplit is the latency of the requests of the compacting
+// seconds against the other seconds with store figures; Unsampled counts
+// the seconds with requests but no store figures (left out of both).
 type CompactionSplit struct {
 	Compacting SplitSide `json:"compacting"`
 	Quiet      SplitSide `json:"quiet"`
@@ -135,7 +138,8 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 		tl.Seconds = append(tl.Seconds, s)
 	}
 	if latencies {
-		tl.Split = splitByCompaction(store, byReq)
+		tl.Split = splitBy(store, byReq, func(d StoreSample) bool { return d.Compaction > CompactingBytes })
+		tl.SplitRunning = splitBy(store, byReq, func(d StoreSample) bool { return d.Tables > 0 || d.Compaction > 0 })
 	}
 	return tl
 }
@@ -201,9 +205,9 @@ func unionKeys[A, B any](a map[int64]A, b map[int64]B) []int64 {
 	return ks
 }
 
-// splitByCompaction pools the requests of the compacting seconds and of
-// the quiet ones and takes the p99 of each pool.
-func splitByCompaction(store map[int64]StoreSample, byReq map[int64]*secondReqs) *CompactionSplit {
+// splitBy pools the requests of the seconds whose store figures are
+// compacting and of the other ones and takes the p99 of each pool.
+func splitBy(store map[int64]StoreSample, byReq map[int64]*secondReqs, compacting func(StoreSample) bool) *CompactionSplit {
 	var sp CompactionSplit
 	var hot, cold []float64
 	for sec, rs := range byReq {
@@ -211,7 +215,7 @@ func splitByCompaction(store map[int64]StoreSample, byReq map[int64]*secondReqs)
 		switch {
 		case !ok:
 			sp.Unsampled++
-		case d.Compaction > CompactingBytes:
+		case compacting(d):
 			sp.Compacting.Seconds++
 			hot = append(hot, rs.ms...)
 		default:

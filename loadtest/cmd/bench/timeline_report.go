@@ -29,6 +29,8 @@ func renderTimelines(p func(string, ...any), r *Results) {
 	p("all levels), what the commits wrote (`sketchd_store_commit_bytes_total`), GC cycles (`go_gc_duration_seconds_count`),\n")
 	p("CPU seconds (`process_cpu_seconds_total`) and the most tables in running compactions at either scrape\n")
 	p("(`sketchd_store_compaction_tables`). A failed scrape leaves its neighbouring seconds without these (\"–\").\n")
+	p("Badger adds a compaction's bytes when it finishes, so a compaction that runs for several seconds shows\n")
+	p("its tables in each and its bytes in the last: hence the second line per phase.\n")
 	p("Latencies are those of the requests vegeta sent in that second (its results file); k6 keeps no\n")
 	p("per-request data, only its summary, so its phases show the store's seconds alone.\n")
 	for _, q := range qs {
@@ -66,8 +68,11 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 		p("| %s | %s | %d | %.2f ms | %.2f ms | %s | %s | %s | %s | %s |\n", s.At.Format("15:04:05"), thousands(int64(s.Requests)),
 			s.Errors, s.P50, s.P99, comp, commit, gc, cpu, tables)
 	}
-	if sp := tl.Split; sp != nil {
-		p("\n%s\n", splitLine(sp))
+	if tl.Split != nil {
+		p("\n%s\n", splitLine(tl.Split, "compactions wrote more than "+mib(CompactingBytes)))
+	}
+	if tl.SplitRunning != nil {
+		p("\n%s\n", splitLine(tl.SplitRunning, "a compaction ran (compaction tables > 0 at either scrape) or finished"))
 	}
 }
 
@@ -84,16 +89,16 @@ func slowestSeconds(secs []Second, n int) []Second {
 	return out[:min(n, len(out))]
 }
 
-// splitLine is the report's verdict on compactions and the tail.
-func splitLine(sp *CompactionSplit) string {
+// splitLine is the report's verdict on compactions and the tail: the
+// seconds in which what happened against the others.
+func splitLine(sp *CompactionSplit, what string) string {
 	side := func(s SplitSide) string {
 		if s.Requests == 0 {
 			return fmt.Sprintf("no requests (%d s)", s.Seconds)
 		}
 		return fmt.Sprintf("p99 %.2f ms over %s requests in %d s", s.P99, thousands(int64(s.Requests)), s.Seconds)
 	}
-	line := fmt.Sprintf("Seconds in which compactions wrote more than %s: %s; the other seconds: %s",
-		mib(CompactingBytes), side(sp.Compacting), side(sp.Quiet))
+	line := fmt.Sprintf("Seconds in which %s: %s; the other seconds: %s", what, side(sp.Compacting), side(sp.Quiet))
 	if sp.Unsampled > 0 {
 		line += fmt.Sprintf("; %d s with requests but no store figures left out", sp.Unsampled)
 	}

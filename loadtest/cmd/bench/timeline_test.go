@@ -77,6 +77,8 @@ func TestBuildTimeline(t *testing.T) {
 		wantStore []bool
 		wantComp  []int64
 		wantSplit *CompactionSplit
+		// the split by compactions running or finished
+		wantRunning *CompactionSplit
 	}{{
 		name:      "compactions in the slow seconds",
 		comp:      []int64{0, 5, 8, 0, 0},
@@ -88,6 +90,9 @@ func TestBuildTimeline(t *testing.T) {
 		// 200 requests, 5 at 40 ms and 5 at 98 ms: the 198th is 98 ms.
 		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 98},
 			Quiet: SplitSide{Seconds: 3, Requests: 300, P99: 1}},
+		// 3 s: at the scrape ending 2 s the 8 MiB compaction's tables still show
+		wantRunning: &CompactionSplit{Compacting: SplitSide{Seconds: 3, Requests: 300, P99: 98},
+			Quiet: SplitSide{Seconds: 2, Requests: 200, P99: 1}},
 	}, {
 		name:      "exactly 1 MiB is not compacting",
 		comp:      []int64{1, 2},
@@ -98,26 +103,29 @@ func TestBuildTimeline(t *testing.T) {
 		wantComp:  []int64{1, 2},
 		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 1, Requests: 100, P99: 1},
 			Quiet: SplitSide{Seconds: 1, Requests: 100, P99: 30}},
+		wantRunning: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 30}},
 	}, {
-		name:      "a failed scrape skips the seconds on both sides",
-		comp:      []int64{3, 3, 3, 3},
-		skip:      []int{2},
-		slow:      []float64{1, 50, 50, 1},
-		bad:       []int{0, 0, 0, 0},
-		latencies: true,
-		wantStore: []bool{true, false, false, true},
-		wantComp:  []int64{3, 0, 0, 3},
-		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 2},
+		name:        "a failed scrape skips the seconds on both sides",
+		comp:        []int64{3, 3, 3, 3},
+		skip:        []int{2},
+		slow:        []float64{1, 50, 50, 1},
+		bad:         []int{0, 0, 0, 0},
+		latencies:   true,
+		wantStore:   []bool{true, false, false, true},
+		wantComp:    []int64{3, 0, 0, 3},
+		wantSplit:   &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 2},
+		wantRunning: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 2},
 	}, {
-		name:      "a counter that went back (restart) is no figure",
-		comp:      []int64{2, 2, 2},
-		reset:     true,
-		slow:      []float64{1, 1, 1},
-		bad:       []int{0, 0, 0},
-		latencies: true,
-		wantStore: []bool{true, false, true},
-		wantComp:  []int64{2, 0, 6}, // from 0 after the reset to 6 MiB
-		wantSplit: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 1},
+		name:        "a counter that went back (restart) is no figure",
+		comp:        []int64{2, 2, 2},
+		reset:       true,
+		slow:        []float64{1, 1, 1},
+		bad:         []int{0, 0, 0},
+		latencies:   true,
+		wantStore:   []bool{true, false, true},
+		wantComp:    []int64{2, 0, 6}, // from 0 after the reset to 6 MiB
+		wantSplit:   &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 1},
+		wantRunning: &CompactionSplit{Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 1}, Unsampled: 1},
 	}, {
 		name:      "no latencies (k6): store seconds only, no split",
 		comp:      []int64{0, 4},
@@ -155,16 +163,19 @@ func TestBuildTimeline(t *testing.T) {
 			if tl.Failed != len(tc.skip) || len(tl.Samples) != len(samples) {
 				t.Errorf("%d samples, %d failed kept; want %d, %d", len(tl.Samples), tl.Failed, len(samples), len(tc.skip))
 			}
-			if tc.wantSplit == nil {
-				if tl.Split != nil {
-					t.Errorf("split %+v, want none", *tl.Split)
-				}
-				return
-			}
-			if tl.Split == nil || *tl.Split != *tc.wantSplit {
-				t.Errorf("split %+v, want %+v", tl.Split, *tc.wantSplit)
-			}
+			checkSplit(t, "split", tl.Split, tc.wantSplit)
+			checkSplit(t, "split by running compactions", tl.SplitRunning, tc.wantRunning)
 		})
+	}
+}
+
+func checkSplit(t *testing.T, name string, got, want *CompactionSplit) {
+	t.Helper()
+	switch {
+	case want == nil && got != nil:
+		t.Errorf("%s %+v, want none", name, *got)
+	case want != nil && (got == nil || *got != *want):
+		t.Errorf("%s %+v, want %+v", name, got, *want)
 	}
 }
 
@@ -211,6 +222,8 @@ func TestRenderTimeline(t *testing.T) {
 		"| 21:00:06 | 100 | 0 | 1.00 ms | 4.00 ms | – | – | – | – | – |",
 		"Seconds in which compactions wrote more than 1.0 MiB: p99 98.00 ms over 200 requests in 2 s; " +
 			"the other seconds: p99 2.00 ms over 300 requests in 3 s; 2 s with requests but no store figures left out.",
+		"Seconds in which a compaction ran (compaction tables > 0 at either scrape) or finished: p99 98.00 ms over 300 requests in 3 s; " +
+			"the other seconds: p99 2.00 ms over 200 requests in 2 s; 2 s with requests but no store figures left out.",
 		"k6 at 1,000 req/s for 30s: 4 scrapes, 0 failed; 3 seconds with store figures.",
 		"compactions wrote 4.0 MiB (more than 1.0 MiB in 1 of them; the most, 4.0 MiB, at 21:00:01), commits 1.5 MiB; 3 GC cycles; sketchd used 0.8 CPU seconds.",
 	} {
