@@ -14,9 +14,9 @@ import (
 )
 
 // DB is the sketchd store: stream specs, panes, key index and checkpoints
-// in two Badger databases (families.go). It is safe for concurrent use. Commits of one
-// stream are expected from one goroutine at a time (the stream's flusher);
-// commits of different streams may run concurrently.
+// in two Badger databases (families.go). It is safe for concurrent use.
+// Commits of one stream are expected from one goroutine at a time (the
+// stream's flusher); commits of different streams may run concurrently.
 //
 // Goroutines: Open starts one background goroutine (retention and
 // value-log GC), owned by the DB and stopped by Close. Badger's own
