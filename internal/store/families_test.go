@@ -91,9 +91,9 @@ func describeStore(t *testing.T, db *DB) string {
 	return strings.Join(out, "\n")
 }
 
-// collapseToV1 turns a closed store in dir into what format version 1
-// wrote: one Badger in dir holding every key, marked version 1.
-func collapseToV1(t *testing.T, dir string) {
+// openRawFamilies opens the two Badger databases of the closed store in
+// dir, behind the store's back; the caller closes them.
+func openRawFamilies(t *testing.T, dir string) (panes, meta *badger.DB) {
 	t.Helper()
 	bo := func(d string) badger.Options {
 		return quietOptions().withDefaults().badgerOptions(d, badgerLogger{log: testLogger(t)})
@@ -102,11 +102,20 @@ func collapseToV1(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := badger.Open(bo(metaDir(dir)))
+	meta, err = badger.Open(bo(metaDir(dir)))
 	if err != nil {
+		_ = panes.Close()
 		t.Fatal(err)
 	}
-	err = meta.View(func(mt *badger.Txn) error {
+	return panes, meta
+}
+
+// collapseToV1 turns a closed store in dir into what format version 1
+// wrote: one Badger in dir holding every key, marked version 1.
+func collapseToV1(t *testing.T, dir string) {
+	t.Helper()
+	panes, meta := openRawFamilies(t, dir)
+	err := meta.View(func(mt *badger.Txn) error {
 		it := mt.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		return panes.Update(func(pt *badger.Txn) error {
@@ -211,17 +220,7 @@ func TestMigrateFromOneBadger(t *testing.T) {
 // dir (the copy into meta) and stops, as a crash after it would.
 func copyOnly(t *testing.T, dir string) {
 	t.Helper()
-	bo := func(d string) badger.Options {
-		return quietOptions().withDefaults().badgerOptions(d, badgerLogger{log: testLogger(t)})
-	}
-	panes, err := badger.Open(bo(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := badger.Open(bo(metaDir(dir)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	panes, meta := openRawFamilies(t, dir)
 	db := &DB{panes: panes, meta: meta, log: testLogger(t)}
 	n, err := db.copyToMeta()
 	if err != nil || n == 0 {
