@@ -345,7 +345,14 @@ func TestClusterFencedZombie(t *testing.T) {
 	if last.Owner != a.m.instance || last.Epoch <= rec.Epoch {
 		t.Errorf("partition 0's last record: owner %q epoch %d, want %q after the intruder's epoch %d", last.Owner, last.Epoch, a.m.instance, rec.Epoch)
 	}
-	// Exactly once: stored events equal n above; the counters agree.
+	// Exactly once: stored events equal n above; the counters agree once
+	// the reclaimed partition has published its status (after its commit
+	// returns, which is after its panes are readable).
+	waitFor(t, 10*time.Second, "the counters", func() (bool, string) {
+		st, _ := a.m.Get(context.Background(), "pv")
+		c := st.Counters
+		return c.OnTime+c.Late >= n, fmt.Sprintf("counters %+v", c)
+	})
 	st, _ := a.m.Get(context.Background(), "pv")
 	if c := st.Counters; c.OnTime+c.Late != n {
 		t.Errorf("counters %+v, want %d applied", c, n)
