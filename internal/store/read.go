@@ -13,8 +13,9 @@ import (
 
 // Reads run in one Badger read transaction (a consistent snapshot of one
 // family; a read of the key index and the panes takes the index's first,
-// see families.go) and call fn inside it: fn may call other DB methods, but Close waits for the read
-// to return. The records handed to fn are fresh copies fn may keep.
+// see families.go) and call fn inside it: fn may call other DB methods,
+// but Close waits for the read to return. The records handed to fn are
+// fresh copies fn may keep.
 
 // paneWidth returns the partition width of a registered stream.
 func (db *DB) paneWidth(streamID uint32) (int64, error) {
