@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +123,10 @@ type answerKeyer interface {
 // order_by, ...); ?pretty is read from the context as marshalJSON does.
 // The same parameters in another order are another key: a miss, never a
 // wrong answer. question is the same for the querier's QuestionKey: what
-// the answers of this question at other commits are cached under.
+// the answers of this question at other commits are cached under; it is
+// empty (never a stale answer) when the request says Cache-Control:
+// no-cache (RFC 9111: no stored response without validation; an answer
+// cached at the newest commit is valid, one of an earlier commit is not).
 func (s *server) answerKeys(r *http.Request, t query.Target, qu query.Query, p *queryParams) (key, question string, ok bool) {
 	ak, ok := s.querier.(answerKeyer)
 	if !ok || s.answers == nil {
@@ -134,8 +138,20 @@ func (s *server) answerKeys(r *http.Request, t query.Target, qu query.Query, p *
 	}
 	pretty, _ := r.Context().Value(prettyKey{}).(bool)
 	suffix := fmt.Sprintf("\x00%t\x00%t\x00%s", p.step != 0, pretty, r.URL.RawQuery)
-	if qk, ok := ak.QuestionKey(t, qu); ok {
+	if qk, ok := ak.QuestionKey(t, qu); ok && !noCache(r) {
 		question = qk + suffix
 	}
 	return k + suffix, question, true
+}
+
+// noCache reports whether the request's Cache-Control has no-cache.
+func noCache(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(d), "="); strings.EqualFold(name, "no-cache") {
+				return true
+			}
+		}
+	}
+	return false
 }

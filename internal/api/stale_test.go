@@ -26,13 +26,20 @@ func commitFixture(f *fixture) {
 // that arrive meanwhile get the previous commit's answer at once, marked
 // stale (header, metric), instead of waiting; afterwards everyone gets the
 // new answer. The leader is never given a stale answer; with
-// StaleAnswerAge negative, or an answer older than it, they wait.
+// StaleAnswerAge negative, an answer older than it, or a request that says
+// Cache-Control: no-cache, they wait.
 func TestStaleWhileAnotherComputes(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		age       time.Duration
+		hdr       []string // the followers' request headers
 		wantStale bool
-	}{{"default", 0, true}, {"disabled", -1, false}, {"too old", time.Nanosecond, false}} {
+	}{
+		{"default", 0, nil, true},
+		{"disabled", -1, nil, false},
+		{"too old", time.Nanosecond, nil, false},
+		{"no-cache", 0, []string{"Cache-Control", "max-age=0, No-Cache"}, false},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
 				gate: make(chan struct{}), entered: make(chan struct{}, 64)}
@@ -56,12 +63,12 @@ func TestStaleWhileAnotherComputes(t *testing.T) {
 			followers := make([]response, n)
 			if c.wantStale {
 				for i := range followers {
-					followers[i] = f.get(t, q) // does not wait for the gate
+					followers[i] = f.get(t, q, c.hdr...) // does not wait for the gate
 				}
 				close(g.gate)
 			} else {
 				for i := range followers {
-					wg.Go(func() { followers[i] = f.get(t, q) })
+					wg.Go(func() { followers[i] = f.get(t, q, c.hdr...) })
 				}
 				time.Sleep(50 * time.Millisecond) // to the flight (TestAnswerFlight)
 				close(g.gate)
