@@ -35,28 +35,25 @@ type spaceCut struct {
 }
 
 // dropPartitions drops, in each space, the partitions below its cut, in
-// one DropPrefix call per family. It returns the number of partitions dropped.
+// one DropPrefix call per family. It returns the number of partitions
+// dropped.
 func (db *DB) dropPartitions(cuts []spaceCut) (int, error) {
 	var prefixes [][]byte
-	var err error
 	for _, c := range cuts {
 		for _, head := range [][]byte{c.sp.pane, c.sp.index} {
-			err = db.family(head[0]).View(func(txn *badger.Txn) error {
+			err := db.family(head[0]).View(func(txn *badger.Txn) error {
 				prefixes = append(prefixes, partitionsBelow(txn, head, c.keep)...)
 				return nil
 			})
 			if err != nil {
-				break
+				return 0, db.writeFailed("drop partitions", err)
 			}
 		}
-	}
-	if err != nil {
-		return 0, db.writeFailed("drop partitions", err)
 	}
 	if len(prefixes) == 0 {
 		return 0, nil
 	}
-	err = db.dropPrefixes(prefixes...)
+	err := db.dropPrefixes(prefixes...)
 	if err != nil {
 		return 0, db.writeFailed("drop partitions", err)
 	}
