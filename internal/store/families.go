@@ -82,11 +82,18 @@ func (db *DB) copyToMeta() (int, error) {
 	wb := db.meta.NewWriteBatch()
 	defer wb.Cancel()
 	err := db.panes.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		it := txn.NewIterator(opt)
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Rewind(); it.Valid(); {
 			item := it.Item()
 			if k := item.Key()[0]; inPanes(k) || k == prefixFormat {
+				// Skip the kind whole: the panes are most of the store.
+				if k == 0xFF {
+					break
+				}
+				it.Seek([]byte{k + 1})
 				continue
 			}
 			v, err := item.ValueCopy(nil)
@@ -97,6 +104,7 @@ func (db *DB) copyToMeta() (int, error) {
 				return err
 			}
 			n++
+			it.Next()
 		}
 		return nil
 	})
