@@ -67,7 +67,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := regs[0].Create(ctx, testSpec("before")); err != nil {
 		t.Fatal(err)
 	}
-	events, err := regs[1].Watch(ctx)
+	events, err := regs[1].Watch(ctx, ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

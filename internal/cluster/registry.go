@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
@@ -154,8 +155,18 @@ type SpecEvent struct {
 // Watch reports the registered streams, then SpecSynced, then every change,
 // on the returned channel, until ctx is done; then the channel is closed.
 // The caller must keep receiving (ingest.Manager acts on each event).
-func (r *Registry) Watch(ctx context.Context) (<-chan SpecEvent, error) {
+// Creating the watch is retried while it is not answered (retryable: a
+// registry whose replicas have no leader yet, on a cluster just started)
+// until setup is done.
+func (r *Registry) Watch(ctx, setup context.Context) (<-chan SpecEvent, error) {
 	w, err := r.kv.WatchAll(ctx)
+	for err != nil && retryable(err) && setup.Err() == nil && ctx.Err() == nil {
+		select {
+		case <-setup.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		w, err = r.kv.WatchAll(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: watch registry: %w", err)
 	}

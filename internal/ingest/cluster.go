@@ -99,7 +99,7 @@ func (m *Manager) startCluster(ctx context.Context, configured []sketchd.Stream)
 		return err
 	}
 	c.ann = ann
-	events, err := c.reg.Watch(c.ctx)
+	events, err := c.reg.Watch(c.ctx, ctx)
 	if err != nil {
 		return err
 	}
