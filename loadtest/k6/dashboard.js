@@ -10,9 +10,24 @@
 // Environment: BASE_URL, VUS (default 50), REFRESH (seconds, default 5),
 // DURATION (default 60s), DASHBOARD (path of the JSON), P99_MS (default
 // 20), MAX_ERROR_RATE (default 0.001).
+//
+// Each request is tagged with its panel (`panel`, and `name` for k6's
+// summary), and each answer adds to the Rate dashboard_stale whether sketchd
+// served it stale (response header Sketchd-Stale: true), tagged with the
+// panel. With the system tags vu and iter, which k6 emits as metadata, a
+// request's http_req_duration and its dashboard_stale sample share (vu,
+// iter, panel): the load runner joins them from k6's CSV output
+//
+//   k6 run --system-tags status,vu,iter --out csv=fileName=dash.csv,timeFormat=unix_micro ...
+//
+// (loadtest/cmd/bench, k6csv.go).
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import exec from 'k6/execution';
+import { Rate } from 'k6/metrics';
+
+// stale is the share of answers served stale (Sketchd-Stale: true).
+const stale = new Rate('dashboard_stale');
 
 const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 const VUS = parseInt(__ENV.VUS || '50', 10);
@@ -50,10 +65,13 @@ export default function () {
   const reqs = D.panels.map((p) => ({
     method: 'GET',
     url: BASE_URL + p.path.split('{v}').join(encodeURIComponent(v)),
-    params: { tags: { name: p.name } },
+    params: { tags: { name: p.name, panel: p.name } },
   }));
   const res = http.batch(reqs);
-  for (const r of res) check(r, { 'status 200': (x) => x.status === 200 });
+  res.forEach((r, i) => {
+    check(r, { 'status 200': (x) => x.status === 200 });
+    stale.add(r.headers['Sketchd-Stale'] === 'true', { panel: D.panels[i].name });
+  });
   const left = REFRESH - (Date.now() - start) / 1000;
   if (left > 0) sleep(left);
 }

@@ -31,7 +31,16 @@ type QueryLoad struct {
 	// Timeline is the phase second by second (absent in results of
 	// runners before it).
 	Timeline *Timeline `json:"timeline,omitempty"`
-	// requests are vegeta's requests, for the timeline (not kept).
+	// Panels and Answers break the dashboard's latency down per panel and
+	// per answer (fresh, stale, unknown), from k6's per-request CSV
+	// output; RequestsError says why there is none when the CSV could not
+	// be read. All absent in other phases and in results of runners
+	// before them.
+	Panels        []GroupLatency `json:"panels,omitempty"`
+	Answers       []GroupLatency `json:"answers,omitempty"`
+	RequestsError string         `json:"requests_error,omitempty"`
+	// requests are the per-request data (vegeta's, and k6's in the
+	// dashboard phase), for the timeline (not kept).
 	requests []request
 }
 

@@ -41,6 +41,7 @@ func renderDashboard(p func(string, ...any), r *Results) {
 	p("| requests | errors | p50 | p90 | p99 | max | k6 thresholds (p99 < %d ms, errors < 0.1%%) |\n|---|---|---|---|---|---|---|\n", DashboardP99MS)
 	p("| %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %s |\n\n", thousands(int64(d.All.Requests)), d.All.Errors,
 		d.All.P50, d.All.P90, d.All.P99, d.All.Max, map[bool]string{true: "passed", false: "**crossed**"}[d.ThresholdsOK])
+	renderBreakdown(p, d)
 	p("Panels (`{v}` is the filter value):\n\n")
 	for _, q := range db.Panels {
 		p("- `%s`\n", q.Path)

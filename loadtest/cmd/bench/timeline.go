@@ -20,7 +20,8 @@ type Timeline struct {
 	// Seconds are the seconds with requests or store figures, in order.
 	Seconds []Second `json:"seconds"`
 	// Latencies says whether the tool kept per-request latencies (vegeta
-	// does; k6 exports only its summary, so its seconds have store
+	// does, and k6 in the dashboard phase, from its CSV output; the k6
+	// phase at 1,000/s exports only its summary, so its seconds have store
 	// figures only).
 	Latencies bool `json:"latencies"`
 	// Split compares the requests of the seconds in which compactions
@@ -70,7 +71,8 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 // Second is one wall-clock second of a phase.
 type Second struct {
 	At time.Time `json:"at"` // the second's start
-	// The requests sent in the second (vegeta's timestamps), the non-2xx
+	// The requests sent in the second (vegeta's timestamps; k6's minus
+	// the latency, as k6 stamps a request when it ends), the non-2xx
 	// or failed ones, and their latencies in ms.
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
@@ -111,11 +113,14 @@ type SplitSide struct {
 }
 
 // request is one request of a load tool: when it was sent, how long it
-// took, whether it failed.
+// took, whether it failed; for the dashboard (k6's CSV output), its panel
+// and its answer (answerFresh, answerStale, answerUnknown).
 type request struct {
 	At      time.Time
 	Latency time.Duration
 	Bad     bool
+	Panel   string
+	Answer  string
 }
 
 // BuildTimeline joins the scrapes of a phase with its requests (none for

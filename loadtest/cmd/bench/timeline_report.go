@@ -31,8 +31,10 @@ func renderTimelines(p func(string, ...any), r *Results) {
 	p("(`sketchd_store_compaction_tables`). A failed scrape leaves its neighbouring seconds without these (\"–\").\n")
 	p("Badger adds a compaction's bytes when it finishes, so a compaction that runs for several seconds shows\n")
 	p("its tables in each and its bytes in the last: hence the second line per phase.\n")
-	p("Latencies are those of the requests vegeta sent in that second (its results file); k6 keeps no\n")
-	p("per-request data, only its summary, so its phases show the store's seconds alone.\n")
+	p("Latencies are those of the requests sent in that second: vegeta's (its results file) and, in the\n")
+	p("dashboard phase, k6's (its CSV output; k6 stamps a request when it ends, so sent = stamp − latency).\n")
+	p("k6 at 1,000/s writes no per-request data (its CPU on this machine), only its summary, so that\n")
+	p("phase shows the store's seconds alone.\n")
 	for _, q := range qs {
 		renderTimeline(p, q)
 	}
