@@ -58,6 +58,7 @@ type config struct {
 	MemoryLimit    string           `yaml:"memory_limit"`
 	QueryCacheMB   int              `yaml:"query_cache_mb"`
 	StoreCacheMB   int              `yaml:"store_block_cache_mb"`
+	Procs          int              `yaml:"procs"`
 	ShutdownWait   sketchd.Duration `yaml:"shutdown_timeout"`
 	QueryTimeout   sketchd.Duration `yaml:"query_timeout"`
 	MaxQueryWindow int              `yaml:"max_query_windows"`
@@ -193,6 +194,7 @@ func (c *config) settings() []setting {
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
 		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
 		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 7/64 of memory-limit", &c.QueryCacheMB),
+		intSetting("procs", "Go scheduler threads (GOMAXPROCS); 0: $GOMAXPROCS when set, else 4 per CPU (docs/operations.md, Scheduler threads)", &c.Procs),
 		intSetting("store-block-cache-mb", "Badger block cache, with compressed tables; 0: none, tables uncompressed", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
@@ -206,6 +208,19 @@ func (c *config) settings() []setting {
 		durSetting("discovery-interval", "how often an instance looks for the cluster's other instances (cluster mode)", &c.DiscoveryInterval),
 		strSetting("instance-id", "this instance's id in the cluster and in its durable consumers' names; empty: the id the store generated", &c.InstanceID),
 	}
+}
+
+// procs returns the Go scheduler threads sketchd runs with: --procs; else
+// $GOMAXPROCS when set (the runtime applied it at start); else
+// defaults.Procs of the CPUs.
+func (c *config) procs(getenv func(string) string) int {
+	switch {
+	case c.Procs > 0:
+		return c.Procs
+	case getenv("GOMAXPROCS") != "":
+		return defaults.CPUs()
+	}
+	return defaults.Procs(defaults.CPUs())
 }
 
 // memory returns the memory limit and its split, with the explicit cache
@@ -335,6 +350,9 @@ func (c *config) validate() error {
 		if _, err := defaults.ParseBytes(c.MemoryLimit); err != nil {
 			bad("memory-limit", "%v", err)
 		}
+	}
+	if c.Procs < 0 {
+		bad("procs", "must not be negative (0: the default)")
 	}
 	if c.QueryCacheMB < 0 || c.StoreCacheMB < 0 {
 		bad("query-cache-mb and store-block-cache-mb", "must not be negative (0: the default)")

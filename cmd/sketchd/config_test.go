@@ -135,3 +135,30 @@ func TestHelpListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestProcsSetting(t *testing.T) {
+	cpus := defaults.CPUs()
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"default", nil, nil, defaults.Procs(cpus)},
+		{"flag", []string{"--procs", "3"}, nil, 3},
+		{"env", nil, map[string]string{"SKETCHD_PROCS": "5"}, 5},
+		{"GOMAXPROCS honoured", nil, map[string]string{"GOMAXPROCS": "7"}, cpus},
+		{"flag over GOMAXPROCS", []string{"--procs", "6"}, map[string]string{"GOMAXPROCS": "7"}, 6},
+	} {
+		cfg, err := loadConfig(c.args, env(c.env), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := cfg.procs(env(c.env)); got != c.want {
+			t.Errorf("%s: procs %d, want %d", c.name, got, c.want)
+		}
+	}
+	if _, err := loadConfig([]string{"--procs", "-1"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "procs") {
+		t.Errorf("--procs -1: %v, want an error naming procs", err)
+	}
+}

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/syncbuf"
 )
 
@@ -85,7 +88,8 @@ func TestDefaultDataDir(t *testing.T) {
 }
 
 // TestDataDirLoggedAbsolute starts run() without --data-dir: data goes to
-// $XDG_STATE_HOME/sketchd, and the start log names that absolute path.
+// $XDG_STATE_HOME/sketchd, and the start log names that absolute path (and
+// the default scheduler threads, which run applied).
 func TestDataDirLoggedAbsolute(t *testing.T) {
 	state := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -105,6 +109,14 @@ func TestDataDirLoggedAbsolute(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(want, sub)); err != nil {
 			t.Errorf("%s: %v", sub, err)
 		}
+	}
+	// The default scheduler threads: 4 per CPU, logged and applied.
+	procs := defaults.Procs(defaults.CPUs())
+	if line := fmt.Sprintf("procs=%d cpus=%d", procs, defaults.CPUs()); !strings.Contains(logs.String(), line) {
+		t.Errorf("the start log does not say %s:\n%s", line, logs.String())
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d, want %d", got, procs)
 	}
 	cancel()
 	if err := <-done; err != nil {

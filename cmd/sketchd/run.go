@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/api"
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/emit"
 	"github.com/sketchd/sketchd/internal/ingest"
 	"github.com/sketchd/sketchd/internal/query"
@@ -75,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	procs := cfg.procs(getenv)
+	runtime.GOMAXPROCS(procs)
+	log.Info("scheduler threads", "procs", procs, "cpus", defaults.CPUs())
 	mem := cfg.memory(debug.SetMemoryLimit(-1))
 	debug.SetMemoryLimit(mem.Limit)
 	log.Info("memory limit", "limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"runtime"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -99,7 +98,8 @@ type Limits struct {
 	// MaxConcurrent bounds the queries (aggregates, sketches, key listings)
 	// running at once; more wait up to QueueWait for a slot, then get 503
 	// overloaded with Retry-After, instead of queueing until their timeout
-	// while memory grows. Default 4 × GOMAXPROCS.
+	// while memory grows. Default 4 × defaults.CPUs()
+	// (the CPUs, not the scheduler threads --procs sets).
 	MaxConcurrent int
 	// QueueWait is how long a query waits for a slot. Default 1s. Behind a
 	// queue that has not been empty for 100 ms (overload, not a burst) a
@@ -136,7 +136,7 @@ func DefaultLimits() Limits {
 		MaxParams:        1000 + 1000 + 2*100 + 64,
 		MaxOutputWindows: 100_000,
 		MaxSlidingMerges: 1_000_000,
-		MaxConcurrent:    4 * runtime.GOMAXPROCS(0),
+		MaxConcurrent:    4 * defaults.CPUs(),
 		QueueWait:        time.Second,
 		AnswerCacheBytes: 16 << 20,
 		StaleAnswerAge:   5 * time.Second,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -29,7 +28,7 @@ type Loader interface {
 // Options tune an Aggregator. Zero (or negative) values take the defaults
 // of DefaultOptions.
 type Options struct {
-	// Shards is the number of goroutines that own panes. 0 = GOMAXPROCS.
+	// Shards is the number of goroutines that own panes. 0 = defaults.CPUs().
 	Shards int
 	// QueueLen is the capacity, in batches, of each shard's input queue;
 	// a full queue blocks Process (backpressure). 0 = 64.
@@ -44,7 +43,7 @@ type Options struct {
 
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
-	return Options{Shards: runtime.GOMAXPROCS(0), QueueLen: 64, MaxOpenPanes: 200_000}
+	return Options{Shards: defaults.CPUs(), QueueLen: 64, MaxOpenPanes: 200_000}
 }
 
 // Aggregator holds the open panes of one stream. Process, Tick and Flush
