@@ -116,7 +116,11 @@ type Limits struct {
 	// be to be served, marked stale (header Sketchd-Stale, its own as_of),
 	// to a request that would otherwise wait for another request's
 	// computation of the answer at a newer commit (flight.go: HTTP's
-	// stale-while-revalidate for collapsed requests). Default 5s;
+	// stale-while-revalidate for collapsed requests). Default 10s: twice
+	// the fastest refresh of a Grafana dashboard (its min_refresh_interval,
+	// 5s; Varnish's default grace is 10s too), since a dashboard refreshing
+	// every 5 s finds its previous answer about 5 s old, on the edge of a
+	// 5 s bound (docs/operations.md, "Query latency at load");
 	// negative: such requests wait.
 	StaleAnswerAge time.Duration `default:"keep-negative"`
 }
@@ -139,7 +143,7 @@ func DefaultLimits() Limits {
 		MaxConcurrent:    4 * defaults.CPUs(),
 		QueueWait:        time.Second,
 		AnswerCacheBytes: 16 << 20,
-		StaleAnswerAge:   5 * time.Second,
+		StaleAnswerAge:   10 * time.Second,
 	}
 }
 
