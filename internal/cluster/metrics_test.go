@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"context"
+	crand "crypto/rand"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -44,9 +47,7 @@ func TestMirrorMetrics(t *testing.T) {
 		}
 	}
 	nc := f.c.Connect(t, 2)
-	if _, err := jetStream(t, nc).Publish(ctx, strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c")+".x", []byte("junk")); err != nil {
-		t.Fatal(err)
-	}
+	publishStored(ctx, t, jetStream(t, nc), strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c")+".x", []byte("junk"))
 	distinct := func() float64 {
 		n := 0
 		for p := range models {
@@ -95,6 +96,24 @@ func TestMirrorMetrics(t *testing.T) {
 		t.Fatalf("a mirror after the first closed: %v", err)
 	}
 	again.Close()
+}
+
+// publishStored publishes data to subject, a test's own message to a
+// changelog, and returns once the stream stored it. A cluster just
+// started may not answer for a while (no responders from node 2 for over
+// the client's 0.5 s of retries in a CI run: TestMirrorMetrics), so
+// unanswered attempts are sent again as admin requests are (retryAdmin);
+// the message id makes a resend of one that landed unseen a duplicate the
+// stream drops.
+func publishStored(ctx context.Context, tb testing.TB, js jetstream.JetStream, subject string, data []byte) {
+	tb.Helper()
+	id := crand.Text()
+	if err := retryAdmin(ctx, func(ctx context.Context) error {
+		_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(id))
+		return err
+	}); err != nil {
+		tb.Fatalf("publish to %s: %v", subject, err)
+	}
 }
 
 // ownerChanges is the mirror's owner-change counter in checkMetrics' map:

@@ -112,9 +112,7 @@ func TestMirrorSkipsCorrupt(t *testing.T) {
 		{f.cl.PaneSubject(0, sketchd.EncodeKey("fr"), 0), body},            // key hash
 		{strings.TrimSuffix(f.cl.CheckpointSubject(0), ".c") + ".x", body}, // kind
 	} {
-		if _, err := js.Publish(ctx, m.subject, m.data); err != nil {
-			t.Fatal(err)
-		}
+		publishStored(ctx, t, js, m.subject, m.data)
 	}
 	w := f.writer(t, 1, 0, "owner")
 	claim(t, w)

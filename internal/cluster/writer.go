@@ -75,7 +75,8 @@ func NewWriter(nc *nats.Conn, stream jetstream.Stream, cl Changelog, part int, o
 // Claim makes this writer the partition's owner: it appends a checkpoint
 // record repeating the last one, with this owner and the next epoch,
 // fenced on the last one's sequence (retried when another commit slips in
-// between). It returns the claimed record: the checkpoint the new owner
+// between, and while the changelog does not answer: publishClaim; ctx
+// bounds it). It returns the claimed record: the checkpoint the new owner
 // resumes from (a zero checkpoint for a new partition). The caller must
 // have applied the changelog up to that record before it ingests.
 func (w *Writer) Claim(ctx context.Context) (Record, error) {
@@ -87,7 +88,7 @@ func (w *Writer) Claim(ctx context.Context) (Record, error) {
 		next := prev
 		next.Owner, next.Epoch, next.Last = w.owner, prev.Epoch+1, true
 		next.CommittedAt = w.now().UnixNano()
-		got, err := w.publish(ctx, nil, &next, seq)
+		got, err := w.publishClaim(ctx, &next, seq)
 		if isWrongLastSequence(err) {
 			continue
 		}
@@ -98,6 +99,62 @@ func (w *Writer) Claim(ctx context.Context) (Record, error) {
 		return next, nil
 	}
 	return Record{}, fmt.Errorf("cluster: claim of partition %d: the checkpoint kept moving", w.part)
+}
+
+// publishClaim publishes the claim record rec fenced on fence, sent again
+// while an attempt goes unanswered, until ctx is done (publishResent).
+// An unanswered attempt may have landed with its answer lost: the next
+// one then fails its fence, and if the partition's last record is rec
+// itself the claim is done, at that record's sequence. Any other wrong
+// last sequence is returned (another commit or claim slipped in).
+func (w *Writer) publishClaim(ctx context.Context, rec *Record, fence uint64) (uint64, error) {
+	seq, lost, err := w.publishResent(ctx, nil, rec, fence, time.Time{})
+	if !isWrongLastSequence(err) || !lost {
+		return seq, err
+	}
+	last, at, found, gerr := w.lastRecord(ctx)
+	if gerr != nil {
+		return 0, gerr
+	}
+	if found && sameFlush(&last, rec) && last.CommittedAt == rec.CommittedAt {
+		return at, nil
+	}
+	return 0, err
+}
+
+// publishResent publishes a batch (publish) and sends it again every
+// 100 ms while an attempt goes unanswered: no responders, as while the
+// changelog's leader is elected or before its interest reaches this
+// server, or the attempt's timeout. It stops when ctx is done or, unless
+// until is zero, once until has passed. lost reports an unanswered
+// attempt: it may have landed, and a later one then fails its fence.
+func (w *Writer) publishResent(ctx context.Context, panes []paneMsg, rec *Record, fence uint64, until time.Time) (seq uint64, lost bool, err error) {
+	for {
+		seq, err = w.publish(ctx, panes, rec, fence)
+		if err == nil || ctx.Err() != nil || !unanswered(err) || (!until.IsZero() && time.Now().After(until)) {
+			return seq, lost, err
+		}
+		lost = true
+		select {
+		case <-ctx.Done():
+			return 0, lost, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unanswered: a publish got no answer (see retryable), or the request
+// that opens a batch timed out.
+func unanswered(err error) bool {
+	return retryable(err) || errors.Is(err, nats.ErrTimeout)
+}
+
+// LastCheckpointSeq is the changelog sequence of the partition's last
+// checkpoint record; found is false when it has none. A read that finds no
+// responder is retried for a while (lastForSubject).
+func (w *Writer) LastCheckpointSeq(ctx context.Context) (seq uint64, found bool, err error) {
+	_, seq, found, err = w.lastRecord(ctx)
+	return seq, found, err
 }
 
 // Epoch is the claim the writer commits under (0 before Claim).
@@ -112,8 +169,10 @@ func (w *Writer) Epoch() uint64 { return w.epoch }
 // that landed although its ack was lost (a timeout): it is adopted, and
 // if it closed this very flush Commit returns its sequence without
 // publishing again. Otherwise the error is a *FencedError (ErrFenced).
-// Any other error (timeout, no quorum) leaves the outcome to the next
-// Commit of the same or a folded flush.
+// A batch that goes unanswered is sent again for up to PublishTimeout
+// (publishResent: a changelog electing its leader); past that the error
+// (timeout, no quorum) leaves the outcome to the next Commit of the same
+// or a folded flush.
 func (w *Writer) Commit(ctx context.Context, f sketchd.Flush) (uint64, error) {
 	if w.epoch == 0 {
 		return 0, ErrNotClaimed
@@ -203,7 +262,7 @@ func (w *Writer) commitBatches(ctx context.Context, panes []paneMsg, final *Reco
 			final = nil
 		}
 		rec.CommittedAt = w.now().UnixNano()
-		seq, err := w.publish(ctx, panes[:n], &rec, w.fence)
+		seq, _, err := w.publishResent(ctx, panes[:n], &rec, w.fence, time.Now().Add(w.opts.PublishTimeout))
 		if err != nil {
 			return 0, err
 		}

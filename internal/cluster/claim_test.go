@@ -1,0 +1,379 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestClaimResentWhileNoResponders: a claim published while no stream
+// listens on the partition's checkpoint subject (what a client sees while
+// the changelog elects a leader, or before its interest reaches the
+// client's server: TestClusterOwnershipMetrics' failed claim in a CI run)
+// is sent again until the stream answers. The changelog here first
+// covers only the panes' subjects; once the claimer has been refused
+// twice (the server counts its messages), the stream takes the checkpoint
+// subject and the claim lands, once, at epoch 1.
+func TestClaimResentWhileNoResponders(t *testing.T) {
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
+	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
+	cfg := jetstream.StreamConfig{Name: cl.Name(), Subjects: []string{cl.prefix() + ".*.p.>"},
+		MaxMsgsPerSubject: 1, AllowAtomicPublish: true, AllowMsgTTL: true, AllowDirect: true}
+	s, err := admin.CreateStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec("pageviews")
+	w := NewWriter(connect(t, ns.ClientURL(), "claimer"), s, cl, 0, "owner", spec, testOptions(t, "t"))
+
+	claimed := start(func() (Record, error) { return w.Claim(ctx) })
+	waitAttempts(t, ns, claimed, 2)
+	cfg.Subjects = []string{cl.Subjects()}
+	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := claimed.wait()
+	if err != nil {
+		t.Fatalf("claim after the stream took its subject: %v", err)
+	}
+	checkOneClaim(ctx, t, s, w, rec, cl.CheckpointSubject(0))
+}
+
+// TestClaimLandedAnswerLost: a claim that landed although its answer was
+// lost (held back past the attempt's timeout by a proxy between the
+// claimer and the server) is sent again; the resend fails its fence, and
+// the claimer finds its own record there: the claim is made, at epoch 1,
+// without a second record (no epoch 2 over its own claim).
+func TestClaimLandedAnswerLost(t *testing.T) {
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
+	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
+	s, err := EnsureChangelog(ctx, admin, cl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newHoldProxy(t, ns.Addr().String())
+	o := testOptions(t, "t")
+	o.PublishTimeout = 300 * time.Millisecond
+	w := NewWriter(connect(t, proxy.url(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), o)
+
+	proxy.hold()
+	claimed := start(func() (Record, error) { return w.Claim(ctx) })
+	waitLanded(ctx, t, s, cl.CheckpointSubject(0), 1, claimed)
+	waitAttempts(t, ns, claimed, 2) // a resend after the landing
+	proxy.resume()
+	rec, err := claimed.wait()
+	if err != nil {
+		t.Fatalf("claim whose answer was lost: %v", err)
+	}
+	checkOneClaim(ctx, t, s, w, rec, cl.CheckpointSubject(0))
+}
+
+// TestCommitResentWhileNoResponders: a commit whose batch finds no stream
+// listening (the changelog electing its leader) is sent again until the
+// stream answers, within PublishTimeout, instead of failing the commit
+// (which pauses ingestion and fails readiness until the next flush).
+func TestCommitResentWhileNoResponders(t *testing.T) {
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
+	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
+	s, err := EnsureChangelog(ctx, admin, cl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(connect(t, ns.ClientURL(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), testOptions(t, "t"))
+	claim(t, w) // message 1
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.Subjects = []string{cl.prefix() + ".none.>"}
+	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	fl := (&flushGen{rng: rand.New(rand.NewPCG(3, 4))}).next(&model{}, 3, 100)
+	committed := start(func() (uint64, error) { return w.Commit(ctx, fl) })
+	waitAttempts(t, ns, committed, 3) // two batch starts refused
+	cfg.Subjects = []string{cl.Subjects()}
+	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := committed.wait(); err != nil || seq != 5 {
+		t.Fatalf("commit once the stream answers: seq %d, %v; want 5 (3 panes and the record after the claim)", seq, err)
+	}
+}
+
+// TestCommitLandedAnswerLost: a commit (one record: an idle flush) whose
+// answer is lost (held back past PublishTimeout by the proxy) is not sent
+// again, its time being spent: Commit reports the timeout, and the next
+// Commit of the same flush finds the writer's own record closing it and
+// returns its sequence without a second copy.
+func TestCommitLandedAnswerLost(t *testing.T) {
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
+	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
+	s, err := EnsureChangelog(ctx, admin, cl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newHoldProxy(t, ns.Addr().String())
+	o := testOptions(t, "t")
+	o.PublishTimeout = 300 * time.Millisecond
+	w := NewWriter(connect(t, proxy.url(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), o)
+	claim(t, w) // message 1
+
+	proxy.hold()
+	fl := (&flushGen{rng: rand.New(rand.NewPCG(5, 6))}).next(&model{}, 0, 100)
+	if _, err := w.Commit(ctx, fl); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("commit whose answer is held: %v, want the attempt's deadline", err)
+	}
+	proxy.resume()
+	if seq, err := w.Commit(ctx, fl); err != nil || seq != 2 {
+		t.Fatalf("the same flush again: seq %d, %v; want 2", seq, err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.LastSeq != 2 {
+		t.Fatalf("changelog last seq %v (%v), want 2: the record once", info.State.LastSeq, err)
+	}
+}
+
+// pending is a call running in its own goroutine.
+type pending[T any] struct {
+	v    T
+	err  error
+	done chan struct{}
+}
+
+func start[T any](f func() (T, error)) *pending[T] {
+	p := &pending[T]{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.v, p.err = f()
+	}()
+	return p
+}
+
+func (p *pending[T]) wait() (T, error) {
+	<-p.done
+	return p.v, p.err
+}
+
+// waitAttempts waits until the server has received n messages from the
+// connection named "claimer" (the writer's: its reads go through the admin
+// connection's stream handle, so each is a publish); the call must not
+// return before.
+func waitAttempts[T any](t *testing.T, ns *server.Server, call *pending[T], n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cz, err := ns.Connz(&server.ConnzOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got uint64
+		for _, c := range cz.Conns {
+			if c.Name == "claimer" {
+				got = uint64(c.InMsgs)
+			}
+		}
+		if got >= n {
+			return
+		}
+		select {
+		case <-call.done:
+			t.Fatalf("returned after %d messages (%v), want it to keep trying", got, call.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages after 30s, want %d", got, n)
+		}
+	}
+}
+
+// waitLanded waits until subject's last message is at seq; the call must
+// not return before.
+func waitLanded[T any](ctx context.Context, t *testing.T, s jetstream.Stream, subject string, seq uint64, call *pending[T]) {
+	t.Helper()
+	for {
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if err == nil && m.Sequence == seq {
+			return // landed; its answer is held
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Fatal(err)
+		}
+		select {
+		case <-call.done:
+			t.Fatalf("returned before it landed: %v", call.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// checkOneClaim: rec is the partition's first claim (owner, epoch 1), the
+// changelog holds it alone, at the sequence the writer fences on: its
+// next commit is accepted.
+func checkOneClaim(ctx context.Context, t *testing.T, s jetstream.Stream, w *Writer, rec Record, subject string) {
+	t.Helper()
+	if rec.Owner != "owner" || rec.Epoch != 1 || w.Epoch() != 1 {
+		t.Errorf("claimed %+v (writer epoch %d), want owner at epoch 1", rec, w.Epoch())
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || info.State.LastSeq != 1 {
+		t.Errorf("changelog holds %d messages, last %d; want the one claim record at 1", info.State.Msgs, info.State.LastSeq)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeRecord(m.Data); err != nil || got.Owner != "owner" || got.Epoch != 1 {
+		t.Errorf("stored claim %+v (%v), want owner at epoch 1", got, err)
+	}
+	fl := (&flushGen{rng: rand.New(rand.NewPCG(1, 2))}).next(&model{}, 3, 100)
+	if seq, err := w.Commit(ctx, fl); err != nil || seq != 5 {
+		t.Errorf("commit after the claim: seq %d, %v; want 5 (3 panes and the record after the claim)", seq, err)
+	}
+}
+
+func startServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		tb.Fatal("nats-server not ready")
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+func connect(tb testing.TB, url, name string) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// holdProxy forwards TCP connections to a NATS server. While held, what
+// the server sends (answers, acks) is kept back from the client, whose own
+// messages still reach the server: answers that arrive after the
+// client's timeout, that is, lost. resume delivers what was kept, in
+// order.
+type holdProxy struct {
+	ln     net.Listener
+	target string
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	gate  chan struct{} // closed while answers pass
+	conns []net.Conn
+}
+
+func newHoldProxy(tb testing.TB, target string) *holdProxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &holdProxy{ln: ln, target: target, done: make(chan struct{}), gate: make(chan struct{})}
+	close(p.gate)
+	p.wg.Add(1)
+	go p.serve()
+	tb.Cleanup(p.close)
+	return p
+}
+
+func (p *holdProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *holdProxy) hold() {
+	p.mu.Lock()
+	p.gate = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *holdProxy) resume() {
+	p.mu.Lock()
+	close(p.gate)
+	p.mu.Unlock()
+}
+
+func (p *holdProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); _, _ = io.Copy(up, c) }()
+		go func() { defer p.wg.Done(); p.answers(c, up) }()
+	}
+}
+
+// answers copies the server's bytes to the client, each read waiting
+// for the gate.
+func (p *holdProxy) answers(client, server net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			gate := p.gate
+			p.mu.Unlock()
+			select {
+			case <-gate:
+			case <-p.done:
+				return
+			}
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *holdProxy) close() {
+	close(p.done)
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
