@@ -192,7 +192,9 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 	defer func() { cs.counts.countClaim(ctx, err) }()
 	began := time.Now()
 	sid := cs.info.Partitions[p]
-	if err := cs.waitApplied(ctx, p); err != nil {
+	nc, _ := cs.m.conns()
+	w := cluster.NewWriter(nc, cs.stream, cs.cl, p, cs.m.instance, cs.info.Spec, cs.m.cluster.opts)
+	if err := cs.waitApplied(ctx, w, p); err != nil {
 		// Not owned here, so no hold should be on: a Release makes the
 		// mirror rewind and end any hold left over (a rewind signal lost
 		// to a consume that ended at the same moment is one way).
@@ -200,9 +202,9 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 		return err
 	}
 	cs.mirror.Hold(p)
-	nc, _ := cs.m.conns()
-	w := cluster.NewWriter(nc, cs.stream, cs.cl, p, cs.m.instance, cs.info.Spec, cs.m.cluster.opts)
-	rec, err := w.Claim(ctx)
+	cctx, cancel := context.WithTimeout(ctx, claimBudget(cs.m.cluster.opts))
+	rec, err := w.Claim(cctx)
+	cancel()
 	if err != nil {
 		cs.mirror.Release(p)
 		return err
@@ -228,18 +230,22 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 	return nil
 }
 
+// claimBudget bounds a claim's publish, which Writer.Claim sends again
+// while the changelog does not answer (a leader election, a cluster just
+// started): two attempts that wait out their PublishTimeout, or many that
+// find no responder. Past it the claim counts as a timeout, and the
+// controller tries again a second later.
+func claimBudget(o cluster.Options) time.Duration { return 2 * o.PublishTimeout }
+
 // waitApplied waits until the local store holds p's last checkpoint
 // record (the running mirror applies it).
-func (cs *clusterStream) waitApplied(ctx context.Context, p int) error {
-	var want uint64
-	m, err := cs.stream.GetLastMsgForSubject(ctx, cs.cl.CheckpointSubject(p))
+func (cs *clusterStream) waitApplied(ctx context.Context, w *cluster.Writer, p int) error {
+	want, found, err := w.LastCheckpointSeq(ctx)
 	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil
 	case err != nil:
 		return fmt.Errorf("last checkpoint record: %w", err)
-	default:
-		want = m.Sequence
+	case !found:
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

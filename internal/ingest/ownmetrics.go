@@ -74,7 +74,7 @@ func newOwnCollector(cs *clusterStream) *ownCollector {
 		epoch: prometheus.NewDesc("sketchd_partition_owner_epoch",
 			"The claim epoch this instance commits the partition under (the changelog's fence; each claim adds one), 0 when it does not own it.", []string{"partition"}, l),
 		claims: prometheus.NewDesc("sketchd_partition_claims_total",
-			"Claims of the stream's partitions this instance made, by result: ok (owned), timeout (the mirror did not reach the partition's last record within 10 s, or a JetStream request timed out), failed (any other error; retried every second).", []string{"result"}, l),
+			"Claims of the stream's partitions this instance made, by result: ok (owned), timeout (the mirror did not reach the partition's last record within 10 s, a JetStream request timed out, or the claim's record went unanswered, resent, for twice the publish timeout), failed (any other error; retried every second).", []string{"result"}, l),
 		releases: prometheus.NewDesc("sketchd_partition_releases_total",
 			"Partitions of the stream this instance stopped owning, by reason: rebalance (assigned to another instance; final commit), fenced (a commit met another owner's claim; dropped without a commit), shutdown (the instance stops; final commit), removed (the stream was deleted or re-created).", []string{"reason"}, l),
 		fence: prometheus.NewDesc("sketchd_commits_fenced_total",
