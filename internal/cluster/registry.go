@@ -109,12 +109,26 @@ func (r *Registry) Get(ctx context.Context, name string) (sketchd.Stream, uint64
 	return spec, e.Revision(), err
 }
 
-// Delete removes a registered spec.
+// Delete removes a registered spec: the revision Get found, so that a
+// name deleted and registered again meanwhile is not removed. A delete
+// that goes unanswered (the bucket electing its leader) is sent again
+// (retryAdmin); a resend the bucket refuses because that revision is gone
+// finds the name deleted: by the attempt that landed unseen, or by
+// another instance. Either way it is done.
 func (r *Registry) Delete(ctx context.Context, name string) error {
-	if _, _, err := r.Get(ctx, name); err != nil {
+	_, rev, err := r.Get(ctx, name)
+	if err != nil {
 		return err
 	}
-	if err := r.kv.Delete(ctx, name); err != nil {
+	err = retryAdmin(ctx, func(ctx context.Context) error {
+		return r.kv.Delete(ctx, name, jetstream.LastRevision(rev))
+	})
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if _, _, gerr := r.Get(ctx, name); errors.Is(gerr, ErrStreamNotFound) {
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("cluster: delete %s: %w", name, err)
 	}
 	return nil

@@ -1,9 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -151,6 +151,103 @@ func TestCommitLandedAnswerLost(t *testing.T) {
 	}
 }
 
+// TestRegistryDeleteResentWhileNoResponders: a registry delete that finds
+// no stream listening (the bucket electing its leader) is sent again until
+// the bucket answers, instead of failing the stream's DELETE.
+func TestRegistryDeleteResentWhileNoResponders(t *testing.T) {
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
+	reg, err := OpenRegistry(ctx, jetStream(t, connect(t, ns.ClientURL(), "registry")), singleNode(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, testSpec("pv")); err != nil {
+		t.Fatal(err)
+	}
+	bucket := RegistryBucket("t")
+	s, err := admin.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Subjects = []string{"$KV." + bucket + ".none.>"}
+	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	base := inMsgs(t, ns, "registry")
+	deleted := start(func() (struct{}, error) { return struct{}{}, reg.Delete(ctx, "pv") })
+	// The get, nats.go's own three tries, then two resends.
+	waitMessages(t, ns, "registry", deleted, base+6)
+	cfg.Subjects = []string{"$KV." + bucket + ".>"}
+	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deleted.wait(); err != nil {
+		t.Fatalf("delete once the bucket answers: %v", err)
+	}
+	if _, _, err := reg.Get(ctx, "pv"); !errors.Is(err, ErrStreamNotFound) {
+		t.Fatalf("get after the delete: %v, want ErrStreamNotFound", err)
+	}
+}
+
+// TestRegistryDeleteLandedAnswerLost: a registry delete that landed with
+// its answer lost (held by the proxy past the attempt's 10 s) is sent
+// again; the bucket refuses the resend (the revision is gone), and the
+// name is found deleted: the delete succeeds. The name registered again
+// afterwards gets its own entry.
+func TestRegistryDeleteLandedAnswerLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out one admin attempt (10 s)")
+	}
+	ns := startServer(t)
+	ctx := testContext(t, time.Minute)
+	proxy := newHoldProxy(t, ns.Addr().String())
+	reg, err := OpenRegistry(ctx, jetStream(t, connect(t, proxy.url(), "registry")), singleNode(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, testSpec("pv")); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := jetStream(t, connect(t, ns.ClientURL(), "admin")).KeyValue(ctx, RegistryBucket("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.holdOn("PUB $KV." + RegistryBucket("t") + ".pv ")
+	deleted := start(func() (struct{}, error) { return struct{}{}, reg.Delete(ctx, "pv") })
+	for {
+		_, err := admin.Get(ctx, "pv")
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			break // landed; its answer is held
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-deleted.done:
+			t.Fatalf("delete returned before it landed: %v", deleted.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	landed := inMsgs(t, ns, "registry")
+	waitMessages(t, ns, "registry", deleted, landed+1) // a resend once the attempt timed out
+	proxy.resume()
+	if _, err := deleted.wait(); err != nil {
+		t.Fatalf("delete whose answer was lost: %v", err)
+	}
+	if _, err := reg.Create(ctx, testSpec("pv")); err != nil {
+		t.Fatalf("registering the name again: %v", err)
+	}
+}
+
+// singleNode is cluster "t" on one server (replicas 1).
+func singleNode(t *testing.T) Options {
+	o := testOptions(t, "t")
+	o.Replicas = 1
+	return o
+}
+
 // pending is a call running in its own goroutine.
 type pending[T any] struct {
 	v    T
@@ -178,18 +275,16 @@ func (p *pending[T]) wait() (T, error) {
 // return before.
 func waitAttempts[T any](t *testing.T, ns *server.Server, call *pending[T], n uint64) {
 	t.Helper()
+	waitMessages(t, ns, "claimer", call, n)
+}
+
+// waitMessages waits until the server has received n messages from the
+// connection named name; the call must not return before.
+func waitMessages[T any](t *testing.T, ns *server.Server, name string, call *pending[T], n uint64) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cz, err := ns.Connz(&server.ConnzOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got uint64
-		for _, c := range cz.Conns {
-			if c.Name == "claimer" {
-				got = uint64(c.InMsgs)
-			}
-		}
+		got := inMsgs(t, ns, name)
 		if got >= n {
 			return
 		}
@@ -252,6 +347,22 @@ func checkOneClaim(ctx context.Context, t *testing.T, s jetstream.Stream, w *Wri
 	}
 }
 
+// inMsgs is the number of messages the server received from the
+// connection named name.
+func inMsgs(t *testing.T, ns *server.Server, name string) uint64 {
+	t.Helper()
+	cz, err := ns.Connz(&server.ConnzOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cz.Conns {
+		if c.Name == name {
+			return uint64(c.InMsgs)
+		}
+	}
+	return 0
+}
+
 func startServer(tb testing.TB) *server.Server {
 	tb.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
@@ -290,6 +401,7 @@ type holdProxy struct {
 
 	mu    sync.Mutex
 	gate  chan struct{} // closed while answers pass
+	armed []byte        // holdOn's marker
 	conns []net.Conn
 }
 
@@ -315,6 +427,14 @@ func (p *holdProxy) hold() {
 	p.mu.Unlock()
 }
 
+// holdOn holds once the client sends bytes that contain marker, before
+// they reach the server: the answer to that message is held.
+func (p *holdProxy) holdOn(marker string) {
+	p.mu.Lock()
+	p.armed = []byte(marker)
+	p.mu.Unlock()
+}
+
 func (p *holdProxy) resume() {
 	p.mu.Lock()
 	close(p.gate)
@@ -337,8 +457,31 @@ func (p *holdProxy) serve() {
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(up, c) }()
+		go func() { defer p.wg.Done(); p.requests(up, c) }()
 		go func() { defer p.wg.Done(); p.answers(c, up) }()
+	}
+}
+
+// requests copies the client's bytes to the server, holding the answers
+// first when they carry holdOn's marker.
+func (p *holdProxy) requests(server, client net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			if p.armed != nil && bytes.Contains(buf[:n], p.armed) {
+				p.armed = nil
+				p.gate = make(chan struct{})
+			}
+			p.mu.Unlock()
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
