@@ -21,30 +21,17 @@ import (
 // twice (the server counts its messages), the stream takes the checkpoint
 // subject and the claim lands, once, at epoch 1.
 func TestClaimResentWhileNoResponders(t *testing.T) {
-	ns := startServer(t)
-	ctx := testContext(t, time.Minute)
-	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
-	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
-	cfg := jetstream.StreamConfig{Name: cl.Name(), Subjects: []string{cl.prefix() + ".*.p.>"},
-		MaxMsgsPerSubject: 1, AllowAtomicPublish: true, AllowMsgTTL: true, AllowDirect: true}
-	s, err := admin.CreateStream(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := testSpec("pageviews")
-	w := NewWriter(connect(t, ns.ClientURL(), "claimer"), s, cl, 0, "owner", spec, testOptions(t, "t"))
-
-	claimed := start(func() (Record, error) { return w.Claim(ctx) })
-	waitAttempts(t, ns, claimed, 2)
-	cfg.Subjects = []string{cl.Subjects()}
-	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	n := newOneNode(t)
+	n.setSubjects(t, n.cl.prefix()+".*.p.>")
+	w := n.writer(t, n.ns.ClientURL(), 0)
+	claimed := start(func() (Record, error) { return w.Claim(n.ctx) })
+	waitAttempts(t, n.ns, claimed, 2)
+	n.setSubjects(t, n.cl.Subjects())
 	rec, err := claimed.wait()
 	if err != nil {
 		t.Fatalf("claim after the stream took its subject: %v", err)
 	}
-	checkOneClaim(ctx, t, s, w, rec, cl.CheckpointSubject(0))
+	n.checkOneClaim(t, w, rec)
 }
 
 // TestClaimLandedAnswerLost: a claim that landed although its answer was
@@ -53,29 +40,19 @@ func TestClaimResentWhileNoResponders(t *testing.T) {
 // the claimer finds its own record there: the claim is made, at epoch 1,
 // without a second record (no epoch 2 over its own claim).
 func TestClaimLandedAnswerLost(t *testing.T) {
-	ns := startServer(t)
-	ctx := testContext(t, time.Minute)
-	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
-	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
-	s, err := EnsureChangelog(ctx, admin, cl, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newHoldProxy(t, ns.Addr().String())
-	o := testOptions(t, "t")
-	o.PublishTimeout = 300 * time.Millisecond
-	w := NewWriter(connect(t, proxy.url(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), o)
-
+	n := newOneNode(t)
+	proxy := newHoldProxy(t, n.ns.Addr().String())
+	w := n.writer(t, proxy.url(), 300*time.Millisecond)
 	proxy.hold()
-	claimed := start(func() (Record, error) { return w.Claim(ctx) })
-	waitLanded(ctx, t, s, cl.CheckpointSubject(0), 1, claimed)
-	waitAttempts(t, ns, claimed, 2) // a resend after the landing
+	claimed := start(func() (Record, error) { return w.Claim(n.ctx) })
+	waitLanded(n.ctx, t, n.s, n.cl.CheckpointSubject(0), 1, claimed)
+	waitAttempts(t, n.ns, claimed, 2) // a resend after the landing
 	proxy.resume()
 	rec, err := claimed.wait()
 	if err != nil {
 		t.Fatalf("claim whose answer was lost: %v", err)
 	}
-	checkOneClaim(ctx, t, s, w, rec, cl.CheckpointSubject(0))
+	n.checkOneClaim(t, w, rec)
 }
 
 // TestCommitResentWhileNoResponders: a commit whose batch finds no stream
@@ -83,32 +60,14 @@ func TestClaimLandedAnswerLost(t *testing.T) {
 // stream answers, within PublishTimeout, instead of failing the commit
 // (which pauses ingestion and fails readiness until the next flush).
 func TestCommitResentWhileNoResponders(t *testing.T) {
-	ns := startServer(t)
-	ctx := testContext(t, time.Minute)
-	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
-	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
-	s, err := EnsureChangelog(ctx, admin, cl, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := NewWriter(connect(t, ns.ClientURL(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), testOptions(t, "t"))
+	n := newOneNode(t)
+	w := n.writer(t, n.ns.ClientURL(), 0)
 	claim(t, w) // message 1
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := info.Config
-	cfg.Subjects = []string{cl.prefix() + ".none.>"}
-	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	n.setSubjects(t, n.cl.prefix()+".none.>")
 	fl := (&flushGen{rng: rand.New(rand.NewPCG(3, 4))}).next(&model{}, 3, 100)
-	committed := start(func() (uint64, error) { return w.Commit(ctx, fl) })
-	waitAttempts(t, ns, committed, 3) // two batch starts refused
-	cfg.Subjects = []string{cl.Subjects()}
-	if _, err := admin.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	committed := start(func() (uint64, error) { return w.Commit(n.ctx, fl) })
+	waitAttempts(t, n.ns, committed, 3) // two batch starts refused
+	n.setSubjects(t, n.cl.Subjects())
 	if seq, err := committed.wait(); err != nil || seq != 5 {
 		t.Fatalf("commit once the stream answers: seq %d, %v; want 5 (3 panes and the record after the claim)", seq, err)
 	}
@@ -120,30 +79,20 @@ func TestCommitResentWhileNoResponders(t *testing.T) {
 // Commit of the same flush finds the writer's own record closing it and
 // returns its sequence without a second copy.
 func TestCommitLandedAnswerLost(t *testing.T) {
-	ns := startServer(t)
-	ctx := testContext(t, time.Minute)
-	cl := Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}
-	admin := jetStream(t, connect(t, ns.ClientURL(), "admin"))
-	s, err := EnsureChangelog(ctx, admin, cl, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newHoldProxy(t, ns.Addr().String())
-	o := testOptions(t, "t")
-	o.PublishTimeout = 300 * time.Millisecond
-	w := NewWriter(connect(t, proxy.url(), "claimer"), s, cl, 0, "owner", testSpec("pageviews"), o)
+	n := newOneNode(t)
+	proxy := newHoldProxy(t, n.ns.Addr().String())
+	w := n.writer(t, proxy.url(), 300*time.Millisecond)
 	claim(t, w) // message 1
-
 	proxy.hold()
 	fl := (&flushGen{rng: rand.New(rand.NewPCG(5, 6))}).next(&model{}, 0, 100)
-	if _, err := w.Commit(ctx, fl); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := w.Commit(n.ctx, fl); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("commit whose answer is held: %v, want the attempt's deadline", err)
 	}
 	proxy.resume()
-	if seq, err := w.Commit(ctx, fl); err != nil || seq != 2 {
+	if seq, err := w.Commit(n.ctx, fl); err != nil || seq != 2 {
 		t.Fatalf("the same flush again: seq %d, %v; want 2", seq, err)
 	}
-	if info, err := s.Info(ctx); err != nil || info.State.LastSeq != 2 {
+	if info, err := n.s.Info(n.ctx); err != nil || info.State.LastSeq != 2 {
 		t.Fatalf("changelog last seq %v (%v), want 2: the record once", info.State.LastSeq, err)
 	}
 }
@@ -316,22 +265,73 @@ func waitLanded[T any](ctx context.Context, t *testing.T, s jetstream.Stream, su
 	}
 }
 
+// oneNode is a single nats-server (JetStream on a temporary directory)
+// with the R1 changelog of stream "pageviews", read through an admin
+// connection.
+type oneNode struct {
+	ns    *server.Server
+	ctx   context.Context
+	cl    Changelog
+	admin jetstream.JetStream
+	s     jetstream.Stream
+}
+
+func newOneNode(t *testing.T) *oneNode {
+	t.Helper()
+	n := &oneNode{ns: startServer(t), ctx: testContext(t, time.Minute), cl: Changelog{Cluster: "t", Stream: "pageviews", Rev: 1}}
+	n.admin = jetStream(t, connect(t, n.ns.ClientURL(), "admin"))
+	s, err := EnsureChangelog(n.ctx, n.admin, n.cl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.s = s
+	return n
+}
+
+// writer is partition 0's writer for "owner" on a connection to url named
+// "claimer" (waitAttempts counts its messages); timeout, unless 0, is its
+// PublishTimeout.
+func (n *oneNode) writer(t *testing.T, url string, timeout time.Duration) *Writer {
+	t.Helper()
+	o := testOptions(t, "t")
+	if timeout > 0 {
+		o.PublishTimeout = timeout
+	}
+	return NewWriter(connect(t, url, "claimer"), n.s, n.cl, 0, "owner", testSpec("pageviews"), o)
+}
+
+// setSubjects makes the changelog capture subjects instead: a subject it
+// no longer captures gets no responders.
+func (n *oneNode) setSubjects(t *testing.T, subjects ...string) {
+	t.Helper()
+	info, err := n.s.Info(n.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.Subjects = subjects
+	if _, err := n.admin.UpdateStream(n.ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkOneClaim: rec is the partition's first claim (owner, epoch 1), the
 // changelog holds it alone, at the sequence the writer fences on: its
 // next commit is accepted.
-func checkOneClaim(ctx context.Context, t *testing.T, s jetstream.Stream, w *Writer, rec Record, subject string) {
+func (n *oneNode) checkOneClaim(t *testing.T, w *Writer, rec Record) {
 	t.Helper()
+	ctx := n.ctx
 	if rec.Owner != "owner" || rec.Epoch != 1 || w.Epoch() != 1 {
 		t.Errorf("claimed %+v (writer epoch %d), want owner at epoch 1", rec, w.Epoch())
 	}
-	info, err := s.Info(ctx)
+	info, err := n.s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.State.Msgs != 1 || info.State.LastSeq != 1 {
 		t.Errorf("changelog holds %d messages, last %d; want the one claim record at 1", info.State.Msgs, info.State.LastSeq)
 	}
-	m, err := s.GetLastMsgForSubject(ctx, subject)
+	m, err := n.s.GetLastMsgForSubject(ctx, n.cl.CheckpointSubject(0))
 	if err != nil {
 		t.Fatal(err)
 	}
