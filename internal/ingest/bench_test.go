@@ -68,7 +68,7 @@ func BenchmarkIngestCoreBareSubscriber(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU(b)
 	for i := range b.N {
 		if err := pub.Publish("bench.core", payloads[i%len(payloads)]); err != nil {
 			b.Fatal(err)
@@ -76,6 +76,7 @@ func BenchmarkIngestCoreBareSubscriber(b *testing.B) {
 	}
 	waitDone(b, done, func() string { return fmt.Sprintf("received %d of %d", got.Load(), b.N) })
 	reportRate(b, b.N, start)
+	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
 }
 
 // waitDone waits for done, failing the benchmark after a deadline (the

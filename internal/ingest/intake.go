@@ -149,7 +149,11 @@ type evRef struct {
 // takeBatch decodes first and the messages already queued behind it, up to
 // the batch bounds, into a fresh batch.
 func (r *runner) takeBatch(bt *batcher, first inMsg) {
-	bt.b = window.Batch{Now: r.m.now().UnixNano()}
+	// A NATS message's payload is the client's own allocation for that
+	// message, never written again: the batch may keep its bytes
+	// (RetainRaw) instead of copying them.
+	bt.b.Reset()
+	bt.b.Now, bt.b.RetainRaw = r.m.now().UnixNano(), true
 	bt.evs = bt.evs[:0]
 	// Decode as messages are taken, so the event bound holds (a batch is
 	// at most maxBatchEvents plus one message): a batch's events may all

@@ -60,7 +60,9 @@ type Aggregator struct {
 	counters sketchd.Counters
 	pos      uint64 // highest source position processed
 	token    any
-	outbox   [][]item // per shard: items routed, not yet sent
+	outbox   [][]int32 // per shard: indexes of the batch's items routed to it, not yet sent
+	route    []int32   // Process's scratch: each item's shard, noShard when not applied
+	counts   []int     // Process's scratch: items per shard
 	closed   bool
 	gen      uint64
 
@@ -108,7 +110,7 @@ func NewAggregator(spec sketchd.Stream, cp sketchd.Checkpoint, now int64, loader
 		log:         opts.Logger,
 		counters:    cp.Counters.Clone(),
 		pos:         cp.Position,
-		outbox:      make([][]item, opts.Shards),
+		outbox:      make([][]int32, opts.Shards),
 		uncommitted: map[paneKey]uncommittedRec{},
 		done:        make(chan struct{}),
 	}
@@ -165,9 +167,12 @@ func (a *Aggregator) Process(ctx context.Context, b *Batch) ([]Rejection, error)
 	var rej []Rejection
 	moved := false
 	pl := a.plan
+	route := a.route[:0]
+	applied := 0
 	for i := range b.items {
 		it := &b.items[i]
 		if it.pos != 0 && it.pos <= a.pos {
+			route = append(route, noShard)
 			continue
 		}
 		cls, start := pl.classify(&a.clk, it.t, b.Now)
@@ -175,10 +180,12 @@ func (a *Aggregator) Process(ctx context.Context, b *Batch) ([]Rejection, error)
 		case future:
 			a.counters.Future++
 			rej = append(rej, Rejection{Index: int(it.idx), Reason: cls.String()})
+			route = append(route, noShard)
 			continue
 		case tooLate:
 			a.counters.TooLate++
 			rej = append(rej, Rejection{Index: int(it.idx), Reason: cls.String()})
+			route = append(route, noShard)
 			continue
 		case late:
 			a.counters.Late++
@@ -189,16 +196,56 @@ func (a *Aggregator) Process(ctx context.Context, b *Batch) ([]Rejection, error)
 			moved = true
 		}
 		it.start = start
-		s := a.shardOf(it.key)
-		a.outbox[s] = append(a.outbox[s], *it)
+		route = append(route, int32(a.shardOf(it.key)))
+		applied++
 		a.pos = max(a.pos, it.pos)
 	}
+	a.routeItems(route, applied)
+	a.route = route
 	a.pos = max(a.pos, b.Position)
 	if b.Token != nil {
 		a.token = b.Token
 	}
 	a.publish(len(b.invalid) > 0)
-	return rej, a.dispatch(ctx, moved, nil)
+	var mem *batchMem
+	if applied > 0 {
+		mem = b.takeMem()
+	}
+	return rej, a.dispatch(ctx, mem, moved, nil)
+}
+
+// noShard routes an item that is not applied.
+const noShard = -1
+
+// routeItems fills the outbox with the indexes of the applied items, per
+// shard, in batch order: one allocation for the batch, cut by shard (the
+// shards read the batch's items, which are not copied).
+func (a *Aggregator) routeItems(route []int32, applied int) {
+	if applied == 0 {
+		return
+	}
+	counts := a.counts
+	if len(counts) != len(a.shards) {
+		counts = make([]int, len(a.shards))
+		a.counts = counts
+	}
+	clear(counts)
+	for _, s := range route {
+		if s != noShard {
+			counts[s]++
+		}
+	}
+	all := make([]int32, applied)
+	off := 0
+	for s, n := range counts {
+		a.outbox[s] = all[off : off : off+n]
+		off += n
+	}
+	for i, s := range route {
+		if s != noShard {
+			a.outbox[s] = append(a.outbox[s], int32(i))
+		}
+	}
 }
 
 // Tick advances the watermark by processing time when the stream has been
@@ -213,18 +260,33 @@ func (a *Aggregator) Tick(ctx context.Context, now int64) error {
 		return nil
 	}
 	a.publish(false)
-	return a.dispatch(ctx, true, nil)
+	return a.dispatch(ctx, nil, true, nil)
 }
 
-// dispatch sends the outbox, and the watermark to every shard when it
-// moved (or a barrier is attached). Called with a.mu held.
-func (a *Aggregator) dispatch(ctx context.Context, wmMoved bool, barrier []chan []sketchd.PaneRecord) error {
+// dispatch sends the outbox (indexes into mem's items), and the watermark
+// to every shard when it moved (or a barrier is attached). Called with a.mu
+// held. The shards release mem when they have applied its items; dispatch
+// holds it until every message is sent, and keeps it (for the GC) when
+// interrupted.
+func (a *Aggregator) dispatch(ctx context.Context, mem *batchMem, wmMoved bool, barrier []chan []sketchd.PaneRecord) error {
+	if mem != nil {
+		holders := int32(1)
+		for _, idx := range a.outbox {
+			if len(idx) > 0 {
+				holders++
+			}
+		}
+		mem.refs.Store(holders)
+	}
 	for i, s := range a.shards {
-		items := a.outbox[i]
-		if len(items) == 0 && !wmMoved && barrier == nil {
+		idx := a.outbox[i]
+		if len(idx) == 0 && !wmMoved && barrier == nil {
 			continue
 		}
-		msg := shardMsg{items: items, wm: a.clk.wm}
+		msg := shardMsg{wm: a.clk.wm}
+		if len(idx) > 0 {
+			msg.mem, msg.idx = mem, idx
+		}
 		if barrier != nil {
 			msg.barrier, msg.gen = barrier[i], a.gen
 		}
@@ -238,6 +300,9 @@ func (a *Aggregator) dispatch(ctx context.Context, wmMoved bool, barrier []chan 
 			a.closeLocked()
 			return fmt.Errorf("window: dispatch interrupted: %w", ctx.Err())
 		}
+	}
+	if mem != nil {
+		mem.release()
 	}
 	return nil
 }
@@ -274,7 +339,7 @@ func (a *Aggregator) Flush(ctx context.Context) (*sketchd.Flush, error) {
 	for i := range replies {
 		replies[i] = make(chan []sketchd.PaneRecord, 1)
 	}
-	err := a.dispatch(ctx, true, replies)
+	err := a.dispatch(ctx, nil, true, replies)
 	a.mu.Unlock()
 	if err != nil {
 		return nil, err

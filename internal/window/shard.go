@@ -28,7 +28,8 @@ type shard struct {
 }
 
 type shardMsg struct {
-	items   []item
+	mem     *batchMem // a batch's items, shared by the shards: read only; release when applied
+	idx     []int32   // the indexes of mem.items this shard applies, in order
 	wm      int64
 	barrier chan<- []sketchd.PaneRecord
 	gen     uint64 // the flush generation of the barrier
@@ -37,8 +38,11 @@ type shardMsg struct {
 func (s *shard) run() {
 	defer s.agg.wg.Done()
 	for msg := range s.in {
-		for i := range msg.items {
-			s.apply(&msg.items[i])
+		if msg.mem != nil {
+			for _, i := range msg.idx {
+				s.apply(&msg.mem.items[i])
+			}
+			msg.mem.release()
 		}
 		if msg.wm > s.wm {
 			s.wm = msg.wm
