@@ -176,10 +176,10 @@ func satAdd32(a uint32, b uint64) uint32 {
 	return a + uint32(b)
 }
 
-// Add counts item count times. hash must be Hash(item). The item is copied
-// only when the sketch keeps it (a new exact entry or a new candidate); in
-// table mode an update of a known candidate or of a non-candidate does not
-// allocate.
+// Add counts item count times. hash must be Hash(item) (exact mode does
+// not read it: addItem passes 0 there). The item is copied only when the
+// sketch keeps it (a new exact entry or a new candidate); in table mode an
+// update of a known candidate or of a non-candidate does not allocate.
 func (c *CountMin) Add(hash uint64, item []byte, count uint64) {
 	if count == 0 {
 		return
@@ -208,6 +208,16 @@ func (c *CountMin) Add(hash uint64, item []byte, count uint64) {
 		*p = max(*p, v)
 	}
 	c.offer(item, hash, uint64(v))
+}
+
+// addItem counts item once, hashing it only in table mode: exact mode
+// looks items up by their bytes (and promote hashes them).
+func (c *CountMin) addItem(item []byte) {
+	var h uint64
+	if c.table != nil {
+		h = Hash(item)
+	}
+	c.Add(h, item, 1)
 }
 
 // addExact adds a new exact item (not yet in the map).

@@ -357,7 +357,7 @@ func Add(s Sketch, item []byte, num float64, tag uint64) error {
 	case *HLL:
 		s.InsertHash(Hash(item))
 	case *CountMin:
-		s.Add(Hash(item), item, 1)
+		s.addItem(item)
 	case *TDigest:
 		return s.Add(num)
 	case *Reservoir:
