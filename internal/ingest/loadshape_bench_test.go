@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/gen"
+	"github.com/sketchd/sketchd/internal/panetest"
 )
 
 // BenchmarkIngestCoreLoadShape is the load runner's core-NATS ingest phase
@@ -25,7 +26,7 @@ func BenchmarkIngestCoreLoadShape(b *testing.B) {
 	ns := runNATS(b)
 	nc, pub := connect(b, ns.ClientURL()), connect(b, ns.ClientURL())
 	db := openStore(b, b.TempDir())
-	spec := loadShapeStream("core", false)
+	spec := panetest.LoadShape("core", false)
 	// No pending limit: a drop would end the run early and flatter it.
 	m := newManager(b, nc, db, Options{FlushInterval: time.Second, CorePendingMsgs: -1, CorePendingBytes: -1})
 	ctx := context.Background()
@@ -67,7 +68,7 @@ func BenchmarkIngestJetStreamLoadShape(b *testing.B) {
 	nc := connect(b, ns.ClientURL())
 	js, _ := jetstream.New(nc)
 	db := openStore(b, b.TempDir())
-	spec := loadShapeStream("js", true)
+	spec := panetest.LoadShape("js", true)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: spec.JetStreamStream, Subjects: []string{spec.Subject}}); err != nil {
 		b.Fatal(err)
@@ -100,24 +101,6 @@ func BenchmarkIngestJetStreamLoadShape(b *testing.B) {
 	waitProcessed(b, m, spec.Name, b.N)
 	reportRate(b, b.N, start)
 	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
-}
-
-// loadShapeStream is loadtest/cmd/bench's streamYAML.
-func loadShapeStream(name string, jetStream bool) sketchd.Stream {
-	s := sketchd.DefaultStream()
-	s.Name = name
-	s.Subject = "bench." + name
-	s.JetStream = jetStream
-	s.Time = sketchd.TimeSpec{Field: "ts", Format: sketchd.TimeRFC3339}
-	s.GroupBy = []string{"country", "device"}
-	s.Aggregates = map[string]sketchd.Aggregate{
-		"users":   {Sketch: sketchd.KindHLL, Field: "user_id"},
-		"urls":    {Sketch: sketchd.KindCMS, Field: "url"},
-		"latency": {Sketch: sketchd.KindTDigest, Field: "latency_ms"},
-		"sample":  {Sketch: sketchd.KindReservoir},
-	}
-	s.Normalize()
-	return s
 }
 
 // loadShapePool is loadtest/publish's pool: n events generated at one

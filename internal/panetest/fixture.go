@@ -51,3 +51,25 @@ func Event(key string, at time.Time, pos uint64, user string) sketchd.Event {
 		},
 	}
 }
+
+// LoadShape returns the stream of the load runner's ingest phases
+// (loadtest/cmd/bench's streamYAML): page views with an RFC 3339 time,
+// keyed by country and device, the four aggregates users (hll), urls
+// (cms), latency (tdigest) and sample (reservoir) at their defaults, on
+// subject bench.<name>.
+func LoadShape(name string, jetStream bool) sketchd.Stream {
+	s := sketchd.DefaultStream()
+	s.Name = name
+	s.Subject = "bench." + name
+	s.JetStream = jetStream
+	s.Time = sketchd.TimeSpec{Field: "ts", Format: sketchd.TimeRFC3339}
+	s.GroupBy = []string{"country", "device"}
+	s.Aggregates = map[string]sketchd.Aggregate{
+		"users":   {Sketch: sketchd.KindHLL, Field: "user_id"},
+		"urls":    {Sketch: sketchd.KindCMS, Field: "url"},
+		"latency": {Sketch: sketchd.KindTDigest, Field: "latency_ms"},
+		"sample":  {Sketch: sketchd.KindReservoir},
+	}
+	s.Normalize()
+	return s
+}

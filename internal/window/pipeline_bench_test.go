@@ -9,6 +9,7 @@ import (
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/decode"
 	"github.com/sketchd/sketchd/internal/gen"
+	"github.com/sketchd/sketchd/internal/panetest"
 )
 
 // BenchmarkDecodeAggregate is sketchd's share of the load runner's ingest
@@ -23,7 +24,7 @@ import (
 //
 //	nice -n 19 go test ./internal/window -run '^$' -bench DecodeAggregate -benchtime 400000x -count 6
 func BenchmarkDecodeAggregate(b *testing.B) {
-	spec := loadShapeSpec()
+	spec := panetest.LoadShape("core", false)
 	dec, err := decode.New(spec, decode.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -74,24 +75,6 @@ func flushCommit(b *testing.B, a *Aggregator, st *memStore) {
 	}
 	st.commit(f, false)
 	a.Committed(f)
-}
-
-// loadShapeSpec is loadtest/cmd/bench's stream.
-func loadShapeSpec() sketchd.Stream {
-	s := sketchd.DefaultStream()
-	s.Name = "core"
-	s.Subject = "bench.core"
-	s.JetStream = false
-	s.Time = sketchd.TimeSpec{Field: "ts", Format: sketchd.TimeRFC3339}
-	s.GroupBy = []string{"country", "device"}
-	s.Aggregates = map[string]sketchd.Aggregate{
-		"users":   {Sketch: sketchd.KindHLL, Field: "user_id"},
-		"urls":    {Sketch: sketchd.KindCMS, Field: "url"},
-		"latency": {Sketch: sketchd.KindTDigest, Field: "latency_ms"},
-		"sample":  {Sketch: sketchd.KindReservoir},
-	}
-	s.Normalize()
-	return s
 }
 
 // loadShapeMessages is loadtest/publish's pool: n events generated at now
