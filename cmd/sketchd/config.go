@@ -194,7 +194,7 @@ func (c *config) settings() []setting {
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
 		strSetting("memory-limit", "memory limit (512MiB, 1GiB): the Go runtime's soft limit, divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
 		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 7/64 of memory-limit", &c.QueryCacheMB),
-		intSetting("procs", "Go scheduler threads (GOMAXPROCS); 0: $GOMAXPROCS when set, else 4 per CPU (docs/operations.md, Scheduler threads)", &c.Procs),
+		intSetting("procs", "Go scheduler threads (GOMAXPROCS); 0: $GOMAXPROCS when set, else 4 per CPU, or the CPU quota when the cgroup sets one (docs/operations.md, Scheduler threads)", &c.Procs),
 		intSetting("store-block-cache-mb", "Badger block cache, with compressed tables; 0: none, tables uncompressed", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),
@@ -212,7 +212,7 @@ func (c *config) settings() []setting {
 
 // procs returns the Go scheduler threads sketchd runs with: --procs; else
 // $GOMAXPROCS when set (the runtime applied it at start); else
-// defaults.Procs of the CPUs.
+// defaults.DefaultProcs (4 per CPU, or the CPU quota).
 func (c *config) procs(getenv func(string) string) int {
 	switch {
 	case c.Procs > 0:
@@ -220,7 +220,7 @@ func (c *config) procs(getenv func(string) string) int {
 	case getenv("GOMAXPROCS") != "":
 		return defaults.CPUs()
 	}
-	return defaults.Procs(defaults.CPUs())
+	return defaults.DefaultProcs()
 }
 
 // memory returns the memory limit and its split, with the explicit cache

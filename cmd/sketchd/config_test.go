@@ -144,7 +144,7 @@ func TestProcsSetting(t *testing.T) {
 		env  map[string]string
 		want int
 	}{
-		{"default", nil, nil, defaults.Procs(cpus)},
+		{"default", nil, nil, defaults.DefaultProcs()},
 		{"flag", []string{"--procs", "3"}, nil, 3},
 		{"env", nil, map[string]string{"SKETCHD_PROCS": "5"}, 5},
 		{"GOMAXPROCS honoured", nil, map[string]string{"GOMAXPROCS": "7"}, cpus},

@@ -111,7 +111,7 @@ func TestDataDirLoggedAbsolute(t *testing.T) {
 		}
 	}
 	// The default scheduler threads: 4 per CPU, logged and applied.
-	procs := defaults.Procs(defaults.CPUs())
+	procs := defaults.DefaultProcs()
 	if line := fmt.Sprintf("procs=%d cpus=%d", procs, defaults.CPUs()); !strings.Contains(logs.String(), line) {
 		t.Errorf("the start log does not say %s:\n%s", line, logs.String())
 	}

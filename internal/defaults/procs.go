@@ -22,5 +22,20 @@ var startProcs = runtime.GOMAXPROCS(0)
 // changed it.
 func CPUs() int { return startProcs }
 
-// Procs returns the GOMAXPROCS for cpus CPUs: ProcsPerCPU per CPU.
-func Procs(cpus int) int { return max(1, cpus) * ProcsPerCPU }
+// Procs returns the GOMAXPROCS for cpus, the CPUs the runtime found on a
+// machine of machine CPUs: ProcsPerCPU per CPU, unless the runtime found
+// fewer than the machine has, which a CPU quota (cgroup cpu.max) does:
+// then cpus. Under a quota, more threads than it let a burst spend the
+// period's quota early, and the kernel then stops every thread until the
+// next period (CFS throttling), the stall the runtime's own quota-aware
+// default avoids.
+func Procs(cpus, machine int) int {
+	cpus = max(1, cpus)
+	if cpus < machine {
+		return cpus
+	}
+	return cpus * ProcsPerCPU
+}
+
+// DefaultProcs is Procs for this process: CPUs on runtime.NumCPU.
+func DefaultProcs() int { return Procs(CPUs(), runtime.NumCPU()) }
