@@ -32,6 +32,9 @@ type Timeline struct {
 	// running at either scrape (compaction tables > 0) or finished.
 	Split        *CompactionSplit `json:"split,omitempty"`
 	SplitRunning *CompactionSplit `json:"split_running,omitempty"`
+	// Server is the phase's latency by sketchd's own histogram, between
+	// the first and the last scrape (nil in older results).
+	Server *ServerLatency `json:"server,omitempty"`
 }
 
 // StoreSample is one scrape of sketchd's /metrics: the counters that show
@@ -50,6 +53,8 @@ type StoreSample struct {
 	Tables int64 `json:"compaction_tables"`
 	// CPU is process_cpu_seconds_total.
 	CPU float64 `json:"cpu_seconds"`
+	// HTTP is the request-latency histogram of the /v1 routes (httpBuckets).
+	HTTP map[string]float64 `json:"http_buckets,omitempty"`
 }
 
 // storeSample reads a scrape's counters.
@@ -65,6 +70,7 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 		GCCycles:   int64(gc),
 		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
 		CPU:        m.Sum("process_cpu_seconds_total"),
+		HTTP:       httpBuckets(m),
 	}
 }
 
@@ -129,6 +135,9 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 	store := storeSeconds(samples)
 	byReq := requestSeconds(reqs)
 	tl := &Timeline{Samples: samples, Failed: failed, Latencies: latencies}
+	if len(samples) > 1 {
+		tl.Server = serverLatency(samples[0].HTTP, samples[len(samples)-1].HTTP)
+	}
 	for _, sec := range unionKeys(store, byReq) {
 		s := Second{At: time.Unix(sec, 0).UTC()}
 		if ms, ok := byReq[sec]; ok {

@@ -50,6 +50,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	}
 	p("\n%s at %s req/s for %s: %d scrapes, %d failed; %d seconds with store figures.\n", q.Tool, thousands(int64(q.Rate)),
 		q.Duration, len(tl.Samples), tl.Failed, withStore)
+	if tl.Server != nil {
+		p("%s\n", serverLatencyLine(tl.Server))
+	}
 	if !tl.Latencies {
 		renderStoreOnly(p, tl)
 		return

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ServerLatency is a phase's latency as sketchd measured it: the /v1
+// requests its histogram sketchd_http_request_duration_seconds counted
+// between the phase's first and last scrape. Beside a load tool's own
+// figures it tells the server's time from the client's: a tool on the
+// same two cores also waits for CPU, and that wait is in its latencies.
+// The buckets double from 0.5 ms, so a quantile is known only as the
+// upper bound of the bucket that holds it.
+type ServerLatency struct {
+	Requests int64   `json:"requests"`
+	P50      float64 `json:"p50_le_ms"` // math.Inf(1) past the last bound
+	P99      float64 `json:"p99_le_ms"`
+}
+
+// httpBuckets returns the cumulative counts of sketchd's request-latency
+// histogram over the /v1 routes, by bucket bound (seconds; "+Inf" as
+// math.Inf), or nil when the scrape has none.
+func httpBuckets(m Metrics) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m {
+		if s.Name == "sketchd_http_request_duration_seconds_bucket" && strings.HasPrefix(s.Labels["route"], "/v1") {
+			out[s.Labels["le"]] += s.Value
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// serverLatency is the latency of the requests counted between two
+// scrapes' histograms, nil without both or without requests between them.
+func serverLatency(first, last map[string]float64) *ServerLatency {
+	if first == nil || last == nil {
+		return nil
+	}
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for le, n := range last {
+		b, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+		if err != nil {
+			return nil
+		}
+		bs = append(bs, bucket{b, n - first[le]})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmpFloat(a.le, b.le) })
+	total := bs[len(bs)-1].n
+	if !math.IsInf(bs[len(bs)-1].le, 1) || total <= 0 {
+		return nil
+	}
+	at := func(q float64) float64 {
+		rank := math.Ceil(q * total)
+		for _, b := range bs {
+			if b.n >= rank {
+				return b.le * 1000
+			}
+		}
+		return math.Inf(1)
+	}
+	return &ServerLatency{Requests: int64(total), P50: at(0.50), P99: at(0.99)}
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// serverLatencyLine is the report's line on a phase's ServerLatency.
+func serverLatencyLine(s *ServerLatency) string {
+	bound := func(ms float64) string {
+		if math.IsInf(ms, 1) {
+			return "past the last bucket"
+		}
+		return fmt.Sprintf("≤ %s ms", strconv.FormatFloat(ms, 'f', -1, 64))
+	}
+	return fmt.Sprintf("sketchd's own latency of the /v1 requests it served between the first and the last scrape "+
+		"(its histogram `sketchd_http_request_duration_seconds`, buckets doubling from 0.5 ms, so each figure is a "+
+		"bucket's upper bound): %s requests, p50 %s, p99 %s.", thousands(s.Requests), bound(s.P50), bound(s.P99))
+}
