@@ -10,9 +10,11 @@ import (
 
 // ServerLatency is a phase's latency as sketchd measured it: the /v1
 // requests its histogram sketchd_http_request_duration_seconds counted
-// between the phase's first and last scrape. Beside a load tool's own
-// figures it tells the server's time from the client's: a tool on the
-// same two cores also waits for CPU, and that wait is in its latencies.
+// between the phase's first and last scrape. The histogram times the
+// handler (from net/http handing it the read request to the response
+// written): beside a load tool's figures, the difference is the time a
+// request waited to be read and its response to be read back, sketchd's
+// scheduling and the tool's own on the same two cores.
 // The buckets double from 0.5 ms, so a quantile is known only as the
 // upper bound of the bucket that holds it.
 type ServerLatency struct {
@@ -87,7 +89,8 @@ func serverLatencyLine(s *ServerLatency) string {
 		}
 		return fmt.Sprintf("≤ %s ms", strconv.FormatFloat(ms, 'f', -1, 64))
 	}
-	return fmt.Sprintf("sketchd's own latency of the /v1 requests it served between the first and the last scrape "+
-		"(its histogram `sketchd_http_request_duration_seconds`, buckets doubling from 0.5 ms, so each figure is a "+
-		"bucket's upper bound): %s requests, p50 %s, p99 %s.", thousands(s.Requests), bound(s.P50), bound(s.P99))
+	return fmt.Sprintf("sketchd's handler time of the /v1 requests it served between the first and the last scrape "+
+		"(its histogram `sketchd_http_request_duration_seconds`: from its HTTP server handing it the read request to the "+
+		"response written, so without the wait before sketchd reads a request, nor the tool's own; buckets doubling from "+
+		"0.5 ms, so each figure is a bucket's upper bound): %s requests, p50 %s, p99 %s.", thousands(s.Requests), bound(s.P50), bound(s.P99))
 }
