@@ -23,6 +23,13 @@ import (
 // tier's cursor after the last hour.
 func tierStore(tb testing.TB, keys, hours int) (*store.DB, query.Target, int64) {
 	tb.Helper()
+	return tierStoreMinutes(tb, keys, hours, []int64{0, 17, 41})
+}
+
+// tierStoreMinutes is tierStore with a pane at each of minutes in every
+// hour.
+func tierStoreMinutes(tb testing.TB, keys, hours int, minutes []int64) (*store.DB, query.Target, int64) {
+	tb.Helper()
 	ctx := context.Background()
 	db, err := store.Open(tb.TempDir(), nil, nil, store.Options{RetentionInterval: -1})
 	if err != nil {
@@ -55,7 +62,7 @@ func tierStore(tb testing.TB, keys, hours int) (*store.DB, query.Target, int64) 
 			if err != nil {
 				tb.Fatal(err)
 			}
-			for _, m := range []int64{0, 17, 41} {
+			for _, m := range minutes {
 				sk, err := sketch.New(params)
 				if err != nil {
 					tb.Fatal(err)
