@@ -176,9 +176,13 @@ func TestConsole(t *testing.T) {
 	c.waitJS(`document.querySelector('#stream-detail tr[data-counter="on_time"]') !== null`)
 	c.checkNoTokenInURL("after the token prompt")
 
+	// 0. A preset (the last hour, auto step) starts on its step's grid.
+	c.choose("#aggregate", "users")
+	c.do(chromedp.Click(chromedp.CSS("#run")))
+	c.checkPresetAligned()
+
 	// 1. Distinct users, every second over the run: a chart with bands.
 	fromS, toS := strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)
-	c.choose("#aggregate", "users")
 	c.choose("#range", "custom")
 	c.typeInto("#from", fromS)
 	c.typeInto("#to", toS)
@@ -391,6 +395,30 @@ func (c *consoleRun) waitQuery(want url.Values) string {
 	}
 	c.t.Fatalf("the page did not show the query %v within 15s: state %q, query %q, error %q", want, last.State, last.Query, last.Error)
 	return ""
+}
+
+// checkPresetAligned waits for the page's answer to a preset range and
+// checks that its from is a multiple of its step (query.js request).
+func (c *consoleRun) checkPresetAligned() {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := evalJS[struct{ State, Query string }](c, `({state: document.getElementById("result").dataset.state,
+			query: document.getElementById("result").dataset.query || ""})`)
+		u, err := url.Parse(got.Query)
+		if got.State == "ok" && err == nil && u.Query().Get("step") != "" {
+			step, err := time.ParseDuration(u.Query().Get("step"))
+			from, ferr := strconv.ParseInt(u.Query().Get("from"), 10, 64)
+			if err != nil || ferr != nil || step < time.Second || from%int64(step/time.Second) != 0 {
+				c.t.Errorf("a preset's query %s: from is not on the step's grid", got.Query)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the page did not answer the preset query with a step within 15s: state %q, query %q", got.State, got.Query)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func sameValues(a, b url.Values) bool {

@@ -74,7 +74,7 @@ export function request(st, spec, nowMs) {
   if (!agg) throw new Error(`stream ${spec.name} has no aggregate ${st.aggregate}`);
   const p = new URLSearchParams();
   const gran = durationSeconds(spec.granularity);
-  let rangeSec;
+  let rangeSec, presetTo = NaN;
   if (st.range === "custom") {
     if (!st.from) throw new Error("absolute range: give from (and to, or it is now)");
     p.set("from", st.from);
@@ -84,9 +84,9 @@ export function request(st, spec, nowMs) {
     rangeSec = t - f;
   } else {
     rangeSec = durationSeconds(st.range);
-    const to = Math.ceil(nowMs / 1000);
-    p.set("from", String(to - rangeSec));
-    p.set("to", String(to));
+    presetTo = Math.ceil(nowMs / 1000);
+    p.set("from", String(presetTo - rangeSec));
+    p.set("to", String(presetTo));
   }
   for (const w of st.where) p.append("where", w);
   if (st.groupBy.length) p.set("group_by", st.groupBy.join(","));
@@ -98,6 +98,16 @@ export function request(st, spec, nowMs) {
     step = series ? formatSeconds(autoStep(rangeSec, gran || 60)) : "none";
   }
   if (step !== "" && step !== "none") p.set("step", step);
+  // A preset starts on its step's grid, as Grafana aligns its Prometheus
+  // range queries: the windows then stay the same from one live refresh to
+  // the next (the server answers the final ones from its caches) and line
+  // up with the rollup tiers, where a from that moves with the clock makes
+  // every window new, merged from the stream's own panes
+  // (docs/console.md).
+  const stepSec = durationSeconds(step);
+  if (isFinite(presetTo) && stepSec > 0 && stepSec <= rangeSec) {
+    p.set("from", String(Math.floor((presetTo - rangeSec) / stepSec) * stepSec));
+  }
   if (st.window.trim() !== "" && step !== "none") p.set("window", st.window.trim());
   switch (agg.sketch) {
     case "tdigest":
