@@ -172,24 +172,16 @@ func BenchmarkIngestJetStreamSketchd(b *testing.B) {
 // publishJS fills a JetStream stream before the timer starts.
 func publishJS(b *testing.B, js jetstream.JetStream, subject string, n int) {
 	b.Helper()
-	payloads := benchPayloads(min(n, maxBenchPayloads))
-	for i := 0; i < n; i += 1000 {
-		var futs []jetstream.PubAckFuture
-		for j := i; j < min(i+1000, n); j++ {
-			f, err := js.PublishAsync(subject, payloads[j%len(payloads)])
-			if err != nil {
-				b.Fatal(err)
-			}
-			futs = append(futs, f)
-		}
-		for _, f := range futs {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				b.Fatal(err)
-			}
-		}
+	publishPayloads(b, js, subject, cycle(benchPayloads(min(n, maxBenchPayloads)), n))
+}
+
+// cycle returns n payloads taken from pool in turn.
+func cycle(pool [][]byte, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = pool[i%len(pool)]
 	}
+	return out
 }
 
 func waitApplied(b *testing.B, m *Manager, name string, n int) {

@@ -73,24 +73,7 @@ func BenchmarkIngestJetStreamLoadShape(b *testing.B) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: spec.JetStreamStream, Subjects: []string{spec.Subject}}); err != nil {
 		b.Fatal(err)
 	}
-	payloads := loadShapePool(min(b.N, 100_000))
-	for i := 0; i < b.N; i += 1000 {
-		var futs []jetstream.PubAckFuture
-		for j := i; j < min(i+1000, b.N); j++ {
-			f, err := js.PublishAsync(spec.Subject, payloads[j%len(payloads)])
-			if err != nil {
-				b.Fatal(err)
-			}
-			futs = append(futs, f)
-		}
-		for _, f := range futs {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				b.Fatal(err)
-			}
-		}
-	}
+	publishPayloads(b, js, spec.Subject, cycle(loadShapePool(min(b.N, 100_000)), b.N))
 	m := newManager(b, nc, db, Options{FlushInterval: time.Second})
 	b.ResetTimer()
 	start, cpu0 := time.Now(), processCPU(b)

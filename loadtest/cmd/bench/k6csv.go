@@ -92,7 +92,10 @@ func parseK6CSV(r io.Reader) ([]request, error) {
 	for i, k := range keys {
 		reqs[i].Answer = answerUnknown
 		if s, ok := stale[k]; ok && k.vu != "" && k.iter != "" {
-			reqs[i].Answer = map[bool]string{true: answerStale, false: answerFresh}[s]
+			reqs[i].Answer = answerFresh
+			if s {
+				reqs[i].Answer = answerStale
+			}
 		}
 	}
 	return reqs, nil

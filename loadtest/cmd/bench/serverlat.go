@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -54,7 +55,7 @@ func serverLatency(first, last map[string]float64) *ServerLatency {
 		}
 		bs = append(bs, bucket{b, n - first[le]})
 	}
-	slices.SortFunc(bs, func(a, b bucket) int { return cmpFloat(a.le, b.le) })
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
 	total := bs[len(bs)-1].n
 	if !math.IsInf(bs[len(bs)-1].le, 1) || total <= 0 {
 		return nil
@@ -69,16 +70,6 @@ func serverLatency(first, last map[string]float64) *ServerLatency {
 		return math.Inf(1)
 	}
 	return &ServerLatency{Requests: int64(total), P50: at(0.50), P99: at(0.99)}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // serverLatencyLine is the report's line on a phase's ServerLatency.
