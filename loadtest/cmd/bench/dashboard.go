@@ -46,7 +46,8 @@ func runDashboard(ctx context.Context, p *procs, k6, dir, base, script string, d
 		"go run ./loadtest/cmd/querymix -format dashboard > dashboard.json",
 		shellLine("k6", args),
 	}
-	out, err := p.run(ctx, dur+2*time.Minute, k6, args...)
+	out, tool, err := p.runCPU(ctx, dur+2*time.Minute, k6, args...)
+	q.tool = tool
 	fmt.Fprintf(p.log, "%s", out)
 	q.ThresholdsOK = err == nil
 	var ee *exec.ExitError

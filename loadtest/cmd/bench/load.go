@@ -31,6 +31,11 @@ type QueryLoad struct {
 	// Timeline is the phase second by second (absent in results of
 	// runners before it).
 	Timeline *Timeline `json:"timeline,omitempty"`
+	// CPU is where the machine's CPU went while the load tool ran
+	// (absent in results of runners before it), from tool (set by the
+	// run; runner.timed folds in sketchd's scrapes).
+	CPU  *PhaseCPU `json:"cpu,omitempty"`
+	tool toolRun
 	// Panels and Answers break the dashboard's latency down per panel and
 	// per answer (fresh, stale, unknown), from k6's per-request CSV
 	// output; RequestsError says why there is none when the CSV could not
@@ -152,7 +157,7 @@ func runVegeta(ctx context.Context, p *procs, vegeta, dir, base string, mix []qu
 		"vegeta report " + bin,
 		"vegeta encode -to json " + bin + "   # per-range percentiles: loadtest/cmd/bench",
 	}
-	if _, err := p.run(ctx, d+2*time.Minute, vegeta, attack...); err != nil {
+	if _, q.tool, err = p.runCPU(ctx, d+2*time.Minute, vegeta, attack...); err != nil {
 		return q, err
 	}
 	if out, err := p.run(ctx, time.Minute, vegeta, "report", bin); err == nil {
@@ -230,7 +235,8 @@ func runK6(ctx context.Context, p *procs, k6, dir, base, script string, mix []qu
 		"-e", "BASE_URL=" + base, "-e", "RATE=" + strconv.Itoa(rate), "-e", "DURATION=" + d.String(),
 		"-e", "MIX=" + mixPath, script}
 	q.Commands = []string{shellLine("k6", args)}
-	out, err := p.run(ctx, d+2*time.Minute, k6, args...)
+	out, tool, err := p.runCPU(ctx, d+2*time.Minute, k6, args...)
+	q.tool = tool
 	fmt.Fprintf(p.log, "%s", out)
 	q.ThresholdsOK = err == nil
 	var ee *exec.ExitError

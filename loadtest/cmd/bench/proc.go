@@ -50,22 +50,36 @@ func (p *procs) untrack(cmd *exec.Cmd) { p.mu.Lock(); delete(p.cmds, cmd); p.mu.
 // run runs a command to completion (bounded by timeout) and returns its
 // stdout; stderr goes to the log. The command line is echoed to the log.
 func (p *procs) run(ctx context.Context, timeout time.Duration, name string, args ...string) ([]byte, error) {
+	out, _, err := p.runCPU(ctx, timeout, name, args...)
+	return out, err
+}
+
+// runCPU is run that also returns the CPU time (user + system) the
+// command used, from its rusage when it exited (0 if it did not start),
+// and the runner's and the machine's CPU counters around it.
+func (p *procs) runCPU(ctx context.Context, timeout time.Duration, name string, args ...string) ([]byte, toolRun, error) {
+	var tr toolRun
 	cmd, cancel := p.command(ctx, timeout, name, args...)
 	defer cancel()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = p.log
 	fmt.Fprintf(p.log, "+ %s\n", shellLine(name, args))
+	tr.before = markCPU()
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, tr, err
 	}
 	p.track(cmd)
 	err := cmd.Wait()
 	p.untrack(cmd)
-	if err != nil {
-		return out.Bytes(), fmt.Errorf("%s: %w", filepath.Base(name), err)
+	tr.after = markCPU()
+	if ps := cmd.ProcessState; ps != nil {
+		tr.cpu = ps.UserTime() + ps.SystemTime()
 	}
-	return out.Bytes(), nil
+	if err != nil {
+		return out.Bytes(), tr, fmt.Errorf("%s: %w", filepath.Base(name), err)
+	}
+	return out.Bytes(), tr, nil
 }
 
 // KillAll kills the process group of every command still running.

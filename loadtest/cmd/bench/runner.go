@@ -836,6 +836,7 @@ func (r *runner) timed(ctx context.Context, run func() (QueryLoad, error)) (Quer
 	q, err := run()
 	samples, failed := s.finish()
 	q.Timeline = BuildTimeline(samples, failed, q.requests, q.requests != nil)
+	q.CPU = phaseCPU(q.tool, samples, runtime.NumCPU())
 	return q, err
 }
 

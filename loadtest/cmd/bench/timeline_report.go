@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // topSeconds is how many of the slowest seconds the report lists.
@@ -52,6 +53,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 		q.Duration, len(tl.Samples), tl.Failed, withStore)
 	if tl.Server != nil {
 		p("%s\n", serverLatencyLine(tl.Server))
+	}
+	if line := cpuLine(strings.Fields(q.Tool)[0], q.CPU); line != "" {
+		p("%s\n", line)
 	}
 	if !tl.Latencies {
 		renderStoreOnly(p, tl)
