@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/sketchd/sketchd/internal/heapsize"
 )
 
 // CountMin estimates item frequencies and keeps heavy-hitter candidates: a
@@ -554,17 +556,22 @@ func (c *CountMin) Clone() Sketch {
 	return &d
 }
 
-// Size is the approximate heap footprint in bytes.
+// Size is the approximate heap footprint in bytes: the struct, in exact
+// mode the map, counts and item bytes (with the arena's free part), in
+// table mode the table and the candidates with their index.
 func (c *CountMin) Size() int {
-	const overhead = 160
+	s := heapsize.Class(int64(unsafe.Sizeof(*c)))
 	if c.table == nil {
-		return overhead + c.exactBytes
+		items := c.exactBytes - exactEntryBytes*len(c.exact) + cap(c.arena) - len(c.arena)
+		s += heapsize.Map(len(c.exact), unsafe.Sizeof("")+4) + heapsize.Class(8*int64(cap(c.counts))) + int64(items)
+		return int(s)
 	}
-	s := overhead + 4*len(c.table)
+	s += heapsize.Class(4*int64(len(c.table))) + heapsize.Class(int64(unsafe.Sizeof(cand{}))*int64(cap(c.cands))) +
+		heapsize.Map(len(c.candIdx), unsafe.Sizeof("")+8)
 	for _, k := range c.cands {
-		s += len(k.item) + 2*exactEntryBytes // slice entry + index entry
+		s += heapsize.Class(int64(len(k.item)))
 	}
-	return s
+	return int(s)
 }
 
 // AppendBinary appends the envelope. Payload: u8 mode (0 exact, 1 table);
@@ -619,6 +626,9 @@ func decodeCountMin(h header, params, payload []byte) (*CountMin, *DecodeError) 
 	case r.err != nil:
 	case mode == 0:
 		e := r.count("exact entries", 2)
+		if e > 0 { // the items fit in what is left of the payload: one arena
+			c.arena = make([]byte, 0, len(payload)-r.off)
+		}
 		var sum uint64
 		var prev []byte
 		for i := 0; i < e && r.err == nil; i++ {

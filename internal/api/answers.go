@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
+	"github.com/sketchd/sketchd/internal/heapsize"
 	"github.com/sketchd/sketchd/internal/query"
 )
 
@@ -36,6 +38,19 @@ type answerEntry struct {
 	body     []byte
 	question string    // "" when put without one
 	at       time.Time // when it was put
+	size     int64     // answerSize
+}
+
+// answerEntryBytes is an entry's own heap: the entry, its list element,
+// and its slots in m and latest.
+var answerEntryBytes = heapsize.MapEntry(unsafe.Sizeof(answerEntry{}), unsafe.Sizeof("")+unsafe.Sizeof(&list.Element{})) +
+	heapsize.Class(int64(unsafe.Sizeof(list.Element{}))) + heapsize.MapEntry(0, unsafe.Sizeof("")+unsafe.Sizeof(&list.Element{}))
+
+// answerSize is the heap an answer holds in the cache: its key and
+// question, the body's whole capacity (rendering grows it ahead), and the
+// entry's own bytes.
+func answerSize(key, question string, body []byte) int64 {
+	return int64(len(key)+len(question)+cap(body)) + answerEntryBytes
 }
 
 func newAnswerCache(maxBytes int64) *answerCache {
@@ -66,13 +81,13 @@ func (c *answerCache) put(key, question string, body []byte) {
 	if c == nil {
 		return
 	}
-	size := int64(len(key) + len(body) + 64)
+	size := answerSize(key, question, body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; ok || size > c.maxBytes/8 {
 		return
 	}
-	e := c.ll.PushFront(&answerEntry{key: key, body: body, question: question, at: time.Now()})
+	e := c.ll.PushFront(&answerEntry{key: key, body: body, question: question, at: time.Now(), size: size})
 	c.m[key] = e
 	if question != "" {
 		c.latest[question] = e
@@ -86,7 +101,7 @@ func (c *answerCache) put(key, question string, body []byte) {
 		if c.latest[ae.question] == e {
 			delete(c.latest, ae.question)
 		}
-		c.bytes -= int64(len(ae.key) + len(ae.body) + 64)
+		c.bytes -= ae.size
 	}
 }
 

@@ -52,7 +52,7 @@ func (c *paneCache) put(k cacheKey, v cached) {
 	if c.max <= 0 {
 		return
 	}
-	size := int64(len(k.key) + 96)
+	size := int64(len(k.key)) // the entry's own bytes are the lru's
 	if v.sk != nil {
 		size += int64(v.sk.Size())
 	}

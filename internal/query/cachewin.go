@@ -3,8 +3,10 @@ package query
 import (
 	"context"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/heapsize"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -54,9 +56,9 @@ func (c *winCache) get(k winKey) (map[string]winGroup, bool) {
 // put caches a final window unless it is larger than an eighth of the
 // budget, evicting the least recently used beyond it.
 func (c *winCache) put(k winKey, groups map[string]winGroup) {
-	size := int64(len(k.shape) + 128)
+	size := int64(len(k.shape)) + heapsize.Map(len(groups), unsafe.Sizeof("")+unsafe.Sizeof(winGroup{}))
 	for gk, g := range groups {
-		size += int64(len(gk) + 96)
+		size += int64(len(gk))
 		if g.sk != nil {
 			size += int64(g.sk.Size())
 		}

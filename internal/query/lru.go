@@ -1,22 +1,41 @@
 package query
 
 import (
-	"container/list"
 	"sync"
+	"unsafe"
+
+	"github.com/sketchd/sketchd/internal/heapsize"
 )
 
 // lru is a least-recently-used map under a byte budget, safe for
 // concurrent use: the pane cache (cache.go) and the window cache
 // (cachewin.go). An entry larger than an eighth of the budget is not kept,
 // so one entry cannot empty the cache.
+//
+// The budget holds what the heap holds: the size a caller gives for a
+// value plus the entry's own overhead (heapsize.MapEntry: its list node and its
+// map slot), which for the pane cache's small decoded panes was as much
+// as the sketches (heapfootprint_test.go).
 type lru[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int64
 	bytes int64
-	ll    *list.List
-	m     map[K]*list.Element
+	// root is the list's sentinel: root.next the most recently used
+	// entry, root.prev the least.
+	root lruNode[K, V]
+	m    map[K]*lruNode[K, V]
+	over int64 // heapsize.MapEntry of this K and V
 
 	evicted, refused int64 // entries evicted for room, and not kept for their size
+}
+
+// lruNode is an entry and its place in the list: one allocation per entry
+// (container/list added an element and an interface around a second).
+type lruNode[K comparable, V any] struct {
+	k          K
+	v          V
+	size       int64 // with the overhead
+	prev, next *lruNode[K, V]
 }
 
 // lruStats is what an lru holds and has let go.
@@ -30,50 +49,63 @@ func (c *lru[K, V]) stats() lruStats {
 	return lruStats{bytes: c.bytes, entries: int64(len(c.m)), evicted: c.evicted, refused: c.refused}
 }
 
-type lruEntry[K comparable, V any] struct {
-	k    K
-	v    V
-	size int64
-}
-
 func newLRU[K comparable, V any](maxBytes int64) *lru[K, V] {
-	return &lru[K, V]{max: maxBytes, ll: list.New(), m: map[K]*list.Element{}}
+	c := &lru[K, V]{max: maxBytes, m: map[K]*lruNode[K, V]{}}
+	c.root.next, c.root.prev = &c.root, &c.root
+	var n lruNode[K, V]
+	c.over = heapsize.MapEntry(unsafe.Sizeof(n), unsafe.Sizeof(n.k)+unsafe.Sizeof(&n))
+	return c
 }
 
 // get returns the value of k and marks it recently used.
 func (c *lru[K, V]) get(k K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[k]
+	n, ok := c.m[k]
 	if !ok {
 		var zero V
 		return zero, false
 	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*lruEntry[K, V]).v, true
+	c.unlink(n)
+	c.pushFront(n)
+	return n.v, true
 }
 
-// put keeps v, of size bytes, under k unless k is kept already or v is
-// larger than an eighth of the budget, evicting the least recently used
-// entries beyond the budget.
+// put keeps v, of size bytes (what it holds; put adds the entry's own),
+// under k unless k is kept already or the entry is larger than an eighth
+// of the budget, evicting the least recently used entries beyond the
+// budget.
 func (c *lru[K, V]) put(k K, v V, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[k]; ok {
 		return
 	}
+	size += c.over
 	if size > c.max/8 {
 		c.refused++
 		return
 	}
-	c.m[k] = c.ll.PushFront(&lruEntry[K, V]{k: k, v: v, size: size})
+	n := &lruNode[K, V]{k: k, v: v, size: size}
+	c.m[k] = n
+	c.pushFront(n)
 	c.bytes += size
 	for c.bytes > c.max {
-		e := c.ll.Back()
-		old := e.Value.(*lruEntry[K, V])
-		c.ll.Remove(e)
+		old := c.root.prev
+		c.unlink(old)
 		delete(c.m, old.k)
 		c.bytes -= old.size
 		c.evicted++
 	}
+}
+
+func (c *lru[K, V]) pushFront(n *lruNode[K, V]) {
+	n.prev, n.next = &c.root, c.root.next
+	c.root.next.prev = n
+	c.root.next = n
+}
+
+func (c *lru[K, V]) unlink(n *lruNode[K, V]) {
+	n.prev.next, n.next.prev = n.next, n.prev
+	n.prev, n.next = nil, nil
 }

@@ -7,6 +7,9 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"unsafe"
+
+	"github.com/sketchd/sketchd/internal/heapsize"
 )
 
 // resultCache keeps the results of recent queries for the store state they
@@ -31,6 +34,31 @@ type resultEntry struct {
 	key  string
 	res  *Result
 	size int64
+}
+
+// resultEntryBytes is an entry's own heap: the entry, its list element
+// and its map slot.
+var resultEntryBytes = heapsize.MapEntry(unsafe.Sizeof(resultEntry{}), unsafe.Sizeof("")+unsafe.Sizeof(&list.Element{})) +
+	heapsize.Class(int64(unsafe.Sizeof(list.Element{})))
+
+// resultBytes is the heap res holds: the result, its groups with their
+// keys, their windows with their sketches, its resolution.
+func resultBytes(res *Result) int64 {
+	n := heapsize.Class(int64(unsafe.Sizeof(*res))) +
+		heapsize.Class(int64(unsafe.Sizeof(Group{}))*int64(cap(res.Groups))) +
+		heapsize.Class(int64(unsafe.Sizeof(Span{}))*int64(cap(res.Resolution)))
+	for _, g := range res.Groups {
+		n += heapsize.Map(len(g.Key), 2*unsafe.Sizeof("")) + heapsize.Class(int64(unsafe.Sizeof(Window{}))*int64(cap(g.Windows)))
+		for k, v := range g.Key {
+			n += int64(len(k) + len(v))
+		}
+		for _, w := range g.Windows {
+			if w.Sketch != nil {
+				n += int64(w.Sketch.Size())
+			}
+		}
+	}
+	return n
 }
 
 type call struct {
@@ -107,12 +135,7 @@ func (c *resultCache) do(ctx context.Context, key string, compute func(context.C
 
 // put caches res under key; c.mu is held.
 func (c *resultCache) put(key string, res *Result) {
-	size := int64(len(key) + 256)
-	for _, g := range res.Groups {
-		for _, w := range g.Windows {
-			size += int64(w.Sketch.Size()) + 64
-		}
-	}
+	size := int64(len(key)) + resultEntryBytes + resultBytes(res)
 	if size > c.maxBytes/4 {
 		return
 	}
