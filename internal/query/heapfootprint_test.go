@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -162,5 +163,66 @@ func TestWindowAndResultCachesHoldTheirBudget(t *testing.T) {
 		}
 		check("result cache", liveHeap()-before, rc.bytes)
 		runtime.KeepAlive(rc)
+	}
+}
+
+// TestTailMemoHoldsItsBudget keeps tails of 16 open panes (every slot a
+// sketch of the load runner's four kinds, of 1 to 100 events) in a tail
+// memo, each decoded for every aggregate as the questions of a dashboard
+// do, and checks the live heap against what the memo accounts, as
+// TestPaneCacheHoldsItsBudget does. Counting 96 bytes a pane and twice
+// its blobs before, it held 1.5 to 2.5 times what it accounted.
+func TestTailMemoHoldsItsBudget(t *testing.T) {
+	const seed = 16
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	aggs := make([]aggregate, 4)
+	for i, k := range footprintKinds[:4] {
+		aggs[i] = aggregate{name: k.String(), index: i, params: sketch.Params{Kind: k}.Normalize()}
+	}
+	for _, n := range []int{1, 10, 100} {
+		var blobs [4][][]byte
+		for i, k := range footprintKinds[:4] {
+			blobs[i] = footprintBlobs(t, rng, k, n, 16)
+		}
+		before := liveHeap()
+		m := newTailMemo(3 << 20 * tailStates)
+		p := &plan{target: Target{ID: 1, LastCommit: 1}}
+		for ki := 0; ; ki++ {
+			key := fmt.Sprintf("country=%02d\x00device=%d", ki%97, ki)
+			tl := &tail{from: 0, to: 16}
+			for pi := range 16 {
+				r := sketchd.PaneRecord{Key: key, Start: int64(pi), Events: uint64(n)}
+				var total int
+				for s := range blobs {
+					total += len(blobs[s][pi])
+				}
+				buf := make([]byte, 0, total) // one buffer per pane, as the store reads it
+				for s := range blobs {
+					buf = append(buf, blobs[s][pi]...)
+					r.Sketches = append(r.Sketches, buf[len(buf)-len(blobs[s][pi]):len(buf):len(buf)])
+				}
+				tl.panes = append(tl.panes, r)
+			}
+			for i := range tl.panes {
+				for _, a := range aggs {
+					if _, err := tl.sketch(i, a); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			m.store(p, key, tl)
+			if m.refused > 0 {
+				break
+			}
+		}
+		heap := liveHeap() - before
+		acc, _ := m.stats()
+		r := float64(heap) / float64(acc)
+		t.Logf("panes of %d events: heap=%d accounted=%d heap/accounted=%.2f", n, heap, acc, r)
+		if r > maxHeapPerAccounted || r < 0.5 {
+			t.Errorf("panes of %d events: %d bytes of heap for %d accounted (%.2f, want 0.5..%.1f)", n, heap, acc, r, maxHeapPerAccounted)
+		}
+		runtime.KeepAlive(m)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/heapsize"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -213,13 +215,7 @@ func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 // store keeps t for key, unless the memo moved to a newer state since the
 // read or would grow past its budget.
 func (m *tailMemo) store(p *plan, key string, t *tail) {
-	var size int64
-	for _, r := range t.panes {
-		size += int64(len(key) + 96)
-		for _, b := range r.Sketches {
-			size += 2 * int64(len(b)) // the blob, and about as much decoded
-		}
-	}
+	size := tailBytes(key, t)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.set(p, true)
@@ -240,6 +236,26 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	t.size = size
 	s.tails[k] = t
 	s.bytes += size
+}
+
+// tailBytes is the heap t holds in the memo for key: the tail, its
+// panes and their blobs (each pane's value as read, its slice of slots),
+// and each blob decoded: about twice its bytes and 256 more (decoded small
+// sketches are mostly their fixed parts: TestTailMemoHoldsItsBudget).
+func tailBytes(key string, t *tail) int64 {
+	n := int64(len(key)) + heapsize.MapEntry(unsafe.Sizeof(*t), unsafe.Sizeof("")+unsafe.Sizeof(t)) +
+		heapsize.Class(int64(unsafe.Sizeof(sketchd.PaneRecord{}))*int64(cap(t.panes)))
+	for _, r := range t.panes {
+		var blobs int64
+		for _, b := range r.Sketches {
+			blobs += int64(len(b))
+			if len(b) > 0 {
+				n += 2*int64(len(b)) + 256 + (int64(unsafe.Sizeof(tailSlot{})+unsafe.Sizeof(sketch.Sketch(nil)))+1)*3/2
+			}
+		}
+		n += heapsize.Class(blobs) + heapsize.Class(int64(len(r.Key))) + heapsize.Class(int64(unsafe.Sizeof([]byte(nil)))*int64(len(r.Sketches)))
+	}
+	return n
 }
 
 // set returns the stream's memo for p's state (create: a new one when it
