@@ -39,7 +39,7 @@ import (
 // tailMemo is the memo of one Querier.
 type tailMemo struct {
 	mu      sync.Mutex
-	max     int64                 // bytes kept per stream and state (blobs, and as much again decoded); ≤ 0: off
+	max     int64                 // bytes kept per stream and state (tailBytes); ≤ 0: off
 	streams map[uint32][]*tailSet // newest first, at most tailStates
 	refused int64                 // tails not kept for the budget (read again by the next question)
 }
