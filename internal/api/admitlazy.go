@@ -2,8 +2,8 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -13,23 +13,26 @@ import (
 // Routes that can answer from the cache (aggregate and multi-aggregate
 // queries) are admitted lazily: admitLazy puts a ticket in the request's
 // context and the handler takes a slot with s.acquire only when it has to
-// compute; the slot is released when the handler returns.
+// compute; the slot is released when the handler returns. The ticket also
+// carries the request's lane (lanes.go).
 
 type slotTicketKey struct{}
 
-// slotTicket records whether the request holds a query slot.
-type slotTicket struct{ held bool }
+// slotTicket records whether the request holds a query slot, and a token
+// of the heavy lane, and the estimated bytes of its computations so far.
+type slotTicket struct {
+	mu    sync.Mutex
+	held  bool
+	heavy bool
+	spent int64
+}
 
 // admitLazy lets the request in without a slot; see s.acquire.
 func (s *server) admitLazy(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tk := &slotTicket{}
-		defer func() {
-			if tk.held {
-				<-s.slots
-			}
-		}()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), slotTicketKey{}, tk)))
+		defer s.release(tk)
+		next.ServeHTTP(w, r.WithContext(s.withTicket(r.Context(), tk)))
 	})
 }
 
@@ -39,36 +42,33 @@ func (s *server) admitLazy(next http.Handler) http.Handler {
 // 503 overloaded error.
 func (s *server) acquire(r *http.Request) error {
 	tk, _ := r.Context().Value(slotTicketKey{}).(*slotTicket)
-	if tk == nil || tk.held {
+	if tk == nil {
 		return nil
 	}
-	if err := s.takeSlot(r.Context()); err != nil {
+	return s.acquireTicket(r.Context(), tk)
+}
+
+// acquireTicket takes a slot of the cheap lane for tk unless it holds one.
+func (s *server) acquireTicket(ctx context.Context, tk *slotTicket) error {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.held {
+		return nil
+	}
+	if err := s.takeSlot(ctx); err != nil {
 		return err
 	}
 	tk.held = true
 	return nil
 }
 
-// takeSlot takes one of the Limits.MaxConcurrent slots, waiting up to
-// Limits.QueueWait, or shedTarget behind a standing queue (shed.go); the
-// caller releases it with <-s.slots.
+// takeSlot takes one of the Limits.MaxConcurrent slots (the cheap lane,
+// where every request starts), waiting up to Limits.QueueWait, or
+// shedTarget behind a standing queue (shed.go); the caller releases it
+// with <-s.slots.
 func (s *server) takeSlot(ctx context.Context) error {
-	select {
-	case s.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	wait := s.queueWait(s.queue.enter(time.Now()))
-	defer s.queue.leave()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case s.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return &httpError{code: codeOverloaded,
-			detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), wait)}
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	start := time.Now()
+	err := s.wait(ctx, s.slots, &s.queue, laneCheap)
+	s.lanes.observe(laneCheap, time.Since(start), err)
+	return err
 }

@@ -105,6 +105,20 @@ type Limits struct {
 	// queue that has not been empty for 100 ms (overload, not a burst) a
 	// query waits at most 20 ms (shed.go).
 	QueueWait time.Duration
+	// HeavyQueryBytes: a request whose computations are estimated to hold
+	// more than this in total (query.CostHook: keys × pane slots × the
+	// stream's average sketch size, known before any pane is read) is
+	// heavy, and runs in the heavy lane, which has HeavyPercent of the
+	// MaxConcurrent slots (rounded up, at least one), so that cheap
+	// requests always find a slot and a standing queue of heavy ones does
+	// not shed them (lanes.go). Default 32 MiB (about 30,000 one-minute
+	// panes: a day of a stream's 180 keys merged from minute panes is
+	// heavy; the first computation of the last hour of them is not).
+	HeavyQueryBytes int64
+	// HeavyPercent is the share of the slots the heavy lane has, in
+	// percent of MaxConcurrent, rounded up. Default 25 (2 of 8); 100 lets
+	// heavy requests take every slot (no lanes).
+	HeavyPercent int
 	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
 	// which serves a question asked again before the next commit without
 	// querying or rendering, and, with half as much again, the rendered
@@ -142,6 +156,8 @@ func DefaultLimits() Limits {
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * defaults.CPUs(),
 		QueueWait:        time.Second,
+		HeavyQueryBytes:  32 << 20,
+		HeavyPercent:     25,
 		AnswerCacheBytes: 16 << 20,
 		StaleAnswerAge:   10 * time.Second,
 	}
@@ -223,6 +239,7 @@ type server struct {
 	mux                     *chi.Mux
 	slots                   chan struct{} // admission: one token per running query
 	queue                   slotQueue     // the requests waiting for a slot (shed.go)
+	lanes                   *lanes        // the heavy lane and the lanes' metrics (lanes.go)
 	answers                 *answerCache  // nil when disabled
 	flights                 answerFlights // answer computations under way
 	refreshing              chan struct{} // one background refresh at a time (flight.go)
@@ -264,6 +281,9 @@ func New(cfg Config) (http.Handler, error) {
 		limits:    cfg.Limits.withDefaults(),
 	}
 	s.slots = make(chan struct{}, s.limits.MaxConcurrent)
+	if s.lanes, err = newLanes(s.limits, reg); err != nil {
+		return nil, err
+	}
 	s.refreshing = make(chan struct{}, 1)
 	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
 	s.windows = newAnswerCache(s.limits.AnswerCacheBytes / 2)

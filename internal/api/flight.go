@@ -115,8 +115,9 @@ func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, c
 
 // refresh computes the answer of key for the flight fl in the background,
 // after the request that started it has been answered stale: one refresh
-// at a time (s.refreshing), each with a query slot, under the request's
-// context values without its cancellation, bounded by Limits.Timeout. A
+// at a time (s.refreshing), each with a query slot and its own lane ticket
+// (lanes.go), under the request's context values without its cancellation,
+// bounded by Limits.Timeout. A
 // refresh that fails leaves the flight's waiters its error; the next
 // request of the question computes again.
 func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) {
@@ -141,10 +142,12 @@ func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight
 			err = ctx.Err()
 			return
 		}
-		if err = s.takeSlot(ctx); err != nil {
+		tk := &slotTicket{} // its own: the request's was released when it was answered
+		ctx := s.withTicket(ctx, tk)
+		if err = s.acquireTicket(ctx, tk); err != nil {
 			return
 		}
-		defer func() { <-s.slots }()
+		defer s.release(tk)
 		body, err = compute(ctx)
 	}()
 }

@@ -173,8 +173,9 @@ func (s *server) admit(next http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		defer func() { <-s.slots }()
-		next.ServeHTTP(w, r)
+		tk := &slotTicket{held: true} // its lane (lanes.go)
+		defer s.release(tk)
+		next.ServeHTTP(w, r.WithContext(s.withTicket(r.Context(), tk)))
 	})
 }
 

@@ -31,8 +31,12 @@ func newBudget(total int64, wait time.Duration) *budget {
 }
 
 // acquire reserves n bytes (at most the whole budget), waiting up to b.wait
-// for queries to release theirs. The caller calls the returned release once.
+// for queries to release theirs, after the context's cost hook admitted the
+// computation (admission.go). The caller calls the returned release once.
 func (b *budget) acquire(ctx context.Context, n int64) (release func(), err error) {
+	if err := admitCost(ctx, n); err != nil {
+		return nil, err
+	}
 	if b.total == 0 || n <= 0 {
 		return func() {}, nil
 	}

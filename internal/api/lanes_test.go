@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/promtest"
+	"github.com/sketchd/sketchd/internal/query"
+)
+
+// spentReader is the real store, calling onScan with the estimated bytes
+// of the request's computations so far (its lane ticket) before each scan.
+type spentReader struct {
+	query.PaneReader
+	onScan func(ctx context.Context, spent int64) error
+}
+
+func (r spentReader) ScanPanes(ctx context.Context, id uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	if tk, _ := ctx.Value(slotTicketKey{}).(*slotTicket); tk != nil && r.onScan != nil {
+		tk.mu.Lock()
+		spent := tk.spent
+		tk.mu.Unlock()
+		if err := r.onScan(ctx, spent); err != nil {
+			return err
+		}
+	}
+	return r.PaneReader.ScanPanes(ctx, id, keys, from, to, fn)
+}
+
+// laneFixture serves the API over the store fixture's Badger store read
+// through rd's onScan, with a new querier.
+func laneFixture(tb testing.TB, sf *storeFixture, onScan func(context.Context, int64) error, opts ...fixtureOpt) *fixture {
+	tb.Helper()
+	fx := &fixture{streams: sf.streams, store: sf.store, evs: sf.evs, status: sf.status, reg: prometheus.NewRegistry()}
+	cfg := Config{
+		Streams:  fx.streams,
+		Querier:  query.New(spentReader{PaneReader: sf.db, onScan: onScan}, query.Options{}),
+		Registry: fx.reg,
+		Now:      func() time.Time { return t0.Add(fixtureSpan) },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fx.h = h
+	return fx
+}
+
+// TestHeavyQueriesLeaveCheapOnesASlot reproduces the starvation the load
+// runner showed: heavy first computations (a 2-hour series of 1-minute
+// windows per country, estimated past HeavyQueryBytes) in flight, held at
+// their first pane scan, and cheap questions (half an hour, estimated far
+// below it) arriving meanwhile. With the lanes, the heavy lane has one of
+// the four slots: one heavy question runs, the others wait for the heavy
+// lane holding no slot (or are shed), and every cheap question is admitted
+// and answered. Without them (HeavyPercent 100) the heavy questions hold
+// every slot and the cheap ones get 503 overloaded: that case shows the
+// test can fail. Admission is asserted, not durations.
+func TestHeavyQueriesLeaveCheapOnesASlot(t *testing.T) {
+	sf := newStoreFixture(t)
+	whole := rangeQuery(t0, t0.Add(fixtureSpan))
+	var heavy []string
+	for _, agg := range []string{"users", "latency", "urls", "sample"} {
+		heavy = append(heavy, aggPath+agg+"?"+join(whole, "group_by=country", "step=1m"))
+	}
+	var cheap []string
+	for i := range 6 {
+		from := t0.Add(time.Duration(10+i) * time.Minute)
+		cheap = append(cheap, aggPath+"users?"+rangeQuery(from, from.Add(30*time.Minute)))
+	}
+	const heavyBytes = 512 << 10 // the heavy questions: 1.2 MB; the cheap ones: < 210 kB
+
+	for _, c := range []struct {
+		name         string
+		percent      int
+		queueWait    time.Duration
+		blocked      int // heavy questions held at the gate
+		wantCheap    int
+		wantHeavyRun int
+	}{
+		{"lanes", 25, 10 * time.Second, 1, http.StatusOK, 1},
+		{"no_lanes", 100, 300 * time.Millisecond, 4, http.StatusServiceUnavailable, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			entered := make(chan struct{}, 64)
+			f := laneFixture(t, sf, func(ctx context.Context, spent int64) error {
+				if spent <= heavyBytes {
+					return nil
+				}
+				entered <- struct{}{}
+				select {
+				case <-gate:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, func(cfg *Config) {
+				cfg.Limits.MaxConcurrent = 4
+				cfg.Limits.HeavyPercent = c.percent
+				cfg.Limits.HeavyQueryBytes = heavyBytes
+				cfg.Limits.QueueWait = c.queueWait
+			})
+			var wg sync.WaitGroup
+			heavyStatus := make([]response, len(heavy))
+			for i, q := range heavy {
+				wg.Go(func() { heavyStatus[i] = f.get(t, q) })
+			}
+			for range c.blocked {
+				<-entered
+			}
+			// The heavy questions not running wait for the heavy lane
+			// (holding no slot) or were shed from it.
+			for lanesWaiting(t, f) < len(heavy)-c.blocked {
+				time.Sleep(time.Millisecond)
+			}
+
+			cheapStatus := make([]response, len(cheap))
+			var cw sync.WaitGroup
+			for i, q := range cheap {
+				cw.Go(func() { cheapStatus[i] = f.get(t, q) })
+			}
+			cw.Wait()
+			close(gate)
+			wg.Wait()
+
+			for i, r := range cheapStatus {
+				if r.status != c.wantCheap {
+					t.Errorf("cheap %s with %d heavy questions running: %d %s, want %d", cheap[i], c.blocked, r.status, r.body, c.wantCheap)
+				}
+			}
+			for i, r := range heavyStatus {
+				if r.status != http.StatusOK && (r.status != http.StatusServiceUnavailable || r.problem(t).Code != codeOverloaded) {
+					t.Errorf("heavy %s: %d %s, want 200 or 503 overloaded", heavy[i], r.status, r.body)
+				}
+			}
+			if got := promtest.Value(t, f.reg, `sketchd_query_lane_admitted_total{lane="heavy"}`); got < float64(c.wantHeavyRun) {
+				t.Errorf("heavy lane admitted %v, want >= %d", got, c.wantHeavyRun)
+			}
+			if c.wantCheap == http.StatusOK {
+				if got := promtest.Value(t, f.reg, `sketchd_query_lane_shed_total{lane="cheap"}`); got != 0 {
+					t.Errorf("cheap lane shed %v, want 0", got)
+				}
+			}
+		})
+	}
+}
+
+// lanesWaiting is the heavy questions waiting for the heavy lane or shed
+// from it.
+func lanesWaiting(tb testing.TB, f *fixture) int {
+	tb.Helper()
+	return int(promtest.Value(tb, f.reg, `sketchd_query_lane_queued{lane="heavy"}`) +
+		promtest.Value(tb, f.reg, `sketchd_query_lane_shed_total{lane="heavy"}`))
+}
