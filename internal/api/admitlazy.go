@@ -19,7 +19,8 @@ import (
 type slotTicketKey struct{}
 
 // slotTicket records whether the request holds a query slot, and a token
-// of the heavy lane, and the estimated bytes of its computations so far.
+// of the heavy lane, and the estimated cost of its computations so far
+// (query.Cost.Units).
 type slotTicket struct {
 	mu    sync.Mutex
 	held  bool

@@ -105,16 +105,18 @@ type Limits struct {
 	// queue that has not been empty for 100 ms (overload, not a burst) a
 	// query waits at most 20 ms (shed.go).
 	QueueWait time.Duration
-	// HeavyQueryBytes: a request whose computations are estimated to hold
-	// more than this in total (query.CostHook: keys × pane slots × the
-	// stream's average sketch size, known before any pane is read) is
-	// heavy, and runs in the heavy lane, which has HeavyPercent of the
-	// MaxConcurrent slots (rounded up, at least one), so that cheap
+	// HeavyQueryCost: a request whose computations are estimated to cost
+	// more than this in total is heavy (query.Cost.Units: one per stored
+	// sketch read, keys × pane slots, plus one per KiB held; known before
+	// any pane is read), and runs in the heavy lane, which has HeavyPercent
+	// of the MaxConcurrent slots (rounded up, at least one), so that cheap
 	// requests always find a slot and a standing queue of heavy ones does
-	// not shed them (lanes.go). Default 32 MiB (about 30,000 one-minute
-	// panes: a day of a stream's 180 keys merged from minute panes is
-	// heavy; the first computation of the last hour of them is not).
-	HeavyQueryBytes int64
+	// not shed them (lanes.go). Default 50,000 (about 150 ms of one core
+	// for one-minute HLL panes): the first computation of a day of hourly
+	// windows over 180 keys from an unaligned from (259,200 minute panes)
+	// is heavy; that of the last hour (10,800), or of the same day from the
+	// hourly tier (4,320 tier panes), is not.
+	HeavyQueryCost int64
 	// HeavyPercent is the share of the slots the heavy lane has, in
 	// percent of MaxConcurrent, rounded up. Default 25 (2 of 8); 100 lets
 	// heavy requests take every slot (no lanes).
@@ -156,7 +158,7 @@ func DefaultLimits() Limits {
 		MaxSlidingMerges: 1_000_000,
 		MaxConcurrent:    4 * defaults.CPUs(),
 		QueueWait:        time.Second,
-		HeavyQueryBytes:  32 << 20,
+		HeavyQueryCost:   50_000,
 		HeavyPercent:     25,
 		AnswerCacheBytes: 16 << 20,
 		StaleAnswerAge:   10 * time.Second,

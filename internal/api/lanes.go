@@ -19,10 +19,10 @@ import (
 // those would have taken milliseconds.
 //
 // So a computation reports its estimated cost before it reads any pane
-// (query.CostHook: keys × pane slots × the stream's average sketch size).
-// Every request starts in the cheap lane, with one of the
+// (query.CostHook: the stored sketches it reads, keys × pane slots, and the
+// bytes it holds). Every request starts in the cheap lane, with one of the
 // Limits.MaxConcurrent slots; once the computations of one request are
-// estimated past Limits.HeavyQueryBytes in total, it is heavy and needs a
+// estimated past Limits.HeavyQueryCost in total, it is heavy and needs a
 // token of the heavy lane too, of which there are Limits.HeavyPercent of
 // the slots (rounded up). A heavy request that finds the heavy lane full
 // gives its slot back while it waits for a token (and then for a slot), so
@@ -68,7 +68,7 @@ func newLanes(l Limits, reg prometheus.Registerer) (*lanes, error) {
 		heavy: make(chan struct{}, heavySlots(l)),
 		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_query_lane_admitted_total",
-			Help: "Query computations admitted, by lane: cheap (a query slot) or heavy (estimated past the heavy threshold: a slot and a heavy-lane token).",
+			Help: "Query computations admitted, by lane: cheap (a query slot) or heavy (a request estimated past the heavy cost: a slot and a heavy-lane token).",
 		}, []string{"lane"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_query_lane_shed_total",
@@ -115,20 +115,19 @@ func (ls *lanes) observe(l lane, d time.Duration, err error) {
 // moves its request to the heavy lane (onCost).
 func (s *server) withTicket(ctx context.Context, tk *slotTicket) context.Context {
 	ctx = context.WithValue(ctx, slotTicketKey{}, tk)
-	return query.WithCostHook(ctx, func(ctx context.Context, bytes int64) error {
-		return s.onCost(ctx, tk, bytes)
+	return query.WithCostHook(ctx, func(ctx context.Context, c query.Cost) error {
+		return s.onCost(ctx, tk, c.Units())
 	})
 }
 
-// onCost adds the estimated bytes of one computation to its request's and
-// moves the request to the heavy lane when they pass
-// Limits.HeavyQueryBytes. A request that holds no slot (a route admitted
-// otherwise) is left alone.
-func (s *server) onCost(ctx context.Context, tk *slotTicket, bytes int64) error {
+// onCost adds the estimated cost of one computation to its request's and
+// moves the request to the heavy lane when it passes Limits.HeavyQueryCost.
+// A request that holds no slot (a route admitted otherwise) is left alone.
+func (s *server) onCost(ctx context.Context, tk *slotTicket, units int64) error {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	tk.spent += bytes
-	if !tk.held || tk.heavy || tk.spent <= s.limits.HeavyQueryBytes {
+	tk.spent += units
+	if !tk.held || tk.heavy || tk.spent <= s.limits.HeavyQueryCost {
 		return nil
 	}
 	return s.promote(ctx, tk)
@@ -195,8 +194,8 @@ func (s *server) wait(ctx context.Context, sem chan struct{}, q *slotQueue, l la
 	case <-t.C:
 		if l == laneHeavy {
 			return &httpError{code: codeOverloaded, detail: fmt.Sprintf(
-				"this query is heavy (estimated past %d bytes), %d heavy queries are running and none finished within %s; retry later, or ask for a range aligned to the step (from on its grid) that the caches and rollup tiers serve",
-				s.limits.HeavyQueryBytes, cap(s.lanes.heavy), wait)}
+				"this query is heavy (estimated cost past %d), %d heavy queries are running and none finished within %s; retry later, or ask for a range aligned to the step (from on its grid) that the caches and rollup tiers serve",
+				s.limits.HeavyQueryCost, cap(s.lanes.heavy), wait)}
 		}
 		return &httpError{code: codeOverloaded,
 			detail: fmt.Sprintf("%d queries are running and none finished within %s; retry later", cap(s.slots), wait)}

@@ -57,7 +57,7 @@ func laneFixture(tb testing.TB, sf *storeFixture, onScan func(context.Context, i
 
 // TestHeavyQueriesLeaveCheapOnesASlot reproduces the starvation the load
 // runner showed: heavy first computations (a 2-hour series of 1-minute
-// windows per country, estimated past HeavyQueryBytes) in flight, held at
+// windows per country, estimated past HeavyQueryCost) in flight, held at
 // their first pane scan, and cheap questions (half an hour, estimated far
 // below it) arriving meanwhile. With the lanes, the heavy lane has one of
 // the four slots: one heavy question runs, the others wait for the heavy
@@ -77,7 +77,7 @@ func TestHeavyQueriesLeaveCheapOnesASlot(t *testing.T) {
 		from := t0.Add(time.Duration(10+i) * time.Minute)
 		cheap = append(cheap, aggPath+"users?"+rangeQuery(from, from.Add(30*time.Minute)))
 	}
-	const heavyBytes = 512 << 10 // the heavy questions: 1.2 MB; the cheap ones: < 210 kB
+	const heavyCost = 1000 // the heavy questions: about 1,900; the cheap ones: about 300
 
 	for _, c := range []struct {
 		name         string
@@ -94,7 +94,7 @@ func TestHeavyQueriesLeaveCheapOnesASlot(t *testing.T) {
 			gate := make(chan struct{})
 			entered := make(chan struct{}, 64)
 			f := laneFixture(t, sf, func(ctx context.Context, spent int64) error {
-				if spent <= heavyBytes {
+				if spent <= heavyCost {
 					return nil
 				}
 				entered <- struct{}{}
@@ -107,7 +107,7 @@ func TestHeavyQueriesLeaveCheapOnesASlot(t *testing.T) {
 			}, func(cfg *Config) {
 				cfg.Limits.MaxConcurrent = 4
 				cfg.Limits.HeavyPercent = c.percent
-				cfg.Limits.HeavyQueryBytes = heavyBytes
+				cfg.Limits.HeavyQueryCost = heavyCost
 				cfg.Limits.QueueWait = c.queueWait
 			})
 			var wg sync.WaitGroup

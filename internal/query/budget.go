@@ -30,13 +30,15 @@ func newBudget(total int64, wait time.Duration) *budget {
 	return &budget{total: max(total, 0), wait: wait, freed: make(chan struct{})}
 }
 
-// acquire reserves n bytes (at most the whole budget), waiting up to b.wait
-// for queries to release theirs, after the context's cost hook admitted the
-// computation (admission.go). The caller calls the returned release once.
-func (b *budget) acquire(ctx context.Context, n int64) (release func(), err error) {
-	if err := admitCost(ctx, n); err != nil {
+// acquire reserves the c.bytes() of a computation (at most the whole
+// budget), waiting up to b.wait for queries to release theirs, after the
+// context's cost hook admitted the computation (admission.go). The caller
+// calls the returned release once.
+func (b *budget) acquire(ctx context.Context, c cost) (release func(), err error) {
+	if err := admitCost(ctx, c); err != nil {
 		return nil, err
 	}
+	n := c.bytes()
 	if b.total == 0 || n <= 0 {
 		return func() {}, nil
 	}

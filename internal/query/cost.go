@@ -13,7 +13,10 @@ import (
 //     the limit);
 //   - bytes: (the sketches the planned scans hold at once + the windows it
 //     returns) × the stream's average stored sketch size, from the planned
-//     scans (planScans; cached blocks cost nothing new).
+//     scans (planScans; cached blocks cost nothing new);
+//   - reads: the sketches the planned scans read and decode (keys × pane
+//     slots, and keys × tier panes), which with bytes is the cost the
+//     API's lanes admit by (admission.go).
 //
 // A scan holds every pane it decodes until its windows merge, except that
 // a rollup block that stands for its panes (blocks.go) holds one merged
@@ -24,6 +27,7 @@ type cost struct {
 	groups  int
 	windows int   // per group
 	held    int64 // sketches the planned scans hold at once
+	reads   int64 // sketches they read: keys × pane slots, plus keys × tier panes
 	avg     int64 // bytes per sketch
 	// measured replaces held × avg when isMeasured: the stored sizes of
 	// the panes the plan reads (measure.go).
@@ -66,11 +70,12 @@ func (c cost) checkBytes(o *Options) error {
 // estimateHeld sets the sketches the planned scans of p hold (see cost).
 func (p *plan) estimateHeld() {
 	gran := int64(p.target.Spec.Granularity)
-	held := int64(0)
+	held, reads := int64(0), int64(0)
 	for _, sc := range p.scans {
 		perKey := int64(0)
 		for _, rg := range sc.ranges {
 			slots := (rg[1] - rg[0]) / gran
+			reads += int64(len(sc.keys)) * slots
 			nb := int64(0)
 			for _, bs := range p.blocks {
 				if bs >= rg[0] && bs < rg[1] {
@@ -85,6 +90,7 @@ func (p *plan) estimateHeld() {
 		held += blockPanes
 	}
 	p.cost.held = held + p.tierHeld()
+	p.cost.reads = reads + p.tierHeld()
 	p.cost.windows = p.geom.n
 }
 

@@ -143,7 +143,7 @@ func (q *Querier) compute(ctx context.Context, p *plan) (*Result, error) {
 	if err := p.cost.checkBytes(&q.opts); err != nil {
 		return nil, err
 	}
-	release, err := q.budget.acquire(ctx, p.cost.bytes())
+	release, err := q.budget.acquire(ctx, p.cost)
 	if err != nil {
 		return nil, err
 	}
