@@ -121,6 +121,11 @@ type Limits struct {
 	// percent of MaxConcurrent, rounded up. Default 25 (2 of 8); 100 lets
 	// heavy requests take every slot (no lanes).
 	HeavyPercent int
+	// HeavyQueueWait is how long a heavy request waits for the heavy lane
+	// (a token, then a slot), holding no slot. Default 5s. Behind a heavy
+	// queue that has not been empty for 1 s it waits at most 200 ms
+	// (shed.go).
+	HeavyQueueWait time.Duration
 	// AnswerCacheBytes bounds the cache of rendered answers (answers.go),
 	// which serves a question asked again before the next commit without
 	// querying or rendering, and, with half as much again, the rendered
@@ -160,6 +165,7 @@ func DefaultLimits() Limits {
 		QueueWait:        time.Second,
 		HeavyQueryCost:   50_000,
 		HeavyPercent:     25,
+		HeavyQueueWait:   5 * time.Second,
 		AnswerCacheBytes: 16 << 20,
 		StaleAnswerAge:   10 * time.Second,
 	}

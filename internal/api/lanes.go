@@ -27,10 +27,13 @@ import (
 // the slots (rounded up). A heavy request that finds the heavy lane full
 // gives its slot back while it waits for a token (and then for a slot), so
 // the heavy requests waiting never hold the slots the cheap ones need.
-// Each lane has its own queue, so a standing queue of heavy requests sheds
-// heavy requests after shedTarget and leaves the cheap ones the whole
-// QueueWait. Heavy requests still coalesce (flight.go) and keep their
-// stale answers. The heavy lane's tokens also bound the share of
+// Each lane has its own queue and shedding (shed.go), so a standing queue
+// of heavy requests sheds heavy requests and leaves the cheap ones the
+// whole QueueWait. A heavy request may wait longer for its lane
+// (Limits.HeavyQueueWait) than a cheap one for a slot: it waits holding
+// no slot, its computation takes seconds at load anyway, and the requests
+// for the same question wait for it (flight.go) rather than each queueing.
+// Heavy requests keep their stale answers too. The heavy lane's tokens also bound the share of
 // query.Options.TotalQueryBytes that heavy requests reserve at once.
 
 type lane int
@@ -171,15 +174,15 @@ func (s *server) release(tk *slotTicket) {
 	tk.held, tk.heavy = false, false
 }
 
-// wait puts a token in sem, waiting up to Limits.QueueWait, or shedTarget
-// behind a standing queue q (shed.go); past it, the 503 overloaded error.
+// wait puts a token in sem for lane l, waiting as long as queueWait allows
+// behind q, the lane's queue (shed.go); past it, the 503 overloaded error.
 func (s *server) wait(ctx context.Context, sem chan struct{}, q *slotQueue, l lane) error {
 	select {
 	case sem <- struct{}{}:
 		return nil
 	default:
 	}
-	wait := s.queueWait(q.enter(time.Now()))
+	wait := s.queueWait(l, q.enter(time.Now()))
 	queued := s.lanes.queued.WithLabelValues(l.String())
 	queued.Inc()
 	defer func() {

@@ -19,6 +19,11 @@ import (
 const (
 	shedInterval = 100 * time.Millisecond // a queue not empty this long stands
 	shedTarget   = 20 * time.Millisecond  // the wait allowed behind a standing queue
+	// The heavy lane (lanes.go) holds computations that take seconds at
+	// load, ten times the cheap ones' by its threshold: its queue stands
+	// after ten times as long and allows ten times the wait behind it.
+	heavyShedInterval = 10 * shedInterval
+	heavyShedTarget   = 10 * shedTarget
 )
 
 // slotQueue tracks the requests waiting for a query slot.
@@ -46,9 +51,17 @@ func (q *slotQueue) leave() {
 	q.mu.Unlock()
 }
 
-// queueWait is how long a request that found no free slot may wait for
-// one, given how long the queue has stood.
-func (s *server) queueWait(standing time.Duration) time.Duration {
+// queueWait is how long a request of lane l that found no free slot (or
+// heavy-lane token) may wait for one, given how long the lane's queue has
+// stood: Limits.QueueWait (Limits.HeavyQueueWait in the heavy lane), or the
+// lane's shed target behind a standing queue.
+func (s *server) queueWait(l lane, standing time.Duration) time.Duration {
+	if l == laneHeavy {
+		if standing > heavyShedInterval {
+			return min(s.limits.HeavyQueueWait, heavyShedTarget)
+		}
+		return s.limits.HeavyQueueWait
+	}
 	if standing > shedInterval {
 		return min(s.limits.QueueWait, shedTarget)
 	}
