@@ -25,10 +25,10 @@ import (
 // latency goes to the percentiles; shed/op is the cheap questions refused
 // (503 overloaded).
 //
-//   - computed/...: the querier keeps no caches and the answer cache is
+//   - load=computed: the querier keeps no caches and the answer cache is
 //     off, so every question computes: the cheap ones (half an hour, a few
 //     ms alone) need a slot.
-//   - hits/...: the answer and result caches are on (the querier's pane
+//   - load=hits: the answer and result caches are on (the querier's pane
 //     and window caches still off), the cheap question is always the same,
 //     answered from the answer cache (no slot): its latency is the CPU the
 //     running computations leave it. The heavy questions are all distinct.
@@ -44,7 +44,7 @@ import (
 //	go test -c -o /tmp/api.test ./internal/api
 //	for i in 1 2 3 4 5 6; do nice -n 19 /tmp/api.test -test.run '^$' \
 //	  -test.bench CheapBesideHeavy -test.benchtime 300x -test.cpu 8; done | tee /tmp/lanes.txt
-//	benchstat -col /variant /tmp/lanes.txt
+//	benchstat -col /variant -row /load /tmp/lanes.txt
 func BenchmarkCheapBesideHeavy(b *testing.B) {
 	sf := newStoreFixture(b)
 	var heavy []string
@@ -63,13 +63,13 @@ func BenchmarkCheapBesideHeavy(b *testing.B) {
 		slots   int
 		percent int
 	}{
-		{"computed/variant=one_lane", false, 8, 100},
-		{"computed/variant=lanes", false, 8, 25},
-		{"computed/variant=lanes_slots=2", false, 2, 25},
-		{"hits/variant=one_lane", true, 8, 100},
-		{"hits/variant=lanes", true, 8, 25},
-		{"hits/variant=lanes_heavy=1", true, 8, 12},
-		{"hits/variant=lanes_slots=2", true, 2, 25},
+		{"load=computed/variant=one_lane", false, 8, 100},
+		{"load=computed/variant=lanes", false, 8, 25},
+		{"load=computed/variant=lanes_slots=2", false, 2, 25},
+		{"load=hits/variant=one_lane", true, 8, 100},
+		{"load=hits/variant=lanes", true, 8, 25},
+		{"load=hits/variant=lanes_heavy=1", true, 8, 12},
+		{"load=hits/variant=lanes_slots=2", true, 2, 25},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			lim := Limits{MaxConcurrent: c.slots, QueueWait: time.Second, HeavyPercent: c.percent,

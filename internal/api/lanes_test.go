@@ -166,3 +166,25 @@ func TestHeavyQueriesLeaveCheapOnesASlot(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueWaitPerLane: each lane sheds behind its own standing queue, the
+// heavy lane with ten times the cheap lane's interval and target.
+func TestQueueWaitPerLane(t *testing.T) {
+	s := &server{limits: DefaultLimits()}
+	for _, c := range []struct {
+		lane     lane
+		standing time.Duration
+		want     time.Duration
+	}{
+		{laneCheap, 0, time.Second},
+		{laneCheap, shedInterval, time.Second},
+		{laneCheap, shedInterval + 1, shedTarget},
+		{laneHeavy, 0, 5 * time.Second},
+		{laneHeavy, shedInterval + 1, 5 * time.Second},
+		{laneHeavy, heavyShedInterval + 1, 200 * time.Millisecond},
+	} {
+		if got := s.queueWait(c.lane, c.standing); got != c.want {
+			t.Errorf("%s lane, queue standing %s: wait %s, want %s", c.lane, c.standing, got, c.want)
+		}
+	}
+}
