@@ -117,9 +117,8 @@ func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, c
 // after the request that started it has been answered stale: one refresh
 // at a time (s.refreshing), each with a query slot and its own lane ticket
 // (lanes.go), under the request's context values without its cancellation,
-// bounded by Limits.Timeout. A
-// refresh that fails leaves the flight's waiters its error; the next
-// request of the question computes again.
+// bounded by Limits.Timeout. A refresh that fails leaves the flight's
+// waiters its error; the next request of the question computes again.
 func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.limits.Timeout)
 	go func() {
