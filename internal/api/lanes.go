@@ -33,8 +33,9 @@ import (
 // (Limits.HeavyQueueWait) than a cheap one for a slot: it waits holding
 // no slot, its computation takes seconds at load anyway, and the requests
 // for the same question wait for it (flight.go) rather than each queueing.
-// Heavy requests keep their stale answers too. The heavy lane's tokens also bound the share of
-// query.Options.TotalQueryBytes that heavy requests reserve at once.
+// Heavy requests keep their stale answers too. The query memory budget
+// (query.Options.TotalQueryBytes) has no lane share: the heavy tokens only
+// bound how many heavy requests reserve from it at once.
 
 type lane int
 
