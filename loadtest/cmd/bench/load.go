@@ -41,7 +41,10 @@ type QueryLoad struct {
 	// output; RequestsError says why there is none when the CSV could not
 	// be read. All absent in other phases and in results of runners
 	// before them.
-	Panels        []GroupLatency `json:"panels,omitempty"`
+	Panels []GroupLatency `json:"panels,omitempty"`
+	// FirstLoad is the dashboard's first load (dashboardFirstLoad), before
+	// the users start; absent elsewhere and in older results.
+	FirstLoad     *Latency       `json:"first_load,omitempty"`
 	Answers       []GroupLatency `json:"answers,omitempty"`
 	RequestsError string         `json:"requests_error,omitempty"`
 	// requests are the per-request data (vegeta's, and k6's in the

@@ -41,6 +41,11 @@ func renderDashboard(p func(string, ...any), r *Results) {
 	p("| requests | errors | p50 | p90 | p99 | max | k6 thresholds (p99 < %d ms, errors < 0.1%%) |\n|---|---|---|---|---|---|---|\n", DashboardP99MS)
 	p("| %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %s |\n\n", thousands(int64(d.All.Requests)), d.All.Errors,
 		d.All.P50, d.All.P90, d.All.P99, d.All.Max, map[bool]string{true: "passed", false: "**crossed**"}[d.ThresholdsOK])
+	if f := d.FirstLoad; f != nil {
+		p("These are the refreshes. Before the users started, the runner asked each of the %d questions once, one\n", f.Requests)
+		p("at a time: the dashboard's first load, which merges each question's final windows from the panes (the\n")
+		p("caches had never held them): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors.\n\n", f.P50, f.P90, f.P99, f.Max, f.Errors)
+	}
 	renderBreakdown(p, d)
 	p("Panels (`{v}` is the filter value):\n\n")
 	for _, q := range db.Panels {

@@ -919,6 +919,11 @@ func (r *runner) queryLoad(ctx context.Context) error {
 		}
 		res.K6 = &k
 		r.phase(fmt.Sprintf("3. dashboard: %d users refreshing every 5s", r.c.DashVUs))
+		first, err := dashboardFirstLoad(ctx, r.api, querymix.DashboardOf("pv"))
+		if err != nil {
+			return fmt.Errorf("dashboard first load: %w", err)
+		}
+		r.logf("   dashboard first load: %d questions, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors", first.Requests, first.P50, first.P99, first.Max, first.Errors)
 		prof := r.profileDuring(ctx, "cpu, dashboard", r.c.DashDur)
 		d, err := r.timed(ctx, func() (QueryLoad, error) {
 			return runDashboard(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "dashboard.js"),
@@ -927,6 +932,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("k6 dashboard: %w", err)
 		}
+		d.FirstLoad = &first
 		res.Dashboard = &d
 		pr := <-prof
 		r.addProfile(pr.p, pr.err)

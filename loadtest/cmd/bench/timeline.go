@@ -32,6 +32,14 @@ type Timeline struct {
 	// running at either scrape (compaction tables > 0) or finished.
 	Split        *CompactionSplit `json:"split,omitempty"`
 	SplitRunning *CompactionSplit `json:"split_running,omitempty"`
+	// SplitMinute compares the requests sent in the first MinuteSeconds
+	// of a wall-clock minute with the others (nil without latencies): at
+	// a minute the 1-minute panes' ranges move (a default from = now − 1h
+	// moves a pane, so every window anchored at it is new) and the pane
+	// that turned final is read, the once-a-minute work of
+	// BenchmarkDashboardMinuteMove. Compacting counts the minute's first
+	// seconds, Quiet the others; Unsampled is 0.
+	SplitMinute *CompactionSplit `json:"split_minute,omitempty"`
 	// Server is the phase's latency by sketchd's own histogram, between
 	// the first and the last scrape (nil in older results).
 	Server *ServerLatency `json:"server,omitempty"`
@@ -154,9 +162,14 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 	if latencies {
 		tl.Split = splitBy(store, byReq, func(d StoreSample) bool { return d.Compaction > CompactingBytes })
 		tl.SplitRunning = splitBy(store, byReq, func(d StoreSample) bool { return d.Tables > 0 || d.Compaction > 0 })
+		tl.SplitMinute = splitBySecond(byReq, func(sec int64) bool { return sec%60 < MinuteSeconds })
 	}
 	return tl
 }
+
+// MinuteSeconds is how many seconds after a whole minute count as the
+// minute's turn in Timeline.SplitMinute.
+const MinuteSeconds = 5
 
 // storeSeconds returns, per unix second, what happened between two
 // consecutive scrapes between 0.5 s and 1.5 s apart, attributed to the
@@ -233,6 +246,25 @@ func splitBy(store map[int64]StoreSample, byReq map[int64]*secondReqs, compactin
 			sp.Compacting.Seconds++
 			hot = append(hot, rs.ms...)
 		default:
+			sp.Quiet.Seconds++
+			cold = append(cold, rs.ms...)
+		}
+	}
+	sp.Compacting.Requests, sp.Compacting.P99 = len(hot), p99OrZero(hot)
+	sp.Quiet.Requests, sp.Quiet.P99 = len(cold), p99OrZero(cold)
+	return &sp
+}
+
+// splitBySecond pools the requests of the seconds (unix) for which in is
+// true (Compacting) and of the others (Quiet).
+func splitBySecond(byReq map[int64]*secondReqs, in func(sec int64) bool) *CompactionSplit {
+	var sp CompactionSplit
+	var hot, cold []float64
+	for sec, rs := range byReq {
+		if in(sec) {
+			sp.Compacting.Seconds++
+			hot = append(hot, rs.ms...)
+		} else {
 			sp.Quiet.Seconds++
 			cold = append(cold, rs.ms...)
 		}

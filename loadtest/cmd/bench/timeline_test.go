@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -320,5 +321,33 @@ func TestVegetaRequests(t *testing.T) {
 	}
 	if _, err := vegetaRequests(strings.NewReader("{not json\n")); err == nil {
 		t.Error("bad JSON: no error")
+	}
+}
+
+// TestTimelineMinuteSplit: the requests sent in a minute's first
+// MinuteSeconds seconds are pooled apart from the others.
+func TestTimelineMinuteSplit(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 3, 38, 50, 0, time.UTC)
+	var reqs []request
+	for i := range 20 { // 03:38:50 .. 03:39:09, 10 requests each second
+		at := t0.Add(time.Duration(i) * time.Second)
+		lat := 5 * time.Millisecond
+		if at.Second() < MinuteSeconds {
+			lat = 70 * time.Millisecond
+		}
+		for range 10 {
+			reqs = append(reqs, request{At: at, Latency: lat})
+		}
+	}
+	tl := BuildTimeline(nil, 0, reqs, true)
+	sp := tl.SplitMinute
+	if sp == nil || sp.Compacting.Seconds != MinuteSeconds || sp.Compacting.Requests != 10*MinuteSeconds || sp.Compacting.P99 != 70 ||
+		sp.Quiet.Seconds != 20-MinuteSeconds || sp.Quiet.P99 != 5 {
+		t.Fatalf("SplitMinute = %+v", sp)
+	}
+	var b strings.Builder
+	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6 dashboard", Rate: 100, Duration: 20 * time.Second, Timeline: tl})
+	if want := "Seconds in which a wall-clock minute began less than 5 s before (the 1-minute panes' ranges move and the pane that turned final is read): p99 70.00 ms over 50 requests in 5 s; the other seconds: p99 5.00 ms"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
