@@ -255,6 +255,11 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 		}
 	}
 	rest := others
+	if len(others) == 1 {
+		if merged, err := h.mergeLargeSparse(others[0], n); merged || err != nil {
+			return err
+		}
+	}
 	if !h.dense && len(others) >= 2 {
 		m := 1 << h.p
 		var keys []uint32
@@ -303,6 +308,46 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 		}
 	}
 	return nil
+}
+
+// mergeLargeSparse is Merge of one sparse o whose distinct keys alone are
+// more than the library keeps in its temporary set (2^p/100): merging
+// them, the library compacts, so the result is the sorted union of both
+// sketches' keys as one list (dense registers once the list passes 2^p
+// bytes), with nothing left in the temporary set; built here from the
+// sorted keys (o's, from a merge or a decode, are sorted already) instead
+// of through the library's hash set, with the same bytes
+// (TestHLLMergeLargeSparseBytes). It is the merge of a window's cached
+// final part into its open part (internal/query), whose cost grows with
+// the final part. merged is false when o or h does not qualify (h is
+// unchanged); n is the merged count.
+func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
+	if h.dense || o.dense {
+		return false, nil
+	}
+	buf, err := o.sk.AppendBinary(nil)
+	if err != nil || len(buf) < 4 || buf[3] != 1 {
+		return false, nil
+	}
+	keys, ok := appendSparseKeys(nil, buf)
+	if !ok {
+		return false, nil
+	}
+	if keys = sortedUnique(keys); len(keys)*100 <= 1<<h.p {
+		return false, nil
+	}
+	if buf, err = h.sk.AppendBinary(buf[:0]); err != nil || len(buf) < 4 || buf[3] != 1 {
+		return false, nil
+	}
+	if keys, ok = appendSparseKeys(keys, buf); !ok {
+		return false, nil
+	}
+	sk, dense, err := sketchFromSparseKeys(h.p, sortedUnique(keys))
+	if err != nil {
+		return false, fmt.Errorf("sketch: hll merge: %w", err)
+	}
+	h.sk, h.n, h.dense, h.cached = sk, n, dense, false
+	return true, nil
 }
 
 func sortedUnique(keys []uint32) []uint32 {
