@@ -328,12 +328,8 @@ func (c *CountMin) down(j int) { heapDown(candHeap{c}, j) }
 // as the candidate heap, leaving out items longer than maxCandItem.
 func (c *CountMin) setCands(cs []cand) {
 	cs = slices.DeleteFunc(cs, func(k cand) bool { return len(k.item) > c.maxCandItem() })
-	slices.SortFunc(cs, func(a, b cand) int {
-		if a.est != b.est {
-			return cmp.Compare(b.est, a.est)
-		}
-		return cmp.Compare(a.item, b.item)
-	})
+	cs = strongest(cs, c.capacity())
+	slices.SortFunc(cs, strongerCand)
 	// Copy: cs may be a much larger scratch array.
 	c.cands = slices.Clone(cs[:min(len(cs), c.capacity())])
 	c.candIdx = make(map[string]int, len(c.cands))
@@ -343,6 +339,41 @@ func (c *CountMin) setCands(cs []cand) {
 	// A list sorted strongest first is not a min-heap: heapify.
 	heapInit(candHeap{c})
 }
+
+// strongerCand orders candidates strongest first: by estimate, then item
+// (a total order: the items are distinct).
+func strongerCand(a, b cand) int {
+	if a.est != b.est {
+		return cmp.Compare(b.est, a.est)
+	}
+	return cmp.Compare(a.item, b.item)
+}
+
+// strongest returns the k strongest of cs (strongerCand), in no order, in
+// cs's array: one pass with a heap of k whose root is the weakest kept,
+// where sorting all of them cost most of a promotion (a merge of exact
+// sketches past the exact budget: every fresh answer of a top-k panel).
+func strongest(cs []cand, k int) []cand {
+	if len(cs) <= k {
+		return cs
+	}
+	h := weakestFirst(cs[:k])
+	heapInit(h)
+	for _, x := range cs[k:] {
+		if strongerCand(x, h[0]) < 0 {
+			h[0] = x
+			heapDown(h, 0)
+		}
+	}
+	return cs[:k]
+}
+
+// weakestFirst is a heap of candidates whose root is the weakest.
+type weakestFirst []cand
+
+func (h weakestFirst) len() int             { return len(h) }
+func (h weakestFirst) before(i, j int) bool { return strongerCand(h[i], h[j]) > 0 }
+func (h weakestFirst) swap(i, j int)        { h[i], h[j] = h[j], h[i] }
 
 // promote moves the exact counts into a new table with plain adds and makes
 // the top items the candidates. Plain adds are linear, so the result does

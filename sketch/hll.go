@@ -314,35 +314,39 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 // more than the library keeps in its temporary set (2^p/100): merging
 // them, the library compacts, so the result is the sorted union of both
 // sketches' keys as one list (dense registers once the list passes 2^p
-// bytes), with nothing left in the temporary set; built here from the
-// sorted keys (o's, from a merge or a decode, are sorted already) instead
-// of through the library's hash set, with the same bytes
+// bytes), with nothing left in the temporary set. That list is built here
+// in one pass over o's (when o's keys are all in its sorted list, as a
+// merged or decoded sketch's are) with h's keys, sorted, inserted, instead
+// of through the library's hash set; with the same bytes
 // (TestHLLMergeLargeSparseBytes). It is the merge of a window's cached
-// final part into its open part (internal/query), whose cost grows with
-// the final part. merged is false when o or h does not qualify (h is
+// final part into its open part (internal/query), whose cost grew with the
+// final part. merged is false when o or h does not qualify (h is
 // unchanged); n is the merged count.
 func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if h.dense || o.dense {
 		return false, nil
 	}
-	buf, err := o.sk.AppendBinary(nil)
+	src, err := o.sk.AppendBinary(nil)
+	if err != nil || len(src) < 4 || src[3] != 1 {
+		return false, nil
+	}
+	list, count, ok := sortedSparseList(src)
+	if !ok || count*100 <= 1<<h.p {
+		return false, nil
+	}
+	buf, err := h.sk.AppendBinary(nil)
 	if err != nil || len(buf) < 4 || buf[3] != 1 {
 		return false, nil
 	}
-	keys, ok := appendSparseKeys(nil, buf)
+	mine, ok := appendSparseKeys(nil, buf)
 	if !ok {
 		return false, nil
 	}
-	if keys = sortedUnique(keys); len(keys)*100 <= 1<<h.p {
+	enc, dense, ok := unionList(h.p, list, count, sortedUnique(mine))
+	if !ok {
 		return false, nil
 	}
-	if buf, err = h.sk.AppendBinary(buf[:0]); err != nil || len(buf) < 4 || buf[3] != 1 {
-		return false, nil
-	}
-	if keys, ok = appendSparseKeys(keys, buf); !ok {
-		return false, nil
-	}
-	sk, dense, err := sketchFromSparseKeys(h.p, sortedUnique(keys))
+	sk, err := sketchOf(h.p, enc)
 	if err != nil {
 		return false, fmt.Errorf("sketch: hll merge: %w", err)
 	}
@@ -350,8 +354,93 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	return true, nil
 }
 
+// sortedSparseList returns the compressed list of the library's version 2
+// sparse encoding enc and its key count, when its temporary set is empty
+// (so the list holds every key, sorted and distinct).
+func sortedSparseList(enc []byte) (list []byte, count int, ok bool) {
+	if len(enc) < 20 || enc[0] != 2 || enc[3] != 1 || binary.BigEndian.Uint32(enc[4:8]) != 0 {
+		return nil, 0, false
+	}
+	count = int(binary.BigEndian.Uint32(enc[8:]))
+	size := int(binary.BigEndian.Uint32(enc[16:]))
+	if len(enc)-20 != size || count > size {
+		return nil, 0, false
+	}
+	return enc[20:], count, true
+}
+
+// unionList returns the library's encoding of the union of the count keys
+// of the compressed list (sorted, distinct) and keys (sorted, distinct):
+// sparse while its list fits in 2^p bytes, dense beyond, as
+// sketchFromSparseKeys would make it from all of them.
+func unionList(p uint8, list []byte, count int, keys []uint32) (enc []byte, dense bool, ok bool) {
+	const header = 20 // version, p, b, sparse, tmp count, count, last, size
+	enc = make([]byte, header, header+len(list)+5*len(keys))
+	var last uint32
+	n := 0
+	put := func(k uint32) {
+		enc = binary.AppendUvarint(enc, uint64(k-last))
+		last = k
+		n++
+	}
+	var cur uint32
+	for i, b := 0, list; i < count; i++ {
+		d, w := binary.Uvarint(b)
+		if w <= 0 || d > math.MaxUint32 {
+			return nil, false, false
+		}
+		b = b[w:]
+		cur += uint32(d)
+		for len(keys) > 0 && keys[0] < cur {
+			put(keys[0])
+			keys = keys[1:]
+		}
+		if len(keys) > 0 && keys[0] == cur {
+			keys = keys[1:]
+		}
+		put(cur)
+	}
+	for _, k := range keys {
+		put(k)
+	}
+	m := 1 << p
+	if size := len(enc) - header; size > m {
+		regs := make([]byte, 8+m)
+		regs[0], regs[1], regs[2], regs[3] = 2, p, 0, 0
+		binary.BigEndian.PutUint32(regs[4:], uint32(m))
+		var k uint32
+		for b := enc[header:]; len(b) > 0; {
+			d, w := binary.Uvarint(b)
+			b = b[w:]
+			k += uint32(d)
+			i, r := decodeSparseKey(k, p)
+			regs[8+i] = max(regs[8+i], r)
+		}
+		return regs, true, true
+	}
+	copy(enc, []byte{2, p, 0, 1, 0, 0, 0, 0})
+	binary.BigEndian.PutUint32(enc[8:], uint32(n))
+	binary.BigEndian.PutUint32(enc[12:], last)
+	binary.BigEndian.PutUint32(enc[16:], uint32(len(enc)-header))
+	return enc, false, true
+}
+
+// sketchOf decodes the library's encoding enc of a precision p sketch.
+func sketchOf(p uint8, enc []byte) (*hyperloglog.Sketch, error) {
+	sk, err := hyperloglog.NewSketch(p, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := sk.UnmarshalBinary(enc); err != nil {
+		return nil, err
+	}
+	return sk, nil
+}
+
 func sortedUnique(keys []uint32) []uint32 {
-	slices.Sort(keys)
+	if !slices.IsSorted(keys) { // a merged sketch's keys are (no temporary set)
+		slices.Sort(keys)
+	}
 	return slices.Compact(keys)
 }
 
@@ -389,6 +478,7 @@ func appendSparseKeys(dst []uint32, enc []byte) ([]uint32, bool) {
 	if size < 0 || len(enc)-off != size {
 		return dst, false
 	}
+	dst = slices.Grow(dst, min(count, size)) // a key takes a byte at least
 	var last uint32
 	for i, b := 0, enc[off:]; i < count; i++ {
 		d, k := binary.Uvarint(b)

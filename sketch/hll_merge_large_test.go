@@ -43,21 +43,28 @@ func TestHLLMergeLargeSparseBytes(t *testing.T) {
 		p               uint8
 		dst, src        int // items
 		dstParts, parts int
+		universe        int // 0: a million (few shared keys)
 	}{
-		{"small_into_small", 14, 50, 100, 0, 0},
-		{"just_under_tmp_limit", 14, 10, 160, 0, 1},
-		{"just_over_tmp_limit", 14, 10, 170, 0, 1},
-		{"large_into_small", 14, 100, 3_000, 0, 4},
-		{"large_into_tmpset", 14, 60, 5_000, 0, 8},
-		{"large_into_large", 14, 4_000, 4_000, 3, 5},
-		{"union_turns_dense", 14, 5_000, 7_000, 2, 6},
-		{"large_into_dense", 14, 30_000, 3_000, 6, 3},
-		{"p10", 10, 20, 400, 0, 2},
-		{"p18", 18, 3_000, 20_000, 2, 7},
+		{"small_into_small", 14, 50, 100, 0, 0, 0},
+		{"just_under_tmp_limit", 14, 10, 160, 0, 1, 0},
+		{"just_over_tmp_limit", 14, 10, 170, 0, 1, 0},
+		{"large_into_small", 14, 100, 3_000, 0, 4, 0},
+		{"large_into_tmpset", 14, 60, 5_000, 0, 8, 0},
+		{"large_into_large", 14, 4_000, 4_000, 3, 5, 0},
+		{"union_turns_dense", 14, 5_000, 7_000, 2, 6, 0},
+		{"large_into_dense", 14, 30_000, 3_000, 6, 3, 0},
+		{"overlapping", 14, 2_000, 3_000, 2, 3, 4_000},
+		{"overlapping_tmpset", 14, 150, 3_000, 0, 3, 2_000},
+		{"p10", 10, 20, 400, 0, 2, 0},
+		{"p18", 18, 3_000, 20_000, 2, 7, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dst := fill(c.p, c.dst, 1_000_000, c.dstParts)
-			src := fill(c.p, c.src, 1_000_000, c.parts)
+			u := c.universe
+			if u == 0 {
+				u = 1_000_000
+			}
+			dst := fill(c.p, c.dst, u, c.dstParts)
+			src := fill(c.p, c.src, u, c.parts)
 			lib := dst.Clone().(*sketch.HLL)
 			if err := lib.Merge(src); err != nil {
 				t.Fatal(err)
