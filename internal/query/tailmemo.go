@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -84,6 +85,10 @@ type tail struct {
 
 	mu      sync.Mutex
 	decoded map[tailSlot]sketch.Sketch // shared, read only
+	// prev is the key's tail of an older state of the memo, when one was
+	// kept: a pane whose blob is the same as there takes its decoded
+	// sketch (reuse). Only one state back (prev's own prev is cut).
+	prev *tail
 }
 
 type tailSlot struct {
@@ -98,15 +103,74 @@ func (t *tail) sketch(i int, a aggregate) (sketch.Sketch, error) {
 	if sk, ok := t.decoded[k]; ok {
 		return sk, nil
 	}
-	sk, err := a.decode(sketchd.SlotBlob(&t.panes[i], a.index))
-	if err != nil {
-		return nil, err
+	blob := sketchd.SlotBlob(&t.panes[i], a.index)
+	sk := t.prev.decodedAs(t.panes[i].Start, a.index, blob)
+	if sk == nil {
+		var err error
+		if sk, err = a.decode(blob); err != nil {
+			return nil, err
+		}
 	}
 	if t.decoded == nil {
 		t.decoded = map[tailSlot]sketch.Sketch{}
 	}
 	t.decoded[k] = sk
 	return sk, nil
+}
+
+// The panes of a tail that did not change since the previous commit: with
+// a commit a second, a key's open panes but the newest (the minute before,
+// open for the allowed lateness after the watermark passed it) mostly get
+// nothing new, yet every commit decoded them again for every aggregate a
+// dashboard asks (a count-min's exact items into a map: most of a top-k
+// panel's fresh answer after the merges). A new state's tail of a key is
+// read from the store as before, and a pane's sketch is taken from the
+// previous state's tail when the stored blob is the same bytes (blobs are
+// a deterministic encoding of the pane's state, and the decoded sketches
+// are shared and only read), else decoded.
+
+// decodedAs returns t's decoded sketch of slot in the pane starting at
+// start when its blob equals blob, else nil (t nil: none).
+func (t *tail) decodedAs(start int64, slot int, blob []byte) sketch.Sketch {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.panes {
+		if t.panes[i].Start != start {
+			continue
+		}
+		sk, ok := t.decoded[tailSlot{i, slot}]
+		if ok && bytes.Equal(sketchd.SlotBlob(&t.panes[i], slot), blob) {
+			return sk
+		}
+		return nil
+	}
+	return nil
+}
+
+// previous returns the key's tail in the newest state of p's stream kept
+// other than p's, or nil; its own link to an older state is cut, so the
+// tails chain one state back at most.
+func (m *tailMemo) previous(p *plan, key string) *tail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := p.target
+	for _, s := range m.streams[t.ID] {
+		if s.gen != p.gen || (s.commit == t.LastCommit && s.watermark == t.Watermark) {
+			continue
+		}
+		old := s.tails[key]
+		if old == nil {
+			return nil
+		}
+		old.mu.Lock()
+		old.prev = nil
+		old.mu.Unlock()
+		return old
+	}
+	return nil
 }
 
 // tailSpan is how far past a query's range a miss reads, so that the
@@ -349,7 +413,7 @@ func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom i
 	err := q.reader(p.target).ScanPanes(ctx, p.target.ID, keys, tailFrom, hi, func(r sketchd.PaneRecord) error {
 		t := read[r.Key]
 		if t == nil {
-			t = &tail{from: tailFrom, to: hi}
+			t = &tail{from: tailFrom, to: hi, prev: q.tails.previous(p, r.Key)}
 			read[r.Key] = t
 		}
 		t.panes = append(t.panes, r)
