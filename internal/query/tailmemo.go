@@ -343,6 +343,13 @@ func (m *tailMemo) set(p *plan, create bool) *tailSet {
 	sets = append([]*tailSet{s}, sets...)
 	if len(sets) > tailStates {
 		sets = sets[:tailStates]
+		// The oldest kept state's tails let go of the dropped one's, so
+		// the memo holds no more than its states (tail.prev).
+		for _, old := range sets[tailStates-1].tails {
+			old.mu.Lock()
+			old.prev = nil
+			old.mu.Unlock()
+		}
 	}
 	m.streams[t.ID] = sets
 	return s
