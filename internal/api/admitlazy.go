@@ -26,6 +26,9 @@ type slotTicket struct {
 	held  bool
 	heavy bool
 	spent int64
+	// refused is the heavy lane's refusal (promote), kept: the request
+	// gave its slot back, so nothing more of it may compute.
+	refused error
 }
 
 // admitLazy lets the request in without a slot; see s.acquire.
@@ -53,6 +56,9 @@ func (s *server) acquire(r *http.Request) error {
 func (s *server) acquireTicket(ctx context.Context, tk *slotTicket) error {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
+	if tk.refused != nil {
+		return tk.refused
+	}
 	if tk.held {
 		return nil
 	}
@@ -69,7 +75,7 @@ func (s *server) acquireTicket(ctx context.Context, tk *slotTicket) error {
 // with <-s.slots.
 func (s *server) takeSlot(ctx context.Context) error {
 	start := time.Now()
-	err := s.wait(ctx, s.slots, &s.queue, laneCheap)
+	err := s.wait(ctx, s.slots, &s.queue, laneCheap, time.Time{})
 	s.lanes.observe(laneCheap, time.Since(start), err)
 	return err
 }

@@ -122,7 +122,7 @@ type Limits struct {
 	// heavy requests take every slot (no lanes).
 	HeavyPercent int
 	// HeavyQueueWait is how long a heavy request waits for the heavy lane
-	// (a token, then a slot), holding no slot. Default 5s. Behind a heavy
+	// (a token, then a slot, both within it), holding no slot. Default 5s. Behind a heavy
 	// queue that has not been empty for 1 s it waits at most 200 ms
 	// (shed.go).
 	HeavyQueueWait time.Duration

@@ -142,12 +142,12 @@ func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight
 			return
 		}
 		tk := &slotTicket{} // its own: the request's was released when it was answered
-		ctx := s.withTicket(ctx, tk)
-		if err = s.acquireTicket(ctx, tk); err != nil {
+		tctx := s.withTicket(ctx, tk)
+		if err = s.acquireTicket(tctx, tk); err != nil {
 			return
 		}
 		defer s.release(tk)
-		body, err = compute(ctx)
+		body, err = compute(tctx)
 	}()
 }
 

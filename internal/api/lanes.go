@@ -81,7 +81,7 @@ func newLanes(l Limits, reg prometheus.Registerer) (*lanes, error) {
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sketchd_query_lane_wait_seconds",
 			Help:    "Time a query computation waited for its lane, by lane (0 when a slot or token was free).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 13), // 0.5ms .. 2s
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15), // 0.5ms .. 8s: a heavy wait is up to HeavyQueueWait (5s)
 		}, []string{"lane"}),
 		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sketchd_query_lane_queued",
@@ -131,6 +131,9 @@ func (s *server) onCost(ctx context.Context, tk *slotTicket, units int64) error 
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	tk.spent += units
+	if tk.refused != nil {
+		return tk.refused
+	}
 	if !tk.held || tk.heavy || tk.spent <= s.limits.HeavyQueryCost {
 		return nil
 	}
@@ -139,7 +142,10 @@ func (s *server) onCost(ctx context.Context, tk *slotTicket, units int64) error 
 
 // promote takes a heavy-lane token for the request of tk, which holds a
 // slot: at once when one is free; otherwise it gives the slot back, waits
-// in the heavy lane's queue for a token and then for a slot.
+// in the heavy lane's queue for a token and then for a slot, both within
+// one queue wait of the heavy lane. A request refused here keeps its
+// refusal (tk.refused): it holds no slot, so any later computation of it
+// must not run.
 func (s *server) promote(ctx context.Context, tk *slotTicket) error {
 	select {
 	case s.lanes.heavy <- struct{}{}:
@@ -151,14 +157,16 @@ func (s *server) promote(ctx context.Context, tk *slotTicket) error {
 	start := time.Now()
 	<-s.slots
 	tk.held = false
-	err := s.wait(ctx, s.lanes.heavy, &s.lanes.queue, laneHeavy)
+	deadline := start.Add(s.limits.HeavyQueueWait)
+	err := s.wait(ctx, s.lanes.heavy, &s.lanes.queue, laneHeavy, deadline)
 	if err == nil {
 		tk.heavy = true
-		if err = s.wait(ctx, s.slots, &s.lanes.queue, laneHeavy); err == nil {
+		if err = s.wait(ctx, s.slots, &s.lanes.queue, laneHeavy, deadline); err == nil {
 			tk.held = true
 		}
 	}
 	s.lanes.observe(laneHeavy, time.Since(start), err)
+	tk.refused = err
 	return err
 }
 
@@ -175,15 +183,21 @@ func (s *server) release(tk *slotTicket) {
 	tk.held, tk.heavy = false, false
 }
 
-// wait puts a token in sem for lane l, waiting as long as queueWait allows
-// behind q, the lane's queue (shed.go); past it, the 503 overloaded error.
-func (s *server) wait(ctx context.Context, sem chan struct{}, q *slotQueue, l lane) error {
+// wait puts a token in sem (the slots or the heavy lane's tokens) for lane
+// l, waiting as long as queueWait allows behind q, the lane's queue
+// (shed.go), and no later than deadline (zero: none); past it, the 503
+// overloaded error.
+func (s *server) wait(ctx context.Context, sem chan struct{}, q *slotQueue, l lane, deadline time.Time) error {
 	select {
 	case sem <- struct{}{}:
 		return nil
 	default:
 	}
-	wait := s.queueWait(l, q.enter(time.Now()))
+	now := time.Now()
+	wait := s.queueWait(l, q.enter(now))
+	if !deadline.IsZero() {
+		wait = max(0, min(wait, deadline.Sub(now)))
+	}
 	queued := s.lanes.queued.WithLabelValues(l.String())
 	queued.Inc()
 	defer func() {
@@ -196,7 +210,7 @@ func (s *server) wait(ctx context.Context, sem chan struct{}, q *slotQueue, l la
 	case sem <- struct{}{}:
 		return nil
 	case <-t.C:
-		if l == laneHeavy {
+		if sem == s.lanes.heavy {
 			return &httpError{code: codeOverloaded, detail: fmt.Sprintf(
 				"this query is heavy (estimated cost past %d), %d heavy queries are running and none finished within %s; retry later, or ask for a range aligned to the step (from on its grid) that the caches and rollup tiers serve",
 				s.limits.HeavyQueryCost, cap(s.lanes.heavy), wait)}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -223,5 +224,48 @@ func TestStaleRefreshHasItsOwnLane(t *testing.T) {
 	}
 	if got := promtest.Value(t, f.reg, `sketchd_query_lane_admitted_total{lane="heavy"}`); got != 3 {
 		t.Errorf("heavy lane admitted %v, want 3 (the first answer, the busy question, the refresh)", got)
+	}
+}
+
+// TestHeavyRefusedForASlot: a heavy request that got its token but no slot
+// within the heavy lane's wait is told that the slots are taken (not that
+// heavy queries are), and its ticket keeps the refusal, so no later
+// computation of the request runs without a slot.
+func TestHeavyRefusedForASlot(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxConcurrent, l.HeavyPercent, l.HeavyQueueWait = 1, 100, 100*time.Millisecond
+	ls, err := newLanes(l, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{limits: l, slots: make(chan struct{}, 1), lanes: ls}
+	s.slots <- struct{}{}       // the request's own slot
+	s.lanes.heavy <- struct{}{} // another heavy request's token
+	tk := &slotTicket{held: true}
+	done := make(chan error, 1)
+	go func() {
+		tk.mu.Lock()
+		defer tk.mu.Unlock()
+		done <- s.promote(t.Context(), tk)
+	}()
+	s.slots <- struct{}{} // a cheap request takes the slot promote gave back
+	<-s.lanes.heavy       // the other heavy request ends: promote gets its token
+	err = <-done
+	var he *httpError
+	if !errors.As(err, &he) || he.code != codeOverloaded || strings.Contains(he.detail, "heavy") || !strings.Contains(he.detail, "queries are running") {
+		t.Fatalf("promote = %v, want overloaded for want of a slot", err)
+	}
+	if tk.held || !tk.heavy {
+		t.Fatalf("ticket held %v heavy %v, want no slot and the token (released with the ticket)", tk.held, tk.heavy)
+	}
+	if got := s.onCost(t.Context(), tk, 1); got != err {
+		t.Errorf("a later computation's cost: %v, want the refusal", got)
+	}
+	if got := s.acquireTicket(t.Context(), tk); got != err {
+		t.Errorf("a later slot: %v, want the refusal", got)
+	}
+	s.release(tk)
+	if len(s.lanes.heavy) != 0 {
+		t.Errorf("%d heavy tokens left after release", len(s.lanes.heavy))
 	}
 }

@@ -53,8 +53,8 @@ func (c *boundedMap[K, V]) put(k K, v V) {
 	size := boundedBytes(k, v)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return
+	if _, ok := c.m[k]; ok || size > c.maxBytes {
+		return // kept already, or larger than the whole budget: not kept
 	}
 	if len(c.m) >= c.max || c.bytes+size > c.maxBytes {
 		clear(c.m)

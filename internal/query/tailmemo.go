@@ -125,9 +125,11 @@ func (t *tail) sketch(i int, a aggregate) (sketch.Sketch, error) {
 // dashboard asks (a count-min's exact items into a map: most of a top-k
 // panel's fresh answer after the merges). A new state's tail of a key is
 // read from the store as before, and a pane's sketch is taken from the
-// previous state's tail when the stored blob is the same bytes (blobs are
-// a deterministic encoding of the pane's state, and the decoded sketches
-// are shared and only read), else decoded.
+// previous state's tail when the stored blob is the same bytes (equal
+// bytes decode to equal sketches, and the decoded sketches are shared and
+// only read), else decoded. An encoding need not be canonical for this
+// (axiomhq's HLL writes its temporary set in map order): a pane whose
+// unchanged state was encoded to other bytes is only decoded again.
 
 // decodedAs returns t's decoded sketch of slot in the pane starting at
 // start when its blob equals blob, else nil (t nil: none).
@@ -298,6 +300,13 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 		s.bytes -= old.size
 	}
 	t.size = size
+	if sets := m.streams[p.target.ID]; len(sets) == tailStates && sets[tailStates-1] == s {
+		// Stored into the oldest kept state after an older one was
+		// dropped (set): let go of that one's tail too (tail.prev).
+		t.mu.Lock()
+		t.prev = nil
+		t.mu.Unlock()
+	}
 	s.tails[k] = t
 	s.bytes += size
 }

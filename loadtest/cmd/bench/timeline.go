@@ -233,38 +233,35 @@ func unionKeys[A, B any](a map[int64]A, b map[int64]B) []int64 {
 }
 
 // splitBy pools the requests of the seconds whose store figures are
-// compacting and of the other ones and takes the p99 of each pool.
+// compacting and of the other ones and takes the p99 of each pool; the
+// seconds without store figures are left out (Unsampled).
 func splitBy(store map[int64]StoreSample, byReq map[int64]*secondReqs, compacting func(StoreSample) bool) *CompactionSplit {
-	var sp CompactionSplit
-	var hot, cold []float64
-	for sec, rs := range byReq {
+	return splitSeconds(byReq, func(sec int64) (bool, bool) {
 		d, ok := store[sec]
-		switch {
-		case !ok:
-			sp.Unsampled++
-		case compacting(d):
-			sp.Compacting.Seconds++
-			hot = append(hot, rs.ms...)
-		default:
-			sp.Quiet.Seconds++
-			cold = append(cold, rs.ms...)
-		}
-	}
-	sp.Compacting.Requests, sp.Compacting.P99 = len(hot), p99OrZero(hot)
-	sp.Quiet.Requests, sp.Quiet.P99 = len(cold), p99OrZero(cold)
-	return &sp
+		return ok && compacting(d), ok
+	})
 }
 
 // splitBySecond pools the requests of the seconds (unix) for which in is
 // true (Compacting) and of the others (Quiet).
 func splitBySecond(byReq map[int64]*secondReqs, in func(sec int64) bool) *CompactionSplit {
+	return splitSeconds(byReq, func(sec int64) (bool, bool) { return in(sec), true })
+}
+
+// splitSeconds pools the requests of each second by side(sec): in the
+// Compacting or the Quiet pool, or, when known is false, neither
+// (Unsampled).
+func splitSeconds(byReq map[int64]*secondReqs, side func(sec int64) (in, known bool)) *CompactionSplit {
 	var sp CompactionSplit
 	var hot, cold []float64
 	for sec, rs := range byReq {
-		if in(sec) {
+		switch in, known := side(sec); {
+		case !known:
+			sp.Unsampled++
+		case in:
 			sp.Compacting.Seconds++
 			hot = append(hot, rs.ms...)
-		} else {
+		default:
 			sp.Quiet.Seconds++
 			cold = append(cold, rs.ms...)
 		}

@@ -54,7 +54,7 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if tl.Server != nil {
 		p("%s\n", serverLatencyLine(tl.Server))
 	}
-	if line := cpuLine(strings.Fields(q.Tool)[0], q.CPU); line != "" {
+	if line := cpuLine(toolName(q.Tool), q.CPU); line != "" {
 		p("%s\n", line)
 	}
 	if !tl.Latencies {
@@ -86,6 +86,13 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if tl.SplitMinute != nil {
 		p("\n%s\n", splitLine(tl.SplitMinute, fmt.Sprintf("a wall-clock minute began less than %d s before (the 1-minute panes' ranges move and the pane that turned final is read)", MinuteSeconds)))
 	}
+}
+
+// toolName is the load tool's command in a phase's Tool ("k6 dashboard":
+// k6).
+func toolName(tool string) string {
+	name, _, _ := strings.Cut(tool, " ")
+	return name
 }
 
 // slowestSeconds returns up to n seconds with requests, highest p99
