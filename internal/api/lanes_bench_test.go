@@ -34,8 +34,9 @@ import (
 //     running computations leave it. The heavy questions are all distinct.
 //
 // Variants: one_lane is HeavyPercent 100 (the heavy questions may take
-// every slot: no lanes); lanes the default 25 (2 of the 8 slots);
-// lanes_heavy=1 HeavyPercent 12 (1 of 8); lanes_slots=2 MaxConcurrent 2
+// every slot: no lanes); lanes 25 (2 of the 8 slots, the default at
+// 39fa46b); lanes_heavy=1 HeavyPercent 12 (1 of 8, the default since:
+// docs/operations.md, "Query lanes"); lanes_slots=2 MaxConcurrent 2
 // (the CPUs), of which the heavy lane has 1.
 //
 // Interleave the variants in one run for benchstat (the machine's load
@@ -65,6 +66,7 @@ func BenchmarkCheapBesideHeavy(b *testing.B) {
 	}{
 		{"load=computed/variant=one_lane", false, 8, 100},
 		{"load=computed/variant=lanes", false, 8, 25},
+		{"load=computed/variant=lanes_heavy=1", false, 8, 12},
 		{"load=computed/variant=lanes_slots=2", false, 2, 25},
 		{"load=hits/variant=one_lane", true, 8, 100},
 		{"load=hits/variant=lanes", true, 8, 25},
