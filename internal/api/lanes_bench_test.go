@@ -34,8 +34,8 @@ import (
 //     running computations leave it. The heavy questions are all distinct.
 //
 // Variants: one_lane is HeavyPercent 100 (the heavy questions may take
-// every slot: no lanes); lanes 25 (2 of the 8 slots, the default at
-// 39fa46b); lanes_heavy=1 HeavyPercent 12 (1 of 8, the default since:
+// every slot: no lanes); lanes the default 25 (2 of the 8 slots);
+// lanes_heavy=1 HeavyPercent 12 (1 of 8: not the default, see
 // docs/operations.md, "Query lanes"); lanes_slots=2 MaxConcurrent 2
 // (the CPUs), of which the heavy lane has 1.
 //
