@@ -5,15 +5,9 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-)
 
-func liveHeap() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
-}
+	"github.com/sketchd/sketchd/internal/heapsize"
+)
 
 // TestAnswerCacheHoldsItsBudget fills answer caches past their budget with
 // rendered windows (about 200 bytes, the window memo's) and answers (about
@@ -23,7 +17,7 @@ func liveHeap() int64 {
 // for the entry, a cache of 200-byte windows held 1.4 times its budget.
 func TestAnswerCacheHoldsItsBudget(t *testing.T) {
 	for _, bodyLen := range []int{200, 20000} {
-		before := liveHeap()
+		before := heapsize.Live()
 		c := newAnswerCache(2 << 20)
 		key := "js\x00" + string(bytes.Repeat([]byte("k"), 120))
 		for i := 0; len(c.m) == 0 || i < 3*len(c.m); i++ {
@@ -37,7 +31,7 @@ func TestAnswerCacheHoldsItsBudget(t *testing.T) {
 			}
 			c.put(fmt.Sprintf("%s%d", key, i), question, body)
 		}
-		heap := liveHeap() - before
+		heap := heapsize.Live() - before
 		r := float64(heap) / float64(c.bytes)
 		t.Logf("bodies of %d bytes: %d entries, heap %d, accounted %d: %.2f", bodyLen, len(c.m), heap, c.bytes, r)
 		if r > 1.3 || r < 0.7 {

@@ -111,8 +111,8 @@ type Limits struct {
 	// any pane is read), and runs in the heavy lane, which has HeavyPercent
 	// of the MaxConcurrent slots (rounded up, at least one), so that cheap
 	// requests always find a slot and a standing queue of heavy ones does
-	// not shed them (lanes.go). Default 50,000 (about 150 ms of one core
-	// for one-minute HLL panes): the first computation of a day of hourly
+	// not shed them (lanes.go). Default 50,000 (about 165 ms of one core
+	// at BenchmarkFirstSeries' 3.3 µs a one-minute HLL pane, internal/query): the first computation of a day of hourly
 	// windows over 180 keys from an unaligned from (259,200 minute panes)
 	// is heavy; that of the last hour (10,800), or of the same day from the
 	// hourly tier (4,320 tier panes), is not.

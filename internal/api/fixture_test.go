@@ -264,9 +264,17 @@ func newFixture(tb testing.TB, opts ...fixtureOpt) *fixture {
 		Counters: sharedCP.Counters,
 	}
 	f := &fixture{streams: newFakeStreams(st), store: sharedStore, evs: sharedEvs, status: st, reg: prometheus.NewRegistry()}
+	f.mount(tb, query.New(sharedStore, query.Options{}), opts...)
+	return f
+}
+
+// mount builds f's handler over q with f's streams and registry, the
+// clock at the end of the fixture's span, and opts.
+func (f *fixture) mount(tb testing.TB, q Querier, opts ...fixtureOpt) {
+	tb.Helper()
 	cfg := Config{
 		Streams:  f.streams,
-		Querier:  query.New(sharedStore, query.Options{}),
+		Querier:  q,
 		Registry: f.reg,
 		Now:      func() time.Time { return t0.Add(fixtureSpan) },
 	}
@@ -278,7 +286,6 @@ func newFixture(tb testing.TB, opts ...fixtureOpt) *fixture {
 		tb.Fatal(err)
 	}
 	f.h = h
-	return f
 }
 
 // response is a recorded response.

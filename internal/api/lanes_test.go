@@ -40,20 +40,7 @@ func (r spentReader) ScanPanes(ctx context.Context, id uint32, keys []string, fr
 func laneFixture(tb testing.TB, sf *storeFixture, onScan func(context.Context, int64) error, opts ...fixtureOpt) *fixture {
 	tb.Helper()
 	fx := &fixture{streams: sf.streams, store: sf.store, evs: sf.evs, status: sf.status, reg: prometheus.NewRegistry()}
-	cfg := Config{
-		Streams:  fx.streams,
-		Querier:  query.New(spentReader{PaneReader: sf.db, onScan: onScan}, query.Options{}),
-		Registry: fx.reg,
-		Now:      func() time.Time { return t0.Add(fixtureSpan) },
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	h, err := New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fx.h = h
+	fx.mount(tb, query.New(spentReader{PaneReader: sf.db, onScan: onScan}, query.Options{}), opts...)
 	return fx
 }
 

@@ -7,26 +7,14 @@ import (
 	"time"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/panetest"
 )
 
 // testSpec is the benchmark stream: time ts (rfc3339), group_by [country,
 // device], aggregates latency (tdigest latency_ms), sample (reservoir, whole
-// event), urls (cms url), users (hll user_id) — in AggregateNames order.
-func testSpec() sketchd.Stream {
-	s := sketchd.DefaultStream()
-	s.Name = "pageviews"
-	s.Subject = "events.pageviews"
-	s.Time = sketchd.TimeSpec{Field: "ts", Format: sketchd.TimeRFC3339}
-	s.GroupBy = []string{"country", "device"}
-	s.Aggregates = map[string]sketchd.Aggregate{
-		"users":   {Sketch: sketchd.KindHLL, Field: "user_id"},
-		"urls":    {Sketch: sketchd.KindCMS, Field: "url"},
-		"latency": {Sketch: sketchd.KindTDigest, Field: "latency_ms"},
-		"sample":  {Sketch: sketchd.KindReservoir},
-	}
-	s.Normalize()
-	return s
-}
+// event), urls (cms url), users (hll user_id) — in AggregateNames order:
+// the load runner's page-view stream (panetest.LoadShape).
+func testSpec() sketchd.Stream { return panetest.LoadShape("pageviews", false) }
 
 const benchEvent = `{"ts":"2026-11-25T10:00:00.123Z","country":"DE","device":"mobile","user_id":"u-123456","url":"/products/42","latency_ms":123.4,"extra":{"a":1}}`
 

@@ -3,6 +3,8 @@
 // layout of maps.
 package heapsize
 
+import "runtime"
+
 // Class rounds n up to the size of the Go allocator's block that holds it
 // (runtime/sizeclasses.go: multiples of 8 to 32 bytes, of 16 to 128, then
 // about an eighth apart); past 32 KiB, whole 8 KiB pages.
@@ -48,4 +50,15 @@ func Map(n int, slot uintptr) int64 {
 // with its control byte.
 func MapEntry(node, slot uintptr) int64 {
 	return Class(int64(node)) + (int64(slot)+1)*3/2
+}
+
+// Live is the live heap after a full collection (two: the first may leave
+// objects its finalizers free), the figure the accounting tests hold a
+// cache's bytes against.
+func Live() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }

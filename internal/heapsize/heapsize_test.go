@@ -6,24 +6,16 @@ import (
 	"testing"
 )
 
-func live() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
-}
-
 // TestClass checks Class against the allocator: blocks of n bytes, 1,000
 // at a time, take Class(n) each, within 5%.
 func TestClass(t *testing.T) {
 	for _, n := range []int64{1, 9, 24, 40, 100, 130, 200, 300, 700, 1500, 5000, 20000} {
 		keep := make([][]byte, 1000)
-		before := live()
+		before := Live()
 		for i := range keep {
 			keep[i] = make([]byte, n)
 		}
-		got := (live() - before) / int64(len(keep))
+		got := (Live() - before) / int64(len(keep))
 		runtime.KeepAlive(keep)
 		if want := Class(n); n >= 16 && (float64(got) < 0.95*float64(want) || float64(got) > 1.05*float64(want)) {
 			t.Errorf("%d bytes: %d of heap each, Class says %d", n, got, want)
@@ -36,7 +28,7 @@ func TestClass(t *testing.T) {
 func TestMap(t *testing.T) {
 	for _, n := range []int{1, 8, 9, 50, 200, 1000, 5000} {
 		keep := make([]map[string]int64, 100)
-		before := live()
+		before := Live()
 		for i := range keep {
 			m := map[string]int64{}
 			for j := range n {
@@ -44,7 +36,7 @@ func TestMap(t *testing.T) {
 			}
 			keep[i] = m
 		}
-		got := (live() - before) / int64(len(keep))
+		got := (Live() - before) / int64(len(keep))
 		runtime.KeepAlive(keep)
 		want := Map(n, 24) // excluding the keys' bytes, counted below
 		keyBytes := int64(0)

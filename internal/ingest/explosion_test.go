@@ -5,13 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/pprof"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/heapsize"
 	"github.com/sketchd/sketchd/internal/window"
 )
 
@@ -53,7 +53,7 @@ func TestKeyExplosion(t *testing.T) {
 		}
 		msgs = append(msgs, b)
 	}
-	heapBefore := liveHeap()
+	heapBefore := heapsize.Live()
 	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestKeyExplosion(t *testing.T) {
 		return ci.AckFloor.Stream == uint64(len(msgs)) && ci.NumAckPending == 0,
 			fmt.Sprintf("applied %d, open panes %d, ack floor %d of %d", applied(st), st.OpenPanes, ci.AckFloor.Stream, len(msgs))
 	})
-	heapAfter := liveHeap()
+	heapAfter := heapsize.Live()
 	if path := os.Getenv("SKETCHD_EXPLOSION_HEAPPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -114,12 +114,4 @@ func TestKeyExplosion(t *testing.T) {
 	if growth > limit {
 		t.Errorf("live heap grew %.1f MiB, bound %.1f MiB", float64(growth)/(1<<20), float64(limit)/(1<<20))
 	}
-}
-
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }

@@ -42,7 +42,7 @@ func BenchmarkIngestCoreLoadShape(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	waitProcessed(b, m, spec.Name, b.N)
+	waitApplied(b, m, spec.Name, b.N)
 	reportRate(b, b.N, start)
 	// The machine is shared: the CPU the process spent per event (the
 	// publisher and nats-server included) varies less than the rate.
@@ -81,7 +81,7 @@ func BenchmarkIngestJetStreamLoadShape(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = m.Stop(ctx) }()
-	waitProcessed(b, m, spec.Name, b.N)
+	waitApplied(b, m, spec.Name, b.N)
 	reportRate(b, b.N, start)
 	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
 }
@@ -97,28 +97,4 @@ func loadShapePool(n int) [][]byte {
 		pool[i] = append([]byte(nil), b...)
 	}
 	return pool
-}
-
-// waitProcessed waits until n events are counted in any class (the pool
-// holds valid events only) or dropped.
-func waitProcessed(b *testing.B, m *Manager, name string, n int) {
-	b.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		st, err := m.Get(context.Background(), name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c := st.Counters
-		if c.OnTime+c.Late+c.TooLate+c.Future+st.Dropped >= uint64(n) {
-			if st.Dropped > 0 {
-				b.Fatalf("%d of %d messages dropped", st.Dropped, n)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("only %+v of %d", c, n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/sketchd/sketchd/internal/heapsize"
 )
 
 // TestBoundedMapHoldsItsBudget fills the span key-list cache with lists of
@@ -13,7 +15,7 @@ import (
 // accounts.
 func TestBoundedMapHoldsItsBudget(t *testing.T) {
 	const cacheBytes = 16 << 20
-	before := liveHeap()
+	before := heapsize.Live()
 	c := newBoundedMap[tierSpanKey, []string](cacheBytes, maxTierSpans)
 	var peakHeap, peakAcc int64
 	for i := 0; ; i++ {
@@ -30,7 +32,7 @@ func TestBoundedMapHoldsItsBudget(t *testing.T) {
 			break
 		}
 		if i%64 == 63 {
-			peakHeap, peakAcc = liveHeap()-before, c.bytes
+			peakHeap, peakAcc = heapsize.Live()-before, c.bytes
 		}
 	}
 	r := float64(peakHeap) / float64(peakAcc)

@@ -99,14 +99,7 @@ func BenchmarkMultiWhileIngesting(b *testing.B) {
 			}
 			ask()
 			s0 := q.Stats()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				b.StopTimer()
-				l.ingest(b)
-				b.StartTimer()
-				ask()
-			}
+			timeAfterCommits(b, l, ask)
 			s := q.Stats()
 			b.ReportMetric(float64(s.Decoded-s0.Decoded)/float64(b.N), "decoded/op")
 			b.ReportMetric(float64(s.CachedWindows-s0.CachedWindows)/float64(b.N), "cachedwin/op")

@@ -56,14 +56,7 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 			}
 			refresh() // a dashboard already open
 			d0 := q.Stats().Decoded
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				b.StopTimer()
-				l.ingest(b)
-				b.StartTimer()
-				refresh()
-			}
+			timeAfterCommits(b, l, refresh)
 			b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
 		})
 	}
@@ -164,4 +157,18 @@ func newLateDashboard(b *testing.B, panels func(agg string, to, m int64) []Query
 		}
 	}
 	return l, q, refresh
+}
+
+// timeAfterCommits runs b.N rounds of an untimed commit of the next
+// minute's events to l and a timed ask (a dashboard's refresh after it),
+// reporting allocations.
+func timeAfterCommits(b *testing.B, l *live, ask func()) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		l.ingest(b)
+		b.StartTimer()
+		ask()
+	}
 }

@@ -53,14 +53,7 @@ func BenchmarkDashboardAtMemoryLimit(b *testing.B) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	gc0, d0 := ms.NumGC, q.Stats().Decoded
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		l.ingest(b)
-		b.StartTimer()
-		refresh()
-	}
+	timeAfterCommits(b, l, refresh)
 	b.StopTimer()
 	runtime.ReadMemStats(&ms)
 	gcs := ms.NumGC - gc0

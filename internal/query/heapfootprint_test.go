@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/heapsize"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -49,21 +50,12 @@ func footprintBlobs(tb testing.TB, rng *rand.Rand, k sketch.Kind, events, count 
 	return out
 }
 
-// liveHeap is the live heap after a full collection.
-func liveHeap() int64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
-}
-
 // paneCacheFootprint fills a pane cache of max bytes past its budget with
 // panes decoded from blobs and returns the live heap it holds and the
 // bytes it accounts.
 func paneCacheFootprint(tb testing.TB, max int64, blobs [][]byte) (heap, accounted int64) {
 	tb.Helper()
-	before := liveHeap()
+	before := heapsize.Live()
 	c := newPaneCache(max)
 	for i := 0; i < 8 || c.stats().evicted < c.stats().entries; i++ {
 		sk, err := sketch.Decode(blobs[i%len(blobs)])
@@ -73,7 +65,7 @@ func paneCacheFootprint(tb testing.TB, max int64, blobs [][]byte) (heap, account
 		k := cacheKey{stream: 1, agg: i % 4, key: fmt.Sprintf("country=%02d\x00device=%d", i%97, i%7), start: int64(i) * 60e9}
 		c.put(k, cached{sk: sk, events: 1, panes: 1})
 	}
-	heap = liveHeap() - before
+	heap = heapsize.Live() - before
 	runtime.KeepAlive(c)
 	return heap, c.stats().bytes
 }
@@ -134,7 +126,7 @@ func TestWindowAndResultCachesHoldTheirBudget(t *testing.T) {
 			}
 		}
 
-		before := liveHeap()
+		before := heapsize.Live()
 		wc := newWinCache(2 << 20)
 		for i := 0; i < 8 || wc.stats().evicted < wc.stats().entries; i++ {
 			groups := map[string]winGroup{}
@@ -143,10 +135,10 @@ func TestWindowAndResultCachesHoldTheirBudget(t *testing.T) {
 			}
 			wc.put(winKey{shape: "shape-of-the-query", start: int64(i) * 3600e9}, groups)
 		}
-		check("window cache", liveHeap()-before, wc.stats().bytes)
+		check("window cache", heapsize.Live()-before, wc.stats().bytes)
 		runtime.KeepAlive(wc)
 
-		before = liveHeap()
+		before = heapsize.Live()
 		rc := newResultCache(1<<20, 2<<20)
 		for i := 0; i < 8 || len(rc.m) > i/2; i++ {
 			res := &Result{Aggregate: "a", Resolution: []Span{{}}}
@@ -161,7 +153,7 @@ func TestWindowAndResultCachesHoldTheirBudget(t *testing.T) {
 			rc.put(fmt.Sprintf("result-key-%d", i), res)
 			rc.mu.Unlock()
 		}
-		check("result cache", liveHeap()-before, rc.bytes)
+		check("result cache", heapsize.Live()-before, rc.bytes)
 		runtime.KeepAlive(rc)
 	}
 }
@@ -185,7 +177,7 @@ func TestTailMemoHoldsItsBudget(t *testing.T) {
 		for i, k := range footprintKinds[:4] {
 			blobs[i] = footprintBlobs(t, rng, k, n, 16)
 		}
-		before := liveHeap()
+		before := heapsize.Live()
 		m := newTailMemo(3 << 20 * tailStates)
 		p := &plan{target: Target{ID: 1, LastCommit: 1}}
 		for ki := 0; ; ki++ {
@@ -216,7 +208,7 @@ func TestTailMemoHoldsItsBudget(t *testing.T) {
 				break
 			}
 		}
-		heap := liveHeap() - before
+		heap := heapsize.Live() - before
 		acc, _ := m.stats()
 		r := float64(heap) / float64(acc)
 		t.Logf("panes of %d events: heap=%d accounted=%d heap/accounted=%.2f", n, heap, acc, r)
