@@ -43,6 +43,9 @@ type Timeline struct {
 	// Server is the phase's latency by sketchd's own histogram, between
 	// the first and the last scrape (nil in older results).
 	Server *ServerLatency `json:"server,omitempty"`
+	// Work is what the queries' caches did between the first and the
+	// last scrape (nil in older results).
+	Work QueryWork `json:"query_work,omitempty"`
 }
 
 // StoreSample is one scrape of sketchd's /metrics: the counters that show
@@ -63,6 +66,8 @@ type StoreSample struct {
 	CPU float64 `json:"cpu_seconds"`
 	// HTTP is the request-latency histogram of the /v1 routes (httpBuckets).
 	HTTP map[string]float64 `json:"http_buckets,omitempty"`
+	// Query is the counters of the queries' work (queryCounts).
+	Query map[string]float64 `json:"query,omitempty"`
 }
 
 // storeSample reads a scrape's counters.
@@ -79,6 +84,7 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
 		CPU:        m.Sum("process_cpu_seconds_total"),
 		HTTP:       httpBuckets(m),
+		Query:      queryCounts(m),
 	}
 }
 
@@ -145,6 +151,7 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 	tl := &Timeline{Samples: samples, Failed: failed, Latencies: latencies}
 	if len(samples) > 1 {
 		tl.Server = serverLatency(samples[0].HTTP, samples[len(samples)-1].HTTP)
+		tl.Work = queryWork(samples[0].Query, samples[len(samples)-1].Query)
 	}
 	for _, sec := range unionKeys(store, byReq) {
 		s := Second{At: time.Unix(sec, 0).UTC()}

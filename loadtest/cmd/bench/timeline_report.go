@@ -57,6 +57,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if line := cpuLine(toolName(q.Tool), q.CPU); line != "" {
 		p("%s\n", line)
 	}
+	if line := queryWorkLine(tl.Work); line != "" {
+		p("%s\n", line)
+	}
 	if !tl.Latencies {
 		renderStoreOnly(p, tl)
 		return

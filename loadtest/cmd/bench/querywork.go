@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// queryCounters names the counters of sketchd's query work that a phase's
+// QueryWork takes the difference of: what its caches did not hold
+// (decoded sketches, computed pieces), what they served, what they let go,
+// and what the lanes shed. The key is the name a StoreSample keeps it by.
+var queryCounters = []struct {
+	key, metric string
+	match       []string
+}{
+	{"decoded", "sketchd_query_sketches_decoded_total", nil},
+	{"windows_cached", "sketchd_query_windows_cached_total", nil},
+	{"edges_cached", "sketchd_query_edge_parts_cached_total", nil},
+	{"pieces_cached", "sketchd_query_pieces_total", []string{"source", "cache"}},
+	{"pieces_computed", "sketchd_query_pieces_total", []string{"source", "computed"}},
+	{"evicted_panes", "sketchd_query_cache_evictions_total", []string{"cache", "panes"}},
+	{"evicted_windows", "sketchd_query_cache_evictions_total", []string{"cache", "windows"}},
+	{"refused_tails", "sketchd_query_cache_refused_total", []string{"cache", "tails"}},
+	{"admitted_heavy", "sketchd_query_lane_admitted_total", []string{"lane", "heavy"}},
+	{"shed", "sketchd_query_lane_shed_total", nil},
+	{"stale", "sketchd_http_stale_answers_total", nil},
+}
+
+// queryCounts reads the counters of queryCounters from a scrape, nil when
+// it has none of them (an older sketchd).
+func queryCounts(m Metrics) map[string]float64 {
+	out := map[string]float64{}
+	for _, c := range queryCounters {
+		for _, s := range m {
+			if s.Name == c.metric {
+				out[c.key] = m.Sum(c.metric, c.match...)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// QueryWork is what sketchd's queries did between a phase's first and
+// last scrape, by the keys of queryCounters (a counter absent from either
+// scrape is left out).
+type QueryWork map[string]int64
+
+// queryWork is the difference of two scrapes' query counters, nil without
+// both.
+func queryWork(first, last map[string]float64) QueryWork {
+	if first == nil || last == nil {
+		return nil
+	}
+	w := QueryWork{}
+	for k, v := range last {
+		if v0, ok := first[k]; ok {
+			w[k] = int64(v - v0)
+		}
+	}
+	return w
+}
+
+// queryWorkLine says in one sentence what the queries' caches did over a
+// phase, "" without figures.
+func queryWorkLine(w QueryWork) string {
+	if len(w) == 0 {
+		return ""
+	}
+	var parts []string
+	add := func(format string, keys ...string) {
+		args := make([]any, len(keys))
+		for i, k := range keys {
+			v, ok := w[k]
+			if !ok {
+				return
+			}
+			args[i] = thousands(v)
+		}
+		parts = append(parts, fmt.Sprintf(format, args...))
+	}
+	add("%s stored sketches decoded", "decoded")
+	add("%s final windows and %s edge parts from the window cache", "windows_cached", "edges_cached")
+	add("%s pieces computed, %s from the cache", "pieces_computed", "pieces_cached")
+	add("evictions: %s panes, %s windows", "evicted_panes", "evicted_windows")
+	add("%s open tails not kept", "refused_tails")
+	add("%s computations admitted to the heavy lane", "admitted_heavy")
+	add("%s shed", "shed")
+	add("%s stale answers served", "stale")
+	return "The queries' work over the phase (differences of sketchd's counters between the first and the last scrape: " +
+		"`sketchd_query_*`, `sketchd_http_stale_answers_total`): " + strings.Join(parts, "; ") + "."
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQueryWork: a phase's query work is the difference of its first and
+// last scrapes' counters, read from sketchd's metrics text, and the
+// report says it.
+func TestQueryWork(t *testing.T) {
+	scrape := func(decoded, computed, cached, evicted, shedCheap, shedHeavy int) map[string]float64 {
+		text := fmt.Sprintf(`sketchd_query_sketches_decoded_total %d
+sketchd_query_pieces_total{source="computed"} %d
+sketchd_query_pieces_total{source="cache"} %d
+sketchd_query_cache_evictions_total{cache="panes"} 3
+sketchd_query_cache_evictions_total{cache="windows"} %d
+sketchd_query_lane_shed_total{lane="cheap"} %d
+sketchd_query_lane_shed_total{lane="heavy"} %d
+`, decoded, computed, cached, evicted, shedCheap, shedHeavy)
+		m, err := ParseMetrics(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return queryCounts(m)
+	}
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	samples := []StoreSample{
+		{At: t0, Query: scrape(100, 10, 20, 5, 1, 2)},
+		{At: t0.Add(time.Second), Query: scrape(150, 12, 30, 5, 1, 2)},
+		{At: t0.Add(2 * time.Second), Query: scrape(1100, 40, 520, 9, 2, 6)},
+	}
+	tl := BuildTimeline(samples, 0, nil, false)
+	want := QueryWork{"decoded": 1000, "pieces_computed": 30, "pieces_cached": 500, "evicted_panes": 0, "evicted_windows": 4, "shed": 5}
+	if fmt.Sprint(tl.Work) != fmt.Sprint(want) {
+		t.Fatalf("Work = %v, want %v", tl.Work, want)
+	}
+	var b strings.Builder
+	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6", Rate: 1000, Timeline: tl})
+	for _, s := range []string{"1,000 stored sketches decoded", "30 pieces computed, 500 from the cache", "evictions: 0 panes, 4 windows", "5 shed"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "stale answers") {
+		t.Errorf("report names a counter no scrape had:\n%s", b.String())
+	}
+	if queryCounts(Metrics{{Name: "other"}}) != nil || queryWork(nil, samples[0].Query) != nil {
+		t.Error("a scrape without the counters gives figures")
+	}
+}
