@@ -350,7 +350,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.Get("/streams/{stream}", s.getStream)
 		r.With(s.authAdmin).Delete("/streams/{stream}", s.deleteStream)
 		r.With(s.authAdmin).Patch("/streams/{stream}", s.alterStream)
-		r.With(s.admit).Get("/streams/{stream}/keys", s.keys)
+		r.With(s.admitLazy).Get("/streams/{stream}/keys", s.keys)
 		r.With(s.admitLazy).Get("/streams/{stream}/aggregates/{aggregate}", s.query)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/sketch", s.sketch)
 		r.With(s.admit).Get("/streams/{stream}/aggregates/{aggregate}/setop", s.setop)

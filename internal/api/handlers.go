@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"mime"
@@ -193,10 +194,40 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 	g := int64(st.Spec.Granularity)
 	alignDefaultRange(v, &from, &to, g)
 	from = sketchd.PaneStart(from, g) // the pane holding from counts
-	keys, truncated, err := s.querier.KeysFiltered(r.Context(), target(&st), from, to, where, limit)
+	t := target(&st)
+	key, cacheable := s.keysAnswerKey(r, t, from, to, where)
+	s.answerCached(w, r, key, "", cacheable, func(ctx context.Context) ([]byte, error) {
+		return s.renderKeys(ctx, &st, t, from, to, where, limit)
+	})
+}
+
+// keysAnswerKey is the answer-cache key of a key listing: the querier's
+// key of a whole-range question over the same range and filters (its
+// stream, last commit, committed watermark and generation: the key index
+// changes only with a commit), under a prefix of its own, with the
+// range as rendered, the request's query string and pretty flag (limit is
+// in the query string).
+// A listing is not served stale (no question key): it carries no as_of to
+// say so.
+func (s *server) keysAnswerKey(r *http.Request, t query.Target, from, to int64, where []query.Filter) (string, bool) {
+	ak, ok := s.querier.(answerKeyer)
+	if !ok || s.answers == nil {
+		return "", false
+	}
+	k, ok := ak.AnswerKey(t, query.Query{From: from, To: to, Filters: where})
+	if !ok {
+		return "", false
+	}
+	pretty, _ := r.Context().Value(prettyKey{}).(bool)
+	return fmt.Sprintf("keys\x00%s\x00%d\x00%d\x00%t\x00%s", k, from, to, pretty, r.URL.RawQuery), true
+}
+
+// renderKeys lists the keys of [from, to) that match where and renders the
+// response body.
+func (s *server) renderKeys(ctx context.Context, st *sketchd.StreamStatus, t query.Target, from, to int64, where []query.Filter, limit int) ([]byte, error) {
+	keys, truncated, err := s.querier.KeysFiltered(ctx, t, from, to, where, limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, err
 	}
 	if keys == nil {
 		keys = []map[string]string{}
@@ -205,10 +236,14 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 	if dims == nil {
 		dims = []string{}
 	}
-	s.writeJSON(w, r, http.StatusOK, keysJSON{
+	b, err := json.Marshal(keysJSON{
 		Stream: st.Spec.Name, From: rfc3339(from), To: rfc3339(to),
 		Dimensions: dims, Keys: keys, Truncated: truncated,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("encode response: %w", err)
+	}
+	return append(indentIfPretty(ctx, b), '\n'), nil
 }
 
 type keysJSON struct {
