@@ -265,3 +265,42 @@ func sameEvents(a, b *Result) bool {
 	}
 	return true
 }
+
+// TestTailMemoNewestTakesTheBudget: the memo's budget is the stream's,
+// over its states: with room for one state's tails and a half, a new
+// state's tails are kept (the oldest state let go), so the new state's
+// next question reads no open pane from the store. With the budget split
+// evenly between the states, each had room for half of one state's tails
+// and the next question read the rest again.
+func TestTailMemoNewestTakesTheBudget(t *testing.T) {
+	l, reads, q0, _ := newLiveMemo(t, 20261206, 8, 3, 3, 20)
+	m := int64(time.Minute)
+	to := l.now()
+	whole := Query{Aggregate: "users", From: to - 20*m, To: to}
+	if _, err := q0.Query(t.Context(), l.target, whole); err != nil {
+		t.Fatal(err)
+	}
+	oneState, _ := q0.tails.stats()
+	if oneState == 0 {
+		t.Fatal("no tail kept")
+	}
+	q := New(reads, Options{CacheBytes: 4 * oneState * 3 / 2}) // the memo gets a quarter
+	ask := func(at string, qu Query) {
+		t.Helper()
+		if _, err := q.Query(t.Context(), l.target, qu); err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+		if bytes, refused := q.tails.stats(); refused != 0 || bytes > q.tails.max {
+			t.Fatalf("%s: %d tails refused, %d bytes held of %d", at, refused, bytes, q.tails.max)
+		}
+	}
+	ask("first state", whole)
+	l.ingestOpen(t) // a commit within the minute: a new state
+	ask("new state", whole)
+	tailFrom, _ := (&plan{target: l.target}).tailFrom()
+	reads.tailReads(tailFrom)
+	ask("new state, another aggregate", Query{Aggregate: "latency", From: to - 20*m, To: to})
+	if n := len(reads.tailReads(tailFrom)); n != 0 {
+		t.Fatalf("the new state's second question read %d open panes from the store", n)
+	}
+}
