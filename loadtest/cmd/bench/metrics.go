@@ -113,6 +113,24 @@ next:
 	return total
 }
 
+// Has reports whether a sample named name has labels that include every
+// pair of match (given as "k", "v", ...).
+func (ms Metrics) Has(name string, match ...string) bool {
+next:
+	for _, s := range ms {
+		if s.Name != name {
+			continue
+		}
+		for i := 0; i+1 < len(match); i += 2 {
+			if s.Labels[match[i]] != match[i+1] {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // Processed returns the events of a stream sketchd has dealt with: applied
 // (on time or late), too late, future, and invalid.
 func (ms Metrics) Processed(stream string) float64 {

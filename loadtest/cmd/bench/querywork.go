@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,16 +27,25 @@ var queryCounters = []struct {
 	{"stale", "sketchd_http_stale_answers_total", nil},
 }
 
-// queryCounts reads the counters of queryCounters from a scrape, nil when
-// it has none of them (an older sketchd).
+// queryGauges names the gauges of the query caches whose largest value
+// over a phase its QueryWork keeps, under "max_" and the key.
+var queryGauges = []struct {
+	key, metric string
+	match       []string
+}{
+	{"tails_bytes", "sketchd_query_cache_bytes", []string{"cache", "tails"}},
+	{"panes_bytes", "sketchd_query_cache_bytes", []string{"cache", "panes"}},
+	{"windows_bytes", "sketchd_query_cache_bytes", []string{"cache", "windows"}},
+}
+
+// queryCounts reads the counters of queryCounters and the gauges of
+// queryGauges from a scrape, nil when it has none of them (an older
+// sketchd).
 func queryCounts(m Metrics) map[string]float64 {
 	out := map[string]float64{}
-	for _, c := range queryCounters {
-		for _, s := range m {
-			if s.Name == c.metric {
-				out[c.key] = m.Sum(c.metric, c.match...)
-				break
-			}
+	for _, c := range append(slices.Clip(queryCounters), queryGauges...) {
+		if m.Has(c.metric, c.match...) {
+			out[c.key] = m.Sum(c.metric, c.match...)
 		}
 	}
 	if len(out) == 0 {
@@ -49,16 +59,29 @@ func queryCounts(m Metrics) map[string]float64 {
 // scrape is left out).
 type QueryWork map[string]int64
 
-// queryWork is the difference of two scrapes' query counters, nil without
-// both.
-func queryWork(first, last map[string]float64) QueryWork {
+// queryWork is the difference of the first and last scrapes' query
+// counters, and the largest value of each gauge over all of them (under
+// "max_" and its key); nil without two scrapes with figures.
+func queryWork(samples []StoreSample) QueryWork {
+	if len(samples) < 2 {
+		return nil
+	}
+	first, last := samples[0].Query, samples[len(samples)-1].Query
 	if first == nil || last == nil {
 		return nil
 	}
 	w := QueryWork{}
-	for k, v := range last {
-		if v0, ok := first[k]; ok {
-			w[k] = int64(v - v0)
+	for _, c := range queryCounters {
+		v, ok := last[c.key]
+		if v0, ok0 := first[c.key]; ok && ok0 {
+			w[c.key] = int64(v - v0)
+		}
+	}
+	for _, g := range queryGauges {
+		for _, s := range samples {
+			if v, ok := s.Query[g.key]; ok && int64(v) >= w["max_"+g.key] {
+				w["max_"+g.key] = int64(v)
+			}
 		}
 	}
 	return w
@@ -87,6 +110,10 @@ func queryWorkLine(w QueryWork) string {
 	add("%s pieces computed, %s from the cache", "pieces_computed", "pieces_cached")
 	add("evictions: %s panes, %s windows", "evicted_panes", "evicted_windows")
 	add("%s open tails not kept", "refused_tails")
+	if _, ok := w["max_tails_bytes"]; ok {
+		parts = append(parts, fmt.Sprintf("the most the caches held: panes %s, windows %s, open tails %s",
+			mib(w["max_panes_bytes"]), mib(w["max_windows_bytes"]), mib(w["max_tails_bytes"])))
+	}
 	add("%s computations admitted to the heavy lane", "admitted_heavy")
 	add("%s shed", "shed")
 	add("%s stale answers served", "stale")

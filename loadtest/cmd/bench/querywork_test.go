@@ -11,7 +11,7 @@ import (
 // last scrapes' counters, read from sketchd's metrics text, and the
 // report says it.
 func TestQueryWork(t *testing.T) {
-	scrape := func(decoded, computed, cached, evicted, shedCheap, shedHeavy int) map[string]float64 {
+	scrape := func(decoded, computed, cached, evicted, shedCheap, shedHeavy, tails int) map[string]float64 {
 		text := fmt.Sprintf(`sketchd_query_sketches_decoded_total %d
 sketchd_query_pieces_total{source="computed"} %d
 sketchd_query_pieces_total{source="cache"} %d
@@ -19,7 +19,10 @@ sketchd_query_cache_evictions_total{cache="panes"} 3
 sketchd_query_cache_evictions_total{cache="windows"} %d
 sketchd_query_lane_shed_total{lane="cheap"} %d
 sketchd_query_lane_shed_total{lane="heavy"} %d
-`, decoded, computed, cached, evicted, shedCheap, shedHeavy)
+sketchd_query_cache_bytes{cache="panes"} 1048576
+sketchd_query_cache_bytes{cache="windows"} 2097152
+sketchd_query_cache_bytes{cache="tails"} %d
+`, decoded, computed, cached, evicted, shedCheap, shedHeavy, tails)
 		m, err := ParseMetrics(strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
@@ -28,18 +31,20 @@ sketchd_query_lane_shed_total{lane="heavy"} %d
 	}
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
 	samples := []StoreSample{
-		{At: t0, Query: scrape(100, 10, 20, 5, 1, 2)},
-		{At: t0.Add(time.Second), Query: scrape(150, 12, 30, 5, 1, 2)},
-		{At: t0.Add(2 * time.Second), Query: scrape(1100, 40, 520, 9, 2, 6)},
+		{At: t0, Query: scrape(100, 10, 20, 5, 1, 2, 1<<20)},
+		{At: t0.Add(time.Second), Query: scrape(150, 12, 30, 5, 1, 2, 3<<20)},
+		{At: t0.Add(2 * time.Second), Query: scrape(1100, 40, 520, 9, 2, 6, 2<<20)},
 	}
 	tl := BuildTimeline(samples, 0, nil, false)
-	want := QueryWork{"decoded": 1000, "pieces_computed": 30, "pieces_cached": 500, "evicted_panes": 0, "evicted_windows": 4, "shed": 5}
+	want := QueryWork{"decoded": 1000, "pieces_computed": 30, "pieces_cached": 500, "evicted_panes": 0, "evicted_windows": 4, "shed": 5,
+		"max_panes_bytes": 1 << 20, "max_windows_bytes": 2 << 20, "max_tails_bytes": 3 << 20}
 	if fmt.Sprint(tl.Work) != fmt.Sprint(want) {
 		t.Fatalf("Work = %v, want %v", tl.Work, want)
 	}
 	var b strings.Builder
 	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6", Rate: 1000, Timeline: tl})
-	for _, s := range []string{"1,000 stored sketches decoded", "30 pieces computed, 500 from the cache", "evictions: 0 panes, 4 windows", "5 shed"} {
+	for _, s := range []string{"1,000 stored sketches decoded", "30 pieces computed, 500 from the cache", "evictions: 0 panes, 4 windows", "5 shed",
+		"the most the caches held: panes 1.0 MiB, windows 2.0 MiB, open tails 3.0 MiB"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, b.String())
 		}
@@ -47,7 +52,7 @@ sketchd_query_lane_shed_total{lane="heavy"} %d
 	if strings.Contains(b.String(), "stale answers") {
 		t.Errorf("report names a counter no scrape had:\n%s", b.String())
 	}
-	if queryCounts(Metrics{{Name: "other"}}) != nil || queryWork(nil, samples[0].Query) != nil {
+	if queryCounts(Metrics{{Name: "other"}}) != nil || queryWork(samples[:1]) != nil {
 		t.Error("a scrape without the counters gives figures")
 	}
 }

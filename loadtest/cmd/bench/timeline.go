@@ -151,7 +151,7 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 	tl := &Timeline{Samples: samples, Failed: failed, Latencies: latencies}
 	if len(samples) > 1 {
 		tl.Server = serverLatency(samples[0].HTTP, samples[len(samples)-1].HTTP)
-		tl.Work = queryWork(samples[0].Query, samples[len(samples)-1].Query)
+		tl.Work = queryWork(samples)
 	}
 	for _, sec := range unionKeys(store, byReq) {
 		s := Second{At: time.Unix(sec, 0).UTC()}
