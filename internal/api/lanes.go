@@ -137,6 +137,7 @@ func (s *server) onCost(ctx context.Context, tk *slotTicket, units int64) error 
 	if !tk.held || tk.heavy || tk.spent <= s.limits.HeavyQueryCost {
 		return nil
 	}
+	s.log.DebugContext(ctx, "heavy computation", "request_id", requestIDFrom(ctx), "cost", tk.spent, "last_part", units)
 	return s.promote(ctx, tk)
 }
 

@@ -67,3 +67,34 @@ func TestCostHook(t *testing.T) {
 		t.Errorf("a cached answer called the hook: %+v", costs)
 	}
 }
+
+// TestCostStopsAtThePaneHorizon: a range that runs past the newest pane
+// the store can hold (the last commit plus the stream's max_future, a
+// pane more) costs nothing past it: the last window of a series anchored
+// at a moving from ends up to a step after now, and its future slots were
+// counted for every key (a "last 30 days by day" refresh: 86,460 reads,
+// the heavy lane at every commit).
+func TestCostStopsAtThePaneHorizon(t *testing.T) {
+	db, tgt, hour := heavyStore(t, 10, 3)
+	tgt.LastCommit = hour + int64(time.Hour) // a time now, not a stamp
+	tgt.Watermark = tgt.LastCommit
+	q := query.New(db, query.Options{})
+	var costs []query.Cost
+	admit := query.WithCostHook(t.Context(), func(_ context.Context, c query.Cost) error {
+		costs = append(costs, c)
+		return nil
+	})
+	day := int64(24 * time.Hour)
+	if _, err := q.Query(admit, tgt, query.Query{Aggregate: "users", From: hour, To: hour + day}); err != nil {
+		t.Fatal(err)
+	}
+	g, future := int64(tgt.Spec.Granularity), int64(tgt.Spec.MaxFuture)
+	horizon := tgt.LastCommit + future + g // tgt.LastCommit is on a pane boundary
+	want, got := 30*(horizon-hour)/g, int64(0)
+	for _, c := range costs { // the edge window's final part apart from the rest
+		got += c.Reads
+	}
+	if got != want {
+		t.Fatalf("costs %+v: %d reads, want %d (30 keys × the slots to the horizon, not the %d to the range's end)", costs, got, want, 30*day/g)
+	}
+}

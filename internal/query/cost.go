@@ -1,8 +1,11 @@
 package query
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sketchd/sketchd"
 )
 
 // cost is what a query will hold and produce, estimated before any pane
@@ -71,14 +74,19 @@ func (c cost) checkBytes(o *Options) error {
 func (p *plan) estimateHeld() {
 	gran := int64(p.target.Spec.Granularity)
 	held, reads := int64(0), int64(0)
+	horizon := p.paneHorizon()
 	for _, sc := range p.scans {
 		perKey := int64(0)
 		for _, rg := range sc.ranges {
-			slots := (rg[1] - rg[0]) / gran
+			end := min(rg[1], horizon)
+			if end <= rg[0] {
+				continue
+			}
+			slots := (end - rg[0]) / gran
 			reads += int64(len(sc.keys)) * slots
 			nb := int64(0)
 			for _, bs := range p.blocks {
-				if bs >= rg[0] && bs < rg[1] {
+				if bs >= rg[0] && bs < end {
 					nb++
 				}
 			}
@@ -92,6 +100,27 @@ func (p *plan) estimateHeld() {
 	p.cost.held = held + p.tierHeld()
 	p.cost.reads = reads + p.tierHeld()
 	p.cost.windows = p.geom.n
+}
+
+// paneHorizon is the end of the newest pane the store can hold for p's
+// stream: ingestion refuses an event more than MaxFuture past the
+// processing time that applies it, which is before the commit that stores
+// it (LastCommit, the wall clock of the instance that committed), and an
+// import writes final panes only (before the watermark). A scan range
+// past it reads nothing there (a seek past the key's last pane), so its
+// slots cost nothing: the last window of a series anchored at a moving
+// from ends up to a step past now, and its open part, from the tail start
+// to that end, was counted as a day of one-minute slots for every key
+// (86,460 reads for the load runner's "last 30 days by day", so every
+// commit's refresh of it took the heavy lane). The watermark stands in for
+// a LastCommit that is a stamp rather than a time (tests).
+func (p *plan) paneHorizon() int64 {
+	t := &p.target
+	if t.LastCommit == 0 {
+		return math.MaxInt64
+	}
+	g := int64(t.Spec.Granularity)
+	return sketchd.PaneStart(max(t.LastCommit, t.Watermark)+int64(t.Spec.MaxFuture), g) + g
 }
 
 // sizes learns the average stored size of each aggregate's sketches, from
