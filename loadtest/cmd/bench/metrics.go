@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,17 +99,10 @@ func parseLabels(s string, into map[string]string) error {
 // every pair of match (given as "k", "v", ...).
 func (ms Metrics) Sum(name string, match ...string) float64 {
 	total := 0.0
-next:
 	for _, s := range ms {
-		if s.Name != name {
-			continue
+		if s.matches(name, match) {
+			total += s.Value
 		}
-		for i := 0; i+1 < len(match); i += 2 {
-			if s.Labels[match[i]] != match[i+1] {
-				continue next
-			}
-		}
-		total += s.Value
 	}
 	return total
 }
@@ -116,19 +110,21 @@ next:
 // Has reports whether a sample named name has labels that include every
 // pair of match (given as "k", "v", ...).
 func (ms Metrics) Has(name string, match ...string) bool {
-next:
-	for _, s := range ms {
-		if s.Name != name {
-			continue
-		}
-		for i := 0; i+1 < len(match); i += 2 {
-			if s.Labels[match[i]] != match[i+1] {
-				continue next
-			}
-		}
-		return true
+	return slices.ContainsFunc(ms, func(s Sample) bool { return s.matches(name, match) })
+}
+
+// matches reports whether s is named name and its labels include every
+// pair of match.
+func (s Sample) matches(name string, match []string) bool {
+	if s.Name != name {
+		return false
 	}
-	return false
+	for i := 0; i+1 < len(match); i += 2 {
+		if s.Labels[match[i]] != match[i+1] {
+			return false
+		}
+	}
+	return true
 }
 
 // Processed returns the events of a stream sketchd has dealt with: applied
