@@ -29,6 +29,11 @@ type slotTicket struct {
 	// refused is the heavy lane's refusal (promote), kept: the request
 	// gave its slot back, so nothing more of it may compute.
 	refused error
+	// leaveLine, when set, is called once, before the request waits for
+	// the heavy lane (promote): a background refresh leaves the one-at-a-
+	// time refresh line then (flight.go), which its wait would otherwise
+	// hold for up to HeavyQueueWait while other questions' refreshes queue.
+	leaveLine func()
 }
 
 // admitLazy lets the request in without a slot; see s.acquire.

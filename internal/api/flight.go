@@ -117,7 +117,10 @@ func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, c
 // after the request that started it has been answered stale: one refresh
 // at a time (s.refreshing), each with a query slot and its own lane ticket
 // (lanes.go), under the request's context values without its cancellation,
-// bounded by Limits.Timeout. A refresh that fails leaves the flight's
+// bounded by Limits.Timeout. A refresh that turns heavy and must wait for
+// the heavy lane leaves the line first (slotTicket.leaveLine): the heavy
+// lane's tokens bound it from then on, and the cheap questions' refreshes
+// go on meanwhile. A refresh that fails leaves the flight's
 // waiters its error; the next request of the question computes again.
 func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.limits.Timeout)
@@ -136,12 +139,14 @@ func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight
 		}()
 		select {
 		case s.refreshing <- struct{}{}:
-			defer func() { <-s.refreshing }()
 		case <-ctx.Done():
 			err = ctx.Err()
 			return
 		}
-		tk := &slotTicket{} // its own: the request's was released when it was answered
+		var left sync.Once
+		leave := func() { left.Do(func() { <-s.refreshing }) }
+		defer leave()
+		tk := &slotTicket{leaveLine: leave} // its own: the request's was released when it was answered
 		tctx := s.withTicket(ctx, tk)
 		if err = s.acquireTicket(tctx, tk); err != nil {
 			return

@@ -158,6 +158,10 @@ func (s *server) promote(ctx context.Context, tk *slotTicket) error {
 	start := time.Now()
 	<-s.slots
 	tk.held = false
+	if tk.leaveLine != nil {
+		tk.leaveLine()
+		tk.leaveLine = nil
+	}
 	deadline := start.Add(s.limits.HeavyQueueWait)
 	err := s.wait(ctx, s.lanes.heavy, &s.lanes.queue, laneHeavy, deadline)
 	if err == nil {

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +256,52 @@ func TestHeavyRefusedForASlot(t *testing.T) {
 	s.release(tk)
 	if len(s.lanes.heavy) != 0 {
 		t.Errorf("%d heavy tokens left after release", len(s.lanes.heavy))
+	}
+}
+
+// TestHeavyRefreshLeavesTheRefreshLine: background refreshes run one at a
+// time; one that turns heavy and waits for the heavy lane (its token held
+// by another request) leaves the line, so another question's refresh runs
+// meanwhile instead of queueing behind the wait for up to HeavyQueueWait.
+// Without leaving, the cheap refresh ran only after the heavy one gave up.
+func TestHeavyRefreshLeavesTheRefreshLine(t *testing.T) {
+	l := DefaultLimits()
+	l.MaxConcurrent, l.HeavyPercent, l.HeavyQueryCost, l.HeavyQueueWait = 2, 50, 10, 3*time.Second
+	ls, err := newLanes(l, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{limits: l, slots: make(chan struct{}, l.MaxConcurrent), lanes: ls,
+		refreshing: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
+	s.lanes.heavy <- struct{}{} // another request holds the only heavy token
+	r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
+	refresh := func(key string, compute func(context.Context) ([]byte, error)) *answerFlight {
+		fl, _, _ := s.flights.join(key)
+		s.refresh(r, key, key, fl, compute)
+		return fl
+	}
+	promoting := make(chan struct{})
+	heavy := refresh("heavy", func(ctx context.Context) ([]byte, error) {
+		tk, _ := ctx.Value(slotTicketKey{}).(*slotTicket)
+		close(promoting)
+		return []byte("heavy"), s.onCost(ctx, tk, 100) // past HeavyQueryCost: waits for the token
+	})
+	<-promoting
+	cheap := refresh("cheap", func(context.Context) ([]byte, error) { return []byte("cheap"), nil })
+	select {
+	case <-cheap.done:
+		if cheap.err != nil {
+			t.Fatalf("cheap refresh: %v", cheap.err)
+		}
+	case <-heavy.done:
+		t.Fatalf("the heavy refresh ended (%v) before the cheap one ran: it kept the refresh line while it waited", heavy.err)
+	}
+	<-s.lanes.heavy // the other request ends: the heavy refresh gets the token
+	<-heavy.done
+	if heavy.err != nil || string(heavy.body) != "heavy" {
+		t.Fatalf("heavy refresh: %q, %v", heavy.body, heavy.err)
+	}
+	for len(s.refreshing) != 0 || len(s.slots) != 0 || len(s.lanes.heavy) != 0 {
+		time.Sleep(time.Millisecond) // released after the flight finished
 	}
 }
