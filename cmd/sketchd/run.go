@@ -227,6 +227,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Close()
 	}
 	hcancel()
+	h.Close() // the answers it recomputes in the background: before the store closes
 	stopEmit()
 	<-emitDone
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)

@@ -253,11 +253,26 @@ type server struct {
 	answers                 *answerCache  // nil when disabled
 	flights                 answerFlights // answer computations under way
 	refreshing              chan struct{} // one background refresh at a time (flight.go)
+	bg                      background    // the refreshes' goroutines, owned by the Handler (flight.go)
 	windows                 *answerCache  // rendered final windows (winmemo.go); nil when disabled
 }
 
+// Handler is the HTTP handler of the whole API, and the owner of the
+// work it runs in the background (answers recomputed after a stale one
+// was served: flight.go). Close ends that work.
+type Handler struct {
+	http.Handler
+	s *server
+}
+
+// Close cancels the background refreshes and waits for them to end; no
+// new one starts (a request that would start one computes its answer
+// itself). Call it after the HTTP server has shut down and before the
+// store closes.
+func (h *Handler) Close() { h.s.bg.close() }
+
 // New returns the HTTP handler of the whole API.
-func New(cfg Config) (http.Handler, error) {
+func New(cfg Config) (*Handler, error) {
 	if cfg.Streams == nil || cfg.Querier == nil {
 		return nil, errors.New("api: Config.Streams and Config.Querier are required")
 	}
@@ -295,6 +310,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s.refreshing = make(chan struct{}, 1)
+	s.bg.open()
 	s.answers = newAnswerCache(s.limits.AnswerCacheBytes)
 	s.windows = newAnswerCache(s.limits.AnswerCacheBytes / 2)
 	if s.publisher != nil {
@@ -372,7 +388,7 @@ func New(cfg Config) (http.Handler, error) {
 			r.With(s.promAdmission(p)).Method(http.MethodPost, p, prom)
 		}
 	})
-	return r, nil
+	return &Handler{Handler: r, s: s}, nil
 }
 
 // mountPprof serves net/http/pprof's profiles under /debug/pprof/, but not

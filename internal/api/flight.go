@@ -73,10 +73,7 @@ func (s *server) answer(r *http.Request, key, question string, cacheable bool, c
 		}
 		fl, lead, busy := s.flights.join(key)
 		if !lead || busy {
-			if old, ok := s.answers.stale(question, s.limits.StaleAnswerAge); ok {
-				if lead {
-					s.refresh(r, key, question, fl, compute)
-				}
+			if old, ok := s.answers.stale(question, s.limits.StaleAnswerAge); ok && (!lead || s.refresh(r, key, question, fl, compute)) {
 				s.met.staleAnswers.Inc()
 				return old, true, nil
 			}
@@ -117,15 +114,18 @@ func (s *server) lead(r *http.Request, key, question string, fl *answerFlight, c
 // after the request that started it has been answered stale: one refresh
 // at a time (s.refreshing), each with a query slot and its own lane ticket
 // (lanes.go), under the request's context values without its cancellation,
-// bounded by Limits.Timeout. A refresh that turns heavy and must wait for
-// the heavy lane leaves the line first (slotTicket.leaveLine): the heavy
-// lane's tokens bound it from then on, and the cheap questions' refreshes
-// go on meanwhile. A refresh that fails leaves the flight's
-// waiters its error; the next request of the question computes again.
-func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.limits.Timeout)
-	go func() {
+// bounded by Limits.Timeout and ended by Handler.Close. A refresh that
+// turns heavy and must wait for the heavy lane leaves the line first
+// (slotTicket.leaveLine): the heavy lane's tokens bound it from then on,
+// and the cheap questions' refreshes go on meanwhile. A refresh that
+// fails leaves the flight's waiters its error; the next request of the
+// question computes again. It reports false, starting nothing, once the
+// Handler is closed: the caller computes the answer itself.
+func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight, compute func(context.Context) ([]byte, error)) bool {
+	return s.bg.start(func(bg context.Context) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.limits.Timeout)
 		defer cancel()
+		defer context.AfterFunc(bg, cancel)()
 		var body []byte
 		err := context.Canceled
 		defer func() {
@@ -153,7 +153,44 @@ func (s *server) refresh(r *http.Request, key, question string, fl *answerFlight
 		}
 		defer s.release(tk)
 		body, err = compute(tctx)
-	}()
+	})
+}
+
+// background owns the goroutines of the refreshes: each runs under ctx,
+// which close cancels, and is counted in wg, which close waits for; once
+// closed, none starts (thanos's one owner per goroutine, as run.Group).
+type background struct {
+	ctx    context.Context
+	stop   context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// open readies b to start goroutines.
+func (b *background) open() { b.ctx, b.stop = context.WithCancel(context.Background()) }
+
+// start runs f(ctx) in a goroutine, and reports whether it did: not once
+// closed (or never opened).
+func (b *background) start(f func(ctx context.Context)) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.ctx == nil {
+		return false
+	}
+	b.wg.Go(func() { f(b.ctx) })
+	return true
+}
+
+// close cancels the running goroutines and waits for them.
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	if b.stop != nil {
+		b.stop()
+	}
+	b.wg.Wait()
 }
 
 // computeAdmitted takes a query slot (s.acquire) and runs compute.

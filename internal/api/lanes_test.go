@@ -273,6 +273,8 @@ func TestHeavyRefreshLeavesTheRefreshLine(t *testing.T) {
 	}
 	s := &server{limits: l, slots: make(chan struct{}, l.MaxConcurrent), lanes: ls,
 		refreshing: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
+	s.bg.open()
+	defer s.bg.close()
 	s.lanes.heavy <- struct{}{} // another request holds the only heavy token
 	r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
 	refresh := func(key string, compute func(context.Context) ([]byte, error)) *answerFlight {

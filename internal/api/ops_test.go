@@ -321,7 +321,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Errorf("openapi %q, want 3.1", doc.OpenAPI)
 	}
 	var routed, excluded []string
-	err := chi.Walk(f.h.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err := chi.Walk(f.h.(*Handler).Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if strings.HasPrefix(route, "/debug/pprof/") {
 			excluded = append(excluded, method+" "+route)
 			return nil
