@@ -188,7 +188,7 @@ func TestAlterAggregates(t *testing.T) {
 	if st, body, _ := alt.exportSketch(t, "c", from, end); st != http.StatusNotFound || !strings.Contains(string(body), `"code":"aggregate_not_found"`) {
 		t.Errorf("removed c: %d %s", st, body)
 	}
-	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); string(uAfter) != string(uBefore) {
+	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); !sameSketch(t, uAfter, uBefore) {
 		t.Errorf("u changed with the removal of c")
 	}
 	// Re-added, c starts empty after the last event (base+6m59s): base+7m.
@@ -254,7 +254,7 @@ func TestAlterBackfill(t *testing.T) {
 	if len(st.Alters) != 2 {
 		t.Errorf("alters %+v: want the add and the backfill", st.Alters)
 	}
-	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); string(uAfter) != string(uBefore) {
+	if _, uAfter, _ := alt.exportSketch(t, "u", from, end); !sameSketch(t, uAfter, uBefore) {
 		t.Error("the backfill changed u")
 	}
 	publishEvents(t, alt.js, "ev.aa", timedEvents(32, 120, base.Add(30*time.Minute)))
@@ -263,7 +263,7 @@ func TestAlterBackfill(t *testing.T) {
 	for _, agg := range []string{"u", "c", "n", "r"} {
 		_, got, gn := alt.exportSketch(t, agg, from, end)
 		_, want, wn := ref.exportSketch(t, agg, from, end)
-		if string(got) != string(want) || gn != wn {
+		if !sameSketch(t, got, want) || gn != wn {
 			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
 		}
 	}
@@ -345,7 +345,7 @@ func TestAlterBackfillResumes(t *testing.T) {
 	for _, agg := range []string{"u", "c", "n", "r"} {
 		_, got, gn := alt.exportSketch(t, agg, from, end)
 		_, want, wn := ref.exportSketch(t, agg, from, end)
-		if string(got) != string(want) || gn != wn {
+		if !sameSketch(t, got, want) || gn != wn {
 			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
 		}
 	}

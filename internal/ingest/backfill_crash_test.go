@@ -154,7 +154,7 @@ func TestBackfillCrash(t *testing.T) {
 	for _, agg := range []string{"u", "c", "n", "r"} {
 		_, got, gn := f.exportSketch(t, agg, from, end)
 		_, want, wn := ref.exportSketch(t, agg, from, end)
-		if string(got) != string(want) || gn != wn {
+		if !sameSketch(t, got, want) || gn != wn {
 			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
 		}
 	}
