@@ -16,6 +16,8 @@ import (
 // that the minute's commit changed (a late event) is decoded as before.
 // Part of the minute move's decodes (BenchmarkDashboardMinuteMove: the
 // pane that turned final, one per key and aggregate; TestFinalPaneReuse).
+// The same holds for the panes of a rollup block built from them
+// (decodeBlockPane).
 
 // decodeFinal returns the decoded sketch of r, a final pane outside the
 // plan's rollup blocks: from the pane cache, or from the memo's previous
@@ -34,6 +36,24 @@ func (q *Querier) decodeFinal(p *plan, r *sketchd.PaneRecord, blob []byte) (sket
 	}
 	q.cache.put(k, cached{sk: sk, events: r.Events, panes: 1})
 	return sk, nil
+}
+
+// decodeBlockPane returns the decoded sketch of r, a pane of a rollup
+// block being built (final): from the pane cache when a question over
+// single panes (a series at the pane's width) decoded it before, or from
+// the memo's previous state, else decoded. It is not cached: the block
+// is. A block is built the minute its last pane turns final, when the
+// stretch of an hour's window grows by it, and decoded its 15 panes of
+// every key again though the pane cache or the memo held most of them
+// (TestBlockPanesFromCache).
+func (q *Querier) decodeBlockPane(p *plan, r *sketchd.PaneRecord, blob []byte) (sketch.Sketch, error) {
+	if v, ok := q.cache.get(p.paneID(r.Key, r.Start)); ok {
+		return v.sk, nil
+	}
+	if sk := q.tails.decodedBefore(p, r.Key, r.Start, p.agg.index, blob); sk != nil {
+		return sk, nil
+	}
+	return p.agg.decode(blob)
 }
 
 // decodedBefore returns the sketch of slot of key's pane at start that

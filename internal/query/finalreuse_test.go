@@ -35,3 +35,40 @@ func TestFinalPaneReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockPanesFromCache: an hour's whole-range question merges the
+// rollup blocks of its middle stretch, and a block is built from its 15
+// panes the minute its last pane turns final. A dashboard that also asks
+// the minute series over the hour has those panes decoded in the pane
+// cache already (or in the tail memo's previous state), so no minute
+// decodes more than the open panes its commit changed and the pane that
+// turned final, for every key: at most 40 for 12 keys (without it: a
+// block's 15 panes of every key again the minute one completes, 202).
+// Every answer equals a querier's without any cache.
+func TestBlockPanesFromCache(t *testing.T) {
+	const keys, lateness = 12, 3
+	l, _, q, ref := newLiveMemo(t, 20261209, keys, lateness, lateness, 50)
+	m := int64(time.Minute)
+	bound := int64(lateness+2) * keys
+	var most int64
+	for round := range 20 {
+		l.ingest(t)
+		to := l.now()
+		d0 := q.Stats().Decoded
+		for _, qu := range []Query{
+			{Aggregate: "users", From: to - 60*m, To: to, Step: m},
+			{Aggregate: "users", From: to - 60*m, To: to},
+		} {
+			sameAsReference(t, fmt.Sprintf("round %d step %v", round, time.Duration(qu.Step)), q, ref, l.target, qu)
+		}
+		n := q.Stats().Decoded - d0
+		if round < 2 { // the first answers decode every pane once
+			continue
+		}
+		most = max(most, n)
+		if n > bound {
+			t.Errorf("round %d: %d sketches decoded, want at most %d (the open panes and the pane that turned final, of %d keys)", round, n, bound, keys)
+		}
+	}
+	t.Logf("at most %d decoded a minute (bound %d)", most, bound)
+}

@@ -89,7 +89,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 			}
 			b.open, b.key, b.start = true, ki, bs
 		}
-		sk, err := p.agg.decode(sketchd.SlotBlob(&r, ai))
+		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai))
 		if err != nil {
 			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 		}
