@@ -30,6 +30,10 @@ type live struct {
 	// last one change too).
 	late    int
 	commits int64 // Target.LastCommit: one per commit
+	// events and users, when set, are the most events a key gets in a
+	// minute (spread over the minute; 20 a second apart when zero) and
+	// the distinct users they draw from (300 when zero).
+	events, users int
 }
 
 func newLive(tb testing.TB, seed uint64, keys int) *live {
@@ -78,13 +82,20 @@ func (l *live) ingest(tb testing.TB) {
 		if l.rng.IntN(5) == 0 {
 			continue
 		}
-		for i := range 1 + l.rng.IntN(20) {
+		events, users, apart := 20, 300, time.Second
+		if l.events > 0 {
+			events, apart = l.events, time.Minute/time.Duration(l.events)
+		}
+		if l.users > 0 {
+			users = l.users
+		}
+		for i := range 1 + l.rng.IntN(events) {
 			l.pos++
-			at := m.Add(time.Duration(i) * time.Second)
+			at := m.Add(time.Duration(i) * apart)
 			if l.late > 0 && l.rng.IntN(3) == 0 {
 				at = at.Add(-time.Duration(1+l.rng.IntN(l.late)) * time.Minute)
 			}
-			e := panetest.Event(key, at, l.pos, fmt.Sprint("u", l.rng.IntN(300)))
+			e := panetest.Event(key, at, l.pos, fmt.Sprint("u", l.rng.IntN(users)))
 			e.Values[0].Num = l.rng.ExpFloat64() * 100
 			b.Add(&e)
 		}

@@ -1,6 +1,10 @@
 package query
 
 import (
+	"context"
+	"runtime/pprof"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,19 +72,37 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 // one that moves it a minute, with a refresh after each. It asks the
 // panels as the API does (QueryShared), plus a whole-range question of the
 // last hour per aggregate: the edge window (edgewin.go) is the one a
-// refresh within the minute merges again.
+// refresh within the minute merges again. The first warmMoves minutes
+// run untimed. cpu-ms/op is the process's CPU time per refresh.
 //
 //	go test ./internal/query -run '^$' -bench DashboardCommitsInMinute -benchmem
-func BenchmarkDashboardCommitsInMinute(b *testing.B) {
-	l, q, refresh := newLateDashboard(b, func(agg string, to, m int64) []Query {
+func BenchmarkDashboardCommitsInMinute(b *testing.B) { benchCommitsInMinute(b, density{}) }
+
+// BenchmarkDashboardCommitsInMinuteDense is BenchmarkDashboardCommitsInMinute
+// on a denser stream (dense below).
+//
+//	go test ./internal/query -run '^$' -bench DashboardCommitsInMinuteDense -benchmem
+func BenchmarkDashboardCommitsInMinuteDense(b *testing.B) { benchCommitsInMinute(b, dense) }
+
+func benchCommitsInMinute(b *testing.B, d density) {
+	l, q, refresh := newLateDashboard(b, d, func(agg string, to, m int64) []Query {
 		return []Query{
 			{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
 			{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
 			{Aggregate: agg, From: to - 60*m, To: to},
 		}
 	})
-	refresh()
+	refresh(b.Context())
+	for range warmMoves { // as BenchmarkDashboardMinuteMove
+		for range 3 {
+			l.ingestOpen(b)
+			refresh(b.Context())
+		}
+		l.ingest(b)
+		refresh(b.Context())
+	}
 	d0 := q.Stats().Decoded
+	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -91,20 +113,41 @@ func BenchmarkDashboardCommitsInMinute(b *testing.B) {
 			l.ingestOpen(b)
 		}
 		b.StartTimer()
-		refresh()
+		cpu0 := processCPU()
+		refresh(b.Context())
+		cpu += processCPU() - cpu0
 	}
 	b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
+	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkDashboardMinuteMove times only the refresh after the commit
 // that moves the watermark a minute, the once-a-minute spike of the load
 // runner: the tail start moves, so every shape's edge window has a new
 // final part and the pane that turned final is read. The refreshes after
-// the commits within the minute run untimed, as in BenchmarkDashboardCommitsInMinute.
+// the commits within the minute run untimed, as in BenchmarkDashboardCommitsInMinute,
+// and so do the first warmMoves moves. Besides the mean it reports the
+// median and the slowest move (p50-ms, max-ms: the minute from or the
+// tail start crossed a rollup block, twice in 15), the pieces computed
+// and the window cache's evictions per move, and the process's CPU time
+// per move (cpu-ms/op: steadier than ns/op on a machine shared with
+// other work, which ns/op waits for).
+// The timed refresh carries the pprof label phase=move, so a profile can be
+// narrowed to it:
 //
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchmem
-func BenchmarkDashboardMinuteMove(b *testing.B) {
-	l, q, refresh := newLateDashboard(b, func(agg string, to, m int64) []Query {
+//	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchtime 20x -cpuprofile cpu.out
+//	go tool pprof -tagfocus phase=move -top cpu.out
+func BenchmarkDashboardMinuteMove(b *testing.B) { benchMinuteMove(b, density{}) }
+
+// BenchmarkDashboardMinuteMoveDense is BenchmarkDashboardMinuteMove on a
+// denser stream (dense below).
+//
+//	go test ./internal/query -run '^$' -bench DashboardMinuteMoveDense -benchmem
+func BenchmarkDashboardMinuteMoveDense(b *testing.B) { benchMinuteMove(b, dense) }
+
+func benchMinuteMove(b *testing.B, d density) {
+	l, q, refresh := newLateDashboard(b, d, func(agg string, to, m int64) []Query {
 		return []Query{
 			{Aggregate: agg, From: to - 60*m, To: to, Step: m, GroupBy: []string{"country"}},
 			{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
@@ -112,47 +155,92 @@ func BenchmarkDashboardMinuteMove(b *testing.B) {
 			{Aggregate: agg, From: to - 60*m, To: to, GroupBy: []string{"device"}},
 		}
 	})
-	refresh()
+	refresh(b.Context())
+	commits := func() { // three within the minute, then the one that moves it
+		for range 3 {
+			l.ingestOpen(b)
+			refresh(b.Context())
+		}
+		l.ingest(b)
+	}
+	for range warmMoves {
+		commits()
+		refresh(b.Context())
+	}
+	e0 := q.wins.stats().evicted
 	var decoded, pieces int64
+	var took []time.Duration
+	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		for range 3 {
-			l.ingestOpen(b)
-			refresh()
-		}
-		l.ingest(b)
+		commits()
 		s0 := q.Stats()
 		b.StartTimer()
-		refresh()
+		start, cpu0 := time.Now(), processCPU()
+		pprof.Do(b.Context(), pprof.Labels("phase", "move"), refresh)
+		took = append(took, time.Since(start))
+		cpu += processCPU() - cpu0
 		s1 := q.Stats()
 		decoded += s1.Decoded - s0.Decoded
 		pieces += s1.ComputedPieces - s0.ComputedPieces
 	}
 	b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
 	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
+	b.ReportMetric(float64(q.wins.stats().evicted-e0)/float64(b.N), "evicted/op")
+	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(took[len(took)-1])/1e6, "max-ms")
 }
 
+// warmMoves is how many minute moves a dashboard makes before
+// BenchmarkDashboardMinuteMove times them: an open dashboard's steady
+// state. The first two after its first load compute what the first load
+// left to them (a series asked the first time has no edge window split
+// off, so its first minute move cuts every piece of it: at the dense
+// density 726 and 898 ms against 100 to 340 for the moves after) and
+// were a third of the mean of 20 timed moves.
+const warmMoves = 2
+
+// density is how many events a key gets a minute and how many distinct
+// users they come from (live.events, live.users; zero: the sparse
+// stream of the tests, up to 20 from 300).
+type density struct{ events, users int }
+
+// dense is a stream whose hour-long sketches are in their large forms,
+// as the load runner's are (2,000 events/s): up to 200 events a key a
+// minute from 50,000 users, so that a group of all keys holds a dense
+// HLL and a count-min table past its exact map within a rollup block, and
+// each key's within the hour; the sparse stream's merges cost about their
+// contents (sparse HLL keys, exact count-min items), these about their
+// number.
+var dense = density{events: 200, users: 50_000}
+
 // newLateDashboard is the stream of the benchmarks above (60 keys, 90
-// minutes, 3 minutes of allowed lateness with late events), a querier
+// minutes, 3 minutes of allowed lateness with late events, density d), a querier
 // with the default caches, and a refresh asking, as the API does
 // (QueryShared), each of the four aggregates the questions of panels
-// for the minute the stream has reached (to) in minutes of m.
-func newLateDashboard(b *testing.B, panels func(agg string, to, m int64) []Query) (*live, *Querier, func()) {
+// for the minute the stream has reached (to) in minutes of m, each
+// question under the pprof labels agg and panel (its index in panels).
+func newLateDashboard(b *testing.B, d density, panels func(agg string, to, m int64) []Query) (*live, *Querier, func(context.Context)) {
 	l := newLiveSpec(b, 1, 60, func(s *sketchd.Stream) { s.AllowedLateness = sketchd.Duration(3 * time.Minute) })
 	l.late = 3
+	l.events, l.users = d.events, d.users
 	for range 90 {
 		l.ingest(b)
 	}
 	q := New(l.db, Options{})
-	refresh := func() {
+	refresh := func(ctx context.Context) {
 		to := l.now()
 		for _, agg := range []string{"users", "urls", "latency", "sample"} {
-			for _, qu := range panels(agg, to, int64(time.Minute)) {
-				if _, err := q.QueryShared(b.Context(), l.target, qu); err != nil {
-					b.Fatal(err)
-				}
+			for i, qu := range panels(agg, to, int64(time.Minute)) {
+				pprof.Do(ctx, pprof.Labels("agg", agg, "panel", strconv.Itoa(i)), func(ctx context.Context) {
+					if _, err := q.QueryShared(ctx, l.target, qu); err != nil {
+						b.Fatal(err)
+					}
+				})
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/sketch"
 )
 
 // blockBuild is the block being rebuilt from its panes during a scan:
@@ -88,7 +89,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 			}
 			b.open, b.key, b.start = true, ki, bs
 		}
-		sk, err := p.agg.decode(sketchd.SlotBlob(&r, ai))
+		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai))
 		if err != nil {
 			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 		}
@@ -96,8 +97,14 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 		b.acc.add(cached{sk: sk, events: r.Events, panes: 1}, 0, r.Start)
 		return nil
 	}
-	final := p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark)
-	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, sketchd.SlotBlob(&r, ai), final, r.Events)
+	blob := sketchd.SlotBlob(&r, ai)
+	var sk sketch.Sketch
+	var err error
+	if p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark) {
+		sk, err = q.decodeFinal(p, &r, blob)
+	} else {
+		sk, err = p.agg.decode(blob)
+	}
 	if err != nil {
 		return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 	}
