@@ -16,24 +16,8 @@ import (
 // were nobody's goroutines and could still be reading when the store
 // closed.
 func TestCloseEndsRefreshes(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{CacheBytes: -1, WindowCacheBytes: -1}),
-		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
-	f := newFixture(t, func(cf *Config) { cf.Querier = g })
+	f, g, q, busy := refreshHeld(t)
 	h := f.h.(*Handler)
-	q := aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")
-	other := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "step=5m")
-	if r := f.get(t, q); r.status != http.StatusOK {
-		t.Fatalf("first answer: %d %s", r.status, r.body)
-	}
-	commitFixture(f)
-	g.queries = true
-	var wg sync.WaitGroup
-	wg.Go(func() { f.get(t, other) }) // computes, held at the gate: the server is busy
-	<-g.entered
-	if r := f.get(t, q); r.header.Get(hdrStale) != "true" {
-		t.Fatalf("while busy: %d stale=%q, want the stale answer", r.status, r.header.Get(hdrStale))
-	}
-	<-g.entered // the refresh is computing, held at the gate
 	closed := make(chan struct{})
 	go func() { h.Close(); close(closed) }()
 	select {
@@ -50,5 +34,32 @@ func TestCloseEndsRefreshes(t *testing.T) {
 	if r := <-asked; r.status != http.StatusOK || r.header.Get(hdrStale) == "true" {
 		t.Fatalf("after Close: %d stale=%q, want the newest answer computed by the request", r.status, r.header.Get(hdrStale))
 	}
-	wg.Wait()
+	busy.Wait()
+}
+
+// refreshHeld serves the fixture's store through a gateQuerier, asks the
+// question q once, commits, and leaves the server busy with another
+// question held at the gate (busy ends when it is answered) and q's
+// background refresh held there too: q's second request was answered
+// stale, and the refresh reached the querier.
+func refreshHeld(t *testing.T, opts ...fixtureOpt) (f *fixture, g *gateQuerier, q string, busy *sync.WaitGroup) {
+	t.Helper()
+	g = &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{CacheBytes: -1, WindowCacheBytes: -1}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	f = newFixture(t, append([]fixtureOpt{func(cf *Config) { cf.Querier = g }}, opts...)...)
+	q = aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")
+	other := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "step=5m")
+	if r := f.get(t, q); r.status != http.StatusOK {
+		t.Fatalf("first answer: %d %s", r.status, r.body)
+	}
+	commitFixture(f)
+	g.queries = true
+	busy = &sync.WaitGroup{}
+	busy.Go(func() { f.get(t, other) }) // computes, held at the gate: the server is busy
+	<-g.entered
+	if r := f.get(t, q); r.header.Get(hdrStale) != "true" {
+		t.Fatalf("while busy: %d stale=%q, want the stale answer", r.status, r.header.Get(hdrStale))
+	}
+	<-g.entered // the refresh reached the querier
+	return f, g, q, busy
 }

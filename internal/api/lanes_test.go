@@ -186,28 +186,9 @@ func TestQueueWaitPerLane(t *testing.T) {
 // (HeavyQueryCost 1): the first answer, the busy question and the refresh
 // each go through the heavy lane.
 func TestStaleRefreshHasItsOwnLane(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{CacheBytes: -1, WindowCacheBytes: -1}),
-		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
-	f := newFixture(t, func(cf *Config) {
-		cf.Querier = g
-		cf.Limits.HeavyQueryCost = 1
-	})
-	q := aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")
-	other := aggPath + "users?" + join(rangeQuery(subFrom, subTo), "step=5m")
-	if r := f.get(t, q); r.status != http.StatusOK {
-		t.Fatalf("first answer: %d %s", r.status, r.body)
-	}
-	commitFixture(f)
-	g.queries = true
-	var wg sync.WaitGroup
-	wg.Go(func() { f.get(t, other) }) // computes, held at the gate: the server is busy
-	<-g.entered
-	if r := f.get(t, q); r.header.Get(hdrStale) != "true" {
-		t.Fatalf("while busy: %d stale=%q, want the stale answer", r.status, r.header.Get(hdrStale))
-	}
-	<-g.entered // the refresh reached the querier
+	f, g, q, busy := refreshHeld(t, func(cf *Config) { cf.Limits.HeavyQueryCost = 1 })
 	close(g.gate)
-	wg.Wait()
+	busy.Wait()
 	for promtest.Value(t, f.reg, `sketchd_query_lane_admitted_total{lane="heavy"}`) < 3 && f.get(t, q).header.Get(hdrStale) == "true" {
 		time.Sleep(time.Millisecond)
 	}
