@@ -241,6 +241,7 @@ func natsDownPhase(t *testing.T, all []*sketchdProc, n int, pubDone <-chan error
 		t.Logf("publisher done: %v; events counted by the reference and sketchd 0-2: %v (want %d)", published, totals, n)
 		for i, p := range all[1:] {
 			dumpLog(t, i, p)
+			dumpMirror(t, i, p)
 		}
 	}()
 	waitCond(t, 120*time.Second, "every instance has every event", func() bool {
@@ -525,6 +526,25 @@ func lastRecords(t *testing.T, js jetstream.JetStream) []cluster.Record {
 
 // dumpLog logs what the process logged since it started (as far as its
 // buffer kept), but its info lines other than ownership changes.
+// dumpMirror logs instance i's changelog mirror metrics (applied sequence
+// and pending per partition, records applied, restored): whether a
+// lagging instance's mirror stalled or is still applying.
+func dumpMirror(t *testing.T, i int, p *sketchdProc) {
+	t.Helper()
+	resp, err := http.Get(p.httpURL + "/metrics")
+	if err != nil {
+		t.Logf("sketchd %d: /metrics: %v", i, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(l, "sketchd_mirror_") {
+			t.Logf("sketchd %d: %s", i, l)
+		}
+	}
+}
+
 func dumpLog(t *testing.T, i int, p *sketchdProc) {
 	t.Helper()
 	for {
