@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,8 +78,16 @@ func TestRegistry(t *testing.T) {
 	var wg sync.WaitGroup
 	revs := make([]uint64, 3)
 	errs := make([]error, 3)
+	// Each creator's spec differs (its max_future): Create takes a spec
+	// found byte for byte equal after an unanswered attempt as its own
+	// (the same stream, registered at the same moment), so with equal
+	// specs two creators could both win when the bucket's leader changed
+	// under a write (2 of 3 did in a clean-clone CI run).
+	specs := make([]sketchd.Stream, len(regs))
 	for i, r := range regs {
-		wg.Go(func() { revs[i], errs[i] = r.Create(ctx, testSpec("pageviews")) })
+		specs[i] = testSpec("pageviews")
+		specs[i].MaxFuture = sketchd.Duration(time.Duration(i+1) * time.Hour)
+		wg.Go(func() { revs[i], errs[i] = r.Create(ctx, specs[i]) })
 	}
 	wg.Wait()
 	wins := 0
@@ -93,9 +102,10 @@ func TestRegistry(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d creators won, want exactly 1 (errors %v)", wins, errs)
 	}
+	winner := slices.IndexFunc(errs, func(err error) bool { return err == nil })
 	ev := expect(t, events, SpecAdded, "pageviews")
-	if ev.Spec.Subject != "events.pageviews" || ev.Err != nil {
-		t.Fatalf("watched spec %+v, err %v", ev.Spec, ev.Err)
+	if ev.Spec.Subject != "events.pageviews" || ev.Spec.MaxFuture != specs[winner].MaxFuture || ev.Err != nil {
+		t.Fatalf("watched spec %+v, err %v; want creator %d's", ev.Spec, ev.Err, winner)
 	}
 	if got, rev, err := regs[2].Get(ctx, "pageviews"); err != nil || got.Name != "pageviews" || rev != ev.Revision {
 		t.Fatalf("Get = %q rev %d, %v; watched rev %d", got.Name, rev, err, ev.Revision)
