@@ -60,14 +60,23 @@ func (c *paneCache) put(k cacheKey, v cached) {
 }
 
 // decode returns the decoded sketch of a pane's blob, from the cache when
-// the pane is final; a final pane is cached with its event count.
-func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool, events uint64) (sketch.Sketch, error) {
+// the pane is final, else from earlier when it has one (a sketch decoded
+// from the same bytes before: finalreuse.go; nil: none), else decoded; a
+// final pane is cached with its event count.
+func (c *paneCache) decode(k cacheKey, a aggregate, blob []byte, final bool, events uint64, earlier func() sketch.Sketch) (sketch.Sketch, error) {
 	if final {
 		if v, ok := c.get(k); ok {
 			return v.sk, nil
 		}
 	}
-	sk, err := a.decode(blob)
+	var sk sketch.Sketch
+	var err error
+	if earlier != nil {
+		sk = earlier()
+	}
+	if sk == nil {
+		sk, err = a.decode(blob)
+	}
 	if err == nil && final {
 		c.put(k, cached{sk: sk, events: events, panes: 1})
 	}

@@ -17,26 +17,8 @@ import (
 // Part of the minute move's decodes (BenchmarkDashboardMinuteMove: the
 // pane that turned final, one per key and aggregate; TestFinalPaneReuse).
 // The same holds for the panes of a rollup block built from them
-// (decodeBlockPane).
-
-// decodeFinal returns the decoded sketch of r, a final pane outside the
-// plan's rollup blocks: from the pane cache, or from the memo's previous
-// state when its blob is unchanged, else decoded; cached.
-func (q *Querier) decodeFinal(p *plan, r *sketchd.PaneRecord, blob []byte) (sketch.Sketch, error) {
-	k := p.paneID(r.Key, r.Start)
-	if v, ok := q.cache.get(k); ok {
-		return v.sk, nil
-	}
-	sk := q.tails.decodedBefore(p, r.Key, r.Start, p.agg.index, blob)
-	if sk == nil {
-		var err error
-		if sk, err = p.agg.decode(blob); err != nil {
-			return nil, err
-		}
-	}
-	q.cache.put(k, cached{sk: sk, events: r.Events, panes: 1})
-	return sk, nil
-}
+// (decodeBlockPane). The scan asks the pane cache (paneCache.decode) with
+// decodedBefore as the sketch decoded earlier.
 
 // decodeBlockPane returns the decoded sketch of r, a pane of a rollup
 // block being built (final): from the pane cache when a question over
@@ -62,15 +44,7 @@ func (q *Querier) decodeBlockPane(p *plan, r *sketchd.PaneRecord, blob []byte) (
 // state's tails as they are.
 func (m *tailMemo) decodedBefore(p *plan, key string, start int64, slot int, blob []byte) sketch.Sketch {
 	m.mu.Lock()
-	var old *tail
-	t := p.target
-	for _, s := range m.streams[t.ID] {
-		if s.gen != p.gen || (s.commit == t.LastCommit && s.watermark == t.Watermark) {
-			continue
-		}
-		old = s.tails[key]
-		break
-	}
+	old := m.otherState(p, key)
 	m.mu.Unlock()
 	return old.decodedAs(start, slot, blob)
 }

@@ -98,13 +98,12 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 		return nil
 	}
 	blob := sketchd.SlotBlob(&r, ai)
-	var sk sketch.Sketch
-	var err error
-	if p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark) {
-		sk, err = q.decodeFinal(p, &r, blob)
-	} else {
-		sk, err = p.agg.decode(blob)
+	var earlier func() sketch.Sketch
+	final := p.target.Spec.PaneFinalAt(r.Start, p.target.Watermark)
+	if final { // the pane that turned final: finalreuse.go
+		earlier = func() sketch.Sketch { return q.tails.decodedBefore(p, r.Key, r.Start, ai, blob) }
 	}
+	sk, err := q.cache.decode(p.paneID(r.Key, r.Start), p.agg, blob, final, r.Events, earlier)
 	if err != nil {
 		return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 	}

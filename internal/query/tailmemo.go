@@ -158,19 +158,24 @@ func (t *tail) decodedAs(start int64, slot int, blob []byte) sketch.Sketch {
 func (m *tailMemo) previous(p *plan, key string) *tail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	old := m.otherState(p, key)
+	if old != nil {
+		old.mu.Lock()
+		old.prev = nil
+		old.mu.Unlock()
+	}
+	return old
+}
+
+// otherState returns key's tail in the newest state of p's stream kept
+// other than p's own (of p's generation), or nil. m.mu is held.
+func (m *tailMemo) otherState(p *plan, key string) *tail {
 	t := p.target
 	for _, s := range m.streams[t.ID] {
 		if s.gen != p.gen || (s.commit == t.LastCommit && s.watermark == t.Watermark) {
 			continue
 		}
-		old := s.tails[key]
-		if old == nil {
-			return nil
-		}
-		old.mu.Lock()
-		old.prev = nil
-		old.mu.Unlock()
-		return old
+		return s.tails[key]
 	}
 	return nil
 }

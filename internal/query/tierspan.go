@@ -66,7 +66,7 @@ func (q *Querier) scanTierSpan(ctx context.Context, tr TierReader, p *plan, s Sp
 		}
 		// Built tier panes are final (tiers.go): cached decoded. A slot
 		// the pane predates reads as empty (sketchd.SlotBlob).
-		sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, sketchd.SlotBlob(&r, ai), true, r.Events)
+		sk, err := q.cache.decode(p.tierPaneID(r.Key, r.Start, s.Granularity), p.agg, sketchd.SlotBlob(&r, ai), true, r.Events, nil)
 		if err != nil {
 			return fmt.Errorf("tier pane %d of key %q: %w", r.Start, r.Key, err)
 		}
