@@ -2,7 +2,6 @@ package defaults
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -24,23 +23,12 @@ func MemoryLimitFor(cgroup int64) int64 {
 	return min(cgroup/4*3, MemoryLimit)
 }
 
-// CgroupMemoryLimit reads the memory limit of the process's cgroup: v2's
-// memory.max, or v1's memory.limit_in_bytes; 0 when there is none ("max",
-// no file, or v1's "unlimited" near 2^63).
+// CgroupMemoryLimit reads the memory limit of the process's cgroup (v2's
+// memory.max, or v1's limit, the smallest set on the way up from the
+// process's own cgroup: cgroup.go); 0 when there is none ("max", no
+// file, or v1's "unlimited" near 2^63).
 func CgroupMemoryLimit() int64 {
-	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		s := strings.TrimSpace(string(b))
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 || n >= 1<<60 {
-			return 0 // "max", or v1's unlimited
-		}
-		return n
-	}
-	return 0
+	return cgroupMemoryLimitAt("/")
 }
 
 // MemorySplit is how a memory limit is divided between the parts of the
