@@ -192,7 +192,9 @@ func newMemoryCgroup(t *testing.T, limit int64) (dir, procs string) {
 			return false
 		}
 		dir, procs = d, filepath.Join(d, "cgroup.procs")
-		return true
+		// A process must be able to join it (v2's rules on where
+		// processes may live can refuse).
+		return exec.Command("sh", "-c", `echo $$ > "$1"`, "sh", procs).Run() == nil
 	}
 	if try(m2, v2, "memory.max") || try(m1, v1, "memory.limit_in_bytes") {
 		return dir, procs
