@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sketchd/sketchd/internal/cgroup"
 )
 
 // MemoryLimit is the default memory limit of the process when no cgroup
@@ -23,13 +25,9 @@ func MemoryLimitFor(cgroup int64) int64 {
 	return min(cgroup/4*3, MemoryLimit)
 }
 
-// CgroupMemoryLimit reads the memory limit of the process's cgroup (v2's
-// memory.max, or v1's limit, the smallest set on the way up from the
-// process's own cgroup: cgroup.go); 0 when there is none ("max", no
-// file, or v1's "unlimited" near 2^63).
-func CgroupMemoryLimit() int64 {
-	return cgroupMemoryLimitAt("/")
-}
+// CgroupMemoryLimit reads the memory limit of the process's own cgroup,
+// the smallest set on the way up (internal/cgroup); 0 when there is none.
+func CgroupMemoryLimit() int64 { return cgroup.MemoryLimit() }
 
 // MemorySplit is how a memory limit is divided between the parts of the
 // process that hold memory on purpose. Everything else (open panes,

@@ -1,11 +1,10 @@
-package defaults
+package cgroup
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -33,7 +32,8 @@ const (
 		"31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n" +
 		"34 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n" +
 		"39 30 0:36 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
-	unlimitedV1 = "9223372036854771712\n"
+	unlimitedV1   = "9223372036854771712\n"
+	controllersV2 = "cpuset cpu io memory pids\n"
 )
 
 func TestCgroupMemoryLimit(t *testing.T) {
@@ -48,6 +48,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		files: map[string]string{
 			"proc/self/cgroup":                                      "0::/system.slice/sketchd.service\n",
 			"proc/self/mountinfo":                                   mountV2,
+			"sys/fs/cgroup/cgroup.controllers":                      controllersV2,
 			"sys/fs/cgroup/system.slice/memory.max":                 "max\n",
 			"sys/fs/cgroup/system.slice/sketchd.service/memory.max": "419430400\n",
 		},
@@ -57,6 +58,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		files: map[string]string{
 			"proc/self/cgroup":                                   "0::/box.slice/sketchd.service\n",
 			"proc/self/mountinfo":                                mountV2,
+			"sys/fs/cgroup/cgroup.controllers":                   controllersV2,
 			"sys/fs/cgroup/box.slice/memory.max":                 "268435456\n",
 			"sys/fs/cgroup/box.slice/sketchd.service/memory.max": "max\n",
 		},
@@ -65,9 +67,10 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		// A container's namespace: its cgroup is the mount's root.
 		name: "v2 namespace",
 		files: map[string]string{
-			"proc/self/cgroup":         "0::/\n",
-			"proc/self/mountinfo":      mountV2,
-			"sys/fs/cgroup/memory.max": "1073741824\n",
+			"proc/self/cgroup":                 "0::/\n",
+			"proc/self/mountinfo":              mountV2,
+			"sys/fs/cgroup/cgroup.controllers": controllersV2,
+			"sys/fs/cgroup/memory.max":         "1073741824\n",
 		},
 		want: 1 << 30,
 	}, {
@@ -75,6 +78,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		files: map[string]string{
 			"proc/self/cgroup":                    "0::/user.slice\n",
 			"proc/self/mountinfo":                 mountV2,
+			"sys/fs/cgroup/cgroup.controllers":    controllersV2,
 			"sys/fs/cgroup/user.slice/memory.max": "max\n",
 		},
 		want: 0,
@@ -124,7 +128,8 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		want:  0,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := cgroupMemoryLimitAt(cgroupTree(t, tc.files)); got != tc.want {
+			g, ok := ownAt(cgroupTree(t, tc.files))
+			if got := g.MemoryLimit(); (ok || tc.want != 0) && got != tc.want {
 				t.Errorf("limit = %d, want %d", got, tc.want)
 			}
 		})
@@ -145,60 +150,52 @@ func TestUnescapeMount(t *testing.T) {
 	}
 }
 
-// TestCgroupMemoryLimitInACgroup starts a process in a new memory cgroup
-// below the test's own (v1 or v2, when this process may create one: root
-// with the cgroup file system writable; skipped otherwise) with a limit of
-// 300 MiB, and checks that the process reads that limit.
-func TestCgroupMemoryLimitInACgroup(t *testing.T) {
+// TestChildGroup makes a memory cgroup below the test's own (v1 or v2,
+// when this process may: root with the cgroup file system writable;
+// skipped otherwise) with a limit of 300 MiB, starts a process in it, and
+// checks that the process reads that limit and that the group's counters
+// charged it.
+func TestChildGroup(t *testing.T) {
 	if os.Getenv("SKETCHD_CGROUP_CHILD") == "1" {
-		fmt.Println("limit", CgroupMemoryLimit())
+		fmt.Println("limit", MemoryLimit())
 		return
 	}
-	dir, procs := newMemoryCgroup(t, 300<<20)
-	cmd := exec.Command("sh", "-c", `echo $$ > "$1" && shift && exec "$@"`, "sh", procs,
-		os.Args[0], "-test.run", "^TestCgroupMemoryLimitInACgroup$", "-test.v")
+	g := newChild(t, 300<<20)
+	name, args := g.JoinAndExec(os.Args[0], "-test.run", "^TestChildGroup$", "-test.v")
+	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "SKETCHD_CGROUP_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("child in %s: %v\n%s", dir, err, out)
+		t.Fatalf("child in %s: %v\n%s", g.Dir, err, out)
 	}
 	if want := fmt.Sprintf("limit %d\n", 300<<20); !strings.Contains(string(out), want) {
-		t.Fatalf("child in %s printed\n%s\nwant a line %q", dir, out, want)
+		t.Fatalf("child in %s printed\n%s\nwant a line %q", g.Dir, out, want)
+	}
+	u := g.Usage()
+	t.Logf("usage of %s: %+v", g.Dir, u)
+	if u.Peak <= 0 || u.OOMKills != 0 || u.LimitHits < 0 {
+		t.Errorf("usage %+v: want a peak charged, no OOM kill, limit hits counted", u)
 	}
 }
 
-// newMemoryCgroup creates a memory cgroup below this process's own with
-// the limit, removed at the end of the test, and returns its directory
-// and its cgroup.procs file. It skips the test when it cannot.
-func newMemoryCgroup(t *testing.T, limit int64) (dir, procs string) {
+// newChild makes a memory cgroup below this process's own with the
+// limit, removed at the end of the test. It skips the test when it
+// cannot.
+func newChild(t *testing.T, limit int64) Group {
 	t.Helper()
-	v1, v2 := readProcCgroup("/proc/self/cgroup")
-	m1, m2 := readCgroupMounts("/proc/self/mountinfo")
-	name := fmt.Sprintf("sketchd-test-%d", os.Getpid())
-	try := func(m *cgroupMount, p, limitFile string) bool {
-		if m == nil || p == "" {
-			return false
-		}
-		rel, ok := relativeTo(m.root, p)
-		if !ok {
-			return false
-		}
-		d := filepath.Join(m.point, rel, name)
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return false
-		}
-		t.Cleanup(func() { _ = os.Remove(d) })
-		if err := os.WriteFile(filepath.Join(d, limitFile), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
-			return false
-		}
-		dir, procs = d, filepath.Join(d, "cgroup.procs")
-		// A process must be able to join it (v2's rules on where
-		// processes may live can refuse).
-		return exec.Command("sh", "-c", `echo $$ > "$1"`, "sh", procs).Run() == nil
+	own, ok := Own()
+	if !ok {
+		t.Skip("no memory cgroup here")
 	}
-	if try(m2, v2, "memory.max") || try(m1, v1, "memory.limit_in_bytes") {
-		return dir, procs
+	g, err := own.NewChild(fmt.Sprintf("sketchd-test-%d", os.Getpid()), limit)
+	if err != nil {
+		t.Skipf("cannot make a memory cgroup here: %v", err)
 	}
-	t.Skip("cannot create a memory cgroup here (not root, or the cgroup file system is read-only)")
-	return "", ""
+	t.Cleanup(func() { _ = g.Remove() })
+	// A process must be able to join it (v2's rules on where processes
+	// may live can refuse).
+	if err := exec.Command("sh", "-c", `echo $$ > "$0"`, g.Procs()).Run(); err != nil {
+		t.Skipf("a process cannot join %s: %v", g.Dir, err)
+	}
+	return g
 }
