@@ -26,6 +26,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/sketchd/sketchd/internal/defaults"
 )
 
 func main() {
@@ -40,16 +42,20 @@ func main() {
 
 // Config is what a run measures and how much.
 type Config struct {
-	Quick     bool
-	Out       string // report path; "" writes none
-	Keep      bool   // keep the temp dir
-	Install   bool   // go install missing tools
-	Strict    bool   // exit 1 when a target is missed
-	SkipK6    bool
-	CoreN     int // events for the core ingest rate
-	JSN       int // events for the JetStream ingest rate
-	CeilingN  int // messages for nats bench
-	Backfill  int // events backfilled (with truth) over BackSpan
+	Quick   bool
+	Out     string // report path; "" writes none
+	Keep    bool   // keep the temp dir
+	Install bool   // go install missing tools
+	Strict  bool   // exit 1 when a target is missed
+	SkipK6  bool
+	// MemoryBox, when > 0, runs sketchd in a memory cgroup of this many
+	// bytes below the runner's own (--memory-box): a small box, whose
+	// limit sketchd's defaults take 3/4 of.
+	MemoryBox int64 `json:"memory_box,omitempty"`
+	CoreN     int   // events for the core ingest rate
+	JSN       int   // events for the JetStream ingest rate
+	CeilingN  int   // messages for nats bench
+	Backfill  int   // events backfilled (with truth) over BackSpan
 	BackSpan  time.Duration
 	QueryRate int
 	QueryDur  time.Duration
@@ -98,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.LiveRate, "live-rate", 0, "events per second ingested during the query load (default 2000, the demo's rate)")
 	fs.IntVar(&o.LongEvents, "long-events", 0, "events backfilled over the 30 days before the accuracy backfill (default 200k, quick 50k)")
 	fs.DurationVar(&o.DashDur, "dashboard-duration", 0, "duration of the dashboard scenario (default 60s, quick 15s)")
+	box := fs.String("memory-box", "", "run sketchd in a memory cgroup with this limit (400MiB; Linux, needs the right to write the cgroup file system): a small box")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +128,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c := defaultConfig(*quick)
 	c.Keep, c.Strict, c.SkipK6, c.Install = o.Keep, o.Strict, o.SkipK6, !*noInstall
+	if *box != "" {
+		n, err := defaults.ParseBytes(*box)
+		if err != nil {
+			return fmt.Errorf("--memory-box: %w", err)
+		}
+		c.MemoryBox = n
+	}
 	set := func(dst *int, v int) {
 		if v > 0 {
 			*dst = v

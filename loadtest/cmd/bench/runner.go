@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd/internal/cgroup"
 	"github.com/sketchd/sketchd/internal/gen"
 	"github.com/sketchd/sketchd/loadtest/publish"
 	"github.com/sketchd/sketchd/loadtest/querymix"
@@ -75,6 +76,8 @@ type Results struct {
 	SlowErrors SlowErrors `json:"slow_errors"`
 
 	Memory []MemSample `json:"memory"`
+	// Box is sketchd's memory cgroup (--memory-box); nil without.
+	Box *MemoryBox `json:"box,omitempty"`
 
 	SketchdArgs []string      `json:"sketchd_args"`
 	ConfigYAML  string        `json:"config_yaml"`
@@ -152,6 +155,7 @@ type runner struct {
 	nc      *nats.Conn
 	tools   map[string]*tool
 	mem     *memWatch
+	box     *cgroup.Group // sketchd's memory cgroup (--memory-box); nil without
 }
 
 // phase starts a phase of the run: logged, and sketchd's RSS and store
@@ -210,6 +214,11 @@ func (r *runner) close() {
 	}
 	r.stopSketchd()
 	r.p.KillAll()
+	if r.box != nil {
+		if err := r.box.Remove(); err != nil {
+			fmt.Fprintf(r.log, "bench: the memory cgroup %s is left: %v\n", r.box.Dir, err)
+		}
+	}
 	if r.c.Keep {
 		fmt.Fprintf(r.log, "bench: kept %s\n", r.dir)
 	}
@@ -300,6 +309,9 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 		res.Notes = append(res.Notes, "sketchd did not stop cleanly: "+err.Error())
 	}
 	res.Shutdown = time.Since(stopStart)
+	if r.box != nil {
+		res.Box = boxUsage(*r.box, r.c.MemoryBox)
+	}
 	if f, err := os.Open(filepath.Join(r.dir, "sketchd.log")); err == nil {
 		res.SlowErrors, err = ParseRequestLog(f, 10*time.Second)
 		_ = f.Close()
@@ -465,7 +477,18 @@ func (r *runner) startSketchd(ctx context.Context) error {
 	}
 	// sketchd is stopped by stopSketchd (SIGTERM, then SIGKILL of its
 	// group), not by a context: it must outlive phases.
-	cmd := exec.Command(bin, args...)
+	name, argv := bin, args
+	if r.c.MemoryBox > 0 {
+		g, err := newBox(r.c.MemoryBox)
+		if err != nil {
+			_ = logf.Close()
+			return err
+		}
+		r.box = &g
+		name, argv = g.JoinAndExec(bin, args...)
+		r.logf("sketchd runs in the memory cgroup %s (limit %s)", g.Dir, mib(r.c.MemoryBox))
+	}
+	cmd := exec.Command(name, argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	r.logf("+ %s", shellLine("sketchd", args))
