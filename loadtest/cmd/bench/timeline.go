@@ -40,6 +40,13 @@ type Timeline struct {
 	// BenchmarkDashboardMinuteMove. Compacting counts the minute's first
 	// seconds, Quiet the others; Unsampled is 0.
 	SplitMinute *CompactionSplit `json:"split_minute,omitempty"`
+	// SplitGC compares the seconds in which sketchd's Go GC finished a
+	// cycle (go_gc_duration_seconds_count grew between the scrapes) with
+	// the others (nil without latencies). A cycle stops the world twice
+	// and marks for tens to hundreds of milliseconds on both CPUs
+	// (GODEBUG=gctrace=1 in the runner's environment shows it in
+	// sketchd.log); its second is the one it ended in.
+	SplitGC *CompactionSplit `json:"split_gc,omitempty"`
 	// Server is the phase's latency by sketchd's own histogram, between
 	// the first and the last scrape (nil in older results).
 	Server *ServerLatency `json:"server,omitempty"`
@@ -170,6 +177,7 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 		tl.Split = splitBy(store, byReq, func(d StoreSample) bool { return d.Compaction > CompactingBytes })
 		tl.SplitRunning = splitBy(store, byReq, func(d StoreSample) bool { return d.Tables > 0 || d.Compaction > 0 })
 		tl.SplitMinute = splitBySecond(byReq, func(sec int64) bool { return sec%60 < MinuteSeconds })
+		tl.SplitGC = splitBy(store, byReq, func(d StoreSample) bool { return d.GCCycles > 0 })
 	}
 	return tl
 }

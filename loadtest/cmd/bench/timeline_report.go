@@ -86,6 +86,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if tl.SplitRunning != nil {
 		p("\n%s\n", splitLine(tl.SplitRunning, "a compaction ran (compaction tables > 0 at either scrape) or finished"))
 	}
+	if tl.SplitGC != nil {
+		p("\n%s\n", splitLine(tl.SplitGC, "sketchd's Go GC finished a cycle (`go_gc_duration_seconds_count` grew)"))
+	}
 	if tl.SplitMinute != nil {
 		p("\n%s\n", splitLine(tl.SplitMinute, fmt.Sprintf("a wall-clock minute began less than %d s before (the 1-minute panes' ranges move and the pane that turned final is read)", MinuteSeconds)))
 	}

@@ -351,3 +351,26 @@ func TestTimelineMinuteSplit(t *testing.T) {
 		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
+
+// TestSplitGC: the seconds in which a GC cycle ended are split from the
+// others, by the growth of the GC counter between consecutive scrapes.
+func TestSplitGC(t *testing.T) {
+	samples := scrapes([]int64{0, 0, 0, 0})
+	// scrapes counts a cycle in every second; only seconds 1 and 3 have one here.
+	gc := int64(0)
+	for i := range samples {
+		if i == 2 || i == 4 {
+			gc++
+		}
+		samples[i].GCCycles = gc
+	}
+	tl := BuildTimeline(samples, 0, requests([]float64{1, 40, 2, 60}, []int{0, 0, 0, 0}), true)
+	checkSplit(t, "split by GC", tl.SplitGC, &CompactionSplit{
+		Compacting: SplitSide{Seconds: 2, Requests: 200, P99: 60},
+		Quiet:      SplitSide{Seconds: 2, Requests: 200, P99: 2}})
+	var b strings.Builder
+	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "vegeta", Rate: 100, Timeline: tl})
+	if md := b.String(); !strings.Contains(md, "Seconds in which sketchd's Go GC finished a cycle (`go_gc_duration_seconds_count` grew): p99 60.00 ms") {
+		t.Errorf("the report lacks the GC split:\n%s", md)
+	}
+}
