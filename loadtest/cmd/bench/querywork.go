@@ -25,6 +25,10 @@ var queryCounters = []struct {
 	{"admitted_heavy", "sketchd_query_lane_admitted_total", []string{"lane", "heavy"}},
 	{"shed", "sketchd_query_lane_shed_total", nil},
 	{"stale", "sketchd_http_stale_answers_total", nil},
+	{"ahead_run", "sketchd_query_ahead_jobs_total", []string{"outcome", "run"}},
+	{"ahead_dropped", "sketchd_query_ahead_jobs_total", []string{"outcome", "dropped"}},
+	{"ahead_entries", "sketchd_query_ahead_entries_total", nil},
+	{"ahead_hits", "sketchd_query_ahead_hits_total", nil},
 }
 
 // queryGauges names the gauges of the query caches whose largest value
@@ -117,6 +121,7 @@ func queryWorkLine(w QueryWork) string {
 	add("%s computations admitted to the heavy lane", "admitted_heavy")
 	add("%s shed", "shed")
 	add("%s stale answers served", "stale")
+	add("ahead jobs: %s run, %s dropped, %s window-cache entries computed ahead, %s of them taken", "ahead_run", "ahead_dropped", "ahead_entries", "ahead_hits")
 	return "The queries' work over the phase (differences of sketchd's counters between the first and the last scrape: " +
 		"`sketchd_query_*`, `sketchd_http_stale_answers_total`): " + strings.Join(parts, "; ") + "."
 }
