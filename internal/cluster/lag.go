@@ -79,14 +79,20 @@ func (m *Mirror) ProbeTails(ctx context.Context) error {
 			tails[p] = msg.Sequence
 		}
 	}
-	for {
-		h := m.head.Load()
-		if head <= h || m.head.CompareAndSwap(h, head) {
-			break
-		}
-	}
+	m.raiseHead(head)
 	m.ownMu.Lock()
 	defer m.ownMu.Unlock()
 	m.tails, m.probedHead = tails, head
 	return nil
+}
+
+// raiseHead raises the mirror's idea of the changelog's last sequence to
+// head (never lowers it).
+func (m *Mirror) raiseHead(head uint64) {
+	for {
+		h := m.head.Load()
+		if head <= h || m.head.CompareAndSwap(h, head) {
+			return
+		}
+	}
 }

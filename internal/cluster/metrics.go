@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -11,7 +12,8 @@ import (
 type MirrorOption func(*mirrorConfig)
 
 type mirrorConfig struct {
-	reg prometheus.Registerer
+	reg          prometheus.Registerer
+	stallTimeout time.Duration // stall.go
 }
 
 // WithRegisterer registers the mirror's metrics on reg, labelled with its
@@ -30,7 +32,7 @@ func WithRegisterer(reg prometheus.Registerer) MirrorOption {
 type mirrorCollector struct {
 	m                                                   *Mirror
 	applied, pending, panes, records, corrupt, restored *prometheus.Desc
-	ownerChanges                                        *prometheus.Desc
+	ownerChanges, restarts                              *prometheus.Desc
 }
 
 func newMirrorCollector(m *Mirror) *mirrorCollector {
@@ -50,11 +52,13 @@ func newMirrorCollector(m *Mirror) *mirrorCollector {
 			"1 once the mirror has reached the head of the changelog (a fresh restore is consistent only then), else 0.", nil, l),
 		ownerChanges: prometheus.NewDesc("sketchd_partition_owner_changes_total",
 			"Claims of the stream's partitions that changed the owner (a partition's first claim included), as this instance's mirror read them from the changelog: every instance counts every failover and hand-off. Claims compacted away before the mirror read them are not counted.", nil, l),
+		restarts: prometheus.NewDesc("sketchd_mirror_restarts_total",
+			"Times the mirror dropped its consumer and started again from the store's applied sequences, by reason: stalled (its position had not moved for the stall timeout while the changelog held messages beyond it), error (reading the changelog failed; retried with backoff). Each is logged at warn.", []string{"reason"}, l),
 	}
 }
 
 func (c *mirrorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.applied, c.pending, c.panes, c.records, c.corrupt, c.restored, c.ownerChanges} {
+	for _, d := range []*prometheus.Desc{c.applied, c.pending, c.panes, c.records, c.corrupt, c.restored, c.ownerChanges, c.restarts} {
 		ch <- d
 	}
 }
@@ -78,6 +82,8 @@ func (c *mirrorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(st.Corrupt))
 	ch <- prometheus.MustNewConstMetric(c.restored, prometheus.GaugeValue, restored)
 	ch <- prometheus.MustNewConstMetric(c.ownerChanges, prometheus.CounterValue, float64(m.OwnerChanges()))
+	ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(m.restarts[restartStalled].Load()), "stalled")
+	ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(m.restarts[restartError].Load()), "error")
 }
 
 // register registers m's collector on reg.

@@ -122,15 +122,30 @@ const ownerChanges = "sketchd_partition_owner_changes_total"
 
 // checkMetrics compares the sketchd_mirror_* series of stream "pageviews"
 // gathered from reg with want (names without the prefix).
+// The restarts series' names in checkMetrics.
+const (
+	restartsStalled = `restarts_total{"stalled"}`
+	restartsError   = `restarts_total{"error"}`
+)
+
 func checkMetrics(tb testing.TB, reg *prometheus.Registry, when string, want map[string]float64) {
 	tb.Helper()
 	got := map[string]float64{}
 	for series, v := range promtest.Series(tb, reg) {
 		name, ok := strings.CutSuffix(series, `{stream="pageviews"}`)
+		if reason, isRestarts := strings.CutPrefix(series, "sketchd_mirror_restarts_total{reason="); isRestarts {
+			reason, ok = strings.CutSuffix(reason, `,stream="pageviews"}`)
+			name = "sketchd_mirror_restarts_total{" + reason + "}"
+		}
 		if !ok {
 			tb.Errorf("%s: %s has labels other than the stream's", when, series)
 		}
 		got[strings.TrimPrefix(name, "sketchd_mirror_")] = v
+	}
+	for _, r := range []string{restartsStalled, restartsError} { // none unless said
+		if _, ok := want[r]; !ok {
+			want[r] = 0
+		}
 	}
 	for name, w := range want {
 		if g, ok := got[name]; !ok || g != w {

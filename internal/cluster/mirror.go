@@ -2,12 +2,12 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
@@ -53,6 +53,11 @@ type Mirror struct {
 	corrupt  atomic.Uint64 // messages that did not decode (logged, skipped)
 	position atomic.Uint64 // changelog sequence processed up to (metrics.go)
 	head     atomic.Uint64 // the changelog's last sequence, as of the last read
+	received atomic.Uint64 // messages consumers delivered (resets the retry backoff)
+	restarts [restartReasons]atomic.Uint64
+
+	stallTimeout time.Duration  // stall.go; ≤ 0: no watchdog
+	readers      sync.WaitGroup // a run's goroutines that may outlive a consume: reader, watchdog, iterator stop
 
 	ownMu        sync.Mutex  // owners (owners.go), tails and probedHead (lag.go)
 	owners       []partOwner // per partition: its last checkpoint record as read
@@ -76,7 +81,8 @@ const ChunkPanes = 1000
 // NewMirror returns the mirror of changelog cl into store, where partition
 // p is store stream sids[p]. It reads each partition's applied sequence
 // from the store, and the changelog's last sequence (for the metrics;
-// best effort). Options: WithRegisterer (metrics.go).
+// best effort). Options: WithRegisterer (metrics.go), WithStallTimeout
+// (stall.go).
 func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids []uint32, store ChangelogStore, log *slog.Logger, opts ...MirrorOption) (*Mirror, error) {
 	var cfg mirrorConfig
 	for _, o := range opts {
@@ -88,7 +94,10 @@ func NewMirror(ctx context.Context, js jetstream.JetStream, cl Changelog, sids [
 	m := &Mirror{js: js, cl: cl, sids: sids, store: store, log: log.With("changelog", cl.Name()),
 		applied: make([]uint64, len(sids)), pending: make([]map[paneID]sketchd.PaneRecord, len(sids)),
 		marked: make([]bool, len(sids)), held: make([]atomic.Bool, len(sids)), releasing: make([]atomic.Bool, len(sids)), rewind: make(chan struct{}, 1),
-		owners: make([]partOwner, len(sids)), tails: make([]uint64, len(sids))}
+		owners: make([]partOwner, len(sids)), tails: make([]uint64, len(sids)), stallTimeout: cfg.stallTimeout}
+	if m.stallTimeout == 0 {
+		m.stallTimeout = DefaultStallTimeout
+	}
 	for p, sid := range sids {
 		seq, _, err := store.ChangelogSeq(ctx, sid)
 		if err != nil {
@@ -141,42 +150,35 @@ func (m *Mirror) Applied(p int) uint64 { return m.applied[p] }
 func (m *Mirror) CatchUp(ctx context.Context) error { return m.run(ctx, false) }
 
 // Run applies the changelog until ctx is done (then returns nil), marking
-// the mirror Restored once it reaches the head. Errors (the store failing,
-// the consumer failing to start) end it; the caller may run it again, and
-// it resumes after what was committed.
+// the mirror Restored once it reaches the head. Reading the changelog
+// failing (the consumer's create, its iterator ending) is logged, counted
+// (sketchd_mirror_restarts_total{reason="error"}) and retried with
+// backoff, from the store's applied sequences; so is a consumer that
+// stalled (stall.go). The store failing, the changelog deleted or the
+// NATS connection closed end it; the caller may run it again, and it
+// resumes after what was committed.
 func (m *Mirror) Run(ctx context.Context) error { return m.run(ctx, true) }
 
-func (m *Mirror) run(ctx context.Context, follow bool) error {
-	select {
-	case <-m.rewind: // a Release while no mirror ran
-		if err := m.reload(ctx); err != nil {
-			return err
-		}
-	default:
-	}
-	for {
-		err := m.consume(ctx, follow)
-		if !errors.Is(err, errRewind) {
-			return err
-		}
-		if err := m.reload(ctx); err != nil {
-			return err
-		}
-	}
+// delivery is one result of the iterator's Next.
+type delivery struct {
+	msg jetstream.Msg
+	err error
 }
 
-// errRewind: Release asked the consumer to start again from the store.
-var errRewind = errors.New("cluster: mirror rewind")
-
 // consume reads from the first unapplied sequence to the head (follow:
-// on, until ctx is done), or until Release asks for a rewind.
-func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
+// on, until ctx is done), or until Release asks for a rewind or the
+// watchdog finds the consumer stalled. The iterator's Next runs in a
+// reader goroutine, so that consume can leave at once: nats.go's Next
+// (and Stop) can block for as long as the ordered consumer retries a
+// create (stall.go); the iterator is stopped in the background, and the
+// run waits for it before it returns.
+func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	// The changelog's stream info can go unanswered for a moment (its
 	// leader changing, a cluster just started: TestMirrorFollows on a
 	// loaded machine), so it is asked again like an admin request.
 	var s jetstream.Stream
 	var info *jetstream.StreamInfo
-	err = retryAdmin(ctx, func(ctx context.Context) error {
+	err := retryAdmin(ctx, func(ctx context.Context) error {
 		var err error
 		if s, err = m.js.Stream(ctx, m.cl.Name()); err == nil {
 			info, err = s.Info(ctx)
@@ -184,7 +186,7 @@ func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("cluster: mirror: %w", err)
+		return fmt.Errorf("%w: %w", errReading, err)
 	}
 	start := m.start()
 	head := info.State.LastSeq
@@ -209,60 +211,45 @@ func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("cluster: mirror consumer: %w", err)
+		return fmt.Errorf("%w: consumer: %w", errReading, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
 	if err != nil {
-		return fmt.Errorf("cluster: mirror consumer: %w", err)
+		return fmt.Errorf("%w: consumer: %w", errReading, err)
 	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	var rewound atomic.Bool
-	done, watched := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-m.rewind:
-			rewound.Store(true)
-			it.Stop()
-		case <-done:
-		}
-	}()
-	defer func() {
-		close(done)
-		<-watched
-		// A Release's signal taken just as consume ended for another
-		// reason is passed on to the next run, or its hold never ends.
-		if rewound.Load() && !errors.Is(err, errRewind) {
-			select {
-			case m.rewind <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	done := make(chan struct{})
+	defer close(done)
+	defer m.readers.Go(it.Stop)
+	var waiting atomic.Bool
+	msgs := m.read(it, done)
+	stalled := m.watchStall(ctx, s, &waiting, done) // stall.go
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			switch {
-			case rewound.Load():
-				return errRewind
-			case ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed):
-				if follow {
-					return nil
-				}
-				return ctx.Err()
-			}
-			return fmt.Errorf("cluster: mirror: %w", err)
-		}
-		if rewound.Load() {
+		select { // a Release's rewind before the next message
+		case <-m.rewind:
 			return errRewind
+		default:
 		}
-		meta, err := msg.Metadata()
+		var d delivery
+		waiting.Store(true)
+		select {
+		case d = <-msgs:
+		case <-ctx.Done():
+			return m.ended(ctx, follow)
+		case <-m.rewind:
+			return errRewind
+		case <-stalled:
+			return errStalled
+		}
+		waiting.Store(false)
+		if d.err != nil {
+			return fmt.Errorf("%w: %w", errReading, d.err)
+		}
+		m.received.Add(1)
+		meta, err := d.msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("cluster: mirror: %w", err)
+			return fmt.Errorf("%w: %w", errReading, err)
 		}
-		if err := m.apply(ctx, msg.Subject(), msg.Data(), meta.Sequence.Stream); err != nil {
+		if err := m.apply(ctx, d.msg.Subject(), d.msg.Data(), meta.Sequence.Stream); err != nil {
 			return err
 		}
 		m.position.Store(meta.Sequence.Stream)
@@ -276,6 +263,26 @@ func (m *Mirror) consume(ctx context.Context, follow bool) (err error) {
 			}
 		}
 	}
+}
+
+// read runs the iterator's Next in a goroutine of the mirror's (readers)
+// and hands each result over, until one is an error or done closes.
+func (m *Mirror) read(it jetstream.MessagesContext, done <-chan struct{}) <-chan delivery {
+	out := make(chan delivery)
+	m.readers.Go(func() {
+		for {
+			msg, err := it.Next()
+			select {
+			case out <- delivery{msg, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return out
 }
 
 // reload ends the holds that Release asked to end, then takes every

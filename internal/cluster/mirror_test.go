@@ -2,14 +2,17 @@ package cluster
 
 import (
 	"context"
-
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
+	"github.com/sketchd/sketchd/internal/promtest"
 )
 
 // TestMirrorFollows: an owner commits through ChangelogCommitter (the
@@ -191,4 +194,80 @@ func TestMirrorHoldRelease(t *testing.T) {
 		return cp.Position == m.cp.Position
 	})
 	checkPartition(t, db, sids[0], &m)
+}
+
+// TestMirrorRetriesFailedRead: the changelog refuses the mirror's
+// consumer (its stream allows one consumer, which another holds: the
+// server answers "maximum consumers limit reached"); Run does not end:
+// it logs, counts (sketchd_mirror_restarts_total{reason="error"}) and
+// retries with backoff, and once the other consumer is gone it catches
+// up. (Before, Run returned the error: checked.)
+func TestMirrorRetriesFailedRead(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	ctx := testContext(t, 2*time.Minute)
+	spec := testSpec("pageviews")
+	spec.Retention = 0
+	f := &fixture{c: c, cl: Changelog{Cluster: "t", Stream: spec.Name, Rev: 1}, spec: spec, opts: testOptions(t, "t")}
+	js := jetStream(t, c.Connect(t, 0))
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: f.cl.Name(), Subjects: []string{f.cl.Subjects()},
+		Replicas: 3, MaxMsgsPerSubject: 1, AllowAtomicPublish: true, AllowMsgTTL: true, AllowDirect: true, MaxConsumers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitLeader(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	f.stream = s
+	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "other", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	w := f.writer(t, 1, 0, "owner")
+	claim(t, w)
+	var m model
+	fl := (&flushGen{rng: rand.New(rand.NewPCG(3, 4))}).next(&m, 10, 100)
+	if _, err := w.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(fl)
+
+	reg := prometheus.NewRegistry()
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, c.Connect(t, 2)), f.cl, sids, db, nil, WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mirror.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	failed := func() float64 {
+		return promtest.Series(t, reg)[`sketchd_mirror_restarts_total{reason="error",stream="pageviews"}`]
+	}
+	waitFor(t, "two failed reads", func() bool {
+		stopped(t, done)
+		return failed() >= 2
+	})
+	if err := s.DeleteConsumer(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "caught up", func() bool {
+		stopped(t, done)
+		return mirror.Restored()
+	})
+	checkPartition(t, db, sids[0], &m)
+	if got := promtest.Series(t, reg)[`sketchd_mirror_restarts_total{reason="stalled",stream="pageviews"}`]; got != 0 {
+		t.Errorf("stalled restarts %v, want 0", got)
+	}
+}
+
+// stopped fails the test if a running mirror's Run returned (its result
+// is put back for the cleanup that waits for it).
+func stopped(tb testing.TB, done chan error) {
+	tb.Helper()
+	select {
+	case err := <-done:
+		done <- err
+		tb.Fatalf("the mirror stopped: %v", err)
+	default:
+	}
 }

@@ -201,3 +201,20 @@ func (c *Cluster) Shutdown() {
 		ns.WaitForShutdown()
 	}
 }
+
+// MetaLeader is the name of the node leading the JetStream meta group (it
+// places new assets), as a running node sees it; "" while there is none.
+func (c *Cluster) MetaLeader(tb testing.TB) string {
+	tb.Helper()
+	for _, ns := range c.Servers {
+		if ns.JetStreamIsLeader() {
+			return ns.Name()
+		}
+	}
+	for _, nd := range c.nodes {
+		if nd.cmd != nil {
+			return nd.metaLeader(tb)
+		}
+	}
+	return ""
+}

@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -187,4 +189,29 @@ func (nd *node) logTail(tb testing.TB, lines int) {
 	for _, l := range ls[max(0, len(ls)-lines):] {
 		tb.Logf("%s: %s", nd.name, l)
 	}
+}
+
+// metaLeader reads the meta leader from the node's /jsz.
+func (nd *node) metaLeader(tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/jsz", nd.monitor), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("clustertest: %s /jsz: %v", nd.name, err)
+	}
+	defer resp.Body.Close()
+	var jsz struct {
+		Meta struct {
+			Leader string `json:"leader"`
+		} `json:"meta_cluster"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&jsz); err != nil {
+		tb.Fatalf("clustertest: %s /jsz: %v", nd.name, err)
+	}
+	return jsz.Meta.Leader
 }
