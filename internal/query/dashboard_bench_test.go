@@ -129,9 +129,11 @@ func benchCommitsInMinute(b *testing.B, d density) {
 // and so do the first warmMoves moves. Besides the mean it reports the
 // median and the slowest move (p50-ms, max-ms: the minute from or the
 // tail start crossed a rollup block, twice in 15), the pieces computed
-// and the window cache's evictions per move, and the process's CPU time
+// and the window cache's evictions per move, the process's CPU time
 // per move (cpu-ms/op: steadier than ns/op on a machine shared with
-// other work, which ns/op waits for).
+// other work, which ns/op waits for), and the mean wall and CPU time of
+// the same dashboard's (untimed) refreshes within the minute
+// (within-ms, within-cpu-ms: what a move is compared with).
 // The timed refresh carries the pprof label phase=move, so a profile can be
 // narrowed to it:
 //
@@ -156,10 +158,15 @@ func benchMinuteMove(b *testing.B, d density) {
 		}
 	})
 	refresh(b.Context())
-	commits := func() { // three within the minute, then the one that moves it
+	var within, withinCPU time.Duration // the refreshes within the minute
+	// Three commits within the minute, then the one that moves it.
+	commits := func() {
 		for range 3 {
 			l.ingestOpen(b)
+			start, cpu0 := time.Now(), processCPU()
 			refresh(b.Context())
+			within += time.Since(start)
+			withinCPU += processCPU() - cpu0
 		}
 		l.ingest(b)
 	}
@@ -167,6 +174,7 @@ func benchMinuteMove(b *testing.B, d density) {
 		commits()
 		refresh(b.Context())
 	}
+	within, withinCPU = 0, 0
 	e0 := q.wins.stats().evicted
 	var decoded, pieces int64
 	var took []time.Duration
@@ -190,6 +198,8 @@ func benchMinuteMove(b *testing.B, d density) {
 	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
 	b.ReportMetric(float64(q.wins.stats().evicted-e0)/float64(b.N), "evicted/op")
 	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(within)/1e6/float64(3*b.N), "within-ms")
+	b.ReportMetric(float64(withinCPU)/1e6/float64(3*b.N), "within-cpu-ms")
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(took[len(took)-1])/1e6, "max-ms")
