@@ -112,7 +112,7 @@ func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error
 		}
 		return q.compute(ctx, sub)
 	}
-	part, err := q.edgePart(ctx, sub.shape, edge)
+	parts, err := q.edgeParts(ctx, sub.shape, edge)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,9 @@ func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error
 		return nil, err
 	}
 	rest.From = edge.geom.from // the first window's start, not the floor
-	return rest, addEdge(rest, part, sub.sel.groupBy)
+	merged, err := addEdge(rest, parts, sub.sel.groupBy)
+	q.stats.pieceMerged.Add(int64(merged))
+	return rest, err
 }
 
 // cachedPrefix returns the leading windows of p found in the cache: final,

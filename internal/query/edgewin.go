@@ -19,11 +19,12 @@ import (
 //
 // Its final part, [start, tailFrom), changes with nothing but tailFrom (it
 // is final); so answer computes it once per shape, window and tailFrom,
-// as a plan of its own (splitEdge, edgePart), and keeps it in the window
-// cache beside the final windows (edgeKey); the rest of the question, from
-// tailFrom on (the open tail, and the windows after), is computed as
-// before, and the edge window of each group is its open part merged with
-// its final part (addEdge). The windows before the edge are computed and
+// in two parts (splitEdge, edgeParts: its prefix as a plan of its own and
+// its last pane, below), and keeps them in the window cache beside the
+// final windows; the rest of the question, from tailFrom on (the open
+// tail, and the windows after), is computed as before, and the edge
+// window of each group is its open part merged with the parts of its
+// final part (addEdge). The windows before the edge are computed and
 // cached first when the cache did not hold them (finalBefore), so the
 // split is the same whatever the cache holds.
 // tailFrom moves with the watermark, a pane at a time, so a dashboard
@@ -137,27 +138,88 @@ func (p *plan) cut(g geometry) *plan {
 	return &s
 }
 
-// edgeKey names the final part of the edge window of shape starting at
-// start and cut at tailFrom in the window cache.
-func edgeKey(shape string, start, tailFrom int64) winKey {
-	b := append([]byte(shape), "\x00edge"...)
-	return winKey{shape: string(binary.AppendVarint(b, tailFrom)), start: start}
+// The final part of an edge window, [start, tailFrom), is cut by its
+// geometry alone into its prefix [start, tailFrom-pane) and its last pane
+// (when the prefix is not empty); each is kept in the window cache, the
+// prefix under prefixKey, the pane as a single-pane piece of the family
+// (pieces.go), and the edge window merges both into its open part
+// (addEdge). So at the minute's commit, when tailFrom moves a pane, the
+// new final part's prefix [start+pane, tailFrom) is one that was final
+// a minute before, which can be computed before the move; merging the
+// parts into the open part costs about what merging the whole final part
+// did (the pane is small). The cut never depends on what the cache holds,
+// so answers do not either (TestEdgeWindowEqualsWhole).
+
+// prefixKey names the prefix [start, end) of the final part of an edge
+// window of shape in the window cache.
+func prefixKey(shape string, start, end int64) winKey {
+	b := append([]byte(shape), "\x00prefix"...)
+	return winKey{shape: string(binary.AppendVarint(b, end)), start: start}
 }
 
-// edgePart returns the final part of the edge window, per group: from the
-// window cache, or computed and cached.
-func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[string]winGroup, error) {
-	k := edgeKey(shape, edge.geom.from, edge.geom.to)
-	if groups, ok := q.wins.get(k); ok {
-		q.stats.edgeHits.Add(1)
-		return groups, nil
-	}
-	groups, err := q.edgeGroups(ctx, edge)
+// edgeParts returns the parts of the final part of the edge window (edge,
+// a plan of [start, tailFrom)), per group: its prefix, from the window
+// cache or computed and cached, when not empty, and its last pane.
+func (q *Querier) edgeParts(ctx context.Context, shape string, edge *plan) ([]map[string]winGroup, error) {
+	gran := int64(edge.target.Spec.Granularity)
+	last := edge.geom.to - gran
+	pp, _ := edge.pieceParams() // edgeWindow checked it
+	hits0 := q.stats.pieceHits.Load()
+	pane, err := q.pieces(ctx, edge, pp, []piece{{last, gran}})
 	if err != nil {
 		return nil, err
 	}
+	parts := []map[string]winGroup{pane[piece{last, gran}]}
+	hit := q.stats.pieceHits.Load() > hits0
+	if last > edge.geom.from {
+		pre := edge.cutTo(last)
+		q.dropOldPrefixes(shape, pre)
+		prefix, cached, err := q.edgePrefix(ctx, shape, pre)
+		if err != nil {
+			return nil, err
+		}
+		parts = append([]map[string]winGroup{prefix}, parts...)
+		hit = hit && cached
+	}
+	if hit {
+		q.stats.edgeHits.Add(1)
+	}
+	return parts, nil
+}
+
+// cutTo returns the plan of the part of edge (one window) before end.
+func (p *plan) cutTo(end int64) *plan {
+	c := p.cut(geometry{from: p.geom.from, to: end, step: end - p.geom.from, window: end - p.geom.from, n: 1})
+	c.shape, c.merge = "", p.merge
+	return c
+}
+
+// edgePrefix returns the groups of pre, the prefix of an edge window's
+// final part, and whether the window cache held them; computed and cached
+// when it did not.
+func (q *Querier) edgePrefix(ctx context.Context, shape string, pre *plan) (map[string]winGroup, bool, error) {
+	k := prefixKey(shape, pre.geom.from, pre.geom.to)
+	if groups, ok := q.wins.get(k); ok {
+		return groups, true, nil
+	}
+	groups, err := q.edgeGroups(ctx, pre)
+	if err != nil {
+		return nil, false, err
+	}
 	q.wins.put(k, groups)
-	return groups, nil
+	return groups, false, nil
+}
+
+// dropOldPrefixes removes from the window cache the prefixes of shape
+// that the questions of the previous tail start used: ending a pane
+// before pre (the prefix at the current one, which ends a pane before
+// it), starting where pre does (a fixed anchor) or a pane before (a
+// moving one). No question asks them again; left to the LRU, one a
+// shape and minute crowded out the pieces.
+func (q *Querier) dropOldPrefixes(shape string, pre *plan) {
+	gran := int64(pre.target.Spec.Granularity)
+	q.wins.items.remove(prefixKey(shape, pre.geom.from, pre.geom.to-gran))
+	q.wins.items.remove(prefixKey(shape, pre.geom.from-gran, pre.geom.to-gran))
 }
 
 // edgeGroups computes the final part of an edge window, per group: from
@@ -182,44 +244,58 @@ func (q *Querier) edgeGroups(ctx context.Context, edge *plan) (map[string]winGro
 	return windowGroups(res, 0, edge.sel.groupBy, false), nil
 }
 
-// addEdge merges the final part of the edge window into the first window
-// of each group of rest (computed from tailFrom on; its sketches are its
-// own). For a count-min the open part, the smaller, is merged into a copy
-// of the final part: a copy of its exact counts is cheaper than adding
-// each of them to the open part's, and its encoding is sorted, so the
-// sketch's bytes are the same either way. Not for an HLL: its sparse
-// encoding depends on the order of merges, and an exported window's bytes
-// must not depend on where the edge was cut (TestAlterBackfillResumes in
-// internal/ingest compares them with a reference stream's).
-func addEdge(rest *Result, part map[string]winGroup, groupBy []string) error {
+// addEdge merges the parts of the final part of the edge window into the
+// first window of each group of rest (computed from tailFrom on; its
+// sketches are its own). For a count-min the open part, the smaller, is
+// merged into a copy of the first part: a copy of its exact counts is
+// cheaper than adding each of them to the open part's, and its encoding
+// is sorted, so the sketch's bytes are the same either way. Not for an
+// HLL: its sparse encoding depends on the order of merges, and an
+// exported window's bytes must not depend on where the edge was cut
+// (TestAlterBackfillResumes in internal/ingest compares them with a
+// reference stream's).
+// It returns how many parts it merged.
+func addEdge(rest *Result, parts []map[string]winGroup, groupBy []string) (int, error) {
+	merged := 0
+	finals := make([]sketch.Sketch, 0, len(parts))
 	for gi := range rest.Groups {
 		g := &rest.Groups[gi]
-		pg, ok := part[groupKey(groupBy, g.Key)]
-		if !ok {
+		gk := groupKey(groupBy, g.Key)
+		w := &g.Windows[0]
+		finals = finals[:0]
+		for _, part := range parts {
+			pg, ok := part[gk]
+			if !ok {
+				continue
+			}
+			finals = append(finals, pg.sk)
+			w.Events += pg.events
+			w.Panes += pg.panes
+			rest.Panes += pg.panes
+		}
+		if len(finals) == 0 {
 			continue
 		}
-		w := &g.Windows[0]
-		if err := mergeEdge(w, pg.sk); err != nil {
-			return fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
+		if err := mergeEdge(w, finals); err != nil {
+			return merged, fmt.Errorf("merge the final part of window %d: %w", w.Start, err)
 		}
-		w.Events += pg.events
-		w.Panes += pg.panes
-		rest.Panes += pg.panes
+		merged += len(finals)
 	}
-	return nil
+	return merged, nil
 }
 
-// mergeEdge merges final, the final part of window w, into w's sketch.
-func mergeEdge(w *Window, final sketch.Sketch) error {
-	if _, ok := final.(*sketch.CountMin); !ok {
-		if err := mergeFiner(w.Sketch, []sketch.Sketch{final}); err != nil {
+// mergeEdge merges finals, the parts of the final part of window w, into
+// w's sketch.
+func mergeEdge(w *Window, finals []sketch.Sketch) error {
+	if _, ok := finals[0].(*sketch.CountMin); !ok {
+		if err := mergeFiner(w.Sketch, finals); err != nil {
 			return err
 		}
 		settle(w.Sketch)
 		return nil
 	}
-	sum := final.Clone()
-	if err := sum.Merge(w.Sketch); err != nil {
+	sum := finals[0].Clone()
+	if err := sketch.MergeAll(sum, append(finals[1:len(finals):len(finals)], w.Sketch)...); err != nil {
 		return err
 	}
 	w.Sketch = sum

@@ -9,6 +9,7 @@ type counters struct {
 	edgeHits atomic.Int64 // final parts of edge windows taken from it
 
 	pieceHits, pieceMisses atomic.Int64 // pieces (pieces.go) taken from it, computed
+	pieceMerged            atomic.Int64 // group sketches merged from cached parts
 }
 
 // Stats is the work a Querier has done since New.
@@ -28,10 +29,14 @@ type Stats struct {
 	// not starting on a multiple of their width (pieces.go) taken from the
 	// window cache and computed.
 	CachedPieces, ComputedPieces int64
+	// MergedParts is the number of group sketches merged into windows
+	// from parts the window cache keeps: pieces (mergeGroups) and the
+	// parts of an edge window's final part (addEdge).
+	MergedParts int64
 }
 
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
 	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load(),
-		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load()}
+		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load(), MergedParts: q.stats.pieceMerged.Load()}
 }
