@@ -25,7 +25,7 @@ import (
 // that computes, in the background, the next minute's final windows and
 // edge prefix, and caches them under the keys the next minute's question
 // looks up; the move then merges the prefix and the pane that turned
-// final into the edge window (two parts per group). The entries are the
+// final into the edge window's final part (two parts per group). The entries are the
 // ones the question would compute itself, by its geometry alone, so
 // answers do not depend on whether a job ran (TestAheadEqualsWhole).
 //
@@ -316,11 +316,14 @@ func (q *Querier) computeAhead(ctx context.Context, p *plan, t int64) ([]winKey,
 	merge, _ := finerParams(p.agg)
 	pre := p.cut(geometry{from: start, to: t, step: t - start, window: t - start, n: 1})
 	pre.shape, pre.merge = "", merge
-	_, cached, err := q.edgePrefix(ctx, p.shape, pre)
-	if err == nil && !cached {
-		made = append(made, prefixKey(p.shape, start, t))
+	k := prefixKey(p.shape, start, t)
+	if _, ok := q.wins.get(k); ok {
+		return made, nil
 	}
-	return made, err
+	if _, err := q.edgePrefix(ctx, p.shape, pre); err != nil {
+		return made, err
+	}
+	return append(made, k), nil
 }
 
 // used counts k as a hit when a job computed it and no question took it

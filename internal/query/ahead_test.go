@@ -82,9 +82,9 @@ func sameBytes(t *testing.T, at string, q, other *Querier, target Target, qu Que
 
 // TestAheadMoveMergesTwoParts: when the jobs of the minute ran before its
 // move, the refresh after the move merges two parts per group into the
-// edge window of a question of 12 single-key groups (the prefix computed
-// ahead and the pane that turned final), and its other windows come whole
-// from the cache; without them (AheadJobs < 0) it merges the pieces of
+// final part of the edge window of a question of 12 single-key groups
+// (the prefix computed ahead and the pane that turned final), and its
+// other windows come whole from the cache; without them (AheadJobs < 0) it merges the pieces of
 // the edge window's final part, about 20 per group.
 func TestAheadMoveMergesTwoParts(t *testing.T) {
 	for _, c := range []struct {

@@ -114,7 +114,7 @@ func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error
 		}
 		return q.compute(ctx, sub)
 	}
-	parts, err := q.edgeParts(ctx, sub.shape, edge)
+	part, err := q.edgePart(ctx, sub.shape, edge)
 	if err != nil {
 		return nil, err
 	}
@@ -126,9 +126,7 @@ func (q *Querier) computeRest(ctx context.Context, p, sub *plan) (*Result, error
 		return nil, err
 	}
 	rest.From = edge.geom.from // the first window's start, not the floor
-	merged, err := addEdge(rest, parts, sub.sel.groupBy)
-	q.stats.pieceMerged.Add(int64(merged))
-	return rest, err
+	return rest, addEdge(rest, part, sub.sel.groupBy)
 }
 
 // cachedPrefix returns the leading windows of p found in the cache: final,

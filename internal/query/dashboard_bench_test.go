@@ -136,7 +136,8 @@ func benchCommitsInMinute(b *testing.B, d density) {
 // and so do the first warmMoves moves. Besides the mean it reports the
 // median and the slowest move (p50-ms, max-ms: the minute from or the
 // tail start crossed a rollup block, twice in 15), the pieces computed
-// and the window cache's evictions per move, the process's CPU time
+// and the window cache's evictions and refusals (entries over an eighth
+// of its budget) per move, the process's CPU time
 // per move (cpu-ms/op: steadier than ns/op on a machine shared with
 // other work, which ns/op waits for), and the mean wall and CPU time of
 // the same dashboard's (untimed) refreshes within the minute
@@ -145,8 +146,9 @@ func benchCommitsInMinute(b *testing.B, d density) {
 // final windows) run to completion, untimed, before the commit that
 // moves it, as the worker runs them within the minute; their CPU time is
 // ahead-cpu-ms/minute, the work moved off the move.
-// The timed refresh carries the pprof label phase=move, so a profile can be
-// narrowed to it:
+// The timed refresh carries the pprof label phase=move (the refreshes
+// within the minute phase=within, the ahead jobs phase=ahead), so a
+// profile can be narrowed to it:
 //
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchmem
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchtime 20x -cpuprofile cpu.out
@@ -177,12 +179,12 @@ func benchMinuteMove(b *testing.B, d density) {
 		for range 3 {
 			l.ingestOpen(b)
 			start, cpu0 := time.Now(), processCPU()
-			refresh(b.Context())
+			pprof.Do(b.Context(), pprof.Labels("phase", "within"), refresh)
 			within += time.Since(start)
 			withinCPU += processCPU() - cpu0
 		}
 		cpu0 := processCPU()
-		q.ahead.runQueued(b.Context())
+		pprof.Do(b.Context(), pprof.Labels("phase", "ahead"), func(ctx context.Context) { q.ahead.runQueued(ctx) })
 		aheadCPU += processCPU() - cpu0
 		l.ingest(b)
 	}
@@ -191,7 +193,7 @@ func benchMinuteMove(b *testing.B, d density) {
 		refresh(b.Context())
 	}
 	within, withinCPU, aheadCPU = 0, 0, 0
-	e0 := q.wins.stats().evicted
+	w0 := q.wins.stats()
 	var decoded, pieces int64
 	var took []time.Duration
 	var cpu time.Duration
@@ -212,7 +214,9 @@ func benchMinuteMove(b *testing.B, d density) {
 	}
 	b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
 	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
-	b.ReportMetric(float64(q.wins.stats().evicted-e0)/float64(b.N), "evicted/op")
+	w1 := q.wins.stats()
+	b.ReportMetric(float64(w1.evicted-w0.evicted)/float64(b.N), "evicted/op")
+	b.ReportMetric(float64(w1.refused-w0.refused)/float64(b.N), "refused/op")
 	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(aheadCPU)/1e6/float64(b.N), "ahead-cpu-ms/minute")
 	b.ReportMetric(float64(within)/1e6/float64(3*b.N), "within-ms")

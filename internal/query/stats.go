@@ -35,8 +35,8 @@ type Stats struct {
 	// window cache and computed.
 	CachedPieces, ComputedPieces int64
 	// MergedParts is the number of group sketches merged into windows
-	// from parts the window cache keeps: pieces (mergeGroups) and the
-	// parts of an edge window's final part (addEdge).
+	// and edge windows' final parts from parts the window cache keeps:
+	// pieces, and a final part's prefix and last pane (edgewin.go).
 	MergedParts int64
 	// AheadJobs counts the jobs computing a minute ahead (ahead.go) by
 	// outcome: run, dropped (the queue was full), stale (the tail start
