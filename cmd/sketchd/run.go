@@ -163,6 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TotalQueryBytes:  mem.QueriesTotal,
 		MaxQueryBytes:    mem.QueryMax,
 	})
+	defer querier.Close() // its ahead jobs: after the emitter and the API, before the store closes
 	reg.MustRegister(querier.Collector())
 	emitter := emit.New(mgr, querier, db, api.NewEmitRenderer(api.Limits{}), conn.Current,
 		log.With("component", "emit"), emit.Options{Interval: cfg.FlushInterval.Std()})

@@ -70,8 +70,10 @@ func (c *winCache) put(k winKey, groups map[string]winGroup) {
 // windows from the window cache, the rest computed (compute) and its
 // final windows cached.
 func (q *Querier) answer(ctx context.Context, p *plan) (*Result, error) {
+	q.ahead.note(p)
 	prefix := q.wins.cachedPrefix(p)
 	q.stats.winHits.Add(int64(len(prefix)))
+	q.ahead.usedWindows(p, len(prefix))
 	var rest *Result
 	if sub := p.after(len(prefix)); sub != nil {
 		pieced, err := q.finalPrefixPieced(ctx, sub)

@@ -73,7 +73,9 @@ func BenchmarkDashboardWhileIngesting(b *testing.B) {
 // panels as the API does (QueryShared), plus a whole-range question of the
 // last hour per aggregate: the edge window (edgewin.go) is the one a
 // refresh within the minute merges again. The first warmMoves minutes
-// run untimed. cpu-ms/op is the process's CPU time per refresh.
+// run untimed. cpu-ms/op is the process's CPU time per refresh;
+// ahead-cpu-ms/minute that of the minute's ahead jobs (ahead.go), run
+// untimed before the commit that moves the watermark.
 //
 //	go test ./internal/query -run '^$' -bench DashboardCommitsInMinute -benchmem
 func BenchmarkDashboardCommitsInMinute(b *testing.B) { benchCommitsInMinute(b, density{}) }
@@ -98,16 +100,20 @@ func benchCommitsInMinute(b *testing.B, d density) {
 			l.ingestOpen(b)
 			refresh(b.Context())
 		}
+		q.ahead.runQueued(b.Context())
 		l.ingest(b)
 		refresh(b.Context())
 	}
 	d0 := q.Stats().Decoded
-	var cpu time.Duration
+	var cpu, aheadCPU time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		if i%4 == 3 {
+			cpu0 := processCPU()
+			q.ahead.runQueued(b.Context()) // the minute's ahead jobs, before its move
+			aheadCPU += processCPU() - cpu0
 			l.ingest(b)
 		} else {
 			l.ingestOpen(b)
@@ -119,6 +125,7 @@ func benchCommitsInMinute(b *testing.B, d density) {
 	}
 	b.ReportMetric(float64(q.Stats().Decoded-d0)/float64(b.N), "decoded/op")
 	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(aheadCPU)/1e6/float64(max(b.N/4, 1)), "ahead-cpu-ms/minute")
 }
 
 // BenchmarkDashboardMinuteMove times only the refresh after the commit
@@ -129,11 +136,20 @@ func benchCommitsInMinute(b *testing.B, d density) {
 // and so do the first warmMoves moves. Besides the mean it reports the
 // median and the slowest move (p50-ms, max-ms: the minute from or the
 // tail start crossed a rollup block, twice in 15), the pieces computed
-// and the window cache's evictions per move, and the process's CPU time
+// and the window cache's evictions and refusals (entries over an eighth
+// of its budget) per move, the process's CPU time
 // per move (cpu-ms/op: steadier than ns/op on a machine shared with
-// other work, which ns/op waits for).
-// The timed refresh carries the pprof label phase=move, so a profile can be
-// narrowed to it:
+// other work, which ns/op waits for), and the mean wall and CPU time of
+// the same dashboard's (untimed) refreshes within the minute
+// (within-ms, within-cpu-ms: what a move is compared with). Each
+// minute's ahead jobs (ahead.go: the next minute's edge prefixes and
+// final windows, queued by the move's refresh) run to completion,
+// untimed, after the minute's first refresh, as the worker runs them
+// AheadDelay after the move; their CPU time is ahead-cpu-ms/minute, the
+// work moved off the move.
+// The timed refresh carries the pprof label phase=move (the refreshes
+// within the minute phase=within, the ahead jobs phase=ahead), so a
+// profile can be narrowed to it:
 //
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchmem
 //	go test ./internal/query -run '^$' -bench DashboardMinuteMove -benchtime 20x -cpuprofile cpu.out
@@ -156,10 +172,23 @@ func benchMinuteMove(b *testing.B, d density) {
 		}
 	})
 	refresh(b.Context())
-	commits := func() { // three within the minute, then the one that moves it
-		for range 3 {
+	var within, withinCPU time.Duration // the refreshes within the minute
+	var aheadCPU time.Duration          // the ahead jobs of each minute
+	// Three commits within the minute, the minute's ahead jobs run to
+	// completion after the first (as the worker runs them AheadDelay after
+	// the move queued them), then the commit that moves it.
+	commits := func() {
+		for i := range 3 {
 			l.ingestOpen(b)
-			refresh(b.Context())
+			start, cpu0 := time.Now(), processCPU()
+			pprof.Do(b.Context(), pprof.Labels("phase", "within"), refresh)
+			within += time.Since(start)
+			withinCPU += processCPU() - cpu0
+			if i == 0 {
+				cpu0 := processCPU()
+				pprof.Do(b.Context(), pprof.Labels("phase", "ahead"), func(ctx context.Context) { q.ahead.runQueued(ctx) })
+				aheadCPU += processCPU() - cpu0
+			}
 		}
 		l.ingest(b)
 	}
@@ -167,7 +196,8 @@ func benchMinuteMove(b *testing.B, d density) {
 		commits()
 		refresh(b.Context())
 	}
-	e0 := q.wins.stats().evicted
+	within, withinCPU, aheadCPU = 0, 0, 0
+	w0 := q.wins.stats()
 	var decoded, pieces int64
 	var took []time.Duration
 	var cpu time.Duration
@@ -188,8 +218,13 @@ func benchMinuteMove(b *testing.B, d density) {
 	}
 	b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
 	b.ReportMetric(float64(pieces)/float64(b.N), "pieces/op")
-	b.ReportMetric(float64(q.wins.stats().evicted-e0)/float64(b.N), "evicted/op")
+	w1 := q.wins.stats()
+	b.ReportMetric(float64(w1.evicted-w0.evicted)/float64(b.N), "evicted/op")
+	b.ReportMetric(float64(w1.refused-w0.refused)/float64(b.N), "refused/op")
 	b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(aheadCPU)/1e6/float64(b.N), "ahead-cpu-ms/minute")
+	b.ReportMetric(float64(within)/1e6/float64(3*b.N), "within-ms")
+	b.ReportMetric(float64(withinCPU)/1e6/float64(3*b.N), "within-cpu-ms")
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(took[len(took)-1])/1e6, "max-ms")
@@ -232,6 +267,7 @@ func newLateDashboard(b *testing.B, d density, panels func(agg string, to, m int
 		l.ingest(b)
 	}
 	q := New(l.db, Options{})
+	q.ahead.manual = true // the benchmarks run each minute's jobs untimed
 	refresh := func(ctx context.Context) {
 		to := l.now()
 		for _, agg := range []string{"users", "urls", "latency", "sample"} {

@@ -18,12 +18,13 @@ import (
 // load's CPU after the tail memo.
 //
 // Its final part, [start, tailFrom), changes with nothing but tailFrom (it
-// is final); so answer computes it once per shape, window and tailFrom,
-// as a plan of its own (splitEdge, edgePart), and keeps it in the window
-// cache beside the final windows (edgeKey); the rest of the question, from
-// tailFrom on (the open tail, and the windows after), is computed as
-// before, and the edge window of each group is its open part merged with
-// its final part (addEdge). The windows before the edge are computed and
+// is final); so answer computes it once per shape, window and tailFrom
+// (splitEdge, edgePart: its prefix as a plan of its own merged with its
+// last pane, below), and keeps it in the window cache beside the final
+// windows (edgeKey); the rest of the question, from tailFrom on (the open
+// tail, and the windows after), is computed as before, and the edge
+// window of each group is its open part merged with its final part
+// (addEdge). The windows before the edge are computed and
 // cached first when the cache did not hold them (finalBefore), so the
 // split is the same whatever the cache holds.
 // tailFrom moves with the watermark, a pane at a time, so a dashboard
@@ -137,27 +138,156 @@ func (p *plan) cut(g geometry) *plan {
 	return &s
 }
 
+// The final part of an edge window, [start, tailFrom), is cut by its
+// geometry alone into its prefix [start, tailFrom-pane) and its last pane
+// (when the prefix is not empty): the prefix is computed as a plan of its
+// own (from its pieces) and kept in the window cache under prefixKey, the
+// pane as a single-pane piece of the family (pieces.go), and the final
+// part is their merge, kept under edgeKey. So at the minute's commit,
+// when tailFrom moves a pane, the new final part's prefix
+// [start+pane, tailFrom) is one that was final a minute before: computed
+// then in the background (ahead.go), the move merges two parts per group,
+// the prefix and the pane that turned final, instead of the ~25 pieces
+// of the whole final part. The refreshes within the minute merge the
+// final part into the open part, one sketch per group (merging the
+// prefix and the pane into it instead cost them 36% more CPU at the dense
+// density: a dense sketch's merge costs its size). The cut never depends
+// on what the cache holds or on whether the prefix was computed ahead, so
+// answers do not either (TestAheadEqualsWhole).
+
 // edgeKey names the final part of the edge window of shape starting at
-// start and cut at tailFrom in the window cache.
+// start and cut at tailFrom in the window cache; prefixKey its prefix
+// [start, end).
 func edgeKey(shape string, start, tailFrom int64) winKey {
 	b := append([]byte(shape), "\x00edge"...)
 	return winKey{shape: string(binary.AppendVarint(b, tailFrom)), start: start}
 }
 
-// edgePart returns the final part of the edge window, per group: from the
-// window cache, or computed and cached.
+func prefixKey(shape string, start, end int64) winKey {
+	b := append([]byte(shape), "\x00prefix"...)
+	return winKey{shape: string(binary.AppendVarint(b, end)), start: start}
+}
+
+// edgePart returns the final part of the edge window (edge, a plan of
+// [start, tailFrom)), per group: from the window cache, or merged from
+// its prefix (when not empty) and its last pane and cached. The prefix,
+// merged into it, leaves the cache.
 func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[string]winGroup, error) {
-	k := edgeKey(shape, edge.geom.from, edge.geom.to)
+	from, to := edge.geom.from, edge.geom.to
+	k := edgeKey(shape, from, to)
 	if groups, ok := q.wins.get(k); ok {
 		q.stats.edgeHits.Add(1)
 		return groups, nil
 	}
-	groups, err := q.edgeGroups(ctx, edge)
+	q.dropOldEdges(shape, edge)
+	gran := int64(edge.target.Spec.Granularity)
+	pp, _ := edge.pieceParams() // edgeWindow checked it
+	last := piece{to - gran, gran}
+	got, err := q.pieces(ctx, edge, pp, []piece{last})
+	if err != nil {
+		return nil, err
+	}
+	parts := []map[string]winGroup{got[last]}
+	if to-gran > from {
+		prefix, err := q.edgePrefix(ctx, shape, edge.cutTo(to-gran))
+		if err != nil {
+			return nil, err
+		}
+		parts = append([]map[string]winGroup{prefix}, parts...)
+	}
+	groups, err := mergeParts(parts, edge.mergeParams())
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range parts {
+		q.stats.pieceMerged.Add(int64(len(part)))
+	}
+	q.wins.put(k, groups)
+	q.wins.items.remove(prefixKey(shape, from, to-gran))
+	return groups, nil
+}
+
+// mergeParts merges the parts of a final part (its prefix, its last pane)
+// per group at params at. An HLL's merge starts from an empty sketch:
+// merging two or more sparse sketches into one unions their keys into
+// one sorted list, which each refresh within the minute then merges into
+// its open part in one pass (sketch.HLL.mergeLargeSparse); a clone of the
+// prefix merged with the pane kept the pane's keys in the library's
+// temporary set, and every refresh merged the final part through a hash
+// set (BenchmarkDashboardMinuteMoveDense: +68% CPU a refresh).
+func mergeParts(parts []map[string]winGroup, at sketch.Params) (map[string]winGroup, error) {
+	out := map[string]winGroup{}
+	srcs := map[string][]sketch.Sketch{}
+	for _, part := range parts {
+		for gk, g := range part {
+			o := out[gk]
+			o.events += g.events
+			o.panes += g.panes
+			out[gk] = o
+			if g.sk != nil {
+				srcs[gk] = append(srcs[gk], g.sk)
+			}
+		}
+	}
+	for gk, o := range out {
+		var err error
+		switch ss := srcs[gk]; {
+		case len(ss) == 0:
+			o.sk, err = sketch.New(at)
+		case len(ss) > 1 && isHLL(ss[0]):
+			if o.sk, err = sketch.New(at); err == nil {
+				err = sketch.MergeAll(o.sk, ss...)
+			}
+		default:
+			o.sk, err = mergeAt(at, ss)
+		}
+		if err != nil {
+			return nil, err
+		}
+		warmSketch(o.sk)
+		o.id = winIDs.Add(1)
+		out[gk] = o
+	}
+	return out, nil
+}
+
+func isHLL(sk sketch.Sketch) bool {
+	_, ok := sk.(*sketch.HLL)
+	return ok
+}
+
+// cutTo returns the plan of the part of edge (one window) before end.
+func (p *plan) cutTo(end int64) *plan {
+	c := p.cut(geometry{from: p.geom.from, to: end, step: end - p.geom.from, window: end - p.geom.from, n: 1})
+	c.shape, c.merge = "", p.merge
+	return c
+}
+
+// edgePrefix returns the groups of pre, the prefix of an edge window's
+// final part: from the window cache, or computed and cached.
+func (q *Querier) edgePrefix(ctx context.Context, shape string, pre *plan) (map[string]winGroup, error) {
+	k := prefixKey(shape, pre.geom.from, pre.geom.to)
+	if groups, ok := q.wins.get(k); ok {
+		q.ahead.used(k)
+		return groups, nil
+	}
+	groups, err := q.edgeGroups(ctx, pre)
 	if err != nil {
 		return nil, err
 	}
 	q.wins.put(k, groups)
 	return groups, nil
+}
+
+// dropOldEdges removes from the window cache the final parts of shape
+// that the questions of the previous tail start used: ending a pane
+// before edge, starting where edge does (a fixed anchor) or a pane before
+// (a moving one). No question asks them again; left to the LRU, one a
+// shape and minute crowded out the pieces.
+func (q *Querier) dropOldEdges(shape string, edge *plan) {
+	gran := int64(edge.target.Spec.Granularity)
+	q.wins.items.remove(edgeKey(shape, edge.geom.from, edge.geom.to-gran))
+	q.wins.items.remove(edgeKey(shape, edge.geom.from-gran, edge.geom.to-gran))
 }
 
 // edgeGroups computes the final part of an edge window, per group: from

@@ -99,6 +99,17 @@ func (c *lru[K, V]) put(k K, v V, size int64) {
 	}
 }
 
+// remove drops k, if kept.
+func (c *lru[K, V]) remove(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.m[k]; ok {
+		c.unlink(n)
+		delete(c.m, k)
+		c.bytes -= n.size
+	}
+}
+
 func (c *lru[K, V]) pushFront(n *lruNode[K, V]) {
 	n.prev, n.next = &c.root, c.root.next
 	c.root.next.prev = n

@@ -19,6 +19,12 @@ var (
 		"Final parts of edge windows (holding final panes and the open tail's first) taken from the window cache.", nil, nil)
 	descPieces = prometheus.NewDesc("sketchd_query_pieces_total",
 		"Aligned pieces of windows not starting on a multiple of their width, by source: cache or computed.", []string{"source"}, nil)
+	descAheadJobs = prometheus.NewDesc("sketchd_query_ahead_jobs_total",
+		"Jobs computing a minute ahead what questions anchored at now take from the window cache after the watermark moves, by outcome: run, dropped (queue full), stale (the tail start had moved on), failed.", []string{"outcome"}, nil)
+	descAheadEntries = prometheus.NewDesc("sketchd_query_ahead_entries_total",
+		"Window cache entries (final windows, edge prefixes) ahead jobs computed.", nil, nil)
+	descAheadHits = prometheus.NewDesc("sketchd_query_ahead_hits_total",
+		"Window cache entries ahead jobs computed that a question then took.", nil, nil)
 	descCacheBytes = prometheus.NewDesc("sketchd_query_cache_bytes",
 		"Bytes a query cache holds (estimated): panes (decoded final panes and blocks), windows (final windows, edge parts and pieces), tails (open tails of recent commits).", []string{"cache"}, nil)
 	descCacheEntries = prometheus.NewDesc("sketchd_query_cache_entries",
@@ -30,7 +36,8 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDecoded, descWinHits, descEdgeHits, descPieces, descCacheBytes, descCacheEntries, descCacheEvicted, descCacheRefused} {
+	for _, d := range []*prometheus.Desc{descDecoded, descWinHits, descEdgeHits, descPieces, descAheadJobs, descAheadEntries, descAheadHits,
+		descCacheBytes, descCacheEntries, descCacheEvicted, descCacheRefused} {
 		ch <- d
 	}
 }
@@ -49,6 +56,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEdgeHits, st.CachedEdges)
 	counter(descPieces, st.CachedPieces, "cache")
 	counter(descPieces, st.ComputedPieces, "computed")
+	counter(descAheadJobs, st.AheadJobs.Run, "run")
+	counter(descAheadJobs, st.AheadJobs.Dropped, "dropped")
+	counter(descAheadJobs, st.AheadJobs.Stale, "stale")
+	counter(descAheadJobs, st.AheadJobs.Failed, "failed")
+	counter(descAheadEntries, st.AheadEntries)
+	counter(descAheadHits, st.AheadHits)
 	for _, l := range []struct {
 		name string
 		s    lruStats

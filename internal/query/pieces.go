@@ -167,6 +167,9 @@ func (q *Querier) mergePieces(ctx context.Context, p *plan, ranges [][2]int64, a
 		if out[i], err = mergeGroups(cut, got, at); err != nil {
 			return nil, err
 		}
+		for _, pc := range cut {
+			q.stats.pieceMerged.Add(int64(len(got[pc])))
+		}
 	}
 	return out, nil
 }

@@ -46,6 +46,13 @@ type Options struct {
 	// WindowCacheBytes bounds the cache of final windows of tumbling series
 	// per query shape (see winCache); default 64 MiB; <0 disables it.
 	WindowCacheBytes int64 `default:"keep-negative"`
+	// AheadJobs bounds the queue of jobs computing a minute ahead what a
+	// question anchored at now will take from the window cache after the
+	// watermark's next move (ahead.go); default 256; <0 disables them.
+	// AheadDelay is how long after it was queued a job runs at the
+	// soonest (at most a quarter of the stream's pane); default 5s.
+	AheadJobs  int `default:"keep-negative"`
+	AheadDelay time.Duration
 }
 
 // DefaultOptions returns the defaults.
@@ -53,7 +60,7 @@ func DefaultOptions() Options {
 	return Options{MaxWindows: 10_000, MaxKeys: 100_000, MaxPanes: 5_000_000, CacheBytes: 256 << 20,
 		ResultEntries: 512, ResultBytes: 64 << 20,
 		MaxOutputWindows: 100_000, MaxQueryBytes: 256 << 20, TotalQueryBytes: 512 << 20, BudgetWait: time.Second,
-		WindowCacheBytes: 64 << 20}
+		WindowCacheBytes: 64 << 20, AheadJobs: 256, AheadDelay: 5 * time.Second}
 }
 
 // Querier composes stored panes into windows. It is safe for concurrent use.
@@ -73,6 +80,9 @@ type Querier struct {
 	tierSpans *tierSpanCache
 	// tails: the open panes read since the last commit (tailmemo.go).
 	tails *tailMemo
+	// ahead: the jobs computing the next minute's windows (ahead.go);
+	// nil when disabled.
+	ahead *aheadWorker
 }
 
 // New returns a Querier reading through r.
@@ -86,8 +96,14 @@ func New(r PaneReader, opts Options) *Querier {
 	if opts.ResultEntries > 0 {
 		q.results = newResultCache(opts.ResultEntries, opts.ResultBytes)
 	}
+	q.ahead = newAheadWorker(q, opts.AheadJobs, opts.AheadDelay)
 	return q
 }
+
+// Close stops the background work of q (the ahead jobs: a running one is
+// cancelled, queued ones dropped) and waits for it. Queries still work
+// after it, without that work. Idempotent.
+func (q *Querier) Close() { q.ahead.close() }
 
 // Query runs qu against t. The Result and its sketches are the caller's.
 // A result cached for the same target state is copied, and concurrent

@@ -9,6 +9,12 @@ type counters struct {
 	edgeHits atomic.Int64 // final parts of edge windows taken from it
 
 	pieceHits, pieceMisses atomic.Int64 // pieces (pieces.go) taken from it, computed
+	pieceMerged            atomic.Int64 // group sketches merged from cached parts
+
+	// ahead jobs (ahead.go): run, dropped (queue full), stale, failed;
+	// entries they computed, and of those taken by a question
+	aheadRun, aheadDropped, aheadStale, aheadFailed atomic.Int64
+	aheadMade, aheadHits                            atomic.Int64
 }
 
 // Stats is the work a Querier has done since New.
@@ -28,10 +34,26 @@ type Stats struct {
 	// not starting on a multiple of their width (pieces.go) taken from the
 	// window cache and computed.
 	CachedPieces, ComputedPieces int64
+	// MergedParts is the number of group sketches merged into windows
+	// and edge windows' final parts from parts the window cache keeps:
+	// pieces, and a final part's prefix and last pane (edgewin.go).
+	MergedParts int64
+	// AheadJobs counts the jobs computing a minute ahead (ahead.go) by
+	// outcome: run, dropped (the queue was full), stale (the tail start
+	// had moved on) and failed; AheadEntries the window cache entries
+	// they computed, AheadHits those a question took afterwards.
+	AheadJobs               AheadJobs
+	AheadEntries, AheadHits int64
 }
+
+// AheadJobs counts ahead jobs by outcome.
+type AheadJobs struct{ Run, Dropped, Stale, Failed int64 }
 
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
 	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load(),
-		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load()}
+		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load(), MergedParts: q.stats.pieceMerged.Load(),
+		AheadJobs: AheadJobs{Run: q.stats.aheadRun.Load(), Dropped: q.stats.aheadDropped.Load(),
+			Stale: q.stats.aheadStale.Load(), Failed: q.stats.aheadFailed.Load()},
+		AheadEntries: q.stats.aheadMade.Load(), AheadHits: q.stats.aheadHits.Load()}
 }

@@ -93,6 +93,7 @@ func newLiveMemo(t *testing.T, seed uint64, keys, lateness, late, minutes int) (
 	l.late = late
 	reads = &storeReads{DB: l.db}
 	q = New(reads, Options{})
+	t.Cleanup(q.Close)
 	ref = New(wholePanes{l.db}, Options{CacheBytes: -1, ResultEntries: -1, WindowCacheBytes: -1})
 	for range minutes {
 		l.ingest(t)

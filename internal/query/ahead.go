@@ -1,0 +1,390 @@
+package query
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// Ahead: the work of a minute's move done in the minute before it. A
+// dashboard asks "the last hour" anchored at now, so at the commit that
+// moves the watermark a pane every window of its questions moves a pane
+// with it: the edge window's final part is new, and so is every final
+// window of a series whose windows do not start on a multiple of their
+// width (pieces.go). Merged at the move from their pieces, per group,
+// they made a minute's first refresh cost about four times a refresh
+// within the minute (BenchmarkDashboardMinuteMove). But most of it is
+// final a minute before: after the move to tailFrom t+pane the edge's
+// final part is [s+pane, t+pane), whose prefix [s+pane, t) (edgewin.go)
+// is final at tailFrom t, as is every final window of the moved series
+// (they end at or before the edge window's start, s+pane <= t).
+//
+// So a question that moved with the watermark (asked at the previous
+// tailFrom with its from a pane earlier: a moving anchor) queues a job
+// that computes, in the background, the next minute's final windows and
+// edge prefix, and caches them under the keys the next minute's question
+// looks up; the move then merges the prefix and the pane that turned
+// final into the edge window's final part (two parts per group). The entries are the
+// ones the question would compute itself, by its geometry alone, so
+// answers do not depend on whether a job ran (TestAheadEqualsWhole).
+//
+// One worker, owned by the Querier (started by the first job, stopped
+// by Close), runs one job at a time, a delay after it was queued (past
+// the move's burst of questions), under the query memory budget and a
+// context Close cancels. The queue is small and deduplicated per shape,
+// range and tailFrom; a job is dropped when the queue is full, and
+// skipped when the stream's tailFrom has moved on since (stale).
+
+// aheadWorker holds the queue of ahead jobs and the state deciding them.
+// Its zero value is unusable; a nil *aheadWorker does nothing.
+type aheadWorker struct {
+	q     *Querier
+	max   int           // queued jobs at most
+	delay time.Duration // a job runs no sooner than this after it was queued (at most a quarter of a pane)
+	// manual: no worker goroutine; tests and benchmarks run the queue
+	// with runQueued.
+	manual bool
+
+	mu     sync.Mutex
+	jobs   []*aheadJob
+	queued map[string]int64     // job key -> its tailFrom: queued or done
+	seen   map[string]aheadSeen // question key -> when it was last asked
+	latest map[uint32]int64     // stream -> the newest tailFrom a question was asked at
+	made   map[winKey]struct{}  // entries jobs computed, not yet taken by a question
+	wake   chan struct{}        // cap 1: a job was queued
+	ctx    context.Context      // the worker's; close cancels it
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the worker returns; nil until it starts
+	closed bool
+}
+
+// aheadSeen is when a question (shape, windows, from relative to the
+// tail start) was last asked, and whether its from had moved a pane since
+// the question before.
+type aheadSeen struct {
+	tailFrom int64
+	moving   bool
+}
+
+// aheadJob is the next minute's question of a moving anchor, at the
+// current target: its plan moved a pane (keys and groups as selected
+// now, which hold every key with a pane in the range it computes), and
+// the tailFrom it was asked at.
+type aheadJob struct {
+	key       string
+	p         *plan
+	tailFrom  int64
+	notBefore time.Time
+}
+
+func newAheadWorker(q *Querier, max int, delay time.Duration) *aheadWorker {
+	if max <= 0 || q.wins == nil {
+		return nil
+	}
+	a := &aheadWorker{q: q, max: max, delay: delay, queued: map[string]int64{}, seen: map[string]aheadSeen{},
+		latest: map[uint32]int64{}, made: map[winKey]struct{}{}, wake: make(chan struct{}, 1)}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	return a
+}
+
+// maxAheadSeen bounds the questions, queued keys and made entries the
+// worker remembers; past it, those of older tail starts are forgotten
+// (made: all of them, losing only hit counts).
+const maxAheadSeen = 4096
+
+// note records that p is being answered, and queues the job of its next
+// minute when p moved with the watermark since it was last asked and
+// the next minute has final windows or an edge prefix to compute.
+func (a *aheadWorker) note(p *plan) {
+	if a == nil || !p.winCacheable() {
+		return
+	}
+	t, ok := p.edgeFrom()
+	if !ok || !p.aheadUseful(t) {
+		return
+	}
+	gran := int64(p.target.Spec.Granularity)
+	qk := binary.AppendVarint(binary.AppendVarint([]byte(p.shape), int64(p.geom.n)), p.geom.from-t)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.latest[p.target.ID] = max(a.latest[p.target.ID], t)
+	s, ok := a.seen[string(qk)]
+	switch {
+	case ok && s.tailFrom == t:
+	case ok && s.tailFrom == t-gran:
+		s = aheadSeen{tailFrom: t, moving: true}
+	case !ok || s.tailFrom < t:
+		s = aheadSeen{tailFrom: t}
+	}
+	a.seen[string(qk)] = s
+	if !s.moving {
+		return
+	}
+	jk := string(binary.AppendVarint(qk, t))
+	if _, dup := a.queued[jk]; dup {
+		return
+	}
+	if len(a.jobs) >= a.max {
+		a.q.stats.aheadDropped.Add(1)
+		return
+	}
+	a.forgetOld()
+	a.queued[jk] = t
+	a.jobs = append(a.jobs, &aheadJob{key: jk, p: p.moved(gran), tailFrom: t, notBefore: time.Now().Add(min(a.delay, time.Duration(gran/4)))})
+	a.start()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// aheadUseful reports whether p's next minute (p moved a pane, tailFrom
+// t moved a pane) has something final now that its question computes:
+// final windows cut into pieces, or the prefix of its edge window's
+// final part.
+func (p *plan) aheadUseful(t int64) bool {
+	if _, ok := finerParams(p.agg); !ok || p.family == "" {
+		return false
+	}
+	next := *p // its geometry only: moved clones the groups
+	d := int64(p.target.Spec.Granularity)
+	next.geom.from, next.geom.to, next.geom.floor = p.geom.from+d, p.geom.to+d, 0
+	if next.piecewise() {
+		return true
+	}
+	_, ok := next.nextEdge(t)
+	return ok
+}
+
+// moved returns a copy of p (at the start of answer: its groups in
+// selectKeys order) with its windows moved by d: the question a minute
+// later, over the keys and groups selected now.
+func (p *plan) moved(d int64) *plan {
+	g := p.geom
+	g.from, g.to, g.floor = g.from+d, g.to+d, 0
+	c := p.cut(g)
+	c.shared, c.merge = false, nil
+	return c
+}
+
+// nextEdge returns the start of the edge window of p (a plan moved a
+// pane) when tailFrom has moved from t a pane too, when the prefix of
+// its final part, [start, t), is not empty.
+func (p *plan) nextEdge(t int64) (start int64, ok bool) {
+	gran := int64(p.target.Spec.Granularity)
+	k := floorDiv(t+gran-p.geom.from, p.geom.step)
+	if k < 0 || k >= int64(p.geom.n) {
+		return 0, false
+	}
+	start, _ = p.geom.bounds(int(k))
+	return start, start < t
+}
+
+// forgetOld drops, past maxAheadSeen, what the worker remembers of tail
+// starts older than their stream's newest. a.mu is held.
+func (a *aheadWorker) forgetOld() {
+	if len(a.queued) > maxAheadSeen {
+		for k, t := range a.queued {
+			if t < a.newest() {
+				delete(a.queued, k)
+			}
+		}
+	}
+	if len(a.seen) > maxAheadSeen {
+		for k, s := range a.seen {
+			if s.tailFrom < a.newest() {
+				delete(a.seen, k)
+			}
+		}
+	}
+	if len(a.made) > maxAheadSeen {
+		clear(a.made)
+	}
+}
+
+// newest is the newest tailFrom of any stream: what the worker remembers
+// of older ones can go (a stream that stopped keeps nothing worth it).
+func (a *aheadWorker) newest() int64 {
+	var n int64
+	for _, t := range a.latest {
+		n = max(n, t)
+	}
+	return n
+}
+
+// start starts the worker goroutine unless it runs or runs manually.
+// a.mu is held.
+func (a *aheadWorker) start() {
+	if a.done != nil || a.manual {
+		return
+	}
+	a.done = make(chan struct{})
+	go a.run()
+}
+
+// run is the worker: the queued jobs one at a time, each after its delay,
+// until Close.
+func (a *aheadWorker) run() {
+	defer close(a.done)
+	for {
+		j := a.next()
+		if j == nil {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-a.wake:
+				continue
+			}
+		}
+		if d := time.Until(j.notBefore); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-a.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		a.runJob(a.ctx, j)
+	}
+}
+
+// next takes the first queued job; nil when none.
+func (a *aheadWorker) next() *aheadJob {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.jobs) == 0 || a.closed {
+		return nil
+	}
+	j := a.jobs[0]
+	a.jobs[0] = nil
+	a.jobs = a.jobs[1:]
+	return j
+}
+
+// runJob runs j unless it is stale (the stream's tail start moved on, or
+// the stream was forgotten since), and counts the outcome.
+func (a *aheadWorker) runJob(ctx context.Context, j *aheadJob) {
+	a.mu.Lock()
+	stale := a.latest[j.p.target.ID] > j.tailFrom
+	a.mu.Unlock()
+	if stale || a.q.gens.get(j.p.target.ID) != j.p.gen {
+		a.q.stats.aheadStale.Add(1)
+		return
+	}
+	made, err := a.q.computeAhead(ctx, j.p, j.tailFrom)
+	a.mu.Lock()
+	for _, k := range made {
+		a.made[k] = struct{}{}
+	}
+	a.mu.Unlock()
+	a.q.stats.aheadMade.Add(int64(len(made)))
+	if err != nil {
+		a.q.stats.aheadFailed.Add(1)
+		return
+	}
+	a.q.stats.aheadRun.Add(1)
+}
+
+// computeAhead computes and caches what p (the next minute's question,
+// moved a pane, at the current target whose tail starts at t) will take
+// from the window cache and is final now: its leading final windows when
+// they are cut into pieces (as finalPrefixPieced computes them), and the
+// prefix [start, t) of its edge window's final part (as edgePrefix
+// does). It returns the keys of the entries it computed.
+func (q *Querier) computeAhead(ctx context.Context, p *plan, t int64) ([]winKey, error) {
+	var made []winKey
+	prefix := q.wins.cachedPrefix(p)
+	if sub := p.after(len(prefix)); sub != nil {
+		wins, err := q.finalPrefixPieced(ctx, sub)
+		if err != nil {
+			return made, err
+		}
+		for i := range wins {
+			start, _ := sub.geom.bounds(i)
+			made = append(made, winKey{sub.shape, start})
+		}
+	}
+	start, ok := p.nextEdge(t)
+	if !ok {
+		return made, nil
+	}
+	merge, _ := finerParams(p.agg)
+	pre := p.cut(geometry{from: start, to: t, step: t - start, window: t - start, n: 1})
+	pre.shape, pre.merge = "", merge
+	k := prefixKey(p.shape, start, t)
+	if _, ok := q.wins.get(k); ok {
+		return made, nil
+	}
+	if _, err := q.edgePrefix(ctx, p.shape, pre); err != nil {
+		return made, err
+	}
+	return append(made, k), nil
+}
+
+// used counts k as a hit when a job computed it and no question took it
+// before.
+func (a *aheadWorker) used(k winKey) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	_, ok := a.made[k]
+	delete(a.made, k)
+	a.mu.Unlock()
+	if ok {
+		a.q.stats.aheadHits.Add(1)
+	}
+}
+
+// usedWindows counts the leading n windows of p, taken from the window
+// cache, as used.
+func (a *aheadWorker) usedWindows(p *plan, n int) {
+	if a == nil || n == 0 {
+		return
+	}
+	a.mu.Lock()
+	empty := len(a.made) == 0
+	a.mu.Unlock()
+	if empty {
+		return
+	}
+	for i := range n {
+		start, _ := p.geom.bounds(i)
+		a.used(winKey{p.shape, start})
+	}
+}
+
+// runQueued runs the queued jobs in the caller's goroutine, each at once,
+// and returns how many it ran: for a Querier whose worker runs manually
+// (tests and benchmarks, which run the jobs of a minute to completion
+// before its move).
+func (a *aheadWorker) runQueued(ctx context.Context) int {
+	n := 0
+	for j := a.next(); j != nil; j = a.next() {
+		a.runJob(ctx, j)
+		n++
+	}
+	return n
+}
+
+// close stops the worker and waits for it: a running job's context is
+// cancelled; queued jobs are dropped. Idempotent.
+func (a *aheadWorker) close() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.closed = true
+	a.jobs = nil
+	done := a.done
+	a.mu.Unlock()
+	a.cancel()
+	if done != nil {
+		<-done
+	}
+}

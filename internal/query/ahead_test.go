@@ -1,0 +1,198 @@
+package query
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// dashboardAhead is the dashboard of the ahead tests: questions anchored
+// at now (to), whose windows move a pane with the watermark.
+func dashboardAhead(to int64) []Query {
+	m := int64(time.Minute)
+	var qs []Query
+	for _, agg := range []string{"users", "urls", "latency", "sample"} {
+		qs = append(qs,
+			Query{Aggregate: agg, From: to - 30*m, To: to},
+			Query{Aggregate: agg, From: to - 30*m, To: to, GroupBy: []string{"device"}},
+			Query{Aggregate: agg, From: to - 60*m, To: to, Step: 15 * m},
+			Query{Aggregate: agg, From: to - 30*m, To: to, Step: 5 * m, GroupBy: []string{"country"}})
+	}
+	return qs
+}
+
+// TestAheadEqualsWhole: with the next minute's final windows and edge
+// prefixes computed ahead (the jobs of each minute run before its move),
+// every answer over a live stream, across minute moves and commits within
+// the minute, equals that of a querier without any cache (hll, cms and
+// reservoir exactly, t-digests within their rank error), and is the same
+// sketch, byte for byte, as that of a querier with every cache but no
+// ahead jobs: the cut of a window is its geometry's, whether a job
+// computed its parts or the question did. The jobs ran and their entries
+// were taken.
+func TestAheadEqualsWhole(t *testing.T) {
+	l, _, q, ref := newLiveMemo(t, 20261206, 12, 3, 3, 40)
+	q.ahead.manual = true
+	plain := New(l.db, Options{AheadJobs: -1})
+	for round := range 5 {
+		l.ingest(t) // the watermark moves
+		for c := range 4 {
+			if c > 0 {
+				l.ingestOpen(t) // late events, the watermark unmoved
+			}
+			for i, qu := range dashboardAhead(l.now()) {
+				at := fmt.Sprintf("round %d commit %d question %d (%s)", round, c, i, qu.Aggregate)
+				sameAsReference(t, at, q, ref, l.target, qu)
+				sameBytes(t, at, q, plain, l.target, qu)
+			}
+		}
+		q.ahead.runQueued(t.Context())
+	}
+	st := q.Stats()
+	t.Logf("ahead: %+v, %d entries, %d taken", st.AheadJobs, st.AheadEntries, st.AheadHits)
+	if st.AheadJobs.Run == 0 || st.AheadHits == 0 || st.AheadJobs.Failed > 0 || st.AheadJobs.Dropped > 0 {
+		t.Fatalf("ahead jobs %+v, %d entries taken: want jobs run, none failed or dropped, entries taken", st.AheadJobs, st.AheadHits)
+	}
+}
+
+// sameBytes asks qu of q and of other and checks that their answers are
+// the same sketches, byte for byte.
+func sameBytes(t *testing.T, at string, q, other *Querier, target Target, qu Query) {
+	t.Helper()
+	got, err := q.Query(t.Context(), target, qu)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	want, err := other.Query(t.Context(), target, qu)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	sameResult(t, at, got, want)
+	for gi, wg := range want.Groups {
+		for i, ww := range wg.Windows {
+			gb, _ := got.Groups[gi].Windows[i].Sketch.AppendBinary(nil)
+			wb, _ := ww.Sketch.AppendBinary(nil)
+			if !bytes.Equal(gb, wb) {
+				t.Fatalf("%s: group %v window %d: the sketch differs from the one computed without ahead jobs", at, wg.Key, i)
+			}
+		}
+	}
+}
+
+// TestAheadMoveMergesTwoParts: when the jobs of the minute ran before its
+// move, the refresh after the move merges two parts per group into the
+// final part of the edge window of a question of 12 single-key groups
+// (the prefix computed ahead and the pane that turned final), and its
+// other windows come whole from the cache; without them (AheadJobs < 0) it merges the pieces of
+// the edge window's final part, about 20 per group.
+func TestAheadMoveMergesTwoParts(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		ahead int
+	}{{"ahead", 0}, {"without", -1}} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLiveSpec(t, 20261206, 12, nil)
+			for range 40 {
+				l.ingest(t)
+			}
+			q := New(l.db, Options{AheadJobs: c.ahead})
+			if q.ahead != nil {
+				q.ahead.manual = true
+			}
+			m := int64(time.Minute)
+			ask := func() Stats {
+				t.Helper()
+				s0 := q.Stats()
+				to := l.now()
+				for _, qu := range []Query{
+					{Aggregate: "urls", From: to - 30*m, To: to, GroupBy: []string{"device"}},
+					{Aggregate: "users", From: to - 60*m, To: to, Step: 15 * m},
+				} {
+					if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s1 := q.Stats()
+				return Stats{MergedParts: s1.MergedParts - s0.MergedParts, ComputedPieces: s1.ComputedPieces - s0.ComputedPieces,
+					CachedWindows: s1.CachedWindows - s0.CachedWindows}
+			}
+			for move := range 4 {
+				l.ingestOpen(t)
+				ask()
+				if q.ahead != nil {
+					q.ahead.runQueued(t.Context())
+				}
+				l.ingest(t)
+				got := ask()
+				t.Logf("move %d: %+v", move, got)
+				if move < 1 { // the first questions are not yet known to move
+					continue
+				}
+				// 12 device groups × 2 parts, and the 15-minute series' edge
+				// window (one group, 2 parts).
+				if c.ahead >= 0 && (got.MergedParts > 2*12+2 || got.ComputedPieces > 2) {
+					t.Fatalf("move %d: merged %d parts, computed %d pieces: want at most %d parts (2 per group) and the 2 panes that turned final",
+						move, got.MergedParts, got.ComputedPieces, 2*12+2)
+				}
+				if c.ahead < 0 && got.MergedParts < 10*12 {
+					t.Fatalf("move %d without ahead jobs: merged %d parts, want the edge window's pieces (at least 10 a group)", move, got.MergedParts)
+				}
+			}
+		})
+	}
+}
+
+// TestAheadWorker: the Querier's own worker runs the jobs in the
+// background (a dashboard's questions moving with the watermark queue
+// them), a queue of one drops the jobs past it and counts them, and
+// Close stops the worker, a job waiting for its delay included, and may
+// be called again; questions are answered after it, without jobs.
+func TestAheadWorker(t *testing.T) {
+	l := newLiveSpec(t, 20261206, 12, nil)
+	for range 40 {
+		l.ingest(t)
+	}
+	ask := func(q *Querier) {
+		t.Helper()
+		for _, qu := range dashboardAhead(l.now()) {
+			if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fast := New(l.db, Options{AheadDelay: time.Nanosecond})
+	one := New(l.db, Options{AheadJobs: 1, AheadDelay: time.Hour})
+	for _, q := range []*Querier{fast, one} {
+		ask(q)
+		l.ingest(t)
+		ask(q) // moved: jobs queued
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fast.Stats().AheadJobs.Run < 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := fast.Stats(); st.AheadJobs.Run < 8 || st.AheadEntries == 0 {
+		t.Fatalf("ahead jobs %+v, %d entries: want 8 or more run (16 questions move with the watermark)", st.AheadJobs, st.AheadEntries)
+	}
+	if st := one.Stats(); st.AheadJobs.Dropped == 0 || st.AheadJobs.Run != 0 {
+		t.Fatalf("a queue of one with a job waiting an hour: %+v, want jobs dropped and none run", st.AheadJobs)
+	}
+	done := make(chan struct{})
+	go func() {
+		one.Close() // the waiting job is cancelled
+		one.Close()
+		fast.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	l.ingest(t)
+	ask(fast)
+	if st := fast.Stats(); len(fast.ahead.jobs) != 0 || st.AheadJobs.Dropped != 0 {
+		t.Fatalf("after Close: %d jobs queued, %+v", len(fast.ahead.jobs), st.AheadJobs)
+	}
+}
