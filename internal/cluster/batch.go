@@ -103,8 +103,26 @@ func apiError(data []byte) error {
 	return nil
 }
 
-// isWrongLastSequence: the fence (expected last subject sequence) failed.
+// errCodeWrongLastSequenceBusy is nats-server's "wrong last sequence"
+// without a sequence (JSStreamWrongLastSequenceConstantErr): a batch's
+// fence could not be checked because a message of the same subject was
+// still being stored (a resent batch whose first copy is still in
+// process, or the previous commit's record not yet applied), or because
+// the batch itself wrote the subject before. The fence did not pass;
+// a moment later the subject's last sequence says why.
+const errCodeWrongLastSequenceBusy jetstream.ErrorCode = 10164
+
+// isWrongLastSequence: the fence (expected last subject sequence) failed,
+// or could not be checked yet (wrongLastSequenceBusy).
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceBusy)
+}
+
+// wrongLastSequenceBusy: the fence could not be checked because its
+// subject was busy (errCodeWrongLastSequenceBusy).
+func wrongLastSequenceBusy(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeWrongLastSequenceBusy
 }

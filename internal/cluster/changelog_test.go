@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
@@ -398,5 +399,40 @@ func TestCheckPaneFits(t *testing.T) {
 	err := CheckPaneFits(spec, 64<<10)
 	if !errors.Is(err, ErrPaneTooLarge) || !strings.Contains(err.Error(), "max_payload is 64 KiB") {
 		t.Fatalf("64 KiB: %v", err)
+	}
+}
+
+// TestWrongLastSequenceBusy: nats-server answers a fence it cannot check
+// because its subject is busy with "wrong last sequence" without a
+// sequence (10164, not 10071); here the batch itself wrote the subject
+// before the fenced message, which a real server refuses that way. The
+// writer takes it as a failed fence (re-read, then retried or adopted),
+// not as a failed commit: a clean-clone -race run of internal/cluster
+// failed TestChangelogRestore on it ("partition 0 flush 2: ...
+// err_code=10164 wrong last sequence"), a resent or previous batch still
+// in process on a loaded machine.
+func TestWrongLastSequenceBusy(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	nc := f.c.Connect(t, 0)
+	subj := f.cl.CheckpointSubject(0)
+	first := &nats.Msg{Subject: subj, Data: []byte("a"), Header: nats.Header{}}
+	fenced := &nats.Msg{Subject: subj, Data: []byte("b"), Header: nats.Header{}}
+	fenced.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	var err error
+	for range 20 { // a just-started cluster may not answer yet
+		if _, err = publishAtomic(testContext(t, 10*time.Second), nc, []*nats.Msg{first, fenced}, 2*time.Second); !unanswered(err) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeWrongLastSequenceBusy {
+		t.Fatalf("batch writing its fenced subject twice: %v, want the server's error %d", err, errCodeWrongLastSequenceBusy)
+	}
+	if !isWrongLastSequence(err) || !wrongLastSequenceBusy(err) {
+		t.Errorf("%v: not taken as a failed fence on a busy subject", err)
+	}
+	if plain := (&jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}); !isWrongLastSequence(plain) || wrongLastSequenceBusy(plain) {
+		t.Errorf("10071 misread")
 	}
 }

@@ -168,7 +168,10 @@ func (w *Writer) Epoch() uint64 { return w.epoch }
 // A rejected fence whose winner is this writer's own epoch is a batch
 // that landed although its ack was lost (a timeout): it is adopted, and
 // if it closed this very flush Commit returns its sequence without
-// publishing again. Otherwise the error is a *FencedError (ErrFenced).
+// publishing again. A fence the server could not check yet, its subject
+// busy with a batch still in process (errCodeWrongLastSequenceBusy), is
+// read again after a moment the same way. Otherwise the error is a
+// *FencedError (ErrFenced).
 // A batch that goes unanswered is sent again for up to PublishTimeout
 // (publishResent: a changelog electing its leader); past that the error
 // (timeout, no quorum) leaves the outcome to the next Commit of the same
@@ -182,10 +185,13 @@ func (w *Writer) Commit(ctx context.Context, f sketchd.Flush) (uint64, error) {
 		return 0, err
 	}
 	final := Record{Checkpoint: f.Checkpoint, Owner: w.owner, Epoch: w.epoch, Gen: f.Gen, Last: true}
-	for range 3 {
+	for i := range commitAttempts {
 		seq, err := w.commitBatches(ctx, panes, &final)
 		if !isWrongLastSequence(err) {
 			return seq, err
+		}
+		if wrongLastSequenceBusy(err) && !sleepCtx(ctx, time.Duration(i+1)*50*time.Millisecond) {
+			return 0, ctx.Err()
 		}
 		rec, at, found, gerr := w.lastRecord(ctx)
 		if gerr != nil {
@@ -203,6 +209,22 @@ func (w *Writer) Commit(ctx context.Context, f sketchd.Flush) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("cluster: commit of partition %d: fence kept moving under its own owner", w.part)
+}
+
+// commitAttempts bounds Commit's re-reads of a failed fence: an own batch
+// that landed unanswered, or a subject busy with one still in process.
+const commitAttempts = 5
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // paneMsg is a pane ready to publish.
