@@ -30,10 +30,7 @@ func TestMirrorFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mirror.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	done := runMirror(t, ctx, mirror)
 	waitFor(t, "restored (empty changelog)", func() bool {
 		if len(done) > 0 {
 			err := <-done
@@ -152,10 +149,7 @@ func TestMirrorHoldRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mirror.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runMirror(t, ctx, mirror)
 	waitFor(t, "restored", mirror.Restored)
 
 	var m model
@@ -236,10 +230,7 @@ func TestMirrorRetriesFailedRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mirror.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	done := runMirror(t, ctx, mirror)
 	failed := func() float64 {
 		return promtest.Series(t, reg)[`sketchd_mirror_restarts_total{reason="error",stream="pageviews"}`]
 	}
@@ -270,4 +261,15 @@ func stopped(tb testing.TB, done chan error) {
 		tb.Fatalf("the mirror stopped: %v", err)
 	default:
 	}
+}
+
+// runMirror runs m until the test ends and returns the channel its Run's
+// result arrives on.
+func runMirror(t *testing.T, ctx context.Context, m *Mirror) chan error {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return done
 }

@@ -87,10 +87,7 @@ func TestMirrorConsumerOnLostNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mirror.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	done := runMirror(t, ctx, mirror)
 	caughtUp := func() bool {
 		cp, _, _ := db.Checkpoint(ctx, sids[0])
 		return cp.Position == m.cp.Position
