@@ -106,10 +106,8 @@ func waitLeader(ctx context.Context, s jetstream.Stream) error {
 		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 50*time.Millisecond) {
 			return fmt.Errorf("cluster: stream %s has no leader: %w", s.CachedInfo().Config.Name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -52,10 +52,8 @@ func (m *Mirror) run(ctx context.Context, follow bool) error {
 			}
 			m.restarts[restartError].Add(1)
 			m.log.Warn("changelog mirror failed; retrying", "err", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
+			if !sleepCtx(ctx, wait) {
 				return m.ended(ctx, follow)
-			case <-time.After(wait):
 			}
 			wait = min(2*wait, retryMax)
 		default:

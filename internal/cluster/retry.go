@@ -27,11 +27,21 @@ func retryAdmin(ctx context.Context, req func(ctx context.Context) error) error 
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return err
-		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -65,10 +75,8 @@ func lastForSubject(ctx context.Context, s jetstream.Stream, subject string) (*j
 		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
 			return m, err
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return m, err
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -135,10 +135,8 @@ func (w *Writer) publishResent(ctx context.Context, panes []paneMsg, rec *Record
 			return seq, lost, err
 		}
 		lost = true
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return 0, lost, err
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -214,18 +212,6 @@ func (w *Writer) Commit(ctx context.Context, f sketchd.Flush) (uint64, error) {
 // commitAttempts bounds Commit's re-reads of a failed fence: an own batch
 // that landed unanswered, or a subject busy with one still in process.
 const commitAttempts = 5
-
-// sleepCtx waits d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // paneMsg is a pane ready to publish.
 type paneMsg struct {
