@@ -216,39 +216,7 @@ func (q *Querier) edgePart(ctx context.Context, shape string, edge *plan) (map[s
 // temporary set, and every refresh merged the final part through a hash
 // set (BenchmarkDashboardMinuteMoveDense: +68% CPU a refresh).
 func mergeParts(parts []map[string]winGroup, at sketch.Params) (map[string]winGroup, error) {
-	out := map[string]winGroup{}
-	srcs := map[string][]sketch.Sketch{}
-	for _, part := range parts {
-		for gk, g := range part {
-			o := out[gk]
-			o.events += g.events
-			o.panes += g.panes
-			out[gk] = o
-			if g.sk != nil {
-				srcs[gk] = append(srcs[gk], g.sk)
-			}
-		}
-	}
-	for gk, o := range out {
-		var err error
-		switch ss := srcs[gk]; {
-		case len(ss) == 0:
-			o.sk, err = sketch.New(at)
-		case len(ss) > 1 && isHLL(ss[0]):
-			if o.sk, err = sketch.New(at); err == nil {
-				err = sketch.MergeAll(o.sk, ss...)
-			}
-		default:
-			o.sk, err = mergeAt(at, ss)
-		}
-		if err != nil {
-			return nil, err
-		}
-		warmSketch(o.sk)
-		o.id = winIDs.Add(1)
-		out[gk] = o
-	}
-	return out, nil
+	return mergeGroupParts(parts, at, true)
 }
 
 func isHLL(sk sketch.Sketch) bool {

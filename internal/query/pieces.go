@@ -224,6 +224,18 @@ func (q *Querier) pieces(ctx context.Context, p *plan, pp *sketch.Params, want [
 // mergeGroups merges the pieces of one range per group, in order, at
 // params at: a group absent from every piece is absent (empty).
 func mergeGroups(cut []piece, got map[piece]map[string]winGroup, at sketch.Params) (map[string]winGroup, error) {
+	parts := make([]map[string]winGroup, len(cut))
+	for i, pc := range cut {
+		parts[i] = got[pc]
+	}
+	return mergeGroupParts(parts, at, false)
+}
+
+// mergeGroupParts merges parts (each a sketch per group) per group, in
+// order, at params at: a group absent from every part is absent, one
+// without a sketch in any is an empty sketch. hllFromEmpty starts the
+// merge of two or more HLLs from an empty sketch (mergeParts).
+func mergeGroupParts(parts []map[string]winGroup, at sketch.Params, hllFromEmpty bool) (map[string]winGroup, error) {
 	type acc struct {
 		events uint64
 		panes  int
@@ -231,8 +243,8 @@ func mergeGroups(cut []piece, got map[piece]map[string]winGroup, at sketch.Param
 	}
 	accs := map[string]*acc{}
 	var order []string
-	for _, pc := range cut {
-		for gk, g := range got[pc] {
+	for _, part := range parts {
+		for gk, g := range part {
 			a, ok := accs[gk]
 			if !ok {
 				a = &acc{}
@@ -251,9 +263,14 @@ func mergeGroups(cut []piece, got map[piece]map[string]winGroup, at sketch.Param
 		a := accs[gk]
 		var sk sketch.Sketch
 		var err error
-		if len(a.srcs) == 0 {
+		switch {
+		case len(a.srcs) == 0:
 			sk, err = sketch.New(at)
-		} else {
+		case hllFromEmpty && len(a.srcs) > 1 && isHLL(a.srcs[0]):
+			if sk, err = sketch.New(at); err == nil {
+				err = sketch.MergeAll(sk, a.srcs...)
+			}
+		default:
 			sk, err = mergeAt(at, a.srcs)
 		}
 		if err != nil {
