@@ -203,8 +203,15 @@ func TestMirrorRetriesFailedRead(t *testing.T) {
 	spec.Retention = 0
 	f := &fixture{c: c, cl: Changelog{Cluster: "t", Stream: spec.Name, Rev: 1}, spec: spec, opts: testOptions(t, "t")}
 	js := jetStream(t, c.Connect(t, 0))
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: f.cl.Name(), Subjects: []string{f.cl.Subjects()},
-		Replicas: 3, MaxMsgsPerSubject: 1, AllowAtomicPublish: true, AllowMsgTTL: true, AllowDirect: true, MaxConsumers: 1})
+	// Like the changelog's own create (retryAdmin), a create on a
+	// cluster just started can be refused until the meta leader sees the
+	// peers (10005 "no suitable peers for placement": a clean-clone CI run).
+	var s jetstream.Stream
+	err := retryAdmin(ctx, func(actx context.Context) (err error) {
+		s, err = js.CreateStream(actx, jetstream.StreamConfig{Name: f.cl.Name(), Subjects: []string{f.cl.Subjects()},
+			Replicas: 3, MaxMsgsPerSubject: 1, AllowAtomicPublish: true, AllowMsgTTL: true, AllowDirect: true, MaxConsumers: 1})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +219,11 @@ func TestMirrorRetriesFailedRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.stream = s
-	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "other", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+	err = retryAdmin(ctx, func(actx context.Context) error {
+		_, err := s.CreateConsumer(actx, jetstream.ConsumerConfig{Durable: "other", AckPolicy: jetstream.AckNonePolicy})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	w := f.writer(t, 1, 0, "owner")
