@@ -20,20 +20,29 @@ import (
 // is final at tailFrom t, as is every final window of the moved series
 // (they end at or before the edge window's start, s+pane <= t).
 //
-// So a question that moved with the watermark (asked at the previous
-// tailFrom with its from a pane earlier: a moving anchor) queues a job
-// that computes, in the background, the next minute's final windows and
-// edge prefix, and caches them under the keys the next minute's question
-// looks up; the move then merges the prefix and the pane that turned
-// final into the edge window's final part (two parts per group). The entries are the
-// ones the question would compute itself, by its geometry alone, so
-// answers do not depend on whether a job ran (TestAheadEqualsWhole).
+// A question moves in two ways: its from with the clock (a dashboard's
+// "last hour" at each minute) and its tail start with the watermark (when
+// it passes a pane's end plus the allowed lateness). They move together
+// only for a range anchored at the watermark; a dashboard's clock moves
+// its from at :00 and a stream a minute late moves its tail at about :10.
+// Either move gives the edge window a new final part whose prefix is
+// final before the move: [start+pane, tailFrom-pane) when the from moves,
+// [start, tailFrom) when the tail does. So a question that moved by a
+// pane since it was last asked queues a job for the move it makes next
+// (aheadSeen.predict: the alternate one after a lone move, the same after
+// two alike or both at once) that computes, in the background, that
+// move's final windows and edge prefix, and caches them under the keys
+// the question after the move looks up; the move then merges the prefix
+// and the pane that turned final into the edge window's final part (two
+// parts per group). The entries are the ones the question would compute
+// itself, by its geometry alone, so answers do not depend on whether a
+// job ran or what it predicted (TestAheadEqualsWhole).
 //
 // One worker, owned by the Querier (started by the first job, stopped
 // by Close), runs one job at a time, a delay after it was queued (past
 // the move's burst of questions), under the query memory budget and a
 // context Close cancels. The queue is small and deduplicated per shape,
-// range and tailFrom; a job is dropped when the queue is full, and
+// from and tailFrom; a job is dropped when the queue is full, and
 // skipped when the stream's tailFrom has moved on since (stale).
 
 // aheadWorker holds the queue of ahead jobs and the state deciding them.
@@ -59,22 +68,31 @@ type aheadWorker struct {
 	closed bool
 }
 
-// aheadSeen is when a question (shape, windows, from relative to the
-// tail start) was last asked, and whether its from had moved a pane since
-// the question before.
+// aheadSeen is where a question (shape and windows) was last asked: its
+// from and the tail start then, and how its last two moves went.
 type aheadSeen struct {
-	tailFrom int64
-	moving   bool
+	from, tailFrom int64
+	last, prev     move
 }
 
-// aheadJob is the next minute's question of a moving anchor, at the
-// current target: its plan moved a pane (keys and groups as selected
-// now, which hold every key with a pane in the range it computes), and
-// the tailFrom it was asked at.
+// move is how a question moved between two askings: its from a pane
+// later (the clock's anchor moved), its tail start a pane later (the
+// watermark moved), both, or neither / otherwise (unknown).
+type move struct{ from, tail bool }
+
+// known: the question moved by a pane, its from or its tail or both.
+func (m move) known() bool { return m.from || m.tail }
+
+// aheadJob is the question of the move predicted next, at the current
+// target: its plan moved (keys and groups as selected now, which hold
+// every key with a pane in the range it computes), the tailFrom it was
+// asked at, and the tailFrom predicted with the move (next: tailFrom or
+// a pane later).
 type aheadJob struct {
 	key       string
 	p         *plan
 	tailFrom  int64
+	next      int64
 	notBefore time.Time
 }
 
@@ -93,38 +111,41 @@ func newAheadWorker(q *Querier, max int, delay time.Duration) *aheadWorker {
 // (made: all of them, losing only hit counts).
 const maxAheadSeen = 4096
 
-// note records that p is being answered, and queues the job of its next
-// minute when p moved with the watermark since it was last asked and
-// the next minute has final windows or an edge prefix to compute.
+// note records that p is being answered and, when p moved by a pane
+// since it was last asked, queues the job of the move predicted next
+// (predict) when that move has final windows or an edge prefix to
+// compute. A question asked again where it was asked before tries again
+// (its job may have been dropped); the queue deduplicates.
 func (a *aheadWorker) note(p *plan) {
 	if a == nil || !p.winCacheable() {
 		return
 	}
 	t, ok := p.edgeFrom()
-	if !ok || !p.aheadUseful(t) {
+	if !ok {
 		return
 	}
 	gran := int64(p.target.Spec.Granularity)
-	qk := binary.AppendVarint(binary.AppendVarint([]byte(p.shape), int64(p.geom.n)), p.geom.from-t)
+	qk := binary.AppendVarint([]byte(p.shape), int64(p.geom.n))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return
 	}
 	a.latest[p.target.ID] = max(a.latest[p.target.ID], t)
-	s, ok := a.seen[string(qk)]
-	switch {
-	case ok && s.tailFrom == t:
-	case ok && s.tailFrom == t-gran:
-		s = aheadSeen{tailFrom: t, moving: true}
-	case !ok || s.tailFrom < t:
-		s = aheadSeen{tailFrom: t}
+	s, seen := a.seen[string(qk)]
+	if !seen || s.from != p.geom.from || s.tailFrom != t {
+		var m move
+		if seen {
+			m = classify(p.geom.from-s.from, t-s.tailFrom, gran)
+		}
+		s = aheadSeen{from: p.geom.from, tailFrom: t, last: m, prev: s.last}
+		a.seen[string(qk)] = s
 	}
-	a.seen[string(qk)] = s
-	if !s.moving {
+	next, ok := s.predict()
+	if !ok || !p.aheadUseful(next, t) {
 		return
 	}
-	jk := string(binary.AppendVarint(qk, t))
+	jk := string(binary.AppendVarint(binary.AppendVarint(qk, p.geom.from), t))
 	if _, dup := a.queued[jk]; dup {
 		return
 	}
@@ -134,7 +155,8 @@ func (a *aheadWorker) note(p *plan) {
 	}
 	a.forgetOld()
 	a.queued[jk] = t
-	a.jobs = append(a.jobs, &aheadJob{key: jk, p: p.moved(gran), tailFrom: t, notBefore: time.Now().Add(min(a.delay, time.Duration(gran/4)))})
+	a.jobs = append(a.jobs, &aheadJob{key: jk, p: p.moved(next.fromBy(gran)), tailFrom: t, next: t + next.tailBy(gran),
+		notBefore: time.Now().Add(min(a.delay, time.Duration(gran/4)))})
 	a.start()
 	select {
 	case a.wake <- struct{}{}:
@@ -142,21 +164,60 @@ func (a *aheadWorker) note(p *plan) {
 	}
 }
 
-// aheadUseful reports whether p's next minute (p moved a pane, tailFrom
-// t moved a pane) has something final now that its question computes:
-// final windows cut into pieces, or the prefix of its edge window's
+// classify names the move of a question whose from moved by df and whose
+// tail start moved by dt, each 0 or a pane (gran); else unknown.
+func classify(df, dt, gran int64) move {
+	if (df != 0 && df != gran) || (dt != 0 && dt != gran) {
+		return move{}
+	}
+	return move{from: df == gran, tail: dt == gran}
+}
+
+// predict returns the move a question makes next, from its last two. A
+// dashboard's "last hour" anchors its from at the clock's minute, while
+// the tail start moves when the watermark passes a pane's end plus the
+// allowed lateness: two moves a minute apart, alternating (a from move
+// at :00, a tail move at :10 for a stream a minute late). Both at once
+// (a range anchored at the watermark) repeat; so does the same move twice
+// (a fixed from whose tail moves, a clock over a stream that stopped).
+func (s aheadSeen) predict() (move, bool) {
+	switch {
+	case !s.last.known():
+		return move{}, false
+	case s.last.from && s.last.tail, s.prev == s.last:
+		return s.last, true
+	default:
+		return move{from: !s.last.from, tail: !s.last.tail}, true
+	}
+}
+
+// fromBy and tailBy are the shifts of m's from and tail start.
+func (m move) fromBy(gran int64) int64 { return shift(m.from, gran) }
+func (m move) tailBy(gran int64) int64 { return shift(m.tail, gran) }
+
+func shift(moves bool, gran int64) int64 {
+	if moves {
+		return gran
+	}
+	return 0
+}
+
+// aheadUseful reports whether p's next move m (asked now at tailFrom t)
+// has something final now that its question computes: final windows cut
+// into pieces (when its from moves), or the prefix of its edge window's
 // final part.
-func (p *plan) aheadUseful(t int64) bool {
+func (p *plan) aheadUseful(m move, t int64) bool {
 	if _, ok := finerParams(p.agg); !ok || p.family == "" {
 		return false
 	}
+	gran := int64(p.target.Spec.Granularity)
 	next := *p // its geometry only: moved clones the groups
-	d := int64(p.target.Spec.Granularity)
+	d := m.fromBy(gran)
 	next.geom.from, next.geom.to, next.geom.floor = p.geom.from+d, p.geom.to+d, 0
-	if next.piecewise() {
+	if m.from && next.piecewise() {
 		return true
 	}
-	_, ok := next.nextEdge(t)
+	_, ok := next.nextEdge(t + m.tailBy(gran))
 	return ok
 }
 
@@ -171,17 +232,17 @@ func (p *plan) moved(d int64) *plan {
 	return c
 }
 
-// nextEdge returns the start of the edge window of p (a plan moved a
-// pane) when tailFrom has moved from t a pane too, when the prefix of
-// its final part, [start, t), is not empty.
-func (p *plan) nextEdge(t int64) (start int64, ok bool) {
+// nextEdge returns the start of the edge window of p (a plan moved) when
+// the tail starts at next, when the prefix of its final part, [start,
+// next-pane), is not empty.
+func (p *plan) nextEdge(next int64) (start int64, ok bool) {
 	gran := int64(p.target.Spec.Granularity)
-	k := floorDiv(t+gran-p.geom.from, p.geom.step)
+	k := floorDiv(next-p.geom.from, p.geom.step)
 	if k < 0 || k >= int64(p.geom.n) {
 		return 0, false
 	}
 	start, _ = p.geom.bounds(int(k))
-	return start, start < t
+	return start, start < next-gran
 }
 
 // forgetOld drops, past maxAheadSeen, what the worker remembers of tail
@@ -276,7 +337,7 @@ func (a *aheadWorker) runJob(ctx context.Context, j *aheadJob) {
 		a.q.stats.aheadStale.Add(1)
 		return
 	}
-	made, err := a.q.computeAhead(ctx, j.p, j.tailFrom)
+	made, err := a.q.computeAhead(ctx, j.p, j.next)
 	a.mu.Lock()
 	for _, k := range made {
 		a.made[k] = struct{}{}
@@ -290,13 +351,15 @@ func (a *aheadWorker) runJob(ctx context.Context, j *aheadJob) {
 	a.q.stats.aheadRun.Add(1)
 }
 
-// computeAhead computes and caches what p (the next minute's question,
-// moved a pane, at the current target whose tail starts at t) will take
-// from the window cache and is final now: its leading final windows when
-// they are cut into pieces (as finalPrefixPieced computes them), and the
-// prefix [start, t) of its edge window's final part (as edgePrefix
-// does). It returns the keys of the entries it computed.
-func (q *Querier) computeAhead(ctx context.Context, p *plan, t int64) ([]winKey, error) {
+// computeAhead computes and caches what p (the question of the next
+// move, at the current target) will take from the window cache and is
+// final now: its leading final windows when they are cut into pieces (as
+// finalPrefixPieced computes them), and the prefix [start, next-pane) of
+// its edge window's final part when the tail starts at next (as
+// edgePrefix does; next is the current tail start or a pane later, so
+// the prefix is final now). It returns the keys of the entries it
+// computed.
+func (q *Querier) computeAhead(ctx context.Context, p *plan, next int64) ([]winKey, error) {
 	var made []winKey
 	prefix := q.wins.cachedPrefix(p)
 	if sub := p.after(len(prefix)); sub != nil {
@@ -309,14 +372,15 @@ func (q *Querier) computeAhead(ctx context.Context, p *plan, t int64) ([]winKey,
 			made = append(made, winKey{sub.shape, start})
 		}
 	}
-	start, ok := p.nextEdge(t)
+	start, ok := p.nextEdge(next)
 	if !ok {
 		return made, nil
 	}
+	end := next - int64(p.target.Spec.Granularity)
 	merge, _ := finerParams(p.agg)
-	pre := p.cut(geometry{from: start, to: t, step: t - start, window: t - start, n: 1})
+	pre := p.cut(geometry{from: start, to: end, step: end - start, window: end - start, n: 1})
 	pre.shape, pre.merge = "", merge
-	k := prefixKey(p.shape, start, t)
+	k := prefixKey(p.shape, start, end)
 	if _, ok := q.wins.get(k); ok {
 		return made, nil
 	}

@@ -22,37 +22,53 @@ func dashboardAhead(to int64) []Query {
 	return qs
 }
 
-// TestAheadEqualsWhole: with the next minute's final windows and edge
-// prefixes computed ahead (the jobs of each minute run before its move),
-// every answer over a live stream, across minute moves and commits within
-// the minute, equals that of a querier without any cache (hll, cms and
+// TestAheadEqualsWhole: with the next move's final windows and edge
+// prefixes computed ahead (the jobs queued before a move run before it),
+// every answer over a live stream, across moves and commits within the
+// minute, equals that of a querier without any cache (hll, cms and
 // reservoir exactly, t-digests within their rank error), and is the same
 // sketch, byte for byte, as that of a querier with every cache but no
 // ahead jobs: the cut of a window is its geometry's, whether a job
 // computed its parts or the question did. The jobs ran and their entries
-// were taken.
+// were taken. Two dashboards: anchored at the watermark (from and tail
+// move at once), and at a clock a minute ahead of it (from moves, then
+// the tail: the load runner's).
 func TestAheadEqualsWhole(t *testing.T) {
-	l, _, q, ref := newLiveMemo(t, 20261206, 12, 3, 3, 40)
-	q.ahead.manual = true
-	plain := New(l.db, Options{AheadJobs: -1})
-	for round := range 5 {
-		l.ingest(t) // the watermark moves
-		for c := range 4 {
-			if c > 0 {
-				l.ingestOpen(t) // late events, the watermark unmoved
+	for _, c := range []struct {
+		name  string
+		clock bool
+	}{{"together", false}, {"clock first", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			l, _, q, ref := newLiveMemo(t, 20261206, 12, 3, 3, 40)
+			q.ahead.manual = true
+			plain := New(l.db, Options{AheadJobs: -1})
+			ask := func(at string, to int64) {
+				for i, qu := range dashboardAhead(to) {
+					at := fmt.Sprintf("%s question %d (%s)", at, i, qu.Aggregate)
+					sameAsReference(t, at, q, ref, l.target, qu)
+					sameBytes(t, at, q, plain, l.target, qu)
+				}
 			}
-			for i, qu := range dashboardAhead(l.now()) {
-				at := fmt.Sprintf("round %d commit %d question %d (%s)", round, c, i, qu.Aggregate)
-				sameAsReference(t, at, q, ref, l.target, qu)
-				sameBytes(t, at, q, plain, l.target, qu)
+			for round := range 5 {
+				l.ingest(t) // the watermark moves
+				for c := range 3 {
+					if c > 0 {
+						l.ingestOpen(t) // late events, the watermark unmoved
+					}
+					ask(fmt.Sprintf("round %d commit %d", round, c), l.now())
+				}
+				q.ahead.runQueued(t.Context())
+				if c.clock {
+					ask(fmt.Sprintf("round %d, clock moved", round), l.now()+int64(time.Minute))
+					q.ahead.runQueued(t.Context())
+				}
 			}
-		}
-		q.ahead.runQueued(t.Context())
-	}
-	st := q.Stats()
-	t.Logf("ahead: %+v, %d entries, %d taken", st.AheadJobs, st.AheadEntries, st.AheadHits)
-	if st.AheadJobs.Run == 0 || st.AheadHits == 0 || st.AheadJobs.Failed > 0 || st.AheadJobs.Dropped > 0 {
-		t.Fatalf("ahead jobs %+v, %d entries taken: want jobs run, none failed or dropped, entries taken", st.AheadJobs, st.AheadHits)
+			st := q.Stats()
+			t.Logf("ahead: %+v, %d entries, %d taken", st.AheadJobs, st.AheadEntries, st.AheadHits)
+			if st.AheadJobs.Run == 0 || st.AheadHits == 0 || st.AheadJobs.Failed > 0 || st.AheadJobs.Dropped > 0 {
+				t.Fatalf("ahead jobs %+v, %d entries taken: want jobs run, none failed or dropped, entries taken", st.AheadJobs, st.AheadHits)
+			}
+		})
 	}
 }
 
@@ -140,6 +156,60 @@ func TestAheadMoveMergesTwoParts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAheadClockFirst: a dashboard whose from moves with a clock at the
+// minute and whose tail start moves later in the minute, with the
+// watermark (the load runner's: "the last hour" from :00, the tail at
+// :10), merges two parts per group at either move once the jobs queued
+// at the move before ran: the prefix computed ahead and the pane that
+// turned final; its series' windows come whole from the cache. Without
+// the jobs it merges the edge window's pieces. (Jobs that predicted both
+// moves at once, as before, took nothing here.)
+func TestAheadClockFirst(t *testing.T) {
+	l := newLiveSpec(t, 20261207, 12, nil)
+	for range 40 {
+		l.ingest(t)
+	}
+	q := New(l.db, Options{})
+	t.Cleanup(q.Close)
+	q.ahead.manual = true
+	m := int64(time.Minute)
+	ask := func(to int64) Stats {
+		t.Helper()
+		s0 := q.Stats()
+		for _, qu := range []Query{
+			{Aggregate: "urls", From: to - 30*m, To: to, GroupBy: []string{"device"}},
+			{Aggregate: "users", From: to - 60*m, To: to, Step: 15 * m},
+		} {
+			if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s1 := q.Stats()
+		return Stats{MergedParts: s1.MergedParts - s0.MergedParts, ComputedPieces: s1.ComputedPieces - s0.ComputedPieces,
+			AheadHits: s1.AheadHits - s0.AheadHits}
+	}
+	ask(l.now())
+	for move := range 5 {
+		q.ahead.runQueued(t.Context())
+		byClock := ask(l.now() + m) // the clock's minute: from moves
+		q.ahead.runQueued(t.Context())
+		l.ingest(t)
+		byWatermark := ask(l.now()) // the same from; the tail moves
+		t.Logf("move %d: clock %+v, watermark %+v", move, byClock, byWatermark)
+		if move < 1 { // the first moves are not yet known
+			continue
+		}
+		for _, got := range []Stats{byClock, byWatermark} {
+			// 12 device groups × 2 parts, and the 15-minute series' edge
+			// window (one group, 2 parts).
+			if got.MergedParts > 2*12+2 || got.AheadHits == 0 {
+				t.Fatalf("move %d: merged %d parts, %d entries computed ahead taken: want at most %d (2 per group), entries taken",
+					move, got.MergedParts, got.AheadHits, 2*12+2)
+			}
+		}
 	}
 }
 

@@ -144,9 +144,9 @@ func (p *plan) cut(g geometry) *plan {
 // own (from its pieces) and kept in the window cache under prefixKey, the
 // pane as a single-pane piece of the family (pieces.go), and the final
 // part is their merge, kept under edgeKey. So at the minute's commit,
-// when tailFrom moves a pane, the new final part's prefix
-// [start+pane, tailFrom) is one that was final a minute before: computed
-// then in the background (ahead.go), the move merges two parts per group,
+// when tailFrom or the window's start moves a pane, the new final part's
+// prefix is one that was final before the move: computed then in the
+// background (ahead.go), the move merges two parts per group,
 // the prefix and the pane that turned final, instead of the ~25 pieces
 // of the whole final part. The refreshes within the minute merge the
 // final part into the open part, one sketch per group (merging the
@@ -248,14 +248,18 @@ func (q *Querier) edgePrefix(ctx context.Context, shape string, pre *plan) (map[
 }
 
 // dropOldEdges removes from the window cache the final parts of shape
-// that the questions of the previous tail start used: ending a pane
-// before edge, starting where edge does (a fixed anchor) or a pane before
-// (a moving one). No question asks them again; left to the LRU, one a
-// shape and minute crowded out the pieces.
+// that the questions before edge's last move used (ahead.go's moves):
+// ending a pane before edge and starting where edge does (a fixed anchor)
+// or a pane before (an anchor moving with the watermark), or ending where
+// edge does and starting a pane before (an anchor that moved with the
+// clock). No question asks them again; left to the LRU, one a shape and
+// minute crowded out the pieces.
 func (q *Querier) dropOldEdges(shape string, edge *plan) {
 	gran := int64(edge.target.Spec.Granularity)
-	q.wins.items.remove(edgeKey(shape, edge.geom.from, edge.geom.to-gran))
-	q.wins.items.remove(edgeKey(shape, edge.geom.from-gran, edge.geom.to-gran))
+	from, to := edge.geom.from, edge.geom.to
+	q.wins.items.remove(edgeKey(shape, from, to-gran))
+	q.wins.items.remove(edgeKey(shape, from-gran, to-gran))
+	q.wins.items.remove(edgeKey(shape, from-gran, to))
 }
 
 // edgeGroups computes the final part of an edge window, per group: from
