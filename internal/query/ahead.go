@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 )
@@ -73,7 +74,16 @@ type aheadWorker struct {
 type aheadSeen struct {
 	from, tailFrom int64
 	last, prev     move
+	// from and tail: when its from and its tail start last moved.
+	fromAt, tailAt moveTimes
 }
+
+// moveTimes are the times of the last two moves of a kind (zero: not
+// seen).
+type moveTimes struct{ last, before time.Time }
+
+// add returns t after a move at now.
+func (t moveTimes) add(now time.Time) moveTimes { return moveTimes{last: now, before: t.last} }
 
 // move is how a question moved between two askings: its from a pane
 // later (the clock's anchor moved), its tail start a pane later (the
@@ -138,7 +148,7 @@ func (a *aheadWorker) note(p *plan) {
 		if seen {
 			m = classify(p.geom.from-s.from, t-s.tailFrom, gran)
 		}
-		s = aheadSeen{from: p.geom.from, tailFrom: t, last: m, prev: s.last}
+		s = s.moved(p.geom.from, t, m, time.Now())
 		a.seen[string(qk)] = s
 	}
 	next, ok := s.predict()
@@ -156,12 +166,51 @@ func (a *aheadWorker) note(p *plan) {
 	a.forgetOld()
 	a.queued[jk] = t
 	a.jobs = append(a.jobs, &aheadJob{key: jk, p: p.moved(next.fromBy(gran)), tailFrom: t, next: t + next.tailBy(gran),
-		notBefore: time.Now().Add(min(a.delay, time.Duration(gran/4)))})
+		notBefore: a.when(s, next, time.Duration(gran))})
 	a.start()
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// moved returns s after the question moved by m to from and tailFrom at
+// time now.
+func (s aheadSeen) moved(from, tailFrom int64, m move, now time.Time) aheadSeen {
+	n := aheadSeen{from: from, tailFrom: tailFrom, last: m, prev: s.last, fromAt: s.fromAt, tailAt: s.tailAt}
+	if m.from {
+		n.fromAt = s.fromAt.add(now)
+	}
+	if m.tail {
+		n.tailAt = s.tailAt.add(now)
+	}
+	return n
+}
+
+// when returns when the job of the question's next move m runs at the
+// soonest: as long after the last move of that kind as that one came
+// after the move before it, less a quarter of that (each kind of move
+// comes once a pane: the clock's at the minute, the watermark's when the
+// events pass it), but no sooner than the delay after now (past the
+// burst of the move that queued it). A job computed long before its move
+// had its entries evicted from the window cache before the question came
+// to take them (the load runner's dashboard: a job for the clock's move,
+// run 5 s after the watermark's at :10, waited 45 s). The delay is at
+// most a quarter of a pane.
+func (a *aheadWorker) when(s aheadSeen, m move, pane time.Duration) time.Time {
+	soonest := time.Now().Add(min(a.delay, pane/4))
+	t := s.tailAt
+	if m.from {
+		t = s.fromAt
+	}
+	if t.last.IsZero() || t.before.IsZero() {
+		return soonest
+	}
+	period := t.last.Sub(t.before)
+	if due := t.last.Add(period - period/4); due.After(soonest) {
+		return due
+	}
+	return soonest
 }
 
 // classify names the move of a question whose from moved by df and whose
@@ -287,43 +336,82 @@ func (a *aheadWorker) start() {
 	go a.run()
 }
 
-// run is the worker: the queued jobs one at a time, each after its delay,
-// until Close.
+// run is the worker: the queued jobs one at a time, each when it is due
+// (the first due first), until Close. A job queued while it waits for
+// one due later wakes it to look again.
 func (a *aheadWorker) run() {
 	defer close(a.done)
 	for {
-		j := a.next()
-		if j == nil {
-			select {
-			case <-a.ctx.Done():
-				return
-			case <-a.wake:
-				continue
-			}
+		j, wait := a.due(time.Now())
+		if j != nil {
+			a.runJob(a.ctx, j)
+			continue
 		}
-		if d := time.Until(j.notBefore); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-a.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			fire = timer.C
 		}
-		a.runJob(a.ctx, j)
+		select {
+		case <-a.ctx.Done():
+		case <-a.wake:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if a.ctx.Err() != nil {
+			return
+		}
 	}
 }
 
-// next takes the first queued job; nil when none.
+// due takes the queued job due first when it is due at now; else it
+// returns how long until it is (0: no job queued).
+func (a *aheadWorker) due(now time.Time) (*aheadJob, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := a.first()
+	if i < 0 {
+		return nil, 0
+	}
+	if wait := a.jobs[i].notBefore.Sub(now); wait > 0 {
+		return nil, wait
+	}
+	return a.take(i), 0
+}
+
+// next takes the queued job due first, due or not; nil when none (for
+// runQueued).
 func (a *aheadWorker) next() *aheadJob {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.jobs) == 0 || a.closed {
-		return nil
+	if i := a.first(); i >= 0 {
+		return a.take(i)
 	}
-	j := a.jobs[0]
-	a.jobs[0] = nil
-	a.jobs = a.jobs[1:]
+	return nil
+}
+
+// first returns the index of the queued job due first (of those, the
+// first queued), -1 when none or closed. a.mu is held.
+func (a *aheadWorker) first() int {
+	if len(a.jobs) == 0 || a.closed {
+		return -1
+	}
+	i := 0
+	for k, j := range a.jobs {
+		if j.notBefore.Before(a.jobs[i].notBefore) {
+			i = k
+		}
+	}
+	return i
+}
+
+// take removes the queued job i and returns it. a.mu is held.
+func (a *aheadWorker) take(i int) *aheadJob {
+	j := a.jobs[i]
+	a.jobs = slices.Delete(a.jobs, i, i+1)
 	return j
 }
 

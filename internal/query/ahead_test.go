@@ -266,3 +266,32 @@ func TestAheadWorker(t *testing.T) {
 		t.Fatalf("after Close: %d jobs queued, %+v", len(fast.ahead.jobs), st.AheadJobs)
 	}
 }
+
+// TestAheadJobsDue: a job runs a quarter of its move's period before the
+// move is due (the period is the time between the last two moves of that
+// kind), no sooner than the delay after it was queued, and the worker
+// takes the job due first, not the first queued.
+func TestAheadJobsDue(t *testing.T) {
+	a := &aheadWorker{delay: 5 * time.Second}
+	now := time.Now()
+	clock := moveTimes{}.add(now.Add(-70 * time.Second)).add(now.Add(-10 * time.Second))
+	s := aheadSeen{fromAt: clock}
+	near := func(got, want time.Time) bool { return got.Sub(want).Abs() < time.Second }
+	if got := a.when(s, move{from: true}, time.Minute); !near(got, now.Add(35*time.Second)) {
+		t.Errorf("clock's move every 60 s, last 10 s ago: due in %v, want 35 s", got.Sub(now))
+	}
+	if got := a.when(s, move{tail: true}, time.Minute); !near(got, now.Add(5*time.Second)) {
+		t.Errorf("a move never seen: due in %v, want the delay, 5 s", got.Sub(now))
+	}
+	s.fromAt = moveTimes{}.add(now.Add(-61 * time.Second)).add(now.Add(-time.Second))
+	if got := a.when(s, move{from: true}, time.Minute); !near(got, now.Add(44*time.Second)) {
+		t.Errorf("last move a second ago: due in %v, want 44 s", got.Sub(now))
+	}
+	a.jobs = []*aheadJob{{key: "later", notBefore: now.Add(time.Hour)}, {key: "due", notBefore: now.Add(-time.Second)}}
+	if j, _ := a.due(now); j == nil || j.key != "due" {
+		t.Fatalf("due took %v, want the job due", j)
+	}
+	if j, wait := a.due(now); j != nil || !near(now.Add(wait), now.Add(time.Hour)) {
+		t.Fatalf("due took %v (wait %v), want none and an hour's wait", j, wait)
+	}
+}

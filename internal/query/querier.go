@@ -47,10 +47,11 @@ type Options struct {
 	// per query shape (see winCache); default 64 MiB; <0 disables it.
 	WindowCacheBytes int64 `default:"keep-negative"`
 	// AheadJobs bounds the queue of jobs computing a minute ahead what a
-	// question anchored at now will take from the window cache after the
-	// watermark's next move (ahead.go); default 256; <0 disables them.
+	// question anchored at now will take from the window cache after its
+	// next move (ahead.go); default 256; <0 disables them.
 	// AheadDelay is how long after it was queued a job runs at the
-	// soonest (at most a quarter of the stream's pane); default 5s.
+	// soonest (at most a quarter of the stream's pane; later when its
+	// move is due later: ahead.go's when); default 5s.
 	AheadJobs  int `default:"keep-negative"`
 	AheadDelay time.Duration
 }
