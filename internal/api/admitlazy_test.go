@@ -84,7 +84,7 @@ func (g *gateQuerier) KeysFiltered(ctx context.Context, t query.Target, from, to
 // multi-aggregate) is served at once, while a question that must be
 // computed still waits for a slot and gets 503 overloaded.
 func TestCachedAnswerNeedsNoSlot(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 1), keys: true}
 	f := newFixture(t, func(c *Config) {
 		c.Querier = g
@@ -145,7 +145,7 @@ func (c *countingStreams) Get(ctx context.Context, name string) (sketchd.StreamS
 // it is being computed wait for that computation (holding no query slot)
 // and get its bytes: the querier is reached once, not once per request.
 func TestAnswerFlight(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
 	var cs *countingStreams
 	f := newFixture(t, func(c *Config) {
@@ -193,7 +193,7 @@ func TestAnswerFlight(t *testing.T) {
 // answer for the others, and they all get it; they are not given the
 // leader's cancellation, nor does each compute it alone.
 func TestAnswerFlightLeaderGone(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
 	var cs *countingStreams
 	f := newFixture(t, func(c *Config) {
@@ -239,7 +239,7 @@ func TestAnswerFlightLeaderGone(t *testing.T) {
 // waiting for it get the same 503 at once; they do not each wait for a
 // slot and compute alone (a herd an overloaded server sheds anyway).
 func TestAnswerFlightShedShared(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}), gate: make(chan struct{}), entered: make(chan struct{}, 64), keys: true}
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}), gate: make(chan struct{}), entered: make(chan struct{}, 64), keys: true}
 	var cs *countingStreams
 	f := newFixture(t, func(c *Config) {
 		cs = &countingStreams{fakeStreams: c.Streams.(*fakeStreams)}

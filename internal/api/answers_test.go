@@ -38,7 +38,7 @@ func (c *countingQuerier) QueryShared(ctx context.Context, t query.Target, q que
 // parameters (q), another range, or a new commit compute again; with the
 // cache disabled every request reaches the querier.
 func TestAnswerCache(t *testing.T) {
-	cq := &countingQuerier{Querier: query.New(sharedStoreFor(t), query.Options{})}
+	cq := &countingQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{})}
 	f := newFixture(t, func(c *Config) { c.Querier = cq })
 	get := func(target string) []byte {
 		t.Helper()
@@ -72,7 +72,7 @@ func TestAnswerCache(t *testing.T) {
 		t.Fatalf("after a commit: querier reached %d times, want 4; answer unchanged %v (its as_of must move)", cq.n.Load(), bytes.Equal(first, after))
 	}
 
-	off := &countingQuerier{Querier: query.New(sharedStoreFor(t), query.Options{})}
+	off := &countingQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{})}
 	f = newFixture(t, func(c *Config) { c.Querier = off; c.Limits.AnswerCacheBytes = -1 })
 	get(q1)
 	get(q1)
@@ -87,7 +87,7 @@ func TestAnswerCache(t *testing.T) {
 // sketchd's CPU); another where, limit or pretty, or a new commit, lists
 // again.
 func TestKeysAnswerCache(t *testing.T) {
-	cq := &countingQuerier{Querier: query.New(sharedStoreFor(t), query.Options{})}
+	cq := &countingQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{})}
 	f := newFixture(t, func(c *Config) { c.Querier = cq })
 	get := func(target string, want int64) []byte {
 		t.Helper()

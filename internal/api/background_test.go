@@ -44,7 +44,7 @@ func TestCloseEndsRefreshes(t *testing.T) {
 // stale, and the refresh reached the querier.
 func refreshHeld(t *testing.T, opts ...fixtureOpt) (f *fixture, g *gateQuerier, q string, busy *sync.WaitGroup) {
 	t.Helper()
-	g = &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{CacheBytes: -1, WindowCacheBytes: -1}),
+	g = &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{CacheBytes: -1, WindowCacheBytes: -1}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
 	f = newFixture(t, append([]fixtureOpt{func(cf *Config) { cf.Querier = g }}, opts...)...)
 	q = aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")

@@ -114,7 +114,7 @@ func benchHandler(b *testing.B, hosts, panes, eventsPerPane int) (http.Handler, 
 	st.Put(snap.Panes...)
 	status := sketchd.StreamStatus{ID: 1, Spec: spec, State: "running",
 		Watermark: snap.Checkpoint.Watermark, CommittedWatermark: snap.Checkpoint.Watermark}
-	h, err := New(Config{Streams: newFakeStreams(status), Querier: query.New(st, query.Options{})})
+	h, err := New(Config{Streams: newFakeStreams(status), Querier: newQuerier(b, st, query.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}

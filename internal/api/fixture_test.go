@@ -264,8 +264,17 @@ func newFixture(tb testing.TB, opts ...fixtureOpt) *fixture {
 		Counters: sharedCP.Counters,
 	}
 	f := &fixture{streams: newFakeStreams(st), store: sharedStore, evs: sharedEvs, status: st, reg: prometheus.NewRegistry()}
-	f.mount(tb, query.New(sharedStore, query.Options{}), opts...)
+	f.mount(tb, newQuerier(tb, sharedStore, query.Options{}), opts...)
 	return f
+}
+
+// newQuerier returns a querier over r that tb closes when it ends: Close
+// stops the worker of the ahead jobs a question may have started.
+func newQuerier(tb testing.TB, r query.PaneReader, opts query.Options) *query.Querier {
+	tb.Helper()
+	q := query.New(r, opts)
+	tb.Cleanup(q.Close)
+	return q
 }
 
 // mount builds f's handler over q with f's streams and registry, the

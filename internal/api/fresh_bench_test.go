@@ -88,7 +88,7 @@ func newDashLive(tb testing.TB, seed uint64) *dashLive {
 	}
 	l.status = sketchd.StreamStatus{ID: info.ID, Spec: spec, Created: l.now, State: "running"}
 	l.fs = newFakeStreams(l.status)
-	l.q = query.New(db, query.Options{})
+	l.q = newQuerier(tb, db, query.Options{})
 	h, err := New(Config{
 		Streams: l.fs,
 		Querier: l.q,

@@ -128,7 +128,7 @@ func (f *kindsFixture) serve(tb testing.TB) {
 		LastCommit: t0.Add(time.Hour), Counters: f.cp.Counters,
 	}
 	h, err := New(Config{
-		Streams: newFakeStreams(st), Querier: query.New(f.db, query.Options{}), Panes: f.db,
+		Streams: newFakeStreams(st), Querier: newQuerier(tb, f.db, query.Options{}), Panes: f.db,
 		AdminToken: kindsAdmin, Now: func() time.Time { return t0.Add(time.Hour) },
 	})
 	if err != nil {

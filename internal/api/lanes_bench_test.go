@@ -80,7 +80,7 @@ func BenchmarkCheapBesideHeavy(b *testing.B) {
 			if c.answers { // the answer cache needs the result cache's keys
 				lim.AnswerCacheBytes, qo.ResultEntries = 0, 0 // the defaults
 			}
-			h, err := New(Config{Streams: sf.streams, Limits: lim, Querier: query.New(sf.db, qo),
+			h, err := New(Config{Streams: sf.streams, Limits: lim, Querier: newQuerier(b, sf.db, qo),
 				Now: func() time.Time { return t0.Add(fixtureSpan) }})
 			if err != nil {
 				b.Fatal(err)

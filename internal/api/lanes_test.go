@@ -42,7 +42,7 @@ func (r spentReader) ScanPanes(ctx context.Context, id uint32, keys []string, fr
 func laneFixture(tb testing.TB, sf *storeFixture, onScan func(context.Context, int64) error, opts ...fixtureOpt) *fixture {
 	tb.Helper()
 	fx := &fixture{streams: sf.streams, store: sf.store, evs: sf.evs, status: sf.status, reg: prometheus.NewRegistry()}
-	fx.mount(tb, query.New(spentReader{PaneReader: sf.db, onScan: onScan}, query.Options{}), opts...)
+	fx.mount(tb, newQuerier(tb, spentReader{PaneReader: sf.db, onScan: onScan}, query.Options{}), opts...)
 	return fx
 }
 

@@ -23,7 +23,7 @@ import (
 // that must be computed waits for a slot and gets 503 in Prometheus's
 // envelope (code overloaded).
 func TestPromCachedAnswerNeedsNoSlot(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 1), keys: true}
 	f := newFixture(t, func(c *Config) {
 		c.Querier = g
@@ -96,7 +96,7 @@ func (c *listingStreams) List(ctx context.Context) ([]sketchd.StreamStatus, erro
 // bytes: the querier is reached once, through QueryShared (the handler
 // only reads the result).
 func TestPromAnswerFlight(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64), queries: true}
 	var ls *listingStreams
 	f := newFixture(t, func(c *Config) {

@@ -60,7 +60,7 @@ func BenchmarkPromRangeSumByCountry(b *testing.B) {
 		b.Run(c.name+"/cold", func(b *testing.B) {
 			f := newStoreFixture(b)
 			h, err := New(Config{Streams: f.streams, Now: func() time.Time { return end },
-				Querier: query.New(f.db, query.Options{CacheBytes: -1, ResultEntries: -1})})
+				Querier: newQuerier(b, f.db, query.Options{CacheBytes: -1, ResultEntries: -1})})
 			if err != nil {
 				b.Fatal(err)
 			}

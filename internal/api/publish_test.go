@@ -90,7 +90,7 @@ func newLiveStack(tb testing.TB) *liveStack {
 // fixture serves the API over the live stack.
 func (l *liveStack) fixture(tb testing.TB, opts ...fixtureOpt) *fixture {
 	tb.Helper()
-	cfg := Config{Streams: l.mgr, Querier: query.New(l.db, query.Options{}), Publisher: l.mgr,
+	cfg := Config{Streams: l.mgr, Querier: newQuerier(tb, l.db, query.Options{}), Publisher: l.mgr,
 		AdminToken: liveAdmin, ReadToken: liveRead, Limits: Limits{MaxBodyBytes: 4096}}
 	for _, o := range opts {
 		o(&cfg)

@@ -16,7 +16,7 @@ import (
 // byte-equal to encoding/json's.
 func TestSplicedEqualsMarshal(t *testing.T) {
 	f := newFixture(t)
-	q := query.New(sharedStoreFor(t), query.Options{})
+	q := newQuerier(t, sharedStoreFor(t), query.Options{})
 	tg := target(&f.status)
 	memo := newAnswerCache(8 << 20)
 	from, to := t0.UnixNano(), t0.Add(fixtureSpan).UnixNano()

@@ -41,7 +41,7 @@ func TestStaleWhileAnotherComputes(t *testing.T) {
 		{"no-cache", 0, []string{"Cache-Control", "max-age=0, No-Cache"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+			g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 				gate: make(chan struct{}), entered: make(chan struct{}, 64)}
 			f := newFixture(t, func(cf *Config) {
 				cf.Querier = g
@@ -108,7 +108,7 @@ func TestStaleWhileAnotherComputes(t *testing.T) {
 // A question never answered before is computed by its request, busy or
 // not.
 func TestStaleWhileBusy(t *testing.T) {
-	g := &gateQuerier{Querier: query.New(sharedStoreFor(t), query.Options{}),
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
 		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
 	f := newFixture(t, func(cf *Config) { cf.Querier = g })
 	q := aggPath + "latency?" + join(rangeQuery(subFrom, subTo), "group_by=country", "step=5m")

@@ -77,7 +77,7 @@ func (f *storeFixture) serve(tb testing.TB, base *fixture) {
 	fx := &fixture{streams: newFakeStreams(st), store: base.store, evs: base.evs, status: st}
 	cfg := Config{
 		Streams: fx.streams,
-		Querier: query.New(f.db, query.Options{}),
+		Querier: newQuerier(tb, f.db, query.Options{}),
 		Now:     func() time.Time { return t0.Add(fixtureSpan) },
 		Logger:  slog.New(slog.DiscardHandler),
 	}

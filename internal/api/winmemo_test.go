@@ -16,7 +16,7 @@ import (
 // render anew.
 func TestRenderedWindowsMemo(t *testing.T) {
 	f := newFixture(t)
-	q := query.New(sharedStoreFor(t), query.Options{})
+	q := newQuerier(t, sharedStoreFor(t), query.Options{})
 	tg := target(&f.status)
 	qu := query.Query{Aggregate: "latency", From: t0.UnixNano(), To: t0.Add(fixtureSpan).UnixNano(),
 		Step: int64(5 * time.Minute), GroupBy: []string{"country"}}

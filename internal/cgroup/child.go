@@ -42,11 +42,13 @@ func (g Group) JoinAndExec(bin string, args ...string) (string, []string) {
 // Remove removes g, which must have no processes left.
 func (g Group) Remove() error { return os.Remove(g.Dir) }
 
-// Usage is what a memory cgroup's counters say of its memory.
+// Usage is what a memory cgroup's counters say of its memory. Its JSON
+// names are those of the load-test runner's results files, which embed it
+// (loadtest/cmd/bench MemoryBox): files of older runs must still read.
 type Usage struct {
-	Peak      int64 // the most memory it was charged (anonymous and page cache): v1 memory.max_usage_in_bytes, v2 memory.peak; -1 unknown
-	LimitHits int64 // times an allocation met the limit and the kernel reclaimed: v1 memory.failcnt, v2 memory.events "max"; -1 unknown
-	OOMKills  int64 // processes the OOM killer killed in it; -1 unknown
+	Peak      int64 `json:"peak"`       // the most memory it was charged (anonymous and page cache): v1 memory.max_usage_in_bytes, v2 memory.peak; -1 unknown
+	LimitHits int64 `json:"limit_hits"` // times an allocation met the limit and the kernel reclaimed: v1 memory.failcnt, v2 memory.events "max"; -1 unknown
+	OOMKills  int64 `json:"oom_kills"`  // processes the OOM killer killed in it; -1 unknown
 }
 
 // Usage reads g's counters.

@@ -68,7 +68,7 @@ func TestEmitCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { _ = db.Close() }) // after the querier's Close (newQuerier)
 	at, _ := strconv.ParseInt(os.Getenv("SKETCHD_EMIT_CRASH_AT"), 10, 64)
 	mgr, err := ingest.NewManager(nc, nil, db, testLogger(t), ingest.Options{FlushInterval: 30 * time.Millisecond})
 	if err != nil {
@@ -77,7 +77,7 @@ func TestEmitCrashChild(t *testing.T) {
 	if err := mgr.Start(ctx, []sketchd.Stream{crashSpec()}); err != nil {
 		t.Fatal(err)
 	}
-	svc := New(mgr, query.New(db, query.Options{}), &crashStore{DB: db, at: at}, api.NewEmitRenderer(api.Limits{}),
+	svc := New(mgr, newQuerier(t, db, query.Options{}), &crashStore{DB: db, at: at}, api.NewEmitRenderer(api.Limits{}),
 		func() *nats.Conn { return nc }, testLogger(t), Options{Interval: 30 * time.Millisecond, BatchWindows: 2})
 	svc.Run(ctx)
 	if err := mgr.Stop(context.Background()); err != nil {

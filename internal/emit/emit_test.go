@@ -85,6 +85,15 @@ type rig struct {
 	rng     *rand.Rand
 }
 
+// newQuerier returns a querier over r that tb closes when it ends: Close
+// stops the worker of the ahead jobs a question may have started.
+func newQuerier(tb testing.TB, r query.PaneReader, opts query.Options) *query.Querier {
+	tb.Helper()
+	q := query.New(r, opts)
+	tb.Cleanup(q.Close)
+	return q
+}
+
 func newRig(t *testing.T, specs ...sketchd.Stream) *rig {
 	ns, err := ingest.StartServer(ingest.ServerOptions{Port: -1, StoreDir: t.TempDir()}, nil)
 	if err != nil {
@@ -113,7 +122,7 @@ func newRig(t *testing.T, specs ...sketchd.Stream) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mgr.Stop(context.Background()) })
-	q := query.New(db, query.Options{})
+	q := newQuerier(t, db, query.Options{})
 	r := &rig{t: t, nc: nc, js: js, db: db, mgr: mgr, q: q, rng: rand.New(rand.NewPCG(19, 3))}
 	r.svc, r.stopSvc = r.startService()
 	h, err := api.New(api.Config{Streams: r.svc.Streams(mgr), Querier: q})

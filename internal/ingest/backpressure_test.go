@@ -175,7 +175,7 @@ func newTestAPI(tb testing.TB, m *Manager, db *store.DB, timeout time.Duration) 
 	tb.Helper()
 	limits := api.DefaultLimits()
 	limits.Timeout = timeout
-	h, err := api.New(api.Config{Streams: m, Querier: query.New(db, query.Options{}), Limits: limits})
+	h, err := api.New(api.Config{Streams: m, Querier: newQuerier(tb, db, query.Options{}), Limits: limits})
 	if err != nil {
 		tb.Fatal(err)
 	}

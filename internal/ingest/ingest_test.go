@@ -53,6 +53,15 @@ func connect(tb testing.TB, url string) *nats.Conn {
 	return nc
 }
 
+// newQuerier returns a querier over r that tb closes when it ends: Close
+// stops the worker of the ahead jobs a question may have started.
+func newQuerier(tb testing.TB, r query.PaneReader, opts query.Options) *query.Querier {
+	tb.Helper()
+	q := query.New(r, opts)
+	tb.Cleanup(q.Close)
+	return q
+}
+
 func openStore(tb testing.TB, dir string) *store.DB {
 	tb.Helper()
 	db, err := store.Open(dir, testLogger(tb), nil, store.DefaultOptions())
@@ -294,7 +303,7 @@ func TestJetStreamIngest(t *testing.T) {
 	}
 
 	// The distinct count over everything is within its bound.
-	q := query.New(db, query.Options{})
+	q := newQuerier(t, db, query.Options{})
 	res, err := q.Query(ctx, query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark},
 		query.Query{Aggregate: "users", From: base.Add(-time.Hour).UnixNano(), To: base.Add(time.Hour).UnixNano()})
 	if err != nil {

@@ -117,14 +117,24 @@ func (cs *clusterStream) start() {
 	cs.done.Go(cs.probeLag) // ownstatus.go
 }
 
-// runMirror applies the changelog until the stream stops, starting again
-// after an error.
+// runMirror applies the changelog until the stream stops. The mirror's
+// run retries, itself, what reading the changelog can recover from (a
+// stall, a failed read: cluster's restart.go logs those at warn); it
+// ends with an error only when the store failed, the changelog is gone
+// or the mirror's NATS connection closed for good. That is logged at
+// error, and the run starts again a second later: a store error may
+// pass, the other two recur every second until the stream stops (the
+// changelog is not created again, and the mirror keeps the connection
+// it was made with). An error the stream's own stop caused (its context
+// ended) is no failure: not logged.
 func (cs *clusterStream) runMirror() {
-	for cs.ctx.Err() == nil {
-		if err := cs.mirror.Run(cs.ctx); err != nil {
-			cs.log.Error("changelog mirror failed; restarting it", "err", err)
-			sleepCtx(cs.ctx, time.Second)
+	for {
+		err := cs.mirror.Run(cs.ctx)
+		if cs.ctx.Err() != nil {
+			return
 		}
+		cs.log.Error("changelog mirror stopped; starting it again", "err", err, "retry_in", time.Second)
+		sleepCtx(cs.ctx, time.Second)
 	}
 }
 

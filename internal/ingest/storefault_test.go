@@ -35,7 +35,7 @@ func TestStoreRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = m.Stop(ctx) }()
-	q := query.New(db, query.Options{})
+	q := newQuerier(t, db, query.Options{})
 
 	evs := genEvents(11, 5000)
 	first, second := evs[:2000], evs[2000:]

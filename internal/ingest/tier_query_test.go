@@ -58,7 +58,7 @@ func TestTierAnswersEqualBase(t *testing.T) {
 	})
 	t.Logf("ingested and built in %s", time.Since(began))
 	opts := query.Options{CacheBytes: -1, ResultEntries: -1}
-	tiered, plain := query.New(db, opts), query.New(panesOnly{db}, opts)
+	tiered, plain := newQuerier(t, db, opts), newQuerier(t, panesOnly{db}, opts)
 	target := query.Target{ID: st.ID, Spec: st.Spec, Watermark: st.CommittedWatermark}
 
 	t0 := base.UnixNano()

@@ -15,13 +15,12 @@ import (
 // it cannot reclaim does not fit. sketchd's defaults read the limit and
 // take 3/4 of it as --memory-limit (internal/cgroup, internal/defaults).
 
-// MemoryBox is what the box's counters said after sketchd stopped.
+// MemoryBox is what the box's counters said after sketchd stopped (its
+// Usage: peak, limit_hits, oom_kills in the results file; -1 unknown).
 type MemoryBox struct {
-	Limit     int64  `json:"limit"`
-	Dir       string `json:"dir"`
-	Peak      int64  `json:"peak"`       // the most it was charged; -1 unknown
-	LimitHits int64  `json:"limit_hits"` // allocations that met the limit and made the kernel reclaim; -1 unknown
-	OOMKills  int64  `json:"oom_kills"`  // -1 unknown
+	Limit int64  `json:"limit"`
+	Dir   string `json:"dir"`
+	cgroup.Usage
 }
 
 // newBox makes sketchd's box below the runner's own memory cgroup.
@@ -39,8 +38,7 @@ func newBox(limit int64) (cgroup.Group, error) {
 
 // boxUsage reads the box's counters.
 func boxUsage(g cgroup.Group, limit int64) *MemoryBox {
-	u := g.Usage()
-	return &MemoryBox{Limit: limit, Dir: g.Dir, Peak: u.Peak, LimitHits: u.LimitHits, OOMKills: u.OOMKills}
+	return &MemoryBox{Limit: limit, Dir: g.Dir, Usage: g.Usage()}
 }
 
 // renderBox writes what the box's counters said, if sketchd ran in one.
