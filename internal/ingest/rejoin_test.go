@@ -74,6 +74,9 @@ func TestClusterSurvivesClosedConnection(t *testing.T) {
 		return a.conn.Redials() == 1 && err == nil, fmt.Sprintf("redials %d, ready: %v", a.conn.Redials(), err)
 	})
 	t.Logf("A ready on a new connection %s after the close", time.Since(closed).Round(time.Millisecond))
+	if got := mustMetric(t, a.m, "sketchd_nats_redials_total"); got != 1 {
+		t.Errorf("sketchd_nats_redials_total %v, want 1", got)
+	}
 	waitFor(t, 30*time.Second, "A announced again", func() (bool, string) {
 		ms, err := cluster.Discover(ctx, pub, a.opts.Name, 150*time.Millisecond)
 		ids := make([]string, len(ms))
