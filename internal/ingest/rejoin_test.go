@@ -155,3 +155,51 @@ func closeForGood(t *testing.T, nc *nats.Conn) {
 	}
 	t.Logf("closed by the server: %v", nc.LastError())
 }
+
+// TestClusterRejoinsAlone: the probe's case, repeated. One cluster-mode
+// instance alone owns both partitions of a stream; the server closes its
+// connection three times, each after a batch was published. Each time it
+// joins again on the new connection (a mode made by a rejoin is left and
+// joined again too), owns both partitions again, and ingests the next
+// batch: every event is stored once.
+func TestClusterRejoinsAlone(t *testing.T) {
+	const seed, batch, closes = 31, 200, 3
+	ctx := context.Background()
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	a := newRedialNode(t, c, 0)
+	spec := partSpec("pv", "al", `,"jetstream_stream":"PV_AL","partitions":2,"partition_by":[1]`)
+	if r := a.fixture().do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	pub := c.Connect(t, 1)
+	js, _ := jetstream.New(pub)
+	evs := genEvents(seed, batch*(closes+1))
+	for round := 0; round <= closes; round++ {
+		waitFor(t, 60*time.Second, fmt.Sprintf("round %d: ready, owning both partitions", round), func() (bool, string) {
+			cs := a.m.clusterStreamOf("pv")
+			err := a.m.Ready(ctx)
+			return err == nil && cs != nil && cs.owns(0) && cs.owns(1), fmt.Sprintf("redials %d, ready: %v", a.conn.Redials(), err)
+		})
+		for _, e := range evs[round*batch : (round+1)*batch] {
+			if _, err := js.Publish(ctx, "ev.al."+e.User, e.json()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := uint64((round + 1) * batch)
+		waitFor(t, 60*time.Second, fmt.Sprintf("round %d: %d events stored", round, want), func() (bool, string) {
+			got, s := storedEvents(t, a.m, a.db, "pv")
+			return got == want, s
+		})
+		if round < closes {
+			closeForGood(t, a.conn.Current())
+		}
+	}
+	if got := a.conn.Redials(); got != closes {
+		t.Errorf("redials %d, want %d", got, closes)
+	}
+	// Exactly once: nothing stored twice after the last wait either.
+	got, s := storedEvents(t, a.m, a.db, "pv")
+	if got != uint64(len(evs)) {
+		t.Errorf("%s, want %d", s, len(evs))
+	}
+}
