@@ -18,6 +18,12 @@ package ingest
 // partition from the checkpoint the store holds; its mirrors rewind from
 // the store's applied sequences. What the old owners had not committed was
 // not acked either: JetStream redelivers it to the new durables.
+//
+// Goroutines and locks: the rejoin runs on the redial goroutine that
+// delivers the new connection (ConnState.OnReplaced, after the
+// single-node streams moved). It holds clusterMu throughout, so Stop
+// (stopCluster) waits for it; Stop cancels m.ctx first, which cuts the
+// join and its retries short, and then leaves whichever mode is current.
 
 import (
 	"context"
