@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,10 @@ type clusterMode struct {
 	wg     sync.WaitGroup
 	synced chan struct{} // closed once the registry's current specs are applied
 
+	// left is set once the mode has left the cluster for a replaced NATS
+	// connection (rejoin.go): readiness fails until the next mode joins.
+	left atomic.Bool
+
 	mu      sync.Mutex
 	streams map[string]*clusterStream
 	created map[string]uint64 // registry revisions this instance created (it makes their changelogs)
@@ -60,23 +65,33 @@ func (m *Manager) JoinCluster(ctx context.Context, o cluster.Options, prom prome
 	if !ok {
 		return errors.New("ingest: the store cannot apply a changelog")
 	}
-	_, js := m.conns()
-	reg, err := cluster.OpenRegistry(ctx, js, o, m.log)
+	c, err := m.openCluster(ctx, o, prom, local)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithCancel(context.Background())
-	m.cluster = &clusterMode{opts: o, reg: reg, prom: prom, local: local, ctx: cctx, cancel: cancel,
-		synced: make(chan struct{}), streams: map[string]*clusterStream{}, created: map[string]uint64{}}
-	m.cluster.view.init(m.instance)
+	m.cluster.Store(c)
 	return nil
+}
+
+// openCluster opens the cluster's registry on the current connection and
+// returns a mode that has not joined yet (startCluster joins it).
+func (m *Manager) openCluster(ctx context.Context, o cluster.Options, prom prometheus.Registerer, local cluster.ChangelogStore) (*clusterMode, error) {
+	_, js := m.conns()
+	reg, err := cluster.OpenRegistry(ctx, js, o, m.log)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &clusterMode{opts: o, reg: reg, prom: prom, local: local, ctx: cctx, cancel: cancel,
+		synced: make(chan struct{}), streams: map[string]*clusterStream{}, created: map[string]uint64{}}
+	c.view.init(m.instance)
+	return c, nil
 }
 
 // startCluster registers the configured streams, announces the instance,
 // and follows the members and the registry. It returns once the
 // registry's current specs are applied here.
-func (m *Manager) startCluster(ctx context.Context, configured []sketchd.Stream) error {
-	c := m.cluster
+func (m *Manager) startCluster(ctx context.Context, c *clusterMode, configured []sketchd.Stream) error {
 	for _, spec := range configured {
 		spec.Normalize()
 		if err := m.clusterAdmissible(spec); err != nil {
@@ -98,13 +113,15 @@ func (m *Manager) startCluster(ctx context.Context, configured []sketchd.Stream)
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.ann = ann
+	c.mu.Unlock()
 	events, err := c.reg.Watch(c.ctx, ctx)
 	if err != nil {
 		return err
 	}
-	c.wg.Go(func() { m.followMembers(c.ctx) })
-	c.wg.Go(func() { m.followRegistry(c.ctx, events) })
+	c.wg.Go(func() { m.followMembers(c.ctx, c) })
+	c.wg.Go(func() { m.followRegistry(c.ctx, c, events) })
 	select {
 	case <-c.synced:
 		return nil
@@ -128,8 +145,7 @@ func (m *Manager) clusterAdmissible(spec sketchd.Stream) error {
 }
 
 // followRegistry applies the registry's events to this instance.
-func (m *Manager) followRegistry(ctx context.Context, events <-chan cluster.SpecEvent) {
-	c := m.cluster
+func (m *Manager) followRegistry(ctx context.Context, c *clusterMode, events <-chan cluster.SpecEvent) {
 	known := map[string]bool{}
 	synced := false
 	for ev := range events {
@@ -147,7 +163,7 @@ func (m *Manager) followRegistry(ctx context.Context, events <-chan cluster.Spec
 			}
 			known[ev.Name] = true
 			for ctx.Err() == nil {
-				err := m.applySpec(ctx, ev.Spec, ev.Revision)
+				err := m.applySpec(ctx, c, ev.Spec, ev.Revision)
 				if err == nil {
 					break
 				}
@@ -156,7 +172,7 @@ func (m *Manager) followRegistry(ctx context.Context, events <-chan cluster.Spec
 			}
 		case cluster.SpecRemoved:
 			delete(known, ev.Name)
-			if err := m.removeLocal(ctx, ev.Name, true); err != nil {
+			if err := m.removeLocal(ctx, c, ev.Name, true); err != nil {
 				m.log.Error("cluster stream removal", "stream", ev.Name, "err", err)
 			}
 		}
@@ -180,14 +196,13 @@ func (m *Manager) warnUnregistered(ctx context.Context, known map[string]bool) {
 // applySpec makes the registered stream run here: its local store entry
 // (replaced when the stored spec differs), its changelog, its mirror and
 // its controller. A stream already running at rev is left alone.
-func (m *Manager) applySpec(ctx context.Context, spec sketchd.Stream, rev uint64) error {
+func (m *Manager) applySpec(ctx context.Context, c *clusterMode, spec sketchd.Stream, rev uint64) error {
 	unlock := m.names.lock(spec.Name)
 	defer unlock()
-	return m.applySpecLocked(ctx, spec, rev)
+	return m.applySpecLocked(ctx, c, spec, rev)
 }
 
-func (m *Manager) applySpecLocked(ctx context.Context, spec sketchd.Stream, rev uint64) error {
-	c := m.cluster
+func (m *Manager) applySpecLocked(ctx context.Context, c *clusterMode, spec sketchd.Stream, rev uint64) error {
 	c.mu.Lock()
 	cs := c.streams[spec.Name]
 	c.mu.Unlock()
@@ -195,7 +210,7 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec sketchd.Stream, rev 
 		return nil
 	}
 	if cs != nil {
-		if err := m.removeLocalLocked(ctx, spec.Name, true); err != nil {
+		if err := m.removeLocalLocked(ctx, c, spec.Name, true); err != nil {
 			return err
 		}
 	}
@@ -207,7 +222,7 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec sketchd.Stream, rev 
 	if _, err := m.ensureJetStream(ctx, spec); err != nil {
 		return err
 	}
-	cs, err = m.newClusterStream(ctx, info, rev)
+	cs, err = m.newClusterStream(ctx, c, info, rev)
 	if err != nil {
 		return err
 	}
@@ -242,14 +257,13 @@ func (m *Manager) localStream(ctx context.Context, spec sketchd.Stream) (store.S
 
 // removeLocal stops the stream's controller (its partitions released
 // with a final commit when final) and removes its local state.
-func (m *Manager) removeLocal(ctx context.Context, name string, final bool) error {
+func (m *Manager) removeLocal(ctx context.Context, c *clusterMode, name string, final bool) error {
 	unlock := m.names.lock(name)
 	defer unlock()
-	return m.removeLocalLocked(ctx, name, final)
+	return m.removeLocalLocked(ctx, c, name, final)
 }
 
-func (m *Manager) removeLocalLocked(ctx context.Context, name string, final bool) error {
-	c := m.cluster
+func (m *Manager) removeLocalLocked(ctx context.Context, c *clusterMode, name string, final bool) error {
 	c.mu.Lock()
 	cs := c.streams[name]
 	delete(c.streams, name)
@@ -272,8 +286,8 @@ func (m *Manager) removeLocalLocked(ctx context.Context, name string, final bool
 // stored here; every instance, this one included, starts it from the
 // registry's event (its changelog, mirror and controller: applySpec),
 // so the answer's state is "starting" until then.
-func (m *Manager) clusterCreate(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error) {
-	if _, _, err := m.cluster.reg.Get(ctx, spec.Name); err == nil {
+func (m *Manager) clusterCreate(ctx context.Context, c *clusterMode, spec sketchd.Stream) (sketchd.StreamStatus, error) {
+	if _, _, err := c.reg.Get(ctx, spec.Name); err == nil {
 		return sketchd.StreamStatus{}, fmt.Errorf("stream %q: %w", spec.Name, sketchd.ErrExists)
 	}
 	unlock := m.names.lock(spec.Name)
@@ -287,13 +301,13 @@ func (m *Manager) clusterCreate(ctx context.Context, spec sketchd.Stream) (sketc
 	if _, err := m.ensureJetStream(ctx, spec); err != nil {
 		return sketchd.StreamStatus{}, err
 	}
-	rev, err := m.cluster.reg.Create(ctx, spec)
+	rev, err := c.reg.Create(ctx, spec)
 	if errors.Is(err, cluster.ErrStreamExists) {
 		return sketchd.StreamStatus{}, fmt.Errorf("stream %q: %w", spec.Name, sketchd.ErrExists)
 	} else if err != nil {
 		return sketchd.StreamStatus{}, err
 	}
-	m.cluster.markCreated(spec.Name, rev)
+	c.markCreated(spec.Name, rev)
 	info, err := m.localStream(ctx, spec)
 	if err != nil {
 		return sketchd.StreamStatus{}, err
@@ -305,11 +319,11 @@ func (m *Manager) clusterCreate(ctx context.Context, spec sketchd.Stream) (sketc
 // the stream stops here (the others stop it from the registry), and its
 // changelog and, unless opts.KeepEvents, its JetStream stream go (the
 // latter only once no instance's consumer reads it: see deleteJetStream).
-func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
+func (m *Manager) clusterDelete(ctx context.Context, c *clusterMode, name string, opts sketchd.DeleteOptions) error {
 	// Taken first: this instance's registry watch may remove it locally
 	// before the lock below is ours.
 	cs := m.clusterStreamOf(name)
-	if err := m.cluster.reg.Delete(ctx, name); err != nil {
+	if err := c.reg.Delete(ctx, name); err != nil {
 		if errors.Is(err, cluster.ErrStreamNotFound) {
 			return fmt.Errorf("stream %q: %w", name, sketchd.ErrNotFound)
 		}
@@ -317,7 +331,7 @@ func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.D
 	}
 	unlock := m.names.lock(name)
 	defer unlock()
-	if err := m.removeLocalLocked(ctx, name, false); err != nil {
+	if err := m.removeLocalLocked(ctx, c, name, false); err != nil {
 		return err
 	}
 	if cs == nil {
@@ -337,28 +351,33 @@ func (m *Manager) clusterDelete(ctx context.Context, name string, opts sketchd.D
 
 // clusterStreamOf returns the running cluster stream of name, if any.
 func (m *Manager) clusterStreamOf(name string) *clusterStream {
-	if m.cluster == nil {
+	c := m.cluster.Load()
+	if c == nil {
 		return nil
 	}
-	m.cluster.mu.Lock()
-	defer m.cluster.mu.Unlock()
-	return m.cluster.streams[name]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams[name]
 }
 
 // clusterReady fails until every stream's mirror restored its changelog.
 func (m *Manager) clusterReady() error {
-	if m.cluster == nil {
+	c := m.cluster.Load()
+	if c == nil {
 		return nil
 	}
+	if c.left.Load() {
+		return fmt.Errorf("joining the cluster again on a new NATS connection: %w", sketchd.ErrUnavailable)
+	}
 	select {
-	case <-m.cluster.synced:
+	case <-c.synced:
 	default:
 		return fmt.Errorf("cluster registry not read yet: %w", sketchd.ErrUnavailable)
 	}
-	m.cluster.mu.Lock()
-	defer m.cluster.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var waiting []string
-	for name, cs := range m.cluster.streams {
+	for name, cs := range c.streams {
 		if !cs.mirror.Restored() {
 			waiting = append(waiting, name)
 		}
@@ -371,12 +390,21 @@ func (m *Manager) clusterReady() error {
 }
 
 // stopCluster releases every owned partition (a final commit each, when
-// ctx allows), stops the mirrors, then leaves the cluster.
+// ctx allows), stops the mirrors, then leaves the cluster. It waits for a
+// rejoin under way (rejoin.go), which m.ctx's end cuts short.
 func (m *Manager) stopCluster(ctx context.Context) {
-	c := m.cluster
-	if c == nil {
-		return
+	m.clusterMu.Lock()
+	defer m.clusterMu.Unlock()
+	if c := m.cluster.Load(); c != nil {
+		c.leave(ctx, true, releaseShutdown)
 	}
+}
+
+// leave stops following the members and the registry, shuts every
+// stream down (its partitions released with a final commit when final,
+// counted under reason), then withdraws the announcement. A second call
+// finds nothing left to stop.
+func (c *clusterMode) leave(ctx context.Context, final bool, reason int) {
 	c.cancel()
 	c.wg.Wait()
 	c.mu.Lock()
@@ -384,14 +412,17 @@ func (m *Manager) stopCluster(ctx context.Context) {
 	for _, cs := range c.streams {
 		streams = append(streams, cs)
 	}
+	c.streams = map[string]*clusterStream{}
+	ann := c.ann
+	c.ann = nil
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, cs := range streams {
-		wg.Go(func() { cs.shutdown(ctx, true, releaseShutdown) })
+		wg.Go(func() { cs.shutdown(ctx, final, reason) })
 	}
 	wg.Wait()
-	if c.ann != nil {
-		_ = c.ann.Stop()
+	if ann != nil {
+		_ = ann.Stop()
 	}
 }
 
@@ -426,7 +457,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // instances would have to apply it at the same point of every partition
 // (not built yet; delete and create the stream instead).
 func (m *Manager) notInCluster(field string) error {
-	if m.cluster == nil {
+	if m.cluster.Load() == nil {
 		return nil
 	}
 	return &sketchd.FieldError{Field: field, Msg: "a stream's spec cannot change in cluster mode yet: delete the stream and create it again"}

@@ -32,6 +32,9 @@ type clusterNode struct {
 	m    *Manager
 	srv  *httptest.Server
 	prom *prometheus.Registry // the metrics JoinCluster registers
+	// conn, when set by newRedialNode, is the state of a connection made
+	// by Connect: one the server closes is replaced (redial.go).
+	conn *ConnState
 }
 
 func testClusterOptions() cluster.Options {
@@ -48,12 +51,19 @@ func newClusterNode(t *testing.T, c *clustertest.Cluster, node int) *clusterNode
 
 func (n *clusterNode) start(t *testing.T) {
 	t.Helper()
-	nc, err := nats.Connect(n.c.Servers[n.node].ClientURL(), nats.MaxReconnects(-1))
+	var err error
+	if n.conn != nil {
+		n.nc, n.conn, err = Connect(ConnOptions{URL: n.c.Servers[n.node].ClientURL(), ReconnectWait: 50 * time.Millisecond}, testLogger(t))
+	} else {
+		n.nc, err = nats.Connect(n.c.Servers[n.node].ClientURL(), nats.MaxReconnects(-1))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.nc = nc
-	n.m = newManager(t, nc, n.db, Options{FlushInterval: 200 * time.Millisecond})
+	n.m, err = NewManager(n.nc, n.conn, n.db, testLogger(t), Options{FlushInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.m.JoinCluster(ctx, n.opts, n.prom); err != nil {
@@ -72,12 +82,24 @@ func (n *clusterNode) crash(t *testing.T) {
 	if n.m == nil {
 		return
 	}
+	if n.conn != nil {
+		n.conn.Shutdown()
+		n.conn.Current().Close()
+	}
 	n.nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = n.m.Stop(ctx)
 	n.srv.Close()
 	n.m = nil
+}
+
+// newRedialNode is newClusterNode with a connection made by Connect.
+func newRedialNode(t *testing.T, c *clustertest.Cluster, node int) *clusterNode {
+	n := &clusterNode{c: c, node: node, db: openStore(t, t.TempDir()), opts: testClusterOptions(), prom: prometheus.NewPedanticRegistry(), conn: &ConnState{}}
+	n.start(t)
+	t.Cleanup(func() { n.crash(t) })
+	return n
 }
 
 func (n *clusterNode) fixture() *partFixture {

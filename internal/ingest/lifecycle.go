@@ -27,8 +27,8 @@ func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.Stre
 	if err := spec.Validate(); err != nil {
 		return sketchd.StreamStatus{}, err
 	}
-	if m.cluster != nil {
-		return m.clusterCreate(ctx, spec) // cluster.go
+	if c := m.cluster.Load(); c != nil {
+		return m.clusterCreate(ctx, c, spec) // cluster.go
 	}
 	unlock := m.names.lock(spec.Name)
 	defer unlock()
@@ -81,8 +81,8 @@ func (m *Manager) admit(ctx context.Context, spec sketchd.Stream) error {
 // opts.KeepEvents, or sketchd did not create it), and its panes,
 // checkpoint and spec. The name can be created again once it returns.
 func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOptions) error {
-	if m.cluster != nil {
-		return m.clusterDelete(ctx, name, opts) // cluster.go
+	if c := m.cluster.Load(); c != nil {
+		return m.clusterDelete(ctx, c, name, opts) // cluster.go
 	}
 	unlock := m.names.lock(name)
 	defer unlock()
@@ -163,8 +163,8 @@ func ownerDescription(name string) string { return "sketchd stream " + name }
 func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jetstream.Stream, error) {
 	_, js := m.conns()
 	cfg := streamConfig(spec)
-	if m.cluster != nil {
-		cfg.Replicas = m.cluster.opts.Replicas
+	if c := m.cluster.Load(); c != nil {
+		cfg.Replicas = c.opts.Replicas
 	}
 	s, err := js.Stream(ctx, spec.JetStreamStream)
 	switch {
@@ -246,7 +246,8 @@ func serverRefusal(err error, field string) error {
 // rebind moves every stream to nc, a connection that replaced a closed
 // one: each runner, whose subscription died with the old connection, is
 // stopped (nothing more is acked; JetStream redelivers from the
-// checkpoint) and started again on nc.
+// checkpoint) and started again on nc; in cluster mode the instance
+// leaves the cluster and joins it again on nc (rejoin.go).
 func (m *Manager) rebind(nc *nats.Conn) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -266,6 +267,7 @@ func (m *Manager) rebind(nc *nats.Conn) {
 		m.restart(n)
 	}
 	m.log.Info("streams restarted on the new NATS connection", "streams", len(names))
+	m.rejoinCluster()
 }
 
 // restart stops the runner of name and starts it again from its

@@ -188,6 +188,9 @@ func TestClosedConnectionRecovers(t *testing.T) {
 		return a.status == http.StatusOK && f.cs.Redials() == 1, fmt.Sprintf("readyz %d %s, redials %d", a.status, a.body, f.cs.Redials())
 	})
 	t.Logf("ready on a new connection %s after the close", time.Since(began).Round(time.Millisecond))
+	if got := mustMetric(t, f.m, "sketchd_nats_redials_total"); got != 1 {
+		t.Errorf("sketchd_nats_redials_total %v, want 1", got)
+	}
 	pub := f.cs.Current()
 	if pub == f.nc || !pub.IsConnected() {
 		t.Fatal("the connection was not replaced")

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,7 +144,11 @@ type Manager struct {
 	// such a stream has no runner until its backfill ends.
 	backfills map[string]*backfillRun
 
-	cluster *clusterMode // nil on a single node (cluster.go)
+	// cluster is the cluster mode; nil on a single node (cluster.go). A
+	// replaced NATS connection swaps it for one joined on the new
+	// connection (rejoin.go); clusterMu serializes that with Stop.
+	cluster   atomic.Pointer[clusterMode]
+	clusterMu sync.Mutex
 }
 
 type failure struct {
@@ -202,8 +207,8 @@ func (m *Manager) now() time.Time { return m.opts.Now() }
 // change it; only its rollup tiers may change, see SetRollups) and starts a
 // consumer for every stored stream.
 func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error {
-	if m.cluster != nil {
-		return m.startCluster(ctx, configured) // cluster.go
+	if c := m.cluster.Load(); c != nil {
+		return m.startCluster(ctx, c, configured) // cluster.go
 	}
 	for _, spec := range configured {
 		info, err := m.db.Stream(ctx, spec.Name)

@@ -56,8 +56,7 @@ func (v *memberView) set(ids []string) {
 }
 
 // followMembers pings the cluster until ctx is done.
-func (m *Manager) followMembers(ctx context.Context) {
-	c := m.cluster
+func (m *Manager) followMembers(ctx context.Context, c *clusterMode) {
 	seen := map[string]time.Time{}
 	t := time.NewTicker(c.opts.DiscoveryInterval)
 	defer t.Stop()

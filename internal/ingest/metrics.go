@@ -65,6 +65,8 @@ var (
 		"1 while the NATS connection is up.", nil, nil)
 	descReconnects = prometheus.NewDesc("sketchd_nats_reconnects_total",
 		"NATS reconnections.", nil, nil)
+	descRedials = prometheus.NewDesc("sketchd_nats_redials_total",
+		"NATS connections the server closed for good (a protocol error), each replaced by a new one: the streams restarted on it, and in cluster mode the instance left the cluster and joined it again.", nil, nil)
 	descSlow = prometheus.NewDesc("sketchd_nats_slow_consumer_events_total",
 		"Slow-consumer episodes reported by the NATS client.", nil, nil)
 	descDisconnects = prometheus.NewDesc("sketchd_nats_disconnects_total",
@@ -87,7 +89,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descInvalid, descSkipped, descMessages, descBytes, descDropped,
 		descDeadLetters, descSuppressed, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
-		descConnected, descReconnects, descSlow, descDisconnects, descDisconnected,
+		descConnected, descReconnects, descRedials, descSlow, descDisconnects, descDisconnected,
 		descFailing, descUncommitted, descResets, descRedelivered, descJumps} {
 		ch <- d
 	}
@@ -106,6 +108,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descConnected, connected)
 	counter(descReconnects, c.m.conn.Reconnects())
+	counter(descRedials, c.m.conn.Redials())
 	counter(descSlow, c.m.conn.slow.Load())
 	counter(descDisconnects, c.m.conn.Disconnects())
 	now := c.m.now()

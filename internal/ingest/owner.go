@@ -34,6 +34,7 @@ import (
 
 type clusterStream struct {
 	m      *Manager
+	c      *clusterMode // the mode that runs it
 	info   store.StreamInfo
 	cl     cluster.Changelog
 	stream jetstream.Stream // the changelog's
@@ -65,12 +66,11 @@ type ownership struct {
 	fenced atomic.Bool
 }
 
-func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, rev uint64) (*clusterStream, error) {
-	c := m.cluster
+func (m *Manager) newClusterStream(ctx context.Context, c *clusterMode, info store.StreamInfo, rev uint64) (*clusterStream, error) {
 	_, js := m.conns()
 	cl := cluster.Changelog{Cluster: c.opts.Name, Stream: info.Spec.Name, Rev: rev}
 	began := time.Now()
-	s, err := m.openChangelog(ctx, cl, c.creator(info.Spec.Name, rev))
+	s, err := m.openChangelog(ctx, cl, c.creator(info.Spec.Name, rev), c.opts.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, r
 		return nil, err
 	}
 	cctx, cancel := context.WithCancel(c.ctx)
-	cs := &clusterStream{m: m, info: info, cl: cl, stream: s, mirror: mirror, log: log,
+	cs := &clusterStream{m: m, c: c, info: info, cl: cl, stream: s, mirror: mirror, log: log,
 		ctx: cctx, cancel: cancel, fenced: make(chan *runner, len(info.Partitions)), owned: map[int]*runner{}}
 	cs.changed.Store(time.Now().UnixNano())
 	if cs.unregister, err = cs.registerOwnMetrics(c.prom); err != nil {
@@ -96,7 +96,7 @@ func (m *Manager) newClusterStream(ctx context.Context, info store.StreamInfo, r
 // creates it; the others wait a moment for it to appear before they
 // create it themselves (concurrent creates of one R3 stream were seen to
 // leave a request unanswered for the 10 s of an admin attempt).
-func (m *Manager) openChangelog(ctx context.Context, cl cluster.Changelog, creator bool) (jetstream.Stream, error) {
+func (m *Manager) openChangelog(ctx context.Context, cl cluster.Changelog, creator bool, replicas int) (jetstream.Stream, error) {
 	_, js := m.conns()
 	if !creator {
 		deadline := time.Now().Add(5 * time.Second)
@@ -107,7 +107,7 @@ func (m *Manager) openChangelog(ctx context.Context, cl cluster.Changelog, creat
 			sleepCtx(ctx, 100*time.Millisecond)
 		}
 	}
-	return cluster.EnsureChangelog(ctx, js, cl, m.cluster.opts.Replicas)
+	return cluster.EnsureChangelog(ctx, js, cl, replicas)
 }
 
 // start runs the mirror, the controller and the lag probe.
@@ -123,10 +123,11 @@ func (cs *clusterStream) start() {
 // ends with an error only when the store failed, the changelog is gone
 // or the mirror's NATS connection closed for good. That is logged at
 // error, and the run starts again a second later: a store error may
-// pass, the other two recur every second until the stream stops (the
-// changelog is not created again, and the mirror keeps the connection
-// it was made with). An error the stream's own stop caused (its context
-// ended) is no failure: not logged.
+// pass; a deleted changelog recurs every second until the stream stops
+// (it is not created again); a closed connection recurs until the
+// replacement connection's rejoin (rejoin.go) stops this stream and
+// starts a new one on it, moments later. An error the stream's own stop
+// caused (its context ended) is no failure: not logged.
 func (cs *clusterStream) runMirror() {
 	for {
 		err := cs.mirror.Run(cs.ctx)
@@ -144,12 +145,12 @@ func (cs *clusterStream) control() {
 	defer retry.Stop()
 	notBefore := map[int]time.Time{}
 	select { // members.go: a view of this instance alone would claim everything
-	case <-cs.m.cluster.view.firstRound():
+	case <-cs.c.view.firstRound():
 	case <-cs.ctx.Done():
 		return
 	}
 	for {
-		view, changed := cs.m.cluster.view.get()
+		view, changed := cs.c.view.get()
 		cs.reconcile(view, changed, notBefore)
 		select {
 		case <-cs.ctx.Done():
@@ -158,7 +159,7 @@ func (cs *clusterStream) control() {
 		case <-retry.C:
 		case r := <-cs.fenced:
 			if cs.demote(r) {
-				notBefore[r.part] = time.Now().Add(cs.m.cluster.opts.FailoverTimeout)
+				notBefore[r.part] = time.Now().Add(cs.c.opts.FailoverTimeout)
 			}
 		}
 	}
@@ -203,7 +204,7 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 	began := time.Now()
 	sid := cs.info.Partitions[p]
 	nc, _ := cs.m.conns()
-	w := cluster.NewWriter(nc, cs.stream, cs.cl, p, cs.m.instance, cs.info.Spec, cs.m.cluster.opts)
+	w := cluster.NewWriter(nc, cs.stream, cs.cl, p, cs.m.instance, cs.info.Spec, cs.c.opts)
 	if err := cs.waitApplied(ctx, w, p); err != nil {
 		// Not owned here, so no hold should be on: a Release makes the
 		// mirror rewind and end any hold left over (a rewind signal lost
@@ -212,7 +213,7 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 		return err
 	}
 	cs.mirror.Hold(p)
-	cctx, cancel := context.WithTimeout(ctx, claimBudget(cs.m.cluster.opts))
+	cctx, cancel := context.WithTimeout(ctx, claimBudget(cs.c.opts))
 	rec, err := w.Claim(cctx)
 	cancel()
 	if err != nil {
@@ -226,7 +227,7 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 		cs.mirror.Release(p)
 		return fmt.Errorf("store at position %d, claim at %d (err %v)", sketchd.PositionSeq(cp.Position), sketchd.PositionSeq(rec.Checkpoint.Position), err)
 	}
-	own := &ownership{cs: cs, commit: cluster.ChangelogCommitter{Writer: w, Local: cs.m.cluster.local}, epoch: rec.Epoch}
+	own := &ownership{cs: cs, commit: cluster.ChangelogCommitter{Writer: w, Local: cs.c.local}, epoch: rec.Epoch}
 	r, err := startPartRunner(ctx, cs.m, cs.info, p, own)
 	if err != nil {
 		cs.mirror.Release(p)
@@ -260,7 +261,7 @@ func (cs *clusterStream) waitApplied(ctx context.Context, w *cluster.Writer, p i
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		have, _, err := cs.m.cluster.local.ChangelogSeq(wctx, cs.info.Partitions[p])
+		have, _, err := cs.c.local.ChangelogSeq(wctx, cs.info.Partitions[p])
 		if err == nil && have >= want {
 			return nil
 		}

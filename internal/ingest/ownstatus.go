@@ -14,7 +14,7 @@ import (
 // at least as recent), "" when there is none or the named instance is no
 // longer a live member here; and the mirror's pending sequences.
 func (cs *clusterStream) setOwnership(st *sketchd.StreamStatus) {
-	view, _ := cs.m.cluster.view.get()
+	view, _ := cs.c.view.get()
 	epochs := cs.ownedEpochs() // ownmetrics.go
 	for i := range st.Coverage {
 		p := st.Coverage[i].Partition
@@ -35,7 +35,7 @@ func (cs *clusterStream) setOwnership(st *sketchd.StreamStatus) {
 // records (cluster.Mirror.ProbeTails: one stream info and a direct get
 // per partition). An idle or current mirror costs nothing.
 func (cs *clusterStream) probeLag() {
-	every := cs.m.cluster.opts.DiscoveryInterval
+	every := cs.c.opts.DiscoveryInterval
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
