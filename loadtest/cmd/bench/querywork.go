@@ -27,6 +27,7 @@ var queryCounters = []struct {
 	{"stale", "sketchd_http_stale_answers_total", nil},
 	{"ahead_run", "sketchd_query_ahead_jobs_total", []string{"outcome", "run"}},
 	{"ahead_dropped", "sketchd_query_ahead_jobs_total", []string{"outcome", "dropped"}},
+	{"ahead_stale", "sketchd_query_ahead_jobs_total", []string{"outcome", "stale"}},
 	{"ahead_entries", "sketchd_query_ahead_entries_total", nil},
 	{"ahead_hits", "sketchd_query_ahead_hits_total", nil},
 }
@@ -122,6 +123,7 @@ func queryWorkLine(w QueryWork) string {
 	add("%s shed", "shed")
 	add("%s stale answers served", "stale")
 	add("ahead jobs: %s run, %s dropped, %s window-cache entries computed ahead, %s of them taken", "ahead_run", "ahead_dropped", "ahead_entries", "ahead_hits")
+	add("%s ahead jobs skipped as stale (the tail start moved before they ran)", "ahead_stale")
 	return "The queries' work over the phase (differences of sketchd's counters between the first and the last scrape: " +
 		"`sketchd_query_*`, `sketchd_http_stale_answers_total`): " + strings.Join(parts, "; ") + "."
 }

@@ -60,14 +60,14 @@ sketchd_query_cache_bytes{cache="tails"} %d
 // TestQueryWorkAhead: the ahead jobs' counters are differenced and named
 // when sketchd has them.
 func TestQueryWorkAhead(t *testing.T) {
-	scrape := func(run, dropped, entries, hits int) map[string]float64 {
+	scrape := func(run, dropped, stale, entries, hits int) map[string]float64 {
 		text := fmt.Sprintf(`sketchd_query_sketches_decoded_total 1
 sketchd_query_ahead_jobs_total{outcome="run"} %d
 sketchd_query_ahead_jobs_total{outcome="dropped"} %d
-sketchd_query_ahead_jobs_total{outcome="stale"} 7
+sketchd_query_ahead_jobs_total{outcome="stale"} %d
 sketchd_query_ahead_entries_total %d
 sketchd_query_ahead_hits_total %d
-`, run, dropped, entries, hits)
+`, run, dropped, stale, entries, hits)
 		m, err := ParseMetrics(strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
@@ -75,10 +75,13 @@ sketchd_query_ahead_hits_total %d
 		return queryCounts(m)
 	}
 	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
-	tl := BuildTimeline([]StoreSample{{At: t0, Query: scrape(10, 1, 100, 50)}, {At: t0.Add(time.Second), Query: scrape(210, 3, 2100, 1550)}}, 0, nil, false)
+	tl := BuildTimeline([]StoreSample{{At: t0, Query: scrape(10, 1, 7, 100, 50)}, {At: t0.Add(time.Second), Query: scrape(210, 3, 12, 2100, 1550)}}, 0, nil, false)
 	var b strings.Builder
 	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6", Rate: 1000, Timeline: tl})
-	if want := "ahead jobs: 200 run, 2 dropped, 2,000 window-cache entries computed ahead, 1,500 of them taken"; !strings.Contains(b.String(), want) {
-		t.Errorf("report lacks %q:\n%s", want, b.String())
+	for _, want := range []string{"ahead jobs: 200 run, 2 dropped, 2,000 window-cache entries computed ahead, 1,500 of them taken",
+		"5 ahead jobs skipped as stale"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
 	}
 }
