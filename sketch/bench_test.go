@@ -13,10 +13,11 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-func mustEncode(b *testing.B, s sketch.Sketch) []byte {
+func mustEncode(tb testing.TB, s sketch.Sketch) []byte {
+	tb.Helper()
 	buf, err := s.AppendBinary(nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return buf
 }
@@ -176,6 +177,23 @@ func BenchmarkCMS(b *testing.B) {
 		}
 	})
 	b.Run("Table", func(b *testing.B) { benchCodec(b, tableCMS(5, 100000)) })
+	// A minute pane of a few hundred distinct items, in exact mode.
+	b.Run("Exact", func(b *testing.B) { benchCodec(b, tableCMS(6, 1000)) })
+	// An hour of such panes merged into an empty sketch, as a query's
+	// window does.
+	b.Run("MergeMany60Exact", func(b *testing.B) {
+		b.ReportAllocs()
+		panes := make([]*sketch.CountMin, 60)
+		for i := range panes {
+			panes[i] = tableCMS(uint64(10+i), 100)
+		}
+		for b.Loop() {
+			c, _ := sketch.NewCountMin(0.001, 0.01, 20)
+			if err := c.MergeMany(panes...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func filledTDigest(seed uint64, n int) *sketch.TDigest {

@@ -659,6 +659,11 @@ func decodeCountMin(h header, params, payload []byte) (*CountMin, *DecodeError) 
 		e := r.count("exact entries", 2)
 		if e > 0 { // the items fit in what is left of the payload: one arena
 			c.arena = make([]byte, 0, len(payload)-r.off)
+			// Size the map and counts once instead of growing them entry by
+			// entry; no more than the table budget admits, past which the
+			// sketch is refused below anyway.
+			n := min(e, c.tableBytes()/exactEntryBytes+1)
+			c.exact, c.counts = make(map[string]int32, n), make([]uint64, 0, n)
 		}
 		var sum uint64
 		var prev []byte

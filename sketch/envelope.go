@@ -410,17 +410,22 @@ func (r *reader) u64(what string) uint64 {
 
 func (r *reader) f64(what string) float64 { return math.Float64frombits(r.u64(what)) }
 
-func (r *reader) uvarint(what string) uint64 {
+func (r *reader) uvarint(what string) uint64 { return r.uvarintOf(what, "") }
+
+// uvarintOf is uvarint naming the value what+suffix in its errors: the
+// two are joined only on failure, since joining them on every call (as
+// bytes did for each item of a sketch) allocated a string per item.
+func (r *reader) uvarintOf(what, suffix string) uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, k := binary.Uvarint(r.b[r.off:])
 	if k <= 0 {
-		r.fail("%s: bad uvarint", what)
+		r.fail("%s%s: bad uvarint", what, suffix)
 		return 0
 	}
 	if k != uvarintLen(v) {
-		r.fail("%s: non-minimal uvarint", what)
+		r.fail("%s%s: non-minimal uvarint", what, suffix)
 		return 0
 	}
 	r.off += k
@@ -449,7 +454,7 @@ func (r *reader) varint(what string) int64 {
 }
 
 func (r *reader) bytes(what string) []byte {
-	n := r.uvarint(what + " length")
+	n := r.uvarintOf(what, " length")
 	if r.err != nil {
 		return nil
 	}

@@ -468,17 +468,22 @@ func appendSparseKeys(dst []uint32, enc []byte) ([]uint32, bool) {
 	if tmp < 0 || len(enc)-off < 4*tmp+12 {
 		return dst, false
 	}
+	count := int(binary.BigEndian.Uint32(enc[off+4*tmp:]))
+	size := int(binary.BigEndian.Uint32(enc[off+4*tmp+8:]))
+	if size < 0 || len(enc)-off-4*tmp-12 != size {
+		return dst, false
+	}
+	// MergeMany appends every operand's keys to one slice: grow it at
+	// least twofold, since append's growth of a large slice (1.25x) made
+	// it reallocate for nearly every operand.
+	if need := tmp + min(count, size); cap(dst)-len(dst) < need { // a key takes a byte at least
+		dst = slices.Grow(dst, max(need, len(dst)))
+	}
 	for range tmp {
 		dst = append(dst, binary.BigEndian.Uint32(enc[off:]))
 		off += 4
 	}
-	count := int(binary.BigEndian.Uint32(enc[off:]))
-	size := int(binary.BigEndian.Uint32(enc[off+8:]))
 	off += 12
-	if size < 0 || len(enc)-off != size {
-		return dst, false
-	}
-	dst = slices.Grow(dst, min(count, size)) // a key takes a byte at least
 	var last uint32
 	for i, b := 0, enc[off:]; i < count; i++ {
 		d, k := binary.Uvarint(b)

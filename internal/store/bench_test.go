@@ -59,9 +59,12 @@ func BenchmarkCommit(b *testing.B) {
 }
 
 // BenchmarkScanPanes reads 60 and 1440 consecutive 1-minute panes of one
-// key (2 KiB blob each) among 10 keys with a day of panes each.
+// key (2 KiB blob each) among 10 keys with a day of panes each
+// (optionsFromEnv).
 func BenchmarkScanPanes(b *testing.B) {
-	db := openTest(b, b.TempDir(), quietOptions())
+	o := quietOptions()
+	optionsFromEnv(&o)
+	db := openTest(b, b.TempDir(), o)
 	sid := createTest(b, db, "bench", time.Minute).ID
 	fillDay(b, db, sid, 10, 1440, benchBlob)
 	ctx := context.Background()
@@ -147,9 +150,7 @@ func BenchmarkRSS(b *testing.B) {
 	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BLOCK_CACHE_MB")); err == nil {
 		o.BlockCacheSize = int64(mb) << 20 // positive: compressed tables; negative: the default (uncompressed)
 	}
-	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BASE_TABLE_MB")); err == nil && mb > 0 {
-		o.BaseTableSize = int64(mb) << 20
-	}
+	optionsFromEnv(&o)
 	b.Logf("memtable %d MiB, block cache %d MiB, base table %d MiB, GOMEMLIMIT %q",
 		o.MemTableSize>>20, o.BlockCacheSize>>20, o.BaseTableSize>>20, os.Getenv("GOMEMLIMIT"))
 	const keys, minutes = 1000, 200
@@ -256,5 +257,19 @@ func writeHeapProfile(b *testing.B, path string) {
 	defer f.Close()
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// optionsFromEnv sets, for the store benchmarks (SteadyCommit, ScanPanes,
+// RSS), o.BaseTableSize from SKETCHD_STORE_BASE_TABLE_MB when it is a
+// positive number of MiB and o.BuilderDrainInterval from
+// SKETCHD_STORE_BUILDER_DRAIN when it is a duration, so that one binary
+// compares settings.
+func optionsFromEnv(o *Options) {
+	if mb, err := strconv.Atoi(os.Getenv("SKETCHD_STORE_BASE_TABLE_MB")); err == nil && mb > 0 {
+		o.BaseTableSize = int64(mb) << 20
+	}
+	if d, err := time.ParseDuration(os.Getenv("SKETCHD_STORE_BUILDER_DRAIN")); err == nil {
+		o.BuilderDrainInterval = d
 	}
 }
