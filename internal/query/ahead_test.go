@@ -116,23 +116,7 @@ func TestAheadMoveMergesTwoParts(t *testing.T) {
 			if q.ahead != nil {
 				q.ahead.manual = true
 			}
-			m := int64(time.Minute)
-			ask := func() Stats {
-				t.Helper()
-				s0 := q.Stats()
-				to := l.now()
-				for _, qu := range []Query{
-					{Aggregate: "urls", From: to - 30*m, To: to, GroupBy: []string{"device"}},
-					{Aggregate: "users", From: to - 60*m, To: to, Step: 15 * m},
-				} {
-					if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
-						t.Fatal(err)
-					}
-				}
-				s1 := q.Stats()
-				return Stats{MergedParts: s1.MergedParts - s0.MergedParts, ComputedPieces: s1.ComputedPieces - s0.ComputedPieces,
-					CachedWindows: s1.CachedWindows - s0.CachedWindows}
-			}
+			ask := func() Stats { return askMoving(t, q, l, l.now()) }
 			for move := range 4 {
 				l.ingestOpen(t)
 				ask()
@@ -176,21 +160,7 @@ func TestAheadClockFirst(t *testing.T) {
 	t.Cleanup(q.Close)
 	q.ahead.manual = true
 	m := int64(time.Minute)
-	ask := func(to int64) Stats {
-		t.Helper()
-		s0 := q.Stats()
-		for _, qu := range []Query{
-			{Aggregate: "urls", From: to - 30*m, To: to, GroupBy: []string{"device"}},
-			{Aggregate: "users", From: to - 60*m, To: to, Step: 15 * m},
-		} {
-			if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s1 := q.Stats()
-		return Stats{MergedParts: s1.MergedParts - s0.MergedParts, ComputedPieces: s1.ComputedPieces - s0.ComputedPieces,
-			AheadHits: s1.AheadHits - s0.AheadHits}
-	}
+	ask := func(to int64) Stats { return askMoving(t, q, l, to) }
 	ask(l.now())
 	for move := range 5 {
 		q.ahead.runQueued(t.Context())
@@ -211,6 +181,27 @@ func TestAheadClockFirst(t *testing.T) {
 			}
 		}
 	}
+}
+
+// askMoving asks q the two questions of the move tests, anchored at to
+// (a 30-minute range by device: 12 single-key groups; an hour at a
+// 15-minute step), and returns what answering them merged, computed and
+// took from the cache and the ahead jobs.
+func askMoving(t *testing.T, q *Querier, l *live, to int64) Stats {
+	t.Helper()
+	m := int64(time.Minute)
+	s0 := q.Stats()
+	for _, qu := range []Query{
+		{Aggregate: "urls", From: to - 30*m, To: to, GroupBy: []string{"device"}},
+		{Aggregate: "users", From: to - 60*m, To: to, Step: 15 * m},
+	} {
+		if _, err := q.QueryShared(t.Context(), l.target, qu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := q.Stats()
+	return Stats{MergedParts: s1.MergedParts - s0.MergedParts, ComputedPieces: s1.ComputedPieces - s0.ComputedPieces,
+		CachedWindows: s1.CachedWindows - s0.CachedWindows, AheadHits: s1.AheadHits - s0.AheadHits}
 }
 
 // TestAheadWorker: the Querier's own worker runs the jobs in the
