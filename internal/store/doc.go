@@ -36,7 +36,7 @@
 //
 // # Resources
 //
-// DefaultOptions, per family: 8 MiB memtables x 2, L0 5/15, 4 MiB tables
+// DefaultOptions, per family: 8 MiB memtables x 2, L0 5/15, 2 MiB tables
 // at every level, uncompressed tables and no block cache, 2 compactors,
 // 64 MiB value-log files, values under 1 MiB inline; an 8 MiB index cache
 // shared 3:1 by panes and meta. Under a

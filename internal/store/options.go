@@ -58,10 +58,7 @@ type Options struct {
 	// refuses 1, so 1 is raised to 2).
 	NumCompactors int
 	// BaseTableSize is the size of one LSM table written by a compaction.
-	// 0 = 4 MiB (Badger's default is 2): Badger builds each table's index
-	// in a 3 MiB buffer whatever the table's size, so half as many tables
-	// allocate about 26-30% fewer bytes per flush and spend 18-23% less
-	// CPU on it (BenchmarkSteadyCommit, docs/operations.md "Memory").
+	// 0 = 2 MiB (Badger's default).
 	BaseTableSize int64
 	// TableSizeMultiplier grows BaseTableSize per level below Badger's
 	// base level. 0 = 1: every compaction writes tables of BaseTableSize.
@@ -101,10 +98,8 @@ type Options struct {
 	RetentionInterval time.Duration `default:"keep-negative"`
 	// BuilderDrainInterval is how often the store empties Badger's pool of
 	// table-builder allocators (builders.go), which otherwise keeps up to 8
-	// of them, each as large as the largest table it built. 0 = 250 ms
-	// (a 4 MiB table's builder is twice a 2 MiB one's: emptied four times
-	// as often, the pool holds about what it did with 2 MiB tables and a
-	// 1 s drain); negative = never (Badger's own pooling).
+	// of them, each as large as the largest table it built. 0 = 1 second;
+	// negative = never (Badger's own pooling).
 	BuilderDrainInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
@@ -124,7 +119,7 @@ func DefaultOptions() Options {
 		BlockCacheSize:          -1,
 		IndexCacheSize:          8 << 20,
 		NumCompactors:           2,
-		BaseTableSize:           4 << 20,
+		BaseTableSize:           2 << 20,
 		TableSizeMultiplier:     1,
 		PartitionSpan:           24 * time.Hour,
 		ValueLogFileSize:        64 << 20,
@@ -132,7 +127,7 @@ func DefaultOptions() Options {
 		GCInterval:              5 * time.Minute,
 		GCDiscardRatio:          0.5,
 		RetentionInterval:       5 * time.Minute,
-		BuilderDrainInterval:    250 * time.Millisecond,
+		BuilderDrainInterval:    time.Second,
 		Now:                     time.Now,
 	}
 }

@@ -16,13 +16,13 @@ import (
 // Badger keeps pooled follows the largest table, see Options.TableSizeMultiplier.
 func TestCompactionTablesStayBaseSize(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes 80 MB")
+		t.Skip("writes 48 MB")
 	}
 	o := quietOptions()
 	o.NumLevelZeroTables = 1 // compact every flushed memtable
 	db := openTest(t, t.TempDir(), o)
 	sid := createTest(t, db, "tables", time.Minute).ID
-	const keys, minutes, size = 200, 100, 4 << 10 // enough for 10 tables of 4 MiB below L0
+	const keys, minutes, size = 200, 60, 4 << 10
 	fillDay(t, db, sid, keys, minutes, size)
 	if err := db.panes.Flatten(2); err != nil {
 		t.Fatalf("Flatten: %v", err)
