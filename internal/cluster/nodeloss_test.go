@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -24,22 +25,7 @@ func TestChangelogSurvivesNodeLoss(t *testing.T) {
 	claim(t, w)
 	var m model
 	g := &flushGen{rng: rand.New(rand.NewPCG(5, 6))}
-	commit := func(fl sketchd.Flush) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			_, err := w.Commit(ctx, fl)
-			if err == nil {
-				m.apply(fl)
-				return
-			}
-			if errors.Is(err, ErrFenced) || time.Now().After(deadline) {
-				t.Fatalf("commit: %v", err)
-			}
-			t.Logf("commit failed, retrying: %v", err)
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	commit := func(fl sketchd.Flush) { t.Helper(); commitRetrying(t, ctx, w, &m, fl) }
 	commit(g.next(&m, 40, 500))
 	f.c.Servers[leader].Shutdown()
 	f.c.Servers[leader].WaitForShutdown()
@@ -72,4 +58,24 @@ func (f *fixture) leader(tb testing.TB) int {
 	}
 	tb.Fatalf("changelog leader %q is none of the nodes", info.Cluster.Leader)
 	return 0
+}
+
+// commitRetrying commits fl through w, retrying a failed commit every
+// 200 ms for up to a minute while the cluster recovers (a lost node, a
+// leader election), and applies it to m; a fenced writer fails the test.
+func commitRetrying(t *testing.T, ctx context.Context, w *Writer, m *model, fl sketchd.Flush) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := w.Commit(ctx, fl)
+		if err == nil {
+			m.apply(fl)
+			return
+		}
+		if errors.Is(err, ErrFenced) || time.Now().After(deadline) {
+			t.Fatalf("commit: %v", err)
+		}
+		t.Logf("commit failed, retrying: %v", err)
+		time.Sleep(200 * time.Millisecond)
+	}
 }

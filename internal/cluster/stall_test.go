@@ -63,22 +63,7 @@ func TestMirrorConsumerOnLostNode(t *testing.T) {
 	claim(t, w)
 	var m model
 	g := &flushGen{rng: rand.New(rand.NewPCG(11, 12))}
-	commit := func() {
-		t.Helper()
-		fl := g.next(&m, 20, 100)
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			_, err := w.Commit(ctx, fl)
-			if err == nil {
-				m.apply(fl)
-				return
-			}
-			if errors.Is(err, ErrFenced) || time.Now().After(deadline) {
-				t.Fatalf("commit: %v", err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	commit := func() { t.Helper(); commitRetrying(t, ctx, w, &m, g.next(&m, 20, 100)) }
 	commit()
 
 	db, sids := openStore(t, 1)

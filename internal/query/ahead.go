@@ -99,7 +99,6 @@ func (m move) known() bool { return m.from || m.tail }
 // asked at, and the tailFrom predicted with the move (next: tailFrom or
 // a pane later).
 type aheadJob struct {
-	key       string
 	p         *plan
 	tailFrom  int64
 	next      int64
@@ -165,7 +164,7 @@ func (a *aheadWorker) note(p *plan) {
 	}
 	a.forgetOld()
 	a.queued[jk] = t
-	a.jobs = append(a.jobs, &aheadJob{key: jk, p: p.moved(next.fromBy(gran)), tailFrom: t, next: t + next.tailBy(gran),
+	a.jobs = append(a.jobs, &aheadJob{p: p.moved(next.fromBy(gran)), tailFrom: t, next: t + next.tailBy(gran),
 		notBefore: a.when(s, next, time.Duration(gran))})
 	a.start()
 	select {
@@ -297,16 +296,17 @@ func (p *plan) nextEdge(next int64) (start int64, ok bool) {
 // forgetOld drops, past maxAheadSeen, what the worker remembers of tail
 // starts older than their stream's newest. a.mu is held.
 func (a *aheadWorker) forgetOld() {
+	newest := a.newest()
 	if len(a.queued) > maxAheadSeen {
 		for k, t := range a.queued {
-			if t < a.newest() {
+			if t < newest {
 				delete(a.queued, k)
 			}
 		}
 	}
 	if len(a.seen) > maxAheadSeen {
 		for k, s := range a.seen {
-			if s.tailFrom < a.newest() {
+			if s.tailFrom < newest {
 				delete(a.seen, k)
 			}
 		}

@@ -278,8 +278,9 @@ func TestAheadJobsDue(t *testing.T) {
 	if got := a.when(s, move{from: true}, time.Minute); !near(got, now.Add(44*time.Second)) {
 		t.Errorf("last move a second ago: due in %v, want 44 s", got.Sub(now))
 	}
-	a.jobs = []*aheadJob{{key: "later", notBefore: now.Add(time.Hour)}, {key: "due", notBefore: now.Add(-time.Second)}}
-	if j, _ := a.due(now); j == nil || j.key != "due" {
+	later, due := &aheadJob{notBefore: now.Add(time.Hour)}, &aheadJob{notBefore: now.Add(-time.Second)}
+	a.jobs = []*aheadJob{later, due}
+	if j, _ := a.due(now); j != due {
 		t.Fatalf("due took %v, want the job due", j)
 	}
 	if j, wait := a.due(now); j != nil || !near(now.Add(wait), now.Add(time.Hour)) {
