@@ -156,19 +156,7 @@ func TestClusterFailover(t *testing.T) {
 	pub := c.Connect(t, 0)
 	js, _ := jetstream.New(pub)
 	evs := genEvents(seed, n)
-	publish := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			if _, err := js.PublishAsync("ev.cl."+evs[i].User, evs[i].json()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(30 * time.Second):
-			t.Fatal("publishes not acknowledged")
-		}
-	}
+	publish := func(from, to int) { t.Helper(); publishAcked(t, js, "ev.cl.", evs[from:to]) }
 	publish(0, n/3)
 	waitFor(t, 90*time.Second, "every instance owning some partitions", func() (bool, string) {
 		var owned []int
@@ -330,15 +318,7 @@ func TestClusterFencedZombie(t *testing.T) {
 	pub := c.Connect(t, 1)
 	js, _ := jetstream.New(pub)
 	evs := genEvents(seed, n)
-	publish := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			if _, err := js.PublishAsync("ev.z."+evs[i].User, evs[i].json()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		<-js.PublishAsyncComplete()
-	}
+	publish := func(from, to int) { t.Helper(); publishAcked(t, js, "ev.z.", evs[from:to]) }
 	publish(0, n/2)
 	waitFor(t, 30*time.Second, "the first half stored", func() (bool, string) {
 		got, s := storedEvents(t, a.m, a.db, "pv")

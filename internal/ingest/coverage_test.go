@@ -29,16 +29,7 @@ func TestPartitionsUnavailable(t *testing.T) {
 	if a := f.do(t, http.MethodPost, "/v1/streams", partSpec("cov", "cov", `,"partitions":3,"partition_by":[1]`)); a.status != http.StatusCreated {
 		t.Fatalf("create: %d %s", a.status, a.body)
 	}
-	for _, e := range genEvents(seed, n) {
-		if _, err := f.js.PublishAsync("ev.cov."+e.User, e.json()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-f.js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publishes not acknowledged")
-	}
+	publishAcked(t, f.js, "ev.cov.", genEvents(seed, n))
 	waitFor(t, 30*time.Second, "all committed", func() (bool, string) {
 		st, err := f.m.Get(ctx, "cov")
 		if err != nil {

@@ -128,6 +128,22 @@ func genEvents(seed uint64, n int) []event {
 	return out
 }
 
+// publishAcked publishes evs to subject prefix + each event's user and
+// waits (30 s at most) until JetStream acknowledged every one.
+func publishAcked(t *testing.T, js jetstream.JetStream, prefix string, evs []event) {
+	t.Helper()
+	for _, e := range evs {
+		if _, err := js.PublishAsync(prefix+e.User, e.json()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishes not acknowledged")
+	}
+}
+
 func newManager(tb testing.TB, nc *nats.Conn, db Store, opts Options) *Manager {
 	tb.Helper()
 	if opts.FlushInterval == 0 {

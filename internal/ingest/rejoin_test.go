@@ -47,19 +47,7 @@ func TestClusterSurvivesClosedConnection(t *testing.T) {
 	pub := c.Connect(t, 2)
 	js, _ := jetstream.New(pub)
 	evs := genEvents(seed, n)
-	publish := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			if _, err := js.PublishAsync("ev.rd."+evs[i].User, evs[i].json()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(30 * time.Second):
-			t.Fatal("publishes not acknowledged")
-		}
-	}
+	publish := func(from, to int) { t.Helper(); publishAcked(t, js, "ev.rd.", evs[from:to]) }
 	publish(0, n/2)
 	waitFor(t, 60*time.Second, "the first half stored on A", func() (bool, string) {
 		got, s := storedEvents(t, a.m, a.db, "pv")
