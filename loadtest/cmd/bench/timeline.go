@@ -47,6 +47,15 @@ type Timeline struct {
 	// (GODEBUG=gctrace=1 in the runner's environment shows it in
 	// sketchd.log); its second is the one it ended in.
 	SplitGC *CompactionSplit `json:"split_gc,omitempty"`
+	// SplitFirstMinute compares the requests sent in the phase's first
+	// FirstMinute with the later ones (nil without latencies, or when the
+	// phase is no longer than that): sketchd computes a question's next
+	// windows ahead only once it has seen the question move (the query
+	// package's ahead jobs), so the first clock move of a phase is never
+	// predicted, and the later minutes are the steady state of a
+	// dashboard that stays open. Compacting counts the first minute, Quiet
+	// the rest; Unsampled is 0.
+	SplitFirstMinute *CompactionSplit `json:"split_first_minute,omitempty"`
 	// Server is the phase's latency by sketchd's own histogram, between
 	// the first and the last scrape (nil in older results).
 	Server *ServerLatency `json:"server,omitempty"`
@@ -178,8 +187,30 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 		tl.SplitRunning = splitBy(store, byReq, func(d StoreSample) bool { return d.Tables > 0 || d.Compaction > 0 })
 		tl.SplitMinute = splitBySecond(byReq, func(sec int64) bool { return sec%60 < MinuteSeconds })
 		tl.SplitGC = splitBy(store, byReq, func(d StoreSample) bool { return d.GCCycles > 0 })
+		tl.SplitFirstMinute = splitFirstMinute(byReq)
 	}
 	return tl
+}
+
+// FirstMinute is the start of a phase that Timeline.SplitFirstMinute
+// tells apart.
+const FirstMinute = time.Minute
+
+// splitFirstMinute splits the requests at FirstMinute after the phase's
+// first request, or returns nil when none was sent after it.
+func splitFirstMinute(byReq map[int64]*secondReqs) *CompactionSplit {
+	if len(byReq) == 0 {
+		return nil
+	}
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for sec := range byReq {
+		first, last = min(first, sec), max(last, sec)
+	}
+	cut := first + int64(FirstMinute/time.Second)
+	if last < cut {
+		return nil
+	}
+	return splitBySecond(byReq, func(sec int64) bool { return sec < cut })
 }
 
 // MinuteSeconds is how many seconds after a whole minute count as the

@@ -374,3 +374,36 @@ func TestSplitGC(t *testing.T) {
 		t.Errorf("the report lacks the GC split:\n%s", md)
 	}
 }
+
+// TestTimelineFirstMinuteSplit: the requests sent in the phase's first
+// FirstMinute are pooled apart from the later ones, and a phase no longer
+// than that has no such split.
+func TestTimelineFirstMinuteSplit(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 52, 22, 0, time.UTC)
+	var reqs []request
+	for i := range 150 { // 150 s, 10 requests each second
+		at := t0.Add(time.Duration(i) * time.Second)
+		lat := 4 * time.Millisecond
+		if i < 60 {
+			lat = 30 * time.Millisecond
+		}
+		for range 10 {
+			reqs = append(reqs, request{At: at, Latency: lat})
+		}
+	}
+	tl := BuildTimeline(nil, 0, reqs, true)
+	checkSplit(t, "split by the first minute", tl.SplitFirstMinute, &CompactionSplit{
+		Compacting: SplitSide{Seconds: 60, Requests: 600, P99: 30},
+		Quiet:      SplitSide{Seconds: 90, Requests: 900, P99: 4}})
+	var b strings.Builder
+	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6 dashboard", Rate: 100, Duration: 150 * time.Second, Timeline: tl})
+	if want := "Seconds in which the phase was in its first minute"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+	if want := "p99 30.00 ms over 600 requests in 60 s; the other seconds: p99 4.00 ms over 900 requests in 90 s."; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+	if short := BuildTimeline(nil, 0, reqs[:600], true); short.SplitFirstMinute != nil {
+		t.Errorf("a 60 s phase has a first-minute split: %+v", short.SplitFirstMinute)
+	}
+}
