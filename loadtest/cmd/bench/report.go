@@ -30,6 +30,9 @@ func (r *Results) Targets() []Target {
 	}
 	ratio("ingest, core NATS", r.IngestCore, r.CeilingCore)
 	ratio("ingest, JetStream", r.IngestJS, r.CeilingJS)
+	if r.TierCost != nil {
+		ts = append(ts, r.TierCost.target())
+	}
 	for _, q := range []*QueryLoad{r.Vegeta, r.K6} {
 		if q == nil {
 			continue
@@ -220,6 +223,9 @@ func RenderMarkdown(r *Results) string {
 		100*safeDiv(r.IngestJS.Rate, r.CeilingJS.Rate), thousands(int64(r.IngestJS.Events)), rate(r.IngestJS.PubRate))
 	p("| JetStream, publishing and consuming at once (backfill) | – | %s | – | %s | – | %s |\n\n",
 		rate(r.Backfill.Rate), thousands(int64(r.Backfill.Events)), rate(r.Backfill.PubRate))
+	if r.TierCost != nil {
+		renderTierCost(p, r.TierCost)
+	}
 
 	p("## 3. Query latency while ingesting\n\n")
 	p("Fixed arrival rate (open model) over the query mix of `loadtest/querymix` (every kind, single key\n")

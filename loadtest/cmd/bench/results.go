@@ -16,6 +16,9 @@ type Results struct {
 	IngestCore  Ingest  `json:"ingest_core"`
 	IngestJS    Ingest  `json:"ingest_js"`
 	Backfill    Ingest  `json:"backfill"`
+	// TierCost is the ingest rate with and without two rollup tiers (nil
+	// in older results).
+	TierCost *TierCost `json:"tier_cost,omitempty"`
 	// LongBackfill is the sparse history of pv before the accuracy
 	// backfill (LongSpan of event time), which the rollup tiers serve.
 	LongBackfill Ingest `json:"long_backfill"`

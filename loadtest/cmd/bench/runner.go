@@ -147,6 +147,10 @@ func (r *runner) runAll(ctx context.Context) (*Results, error) {
 		return nil, fmt.Errorf("ingest JetStream: %w", err)
 	}
 	r.logf("   %.0f events/s", res.IngestJS.Rate)
+	r.phase("2. ingest cost of rollup tiers")
+	if res.TierCost, err = r.tierCost(ctx); err != nil {
+		return nil, fmt.Errorf("ingest cost of rollup tiers: %w", err)
+	}
 
 	r.phase(fmt.Sprintf("4. backfill %d events over %s before the last %s (rollup tiers)", r.c.LongEvents, r.c.LongSpan, r.c.BackSpan))
 	if res.LongBackfill, err = r.longBackfill(ctx); err != nil {
