@@ -146,6 +146,9 @@ func (m *Manager) clusterAdmissible(spec sketchd.Stream) error {
 
 // followRegistry applies the registry's events to this instance.
 func (m *Manager) followRegistry(ctx context.Context, c *clusterMode, events <-chan cluster.SpecEvent) {
+	if hold := m.holdSync.Load(); hold != nil {
+		(*hold)(ctx) // tests only: see Manager.holdSync
+	}
 	known := map[string]bool{}
 	synced := false
 	for ev := range events {

@@ -149,6 +149,13 @@ type Manager struct {
 	// connection (rejoin.go); clusterMu serializes that with Stop.
 	cluster   atomic.Pointer[clusterMode]
 	clusterMu sync.Mutex
+	// holdSync is nil outside tests. A test sets it to hold a cluster
+	// mode's registry follower before it reads the registry's first
+	// event, with the mode's context, as a registry watch whose initial
+	// values never come (its connection closed just after the watch
+	// began) holds a join: TestClusterSecondCloseDuringRejoin lands a
+	// second close inside a join this way.
+	holdSync atomic.Pointer[func(ctx context.Context)]
 }
 
 type failure struct {

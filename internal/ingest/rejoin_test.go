@@ -84,11 +84,22 @@ func TestClusterSurvivesClosedConnection(t *testing.T) {
 	publish(3*n/4, n)
 	waitOwnedByBoth(t, nodes, "pv", 4)
 
-	all := []*partFixture{ref, a.fixture(), b.fixture()}
+	checkLikeReference(t, ref, []*partFixture{a.fixture(), b.fixture()}, 4, n)
+}
+
+// checkLikeReference waits until the reference and every cluster
+// instance (ready) stored all n events of stream "pv" (parts
+// partitions), then checks that each instance answers as the reference
+// does, covers every partition, and holds the reference's panes: every
+// event stored exactly once.
+func checkLikeReference(t *testing.T, ref *partFixture, instances []*partFixture, parts, n int) {
+	t.Helper()
+	ctx := context.Background()
+	all := append([]*partFixture{ref}, instances...)
 	for i, f := range all {
 		waitFor(t, 60*time.Second, fmt.Sprintf("instance %d stored everything", i), func() (bool, string) {
 			got, s := storedEvents(t, f.m, f.db, "pv")
-			return got == n && (i == 0 || f.m.Ready(ctx) == nil), s
+			return got == uint64(n) && (i == 0 || f.m.Ready(ctx) == nil), s
 		})
 	}
 	rng := fmt.Sprintf("from=%d&to=%d", base.Add(-time.Hour).Unix(), base.Add(time.Hour).Unix())
@@ -98,14 +109,14 @@ func TestClusterSurvivesClosedConnection(t *testing.T) {
 		"sample?step=1m&" + rng,
 	} {
 		want := comparable(ref.answer(t, "pv", q))
-		for i, f := range all[1:] {
+		for i, f := range instances {
 			if got := comparable(f.answer(t, "pv", q)); !reflect.DeepEqual(want, got) {
 				t.Errorf("instance %d %s:\nreference %v\ncluster   %v", i, q, want, got)
 			}
 		}
 	}
-	for _, f := range all[1:] {
-		checkCoverage(t, f.answer(t, "pv", "users?"+rng), 4, n)
+	for _, f := range instances {
+		checkCoverage(t, f.answer(t, "pv", "users?"+rng), parts, n)
 		comparePanes(t, ref, f)
 	}
 }
