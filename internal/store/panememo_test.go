@@ -321,32 +321,37 @@ func TestKeysConcurrentCommits(t *testing.T) {
 	}
 }
 
-// TestKeysAllocsIndependentOfPaneSize: listing a range that cuts every
-// key's span allocates no more with 32 KiB panes than with 64-byte ones,
-// once a listing has seen the panes. Checked: fails before the pane memo
-// (each listing then copied about one pane value per key).
+// TestKeysAllocsIndependentOfPaneSize: listing the last hour, sliding a
+// minute at a time, over keys whose spans it cuts allocates no more with
+// 32 KiB panes than with 64-byte ones once a listing has seen the panes:
+// the memo holds each key's newest pane in the range (23:30), which stays
+// in it as the range slides past the key's older one (23:10). Checked:
+// fails before the pane memo (each listing then copied about one pane
+// value per key), and with a memo of the oldest pane in the range.
 func TestKeysAllocsIndependentOfPaneSize(t *testing.T) {
 	db := openTest(t, t.TempDir(), quietOptions())
-	const keys, big = 50, 32 << 10
+	const keys, big, runs = 50, 32 << 10, 20
 	perListing := func(name string, size int) float64 {
 		sid := createTest(t, db, name, time.Minute).ID
 		var ps []sketchd.PaneRecord
 		for k := range keys {
 			key := fmt.Sprintf("key-%02d", k)
-			ps = append(ps, pane(key, hour, 1, blob(uint64(k), size)), pane(key, 23*hour+30*minute, 1, blob(uint64(k)+keys, size)))
+			for i, start := range []int64{hour, 23*hour + 10*minute, 23*hour + 30*minute} {
+				ps = append(ps, pane(key, start, 1, blob(uint64(k*3+i), size)))
+			}
 		}
 		commit(t, db, sid, 1, ps...)
-		list := func() {
-			if got := keysAll(t, db, sid, 23*hour, day); len(got) != keys {
+		list := func(slide int64) {
+			from := 23*hour + slide*minute
+			if got := keysAll(t, db, sid, from, from+hour); len(got) != keys {
 				t.Fatalf("%s: %d keys, want %d", name, len(got), keys)
 			}
 		}
-		list()
-		const runs = 20
+		list(0)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		for range runs {
-			list()
+		for i := range runs {
+			list(int64(i + 1))
 		}
 		runtime.ReadMemStats(&after)
 		return float64(after.TotalAlloc-before.TotalAlloc) / runs
