@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sketchd/sketchd"
 )
 
@@ -413,4 +414,42 @@ func TestPaneMemoHoldsItsBudget(t *testing.T) {
 		t.Errorf("the memo holds %d bytes of heap, budget %d", held, maxMemoBytes)
 	}
 	runtime.KeepAlive(&m)
+}
+
+// TestKeyProbeMetrics: sketchd_store_key_probes_total counts a cut key's
+// first listing as a seek, the same listing again as a memo answer, and
+// a listing after a drop (of another partition) as a seek again.
+func TestKeyProbeMetrics(t *testing.T) {
+	db := openTest(t, t.TempDir(), quietOptions())
+	sid := createTest(t, db, "s", time.Minute).ID
+	commit(t, db, sid, 1, pane("a", 10*hour, 1), pane("a", 12*hour, 1), pane("a", 2*day, 1), pane("a", 2*day+2*hour, 1))
+	want := func(memo, seek float64) {
+		t.Helper()
+		if m, s := testutil.ToFloat64(db.met.probeMemo), testutil.ToFloat64(db.met.probeSeek); m != memo || s != seek {
+			t.Errorf("probes: memo %v seek %v, want %v %v", m, s, memo, seek)
+		}
+	}
+	keysAll(t, db, sid, 11*hour, 13*hour)
+	want(0, 1)
+	keysAll(t, db, sid, 11*hour, 13*hour)
+	keysAll(t, db, sid, 11*hour+30*minute, 14*hour)
+	want(2, 1)
+	day2 := func() {
+		t.Helper()
+		if got := keysAll(t, db, sid, 2*day+hour, 2*day+3*hour); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("day 2: %q", got)
+		}
+	}
+	day2()
+	want(2, 2)
+	if err := db.DropBefore(t.Context(), sid, 0); err != nil { // drops nothing: the memo stays
+		t.Fatal(err)
+	}
+	day2()
+	want(3, 2)
+	if err := db.DropBefore(t.Context(), sid, day); err != nil {
+		t.Fatal(err)
+	}
+	day2()
+	want(3, 3)
 }

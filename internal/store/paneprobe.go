@@ -27,6 +27,8 @@ type paneProbe struct {
 	txn      *badger.Txn
 	fwd, rev *badger.Iterator
 	seek     []byte
+
+	memoHits, seeks int // counted into the metrics at close
 }
 
 func newPaneProbe(db *DB, sp space) *paneProbe {
@@ -47,8 +49,10 @@ func (pr *paneProbe) has(p int64, key string, lo, hi, to int64) bool {
 	head := pr.seek[:len(pr.seek)-8] // space part klen key
 	if s, ok := pr.db.paneMemo.lookup(head, pr.epoch); ok &&
 		lo <= s.start && s.start <= last && s.version <= pr.txn.ReadTs() {
+		pr.memoHits++
 		return true
 	}
+	pr.seeks++
 	s, ok := pr.newest(head, lo, hi, last)
 	if ok {
 		pr.db.paneMemo.add(head, pr.epoch, s)
@@ -92,8 +96,10 @@ func (pr *paneProbe) seekPane(it **badger.Iterator, reverse bool, head []byte) (
 	return paneSeen{start, item.Version()}, ok
 }
 
-// close releases the snapshot.
+// close releases the snapshot and counts the probes.
 func (pr *paneProbe) close() {
+	pr.db.met.probeMemo.Add(float64(pr.memoHits))
+	pr.db.met.probeSeek.Add(float64(pr.seeks))
 	for _, it := range []*badger.Iterator{pr.fwd, pr.rev} {
 		if it != nil {
 			it.Close()
