@@ -116,6 +116,50 @@ func BenchmarkKeys(b *testing.B) {
 	}
 }
 
+// BenchmarkKeysBigPanes lists the last hour of 500 keys whose panes are
+// 8-40 KiB (the size of a dashboard stream's panes), each key with a pane
+// before the hour and one inside it: every key's span is cut, so the
+// listing must prove a pane in the hour (the first listing, or every one
+// before the pane memo). Values are inline, and a Badger
+// seek copies the values of the items it lands on, so this measures what a
+// listing copies besides the key index.
+//
+//	go test ./internal/store -run '^$' -bench KeysBigPanes -benchmem -count 6
+func BenchmarkKeysBigPanes(b *testing.B) {
+	db := openTest(b, b.TempDir(), quietOptions())
+	sid := createTest(b, db, "bench", time.Minute).ID
+	const keys = 500
+	for k := range keys {
+		size := (8 + 8*(k%5)) << 10
+		commit(b, db, sid, uint64(k+1),
+			pane(fmt.Sprintf("key-%05d", k), int64(k%1380)*minute, 1, blob(uint64(k), size)),
+			pane(fmt.Sprintf("key-%05d", k), 23*hour+30*minute, 2, blob(uint64(k)+keys, size)))
+	}
+	ctx := context.Background()
+	// repeated: the last hour listed again (once per commit); first: each
+	// listing the first since the store started (or a drop); before-newest:
+	// a first listing of a range that ends before each key's newest pane
+	// (the store seeks back from its end).
+	for _, c := range []struct {
+		name     string
+		from, to int64
+		forget   bool
+	}{{"repeated", 23 * hour, day, false}, {"first", 23 * hour, day, true}, {"first-before-newest", 0, 23 * hour, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.forget {
+					db.forgetPaneMemo()
+				}
+				n := 0
+				if err := db.Keys(ctx, sid, c.from, c.to, func(string) error { n++; return nil }); err != nil || n != keys {
+					b.Fatalf("got %d keys, err %v", n, err)
+				}
+			}
+		})
+	}
+}
+
 // fillDay commits nKeys keys x nPanes one-minute panes from time 0.
 func fillDay(tb testing.TB, db *DB, sid uint32, nKeys, nPanes, size int) {
 	tb.Helper()

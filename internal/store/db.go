@@ -58,6 +58,7 @@ type DB struct {
 	tierRewound tierMarks     // tier_rewind.go
 	backfills   backfillMemo  // backfill.go
 	restoring   restoringMemo // restoring.go
+	paneMemo    paneMemo      // panememo.go: panes key listings saw
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}

@@ -45,7 +45,8 @@
 // every compaction (the price of keeping values in the LSM tree, see
 // Durability), and they release their pooled buffers only after a while
 // idle; the rest is file-backed (mmapped tables and logs, reclaimable).
-// Binaries should set GOMEMLIMIT. BenchmarkRSS measures a burst of 200,000
+// Key listings keep a memo of the panes they proved (panememo.go), at most
+// 4 MiB. Binaries should set GOMEMLIMIT. BenchmarkRSS measures a burst of 200,000
 // panes (RSS and its parts, Go heap, store directory, right after and after
 // 20 s idle):
 //

@@ -46,3 +46,9 @@ func (db *DB) closeBadger() error {
 	}
 	return db.meta.Close()
 }
+
+// forgetPaneMemo empties the key listings' pane memo, as a drop does.
+func (db *DB) forgetPaneMemo() {
+	db.paneMemo.dropping()
+	db.paneMemo.dropped()
+}

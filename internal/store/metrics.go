@@ -19,6 +19,10 @@ type metrics struct {
 	droppedParts   prometheus.Counter
 	gcRuns         prometheus.Counter
 	builderBytes   prometheus.Counter
+	// Key listings' probes for a pane of a cut key (paneprobe.go):
+	// answered by the memo, or by a seek into the panes.
+	keyProbes            *prometheus.CounterVec
+	probeMemo, probeSeek prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metrics, error) {
@@ -57,13 +61,19 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_builder_pool_released_bytes_total",
 			Help: "Bytes of Badger's pooled table-builder allocators the store released (BuilderDrainInterval).",
 		}),
+		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sketchd_store_key_probes_total",
+			Help: "Key listings' checks that a key whose span the range cuts has a pane in it, by answer: memo (a pane a listing proved before) or seek (into the panes, copying a pane value).",
+		}, []string{"answer"}),
 	}
+	m.probeMemo = m.keyProbes.WithLabelValues("memo")
+	m.probeSeek = m.keyProbes.WithLabelValues("seek")
 	if reg == nil {
 		return m, nil
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

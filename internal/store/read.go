@@ -231,8 +231,11 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 
 // Keys calls fn once per distinct key that has at least one stored pane
 // with from <= Start < to. It reads the key index, never the panes, except
-// for one seek per (key, partition) when the range cuts the key's span in
-// that partition. Keys come partition by partition (oldest first), each
+// where the range cuts the key's span in a partition: there it needs one
+// pane of the key in the range, which the store remembers once a listing
+// has seen it (panememo.go), so a range listed again (the last hour, once
+// per commit) mostly does not seek; else one seek per such (key,
+// partition). Keys come partition by partition (oldest first), each
 // partition's in byte order, each key at its first appearance. Errors are
 // as for ScanPanes.
 func (db *DB) Keys(ctx context.Context, streamID uint32, from, to int64, fn func(key string) error) error {
@@ -269,18 +272,8 @@ func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration,
 		opt.Prefix = sp.index
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		// The panes (in their family's snapshot, taken after the index's:
-		// a commit writes the index first), opened on the first partial
-		// partition.
-		var ptxn *badger.Txn
-		var panes *badger.Iterator
-		defer func() {
-			if panes != nil {
-				panes.Close()
-				ptxn.Discard()
-			}
-		}()
-		var seek []byte
+		probe := newPaneProbe(db, sp)
+		defer probe.close()
 		for it.Seek(headPart(sp.index, pFirst)); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -316,24 +309,8 @@ func (db *DB) TierKeys(ctx context.Context, streamID uint32, tier time.Duration,
 			if hi < from || lo >= to {
 				continue
 			}
-			if lo < from || hi >= to || ce != nil {
-				// The range cuts the key's span: look for one pane.
-				if panes == nil {
-					popt := badger.DefaultIteratorOptions
-					popt.PrefetchValues = false
-					popt.Prefix = sp.pane
-					ptxn = db.paneFamily(sp).NewTransaction(false)
-					panes = ptxn.NewIterator(popt)
-				}
-				seek = sp.appendPaneKey(seek[:0], p, string(kb), max(lo, from))
-				panes.Seek(seek)
-				if !panes.Valid() || !bytes.HasPrefix(panes.Item().Key(), seek[:len(seek)-8]) {
-					continue
-				}
-				_, _, start, ok := sp.parsePaneKey(panes.Item().Key())
-				if !ok || start >= to {
-					continue
-				}
+			if (lo < from || hi >= to || ce != nil) && !probe.has(p, string(kb), max(lo, from), hi, to) {
+				continue // the range cuts the key's span and holds none of its panes
 			}
 			key := string(kb)
 			if seen != nil {

@@ -212,10 +212,13 @@ func (db *DB) lookup(name string) (StreamInfo, error) {
 
 // dropPrefixes deletes every key under prefixes (Badger's DropPrefix,
 // which must not run concurrently with itself), in the panes family
-// first, then in meta.
+// first, then in meta. It is the one way panes are deleted: it clears the
+// key listings' pane memo (panememo.go) before, and ends its epoch after.
 func (db *DB) dropPrefixes(prefixes ...[]byte) error {
 	db.dropMu.Lock()
 	defer db.dropMu.Unlock()
+	db.paneMemo.dropping()
+	defer db.paneMemo.dropped()
 	var panes, meta [][]byte
 	for _, p := range prefixes {
 		if inPanes(p[0]) {

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// paneProbe answers, for one TierKeys listing, whether a key has a pane in
+// a range of one partition: from the memo (panememo.go) when it holds a
+// pane the listing's snapshot sees, else from the panes, whose answer (the
+// key's newest pane in the range: it stays in a range that slides forward
+// the longest) goes into the memo. Each seek copies about one pane value
+// (Badger's Iterator.fill into a fresh item), a reverse seek two: the
+// probe seeks forward to the key index's newest start when it is in the
+// range (the newest pane there, unless its commit has not written it yet)
+// and only else back from the range's end.
+type paneProbe struct {
+	db    *DB
+	sp    space
+	epoch uint64 // the memo's, when the listing started
+
+	// The panes' snapshot, opened on the first question: after the key
+	// index's (a commit writes the index first). The iterators are opened
+	// on their first use.
+	txn      *badger.Txn
+	fwd, rev *badger.Iterator
+	seek     []byte
+
+	memoHits, seeks int // counted into the metrics at close
+}
+
+func newPaneProbe(db *DB, sp space) *paneProbe {
+	return &paneProbe{db: db, sp: sp, epoch: db.paneMemo.current()}
+}
+
+// has reports whether key has a pane in partition p with lo <= start < to;
+// hi is the newest start the key index holds for it there.
+func (pr *paneProbe) has(p int64, key string, lo, hi, to int64) bool {
+	if pr.txn == nil {
+		pr.txn = pr.db.paneFamily(pr.sp).NewTransaction(false)
+	}
+	last := min(to-1, partitionStart(p+1, pr.sp.width)-1)
+	if last < lo {
+		return false
+	}
+	pr.seek = pr.sp.appendPaneKey(pr.seek[:0], p, key, last)
+	head := pr.seek[:len(pr.seek)-8] // space part klen key
+	if s, ok := pr.db.paneMemo.lookup(head, pr.epoch); ok &&
+		lo <= s.start && s.start <= last && s.version <= pr.txn.ReadTs() {
+		pr.memoHits++
+		return true
+	}
+	pr.seeks++
+	s, ok := pr.newest(head, lo, hi, last)
+	if ok {
+		pr.db.paneMemo.add(head, pr.epoch, s)
+	}
+	return ok
+}
+
+// newest returns the newest pane of head (a pane key without its start)
+// with lo <= start <= last.
+func (pr *paneProbe) newest(head []byte, lo, hi, last int64) (paneSeen, bool) {
+	if lo <= hi && hi <= last {
+		pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(hi))
+		if s, ok := pr.seekPane(&pr.fwd, false, head); ok && s.start <= last {
+			return s, true // hi, or a newer pane the index did not have yet
+		}
+	}
+	pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(last))
+	s, ok := pr.seekPane(&pr.rev, true, head)
+	return s, ok && s.start >= lo
+}
+
+// seekPane seeks *it (opened on first use, reverse or not) to pr.seek and
+// returns the pane of head it lands on.
+func (pr *paneProbe) seekPane(it **badger.Iterator, reverse bool, head []byte) (paneSeen, bool) {
+	if *it == nil {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Reverse = reverse
+		opt.Prefix = pr.sp.pane
+		*it = pr.txn.NewIterator(opt)
+	}
+	(*it).Seek(pr.seek)
+	if !(*it).Valid() {
+		return paneSeen{}, false
+	}
+	item := (*it).Item()
+	if !bytes.HasPrefix(item.Key(), head) {
+		return paneSeen{}, false
+	}
+	_, _, start, ok := pr.sp.parsePaneKey(item.Key())
+	return paneSeen{start, item.Version()}, ok
+}
+
+// close releases the snapshot and counts the probes.
+func (pr *paneProbe) close() {
+	pr.db.met.probeMemo.Add(float64(pr.memoHits))
+	pr.db.met.probeSeek.Add(float64(pr.seeks))
+	for _, it := range []*badger.Iterator{pr.fwd, pr.rev} {
+		if it != nil {
+			it.Close()
+		}
+	}
+	if pr.txn != nil {
+		pr.txn.Discard()
+	}
+}
