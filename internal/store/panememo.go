@@ -27,10 +27,11 @@ import "sync"
 // The newest start is kept because it stays inside a range that slides
 // forward (the last hour) the longest.
 //
-// Bound: entries cost len(key) + memoEntryOverhead bytes, at most
-// maxMemoBytes in all (4 MiB: some 40,000 keys of 40 bytes, every key of
-// a dashboard's streams for one or two partitions each); an entry that
-// would pass it clears the memo first (it starts over; a listing then
+// Bound: an entry costs its key (the pane key's head: 15 bytes and the
+// stream's key) + memoEntryOverhead bytes, at most maxMemoBytes in all
+// (4 MiB: some 35,000 keys of 40 bytes, every key of a dashboard's
+// streams for one or two partitions each); an entry that would pass it
+// clears the memo first (it starts over, for every stream: a listing then
 // seeks as it would without the memo).
 type paneMemo struct {
 	mu    sync.Mutex

@@ -31,6 +31,10 @@ type paneProbe struct {
 	memoHits, seeks int // counted into the metrics at close
 }
 
+// newPaneProbe reads the memo's epoch now, before has opens the panes'
+// snapshot: an entry is used only if no drop began since the epoch was
+// read, so none began after the snapshot either, and the pane it names is
+// in the snapshot when the snapshot holds its version.
 func newPaneProbe(db *DB, sp space) *paneProbe {
 	return &paneProbe{db: db, sp: sp, epoch: db.paneMemo.current()}
 }
