@@ -90,7 +90,7 @@ func defaultConfig(quick bool) Config {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "smaller counts and shorter loads (under 2 minutes once the tools are installed)")
+	quick := fs.Bool("quick", false, "smaller counts and shorter loads (under 3 minutes once the tools are installed)")
 	var o Config
 	fs.StringVar(&o.Out, "out", "", "write the report here (default docs/benchmarks.md; with --quick none unless set)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (sketchd log, config, tool outputs)")

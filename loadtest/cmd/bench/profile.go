@@ -116,15 +116,21 @@ type profResult struct {
 }
 
 // profileDuring starts a CPU profile of the load phase that starts now
-// and lasts d (the profile covers its first 30 s at most, from 1 s in).
+// and lasts d: 30 s at most, from 1 s in, or, for a phase longer than
+// FirstMinute plus 30 s, from just after its first minute (the steady
+// state: Timeline.SplitFirstMinute).
 func (r *runner) profileDuring(ctx context.Context, name string, d time.Duration) <-chan profResult {
 	ch := make(chan profResult, 1)
+	wait := time.Second
+	if d > FirstMinute+31*time.Second {
+		wait = FirstMinute + time.Second
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
-		p, err := r.profileCPU(ctx, name, d-2*time.Second)
+		p, err := r.profileCPU(ctx, name, d-wait-time.Second)
 		ch <- profResult{p, err}
 	}()
 	return ch
