@@ -248,6 +248,12 @@ func serverRefusal(err error, field string) error {
 // stopped (nothing more is acked; JetStream redelivers from the
 // checkpoint) and started again on nc; in cluster mode the instance
 // leaves the cluster and joins it again on nc (rejoin.go).
+//
+// Two rebinds can overlap (the redial loop of a connection that closed
+// while the previous rebind ran delivers the next one meanwhile): only the
+// connection that is still the current one (ConnState.Current) is taken,
+// checked and written under connMu, so the newest rebind writes m.nc last
+// and an older one returns (the newer one moves every stream).
 func (m *Manager) rebind(nc *nats.Conn) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -255,6 +261,10 @@ func (m *Manager) rebind(nc *nats.Conn) {
 		return
 	}
 	m.connMu.Lock()
+	if m.conn.Current() != nc {
+		m.connMu.Unlock()
+		return // replaced already: its rebind follows
+	}
 	m.nc, m.js = nc, js
 	m.connMu.Unlock()
 	m.mu.Lock()
@@ -267,7 +277,7 @@ func (m *Manager) rebind(nc *nats.Conn) {
 		m.restart(n)
 	}
 	m.log.Info("streams restarted on the new NATS connection", "streams", len(names))
-	m.rejoinCluster()
+	m.rejoinCluster(nc)
 }
 
 // restart stops the runner of name and starts it again from its

@@ -9,8 +9,12 @@ package ingest
 // one. While no connection is up, ConnState.Connected is false and
 // readiness says why.
 //
-// Goroutines: at most one redial loop at a time (started by the closed
-// handler, owned by redialState, ended by success or Shutdown).
+// Goroutines: at most one redial loop dials at a time (started by the
+// closed handler, owned by redialState, ended by success or Shutdown). A
+// loop that succeeded runs the OnReplaced listeners after it stopped
+// counting as running, so the next close can start the next loop while
+// they run: listeners of two connections can overlap (Manager.rebind
+// takes only the current one).
 
 import (
 	"log/slog"

@@ -53,15 +53,16 @@ import (
 var errConnClosed = errors.New("its NATS connection closed")
 
 // rejoinCluster leaves the cluster mode bound to the closed connection
-// and joins again on the current one, retrying (1 s to 30 s apart) until
-// it has joined, the Manager stops, or the connection it would join on
-// closes (the next connection's rejoin joins then). A no-op on a single
-// node.
-func (m *Manager) rejoinCluster() {
+// and joins again on nc, the connection rebind delivered, retrying (1 s to
+// 30 s apart) until it has joined, the Manager stops, or nc closes (the
+// next connection's rejoin joins then). A no-op on a single node, and when
+// nc is no longer the current connection by the time this rejoin holds
+// clusterMu (a newer connection's rejoin follows, or ran).
+func (m *Manager) rejoinCluster(nc *nats.Conn) {
 	m.clusterMu.Lock()
 	defer m.clusterMu.Unlock()
 	old := m.cluster.Load()
-	if old == nil || m.ctx.Err() != nil {
+	if old == nil || m.ctx.Err() != nil || m.conn.Current() != nc {
 		return
 	}
 	began := time.Now()
@@ -73,7 +74,6 @@ func (m *Manager) rejoinCluster() {
 	m.log.Info("left the cluster: the NATS connection was replaced", "cluster", old.opts.Name, "streams", streams)
 	backoff := time.Second
 	for attempt := 1; ; attempt++ {
-		nc, _ := m.conns()
 		err := m.joinAgain(old, nc)
 		if err == nil {
 			m.log.Info("joined the cluster again on the new NATS connection: registry, announcement, mirrors and partition controllers re-opened",

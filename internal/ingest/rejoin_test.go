@@ -202,3 +202,25 @@ func TestClusterRejoinsAlone(t *testing.T) {
 		t.Errorf("%s, want %d", s, len(evs))
 	}
 }
+
+// TestRebindTakesOnlyTheCurrentConnection: two rebinds can overlap (the
+// next close starts a redial while the last one's listeners run), and the
+// older one may reach connMu last: it must not put back a connection that
+// was replaced already, else both rejoins see a closed connection and
+// wait for a next one that never comes (review14).
+func TestRebindTakesOnlyTheCurrentConnection(t *testing.T) {
+	ns := runNATS(t)
+	older, newer := connect(t, ns.ClientURL()), connect(t, ns.ClientURL())
+	conn := &ConnState{}
+	conn.redial.cur.Store(newer) // newer replaced older
+	m, err := NewManager(older, conn, openStore(t, t.TempDir()), testLogger(t), Options{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Stop(context.Background()) }()
+	m.rebind(newer)
+	m.rebind(older) // the older rebind, late
+	if nc, _ := m.conns(); nc != newer {
+		t.Fatalf("the Manager's connection is the replaced one after a late rebind")
+	}
+}
