@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/sketchd/sketchd/loadtest/querymix"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sketchd/sketchd/loadtest/querymix"
 )
 
 // Target is one goal of the benchmark and whether the run met it.

@@ -79,10 +79,15 @@ func (r *runner) tierCost(ctx context.Context) (*TierCost, error) {
 		}
 		r.logf("   %s: %.0f events/s, done in %s, %.2f CPU s", s.name, run.Rate, run.Done.Round(time.Millisecond), run.CPU)
 		tc.Runs = append(tc.Runs, run)
-		// Deleted with its JetStream stream: the next run, and the later
-		// phases, find the store and the disk as before.
+		// Deleted, and its JetStream stream with it (the runner created it,
+		// so sketchd keeps it: it deletes only its consumer): the next run,
+		// and the later phases, find the store, the NATS server and the disk
+		// as before.
 		if body, code, err := r.api.do(ctx, "DELETE", "/v1/streams/"+s.name, nil); err != nil || code != 204 {
 			return tc, fmt.Errorf("delete stream %s: %d %s: %v", s.name, code, body, err)
+		}
+		if err := js.DeleteStream(ctx, "SKETCHD_"+strings.ToUpper(s.name)); err != nil {
+			return tc, fmt.Errorf("delete JetStream stream of %s: %w", s.name, err)
 		}
 	}
 	// The last deletion's compactions are this phase's, not the next one's.
