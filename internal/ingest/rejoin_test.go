@@ -29,31 +29,9 @@ import (
 // answers as the reference does (0 lost, 0 doubled).
 func TestClusterSurvivesClosedConnection(t *testing.T) {
 	const seed, n = 29, 3000
-	t.Logf("seed %d, %d events", seed, n)
 	ctx := context.Background()
-	c := clustertest.Start(t, 3, clustertest.Options{})
-	a, b := newRedialNode(t, c, 0), newClusterNode(t, c, 1)
-	nodes := []*clusterNode{a, b}
-	spec := partSpec("pv", "rd", `,"jetstream_stream":"PV_RD","partitions":4,"partition_by":[1]`)
-	if r := a.fixture().do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
-		t.Fatalf("create: %d %s", r.status, r.body)
-	}
-	waitOwnedByBoth(t, nodes, "pv", 4)
-	ref := newPartFixture(t, c.Servers[0].ClientURL())
-	if r := ref.do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
-		t.Fatalf("reference create: %d %s", r.status, r.body)
-	}
-
-	pub := c.Connect(t, 2)
-	js, _ := jetstream.New(pub)
-	evs := genEvents(seed, n)
-	publish := func(from, to int) { t.Helper(); publishAcked(t, js, "ev.rd.", evs[from:to]) }
-	publish(0, n/2)
-	waitFor(t, 60*time.Second, "the first half stored on A", func() (bool, string) {
-		got, s := storedEvents(t, a.m, a.db, "pv")
-		return got == n/2, s
-	})
-	publish(n/2, 3*n/4) // A is ingesting these when its connection closes
+	rp := startRejoinPair(t, seed, n, "rd")
+	a, b, nodes, ref, pub, publish := rp.a, rp.b, rp.nodes, rp.ref, rp.pub, rp.publish
 
 	closeForGood(t, a.nc)
 	closed := time.Now()
@@ -223,4 +201,46 @@ func TestRebindTakesOnlyTheCurrentConnection(t *testing.T) {
 	if nc, _ := m.conns(); nc != newer {
 		t.Fatalf("the Manager's connection is the replaced one after a late rebind")
 	}
+}
+
+// rejoinPair is the set-up of the rejoin tests: a 3-node NATS cluster,
+// instance A (which redials) and B sharing the 4 partitions of pv, a
+// single-node reference with the same stream, and n events of which the
+// first half is stored on A and the third quarter published (A ingests
+// it when the test closes its connection).
+type rejoinPair struct {
+	c       *clustertest.Cluster
+	a, b    *clusterNode
+	nodes   []*clusterNode
+	ref     *partFixture
+	pub     *nats.Conn
+	publish func(from, to int) // events [from, to), waiting for JetStream's acks
+}
+
+func startRejoinPair(t *testing.T, seed uint64, n int, tag string) *rejoinPair {
+	t.Helper()
+	t.Logf("seed %d, %d events", seed, n)
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	a, b := newRedialNode(t, c, 0), newClusterNode(t, c, 1)
+	rp := &rejoinPair{c: c, a: a, b: b, nodes: []*clusterNode{a, b}}
+	spec := partSpec("pv", tag, fmt.Sprintf(`,"jetstream_stream":"PV_%s","partitions":4,"partition_by":[1]`, strings.ToUpper(tag)))
+	if r := a.fixture().do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	waitOwnedByBoth(t, rp.nodes, "pv", 4)
+	rp.ref = newPartFixture(t, c.Servers[0].ClientURL())
+	if r := rp.ref.do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
+		t.Fatalf("reference create: %d %s", r.status, r.body)
+	}
+	rp.pub = c.Connect(t, 2)
+	js, _ := jetstream.New(rp.pub)
+	evs := genEvents(seed, n)
+	rp.publish = func(from, to int) { t.Helper(); publishAcked(t, js, "ev."+tag+".", evs[from:to]) }
+	rp.publish(0, n/2)
+	waitFor(t, 60*time.Second, "the first half stored on A", func() (bool, string) {
+		got, s := storedEvents(t, a.m, a.db, "pv")
+		return got == uint64(n/2), s
+	})
+	rp.publish(n/2, 3*n/4) // A is ingesting these when its connection closes
+	return rp
 }

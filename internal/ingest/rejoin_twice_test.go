@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/sketchd/sketchd/internal/cluster/clustertest"
 )
 
 // TestClusterSecondCloseDuringRejoin: the server closes instance A's
@@ -34,31 +30,9 @@ import (
 // instances, their answers and panes equal to the reference's.
 func TestClusterSecondCloseDuringRejoin(t *testing.T) {
 	const seed, n, bound = 37, 3000, 20 * time.Second
-	t.Logf("seed %d, %d events", seed, n)
 	ctx := context.Background()
-	c := clustertest.Start(t, 3, clustertest.Options{})
-	a, b := newRedialNode(t, c, 0), newClusterNode(t, c, 1)
-	nodes := []*clusterNode{a, b}
-	spec := partSpec("pv", "tw", `,"jetstream_stream":"PV_TW","partitions":4,"partition_by":[1]`)
-	if r := a.fixture().do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
-		t.Fatalf("create: %d %s", r.status, r.body)
-	}
-	waitOwnedByBoth(t, nodes, "pv", 4)
-	ref := newPartFixture(t, c.Servers[0].ClientURL())
-	if r := ref.do(t, http.MethodPost, "/v1/streams", spec); r.status != http.StatusCreated {
-		t.Fatalf("reference create: %d %s", r.status, r.body)
-	}
-
-	pub := c.Connect(t, 2)
-	js, _ := jetstream.New(pub)
-	evs := genEvents(seed, n)
-	publish := func(from, to int) { t.Helper(); publishAcked(t, js, "ev.tw.", evs[from:to]) }
-	publish(0, n/2)
-	waitFor(t, 60*time.Second, "the first half stored on A", func() (bool, string) {
-		got, s := storedEvents(t, a.m, a.db, "pv")
-		return got == n/2, s
-	})
-	publish(n/2, 3*n/4) // A is ingesting these when its connection closes
+	rp := startRejoinPair(t, seed, n, "tw")
+	a, b, nodes, ref, publish := rp.a, rp.b, rp.nodes, rp.ref, rp.publish
 
 	hold := holdNextSync(a.m)
 	first := a.conn.Current()

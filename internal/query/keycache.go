@@ -16,9 +16,10 @@ import (
 // and partition, and, where the span cuts a partition, a pane of the key
 // in the span: from the store's pane memo, else a seek into the panes,
 // internal/store panememo.go) was a third of the CPU of 30-day queries at
-// load, whose windows' edges are base spans. The stream's generation (Forget) is in the key. Like the
-// other caches, an entry may outlive retention dropping the partition it
-// lists: the answer then has the group, with empty windows.
+// load, whose windows' edges are base spans. The stream's generation
+// (Forget) is in the key. Like the other caches, an entry may outlive
+// retention dropping the partition it lists: the answer then has the
+// group, with empty windows.
 type tierKeyCache = boundedMap[tierSpanKey, []string]
 
 type tierSpanKey struct {

@@ -40,8 +40,8 @@ func newPaneProbe(db *DB, sp space) *paneProbe {
 }
 
 // has reports whether key has a pane in partition p with lo <= start < to;
-// hi is the newest start the key index holds for it there.
-func (pr *paneProbe) has(p int64, key string, lo, hi, to int64) bool {
+// indexHi is the newest start the key index holds for it there.
+func (pr *paneProbe) has(p int64, key string, lo, indexHi, to int64) bool {
 	if pr.txn == nil {
 		pr.txn = pr.db.paneFamily(pr.sp).NewTransaction(false)
 	}
@@ -57,7 +57,7 @@ func (pr *paneProbe) has(p int64, key string, lo, hi, to int64) bool {
 		return true
 	}
 	pr.seeks++
-	s, ok := pr.newest(head, lo, hi, last)
+	s, ok := pr.newest(head, lo, indexHi, last)
 	if ok {
 		pr.db.paneMemo.add(head, pr.epoch, s)
 	}
@@ -65,12 +65,12 @@ func (pr *paneProbe) has(p int64, key string, lo, hi, to int64) bool {
 }
 
 // newest returns the newest pane of head (a pane key without its start)
-// with lo <= start <= last.
-func (pr *paneProbe) newest(head []byte, lo, hi, last int64) (paneSeen, bool) {
-	if lo <= hi && hi <= last {
-		pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(hi))
+// with lo <= start <= last; indexHi is the key index's newest start.
+func (pr *paneProbe) newest(head []byte, lo, indexHi, last int64) (paneSeen, bool) {
+	if lo <= indexHi && indexHi <= last {
+		pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(indexHi))
 		if s, ok := pr.seekPane(&pr.fwd, false, head); ok && s.start <= last {
-			return s, true // hi, or a newer pane the index did not have yet
+			return s, true // indexHi, or a newer pane the index did not have yet
 		}
 	}
 	pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(last))

@@ -94,6 +94,7 @@ func (r *runner) tierCost(ctx context.Context) (*TierCost, error) {
 	return tc, r.waitCompactions(ctx)
 }
 
+// tierCount is the number of rollup tiers of a run with tiers or not.
 func tierCount(tiers bool) int {
 	if tiers {
 		return 2
