@@ -64,11 +64,21 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, o Options, log *s
 // Create registers spec under its name and returns the entry's revision
 // (the changelog's name carries it, so a re-created name never reads an
 // old changelog). Exactly one of several concurrent creators of a name
-// gets nil; the others get ErrStreamExists.
+// gets nil; the others get ErrStreamExists. A name registered before
+// Create began is refused first (registered): a create whose own attempt
+// goes unanswered takes an identical spec it then finds as its own (see
+// below), which must not make a later create of the same spec succeed
+// (TestClusterFailover's second create got 201 in a clean-clone run when
+// its attempt went unanswered at the cluster's start).
 func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, error) {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: encode spec %s: %w", spec.Name, err)
+	}
+	if exists, err := r.registered(ctx, spec.Name); err != nil {
+		return 0, fmt.Errorf("cluster: register %s: %w", spec.Name, err)
+	} else if exists {
+		return 0, fmt.Errorf("%w: %s", ErrStreamExists, spec.Name)
 	}
 	var rev uint64
 	unanswered := false // an attempt went unanswered: it may have landed
@@ -94,6 +104,21 @@ func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, err
 		return 0, fmt.Errorf("cluster: register %s: %w", spec.Name, err)
 	}
 	return rev, nil
+}
+
+// registered reports whether name is registered, retrying unanswered
+// reads as Create retries its writes.
+func (r *Registry) registered(ctx context.Context, name string) (bool, error) {
+	var exists bool
+	err := retryAdmin(ctx, func(ctx context.Context) error {
+		_, err := r.kv.Get(ctx, name)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		exists = err == nil
+		return err
+	})
+	return exists, err
 }
 
 // Get returns a registered spec and its revision.
