@@ -61,34 +61,47 @@ func (r *runner) longBackfill(ctx context.Context) (Ingest, error) {
 // 30-day queries read tiers, and returns their status. A tier that does
 // not get there is reported, not an error.
 func (r *runner) waitTiers(ctx context.Context) ([]TierStatus, error) {
+	want := r.res.AccuracyTo
+	rollups, built, err := r.waitRollups(ctx, "pv", 5*time.Minute, func(t TierStatus) bool {
+		g, err := time.ParseDuration(t.Granularity)
+		if err != nil {
+			g = 24 * time.Hour // "1d"
+		}
+		return !t.BuiltTo.Before(want.Truncate(g))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !built {
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("pv's rollup tiers were not built to %s within 5 minutes: %+v", want.Format(time.RFC3339), rollups))
+	}
+	r.logf("   rollup tiers: %+v", rollups)
+	return rollups, nil
+}
+
+// waitRollups polls the rollup tiers of stream (GET /v1/streams/{stream})
+// until every one is built by the measure of built, or timeout passes,
+// and returns the last status and whether they were all built.
+func (r *runner) waitRollups(ctx context.Context, stream string, timeout time.Duration, built func(TierStatus) bool) ([]TierStatus, bool, error) {
 	var st struct {
 		Rollups []TierStatus `json:"rollups"`
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	want := r.res.AccuracyTo
+	deadline := time.Now().Add(timeout)
 	for {
-		if err := r.api.getJSON(ctx, "/v1/streams/pv", &st); err != nil {
-			return nil, err
+		if err := r.api.getJSON(ctx, "/v1/streams/"+stream, &st); err != nil {
+			return nil, false, err
 		}
-		built := len(st.Rollups) > 0
+		all := len(st.Rollups) > 0
 		for _, t := range st.Rollups {
-			g, err := time.ParseDuration(t.Granularity)
-			if err != nil {
-				g = 24 * time.Hour // "1d"
-			}
-			built = built && !t.BuiltTo.Before(want.Truncate(g))
+			all = all && built(t)
 		}
-		if built || time.Now().After(deadline) {
-			if !built {
-				r.res.Notes = append(r.res.Notes, fmt.Sprintf("pv's rollup tiers were not built to %s within 5 minutes: %+v", want.Format(time.RFC3339), st.Rollups))
-			}
-			r.logf("   rollup tiers: %+v", st.Rollups)
-			return st.Rollups, nil
+		if all || time.Now().After(deadline) {
+			return st.Rollups, all, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+			return nil, false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -205,30 +205,13 @@ func (r *runner) waitCompactions(ctx context.Context) error {
 // waitBuilt waits until every rollup tier of stream is built up to what
 // its source panes' last commit made final (built_to ≥ ready_to).
 func (r *runner) waitBuilt(ctx context.Context, stream string) error {
-	var st struct {
-		Rollups []TierStatus `json:"rollups"`
+	rollups, built, err := r.waitRollups(ctx, stream, 2*time.Minute, func(t TierStatus) bool {
+		return !t.ReadyTo.IsZero() && !t.BuiltTo.Before(t.ReadyTo)
+	})
+	if err == nil && !built {
+		err = fmt.Errorf("stream %s: rollup tiers not built within 2 minutes: %+v", stream, rollups)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if err := r.api.getJSON(ctx, "/v1/streams/"+stream, &st); err != nil {
-			return err
-		}
-		built := len(st.Rollups) > 0
-		for _, t := range st.Rollups {
-			built = built && !t.ReadyTo.IsZero() && !t.BuiltTo.Before(t.ReadyTo)
-		}
-		if built {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("stream %s: rollup tiers not built within 2 minutes: %+v", stream, st.Rollups)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return err
 }
 
 // means returns the mean ingest rate and CPU seconds per event of the
