@@ -78,11 +78,8 @@ func TestRegistry(t *testing.T) {
 	var wg sync.WaitGroup
 	revs := make([]uint64, 3)
 	errs := make([]error, 3)
-	// Each creator's spec differs (its max_future): Create takes a spec
-	// found byte for byte equal after an unanswered attempt as its own
-	// (the same stream, registered at the same moment), so with equal
-	// specs two creators could both win when the bucket's leader changed
-	// under a write (2 of 3 did in a clean-clone CI run).
+	// Each creator's spec differs (its max_future), so the watched spec
+	// names the winner (identical specs: TestRegistryIdenticalCreates).
 	specs := make([]sketchd.Stream, len(regs))
 	for i, r := range regs {
 		specs[i] = testSpec("pageviews")

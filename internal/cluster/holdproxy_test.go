@@ -23,6 +23,10 @@ type holdProxy struct {
 	gate  chan struct{} // closed while answers pass
 	armed []byte        // holdOn's marker
 	conns []net.Conn
+
+	reqMarker []byte        // holdRequestsOn's marker
+	reqGate   chan struct{} // closed by releaseRequests
+	reqHeld   int           // requests held since holdRequestsOn
 }
 
 func newHoldProxy(tb testing.TB, target string) *holdProxy {
@@ -61,6 +65,31 @@ func (p *holdProxy) resume() {
 	p.mu.Unlock()
 }
 
+// holdRequestsOn holds each client's bytes that contain marker before
+// they reach the server (the rest of that connection's requests wait
+// behind them) until releaseRequests; heldRequests counts them.
+func (p *holdProxy) holdRequestsOn(marker string) {
+	p.mu.Lock()
+	p.reqMarker, p.reqGate, p.reqHeld = []byte(marker), make(chan struct{}), 0
+	p.mu.Unlock()
+}
+
+func (p *holdProxy) heldRequests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reqHeld
+}
+
+// releaseRequests sends the held requests on and holds no more.
+func (p *holdProxy) releaseRequests() {
+	p.mu.Lock()
+	if p.reqGate != nil {
+		close(p.reqGate)
+	}
+	p.reqMarker, p.reqGate = nil, nil
+	p.mu.Unlock()
+}
+
 func (p *holdProxy) serve() {
 	defer p.wg.Done()
 	for {
@@ -83,18 +112,31 @@ func (p *holdProxy) serve() {
 }
 
 // requests copies the client's bytes to the server, holding the answers
-// first when they carry holdOn's marker.
+// first when they carry holdOn's marker, and holding them themselves when
+// they carry holdRequestsOn's.
 func (p *holdProxy) requests(server, client net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
+			var wait chan struct{}
 			p.mu.Lock()
 			if p.armed != nil && bytes.Contains(buf[:n], p.armed) {
 				p.armed = nil
 				p.gate = make(chan struct{})
 			}
+			if p.reqMarker != nil && bytes.Contains(buf[:n], p.reqMarker) {
+				p.reqHeld++
+				wait = p.reqGate
+			}
 			p.mu.Unlock()
+			if wait != nil {
+				select {
+				case <-wait:
+				case <-p.done:
+					return
+				}
+			}
 			if _, werr := server.Write(buf[:n]); werr != nil {
 				return
 			}

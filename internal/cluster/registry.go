@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,11 +14,15 @@ import (
 
 // Registry is the cluster's list of stream specs: the KV bucket
 // SKETCHD_<CLUSTER>_STREAMS, one key per stream name, the spec as JSON.
-// kv.Create decides which of several instances creating one name wins;
-// every instance watches the bucket to start and stop runners.
+// A create-only write (keyCreate: create.go) decides which of several
+// instances creating one name wins; every instance watches the bucket to
+// start and stop runners.
 type Registry struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv     jetstream.KeyValue
+	js     jetstream.JetStream
+	bucket jetstream.Stream // the bucket's stream (Create reads a key's headers)
+	prefix string           // the keys' subject prefix, "$KV.<bucket>."
+	log    *slog.Logger
 }
 
 // Registry errors callers act on.
@@ -58,18 +61,22 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, o Options, log *s
 	if err != nil {
 		return nil, fmt.Errorf("cluster: registry bucket %s: %w", RegistryBucket(o.Name), err)
 	}
-	return &Registry{kv: kv, log: log}, nil
+	// The bucket is neither a mirror nor behind a JetStream domain or API
+	// prefix (sketchd's jetstream.New has neither), so its keys'
+	// subjects are nats.go's kv.pre.
+	prefix := "$KV." + RegistryBucket(o.Name) + "."
+	return &Registry{kv: kv, js: js, bucket: s, prefix: prefix, log: log}, nil
 }
 
 // Create registers spec under its name and returns the entry's revision
 // (the changelog's name carries it, so a re-created name never reads an
 // old changelog). Exactly one of several concurrent creators of a name
-// gets nil; the others get ErrStreamExists. A name registered before
-// Create began is refused first (registered): a create whose own attempt
-// goes unanswered takes an identical spec it then finds as its own (see
-// below), which must not make a later create of the same spec succeed
-// (TestClusterFailover's second create got 201 in a clean-clone run when
-// its attempt went unanswered at the cluster's start).
+// gets nil, identical specs or not; the others get ErrStreamExists. An
+// attempt that goes unanswered (the bucket's leader changing under the
+// write, as on a cluster just started) is sent again with the same
+// message id, so a resend tells its own landed write from another
+// creator's (keyCreate). A name registered before Create began is
+// refused by a read, without a write.
 func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, error) {
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -80,24 +87,16 @@ func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, err
 	} else if exists {
 		return 0, fmt.Errorf("%w: %s", ErrStreamExists, spec.Name)
 	}
+	c, err := newKeyCreate(r.js, r.bucket, r.prefix, spec.Name, b)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: register %s: %w", spec.Name, err)
+	}
 	var rev uint64
-	unanswered := false // an attempt went unanswered: it may have landed
 	err = retryAdmin(ctx, func(ctx context.Context) (err error) {
-		rev, err = r.kv.Create(ctx, spec.Name, b)
-		if errors.Is(err, jetstream.ErrKeyExists) && unanswered {
-			// Ours if it holds our spec byte for byte (or an identical
-			// spec registered at the same moment: the same stream).
-			if e, gerr := r.kv.Get(ctx, spec.Name); gerr == nil && bytes.Equal(e.Value(), b) {
-				rev, err = e.Revision(), nil
-			}
-		}
-		// Unanswered (retryable), e.g. the bucket's leader changed under
-		// the write (a cluster just started: TestRegistry in a clean-clone
-		// run): the next attempt may find it landed.
-		unanswered = unanswered || retryable(err)
+		rev, err = c.attempt(ctx)
 		return err
 	})
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if isWrongLastSequence(err) {
 		return 0, fmt.Errorf("%w: %s", ErrStreamExists, spec.Name)
 	}
 	if err != nil {
