@@ -30,11 +30,13 @@ func liveHeap() uint64 {
 // on that stream (consumerslot.go). Without fillConsumerSlots the heap
 // stays 7.9-8.0 MB (79 bytes per event) above it; with it, 0.0-0.13 MB.
 //
-// The heap is waited for: after a consumer's deletion nats-server holds it
-// for up to a few seconds more in some runs (what holds it was not found),
-// while the stale slot holds it for good. The JetStream stream uses memory
-// storage: a file store's block cache comes and goes with reads and a
-// 10-second expiry, a memory store's messages stay put.
+// The heap is waited for: in some runs the deleted durable stays reachable
+// for a few seconds more through its stopped pending-check timer
+// (time.AfterFunc(AckWait, o.checkPending), a heap dump showed), which the
+// Go runtime drops from its timer heap lazily, at the latest when it would
+// have fired; the stale slot holds it for good. The JetStream stream uses
+// memory storage: a file store's block cache comes and goes with reads and
+// a 10-second expiry, a memory store's messages stay put.
 func TestDeleteFreesTheDurableInNATS(t *testing.T) {
 	const n = 100_000
 	// Nothing is committed, so nothing acked: every delivered event stays
