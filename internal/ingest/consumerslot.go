@@ -47,8 +47,9 @@ func slotFiller() jetstream.ConsumerConfig {
 // at once so that they overwrite the n slots past the end of its consumer
 // lists where n deleted consumers may still be referenced, then deletes
 // them: a slot then holds an idle consumer (the test's heap ends within
-// 0.15 MB of where it started) instead of a deleted one's peak. Best effort: a failure is logged, and what the server keeps is memory,
-// not a wrong result.
+// 0.15 MB of where it started) instead of a deleted one's peak. Best
+// effort: a failure is logged, and what the server keeps is memory, not a
+// wrong result.
 func (m *Manager) fillConsumerSlots(ctx context.Context, js jetstream.JetStream, stream string, n int) {
 	names := make([]string, 0, n)
 	for range n {
