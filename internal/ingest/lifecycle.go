@@ -116,37 +116,60 @@ func (m *Manager) Delete(ctx context.Context, name string, opts sketchd.DeleteOp
 	return nil
 }
 
-// deleteJetStream removes the stream's durable consumer and, unless keep,
+// deleteJetStream removes the stream's durable consumers and, unless keep,
 // the JetStream stream when sketchd created it for this stream and no
-// other consumer (another instance's) reads it.
+// other consumer (another instance's) reads it. A JetStream stream that
+// stays gets idle consumers created and deleted on it, which free what
+// the server still holds of the deleted durables (consumerslot.go).
 func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep bool) {
 	_, js := m.conns()
+	deleted := m.deleteDurables(ctx, js, spec)
+	if !keep && m.deleteOwnJetStream(ctx, js, spec) {
+		return
+	}
+	if deleted > 0 {
+		m.fillConsumerSlots(ctx, js, spec.JetStreamStream, deleted)
+	}
+}
+
+// deleteDurables deletes the stream's durable consumers and returns how
+// many it deleted.
+func (m *Manager) deleteDurables(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) int {
+	deleted := 0
 	for _, durable := range m.durables(spec) {
-		if err := js.DeleteConsumer(ctx, spec.JetStreamStream, durable); err != nil &&
-			!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		err := js.DeleteConsumer(ctx, spec.JetStreamStream, durable)
+		switch {
+		case err == nil:
+			deleted++
+		case !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
 			m.log.Warn("delete JetStream consumer", "stream", spec.Name, "durable", durable, "err", err)
 		}
 	}
-	if keep {
-		return
-	}
+	return deleted
+}
+
+// deleteOwnJetStream deletes the JetStream stream when sketchd created it
+// for this stream and no other consumer reads it, and reports whether it
+// is gone.
+func (m *Manager) deleteOwnJetStream(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) bool {
 	s, err := js.Stream(ctx, spec.JetStreamStream)
 	if err != nil {
-		return
+		return errors.Is(err, jetstream.ErrStreamNotFound)
 	}
 	if s.CachedInfo().Config.Description != ownerDescription(spec.Name) {
-		return // not ours: it may hold other streams' events
+		return false // not ours: it may hold other streams' events
 	}
 	if n := s.CachedInfo().State.Consumers; n > 0 {
 		// Another instance's stream of this name reads it too.
 		m.log.Info("JetStream stream kept: other consumers read it", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "consumers", n)
-		return
+		return false
 	}
 	if err := js.DeleteStream(ctx, spec.JetStreamStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		m.log.Warn("delete JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "err", err)
-		return
+		return false
 	}
 	m.log.Info("deleted JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream)
+	return true
 }
 
 // ownerDescription is the description of a JetStream stream sketchd
