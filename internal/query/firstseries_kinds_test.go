@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"expvar"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -106,8 +107,43 @@ func kindsStore(tb testing.TB, countries, devices, hours int) (*store.DB, query.
 			tb.Fatal(err)
 		}
 	}
+	settleCompactions(tb)
 	end := start + int64(hours)*hour
 	return db, query.Target{ID: info.ID, Spec: spec, Watermark: end + 2*hour, LastCommit: 1}, start
+}
+
+// settleCompactions waits until Badger has run no compaction for a second
+// (its process-wide expvars, as internal/store/badgervars.go reads them):
+// the hundreds of MB kindsStore writes kept Badger compacting for seconds
+// after, and the benchmarks that followed timed its compactions (most of
+// their CPU profile) with their queries.
+func settleCompactions(tb testing.TB) {
+	tb.Helper()
+	written := func() (n int64) {
+		if m, ok := expvar.Get("badger_write_bytes_compaction").(*expvar.Map); ok {
+			m.Do(func(kv expvar.KeyValue) {
+				if v, ok := kv.Value.(*expvar.Int); ok {
+					n += v.Value()
+				}
+			})
+		}
+		if v, ok := expvar.Get("badger_compaction_current_num_lsm").(*expvar.Int); ok && v.Value() != 0 {
+			n = -1 // running
+		}
+		return n
+	}
+	last, quiet := written(), 0
+	for deadline := time.Now().Add(3 * time.Minute); quiet < 10; {
+		if time.Now().After(deadline) {
+			tb.Fatal("Badger still compacting after 3 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := written(); n >= 0 && n == last {
+			quiet++
+		} else {
+			last, quiet = n, 0
+		}
+	}
 }
 
 // kindsGen makes the events of kindsStore, as internal/gen does.
