@@ -278,6 +278,7 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 		}
 		if collect(h) {
 			sum, compacted := h.n, 0
+			var spare []uint32
 			for len(rest) > 0 {
 				if o := rest[0]; o.n == 0 || collect(o) {
 					sum += o.n
@@ -289,13 +290,14 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 				// m/2 distinct keys (list bytes > m), and from then on merging
 				// into dense registers is cheaper.
 				if len(keys) > compacted+m/2 {
-					keys = sortedUnique(keys)
+					keys, spare = compactKeys(keys, compacted, spare)
 					if compacted = len(keys); sparseListBytes(keys) > m {
 						break
 					}
 				}
 			}
-			sk, dense, err := sketchFromSparseKeys(h.p, sortedUnique(keys))
+			keys, _ = compactKeys(keys, compacted, spare)
+			sk, dense, err := sketchFromSparseKeys(h.p, keys)
 			if err != nil {
 				return fmt.Errorf("sketch: hll merge: %w", err)
 			}
@@ -439,7 +441,7 @@ func sketchOf(p uint8, enc []byte) (*hyperloglog.Sketch, error) {
 
 func sortedUnique(keys []uint32) []uint32 {
 	if !slices.IsSorted(keys) { // a merged sketch's keys are (no temporary set)
-		slices.Sort(keys)
+		sortKeys(keys, nil)
 	}
 	return slices.Compact(keys)
 }
