@@ -20,7 +20,7 @@ import (
 // function of the set of hashes inserted: Estimate works on a copy while the
 // sketch is sparse, so queries never change later answers.
 type HLL struct {
-	sk    *hyperloglog.Sketch
+	sk    *hyperloglog.Sketch // nil while a decoded sparse h is lazy: enc holds it
 	p     uint8
 	n     uint64
 	dense bool // known to be dense (the library never goes back to sparse)
@@ -30,7 +30,8 @@ type HLL struct {
 	// its encoding, and encoding a decoded pane again (its temporary set
 	// walked and written out) was a sixth of the cold computation of a
 	// 24-hour series of distinct counts (BenchmarkFirstSeries in
-	// internal/query). Shared by clones, never written.
+	// internal/query). Shared by clones, never written. A decoded sparse
+	// h is lazy (sk nil) until it changes: hll_lazy.go.
 	enc []byte
 	// cache of the last estimate; valid until the next insert or merge.
 	cached bool
@@ -76,8 +77,8 @@ func (h *HLL) Count() uint64 { return h.n }
 // InsertHash adds one item by its hash, which must be Hash(item) (the hash
 // is part of the wire format). It does not allocate once the sketch is dense.
 func (h *HLL) InsertHash(x uint64) {
+	h.lib().InsertHash(x)
 	h.enc = nil
-	h.sk.InsertHash(x)
 	h.n++
 	h.cached = false
 }
@@ -111,7 +112,7 @@ func (h *HLL) Estimate() CardinalityEstimate {
 		// The sparse Estimate compacts (and may convert to dense): run it on
 		// a copy so that the sketch's evolution depends only on its inserts
 		// and merges. The copy's answer is the same.
-		c := h.sk.Clone()
+		c := h.libCopy()
 		e.Estimate = float64(c.Estimate())
 		if sparseOf(c) {
 			// Linear counting over M = 2^25 buckets: sd = sqrt(M(e^t - t - 1))
@@ -134,7 +135,7 @@ func (h *HLL) Estimate() CardinalityEstimate {
 
 // isSparse reports whether the library sketch is sparse, from byte 3 of its
 // own encoding header (the representation is not exported otherwise).
-func (h *HLL) isSparse() bool { return sparseOf(h.sk) }
+func (h *HLL) isSparse() bool { return h.sk == nil || sparseOf(h.sk) }
 
 func sparseOf(sk *hyperloglog.Sketch) bool {
 	// Byte 3 of the library header is 1 for sparse. A dense sketch appends
@@ -157,8 +158,9 @@ func (h *HLL) Merge(other Sketch) error {
 	if c {
 		return fmt.Errorf("sketch: hll merge: %w", ErrOverflow)
 	}
+	dst, src := h.lib(), o.libView()
 	h.enc = nil
-	if err := h.sk.Merge(o.sk); err != nil {
+	if err := dst.Merge(src); err != nil {
 		return fmt.Errorf("sketch: hll merge: %w: %w", ErrIncompatible, err)
 	}
 	h.n = n
@@ -170,7 +172,9 @@ func (h *HLL) Merge(other Sketch) error {
 // Clone returns an independent copy.
 func (h *HLL) Clone() Sketch {
 	c := *h
-	c.sk = h.sk.Clone()
+	if h.sk != nil { // else c is lazy too, sharing enc
+		c.sk = h.sk.Clone()
+	}
 	return &c
 }
 
@@ -185,7 +189,7 @@ func (h *HLL) Registers() []byte {
 	if err != nil {
 		return nil // h.p was validated when h was made
 	}
-	if err := d.Merge(h.sk.Clone()); err != nil { // Merge compacts a sparse operand: a copy
+	if err := d.Merge(h.libCopy()); err != nil { // Merge compacts a sparse operand: a copy
 		return nil
 	}
 	b, err := d.MarshalBinary()
@@ -202,7 +206,10 @@ func (h *HLL) Size() int {
 	if h.dense {
 		return overhead + 1<<h.p
 	}
-	if h.enc != nil { // a decoded sparse h: its state, and enc kept besides
+	switch {
+	case h.sk == nil: // lazy: enc alone
+		return overhead + len(h.enc)
+	case h.enc != nil: // the library's state, and enc kept besides
 		return overhead + 3*len(h.enc)
 	}
 	b, err := h.sk.AppendBinary(nil)
@@ -222,7 +229,7 @@ func (h *HLL) Size() int {
 // (version 2) encoding.
 func (h *HLL) AppendBinary(dst []byte) ([]byte, error) {
 	return appendEnvelope(dst, KindHLL, hashXXH64, h.n, h.Params(), func(b []byte) ([]byte, error) {
-		out, err := h.sk.AppendBinary(b)
+		out, err := h.libView().AppendBinary(b)
 		if err != nil {
 			return nil, fmt.Errorf("sketch: hll encode: %w", err)
 		}
@@ -237,6 +244,12 @@ func decodeHLL(hd header, params, payload []byte) (*HLL, *DecodeError) {
 	}
 	if len(payload) < 4 || payload[0] != 2 || payload[1] != p.Precision || payload[2] != 0 {
 		return nil, corrupt(0, "hll payload header does not match version 2, precision %d", p.Precision)
+	}
+	if payload[3] == 1 && hd.n > 0 { // sparse: lazy (hll_lazy.go)
+		if err := checkSparseEncoding(p.Precision, payload); err != nil {
+			return nil, &DecodeError{Offset: 0, Reason: "hll payload", Err: fmt.Errorf("%w: %w", ErrCorrupt, err)}
+		}
+		return &HLL{p: p.Precision, n: hd.n, enc: slices.Clone(payload)}, nil // payload is the caller's
 	}
 	sk, _ := hyperloglog.NewSketch(p.Precision, true)
 	if err := sk.UnmarshalBinary(payload); err != nil {
