@@ -57,7 +57,7 @@ func (q *Querier) scanFinal(ctx context.Context, p *plan, w *windows, b *blockBu
 	if q.opts.CacheBytes > 0 {
 		seen = newEndPanes(re, rg, int64(p.target.Spec.Granularity), len(p.keys))
 	}
-	err := q.scanSlot(ctx, p, keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
+	err := q.scanSlotBorrowed(ctx, p, keys, rg[0], rg[1], func(r sketchd.PaneRecord) error { // collect keeps no blob
 		ki, ok := p.keyIndex[r.Key]
 		if !ok {
 			return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
@@ -77,7 +77,8 @@ func (q *Querier) scanFinal(ctx context.Context, p *plan, w *windows, b *blockBu
 }
 
 // collect decodes the aggregate's sketch of one stored pane, of key ki,
-// and gives it to its block or to its windows.
+// and gives it to its block or to its windows. It keeps neither r nor its
+// blob (scanSlotBorrowed): what it keeps is decoded.
 func (q *Querier) collect(p *plan, w *windows, b *blockBuild, ki int, r sketchd.PaneRecord) error {
 	ai := p.agg.index
 	q.sizes.observe(p.target.ID, ai, len(sketchd.SlotBlob(&r, ai)))
