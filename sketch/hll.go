@@ -333,11 +333,10 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 				}
 			}
 			keys, _ = compactKeys(keys, compacted, spare)
-			sk, dense, err := sketchFromSparseKeys(h.p, keys)
-			if err != nil {
+			if err := h.setEncoding(encodeSparseKeys(h.p, keys)); err != nil {
 				return fmt.Errorf("sketch: hll merge: %w", err)
 			}
-			h.sk, h.enc, h.n, h.dense, h.cached = sk, nil, sum, dense, false
+			h.n = sum
 		}
 	}
 	for _, o := range rest {
@@ -384,12 +383,33 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	sk, err := sketchOf(h.p, enc)
-	if err != nil {
+	if err := h.setEncoding(enc, dense); err != nil {
 		return false, fmt.Errorf("sketch: hll merge: %w", err)
 	}
-	h.sk, h.enc, h.n, h.dense, h.cached = sk, nil, n, dense, false
+	h.n = n
 	return true, nil
+}
+
+// setEncoding makes h the sketch of enc, a library encoding built here
+// from sorted, distinct keys (so valid by construction: the list's keys
+// strictly ascending, minimal varints): lazy when sparse, as a decoded
+// one is (hll_lazy.go), which spared building the library's sketch of
+// every merged rollup block and window (its decode walks and checks the
+// whole list) and encoding it again when it is merged in turn; dense
+// through the library.
+func (h *HLL) setEncoding(enc []byte, dense bool) error {
+	var sk *hyperloglog.Sketch
+	if dense {
+		var err error
+		if sk, err = sketchOf(h.p, enc); err != nil {
+			return err
+		}
+		enc = nil
+	} else if cap(enc) > len(enc)+len(enc)/4 { // unionList's room to spare
+		enc = slices.Clone(enc)
+	}
+	h.sk, h.enc, h.dense, h.cached = sk, enc, dense, false
+	return nil
 }
 
 // encoding returns the library encoding of h (read only): enc, or h
@@ -419,7 +439,7 @@ func sortedSparseList(enc []byte) (list []byte, count int, ok bool) {
 // unionList returns the library's encoding of the union of the count keys
 // of the compressed list (sorted, distinct) and keys (sorted, distinct):
 // sparse while its list fits in 2^p bytes, dense beyond, as
-// sketchFromSparseKeys would make it from all of them.
+// encodeSparseKeys would make it from all of them.
 func unionList(p uint8, list []byte, count int, keys []uint32) (enc []byte, dense bool, ok bool) {
 	const header = 20 // version, p, b, sparse, tmp count, count, last, size
 	enc = make([]byte, header, header+len(list)+5*len(keys))
@@ -548,10 +568,10 @@ func appendSparseKeys(dst []uint32, enc []byte) ([]uint32, bool) {
 // buckets).
 const sparsePrecision = 25
 
-// sketchFromSparseKeys builds a library sketch from sorted, distinct
+// encodeSparseKeys returns the library's encoding of sorted, distinct
 // sparse keys: sparse while the compressed list fits in 2^p bytes (the
 // library's own limit), dense (registers from the decoded keys) beyond.
-func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, error) {
+func encodeSparseKeys(p uint8, keys []uint32) (enc []byte, dense bool) {
 	var list []byte
 	var last uint32
 	for _, k := range keys {
@@ -559,8 +579,7 @@ func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, er
 		last = k
 	}
 	m := 1 << p
-	var enc []byte
-	dense := len(list) > m
+	dense = len(list) > m
 	if dense {
 		enc = make([]byte, 8, 8+m)
 		enc[0], enc[1], enc[2], enc[3] = 2, p, 0, 0
@@ -579,14 +598,7 @@ func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, er
 		enc = binary.BigEndian.AppendUint32(enc, uint32(len(list)))
 		enc = append(enc, list...)
 	}
-	sk, err := hyperloglog.NewSketch(p, true)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := sk.UnmarshalBinary(enc); err != nil {
-		return nil, false, err
-	}
-	return sk, dense, nil
+	return enc, dense
 }
 
 // decodeSparseKey returns the register index and value of a sparse key, as

@@ -111,3 +111,51 @@ func TestHLLSparseCheckMatchesLibrary(t *testing.T) {
 		t.Fatalf("too few cases: %d accepted, %d rejected", accepted, rejected)
 	}
 }
+
+// TestHLLMergedEncodingsCheck: the sparse encodings MergeMany and
+// mergeLargeSparse build (kept as a lazy result's bytes) pass
+// checkSparseEncoding and the library's UnmarshalBinary, and give the
+// estimate of repeated Merge.
+func TestHLLMergedEncodingsCheck(t *testing.T) {
+	seed := uint64(612)
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	lazy := 0
+	for _, c := range []struct{ parts, perPart int }{{2, 5}, {1, 2000}, {15, 200}, {40, 100}, {200, 100}} {
+		var parts []*HLL
+		for range c.parts + 1 {
+			h, _ := NewHLL(14)
+			for range 1 + rng.IntN(c.perPart) {
+				h.InsertHash(rng.Uint64())
+			}
+			parts = append(parts, h)
+		}
+		got := parts[0].Clone().(*HLL)
+		if err := got.MergeMany(parts[1:]...); err != nil {
+			t.Fatal(err)
+		}
+		want := parts[0].Clone().(*HLL)
+		for _, o := range parts[1:] {
+			if err := want.Merge(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got.Estimate() != want.Estimate() {
+			t.Fatalf("%+v: estimate %+v, want %+v", c, got.Estimate(), want.Estimate())
+		}
+		if got.sk != nil {
+			continue
+		}
+		lazy++
+		if err := checkSparseEncoding(14, got.enc); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		lib, _ := hyperloglog.NewSketch(14, true)
+		if err := lib.UnmarshalBinary(got.enc); err != nil {
+			t.Fatalf("%+v: the library refuses the merged bytes: %v", c, err)
+		}
+	}
+	if lazy == 0 {
+		t.Fatal("no merge result was lazy")
+	}
+}
