@@ -24,14 +24,15 @@ type HLL struct {
 	p     uint8
 	n     uint64
 	dense bool // known to be dense (the library never goes back to sparse)
-	// enc is the library encoding a sparse h was decoded from, while h is
-	// unchanged since (nil after an insert or a merge, and for a dense
-	// h): MergeMany and mergeLargeSparse read a sparse operand's keys from
-	// its encoding, and encoding a decoded pane again (its temporary set
-	// walked and written out) was a sixth of the cold computation of a
-	// 24-hour series of distinct counts (BenchmarkFirstSeries in
-	// internal/query). Shared by clones, never written. A decoded sparse
-	// h is lazy (sk nil) until it changes: hll_lazy.go.
+	// enc is the library encoding of a sparse h that was decoded, or made
+	// by MergeMany or mergeLargeSparse, and is unchanged since (nil after
+	// an insert or a Merge, and for a dense h). Such an h is lazy (sk nil)
+	// until it changes: enc is all it holds (hll_lazy.go). MergeMany and
+	// mergeLargeSparse read a sparse operand's keys from it: encoding a
+	// decoded pane again (its temporary set walked and written out) was a
+	// sixth of the cold computation of a 24-hour series of distinct counts
+	// (BenchmarkFirstSeries in internal/query). Shared by clones, never
+	// written.
 	enc []byte
 	// cache of the last estimate; valid until the next insert or merge.
 	cached bool
