@@ -636,7 +636,7 @@ func (t *TDigest) AppendBinary(dst []byte) ([]byte, error) {
 	})
 }
 
-func decodeTDigest(h header, params, payload []byte) (*TDigest, *DecodeError) {
+func decodeTDigest(h header, params, payload []byte, arena *DecodeArena) (*TDigest, *DecodeError) {
 	p, derr := parseParams(KindTDigest, params)
 	if derr != nil {
 		return nil, derr
@@ -661,7 +661,7 @@ func decodeTDigest(h header, params, payload []byte) (*TDigest, *DecodeError) {
 		}
 		var sum uint64
 		read := func(k int, what string, byWeight bool) []centroid {
-			cs := make([]centroid, 0, k)
+			cs := arena.centroids(k)
 			for i := 0; i < k && r.err == nil; i++ {
 				c, ok := r.centroid()
 				if !ok { // short or non-minimal: read again, for the error

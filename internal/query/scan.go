@@ -17,6 +17,9 @@ type blockBuild struct {
 	start int64
 	acc   winAcc
 	built map[cacheKey]bool // blocks rebuilt from panes by this query
+	// arena holds the decoded values of the block's panes, dropped with
+	// them when the block is merged (decodeBlockPane).
+	arena sketch.DecodeArena
 }
 
 // scan runs the planned reads. A pane inside a block that stands for its
@@ -91,7 +94,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, ki int, r sketchd.
 			}
 			b.open, b.key, b.start = true, ki, bs
 		}
-		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai))
+		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai), &b.arena)
 		if err != nil {
 			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 		}
@@ -130,6 +133,7 @@ func (q *Querier) finishBlock(p *plan, w *windows, b *blockBuild) error {
 	b.built[id] = true
 	w.add(b.key, b.start, v)
 	b.open, b.acc = false, winAcc{}
+	b.arena.Reset() // the merge copied what it keeps: v does not use the arena
 	return nil
 }
 
