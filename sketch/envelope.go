@@ -167,7 +167,12 @@ func uvarintLen(x uint64) int {
 
 // Decode decodes any sketch encoded by AppendBinary. It never panics; every
 // error is a *DecodeError wrapping ErrCorrupt or ErrVersion.
-func Decode(b []byte) (Sketch, error) {
+func Decode(b []byte) (Sketch, error) { return DecodeIn(b, nil) }
+
+// DecodeIn is Decode taking a t-digest's centroids and values from arena
+// (nil: allocated), for a sketch that is read and dropped before the
+// arena's next Reset (decode_arena.go).
+func DecodeIn(b []byte, arena *DecodeArena) (Sketch, error) {
 	h, params, payload, off, err := parseEnvelope(b)
 	if err != nil {
 		return nil, err
@@ -180,7 +185,7 @@ func Decode(b []byte) (Sketch, error) {
 	case KindCMS:
 		s, derr = decodeCountMin(h, params, payload)
 	case KindTDigest:
-		s, derr = decodeTDigest(h, params, payload)
+		s, derr = decodeTDigest(h, params, payload, arena)
 	case KindReservoir:
 		s, derr = decodeReservoir(h, params, payload)
 	case KindTheta:

@@ -20,10 +20,20 @@ import (
 // function of the set of hashes inserted: Estimate works on a copy while the
 // sketch is sparse, so queries never change later answers.
 type HLL struct {
-	sk    *hyperloglog.Sketch
+	sk    *hyperloglog.Sketch // nil while a decoded sparse h is lazy: enc holds it
 	p     uint8
 	n     uint64
 	dense bool // known to be dense (the library never goes back to sparse)
+	// enc is the library encoding of a sparse h that was decoded, or made
+	// by MergeMany or mergeLargeSparse, and is unchanged since (nil after
+	// an insert or a Merge, and for a dense h). Such an h is lazy (sk nil)
+	// until it changes: enc is all it holds (hll_lazy.go). MergeMany and
+	// mergeLargeSparse read a sparse operand's keys from it: encoding a
+	// decoded pane again (its temporary set walked and written out) was a
+	// sixth of the cold computation of a 24-hour series of distinct counts
+	// (BenchmarkFirstSeries in internal/query). Shared by clones, never
+	// written.
+	enc []byte
 	// cache of the last estimate; valid until the next insert or merge.
 	cached bool
 	est    CardinalityEstimate
@@ -68,7 +78,8 @@ func (h *HLL) Count() uint64 { return h.n }
 // InsertHash adds one item by its hash, which must be Hash(item) (the hash
 // is part of the wire format). It does not allocate once the sketch is dense.
 func (h *HLL) InsertHash(x uint64) {
-	h.sk.InsertHash(x)
+	h.lib().InsertHash(x)
+	h.enc = nil
 	h.n++
 	h.cached = false
 }
@@ -102,7 +113,7 @@ func (h *HLL) Estimate() CardinalityEstimate {
 		// The sparse Estimate compacts (and may convert to dense): run it on
 		// a copy so that the sketch's evolution depends only on its inserts
 		// and merges. The copy's answer is the same.
-		c := h.sk.Clone()
+		c := h.libCopy()
 		e.Estimate = float64(c.Estimate())
 		if sparseOf(c) {
 			// Linear counting over M = 2^25 buckets: sd = sqrt(M(e^t - t - 1))
@@ -125,7 +136,7 @@ func (h *HLL) Estimate() CardinalityEstimate {
 
 // isSparse reports whether the library sketch is sparse, from byte 3 of its
 // own encoding header (the representation is not exported otherwise).
-func (h *HLL) isSparse() bool { return sparseOf(h.sk) }
+func (h *HLL) isSparse() bool { return h.sk == nil || sparseOf(h.sk) }
 
 func sparseOf(sk *hyperloglog.Sketch) bool {
 	// Byte 3 of the library header is 1 for sparse. A dense sketch appends
@@ -148,7 +159,9 @@ func (h *HLL) Merge(other Sketch) error {
 	if c {
 		return fmt.Errorf("sketch: hll merge: %w", ErrOverflow)
 	}
-	if err := h.sk.Merge(o.sk); err != nil {
+	dst, src := h.lib(), o.libView()
+	h.enc = nil
+	if err := dst.Merge(src); err != nil {
 		return fmt.Errorf("sketch: hll merge: %w: %w", ErrIncompatible, err)
 	}
 	h.n = n
@@ -160,7 +173,9 @@ func (h *HLL) Merge(other Sketch) error {
 // Clone returns an independent copy.
 func (h *HLL) Clone() Sketch {
 	c := *h
-	c.sk = h.sk.Clone()
+	if h.sk != nil { // else c is lazy too, sharing enc
+		c.sk = h.sk.Clone()
+	}
 	return &c
 }
 
@@ -175,7 +190,7 @@ func (h *HLL) Registers() []byte {
 	if err != nil {
 		return nil // h.p was validated when h was made
 	}
-	if err := d.Merge(h.sk.Clone()); err != nil { // Merge compacts a sparse operand: a copy
+	if err := d.Merge(h.libCopy()); err != nil { // Merge compacts a sparse operand: a copy
 		return nil
 	}
 	b, err := d.MarshalBinary()
@@ -191,6 +206,12 @@ func (h *HLL) Size() int {
 	const overhead = 200
 	if h.dense {
 		return overhead + 1<<h.p
+	}
+	switch {
+	case h.sk == nil: // lazy: enc alone
+		return overhead + len(h.enc)
+	case h.enc != nil: // the library's state, and enc kept besides
+		return overhead + 3*len(h.enc)
 	}
 	b, err := h.sk.AppendBinary(nil)
 	if err != nil {
@@ -209,7 +230,7 @@ func (h *HLL) Size() int {
 // (version 2) encoding.
 func (h *HLL) AppendBinary(dst []byte) ([]byte, error) {
 	return appendEnvelope(dst, KindHLL, hashXXH64, h.n, h.Params(), func(b []byte) ([]byte, error) {
-		out, err := h.sk.AppendBinary(b)
+		out, err := h.libView().AppendBinary(b)
 		if err != nil {
 			return nil, fmt.Errorf("sketch: hll encode: %w", err)
 		}
@@ -225,11 +246,20 @@ func decodeHLL(hd header, params, payload []byte) (*HLL, *DecodeError) {
 	if len(payload) < 4 || payload[0] != 2 || payload[1] != p.Precision || payload[2] != 0 {
 		return nil, corrupt(0, "hll payload header does not match version 2, precision %d", p.Precision)
 	}
+	if payload[3] == 1 && hd.n > 0 { // sparse: lazy (hll_lazy.go)
+		if err := checkSparseEncoding(p.Precision, payload); err != nil {
+			return nil, &DecodeError{Offset: 0, Reason: "hll payload", Err: fmt.Errorf("%w: %w", ErrCorrupt, err)}
+		}
+		return &HLL{p: p.Precision, n: hd.n, enc: slices.Clone(payload)}, nil // payload is the caller's
+	}
 	sk, _ := hyperloglog.NewSketch(p.Precision, true)
 	if err := sk.UnmarshalBinary(payload); err != nil {
 		return nil, &DecodeError{Offset: 0, Reason: "hll payload", Err: fmt.Errorf("%w: %w", ErrCorrupt, err)}
 	}
 	h := &HLL{sk: sk, p: p.Precision, n: hd.n, dense: payload[3] == 0}
+	if !h.dense {
+		h.enc = slices.Clone(payload) // payload is the caller's
+	}
 	if hd.n == 0 && sk.Clone().Estimate() != 0 {
 		return nil, corrupt(0, "hll with count 0 holds items")
 	}
@@ -268,16 +298,24 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 			if s.dense {
 				return false
 			}
-			var err error
-			if buf, err = s.sk.AppendBinary(buf[:0]); err != nil || len(buf) < 4 || buf[3] != 1 {
-				return false // dense (or unencodable: Merge reports it)
+			enc := s.enc
+			if enc == nil {
+				var err error
+				if buf, err = s.sk.AppendBinary(buf[:0]); err != nil {
+					return false // unencodable: Merge reports it
+				}
+				enc = buf
+			}
+			if len(enc) < 4 || enc[3] != 1 {
+				return false // dense
 			}
 			var ok bool
-			keys, ok = appendSparseKeys(keys, buf)
+			keys, ok = appendSparseKeys(keys, enc)
 			return ok
 		}
 		if collect(h) {
 			sum, compacted := h.n, 0
+			var spare []uint32
 			for len(rest) > 0 {
 				if o := rest[0]; o.n == 0 || collect(o) {
 					sum += o.n
@@ -289,17 +327,17 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 				// m/2 distinct keys (list bytes > m), and from then on merging
 				// into dense registers is cheaper.
 				if len(keys) > compacted+m/2 {
-					keys = sortedUnique(keys)
+					keys, spare = compactKeys(keys, compacted, spare)
 					if compacted = len(keys); sparseListBytes(keys) > m {
 						break
 					}
 				}
 			}
-			sk, dense, err := sketchFromSparseKeys(h.p, sortedUnique(keys))
-			if err != nil {
+			keys, _ = compactKeys(keys, compacted, spare)
+			if err := h.setEncoding(encodeSparseKeys(h.p, keys)); err != nil {
 				return fmt.Errorf("sketch: hll merge: %w", err)
 			}
-			h.sk, h.n, h.dense, h.cached = sk, sum, dense, false
+			h.n = sum
 		}
 	}
 	for _, o := range rest {
@@ -326,7 +364,7 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if h.dense || o.dense {
 		return false, nil
 	}
-	src, err := o.sk.AppendBinary(nil)
+	src, err := o.encoding()
 	if err != nil || len(src) < 4 || src[3] != 1 {
 		return false, nil
 	}
@@ -334,7 +372,7 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if !ok || count*100 <= 1<<h.p {
 		return false, nil
 	}
-	buf, err := h.sk.AppendBinary(nil)
+	buf, err := h.encoding()
 	if err != nil || len(buf) < 4 || buf[3] != 1 {
 		return false, nil
 	}
@@ -346,12 +384,42 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	sk, err := sketchOf(h.p, enc)
-	if err != nil {
+	if err := h.setEncoding(enc, dense); err != nil {
 		return false, fmt.Errorf("sketch: hll merge: %w", err)
 	}
-	h.sk, h.n, h.dense, h.cached = sk, n, dense, false
+	h.n = n
 	return true, nil
+}
+
+// setEncoding makes h the sketch of enc, a library encoding built here
+// from sorted, distinct keys (so valid by construction: the list's keys
+// strictly ascending, minimal varints): lazy when sparse, as a decoded
+// one is (hll_lazy.go), which spared building the library's sketch of
+// every merged rollup block and window (its decode walks and checks the
+// whole list) and encoding it again when it is merged in turn; dense
+// through the library.
+func (h *HLL) setEncoding(enc []byte, dense bool) error {
+	var sk *hyperloglog.Sketch
+	if dense {
+		var err error
+		if sk, err = sketchOf(h.p, enc); err != nil {
+			return err
+		}
+		enc = nil
+	} else if cap(enc) > len(enc)+len(enc)/4 { // unionList's room to spare
+		enc = slices.Clone(enc)
+	}
+	h.sk, h.enc, h.dense, h.cached = sk, enc, dense, false
+	return nil
+}
+
+// encoding returns the library encoding of h (read only): enc, or h
+// encoded.
+func (h *HLL) encoding() ([]byte, error) {
+	if h.enc != nil {
+		return h.enc, nil
+	}
+	return h.sk.AppendBinary(nil)
 }
 
 // sortedSparseList returns the compressed list of the library's version 2
@@ -372,7 +440,7 @@ func sortedSparseList(enc []byte) (list []byte, count int, ok bool) {
 // unionList returns the library's encoding of the union of the count keys
 // of the compressed list (sorted, distinct) and keys (sorted, distinct):
 // sparse while its list fits in 2^p bytes, dense beyond, as
-// sketchFromSparseKeys would make it from all of them.
+// encodeSparseKeys would make it from all of them.
 func unionList(p uint8, list []byte, count int, keys []uint32) (enc []byte, dense bool, ok bool) {
 	const header = 20 // version, p, b, sparse, tmp count, count, last, size
 	enc = make([]byte, header, header+len(list)+5*len(keys))
@@ -439,7 +507,7 @@ func sketchOf(p uint8, enc []byte) (*hyperloglog.Sketch, error) {
 
 func sortedUnique(keys []uint32) []uint32 {
 	if !slices.IsSorted(keys) { // a merged sketch's keys are (no temporary set)
-		slices.Sort(keys)
+		sortKeys(keys, nil)
 	}
 	return slices.Compact(keys)
 }
@@ -501,10 +569,10 @@ func appendSparseKeys(dst []uint32, enc []byte) ([]uint32, bool) {
 // buckets).
 const sparsePrecision = 25
 
-// sketchFromSparseKeys builds a library sketch from sorted, distinct
+// encodeSparseKeys returns the library's encoding of sorted, distinct
 // sparse keys: sparse while the compressed list fits in 2^p bytes (the
 // library's own limit), dense (registers from the decoded keys) beyond.
-func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, error) {
+func encodeSparseKeys(p uint8, keys []uint32) (enc []byte, dense bool) {
 	var list []byte
 	var last uint32
 	for _, k := range keys {
@@ -512,8 +580,7 @@ func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, er
 		last = k
 	}
 	m := 1 << p
-	var enc []byte
-	dense := len(list) > m
+	dense = len(list) > m
 	if dense {
 		enc = make([]byte, 8, 8+m)
 		enc[0], enc[1], enc[2], enc[3] = 2, p, 0, 0
@@ -532,14 +599,7 @@ func sketchFromSparseKeys(p uint8, keys []uint32) (*hyperloglog.Sketch, bool, er
 		enc = binary.BigEndian.AppendUint32(enc, uint32(len(list)))
 		enc = append(enc, list...)
 	}
-	sk, err := hyperloglog.NewSketch(p, true)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := sk.UnmarshalBinary(enc); err != nil {
-		return nil, false, err
-	}
-	return sk, dense, nil
+	return enc, dense
 }
 
 // decodeSparseKey returns the register index and value of a sparse key, as

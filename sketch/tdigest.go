@@ -226,9 +226,23 @@ func (t *TDigest) view() []centroid {
 	if len(t.buf) == 0 {
 		return t.cs
 	}
-	b := slices.Clone(t.buf)
-	sortCentroids(b)
+	b := t.buf
+	if !isSortedRun(b) { // a decoded or merged digest's buffer is sorted
+		b = slices.Clone(b)
+		sortCentroids(b)
+	}
 	return mergeSorted(make([]centroid, 0, len(t.cs)+len(b)), t.cs, b)
+}
+
+// isSortedRun reports whether cs is sorted by (mean, weight), as
+// slices.IsSortedFunc(cs, cmpCentroid) does, with the comparison inlined.
+func isSortedRun(cs []centroid) bool {
+	for i := 1; i < len(cs); i++ {
+		if lessCentroid(&cs[i], &cs[i-1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Merge folds another *TDigest with the same compression into t.
@@ -244,7 +258,7 @@ func (t *TDigest) Merge(other Sketch) error {
 // slice: t is only read).
 func (t *TDigest) run() []centroid {
 	b := t.buf
-	if !slices.IsSortedFunc(b, cmpCentroid) {
+	if !isSortedRun(b) {
 		b = slices.Clone(b)
 		sortCentroids(b)
 	}
@@ -281,13 +295,14 @@ func (t *TDigest) MergeFiner(others ...*TDigest) error {
 }
 
 func (t *TDigest) mergeMany(others []*TDigest) error {
-	n, extra := t.n, 0
+	n, extra, largest := t.n, 0, 0
 	for _, o := range others {
 		if n+o.n < n {
 			return fmt.Errorf("sketch: tdigest merge: %w", ErrOverflow)
 		}
 		n += o.n
 		extra += len(o.cs) + len(o.buf)
+		largest = max(largest, len(o.cs)+len(o.buf))
 	}
 	if n == t.n {
 		return nil
@@ -305,11 +320,7 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 		lo, hi = min(lo, o.min), max(hi, o.max)
 	}
 	if len(t.buf)+extra < t.bufCap() {
-		buf := slices.Clone(t.buf)
-		for _, o := range others {
-			buf = append(append(buf, o.cs...), o.buf...)
-		}
-		t.buf = buf
+		t.buf = bufferOf(t, others, len(t.buf)+extra)
 	} else {
 		// Fold the others in, in order, in batches: a batch collects
 		// inputs until it is at least as large as the running digest (or
@@ -332,8 +343,20 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 				sortCentroids(loose)
 				runs = append(runs, loose)
 			}
+			// A batch closes once it is as large as the digest or the
+			// buffer, so its inputs are fewer than that and one more input:
+			// the scratch slices are made that large once, not grown by
+			// each fold that outgrows the last (most of the bytes a cold
+			// series of quantiles allocated).
+			hint := max(len(cur), t.bufCap()) + largest
+			if len(runs) > 1 && cap(x) < batchLen {
+				x, y = make([]centroid, 0, max(batchLen, hint)), make([]centroid, 0, max(batchLen, hint))
+			}
 			var batch []centroid
 			batch, x, y = mergeRuns(runs, batchLen, x, y)
+			if need := len(cur) + len(batch); cap(spare) < need {
+				spare = make([]centroid, 0, max(need, len(cur)+hint))
+			}
 			spare = mergeSorted(spare[:0], cur, batch)
 			curN += batchN
 			spare = compress(spare, curN, t.compression)
@@ -347,7 +370,13 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 			if len(o.cs) > 0 {
 				runs = append(runs, o.cs)
 			}
-			loose = append(loose, o.buf...)
+			if isSortedRun(o.buf) { // a decoded pane's values are
+				if len(o.buf) > 0 {
+					runs = append(runs, o.buf)
+				}
+			} else {
+				loose = append(loose, o.buf...)
+			}
 			batchLen += len(o.cs) + len(o.buf)
 			batchN += o.n
 			if batchLen >= max(len(cur), t.bufCap()) {
@@ -362,6 +391,58 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 	}
 	t.n, t.min, t.max = n, lo, hi
 	return nil
+}
+
+// bufferOf returns the buffer of t merged with others when all n of
+// their centroids and values fit in it: one sorted run when t's and the
+// others' buffers are sorted (their centroids are), as a decoded digest's
+// are, merged pairwise in O(n log runs); else their concatenation. The
+// order of a buffer changes no answer (every reader sorts it: flush, view,
+// run, AppendBinary), but view sorted the unsorted concatenation again at
+// every Flush of a merged window, a third of the t-digest cold series'
+// time (BenchmarkFirstSeries/tdigest_24h_series in internal/query).
+func bufferOf(t *TDigest, others []*TDigest, n int) []centroid {
+	runs := make([][]centroid, 0, 2*len(others)+1)
+	sorted := true
+	add := func(cs []centroid) {
+		if len(cs) > 0 {
+			runs = append(runs, cs)
+			sorted = sorted && isSortedRun(cs)
+		}
+	}
+	add(t.buf)
+	for _, o := range others {
+		add(o.cs)
+		add(o.buf)
+	}
+	if !sorted || len(runs) < 2 {
+		buf := make([]centroid, 0, n)
+		for _, r := range runs {
+			buf = append(buf, r...)
+		}
+		return buf
+	}
+	out, _, _ := mergeRuns(runs, n, nil, nil) // two runs or more: out is one of its scratch slices
+	return out[:len(out):len(out)]
+}
+
+// centroid reads a centroid, {f64 mean, uvarint weight}, when its bytes
+// are there and the weight minimal, as r.f64 and r.uvarint would, without
+// their checks per field: decoding was a fifth of the cold computation of
+// a series of quantiles (BenchmarkFirstSeries/tdigest_24h_series in
+// internal/query), a pane of a few hundred values being that many
+// centroids. ok false leaves r as it was.
+func (r *reader) centroid() (c centroid, ok bool) {
+	if r.err != nil || len(r.b)-r.off < 9 {
+		return c, false
+	}
+	b := r.b[r.off:]
+	w, n := binary.Uvarint(b[8:])
+	if n <= 0 || n != uvarintLen(w) {
+		return c, false
+	}
+	r.off += 8 + n
+	return centroid{math.Float64frombits(binary.LittleEndian.Uint64(b)), w}, true
 }
 
 // Min returns the smallest value added (NaN when empty).
@@ -555,7 +636,7 @@ func (t *TDigest) AppendBinary(dst []byte) ([]byte, error) {
 	})
 }
 
-func decodeTDigest(h header, params, payload []byte) (*TDigest, *DecodeError) {
+func decodeTDigest(h header, params, payload []byte, arena *DecodeArena) (*TDigest, *DecodeError) {
 	p, derr := parseParams(KindTDigest, params)
 	if derr != nil {
 		return nil, derr
@@ -580,9 +661,12 @@ func decodeTDigest(h header, params, payload []byte) (*TDigest, *DecodeError) {
 		}
 		var sum uint64
 		read := func(k int, what string, byWeight bool) []centroid {
-			cs := make([]centroid, 0, k)
+			cs := arena.centroids(k)
 			for i := 0; i < k && r.err == nil; i++ {
-				c := centroid{r.f64(what), r.uvarint("weight")}
+				c, ok := r.centroid()
+				if !ok { // short or non-minimal: read again, for the error
+					c = centroid{r.f64(what), r.uvarint("weight")}
+				}
 				switch {
 				case r.err != nil:
 				case !isFinite(c.mean) || c.mean < t.min || c.mean > t.max:

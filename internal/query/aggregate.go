@@ -29,14 +29,21 @@ func (a aggregate) mergeApprox() bool {
 
 // decode decodes the aggregate's sketch blob of a stored pane and checks
 // that it is of the aggregate's kind.
-func (a aggregate) decode(blob []byte) (sketch.Sketch, error) {
+func (a aggregate) decode(blob []byte) (sketch.Sketch, error) { return a.decodeIn(blob, nil) }
+
+// decodeIn is decode with a t-digest's values in arena (nil: allocated),
+// for a sketch dropped before the arena's next Reset (sketch.DecodeIn).
+func (a aggregate) decodeIn(blob []byte, arena *sketch.DecodeArena) (sketch.Sketch, error) {
 	if a.decoded != nil {
 		a.decoded.Add(1)
 	}
 	if len(blob) == 0 { // a slot the pane does not hold: no value yet
 		return sketch.New(a.params)
 	}
-	s, err := sketchd.DecodeSketch(blob, a.params.Kind)
+	s, err := sketch.DecodeIn(blob, arena)
+	if err == nil && s.Kind() != a.params.Kind { // as sketchd.DecodeSketch checks
+		err = fmt.Errorf("stored sketch is %s, want %s: %w", s.Kind(), a.params.Kind, sketch.ErrIncompatible)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)
 	}

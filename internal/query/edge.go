@@ -88,7 +88,7 @@ func (q *Querier) takeCachedPanes(p *plan, w *windows, ki int, cur, to int64) in
 // markEmptyEnds caches as empty the slots of the ragged ends re in the
 // read range rg where the scan met no pane of a key of keys (seen: the
 // panes of the ragged ends it met).
-func (q *Querier) markEmptyEnds(p *plan, re raggedEnds, seen map[cacheKey]bool, keys []string, rg [2]int64) {
+func (q *Querier) markEmptyEnds(p *plan, re raggedEnds, seen *endPanes, keys []string, rg [2]int64) {
 	if q.opts.CacheBytes <= 0 {
 		return
 	}
@@ -98,8 +98,8 @@ func (q *Querier) markEmptyEnds(p *plan, re raggedEnds, seen map[cacheKey]bool, 
 			continue
 		}
 		for _, key := range keys {
-			if id := p.paneID(key, s); !seen[id] {
-				q.cache.put(id, cached{})
+			if !seen.has(p.keyIndex[key], s) {
+				q.cache.put(p.paneID(key, s), cached{})
 			}
 		}
 	}

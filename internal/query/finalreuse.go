@@ -28,14 +28,18 @@ import (
 // stretch of an hour's window grows by it, and decoded its 15 panes of
 // every key again though the pane cache or the memo held most of them
 // (TestBlockPanesFromCache).
-func (q *Querier) decodeBlockPane(p *plan, r *sketchd.PaneRecord, blob []byte) (sketch.Sketch, error) {
+//
+// A sketch it decodes takes a t-digest's values from arena: the block
+// merge copies what it keeps, and the pane is dropped with the block's
+// parts (finishBlock resets the arena).
+func (q *Querier) decodeBlockPane(p *plan, r *sketchd.PaneRecord, blob []byte, arena *sketch.DecodeArena) (sketch.Sketch, error) {
 	if v, ok := q.cache.get(p.paneID(r.Key, r.Start)); ok {
 		return v.sk, nil
 	}
 	if sk := q.tails.decodedBefore(p, r.Key, r.Start, p.agg.index, blob); sk != nil {
 		return sk, nil
 	}
-	return p.agg.decode(blob)
+	return p.agg.decodeIn(blob, arena)
 }
 
 // decodedBefore returns the sketch of slot of key's pane at start that

@@ -17,7 +17,9 @@ type blockBuild struct {
 	start int64
 	acc   winAcc
 	built map[cacheKey]bool // blocks rebuilt from panes by this query
-	seen  map[cacheKey]bool // final panes of the ragged ends met (markEmptyEnds)
+	// arena holds the decoded values of the block's panes, dropped with
+	// them when the block is merged (decodeBlockPane).
+	arena sketch.DecodeArena
 }
 
 // scan runs the planned reads. A pane inside a block that stands for its
@@ -26,7 +28,7 @@ type blockBuild struct {
 // empty. Other panes go to their windows, their decoded sketch cached when
 // final; the open tail of each key is read once per commit (tailmemo.go).
 func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
-	b := &blockBuild{built: map[cacheKey]bool{}, seen: map[cacheKey]bool{}}
+	b := &blockBuild{built: map[cacheKey]bool{}}
 	re := p.ragged()
 	tailFrom, memo := p.tailFrom()
 	for _, sc := range p.scans {
@@ -54,11 +56,17 @@ func (q *Querier) scan(ctx context.Context, p *plan, w *windows) error {
 // block or its windows; then caches the empty blocks and ragged-end slots
 // of rg.
 func (q *Querier) scanFinal(ctx context.Context, p *plan, w *windows, b *blockBuild, re raggedEnds, keys []string, rg [2]int64) error {
-	err := q.scanSlot(ctx, p, keys, rg[0], rg[1], func(r sketchd.PaneRecord) error {
-		if re.contains(r.Start) {
-			b.seen[p.paneID(r.Key, r.Start)] = true
+	var seen *endPanes // nil: markEmptyEnds caches nothing
+	if q.opts.CacheBytes > 0 {
+		seen = newEndPanes(re, rg, int64(p.target.Spec.Granularity), len(p.keys))
+	}
+	err := q.scanSlotBorrowed(ctx, p, keys, rg[0], rg[1], func(r sketchd.PaneRecord) error { // collect keeps no blob
+		ki, ok := p.keyIndex[r.Key]
+		if !ok {
+			return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
 		}
-		return q.collect(p, w, b, r)
+		seen.add(ki, r.Start)
+		return q.collect(p, w, b, ki, r)
 	})
 	if err == nil {
 		err = q.finishBlock(p, w, b)
@@ -67,18 +75,15 @@ func (q *Querier) scanFinal(ctx context.Context, p *plan, w *windows, b *blockBu
 		return err
 	}
 	q.cacheEmptyBlocks(p, b, keys, rg)
-	q.markEmptyEnds(p, re, b.seen, keys, rg)
+	q.markEmptyEnds(p, re, seen, keys, rg)
 	return nil
 }
 
-// collect decodes the aggregate's sketch of one stored pane and gives it to
-// its block or to its windows.
-func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneRecord) error {
+// collect decodes the aggregate's sketch of one stored pane, of key ki,
+// and gives it to its block or to its windows. It keeps neither r nor its
+// blob (scanSlotBorrowed): what it keeps is decoded.
+func (q *Querier) collect(p *plan, w *windows, b *blockBuild, ki int, r sketchd.PaneRecord) error {
 	ai := p.agg.index
-	ki, ok := p.keyIndex[r.Key]
-	if !ok {
-		return fmt.Errorf("pane %d of key %q: the store returned a key the scan did not ask for", r.Start, r.Key)
-	}
 	q.sizes.observe(p.target.ID, ai, len(sketchd.SlotBlob(&r, ai)))
 	bw := p.blockWidth()
 	bs := floorDiv(r.Start, bw) * bw
@@ -89,7 +94,7 @@ func (q *Querier) collect(p *plan, w *windows, b *blockBuild, r sketchd.PaneReco
 			}
 			b.open, b.key, b.start = true, ki, bs
 		}
-		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai))
+		sk, err := q.decodeBlockPane(p, &r, sketchd.SlotBlob(&r, ai), &b.arena)
 		if err != nil {
 			return fmt.Errorf("pane %d of key %q: %w", r.Start, r.Key, err)
 		}
@@ -128,6 +133,7 @@ func (q *Querier) finishBlock(p *plan, w *windows, b *blockBuild) error {
 	b.built[id] = true
 	w.add(b.key, b.start, v)
 	b.open, b.acc = false, winAcc{}
+	b.arena.Reset() // the merge copied what it keeps: v does not use the arena
 	return nil
 }
 

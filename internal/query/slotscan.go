@@ -25,6 +25,22 @@ func (q *Querier) scanSlot(ctx context.Context, p *plan, keys []string, from, to
 	return q.reader(p.target).ScanPanes(ctx, p.target.ID, keys, from, to, fn)
 }
 
+// borrowScanner is a slotScanner that can also give the slot's blob
+// without copying it (store.DB): valid only while fn runs.
+type borrowScanner interface {
+	ScanTierPaneSlotBorrowed(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error
+}
+
+// scanSlotBorrowed is scanSlot for an fn that keeps neither the record
+// nor its blob (it decodes the blob at once: every sketch decoder copies
+// what it keeps): the store then lends it the blob instead of copying it.
+func (q *Querier) scanSlotBorrowed(ctx context.Context, p *plan, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
+	if bs, ok := q.r.(borrowScanner); ok && len(p.target.Partitions) == 0 {
+		return bs.ScanTierPaneSlotBorrowed(ctx, p.target.ID, 0, keys, from, to, p.agg.index, fn)
+	}
+	return q.scanSlot(ctx, p, keys, from, to, fn)
+}
+
 // scanTierSlot is scanSlot over the panes of a rollup tier.
 func (q *Querier) scanTierSlot(ctx context.Context, tr TierReader, p *plan, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
 	if ss, ok := tr.(slotScanner); ok {

@@ -120,6 +120,17 @@ func (r *storeReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.
 	})
 }
 
+// ScanTierPaneSlotBorrowed is the store's lending one-slot scan (what
+// the querier's final scans call), counted as ScanTierPaneSlot.
+func (r *storeReads) ScanTierPaneSlotBorrowed(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanTierPaneSlotBorrowed(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
+		if tier == 0 {
+			r.count(p)
+		}
+		return fn(p)
+	})
+}
+
 // ScanPanes reads whole panes (the open tails: tailmemo.go).
 func (r *storeReads) ScanPanes(ctx context.Context, id uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
 	return r.DB.ScanPanes(ctx, id, keys, from, to, func(p sketchd.PaneRecord) error {

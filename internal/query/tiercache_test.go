@@ -120,6 +120,15 @@ func (r *keyReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Du
 	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, fn)
 }
 
+// ScanTierPaneSlotBorrowed is the store's lending one-slot scan, counted
+// as ScanTierPanes.
+func (r *keyReads) ScanTierPaneSlotBorrowed(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	if tier != 0 {
+		r.tiers.Add(1)
+	}
+	return r.DB.ScanTierPaneSlotBorrowed(ctx, id, tier, keys, from, to, slot, fn)
+}
+
 func (r *keyReads) Keys(ctx context.Context, id uint32, from, to int64, fn func(string) error) error {
 	r.n.Add(1)
 	return r.DB.Keys(ctx, id, from, to, fn)
@@ -367,6 +376,17 @@ type paneReads struct {
 // counted as ScanPanes.
 func (r *paneReads) ScanTierPaneSlot(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
 	return r.DB.ScanTierPaneSlot(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
+		if tier == 0 {
+			r.n.Add(1)
+		}
+		return fn(p)
+	})
+}
+
+// ScanTierPaneSlotBorrowed is the store's lending one-slot scan, counted
+// as ScanPanes.
+func (r *paneReads) ScanTierPaneSlotBorrowed(ctx context.Context, id uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanTierPaneSlotBorrowed(ctx, id, tier, keys, from, to, slot, func(p sketchd.PaneRecord) error {
 		if tier == 0 {
 			r.n.Add(1)
 		}

@@ -103,6 +103,19 @@ const allSlots = -1
 // other entries are nil. The whole value is checked (CRC, lengths)
 // whatever the slot, so a corrupt pane is refused the same way.
 func decodePane(key, v []byte, slot int, p *sketchd.PaneRecord) error {
+	return decodePaneInto(key, v, slot, p, nil)
+}
+
+// decodePaneBorrowed is decodePane for slot >= 0 without copying its
+// blob: p.Sketches[slot] is a sub-slice of v, and p.Sketches is *scratch
+// (grown as needed), both valid only as long as v and the next call.
+func decodePaneBorrowed(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][]byte) error {
+	return decodePaneInto(key, v, slot, p, scratch)
+}
+
+// decodePaneInto is decodePane, borrowing (no copies, p.Sketches from
+// *scratch) when scratch is not nil.
+func decodePaneInto(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][]byte) error {
 	body, err := unframe(key, v, paneVersion)
 	if err != nil {
 		return err
@@ -140,10 +153,25 @@ func decodePane(key, v []byte, slot int, p *sketchd.PaneRecord) error {
 	if len(r) != 0 {
 		return corrupt(key, fmt.Sprintf("%d trailing bytes after sketches", len(r)))
 	}
-	buf := make([]byte, total)
 	if slot != allSlots {
 		count = uint32(min(int(count), slot+1))
 	}
+	if scratch != nil && slot != allSlots {
+		if cap(*scratch) < int(count) {
+			*scratch = make([][]byte, count)
+		}
+		p.Sketches = (*scratch)[:count]
+		clear(p.Sketches)
+		for i := range p.Sketches {
+			n := int(binary.BigEndian.Uint32(rest))
+			if i == slot {
+				p.Sketches[i] = rest[4 : 4+n : 4+n]
+			}
+			rest = rest[4+n:]
+		}
+		return nil
+	}
+	buf := make([]byte, total)
 	p.Sketches = make([][]byte, count)
 	off := 0
 	for i := range p.Sketches {

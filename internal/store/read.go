@@ -114,7 +114,7 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 // ScanTierPanes is ScanPanes over the panes of the stream's rollup tier of
 // granularity tier (0: its base panes).
 func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
-	return db.scanPanes(ctx, streamID, tier, keys, from, to, allSlots, fn)
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, allSlots, false, fn)
 }
 
 // ScanTierPaneSlot is ScanTierPanes for a reader of one aggregate: each
@@ -127,12 +127,28 @@ func (db *DB) ScanTierPaneSlot(ctx context.Context, streamID uint32, tier time.D
 	if slot < 0 {
 		return fmt.Errorf("scan pane slot %d: %w", slot, ErrInvalid)
 	}
-	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, fn)
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, false, fn)
+}
+
+// ScanTierPaneSlotBorrowed is ScanTierPaneSlot without copying the slot's
+// sketch: the record's blob (and its Sketches slice) is Badger's value,
+// valid only while fn runs, and fn must keep neither. A query that decodes
+// each blob at once (every sketch decoder copies what it keeps) made one
+// allocation of a blob's size per pane for nothing: a pane in the cold
+// computation of a 24-hour series (BenchmarkFirstSeries in
+// internal/query).
+func (db *DB) ScanTierPaneSlotBorrowed(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+	if slot < 0 {
+		return fmt.Errorf("scan pane slot %d: %w", slot, ErrInvalid)
+	}
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, true, fn)
 }
 
 // scanPanes is ScanTierPanes copying every sketch of a pane (slot
-// allSlots) or only the one of slot (decodePane).
-func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+// allSlots) or only the one of slot (decodePane); borrow gives fn the
+// slot's blob in Badger's value instead of a copy, from inside
+// Item.Value.
+func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, borrow bool, fn func(sketchd.PaneRecord) error) error {
 	if err := db.enter(); err != nil {
 		return err
 	}
@@ -159,7 +175,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 			if len(key) > sketchd.MaxKeyLen {
 				continue // cannot be stored
 			}
-			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, slot, fn); err != nil {
+			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, slot, borrow, fn); err != nil {
 				return err
 			}
 		}
@@ -170,9 +186,10 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 
 // scanKey is ScanPanes for one key: it walks the key's partitions with
 // seeks, skipping partitions that do not hold it.
-func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, slot int, fn func(sketchd.PaneRecord) error) error {
+func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, slot int, borrow bool, fn func(sketchd.PaneRecord) error) error {
 	w := sp.width
 	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
+	var sketches [][]byte // the borrowed records' Sketches, reused
 	for p := pFirst; p <= pLast; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -217,6 +234,20 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 				return nil
 			}
 			rec := sketchd.PaneRecord{Key: key, Start: start}
+			if borrow {
+				if err := item.Value(func(v []byte) error {
+					if err := decodePaneBorrowed(k, v, slot, &rec, &sketches); err != nil {
+						return err
+					}
+					if err := fn(rec); err != nil {
+						return callbackError{err}
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := item.Value(func(v []byte) error { return decodePane(k, v, slot, &rec) }); err != nil {
 				return err
 			}

@@ -110,3 +110,66 @@ func TestScanPaneSlot(t *testing.T) {
 		})
 	}
 }
+
+// TestScanPaneSlotBorrowed: the borrowed one-slot scan delivers what
+// ScanTierPaneSlot does (header, Sketches' length, the slot's bytes, no
+// other blob), read inside fn; returns fn's error as is; refuses slot -1
+// and a corrupt pane.
+func TestScanPaneSlotBorrowed(t *testing.T) {
+	db := openTest(t, t.TempDir(), quietOptions())
+	sid := createTest(t, db, "borrowed", time.Hour).ID
+	var panes []sketchd.PaneRecord
+	for h := range int64(6) {
+		panes = append(panes, pane("a", h*hour, uint64(10+h), blob(uint64(h), 40), nil, blob(uint64(h+50), 300)))
+	}
+	panes = append(panes, pane("b", 0, 20, blob(99, 12)))
+	commit(t, db, sid, 30, panes...)
+	for slot := range 4 {
+		want := scanSlot(t, db, sid, []string{"a", "b"}, slot)
+		var got []sketchd.PaneRecord
+		err := db.ScanTierPaneSlotBorrowed(t.Context(), sid, 0, []string{"a", "b"}, 0, day, slot, func(p sketchd.PaneRecord) error {
+			c := p
+			c.Sketches = make([][]byte, len(p.Sketches))
+			for i, b := range p.Sketches {
+				if b != nil {
+					c.Sketches[i] = bytes.Clone(b)
+				}
+			}
+			got = append(got, c)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("slot %d: %v", slot, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("slot %d: %d panes, want %d", slot, len(got), len(want))
+		}
+		for i, g := range got {
+			w := want[i]
+			if paneString(g) != paneString(w) || g.Applied != w.Applied || len(g.Sketches) != len(w.Sketches) {
+				t.Errorf("slot %d: pane %d is %s (%d entries), want %s (%d)", slot, i, paneString(g), len(g.Sketches), paneString(w), len(w.Sketches))
+			}
+			for j := range g.Sketches {
+				if !bytes.Equal(g.Sketches[j], w.Sketches[j]) || (g.Sketches[j] == nil) != (w.Sketches[j] == nil) {
+					t.Errorf("slot %d: pane %s: entry %d differs", slot, paneString(w), j)
+				}
+			}
+		}
+	}
+	stop := errors.New("stop")
+	if err := db.ScanTierPaneSlotBorrowed(t.Context(), sid, 0, []string{"a"}, 0, day, 0, func(sketchd.PaneRecord) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("fn's error: got %v, want it as is", err)
+	}
+	if err := db.ScanTierPaneSlotBorrowed(t.Context(), sid, 0, []string{"a"}, 0, day, -1, func(sketchd.PaneRecord) error { return nil }); !errors.Is(err, ErrInvalid) {
+		t.Errorf("slot -1: err = %v, want ErrInvalid", err)
+	}
+	v := appendPaneValue(nil, &panes[0])
+	v[len(v)-crcLen-1] ^= 1
+	if err := db.rawSetPane(sid, "a", 0, v); err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptError
+	if err := db.ScanTierPaneSlotBorrowed(t.Context(), sid, 0, []string{"a"}, 0, day, 0, func(sketchd.PaneRecord) error { return nil }); !errors.As(err, &ce) {
+		t.Errorf("corrupt pane: err = %v, want a *CorruptError", err)
+	}
+}
