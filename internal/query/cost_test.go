@@ -24,11 +24,7 @@ import (
 func heavyStore(tb testing.TB, countries, devices int) (*store.DB, query.Target, int64) {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := store.Open(tb.TempDir(), nil, nil, store.Options{RetentionInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
+	db := openBadger(tb)
 	spec := sketchd.DefaultStream()
 	spec.Name, spec.Subject = "heavy", "events.heavy"
 	spec.GroupBy = []string{"country", "device"}

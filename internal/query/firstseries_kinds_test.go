@@ -36,11 +36,7 @@ const kindsStreamSeed = 14
 func kindsStore(tb testing.TB, countries, devices, hours int) (*store.DB, query.Target, int64) {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := store.Open(tb.TempDir(), nil, nil, store.Options{RetentionInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
+	db := openBadger(tb)
 	spec := sketchd.DefaultStream()
 	spec.Name, spec.Subject = "pv", "events.pv"
 	spec.GroupBy = []string{"country", "device"}

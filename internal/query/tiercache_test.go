@@ -31,11 +31,7 @@ func tierStore(tb testing.TB, keys, hours int) (*store.DB, query.Target, int64) 
 func tierStoreMinutes(tb testing.TB, keys, hours int, minutes []int64) (*store.DB, query.Target, int64) {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := store.Open(tb.TempDir(), nil, nil, store.Options{RetentionInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
+	db := openBadger(tb)
 	spec := sketchd.DefaultStream()
 	spec.Name, spec.Subject = "tiered", "events.tiered"
 	spec.GroupBy = []string{"country"}
