@@ -2,7 +2,6 @@ package query_test
 
 import (
 	"context"
-	"expvar"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -109,22 +108,16 @@ func kindsStore(tb testing.TB, countries, devices, hours int) (*store.DB, query.
 }
 
 // settleCompactions waits until Badger has run no compaction for a second
-// (its process-wide expvars, as internal/store/badgervars.go reads them):
+// (store.Compactions, its process-wide counts):
 // the hundreds of MB kindsStore writes kept Badger compacting for seconds
 // after, and the benchmarks that followed timed its compactions (most of
 // their CPU profile) with their queries.
 func settleCompactions(tb testing.TB) {
 	tb.Helper()
-	written := func() (n int64) {
-		if m, ok := expvar.Get("badger_write_bytes_compaction").(*expvar.Map); ok {
-			m.Do(func(kv expvar.KeyValue) {
-				if v, ok := kv.Value.(*expvar.Int); ok {
-					n += v.Value()
-				}
-			})
-		}
-		if v, ok := expvar.Get("badger_compaction_current_num_lsm").(*expvar.Int); ok && v.Value() != 0 {
-			n = -1 // running
+	written := func() int64 {
+		n, tables := store.Compactions()
+		if tables != 0 {
+			return -1 // running
 		}
 		return n
 	}

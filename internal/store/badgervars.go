@@ -63,3 +63,15 @@ func compactionCounts() (written map[string]int64, tables int64) {
 	}
 	return written, tables
 }
+
+// Compactions returns the bytes Badger's compactions have written so far,
+// all levels together, and the tables in the compactions running now
+// (process-wide, as compactionCounts reads them): what a caller waiting
+// for compactions to settle compares between two reads.
+func Compactions() (written, tables int64) {
+	byLevel, tables := compactionCounts()
+	for _, n := range byLevel {
+		written += n
+	}
+	return written, tables
+}
