@@ -119,7 +119,7 @@ func problemFor(err error) (p problem, internal bool) {
 		p = newProblem(codePartitionsUnavailable, pue.Error())
 		p.MissingPartitions = pue.Missing
 	case errors.Is(err, sketchd.ErrUnavailable):
-		p = newProblem(codeUnavailable, "the service cannot serve this request now; retry later")
+		p = newProblem(codeUnavailable, "the service cannot serve this request now ("+err.Error()+"); retry later")
 	case errors.Is(err, context.DeadlineExceeded):
 		p = newProblem(codeTimeout, "the request did not complete within its time limit")
 	case errors.Is(err, context.Canceled):

@@ -88,7 +88,7 @@ func classify(err error) (errorType, string, bool) {
 	case errors.As(err, new(*sketchd.PartitionsUnavailableError)): // before ErrUnavailable, which it matches
 		return errorUnavailable, err.Error(), false
 	case errors.Is(err, sketchd.ErrUnavailable):
-		return errorUnavailable, "the service cannot serve this request now; retry later", false
+		return errorUnavailable, "the service cannot serve this request now (" + err.Error() + "); retry later", false
 	}
 	return errorInternal, "an internal error occurred (stored data may be unreadable); the server log has the details", true
 }
