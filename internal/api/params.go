@@ -39,6 +39,8 @@ type queryParams struct {
 	// omitEmpty leaves out windows without events, and groups left with
 	// no window (omit_empty=true; see omit.go).
 	omitEmpty bool
+	// moving: the range is relative to the request's now (movesWithClock).
+	moving bool
 }
 
 // endpoint selects which parameters a request accepts.
@@ -153,6 +155,7 @@ func (s *server) parseQuery(v url.Values, ep endpoint, spec *sketchd.Stream, agg
 	if p.from, p.to, err = s.parseRange(v); err != nil {
 		return p, err
 	}
+	p.moving = movesWithClock(v)
 	if p.filters, err = s.parseWhere(v, spec); err != nil {
 		return p, err
 	}
@@ -229,6 +232,19 @@ func (s *server) parseRange(v url.Values) (int64, int64, error) {
 		return 0, 0, &query.LimitError{Limit: "max_range_seconds", Max: int64(s.limits.MaxRange / time.Second), Got: int64(uint64(to-from) / uint64(time.Second))}
 	}
 	return from, to, nil
+}
+
+// movesWithClock reports whether a query's range is relative to the
+// request's now, so that the same query string asks for another range a
+// minute later: to left out (now) or relative to now, or from relative to
+// now. A to given as a time, with from left out, is a fixed range.
+func movesWithClock(v url.Values) bool {
+	relative := func(name string) bool {
+		vals := v[name]
+		return len(vals) == 1 && strings.HasPrefix(vals[0], "now")
+	}
+	_, toGiven := v["to"]
+	return !toGiven || relative("to") || relative("from")
 }
 
 // Times must fit in int64 nanoseconds with room for pane arithmetic.

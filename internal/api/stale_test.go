@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +149,97 @@ func TestStaleWhileBusy(t *testing.T) {
 	}
 	if got := g.nQuery.Load(); got != 3 {
 		t.Errorf("querier reached %d times, want 3 (before the commit, the other question, the refresh)", got)
+	}
+}
+
+// TestStaleAcrossClockMove: a question whose range is relative to now (no
+// from or to: the last hour) asks for another range once the clock has
+// moved on, but it is the same question: while the server is busy, its
+// answer before the move is served stale and the new range's is computed
+// in the background; a fixed range asked for the first time is computed
+// by its request. Before, the range was part of the question, and every
+// "last hour" question computed in its request at each minute.
+func TestStaleAcrossClockMove(t *testing.T) {
+	var now atomic.Int64
+	now.Store(t0.Add(fixtureSpan).UnixNano())
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	f := newFixture(t, func(cf *Config) {
+		cf.Querier = g
+		cf.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	})
+	for i, q := range []string{
+		aggPath + "latency?group_by=country&step=5m",
+		"/v1/streams/pageviews/query?aggregate=latency&aggregate=users&from=now-2h&to=now&step=5m",
+	} {
+		t.Run(q, func(t *testing.T) {
+			g.queries = false
+			old := f.get(t, q)
+			if old.status != http.StatusOK || old.header.Get(hdrStale) != "" {
+				t.Fatalf("first answer: %d stale=%q %s", old.status, old.header.Get(hdrStale), old.body)
+			}
+			now.Add(int64(5 * time.Minute))
+			commitFixture(f)
+			g.gate, g.queries = make(chan struct{}), true
+			fixed := aggPath + "users?" + join(rangeQuery(subFrom, subTo.Add(time.Duration(i+1)*time.Minute)), "step=5m")
+			var wg sync.WaitGroup
+			var busy response
+			wg.Go(func() { busy = f.get(t, fixed) }) // never asked: computes, held at the gate
+			<-g.entered
+
+			got := make(chan response, 1)
+			go func() { got <- f.get(t, q) }()
+			var r response
+			select {
+			case r = <-got:
+			case <-time.After(10 * time.Second):
+				close(g.gate)
+				t.Fatal("the moved question computed in its request (held at the gate) instead of being answered stale")
+			}
+			if r.status != http.StatusOK || r.header.Get(hdrStale) != "true" || !bytes.Equal(r.body, old.body) {
+				t.Fatalf("after the move, while busy: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
+			}
+			<-g.entered // the refresh computes the moved range
+			close(g.gate)
+			wg.Wait()
+			if busy.status != http.StatusOK || busy.header.Get(hdrStale) != "" {
+				t.Errorf("a fixed range asked first: %d stale=%q", busy.status, busy.header.Get(hdrStale))
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r = f.get(t, q)
+				if r.header.Get(hdrStale) == "" || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if r.status != http.StatusOK || r.header.Get(hdrStale) != "" || bytes.Equal(r.body, old.body) {
+				t.Fatalf("after the refresh: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
+			}
+		})
+	}
+}
+
+// TestMovesWithClock: which ranges are relative to the request's now.
+func TestMovesWithClock(t *testing.T) {
+	for q, want := range map[string]bool{
+		"":                                    true,
+		"from=now-1h":                         true,
+		"to=now":                              true,
+		"from=now-1d/d&to=now/d":              true,
+		"from=2026-01-02T15:04:05Z":           true, // to is now
+		"to=2026-01-02T15:04:05Z":             false,
+		"from=1767366245&to=1767369845":       false,
+		"from=now-1h&to=2026-01-02T15:04:05Z": true,
+		"from=2026-01-02T14:00:00Z&to=now-5m": true,
+		"from=1767366245000&to=1767369845000": false,
+	} {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := movesWithClock(v); got != want {
+			t.Errorf("%q: moves with the clock %v, want %v", q, got, want)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package query
 
+import "encoding/binary"
+
 // AnswerKey names qu's result against t for callers that cache what they
 // make of it (the API caches rendered answers): two queries with the same
 // key get equal results. It is the result cache's key, so it holds the
@@ -28,4 +30,16 @@ func (q *Querier) QuestionKey(t Target, qu Query) (key string, ok bool) {
 	}
 	t.LastCommit, t.Watermark = -1, 0
 	return q.AnswerKey(t, qu)
+}
+
+// MovingQuestionKey names t's stream at its generation, without a range or
+// a commit: for callers whose own words for a query (the API's query
+// string) name a range that moves with the clock ("the last hour"), that
+// question's answers at earlier commits and earlier nows answer it too. ok
+// is false when QuestionKey's would be.
+func (q *Querier) MovingQuestionKey(t Target) (key string, ok bool) {
+	if q.results == nil || t.LastCommit == 0 || len(t.Uncovered) > 0 {
+		return "", false
+	}
+	return withGeneration("moving\x00"+string(binary.AppendUvarint(nil, uint64(t.ID))), q.gens.get(t.ID)), true
 }
