@@ -285,39 +285,6 @@ func (m *Manager) removeLocalLocked(ctx context.Context, c *clusterMode, name st
 	return nil
 }
 
-// clusterCreate is Create in cluster mode: the spec is registered and
-// stored here; every instance, this one included, starts it from the
-// registry's event (its changelog, mirror and controller: applySpec),
-// so the answer's state is "starting" until then.
-func (m *Manager) clusterCreate(ctx context.Context, c *clusterMode, spec sketchd.Stream) (sketchd.StreamStatus, error) {
-	if _, _, err := c.reg.Get(ctx, spec.Name); err == nil {
-		return sketchd.StreamStatus{}, fmt.Errorf("stream %q: %w", spec.Name, sketchd.ErrExists)
-	}
-	unlock := m.names.lock(spec.Name)
-	defer unlock()
-	if err := m.clusterAdmissible(spec); err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	if err := m.admit(ctx, spec); err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	if _, err := m.ensureJetStream(ctx, spec); err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	rev, err := c.reg.Create(ctx, spec)
-	if errors.Is(err, cluster.ErrStreamExists) {
-		return sketchd.StreamStatus{}, fmt.Errorf("stream %q: %w", spec.Name, sketchd.ErrExists)
-	} else if err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	c.markCreated(spec.Name, rev)
-	info, err := m.localStream(ctx, spec)
-	if err != nil {
-		return sketchd.StreamStatus{}, err
-	}
-	return m.statusOf(ctx, info), nil
-}
-
 // clusterDelete is Delete in cluster mode: the spec leaves the registry,
 // the stream stops here (the others stop it from the registry), and its
 // changelog and, unless opts.KeepEvents, its JetStream stream go (the

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -179,54 +180,114 @@ func ownerDescription(name string) string { return "sketchd stream " + name }
 
 // ensureJetStream returns the spec's JetStream stream, creating it when
 // absent. One sketchd created for this stream name gets the spec's subject
-// (a re-created name may read another subject); one it did not create
-// must already capture the subject. What the server refuses comes back as
-// a *sketchd.FieldError on jetstream_stream or jetstream_max_age; what it
-// cannot answer now, as sketchd.ErrUnavailable.
+// and max age (a re-created name may read another subject); one it did
+// not create must already capture the subject. What the server refuses
+// comes back as a *sketchd.FieldError on jetstream_stream or
+// jetstream_max_age; what it cannot answer now, as sketchd.ErrUnavailable.
 func (m *Manager) ensureJetStream(ctx context.Context, spec sketchd.Stream) (jetstream.Stream, error) {
+	s, own, err := m.bindJetStream(ctx, spec)
+	if err != nil || !own {
+		return s, err
+	}
+	return m.conformJetStream(ctx, spec, s)
+}
+
+// bindJetStream returns the spec's JetStream stream, creating it when
+// absent, and whether it is one sketchd created for this stream name
+// earlier (conformJetStream may update it). It checks what the spec
+// needs of a stream that exists (retention, partition transform, a
+// foreign stream capturing the subject) and writes nothing to it.
+func (m *Manager) bindJetStream(ctx context.Context, spec sketchd.Stream) (s jetstream.Stream, own bool, err error) {
 	_, js := m.conns()
+	cfg := m.jetStreamConfig(spec)
+	s, created, err := lookUpOrCreate(ctx, js, cfg)
+	if created {
+		m.log.Info("created JetStream stream", "jetstream_stream", cfg.Name, "subject", spec.Subject)
+		return s, false, nil
+	}
+	if err != nil {
+		return nil, false, serverRefusal(err, "jetstream_stream")
+	}
+	have := s.CachedInfo().Config
+	if err := checkRetention(have); err != nil {
+		return nil, false, err // retention.go
+	}
+	if err := checkTransform(spec, have); err != nil {
+		return nil, false, err // partitions.go
+	}
+	if have.Description == cfg.Description {
+		return s, true, nil
+	}
+	for _, subj := range have.Subjects {
+		if sketchd.SubjectCovers(subj, spec.Subject) {
+			return s, false, nil
+		}
+	}
+	return nil, false, &sketchd.FieldError{Field: "jetstream_stream", Msg: fmt.Sprintf(
+		"JetStream stream %q exists, was not created by sketchd for this stream, and captures %q, not subject %q: add the subject to it, or name another jetstream_stream",
+		cfg.Name, have.Subjects, spec.Subject)}
+}
+
+// inUseLookUps bounds lookUpOrCreate's attempts.
+const inUseLookUps = 8
+
+// lookUpOrCreate returns the JetStream stream cfg names, creating it with
+// cfg when absent (created). A create the server refuses because the name
+// is in use was raced by another one (another instance creating this
+// stream name) of another configuration: the stream is looked up again,
+// a few times as the server may not know it yet (its leader is being
+// elected), then the refusal is returned.
+func lookUpOrCreate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (s jetstream.Stream, created bool, err error) {
+	for attempt := 1; ; attempt++ {
+		s, err = js.Stream(ctx, cfg.Name)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return s, false, err
+		}
+		s, err = js.CreateStream(ctx, cfg)
+		if err == nil {
+			return s, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || attempt == inUseLookUps {
+			return nil, false, err
+		}
+		sleepCtx(ctx, time.Duration(attempt)*20*time.Millisecond)
+	}
+}
+
+// conformJetStream gives s, a JetStream stream sketchd created for this
+// stream name, the spec's subject, max age and duplicate window when it
+// has others.
+func (m *Manager) conformJetStream(ctx context.Context, spec sketchd.Stream, s jetstream.Stream) (jetstream.Stream, error) {
+	have, want := s.CachedInfo().Config, m.jetStreamConfig(spec)
+	if sameJetStreamLimits(have, want) {
+		return s, nil
+	}
+	upd := have
+	upd.Subjects, upd.MaxAge, upd.Duplicates = want.Subjects, want.MaxAge, want.Duplicates
+	_, js := m.conns()
+	s, err := js.UpdateStream(ctx, upd)
+	if err == nil {
+		m.log.Info("updated JetStream stream", "jetstream_stream", want.Name, "subjects_were", have.Subjects, "subject", spec.Subject,
+			"max_age_was", have.MaxAge, "max_age", want.MaxAge)
+	}
+	return s, serverRefusal(err, "jetstream_stream")
+}
+
+// sameJetStreamLimits reports whether have already has what
+// conformJetStream sets of want: its subjects and max age (the duplicate
+// window follows from the max age).
+func sameJetStreamLimits(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.MaxAge == want.MaxAge
+}
+
+// jetStreamConfig is streamConfig(spec) with, in cluster mode, the
+// cluster's replicas.
+func (m *Manager) jetStreamConfig(spec sketchd.Stream) jetstream.StreamConfig {
 	cfg := streamConfig(spec)
 	if c := m.cluster.Load(); c != nil {
 		cfg.Replicas = c.opts.Replicas
 	}
-	s, err := js.Stream(ctx, spec.JetStreamStream)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		s, err = js.CreateStream(ctx, cfg)
-		if err == nil {
-			m.log.Info("created JetStream stream", "jetstream_stream", cfg.Name, "subject", spec.Subject)
-		}
-		return s, serverRefusal(err, "jetstream_stream")
-	case err != nil:
-		return nil, serverRefusal(err, "jetstream_stream")
-	}
-	have := s.CachedInfo().Config
-	if err := checkRetention(have); err != nil {
-		return nil, err // retention.go
-	}
-	if err := checkTransform(spec, have); err != nil {
-		return nil, err // partitions.go
-	}
-	if have.Description != cfg.Description {
-		for _, subj := range have.Subjects {
-			if sketchd.SubjectCovers(subj, spec.Subject) {
-				return s, nil
-			}
-		}
-		return nil, &sketchd.FieldError{Field: "jetstream_stream", Msg: fmt.Sprintf(
-			"JetStream stream %q exists, was not created by sketchd for this stream, and captures %q, not subject %q: add the subject to it, or name another jetstream_stream",
-			cfg.Name, have.Subjects, spec.Subject)}
-	}
-	if len(have.Subjects) == 1 && have.Subjects[0] == spec.Subject && have.MaxAge == cfg.MaxAge {
-		return s, nil
-	}
-	upd := have
-	upd.Subjects, upd.MaxAge, upd.Duplicates = cfg.Subjects, cfg.MaxAge, cfg.Duplicates
-	s, err = js.UpdateStream(ctx, upd)
-	if err == nil {
-		m.log.Info("updated JetStream stream", "jetstream_stream", cfg.Name, "subjects_were", have.Subjects, "subject", spec.Subject)
-	}
-	return s, serverRefusal(err, "jetstream_stream")
+	return cfg
 }
 
 // streamConfig is the JetStream stream sketchd creates for spec. Its
