@@ -138,15 +138,46 @@ func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep
 func (m *Manager) deleteDurables(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) int {
 	deleted := 0
 	for _, durable := range m.durables(spec) {
-		err := js.DeleteConsumer(ctx, spec.JetStreamStream, durable)
-		switch {
-		case err == nil:
+		ok, err := deleteConsumer(ctx, js, spec.JetStreamStream, durable)
+		if ok {
 			deleted++
-		case !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
+		} else if err != nil {
 			m.log.Warn("delete JetStream consumer", "stream", spec.Name, "durable", durable, "err", err)
 		}
 	}
 	return deleted
+}
+
+// consumerDeleteAttempt bounds one attempt of deleteConsumer.
+const consumerDeleteAttempt = 3 * time.Second
+
+// deleteConsumer deletes the durable of stream and reports whether it
+// went (ok), asking again while the server leaves the request unanswered
+// until ctx ends: on a NATS cluster a delete that arrives while the
+// consumer's replicas are still being set up is sometimes answered by
+// no one, and a later one is (TestClusterCreateKeptJetStream: 2 of 3
+// race runs waited out the whole 30 s on one unanswered delete). A
+// durable not found is not an error; after an unanswered attempt it is
+// one that attempt deleted.
+func deleteConsumer(ctx context.Context, js jetstream.JetStream, stream, durable string) (ok bool, err error) {
+	unanswered := false
+	for {
+		actx, cancel := context.WithTimeout(ctx, consumerDeleteAttempt)
+		err = js.DeleteConsumer(actx, stream, durable)
+		cancel()
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			return unanswered, nil
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return false, nil
+		case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+			unanswered = true
+		default:
+			return false, err
+		}
+	}
 }
 
 // deleteOwnJetStream deletes the JetStream stream when sketchd created it

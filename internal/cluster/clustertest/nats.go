@@ -49,6 +49,16 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 	for i, p := range ports {
 		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)}
 	}
+	// The store dirs first: t.TempDir's removal is a cleanup, registered
+	// at its first call, and cleanups run last-registered first, so the
+	// servers' shutdown, registered after, runs before it. The other way
+	// round, the dirs were removed while the servers ran, and a server
+	// still writing (a consumer's replica being created) failed the test
+	// with "directory not empty".
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = tb.TempDir()
+	}
 	tb.Cleanup(c.Shutdown)
 	for i := range n {
 		so := &server.Options{
@@ -56,7 +66,7 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 			Host:       "127.0.0.1",
 			Port:       -1,
 			JetStream:  true,
-			StoreDir:   tb.TempDir(),
+			StoreDir:   dirs[i],
 			MaxPayload: o.MaxPayload,
 			NoSigs:     true,
 			NoLog:      true,
