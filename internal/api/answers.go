@@ -130,7 +130,7 @@ func (c *answerCache) stale(question string, maxAge time.Duration) ([]byte, bool
 type answerKeyer interface {
 	AnswerKey(t query.Target, qu query.Query) (string, bool)
 	QuestionKey(t query.Target, qu query.Query) (string, bool)
-	MovingQuestionKey(t query.Target) (string, bool)
+	MovingQuestionKey(t query.Target, qu query.Query) (string, bool)
 }
 
 // answerKeys returns the cache key of a query's rendered answer, or false:
@@ -172,7 +172,7 @@ func (s *server) answerKeys(r *http.Request, t query.Target, qu query.Query, p *
 // 5 s after each minute began, 16 ms in the other seconds).
 func questionKey(ak answerKeyer, t query.Target, qu query.Query, moving bool) (string, bool) {
 	if moving {
-		return ak.MovingQuestionKey(t)
+		return ak.MovingQuestionKey(t, qu)
 	}
 	return ak.QuestionKey(t, qu)
 }

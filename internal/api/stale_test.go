@@ -243,3 +243,39 @@ func TestMovesWithClock(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleNotAcrossAggregates: two aggregates asked with the same query
+// string over a range relative to now are two questions (the aggregate is
+// in the path, not the query string): after a clock move, on a busy
+// server, the one never asked is computed, never given the other's answer.
+func TestStaleNotAcrossAggregates(t *testing.T) {
+	var now atomic.Int64
+	now.Store(t0.Add(fixtureSpan).UnixNano())
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	f := newFixture(t, func(cf *Config) {
+		cf.Querier = g
+		cf.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	})
+	const qs = "?group_by=country&step=5m"
+	if r := f.get(t, aggPath+"users"+qs); r.status != http.StatusOK {
+		t.Fatalf("users: %d %s", r.status, r.body)
+	}
+	now.Add(int64(5 * time.Minute))
+	commitFixture(f)
+	g.queries = true
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(g.gate)
+	wg.Go(func() { f.get(t, aggPath+"urls"+qs) }) // another question, held at the gate: busy
+	<-g.entered
+	got := make(chan response, 1)
+	go func() { got <- f.get(t, aggPath+"latency"+qs) }()
+	select {
+	case <-g.entered: // latency computes: right
+	case r := <-got:
+		t.Fatalf("latency answered without computing: %d stale=%q %s", r.status, r.header.Get(hdrStale), r.body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("latency neither answered nor computed")
+	}
+}

@@ -32,14 +32,19 @@ func (q *Querier) QuestionKey(t Target, qu Query) (key string, ok bool) {
 	return q.AnswerKey(t, qu)
 }
 
-// MovingQuestionKey names t's stream at its generation, without a range or
-// a commit: for callers whose own words for a query (the API's query
-// string) name a range that moves with the clock ("the last hour"), that
-// question's answers at earlier commits and earlier nows answer it too. ok
-// is false when QuestionKey's would be.
-func (q *Querier) MovingQuestionKey(t Target) (key string, ok bool) {
+// MovingQuestionKey names qu's question against t's stream at its
+// generation, without a range or a commit: its shape (the aggregate, where,
+// group_by and the other filters: appendShape) only. It is for callers whose
+// own words for a query (the API's query string, which holds neither the
+// stream nor the aggregate: they are in the path) name a range that moves
+// with the clock ("the last hour"): that question's answers at earlier
+// commits and earlier nows answer it too. ok is false without a result
+// cache, a commit or every partition covered (as for AnswerKey, which its
+// callers ask first).
+func (q *Querier) MovingQuestionKey(t Target, qu Query) (key string, ok bool) {
 	if q.results == nil || t.LastCommit == 0 || len(t.Uncovered) > 0 {
 		return "", false
 	}
-	return withGeneration("moving\x00"+string(binary.AppendUvarint(nil, uint64(t.ID))), q.gens.get(t.ID)), true
+	b := append(binary.AppendUvarint([]byte("moving\x00"), uint64(t.ID)), 0)
+	return withGeneration(string(appendShape(b, qu)), q.gens.get(t.ID)), true
 }
