@@ -136,14 +136,7 @@ func TestStaleWhileBusy(t *testing.T) {
 	if busy.status != http.StatusOK || busy.header.Get(hdrStale) != "" {
 		t.Errorf("the question never answered before: %d stale=%q", busy.status, busy.header.Get(hdrStale))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r = f.get(t, q)
-		if r.header.Get(hdrStale) == "" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r = freshAnswer(t, f, q)
 	if r.status != http.StatusOK || r.header.Get(hdrStale) != "" || bytes.Equal(r.body, old.body) {
 		t.Fatalf("after the refresh: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
 	}
@@ -205,14 +198,7 @@ func TestStaleAcrossClockMove(t *testing.T) {
 			if busy.status != http.StatusOK || busy.header.Get(hdrStale) != "" {
 				t.Errorf("a fixed range asked first: %d stale=%q", busy.status, busy.header.Get(hdrStale))
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				r = f.get(t, q)
-				if r.header.Get(hdrStale) == "" || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			r = freshAnswer(t, f, q)
 			if r.status != http.StatusOK || r.header.Get(hdrStale) != "" || bytes.Equal(r.body, old.body) {
 				t.Fatalf("after the refresh: %d stale=%q, the previous bytes %v", r.status, r.header.Get(hdrStale), bytes.Equal(r.body, old.body))
 			}
@@ -277,5 +263,19 @@ func TestStaleNotAcrossAggregates(t *testing.T) {
 		t.Fatalf("latency answered without computing: %d stale=%q %s", r.status, r.header.Get(hdrStale), r.body)
 	case <-time.After(10 * time.Second):
 		t.Fatal("latency neither answered nor computed")
+	}
+}
+
+// freshAnswer asks q until it is not answered stale (its refresh in the
+// background has landed), for at most 10 s, and returns the last answer.
+func freshAnswer(t *testing.T, f *fixture, q string) response {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := f.get(t, q)
+		if r.header.Get(hdrStale) == "" || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
