@@ -29,7 +29,14 @@ func (a Aggregate) SketchParams() (sketch.Params, error) {
 // are of kind want (its SketchParams().Kind). A blob of another kind is an
 // error matching sketch.ErrIncompatible.
 func DecodeSketch(blob []byte, want sketch.Kind) (sketch.Sketch, error) {
-	s, err := sketch.Decode(blob)
+	return DecodeSketchIn(blob, want, nil)
+}
+
+// DecodeSketchIn is DecodeSketch with a t-digest's values in arena (nil:
+// allocated), for a sketch dropped before the arena's next Reset
+// (sketch.DecodeIn).
+func DecodeSketchIn(blob []byte, want sketch.Kind, arena *sketch.DecodeArena) (sketch.Sketch, error) {
+	s, err := sketch.DecodeIn(blob, arena)
 	if err != nil {
 		return nil, err
 	}

@@ -153,14 +153,7 @@ func TestStaleWhileBusy(t *testing.T) {
 // by its request. Before, the range was part of the question, and every
 // "last hour" question computed in its request at each minute.
 func TestStaleAcrossClockMove(t *testing.T) {
-	var now atomic.Int64
-	now.Store(t0.Add(fixtureSpan).UnixNano())
-	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
-		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
-	f := newFixture(t, func(cf *Config) {
-		cf.Querier = g
-		cf.Now = func() time.Time { return time.Unix(0, now.Load()) }
-	})
+	f, g, now := clockFixture(t)
 	for i, q := range []string{
 		aggPath + "latency?group_by=country&step=5m",
 		"/v1/streams/pageviews/query?aggregate=latency&aggregate=users&from=now-2h&to=now&step=5m",
@@ -235,14 +228,7 @@ func TestMovesWithClock(t *testing.T) {
 // in the path, not the query string): after a clock move, on a busy
 // server, the one never asked is computed, never given the other's answer.
 func TestStaleNotAcrossAggregates(t *testing.T) {
-	var now atomic.Int64
-	now.Store(t0.Add(fixtureSpan).UnixNano())
-	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
-		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
-	f := newFixture(t, func(cf *Config) {
-		cf.Querier = g
-		cf.Now = func() time.Time { return time.Unix(0, now.Load()) }
-	})
+	f, g, now := clockFixture(t)
 	const qs = "?group_by=country&step=5m"
 	if r := f.get(t, aggPath+"users"+qs); r.status != http.StatusOK {
 		t.Fatalf("users: %d %s", r.status, r.body)
@@ -278,4 +264,20 @@ func freshAnswer(t *testing.T, f *fixture, q string) response {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// clockFixture is a fixture whose querier computes only through the gate
+// (gateQuerier, once queries is set) and whose clock, from the end of the
+// fixture's span, the test moves.
+func clockFixture(t *testing.T) (*fixture, *gateQuerier, *atomic.Int64) {
+	t.Helper()
+	now := new(atomic.Int64)
+	now.Store(t0.Add(fixtureSpan).UnixNano())
+	g := &gateQuerier{Querier: newQuerier(t, sharedStoreFor(t), query.Options{}),
+		gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	f := newFixture(t, func(cf *Config) {
+		cf.Querier = g
+		cf.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	})
+	return f, g, now
 }

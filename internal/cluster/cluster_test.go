@@ -44,6 +44,21 @@ func jetStream(tb testing.TB, nc *nats.Conn) jetstream.JetStream {
 	return js
 }
 
+// openRegistries opens n registries with options o, instance i connected
+// to node i mod the cluster's size.
+func openRegistries(ctx context.Context, tb testing.TB, c *clustertest.Cluster, o Options, n int) []*Registry {
+	tb.Helper()
+	regs := make([]*Registry, n)
+	for i := range regs {
+		r, err := OpenRegistry(ctx, jetStream(tb, c.Connect(tb, i%c.Len())), o, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		regs[i] = r
+	}
+	return regs
+}
+
 func testContext(tb testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	tb.Cleanup(cancel)
@@ -57,14 +72,7 @@ func TestRegistry(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	ctx := testContext(t, time.Minute)
 	o := testOptions(t, "t")
-	regs := make([]*Registry, 3)
-	for i := range regs {
-		r, err := OpenRegistry(ctx, jetStream(t, c.Connect(t, i)), o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		regs[i] = r
-	}
+	regs := openRegistries(ctx, t, c, o, 3)
 	if _, err := regs[0].Create(ctx, testSpec("before")); err != nil {
 		t.Fatal(err)
 	}

@@ -154,14 +154,7 @@ func TestRegistryIdenticalCreates(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	ctx := testContext(t, time.Minute)
 	o := testOptions(t, "t")
-	regs := make([]*Registry, 6)
-	for i := range regs {
-		r, err := OpenRegistry(ctx, jetStream(t, c.Connect(t, i%3)), o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		regs[i] = r
-	}
+	regs := openRegistries(ctx, t, c, o, 6)
 	for _, name := range []string{"a", "b", "c"} {
 		createAtOnce(ctx, t, regs, testSpec(name))
 	}

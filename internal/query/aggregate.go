@@ -40,10 +40,7 @@ func (a aggregate) decodeIn(blob []byte, arena *sketch.DecodeArena) (sketch.Sket
 	if len(blob) == 0 { // a slot the pane does not hold: no value yet
 		return sketch.New(a.params)
 	}
-	s, err := sketch.DecodeIn(blob, arena)
-	if err == nil && s.Kind() != a.params.Kind { // as sketchd.DecodeSketch checks
-		err = fmt.Errorf("stored sketch is %s, want %s: %w", s.Kind(), a.params.Kind, sketch.ErrIncompatible)
-	}
+	s, err := sketchd.DecodeSketchIn(blob, a.params.Kind, arena)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate %q: %w", a.name, err)
 	}

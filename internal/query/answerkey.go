@@ -10,7 +10,7 @@ import "encoding/binary"
 // not covered) or qu
 // does not compile to a geometry.
 func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
-	if q.results == nil || t.LastCommit == 0 || len(t.Uncovered) > 0 {
+	if !q.keysAnswers(t) {
 		return "", false
 	}
 	g, err := newGeometry(&t.Spec, qu, q.opts.MaxWindows)
@@ -38,13 +38,18 @@ func (q *Querier) QuestionKey(t Target, qu Query) (key string, ok bool) {
 // own words for a query (the API's query string, which holds neither the
 // stream nor the aggregate: they are in the path) name a range that moves
 // with the clock ("the last hour"): that question's answers at earlier
-// commits and earlier nows answer it too. ok is false without a result
-// cache, a commit or every partition covered (as for AnswerKey, which its
-// callers ask first).
+// commits and earlier nows answer it too. ok is false when AnswerKey's is
+// for want of a result cache, a commit or a covered partition.
 func (q *Querier) MovingQuestionKey(t Target, qu Query) (key string, ok bool) {
-	if q.results == nil || t.LastCommit == 0 || len(t.Uncovered) > 0 {
+	if !q.keysAnswers(t) {
 		return "", false
 	}
 	b := append(binary.AppendUvarint([]byte("moving\x00"), uint64(t.ID)), 0)
 	return withGeneration(string(appendShape(b, qu)), q.gens.get(t.ID)), true
+}
+
+// keysAnswers reports whether t's answers are named for caching: results
+// are cached, the stream has committed and every partition is covered.
+func (q *Querier) keysAnswers(t Target) bool {
+	return q.results != nil && t.LastCommit != 0 && len(t.Uncovered) == 0
 }
