@@ -137,9 +137,10 @@ func vegetaRequests(r io.Reader) ([]request, error) {
 }
 
 // runVegeta attacks at rate for d with the mix and summarizes the results.
-func runVegeta(ctx context.Context, p *procs, vegeta, dir, base string, mix []querymix.Query, rate int, d time.Duration) (QueryLoad, error) {
+// Its files in dir are named by tag and rate.
+func runVegeta(ctx context.Context, p *procs, vegeta, dir, tag, base string, mix []querymix.Query, rate int, d time.Duration) (QueryLoad, error) {
 	q := QueryLoad{Tool: "vegeta", Rate: rate, Duration: d}
-	targets := filepath.Join(dir, fmt.Sprintf("targets-%d.txt", rate))
+	targets := filepath.Join(dir, fmt.Sprintf("targets%s-%d.txt", tag, rate))
 	f, err := os.Create(targets)
 	if err != nil {
 		return q, err
@@ -151,7 +152,7 @@ func runVegeta(ctx context.Context, p *procs, vegeta, dir, base string, mix []qu
 	if err := f.Close(); err != nil {
 		return q, err
 	}
-	bin := filepath.Join(dir, fmt.Sprintf("vegeta-%d.bin", rate))
+	bin := filepath.Join(dir, fmt.Sprintf("vegeta%s-%d.bin", tag, rate))
 	attack := []string{"attack", "-targets", targets, "-rate", strconv.Itoa(rate) + "/s", "-duration", d.String(),
 		"-timeout", "10s", "-max-body", "0", "-output", bin}
 	q.Commands = []string{
@@ -218,10 +219,11 @@ func ParseK6Summary(b []byte) (all Latency, byRange map[string]Latency, dropped 
 	return all, byRange, int(s.num("dropped_iterations", "count")), nil
 }
 
-// runK6 runs the k6 script at rate for d.
-func runK6(ctx context.Context, p *procs, k6, dir, base, script string, mix []querymix.Query, rate int, d time.Duration) (QueryLoad, error) {
+// runK6 runs the k6 script at rate for d. Its files in dir are named by
+// tag.
+func runK6(ctx context.Context, p *procs, k6, dir, tag, base, script string, mix []querymix.Query, rate int, d time.Duration) (QueryLoad, error) {
 	q := QueryLoad{Tool: "k6", Rate: rate, Duration: d}
-	mixPath := filepath.Join(dir, "mix.json")
+	mixPath := filepath.Join(dir, "mix"+tag+".json")
 	f, err := os.Create(mixPath)
 	if err != nil {
 		return q, err
@@ -233,7 +235,7 @@ func runK6(ctx context.Context, p *procs, k6, dir, base, script string, mix []qu
 	if err := f.Close(); err != nil {
 		return q, err
 	}
-	summary := filepath.Join(dir, "k6-summary.json")
+	summary := filepath.Join(dir, "k6-summary"+tag+".json")
 	args := []string{"run", "--quiet", "--no-color", "--summary-export", summary,
 		"-e", "BASE_URL=" + base, "-e", "RATE=" + strconv.Itoa(rate), "-e", "DURATION=" + d.String(),
 		"-e", "MIX=" + mixPath, script}

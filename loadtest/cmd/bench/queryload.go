@@ -70,7 +70,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 		lowDur = 5 * time.Second
 	}
 	lr, err := r.timed(ctx, func() (QueryLoad, error) {
-		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, low, lowDur)
+		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, "", r.base, mix, low, lowDur)
 	})
 	if err != nil {
 		return fmt.Errorf("vegeta at %d/s: %w", low, err)
@@ -80,7 +80,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	heapBefore, heapErr := r.heapSnapshot(ctx, "heap-before-vegeta")
 	prof := r.profileDuring(ctx, fmt.Sprintf("cpu, vegeta %d req/s", r.c.QueryRate), r.c.QueryDur)
 	v, err := r.timed(ctx, func() (QueryLoad, error) {
-		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, r.base, mix, r.c.QueryRate, r.c.QueryDur)
+		return runVegeta(ctx, r.p, r.tools["vegeta"].path, r.dir, "", r.base, mix, r.c.QueryRate, r.c.QueryDur)
 	})
 	if err != nil {
 		return fmt.Errorf("vegeta: %w", err)
@@ -94,10 +94,13 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	} else {
 		r.addProfile(Profile{}, heapErr)
 	}
+	if res.Floor, err = r.floor(ctx); err != nil {
+		return err
+	}
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
 		k, err := r.timed(ctx, func() (QueryLoad, error) {
-			return runK6(ctx, r.p, t.path, r.dir, r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
+			return runK6(ctx, r.p, t.path, r.dir, "", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
 		})
 		if err != nil {
 			return fmt.Errorf("k6: %w", err)

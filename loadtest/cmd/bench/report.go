@@ -255,6 +255,7 @@ func RenderMarkdown(r *Results) string {
 			}
 		}
 	}
+	renderFloor(p, r)
 	if len(r.Service) > 0 {
 		mean := MeanServiceMS(r.Service)
 		p("\nWhat each request costs: every query of the mix sent alone, one at a time, %d times after a warm-up,\n", r.Service[0].Latency.Requests)

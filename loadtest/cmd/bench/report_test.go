@@ -173,3 +173,26 @@ func TestParseProfileDuration(t *testing.T) {
 		t.Errorf("trimPprofTop = %q", got)
 	}
 }
+
+func TestRenderFloor(t *testing.T) {
+	r := fixture()
+	if md := RenderMarkdown(r); strings.Contains(md, "The tools' floor") {
+		t.Error("a run without a floor renders one")
+	}
+	r.Floor = []*QueryLoad{
+		{Tool: "vegeta", Rate: 1000, Duration: 15 * time.Second, All: Latency{Requests: 15000, P50: 0.3, P90: 0.6, P99: 2.25, Max: 9},
+			CPU: &PhaseCPU{Wall: 15, Tool: 4.5, Sketchd: 6}},
+		{Tool: "k6", Rate: 1000, Duration: 15 * time.Second, All: Latency{Requests: 15001, Errors: 1, P99: 7.5}},
+	}
+	md := RenderMarkdown(r)
+	for _, want := range []string{
+		"| vegeta | /healthz, 1000 req/s for 15s | 15,000 | 0 | 0.30 ms | 0.60 ms | 2.25 ms | 9.00 ms | 30%, 40% |",
+		"| k6 | /healthz, 1000 req/s for 15s | 15,001 | 1 | 0.00 ms | 0.00 ms | 7.50 ms | 0.00 ms | – |",
+		"vegeta: the mix's 1-hour p99 8.25 ms against the floor's 2.25 ms.",
+		"k6: the mix's 1-hour p99 12.50 ms against the floor's 7.50 ms.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -38,6 +38,9 @@ type Results struct {
 	LowRate *QueryLoad    `json:"low_rate"` // vegeta at half the estimated capacity
 	Vegeta  *QueryLoad    `json:"vegeta"`
 	K6      *QueryLoad    `json:"k6"`
+	// Floor is each tool at the query rate on GET /healthz (floor.go),
+	// absent in results of runners before it.
+	Floor []*QueryLoad `json:"floor,omitempty"`
 	// Dashboard is the dashboard scenario (k6, DashboardVUs users
 	// refreshing querymix.DashboardOf every 5 s).
 	Dashboard *QueryLoad `json:"dashboard"`
