@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -138,7 +139,7 @@ func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep
 func (m *Manager) deleteDurables(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) int {
 	deleted := 0
 	for _, durable := range m.durables(spec) {
-		ok, err := deleteConsumer(ctx, js, spec.JetStreamStream, durable)
+		ok, err := deleteConsumer(ctx, m.log.With("stream", spec.Name, "durable", durable), js, spec.JetStreamStream, durable)
 		if ok {
 			deleted++
 		} else if err != nil {
@@ -158,10 +159,10 @@ const consumerDeleteAttempt = 3 * time.Second
 // no one, and a later one is (TestClusterCreateKeptJetStream: 2 of 3
 // race runs waited out the whole 30 s on one unanswered delete). A
 // durable not found is not an error; after an unanswered attempt it is
-// one that attempt deleted.
-func deleteConsumer(ctx context.Context, js jetstream.JetStream, stream, durable string) (ok bool, err error) {
+// one that attempt deleted. Each unanswered attempt is logged.
+func deleteConsumer(ctx context.Context, log *slog.Logger, js jetstream.JetStream, stream, durable string) (ok bool, err error) {
 	unanswered := false
-	for {
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, consumerDeleteAttempt)
 		err = js.DeleteConsumer(actx, stream, durable)
 		cancel()
@@ -174,6 +175,7 @@ func deleteConsumer(ctx context.Context, js jetstream.JetStream, stream, durable
 			return false, nil
 		case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
 			unanswered = true
+			log.Info("JetStream consumer delete unanswered; asking again", "attempt", attempt, "after", consumerDeleteAttempt)
 		default:
 			return false, err
 		}
