@@ -27,6 +27,15 @@ func (c *CountMin) offer(item []byte, hash, est uint64) {
 	if len(item) > c.maxCandItem() {
 		return
 	}
+	// A full heap takes no item estimated below its root, and no such item
+	// is a candidate: a candidate's stored estimate is at least the root's
+	// and at most its table estimate (Decode checks it), and Add only
+	// offers an item's new estimate, above its old one. Most items of a
+	// long-tailed stream stop here, without the look-up in candIdx
+	// (BenchmarkCMS/AddTable).
+	if len(c.cands) >= c.capacity() && est < c.cands[0].est {
+		return
+	}
 	if j, ok := c.candIdx[string(item)]; ok {
 		c.cands[j].est = est // estimates only grow
 		c.down(j)

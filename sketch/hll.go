@@ -37,6 +37,10 @@ type HLL struct {
 	// cache of the last estimate; valid until the next insert or merge.
 	cached bool
 	est    CardinalityEstimate
+	// recent remembers the sparse keys of hashes inserted while sparse, to
+	// skip inserting them again (hll_recent.go); nil before recentAfter
+	// inserts and once h is known to be dense. Never shared.
+	recent []uint32
 }
 
 // CardinalityEstimate is a distinct count with its confidence interval.
@@ -78,9 +82,14 @@ func (h *HLL) Count() uint64 { return h.n }
 // InsertHash adds one item by its hash, which must be Hash(item) (the hash
 // is part of the wire format). It does not allocate once the sketch is dense.
 func (h *HLL) InsertHash(x uint64) {
+	h.n++
+	if h.dense {
+		h.recent = nil // no use once dense (hll_recent.go)
+	} else if h.repeat(x) {
+		return // h holds x's key already: no answer changes
+	}
 	h.lib().InsertHash(x)
 	h.enc = nil
-	h.n++
 	h.cached = false
 }
 
@@ -176,6 +185,7 @@ func (h *HLL) Clone() Sketch {
 	if h.sk != nil { // else c is lazy too, sharing enc
 		c.sk = h.sk.Clone()
 	}
+	c.recent = nil
 	return &c
 }
 
@@ -203,7 +213,7 @@ func (h *HLL) Registers() []byte {
 
 // Size is the approximate heap footprint in bytes.
 func (h *HLL) Size() int {
-	const overhead = 200
+	overhead := 200 + 4*len(h.recent)
 	if h.dense {
 		return overhead + 1<<h.p
 	}

@@ -112,9 +112,6 @@ func cmpCentroid(a, b centroid) int {
 
 func lessCentroid(a, b *centroid) bool { return a.mean < b.mean || (a.mean == b.mean && a.w < b.w) }
 
-// sortCentroids sorts cs by (mean, weight).
-func sortCentroids(cs []centroid) { slices.SortFunc(cs, cmpCentroid) }
-
 // flush folds the buffer into the centroids.
 func (t *TDigest) flush() {
 	sortCentroids(t.buf)

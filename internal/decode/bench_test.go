@@ -7,15 +7,18 @@ package decode
 // Results and the decision are in docs/decoding.md.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/gen"
 	"github.com/sketchd/sketchd/sketch"
 	"github.com/valyala/fastjson"
 )
@@ -329,3 +332,44 @@ func BenchmarkDecodeVariants(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkParseFloat parses the latencies of the load runner's page views
+// (internal/gen: strconv's shortest form, mostly 16-17 digits) with
+// parseFloat's fast path and with strconv alone:
+//
+//	nice -n 19 go test ./internal/decode -run '^$' -bench ParseFloat -count 6
+func BenchmarkParseFloat(b *testing.B) {
+	g := gen.New(gen.Options{Seed: 1})
+	var nums [][]byte
+	for range 1024 {
+		ev, _ := g.Next(time.Unix(1_800_000_000, 0))
+		_, num, _ := bytes.Cut(ev, []byte(`"latency_ms":`))
+		nums = append(nums, bytes.Clone(bytes.TrimSuffix(num, []byte("}"))))
+	}
+	for _, impl := range []struct {
+		name  string
+		parse func([]byte) (float64, bool)
+	}{
+		{"parseFloat", parseFloat},
+		{"strconv", func(b []byte) (float64, bool) {
+			f, err := strconv.ParseFloat(string(b), 64)
+			return f, err == nil
+		}},
+	} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			var s float64
+			i := 0
+			for b.Loop() {
+				f, ok := impl.parse(nums[i&1023])
+				if !ok {
+					b.Fatal(string(nums[i&1023]))
+				}
+				s += f
+				i++
+			}
+			sinkF = s
+		})
+	}
+}
+
+var sinkF float64

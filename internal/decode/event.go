@@ -208,6 +208,9 @@ func (d *Decoder) intern(k []byte) string {
 // parseFloat parses a validated JSON number literal; ok is false when it
 // overflows float64.
 func parseFloat(b []byte) (float64, bool) {
+	if f, ok := parseDecimal(b); ok {
+		return f, true
+	}
 	// strconv does not retain s (its errors copy it), so aliasing b is safe.
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(b), len(b)), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,6 +243,29 @@ func FuzzParseUnix(f *testing.F) {
 			t.Fatalf("parseUnix(%q, %d): %s, want %v", s, unit, err, q)
 		case q.IsInt64() && got != q.Int64():
 			t.Fatalf("parseUnix(%q, %d) = %d, want %v", s, unit, got, q)
+		}
+	})
+}
+
+// jsonNumber matches a JSON number literal, as the scanner validates them.
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// FuzzParseDecimal checks that parseFloat, with its fast path, gives
+// strconv.ParseFloat's result bit for bit on every JSON number literal.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0", "-0", "-0.0", "54.59815003314423", "123.4", "9007199254740991", "9007199254740993",
+		"900719925474099.3", "0.0000000000000000000001", "0.00000000000000000000001", "1e3", "-7.25", "18446744073709551616", "1.7976931348623157e309"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !jsonNumber.MatchString(s) {
+			return
+		}
+		got, ok := parseFloat([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		wantOK := err == nil && !math.IsInf(want, 0)
+		if ok != wantOK || ok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%s: got %v (%v), want %v (%v)", s, got, ok, want, wantOK)
 		}
 	})
 }

@@ -231,25 +231,25 @@ func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 	if c.epoch.Load() != epoch {
 		return // a superseded consume context
 	}
-	md, err := m.Metadata()
+	md, err := ackSeqsOf(m.Reply())
 	if err != nil {
-		r.log.Error("JetStream message without metadata", "err", err)
+		r.log.Error("JetStream message without metadata", "err", err, "reply", m.Reply())
 		return
 	}
-	if dseq := md.Sequence.Consumer; dseq != c.lastDseq+1 {
+	if dseq := md.consumer; dseq != c.lastDseq+1 {
 		r.log.Warn("JetStream deliveries lost in transit; recreating the consumer at the first sequence not received",
 			"expected_delivery", c.lastDseq+1, "delivery", dseq, "next_seq", c.nextSeq.Load())
 		r.requestResetLocked(epoch)
 		return
 	}
-	c.lastDseq = md.Sequence.Consumer
-	seq := md.Sequence.Stream
+	c.lastDseq = md.consumer
+	seq := md.stream
 	want := c.nextSeq.Load()
 	if seq < want {
 		c.redelivered.Add(1)
 		return
 	}
-	if seq > want && md.NumDelivered == 1 && !r.acceptJump(want, seq, md.Sequence.Consumer) {
+	if seq > want && md.delivered == 1 && !r.acceptJump(want, seq, md.consumer) {
 		r.requestResetLocked(epoch) // gap.go: messages still in the stream were skipped
 		return
 	}
