@@ -94,9 +94,6 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	} else {
 		r.addProfile(Profile{}, heapErr)
 	}
-	if res.Floor, err = r.floor(ctx); err != nil {
-		return err
-	}
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
 		k, err := r.timed(ctx, func() (QueryLoad, error) {
@@ -124,6 +121,12 @@ func (r *runner) queryLoad(ctx context.Context) error {
 		res.Dashboard = &d
 		pr := <-prof
 		r.addProfile(pr.p, pr.err)
+	}
+	// Last, so that the phases before keep their timing: the k6 phase's
+	// ranges move with the clock, and what it computes cold depends on
+	// how long after vegeta's it runs.
+	if res.Floor, err = r.floor(ctx); err != nil {
+		return err
 	}
 	stopLive()
 	ld := <-liveDone
