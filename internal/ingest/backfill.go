@@ -231,11 +231,11 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 		}
 		last, n := st.Done, 0
 		for msg := range batch.Messages() {
-			meta, err := msg.Metadata()
+			meta, err := ackSeqsOf(msg.Reply()) // ackmeta.go: Metadata's sequence, without its parse
 			if err != nil {
 				return err
 			}
-			seq := meta.Sequence.Stream
+			seq := meta.stream
 			if seq > st.To {
 				continue
 			}
