@@ -148,10 +148,19 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 	}
 	w := info.PartitionWidth
 	db.backfills.forget(streamID) // until this write is known to have landed
+	// The edits go to the panes family: copies open holds move there
+	// first (openfam.go).
+	pks := make([][]byte, len(panes))
+	for i, pa := range panes {
+		pks[i] = appendPaneKey(nil, streamID, partitionOf(pa.Start, w), pa.Key, pa.Start)
+	}
+	if err := db.moveOpen(pks); err != nil {
+		return db.writeFailed("backfill", err)
+	}
 	var editErr error
 	err = db.panes.Update(func(txn *badger.Txn) error {
-		for _, pa := range panes {
-			pk := appendPaneKey(nil, streamID, partitionOf(pa.Start, w), pa.Key, pa.Start)
+		for i, pa := range panes {
+			pk := pks[i]
 			item, err := txn.Get(pk)
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue

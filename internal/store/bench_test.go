@@ -168,7 +168,9 @@ func fillDay(tb testing.TB, db *DB, sid uint32, nKeys, nPanes, size int) {
 		for k := range nKeys {
 			ps = append(ps, pane(fmt.Sprintf("key-%05d", k), int64(m)*minute, uint64(m+1), blob(uint64(m*nKeys+k), size)))
 		}
-		commit(tb, db, sid, uint64(m+1), ps...)
+		// The watermark at the minute's end, as ingestion's would be: the
+		// minutes a lateness before it are final (settled: openfam.go).
+		commitWM(tb, db, sid, int64(m+1)*minute, ps...)
 	}
 }
 

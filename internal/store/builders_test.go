@@ -15,7 +15,7 @@ import (
 // would keep Badger's pooling: builders.go).
 func TestBuilderPoolFound(t *testing.T) {
 	db := openTest(t, t.TempDir(), quietOptions())
-	if builderPool(db.panes) == nil {
+	if builderPool(db.open) == nil {
 		t.Fatal("badger.DB has no allocPool *z.AllocatorPool: builders.go cannot empty the table-builder pool")
 	}
 }
@@ -37,7 +37,7 @@ func writeMemtables(t *testing.T, db *DB, sid uint32, from, n int) {
 // flushes run in Badger's background, and Badger itself frees a pooled
 // allocator after 2 s without a table built).
 func writeAndDrain(t *testing.T, db *DB, sid uint32, from, n int) (allocators int, bytes int64) {
-	pool := builderPool(db.panes)
+	pool := builderPool(db.open)
 	for c := from; c < from+n; c++ {
 		writeMemtables(t, db, sid, c, 1)
 		a, b := drainBuilders(pool)

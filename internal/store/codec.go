@@ -28,8 +28,9 @@ const (
 	widthVersion    = 1 // a stream's partition width value
 
 	// formatVersion is the on-disk layout version recorded under 'F' in
-	// both families (families.go). 1: one Badger; 2: panes and meta.
-	formatVersion = 2
+	// every family (families.go). 1: one Badger; 2: panes and meta; 3:
+	// panes, open and meta.
+	formatVersion = 3
 
 	flagFinal = 1 << 0
 

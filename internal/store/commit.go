@@ -14,9 +14,11 @@ import (
 // so the caller may ack the source once it returns nil.
 //
 // Write order: key-index entries (meta family, synced when there are any),
-// then panes in the order given (panes family, synced), then the
+// then panes in the order given (open family, synced), then the
 // checkpoint (meta, synced), each in as many Badger transactions as its
-// size needs (a transaction holds at most 15% of MemTableSize). If Commit
+// size needs (a transaction holds at most 15% of MemTableSize), then the
+// panes the checkpoint's watermark made final are moved from open to the
+// panes family (openfam.go). If Commit
 // fails or the process or the OS dies inside it, any prefix of that
 // sequence may be stored: the checkpoint is never trusted beyond what it
 // covers, and a replay skips what each pane's Applied already contains. ctx is only
@@ -43,8 +45,8 @@ const MaxPaneEntryBytes = (16 << 20) * 15 / 100 * 9 / 10
 // every inline pane (value under ValueThreshold, longest key) fits 90% of
 // a transaction, else 90% of a transaction.
 func (db *DB) maxPaneEntry() int64 {
-	txn := db.panes.MaxBatchSize() * 9 / 10
-	if db.panes.Opts().ValueThreshold+int64(paneKeyLen(sketchd.MaxKeyLen)) <= txn {
+	txn := db.open.MaxBatchSize() * 9 / 10
+	if db.open.Opts().ValueThreshold+int64(paneKeyLen(sketchd.MaxKeyLen)) <= txn {
 		return max(txn, MaxPaneEntryBytes)
 	}
 	return txn
@@ -132,8 +134,15 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 		panes[i] = indexEntry{k, arena[off:len(arena):len(arena)]}
 	}
 	written += total
+	if len(f.Panes) > 0 {
+		oldest := f.Panes[0].Start
+		for i := range f.Panes {
+			oldest = min(oldest, f.Panes[i].Start)
+		}
+		db.opens.lower(streamID, oldest) // before open holds them
+	}
 	// ApplyPanes syncs nothing: the next CommitChangelog syncs them all.
-	if err := db.writeBatch(db.panes, panes, !o.panesOnly); err != nil {
+	if err := db.writeBatch(db.open, panes, !o.panesOnly); err != nil {
 		return db.commitFailed(err)
 	}
 	var last []indexEntry
@@ -145,6 +154,11 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	}
 	if err := db.writeBatch(db.meta, last, !o.panesOnly); err != nil {
 		return db.commitFailed(err)
+	}
+	if !o.panesOnly {
+		if err := db.settle(streamID, &info.Spec, f.Checkpoint.Watermark); err != nil {
+			return db.commitFailed(err)
+		}
 	}
 	db.writeOK()
 	db.met.commitDuration.Observe(time.Since(began).Seconds())

@@ -62,7 +62,7 @@ func TestCompressionSwitch(t *testing.T) {
 		// whether it was compressed.
 		var newest uint64
 		var onDisk, raw uint32
-		for _, ti := range db.panes.Tables() {
+		for _, ti := range db.open.Tables() {
 			if ti.ID >= newest {
 				newest, onDisk, raw = ti.ID, uint32(ti.OnDiskSize), ti.UncompressedSize
 			}

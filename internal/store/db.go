@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 )
 
 // DB is the sketchd store: stream specs, panes, key index and checkpoints
-// in two Badger databases (families.go). It is safe for concurrent use.
+// in three Badger databases (families.go). It is safe for concurrent use.
 // Commits of one stream are expected from one goroutine at a time (the
 // stream's flusher); commits of different streams may run concurrently.
 //
@@ -26,7 +27,8 @@ import (
 // dropMu (Commit: read; DropPrefix: write) -> stripes[sid%n] (one stream's
 // key-index read-modify-write) -> regMu, stateMu, healthMu (short, leaf).
 type DB struct {
-	panes *badger.DB // base panes and what is written with them (families.go)
+	panes *badger.DB // final base panes and what is written with them (families.go)
+	open  *badger.DB // base panes ingestion still rewrites (openfam.go)
 	meta  *badger.DB // everything else
 	dir   string
 	log   *slog.Logger
@@ -59,6 +61,7 @@ type DB struct {
 	backfills   backfillMemo  // backfill.go
 	restoring   restoringMemo // restoring.go
 	paneMemo    paneMemo      // panememo.go: panes key listings saw
+	opens       openMarks     // openfam.go: which starts open may hold
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
@@ -75,22 +78,29 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	if dir == "" && !opts.InMemory {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
 	}
-	popts, mopts := opts, opts
+	popts, oopts, mopts := opts, opts, opts
 	if c := opts.IndexCacheSize; c > 0 {
-		popts.IndexCacheSize, mopts.IndexCacheSize = c-c/4, max(c/4, 1)
+		popts.IndexCacheSize, oopts.IndexCacheSize, mopts.IndexCacheSize = c-c/4-c/8, max(c/8, 1), max(c/4, 1)
 	}
 	panes, err := openFamily(dir, popts, logger)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := openFamily(metaDir(dir), mopts, logger)
+	open, err := openFamily(openDir(dir), oopts, logger)
 	if err != nil {
 		_ = panes.Close()
 		return nil, err
 	}
-	closeBoth := func() { _ = meta.Close(); _ = panes.Close() }
+	meta, err := openFamily(metaDir(dir), mopts, logger)
+	if err != nil {
+		_ = open.Close()
+		_ = panes.Close()
+		return nil, err
+	}
+	closeBoth := func() { _ = meta.Close(); _ = open.Close(); _ = panes.Close() }
 	db := &DB{
 		panes:    panes,
+		open:     open,
 		meta:     meta,
 		dir:      dir,
 		log:      logger,
@@ -135,6 +145,9 @@ func (db *DB) init() error {
 	if err := db.initFormat(); err != nil {
 		return err
 	}
+	if err := db.loadOpenMarks(); err != nil {
+		return fmt.Errorf("store: open family: %w", err)
+	}
 	return db.loadStreams()
 }
 
@@ -154,6 +167,9 @@ func (db *DB) Close() error {
 		// meta last: a pane closed without its checkpoint is replayed
 		// over, never the reverse.
 		err := db.panes.Close()
+		if oerr := db.open.Close(); err == nil {
+			err = oerr
+		}
 		if merr := db.meta.Close(); err == nil {
 			err = merr
 		}
@@ -236,8 +252,9 @@ func (db *DB) size() (lsm, vlog int64) {
 	}
 	defer db.leave()
 	pl, pv := db.panes.Size()
+	ol, ov := db.open.Size()
 	ml, mv := db.meta.Size()
-	return pl + ml, pv + mv
+	return pl + ol + ml, pv + ov + mv
 }
 
 // loop is the background goroutine: retention every RetentionInterval
@@ -259,8 +276,8 @@ func (db *DB) loop(ctx context.Context) {
 		gcC = t.C
 	}
 	var drainC <-chan time.Time
-	pools := []*z.AllocatorPool{builderPool(db.panes), builderPool(db.meta)}
-	if d := db.opts.BuilderDrainInterval; d > 0 && pools[0] != nil && pools[1] != nil {
+	pools := []*z.AllocatorPool{builderPool(db.panes), builderPool(db.open), builderPool(db.meta)}
+	if d := db.opts.BuilderDrainInterval; d > 0 && !slices.Contains(pools, nil) {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		drainC = t.C
@@ -290,7 +307,7 @@ func (db *DB) runGC(ctx context.Context) {
 		return
 	}
 	defer db.leave()
-	for _, bdb := range []*badger.DB{db.panes, db.meta} {
+	for _, bdb := range []*badger.DB{db.panes, db.open, db.meta} {
 		for i := 0; i < 16 && ctx.Err() == nil; i++ {
 			err := bdb.RunValueLogGC(db.opts.GCDiscardRatio)
 			if err != nil {

@@ -12,7 +12,16 @@ func (db *DB) rawSetPane(sid uint32, key string, start int64, val []byte) error 
 		return err
 	}
 	k := appendPaneKey(nil, sid, partitionOf(start, w), key, start)
-	return db.panes.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
+	bdb := db.panes // where the pane is read from: open when it holds it
+	if err := db.open.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(k); err == nil {
+			bdb = db.open
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return bdb.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
 }
 
 // rawSetIndex writes raw bytes as a key-index value.
@@ -21,27 +30,37 @@ func (db *DB) rawSetIndex(sid uint32, part int64, key string, val []byte) error 
 	return db.meta.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
 }
 
-// countPrefix counts the keys under kind|sid.
+// countPrefix counts the keys under kind|sid (base panes: in panes or
+// open, once each).
 func (db *DB) countPrefix(kind byte, sid uint32) int {
-	n := 0
-	_ = db.family(kind).View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
-		opt.PrefetchValues = false
-		opt.Prefix = sidPrefix(kind, sid)
-		it := txn.NewIterator(opt)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	return n
+	seen := map[string]bool{}
+	fams := []*badger.DB{db.family(kind)}
+	if kind == prefixPane {
+		fams = append(fams, db.open)
+	}
+	for _, f := range fams {
+		_ = f.View(func(txn *badger.Txn) error {
+			opt := badger.DefaultIteratorOptions
+			opt.PrefetchValues = false
+			opt.Prefix = sidPrefix(kind, sid)
+			it := txn.NewIterator(opt)
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				seen[string(it.Item().Key())] = true
+			}
+			return nil
+		})
+	}
+	return len(seen)
 }
 
 // closeBadger closes the underlying Badger DBs behind the store's back, so
 // that writes fail (for the ErrUnavailable tests).
 func (db *DB) closeBadger() error {
 	if err := db.panes.Close(); err != nil {
+		return err
+	}
+	if err := db.open.Close(); err != nil {
 		return err
 	}
 	return db.meta.Close()

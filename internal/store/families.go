@@ -8,30 +8,39 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The store is two Badger databases, "families" (RocksDB's column
+// The store is three Badger databases, "families" (RocksDB's column
 // families, which Badger does not have):
 //
-//	panes  dir        'P' base panes, and what is written in one
+//	panes  dir        'P' final base panes, and what is written in one
 //	                  transaction with them: 'M' applied import ids,
 //	                  'B' backfill progress
+//	open   dir/open   'P' base panes ingestion still rewrites (openfam.go)
 //	meta   dir/meta   everything else: specs, checkpoints, key indexes,
 //	                  rollup tiers, cursors, marks
 //
-// Both hold the format marker 'F'. Why two: a commit rewrites every live
+// All hold the format marker 'F'. Why three: a commit rewrites every live
 // key's open pane and its checkpoint; in one Badger, every memtable flush
 // (a level-0 table) then spans 'C' (checkpoints) to 'P' (panes), so every
 // level-0 compaction merges with every table of the base level, the whole
 // store, and the query load starves while it runs (docs/operations.md,
-// "Compactions"). With the panes alone, a level-0 table spans only the
-// live partitions' panes (BenchmarkCompactionLayout).
+// "Compactions"). With the panes alone, a level-0 table still spans the
+// live partition's whole key range (keys are key-major), so each
+// compaction merges with the day's tables (BenchmarkCompactionLayout);
+// with the open panes alone, it merges with the few MB of their latest
+// versions (BenchmarkOpenFamily).
 //
-// A write that spans both is ordered so that any prefix of it is safe:
-// key-index entries (meta, synced), then panes (panes, synced), then the
-// checkpoint (meta, synced). A pane stored without its checkpoint is
-// replayed over: its Applied makes the replay skip what it holds.
+// A write that spans families is ordered so that any prefix of it is
+// safe: key-index entries (meta, synced), then panes (open, synced), then
+// the checkpoint (meta, synced), then the panes the checkpoint made final
+// moved from open to panes (openfam.go). A pane stored without its
+// checkpoint is replayed over: its Applied makes the replay skip what it
+// holds.
 
 // metaDir is the meta family's directory under the store's.
 func metaDir(dir string) string { return filepath.Join(dir, "meta") }
+
+// openDir is the open family's directory under the store's.
+func openDir(dir string) string { return filepath.Join(dir, "open") }
 
 // inPanes reports whether keys of prefix kind live in the panes family.
 func inPanes(kind byte) bool {
@@ -50,12 +59,14 @@ func (db *DB) family(kind byte) *badger.DB {
 // index is always in meta).
 func (db *DB) paneFamily(sp space) *badger.DB { return db.family(sp.pane[0]) }
 
-// syncBoth makes every write to either family durable.
-func (db *DB) syncBoth() error {
-	if err := db.panes.Sync(); err != nil {
-		return err
+// syncAll makes every write to any family durable.
+func (db *DB) syncAll() error {
+	for _, bdb := range []*badger.DB{db.panes, db.open, db.meta} {
+		if err := bdb.Sync(); err != nil {
+			return err
+		}
 	}
-	return db.meta.Sync()
+	return nil
 }
 
 // migrateFamilies moves a store written by format version 1 (one Badger:
@@ -181,20 +192,36 @@ func setFormat(bdb *badger.DB) error {
 	return bdb.Sync()
 }
 
-// initFormat checks both families' format markers: it writes them into a
-// new store (meta first), migrates a version-1 store, and finishes either
-// when a crash stopped it.
+// initFormat checks the families' format markers: it writes them into a
+// new store (open, then meta, then panes), migrates a version-1 store,
+// upgrades a version-2 one (its open family starts empty: version 2 kept
+// every pane in panes), and finishes either when a crash stopped it. The
+// panes family's marker is written last, so a store whose panes say 3 has
+// the other two.
 func (db *DB) initFormat() error {
 	pv, pok, err := readFormat(db.panes)
-	if err == nil && pok && pv != formatVersion && pv != 1 {
+	if err == nil && pok && (pv < 1 || pv > formatVersion) {
 		err = fmt.Errorf("%w: store format version %d, this build reads %d", ErrCorrupt, pv, formatVersion)
 	}
 	if err != nil {
 		return fmt.Errorf("store: format marker: %w", err)
 	}
 	mv, mok, err := readFormat(db.meta)
-	if err == nil && mok && mv != formatVersion {
+	if err == nil && mok && (mv < 2 || mv > formatVersion) {
 		err = fmt.Errorf("%w: meta family format version %d, this build reads %d", ErrCorrupt, mv, formatVersion)
+	}
+	if err != nil {
+		return fmt.Errorf("store: format marker: %w", err)
+	}
+	ov, ook, err := readFormat(db.open)
+	switch {
+	case err != nil:
+	case ook && ov != formatVersion:
+		err = fmt.Errorf("%w: open family format version %d, this build reads %d", ErrCorrupt, ov, formatVersion)
+	case !ook && pok && pv == formatVersion:
+		err = fmt.Errorf("%w: store format version %d but its open family (%s) is missing or empty", ErrCorrupt, pv, openDir(db.dir))
+	case !ook:
+		err = setFormat(db.open)
 	}
 	if err != nil {
 		return fmt.Errorf("store: format marker: %w", err)
@@ -206,10 +233,10 @@ func (db *DB) initFormat() error {
 		return db.finishMigration()
 	case pok && !mok:
 		return fmt.Errorf("%w: store format version %d but its meta family (%s) is missing or empty", ErrCorrupt, pv, metaDir(db.dir))
-	case !mok: // a new store
+	case !mok || mv < formatVersion: // a new store, or version 2
 		err = setFormat(db.meta)
 	}
-	if err == nil && !pok {
+	if err == nil && (!pok || pv < formatVersion) {
 		err = setFormat(db.panes)
 	}
 	if err != nil {

@@ -110,10 +110,54 @@ func openRawFamilies(t *testing.T, dir string) (panes, meta *badger.DB) {
 	return panes, meta
 }
 
+// foldOpen turns a closed store in dir into what format version 2 wrote:
+// the open family's panes copied into the panes family and dir/open
+// removed, both families marked version 2.
+func foldOpen(t *testing.T, dir string) {
+	t.Helper()
+	panes, meta := openRawFamilies(t, dir)
+	open, err := badger.Open(quietOptions().withDefaults().badgerOptions(openDir(dir), badgerLogger{log: testLogger(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = open.View(func(ot *badger.Txn) error {
+		it := ot.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		return panes.Update(func(pt *badger.Txn) error {
+			for it.Rewind(); it.Valid(); it.Next() {
+				if it.Item().Key()[0] == prefixFormat {
+					continue
+				}
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if err := pt.Set(it.Item().KeyCopy(nil), v); err != nil {
+					return err
+				}
+			}
+			return pt.Set(formatKey(), encodeU32(fmtVersion, 2))
+		})
+	})
+	if err == nil {
+		err = meta.Update(func(txn *badger.Txn) error { return txn.Set(formatKey(), encodeU32(fmtVersion, 2)) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(open.Close(), meta.Close(), panes.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(openDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // collapseToV1 turns a closed store in dir into what format version 1
 // wrote: one Badger in dir holding every key, marked version 1.
 func collapseToV1(t *testing.T, dir string) {
 	t.Helper()
+	foldOpen(t, dir)
 	panes, meta := openRawFamilies(t, dir)
 	err := meta.View(func(mt *badger.Txn) error {
 		it := mt.NewIterator(badger.DefaultIteratorOptions)
@@ -195,7 +239,7 @@ func TestMigrateFromOneBadger(t *testing.T) {
 			if kinds := metaKindsInPanes(t, db); len(kinds) > 0 {
 				t.Errorf("panes family still holds keys of kinds %q", kinds)
 			}
-			for _, bdb := range []*badger.DB{db.panes, db.meta} {
+			for _, bdb := range []*badger.DB{db.panes, db.open, db.meta} {
 				if v, ok, err := readFormat(bdb); err != nil || !ok || v != formatVersion {
 					t.Errorf("format marker = %d %v %v, want %d", v, ok, err, formatVersion)
 				}

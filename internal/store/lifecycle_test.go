@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
 )
 
@@ -280,10 +281,13 @@ func TestKillDuringCommits(t *testing.T) {
 	}
 	sc := bufio.NewScanner(out)
 	committed := 0
+	seed := uint64(time.Now().UnixNano())
+	target := 25 + int(seed%200) // some commits' settles cut short, some not
+	t.Logf("seed %d: kill after %d commits", seed, target)
 	for sc.Scan() {
 		if n, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
 			committed, _ = strconv.Atoi(n)
-			if committed >= 25 {
+			if committed >= target {
 				break
 			}
 		}
@@ -316,24 +320,67 @@ func TestKillDuringCommits(t *testing.T) {
 	if err != nil || !ok || cp.Position < uint64(committed) {
 		t.Fatalf("checkpoint %+v ok %v err %v, want position >= %d", cp, ok, err, committed)
 	}
+	// Each pane holds its last committed flush, or a later one the child
+	// had in flight.
 	for i := 1; i <= committed; i++ {
+		if i+helperRewrites <= committed {
+			continue // a later committed flush rewrote its panes
+		}
 		for _, w := range helperFlush(i) {
 			got, ok, err := db.Pane(ctx, info.ID, w.Key, w.Start)
+			if err == nil && ok && got.Applied > uint64(i) && got.Applied <= uint64(committed+1) {
+				w = helperFlush(int(got.Applied))[0]
+				w.Key, w.Sketches = got.Key, [][]byte{blob(got.Applied*100+uint64(keyIndex(got.Key)), 2000)}
+			}
 			if err != nil || !ok || !equalPane(got, w) {
 				t.Fatalf("flush %d pane %s: got %s ok %v err %v", i, paneString(w), paneString(got), ok, err)
 			}
 		}
 	}
-	t.Logf("child committed %d flushes before SIGKILL; checkpoint at %d", committed, cp.Position)
+	settled := 0
+	if err := db.panes.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.Prefix = baseSpace(info.ID, 0).pane
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			settled++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if committed > 8*helperRewrites && settled == 0 {
+		t.Errorf("no pane moved to the panes family after %d commits: the test does not cover moves", committed)
+	}
+	var inOpen int
+	for _, s := range openStarts(t, db, info.ID) {
+		if fin, _ := finalLimit(&info.Spec, cp.Watermark); s <= fin {
+			inOpen++
+		}
+	}
+	t.Logf("child committed %d flushes before SIGKILL; checkpoint at %d; %d panes in the panes family, %d final under it still in open (a move cut short)", committed, cp.Position, settled, inOpen)
 }
 
-// helperFlush is flush i of the committer: 20 panes of 2000-byte blobs.
+// helperRewrites is how many flushes of the committer write each pane.
+const helperRewrites = 4
+
+// helperFlush is flush i of the committer: 20 panes of 2000-byte blobs,
+// those of minute i/helperRewrites (each minute's panes are rewritten by
+// helperRewrites flushes), with the watermark at that minute, so that
+// commits keep moving the panes that turned final from the open family to
+// the panes family.
 func helperFlush(i int) []sketchd.PaneRecord {
 	var ps []sketchd.PaneRecord
 	for k := range 20 {
-		ps = append(ps, pane(fmt.Sprintf("key-%02d", k), int64(i)*minute, uint64(i), blob(uint64(i*100+k), 2000)))
+		ps = append(ps, pane(fmt.Sprintf("key-%02d", k), int64(i/helperRewrites)*minute, uint64(i), blob(uint64(i*100+k), 2000)))
 	}
 	return ps
+}
+
+func keyIndex(key string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(key, "key-"))
+	return n
 }
 
 // TestHelperCommitter is the child of TestKillDuringCommits. It commits
@@ -352,7 +399,7 @@ func TestHelperCommitter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < 1_000_000; i++ {
-		cp := sketchd.Checkpoint{Position: uint64(i)}
+		cp := sketchd.Checkpoint{Position: uint64(i), Watermark: int64(i/helperRewrites) * minute}
 		if err := db.Commit(context.Background(), info.ID, sketchd.Flush{Panes: helperFlush(i), Checkpoint: cp}); err != nil {
 			t.Fatal(err)
 		}

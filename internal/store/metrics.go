@@ -17,6 +17,7 @@ type metrics struct {
 	commitErrors   prometheus.Counter
 	readErrors     *prometheus.CounterVec
 	droppedParts   prometheus.Counter
+	settledPanes   prometheus.Counter
 	gcRuns         prometheus.Counter
 	builderBytes   prometheus.Counter
 	// Key listings' probes for a pane of a cut key (paneprobe.go):
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_retention_dropped_partitions_total",
 			Help: "Partitions (pane and key-index prefixes) dropped by retention.",
 		}),
+		settledPanes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_settled_panes_total",
+			Help: "Base panes moved from the open family to the panes family once final (or before an import or backfill edits them).",
+		}),
 		gcRuns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sketchd_store_vlog_gc_rewrites_total",
 			Help: "Value-log files rewritten by GC.",
@@ -73,7 +78,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.settledPanes, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

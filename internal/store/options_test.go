@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
 )
 
@@ -24,14 +25,16 @@ func TestCompactionTablesStayBaseSize(t *testing.T) {
 	sid := createTest(t, db, "tables", time.Minute).ID
 	const keys, minutes, size = 200, 60, 4 << 10
 	fillDay(t, db, sid, keys, minutes, size)
-	if err := db.panes.Flatten(2); err != nil {
-		t.Fatalf("Flatten: %v", err)
+	for _, bdb := range []*badger.DB{db.panes, db.open} {
+		if err := bdb.Flatten(2); err != nil {
+			t.Fatalf("Flatten: %v", err)
+		}
 	}
 	o = o.withDefaults()
 	limit := o.BaseTableSize + 2*size // a table closes after the entry that crosses its size
 	var n, over int
 	var largest int64
-	for _, ti := range db.panes.Tables() {
+	for _, ti := range append(db.panes.Tables(), db.open.Tables()...) {
 		if ti.Level == 0 {
 			continue // L0 tables are flushed memtables, MemTableSize each
 		}

@@ -15,7 +15,10 @@ import "sync"
 //   - Panes are never deleted one by one: only DropPrefix deletes them
 //     (retention, DeleteStream, ResetTiers, AlterStream's removed tiers),
 //     always through dropPrefixes, which clears the memo and moves its
-//     epoch before it drops and moves it again after. A listing reads the
+//     epoch before it drops and moves it again after. (A move from the
+//     open family deletes open's copy after it wrote the panes' one: a
+//     reader whose open snapshot saw the pane finds it in one of the two,
+//     openfam.go.) A listing reads the
 //     epoch when it starts and uses or adds entries only while the epoch
 //     is still that one and even (no drop began since the listing did, and
 //     none was running then). Stream IDs are not reused.
@@ -40,10 +43,12 @@ type paneMemo struct {
 	bytes int
 }
 
-// paneSeen is a pane a listing saw: its start and Badger version.
+// paneSeen is a pane a listing saw: its start and Badger version, of the
+// open family's if open (openfam.go), else of its space's family.
 type paneSeen struct {
 	start   int64
 	version uint64
+	open    bool
 }
 
 const (

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -22,11 +23,15 @@ type paneProbe struct {
 	epoch uint64 // the memo's, when the listing started
 
 	// The panes' snapshot, opened on the first question: after the key
-	// index's (a commit writes the index first). The iterators are opened
-	// on their first use.
+	// index's (a commit writes the index first), and after the open
+	// family's (base panes only: openfam.go), whose openSince is read
+	// between the two. The iterators are opened on their first use.
 	txn      *badger.Txn
 	fwd, rev *badger.Iterator
 	seek     []byte
+	otxn     *badger.Txn
+	orev     *badger.Iterator
+	since    int64
 
 	memoHits, seeks int // counted into the metrics at close
 }
@@ -43,6 +48,11 @@ func newPaneProbe(db *DB, sp space) *paneProbe {
 // indexHi is the newest start the key index holds for it there.
 func (pr *paneProbe) has(p int64, key string, lo, indexHi, to int64) bool {
 	if pr.txn == nil {
+		pr.since = math.MaxInt64
+		if pr.sp.pane[0] == prefixPane {
+			pr.otxn = pr.db.open.NewTransaction(false)
+			pr.since = pr.db.opens.sinceOf(sidOfHead(pr.sp.pane))
+		}
 		pr.txn = pr.db.paneFamily(pr.sp).NewTransaction(false)
 	}
 	last := min(to-1, partitionStart(p+1, pr.sp.width)-1)
@@ -52,16 +62,51 @@ func (pr *paneProbe) has(p int64, key string, lo, indexHi, to int64) bool {
 	pr.seek = pr.sp.appendPaneKey(pr.seek[:0], p, key, last)
 	head := pr.seek[:len(pr.seek)-8] // space part klen key
 	if s, ok := pr.db.paneMemo.lookup(head, pr.epoch); ok &&
-		lo <= s.start && s.start <= last && s.version <= pr.txn.ReadTs() {
+		lo <= s.start && s.start <= last && s.version <= pr.readTs(s.open) {
 		pr.memoHits++
 		return true
 	}
 	pr.seeks++
 	s, ok := pr.newest(head, lo, indexHi, last)
+	if !ok && last >= pr.since {
+		s, ok = pr.openNewest(head, max(lo, pr.since), last)
+	}
 	if ok {
 		pr.db.paneMemo.add(head, pr.epoch, s)
 	}
 	return ok
+}
+
+// readTs is the read timestamp of the probe's open snapshot (open) or of
+// its panes' one.
+func (pr *paneProbe) readTs(open bool) uint64 {
+	if open {
+		if pr.otxn == nil {
+			return 0
+		}
+		return pr.otxn.ReadTs()
+	}
+	return pr.txn.ReadTs()
+}
+
+// openNewest returns the newest pane of head the open family holds with
+// lo <= start <= last.
+func (pr *paneProbe) openNewest(head []byte, lo, last int64) (paneSeen, bool) {
+	if pr.orev == nil {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Reverse = true
+		opt.Prefix = pr.sp.pane
+		pr.orev = pr.otxn.NewIterator(opt)
+	}
+	pr.seek = binary.BigEndian.AppendUint64(pr.seek[:len(head)], flip(last))
+	pr.orev.Seek(pr.seek)
+	if !pr.orev.Valid() || !bytes.HasPrefix(pr.orev.Item().Key(), head) {
+		return paneSeen{}, false
+	}
+	item := pr.orev.Item()
+	_, _, start, ok := pr.sp.parsePaneKey(item.Key())
+	return paneSeen{start: start, version: item.Version(), open: true}, ok && start >= lo
 }
 
 // newest returns the newest pane of head (a pane key without its start)
@@ -97,19 +142,21 @@ func (pr *paneProbe) seekPane(it **badger.Iterator, reverse bool, head []byte) (
 		return paneSeen{}, false
 	}
 	_, _, start, ok := pr.sp.parsePaneKey(item.Key())
-	return paneSeen{start, item.Version()}, ok
+	return paneSeen{start: start, version: item.Version()}, ok
 }
 
 // close releases the snapshot and counts the probes.
 func (pr *paneProbe) close() {
 	pr.db.met.probeMemo.Add(float64(pr.memoHits))
 	pr.db.met.probeSeek.Add(float64(pr.seeks))
-	for _, it := range []*badger.Iterator{pr.fwd, pr.rev} {
+	for _, it := range []*badger.Iterator{pr.fwd, pr.rev, pr.orev} {
 		if it != nil {
 			it.Close()
 		}
 	}
-	if pr.txn != nil {
-		pr.txn.Discard()
+	for _, txn := range []*badger.Txn{pr.txn, pr.otxn} {
+		if txn != nil {
+			txn.Discard()
+		}
 	}
 }

@@ -56,7 +56,7 @@ func (db *DB) Pane(ctx context.Context, streamID uint32, key string, start int64
 		return p, false, nil
 	}
 	k := appendPaneKey(nil, streamID, partitionOf(start, w), key, start)
-	err = db.panes.View(func(txn *badger.Txn) error {
+	get := func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -71,6 +71,14 @@ func (db *DB) Pane(ctx context.Context, streamID uint32, key string, start int64
 			p.Key, p.Start, ok = key, start, true
 			return nil
 		})
+	}
+	err = db.openView(streamID, func(open *badger.Txn, since int64) error {
+		if start >= since {
+			if err := get(open); err != nil || ok {
+				return err
+			}
+		}
+		return db.panes.View(get)
 	})
 	if err != nil {
 		return sketchd.PaneRecord{}, false, db.readFailed("pane", err)
@@ -164,32 +172,123 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 	if to <= from || len(keys) == 0 {
 		return nil
 	}
-	err = db.paneFamily(sp).View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
-		opt.PrefetchValues = false // values are inline; fetch only what is in range
-		opt.Prefix = sp.pane
-		it := txn.NewIterator(opt)
-		defer it.Close()
-		seek := make([]byte, 0, 64)
-		for _, key := range keys {
-			if len(key) > sketchd.MaxKeyLen {
-				continue // cannot be stored
+	scan := func(open *badger.Iterator, lo int64) error {
+		return db.paneFamily(sp).View(func(txn *badger.Txn) error {
+			opt := badger.DefaultIteratorOptions
+			opt.PrefetchValues = false // values are inline; fetch only what is in range
+			opt.Prefix = sp.pane
+			it := txn.NewIterator(opt)
+			defer it.Close()
+			r := keyScan{db: db, ctx: ctx, it: it, sp: sp, from: from, to: to, slot: slot, borrow: borrow, fn: fn}
+			for _, key := range keys {
+				if len(key) > sketchd.MaxKeyLen {
+					continue // cannot be stored
+				}
+				r.open = r.open[:0]
+				if open != nil {
+					var err error
+					if r.open, err = openPanes(r.open, open, &r.seek, sp, key, lo, to); err != nil {
+						return err
+					}
+				}
+				if err := r.scanKey(key); err != nil {
+					return err
+				}
 			}
-			if err := db.scanKey(ctx, it, &seek, sp, key, from, to, slot, borrow, fn); err != nil {
-				return err
+			return nil
+		})
+	}
+	if tier != 0 {
+		err = scan(nil, 0)
+	} else {
+		err = db.openView(streamID, func(open *badger.Txn, since int64) error {
+			if lo := max(from, since); lo < to {
+				opt := badger.DefaultIteratorOptions
+				opt.PrefetchValues = false
+				opt.Prefix = sp.pane
+				it := open.NewIterator(opt)
+				defer it.Close()
+				return scan(it, lo)
 			}
-		}
-		return nil
-	})
+			return scan(nil, 0)
+		})
+	}
 	return db.finishRead("scan panes", ctx, err)
 }
 
-// scanKey is ScanPanes for one key: it walks the key's partitions with
-// seeks, skipping partitions that do not hold it.
-func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, slot int, borrow bool, fn func(sketchd.PaneRecord) error) error {
+// keyScan is one scanPanes' state: its panes iterator and arguments, and
+// the open family's panes of the key being scanned, which it merges in by
+// start (open's copy wins a start both hold: openfam.go).
+type keyScan struct {
+	db       *DB
+	ctx      context.Context
+	it       *badger.Iterator
+	sp       space
+	from, to int64
+	slot     int
+	borrow   bool
+	fn       func(sketchd.PaneRecord) error
+
+	open     []openPane // the key's, by start
+	seek     []byte
+	sketches [][]byte // the borrowed records' Sketches, reused
+}
+
+// scanKey is ScanPanes for one key: the panes family's panes of the key
+// and the open ones (r.open) by start.
+func (r *keyScan) scanKey(key string) error {
+	if err := r.scanStored(key); err != nil {
+		return err
+	}
+	for i := range r.open {
+		if err := r.emitOpen(key, &r.open[i]); err != nil {
+			return err
+		}
+	}
+	r.open = r.open[:0]
+	return nil
+}
+
+// openBefore emits the open panes that start before start and reports
+// whether the next one starts at it (emitted too, in place of the stored
+// one).
+func (r *keyScan) openBefore(key string, start int64) (same bool, err error) {
+	n := 0
+	for ; n < len(r.open) && r.open[n].start <= start; n++ {
+		if err := r.emitOpen(key, &r.open[n]); err != nil {
+			return false, err
+		}
+		same = r.open[n].start == start
+	}
+	r.open = r.open[n:]
+	return same, nil
+}
+
+// emitOpen decodes one open pane and calls fn with it.
+func (r *keyScan) emitOpen(key string, op *openPane) error {
+	rec := sketchd.PaneRecord{Key: key, Start: op.start}
+	var err error
+	if r.borrow {
+		err = decodePaneBorrowed(op.key, op.val, r.slot, &rec, &r.sketches)
+	} else {
+		err = decodePane(op.key, op.val, r.slot, &rec)
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.fn(rec); err != nil {
+		return callbackError{err}
+	}
+	return nil
+}
+
+// scanStored walks the key's partitions in the panes family with seeks,
+// skipping partitions that do not hold it, and merges the open panes in
+// as it goes (scanKey emits those after its last).
+func (r *keyScan) scanStored(key string) error {
+	ctx, it, sp, from, to := r.ctx, r.it, r.sp, r.from, r.to
 	w := sp.width
 	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
-	var sketches [][]byte // the borrowed records' Sketches, reused
 	for p := pFirst; p <= pLast; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -198,12 +297,12 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 		if p > pFirst {
 			lo = partitionStart(p, w)
 		}
-		*seek = sp.appendPaneKey((*seek)[:0], p, key, lo)
-		it.Seek(*seek)
+		r.seek = sp.appendPaneKey(r.seek[:0], p, key, lo)
+		it.Seek(r.seek)
 		if !it.Valid() {
 			return nil // nothing further in this stream
 		}
-		prefix := (*seek)[:len(*seek)-8] // head part klen key
+		prefix := r.seek[:len(r.seek)-8] // head part klen key
 		if !bytes.HasPrefix(it.Item().Key(), prefix) {
 			// Not in partition p: jump to the partition we landed in.
 			landed, ok := keyPartition(it.Item().Key(), len(sp.pane))
@@ -233,13 +332,22 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 			if start >= to {
 				return nil
 			}
+			if len(r.open) > 0 {
+				same, err := r.openBefore(key, start)
+				if err != nil {
+					return err
+				}
+				if same {
+					continue
+				}
+			}
 			rec := sketchd.PaneRecord{Key: key, Start: start}
-			if borrow {
+			if r.borrow {
 				if err := item.Value(func(v []byte) error {
-					if err := decodePaneBorrowed(k, v, slot, &rec, &sketches); err != nil {
+					if err := decodePaneBorrowed(k, v, r.slot, &rec, &r.sketches); err != nil {
 						return err
 					}
-					if err := fn(rec); err != nil {
+					if err := r.fn(rec); err != nil {
 						return callbackError{err}
 					}
 					return nil
@@ -248,10 +356,10 @@ func (db *DB) scanKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp
 				}
 				continue
 			}
-			if err := item.Value(func(v []byte) error { return decodePane(k, v, slot, &rec) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodePane(k, v, r.slot, &rec) }); err != nil {
 				return err
 			}
-			if err := fn(rec); err != nil {
+			if err := r.fn(rec); err != nil {
 				return callbackError{err}
 			}
 		}

@@ -39,14 +39,26 @@ type spaceCut struct {
 // dropped.
 func (db *DB) dropPartitions(cuts []spaceCut) (int, error) {
 	var prefixes [][]byte
+	seen := map[string]bool{}
 	for _, c := range cuts {
 		for _, head := range [][]byte{c.sp.pane, c.sp.index} {
-			err := db.family(head[0]).View(func(txn *badger.Txn) error {
-				prefixes = append(prefixes, partitionsBelow(txn, head, c.keep)...)
-				return nil
-			})
-			if err != nil {
-				return 0, db.writeFailed("drop partitions", err)
+			fams := []*badger.DB{db.family(head[0])}
+			if head[0] == prefixPane {
+				fams = append(fams, db.open) // panes evicted before final
+			}
+			for _, f := range fams {
+				err := f.View(func(txn *badger.Txn) error {
+					for _, p := range partitionsBelow(txn, head, c.keep) {
+						if !seen[string(p)] {
+							seen[string(p)] = true
+							prefixes = append(prefixes, p)
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return 0, db.writeFailed("drop partitions", err)
+				}
 			}
 		}
 	}

@@ -219,18 +219,21 @@ func (db *DB) dropPrefixes(prefixes ...[]byte) error {
 	defer db.dropMu.Unlock()
 	db.paneMemo.dropping()
 	defer db.paneMemo.dropped()
-	var panes, meta [][]byte
+	var panes, open, meta [][]byte
 	for _, p := range prefixes {
-		if inPanes(p[0]) {
+		switch {
+		case p[0] == prefixPane: // base panes, open or not
+			panes, open = append(panes, p), append(open, p)
+		case inPanes(p[0]):
 			panes = append(panes, p)
-		} else {
+		default:
 			meta = append(meta, p)
 		}
 	}
 	for _, f := range []struct {
 		bdb      *badger.DB
 		prefixes [][]byte
-	}{{db.panes, panes}, {db.meta, meta}} {
+	}{{db.panes, panes}, {db.open, open}, {db.meta, meta}} {
 		if len(f.prefixes) == 0 {
 			continue
 		}
@@ -301,7 +304,7 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 		})
 	}
 	if err == nil {
-		err = db.syncBoth()
+		err = db.syncAll()
 	}
 	if err != nil {
 		restore()
@@ -310,5 +313,8 @@ func (db *DB) DeleteStream(ctx context.Context, name string) error {
 	db.writeOK()
 	db.backfills.forget(id)
 	db.forgetRestoring(append([]uint32{id}, info.Partitions...)...)
+	for _, sid := range append([]uint32{id}, info.Partitions...) {
+		db.opens.forget(sid)
+	}
 	return nil
 }

@@ -66,6 +66,11 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 		}
 		return false, nil
 	}
+	// The edit goes to the panes family: a copy open holds moves there
+	// first (openfam.go).
+	if err := db.moveOpen([][]byte{pk}); err != nil {
+		return false, db.updateFailed(err)
+	}
 	unlock := db.tierRewound.lock(streamID) // rewindTiers vs tier cursor writes
 	defer unlock()
 	// The key index and the tier rewinds first (meta, synced), then the

@@ -1,0 +1,306 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
+)
+
+// The open family (format 3, families.go) holds the base panes that
+// ingestion still rewrites. Commit writes every pane there; once the
+// committed watermark makes panes final, settle moves them into the panes
+// family, where each is written once. A live stream's commits rewrite
+// each open pane every second, so what its memtable flushes and
+// compactions merge is a few MB of latest versions, while the panes
+// family's day-wide key range takes one write per pane
+// (BenchmarkOpenFamily; docs/operations.md, "The open family").
+//
+// The rules that keep reads right:
+//
+//   - A pane stored in both families is read from open: open's copy is
+//     never older, since the panes family gets a pane that open holds only
+//     by a move (moveOpen), which writes the panes' copy and syncs, then
+//     deletes open's and syncs. A crash between leaves two equal copies.
+//   - Every other write to the panes family of a base pane (UpdatePane,
+//     BackfillPanes) first moves open's copy, so the edit lands on the copy
+//     that is read.
+//   - openSince: no pane of the stream with start below it is in open. A
+//     commit lowers it before it writes, settle raises it after its move,
+//     both under the stream's stripe lock. A reader takes open's snapshot,
+//     then reads openSince, then takes the panes' snapshot (openView):
+//     whatever a move did between, the reader finds each pane in one of
+//     the two.
+
+// openMarks is the per-stream openSince and the limit of the last settle.
+type openMarks struct {
+	mu      sync.RWMutex
+	since   map[uint32]int64 // absent: no pane of the stream is in open
+	settled map[uint32]int64 // absent: not settled since Open
+}
+
+func (m *openMarks) init(since map[uint32]int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.since, m.settled = since, map[uint32]int64{}
+}
+
+// sinceOf returns the stream's openSince: math.MaxInt64 when open holds
+// none of its panes.
+func (m *openMarks) sinceOf(sid uint32) int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if s, ok := m.since[sid]; ok {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// lower makes openSince at most start: call it before writing a pane of
+// that start to open. A pane at or before the last settle's limit (final
+// when written: its last write) makes the next settle due.
+func (m *openMarks) lower(sid uint32, start int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.since[sid]; !ok || start < s {
+		m.since[sid] = start
+	}
+	if last, ok := m.settled[sid]; ok && start <= last {
+		delete(m.settled, sid)
+	}
+}
+
+// settledTo records that every pane of the stream with start <= limit has
+// left open.
+func (m *openMarks) settledTo(sid uint32, limit int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.since[sid]; ok && s <= limit {
+		m.since[sid] = limit + 1
+	}
+	m.settled[sid] = limit
+}
+
+// due reports whether a settle to limit could move panes a settle has not
+// moved yet: panes start on multiples of g, so only when limit enters a
+// later one.
+func (m *openMarks) due(sid uint32, limit, g int64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.sinceLocked(sid) > limit {
+		return false
+	}
+	last, ok := m.settled[sid]
+	return !ok || floorDiv(limit, g) > floorDiv(last, g)
+}
+
+func (m *openMarks) sinceLocked(sid uint32) int64 {
+	if s, ok := m.since[sid]; ok {
+		return s
+	}
+	return math.MaxInt64
+}
+
+func (m *openMarks) forget(sid uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.since, sid)
+	delete(m.settled, sid)
+}
+
+// loadOpenMarks sets every stream's openSince to the oldest start of its
+// panes in open (keys only: open holds a few panes per live key).
+func (db *DB) loadOpenMarks() error {
+	since := map[uint32]int64{}
+	err := db.open.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = []byte{prefixPane}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < sidPrefixLen {
+				return corrupt(k, "malformed pane key")
+			}
+			sid := sidOfHead(k)
+			_, _, start, ok := baseSpace(sid, 0).parsePaneKey(k)
+			if !ok {
+				return corrupt(k, "malformed pane key")
+			}
+			if s, seen := since[sid]; !seen || start < s {
+				since[sid] = start
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.opens.init(since)
+	return nil
+}
+
+// finalLimit returns the newest pane start that is final under watermark
+// wm (sketchd.Stream.PaneFinalAt); ok is false when no start is.
+func finalLimit(spec *sketchd.Stream, wm int64) (limit int64, ok bool) {
+	d := int64(spec.Granularity) + int64(spec.AllowedLateness)
+	if d < 0 || wm < math.MinInt64+d {
+		return 0, false
+	}
+	return wm - d, true
+}
+
+// settle moves the stream's panes that are final under the committed
+// watermark wm from open to the panes family. The caller holds the
+// stream's stripe lock.
+func (db *DB) settle(sid uint32, spec *sketchd.Stream, wm int64) error {
+	limit, ok := finalLimit(spec, wm)
+	if !ok || !db.opens.due(sid, limit, max(int64(spec.Granularity), 1)) {
+		return nil
+	}
+	sp := baseSpace(sid, 0)
+	var keys [][]byte
+	err := db.open.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = sp.pane
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if _, _, start, ok := sp.parsePaneKey(k); ok && start <= limit {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.moveOpen(keys)
+	}
+	if err != nil {
+		return err
+	}
+	db.opens.settledTo(sid, limit)
+	return nil
+}
+
+// moveOpen moves the panes of keys that open holds into the panes family:
+// it writes them there and syncs, then deletes them from open and syncs.
+// Values move as they are (a corrupt one stays corrupt, for its reader to
+// report). The caller holds the stream's stripe lock.
+func (db *DB) moveOpen(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var moved []indexEntry
+	err := db.open.View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			item, err := txn.Get(k)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			moved = append(moved, indexEntry{k, v})
+		}
+		return nil
+	})
+	if err != nil || len(moved) == 0 {
+		return err
+	}
+	if err := db.writeBatch(db.panes, moved, true); err != nil {
+		return err
+	}
+	wb := db.open.NewWriteBatch()
+	defer wb.Cancel()
+	for _, e := range moved {
+		if err := wb.Delete(e.key); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	if err := db.open.Sync(); err != nil {
+		return err
+	}
+	db.met.settledPanes.Add(float64(len(moved)))
+	return nil
+}
+
+// openView runs fn with a snapshot of open and the stream's openSince,
+// read in that order (see the rules above); fn takes the panes' snapshot
+// after.
+func (db *DB) openView(sid uint32, fn func(open *badger.Txn, since int64) error) error {
+	return db.open.View(func(txn *badger.Txn) error {
+		return fn(txn, db.opens.sinceOf(sid))
+	})
+}
+
+// openPane is a copy of one pane held by open, for a scan to merge.
+type openPane struct {
+	key   []byte
+	start int64
+	val   []byte
+}
+
+// openPanes appends to dst the panes of key that open holds with
+// lo <= start < to, by start ascending, copied (it is a Prefix iterator
+// of sp.pane over open's snapshot).
+func openPanes(dst []openPane, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
+	w := sp.width
+	for p := partitionOf(lo, w); p <= partitionOf(to-1, w); {
+		from := lo
+		if p > partitionOf(lo, w) {
+			from = partitionStart(p, w)
+		}
+		*seek = sp.appendPaneKey((*seek)[:0], p, key, from)
+		it.Seek(*seek)
+		if !it.Valid() {
+			return dst, nil
+		}
+		head := (*seek)[:len(*seek)-8]
+		if !bytes.HasPrefix(it.Item().Key(), head) {
+			landed, ok := keyPartition(it.Item().Key(), len(sp.pane))
+			if !ok {
+				return dst, nil
+			}
+			p = max(landed, p+1)
+			continue
+		}
+		for ; it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if !bytes.HasPrefix(k, head) {
+				break
+			}
+			_, _, start, ok := sp.parsePaneKey(k)
+			if !ok {
+				return dst, corrupt(k, "malformed pane key")
+			}
+			if start >= to {
+				return dst, nil
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return dst, err
+			}
+			dst = append(dst, openPane{key: item.KeyCopy(nil), start: start, val: v})
+		}
+		p++
+	}
+	return dst, nil
+}
+
+// sidOfHead is the stream id of a base space's pane head ('P' | sid).
+func sidOfHead(head []byte) uint32 { return binary.BigEndian.Uint32(head[1:5]) }
