@@ -119,8 +119,9 @@ type PaneAt struct {
 }
 
 // BackfillPanes lets edit change each stored pane of panes (one that is not
-// stored is skipped: retention dropped it, or it never held an event) and
-// writes them with st, the backfill's progress, in one Badger transaction,
+// stored is skipped: retention dropped it, or it never held an event;
+// one the open family holds is first moved to the panes family,
+// openfam.go) and writes them with st, the backfill's progress, in one Badger transaction,
 // then syncs: after a crash either all of it or none is stored. The caller
 // must only run it while ingestion of the stream is stopped (its commits
 // would overwrite the panes). A step too large for one transaction is

@@ -14,7 +14,9 @@ import (
 // so the caller may ack the source once it returns nil.
 //
 // Write order: key-index entries (meta family, synced when there are any),
-// then panes in the order given (open family, synced), then the
+// then panes in the order given (open family, synced; a pane already final
+// under the checkpoint's watermark that open does not hold goes to the
+// panes family instead, synced: routePanes), then the
 // checkpoint (meta, synced), each in as many Badger transactions as its
 // size needs (a transaction holds at most 15% of MemTableSize), then the
 // panes the checkpoint's watermark made final are moved from open to the
@@ -134,15 +136,16 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 		panes[i] = indexEntry{k, arena[off:len(arena):len(arena)]}
 	}
 	written += total
-	if len(f.Panes) > 0 {
-		oldest := f.Panes[0].Start
-		for i := range f.Panes {
-			oldest = min(oldest, f.Panes[i].Start)
-		}
-		db.opens.lower(streamID, oldest) // before open holds them
+	// ApplyPanes has no watermark: its panes all go to open.
+	toOpen, toPanes, err := db.routePanes(streamID, &info.Spec, f.Checkpoint.Watermark, !o.panesOnly, f.Panes, panes)
+	if err != nil {
+		return db.commitFailed(err)
 	}
 	// ApplyPanes syncs nothing: the next CommitChangelog syncs them all.
-	if err := db.writeBatch(db.open, panes, !o.panesOnly); err != nil {
+	if err := db.writeBatch(db.open, toOpen, !o.panesOnly); err != nil {
+		return db.commitFailed(err)
+	}
+	if err := db.writeBatch(db.panes, toPanes, len(toPanes) > 0); err != nil {
 		return db.commitFailed(err)
 	}
 	var last []indexEntry
@@ -156,8 +159,11 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 		return db.commitFailed(err)
 	}
 	if !o.panesOnly {
+		// The flush is durable: a failed move is the next commit's to
+		// redo (settle is due until it succeeds), not this one's error.
 		if err := db.settle(streamID, &info.Spec, f.Checkpoint.Watermark); err != nil {
-			return db.commitFailed(err)
+			db.met.settleErrors.Inc()
+			db.log.Warn("moving final panes out of the open family failed; the next commit retries", "stream_id", streamID, "err", err)
 		}
 	}
 	db.writeOK()

@@ -25,7 +25,9 @@ import (
 //
 // Locks, in acquisition order: adminMu (CreateStream, DeleteStream) ->
 // dropMu (Commit: read; DropPrefix: write) -> stripes[sid%n] (one stream's
-// key-index read-modify-write) -> regMu, stateMu, healthMu (short, leaf).
+// key-index read-modify-write, and every write of its panes to open or
+// move out of it: commit, settle, UpdatePane, BackfillPanes) -> regMu,
+// stateMu, healthMu, opens.mu, paneMemo.mu (short, leaf).
 type DB struct {
 	panes *badger.DB // final base panes and what is written with them (families.go)
 	open  *badger.DB // base panes ingestion still rewrites (openfam.go)

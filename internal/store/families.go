@@ -27,7 +27,7 @@ import (
 // live partition's whole key range (keys are key-major), so each
 // compaction merges with the day's tables (BenchmarkCompactionLayout);
 // with the open panes alone, it merges with the few MB of their latest
-// versions (BenchmarkOpenFamily).
+// versions (BenchmarkSteadyCommit).
 //
 // A write that spans families is ordered so that any prefix of it is
 // safe: key-index entries (meta, synced), then panes (open, synced), then
@@ -230,6 +230,11 @@ func (db *DB) initFormat() error {
 	case pok && pv == 1 && !mok:
 		return db.migrateFamilies()
 	case pok && pv == 1: // a migration stopped after its copy
+		if mv < formatVersion { // by a build of version 2
+			if err := setFormat(db.meta); err != nil {
+				return fmt.Errorf("store: format marker: %w", err)
+			}
+		}
 		return db.finishMigration()
 	case pok && !mok:
 		return fmt.Errorf("%w: store format version %d but its meta family (%s) is missing or empty", ErrCorrupt, pv, metaDir(db.dir))

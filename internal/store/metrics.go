@@ -18,6 +18,7 @@ type metrics struct {
 	readErrors     *prometheus.CounterVec
 	droppedParts   prometheus.Counter
 	settledPanes   prometheus.Counter
+	settleErrors   prometheus.Counter
 	gcRuns         prometheus.Counter
 	builderBytes   prometheus.Counter
 	// Key listings' probes for a pane of a cut key (paneprobe.go):
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_settled_panes_total",
 			Help: "Base panes moved from the open family to the panes family once final (or before an import or backfill edits them).",
 		}),
+		settleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_settle_errors_total",
+			Help: "Moves of final panes from the open family that failed after their commit was durable (the next commit retries them).",
+		}),
 		gcRuns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sketchd_store_vlog_gc_rewrites_total",
 			Help: "Value-log files rewritten by GC.",
@@ -78,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.settledPanes, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

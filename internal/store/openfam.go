@@ -18,7 +18,7 @@ import (
 // each open pane every second, so what its memtable flushes and
 // compactions merge is a few MB of latest versions, while the panes
 // family's day-wide key range takes one write per pane
-// (BenchmarkOpenFamily; docs/operations.md, "The open family").
+// (BenchmarkSteadyCommit; docs/operations.md, "The open family").
 //
 // The rules that keep reads right:
 //
@@ -145,6 +145,45 @@ func (db *DB) loadOpenMarks() error {
 	return nil
 }
 
+// routePanes splits a commit's encoded panes (entries, of recs) into those
+// for open and those for the panes family, and lowers openSince for the
+// former. A pane final under the checkpoint's watermark wm that open does
+// not hold (made and finished between two commits: a backlog read in
+// catch-up) goes straight to the panes family, instead of to open and
+// then moved; one that open holds goes to open, so that open's copy stays
+// the newest, and is moved by this commit's settle. The caller holds the
+// stream's stripe lock, so no other write to open can come between.
+// Without a watermark (route false) every pane goes to open.
+func (db *DB) routePanes(sid uint32, spec *sketchd.Stream, wm int64, route bool, recs []sketchd.PaneRecord, entries []indexEntry) (toOpen, toPanes []indexEntry, err error) {
+	limit, ok := finalLimit(spec, wm)
+	ok = ok && route
+	oldest := int64(math.MaxInt64)
+	err = db.open.View(func(txn *badger.Txn) error {
+		for i, e := range entries {
+			if ok && recs[i].Start <= limit {
+				_, err := txn.Get(e.key)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					toPanes = append(toPanes, e)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			toOpen = append(toOpen, e)
+			oldest = min(oldest, recs[i].Start)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(toOpen) > 0 {
+		db.opens.lower(sid, oldest) // before open holds them
+	}
+	return toOpen, toPanes, nil
+}
+
 // finalLimit returns the newest pane start that is final under watermark
 // wm (sketchd.Stream.PaneFinalAt); ok is false when no start is.
 func finalLimit(spec *sketchd.Stream, wm int64) (limit int64, ok bool) {
@@ -190,41 +229,55 @@ func (db *DB) settle(sid uint32, spec *sketchd.Stream, wm int64) error {
 }
 
 // moveOpen moves the panes of keys that open holds into the panes family:
-// it writes them there and syncs, then deletes them from open and syncs.
-// Values move as they are (a corrupt one stays corrupt, for its reader to
-// report). The caller holds the stream's stripe lock.
+// it writes them there, in chunks of about moveChunkBytes read at a time,
+// and syncs, then deletes them from open and syncs. Values move as they
+// are (a corrupt one stays corrupt, for its reader to report). The caller
+// holds the stream's stripe lock.
 func (db *DB) moveOpen(keys [][]byte) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	var moved []indexEntry
-	err := db.open.View(func(txn *badger.Txn) error {
-		for _, k := range keys {
-			item, err := txn.Get(k)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
+	var moved [][]byte // keys open held
+	for len(keys) > 0 {
+		var chunk []indexEntry
+		size := 0
+		err := db.open.View(func(txn *badger.Txn) error {
+			for len(keys) > 0 && size < moveChunkBytes {
+				k := keys[0]
+				keys = keys[1:]
+				item, err := txn.Get(k)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				chunk = append(chunk, indexEntry{k, v})
+				size += len(k) + len(v)
 			}
-			if err != nil {
-				return err
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			moved = append(moved, indexEntry{k, v})
+			return nil
+		})
+		if err == nil {
+			err = db.writeBatch(db.panes, chunk, false)
 		}
-		return nil
-	})
-	if err != nil || len(moved) == 0 {
-		return err
+		if err != nil {
+			return err
+		}
+		for _, e := range chunk {
+			moved = append(moved, e.key)
+		}
 	}
-	if err := db.writeBatch(db.panes, moved, true); err != nil {
+	if len(moved) == 0 {
+		return nil
+	}
+	if err := db.panes.Sync(); err != nil {
 		return err
 	}
 	wb := db.open.NewWriteBatch()
 	defer wb.Cancel()
-	for _, e := range moved {
-		if err := wb.Delete(e.key); err != nil {
+	for _, k := range moved {
+		if err := wb.Delete(k); err != nil {
 			return err
 		}
 	}
@@ -237,6 +290,11 @@ func (db *DB) moveOpen(keys [][]byte) error {
 	db.met.settledPanes.Add(float64(len(moved)))
 	return nil
 }
+
+// moveChunkBytes bounds the values a move holds in memory at once: a
+// cluster mirror's restore writes a partition's whole history to open
+// (ApplyPanes, in bounded chunks) before the checkpoint that settles it.
+const moveChunkBytes = 4 << 20
 
 // openView runs fn with a snapshot of open and the stream's openSince,
 // read in that order (see the rules above); fn takes the panes' snapshot
@@ -255,9 +313,11 @@ type openPane struct {
 }
 
 // openPanes appends to dst the panes of key that open holds with
-// lo <= start < to, by start ascending, copied (it is a Prefix iterator
-// of sp.pane over open's snapshot).
-func openPanes(dst []openPane, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
+// lo <= start < to, by start ascending, their keys and values copied into
+// *arena (it is a Prefix iterator of sp.pane over open's snapshot). The
+// arena is reused from key to key: a scan copies a key's open panes (a
+// few) into the same memory.
+func openPanes(dst []openPane, arena *[]byte, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
 	w := sp.width
 	for p := partitionOf(lo, w); p <= partitionOf(to-1, w); {
 		from := lo
@@ -291,11 +351,14 @@ func openPanes(dst []openPane, it *badger.Iterator, seek *[]byte, sp space, key 
 			if start >= to {
 				return dst, nil
 			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			if err := item.Value(func(v []byte) error {
+				off := len(*arena)
+				*arena = append(append(*arena, k...), v...)
+				dst = append(dst, openPane{key: (*arena)[off : off+len(k)], start: start, val: (*arena)[off+len(k):]})
+				return nil
+			}); err != nil {
 				return dst, err
 			}
-			dst = append(dst, openPane{key: item.KeyCopy(nil), start: start, val: v})
 		}
 		p++
 	}

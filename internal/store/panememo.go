@@ -93,7 +93,8 @@ func (m *paneMemo) lookup(key []byte, epoch uint64) (paneSeen, bool) {
 
 // add records that a listing that started in epoch saw the pane s of key,
 // unless the entry has a newer pane already (or the same one at an older
-// version, valid for more readers).
+// version of the same family, valid for more readers; of the two
+// families', the panes', which a move does not delete).
 func (m *paneMemo) add(key []byte, epoch uint64, s paneSeen) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -101,7 +102,8 @@ func (m *paneMemo) add(key []byte, epoch uint64, s paneSeen) {
 		return
 	}
 	if old, ok := m.m[string(key)]; ok {
-		if old.start > s.start || (old.start == s.start && old.version <= s.version) {
+		keep := old.open == s.open && old.version <= s.version || !old.open && s.open
+		if old.start > s.start || old.start == s.start && keep {
 			return
 		}
 		m.m[string(key)] = s

@@ -67,8 +67,17 @@ func (pr *paneProbe) has(p int64, key string, lo, indexHi, to int64) bool {
 		return true
 	}
 	pr.seeks++
-	s, ok := pr.newest(head, lo, indexHi, last)
-	if !ok && last >= pr.since {
+	// A live key's newest pane is open's: look there first when the key
+	// index's newest start may be, then in the panes.
+	var s paneSeen
+	ok := false
+	if last >= pr.since && indexHi >= pr.since {
+		s, ok = pr.openNewest(head, max(lo, pr.since), last)
+	}
+	if !ok {
+		s, ok = pr.newest(head, lo, indexHi, last)
+	}
+	if !ok && last >= pr.since && indexHi < pr.since {
 		s, ok = pr.openNewest(head, max(lo, pr.since), last)
 	}
 	if ok {

@@ -184,10 +184,10 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 				if len(key) > sketchd.MaxKeyLen {
 					continue // cannot be stored
 				}
-				r.open = r.open[:0]
+				r.open, r.arena = r.open[:0], r.arena[:0]
 				if open != nil {
 					var err error
-					if r.open, err = openPanes(r.open, open, &r.seek, sp, key, lo, to); err != nil {
+					if r.open, err = openPanes(r.open, &r.arena, open, &r.seek, sp, key, lo, to); err != nil {
 						return err
 					}
 				}
@@ -230,6 +230,7 @@ type keyScan struct {
 	fn       func(sketchd.PaneRecord) error
 
 	open     []openPane // the key's, by start
+	arena    []byte     // their keys and values
 	seek     []byte
 	sketches [][]byte // the borrowed records' Sketches, reused
 }

@@ -212,7 +212,8 @@ func (db *DB) lookup(name string) (StreamInfo, error) {
 
 // dropPrefixes deletes every key under prefixes (Badger's DropPrefix,
 // which must not run concurrently with itself), in the panes family
-// first, then in meta. It is the one way panes are deleted: it clears the
+// first, then in open (base panes' prefixes), then in meta. It is the one
+// way panes are deleted (a move from open keeps the pane: openfam.go): it clears the
 // key listings' pane memo (panememo.go) before, and ends its epoch after.
 func (db *DB) dropPrefixes(prefixes ...[]byte) error {
 	db.dropMu.Lock()

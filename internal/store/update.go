@@ -14,7 +14,8 @@ const MaxUpdateIDLen = 128
 
 // UpdatePane changes one stored pane outside the ingest path (an admin's
 // import), at most once per id: it looks the id up among the stream's
-// applied update ids, and if it is new, widens the pane's key-index entry
+// applied update ids, and if it is new, moves the pane out of the open
+// family if it is there (openfam.go), widens the pane's key-index entry
 // and rewinds the rollup tiers that hold it (meta family, synced), then in
 // one Badger transaction reads the pane (key, start) (exists is false, and
 // p holds only Key and Start, when there is none), lets edit change p, and
