@@ -81,8 +81,12 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalid)
 	}
 	popts, oopts, mopts := opts, opts, opts
+	// The caches are the store's: shared 5:1:2 by panes, open and meta.
 	if c := opts.IndexCacheSize; c > 0 {
 		popts.IndexCacheSize, oopts.IndexCacheSize, mopts.IndexCacheSize = c-c/4-c/8, max(c/8, 1), max(c/4, 1)
+	}
+	if c := opts.BlockCacheSize; c > 0 {
+		popts.BlockCacheSize, oopts.BlockCacheSize, mopts.BlockCacheSize = c-c/4-c/8, max(c/8, 1), max(c/4, 1)
 	}
 	panes, err := openFamily(dir, popts, logger)
 	if err != nil {

@@ -86,23 +86,8 @@ func openPaneIDs(t *testing.T, db *DB, sid uint32) []sketchd.PaneRecord {
 func openStarts(t *testing.T, db *DB, sid uint32) []int64 {
 	t.Helper()
 	var out []int64
-	sp := baseSpace(sid, 0)
-	err := db.open.View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
-		opt.Prefix = sp.pane
-		it := txn.NewIterator(opt)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			_, _, s, ok := sp.parsePaneKey(it.Item().Key())
-			if !ok {
-				t.Fatalf("malformed key %x in open", it.Item().Key())
-			}
-			out = append(out, s)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range openPaneIDs(t, db, sid) {
+		out = append(out, p.Start)
 	}
 	return out
 }

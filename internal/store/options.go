@@ -45,9 +45,10 @@ type Options struct {
 	// half and Badger's allocations during it from 1.07 to 0.29 GB, for
 	// about twice the disk and the file-backed RSS, docs/operations.md);
 	// positive =
-	// Snappy-compressed tables with a block cache of that size (Badger
-	// needs one to decompress). Tables record their own compression, so
-	// either setting reads what the other wrote.
+	// Snappy-compressed tables with a block cache of that size for the
+	// whole store, shared as IndexCacheSize is (Badger needs one to
+	// decompress). Tables record their own compression, so either setting
+	// reads what the other wrote.
 	BlockCacheSize int64 `default:"keep-negative"`
 	// IndexCacheSize is the table-index and bloom-filter cache of the
 	// whole store: the panes family gets 5/8 of it, open 1/8, meta 2/8
