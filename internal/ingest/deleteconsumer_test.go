@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // TestDeleteConsumerLogsUnanswered: a consumer delete the server leaves
 // unanswered (here a subscriber on the JetStream API subject that never
 // replies) is asked again after consumerDeleteAttempt, and each
-// unanswered attempt is logged, so an operator can tell a slow delete from
+// unanswered attempt is logged and counted, so an operator can tell a slow delete from
 // a stuck one; when the caller's context ends, the error is returned.
 func TestDeleteConsumerLogsUnanswered(t *testing.T) {
 	s := runNATS(t)
@@ -35,9 +36,13 @@ func TestDeleteConsumerLogsUnanswered(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteAttempt+time.Second)
 	defer cancel()
-	ok, err := deleteConsumer(ctx, log, js, "pv", "durable")
+	var unanswered atomic.Uint64
+	ok, err := deleteConsumer(ctx, log, &unanswered, js, "pv", "durable")
 	if ok || err == nil {
 		t.Fatalf("deleteConsumer = %v, %v; want not ok and the context's error", ok, err)
+	}
+	if n := unanswered.Load(); n != 1 {
+		t.Errorf("counted %d unanswered attempts, want 1", n)
 	}
 	got := logs.String()
 	if n := strings.Count(got, "JetStream consumer delete unanswered"); n != 1 {

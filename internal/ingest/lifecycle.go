@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,7 +140,7 @@ func (m *Manager) deleteJetStream(ctx context.Context, spec sketchd.Stream, keep
 func (m *Manager) deleteDurables(ctx context.Context, js jetstream.JetStream, spec sketchd.Stream) int {
 	deleted := 0
 	for _, durable := range m.durables(spec) {
-		ok, err := deleteConsumer(ctx, m.log.With("stream", spec.Name, "durable", durable), js, spec.JetStreamStream, durable)
+		ok, err := deleteConsumer(ctx, m.log.With("stream", spec.Name, "durable", durable), &m.unansweredDeletes, js, spec.JetStreamStream, durable)
 		if ok {
 			deleted++
 		} else if err != nil {
@@ -159,9 +160,10 @@ const consumerDeleteAttempt = 3 * time.Second
 // no one, and a later one is (TestClusterCreateKeptJetStream: 2 of 3
 // race runs waited out the whole 30 s on one unanswered delete). A
 // durable not found is not an error; after an unanswered attempt it is
-// one that attempt deleted. Each unanswered attempt is logged.
-func deleteConsumer(ctx context.Context, log *slog.Logger, js jetstream.JetStream, stream, durable string) (ok bool, err error) {
-	unanswered := false
+// one that attempt deleted. Each unanswered attempt is logged and counted
+// in unanswered.
+func deleteConsumer(ctx context.Context, log *slog.Logger, unanswered *atomic.Uint64, js jetstream.JetStream, stream, durable string) (ok bool, err error) {
+	asked := false
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, consumerDeleteAttempt)
 		err = js.DeleteConsumer(actx, stream, durable)
@@ -170,11 +172,12 @@ func deleteConsumer(ctx context.Context, log *slog.Logger, js jetstream.JetStrea
 		case err == nil:
 			return true, nil
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			return unanswered, nil
+			return asked, nil
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			return false, nil
 		case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
-			unanswered = true
+			asked = true
+			unanswered.Add(1)
 			log.Info("JetStream consumer delete unanswered; asking again", "attempt", attempt, "after", consumerDeleteAttempt)
 		default:
 			return false, err

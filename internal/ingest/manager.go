@@ -156,6 +156,10 @@ type Manager struct {
 	// began) holds a join: TestClusterSecondCloseDuringRejoin lands a
 	// second close inside a join this way.
 	holdSync atomic.Pointer[func(ctx context.Context)]
+
+	// unansweredDeletes counts JetStream consumer deletes the server left
+	// unanswered (deleteConsumer), for /metrics.
+	unansweredDeletes atomic.Uint64
 }
 
 type failure struct {

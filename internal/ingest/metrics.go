@@ -83,6 +83,8 @@ var (
 		"JetStream redeliveries of messages already being processed (ignored).", []string{"stream"}, nil)
 	descJumps = prometheus.NewDesc("sketchd_jetstream_refused_jumps_total",
 		"Deliveries that jumped over messages the JetStream stream still holds for the consumer (a consumer positioned past its start): refused, the consumer reset at the first sequence not received.", []string{"stream"}, nil)
+	descUnansweredDeletes = prometheus.NewDesc("sketchd_jetstream_consumer_deletes_unanswered_total",
+		"Attempts to delete a stream's JetStream consumer that the server left unanswered for 3 s (asked again until the delete's deadline).", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
@@ -90,7 +92,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descDeadLetters, descSuppressed, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
 		descConnected, descReconnects, descRedials, descSlow, descDisconnects, descDisconnected,
-		descFailing, descUncommitted, descResets, descRedelivered, descJumps} {
+		descFailing, descUncommitted, descResets, descRedelivered, descJumps, descUnansweredDeletes} {
 		ch <- d
 	}
 }
@@ -111,6 +113,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRedials, c.m.conn.Redials())
 	counter(descSlow, c.m.conn.slow.Load())
 	counter(descDisconnects, c.m.conn.Disconnects())
+	counter(descUnansweredDeletes, c.m.unansweredDeletes.Load())
 	now := c.m.now()
 	ch <- prometheus.MustNewConstMetric(descDisconnected, prometheus.CounterValue, c.m.conn.Disconnected(time.Now()).Seconds())
 	runners := c.m.running()
