@@ -83,10 +83,10 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	popts, oopts, mopts := opts, opts, opts
 	// The caches are the store's: shared 5:1:2 by panes, open and meta.
 	if c := opts.IndexCacheSize; c > 0 {
-		popts.IndexCacheSize, oopts.IndexCacheSize, mopts.IndexCacheSize = c-c/4-c/8, max(c/8, 1), max(c/4, 1)
+		popts.IndexCacheSize, oopts.IndexCacheSize, mopts.IndexCacheSize = shareCache(c)
 	}
 	if c := opts.BlockCacheSize; c > 0 {
-		popts.BlockCacheSize, oopts.BlockCacheSize, mopts.BlockCacheSize = c-c/4-c/8, max(c/8, 1), max(c/4, 1)
+		popts.BlockCacheSize, oopts.BlockCacheSize, mopts.BlockCacheSize = shareCache(c)
 	}
 	panes, err := openFamily(dir, popts, logger)
 	if err != nil {
@@ -103,7 +103,7 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		_ = panes.Close()
 		return nil, err
 	}
-	closeBoth := func() { _ = meta.Close(); _ = open.Close(); _ = panes.Close() }
+	closeAll := func() { _ = meta.Close(); _ = open.Close(); _ = panes.Close() }
 	db := &DB{
 		panes:    panes,
 		open:     open,
@@ -116,12 +116,12 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		loopDone: make(chan struct{}),
 	}
 	if err := db.init(); err != nil {
-		closeBoth()
+		closeAll()
 		return nil, err
 	}
 	m, err := newMetrics(reg, db.size)
 	if err != nil {
-		closeBoth()
+		closeAll()
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
 	db.met = m
@@ -129,6 +129,12 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 	db.stopLoop = cancel
 	go db.loop(ctx)
 	return db, nil
+}
+
+// shareCache splits a cache of c bytes 5:1:2 between the panes, open and
+// meta families, each at least a byte.
+func shareCache(c int64) (panes, open, meta int64) {
+	return c - c/4 - c/8, max(c/8, 1), max(c/4, 1)
 }
 
 // openFamily opens one of the store's Badger databases in dir.

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -54,10 +54,7 @@ func (m *openMarks) init(since map[uint32]int64) {
 func (m *openMarks) sinceOf(sid uint32) int64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if s, ok := m.since[sid]; ok {
-		return s
-	}
-	return math.MaxInt64
+	return m.sinceLocked(sid)
 }
 
 // lower makes openSince at most start: call it before writing a pane of
@@ -317,52 +314,16 @@ type openPane struct {
 // *arena (it is a Prefix iterator of sp.pane over open's snapshot). The
 // arena is reused from key to key: a scan copies a key's open panes (a
 // few) into the same memory.
-func openPanes(dst []openPane, arena *[]byte, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
-	w := sp.width
-	for p := partitionOf(lo, w); p <= partitionOf(to-1, w); {
-		from := lo
-		if p > partitionOf(lo, w) {
-			from = partitionStart(p, w)
-		}
-		*seek = sp.appendPaneKey((*seek)[:0], p, key, from)
-		it.Seek(*seek)
-		if !it.Valid() {
-			return dst, nil
-		}
-		head := (*seek)[:len(*seek)-8]
-		if !bytes.HasPrefix(it.Item().Key(), head) {
-			landed, ok := keyPartition(it.Item().Key(), len(sp.pane))
-			if !ok {
-				return dst, nil
-			}
-			p = max(landed, p+1)
-			continue
-		}
-		for ; it.Valid(); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if !bytes.HasPrefix(k, head) {
-				break
-			}
-			_, _, start, ok := sp.parsePaneKey(k)
-			if !ok {
-				return dst, corrupt(k, "malformed pane key")
-			}
-			if start >= to {
-				return dst, nil
-			}
-			if err := item.Value(func(v []byte) error {
-				off := len(*arena)
-				*arena = append(append(*arena, k...), v...)
-				dst = append(dst, openPane{key: (*arena)[off : off+len(k)], start: start, val: (*arena)[off+len(k):]})
-				return nil
-			}); err != nil {
-				return dst, err
-			}
-		}
-		p++
-	}
-	return dst, nil
+func openPanes(ctx context.Context, dst []openPane, arena *[]byte, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
+	err := walkKey(ctx, it, seek, sp, key, lo, to, func(item *badger.Item, k []byte, start int64) error {
+		return item.Value(func(v []byte) error {
+			off := len(*arena)
+			*arena = append(append(*arena, k...), v...)
+			dst = append(dst, openPane{key: (*arena)[off : off+len(k)], start: start, val: (*arena)[off+len(k):]})
+			return nil
+		})
+	})
+	return dst, err
 }
 
 // sidOfHead is the stream id of a base space's pane head ('P' | sid).

@@ -179,7 +179,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 			opt.Prefix = sp.pane
 			it := txn.NewIterator(opt)
 			defer it.Close()
-			r := keyScan{db: db, ctx: ctx, it: it, sp: sp, from: from, to: to, slot: slot, borrow: borrow, fn: fn}
+			r := keyScan{ctx: ctx, it: it, sp: sp, from: from, to: to, slot: slot, borrow: borrow, fn: fn}
 			for _, key := range keys {
 				if len(key) > sketchd.MaxKeyLen {
 					continue // cannot be stored
@@ -187,7 +187,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 				r.open, r.arena = r.open[:0], r.arena[:0]
 				if open != nil {
 					var err error
-					if r.open, err = openPanes(r.open, &r.arena, open, &r.seek, sp, key, lo, to); err != nil {
+					if r.open, err = openPanes(ctx, r.open, &r.arena, open, &r.seek, sp, key, lo, to); err != nil {
 						return err
 					}
 				}
@@ -220,7 +220,6 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 // the open family's panes of the key being scanned, which it merges in by
 // start (open's copy wins a start both hold: openfam.go).
 type keyScan struct {
-	db       *DB
 	ctx      context.Context
 	it       *badger.Iterator
 	sp       space
@@ -283,11 +282,43 @@ func (r *keyScan) emitOpen(key string, op *openPane) error {
 	return nil
 }
 
-// scanStored walks the key's partitions in the panes family with seeks,
-// skipping partitions that do not hold it, and merges the open panes in
-// as it goes (scanKey emits those after its last).
+// scanStored calls fn for the key's panes in the panes family, merging
+// the open ones in as it goes (scanKey emits those after its last).
 func (r *keyScan) scanStored(key string) error {
-	ctx, it, sp, from, to := r.ctx, r.it, r.sp, r.from, r.to
+	return walkKey(r.ctx, r.it, &r.seek, r.sp, key, r.from, r.to, func(item *badger.Item, k []byte, start int64) error {
+		if len(r.open) > 0 {
+			same, err := r.openBefore(key, start)
+			if err != nil || same {
+				return err
+			}
+		}
+		rec := sketchd.PaneRecord{Key: key, Start: start}
+		if r.borrow {
+			return item.Value(func(v []byte) error {
+				if err := decodePaneBorrowed(k, v, r.slot, &rec, &r.sketches); err != nil {
+					return err
+				}
+				if err := r.fn(rec); err != nil {
+					return callbackError{err}
+				}
+				return nil
+			})
+		}
+		if err := item.Value(func(v []byte) error { return decodePane(k, v, r.slot, &rec) }); err != nil {
+			return err
+		}
+		if err := r.fn(rec); err != nil {
+			return callbackError{err}
+		}
+		return nil
+	})
+}
+
+// walkKey calls visit for each pane of key with from <= start < to that
+// it (a Prefix iterator of sp.pane) holds, by start: it walks the key's
+// partitions with seeks, skipping partitions that do not hold it. It
+// stops at visit's first error and returns it as is.
+func walkKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, key string, from, to int64, visit func(item *badger.Item, k []byte, start int64) error) error {
 	w := sp.width
 	pFirst, pLast := partitionOf(from, w), partitionOf(to-1, w)
 	for p := pFirst; p <= pLast; {
@@ -298,23 +329,19 @@ func (r *keyScan) scanStored(key string) error {
 		if p > pFirst {
 			lo = partitionStart(p, w)
 		}
-		r.seek = sp.appendPaneKey(r.seek[:0], p, key, lo)
-		it.Seek(r.seek)
+		*seek = sp.appendPaneKey((*seek)[:0], p, key, lo)
+		it.Seek(*seek)
 		if !it.Valid() {
 			return nil // nothing further in this stream
 		}
-		prefix := r.seek[:len(r.seek)-8] // head part klen key
+		prefix := (*seek)[:len(*seek)-8] // head part klen key
 		if !bytes.HasPrefix(it.Item().Key(), prefix) {
 			// Not in partition p: jump to the partition we landed in.
 			landed, ok := keyPartition(it.Item().Key(), len(sp.pane))
 			if !ok {
 				return nil
 			}
-			if landed > p {
-				p = landed
-			} else {
-				p++
-			}
+			p = max(landed, p+1)
 			continue
 		}
 		for ; it.Valid(); it.Next() {
@@ -333,35 +360,8 @@ func (r *keyScan) scanStored(key string) error {
 			if start >= to {
 				return nil
 			}
-			if len(r.open) > 0 {
-				same, err := r.openBefore(key, start)
-				if err != nil {
-					return err
-				}
-				if same {
-					continue
-				}
-			}
-			rec := sketchd.PaneRecord{Key: key, Start: start}
-			if r.borrow {
-				if err := item.Value(func(v []byte) error {
-					if err := decodePaneBorrowed(k, v, r.slot, &rec, &r.sketches); err != nil {
-						return err
-					}
-					if err := r.fn(rec); err != nil {
-						return callbackError{err}
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := item.Value(func(v []byte) error { return decodePane(k, v, r.slot, &rec) }); err != nil {
+			if err := visit(item, k, start); err != nil {
 				return err
-			}
-			if err := r.fn(rec); err != nil {
-				return callbackError{err}
 			}
 		}
 		p++
