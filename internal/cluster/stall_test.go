@@ -30,7 +30,8 @@ import (
 // NATS node's kill, nothing in its log). The owner commits twice more; the
 // mirror's watchdog finds it has not moved while the changelog holds
 // messages beyond it, rewinds with a new consumer and catches up, and
-// sketchd_mirror_restarts_total counts one stalled restart. (Without the
+// sketchd_mirror_restarts_total counts one stalled restart (more when
+// the new consumer lands on the killed node again). (Without the
 // watchdog the mirror stayed behind for the 45 s this test waited, 3 of 3
 // runs at ca91287.) Each re-created consumer lands on the killed node 1
 // time in 3 in the first seconds only; a round that misses restarts the
@@ -125,8 +126,17 @@ func TestMirrorConsumerOnLostNode(t *testing.T) {
 	t.Logf("caught up %s after the last commit, %s after the kill", time.Since(committed).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 	checkPartition(t, db, sids[0], &m)
 	restarts := promtest.Series(t, reg)
-	if got := restarts[`sketchd_mirror_restarts_total{reason="stalled",stream="pageviews"}`]; got != 1 {
-		t.Errorf("stalled restarts %v, want 1", got)
+	// The watchdog's new consumer is placed by the same meta leader, which
+	// may still count the killed node online and put it there again (1
+	// time in 3 in the first seconds): a second stall and restart is then
+	// the watchdog doing its job (seen once in a clean-clone CI run under
+	// the -race suite's load, 10bc1d9). A third in a row is unlikely (1 in
+	// 27) and a fourth means it restarts without a stall.
+	got := restarts[`sketchd_mirror_restarts_total{reason="stalled",stream="pageviews"}`]
+	if got < 1 || got > 3 {
+		t.Errorf("stalled restarts %v, want 1 (up to 3 when a new consumer lands on the killed node again)", got)
+	} else if got > 1 {
+		t.Logf("stalled restarts %v: the watchdog's new consumer landed on the killed node again", got)
 	}
 	if got := restarts[`sketchd_mirror_restarts_total{reason="error",stream="pageviews"}`]; got != 0 {
 		t.Errorf("error restarts %v, want 0", got)
