@@ -271,7 +271,8 @@ func (db *DB) size() (lsm, vlog int64) {
 
 // loop is the background goroutine: retention every RetentionInterval
 // (and once at start), value-log GC every GCInterval, Badger's
-// table-builder pool emptied every BuilderDrainInterval (builders.go). It
+// table-builder pool emptied every BuilderDrainInterval (builders.go), new
+// tables' pages released every TablePagesInterval (tablepages.go). It
 // stops when ctx is cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
 	defer close(db.loopDone)
@@ -294,10 +295,21 @@ func (db *DB) loop(ctx context.Context) {
 		defer t.Stop()
 		drainC = t.C
 	}
+	var pagesC <-chan time.Time
+	var pages []*tablePages
+	if d := db.opts.TablePagesInterval; d > 0 && tablePagesSupported && !db.opts.InMemory {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		pagesC = t.C
+		pages = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-pagesC:
+			// Close stops this loop before it closes Badger.
+			db.releaseTablePages(pages)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:
@@ -310,6 +322,21 @@ func (db *DB) loop(ctx context.Context) {
 				db.met.builderBytes.Add(float64(bytes))
 			}
 		}
+	}
+}
+
+// releaseTablePages releases the pages of each family's new tables
+// (tablepages.go).
+func (db *DB) releaseTablePages(fams []*tablePages) {
+	maps, err := readMaps()
+	if err != nil {
+		db.log.Warn("reading the process's mappings to release table pages", "err", err)
+		return
+	}
+	for _, tp := range fams {
+		n, bytes := tp.release(maps)
+		db.met.tablePages.Add(float64(n))
+		db.met.tablePageBytes.Add(float64(bytes))
 	}
 }
 

@@ -21,6 +21,8 @@ type metrics struct {
 	settleErrors   prometheus.Counter
 	gcRuns         prometheus.Counter
 	builderBytes   prometheus.Counter
+	tablePages     prometheus.Counter
+	tablePageBytes prometheus.Counter
 	// Key listings' probes for a pane of a cut key (paneprobe.go):
 	// answered by the memo, or by a seek into the panes.
 	keyProbes            *prometheus.CounterVec
@@ -71,6 +73,14 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_builder_pool_released_bytes_total",
 			Help: "Bytes of Badger's pooled table-builder allocators the store released (BuilderDrainInterval).",
 		}),
+		tablePages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_table_pages_released_tables_total",
+			Help: "LSM tables whose pages (written through their mapping) the store released from the process's resident set once (TablePagesInterval).",
+		}),
+		tablePageBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_table_pages_released_bytes_total",
+			Help: "Bytes of the table mappings released (madvise MADV_DONTNEED; the pages stay in the page cache).",
+		}),
 		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_key_probes_total",
 			Help: "Key listings' checks that a key whose span the range cuts has a pane in it, by answer: memo (a pane a listing proved before) or seek (into the panes, copying a pane value).",
@@ -83,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.keyProbes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.tablePages, m.tablePageBytes, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

@@ -102,6 +102,11 @@ type Options struct {
 	// of them, each as large as the largest table it built. 0 = 1 second;
 	// negative = never (Badger's own pooling).
 	BuilderDrainInterval time.Duration `default:"keep-negative"`
+	// TablePagesInterval is how often the store releases the pages of the
+	// LSM tables Badger wrote since the last time from the process's
+	// resident set (tablepages.go; Linux only). 0 = 1 second; negative =
+	// never (the pages stay mapped until the kernel reclaims them).
+	TablePagesInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
 	InMemory bool
@@ -129,6 +134,7 @@ func DefaultOptions() Options {
 		GCDiscardRatio:          0.5,
 		RetentionInterval:       5 * time.Minute,
 		BuilderDrainInterval:    time.Second,
+		TablePagesInterval:      time.Second,
 		Now:                     time.Now,
 	}
 }

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTableMappings(t *testing.T) {
+	maps := `00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/sketchd
+7f0000000000-7f0000200000 rw-s 00000000 fd:01 1001 /data/000012.sst
+7f0000200000-7f0000300000 rw-s 00200000 fd:01 1001 /data/000012.sst
+7f0000400000-7f0000500000 rw-s 00000000 fd:01 1002 /data/open/000013.sst
+7f0000600000-7f0000700000 rw-s 00000000 fd:01 1003 /data/000014.sst (deleted)
+7f0000800000-7f0000900000 rw-s 00000000 fd:01 1004 /data/000015.mem
+7f0000a00000-7f0000b00000 rw-p 00000000 00:00 0
+7f0000c00000-7f0000d00000 rw-s 00000000 fd:01 1005 /data/MANIFEST.sst
+`
+	got := parseTableMappings([]byte(maps), "/data")
+	want := []tableMapping{{0x7f0000000000, 0x7f0000200000, 12}, {0x7f0000200000, 0x7f0000300000, 12}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("panes family: got %+v, want %+v", got, want)
+	}
+	if got := parseTableMappings([]byte(maps), "/data/open"); len(got) != 1 || got[0].id != 13 {
+		t.Fatalf("open family: got %+v, want table 13", got)
+	}
+}
+
+// TestTablePagesReleased: the open family's tables, written through their
+// mapping by memtable flushes, are resident in the process until the
+// store releases them; then almost none of them is, every pane reads back
+// the same, and a second pass releases nothing more.
+func TestTablePagesReleased(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	dir := t.TempDir()
+	opts := quietOptions()
+	opts.TablePagesInterval = -1 // released by the test
+	db := openTest(t, dir, opts)
+	info := createTest(t, db, "s", time.Minute)
+	writeMemtables(t, db, info.ID, 0, 32) // 32 MiB: 3 or 4 flushed memtables
+	var tables int64
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		tables = 0
+		for _, ti := range db.open.Tables() {
+			tables += int64(ti.OnDiskSize)
+		}
+		if tables >= 16<<20 {
+			break
+		}
+	}
+	if tables < 16<<20 {
+		t.Fatalf("the open family has %d bytes of tables after 32 MiB written, want 16 MiB", tables)
+	}
+	before := panesOf(t, db, info.ID)
+	tp := newTablePages(db.open, openDir(db.dir))
+	rss := tableRSS(t, tp.dir)
+	t.Logf("tables %.1f MiB, resident %.1f MiB", mib(tables), mib(rss))
+	if rss < tables/2 {
+		t.Fatalf("resident %d bytes of %d bytes of tables before the release: they are not written through their mapping any more, or this test no longer sees it", rss, tables)
+	}
+	maps, err := readMaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, released := tp.release(maps)
+	after := tableRSS(t, tp.dir)
+	t.Logf("released %d tables, %.1f MiB of mappings; resident after %.1f MiB", n, mib(released), mib(after))
+	if n == 0 || released < tables/2 {
+		t.Fatalf("released %d tables, %d bytes, want most of %d bytes", n, released, tables)
+	}
+	if after > rss/10 {
+		t.Fatalf("resident %d bytes of tables after the release, want under a tenth of %d", after, rss)
+	}
+	if got := panesOf(t, db, info.ID); !slicesEqual(got, before) {
+		t.Fatalf("panes read after the release differ from before (%d vs %d)", len(got), len(before))
+	}
+	maps, _ = readMaps()
+	if n, b := tp.release(maps); n != 0 || b != 0 {
+		t.Fatalf("a second pass released %d tables, %d bytes; want none", n, b)
+	}
+}
+
+func panesOf(t *testing.T, db *DB, sid uint32) []string {
+	return scanAll(t, db, sid, []string{"k"}, 0, 1<<40)
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// tableRSS sums the resident bytes of the mappings of dir/*.sst in
+// /proc/self/smaps.
+func tableRSS(t *testing.T, dir string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = len(f) == 6 && filepath.Dir(f[5]) == dir && strings.HasSuffix(f[5], ".sst")
+			continue
+		}
+		if in && len(f) == 3 && f[0] == "Rss:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += kb << 10
+		}
+	}
+	return sum
+}
