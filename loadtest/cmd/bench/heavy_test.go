@@ -45,8 +45,12 @@ func TestHeavyTargets(t *testing.T) {
 		t.Errorf("statusCounts = %q", got)
 	}
 	var b strings.Builder
+	good.RestWait = 4200 * time.Millisecond
 	renderHeavy(func(f string, a ...any) { b.WriteString(fmt.Sprintf(f, a...)) }, &Results{Heavy: &good})
 	if !strings.Contains(b.String(), "max_output_windows") || !strings.Contains(b.String(), "8 × 422") {
 		t.Errorf("report section lacks the limit or the statuses:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "had stopped (4.2 s after") {
+		t.Errorf("report section lacks the wait for commits and compactions:\n%s", b.String())
 	}
 }
