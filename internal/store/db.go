@@ -297,6 +297,7 @@ func (db *DB) loop(ctx context.Context) {
 	}
 	var pagesC <-chan time.Time
 	var pages []*tablePages
+	pagesTick := 0
 	if d := db.opts.TablePagesInterval; d > 0 && tablePagesSupported && !db.opts.InMemory {
 		t := time.NewTicker(d)
 		defer t.Stop()
@@ -309,7 +310,8 @@ func (db *DB) loop(ctx context.Context) {
 			return
 		case <-pagesC:
 			// Close stops this loop before it closes Badger.
-			db.releaseTablePages(pages)
+			pagesTick++
+			db.releaseTablePages(pages, pagesTick%tablePagesFullEvery == 0)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:
@@ -325,16 +327,16 @@ func (db *DB) loop(ctx context.Context) {
 	}
 }
 
-// releaseTablePages releases the pages of each family's new tables
-// (tablepages.go).
-func (db *DB) releaseTablePages(fams []*tablePages) {
+// releaseTablePages releases the pages of each family's new tables, or
+// of all its tables (tablepages.go).
+func (db *DB) releaseTablePages(fams []*tablePages, all bool) {
 	maps, err := readMaps()
 	if err != nil {
 		db.log.Warn("reading the process's mappings to release table pages", "err", err)
 		return
 	}
 	for _, tp := range fams {
-		n, bytes := tp.release(maps)
+		n, bytes := tp.release(maps, all)
 		db.met.tablePages.Add(float64(n))
 		db.met.tablePageBytes.Add(float64(bytes))
 	}

@@ -20,13 +20,17 @@ import (
 // the queries read a small part of it. A table written with write(2)
 // would leave those pages in the page cache only, not in the process.
 //
-// So the store releases each new table's pages from the process once,
-// every Options.TablePagesInterval: madvise(MADV_DONTNEED) on its
-// mapping, which for a shared file mapping drops the page-table entries
-// and keeps the (clean, msynced) pages in the page cache; the next read
-// of a page maps it again from there, a minor fault. What a query or a
-// compaction reads afterwards is mapped as before: the process's table
-// pages are then those read, not those written.
+// So the store releases each new table's pages from the process, every
+// Options.TablePagesInterval: madvise(MADV_DONTNEED) on its mapping,
+// which for a shared file mapping drops the page-table entries and keeps
+// the (clean, msynced) pages in the page cache; the next read of a page
+// maps it again from there, a minor fault. What a query or a compaction
+// reads afterwards is mapped as before, and stays mapped: a check of a
+// day's answers read 220 MiB of tables in the runner and held them. So
+// every tablePagesFullEvery intervals the store releases every table's
+// pages: the process's table pages are then those read since, and the
+// page cache, which the kernel reclaims first when they are not mapped,
+// holds the rest.
 //
 // MADV_DONTNEED must only reach a mapping that is still the table's: one
 // Badger unmaps (a table deleted after a compaction, when its last
@@ -36,6 +40,11 @@ import (
 // table listed by db.Tables() both before and after the iterator is made
 // was in the levels throughout, is referenced by the iterator, and stays
 // mapped where /proc/self/maps showed it until the iterator is closed.
+
+// tablePagesFullEvery is how many TablePagesIntervals apart the store
+// releases the pages of every table, not only of new ones: a page read
+// again within them costs a minor fault each time (about a microsecond).
+const tablePagesFullEvery = 10
 
 // tableMapping is one mapping of an LSM table's file in /proc/self/maps.
 type tableMapping struct {
@@ -61,10 +70,11 @@ func newTablePages(db *badger.DB, dir string) *tablePages {
 }
 
 // release releases the tables of maps (the process's /proc/self/maps)
-// not released before, that are in the levels throughout, and returns
-// the bytes of their mappings. Call it only while the DB is open.
-func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
-	fresh := tp.fresh(maps)
+// not released before, or all of them, that are in the levels
+// throughout, and returns how many were released the first time and the
+// bytes of the mappings released. Call it only while the DB is open.
+func (tp *tablePages) release(maps []byte, all bool) (tables int, bytes int64) {
+	fresh := tp.candidates(maps, all)
 	if len(fresh) == 0 {
 		return 0, 0
 	}
@@ -94,12 +104,12 @@ func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
 	return tables, bytes
 }
 
-// fresh returns the mappings of the family's tables in maps that were not
-// released yet.
-func (tp *tablePages) fresh(maps []byte) []tableMapping {
+// candidates returns the mappings of the family's tables in maps: all, or
+// those not released yet.
+func (tp *tablePages) candidates(maps []byte, all bool) []tableMapping {
 	var out []tableMapping
 	for _, m := range parseTableMappings(maps, tp.dir) {
-		if !tp.released[m.id] {
+		if all || !tp.released[m.id] {
 			out = append(out, m)
 		}
 	}
