@@ -271,7 +271,7 @@ func (db *DB) size() (lsm, vlog int64) {
 
 // loop is the background goroutine: retention every RetentionInterval
 // (and once at start), value-log GC every GCInterval, Badger's
-// table-builder pool emptied every BuilderDrainInterval (builders.go), new
+// table-builder pool emptied every BuilderDrainInterval (builders.go),
 // tables' pages released every TablePagesInterval (tablepages.go). It
 // stops when ctx is cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
@@ -297,7 +297,6 @@ func (db *DB) loop(ctx context.Context) {
 	}
 	var pagesC <-chan time.Time
 	var pages []*tablePages
-	pagesTick := 0
 	if d := db.opts.TablePagesInterval; d > 0 && tablePagesSupported && !db.opts.InMemory {
 		t := time.NewTicker(d)
 		defer t.Stop()
@@ -310,8 +309,7 @@ func (db *DB) loop(ctx context.Context) {
 			return
 		case <-pagesC:
 			// Close stops this loop before it closes Badger.
-			pagesTick++
-			db.releaseTablePages(pages, pagesTick%tablePagesFullEvery == 0)
+			db.releaseTablePages(pages)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:
@@ -327,16 +325,16 @@ func (db *DB) loop(ctx context.Context) {
 	}
 }
 
-// releaseTablePages releases the pages of each family's new tables, or
-// of all its tables (tablepages.go).
-func (db *DB) releaseTablePages(fams []*tablePages, all bool) {
+// releaseTablePages releases the pages of each family's tables
+// (tablepages.go).
+func (db *DB) releaseTablePages(fams []*tablePages) {
 	maps, err := readMaps()
 	if err != nil {
 		db.log.Warn("reading the process's mappings to release table pages", "err", err)
 		return
 	}
 	for _, tp := range fams {
-		n, bytes := tp.release(maps, all)
+		n, bytes := tp.release(maps)
 		db.met.tablePages.Add(float64(n))
 		db.met.tablePageBytes.Add(float64(bytes))
 	}

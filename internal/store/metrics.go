@@ -75,11 +75,11 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 		}),
 		tablePages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sketchd_store_table_pages_released_tables_total",
-			Help: "LSM tables whose pages (written through their mapping) the store released from the process's resident set, counted once per table (TablePagesInterval).",
+			Help: "LSM tables whose pages the store released from the process's resident set, counted once per table (it releases them again every TablePagesInterval).",
 		}),
 		tablePageBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sketchd_store_table_pages_released_bytes_total",
-			Help: "Bytes of the table mappings released, each time (madvise MADV_DONTNEED: resident or not; the pages stay in the page cache).",
+			Help: "Bytes of the table mappings released, every time (madvise MADV_DONTNEED, resident or not; the pages stay in the page cache).",
 		}),
 		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_key_probes_total",

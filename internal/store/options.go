@@ -102,11 +102,10 @@ type Options struct {
 	// of them, each as large as the largest table it built. 0 = 1 second;
 	// negative = never (Badger's own pooling).
 	BuilderDrainInterval time.Duration `default:"keep-negative"`
-	// TablePagesInterval is how often the store releases the pages of the
-	// LSM tables Badger wrote since the last time from the process's
-	// resident set, and every tenth time those of all tables, read or
-	// written (tablepages.go; Linux only). 0 = 1 second; negative = never
-	// (the pages stay mapped until the kernel reclaims them).
+	// TablePagesInterval is how often the store releases the pages of its
+	// LSM tables, written or read since the last time, from the process's
+	// resident set (tablepages.go; Linux only). 0 = 1 second; negative =
+	// never (the pages stay mapped until the kernel reclaims them).
 	TablePagesInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.

@@ -20,31 +20,29 @@ import (
 // the queries read a small part of it. A table written with write(2)
 // would leave those pages in the page cache only, not in the process.
 //
-// So the store releases each new table's pages from the process, every
-// Options.TablePagesInterval: madvise(MADV_DONTNEED) on its mapping,
-// which for a shared file mapping drops the page-table entries and keeps
-// the (clean, msynced) pages in the page cache; the next read of a page
-// maps it again from there, a minor fault. What a query or a compaction
-// reads afterwards is mapped as before, and stays mapped: a check of a
-// day's answers read 220 MiB of tables in the runner and held them. So
-// every tablePagesFullEvery intervals the store releases every table's
-// pages: the process's table pages are then those read since, and the
-// page cache, which the kernel reclaims first when they are not mapped,
-// holds the rest.
+// So every Options.TablePagesInterval the store releases every table's
+// pages from the process: madvise(MADV_DONTNEED) on its mapping, which
+// for a shared file mapping drops the page-table entries and keeps the
+// (clean, msynced) pages in the page cache; the next read of a page maps
+// it again from there, a minor fault (about a microsecond: the
+// dashboard's few MiB of hot table pages cost milliseconds a second).
+// Releasing only new tables is not enough: what a query or a compaction
+// reads stays mapped, and the runner's check of a day's answers read
+// 220 MiB of tables and held them. The process's table pages are then
+// those read or written in the last interval, and the page cache, which
+// the kernel reclaims first when its pages are not mapped, holds the
+// rest.
 //
 // MADV_DONTNEED must only reach a mapping that is still the table's: one
 // Badger unmaps (a table deleted after a compaction, when its last
 // reference goes) and the runtime maps anew at the same address would
 // lose its contents. A Badger iterator holds a reference on every table
-// of the levels when it is made (levelHandler.appendIterators), so a
-// table listed by db.Tables() both before and after the iterator is made
-// was in the levels throughout, is referenced by the iterator, and stays
-// mapped where /proc/self/maps showed it until the iterator is closed.
-
-// tablePagesFullEvery is how many TablePagesIntervals apart the store
-// releases the pages of every table, not only of new ones: a page read
-// again within them costs a minor fault each time (about a microsecond).
-const tablePagesFullEvery = 10
+// of the levels when it is made (levelHandler.appendIterators), and a
+// table leaves the levels once and never comes back. So a table that
+// db.Tables() listed at the previous pass and lists again after the
+// iterator is made was in the levels throughout, is referenced by the
+// iterator, and stays mapped where /proc/self/maps showed it until the
+// iterator is closed. A new table waits for the next pass.
 
 // tableMapping is one mapping of an LSM table's file in /proc/self/maps.
 type tableMapping struct {
@@ -52,11 +50,12 @@ type tableMapping struct {
 	id         uint64
 }
 
-// tablePages releases the pages of new tables of one Badger family.
+// tablePages releases the pages of one Badger family's tables.
 type tablePages struct {
 	db       *badger.DB
 	dir      string          // the family's directory, symlinks resolved
-	released map[uint64]bool // tables released, until they leave the levels
+	listed   map[uint64]bool // the tables in the levels at the last pass
+	released map[uint64]bool // tables released before, until they leave the levels
 }
 
 func newTablePages(db *badger.DB, dir string) *tablePages {
@@ -66,24 +65,24 @@ func newTablePages(db *badger.DB, dir string) *tablePages {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
-	return &tablePages{db: db, dir: dir, released: map[uint64]bool{}}
+	return &tablePages{db: db, dir: dir, listed: map[uint64]bool{}, released: map[uint64]bool{}}
 }
 
 // release releases the tables of maps (the process's /proc/self/maps)
-// not released before, or all of them, that are in the levels
-// throughout, and returns how many were released the first time and the
-// bytes of the mappings released. Call it only while the DB is open.
-func (tp *tablePages) release(maps []byte, all bool) (tables int, bytes int64) {
-	fresh := tp.candidates(maps, all)
-	if len(fresh) == 0 {
-		return 0, 0
-	}
-	before := tableIDs(tp.db)
+// that were in the levels at the last pass and still are, and returns how
+// many of them were released for the first time and the bytes of the
+// mappings released. Call it only while the DB is open.
+func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
-	after := tableIDs(tp.db)
-	for _, m := range fresh {
-		if !before[m.id] || !after[m.id] {
+	defer txn.Discard()
+	defer it.Close()
+	listed := map[uint64]bool{}
+	for _, t := range tp.db.Tables() {
+		listed[t.ID] = true
+	}
+	for _, m := range parseTableMappings(maps, tp.dir) {
+		if !tp.listed[m.id] || !listed[m.id] {
 			continue // not referenced by it for sure: next time
 		}
 		if madviseDontNeed(m.start, m.end-m.start) == nil {
@@ -94,34 +93,13 @@ func (tp *tablePages) release(maps []byte, all bool) (tables int, bytes int64) {
 			tables++
 		}
 	}
-	it.Close()
-	txn.Discard()
 	for id := range tp.released {
-		if !after[id] {
+		if !listed[id] {
 			delete(tp.released, id)
 		}
 	}
+	tp.listed = listed
 	return tables, bytes
-}
-
-// candidates returns the mappings of the family's tables in maps: all, or
-// those not released yet.
-func (tp *tablePages) candidates(maps []byte, all bool) []tableMapping {
-	var out []tableMapping
-	for _, m := range parseTableMappings(maps, tp.dir) {
-		if all || !tp.released[m.id] {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func tableIDs(db *badger.DB) map[uint64]bool {
-	ids := map[uint64]bool{}
-	for _, t := range db.Tables() {
-		ids[t.ID] = true
-	}
-	return ids
 }
 
 // parseTableMappings returns the mappings in maps (the text of
