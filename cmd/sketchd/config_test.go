@@ -100,24 +100,24 @@ func TestMemoryLimitSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := cfg.memory(300 << 20) // --memory-limit wins over GOMEMLIMIT
-	if m.Limit != 1<<30 || m.QueryCache != 112<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
+	if m.Budget != 1<<30 || m.Limit != 896<<20 || m.QueryCache != 112<<20 || m.QueriesTotal != 256<<20 || m.StoreBlockCache != 40<<20 || m.JetStreamMemory != 64<<20 {
 		t.Errorf("--memory-limit 1GiB --store-block-cache-mb 40: %+v", m)
 	}
 	cfg, err = loadConfig(nil, env(map[string]string{"SKETCHD_MEMORY_LIMIT": "256MiB", "SKETCHD_QUERY_CACHE_MB": "100"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.memory(math.MaxInt64); m.Limit != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 0 {
+	if m := cfg.memory(math.MaxInt64); m.Budget != 256<<20 || m.QueryCache != 100<<20 || m.StoreBlockCache != 0 {
 		t.Errorf("SKETCHD_MEMORY_LIMIT=256MiB SKETCHD_QUERY_CACHE_MB=100: %+v", m)
 	}
 	cfg, err = loadConfig(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.memory(math.MaxInt64); m.Limit != defaults.MemoryLimitFor(defaults.CgroupMemoryLimit()) || m.Limit > defaults.MemoryLimit {
+	if m := cfg.memory(math.MaxInt64); m.Budget != defaults.MemoryLimitFor(defaults.CgroupMemoryLimit()) || m.Budget > defaults.MemoryLimit {
 		t.Errorf("default: %+v", m)
 	}
-	if m := cfg.memory(300 << 20); m.Limit != 300<<20 {
+	if m := cfg.memory(300 << 20); m.Budget != 300<<20 {
 		t.Errorf("GOMEMLIMIT=300MiB and no --memory-limit: %+v", m)
 	}
 }

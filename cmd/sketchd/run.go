@@ -82,7 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("scheduler threads", "procs", procs, "cpus", defaults.CPUs())
 	mem := cfg.memory(debug.SetMemoryLimit(-1))
 	debug.SetMemoryLimit(mem.Limit)
-	log.Info("memory limit", "limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sketchd_memory_limit_bytes",
+		Help: "The process's memory limit (--memory-limit): its RSS should stay within it; the Go runtime's soft limit (go_gc_gomemlimit_bytes) is 7/8 of it.",
+	}, func() float64 { return float64(mem.Budget) }))
+	log.Info("memory limit", "limit_mib", mem.Budget>>20, "go_limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
 		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,
 		"jetstream_memory_mib", mem.JetStreamMemory>>20)
 	sopts := store.DefaultOptions()

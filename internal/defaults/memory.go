@@ -14,10 +14,17 @@ import (
 // box. See docs/operations.md ("Memory").
 const MemoryLimit = 512 << 20
 
+// unmanagedShare is the part of the memory limit left to what the Go
+// runtime does not count: the binary's mapped code and data (24 MiB),
+// the Badger table pages read or written since the store last released
+// them (a second before at most), and Badger's memtable logs, mapped
+// files all. The Go runtime's soft limit is the rest.
+const unmanagedShare = 8 // 1/8
+
 // MemoryLimitFor returns the default memory limit given the cgroup's
-// (cgroup ≤ 0: none): 3/4 of the cgroup limit, leaving the rest to what
-// the Go runtime does not count (memory-mapped Badger tables, thread
-// stacks), and at most MemoryLimit.
+// (cgroup ≤ 0: none): 3/4 of the cgroup limit, leaving the rest to the
+// page cache of sketchd's files, which the kernel charges to the cgroup
+// too, and at most MemoryLimit.
 func MemoryLimitFor(cgroup int64) int64 {
 	if cgroup <= 0 {
 		return MemoryLimit
@@ -30,11 +37,13 @@ func MemoryLimitFor(cgroup int64) int64 {
 func CgroupMemoryLimit() int64 { return cgroup.MemoryLimit() }
 
 // MemorySplit is how a memory limit is divided between the parts of the
-// process that hold memory on purpose. Everything else (open panes,
-// Badger's memtables, table builders and compactions, JetStream's file
-// store, the runtime) uses the rest, about 40%.
+// process that hold memory on purpose, in shares of the whole limit
+// (Budget). Everything else (open panes, Badger's memtables, table
+// builders and compactions, JetStream's file store, the runtime) uses the
+// rest of the Go runtime's limit, about 30% of the whole.
 type MemorySplit struct {
-	Limit int64 // the Go runtime's soft limit (debug.SetMemoryLimit)
+	Budget int64 // the process's memory limit (--memory-limit): what its RSS should stay within
+	Limit  int64 // the Go runtime's soft limit (debug.SetMemoryLimit): 7/8 of Budget
 
 	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 7/64
 	WindowCache  int64 // final windows, edge parts and pieces per query shape (query.Options.WindowCacheBytes): 1/16
@@ -49,10 +58,11 @@ type MemorySplit struct {
 	JetStreamMemory int64 // the embedded JetStream's memory storage: 1/16
 }
 
-// SplitMemory divides limit (bytes).
+// SplitMemory divides limit (bytes), the process's memory limit.
 func SplitMemory(limit int64) MemorySplit {
 	return MemorySplit{
-		Limit:           limit,
+		Budget:          limit,
+		Limit:           limit - limit/unmanagedShare,
 		QueryCache:      limit / 64 * 7,
 		WindowCache:     limit / 16,
 		ResultCache:     limit / 64,

@@ -22,7 +22,7 @@ func TestSplitMemory(t *testing.T) {
 	s := SplitMemory(limit)
 	// QueryMax is a part of QueriesTotal, not in addition to it.
 	sum := s.QueryCache + s.WindowCache + s.ResultCache + s.AnswerCache + s.QueriesTotal + s.StoreBlockCache + s.StoreIndexCache + s.JetStreamMemory
-	if s.Limit != limit || sum > limit*6/10 || s.QueryMax > s.QueriesTotal {
+	if s.Budget != limit || s.Limit != limit/8*7 || sum > limit*6/10 || s.QueryMax > s.QueriesTotal {
 		t.Errorf("SplitMemory(%d) = %+v: parts sum to %d", limit, s, sum)
 	}
 	if s.QueryCache != 56<<20 || s.WindowCache != 32<<20 || s.StoreBlockCache != 0 {

@@ -135,7 +135,12 @@ func (r *runner) heavyQueries(ctx context.Context) (*HeavyQuery, error) {
 	if err != nil {
 		return h, err
 	}
-	h.MemoryLimit = int64(m.Sum("go_gc_gomemlimit_bytes"))
+	// The process's limit (sketchd_memory_limit_bytes); before it was
+	// exported, the Go runtime's, which then was the same.
+	h.MemoryLimit = int64(m.Sum("sketchd_memory_limit_bytes"))
+	if h.MemoryLimit == 0 {
+		h.MemoryLimit = int64(m.Sum("go_gc_gomemlimit_bytes"))
+	}
 	r.logf("   %d at once: %v, slowest %s, %.1f MB allocated, peak RSS %s (limit %s)", heavyAtOnce, h.AtOnceStatus,
 		h.AtOnceSlowest.Round(time.Microsecond), float64(h.AtOnceAlloc)/1e6, mib(h.PeakRSS), mib(h.MemoryLimit))
 	return h, nil
@@ -276,9 +281,10 @@ func renderHeavy(p func(string, ...any), r *Results) {
 	p("| %d at once | %s | slowest %.2f ms | %.1f MB in all | %s | %s | %s | %s |\n\n", heavyAtOnce, statusCounts(h.AtOnceStatus), ms(h.AtOnceSlowest),
 		float64(h.AtOnceAlloc)/1e6, mib(h.StartRSS), mib(h.PeakRSS), mib(h.PeakAnon), mib(h.MemoryLimit))
 	p("Allocated is sketchd's `go_memstats_alloc_bytes_total` before and after (it includes the two /metrics\n")
-	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start. The target compares\n")
-	p("the whole RSS with the limit, although the limit governs the anonymous memory (RssAnon) and the rest is\n")
-	p("Badger's and JetStream's mapped files.\n\n")
+	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start. The limit is the\n")
+	p("process's (`sketchd_memory_limit_bytes`, `--memory-limit`), of which 7/8 is the Go runtime's soft limit,\n")
+	p("which governs the anonymous memory (RssAnon); the rest is for mapped files (the binary, Badger's table\n")
+	p("pages read or written in the last second, memtable logs).\n\n")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
