@@ -40,7 +40,7 @@ func CgroupMemoryLimit() int64 { return cgroup.MemoryLimit() }
 // process that hold memory on purpose, in shares of the whole limit
 // (Budget). Everything else (open panes, Badger's memtables, table
 // builders and compactions, JetStream's file store, the runtime) uses the
-// rest of the Go runtime's limit, about 30% of the whole.
+// rest of the Go runtime's limit, about a third of the whole.
 type MemorySplit struct {
 	Budget int64 // the process's memory limit (--memory-limit): what its RSS should stay within
 	Limit  int64 // the Go runtime's soft limit (debug.SetMemoryLimit): 7/8 of Budget

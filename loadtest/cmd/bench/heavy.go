@@ -25,8 +25,9 @@ import (
 // "Nothing else running" includes the burst's own aftermath: the phase
 // waits until sketchd's commits and Badger's compactions have stopped
 // (waitAtRest) before it asks; the 300k keys' panes and key-index entries
-// set off 170-290 MiB of compactions, during which the same refusal took
-// 75-142 ms instead of 13-23 (docs/benchmarks.md runs of 2026-12-06/07).
+// set off 240-375 MiB of compactions, during which the same refusal took
+// 75-142 ms instead of 13-23 (the runner's runs of 2026-12-06/07,
+// docs/operations.md "Table pages").
 
 const (
 	heavyCountries = 42_858
