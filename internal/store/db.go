@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -297,6 +298,7 @@ func (db *DB) loop(ctx context.Context) {
 	}
 	var pagesC <-chan time.Time
 	var pages []*tablePages
+	pagesFailing := false
 	if d := db.opts.TablePagesInterval; d > 0 && tablePagesSupported && !db.opts.InMemory {
 		t := time.NewTicker(d)
 		defer t.Stop()
@@ -309,7 +311,7 @@ func (db *DB) loop(ctx context.Context) {
 			return
 		case <-pagesC:
 			// Close stops this loop before it closes Badger.
-			db.releaseTablePages(pages)
+			db.releaseTablePages(pages, &pagesFailing)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:
@@ -326,18 +328,29 @@ func (db *DB) loop(ctx context.Context) {
 }
 
 // releaseTablePages releases the pages of each family's tables
-// (tablepages.go).
-func (db *DB) releaseTablePages(fams []*tablePages) {
+// (tablepages.go). A failed pass is counted, and logged when passes start
+// failing and when they work again (they run every second); failing is
+// the loop's memory of the last pass.
+func (db *DB) releaseTablePages(fams []*tablePages, failing *bool) {
 	maps, err := readMaps()
+	if err == nil {
+		for _, tp := range fams {
+			n, bytes, rerr := tp.release(maps)
+			db.met.tablePages.Add(float64(n))
+			db.met.tablePageBytes.Add(float64(bytes))
+			err = cmp.Or(err, rerr)
+		}
+	}
+	switch {
+	case err != nil && !*failing:
+		db.log.Warn("releasing Badger's table pages from the process failed; they stay resident until the kernel reclaims them", "err", err)
+	case err == nil && *failing:
+		db.log.Info("releasing Badger's table pages works again")
+	}
 	if err != nil {
-		db.log.Warn("reading the process's mappings to release table pages", "err", err)
-		return
+		db.met.tablePageErrors.Inc()
 	}
-	for _, tp := range fams {
-		n, bytes := tp.release(maps)
-		db.met.tablePages.Add(float64(n))
-		db.met.tablePageBytes.Add(float64(bytes))
-	}
+	*failing = err != nil
 }
 
 // runGC rewrites value-log files until Badger finds nothing worth it.

@@ -9,20 +9,21 @@ import (
 // metrics are the store's Prometheus collectors (prefix sketchd_store_).
 // They exist even without a registerer, so the code never checks for nil.
 type metrics struct {
-	reg            prometheus.Registerer
-	registered     []prometheus.Collector
-	commitDuration prometheus.Histogram
-	commitBytes    prometheus.Counter
-	commitPanes    prometheus.Counter
-	commitErrors   prometheus.Counter
-	readErrors     *prometheus.CounterVec
-	droppedParts   prometheus.Counter
-	settledPanes   prometheus.Counter
-	settleErrors   prometheus.Counter
-	gcRuns         prometheus.Counter
-	builderBytes   prometheus.Counter
-	tablePages     prometheus.Counter
-	tablePageBytes prometheus.Counter
+	reg             prometheus.Registerer
+	registered      []prometheus.Collector
+	commitDuration  prometheus.Histogram
+	commitBytes     prometheus.Counter
+	commitPanes     prometheus.Counter
+	commitErrors    prometheus.Counter
+	readErrors      *prometheus.CounterVec
+	droppedParts    prometheus.Counter
+	settledPanes    prometheus.Counter
+	settleErrors    prometheus.Counter
+	gcRuns          prometheus.Counter
+	builderBytes    prometheus.Counter
+	tablePages      prometheus.Counter
+	tablePageBytes  prometheus.Counter
+	tablePageErrors prometheus.Counter
 	// Key listings' probes for a pane of a cut key (paneprobe.go):
 	// answered by the memo, or by a seek into the panes.
 	keyProbes            *prometheus.CounterVec
@@ -81,6 +82,10 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_table_pages_released_bytes_total",
 			Help: "Bytes of the table mappings released, every time (madvise MADV_DONTNEED, resident or not; the pages stay in the page cache).",
 		}),
+		tablePageErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sketchd_store_table_pages_errors_total",
+			Help: "Passes releasing the tables' pages that failed (reading /proc/self/maps, or madvise); the error is logged when passes start failing.",
+		}),
 		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_key_probes_total",
 			Help: "Key listings' checks that a key whose span the range cuts has a pane in it, by answer: memo (a pane a listing proved before) or seek (into the panes, copying a pane value).",
@@ -93,7 +98,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.tablePages, m.tablePageBytes, m.keyProbes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.tablePages, m.tablePageBytes, m.tablePageErrors, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

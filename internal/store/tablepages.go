@@ -1,8 +1,7 @@
 package store
 
 import (
-	"bufio"
-	"bytes"
+	"cmp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,14 +23,15 @@ import (
 // pages from the process: madvise(MADV_DONTNEED) on its mapping, which
 // for a shared file mapping drops the page-table entries and keeps the
 // (clean, msynced) pages in the page cache; the next read of a page maps
-// it again from there, a minor fault (about a microsecond: the
-// dashboard's few MiB of hot table pages cost milliseconds a second).
+// it again from there, a minor fault (in the load runner's vegeta phase
+// the passes took 0.19 CPU s of 28 and sketchd about 1 CPU s more in all:
+// docs/operations.md, "Table pages").
 // Releasing only new tables is not enough: what a query or a compaction
 // reads stays mapped, and the runner's check of a day's answers read
 // 220 MiB of tables and held them. The process's table pages are then
-// those read or written in the last interval, and the page cache, which
-// the kernel reclaims first when its pages are not mapped, holds the
-// rest.
+// those read or written in the last interval, and the page cache holds
+// the rest, which the kernel can reclaim without unmapping it from
+// sketchd.
 //
 // MADV_DONTNEED must only reach a mapping that is still the table's: one
 // Badger unmaps (a table deleted after a compaction, when its last
@@ -68,11 +68,12 @@ func newTablePages(db *badger.DB, dir string) *tablePages {
 	return &tablePages{db: db, dir: dir, listed: map[uint64]bool{}, released: map[uint64]bool{}}
 }
 
-// release releases the tables of maps (the process's /proc/self/maps)
+// release releases the tables among maps (the process's mapped files)
 // that were in the levels at the last pass and still are, and returns how
-// many of them were released for the first time and the bytes of the
-// mappings released. Call it only while the DB is open.
-func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
+// many of them were released for the first time, the bytes of the
+// mappings released, and the first madvise error. Call it only while the
+// DB is open.
+func (tp *tablePages) release(maps []mappedFile) (tables int, bytes int64, err error) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
 	defer txn.Discard()
@@ -81,13 +82,15 @@ func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
 	for _, t := range tp.db.Tables() {
 		listed[t.ID] = true
 	}
-	for _, m := range parseTableMappings(maps, tp.dir) {
+	for _, m := range tableMappings(maps, tp.dir) {
 		if !tp.listed[m.id] || !listed[m.id] {
 			continue // not referenced by it for sure: next time
 		}
-		if madviseDontNeed(m.start, m.end-m.start) == nil {
-			bytes += int64(m.end - m.start)
+		if merr := madviseDontNeed(m.start, m.end-m.start); merr != nil {
+			err = cmp.Or(err, merr)
+			continue
 		}
+		bytes += int64(m.end - m.start)
 		if !tp.released[m.id] {
 			tp.released[m.id] = true
 			tables++
@@ -99,40 +102,31 @@ func (tp *tablePages) release(maps []byte) (tables int, bytes int64) {
 		}
 	}
 	tp.listed = listed
-	return tables, bytes
+	return tables, bytes, err
 }
 
-// parseTableMappings returns the mappings in maps (the text of
-// /proc/<pid>/maps) of files dir/<id>.sst: Badger's tables of the family
-// in dir (not of its subdirectories, which are other families).
-func parseTableMappings(maps []byte, dir string) []tableMapping {
+// mappedFile is one mapping of a file in the process (/proc/self/maps).
+type mappedFile struct {
+	start, end uintptr
+	path       string
+}
+
+// tableMappings returns the mappings of files dir/<id>.sst among files:
+// Badger's tables of the family in dir (not of its subdirectories, which
+// are other families; not of deleted files, whose path ends in
+// " (deleted)").
+func tableMappings(files []mappedFile, dir string) []tableMapping {
 	var out []tableMapping
-	sc := bufio.NewScanner(bytes.NewReader(maps))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		// start-end perms offset dev inode path
-		f := strings.Fields(sc.Text())
-		if len(f) != 6 || filepath.Dir(f[5]) != dir {
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f.path, ".sst")
+		if !ok || filepath.Dir(f.path) != dir || f.end <= f.start {
 			continue
 		}
-		name := filepath.Base(f[5])
-		if !strings.HasSuffix(name, ".sst") {
-			continue
-		}
-		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".sst"), 10, 64)
+		id, err := strconv.ParseUint(filepath.Base(name), 10, 64)
 		if err != nil {
 			continue
 		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		out = append(out, tableMapping{start: uintptr(start), end: uintptr(end), id: id})
+		out = append(out, tableMapping{start: f.start, end: f.end, id: id})
 	}
 	return out
 }

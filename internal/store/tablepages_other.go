@@ -9,6 +9,6 @@ const tablePagesSupported = false
 
 var errNoMaps = errors.New("no /proc/self/maps here")
 
-func readMaps() ([]byte, error) { return nil, errNoMaps }
+func readMaps() ([]mappedFile, error) { return nil, errNoMaps }
 
 func madviseDontNeed(start, n uintptr) error { return errNoMaps }
