@@ -17,7 +17,7 @@ const MemoryLimit = 512 << 20
 // unmanagedShare is the part of the memory limit left to what the Go
 // runtime does not count: the binary's mapped code and data (24 MiB),
 // the Badger table pages read or written since the store last released
-// them (a new table waits up to two one-second passes), and Badger's
+// them (every half second), and Badger's
 // memtable logs, mapped files all. The Go runtime's soft limit is the
 // rest.
 const unmanagedShare = 8 // 1/8

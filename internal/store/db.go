@@ -332,6 +332,9 @@ func (db *DB) loop(ctx context.Context) {
 // failing and when they work again (they run every second); failing is
 // the loop's memory of the last pass.
 func (db *DB) releaseTablePages(fams []*tablePages, failing *bool) {
+	for _, tp := range fams {
+		tp.list()
+	}
 	maps, err := readMaps()
 	if err == nil {
 		for _, tp := range fams {

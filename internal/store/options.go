@@ -104,7 +104,7 @@ type Options struct {
 	BuilderDrainInterval time.Duration `default:"keep-negative"`
 	// TablePagesInterval is how often the store releases the pages of its
 	// LSM tables, written or read since the last time, from the process's
-	// resident set (tablepages.go; Linux only). 0 = 1 second; negative =
+	// resident set (tablepages.go; Linux only). 0 = 500 ms; negative =
 	// never (the pages stay mapped until the kernel reclaims them).
 	TablePagesInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
@@ -134,7 +134,7 @@ func DefaultOptions() Options {
 		GCDiscardRatio:          0.5,
 		RetentionInterval:       5 * time.Minute,
 		BuilderDrainInterval:    time.Second,
-		TablePagesInterval:      time.Second,
+		TablePagesInterval:      500 * time.Millisecond,
 		Now:                     time.Now,
 	}
 }

@@ -38,11 +38,12 @@ import (
 // reference goes) and the runtime maps anew at the same address would
 // lose its contents. A Badger iterator holds a reference on every table
 // of the levels when it is made (levelHandler.appendIterators), and a
-// table leaves the levels once and never comes back. So a table that
-// db.Tables() listed at the previous pass and lists again after the
-// iterator is made was in the levels throughout, is referenced by the
-// iterator, and stays mapped where /proc/self/maps showed it until the
-// iterator is closed. A new table waits for the next pass.
+// table leaves the levels once and never comes back. So a pass lists the
+// tables (db.Tables()) before it reads /proc/self/maps, makes the
+// iterator, and lists them again: a table in both lists was in the levels
+// throughout, is referenced by the iterator, and stays mapped where the
+// maps showed it until the iterator is closed. A table written since the
+// last pass is released by this one.
 
 // tableMapping is one mapping of an LSM table's file in /proc/self/maps.
 type tableMapping struct {
@@ -54,7 +55,7 @@ type tableMapping struct {
 type tablePages struct {
 	db       *badger.DB
 	dir      string          // the family's directory, symlinks resolved
-	listed   map[uint64]bool // the tables in the levels at the last pass
+	listed   map[uint64]bool // the tables in the levels before the maps were read (list)
 	released map[uint64]bool // tables released before, until they leave the levels
 }
 
@@ -68,20 +69,29 @@ func newTablePages(db *badger.DB, dir string) *tablePages {
 	return &tablePages{db: db, dir: dir, listed: map[uint64]bool{}, released: map[uint64]bool{}}
 }
 
-// release releases the tables among maps (the process's mapped files)
-// that were in the levels at the last pass and still are, and returns how
-// many of them were released for the first time, the bytes of the
-// mappings released, and the first madvise error. Call it only while the
-// DB is open.
+// list notes the tables in the levels now; call it before reading the
+// maps that release is given.
+func (tp *tablePages) list() { tp.listed = tp.tables() }
+
+func (tp *tablePages) tables() map[uint64]bool {
+	ids := map[uint64]bool{}
+	for _, t := range tp.db.Tables() {
+		ids[t.ID] = true
+	}
+	return ids
+}
+
+// release releases the tables among maps (the process's mapped files,
+// read after list) that were in the levels at list and still are, and
+// returns how many of them were released for the first time, the bytes
+// of the mappings released, and the first madvise error. Call it only
+// while the DB is open.
 func (tp *tablePages) release(maps []mappedFile) (tables int, bytes int64, err error) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
 	defer txn.Discard()
 	defer it.Close()
-	listed := map[uint64]bool{}
-	for _, t := range tp.db.Tables() {
-		listed[t.ID] = true
-	}
+	listed := tp.tables()
 	for _, m := range tableMappings(maps, tp.dir) {
 		if !tp.listed[m.id] || !listed[m.id] {
 			continue // not referenced by it for sure: next time
@@ -101,7 +111,7 @@ func (tp *tablePages) release(maps []mappedFile) (tables int, bytes int64, err e
 			delete(tp.released, id)
 		}
 	}
-	tp.listed = listed
+	tp.listed = nil
 	return tables, bytes, err
 }
 
