@@ -329,7 +329,7 @@ func (db *DB) loop(ctx context.Context) {
 
 // releaseTablePages releases the pages of each family's tables
 // (tablepages.go). A failed pass is counted, and logged when passes start
-// failing and when they work again (they run every second); failing is
+// failing and when they work again (they run twice a second); failing is
 // the loop's memory of the last pass.
 func (db *DB) releaseTablePages(fams []*tablePages, failing *bool) {
 	for _, tp := range fams {

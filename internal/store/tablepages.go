@@ -24,8 +24,9 @@ import (
 // for a shared file mapping drops the page-table entries and keeps the
 // (clean, msynced) pages in the page cache; the next read of a page maps
 // it again from there, a minor fault (in the load runner's vegeta phase
-// the passes took 0.19 CPU s of 28 and sketchd about 1 CPU s more in all:
-// docs/operations.md, "Table pages").
+// the passes took 0.19 CPU s of 28 once a second, 0.35 s twice a second,
+// and sketchd about 1 CPU s more in all: docs/operations.md, "Table
+// pages").
 // Releasing only new tables is not enough: what a query or a compaction
 // reads stays mapped, and the runner's check of a day's answers read
 // 220 MiB of tables and held them. The process's table pages are then
