@@ -332,13 +332,14 @@ func (db *DB) loop(ctx context.Context) {
 // failing and when they work again (they run twice a second); failing is
 // the loop's memory of the last pass.
 func (db *DB) releaseTablePages(fams []*tablePages, failing *bool) {
-	for _, tp := range fams {
-		tp.list()
+	before := make([]map[uint64]bool, len(fams))
+	for i, tp := range fams {
+		before[i] = tp.tables()
 	}
 	maps, err := readMaps()
 	if err == nil {
-		for _, tp := range fams {
-			n, bytes, rerr := tp.release(maps)
+		for i, tp := range fams {
+			n, bytes, rerr := tp.release(before[i], maps)
 			db.met.tablePages.Add(float64(n))
 			db.met.tablePageBytes.Add(float64(bytes))
 			err = cmp.Or(err, rerr)

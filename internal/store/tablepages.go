@@ -56,7 +56,6 @@ type tableMapping struct {
 type tablePages struct {
 	db       *badger.DB
 	dir      string          // the family's directory, symlinks resolved
-	listed   map[uint64]bool // the tables in the levels before the maps were read (list)
 	released map[uint64]bool // tables released before, until they leave the levels
 }
 
@@ -67,13 +66,10 @@ func newTablePages(db *badger.DB, dir string) *tablePages {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
-	return &tablePages{db: db, dir: dir, listed: map[uint64]bool{}, released: map[uint64]bool{}}
+	return &tablePages{db: db, dir: dir, released: map[uint64]bool{}}
 }
 
-// list notes the tables in the levels now; call it before reading the
-// maps that release is given.
-func (tp *tablePages) list() { tp.listed = tp.tables() }
-
+// tables returns the IDs of the tables in the levels now.
 func (tp *tablePages) tables() map[uint64]bool {
 	ids := map[uint64]bool{}
 	for _, t := range tp.db.Tables() {
@@ -83,18 +79,18 @@ func (tp *tablePages) tables() map[uint64]bool {
 }
 
 // release releases the tables among maps (the process's mapped files,
-// read after list) that were in the levels at list and still are, and
-// returns how many of them were released for the first time, the bytes
-// of the mappings released, and the first madvise error. Call it only
-// while the DB is open.
-func (tp *tablePages) release(maps []mappedFile) (tables int, bytes int64, err error) {
+// read after before was listed by tables) that were in the levels then
+// (before) and still are, and returns how many of them were released for
+// the first time, the bytes of the mappings released, and the first
+// madvise error. Call it only while the DB is open.
+func (tp *tablePages) release(before map[uint64]bool, maps []mappedFile) (tables int, bytes int64, err error) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
 	defer txn.Discard()
 	defer it.Close()
 	listed := tp.tables()
 	for _, m := range tableMappings(maps, tp.dir) {
-		if !tp.listed[m.id] || !listed[m.id] {
+		if !before[m.id] || !listed[m.id] {
 			continue // not referenced by it for sure: next time
 		}
 		if merr := madviseDontNeed(m.start, m.end-m.start); merr != nil {
@@ -112,7 +108,6 @@ func (tp *tablePages) release(maps []mappedFile) (tables int, bytes int64, err e
 			delete(tp.released, id)
 		}
 	}
-	tp.listed = nil
 	return tables, bytes, err
 }
 
