@@ -40,6 +40,15 @@ type Timeline struct {
 	// BenchmarkDashboardMinuteMove. Compacting counts the minute's first
 	// seconds, Quiet the others; Unsampled is 0.
 	SplitMinute *CompactionSplit `json:"split_minute,omitempty"`
+	// SplitQuarter compares the requests sent in the first
+	// QuarterSeconds of a wall-clock quarter hour with the others (nil
+	// without latencies): at a quarter hour the rollup blocks (15 panes)
+	// inside every window anchored at a from that moves with the clock
+	// (the mix's 24-hour series at an hour's step) change, and at an hour
+	// the rollup tier's hours inside the 30-day series' days, so each such
+	// window's pieces are new (the query package's pieces.go). Compacting
+	// counts the quarter's first seconds, Quiet the others; Unsampled is 0.
+	SplitQuarter *CompactionSplit `json:"split_quarter,omitempty"`
 	// SplitGC compares the seconds in which sketchd's Go GC finished a
 	// cycle (go_gc_duration_seconds_count grew between the scrapes) with
 	// the others (nil without latencies). A cycle stops the world twice
@@ -186,6 +195,7 @@ func BuildTimeline(samples []StoreSample, failed int, reqs []request, latencies 
 		tl.Split = splitBy(store, byReq, func(d StoreSample) bool { return d.Compaction > CompactingBytes })
 		tl.SplitRunning = splitBy(store, byReq, func(d StoreSample) bool { return d.Tables > 0 || d.Compaction > 0 })
 		tl.SplitMinute = splitBySecond(byReq, func(sec int64) bool { return sec%60 < MinuteSeconds })
+		tl.SplitQuarter = splitBySecond(byReq, func(sec int64) bool { return sec%900 < QuarterSeconds })
 		tl.SplitGC = splitBy(store, byReq, func(d StoreSample) bool { return d.GCCycles > 0 })
 		tl.SplitFirstMinute = splitFirstMinute(byReq)
 	}
@@ -216,6 +226,10 @@ func splitFirstMinute(byReq map[int64]*secondReqs) *CompactionSplit {
 // MinuteSeconds is how many seconds after a whole minute count as the
 // minute's turn in Timeline.SplitMinute.
 const MinuteSeconds = 5
+
+// QuarterSeconds is how many seconds after a whole quarter hour count as
+// the quarter's turn in Timeline.SplitQuarter.
+const QuarterSeconds = 10
 
 // storeSeconds returns, per unix second, what happened between two
 // consecutive scrapes between 0.5 s and 1.5 s apart, attributed to the

@@ -92,6 +92,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if tl.SplitMinute != nil {
 		p("\n%s\n", splitLine(tl.SplitMinute, fmt.Sprintf("a wall-clock minute began less than %d s before (the 1-minute panes' ranges move and the pane that turned final is read)", MinuteSeconds)))
 	}
+	if tl.SplitQuarter != nil {
+		p("\n%s\n", splitLine(tl.SplitQuarter, fmt.Sprintf("a wall-clock quarter hour began less than %d s before (the rollup blocks, and at an hour the tier's hours, inside the windows of a moving from change: new pieces)", QuarterSeconds)))
+	}
 	if tl.SplitFirstMinute != nil {
 		p("\n%s\n", splitLine(tl.SplitFirstMinute, "the phase was in its first minute (sketchd computes a question's next windows ahead only after it has seen the question move, so the phase's first clock move is never predicted; the later seconds are the steady state)"))
 	}
