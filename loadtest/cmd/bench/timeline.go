@@ -228,8 +228,10 @@ func splitFirstMinute(byReq map[int64]*secondReqs) *CompactionSplit {
 const MinuteSeconds = 5
 
 // QuarterSeconds is how many seconds after a whole quarter hour count as
-// the quarter's turn in Timeline.SplitQuarter.
-const QuarterSeconds = 10
+// the quarter's turn in Timeline.SplitQuarter: the recompute it sets off
+// took tens of seconds under the runner's load (docs/operations.md,
+// "Quarter-hour recomputes").
+const QuarterSeconds = 30
 
 // storeSeconds returns, per unix second, what happened between two
 // consecutive scrapes between 0.5 s and 1.5 s apart, attributed to the

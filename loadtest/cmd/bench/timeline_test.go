@@ -355,9 +355,9 @@ func TestTimelineMinuteSplit(t *testing.T) {
 // TestSplitQuarter: the requests sent in a quarter hour's first
 // QuarterSeconds are split from the others, here across 07:00.
 func TestSplitQuarter(t *testing.T) {
-	t0 := time.Date(2026, 12, 7, 6, 59, 50, 0, time.UTC)
+	t0 := time.Date(2026, 12, 7, 6, 59, 30, 0, time.UTC)
 	var reqs []request
-	for i := range 30 { // 06:59:50 .. 07:00:19, 10 requests each second
+	for i := range 60 { // 06:59:30 .. 07:00:29, 10 requests each second
 		at := t0.Add(time.Duration(i) * time.Second)
 		lat := 5 * time.Millisecond
 		if at.Minute() == 0 && at.Second() < QuarterSeconds {
@@ -370,12 +370,12 @@ func TestSplitQuarter(t *testing.T) {
 	tl := BuildTimeline(nil, 0, reqs, true)
 	sp := tl.SplitQuarter
 	if sp == nil || sp.Compacting.Seconds != QuarterSeconds || sp.Compacting.Requests != 10*QuarterSeconds || sp.Compacting.P99 != 500 ||
-		sp.Quiet.Seconds != 30-QuarterSeconds || sp.Quiet.P99 != 5 {
+		sp.Quiet.Seconds != 60-QuarterSeconds || sp.Quiet.P99 != 5 {
 		t.Fatalf("SplitQuarter = %+v", sp)
 	}
 	var b strings.Builder
-	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "vegeta", Rate: 10, Duration: 30 * time.Second, Timeline: tl})
-	if want := "Seconds in which a wall-clock quarter hour began less than 10 s before (the rollup blocks, and at an hour the tier's hours, inside the windows of a moving from change: new pieces): p99 500.00 ms over 100 requests in 10 s; the other seconds: p99 5.00 ms"; !strings.Contains(b.String(), want) {
+	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "vegeta", Rate: 10, Duration: time.Minute, Timeline: tl})
+	if want := "Seconds in which a wall-clock quarter hour began less than 30 s before (the rollup blocks, and at an hour the tier's hours, inside the windows of a moving from change: new pieces): p99 500.00 ms over 300 requests in 30 s; the other seconds: p99 5.00 ms"; !strings.Contains(b.String(), want) {
 		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
