@@ -21,7 +21,8 @@ import (
 //
 // So such a range is cut into aligned pieces (cutPieces): at each point
 // the widest of the piece widths (the pane, the rollup block, each rollup
-// tier's pane) that starts there and fits. A piece is final and aligned,
+// tier's pane, and the doublings between them) that starts there and
+// fits. A piece is final and aligned,
 // so it never changes and the next minute's windows are made of nearly the
 // same ones: each piece is computed once, as a window of a tumbling series
 // of its width (one compute per run of adjacent pieces of one width), and
@@ -42,7 +43,8 @@ type piece struct{ start, width int64 }
 
 // pieceWidths returns the widths a range of p's stream is cut at,
 // ascending, each a multiple of the one before: the pane, the rollup block
-// and the rollup tiers' panes.
+// and the rollup tiers' panes, with the doublings between them from the
+// block up (doublings).
 func (p *plan) pieceWidths() []int64 {
 	spec := &p.target.Spec
 	ws := []int64{int64(spec.Granularity), p.blockWidth()}
@@ -56,28 +58,71 @@ func (p *plan) pieceWidths() []int64 {
 			out = append(out, w)
 		}
 	}
+	return doublings(out, p.blockWidth(), p.geom.window)
+}
+
+// doublings returns ws (ascending, each a multiple of the one before)
+// with, after each width w from block up, its doublings 2w, 4w, ... that
+// divide the next width, and after the widest those up to half the
+// window (a wider one fits in no window that is not aligned).
+//
+// Why: cutPieces gives each width one stretch, [ceil_W(from), floor_W(to)),
+// which is a new piece whenever from crosses a W boundary. Without the
+// doublings a window of an hour at an unaligned from held one stretch of
+// 3-4 blocks, new at every quarter hour and again the minute after, and
+// each new stretch is merged from every key's blocks or panes; a day's
+// window held a stretch of 23 tier hours, new every hour. In the load
+// runner those recomputes decoded 200-470 thousand sketches in 30 s
+// against the 7-22 thousand of the other phases (docs/operations.md,
+// "Quarter-hour recomputes"). With the doublings the wide pieces are
+// aligned to their own width and survive the moves: a quarter or an hour
+// adds a piece or two per window, the narrowest of the wide ones
+// (BenchmarkSeriesQuarterMove).
+func doublings(ws []int64, block, window int64) []int64 {
+	out := make([]int64, 0, len(ws)+4)
+	for i, w := range ws {
+		out = append(out, w)
+		if w < block {
+			continue
+		}
+		for d := 2 * w; ; d *= 2 {
+			if i+1 < len(ws) {
+				if next := ws[i+1]; d >= next || next%d != 0 {
+					break
+				}
+			} else if d > window/2 {
+				break
+			}
+			out = append(out, d)
+		}
+	}
 	return out
 }
 
 // cutPieces cuts [from, to), pane-aligned, into pieces, nested: the
-// widest width W with a whole W-aligned stretch inside gives that stretch
-// as one piece, [ceil_W(from), floor_W(to)), and the ragged parts on
-// either side are cut the same way at the narrower widths, down to single
-// panes. A piece of the day tier's stretch in a 30-day window is one
-// piece, not 28; so a window has a few wide pieces and at most a
-// narrower width's worth of single panes at each ragged end, and the
-// pieces of a window whose start moved a pane are the same ones but for
-// the panes at its ends (the wide ones change only when the start crosses
-// their width's boundary). One piece per aligned width (as greedy aligned
-// blocks would cut it) kept 1,189 pieces for a 30-day series at a day's
-// step, more than the window cache holds.
+// widest width W with a whole W-aligned stretch inside gives that stretch,
+// [ceil_W(from), floor_W(to)), as its W-aligned units, one piece each, and
+// the ragged parts on either side are cut the same way at the narrower
+// widths, down to single panes. With pieceWidths' doublings a stretch is
+// at most three units, so a window has one to three pieces per width and
+// at most a narrower width's worth of single panes at each ragged end;
+// the pieces of a window whose start moved a pane are the same ones but
+// for the panes at its ends, and a unit, aligned to its own width, stays a
+// piece of the window until the start passes it. One stretch per width
+// as a single piece (until 2026-12-07) was new whenever the start crossed
+// its width's boundary: a day's series recomputed each window's 23 tier
+// hours every hour, an hourly one its 3-4 blocks every quarter. Units of
+// the stream's widths alone, without the doublings, kept 1,189 pieces for
+// a 30-day series at a day's step, more than the window cache holds.
 func cutPieces(widths []int64, from, to int64) []piece {
 	for i := len(widths) - 1; i >= 1; i-- {
 		w := widths[i]
 		lo, hi := ceilDiv(from, w)*w, floorDiv(to, w)*w
 		if lo < hi {
 			out := cutPieces(widths[:i], from, lo)
-			out = append(out, piece{lo, hi - lo})
+			for s := lo; s < hi; s += w {
+				out = append(out, piece{s, w})
+			}
 			return append(out, cutPieces(widths[:i], hi, to)...)
 		}
 	}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -54,25 +55,29 @@ func TestPiecesEqualWhole(t *testing.T) {
 	}
 }
 
-// TestCutPieces: the pieces of a range tile it, each aligned to the width
-// it was cut at; a day's window at an unaligned minute is one 23-hour
-// piece, one 45-minute piece and single panes at its ends, and the same
-// window a pane later keeps its wide pieces.
+// TestCutPieces: the pieces of a range tile it, each aligned to its own
+// width; a day's window at an unaligned minute is single panes at its
+// ends and one or two pieces of each doubling width (pieceWidths'), the
+// same window a pane later keeps its wide pieces, and a quarter hour
+// later all but one of them.
 func TestCutPieces(t *testing.T) {
 	m := int64(time.Minute)
 	h, d := 60*m, 24*60*m
-	ws := []int64{m, 15 * m, h, d}
+	ws := doublings([]int64{m, 15 * m, h, d}, 15*m, d)
+	if fmt.Sprint(ws) != fmt.Sprint([]int64{m, 15 * m, 30 * m, h, 2 * h, 4 * h, 8 * h, d}) {
+		t.Fatalf("doublings = %v", ws)
+	}
 	day := int64(20_000) * d
 	check := func(from, to int64) []piece {
 		t.Helper()
 		ps := cutPieces(ws, from, to)
 		cur := from
 		for _, p := range ps {
-			if p.start != cur || p.width <= 0 || p.width%m != 0 {
+			if p.start != cur || p.width <= 0 || p.width%m != 0 || !slices.Contains(ws, p.width) {
 				t.Fatalf("[%d, %d): piece %+v after %d", from, to, p, cur)
 			}
-			if p.width > m && floorDiv(p.start, 15*m)*15*m != p.start {
-				t.Fatalf("[%d, %d): wide piece %+v not aligned", from, to, p)
+			if floorDiv(p.start, p.width)*p.width != p.start {
+				t.Fatalf("[%d, %d): piece %+v not aligned to its width", from, to, p)
 			}
 			cur += p.width
 		}
@@ -81,24 +86,45 @@ func TestCutPieces(t *testing.T) {
 		}
 		return ps
 	}
-	a := day + 7*h + 7*m
-	ps := check(a, a+d)
-	if len(ps) != 17 {
-		t.Errorf("a day from 07:07: %d pieces %v, want 8 panes, 45m, 23h, 7 panes", len(ps), ps)
-	}
-	next := check(a+m, a+m+d)
-	wide := func(ps []piece) (out []piece) {
+	wide := func(ps []piece) map[piece]bool {
+		out := map[piece]bool{}
 		for _, p := range ps {
 			if p.width > m {
-				out = append(out, p)
+				out[p] = true
 			}
 		}
 		return out
 	}
-	if fmt.Sprint(wide(ps)) != fmt.Sprint(wide(next)) {
+	a := day + 7*h + 7*m
+	ps := check(a, a+d)
+	want := []int64{15 * m, 30 * m, 8 * h, 8 * h, 4 * h, 2 * h, h}
+	var got []int64
+	for _, p := range ps {
+		if p.width > m {
+			got = append(got, p.width)
+		}
+	}
+	if len(ps) != 8+len(want)+7 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("a day from 07:07: %d pieces %v, want 8 panes, widths %v, 7 panes", len(ps), ps, want)
+	}
+	if next := check(a+m, a+m+d); fmt.Sprint(wide(ps)) != fmt.Sprint(wide(next)) {
 		t.Errorf("a pane later the wide pieces changed: %v -> %v", wide(ps), wide(next))
+	}
+	quarter := wide(check(a+15*m, a+15*m+d))
+	newer := 0
+	for p := range quarter {
+		if !wide(ps)[p] {
+			newer++
+		}
+	}
+	if newer > 1 {
+		t.Errorf("a quarter hour later %d of the %d wide pieces are new, want at most 1: %v -> %v", newer, len(quarter), wide(ps), quarter)
 	}
 	for _, r := range [][2]int64{{day, day + d}, {day + 3*m, day + 4*m}, {day + 59*m, day + 61*m}, {day - 2*h - m, day + 30*d}} {
 		check(r[0], r[1])
+	}
+	// Past the widest width the doublings stop at half the window.
+	if got := doublings([]int64{m, 15 * m}, 15*m, h); fmt.Sprint(got) != fmt.Sprint([]int64{m, 15 * m, 30 * m}) {
+		t.Errorf("doublings for an hour's window = %v", got)
 	}
 }
