@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"math"
 	"slices"
 
 	"github.com/sketchd/sketchd/sketch"
@@ -85,7 +86,8 @@ func doublings(ws []int64, block, window int64) []int64 {
 		if w < block {
 			continue
 		}
-		for d := 2 * w; ; d *= 2 {
+		for d := w; d <= math.MaxInt64/2; {
+			d *= 2
 			if i+1 < len(ws) {
 				if next := ws[i+1]; d >= next || next%d != 0 {
 					break

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -123,8 +124,14 @@ func TestCutPieces(t *testing.T) {
 	for _, r := range [][2]int64{{day, day + d}, {day + 3*m, day + 4*m}, {day + 59*m, day + 61*m}, {day - 2*h - m, day + 30*d}} {
 		check(r[0], r[1])
 	}
-	// Past the widest width the doublings stop at half the window.
+	// Past the widest width the doublings stop at half the window, and
+	// before the int64 overflows (a window of all time).
 	if got := doublings([]int64{m, 15 * m}, 15*m, h); fmt.Sprint(got) != fmt.Sprint([]int64{m, 15 * m, 30 * m}) {
 		t.Errorf("doublings for an hour's window = %v", got)
+	}
+	for _, w := range doublings([]int64{m, 15 * m}, 15*m, math.MaxInt64) {
+		if w <= 0 {
+			t.Fatalf("doublings for a window of all time: width %d", w)
+		}
 	}
 }

@@ -28,10 +28,12 @@ import (
 // during which the same refusal took 75-142 ms instead of 10-23 at rest
 // (the runner's runs of 2026-12-06/07, docs/operations.md "Table pages").
 // At rest was first what the store's figures show (commits, compactions):
-// waits that ended after 2-6 s were followed by refusals of 117-448 ms
-// (runs x3, x6, x7 and g1 there), with the Go heap at the memory limit in
-// g1 (a GC cycle every 200 ms): the burst's flushes and moves out of the
-// open family were still running. So it also waits for sketchd's CPU.
+// waits that ended after 2-12 s were followed by refusals of 117-448 ms
+// (runs x3, x6 and x7 in operations.md's "Where the RSS goes now", g1 in
+// its "Scheduler threads"), g1's with the Go heap at the memory limit (a
+// GC cycle every 200 ms) while, by a heap profile at the same point of
+// another run, Badger's table builders held 165 MB. So it also waits for
+// sketchd's CPU.
 
 const (
 	heavyCountries = 42_858
@@ -201,11 +203,10 @@ func (r *runner) publishHeavy(ctx context.Context, hour time.Time, h *HeavyQuery
 // (process_cpu_seconds_total), in three scrapes 500 ms apart, up to two
 // minutes, and returns how long it waited and whether it came to rest.
 // Past two minutes it goes on without error: the report says sketchd was
-// not at rest. The CPU condition sees what the store's figures do not:
-// memtable flushes, the move of the burst's panes from the open family,
-// and the GC cycles they set off (one run's refusal took 448 ms with the
-// store's figures at rest and the Go heap at the memory limit, a GC cycle
-// every 200 ms).
+// not at rest. The CPU condition sees what the store's figures do not,
+// such as memtable flushes and the GC cycles they set off (one run's
+// refusal took 448 ms with the store's figures at rest and the Go heap at
+// the memory limit, a GC cycle every 200 ms).
 func (r *runner) waitAtRest(ctx context.Context) (time.Duration, bool, error) {
 	const (
 		restBytes = 64 << 10

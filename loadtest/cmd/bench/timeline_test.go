@@ -327,18 +327,13 @@ func TestVegetaRequests(t *testing.T) {
 // TestTimelineMinuteSplit: the requests sent in a minute's first
 // MinuteSeconds seconds are pooled apart from the others.
 func TestTimelineMinuteSplit(t *testing.T) {
-	t0 := time.Date(2026, 12, 6, 3, 38, 50, 0, time.UTC)
-	var reqs []request
-	for i := range 20 { // 03:38:50 .. 03:39:09, 10 requests each second
-		at := t0.Add(time.Duration(i) * time.Second)
-		lat := 5 * time.Millisecond
+	// 03:38:50 .. 03:39:09
+	reqs := tenEachSecond(time.Date(2026, 12, 6, 3, 38, 50, 0, time.UTC), 20, func(at time.Time) time.Duration {
 		if at.Second() < MinuteSeconds {
-			lat = 70 * time.Millisecond
+			return 70 * time.Millisecond
 		}
-		for range 10 {
-			reqs = append(reqs, request{At: at, Latency: lat})
-		}
-	}
+		return 5 * time.Millisecond
+	})
 	tl := BuildTimeline(nil, 0, reqs, true)
 	sp := tl.SplitMinute
 	if sp == nil || sp.Compacting.Seconds != MinuteSeconds || sp.Compacting.Requests != 10*MinuteSeconds || sp.Compacting.P99 != 70 ||
@@ -352,21 +347,29 @@ func TestTimelineMinuteSplit(t *testing.T) {
 	}
 }
 
+// tenEachSecond returns 10 requests sent in each of n seconds from t0,
+// each taking latency(its second).
+func tenEachSecond(t0 time.Time, n int, latency func(time.Time) time.Duration) []request {
+	var reqs []request
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Second)
+		for range 10 {
+			reqs = append(reqs, request{At: at, Latency: latency(at)})
+		}
+	}
+	return reqs
+}
+
 // TestSplitQuarter: the requests sent in a quarter hour's first
 // QuarterSeconds are split from the others, here across 07:00.
 func TestSplitQuarter(t *testing.T) {
-	t0 := time.Date(2026, 12, 7, 6, 59, 30, 0, time.UTC)
-	var reqs []request
-	for i := range 60 { // 06:59:30 .. 07:00:29, 10 requests each second
-		at := t0.Add(time.Duration(i) * time.Second)
-		lat := 5 * time.Millisecond
+	// 06:59:30 .. 07:00:29
+	reqs := tenEachSecond(time.Date(2026, 12, 7, 6, 59, 30, 0, time.UTC), 60, func(at time.Time) time.Duration {
 		if at.Minute() == 0 && at.Second() < QuarterSeconds {
-			lat = 500 * time.Millisecond
+			return 500 * time.Millisecond
 		}
-		for range 10 {
-			reqs = append(reqs, request{At: at, Latency: lat})
-		}
-	}
+		return 5 * time.Millisecond
+	})
 	tl := BuildTimeline(nil, 0, reqs, true)
 	sp := tl.SplitQuarter
 	if sp == nil || sp.Compacting.Seconds != QuarterSeconds || sp.Compacting.Requests != 10*QuarterSeconds || sp.Compacting.P99 != 500 ||
