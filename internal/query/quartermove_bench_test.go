@@ -15,9 +15,10 @@ import (
 // hour (the stretch grows by a block) and the minute after (it loses its
 // first block); the other minutes add single panes at the windows' ends.
 // Each b.N is one minute: an untimed commit, then the timed questions. It
-// reports the stored sketches decoded and the wall time per move, for the
-// moves onto a quarter (decoded-q0/move, ms-q0/move), the moves a minute
-// after (q1) and the others (rest). The load runner's 24-hour series at
+// reports the stored sketches decoded, the pieces computed and the wall
+// time per move, for the moves onto a quarter (decoded-q0/move,
+// pieces-q0/move, ms-q0/move), the moves a minute after (q1) and the
+// others (rest). The load runner's 24-hour series at
 // an hour's step over 180 keys is the same at 4 times the windows and 3
 // times the keys (docs/operations.md, "Quarter-hour recomputes"):
 //
@@ -27,7 +28,8 @@ import (
 // on a move onto a quarter, 17,455 the minute after and 320 on the
 // others; units of doubling widths (pieces.go) 12,402, 6,724 and 263.
 // What is left a minute after a quarter is the panes of the block from
-// has entered: single-pane pieces that no cached piece holds alone.
+// has entered: single-pane pieces that no cached piece holds alone
+// (pieces-q1/move 94 against 2 on the other moves).
 //
 //	go test ./internal/query -run '^$' -bench SeriesQuarterMove -benchtime 60x
 func BenchmarkSeriesQuarterMove(b *testing.B) {
@@ -61,8 +63,8 @@ func benchQuarterMove(b *testing.B, cacheBytes int64) {
 		ask()
 	}
 	type tally struct {
-		moves, decoded int64
-		took           time.Duration
+		moves, decoded, pieces int64
+		took                   time.Duration
 	}
 	var by [3]tally // q0, q1, rest
 	b.ResetTimer()
@@ -70,18 +72,21 @@ func benchQuarterMove(b *testing.B, cacheBytes int64) {
 		b.StopTimer()
 		l.ingest(b)
 		slot := min(l.minute%15, 2) // the pane from starts at, in its quarter
-		d0 := q.Stats().Decoded
+		s0 := q.Stats()
 		b.StartTimer()
 		start := time.Now()
 		ask()
 		t := &by[slot]
 		t.took += time.Since(start)
-		t.decoded += q.Stats().Decoded - d0
+		s1 := q.Stats()
+		t.decoded += s1.Decoded - s0.Decoded
+		t.pieces += s1.ComputedPieces - s0.ComputedPieces
 		t.moves++
 	}
 	for i, name := range []string{"q0", "q1", "rest"} {
 		if t := by[i]; t.moves > 0 {
 			b.ReportMetric(float64(t.decoded)/float64(t.moves), "decoded-"+name+"/move")
+			b.ReportMetric(float64(t.pieces)/float64(t.moves), "pieces-"+name+"/move")
 			b.ReportMetric(float64(t.took)/1e6/float64(t.moves), "ms-"+name+"/move")
 		}
 	}
