@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/sketchd/sketchd/internal/heapsize"
@@ -357,8 +358,15 @@ func (c *CountMin) MergeMany(others ...*CountMin) error {
 			return incompatible(c, o)
 		}
 	}
-	var cs []cand
+	// cs and seen are scratch (scratch.go): setCands keeps a copy.
+	csV := cmsCands.get()
+	cs := *csV
 	var seen map[string]bool
+	defer func() {
+		*csV = cs
+		cmsCands.put(csV)
+		putSeen(seen)
+	}()
 	for _, o := range others {
 		if o == c {
 			o = c.Clone().(*CountMin)
@@ -372,9 +380,9 @@ func (c *CountMin) MergeMany(others ...*CountMin) error {
 		if c.table == nil {
 			c.promote()
 		}
-		if cs == nil {
-			cs = slices.Clone(c.cands)
-			seen = make(map[string]bool, len(cs))
+		if seen == nil {
+			cs = append(cs[:0], c.cands...)
+			seen = getSeen()
 			for _, k := range cs {
 				seen[k.item] = true
 			}
@@ -401,13 +409,37 @@ func (c *CountMin) MergeMany(others ...*CountMin) error {
 			}
 		}
 	}
-	if cs != nil {
+	if seen != nil {
 		for i := range cs {
 			cs[i].est = c.estimate(cs[i].hash)
 		}
 		c.setCands(cs)
 	}
 	return nil
+}
+
+// cmsCands and cmsSeen hold MergeMany's candidates and their set
+// (scratch.go); a set that grew past maxPooledSeen items is let go.
+var (
+	cmsCands = newPointerScratchPool[cand]()
+	cmsSeen  sync.Pool
+)
+
+const maxPooledSeen = 1 << 14
+
+func getSeen() map[string]bool {
+	if m, ok := cmsSeen.Get().(map[string]bool); ok {
+		return m
+	}
+	return make(map[string]bool)
+}
+
+func putSeen(m map[string]bool) {
+	if m == nil || len(m) > maxPooledSeen {
+		return
+	}
+	clear(m)
+	cmsSeen.Put(m)
 }
 
 // Estimate returns the item's estimated count.

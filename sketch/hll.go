@@ -302,7 +302,15 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 	}
 	if !h.dense && len(others) >= 2 {
 		m := 1 << h.p
-		var keys []uint32
+		keysV, spareV := hllKeys.get(), hllKeys.get()
+		keys, spare := *keysV, *spareV
+		defer func() {
+			// compactKeys trades the two arrays back and forth: give back
+			// both, whichever holds what.
+			*keysV, *spareV = keys, spare
+			hllKeys.put(keysV)
+			hllKeys.put(spareV)
+		}()
 		var buf []byte
 		collect := func(s *HLL) bool {
 			if s.dense {
@@ -325,7 +333,6 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 		}
 		if collect(h) {
 			sum, compacted := h.n, 0
-			var spare []uint32
 			for len(rest) > 0 {
 				if o := rest[0]; o.n == 0 || collect(o) {
 					sum += o.n
@@ -343,7 +350,7 @@ func (h *HLL) MergeMany(others ...*HLL) error {
 					}
 				}
 			}
-			keys, _ = compactKeys(keys, compacted, spare)
+			keys, spare = compactKeys(keys, compacted, spare)
 			if err := h.setEncoding(encodeSparseKeys(h.p, keys)); err != nil {
 				return fmt.Errorf("sketch: hll merge: %w", err)
 			}
@@ -386,7 +393,10 @@ func (h *HLL) mergeLargeSparse(o *HLL, n uint64) (merged bool, err error) {
 	if err != nil || len(buf) < 4 || buf[3] != 1 {
 		return false, nil
 	}
-	mine, ok := appendSparseKeys(nil, buf)
+	mineV := hllKeys.get()
+	defer hllKeys.put(mineV)
+	mine, ok := appendSparseKeys(*mineV, buf)
+	*mineV = mine
 	if !ok {
 		return false, nil
 	}
@@ -583,14 +593,9 @@ const sparsePrecision = 25
 // sparse keys: sparse while the compressed list fits in 2^p bytes (the
 // library's own limit), dense (registers from the decoded keys) beyond.
 func encodeSparseKeys(p uint8, keys []uint32) (enc []byte, dense bool) {
-	var list []byte
-	var last uint32
-	for _, k := range keys {
-		list = binary.AppendUvarint(list, uint64(k-last))
-		last = k
-	}
+	size := sparseListBytes(keys) // sized first: one allocation, no list grown and copied
 	m := 1 << p
-	dense = len(list) > m
+	dense = size > m
 	if dense {
 		enc = make([]byte, 8, 8+m)
 		enc[0], enc[1], enc[2], enc[3] = 2, p, 0, 0
@@ -602,12 +607,20 @@ func encodeSparseKeys(p uint8, keys []uint32) (enc []byte, dense bool) {
 			regs[i] = max(regs[i], r)
 		}
 	} else {
-		enc = make([]byte, 0, 20+len(list))
+		var last uint32
+		if len(keys) > 0 {
+			last = keys[len(keys)-1]
+		}
+		enc = make([]byte, 0, 20+size)
 		enc = append(enc, 2, p, 0, 1, 0, 0, 0, 0)
 		enc = binary.BigEndian.AppendUint32(enc, uint32(len(keys)))
 		enc = binary.BigEndian.AppendUint32(enc, last)
-		enc = binary.BigEndian.AppendUint32(enc, uint32(len(list)))
-		enc = append(enc, list...)
+		enc = binary.BigEndian.AppendUint32(enc, uint32(size))
+		last = 0
+		for _, k := range keys {
+			enc = binary.AppendUvarint(enc, uint64(k-last))
+			last = k
+		}
 	}
 	return enc, dense
 }

@@ -13,6 +13,10 @@ import "slices"
 // LSD radix sort, linear in the keys, and compactions that sort only the
 // keys added since the last one and merge them with the sorted rest.
 
+// hllKeys holds the key slices of MergeMany's unions and of
+// mergeLargeSparse (scratch.go).
+var hllKeys = newScratchPool[uint32]()
+
 // radixMin is the length below which sortKeys leaves the work to
 // slices.Sort: the radix sort's 4 KB of counters and its scratch copy do
 // not pay for a few hundred keys.

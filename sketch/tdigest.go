@@ -253,17 +253,20 @@ func (t *TDigest) Merge(other Sketch) error {
 
 // run returns t's centroids and buffered values as one sorted slice (a new
 // slice: t is only read).
-func (t *TDigest) run() []centroid {
+func (t *TDigest) run() []centroid { return t.runInto(nil) }
+
+// runInto is run written into dst's array when it has room.
+func (t *TDigest) runInto(dst []centroid) []centroid {
 	b := t.buf
 	if !isSortedRun(b) {
 		b = slices.Clone(b)
 		sortCentroids(b)
 	}
-	if len(t.cs) == 0 {
-		return slices.Clone(b)
-	}
-	return mergeSorted(make([]centroid, 0, len(t.cs)+len(b)), t.cs, b)
+	return mergeSorted(slices.Grow(dst[:0], len(t.cs)+len(b)), t.cs, b)
 }
+
+// tdCentroids holds mergeMany's scratch runs (scratch.go).
+var tdCentroids = newScratchPool[centroid]()
 
 // MergeMany folds all others into t: the way to merge the many panes of a
 // query (see BenchmarkTDigestMerge1440). While everything fits in t's
@@ -330,9 +333,21 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 		// pairwise rather than sorted: the same order, ties being equal
 		// centroids, in O(n log runs) instead of O(n log n) comparisons
 		// (most of the t-digest merge of an edge window, edgewin.go).
-		cur, curN := t.run(), t.n
+		// cur, spare, x, y and loose are scratch (scratch.go): t keeps a
+		// copy of the last cur.
+		sc := [5]*[]centroid{}
+		for i := range sc {
+			sc[i] = tdCentroids.get()
+		}
+		cur, curN := t.runInto(*sc[0]), t.n
+		spare, x, y, loose := *sc[1], *sc[2], *sc[3], *sc[4] // loose: the batch's buffers, sorted as one run
+		defer func() {
+			*sc[0], *sc[1], *sc[2], *sc[3], *sc[4] = cur, spare, x, y, loose
+			for _, v := range sc {
+				tdCentroids.put(v)
+			}
+		}()
 		var runs [][]centroid
-		var loose, spare, x, y []centroid // loose: the batch's buffers, sorted as one run
 		var batchLen int
 		var batchN uint64
 		fold := func() {
