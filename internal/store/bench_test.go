@@ -319,3 +319,41 @@ func optionsFromEnv(o *Options) {
 		o.BuilderDrainInterval = d
 	}
 }
+
+// BenchmarkScanOpenTails reads the open panes of 180 keys (two each, of
+// 18 KB: the load runner's live stream, a minute and the one before) as a
+// query's open tail does once per commit, with a seek per key and with one
+// walk (openwalk.go); compare B/op:
+//
+//	go test ./internal/store -run '^$' -bench ScanOpenTails
+func BenchmarkScanOpenTails(b *testing.B) {
+	db := openTest(b, b.TempDir(), quietOptions())
+	sid := createTest(b, db, "bench", time.Minute).ID
+	keys := make([]string, 180)
+	var ps []sketchd.PaneRecord
+	for k := range keys {
+		keys[k] = fmt.Sprintf("country=%02d\x00device=%d", k/9, k%9)
+		for m := range 2 {
+			ps = append(ps, pane(keys[k], int64(60+m)*minute, uint64(k+1), blob(uint64(2*k+m), 18<<10)))
+		}
+	}
+	commitWM(b, db, sid, 61*minute, ps...) // both minutes open
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		min  int
+	}{{"seek", math.MaxInt}, {"walk", openWalkMin}} {
+		b.Run(c.name, func(b *testing.B) {
+			old := openWalkMin
+			openWalkMin = c.min
+			defer func() { openWalkMin = old }()
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				if err := db.ScanPanes(ctx, sid, keys, 60*minute, 3*hour, func(sketchd.PaneRecord) error { n++; return nil }); err != nil || n != 2*len(keys) {
+					b.Fatalf("got %d panes, err %v", n, err)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +102,26 @@ func openStarts(t *testing.T, db *DB, sid uint32) []int64 {
 // boundary; and that a commit leaves no pane final under its watermark in
 // the open family.
 func TestOpenFamilyModel(t *testing.T) {
+	testOpenFamilyModel(t, []string{"a", "b", "c", "d", "e"})
+}
+
+// TestOpenFamilyModelWalked is TestOpenFamilyModel with every scan reading
+// the open family in one walk over the keys (openwalk.go), over 40 keys of
+// lengths 1 to 3 (the walk's order is the pane keys': length, then
+// bytes), most of them holding no open pane at a time (the walk steps over
+// the others or seeks past them), some asked for twice in a scan.
+func TestOpenFamilyModelWalked(t *testing.T) {
+	old := openWalkMin
+	openWalkMin = 1
+	t.Cleanup(func() { openWalkMin = old })
+	var keys []string
+	for i := range 40 {
+		keys = append(keys, strings.Repeat(string(rune('a'+i%26)), 1+i%3))
+	}
+	testOpenFamilyModel(t, keys)
+}
+
+func testOpenFamilyModel(t *testing.T, keys []string) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -114,7 +135,6 @@ func TestOpenFamilyModel(t *testing.T) {
 	defer func() { _ = db.Close() }()
 	info := createTest(t, db, "m", time.Minute)
 	sid, spec := info.ID, info.Spec
-	keys := []string{"a", "b", "c", "d", "e"}
 	base := int64(time.Hour) - 20*minute // panes cross an hour's partition
 	wm := base
 	model := openModel{}
@@ -133,6 +153,9 @@ func TestOpenFamilyModel(t *testing.T) {
 			ks := slices.Clone(keys)
 			rng.Shuffle(len(ks), func(i, j int) { ks[i], ks[j] = ks[j], ks[i] })
 			ks = ks[:1+rng.IntN(len(ks))]
+			if rng.IntN(4) == 0 {
+				ks = append(ks, ks[rng.IntN(len(ks))]) // a key asked for twice
+			}
 			var got []string
 			err := db.ScanPanes(t.Context(), sid, ks, from, to, func(p sketchd.PaneRecord) error {
 				if want := modelPane(p.Key, p.Start, p.Applied); !equalPane(p, want) {

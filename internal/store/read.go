@@ -114,7 +114,9 @@ func (db *DB) finishRead(op string, ctx context.Context, err error) error {
 //
 // Cost: per key, one seek per partition (day) that holds the key in the
 // range, plus one per partition skipped; the panes themselves are one
-// contiguous run of keys per partition.
+// contiguous run of keys per partition. The open family's panes of
+// openWalkMin keys or more are read in one walk per partition instead
+// (openwalk.go).
 func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
 	return db.ScanTierPanes(ctx, streamID, 0, keys, from, to, fn)
 }
@@ -180,12 +182,24 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 			it := txn.NewIterator(opt)
 			defer it.Close()
 			r := keyScan{ctx: ctx, it: it, sp: sp, from: from, to: to, slot: slot, borrow: borrow, fn: fn}
+			var walked map[string][]openPane // open's panes of every key, read in one walk
+			if open != nil && len(keys) >= openWalkMin && partitionOf(to-1, sp.width)-partitionOf(lo, sp.width) < openWalkParts {
+				arena := getWalkArena()
+				defer putWalkArena(arena)
+				var err error
+				if walked, err = openWalk(ctx, open, &r.seek, sp, keys, lo, to, arena); err != nil {
+					return err
+				}
+			}
 			for _, key := range keys {
 				if len(key) > sketchd.MaxKeyLen {
 					continue // cannot be stored
 				}
 				r.open, r.arena = r.open[:0], r.arena[:0]
-				if open != nil {
+				switch {
+				case walked != nil:
+					r.open = walked[key]
+				case open != nil:
 					var err error
 					if r.open, err = openPanes(ctx, r.open, &r.arena, open, &r.seek, sp, key, lo, to); err != nil {
 						return err
