@@ -104,19 +104,27 @@ const allSlots = -1
 // other entries are nil. The whole value is checked (CRC, lengths)
 // whatever the slot, so a corrupt pane is refused the same way.
 func decodePane(key, v []byte, slot int, p *sketchd.PaneRecord) error {
-	return decodePaneInto(key, v, slot, p, nil)
+	return decodePaneInto(key, v, slot, p, nil, false)
+}
+
+// decodePaneOwned is decodePane of every sketch without copying: v
+// becomes p's (the caller made it for p and keeps no other use of it),
+// and p.Sketches are sub-slices of it.
+func decodePaneOwned(key, v []byte, p *sketchd.PaneRecord) error {
+	return decodePaneInto(key, v, allSlots, p, nil, true)
 }
 
 // decodePaneBorrowed is decodePane for slot >= 0 without copying its
 // blob: p.Sketches[slot] is a sub-slice of v, and p.Sketches is *scratch
 // (grown as needed), both valid only as long as v and the next call.
 func decodePaneBorrowed(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][]byte) error {
-	return decodePaneInto(key, v, slot, p, scratch)
+	return decodePaneInto(key, v, slot, p, scratch, false)
 }
 
 // decodePaneInto is decodePane, borrowing (no copies, p.Sketches from
-// *scratch) when scratch is not nil.
-func decodePaneInto(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][]byte) error {
+// *scratch) when scratch is not nil, aliasing v (no copies, p.Sketches
+// its own) when owned.
+func decodePaneInto(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][]byte, owned bool) error {
 	body, err := unframe(key, v, paneVersion)
 	if err != nil {
 		return err
@@ -166,6 +174,17 @@ func decodePaneInto(key, v []byte, slot int, p *sketchd.PaneRecord, scratch *[][
 		for i := range p.Sketches {
 			n := int(binary.BigEndian.Uint32(rest))
 			if i == slot {
+				p.Sketches[i] = rest[4 : 4+n : 4+n]
+			}
+			rest = rest[4+n:]
+		}
+		return nil
+	}
+	if owned {
+		p.Sketches = make([][]byte, count)
+		for i := range p.Sketches {
+			n := int(binary.BigEndian.Uint32(rest))
+			if slot == allSlots || i == slot {
 				p.Sketches[i] = rest[4 : 4+n : 4+n]
 			}
 			rest = rest[4+n:]

@@ -302,11 +302,14 @@ func (db *DB) openView(sid uint32, fn func(open *badger.Txn, since int64) error)
 	})
 }
 
-// openPane is a copy of one pane held by open, for a scan to merge.
+// openPane is a copy of one pane held by open, for a scan to merge;
+// owned when val is the pane's alone (openWalk), which the record the scan
+// gives out may then take.
 type openPane struct {
 	key   []byte
 	start int64
 	val   []byte
+	owned bool
 }
 
 // openPanes appends to dst the panes of key that open holds with

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
@@ -22,9 +21,12 @@ import (
 // 170 MB of the 1,126 MB the process allocated, the largest part of what
 // paced its GC cycles. A walk visits the keys in the family's order and
 // steps to the next one with Next, which recycles the item, seeking only
-// when the next key is more than openWalkSkip items on; the panes it
-// copies go to one arena per scan (pooled), and the scan gives them out
-// key by key in the caller's order as before.
+// when the next key is more than openWalkSkip items on. It copies each
+// pane it keeps once, into memory of the pane's size that the record the
+// scan gives out then owns (a scan of every sketch does not copy it
+// again), and the scan gives them out key by key in the caller's order as
+// before. (One arena for a scan's panes, pooled, grew to 9-18 MB in the
+// runner and was allocated afresh as often as not.)
 
 // openWalkMin is the number of keys from which scanPanes reads the open
 // panes with openWalk (fewer: a seek per key, openPanes), and
@@ -39,17 +41,14 @@ const (
 	// instead: a stream's keys that are not asked for cost at most this
 	// many copies per key asked for.
 	openWalkSkip = 8
-	// maxWalkArena bounds a pooled arena: a larger one is let go.
-	maxWalkArena = 16 << 20
 )
 
-var walkArenas sync.Pool
-
 // openWalk returns, for each of keys, the panes that open holds with
-// lo <= start < to, by start ascending, their keys and values copied into
-// arena (it is a Prefix iterator of sp.pane over open's snapshot). Keys
-// without an open pane in range are absent from the map.
-func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, keys []string, lo, to int64, arena *[]byte) (map[string][]openPane, error) {
+// lo <= start < to, by start ascending, each key and value copied into
+// memory of its own (owned: it is a Prefix iterator of sp.pane over
+// open's snapshot). Keys without an open pane in range are absent from
+// the map.
+func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, keys []string, lo, to int64) (map[string][]openPane, error) {
 	order := walkOrder(keys)
 	out := make(map[string][]openPane, len(order))
 	w := sp.width
@@ -72,7 +71,7 @@ func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, 
 			if !it.Valid() {
 				return out, nil // nothing further in this stream
 			}
-			if err := copyKeyPanes(it, sp, (*seek)[:len(*seek)-8], to, key, out, arena); err != nil {
+			if err := copyKeyPanes(it, sp, (*seek)[:len(*seek)-8], to, key, out); err != nil {
 				return nil, err
 			}
 		}
@@ -111,9 +110,9 @@ func stepTo(it *badger.Iterator, target []byte) bool {
 }
 
 // copyKeyPanes copies the panes at it that have the pane-key prefix of
-// key and start before to into arena and adds them to out[key], leaving
-// it on the first item after them.
-func copyKeyPanes(it *badger.Iterator, sp space, prefix []byte, to int64, key string, out map[string][]openPane, arena *[]byte) error {
+// key and start before to and adds them to out[key], leaving it on the
+// first item after them.
+func copyKeyPanes(it *badger.Iterator, sp space, prefix []byte, to int64, key string, out map[string][]openPane) error {
 	for ; it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.Key()
@@ -128,9 +127,10 @@ func copyKeyPanes(it *badger.Iterator, sp space, prefix []byte, to int64, key st
 			return nil
 		}
 		err := item.Value(func(v []byte) error {
-			off := len(*arena)
-			*arena = append(append(*arena, k...), v...)
-			out[key] = append(out[key], openPane{key: (*arena)[off : off+len(k)], start: start, val: (*arena)[off+len(k):]})
+			b := make([]byte, len(k)+len(v))
+			copy(b, k)
+			copy(b[len(k):], v)
+			out[key] = append(out[key], openPane{key: b[:len(k):len(k)], start: start, val: b[len(k):], owned: true})
 			return nil
 		})
 		if err != nil {
@@ -138,20 +138,4 @@ func copyKeyPanes(it *badger.Iterator, sp space, prefix []byte, to int64, key st
 		}
 	}
 	return nil
-}
-
-func getWalkArena() *[]byte {
-	if a, ok := walkArenas.Get().(*[]byte); ok {
-		*a = (*a)[:0]
-		return a
-	}
-	return new([]byte)
-}
-
-// putWalkArena gives an arena back once nothing points into it (the scan
-// has returned: its records were copies, or borrowed for fn's call only).
-func putWalkArena(a *[]byte) {
-	if cap(*a) <= maxWalkArena {
-		walkArenas.Put(a)
-	}
 }

@@ -184,10 +184,8 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 			r := keyScan{ctx: ctx, it: it, sp: sp, from: from, to: to, slot: slot, borrow: borrow, fn: fn}
 			var walked map[string][]openPane // open's panes of every key, read in one walk
 			if open != nil && len(keys) >= openWalkMin && partitionOf(to-1, sp.width)-partitionOf(lo, sp.width) < openWalkParts {
-				arena := getWalkArena()
-				defer putWalkArena(arena)
 				var err error
-				if walked, err = openWalk(ctx, open, &r.seek, sp, keys, lo, to, arena); err != nil {
+				if walked, err = openWalk(ctx, open, &r.seek, sp, keys, lo, to); err != nil {
 					return err
 				}
 			}
@@ -282,9 +280,12 @@ func (r *keyScan) openBefore(key string, start int64) (same bool, err error) {
 func (r *keyScan) emitOpen(key string, op *openPane) error {
 	rec := sketchd.PaneRecord{Key: key, Start: op.start}
 	var err error
-	if r.borrow {
+	switch {
+	case r.borrow:
 		err = decodePaneBorrowed(op.key, op.val, r.slot, &rec, &r.sketches)
-	} else {
+	case op.owned && r.slot == allSlots:
+		err = decodePaneOwned(op.key, op.val, &rec)
+	default:
 		err = decodePane(op.key, op.val, r.slot, &rec)
 	}
 	if err != nil {
