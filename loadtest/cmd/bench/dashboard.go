@@ -74,18 +74,26 @@ func runDashboard(ctx context.Context, p *procs, k6, dir, base, script string, d
 // file it cannot read costs the breakdowns, not the run: the reason is
 // kept in RequestsError.
 func readDashboardRequests(q *QueryLoad, path string) {
-	f, err := os.Open(path)
+	reqs, err := readK6Requests(path)
 	if err != nil {
 		q.RequestsError = err.Error()
 		return
 	}
+	q.requests, q.Panels, q.Answers = reqs, byPanel(reqs), byAnswer(reqs)
+}
+
+// readK6Requests reads the requests of k6's CSV output at path.
+func readK6Requests(path string) ([]request, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
 	reqs, err := parseK6CSV(f)
 	if err != nil {
-		q.RequestsError = fmt.Sprintf("%s: %v", path, err)
-		return
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	q.requests, q.Panels, q.Answers = reqs, byPanel(reqs), byAnswer(reqs)
+	return reqs, nil
 }
 
 // dashboardFirstLoad asks each of d's questions (every panel for every

@@ -40,7 +40,7 @@ func (r *runner) floor(ctx context.Context) ([]*QueryLoad, error) {
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. the tools' floor: k6 at %d req/s on /healthz", r.c.QueryRate))
 		k, err := r.timed(ctx, func() (QueryLoad, error) {
-			return runK6(ctx, r.p, t.path, r.dir, "-floor", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), floorMix, r.c.QueryRate, d)
+			return runK6(ctx, r.p, t.path, r.dir, "-floor", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), floorMix, r.c.QueryRate, d, r.c.K6Requests)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("k6 floor: %w", err)

@@ -47,8 +47,12 @@ type QueryLoad struct {
 	FirstLoad     *Latency       `json:"first_load,omitempty"`
 	Answers       []GroupLatency `json:"answers,omitempty"`
 	RequestsError string         `json:"requests_error,omitempty"`
+	// PerRequest says k6 wrote its per-request CSV at the query rate
+	// (--k6-requests): its latencies then include that cost.
+	PerRequest bool `json:"per_request,omitempty"`
 	// requests are the per-request data (vegeta's, and k6's in the
-	// dashboard phase), for the timeline (not kept).
+	// dashboard phase or with --k6-requests), for the timeline (not
+	// kept).
 	requests []request
 }
 
@@ -220,8 +224,11 @@ func ParseK6Summary(b []byte) (all Latency, byRange map[string]Latency, dropped 
 }
 
 // runK6 runs the k6 script at rate for d. Its files in dir are named by
-// tag.
-func runK6(ctx context.Context, p *procs, k6, dir, tag, base, script string, mix []querymix.Query, rate int, d time.Duration) (QueryLoad, error) {
+// tag. With perRequest k6 also writes each request's samples to a CSV
+// (k6-requests<tag>.csv), which the phase's timeline then joins second by
+// second as vegeta's: for analysis, since the rows (about 11 per request)
+// cost k6 CPU on the machine it measures.
+func runK6(ctx context.Context, p *procs, k6, dir, tag, base, script string, mix []querymix.Query, rate int, d time.Duration, perRequest bool) (QueryLoad, error) {
 	q := QueryLoad{Tool: "k6", Rate: rate, Duration: d}
 	mixPath := filepath.Join(dir, "mix"+tag+".json")
 	f, err := os.Create(mixPath)
@@ -236,9 +243,11 @@ func runK6(ctx context.Context, p *procs, k6, dir, tag, base, script string, mix
 		return q, err
 	}
 	summary := filepath.Join(dir, "k6-summary"+tag+".json")
-	args := []string{"run", "--quiet", "--no-color", "--summary-export", summary,
-		"-e", "BASE_URL=" + base, "-e", "RATE=" + strconv.Itoa(rate), "-e", "DURATION=" + d.String(),
-		"-e", "MIX=" + mixPath, script}
+	perReq := ""
+	if perRequest {
+		perReq = filepath.Join(dir, "k6-requests"+tag+".csv")
+	}
+	args := k6MixArgs(summary, perReq, base, rate, d, mixPath, script)
 	q.Commands = []string{shellLine("k6", args)}
 	out, tool, err := p.runCPU(ctx, d+2*time.Minute, k6, args...)
 	q.tool = tool
@@ -253,7 +262,27 @@ func runK6(ctx context.Context, p *procs, k6, dir, tag, base, script string, mix
 		return q, err
 	}
 	q.All, q.ByRange, q.Dropped, err = ParseK6Summary(b)
+	if perReq != "" {
+		q.PerRequest = true
+		reqs, rerr := readK6Requests(perReq)
+		if rerr != nil {
+			q.RequestsError = rerr.Error()
+		}
+		q.requests = reqs
+	}
 	return q, err
+}
+
+// k6MixArgs are the arguments of k6 running queries.js; perReq, when not
+// empty, is the path of its per-request CSV output (the system tags the
+// parser reads: k6csv.go).
+func k6MixArgs(summary, perReq, base string, rate int, d time.Duration, mixPath, script string) []string {
+	args := []string{"run", "--quiet", "--no-color", "--summary-export", summary}
+	if perReq != "" {
+		args = append(args, "--system-tags", "status,vu,iter", "--out", "csv=fileName="+perReq+",timeFormat=unix_micro")
+	}
+	return append(args, "-e", "BASE_URL="+base, "-e", "RATE="+strconv.Itoa(rate), "-e", "DURATION="+d.String(),
+		"-e", "MIX="+mixPath, script)
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

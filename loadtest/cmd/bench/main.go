@@ -48,6 +48,10 @@ type Config struct {
 	Install bool   // go install missing tools
 	Strict  bool   // exit 1 when a target is missed
 	SkipK6  bool
+	// K6Requests has k6 write its per-request CSV at the query rate too
+	// (--k6-requests): its phases then get latencies second by second, at
+	// the cost of k6's CPU on the machine it measures.
+	K6Requests bool `json:"k6_requests,omitempty"`
 	// MemoryBox, when > 0, runs sketchd in a memory cgroup of this many
 	// bytes below the runner's own (--memory-box): a small box, whose
 	// limit sketchd's defaults take 3/4 of.
@@ -97,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	noInstall := fs.Bool("no-install", false, "fail instead of go installing missing tools")
 	fs.BoolVar(&o.Strict, "strict", false, "exit 1 when a target is missed (k6 thresholds, errors, ratio, accuracy)")
 	fs.BoolVar(&o.SkipK6, "skip-k6", false, "skip k6 (it takes minutes to go install)")
+	fs.BoolVar(&o.K6Requests, "k6-requests", false, "k6 writes its per-request CSV at the query rate too, for its timeline second by second (costs k6 CPU: for analysis, not targets)")
 	resultsPath := fs.String("results", "", "also write the results as JSON to this file")
 	render := fs.String("render", "", "do not run: render the report from a results JSON file (of --results) to --out")
 	fs.IntVar(&o.CoreN, "core-events", 0, "events for the core ingest rate (default 400k, quick 100k)")
@@ -131,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return os.WriteFile(out, []byte(RenderMarkdown(&res)), 0o644)
 	}
 	c := defaultConfig(*quick)
-	c.Keep, c.Strict, c.SkipK6, c.Install = o.Keep, o.Strict, o.SkipK6, !*noInstall
+	c.Keep, c.Strict, c.SkipK6, c.Install, c.K6Requests = o.Keep, o.Strict, o.SkipK6, !*noInstall, o.K6Requests
 	if *box != "" {
 		n, err := defaults.ParseBytes(*box)
 		if err != nil {

@@ -97,7 +97,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
 		k, err := r.timed(ctx, func() (QueryLoad, error) {
-			return runK6(ctx, r.p, t.path, r.dir, "", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur)
+			return runK6(ctx, r.p, t.path, r.dir, "", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur, r.c.K6Requests)
 		})
 		if err != nil {
 			return fmt.Errorf("k6: %w", err)

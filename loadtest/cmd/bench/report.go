@@ -275,6 +275,12 @@ func RenderMarkdown(r *Results) string {
 	if r.K6 != nil {
 		p("\nk6 thresholds (p99 < 10 ms for 1h, < 50 ms for 24h and 30d, errors < 0.1%%, no dropped arrivals): %s; dropped arrivals: %d.\n",
 			map[bool]string{true: "passed", false: "**crossed** (k6 exit code 99)"}[r.K6.ThresholdsOK], r.K6.Dropped)
+		if r.K6.PerRequest {
+			p("k6 wrote each request's samples to a CSV in this run (`--k6-requests`, for its timeline second by second): its latencies include that cost, so they are not the targets' measure.\n")
+			if r.K6.RequestsError != "" {
+				p("Its CSV could not be read: %s.\n", r.K6.RequestsError)
+			}
+		}
 	} else {
 		p("\nk6 was skipped (--skip-k6).\n")
 	}

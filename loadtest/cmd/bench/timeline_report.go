@@ -34,8 +34,12 @@ func renderTimelines(p func(string, ...any), r *Results) {
 	p("its tables in each and its bytes in the last: hence the second line per phase.\n")
 	p("Latencies are those of the requests sent in that second: vegeta's (its results file) and, in the\n")
 	p("dashboard phase, k6's (its CSV output; k6 stamps a request when it ends, so sent = stamp − latency).\n")
-	p("k6 at 1,000/s writes no per-request data (its CPU on this machine), only its summary, so that\n")
-	p("phase shows the store's seconds alone.\n")
+	if r.K6 != nil && r.K6.PerRequest {
+		p("k6 at 1,000/s wrote its per-request CSV in this run too (`--k6-requests`), at the cost of its CPU.\n")
+	} else {
+		p("k6 at 1,000/s writes no per-request data (its CPU on this machine), only its summary, so that\n")
+		p("phase shows the store's seconds alone.\n")
+	}
 	for _, q := range qs {
 		renderTimeline(p, q)
 	}
