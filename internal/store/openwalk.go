@@ -71,7 +71,7 @@ func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, 
 			if !it.Valid() {
 				return out, nil // nothing further in this stream
 			}
-			if err := copyKeyPanes(it, sp, (*seek)[:len(*seek)-8], to, key, out); err != nil {
+			if err := copyKeyPanes(ctx, it, sp, (*seek)[:len(*seek)-8], to, key, out); err != nil {
 				return nil, err
 			}
 		}
@@ -112,30 +112,15 @@ func stepTo(it *badger.Iterator, target []byte) bool {
 // copyKeyPanes copies the panes at it that have the pane-key prefix of
 // key and start before to and adds them to out[key], leaving it on the
 // first item after them.
-func copyKeyPanes(it *badger.Iterator, sp space, prefix []byte, to int64, key string, out map[string][]openPane) error {
-	for ; it.Valid(); it.Next() {
-		item := it.Item()
-		k := item.Key()
-		if !bytes.HasPrefix(k, prefix) {
-			return nil
-		}
-		_, _, start, ok := sp.parsePaneKey(k)
-		if !ok {
-			return corrupt(k, "malformed pane key")
-		}
-		if start >= to {
-			return nil
-		}
-		err := item.Value(func(v []byte) error {
+func copyKeyPanes(ctx context.Context, it *badger.Iterator, sp space, prefix []byte, to int64, key string, out map[string][]openPane) error {
+	_, err := walkRun(ctx, it, sp, prefix, to, func(item *badger.Item, k []byte, start int64) error {
+		return item.Value(func(v []byte) error {
 			b := make([]byte, len(k)+len(v))
 			copy(b, k)
 			copy(b[len(k):], v)
 			out[key] = append(out[key], openPane{key: b[:len(k):len(k)], start: start, val: b[len(k):], owned: true})
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
+	return err
 }

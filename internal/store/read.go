@@ -359,29 +359,40 @@ func walkKey(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, k
 			p = max(landed, p+1)
 			continue
 		}
-		for ; it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			item := it.Item()
-			k := item.Key()
-			if !bytes.HasPrefix(k, prefix) {
-				break
-			}
-			_, _, start, ok := sp.parsePaneKey(k)
-			if !ok {
-				return corrupt(k, "malformed pane key")
-			}
-			if start >= to {
-				return nil
-			}
-			if err := visit(item, k, start); err != nil {
-				return err
-			}
+		if past, err := walkRun(ctx, it, sp, prefix, to, visit); past || err != nil {
+			return err
 		}
 		p++
 	}
 	return nil
+}
+
+// walkRun calls visit for each pane at it, onward, whose pane key has
+// prefix (one key's in one partition) and whose start is before to,
+// leaving it on the first item after them; past says it stopped at a
+// start at or after to (so later partitions hold none in range either).
+func walkRun(ctx context.Context, it *badger.Iterator, sp space, prefix []byte, to int64, visit func(item *badger.Item, k []byte, start int64) error) (past bool, err error) {
+	for ; it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		item := it.Item()
+		k := item.Key()
+		if !bytes.HasPrefix(k, prefix) {
+			return false, nil
+		}
+		_, _, start, ok := sp.parsePaneKey(k)
+		if !ok {
+			return false, corrupt(k, "malformed pane key")
+		}
+		if start >= to {
+			return true, nil
+		}
+		if err := visit(item, k, start); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // Keys calls fn once per distinct key that has at least one stored pane
