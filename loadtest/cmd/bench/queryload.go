@@ -88,14 +88,10 @@ func (r *runner) queryLoad(ctx context.Context) error {
 	res.Vegeta = &v
 	pr := <-prof
 	r.addProfile(pr.p, pr.err)
-	r.addProfile(r.profileHeap(ctx, fmt.Sprintf("heap, after vegeta %d req/s", r.c.QueryRate)))
-	if heapErr == nil {
-		r.addProfile(r.profileAllocs(ctx, fmt.Sprintf("allocations during vegeta %d req/s", r.c.QueryRate), heapBefore))
-	} else {
-		r.addProfile(Profile{}, heapErr)
-	}
+	r.memoryProfiles(ctx, fmt.Sprintf("vegeta %d req/s", r.c.QueryRate), heapBefore, heapErr)
 	if t := r.tools["k6"]; t != nil {
 		r.phase(fmt.Sprintf("3. k6 at %d req/s", r.c.QueryRate))
+		heapBefore, heapErr := r.heapSnapshot(ctx, "heap-before-k6")
 		k, err := r.timed(ctx, func() (QueryLoad, error) {
 			return runK6(ctx, r.p, t.path, r.dir, "", r.base, filepath.Join(r.repo, "loadtest", "k6", "queries.js"), mix, r.c.QueryRate, r.c.QueryDur, r.c.K6Requests)
 		})
@@ -103,6 +99,7 @@ func (r *runner) queryLoad(ctx context.Context) error {
 			return fmt.Errorf("k6: %w", err)
 		}
 		res.K6 = &k
+		r.memoryProfiles(ctx, fmt.Sprintf("k6 %d req/s", r.c.QueryRate), heapBefore, heapErr)
 		r.phase(fmt.Sprintf("3. dashboard: %d users refreshing every 5s", r.c.DashVUs))
 		first, err := dashboardFirstLoad(ctx, r.api, querymix.DashboardOf("pv"))
 		if err != nil {
