@@ -84,6 +84,9 @@ type StoreSample struct {
 	// GCCycles is go_gc_duration_seconds_count (or, without it,
 	// go_gc_cycles_total_gc_cycles_total).
 	GCCycles int64 `json:"gc_cycles"`
+	// Alloc is go_memstats_alloc_bytes_total: the bytes sketchd allocated
+	// so far (0 in results of runners before it).
+	Alloc int64 `json:"alloc_bytes,omitempty"`
 	// Tables is sketchd_store_compaction_tables: tables in the
 	// compactions running at the scrape.
 	Tables int64 `json:"compaction_tables"`
@@ -106,6 +109,7 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 		Compaction: int64(m.Sum("sketchd_store_compaction_written_bytes_total")),
 		Commit:     int64(m.Sum("sketchd_store_commit_bytes_total")),
 		GCCycles:   int64(gc),
+		Alloc:      int64(m.Sum("go_memstats_alloc_bytes_total")),
 		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
 		CPU:        m.Sum("process_cpu_seconds_total"),
 		HTTP:       httpBuckets(m),

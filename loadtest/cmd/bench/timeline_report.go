@@ -64,6 +64,9 @@ func renderTimeline(p func(string, ...any), q *QueryLoad) {
 	if line := queryWorkLine(tl.Work); line != "" {
 		p("%s\n", line)
 	}
+	if line := allocLine(tl.Samples, q.All.Requests); line != "" {
+		p("%s\n", line)
+	}
 	if !tl.Latencies {
 		renderStoreOnly(p, tl)
 		return
@@ -164,4 +167,29 @@ func renderStoreOnly(p func(string, ...any), tl *Timeline) {
 		p("; the most, %s, at %s", mib(worst.CompactionBytes), worst.At.Format("15:04:05"))
 	}
 	p("), commits %s; %d GC cycles; sketchd used %.1f CPU seconds.\n", mib(commit), gc, cpu)
+}
+
+// allocLine says what sketchd allocated between the phase's first and last
+// scrapes and how many GC cycles that took: with the heap's goal at the
+// memory limit, the bytes allocated are what sets how often a cycle's mark
+// takes the CPUs (docs/operations.md, "What the query load allocates").
+// "" without two scrapes that have the figure, or when a counter went back.
+func allocLine(samples []StoreSample, requests int) string {
+	if len(samples) < 2 {
+		return ""
+	}
+	a, b := samples[0], samples[len(samples)-1]
+	bytes, gc, secs := b.Alloc-a.Alloc, b.GCCycles-a.GCCycles, b.At.Sub(a.At).Seconds()
+	if a.Alloc == 0 || bytes <= 0 || gc < 0 || secs <= 0 {
+		return ""
+	}
+	line := fmt.Sprintf("sketchd allocated %s in the %.0f s between the first and the last scrape (%s/s", mib(bytes), secs, mib(int64(float64(bytes)/secs)))
+	if requests > 0 {
+		line += fmt.Sprintf(", %.1f KB per request of the phase", float64(bytes)/float64(requests)/1e3)
+	}
+	line += fmt.Sprintf(") and its GC ran %d cycles", gc)
+	if gc > 0 {
+		line += fmt.Sprintf(", one per %s allocated", mib(bytes/gc))
+	}
+	return line + " (`go_memstats_alloc_bytes_total`, `go_gc_duration_seconds_count`)."
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -26,7 +27,7 @@ var t0 = time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
 // skip leaves out the scrapes at those seconds (they failed).
 func scrapes(comp []int64, skip ...int) []StoreSample {
 	var out []StoreSample
-	var c StoreSample
+	c := StoreSample{Alloc: 1 << 30}
 	for i := 0; i <= len(comp); i++ {
 		c.At = t0.Add(time.Duration(i)*time.Second + 12*time.Millisecond)
 		if !slices.Contains(skip, i) {
@@ -37,6 +38,7 @@ func scrapes(comp []int64, skip ...int) []StoreSample {
 			c.Commit += 1 << 19
 			c.GCCycles++
 			c.CPU += 0.25
+			c.Alloc += 50 << 20
 			c.Tables = comp[i] // tables in running compactions at the next scrape
 		}
 	}
@@ -225,6 +227,7 @@ func TestRenderTimeline(t *testing.T) {
 			"the other seconds: p99 2.00 ms over 300 requests in 3 s; 2 s with requests but no store figures left out.",
 		"Seconds in which a compaction ran (compaction tables > 0 at either scrape) or finished: p99 98.00 ms over 300 requests in 3 s; " +
 			"the other seconds: p99 2.00 ms over 200 requests in 2 s; 2 s with requests but no store figures left out.",
+		fmt.Sprintf("sketchd allocated 350.0 MiB in the 7 s between the first and the last scrape (50.0 MiB/s, %.1f KB per request of the phase) and its GC ran 7 cycles, one per 50.0 MiB allocated", float64(350<<20)/float64(r.Vegeta.All.Requests)/1e3),
 		"k6 at 1,000 req/s for 30s: 4 scrapes, 0 failed; 3 seconds with store figures.",
 		"compactions wrote 4.0 MiB (more than 1.0 MiB in 1 of them; the most, 4.0 MiB, at 21:00:01), commits 1.5 MiB; 3 GC cycles; sketchd used 0.8 CPU seconds.",
 	} {
@@ -234,6 +237,14 @@ func TestRenderTimeline(t *testing.T) {
 	}
 	if strings.Contains(md, "| 21:00:00 |") {
 		t.Error("more than the 5 slowest seconds listed")
+	}
+	// Results of runners before the figure (no alloc_bytes) get no line.
+	old := scrapes([]int64{0, 4, 0})
+	for i := range old {
+		old[i].Alloc = 0
+	}
+	if line := allocLine(old, 100); line != "" {
+		t.Errorf("allocLine without the figure = %q", line)
 	}
 }
 
@@ -274,6 +285,12 @@ func TestSecondSampler(t *testing.T) {
 	defer srv.Close()
 
 	runtime.GC() // at least one cycle for go_gc_duration_seconds_count
+	// process_cpu_seconds_total counts 10 ms clock ticks: a test process
+	// run alone may not have used one yet (it read 0 when this test ran
+	// by itself).
+	for markCPU().runner < 50*time.Millisecond {
+		spinHash()
+	}
 	s := startSampler(context.Background(), newClient(srv.URL).metrics, 20*time.Millisecond)
 	<-enough
 	samples, failed := s.finish()
@@ -287,8 +304,8 @@ func TestSecondSampler(t *testing.T) {
 		t.Errorf("%d samples + %d failed, server saw %d scrapes of which it failed %d", len(samples), failed, served, failedServed)
 	}
 	for _, sm := range samples {
-		if sm.Compaction != 7<<20 || sm.Commit != 1<<20 || sm.GCCycles <= 0 || sm.CPU <= 0 || sm.At.IsZero() {
-			t.Errorf("sample %+v: want compactions 7 MiB, commits 1 MiB, GC cycles and CPU > 0", sm)
+		if sm.Compaction != 7<<20 || sm.Commit != 1<<20 || sm.GCCycles <= 0 || sm.CPU <= 0 || sm.Alloc <= 0 || sm.At.IsZero() {
+			t.Errorf("sample %+v: want compactions 7 MiB, commits 1 MiB, GC cycles, CPU and bytes allocated > 0", sm)
 		}
 	}
 }
@@ -437,4 +454,13 @@ func TestTimelineFirstMinuteSplit(t *testing.T) {
 	if short := BuildTimeline(nil, 0, reqs[:600], true); short.SplitFirstMinute != nil {
 		t.Errorf("a 60 s phase has a first-minute split: %+v", short.SplitFirstMinute)
 	}
+}
+
+// spinHash burns a little CPU.
+func spinHash() {
+	h := fnv.New64a()
+	for i := range 10000 {
+		_, _ = h.Write([]byte{byte(i)})
+	}
+	_ = h.Sum64()
 }
