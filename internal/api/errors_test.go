@@ -298,3 +298,27 @@ func TestBodyTooLargeUnknownLength(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
 }
+
+// TestUnknownStreamDetail: every route that names an unknown stream says
+// so once, in the API's words, not in the store's (it read
+// `stream "nope": stream "nope": store: not found`).
+func TestUnknownStreamDetail(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ method, target, body string }{
+		{"GET", "/v1/streams/nope", ""},
+		{"GET", "/v1/streams/nope/aggregates/users", ""},
+		{"GET", "/v1/streams/nope/keys", ""},
+		{"GET", "/v1/streams/nope/query?aggregate=users", ""},
+		{"DELETE", "/v1/streams/nope", ""},
+		{"PATCH", "/v1/streams/nope", `{"retention":"48h"}`},
+	} {
+		r := f.do(t, c.method, c.target, strings.NewReader(c.body))
+		var p problem
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			t.Fatalf("%s %s: %v: %s", c.method, c.target, err, r.body)
+		}
+		if r.status != 404 || p.Code != "stream_not_found" || p.Detail != `stream "nope" not found` {
+			t.Errorf("%s %s: %d %s %q, want 404 stream_not_found %q", c.method, c.target, r.status, p.Code, p.Detail, `stream "nope" not found`)
+		}
+	}
+}

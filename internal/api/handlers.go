@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"mime"
@@ -96,12 +97,24 @@ func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, newStreamJSON(&st))
 }
 
+// streamError is err of an operation on the stream called name, in the
+// API's words: an unknown stream is `stream "x" not found` (the store's own
+// error names the stream and its layer, so wrapping it again read
+// `stream "x": stream "x": store: not found`); anything else is err under
+// the stream's name.
+func streamError(name string, err error) error {
+	if errors.Is(err, sketchd.ErrNotFound) {
+		return fmt.Errorf("stream %q %w", name, sketchd.ErrNotFound)
+	}
+	return fmt.Errorf("stream %q: %w", name, err)
+}
+
 // stream looks up the {stream} of the route.
 func (s *server) stream(r *http.Request) (sketchd.StreamStatus, error) {
 	name := chi.URLParam(r, "stream")
 	st, err := s.streams.Get(r.Context(), name)
 	if err != nil {
-		return st, fmt.Errorf("stream %q: %w", name, err)
+		return st, streamError(name, err)
 	}
 	return st, nil
 }
@@ -151,7 +164,7 @@ func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.streams.Delete(r.Context(), name, opts); err != nil {
-		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
+		s.writeError(w, r, streamError(name, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

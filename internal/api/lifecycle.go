@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -90,7 +89,7 @@ func (s *server) alterStream(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "stream")
 	st, err := s.streams.Alter(r.Context(), name, a)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("stream %q: %w", name, err))
+		s.writeError(w, r, streamError(name, err))
 		return
 	}
 	// Cached windows are keyed by aggregate name: a name removed and added
