@@ -22,7 +22,7 @@ func TestBuilderPoolFound(t *testing.T) {
 
 // writeMemtables commits n MiB of incompressible panes (64 of 16 KiB per
 // commit), enough to flush n/8 memtables of 8 MiB.
-func writeMemtables(t *testing.T, db *DB, sid uint32, from, n int) {
+func writeMemtables(t testing.TB, db *DB, sid uint32, from, n int) {
 	for c := from; c < from+n; c++ {
 		panes := make([]sketchd.PaneRecord, 64)
 		for i := range panes {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +63,7 @@ type DB struct {
 	backfills   backfillMemo  // backfill.go
 	restoring   restoringMemo // restoring.go
 	paneMemo    paneMemo      // panememo.go: panes key listings saw
+	pages       *pageReleaser // pagerelease.go: when table pages are released
 	opens       openMarks     // openfam.go: which starts open may hold
 
 	stopLoop context.CancelFunc
@@ -126,6 +126,7 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, opts Optio
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
 	db.met = m
+	db.pages = newPageReleaser(db)
 	ctx, cancel := context.WithCancel(context.Background())
 	db.stopLoop = cancel
 	go db.loop(ctx)
@@ -273,7 +274,8 @@ func (db *DB) size() (lsm, vlog int64) {
 // loop is the background goroutine: retention every RetentionInterval
 // (and once at start), value-log GC every GCInterval, Badger's
 // table-builder pool emptied every BuilderDrainInterval (builders.go),
-// tables' pages released every TablePagesInterval (tablepages.go). It
+// tables' pages released every TablePagesInterval, more often while Badger
+// compacts or queries read many tables (pagerelease.go). It
 // stops when ctx is cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
 	defer close(db.loopDone)
@@ -297,13 +299,10 @@ func (db *DB) loop(ctx context.Context) {
 		drainC = t.C
 	}
 	var pagesC <-chan time.Time
-	var pages []*tablePages
-	pagesFailing := false
-	if d := db.opts.TablePagesInterval; d > 0 && tablePagesSupported && !db.opts.InMemory {
-		t := time.NewTicker(d)
+	if db.pages.on {
+		t := time.NewTicker(db.opts.TablePagesInterval / fastPasses)
 		defer t.Stop()
 		pagesC = t.C
-		pages = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
 	}
 	for {
 		select {
@@ -311,7 +310,9 @@ func (db *DB) loop(ctx context.Context) {
 			return
 		case <-pagesC:
 			// Close stops this loop before it closes Badger.
-			db.releaseTablePages(pages, &pagesFailing)
+			db.pages.tick(db)
+		case <-db.pages.kick:
+			db.pages.quickPass(db)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:
@@ -325,36 +326,6 @@ func (db *DB) loop(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// releaseTablePages releases the pages of each family's tables
-// (tablepages.go). A failed pass is counted, and logged when passes start
-// failing and when they work again (they run twice a second); failing is
-// the loop's memory of the last pass.
-func (db *DB) releaseTablePages(fams []*tablePages, failing *bool) {
-	before := make([]map[uint64]bool, len(fams))
-	for i, tp := range fams {
-		before[i] = tp.tables()
-	}
-	maps, err := readMaps()
-	if err == nil {
-		for i, tp := range fams {
-			n, bytes, rerr := tp.release(before[i], maps)
-			db.met.tablePages.Add(float64(n))
-			db.met.tablePageBytes.Add(float64(bytes))
-			err = cmp.Or(err, rerr)
-		}
-	}
-	switch {
-	case err != nil && !*failing:
-		db.log.Warn("releasing Badger's table pages from the process failed; they stay resident until the kernel reclaims them", "err", err)
-	case err == nil && *failing:
-		db.log.Info("releasing Badger's table pages works again")
-	}
-	if err != nil {
-		db.met.tablePageErrors.Inc()
-	}
-	*failing = err != nil
 }
 
 // runGC rewrites value-log files until Badger finds nothing worth it.

@@ -24,6 +24,7 @@ type metrics struct {
 	tablePages      prometheus.Counter
 	tablePageBytes  prometheus.Counter
 	tablePageErrors prometheus.Counter
+	tablePagePasses *prometheus.CounterVec
 	// Key listings' probes for a pane of a cut key (paneprobe.go):
 	// answered by the memo, or by a seek into the panes.
 	keyProbes            *prometheus.CounterVec
@@ -86,6 +87,10 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 			Name: "sketchd_store_table_pages_errors_total",
 			Help: "Passes releasing the tables' pages that failed (reading /proc/self/maps, or madvise); the error is logged when passes start failing.",
 		}),
+		tablePagePasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sketchd_store_table_pages_passes_total",
+			Help: "Passes releasing the tables' pages, by kind: full (the maps read; every TablePagesInterval, and every fifth of it while Badger compacts) or quick (the last full pass's tables again, when the queries have read 16 MiB of tables since).",
+		}, []string{"kind"}),
 		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_key_probes_total",
 			Help: "Key listings' checks that a key whose span the range cuts has a pane in it, by answer: memo (a pane a listing proved before) or seek (into the panes, copying a pane value).",
@@ -98,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 	}
 	all := []prometheus.Collector{
 		m.commitDuration, m.commitBytes, m.commitPanes, m.commitErrors,
-		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.tablePages, m.tablePageBytes, m.tablePageErrors, m.keyProbes, newCompactionVars(),
+		m.readErrors, m.droppedParts, m.settledPanes, m.settleErrors, m.gcRuns, m.builderBytes, m.tablePages, m.tablePageBytes, m.tablePageErrors, m.tablePagePasses, m.keyProbes, newCompactionVars(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sketchd_store_lsm_size_bytes",
 			Help: "Size of the LSM tree files (Badger's estimate, refreshed every minute).",

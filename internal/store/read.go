@@ -206,7 +206,12 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 				if err := r.scanKey(key); err != nil {
 					return err
 				}
+				if r.read >= noteReadEvery {
+					db.pages.noteRead(r.read)
+					r.read = 0
+				}
 			}
+			db.pages.noteRead(r.read)
 			return nil
 		})
 	}
@@ -244,7 +249,12 @@ type keyScan struct {
 	arena    []byte     // their keys and values
 	seek     []byte
 	sketches [][]byte // the borrowed records' Sketches, reused
+	read     int64    // bytes of values visited (both families), not yet noted (pageReleaser.noteRead)
 }
+
+// noteReadEvery is how many bytes a scan reads between its notes to the
+// page releaser (pagerelease.go).
+const noteReadEvery = 1 << 20
 
 // scanKey is ScanPanes for one key: the panes family's panes of the key
 // and the open ones (r.open) by start.
@@ -278,6 +288,7 @@ func (r *keyScan) openBefore(key string, start int64) (same bool, err error) {
 
 // emitOpen decodes one open pane and calls fn with it.
 func (r *keyScan) emitOpen(key string, op *openPane) error {
+	r.read += int64(len(op.val))
 	rec := sketchd.PaneRecord{Key: key, Start: op.start}
 	var err error
 	switch {
@@ -301,6 +312,7 @@ func (r *keyScan) emitOpen(key string, op *openPane) error {
 // the open ones in as it goes (scanKey emits those after its last).
 func (r *keyScan) scanStored(key string) error {
 	return walkKey(r.ctx, r.it, &r.seek, r.sp, key, r.from, r.to, func(item *badger.Item, k []byte, start int64) error {
+		r.read += item.ValueSize()
 		if len(r.open) > 0 {
 			same, err := r.openBefore(key, start)
 			if err != nil || same {

@@ -52,11 +52,19 @@ type tableMapping struct {
 	id         uint64
 }
 
-// tablePages releases the pages of one Badger family's tables.
+// tablePages releases the pages of one Badger family's tables. Its passes
+// run in the store's background loop only.
 type tablePages struct {
 	db       *badger.DB
 	dir      string          // the family's directory, symlinks resolved
 	released map[uint64]bool // tables released before, until they leave the levels
+	// last is what the last full pass saw: the tables listed before it
+	// read the maps, and the mappings of the family's tables it read; a
+	// quick pass releases them again without reading the maps (quick).
+	last struct {
+		before   map[uint64]bool
+		mappings []tableMapping
+	}
 }
 
 func newTablePages(db *badger.DB, dir string) *tablePages {
@@ -84,13 +92,43 @@ func (tp *tablePages) tables() map[uint64]bool {
 // the first time, the bytes of the mappings released, and the first
 // madvise error. Call it only while the DB is open.
 func (tp *tablePages) release(before map[uint64]bool, maps []mappedFile) (tables int, bytes int64, err error) {
+	ms := tableMappings(maps, tp.dir)
+	tp.last.before, tp.last.mappings = before, ms
+	return tp.releaseMappings(before, ms, true)
+}
+
+// quick is release with the tables and maps of the last full pass: it
+// does not read /proc/self/maps, so it is cheap enough to run whenever
+// queries have read a lot of tables (DB.noteRead), but it sees no table
+// written since that pass. Listed before that pass's maps were read and
+// listed again after its iterator was made, a table has been in the
+// levels, so mapped where those maps showed it, all along.
+func (tp *tablePages) quick() (tables int, bytes int64, err error) {
+	if tp.last.before == nil {
+		return 0, 0, nil
+	}
+	return tp.releaseMappings(tp.last.before, tp.last.mappings, false)
+}
+
+// releaseMappings releases the mappings among ms of tables that were
+// listed in before and are listed still, with an iterator open that
+// references them. With others, it also asks the kernel to page out the
+// family's other table mappings (pageOut: tables being written by a
+// compaction or a flush, not in the levels yet; the heavy burst of the
+// load runner kept 100-200 MiB of them resident), which is safe whatever
+// the mapping has become since the maps were read: the kernel only drops
+// clean file pages and never loses data.
+func (tp *tablePages) releaseMappings(before map[uint64]bool, ms []tableMapping, others bool) (tables int, bytes int64, err error) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
 	defer txn.Discard()
 	defer it.Close()
 	listed := tp.tables()
-	for _, m := range tableMappings(maps, tp.dir) {
+	for _, m := range ms {
 		if !before[m.id] || !listed[m.id] {
+			if others {
+				pageOut(m.start, m.end-m.start)
+			}
 			continue // not referenced by it for sure: next time
 		}
 		if merr := madviseDontNeed(m.start, m.end-m.start); merr != nil {

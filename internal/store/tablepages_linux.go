@@ -42,3 +42,12 @@ func madviseDontNeed(start, n uintptr) error {
 	}
 	return nil
 }
+
+// pageOut asks the kernel to reclaim the pages of [start, start+n)
+// (MADV_PAGEOUT, Linux 5.4): clean file pages are dropped from the page
+// cache, dirty ones and anonymous memory without swap stay, so it never
+// loses data, whatever the range is mapped to now. Best effort: an error
+// (an older kernel: EINVAL) leaves the pages to the kernel's own reclaim.
+func pageOut(start, n uintptr) {
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, n, unix.MADV_PAGEOUT)
+}

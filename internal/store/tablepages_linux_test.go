@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // TestParseTableMappings: the tables' mappings among a maps file's lines,
@@ -48,5 +50,59 @@ func TestParseTableMappings(t *testing.T) {
 	}
 	if got := tableMappings(files, "/data/open"); len(got) != 1 || got[0].id != 13 {
 		t.Fatalf("open family: got %+v, want table 13", got)
+	}
+}
+
+// TestPageOutUnlisted: a table file mapped in the family's directory that
+// is not in the levels (a compaction's or a flush's output before Badger
+// adds it) has its clean pages paged out by a full pass, and its contents
+// read back the same.
+func TestPageOutUnlisted(t *testing.T) {
+	opts := quietOptions()
+	opts.TablePagesInterval = -1
+	db := openTest(t, t.TempDir(), opts)
+	tp := newTablePages(db.open, openDir(db.dir))
+	path := filepath.Join(tp.dir, "999999.sst") // no table of the levels has that id
+	const size = 8 << 20
+	want := make([]byte, size)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil { // clean pages: the kernel may drop them
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Munmap(m) }()
+	var sum, wantSum byte
+	for i := 0; i < size; i += 4096 {
+		sum += m[i] // map every page
+		wantSum += want[i]
+	}
+	if sum != wantSum {
+		t.Fatal("the mapped file reads back different")
+	}
+	mapped := tableRSS(t, tp.dir)
+	if mapped < size/2 {
+		t.Fatalf("resident %d bytes of the mapped file, want most of %d", mapped, size)
+	}
+	if _, _, err := tp.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	if after := tableRSS(t, tp.dir); after > mapped/10 {
+		t.Fatalf("resident %d bytes after a full pass, want under a tenth of %d", after, mapped)
+	}
+	if !bytes.Equal(m, want) {
+		t.Fatal("the paged-out file reads back different")
 	}
 }

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"cmp"
+	"sync/atomic"
+)
+
+// When the loop releases table pages (tablepages.go). A pass every
+// TablePagesInterval keeps the tables' pages in the process to those read
+// or written in the last interval, but bursts fill it faster than that:
+// in the load runner a cold query read about 100 MiB of tables in well
+// under 100 ms, and the heavy phase's compactions mapped 100-200 MiB of
+// tables between two passes (docs/operations.md, "Table pages"). So:
+//
+//   - while Badger compacts (its expvar of tables in running compactions
+//     is above 0), a full pass every fifth of the interval;
+//   - when the queries have read readKick bytes of tables since the last
+//     pass (noteRead, from the scans), a quick pass at once: the last full
+//     pass's tables and maps again, without reading /proc/self/maps.
+//
+// Everything but noteRead runs in the loop's goroutine.
+
+// fastPasses is how many ticks the loop has per TablePagesInterval.
+const fastPasses = 5
+
+// readKick is how many bytes of stored values the scans read before the
+// loop is asked for a quick pass.
+const readKick = 16 << 20
+
+// pageReleaser schedules the passes over the families' tables.
+type pageReleaser struct {
+	on      bool // TablePagesInterval > 0 on Linux, not in memory
+	fams    []*tablePages
+	ticks   int
+	failing bool         // the last pass failed: logged once per run of failures
+	read    atomic.Int64 // bytes the scans read since the last kick
+	kick    chan struct{}
+}
+
+func newPageReleaser(db *DB) *pageReleaser {
+	pr := &pageReleaser{kick: make(chan struct{}, 1)}
+	if db.opts.TablePagesInterval > 0 && tablePagesSupported && !db.opts.InMemory {
+		pr.on = true
+		pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	}
+	return pr
+}
+
+// noteRead counts n bytes of values a scan read, and asks the loop for a
+// quick pass each readKick bytes. Safe for concurrent use.
+func (pr *pageReleaser) noteRead(n int64) {
+	if !pr.on || n <= 0 || pr.read.Add(n) < readKick {
+		return
+	}
+	pr.read.Store(0)
+	select {
+	case pr.kick <- struct{}{}:
+	default: // one is pending
+	}
+}
+
+// tick is one of the loop's fastPasses ticks per interval: a full pass at
+// every fifth, or at any while Badger compacts.
+func (pr *pageReleaser) tick(db *DB) {
+	pr.ticks++
+	if _, compacting := compactionCounts(); pr.ticks%fastPasses != 0 && compacting == 0 {
+		return
+	}
+	pr.fullPass(db)
+}
+
+// fullPass releases the pages of each family's tables (tablepages.go). A
+// failed pass is counted, and logged when passes start failing and when
+// they work again.
+func (pr *pageReleaser) fullPass(db *DB) {
+	before := make([]map[uint64]bool, len(pr.fams))
+	for i, tp := range pr.fams {
+		before[i] = tp.tables()
+	}
+	maps, err := readMaps()
+	if err == nil {
+		for i, tp := range pr.fams {
+			n, bytes, rerr := tp.release(before[i], maps)
+			db.met.tablePages.Add(float64(n))
+			db.met.tablePageBytes.Add(float64(bytes))
+			err = cmp.Or(err, rerr)
+		}
+	}
+	db.met.tablePagePasses.WithLabelValues("full").Inc()
+	pr.outcome(db, err)
+}
+
+// quickPass releases the tables of the last full pass again (quick).
+func (pr *pageReleaser) quickPass(db *DB) {
+	var err error
+	for _, tp := range pr.fams {
+		n, bytes, rerr := tp.quick()
+		db.met.tablePages.Add(float64(n))
+		db.met.tablePageBytes.Add(float64(bytes))
+		err = cmp.Or(err, rerr)
+	}
+	db.met.tablePagePasses.WithLabelValues("quick").Inc()
+	pr.outcome(db, err)
+}
+
+// outcome counts a failed pass and logs the changes between failing and
+// working.
+func (pr *pageReleaser) outcome(db *DB, err error) {
+	switch {
+	case err != nil && !pr.failing:
+		db.log.Warn("releasing Badger's table pages from the process failed; they stay resident until the kernel reclaims them", "err", err)
+	case err == nil && pr.failing:
+		db.log.Info("releasing Badger's table pages works again")
+	}
+	if err != nil {
+		db.met.tablePageErrors.Inc()
+	}
+	pr.failing = err != nil
+}

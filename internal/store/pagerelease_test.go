@@ -1,0 +1,123 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestQuickPass: a quick pass releases nothing before a full pass has
+// listed the tables and read the maps; after one, it releases again what
+// reading every pane mapped, without reading the maps itself.
+func TestQuickPass(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1 // passes by the test
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	tables := openTables(t, db, info.ID)
+	tp := newTablePages(db.open, openDir(db.dir))
+	if n, b, err := tp.quick(); n != 0 || b != 0 || err != nil {
+		t.Fatalf("a quick pass before any full one released %d tables, %d bytes (%v); want none", n, b, err)
+	}
+	if _, _, err := tp.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	before := panesOf(t, db, info.ID)
+	read := tableRSS(t, tp.dir)
+	if read < tables/4 {
+		t.Fatalf("resident %d bytes of tables after reading every pane, want most of %d", read, tables)
+	}
+	n, b, err := tp.quick()
+	if err != nil || b < tables/2 {
+		t.Fatalf("quick pass: %d new tables, %d bytes (%v); want most of %d bytes", n, b, err, tables)
+	}
+	if after := tableRSS(t, tp.dir); after > read/10 {
+		t.Fatalf("resident %d bytes of tables after a quick pass, want under a tenth of %d", after, read)
+	}
+	if got := panesOf(t, db, info.ID); !slicesEqual(got, before) {
+		t.Fatal("panes read after the quick pass differ from before")
+	}
+	t.Logf("tables %.1f MiB; read %.1f MiB back, released by the quick pass", mib(tables), mib(read))
+}
+
+// TestReadsKickQuickPass: with the loop's passes on and an interval too
+// long for a timed pass to come during the test, scans that read more
+// than readKick bytes of tables get a quick pass from the loop soon after.
+func TestReadsKickQuickPass(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = time.Hour
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	openTables(t, db, info.ID)
+	quick := db.met.tablePagePasses.WithLabelValues("quick")
+	if q := testutil.ToFloat64(quick); q != 0 {
+		t.Fatalf("%v quick passes before any read", q)
+	}
+	read := 0
+	for read < readKick {
+		read += len(panesOf(t, db, info.ID)) * (16 << 10) // writeMemtables' blobs
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(quick) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q := testutil.ToFloat64(quick); q < 1 {
+		t.Fatalf("no quick pass after reading about %d bytes of panes", read)
+	}
+}
+
+// openTables writes 32 MiB of panes to the open family and waits until at
+// least 16 MiB of them are in its tables; it returns their bytes.
+func openTables(t *testing.T, db *DB, sid uint32) int64 {
+	t.Helper()
+	writeMemtables(t, db, sid, 0, 32)
+	var tables int64
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		tables = 0
+		for _, ti := range db.open.Tables() {
+			tables += int64(ti.OnDiskSize)
+		}
+		if tables >= 16<<20 {
+			return tables
+		}
+	}
+	t.Fatalf("the open family has %d bytes of tables after 32 MiB written, want 16 MiB", tables)
+	return 0
+}
+
+// BenchmarkPagePasses: what a full pass (the maps read) and a quick one
+// cost over the three families, with the open family's tables of 32 MiB
+// written (what the loop pays every fifth of TablePagesInterval while
+// Badger compacts, and per readKick bytes the queries read):
+//
+//	go test ./internal/store -run '^$' -bench PagePasses
+func BenchmarkPagePasses(b *testing.B) {
+	if !tablePagesSupported {
+		b.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1
+	db := openTest(b, b.TempDir(), opts)
+	info := createTest(b, db, "s", time.Minute)
+	writeMemtables(b, db, info.ID, 0, 32)
+	pr := newPageReleaser(db)
+	pr.on = true
+	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			pr.fullPass(db)
+		}
+	})
+	b.Run("quick", func(b *testing.B) {
+		for b.Loop() {
+			pr.quickPass(db)
+		}
+	})
+}
