@@ -25,6 +25,11 @@ type PhaseMemory struct {
 	// limit covers; the rest of RSS is file pages (Badger's and
 	// JetStream's mmapped files), which the kernel can reclaim.
 	PeakAnon int64 `json:"peak_anon"`
+	// PeakAt is when the largest VmRSS was sampled, and AnonAtPeak the
+	// RssAnon of that sample: whether the peak is anonymous memory or file
+	// pages (absent in results of runners before them).
+	PeakAt     time.Time `json:"peak_at,omitzero"`
+	AnonAtPeak int64     `json:"anon_at_peak,omitempty"`
 	// CommitBytes and CompactionBytes are what sketchd's store wrote in
 	// the phase: its commits (sketchd_store_commit_bytes_total) and
 	// Badger's compactions (sketchd_store_compaction_written_bytes_total),
@@ -86,7 +91,10 @@ func (w *memWatch) sample() {
 	w.mu.Lock()
 	if n := len(w.phases); n > 0 {
 		p := &w.phases[n-1]
-		p.PeakRSS, p.PeakAnon = max(p.PeakRSS, rss), max(p.PeakAnon, anon)
+		if rss > p.PeakRSS {
+			p.PeakRSS, p.PeakAt, p.AnonAtPeak = rss, time.Now(), anon
+		}
+		p.PeakAnon = max(p.PeakAnon, anon)
 	}
 	w.mu.Unlock()
 }

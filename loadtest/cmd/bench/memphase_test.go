@@ -27,8 +27,8 @@ func TestPhaseStoreWrites(t *testing.T) {
 			t.Errorf("phase %s: store writes %v %d/%d, want %v %d/%d", p.Phase, p.StoreWrites, p.CommitBytes, p.CompactionBytes,
 				want[i].ok, want[i].commit, want[i].compaction)
 		}
-		if p.PeakRSS <= 0 {
-			t.Errorf("phase %s: no RSS sampled", p.Phase)
+		if p.PeakRSS <= 0 || p.PeakAt.IsZero() || p.AnonAtPeak <= 0 || p.AnonAtPeak > p.PeakRSS {
+			t.Errorf("phase %s: peak RSS %d at %v with RssAnon %d: want a sample whose anonymous part is within it", p.Phase, p.PeakRSS, p.PeakAt, p.AnonAtPeak)
 		}
 	}
 }

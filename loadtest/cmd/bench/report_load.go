@@ -92,16 +92,21 @@ func renderPhases(p func(string, ...any), r *Results) {
 	p("The store's writes per phase: what the commits wrote and what Badger's compactions rewrote meanwhile\n")
 	p("(`sketchd_store_commit_bytes_total`, `sketchd_store_compaction_written_bytes_total`); compactions\n")
 	p("take the CPU the queries need (docs/operations.md).\n\n")
-	p("| phase | duration | peak RSS (sampled) | VmHWM in the phase | peak RssAnon (sampled) | commits wrote | compactions wrote |\n|---|---|---|---|---|---|---|\n")
+	p("The sampled peak's parts: RssAnon in that sample, and the rest (file pages: the binary's 24 MiB or so,\n")
+	p("Badger's table pages and memtable logs).\n\n")
+	p("| phase | duration | peak RSS (sampled) | its RssAnon + file pages (UTC) | VmHWM in the phase | peak RssAnon (sampled) | commits wrote | compactions wrote |\n|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range r.Phases {
-		hwm, commits, compactions := "–", "–", "–"
+		hwm, parts, commits, compactions := "–", "–", "–", "–"
 		if ph.HWMReset {
 			hwm = mib(ph.HWM)
+		}
+		if !ph.PeakAt.IsZero() {
+			parts = fmt.Sprintf("%s + %s (%s)", mib(ph.AnonAtPeak), mib(ph.PeakRSS-ph.AnonAtPeak), ph.PeakAt.UTC().Format("15:04:05.0"))
 		}
 		if ph.StoreWrites {
 			commits, compactions = mib(ph.CommitBytes), mib(ph.CompactionBytes)
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), hwm, mib(ph.PeakAnon), commits, compactions)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", ph.Phase, ph.Duration.Round(time.Second), mib(ph.PeakRSS), parts, hwm, mib(ph.PeakAnon), commits, compactions)
 	}
 	p("\n")
 }
