@@ -300,7 +300,7 @@ func (db *DB) loop(ctx context.Context) {
 	}
 	var pagesC <-chan time.Time
 	if db.pages.on {
-		t := time.NewTicker(db.opts.TablePagesInterval / fastPasses)
+		t := time.NewTicker(db.opts.TablePagesInterval / ticksPerPass)
 		defer t.Stop()
 		pagesC = t.C
 	}

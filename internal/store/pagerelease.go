@@ -9,29 +9,40 @@ import (
 // TablePagesInterval keeps the tables' pages in the process to those read
 // or written in the last interval, but bursts fill it faster than that:
 // in the load runner a cold query read about 100 MiB of tables in well
-// under 100 ms, and the heavy phase's compactions mapped 100-200 MiB of
-// tables between two passes (docs/operations.md, "Table pages"). So:
+// under 100 ms, and the heavy phase's compactions and moves out of the
+// open family mapped 100-200 MiB of tables between two passes
+// (docs/operations.md, "Table pages"). So the loop ticks ticksPerPass
+// times per interval and runs
 //
-//   - while Badger compacts (its expvar of tables in running compactions
-//     is above 0), a full pass every fifth of the interval;
-//   - when the queries have read readKick bytes of tables since the last
-//     pass (noteRead, from the scans), a quick pass at once: the last full
-//     pass's tables and maps again, without reading /proc/self/maps.
+//   - a full pass at every ticksPerPass-th tick, and at every other tick
+//     while Badger compacts (its expvar of tables in running compactions
+//     is above 0);
+//   - a quick pass (the last full pass's tables and maps again, without
+//     reading /proc/self/maps) at any tick where the process's resident
+//     file pages grew by growthKick since the last pass (/proc/self/statm:
+//     whatever read the tables, Badger's own iterators included), and at
+//     once when the scans have read readKick bytes of values since the
+//     last kick (noteRead: faster than a tick).
 //
 // Everything but noteRead runs in the loop's goroutine.
 
-// fastPasses is how many ticks the loop has per TablePagesInterval.
-const fastPasses = 5
+// ticksPerPass is how many ticks the loop has per TablePagesInterval.
+const ticksPerPass = 10
 
 // readKick is how many bytes of stored values the scans read before the
-// loop is asked for a quick pass.
-const readKick = 16 << 20
+// loop is asked for a quick pass; growthKick how much the resident file
+// pages may grow between two ticks' passes.
+const (
+	readKick   = 16 << 20
+	growthKick = 16 << 20
+)
 
 // pageReleaser schedules the passes over the families' tables.
 type pageReleaser struct {
 	on      bool // TablePagesInterval > 0 on Linux, not in memory
 	fams    []*tablePages
 	ticks   int
+	files   int64        // resident file pages after the last pass (bytes)
 	failing bool         // the last pass failed: logged once per run of failures
 	read    atomic.Int64 // bytes the scans read since the last kick
 	kick    chan struct{}
@@ -59,14 +70,22 @@ func (pr *pageReleaser) noteRead(n int64) {
 	}
 }
 
-// tick is one of the loop's fastPasses ticks per interval: a full pass at
-// every fifth, or at any while Badger compacts.
+// tick is one of the loop's ticksPerPass ticks per interval.
 func (pr *pageReleaser) tick(db *DB) {
 	pr.ticks++
-	if _, compacting := compactionCounts(); pr.ticks%fastPasses != 0 && compacting == 0 {
+	_, compacting := compactionCounts()
+	switch files, ok := residentFiles(); {
+	case pr.ticks%ticksPerPass == 0 || (compacting > 0 && pr.ticks%2 == 0):
+		pr.fullPass(db)
+	case ok && files-pr.files >= growthKick:
+		pr.quickPass(db)
+	default:
+		if ok {
+			pr.files = min(pr.files, files) // what the kernel reclaimed or the binary shed
+		}
 		return
 	}
-	pr.fullPass(db)
+	pr.files, _ = residentFiles()
 }
 
 // fullPass releases the pages of each family's tables (tablepages.go). A
@@ -92,6 +111,7 @@ func (pr *pageReleaser) fullPass(db *DB) {
 
 // quickPass releases the tables of the last full pass again (quick).
 func (pr *pageReleaser) quickPass(db *DB) {
+	defer func() { pr.files, _ = residentFiles() }()
 	var err error
 	for _, tp := range pr.fams {
 		n, bytes, rerr := tp.quick()

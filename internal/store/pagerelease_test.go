@@ -73,6 +73,43 @@ func TestReadsKickQuickPass(t *testing.T) {
 	}
 }
 
+// TestFileGrowthQuickPass: a tick that finds the process's resident file
+// pages grown by growthKick since the last pass runs a quick pass, which
+// releases what the reads mapped; a tick without growth runs none.
+func TestFileGrowthQuickPass(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1 // the test ticks
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	tables := openTables(t, db, info.ID)
+	pr := newPageReleaser(db)
+	pr.on = true
+	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	pr.fullPass(db)
+	pr.files, _ = residentFiles()
+	quick := db.met.tablePagePasses.WithLabelValues("quick")
+	pr.tick(db) // tick 1 of ticksPerPass: no growth, no pass
+	if q := testutil.ToFloat64(quick); q != 0 {
+		t.Fatalf("%v quick passes without growth", q)
+	}
+	panesOf(t, db, info.ID)
+	read := tableRSS(t, pr.fams[1].dir)
+	if read < tables/4 {
+		t.Fatalf("resident %d bytes of tables after reading every pane, want most of %d", read, tables)
+	}
+	pr.ticks = 2 // an odd tick next: a full pass only at the tenth, or at an even one while compacting
+	pr.tick(db)
+	if q := testutil.ToFloat64(quick); q != 1 {
+		t.Fatalf("%v quick passes after the file pages grew by %d bytes, want 1", q, read)
+	}
+	if after := tableRSS(t, pr.fams[1].dir); after > read/10 {
+		t.Fatalf("resident %d bytes of tables after the tick, want under a tenth of %d", after, read)
+	}
+}
+
 // openTables writes 32 MiB of panes to the open family and waits until at
 // least 16 MiB of them are in its tables; it returns their bytes.
 func openTables(t *testing.T, db *DB, sid uint32) int64 {
