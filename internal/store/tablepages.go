@@ -94,6 +94,9 @@ func (tp *tablePages) tables() map[uint64]bool {
 func (tp *tablePages) release(before map[uint64]bool, maps []mappedFile) (tables int, bytes int64, err error) {
 	ms := tableMappings(maps, tp.dir)
 	tp.last.before, tp.last.mappings = before, ms
+	for _, m := range logMappings(maps, tp.dir) {
+		pageOut(m.start, m.end-m.start)
+	}
 	return tp.releaseMappings(before, ms, true)
 }
 
@@ -153,6 +156,22 @@ func (tp *tablePages) releaseMappings(before map[uint64]bool, ms []tableMapping,
 type mappedFile struct {
 	start, end uintptr
 	path       string
+}
+
+// logMappings returns the mappings of the family's memtable logs
+// (dir/<id>.mem) and value logs (dir/<id>.vlog) among files. Badger writes
+// them through their mappings too: in the heavy burst of the load runner
+// the three families' memtable logs held up to 100 MiB resident. The
+// store only pages them out (pageOut): what is synced is on disk, what is
+// not stays, and Badger reads them back only to replay after a crash.
+func logMappings(files []mappedFile, dir string) []mappedFile {
+	var out []mappedFile
+	for _, f := range files {
+		if (strings.HasSuffix(f.path, ".mem") || strings.HasSuffix(f.path, ".vlog")) && filepath.Dir(f.path) == dir && f.end > f.start {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // tableMappings returns the mappings of files dir/<id>.sst among files:

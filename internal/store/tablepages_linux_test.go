@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/procfs"
@@ -55,16 +57,40 @@ func TestParseTableMappings(t *testing.T) {
 
 // TestPageOutUnlisted: a table file mapped in the family's directory that
 // is not in the levels (a compaction's or a flush's output before Badger
-// adds it) has its clean pages paged out by a full pass, and its contents
-// read back the same.
+// adds it), and a memtable log, have their clean pages paged out by a full
+// pass, and their contents read back the same.
 func TestPageOutUnlisted(t *testing.T) {
 	opts := quietOptions()
 	opts.TablePagesInterval = -1
 	db := openTest(t, t.TempDir(), opts)
 	tp := newTablePages(db.open, openDir(db.dir))
-	path := filepath.Join(tp.dir, "999999.sst") // no table of the levels has that id
-	const size = 8 << 20
-	want := make([]byte, size)
+	// 999999: no table of the levels has that id; Badger's own memtable
+	// logs count from 1.
+	for _, name := range []string{"999999.sst", "999999.mem"} {
+		path := filepath.Join(tp.dir, name)
+		m, want := mapSynced(t, path, 8<<20)
+		mapped := fileRSS(t, path)
+		if mapped < int64(len(want))/2 {
+			t.Fatalf("%s: resident %d bytes of the mapped file, want most of %d", name, mapped, len(want))
+		}
+		if _, _, err := tp.pass(t); err != nil {
+			t.Fatal(err)
+		}
+		if after := fileRSS(t, path); after > mapped/10 {
+			t.Fatalf("%s: resident %d bytes after a full pass, want under a tenth of %d", name, after, mapped)
+		}
+		if !bytes.Equal(m, want) {
+			t.Fatalf("%s: the paged-out file reads back different", name)
+		}
+	}
+}
+
+// mapSynced writes size bytes to a new file at path, syncs it (clean
+// pages: the kernel may drop them), maps it shared and reads every page of
+// the mapping; it returns the mapping and what was written.
+func mapSynced(t *testing.T, path string, size int) (m, want []byte) {
+	t.Helper()
+	want = make([]byte, size)
 	for i := range want {
 		want[i] = byte(i * 7)
 	}
@@ -76,14 +102,14 @@ func TestPageOutUnlisted(t *testing.T) {
 	if _, err := f.Write(want); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Sync(); err != nil { // clean pages: the kernel may drop them
+	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	m, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = unix.Munmap(m) }()
+	t.Cleanup(func() { _ = unix.Munmap(m) })
 	var sum, wantSum byte
 	for i := 0; i < size; i += 4096 {
 		sum += m[i] // map every page
@@ -92,17 +118,28 @@ func TestPageOutUnlisted(t *testing.T) {
 	if sum != wantSum {
 		t.Fatal("the mapped file reads back different")
 	}
-	mapped := tableRSS(t, tp.dir)
-	if mapped < size/2 {
-		t.Fatalf("resident %d bytes of the mapped file, want most of %d", mapped, size)
-	}
-	if _, _, err := tp.pass(t); err != nil {
+	return m, want
+}
+
+// fileRSS is the resident bytes of path's mappings in /proc/self/smaps.
+func fileRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if after := tableRSS(t, tp.dir); after > mapped/10 {
-		t.Fatalf("resident %d bytes after a full pass, want under a tenth of %d", after, mapped)
+	var sum int64
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = len(f) == 6 && f[5] == path
+			continue
+		}
+		if in && len(f) == 3 && f[0] == "Rss:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += kb << 10
+		}
 	}
-	if !bytes.Equal(m, want) {
-		t.Fatal("the paged-out file reads back different")
-	}
+	return sum
 }
