@@ -18,7 +18,7 @@ func TestQuickPass(t *testing.T) {
 	opts.TablePagesInterval = -1 // passes by the test
 	db := openTest(t, t.TempDir(), opts)
 	info := createTest(t, db, "s", time.Minute)
-	tables := openTables(t, db, info.ID)
+	tables := openTables(t, db, info.ID, 32, 16<<20)
 	tp := newTablePages(db.open, openDir(db.dir))
 	if n, b, err := tp.quick(); n != 0 || b != 0 || err != nil {
 		t.Fatalf("a quick pass before any full one released %d tables, %d bytes (%v); want none", n, b, err)
@@ -55,7 +55,7 @@ func TestReadsKickQuickPass(t *testing.T) {
 	opts.TablePagesInterval = time.Hour
 	db := openTest(t, t.TempDir(), opts)
 	info := createTest(t, db, "s", time.Minute)
-	openTables(t, db, info.ID)
+	openTables(t, db, info.ID, 32, 16<<20)
 	quick := db.met.tablePagePasses.WithLabelValues("quick")
 	if q := testutil.ToFloat64(quick); q != 0 {
 		t.Fatalf("%v quick passes before any read", q)
@@ -84,7 +84,7 @@ func TestFileGrowthQuickPass(t *testing.T) {
 	opts.TablePagesInterval = -1 // the test ticks
 	db := openTest(t, t.TempDir(), opts)
 	info := createTest(t, db, "s", time.Minute)
-	tables := openTables(t, db, info.ID)
+	tables := openTables(t, db, info.ID, 64, growthKick+8<<20)
 	pr := newPageReleaser(db)
 	pr.on = true
 	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
@@ -97,8 +97,8 @@ func TestFileGrowthQuickPass(t *testing.T) {
 	}
 	panesOf(t, db, info.ID)
 	read := tableRSS(t, pr.fams[1].dir)
-	if read < tables/4 {
-		t.Fatalf("resident %d bytes of tables after reading every pane, want most of %d", read, tables)
+	if read < growthKick+4<<20 {
+		t.Fatalf("resident %d bytes of tables after reading every pane (of %d), want over %d", read, tables, growthKick)
 	}
 	pr.ticks = 2 // an odd tick next: a full pass only at the tenth, or at an even one while compacting
 	pr.tick(db)
@@ -110,22 +110,28 @@ func TestFileGrowthQuickPass(t *testing.T) {
 	}
 }
 
-// openTables writes 32 MiB of panes to the open family and waits until at
-// least 16 MiB of them are in its tables; it returns their bytes.
-func openTables(t *testing.T, db *DB, sid uint32) int64 {
+// openTables writes n MiB of panes to the open family and waits until at
+// least want bytes of them are in its tables and the tables stayed the
+// same for 200 ms (the flushes done); it returns their bytes.
+func openTables(t *testing.T, db *DB, sid uint32, n int, want int64) int64 {
 	t.Helper()
-	writeMemtables(t, db, sid, 0, 32)
-	var tables int64
+	writeMemtables(t, db, sid, 0, n)
+	var tables, last int64
+	same := 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		tables = 0
 		for _, ti := range db.open.Tables() {
 			tables += int64(ti.OnDiskSize)
 		}
-		if tables >= 16<<20 {
+		if tables != last {
+			last, same = tables, 0
+			continue
+		}
+		if same++; tables >= want && same >= 10 {
 			return tables
 		}
 	}
-	t.Fatalf("the open family has %d bytes of tables after 32 MiB written, want 16 MiB", tables)
+	t.Fatalf("the open family has %d bytes of tables after %d MiB written, want %d", tables, n, want)
 	return 0
 }
 
