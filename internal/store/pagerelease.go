@@ -8,11 +8,11 @@ import (
 // When the loop releases table pages (tablepages.go). A pass every
 // TablePagesInterval keeps the tables' pages in the process to those read
 // or written in the last interval, but bursts fill it faster than that:
-// in the load runner a cold query read about 100 MiB of tables in well
-// under 100 ms, and the heavy phase's compactions and moves out of the
-// open family mapped 100-200 MiB of tables between two passes
-// (docs/operations.md, "Table pages"). So the loop ticks ticksPerPass
-// times per interval and runs
+// at the sampled RSS peaks of the load runner the file pages stood
+// 130-160 MiB over the anonymous memory while cold queries ran, and
+// 110-170 MiB in the heavy phase's write burst (its moves out of the open
+// family, compactions and memtable flushes; docs/operations.md, "Table
+// pages"). So the loop ticks ticksPerPass times per interval and runs
 //
 //   - a full pass at every ticksPerPass-th tick, and at every other tick
 //     while Badger compacts (its expvar of tables in running compactions

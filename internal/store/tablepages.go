@@ -117,10 +117,11 @@ func (tp *tablePages) quick() (tables int, bytes int64, err error) {
 // listed in before and are listed still, with an iterator open that
 // references them. With others, it also asks the kernel to page out the
 // family's other table mappings (pageOut: tables being written by a
-// compaction or a flush, not in the levels yet; the heavy burst of the
-// load runner kept 100-200 MiB of them resident), which is safe whatever
-// the mapping has become since the maps were read: the kernel only drops
-// clean file pages and never loses data.
+// compaction or a flush, not in the levels yet, which the rule above
+// cannot release), which is safe whatever the mapping has become since
+// the maps were read: the kernel only drops clean file pages and never
+// loses data. Paged-out pages leave the page cache too: a later read of
+// such a table goes to the disk.
 func (tp *tablePages) releaseMappings(before map[uint64]bool, ms []tableMapping, others bool) (tables int, bytes int64, err error) {
 	txn := tp.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{}) // references every table of the levels
@@ -160,8 +161,8 @@ type mappedFile struct {
 
 // logMappings returns the mappings of the family's memtable logs
 // (dir/<id>.mem) and value logs (dir/<id>.vlog) among files. Badger writes
-// them through their mappings too: in the heavy burst of the load runner
-// the three families' memtable logs held up to 100 MiB resident. The
+// them through their mappings too, so what a write burst appended stays
+// resident (up to 14 MiB per family in the load runner's samples). The
 // store only pages them out (pageOut): what is synced is on disk, what is
 // not stays, and Badger reads them back only to replay after a crash.
 func logMappings(files []mappedFile, dir string) []mappedFile {

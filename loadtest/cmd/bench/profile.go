@@ -56,10 +56,10 @@ func (r *runner) profileAllocs(ctx context.Context, name, base string) (Profile,
 	return r.profile(ctx, name, "/debug/pprof/heap", "-top", "-nodecount=20", "-sample_index=alloc_space", "-diff_base", base)
 }
 
-// memoryProfiles records, after the phase what ran, sketchd's live heap
-// and what it allocated since the snapshot base taken when the phase
-// started (or why there is no such profile): the bytes a phase puts
-// through the GC, and what stays.
+// memoryProfiles records, once the phase named what has run, sketchd's
+// live heap and what it allocated since the snapshot base taken when the
+// phase started (or why there is no such profile): the bytes a phase
+// puts through the GC, and what stays.
 func (r *runner) memoryProfiles(ctx context.Context, what, base string, baseErr error) {
 	r.addProfile(r.profileHeap(ctx, "heap, after "+what))
 	if baseErr != nil {
