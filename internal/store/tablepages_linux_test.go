@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/procfs"
@@ -124,22 +122,5 @@ func mapSynced(t *testing.T, path string, size int) (m, want []byte) {
 // fileRSS is the resident bytes of path's mappings in /proc/self/smaps.
 func fileRSS(t *testing.T, path string) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum int64
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
-			in = len(f) == 6 && f[5] == path
-			continue
-		}
-		if in && len(f) == 3 && f[0] == "Rss:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			sum += kb << 10
-		}
-	}
-	return sum
+	return smapsRSS(t, func(p string) bool { return p == path })
 }

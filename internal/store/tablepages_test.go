@@ -115,6 +115,13 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // /proc/self/smaps.
 func tableRSS(t *testing.T, dir string) int64 {
 	t.Helper()
+	return smapsRSS(t, func(path string) bool { return filepath.Dir(path) == dir && strings.HasSuffix(path, ".sst") })
+}
+
+// smapsRSS sums the resident bytes of the file mappings in
+// /proc/self/smaps whose path keep accepts.
+func smapsRSS(t *testing.T, keep func(path string) bool) int64 {
+	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +132,7 @@ func tableRSS(t *testing.T, dir string) int64 {
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
-			in = len(f) == 6 && filepath.Dir(f[5]) == dir && strings.HasSuffix(f[5], ".sst")
+			in = len(f) == 6 && keep(f[5])
 			continue
 		}
 		if in && len(f) == 3 && f[0] == "Rss:" {
