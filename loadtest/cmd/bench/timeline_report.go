@@ -185,7 +185,7 @@ func allocLine(samples []StoreSample, requests int) string {
 	}
 	line := fmt.Sprintf("sketchd allocated %s in the %.0f s between the first and the last scrape (%s/s", mib(bytes), secs, mib(int64(float64(bytes)/secs)))
 	if requests > 0 {
-		line += fmt.Sprintf(", %.1f KB per request of the phase", float64(bytes)/float64(requests)/1e3)
+		line += fmt.Sprintf(", %.1f KB per request of the phase, ingestion's allocations included", float64(bytes)/float64(requests)/1e3)
 	}
 	line += fmt.Sprintf(") and its GC ran %d cycles", gc)
 	if gc > 0 {

@@ -227,7 +227,7 @@ func TestRenderTimeline(t *testing.T) {
 			"the other seconds: p99 2.00 ms over 300 requests in 3 s; 2 s with requests but no store figures left out.",
 		"Seconds in which a compaction ran (compaction tables > 0 at either scrape) or finished: p99 98.00 ms over 300 requests in 3 s; " +
 			"the other seconds: p99 2.00 ms over 200 requests in 2 s; 2 s with requests but no store figures left out.",
-		fmt.Sprintf("sketchd allocated 350.0 MiB in the 7 s between the first and the last scrape (50.0 MiB/s, %.1f KB per request of the phase) and its GC ran 7 cycles, one per 50.0 MiB allocated", float64(350<<20)/float64(r.Vegeta.All.Requests)/1e3),
+		fmt.Sprintf("sketchd allocated 350.0 MiB in the 7 s between the first and the last scrape (50.0 MiB/s, %.1f KB per request of the phase, ingestion's allocations included) and its GC ran 7 cycles, one per 50.0 MiB allocated", float64(350<<20)/float64(r.Vegeta.All.Requests)/1e3),
 		"k6 at 1,000 req/s for 30s: 4 scrapes, 0 failed; 3 seconds with store figures.",
 		"compactions wrote 4.0 MiB (more than 1.0 MiB in 1 of them; the most, 4.0 MiB, at 21:00:01), commits 1.5 MiB; 3 GC cycles; sketchd used 0.8 CPU seconds.",
 	} {
