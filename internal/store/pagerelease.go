@@ -82,7 +82,7 @@ func (pr *pageReleaser) tick(db *DB) {
 	case pr.ticks%ticksPerPass == 0 || (compacting > 0 && pr.ticks%2 == 0):
 		pr.fullPass(db)
 	case ok && files-pr.files >= growthKick:
-		pr.quickPass(db)
+		pr.quickPass(db, "growth")
 	default:
 		if ok {
 			pr.files = min(pr.files, files) // what the kernel reclaimed or the binary shed
@@ -113,8 +113,10 @@ func (pr *pageReleaser) fullPass(db *DB) {
 	pr.outcome(db, err)
 }
 
-// quickPass releases the tables of the last full pass again (quick).
-func (pr *pageReleaser) quickPass(db *DB) {
+// quickPass releases the tables of the last full pass again (quick);
+// why names its trigger in the passes metric: "growth" (the file pages,
+// tick) or "reads" (the scans, noteRead).
+func (pr *pageReleaser) quickPass(db *DB, why string) {
 	defer func() { pr.files, _ = residentFiles() }()
 	var err error
 	for _, tp := range pr.fams {
@@ -123,7 +125,7 @@ func (pr *pageReleaser) quickPass(db *DB) {
 		db.met.tablePageBytes.Add(float64(bytes))
 		err = cmp.Or(err, rerr)
 	}
-	db.met.tablePagePasses.WithLabelValues("quick").Inc()
+	db.met.tablePagePasses.WithLabelValues("quick_" + why).Inc()
 	pr.outcome(db, err)
 }
 

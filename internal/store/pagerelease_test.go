@@ -56,7 +56,7 @@ func TestReadsKickQuickPass(t *testing.T) {
 	db := openTest(t, t.TempDir(), opts)
 	info := createTest(t, db, "s", time.Minute)
 	openTables(t, db, info.ID, 32, 16<<20)
-	quick := db.met.tablePagePasses.WithLabelValues("quick")
+	quick := db.met.tablePagePasses.WithLabelValues("quick_reads")
 	if q := testutil.ToFloat64(quick); q != 0 {
 		t.Fatalf("%v quick passes before any read", q)
 	}
@@ -90,7 +90,7 @@ func TestFileGrowthQuickPass(t *testing.T) {
 	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
 	pr.fullPass(db)
 	pr.files, _ = residentFiles()
-	quick := db.met.tablePagePasses.WithLabelValues("quick")
+	quick := db.met.tablePagePasses.WithLabelValues("quick_growth")
 	pr.tick(db) // tick 1 of ticksPerPass: no growth, no pass
 	if q := testutil.ToFloat64(quick); q != 0 {
 		t.Fatalf("%v quick passes without growth", q)
@@ -160,7 +160,7 @@ func BenchmarkPagePasses(b *testing.B) {
 	})
 	b.Run("quick", func(b *testing.B) {
 		for b.Loop() {
-			pr.quickPass(db)
+			pr.quickPass(db, "reads")
 		}
 	})
 }
