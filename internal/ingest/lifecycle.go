@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -272,7 +273,8 @@ const inUseLookUps = 8
 // is in use was raced by another one (another instance creating this
 // stream name) of another configuration: the stream is looked up again,
 // a few times as the server may not know it yet (its leader is being
-// elected), then the refusal is returned.
+// elected), then the refusal is returned. A create whose store the server
+// could not make (storeRaced) is tried again the same way.
 func lookUpOrCreate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (s jetstream.Stream, created bool, err error) {
 	for attempt := 1; ; attempt++ {
 		s, err = js.Stream(ctx, cfg.Name)
@@ -283,12 +285,26 @@ func lookUpOrCreate(ctx context.Context, js jetstream.JetStream, cfg jetstream.S
 		if err == nil {
 			return s, true, nil
 		}
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || attempt == inUseLookUps {
+		if (!errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && !storeRaced(err)) || attempt == inUseLookUps {
 			return nil, false, err
 		}
 		sleepCtx(ctx, time.Duration(attempt)*20*time.Millisecond)
 	}
 }
+
+// storeRaced reports nats-server's refusal to make a new stream's store
+// (API error 10049, "error creating store for stream"): a stream of the
+// same name deleted just before may still have its files being removed
+// (a delete and re-create of one sketchd stream got it, in a test under
+// load: TestRecreateAndDelete), so the create is worth another try.
+func storeRaced(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStreamCreate && strings.Contains(apiErr.Description, "error creating store")
+}
+
+// jsErrStreamCreate is nats-server's error code for a stream create that
+// failed (JSStreamCreateErrF; nats.go names no constant for it).
+const jsErrStreamCreate jetstream.ErrorCode = 10049
 
 // conformJetStream gives s, a JetStream stream sketchd created for this
 // stream name, the spec's subject, max age and duplicate window when it

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -698,4 +699,25 @@ func TestAlterRollups(t *testing.T) {
 		return n == 40, fmt.Sprint(n)
 	})
 	t.Logf("alters: %q", st.Alters)
+}
+
+// TestStoreRaced: the refusal nats-server answers when it cannot make a new
+// stream's store (a stream of the same name deleted just before) is tried
+// again; other create errors, including other 10049s, are not.
+func TestStoreRaced(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"}, true},
+		{fmt.Errorf("create: %w", &jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"}), true},
+		{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "replicas > 1 not supported in non-clustered mode"}, false},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamNameInUse, Description: "stream name already in use"}, false},
+		{errors.New("error creating store for stream"), false},
+		{nil, false},
+	} {
+		if got := storeRaced(c.err); got != c.want {
+			t.Errorf("storeRaced(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
 }
