@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"sync/atomic"
+
+	"github.com/sketchd/sketchd/internal/procmem"
 )
 
 // When the loop releases table pages (tablepages.go). A pass every
@@ -58,7 +60,7 @@ func newPageReleaser(db *DB) *pageReleaser {
 	if db.opts.TablePagesInterval > 0 && tablePagesSupported && !db.opts.InMemory {
 		pr.on = true
 		pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
-		pr.files, _ = residentFiles()
+		pr.files, _ = procmem.ResidentFiles()
 	}
 	return pr
 }
@@ -80,7 +82,7 @@ func (pr *pageReleaser) noteRead(n int64) {
 func (pr *pageReleaser) tick(db *DB) {
 	pr.ticks++
 	_, compacting := compactionCounts()
-	switch files, ok := residentFiles(); {
+	switch files, ok := procmem.ResidentFiles(); {
 	case pr.ticks%ticksPerPass == 0 || (compacting > 0 && pr.ticks%2 == 0):
 		pr.fullPass(db)
 	case ok && files-pr.files >= growthKick:
@@ -130,7 +132,7 @@ func (pr *pageReleaser) quickPass(db *DB, why string) {
 // of the next growth), a failure counted, and the changes between
 // failing and working logged.
 func (pr *pageReleaser) finish(db *DB, err error) {
-	pr.files, _ = residentFiles()
+	pr.files, _ = procmem.ResidentFiles()
 	switch {
 	case err != nil && !pr.failing:
 		db.log.Warn("releasing Badger's table pages from the process failed; they stay resident until the kernel reclaims them", "err", err)

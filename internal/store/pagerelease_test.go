@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sketchd/sketchd/internal/procmem"
 )
 
 // TestQuickPass: a quick pass releases nothing before a full pass has
@@ -89,7 +91,7 @@ func TestFileGrowthQuickPass(t *testing.T) {
 	pr.on = true
 	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
 	pr.fullPass(db)
-	pr.files, _ = residentFiles()
+	pr.files, _ = procmem.ResidentFiles()
 	quick := db.met.tablePagePasses.WithLabelValues("quick_growth")
 	pr.tick(db) // tick 1 of ticksPerPass: no growth, no pass
 	if q := testutil.ToFloat64(quick); q != 0 {

@@ -1,10 +1,6 @@
 package store
 
 import (
-	"os"
-	"strconv"
-	"strings"
-
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
@@ -54,23 +50,4 @@ func madviseDontNeed(start, n uintptr) error {
 // (an older kernel: EINVAL) leaves the pages to the kernel's own reclaim.
 func pageOut(start, n uintptr) {
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, n, unix.MADV_PAGEOUT)
-}
-
-// residentFiles returns the process's resident file-backed and shared
-// memory in bytes (/proc/self/statm's third field, in pages): a read of a
-// few dozen bytes, cheap enough to watch for bursts of table pages.
-func residentFiles() (int64, bool) {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return 0, false
-	}
-	pages, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return pages * int64(os.Getpagesize()), true
 }

@@ -14,5 +14,3 @@ func readMaps() ([]mappedFile, error) { return nil, errNoMaps }
 func madviseDontNeed(start, n uintptr) error { return errNoMaps }
 
 func pageOut(start, n uintptr) {}
-
-func residentFiles() (int64, bool) { return 0, false }
