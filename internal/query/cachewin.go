@@ -23,6 +23,7 @@ import (
 // of each group that has any there; a group absent from it is empty in that
 // window. Its sketches are shared and only read (cloned into results).
 type winCache struct {
+	max   int64                             // the budget at scale 1 (Querier.ScaleCaches)
 	items *lru[winKey, map[string]winGroup] // encoded group key -> its window
 }
 
@@ -46,7 +47,7 @@ func newWinCache(maxBytes int64) *winCache {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &winCache{items: newLRU[winKey, map[string]winGroup](maxBytes)}
+	return &winCache{max: maxBytes, items: newLRU[winKey, map[string]winGroup](maxBytes)}
 }
 
 func (c *winCache) get(k winKey) (map[string]winGroup, bool) {

@@ -18,7 +18,7 @@ import (
 // as the sketches (heapfootprint_test.go).
 type lru[K comparable, V any] struct {
 	mu    sync.Mutex
-	max   int64
+	max   int64 // the budget now: the one it was made with, or what setMax gave
 	bytes int64
 	// root is the list's sentinel: root.next the most recently used
 	// entry, root.prev the least.
@@ -38,15 +38,15 @@ type lruNode[K comparable, V any] struct {
 	prev, next *lruNode[K, V]
 }
 
-// lruStats is what an lru holds and has let go.
+// lruStats is what an lru holds and has let go, and its budget now.
 type lruStats struct {
-	bytes, entries, evicted, refused int64
+	bytes, entries, evicted, refused, max int64
 }
 
 func (c *lru[K, V]) stats() lruStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return lruStats{bytes: c.bytes, entries: int64(len(c.m)), evicted: c.evicted, refused: c.refused}
+	return lruStats{bytes: c.bytes, entries: int64(len(c.m)), evicted: c.evicted, refused: c.refused, max: c.max}
 }
 
 func newLRU[K comparable, V any](maxBytes int64) *lru[K, V] {
@@ -90,7 +90,22 @@ func (c *lru[K, V]) put(k K, v V, size int64) {
 	c.m[k] = n
 	c.pushFront(n)
 	c.bytes += size
-	for c.bytes > c.max {
+	c.evictOver()
+}
+
+// setMax makes max the budget, evicting the least recently used entries
+// beyond it now.
+func (c *lru[K, V]) setMax(max int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	c.evictOver()
+}
+
+// evictOver evicts the least recently used entries while the cache holds
+// more than its budget. c.mu is held.
+func (c *lru[K, V]) evictOver() {
+	for c.bytes > c.max && len(c.m) > 0 {
 		old := c.root.prev
 		c.unlink(old)
 		delete(c.m, old.k)

@@ -27,6 +27,8 @@ var (
 		"Window cache entries ahead jobs computed that a question then took.", nil, nil)
 	descCacheBytes = prometheus.NewDesc("sketchd_query_cache_bytes",
 		"Bytes a query cache holds (estimated): panes (decoded final panes and blocks), windows (final windows, edge parts and pieces), tails (open tails of recent commits).", []string{"cache"}, nil)
+	descCacheBudget = prometheus.NewDesc("sketchd_query_cache_budget_bytes",
+		"Bytes a query cache may hold now: its share of --memory-limit, less while the memory limiter has the caches give way (sketchd_memory_cache_scale).", []string{"cache"}, nil)
 	descCacheEntries = prometheus.NewDesc("sketchd_query_cache_entries",
 		"Entries a query cache holds.", []string{"cache"}, nil)
 	descCacheEvicted = prometheus.NewDesc("sketchd_query_cache_evictions_total",
@@ -37,7 +39,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDecoded, descWinHits, descEdgeHits, descPieces, descAheadJobs, descAheadEntries, descAheadHits,
-		descCacheBytes, descCacheEntries, descCacheEvicted, descCacheRefused} {
+		descCacheBytes, descCacheBudget, descCacheEntries, descCacheEvicted, descCacheRefused} {
 		ch <- d
 	}
 }
@@ -67,6 +69,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		s    lruStats
 	}{{"panes", q.cache.stats()}, {"windows", q.wins.stats()}} {
 		gauge(descCacheBytes, l.s.bytes, l.name)
+		gauge(descCacheBudget, max(l.s.max, 0), l.name)
 		gauge(descCacheEntries, l.s.entries, l.name)
 		counter(descCacheEvicted, l.s.evicted, l.name)
 		counter(descCacheRefused, l.s.refused, l.name)
