@@ -312,10 +312,14 @@ func TestEndToEnd(t *testing.T) {
 	}
 	_, _ = io.Copy(&metrics, resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`sketchd_events_total{outcome="on_time",stream="js"} 5000`, `sketchd_watermark_timestamp_seconds{stream="core"}`, "sketchd_http_requests_total"} {
+	for _, want := range []string{`sketchd_events_total{outcome="on_time",stream="js"} 5000`, `sketchd_watermark_timestamp_seconds{stream="core"}`, "sketchd_http_requests_total",
+		"\nsketchd_memory_cache_scale 1\n", "\nsketchd_memory_resident_file_bytes ", `sketchd_query_cache_budget_bytes{cache="panes"}`} {
 		if !strings.Contains(metrics.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if strings.Contains(metrics.String(), "\nsketchd_memory_resident_file_bytes 0\n") {
+		t.Error("the memory limiter saw no resident file pages (the binary's at least)")
 	}
 
 	// Restart on the same data dir: the same answers.

@@ -22,6 +22,7 @@ import (
 	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/emit"
 	"github.com/sketchd/sketchd/internal/ingest"
+	"github.com/sketchd/sketchd/internal/memlimit"
 	"github.com/sketchd/sketchd/internal/query"
 	"github.com/sketchd/sketchd/internal/store"
 )
@@ -84,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	debug.SetMemoryLimit(mem.Limit)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sketchd_memory_limit_bytes",
-		Help: "The process's memory limit (--memory-limit): its RSS should stay within it; the Go runtime's soft limit (go_gc_gomemlimit_bytes) is 7/8 of it.",
+		Help: "The process's memory limit (--memory-limit): its RSS should stay within it; the Go runtime's soft limit (go_gc_gomemlimit_bytes) is 7/8 of it, less while the resident file pages (sketchd_memory_resident_file_bytes) take more than the other eighth.",
 	}, func() float64 { return float64(mem.Budget) }))
 	log.Info("memory limit", "limit_mib", mem.Budget>>20, "go_limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
 		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,
@@ -169,6 +170,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	defer querier.Close() // its ahead jobs: after the emitter and the API, before the store closes
 	reg.MustRegister(querier.Collector())
+	limiter := memlimit.New(memlimit.Options{Budget: mem.Budget, GoLimit: mem.Limit, Caches: querier}, log.With("component", "memlimit"))
+	reg.MustRegister(limiter.Collector())
+	limitCtx, stopLimiter := context.WithCancel(context.Background())
+	limitDone := make(chan struct{})
+	go func() {
+		defer close(limitDone)
+		limiter.Run(limitCtx)
+	}()
+	defer func() { stopLimiter(); <-limitDone }()
 	emitter := emit.New(mgr, querier, db, api.NewEmitRenderer(api.Limits{}), conn.Current,
 		log.With("component", "emit"), emit.Options{Interval: cfg.FlushInterval.Std()})
 	reg.MustRegister(emitter.Collector())
