@@ -18,7 +18,7 @@ var (
 	descEdgeHits = prometheus.NewDesc("sketchd_query_edge_parts_cached_total",
 		"Final parts of edge windows (holding final panes and the open tail's first) taken from the window cache.", nil, nil)
 	descPieces = prometheus.NewDesc("sketchd_query_pieces_total",
-		"Aligned pieces of windows not starting on a multiple of their width, by source: cache or computed.", []string{"source"}, nil)
+		"Aligned pieces of windows not starting on a multiple of their width, by source: cache, computed (from the keys' panes, blocks or tier panes) or composed (merged from their narrower pieces: a block from its panes').", []string{"source"}, nil)
 	descAheadJobs = prometheus.NewDesc("sketchd_query_ahead_jobs_total",
 		"Jobs computing a minute ahead what questions anchored at now take from the window cache after the watermark moves, by outcome: run, dropped (queue full), stale (the tail start had moved on), failed.", []string{"outcome"}, nil)
 	descAheadEntries = prometheus.NewDesc("sketchd_query_ahead_entries_total",
@@ -58,6 +58,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEdgeHits, st.CachedEdges)
 	counter(descPieces, st.CachedPieces, "cache")
 	counter(descPieces, st.ComputedPieces, "computed")
+	counter(descPieces, st.ComposedPieces, "composed")
 	counter(descAheadJobs, st.AheadJobs.Run, "run")
 	counter(descAheadJobs, st.AheadJobs.Dropped, "dropped")
 	counter(descAheadJobs, st.AheadJobs.Stale, "stale")

@@ -228,11 +228,22 @@ func (q *Querier) mergePieces(ctx context.Context, p *plan, ranges [][2]int64, a
 }
 
 // pieces returns the groups of each of want: from the window cache, or
-// computed, a run of adjacent missing pieces of one width at a time, and
-// cached.
+// computed and cached: a piece of a composed width (composedOf) as the
+// merge of its narrower pieces, the others a run of adjacent missing
+// pieces of one width at a time.
 func (q *Querier) pieces(ctx context.Context, p *plan, pp *sketch.Params, want []piece) (map[piece]map[string]winGroup, error) {
+	return q.piecesKept(ctx, p, pp, want, true)
+}
+
+// piecesKept is pieces, caching what it computes only when keep is set:
+// the narrower pieces a composed piece is merged from are computed for it
+// alone, and cached only when a window asks for them (a window's ragged
+// ends), so a cold composed piece does not fill the window cache with its
+// panes.
+func (q *Querier) piecesKept(ctx context.Context, p *plan, pp *sketch.Params, want []piece, keep bool) (map[piece]map[string]winGroup, error) {
 	got := make(map[piece]map[string]winGroup, len(want))
-	var missing []piece
+	var missing, composed []piece
+	widths := p.pieceWidths()
 	for _, pc := range want {
 		if _, dup := got[pc]; dup {
 			continue
@@ -243,7 +254,11 @@ func (q *Querier) pieces(ctx context.Context, p *plan, pp *sketch.Params, want [
 			continue
 		}
 		got[pc] = nil
-		missing = append(missing, pc)
+		if p.composedOf(widths, pc.width) > 0 {
+			composed = append(composed, pc)
+		} else {
+			missing = append(missing, pc)
+		}
 	}
 	slices.SortFunc(missing, func(a, b piece) int {
 		return cmp.Or(cmp.Compare(a.width, b.width), cmp.Compare(a.start, b.start))
@@ -267,11 +282,103 @@ func (q *Querier) pieces(ctx context.Context, p *plan, pp *sketch.Params, want [
 		}
 		for i, pc := range run {
 			got[pc] = windowGroups(res, i, p.sel.groupBy, false)
-			q.wins.put(winKey{c.shape, pc.start}, got[pc])
+			if keep {
+				q.wins.put(winKey{c.shape, pc.start}, got[pc])
+			}
 		}
 		q.stats.pieceMisses.Add(int64(n))
 	}
+	if err := q.composePieces(ctx, p, pp, widths, composed, got, keep); err != nil {
+		return nil, err
+	}
 	return got, nil
+}
+
+// composedOf returns the width a piece of width w is merged from, 0 when
+// it is computed from the keys' panes, blocks or tier panes. The widths
+// from the rollup block up to twice it, below the stream's first rollup
+// tier (a quarter and a half hour for one-minute panes and an hourly
+// tier), are composed: a block is the merge of its panes' pieces and its
+// doubling of its two blocks. At a quarter hour every window of a series
+// anchored at now gains a block at its end, whose panes were that
+// window's last pieces in the minutes before, so the block is merged from
+// the window cache instead of every key's fifteen panes (the quarter-hour
+// recompute, docs/operations.md); the pieces a tier serves stay computed
+// from it. It depends on the widths alone, never on the cache, so an
+// answer is the same cold or hot.
+func (p *plan) composedOf(widths []int64, w int64) int64 {
+	block := p.blockWidth()
+	if w < block || w > 2*block {
+		return 0
+	}
+	for _, r := range p.target.Spec.Rollups {
+		if int64(r.Granularity) <= w {
+			return 0
+		}
+	}
+	i, ok := slices.BinarySearch(widths, w)
+	if !ok || i == 0 {
+		return 0
+	}
+	return widths[i-1]
+}
+
+// composePieces computes each of composed as the merge of its pieces of
+// the width it is composed of, in order, per group, at the pieces'
+// parameters (pp, or the aggregate's), narrower widths first
+// (a doubling is merged from blocks composed here too), and caches it when
+// keep is set; got gets it. The narrower pieces come from got when the
+// windows asked for them too (got holds nil for a piece not had yet), else
+// from the window cache or computed.
+func (q *Querier) composePieces(ctx context.Context, p *plan, pp *sketch.Params, widths []int64, composed []piece, got map[piece]map[string]winGroup, keep bool) error {
+	slices.SortFunc(composed, func(a, b piece) int {
+		return cmp.Or(cmp.Compare(a.width, b.width), cmp.Compare(a.start, b.start))
+	})
+	at := p.agg.params // the kinds whose merges are exact: pp is nil
+	if pp != nil {
+		at = *pp
+	}
+	for len(composed) > 0 {
+		n := 1
+		for n < len(composed) && composed[n].width == composed[0].width {
+			n++
+		}
+		level := composed[:n]
+		composed = composed[n:]
+		sw := p.composedOf(widths, level[0].width)
+		var subs []piece
+		for _, pc := range level {
+			for s := pc.start; s < pc.start+pc.width; s += sw {
+				if sub := (piece{s, sw}); got[sub] == nil {
+					subs = append(subs, sub)
+				}
+			}
+		}
+		parts, err := q.piecesKept(ctx, p, pp, subs, false)
+		if err != nil {
+			return err
+		}
+		for _, pc := range level {
+			cut := make([]piece, 0, pc.width/sw)
+			for s := pc.start; s < pc.start+pc.width; s += sw {
+				sub := piece{s, sw}
+				if parts[sub] == nil {
+					parts[sub] = got[sub]
+				}
+				cut = append(cut, sub)
+			}
+			groups, err := mergeGroups(cut, parts, at)
+			if err != nil {
+				return err
+			}
+			got[pc] = groups
+			if keep {
+				q.wins.put(winKey{p.pieceShape(pc.width), pc.start}, groups)
+			}
+			q.stats.pieceComposed.Add(1)
+		}
+	}
+	return nil
 }
 
 // mergeGroups merges the pieces of one range per group, in order, at

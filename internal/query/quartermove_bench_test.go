@@ -31,6 +31,15 @@ import (
 // has entered: single-pane pieces that no cached piece holds alone
 // (pieces-q1/move 94 against 2 on the other moves).
 //
+// With blocks and their doublings composed from their narrower pieces
+// (pieces.go, composedOf) the same run (2026-12-07, same VM) decoded
+// 7,374, 6,261 and 191; by quarter (one move each, the benchmark's
+// minutes 450-495), before and after: :30 14,560 -> 188, :45 5,912 ->
+// 182, :15 186 -> 186 (the hour before computed its blocks), :00 28,949
+// -> 28,940 (the hour: the windows start on the hour, so they are not cut
+// into pieces and are merged from every key's blocks; the runner's
+// stream has an hourly tier for them).
+//
 //	go test ./internal/query -run '^$' -bench SeriesQuarterMove -benchtime 60x
 func BenchmarkSeriesQuarterMove(b *testing.B) {
 	b.Run("cache=default", func(b *testing.B) { benchQuarterMove(b, 0) })

@@ -9,6 +9,7 @@ type counters struct {
 	edgeHits atomic.Int64 // final parts of edge windows taken from it
 
 	pieceHits, pieceMisses atomic.Int64 // pieces (pieces.go) taken from it, computed
+	pieceComposed          atomic.Int64 // pieces merged from narrower pieces
 	pieceMerged            atomic.Int64 // group sketches merged from cached parts
 
 	// ahead jobs (ahead.go): run, dropped (queue full), stale, failed;
@@ -32,8 +33,10 @@ type Stats struct {
 	CachedEdges int64
 	// CachedPieces and ComputedPieces count the aligned pieces of windows
 	// not starting on a multiple of their width (pieces.go) taken from the
-	// window cache and computed.
-	CachedPieces, ComputedPieces int64
+	// window cache and computed from the keys' panes, blocks or tier
+	// panes; ComposedPieces those merged from their narrower pieces
+	// instead (a block from its panes', pieces.go: composedOf).
+	CachedPieces, ComputedPieces, ComposedPieces int64
 	// MergedParts is the number of group sketches merged into windows
 	// and edge windows' final parts from parts the window cache keeps:
 	// pieces, and a final part's prefix and last pane (edgewin.go).
@@ -52,7 +55,8 @@ type AheadJobs struct{ Run, Dropped, Stale, Failed int64 }
 // Stats returns the work done so far.
 func (q *Querier) Stats() Stats {
 	return Stats{Decoded: q.stats.decoded.Load(), CachedWindows: q.stats.winHits.Load(), CachedEdges: q.stats.edgeHits.Load(),
-		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load(), MergedParts: q.stats.pieceMerged.Load(),
+		CachedPieces: q.stats.pieceHits.Load(), ComputedPieces: q.stats.pieceMisses.Load(),
+		ComposedPieces: q.stats.pieceComposed.Load(), MergedParts: q.stats.pieceMerged.Load(),
 		AheadJobs: AheadJobs{Run: q.stats.aheadRun.Load(), Dropped: q.stats.aheadDropped.Load(),
 			Stale: q.stats.aheadStale.Load(), Failed: q.stats.aheadFailed.Load()},
 		AheadEntries: q.stats.aheadMade.Load(), AheadHits: q.stats.aheadHits.Load()}
