@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -172,23 +173,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(querier.Collector())
 	limiter := memlimit.New(memlimit.Options{Budget: mem.Budget, GoLimit: mem.Limit, Caches: querier}, log.With("component", "memlimit"))
 	reg.MustRegister(limiter.Collector())
-	limitCtx, stopLimiter := context.WithCancel(context.Background())
-	limitDone := make(chan struct{})
-	go func() {
-		defer close(limitDone)
-		limiter.Run(limitCtx)
-	}()
-	defer func() { stopLimiter(); <-limitDone }()
+	defer background(limiter.Run)()
 	emitter := emit.New(mgr, querier, db, api.NewEmitRenderer(api.Limits{}), conn.Current,
 		log.With("component", "emit"), emit.Options{Interval: cfg.FlushInterval.Std()})
 	reg.MustRegister(emitter.Collector())
-	emitCtx, stopEmit := context.WithCancel(context.Background())
-	emitDone := make(chan struct{})
-	go func() {
-		defer close(emitDone)
-		emitter.Run(emitCtx)
-	}()
-	defer func() { stopEmit(); <-emitDone }()
+	stopEmit := background(emitter.Run)
+	defer stopEmit()
 	h, err := api.New(api.Config{
 		Streams: emitter.Streams(mgr), Querier: querier, Panes: db, Publisher: mgr, Ready: mgr.Ready,
 		Registry: reg, Gatherer: reg, Logger: log.With("component", "api"),
@@ -244,7 +234,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hcancel()
 	h.Close() // the answers it recomputes in the background: before the store closes
 	stopEmit()
-	<-emitDone
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stopErr := mgr.Stop(sctx)
@@ -257,6 +246,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("sketchd stopped")
 	return nil
+}
+
+// background runs fn in a goroutine of its own until the function it
+// returns is called, which cancels fn's context and waits for fn to return
+// (at most once: a second call returns at once).
+func background(fn func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	return sync.OnceFunc(func() { cancel(); <-done })
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
