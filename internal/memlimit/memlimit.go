@@ -68,7 +68,8 @@ type Limiter struct {
 	readHeap   func() (live int64, cycles uint64)
 	setGoLimit func(int64)
 
-	cycles uint64 // collections seen
+	cycles uint64    // collections seen
+	logged time.Time // the last line about the caches at Info
 	// Last decided, for the metrics.
 	goLimit atomic.Int64
 	files   atomic.Int64
@@ -139,13 +140,32 @@ func (l *Limiter) rescale(live int64) {
 	}
 	l.opts.Caches.ScaleCaches(s)
 	l.scale.Store(math.Float64bits(s))
+	l.logTransition(old, s, live, held)
+}
+
+// logQuiet is how long after a line about the caches the next one waits
+// for Info: an ingest burst can take them down and back every few seconds.
+const logQuiet = time.Minute
+
+// logTransition logs the caches giving way (from their whole budget) and
+// coming back to it: at Info at most once per logQuiet, else at Debug.
+func (l *Limiter) logTransition(old, s float64, live, held int64) {
+	var msg string
+	var attrs []any
 	switch {
 	case old == 1:
-		l.log.Info("query caches giving way to the rest of the heap", "scale", s, "live_heap_mib", live>>20,
-			"caches_mib", held>>20, "go_limit_mib", l.goLimit.Load()>>20)
+		msg, attrs = "query caches giving way to the rest of the heap", []any{"scale", s, "live_heap_mib", live >> 20,
+			"caches_mib", held >> 20, "go_limit_mib", l.goLimit.Load() >> 20}
 	case s == 1:
-		l.log.Info("query caches back to their whole budget", "live_heap_mib", live>>20)
+		msg, attrs = "query caches back to their whole budget", []any{"live_heap_mib", live >> 20}
+	default:
+		return
 	}
+	level := slog.LevelDebug
+	if now := time.Now(); now.Sub(l.logged) >= logQuiet {
+		level, l.logged = slog.LevelInfo, now
+	}
+	l.log.Log(context.Background(), level, msg, attrs...)
 }
 
 // goLimitFor is the Go runtime's soft limit with files bytes of file pages

@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,11 +66,13 @@ func restoreGoLimit(t *testing.T) {
 // soft limit follows the file pages past their share and comes back to
 // GoLimit exactly; the caches give way after a collection that found too
 // much live, at once, and come back by scaleStep per collection; nothing
-// changes between collections.
+// changes between collections. The caches' lines are at Info once a
+// minute, at Debug in between.
 func TestLimiterSteps(t *testing.T) {
 	restoreGoLimit(t)
 	c := &heapCache{}
-	l := New(Options{Budget: 512 * mib, GoLimit: 448 * mib, Caches: c}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logs bytes.Buffer
+	l := New(Options{Budget: 512 * mib, GoLimit: 448 * mib, Caches: c}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	var set []int64
 	l.setGoLimit = func(n int64) { set = append(set, n) }
 	files, live, cycles := int64(30*mib), int64(200*mib), uint64(1)
@@ -113,6 +117,19 @@ func TestLimiterSteps(t *testing.T) {
 	want = append(want, 1)
 	if !equalF(c.scaled, want) {
 		t.Errorf("scales %v, want %v", c.scaled, want)
+	}
+	// Down again within the minute: both lines after the first at Debug.
+	live = 380 * mib
+	cycles++
+	l.step()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var levels []string
+	for _, line := range lines {
+		levels = append(levels, strings.Fields(strings.SplitN(line, "level=", 2)[1])[0])
+	}
+	if len(lines) != 3 || !slices.Equal(levels, []string{"INFO", "DEBUG", "DEBUG"}) ||
+		!strings.Contains(lines[0], "giving way") || !strings.Contains(lines[1], "whole budget") {
+		t.Errorf("log lines (levels %v):\n%s", levels, logs.String())
 	}
 }
 
