@@ -19,6 +19,7 @@ var queryCounters = []struct {
 	{"edges_cached", "sketchd_query_edge_parts_cached_total", nil},
 	{"pieces_cached", "sketchd_query_pieces_total", []string{"source", "cache"}},
 	{"pieces_computed", "sketchd_query_pieces_total", []string{"source", "computed"}},
+	{"pieces_composed", "sketchd_query_pieces_total", []string{"source", "composed"}},
 	{"evicted_panes", "sketchd_query_cache_evictions_total", []string{"cache", "panes"}},
 	{"evicted_windows", "sketchd_query_cache_evictions_total", []string{"cache", "windows"}},
 	{"refused_tails", "sketchd_query_cache_refused_total", []string{"cache", "tails"}},
@@ -113,6 +114,7 @@ func queryWorkLine(w QueryWork) string {
 	add("%s stored sketches decoded", "decoded")
 	add("%s final windows and %s edge parts from the window cache", "windows_cached", "edges_cached")
 	add("%s pieces computed, %s from the cache", "pieces_computed", "pieces_cached")
+	add("%s pieces composed of narrower ones", "pieces_composed")
 	add("evictions: %s panes, %s windows", "evicted_panes", "evicted_windows")
 	add("%s open tails not kept", "refused_tails")
 	if _, ok := w["max_tails_bytes"]; ok {

@@ -15,6 +15,7 @@ func TestQueryWork(t *testing.T) {
 		text := fmt.Sprintf(`sketchd_query_sketches_decoded_total %d
 sketchd_query_pieces_total{source="computed"} %d
 sketchd_query_pieces_total{source="cache"} %d
+sketchd_query_pieces_total{source="composed"} %d
 sketchd_query_cache_evictions_total{cache="panes"} 3
 sketchd_query_cache_evictions_total{cache="windows"} %d
 sketchd_query_lane_shed_total{lane="cheap"} %d
@@ -22,7 +23,7 @@ sketchd_query_lane_shed_total{lane="heavy"} %d
 sketchd_query_cache_bytes{cache="panes"} 1048576
 sketchd_query_cache_bytes{cache="windows"} 2097152
 sketchd_query_cache_bytes{cache="tails"} %d
-`, decoded, computed, cached, evicted, shedCheap, shedHeavy, tails)
+`, decoded, computed, cached, cached/10, evicted, shedCheap, shedHeavy, tails)
 		m, err := ParseMetrics(strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
@@ -36,14 +37,14 @@ sketchd_query_cache_bytes{cache="tails"} %d
 		{At: t0.Add(2 * time.Second), Query: scrape(1100, 40, 520, 9, 2, 6, 2<<20)},
 	}
 	tl := BuildTimeline(samples, 0, nil, false)
-	want := QueryWork{"decoded": 1000, "pieces_computed": 30, "pieces_cached": 500, "evicted_panes": 0, "evicted_windows": 4, "shed": 5,
+	want := QueryWork{"decoded": 1000, "pieces_computed": 30, "pieces_cached": 500, "pieces_composed": 50, "evicted_panes": 0, "evicted_windows": 4, "shed": 5,
 		"max_panes_bytes": 1 << 20, "max_windows_bytes": 2 << 20, "max_tails_bytes": 3 << 20}
 	if fmt.Sprint(tl.Work) != fmt.Sprint(want) {
 		t.Fatalf("Work = %v, want %v", tl.Work, want)
 	}
 	var b strings.Builder
 	renderTimeline(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, &QueryLoad{Tool: "k6", Rate: 1000, Timeline: tl})
-	for _, s := range []string{"1,000 stored sketches decoded", "30 pieces computed, 500 from the cache", "evictions: 0 panes, 4 windows", "5 shed",
+	for _, s := range []string{"1,000 stored sketches decoded", "30 pieces computed, 500 from the cache", "50 pieces composed of narrower ones", "evictions: 0 panes, 4 windows", "5 shed",
 		"the most the caches held: panes 1.0 MiB, windows 2.0 MiB, open tails 3.0 MiB"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, b.String())
