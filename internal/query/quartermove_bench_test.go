@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -33,12 +34,12 @@ import (
 //
 // With blocks and their doublings composed from their narrower pieces
 // (pieces.go, composedOf) the same run (2026-12-07, same VM) decoded
-// 7,374, 6,261 and 191; by quarter (one move each, the benchmark's
-// minutes 450-495), before and after: :30 14,560 -> 188, :45 5,912 ->
-// 182, :15 186 -> 186 (the hour before computed its blocks), :00 28,949
-// -> 28,940 (the hour: the windows start on the hour, so they are not cut
-// into pieces and are merged from every key's blocks; the runner's
-// stream has an hourly tier for them).
+// 7,374, 6,261 and 191; by quarter of the hour (decoded-q0hNN/move: one
+// move each at -benchtime 60x), before and after: :30 14,560 -> 188, :45
+// 5,912 -> 182, :15 186 -> 186 (the hour before computed its blocks), :00
+// 28,949 -> 28,919 (the hour: the windows start on the hour, so they are
+// not cut into pieces and are merged from every key's blocks; the
+// runner's stream has an hourly tier for them).
 //
 //	go test ./internal/query -run '^$' -bench SeriesQuarterMove -benchtime 60x
 func BenchmarkSeriesQuarterMove(b *testing.B) {
@@ -75,7 +76,8 @@ func benchQuarterMove(b *testing.B, cacheBytes int64) {
 		moves, decoded, pieces int64
 		took                   time.Duration
 	}
-	var by [3]tally // q0, q1, rest
+	var by [3]tally      // q0, q1, rest
+	var quarter [4]tally // q0 by its quarter of the hour: :00, :15, :30, :45
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -91,12 +93,22 @@ func benchQuarterMove(b *testing.B, cacheBytes int64) {
 		t.decoded += s1.Decoded - s0.Decoded
 		t.pieces += s1.ComputedPieces - s0.ComputedPieces
 		t.moves++
+		if slot == 0 {
+			qt := &quarter[l.minute%60/15]
+			qt.decoded += s1.Decoded - s0.Decoded
+			qt.moves++
+		}
 	}
 	for i, name := range []string{"q0", "q1", "rest"} {
 		if t := by[i]; t.moves > 0 {
 			b.ReportMetric(float64(t.decoded)/float64(t.moves), "decoded-"+name+"/move")
 			b.ReportMetric(float64(t.pieces)/float64(t.moves), "pieces-"+name+"/move")
 			b.ReportMetric(float64(t.took)/1e6/float64(t.moves), "ms-"+name+"/move")
+		}
+	}
+	for i, t := range quarter {
+		if t.moves > 0 {
+			b.ReportMetric(float64(t.decoded)/float64(t.moves), fmt.Sprintf("decoded-q0h%02d/move", 15*i))
 		}
 	}
 }

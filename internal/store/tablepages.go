@@ -102,7 +102,7 @@ func (tp *tablePages) release(before map[uint64]bool, maps []mappedFile) (tables
 
 // quick is release with the tables and maps of the last full pass: it
 // does not read /proc/self/maps, so it is cheap enough to run whenever
-// queries have read a lot of tables (DB.noteRead), but it sees no table
+// queries have read a lot of tables (pageReleaser.noteRead), but it sees no table
 // written since that pass. Listed before that pass's maps were read and
 // listed again after its iterator was made, a table has been in the
 // levels, so mapped where those maps showed it, all along.
