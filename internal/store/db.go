@@ -312,7 +312,7 @@ func (db *DB) loop(ctx context.Context) {
 			// Close stops this loop before it closes Badger.
 			db.pages.tick(db)
 		case <-db.pages.kick:
-			db.pages.quickPass(db, "reads")
+			db.pages.quickPass(db)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:

@@ -104,10 +104,11 @@ type Options struct {
 	BuilderDrainInterval time.Duration `default:"keep-negative"`
 	// TablePagesInterval is how often the store releases the pages of its
 	// LSM tables, written or read since the last time, from the process's
-	// resident set (tablepages.go; Linux only): every fifth of it while
-	// Badger compacts, and sooner when the process's file pages grow fast
-	// or queries read many tables (pagerelease.go). 0 = 500 ms; negative = never (the pages stay
-	// mapped until the kernel reclaims them).
+	// resident set (tablepages.go; Linux only): every twentieth of it
+	// while Badger compacts, and sooner when the process's file pages grow
+	// fast or queries read many tables (pagerelease.go). 0 = 500 ms;
+	// negative = never (the pages stay mapped until the kernel reclaims
+	// them).
 	TablePagesInterval time.Duration `default:"keep-negative"`
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.

@@ -16,20 +16,30 @@ import (
 // family, compactions and memtable flushes; docs/operations.md, "Table
 // pages"). So the loop ticks ticksPerPass times per interval and runs
 //
-//   - a full pass at every ticksPerPass-th tick, and at every other tick
-//     while Badger compacts (its expvar of tables in running compactions
-//     is above 0);
+//   - a full pass at every ticksPerPass-th tick, at every tick while
+//     Badger compacts (its expvar of tables in running compactions is
+//     above 0), and at any tick where the process's resident file pages
+//     (/proc/self/statm: whatever read or wrote the tables, Badger's own
+//     iterators and table builders included) grew by growthKick since
+//     the last pass;
 //   - a quick pass (the last full pass's tables and maps again, without
-//     reading /proc/self/maps) at any tick where the process's resident
-//     file pages grew by growthKick since the last pass (/proc/self/statm:
-//     whatever read the tables, Badger's own iterators included), and at
-//     once when the scans have read readKick bytes of values since the
-//     last kick (noteRead: faster than a tick).
+//     reading /proc/self/maps) at once when the scans have read readKick
+//     bytes of values since the last kick (noteRead: faster than a tick,
+//     and from the request path, so it must be cheap).
+//
+// File growth ran a quick pass until 2026-12-07, which cannot see the
+// tables written since the last full pass, and a compaction ran a full
+// pass every 100 ms: in the runner's heavy phase (300,000 new keys,
+// compactions writing 374 MiB) the 100 ms samples then caught 61-97 MiB
+// of file pages over the binary's 24 MiB, 39-61 MiB of them the panes
+// family's tables at the 2 s samples of /proc/<pid>/smaps (runs at a 352
+// and a 400 MiB limit, docs/operations.md, "Table pages").
 //
 // Everything but noteRead runs in the loop's goroutine.
 
-// ticksPerPass is how many ticks the loop has per TablePagesInterval.
-const ticksPerPass = 10
+// ticksPerPass is how many ticks the loop has per TablePagesInterval
+// (25 ms at the default 500 ms).
+const ticksPerPass = 20
 
 // readKick is how many bytes of stored values the scans read before the
 // loop is asked for a quick pass; growthKick how much the resident file
@@ -37,14 +47,15 @@ const ticksPerPass = 10
 // fault the hot tables' pages in again (minor faults, from the page
 // cache), and in the runner's vegeta phase the passes took 0.66-0.69 s of
 // CPU in 28 s against 0.35 s with full passes only, the quick ones about
-// 0.37 s with either growthKick, 16 or 32 MiB. The file growth runs most
-// of them: sketchd_store_table_pages_passes_total, scraped at the edges of
-// the runner's query phases at a 384 MiB limit (2026-12-07, r384), counted
-// 66 full, 47 growth and 8 read passes in vegeta's 33 s, 64/23/10 in
-// k6's and 373/15/24 in the dashboard's 3 minutes.
+// 0.37 s with either growthKick, 16 or 32 MiB (BenchmarkPagePasses: a
+// full pass 247 µs, a quick one 45 µs). The file growth ran most of them:
+// sketchd_store_table_pages_passes_total, scraped at the edges of the
+// runner's query phases at a 384 MiB limit (2026-12-07, r384), counted 66
+// full, 47 growth and 8 read passes in vegeta's 33 s, 64/23/10 in k6's
+// and 373/15/24 in the dashboard's 3 minutes.
 const (
 	readKick   = 16 << 20
-	growthKick = 32 << 20
+	growthKick = 16 << 20
 )
 
 // pageReleaser schedules the passes over the families' tables.
@@ -84,22 +95,23 @@ func (pr *pageReleaser) noteRead(n int64) {
 // tick is one of the loop's ticksPerPass ticks per interval.
 func (pr *pageReleaser) tick(db *DB) {
 	pr.ticks++
-	if _, compacting := compactionCounts(); pr.ticks%ticksPerPass == 0 || (compacting > 0 && pr.ticks%2 == 0) {
-		pr.fullPass(db)
+	if _, compacting := compactionCounts(); pr.ticks%ticksPerPass == 0 || compacting > 0 {
+		pr.fullPass(db, "full")
 		return
 	}
 	switch files, ok := procmem.ResidentFiles(); {
 	case ok && files-pr.files >= growthKick:
-		pr.quickPass(db, "growth")
+		pr.fullPass(db, "growth")
 	case ok:
 		pr.files = min(pr.files, files) // what the kernel reclaimed or the binary shed
 	}
 }
 
-// fullPass releases the pages of each family's tables (tablepages.go). A
-// failed pass is counted, and logged when passes start failing and when
-// they work again.
-func (pr *pageReleaser) fullPass(db *DB) {
+// fullPass releases the pages of each family's tables (tablepages.go);
+// kind names its trigger in the passes metric: "full" (the clock, or a
+// compaction running) or "growth" (the file pages). A failed pass is
+// counted, and logged when passes start failing and when they work again.
+func (pr *pageReleaser) fullPass(db *DB, kind string) {
 	before := make([]map[uint64]bool, len(pr.fams))
 	for i, tp := range pr.fams {
 		before[i] = tp.tables()
@@ -113,14 +125,14 @@ func (pr *pageReleaser) fullPass(db *DB) {
 			err = cmp.Or(err, rerr)
 		}
 	}
-	db.met.tablePagePasses.WithLabelValues("full").Inc()
+	db.met.tablePagePasses.WithLabelValues(kind).Inc()
 	pr.finish(db, err)
 }
 
-// quickPass releases the tables of the last full pass again (quick);
-// why names its trigger in the passes metric: "growth" (the file pages,
-// tick) or "reads" (the scans, noteRead).
-func (pr *pageReleaser) quickPass(db *DB, why string) {
+// quickPass releases the tables of the last full pass again (quick), when
+// the scans have read readKick bytes (noteRead): "quick_reads" in the
+// passes metric.
+func (pr *pageReleaser) quickPass(db *DB) {
 	var err error
 	for _, tp := range pr.fams {
 		n, bytes, rerr := tp.quick()
@@ -128,7 +140,7 @@ func (pr *pageReleaser) quickPass(db *DB, why string) {
 		db.met.tablePageBytes.Add(float64(bytes))
 		err = cmp.Or(err, rerr)
 	}
-	db.met.tablePagePasses.WithLabelValues("quick_" + why).Inc()
+	db.met.tablePagePasses.WithLabelValues("quick_reads").Inc()
 	pr.finish(db, err)
 }
 
