@@ -44,12 +44,23 @@ var queryGauges = []struct {
 	{"windows_bytes", "sketchd_query_cache_bytes", []string{"cache", "windows"}},
 }
 
+// queryLeast names the gauges whose smallest value over a phase its
+// QueryWork keeps, in thousandths, under "min_" and the key: the share
+// of their budgets the limiter let the pane and window caches keep
+// (docs/operations.md, "The limiter").
+var queryLeast = []struct {
+	key, metric string
+	match       []string
+}{
+	{"cache_scale", "sketchd_memory_cache_scale", nil},
+}
+
 // queryCounts reads the counters of queryCounters and the gauges of
-// queryGauges from a scrape, nil when it has none of them (an older
-// sketchd).
+// queryGauges and queryLeast from a scrape, nil when it has none of them
+// (an older sketchd).
 func queryCounts(m Metrics) map[string]float64 {
 	out := map[string]float64{}
-	for _, c := range append(slices.Clip(queryCounters), queryGauges...) {
+	for _, c := range slices.Concat(queryCounters, queryGauges, queryLeast) {
 		if m.Has(c.metric, c.match...) {
 			out[c.key] = m.Sum(c.metric, c.match...)
 		}
@@ -66,8 +77,10 @@ func queryCounts(m Metrics) map[string]float64 {
 type QueryWork map[string]int64
 
 // queryWork is the difference of the first and last scrapes' query
-// counters, and the largest value of each gauge over all of them (under
-// "max_" and its key); nil without two scrapes with figures.
+// counters, the largest value of each gauge of queryGauges over all of
+// them (under "max_" and its key) and the smallest of each of queryLeast
+// (in thousandths, under "min_" and its key); nil without two scrapes
+// with figures.
 func queryWork(samples []StoreSample) QueryWork {
 	if len(samples) < 2 {
 		return nil
@@ -87,6 +100,15 @@ func queryWork(samples []StoreSample) QueryWork {
 		for _, s := range samples {
 			if v, ok := s.Query[g.key]; ok && int64(v) >= w["max_"+g.key] {
 				w["max_"+g.key] = int64(v)
+			}
+		}
+	}
+	for _, g := range queryLeast {
+		for _, s := range samples {
+			if v, ok := s.Query[g.key]; ok {
+				if old, seen := w["min_"+g.key]; !seen || int64(v*1000) < old {
+					w["min_"+g.key] = int64(v * 1000)
+				}
 			}
 		}
 	}
@@ -120,6 +142,9 @@ func queryWorkLine(w QueryWork) string {
 	if _, ok := w["max_tails_bytes"]; ok {
 		parts = append(parts, fmt.Sprintf("the most the caches held: panes %s, windows %s, open tails %s",
 			mib(w["max_panes_bytes"]), mib(w["max_windows_bytes"]), mib(w["max_tails_bytes"])))
+	}
+	if v, ok := w["min_cache_scale"]; ok {
+		parts = append(parts, fmt.Sprintf("the least share of their budgets the limiter left the pane and window caches: %.3f (`sketchd_memory_cache_scale`)", float64(v)/1000))
 	}
 	add("%s computations admitted to the heavy lane", "admitted_heavy")
 	add("%s shed", "shed")
