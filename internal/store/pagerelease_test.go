@@ -146,7 +146,8 @@ func openTables(t *testing.T, db *DB, sid uint32, n int, want int64) int64 {
 
 // BenchmarkPagePasses: what a full pass (the maps read) and a quick one
 // cost over the three families, with the open family's tables of 32 MiB
-// written (what the loop pays every tick while Badger compacts, and per readKick bytes the queries read):
+// written (what the loop pays every tick while Badger compacts, and per
+// readKick bytes the queries read):
 //
 //	go test ./internal/store -run '^$' -bench PagePasses
 func BenchmarkPagePasses(b *testing.B) {

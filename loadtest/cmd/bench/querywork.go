@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -106,8 +107,9 @@ func queryWork(samples []StoreSample) QueryWork {
 	for _, g := range queryLeast {
 		for _, s := range samples {
 			if v, ok := s.Query[g.key]; ok {
-				if old, seen := w["min_"+g.key]; !seen || int64(v*1000) < old {
-					w["min_"+g.key] = int64(v * 1000)
+				milli := int64(math.Round(v * 1000))
+				if old, seen := w["min_"+g.key]; !seen || milli < old {
+					w["min_"+g.key] = milli
 				}
 			}
 		}
