@@ -14,7 +14,6 @@ import (
 	"math"
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -38,17 +37,6 @@ const minScale = 1.0 / 8
 // heap has room again: a few seconds from the least to the whole budget,
 // so that a cache refilled at once does not push the heap straight back.
 const scaleStep = 1.0 / 8
-
-// giveWayAfter is how many collections in a row must leave the caches
-// less room than they have before they give way, and then only as far as
-// the most room any of those left. One collection's live heap holds the
-// requests in flight with it, and a file-page burst lowers the soft limit
-// for a moment: giving way to each at once, and coming back an eighth per
-// collection, swung the caches' scale between 1/8 and 1 within seconds in
-// a 400 MiB box, and the pane cache held 10-15 MiB of its 32.8 MiB budget
-// through the load runner's dashboard (docs/operations.md, "A small
-// box"). An ingest burst lasts many collections.
-const giveWayAfter = 3
 
 // goLimitStep is the least change of the soft limit worth setting.
 const goLimitStep = 1 << 20
@@ -82,13 +70,10 @@ type Limiter struct {
 	readHeap   func() (live int64, cycles uint64)
 	setGoLimit func(int64)
 
-	// Run's own: the soft limit as set, the collections seen, the caches'
-	// room at the last giveWayAfter of them (scaleFor; next is where the
-	// next one goes), the last line about the caches at Info.
+	// Run's own: the soft limit as set, the collections seen, the last
+	// line about the caches at Info.
 	goLimit int64
 	cycles  uint64
-	room    [giveWayAfter]float64
-	next    int
 	logged  time.Time
 	// Last seen and decided, for the metrics.
 	files atomic.Int64
@@ -103,9 +88,6 @@ func New(opts Options, log *slog.Logger) *Limiter {
 	l := &Limiter{opts: opts, log: log, readFiles: procmem.ResidentFiles, readHeap: readHeap,
 		setGoLimit: func(n int64) { debug.SetMemoryLimit(n) }, goLimit: opts.GoLimit}
 	l.scale.Store(math.Float64bits(1))
-	for i := range l.room {
-		l.room[i] = 1
-	}
 	return l
 }
 
@@ -152,13 +134,9 @@ func (l *Limiter) rescale(live int64) {
 	}
 	held, budget := l.opts.Caches.CacheBytes()
 	old := math.Float64frombits(l.scale.Load())
-	l.room[l.next] = scaleFor(l.goLimit, live, held, budget)
-	l.next = (l.next + 1) % giveWayAfter
-	s := l.room[(l.next+giveWayAfter-1)%giveWayAfter]
+	s := scaleFor(l.goLimit, live, held, budget)
 	if s > old {
-		s = min(s, old+scaleStep) // rise slowly
-	} else {
-		s = min(old, slices.Max(l.room[:])) // give way to pressure that lasts
+		s = min(s, old+scaleStep) // rise slowly; give way at once
 	}
 	if s == old {
 		return
