@@ -87,7 +87,7 @@ func (c *keyCreate) attempt(ctx context.Context) (uint64, error) {
 				return 0, ctx.Err()
 			}
 		case isWrongLastSequence(err) && !wrongLastSequenceBusy(err):
-			m, gerr := lastForSubject(ctx, c.bucket, c.subject)
+			m, gerr := leaderLast(ctx, c.js, c.bucket.CachedInfo().Config.Name, c.subject)
 			switch {
 			case gerr != nil && !errors.Is(gerr, jetstream.ErrMsgNotFound):
 				return 0, gerr

@@ -105,16 +105,17 @@ func (r *Registry) Create(ctx context.Context, spec sketchd.Stream) (uint64, err
 	return rev, nil
 }
 
-// registered reports whether name is registered, retrying unanswered
+// registered reports whether name is registered, as the bucket's leader
+// has it (leaderget.go: a replica may be behind), retrying unanswered
 // reads as Create retries its writes.
 func (r *Registry) registered(ctx context.Context, name string) (bool, error) {
 	var exists bool
 	err := retryAdmin(ctx, func(ctx context.Context) error {
-		_, err := r.kv.Get(ctx, name)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		m, err := leaderLast(ctx, r.js, r.bucket.CachedInfo().Config.Name, r.prefix+name) // leaderget.go
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
-		exists = err == nil
+		exists = err == nil && !deleteMarker(m)
 		return err
 	})
 	return exists, err
