@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,8 +22,8 @@ import (
 const errCodeNoMessage jetstream.ErrorCode = 10037
 
 // leaderLast returns the last message on subject in stream, as its leader
-// has it; jetstream.ErrMsgNotFound when there is none. Unanswered
-// requests are retried as lastForSubject retries them.
+// has it; jetstream.ErrMsgNotFound when there is none. No responders is
+// retried as for lastForSubject (getRetried).
 func leaderLast(ctx context.Context, js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
@@ -32,17 +31,9 @@ func leaderLast(ctx context.Context, js jetstream.JetStream, stream, subject str
 	if err != nil {
 		return nil, err
 	}
-	for try := 0; ; try++ {
-		actx, cancel := context.WithTimeout(ctx, adminAttempt)
-		m, err := leaderGet(actx, js.Conn(), "$JS.API.STREAM.MSG.GET."+stream, req)
-		cancel()
-		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
-			return m, err
-		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
-			return m, err
-		}
-	}
+	return getRetried(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return leaderGet(ctx, js.Conn(), "$JS.API.STREAM.MSG.GET."+stream, req)
+	})
 }
 
 // leaderGet sends one message-get request and decodes its answer.

@@ -68,9 +68,17 @@ const errNoSuitablePeers jetstream.ErrorCode = 10005
 // for up to 5 s or until ctx is done. Each attempt is bounded by
 // adminAttempt: a lost request would otherwise wait for ctx's deadline.
 func lastForSubject(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.RawStreamMsg, error) {
+	return getRetried(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return s.GetLastMsgForSubject(ctx, subject)
+	})
+}
+
+// getRetried runs a message get, retrying no responders as lastForSubject
+// says, each attempt bounded by adminAttempt.
+func getRetried(ctx context.Context, get func(ctx context.Context) (*jetstream.RawStreamMsg, error)) (*jetstream.RawStreamMsg, error) {
 	for try := 0; ; try++ {
 		actx, cancel := context.WithTimeout(ctx, adminAttempt)
-		m, err := s.GetLastMsgForSubject(actx, subject)
+		m, err := get(actx)
 		cancel()
 		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
 			return m, err
