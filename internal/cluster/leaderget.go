@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"time"
+	"errors"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,58 +14,26 @@ import (
 // refused with ErrStreamExists (TestRegistry, in CI on 2026-12-07; the
 // "spurious 409s" of earlier notes). The registry's reads that decide a
 // create go to the stream's leader instead ($JS.API.STREAM.MSG.GET),
-// which has applied every write it acknowledged.
-
-// errCodeNoMessage is nats-server's JSNoMessageFoundErr.
-const errCodeNoMessage jetstream.ErrorCode = 10037
+// which has applied every write it acknowledged. nats.go's jetstream
+// package gets directly whenever the stream allows it; its older
+// JetStreamContext.GetLastMsg asks the leader unless told otherwise.
 
 // leaderLast returns the last message on subject in stream, as its leader
 // has it; jetstream.ErrMsgNotFound when there is none. No responders is
 // retried as for lastForSubject (getRetried).
 func leaderLast(ctx context.Context, js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
-	req, err := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{subject})
+	legacy, err := js.Conn().JetStream()
 	if err != nil {
 		return nil, err
 	}
 	return getRetried(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-		return leaderGet(ctx, js.Conn(), "$JS.API.STREAM.MSG.GET."+stream, req)
-	})
-}
-
-// leaderGet sends one message-get request and decodes its answer.
-func leaderGet(ctx context.Context, nc *nats.Conn, subject string, req []byte) (*jetstream.RawStreamMsg, error) {
-	reply, err := nc.RequestWithContext(ctx, subject, req)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Message *struct {
-			Subject  string    `json:"subject"`
-			Sequence uint64    `json:"seq"`
-			Header   []byte    `json:"hdrs,omitempty"`
-			Data     []byte    `json:"data,omitempty"`
-			Time     time.Time `json:"time"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("cluster: message get answer: %w", err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == errCodeNoMessage:
-		return nil, jetstream.ErrMsgNotFound
-	case resp.Error != nil:
-		return nil, resp.Error
-	case resp.Message == nil:
-		return nil, jetstream.ErrInvalidJetStreamResponse
-	}
-	m := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Sequence, Data: resp.Message.Data, Time: resp.Message.Time}
-	if len(resp.Message.Header) > 0 {
-		if m.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return nil, fmt.Errorf("cluster: message get answer's headers: %w", err)
+		m, err := legacy.GetLastMsg(stream, subject, nats.Context(ctx))
+		switch {
+		case errors.Is(err, nats.ErrMsgNotFound):
+			return nil, jetstream.ErrMsgNotFound
+		case err != nil:
+			return nil, err
 		}
-	}
-	return m, nil
+		return &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: m.Sequence, Header: m.Header, Data: m.Data, Time: m.Time}, nil
+	})
 }
