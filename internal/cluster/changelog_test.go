@@ -46,17 +46,17 @@ func (f *fixture) writer(tb testing.TB, i, p int, owner string) *Writer {
 	tb.Helper()
 	nc := f.c.Connect(tb, i)
 	js := jetStream(tb, nc)
-	// Like the creates, a lookup on a just-started cluster can go
-	// unanswered (seen in a clean-clone CI run): retried per attempt.
-	var s jetstream.Stream
+	// The changelog must be there. Like the creates, a lookup on a
+	// just-started cluster can go unanswered (seen in a clean-clone CI
+	// run): retried per attempt.
 	err := retryAdmin(testContext(tb, time.Minute), func(ctx context.Context) (err error) {
-		s, err = js.Stream(ctx, f.cl.Name())
+		_, err = js.Stream(ctx, f.cl.Name())
 		return err
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return NewWriter(nc, s, f.cl, p, owner, f.spec, f.opts)
+	return NewWriter(nc, js, f.cl, p, owner, f.spec, f.opts)
 }
 
 func (f *fixture) lastSeq(tb testing.TB) uint64 {

@@ -14,7 +14,12 @@ import (
 // refused with ErrStreamExists (TestRegistry, in CI on 2026-12-07; the
 // "spurious 409s" of earlier notes). The registry's reads that decide a
 // create go to the stream's leader instead ($JS.API.STREAM.MSG.GET),
-// which has applied every write it acknowledged. nats.go's jetstream
+// which has applied every write it acknowledged. So do the changelog
+// writer's reads of its partition's last checkpoint record (Writer.
+// lastRecord): a claim fences on it, a commit refused by its fence
+// decides from it whether it was fenced out (a record a replica had not
+// applied yet would read as another owner's), and a claim waits for the
+// local mirror to apply it. nats.go's jetstream
 // package gets directly whenever the stream allows it; its older
 // JetStreamContext.GetLastMsg asks the leader unless told otherwise.
 

@@ -288,16 +288,17 @@ func newOneNode(t *testing.T) *oneNode {
 	return n
 }
 
-// writer is partition 0's writer for "owner" on a connection to url named
-// "claimer" (waitAttempts counts its messages); timeout, unless 0, is its
-// PublishTimeout.
+// writer is partition 0's writer for "owner" publishing on a connection
+// to url named "claimer" (waitAttempts counts its messages) and reading
+// the changelog's leader on the admin connection (a proxy at url holds
+// only the publishes' answers); timeout, unless 0, is its PublishTimeout.
 func (n *oneNode) writer(t *testing.T, url string, timeout time.Duration) *Writer {
 	t.Helper()
 	o := testOptions(t, "t")
 	if timeout > 0 {
 		o.PublishTimeout = timeout
 	}
-	return NewWriter(connect(t, url, "claimer"), n.s, n.cl, 0, "owner", testSpec("pageviews"), o)
+	return NewWriter(connect(t, url, "claimer"), n.admin, n.cl, 0, "owner", testSpec("pageviews"), o)
 }
 
 // setSubjects makes the changelog capture subjects instead: a subject it

@@ -22,14 +22,14 @@ import (
 // batch rejected whole (ErrFenced). A Writer is used by one goroutine (the
 // partition's committer).
 type Writer struct {
-	nc     *nats.Conn
-	stream jetstream.Stream
-	cl     Changelog
-	part   int
-	owner  string
-	spec   sketchd.Stream
-	opts   Options
-	now    func() time.Time
+	nc    *nats.Conn
+	js    jetstream.JetStream // reads the last checkpoint record (lastRecord)
+	cl    Changelog
+	part  int
+	owner string
+	spec  sketchd.Stream
+	opts  Options
+	now   func() time.Time
 
 	epoch uint64 // the claim this writer commits under; 0 before Claim
 	fence uint64 // changelog sequence of the partition's last checkpoint record
@@ -65,11 +65,13 @@ func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 // their names and values add up to under 200.
 const headroom = 512
 
-// NewWriter returns partition part's writer for instance owner. stream
-// is the changelog's JetStream stream (EnsureChangelog); spec gives the
-// panes' TTL (end + retention − now). o must be normalized.
-func NewWriter(nc *nats.Conn, stream jetstream.Stream, cl Changelog, part int, owner string, spec sketchd.Stream, o Options) *Writer {
-	return &Writer{nc: nc, stream: stream, cl: cl, part: part, owner: owner, spec: spec, opts: o, now: time.Now}
+// NewWriter returns partition part's writer for instance owner: it
+// publishes on nc, and reads the partition's last checkpoint record from
+// the changelog's leader through js (usually nc's own; cl's stream must
+// exist: EnsureChangelog); spec gives the panes' TTL (end + retention −
+// now). o must be normalized.
+func NewWriter(nc *nats.Conn, js jetstream.JetStream, cl Changelog, part int, owner string, spec sketchd.Stream, o Options) *Writer {
+	return &Writer{nc: nc, js: js, cl: cl, part: part, owner: owner, spec: spec, opts: o, now: time.Now}
 }
 
 // Claim makes this writer the partition's owner: it appends a checkpoint
@@ -148,8 +150,9 @@ func unanswered(err error) bool {
 }
 
 // LastCheckpointSeq is the changelog sequence of the partition's last
-// checkpoint record; found is false when it has none. A read that finds no
-// responder is retried for a while (lastForSubject).
+// checkpoint record, as the changelog's leader has it; found is false when
+// it has none. A read that finds no responder is retried for a while
+// (getRetried).
 func (w *Writer) LastCheckpointSeq(ctx context.Context) (seq uint64, found bool, err error) {
 	_, seq, found, err = w.lastRecord(ctx)
 	return seq, found, err
@@ -307,9 +310,10 @@ func (w *Writer) publish(ctx context.Context, panes []paneMsg, rec *Record, fenc
 }
 
 // lastRecord reads the partition's last checkpoint record and its
-// sequence; found is false (and the record zero) when there is none.
+// sequence, as the changelog's leader has it (leaderget.go); found is
+// false (and the record zero) when there is none.
 func (w *Writer) lastRecord(ctx context.Context) (rec Record, seq uint64, found bool, err error) {
-	m, err := lastForSubject(ctx, w.stream, w.cl.CheckpointSubject(w.part))
+	m, err := leaderLast(ctx, w.js, w.cl.Name(), w.cl.CheckpointSubject(w.part))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Record{}, 0, false, nil
 	}

@@ -325,7 +325,8 @@ func TestClusterFencedZombie(t *testing.T) {
 		return got == n/2, s
 	})
 	opts, _ := testClusterOptions().Normalize()
-	intruder := cluster.NewWriter(pub, cs.stream, cs.cl, 0, "intruder", cs.info.Spec, opts)
+	_, mjs := cs.m.conns()
+	intruder := cluster.NewWriter(pub, mjs, cs.cl, 0, "intruder", cs.info.Spec, opts)
 	rec, err := intruder.Claim(context.Background())
 	if err != nil {
 		t.Fatal(err)

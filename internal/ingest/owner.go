@@ -203,8 +203,8 @@ func (cs *clusterStream) claim(ctx context.Context, p int) (err error) {
 	defer func() { cs.counts.countClaim(ctx, err) }()
 	began := time.Now()
 	sid := cs.info.Partitions[p]
-	nc, _ := cs.m.conns()
-	w := cluster.NewWriter(nc, cs.stream, cs.cl, p, cs.m.instance, cs.info.Spec, cs.c.opts)
+	nc, js := cs.m.conns()
+	w := cluster.NewWriter(nc, js, cs.cl, p, cs.m.instance, cs.info.Spec, cs.c.opts)
 	if err := cs.waitApplied(ctx, w, p); err != nil {
 		// Not owned here, so no hold should be on: a Release makes the
 		// mirror rewind and end any hold left over (a rewind signal lost

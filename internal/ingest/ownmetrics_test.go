@@ -72,7 +72,8 @@ func TestClusterOwnershipMetrics(t *testing.T) {
 		return got == n/3, s
 	})
 	opts, _ := testClusterOptions().Normalize()
-	intruder := cluster.NewWriter(pub, cs.stream, cs.cl, 0, "intruder", cs.info.Spec, opts)
+	_, mjs := cs.m.conns()
+	intruder := cluster.NewWriter(pub, mjs, cs.cl, 0, "intruder", cs.info.Spec, opts)
 	rec, err := intruder.Claim(context.Background())
 	if err != nil {
 		t.Fatal(err)
