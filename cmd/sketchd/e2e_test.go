@@ -313,7 +313,8 @@ func TestEndToEnd(t *testing.T) {
 	_, _ = io.Copy(&metrics, resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`sketchd_events_total{outcome="on_time",stream="js"} 5000`, `sketchd_watermark_timestamp_seconds{stream="core"}`, "sketchd_http_requests_total",
-		"\nsketchd_memory_cache_scale 1\n", "\nsketchd_memory_resident_file_bytes ", `sketchd_query_cache_budget_bytes{cache="panes"}`} {
+		"\nsketchd_memory_cache_scale 1\n", "\nsketchd_memory_resident_file_bytes ", `sketchd_query_cache_budget_bytes{cache="panes"}`,
+		"\ngo_cpu_classes_gc_total_cpu_seconds_total ", "\ngo_cpu_classes_gc_mark_idle_cpu_seconds_total ", "\ngo_gc_heap_goal_bytes ", "\ngo_gc_heap_live_bytes "} {
 		if !strings.Contains(metrics.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("starting sketchd", "version", versionString(), "data_dir", cfg.DataDir)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	procs := cfg.procs(getenv)
 	runtime.GOMAXPROCS(procs)
@@ -293,4 +294,16 @@ func hasStream(ss []sketchd.Stream, name string) bool {
 		}
 	}
 	return false
+}
+
+// goCollector is the Go collector with, beside its default metrics, the
+// runtime's estimates of the CPU its collector takes (go_cpu_classes_gc_*:
+// assists, dedicated and idle mark workers, pauses) and its heap goal and
+// live heap (go_gc_heap_goal_bytes, go_gc_heap_live_bytes): how much a
+// cycle costs the queries beside it, and why cycles come as often as they
+// do (docs/operations.md, "What the query load allocates").
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
+		Matcher: regexp.MustCompile(`^/cpu/classes/gc/|^/gc/heap/(goal|live):bytes$`),
+	}))
 }

@@ -87,6 +87,14 @@ type StoreSample struct {
 	// Alloc is go_memstats_alloc_bytes_total: the bytes sketchd allocated
 	// so far (0 in results of runners before it).
 	Alloc int64 `json:"alloc_bytes,omitempty"`
+	// GCCPU is go_cpu_classes_gc_total_cpu_seconds_total, the runtime's
+	// estimate of the CPU its collector took so far, and GCIdle the part
+	// of it idle mark workers took (go_cpu_classes_gc_mark_idle_...):
+	// CPU no other goroutine of sketchd wanted, but another process on
+	// the machine may have (k6, the runner). 0 in results of runners
+	// before it, or of a sketchd that does not export them.
+	GCCPU  float64 `json:"gc_cpu_seconds,omitempty"`
+	GCIdle float64 `json:"gc_idle_cpu_seconds,omitempty"`
 	// Tables is sketchd_store_compaction_tables: tables in the
 	// compactions running at the scrape.
 	Tables int64 `json:"compaction_tables"`
@@ -110,6 +118,8 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 		Commit:     int64(m.Sum("sketchd_store_commit_bytes_total")),
 		GCCycles:   int64(gc),
 		Alloc:      int64(m.Sum("go_memstats_alloc_bytes_total")),
+		GCCPU:      m.Sum("go_cpu_classes_gc_total_cpu_seconds_total"),
+		GCIdle:     m.Sum("go_cpu_classes_gc_mark_idle_cpu_seconds_total"),
 		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
 		CPU:        m.Sum("process_cpu_seconds_total"),
 		HTTP:       httpBuckets(m),

@@ -191,5 +191,11 @@ func allocLine(samples []StoreSample, requests int) string {
 	if gc > 0 {
 		line += fmt.Sprintf(", one per %s allocated", mib(bytes/gc))
 	}
-	return line + " (`go_memstats_alloc_bytes_total`, `go_gc_duration_seconds_count`)."
+	line += " (`go_memstats_alloc_bytes_total`, `go_gc_duration_seconds_count`)."
+	if gcCPU, cpu := b.GCCPU-a.GCCPU, b.CPU-a.CPU; a.GCCPU > 0 && gcCPU >= 0 && cpu > 0 {
+		line += fmt.Sprintf(" The runtime puts its collector at %.2f CPU s (%.0f%% of the %.2f s sketchd used), %.2f s of it idle mark workers"+
+			" (`go_cpu_classes_gc_total_cpu_seconds_total`, `go_cpu_classes_gc_mark_idle_cpu_seconds_total`, `process_cpu_seconds_total`).",
+			gcCPU, 100*gcCPU/cpu, cpu, b.GCIdle-a.GCIdle)
+	}
+	return line
 }
