@@ -301,7 +301,7 @@ func hasStream(ss []sketchd.Stream, name string) bool {
 // assists, dedicated and idle mark workers, pauses) and its heap goal and
 // live heap (go_gc_heap_goal_bytes, go_gc_heap_live_bytes): how much a
 // cycle costs the queries beside it, and why cycles come as often as they
-// do (docs/operations.md, "What the query load allocates").
+// do (docs/operations.md, "What the collector costs").
 func goCollector() prometheus.Collector {
 	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
 		Matcher: regexp.MustCompile(`^/cpu/classes/gc/|^/gc/heap/(goal|live):bytes$`),
