@@ -90,6 +90,20 @@ func (p *holdProxy) releaseRequests() {
 	p.mu.Unlock()
 }
 
+// dropConns closes every connection the proxy carries, dropping what it
+// holds: a held request is then lost, never answered. Clients reconnect
+// through the proxy, which holds nothing more.
+func (p *holdProxy) dropConns() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.reqMarker, p.reqGate = nil, nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 func (p *holdProxy) serve() {
 	defer p.wg.Done()
 	for {

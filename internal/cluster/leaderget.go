@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,22 +24,40 @@ import (
 // package gets directly whenever the stream allows it; its older
 // JetStreamContext.GetLastMsg asks the leader unless told otherwise.
 
+// leaderAttempt bounds one get from the leader. While the stream elects
+// a leader (a node lost) its replicas ignore the request, which is not
+// "no responders" but no answer: an attempt then waits out its bound. A
+// short one, sent again (retryAttempts) for up to leaderWait, returns soon
+// after the new leader is there, where a direct get from any replica did
+// not wait at all and one attempt of adminAttempt could wait 10 s past it
+// (TestLeaderReadResent).
+const leaderAttempt = 2 * time.Second
+
+// leaderWait bounds all attempts of one leaderLast.
+const leaderWait = adminAttempt
+
 // leaderLast returns the last message on subject in stream, as its leader
-// has it; jetstream.ErrMsgNotFound when there is none. No responders is
-// retried as for lastForSubject (getRetried).
+// has it; jetstream.ErrMsgNotFound when there is none. An unanswered get
+// (no responders, a timed-out attempt) is sent again for up to leaderWait
+// or until ctx is done.
 func leaderLast(ctx context.Context, js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
 	legacy, err := js.Conn().JetStream()
 	if err != nil {
 		return nil, err
 	}
-	return getRetried(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-		m, err := legacy.GetLastMsg(stream, subject, nats.Context(ctx))
+	wctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	var last *jetstream.RawStreamMsg
+	err = retryAttempts(wctx, leaderAttempt, func(actx context.Context) error {
+		m, err := legacy.GetLastMsg(stream, subject, nats.Context(actx))
 		switch {
 		case errors.Is(err, nats.ErrMsgNotFound):
-			return nil, jetstream.ErrMsgNotFound
+			return jetstream.ErrMsgNotFound
 		case err != nil:
-			return nil, err
+			return err
 		}
-		return &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: m.Sequence, Header: m.Header, Data: m.Data, Time: m.Time}, nil
+		last = &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: m.Sequence, Header: m.Header, Data: m.Data, Time: m.Time}
+		return nil
 	})
+	return last, err
 }

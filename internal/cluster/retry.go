@@ -20,8 +20,13 @@ const adminAttempt = 10 * time.Second
 // for another reason than a timeout or no responders, or ctx is done,
 // each attempt bounded by adminAttempt.
 func retryAdmin(ctx context.Context, req func(ctx context.Context) error) error {
+	return retryAttempts(ctx, adminAttempt, req)
+}
+
+// retryAttempts is retryAdmin with attempts bounded by attempt.
+func retryAttempts(ctx context.Context, attempt time.Duration, req func(ctx context.Context) error) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, adminAttempt)
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		err := req(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !retryable(err) {
@@ -68,17 +73,9 @@ const errNoSuitablePeers jetstream.ErrorCode = 10005
 // for up to 5 s or until ctx is done. Each attempt is bounded by
 // adminAttempt: a lost request would otherwise wait for ctx's deadline.
 func lastForSubject(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.RawStreamMsg, error) {
-	return getRetried(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-		return s.GetLastMsgForSubject(ctx, subject)
-	})
-}
-
-// getRetried runs a message get, retrying no responders as lastForSubject
-// says, each attempt bounded by adminAttempt.
-func getRetried(ctx context.Context, get func(ctx context.Context) (*jetstream.RawStreamMsg, error)) (*jetstream.RawStreamMsg, error) {
 	for try := 0; ; try++ {
 		actx, cancel := context.WithTimeout(ctx, adminAttempt)
-		m, err := get(actx)
+		m, err := s.GetLastMsgForSubject(actx, subject)
 		cancel()
 		if !errors.Is(err, nats.ErrNoResponders) || try == 50 || ctx.Err() != nil {
 			return m, err

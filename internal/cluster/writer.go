@@ -151,8 +151,7 @@ func unanswered(err error) bool {
 
 // LastCheckpointSeq is the changelog sequence of the partition's last
 // checkpoint record, as the changelog's leader has it; found is false when
-// it has none. A read that finds no responder is retried for a while
-// (getRetried).
+// it has none. An unanswered read is sent again for a while (leaderLast).
 func (w *Writer) LastCheckpointSeq(ctx context.Context) (seq uint64, found bool, err error) {
 	_, seq, found, err = w.lastRecord(ctx)
 	return seq, found, err
