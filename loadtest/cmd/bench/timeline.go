@@ -95,6 +95,15 @@ type StoreSample struct {
 	// before it, or of a sketchd that does not export them.
 	GCCPU  float64 `json:"gc_cpu_seconds,omitempty"`
 	GCIdle float64 `json:"gc_idle_cpu_seconds,omitempty"`
+	// HeapLive and HeapGoal are go_gc_heap_live_bytes (the heap the last
+	// cycle marked) and go_gc_heap_goal_bytes (where the next starts);
+	// HeapSlack is go_memstats_heap_inuse_bytes less
+	// go_memstats_heap_alloc_bytes: free slots in spans that hold
+	// objects, which count against the memory limit. Gauges, at the
+	// scrape; 0 when sketchd does not export the first two.
+	HeapLive  int64 `json:"heap_live_bytes,omitempty"`
+	HeapGoal  int64 `json:"heap_goal_bytes,omitempty"`
+	HeapSlack int64 `json:"heap_slack_bytes,omitempty"`
 	// Tables is sketchd_store_compaction_tables: tables in the
 	// compactions running at the scrape.
 	Tables int64 `json:"compaction_tables"`
@@ -120,6 +129,9 @@ func storeSample(at time.Time, m Metrics) StoreSample {
 		Alloc:      int64(m.Sum("go_memstats_alloc_bytes_total")),
 		GCCPU:      m.Sum("go_cpu_classes_gc_total_cpu_seconds_total"),
 		GCIdle:     m.Sum("go_cpu_classes_gc_mark_idle_cpu_seconds_total"),
+		HeapLive:   int64(m.Sum("go_gc_heap_live_bytes")),
+		HeapGoal:   int64(m.Sum("go_gc_heap_goal_bytes")),
+		HeapSlack:  int64(m.Sum("go_memstats_heap_inuse_bytes") - m.Sum("go_memstats_heap_alloc_bytes")),
 		Tables:     int64(m.Sum("sketchd_store_compaction_tables")),
 		CPU:        m.Sum("process_cpu_seconds_total"),
 		HTTP:       httpBuckets(m),

@@ -197,5 +197,27 @@ func allocLine(samples []StoreSample, requests int) string {
 			" (`go_cpu_classes_gc_total_cpu_seconds_total`, `go_cpu_classes_gc_mark_idle_cpu_seconds_total`, `process_cpu_seconds_total`).",
 			gcCPU, 100*gcCPU/cpu, cpu, b.GCIdle-a.GCIdle)
 	}
-	return line
+	return line + heapRoom(samples)
+}
+
+// heapRoom says, over the scrapes that have the figures, how far the
+// heap goal stood above the live heap and what else took the limit's
+// room: the cycle's room, which with the bytes allocated sets how often
+// cycles come (docs/operations.md, "What the collector costs"). "" when
+// no scrape has them.
+func heapRoom(samples []StoreSample) string {
+	var live, goal, room, slack []int64
+	for _, s := range samples {
+		if s.HeapGoal > 0 {
+			live, goal = append(live, s.HeapLive), append(goal, s.HeapGoal)
+			room, slack = append(room, s.HeapGoal-s.HeapLive), append(slack, s.HeapSlack)
+		}
+	}
+	if len(goal) == 0 {
+		return ""
+	}
+	span := func(v []int64) string { return mib(slices.Min(v)) + " to " + mib(slices.Max(v)) }
+	return fmt.Sprintf(" Over %d scrapes the live heap the last cycle marked was %s, the heap goal %s, the goal above the live heap by %s, and %s sat free in spans that hold objects"+
+		" (`go_gc_heap_live_bytes`, `go_gc_heap_goal_bytes`, `go_memstats_heap_inuse_bytes` less `go_memstats_heap_alloc_bytes`).",
+		len(goal), span(live), span(goal), span(room), span(slack))
 }

@@ -28,7 +28,7 @@ var t0 = time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
 // skip leaves out the scrapes at those seconds (they failed).
 func scrapes(comp []int64, skip ...int) []StoreSample {
 	var out []StoreSample
-	c := StoreSample{Alloc: 1 << 30, GCCPU: 1, GCIdle: 0.5}
+	c := StoreSample{Alloc: 1 << 30, GCCPU: 1, GCIdle: 0.5, HeapLive: 200 << 20, HeapGoal: 330 << 20, HeapSlack: 40 << 20}
 	for i := 0; i <= len(comp); i++ {
 		c.At = t0.Add(time.Duration(i)*time.Second + 12*time.Millisecond)
 		if !slices.Contains(skip, i) {
@@ -42,6 +42,9 @@ func scrapes(comp []int64, skip ...int) []StoreSample {
 			c.Alloc += 50 << 20
 			c.GCCPU += 0.05
 			c.GCIdle += 0.02
+			c.HeapLive += 1 << 20
+			c.HeapGoal += 2 << 20
+			c.HeapSlack += 3 << 20
 			c.Tables = comp[i] // tables in running compactions at the next scrape
 		}
 	}
@@ -232,6 +235,8 @@ func TestRenderTimeline(t *testing.T) {
 			"the other seconds: p99 2.00 ms over 200 requests in 2 s; 2 s with requests but no store figures left out.",
 		fmt.Sprintf("sketchd allocated 350.0 MiB in the 7 s between the first and the last scrape (50.0 MiB/s, %.1f KB per request of the phase, ingestion's allocations included) and its GC ran 7 cycles, one per 50.0 MiB allocated", float64(350<<20)/float64(r.Vegeta.All.Requests)/1e3),
 		"The runtime puts its collector at 0.35 CPU s (20% of the 1.75 s sketchd used), 0.14 s of it idle mark workers",
+		"Over 7 scrapes the live heap the last cycle marked was 200.0 MiB to 207.0 MiB, the heap goal 330.0 MiB to 344.0 MiB, " +
+			"the goal above the live heap by 130.0 MiB to 137.0 MiB, and 40.0 MiB to 61.0 MiB sat free in spans that hold objects",
 		"k6 at 1,000 req/s for 30s: 4 scrapes, 0 failed; 3 seconds with store figures.",
 		"compactions wrote 4.0 MiB (more than 1.0 MiB in 1 of them; the most, 4.0 MiB, at 21:00:01), commits 1.5 MiB; 3 GC cycles; sketchd used 0.8 CPU seconds.",
 	} {
@@ -250,12 +255,12 @@ func TestRenderTimeline(t *testing.T) {
 	if line := allocLine(old, 100); line != "" {
 		t.Errorf("allocLine without the figure = %q", line)
 	}
-	// Nor a sentence on the collector's CPU without its figure.
+	// Nor a sentence on the collector's CPU or the heap without their figures.
 	noGC := scrapes([]int64{0, 4, 0})
 	for i := range noGC {
-		noGC[i].GCCPU, noGC[i].GCIdle = 0, 0
+		noGC[i].GCCPU, noGC[i].GCIdle, noGC[i].HeapGoal = 0, 0, 0
 	}
-	if line := allocLine(noGC, 100); line == "" || strings.Contains(line, "collector") {
+	if line := allocLine(noGC, 100); line == "" || strings.Contains(line, "collector") || strings.Contains(line, "live heap") {
 		t.Errorf("allocLine without the collector's CPU = %q", line)
 	}
 }
@@ -271,7 +276,7 @@ func TestSecondSampler(t *testing.T) {
 	// The Go collector with the runtime's GC CPU estimates, as sketchd
 	// registers it (cmd/sketchd, goCollector).
 	goColl := collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
-		Matcher: regexp.MustCompile(`^/cpu/classes/gc/`),
+		Matcher: regexp.MustCompile(`^/cpu/classes/gc/|^/gc/heap/(goal|live):bytes$`),
 	}))
 	reg.MustRegister(written, commit, goColl, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	written.WithLabelValues("1").Add(3 << 20)
@@ -321,8 +326,8 @@ func TestSecondSampler(t *testing.T) {
 		t.Errorf("%d samples + %d failed, server saw %d scrapes of which it failed %d", len(samples), failed, served, failedServed)
 	}
 	for _, sm := range samples {
-		if sm.Compaction != 7<<20 || sm.Commit != 1<<20 || sm.GCCycles <= 0 || sm.CPU <= 0 || sm.Alloc <= 0 || sm.GCCPU <= 0 || sm.At.IsZero() {
-			t.Errorf("sample %+v: want compactions 7 MiB, commits 1 MiB, GC cycles, CPU, GC CPU and bytes allocated > 0", sm)
+		if sm.Compaction != 7<<20 || sm.Commit != 1<<20 || sm.GCCycles <= 0 || sm.CPU <= 0 || sm.Alloc <= 0 || sm.GCCPU <= 0 || sm.HeapGoal <= 0 || sm.HeapLive <= 0 || sm.At.IsZero() {
+			t.Errorf("sample %+v: want compactions 7 MiB, commits 1 MiB, GC cycles, CPU, GC CPU, heap goal, live heap and bytes allocated > 0", sm)
 		}
 	}
 }
