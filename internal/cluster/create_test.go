@@ -114,7 +114,14 @@ func keyCreateOf(t *testing.T, r *Registry, name string) *keyCreate {
 // expecting 0: each returns the write's revision.
 func attemptTwice(ctx context.Context, t *testing.T, c *keyCreate) uint64 {
 	t.Helper()
-	rev, err := c.attempt(ctx)
+	// The first attempt as Create sends it: again while it goes
+	// unanswered (a 3-node bucket just created answered its first write
+	// "no response from stream" once in a clean-clone CI run, 2026-12-07).
+	var rev uint64
+	err := retryAdmin(ctx, func(ctx context.Context) (err error) {
+		rev, err = c.attempt(ctx)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("first attempt: %v", err)
 	}
