@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -254,7 +255,7 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 		}
 		m.position.Store(meta.Sequence.Stream)
 		m.head.Store(max(meta.Sequence.Stream+meta.NumPending, m.head.Load()))
-		if meta.Sequence.Stream >= head || meta.NumPending == 0 {
+		if m.reachedHead(ctx, meta.Sequence.Stream, meta.NumPending, &head) {
 			if err := m.setRestored(ctx); err != nil {
 				return err
 			}
@@ -263,6 +264,40 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 			}
 		}
 	}
+}
+
+// reachedHead reports whether the message at seq, with pending more
+// after it as the consumer's server counts them, is the head a catch-up
+// reads to. The head is the changelog's last sequence as its leader gave
+// it, and a batch ends with its checkpoint record, which never expires,
+// so the head is a message the consumer delivers; but the ordered
+// consumer is R1 on any of the changelog's replicas, which may be behind
+// the leader and count 0 pending short of the head (TestMirrorOwners in
+// CI: a catch-up returned with a just-acknowledged commit unread). So 0
+// pending short of the head is checked with the leader's last message on
+// the changelog's subjects: at or before seq, the messages up to the head
+// are gone (caught up, and processed up to the head); after it, the head becomes that message's
+// sequence and the catch-up waits for it. The leader unreachable, the
+// consumer's count is trusted, as before the check.
+func (m *Mirror) reachedHead(ctx context.Context, seq, pending uint64, head *uint64) bool {
+	switch {
+	case seq >= *head:
+		return true
+	case pending > 0:
+		return false
+	}
+	last, err := leaderLast(ctx, m.js, m.cl.Name(), m.cl.Subjects())
+	switch {
+	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+		m.log.Warn("changelog head not confirmed by its leader; taking the consumer's count", "seq", seq, "err", err)
+		return true
+	case err != nil || last.Sequence <= seq: // gone: processed
+		m.position.Store(*head)
+		return true
+	}
+	*head = last.Sequence
+	m.raiseHead(last.Sequence)
+	return false
 }
 
 // read runs the iterator's Next in a goroutine of the mirror's (readers)

@@ -136,6 +136,54 @@ func TestMirrorSkipsCorrupt(t *testing.T) {
 	checkPartition(t, db, sids[0], &mod)
 }
 
+// TestMirrorCatchUpGoneHead: the changelog's last sequence is a message
+// removed since (a head no consumer delivers): a catch-up confirms with
+// the leader that nothing is left after the last message it read, so it
+// returns with the partition applied and nothing pending, where waiting
+// for the head itself would wait until its context ended.
+func TestMirrorCatchUpGoneHead(t *testing.T) {
+	f := newFixture(t, clustertest.Options{})
+	ctx := testContext(t, time.Minute)
+	nc := f.c.Connect(t, 0)
+	js := jetStream(t, nc)
+	w := f.writer(t, 0, 0, "owner")
+	claim(t, w)
+	var mod model
+	fl := (&flushGen{rng: rand.New(rand.NewPCG(1, 17))}).next(&mod, 5, 50)
+	if _, err := w.Commit(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	mod.apply(fl)
+	stray := sketchd.PaneRecord{Key: sketchd.EncodeKey("gone"), Start: 0, Applied: 1, Sketches: [][]byte{{1}}}
+	publishStored(ctx, t, js, f.cl.PaneSubject(0, stray.Key, 0), encodePane(&stray))
+	head := f.lastSeq(t)
+	s, err := js.Stream(ctx, f.cl.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.lastSeq(t); got != head {
+		t.Fatalf("last sequence %d after removing it, want %d kept", got, head)
+	}
+	db, sids := openStore(t, 1)
+	mirror, err := NewMirror(ctx, jetStream(t, f.c.Connect(t, 2)), f.cl, sids, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mirror.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := mirror.CatchUp(cctx); err != nil {
+		t.Fatalf("catch-up to a removed head: %v", err)
+	}
+	if n := mirror.Pending(0); n != 0 {
+		t.Errorf("pending %d after catching up, want 0", n)
+	}
+	checkPartition(t, db, sids[0], &mod)
+}
+
 // TestMirrorHoldRelease: while this instance owns a partition (Hold), its
 // mirror applies none of it, even a batch that reached the changelog but
 // not the local store; once another instance has claimed it and this one
