@@ -5,10 +5,12 @@
 package clustertest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,29 +46,58 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 		c.startProcesses(tb, n, o)
 		return c
 	}
+	// The store dirs' root first (startNodes makes the dirs in it):
+	// t.TempDir's removal is a cleanup, registered at its first call, and
+	// cleanups run last-registered first, so the servers' shutdown,
+	// registered after, runs before it. The other way
+	// round, the dirs were removed while the servers ran, and a server
+	// still writing (a consumer's replica being created) failed the test
+	// with "directory not empty".
+	tb.TempDir()
+	tb.Cleanup(c.Shutdown)
+	for attempt := 1; ; attempt++ {
+		err := c.startNodes(tb, n, o)
+		if err == nil {
+			break
+		}
+		c.Shutdown()
+		c.Servers = nil
+		if attempt == startAttempts {
+			tb.Fatalf("clustertest: %v", err)
+		}
+		tb.Logf("clustertest: %v; starting again on other ports", err)
+	}
+	c.waitJetStream(tb)
+	return c
+}
+
+// startAttempts bounds how often Start starts the nodes: freePorts closes
+// its listeners before the nodes bind the ports, so another process (a
+// test binary run in parallel) can take one in between, and that node
+// never gets ready ("clustertest: n2 not ready" in CI after 60 s).
+const startAttempts = 3
+
+// readyWait bounds how long a node may take to be ready for connections.
+const readyWait = 60 * time.Second
+
+// startNodes starts n in-process nodes on fresh route ports and store
+// dirs and waits until each is ready for connections; a node that logs a
+// fatal error meanwhile (a route port it cannot listen on) fails it at
+// once, with that error.
+func (c *Cluster) startNodes(tb testing.TB, n int, o Options) error {
 	ports := freePorts(tb, n)
 	routes := make([]*url.URL, n)
 	for i, p := range ports {
 		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)}
 	}
-	// The store dirs first: t.TempDir's removal is a cleanup, registered
-	// at its first call, and cleanups run last-registered first, so the
-	// servers' shutdown, registered after, runs before it. The other way
-	// round, the dirs were removed while the servers ran, and a server
-	// still writing (a consumer's replica being created) failed the test
-	// with "directory not empty".
-	dirs := make([]string, n)
-	for i := range dirs {
-		dirs[i] = tb.TempDir()
-	}
-	tb.Cleanup(c.Shutdown)
+	logs := make([]*startLog, n)
 	for i := range n {
 		so := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
 			Port:       -1,
 			JetStream:  true,
-			StoreDir:   dirs[i],
+			StoreDir:   tb.TempDir(),
 			MaxPayload: o.MaxPayload,
 			NoSigs:     true,
 			NoLog:      true,
@@ -77,21 +108,77 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 			},
 			Routes: routes,
 		}
-		ns, err := server.NewServer(so)
+		ns, log, err := startNode(so)
 		if err != nil {
-			tb.Fatalf("clustertest: node %d: %v", i+1, err)
+			return fmt.Errorf("node %d: %w", i+1, err)
 		}
-		go ns.Start()
-		c.Servers = append(c.Servers, ns)
+		c.Servers, logs[i] = append(c.Servers, ns), log
 	}
-	for _, ns := range c.Servers {
-		if !ns.ReadyForConnections(60 * time.Second) {
-			tb.Fatalf("clustertest: %s not ready", ns.Name())
+	deadline := time.Now().Add(readyWait)
+	for i, ns := range c.Servers {
+		if err := waitReady(ns, logs[i], deadline); err != nil {
+			return err
 		}
 	}
-	c.waitJetStream(tb)
-	return c
+	return nil
 }
+
+// startNode starts one in-process node whose fatal errors are kept.
+func startNode(so *server.Options) (*server.Server, *startLog, error) {
+	ns, err := server.NewServer(so)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := &startLog{}
+	ns.SetLogger(log, false, false)
+	go ns.Start()
+	return ns, log, nil
+}
+
+// waitReady waits until ns is ready for connections, it logged a fatal
+// error, or the deadline passed.
+func waitReady(ns *server.Server, log *startLog, deadline time.Time) error {
+	for !ns.ReadyForConnections(100 * time.Millisecond) {
+		if err := log.fatal(); err != nil {
+			return fmt.Errorf("%s: %w", ns.Name(), err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s", ns.Name(), readyWait)
+		}
+	}
+	return nil
+}
+
+// startLog is a node's logger: it keeps the first fatal error (a listener
+// that failed) and drops the rest.
+type startLog struct {
+	mu    sync.Mutex
+	first string
+}
+
+func (l *startLog) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.first == "" {
+		l.first = fmt.Sprintf(format, v...)
+	}
+}
+
+// fatal is the first fatal error logged, nil when none was.
+func (l *startLog) fatal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.first == "" {
+		return nil
+	}
+	return errors.New(l.first)
+}
+
+func (*startLog) Noticef(string, ...any) {}
+func (*startLog) Warnf(string, ...any)   {}
+func (*startLog) Errorf(string, ...any)  {}
+func (*startLog) Debugf(string, ...any)  {}
+func (*startLog) Tracef(string, ...any)  {}
 
 // freePorts reserves n loopback ports for the cluster routes (the routes
 // must be known before the nodes start).
