@@ -19,6 +19,7 @@ import (
 	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/ingest"
+	"github.com/sketchd/sketchd/internal/memlimit"
 	"github.com/sketchd/sketchd/internal/query"
 	"go.yaml.in/yaml/v3"
 )
@@ -192,9 +193,9 @@ func (c *config) settings() []setting {
 		durSetting("ack-wait", "JetStream AckWait; at least 5 × flush-interval", &c.AckWait),
 		intSetting("max-ack-pending", "JetStream MaxAckPending per stream; above the messages of one flush interval", &c.MaxAckPending),
 		intSetting("max-open-panes", "panes held in memory per stream before the oldest are evicted early", &c.MaxOpenPanes),
-		strSetting("memory-limit", "memory limit (512MiB, 1GiB) of the process: 7/8 is the Go runtime's soft limit (less while mapped files take more than the other 1/8, and the query caches give way when the live heap passes 2/3 of it); divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else 3/4 of the cgroup's limit, at most 512MiB", &c.MemoryLimit),
-		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: 7/64 of memory-limit", &c.QueryCacheMB),
-		intSetting("procs", "Go scheduler threads (GOMAXPROCS); 0: $GOMAXPROCS when set, else 4 per CPU, or the CPU quota when the cgroup sets one (docs/operations.md, Scheduler threads)", &c.Procs),
+		strSetting("memory-limit", fmt.Sprintf("memory limit (512MiB, 1GiB) of the process: %s is the Go runtime's soft limit (less while mapped files take more than the other %s, and the query caches give way when the live heap passes %s of it); divided between the query caches and budget, Badger's caches and JetStream's memory store (docs/operations.md); empty: GOMEMLIMIT if set, else %s of the cgroup's limit, at most %dMiB", defaults.RuntimeShare, defaults.FilesShare, memlimit.LiveShare, defaults.CgroupShare, defaults.MemoryLimit>>20), &c.MemoryLimit),
+		intSetting("query-cache-mb", "memory for decoded final panes and rollup blocks (query cache); 0: "+defaults.QueryCacheShare.String()+" of memory-limit", &c.QueryCacheMB),
+		intSetting("procs", fmt.Sprintf("Go scheduler threads (GOMAXPROCS); 0: $GOMAXPROCS when set, else %d per CPU, or the CPU quota when the cgroup sets one (docs/operations.md, Scheduler threads)", defaults.ProcsPerCPU), &c.Procs),
 		intSetting("store-block-cache-mb", "Badger block cache, with compressed tables; 0: none, tables uncompressed", &c.StoreCacheMB),
 		durSetting("shutdown-timeout", "how long a graceful stop may take", &c.ShutdownWait),
 		durSetting("query-timeout", "per-request timeout of the API", &c.QueryTimeout),

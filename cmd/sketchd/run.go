@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	debug.SetMemoryLimit(mem.Limit)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sketchd_memory_limit_bytes",
-		Help: "The process's memory limit (--memory-limit): its RSS should stay within it; the Go runtime's soft limit (go_gc_gomemlimit_bytes) is 7/8 of it, less while the resident file pages (sketchd_memory_resident_file_bytes) take more than the other eighth.",
+		Help: fmt.Sprintf("The process's memory limit (--memory-limit): its RSS should stay within it; the Go runtime's soft limit (go_gc_gomemlimit_bytes) is %s of it, less while the resident file pages (sketchd_memory_resident_file_bytes) take more than the other %s.", defaults.RuntimeShare, defaults.FilesShare),
 	}, func() float64 { return float64(mem.Budget) }))
 	log.Info("memory limit", "limit_mib", mem.Budget>>20, "go_limit_mib", mem.Limit>>20, "query_cache_mib", mem.QueryCache>>20,
 		"queries_mib", mem.QueriesTotal>>20, "store_block_cache_mib", mem.StoreBlockCache>>20,

@@ -14,13 +14,40 @@ import (
 // box. See docs/operations.md ("Memory").
 const MemoryLimit = 512 << 20
 
-// unmanagedShare is the part of the memory limit left to what the Go
-// runtime does not count: the binary's mapped code and data (24 MiB),
-// the Badger table pages read or written since the store last released
-// them (every half second), and Badger's
-// memtable logs, mapped files all. The Go runtime's soft limit is the
-// rest.
-const unmanagedShare = 8 // 1/8
+// Share is a part of a whole, Num/Den of it: the memory limit's split
+// has its fractions here, and the help texts and metric descriptions that
+// state them print these (String), so that a changed share cannot leave
+// a stale "7/8" behind.
+type Share struct{ Num, Den int64 }
+
+// Of returns the share of n, rounded down (n/Den first: no overflow).
+func (s Share) Of(n int64) int64 { return n / s.Den * s.Num }
+
+// Float returns the share as a fraction.
+func (s Share) Float() float64 { return float64(s.Num) / float64(s.Den) }
+
+// String writes the share as a fraction: "7/8".
+func (s Share) String() string { return fmt.Sprintf("%d/%d", s.Num, s.Den) }
+
+// The memory limit's shares (SplitMemory; docs/operations.md, "Memory").
+var (
+	// FilesShare is the part of the memory limit left to what the Go
+	// runtime does not count: the binary's mapped code and data (24
+	// MiB), the Badger table pages read or written since the store last
+	// released them (every half second), and Badger's memtable logs,
+	// mapped files all. The Go runtime's soft limit is the rest
+	// (RuntimeShare).
+	FilesShare = Share{1, 8}
+	// RuntimeShare is the Go runtime's soft limit: the limit less
+	// FilesShare.
+	RuntimeShare = Share{FilesShare.Den - FilesShare.Num, FilesShare.Den}
+	// CgroupShare is the default limit's part of the cgroup's limit
+	// (MemoryLimitFor).
+	CgroupShare = Share{3, 4}
+	// QueryCacheShare is the query cache's: decoded final panes and
+	// rollup blocks.
+	QueryCacheShare = Share{7, 64}
+)
 
 // MemoryLimitFor returns the default memory limit given the cgroup's
 // (cgroup ≤ 0: none): 3/4 of the cgroup limit, leaving the rest to the
@@ -30,7 +57,7 @@ func MemoryLimitFor(cgroup int64) int64 {
 	if cgroup <= 0 {
 		return MemoryLimit
 	}
-	return min(cgroup/4*3, MemoryLimit)
+	return min(CgroupShare.Of(cgroup), MemoryLimit)
 }
 
 // CgroupMemoryLimit reads the memory limit of the process's own cgroup,
@@ -63,8 +90,8 @@ type MemorySplit struct {
 func SplitMemory(limit int64) MemorySplit {
 	return MemorySplit{
 		Budget:          limit,
-		Limit:           limit - limit/unmanagedShare,
-		QueryCache:      limit / 64 * 7,
+		Limit:           limit - FilesShare.Of(limit),
+		QueryCache:      QueryCacheShare.Of(limit),
 		WindowCache:     limit / 16,
 		ResultCache:     limit / 64,
 		AnswerCache:     limit / 32,

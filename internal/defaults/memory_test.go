@@ -30,6 +30,27 @@ func TestSplitMemory(t *testing.T) {
 	}
 }
 
+// TestShares: the fractions the help texts print are the split's.
+func TestShares(t *testing.T) {
+	const limit = 512 << 20
+	s := SplitMemory(limit)
+	for _, c := range []struct {
+		name  string
+		share Share
+		text  string
+		part  int64
+	}{
+		{"runtime", RuntimeShare, "7/8", s.Limit},
+		{"files", FilesShare, "1/8", s.Budget - s.Limit},
+		{"query cache", QueryCacheShare, "7/64", s.QueryCache},
+		{"cgroup", CgroupShare, "3/4", MemoryLimitFor(limit)},
+	} {
+		if c.share.String() != c.text || c.share.Of(limit) != c.part {
+			t.Errorf("%s share %s of %d = %d, the split's %d (want %s)", c.name, c.share, limit, c.share.Of(limit), c.part, c.text)
+		}
+	}
+}
+
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{
 		"512MiB": 512 << 20, "1GiB": 1 << 30, "800MB": 800e6, "1073741824": 1 << 30, " 64 KiB ": 64 << 10, "10B": 10,

@@ -17,17 +17,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sketchd/sketchd/internal/defaults"
 	"github.com/sketchd/sketchd/internal/procmem"
 )
 
-// liveShare is the part of the Go runtime's soft limit the live heap may
+// LiveShare is the part of the Go runtime's soft limit the live heap may
 // take before the caches give way: the rest (a third) is the collector's
 // room for garbage, which at that point lets the heap grow by half the live
 // heap between cycles (GOGC 50). A choice, not a measured optimum: no
 // other share was tried; what was measured is that a smaller soft limit
 // (336 MiB, the load runner at a 384 MiB limit) ran the collector 2-3
 // times as often and failed the latency targets (docs/operations.md).
-const liveShare = 2.0 / 3
+var LiveShare = defaults.Share{Num: 2, Den: 3}
 
 // minScale is the least of their budgets the caches keep: the hottest
 // panes and windows stay cached however tight the heap.
@@ -180,7 +181,7 @@ func goLimitFor(o Options, files int64) int64 {
 	return max(min(o.GoLimit, o.Budget-files), o.Budget/2)
 }
 
-// scaleFor is the caches' scale that leaves the live heap liveShare of the
+// scaleFor is the caches' scale that leaves the live heap LiveShare of the
 // soft limit: what the heap holds besides the caches (live - held) is
 // taken as it is, the caches get the rest, between minScale and all of
 // their budget.
@@ -188,7 +189,7 @@ func scaleFor(goLimit, live, held, budget int64) float64 {
 	if budget <= 0 {
 		return 1
 	}
-	room := float64(goLimit)*liveShare - float64(live-held)
+	room := float64(goLimit)*LiveShare.Float() - float64(live-held)
 	return min(max(room/float64(budget), minScale), 1)
 }
 
