@@ -456,11 +456,17 @@ func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom i
 	if to < math.MaxInt64-tailSpan {
 		hi = to + tailSpan
 	}
+	prevs := make(map[string]*tail, len(keys))
+	for _, key := range keys {
+		if t := q.tails.previous(p, key); t != nil {
+			prevs[key] = t
+		}
+	}
 	read := map[string]*tail{}
-	err := q.reader(p.target).ScanPanes(ctx, p.target.ID, keys, tailFrom, hi, func(r sketchd.PaneRecord) error {
+	err := q.scanReusing(ctx, p.target, keys, tailFrom, hi, prevs, func(r sketchd.PaneRecord) error {
 		t := read[r.Key]
 		if t == nil {
-			t = &tail{from: tailFrom, to: hi, prev: q.tails.previous(p, r.Key)}
+			t = &tail{from: tailFrom, to: hi, prev: prevs[r.Key]}
 			read[r.Key] = t
 		}
 		t.panes = append(t.panes, r)
@@ -478,6 +484,41 @@ func (q *Querier) readTails(ctx context.Context, p *plan, w *windows, tailFrom i
 			return err
 		}
 		q.tails.store(p, key, t)
+	}
+	return nil
+}
+
+// reusingReader is a PaneReader that can give a caller's own records of
+// unchanged open panes back instead of copies (store.DB).
+type reusingReader interface {
+	ScanPanesReusing(ctx context.Context, streamID uint32, keys []string, from, to int64, reuse func(key string, start int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error
+}
+
+// scanReusing reads keys' panes in [from, to) as ScanPanes does, but an
+// open pane that is the same as in the key's tail in prevs (the previous
+// state's) is that tail's record, shared (tails are only read), not a new
+// copy, where the reader can do it.
+func (q *Querier) scanReusing(ctx context.Context, t Target, keys []string, from, to int64, prevs map[string]*tail, fn func(sketchd.PaneRecord) error) error {
+	r := q.reader(t)
+	rr, ok := r.(reusingReader)
+	if !ok || len(prevs) == 0 {
+		return r.ScanPanes(ctx, t.ID, keys, from, to, fn)
+	}
+	return rr.ScanPanesReusing(ctx, t.ID, keys, from, to, func(key string, start int64) *sketchd.PaneRecord {
+		return prevs[key].pane(start)
+	}, fn)
+}
+
+// pane returns t's record of the pane at start, or nil (t nil: none). A
+// tail's panes do not change once the memo holds it.
+func (t *tail) pane(start int64) *sketchd.PaneRecord {
+	if t == nil {
+		return nil
+	}
+	for i := range t.panes {
+		if t.panes[i].Start == start {
+			return &t.panes[i]
+		}
 	}
 	return nil
 }

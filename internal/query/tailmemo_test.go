@@ -139,6 +139,14 @@ func (r *storeReads) ScanPanes(ctx context.Context, id uint32, keys []string, fr
 	})
 }
 
+// ScanPanesReusing counts as ScanPanes does, a record reused or not.
+func (r *storeReads) ScanPanesReusing(ctx context.Context, id uint32, keys []string, from, to int64, reuse func(string, int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanPanesReusing(ctx, id, keys, from, to, reuse, func(p sketchd.PaneRecord) error {
+		r.count(p)
+		return fn(p)
+	})
+}
+
 func (r *storeReads) count(p sketchd.PaneRecord) {
 	r.n.Add(1)
 	if p.Start >= r.tailFrom.Load() {

@@ -396,3 +396,10 @@ func (r *paneReads) ScanPanes(ctx context.Context, id uint32, keys []string, fro
 		return fn(p)
 	})
 }
+
+func (r *paneReads) ScanPanesReusing(ctx context.Context, id uint32, keys []string, from, to int64, reuse func(string, int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error {
+	return r.DB.ScanPanesReusing(ctx, id, keys, from, to, reuse, func(p sketchd.PaneRecord) error {
+		r.n.Add(1)
+		return fn(p)
+	})
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -69,6 +70,32 @@ func paneValueLen(p *sketchd.PaneRecord) int {
 		n += 4 + len(s)
 	}
 	return n
+}
+
+// paneEquals reports whether v, a pane value as stored, holds p: the
+// same flags, counts and sketch bytes. Its checksum is not checked: bytes
+// equal to a record decoded from a checked value are what that value held.
+func paneEquals(v []byte, p *sketchd.PaneRecord) bool {
+	if len(v) != paneValueLen(p) || v[0] != paneVersion {
+		return false
+	}
+	body := v[1 : len(v)-crcLen]
+	var flags byte
+	if p.Final {
+		flags = flagFinal
+	}
+	if body[0] != flags || binary.BigEndian.Uint64(body[1:9]) != p.Events || binary.BigEndian.Uint64(body[9:17]) != p.Applied ||
+		binary.BigEndian.Uint32(body[17:21]) != uint32(len(p.Sketches)) {
+		return false
+	}
+	rest := body[21:] // as long as p's blobs with their lengths (paneValueLen)
+	for _, b := range p.Sketches {
+		if n := binary.BigEndian.Uint32(rest); int(n) != len(b) || !bytes.Equal(rest[4:4+n], b) {
+			return false
+		}
+		rest = rest[4+len(b):]
+	}
+	return true
 }
 
 // appendPaneValue appends the pane value:

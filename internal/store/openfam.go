@@ -304,12 +304,16 @@ func (db *DB) openView(sid uint32, fn func(open *badger.Txn, since int64) error)
 
 // openPane is a copy of one pane held by open, for a scan to merge;
 // owned when val is the pane's alone (openWalk), which the record the scan
-// gives out may then take.
+// gives out may then take. reused is, instead of a copy, the caller's
+// record of the pane, which the stored value still holds
+// (ScanPanesReusing), and size that value's length.
 type openPane struct {
-	key   []byte
-	start int64
-	val   []byte
-	owned bool
+	key    []byte
+	start  int64
+	val    []byte
+	owned  bool
+	reused *sketchd.PaneRecord
+	size   int
 }
 
 // openPanes appends to dst the panes of key that open holds with

@@ -48,7 +48,7 @@ const (
 // memory of its own (owned: it is a Prefix iterator of sp.pane over
 // open's snapshot). Keys without an open pane in range are absent from
 // the map.
-func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, keys []string, lo, to int64) (map[string][]openPane, error) {
+func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, keys []string, lo, to int64, reuse reuseFunc) (map[string][]openPane, error) {
 	order := walkOrder(keys)
 	out := make(map[string][]openPane, len(order))
 	w := sp.width
@@ -71,7 +71,7 @@ func openWalk(ctx context.Context, it *badger.Iterator, seek *[]byte, sp space, 
 			if !it.Valid() {
 				return out, nil // nothing further in this stream
 			}
-			if err := copyKeyPanes(ctx, it, sp, (*seek)[:len(*seek)-8], to, key, out); err != nil {
+			if err := copyKeyPanes(ctx, it, sp, (*seek)[:len(*seek)-8], to, key, reuse, out); err != nil {
 				return nil, err
 			}
 		}
@@ -111,10 +111,17 @@ func stepTo(it *badger.Iterator, target []byte) bool {
 
 // copyKeyPanes copies the panes at it that have the pane-key prefix of
 // key and start before to and adds them to out[key], leaving it on the
-// first item after them.
-func copyKeyPanes(ctx context.Context, it *badger.Iterator, sp space, prefix []byte, to int64, key string, out map[string][]openPane) error {
+// first item after them; a pane whose value still holds the record reuse
+// gives for it is added as that record, not copied.
+func copyKeyPanes(ctx context.Context, it *badger.Iterator, sp space, prefix []byte, to int64, key string, reuse reuseFunc, out map[string][]openPane) error {
 	_, err := walkRun(ctx, it, sp, prefix, to, func(item *badger.Item, k []byte, start int64) error {
 		return item.Value(func(v []byte) error {
+			if reuse != nil {
+				if rec := reuse(key, start); rec != nil && paneEquals(v, rec) {
+					out[key] = append(out[key], openPane{start: start, reused: rec, size: len(v)})
+					return nil
+				}
+			}
 			b := make([]byte, len(k)+len(v))
 			copy(b, k)
 			copy(b[len(k):], v)

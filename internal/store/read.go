@@ -121,10 +121,27 @@ func (db *DB) ScanPanes(ctx context.Context, streamID uint32, keys []string, fro
 	return db.ScanTierPanes(ctx, streamID, 0, keys, from, to, fn)
 }
 
+// reuseFunc returns the record of key's pane at start that a caller of
+// ScanPanesReusing holds from an earlier scan, or nil.
+type reuseFunc = func(key string, start int64) *sketchd.PaneRecord
+
+// ScanPanesReusing is ScanPanes for a caller that keeps what it reads and
+// reads it again, as a query's open tails are read once per commit: an
+// open pane whose stored value still holds the record reuse gives for it
+// (byte for byte) is given as that record instead of a copy, so fn
+// shares it with the caller and must only read it. With a commit a second,
+// a key's open panes but the newest mostly get nothing new, and copying
+// each of them out of Badger at every commit was a seventh of what the
+// load runner's k6 phase allocated (internal/query's tail memo). Only a
+// scan of enough keys to walk the open family does it (openWalkMin).
+func (db *DB) ScanPanesReusing(ctx context.Context, streamID uint32, keys []string, from, to int64, reuse func(key string, start int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error {
+	return db.scanPanes(ctx, streamID, 0, keys, from, to, allSlots, false, reuse, fn)
+}
+
 // ScanTierPanes is ScanPanes over the panes of the stream's rollup tier of
 // granularity tier (0: its base panes).
 func (db *DB) ScanTierPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, fn func(sketchd.PaneRecord) error) error {
-	return db.scanPanes(ctx, streamID, tier, keys, from, to, allSlots, false, fn)
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, allSlots, false, nil, fn)
 }
 
 // ScanTierPaneSlot is ScanTierPanes for a reader of one aggregate: each
@@ -137,7 +154,7 @@ func (db *DB) ScanTierPaneSlot(ctx context.Context, streamID uint32, tier time.D
 	if slot < 0 {
 		return fmt.Errorf("scan pane slot %d: %w", slot, ErrInvalid)
 	}
-	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, false, fn)
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, false, nil, fn)
 }
 
 // ScanTierPaneSlotBorrowed is ScanTierPaneSlot without copying the slot's
@@ -151,14 +168,14 @@ func (db *DB) ScanTierPaneSlotBorrowed(ctx context.Context, streamID uint32, tie
 	if slot < 0 {
 		return fmt.Errorf("scan pane slot %d: %w", slot, ErrInvalid)
 	}
-	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, true, fn)
+	return db.scanPanes(ctx, streamID, tier, keys, from, to, slot, true, nil, fn)
 }
 
 // scanPanes is ScanTierPanes copying every sketch of a pane (slot
 // allSlots) or only the one of slot (decodePane); borrow gives fn the
 // slot's blob in Badger's value instead of a copy, from inside
 // Item.Value.
-func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, borrow bool, fn func(sketchd.PaneRecord) error) error {
+func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration, keys []string, from, to int64, slot int, borrow bool, reuse reuseFunc, fn func(sketchd.PaneRecord) error) error {
 	if err := db.enter(); err != nil {
 		return err
 	}
@@ -185,7 +202,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 			var walked map[string][]openPane // open's panes of every key, read in one walk
 			if open != nil && len(keys) >= openWalkMin && partitionOf(to-1, sp.width)-partitionOf(lo, sp.width) < openWalkParts {
 				var err error
-				if walked, err = openWalk(ctx, open, &r.seek, sp, keys, lo, to); err != nil {
+				if walked, err = openWalk(ctx, open, &r.seek, sp, keys, lo, to, reuse); err != nil {
 					return err
 				}
 			}
@@ -288,7 +305,13 @@ func (r *keyScan) openBefore(key string, start int64) (same bool, err error) {
 
 // emitOpen decodes one open pane and calls fn with it.
 func (r *keyScan) emitOpen(key string, op *openPane) error {
-	r.read += int64(len(op.val))
+	r.read += int64(len(op.val) + op.size)
+	if op.reused != nil {
+		if err := r.fn(*op.reused); err != nil {
+			return callbackError{err}
+		}
+		return nil
+	}
 	rec := sketchd.PaneRecord{Key: key, Start: op.start}
 	var err error
 	switch {
