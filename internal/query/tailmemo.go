@@ -82,6 +82,9 @@ type tail struct {
 	from, to int64
 	panes    []sketchd.PaneRecord // every slot's blob, as stored
 	size     int64                // counted in tailSet.bytes
+	// given marks the panes a newer state's tail shares (readTails) and
+	// counts instead of this one (tailMemo.store); under tailMemo.mu.
+	given []bool
 
 	mu      sync.Mutex
 	decoded map[tailSlot]sketch.Sketch // shared, read only
@@ -285,17 +288,37 @@ func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 
 // store keeps t for key, unless the memo moved to a newer state since the
 // read or would grow past its budget.
+//
+// A pane t shares with the previous state's tail of the key (the very
+// record: readTails) is counted by t, the newer, and no longer by the
+// older, which the memo lets go of first: the memo counts what it holds
+// once. Counted twice, the newest state's first tails made the memo drop
+// the previous state at a commit's first questions, and the keys read
+// after that found nothing to share.
 func (m *tailMemo) store(p *plan, key string, t *tail) {
 	size := tailBytes(key, t)
+	t.mu.Lock()
+	prev := t.prev
+	t.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.set(p, true)
 	if s == nil {
 		return
 	}
-	if !m.makeRoom(p.target.ID, s, size) {
+	from, moved := m.holder(p.target.ID, key, prev), int64(0)
+	if from != nil && from != s {
+		moved = sharedBytes(t, prev)
+	}
+	if !m.makeRoom(p.target.ID, s, size-moved) {
 		m.refused++
 		return
+	}
+	if moved > 0 && m.holder(p.target.ID, key, prev) == nil { // makeRoom dropped its state
+		if moved = 0; !m.makeRoom(p.target.ID, s, size) {
+			m.refused++
+			return
+		}
 	}
 	k := key
 	if old := s.tails[k]; old != nil {
@@ -314,6 +337,57 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	}
 	s.tails[k] = t
 	s.bytes += size
+	if moved > 0 {
+		giveShared(t, prev)
+		prev.size -= moved
+		from.bytes -= moved
+	}
+}
+
+// holder returns the kept state of stream id whose tail of key is t, or
+// nil. m.mu is held.
+func (m *tailMemo) holder(id uint32, key string, t *tail) *tailSet {
+	if t == nil {
+		return nil
+	}
+	for _, s := range m.streams[id] {
+		if s.tails[key] == t {
+			return s
+		}
+	}
+	return nil
+}
+
+// sharedBytes is what prev counts of the panes t shares with it (the same
+// record: their slots at the same address) and has not given to another
+// tail yet. tailMemo.mu is held.
+func sharedBytes(t, prev *tail) int64 {
+	n := int64(0)
+	forShared(t, prev, func(i int) { n += paneBytes(&prev.panes[i]) })
+	return n
+}
+
+// giveShared marks the panes of prev that t shares as given. tailMemo.mu
+// is held.
+func giveShared(t, prev *tail) {
+	if prev.given == nil {
+		prev.given = make([]bool, len(prev.panes))
+	}
+	forShared(t, prev, func(i int) { prev.given[i] = true })
+}
+
+// forShared calls fn with the index of each pane of prev, not given yet,
+// that t shares.
+func forShared(t, prev *tail, fn func(i int)) {
+	for i := range prev.panes {
+		if prev.given != nil && prev.given[i] {
+			continue
+		}
+		q := t.pane(prev.panes[i].Start)
+		if q != nil && len(q.Sketches) > 0 && unsafe.SliceData(q.Sketches) == unsafe.SliceData(prev.panes[i].Sketches) {
+			fn(i)
+		}
+	}
 }
 
 // makeRoom drops the stream's oldest states, never s nor one newer than
@@ -356,17 +430,23 @@ func dropOldest(sets []*tailSet) []*tailSet {
 func tailBytes(key string, t *tail) int64 {
 	n := int64(len(key)) + heapsize.MapEntry(unsafe.Sizeof(*t), unsafe.Sizeof("")+unsafe.Sizeof(t)) +
 		heapsize.Class(int64(unsafe.Sizeof(sketchd.PaneRecord{}))*int64(cap(t.panes)))
-	for _, r := range t.panes {
-		var blobs int64
-		for _, b := range r.Sketches {
-			blobs += int64(len(b))
-			if len(b) > 0 {
-				n += 2*int64(len(b)) + 256 + (int64(unsafe.Sizeof(tailSlot{})+unsafe.Sizeof(sketch.Sketch(nil)))+1)*3/2
-			}
-		}
-		n += heapsize.Class(blobs) + heapsize.Class(int64(len(r.Key))) + heapsize.Class(int64(unsafe.Sizeof([]byte(nil)))*int64(len(r.Sketches)))
+	for i := range t.panes {
+		n += paneBytes(&t.panes[i])
 	}
 	return n
+}
+
+// paneBytes is the part of tailBytes of one pane: its blobs, their slice
+// and key, and each blob decoded.
+func paneBytes(r *sketchd.PaneRecord) int64 {
+	var n, blobs int64
+	for _, b := range r.Sketches {
+		blobs += int64(len(b))
+		if len(b) > 0 {
+			n += 2*int64(len(b)) + 256 + (int64(unsafe.Sizeof(tailSlot{})+unsafe.Sizeof(sketch.Sketch(nil)))+1)*3/2
+		}
+	}
+	return n + heapsize.Class(blobs) + heapsize.Class(int64(len(r.Key))) + heapsize.Class(int64(unsafe.Sizeof([]byte(nil)))*int64(len(r.Sketches)))
 }
 
 // set returns the stream's memo for p's state (create: a new one when it

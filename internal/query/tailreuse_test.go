@@ -59,21 +59,57 @@ func TestTailReusesUnchangedPanes(t *testing.T) {
 	}
 }
 
-// TestTailSharesUnchangedPanes: with enough keys for the store to walk the
-// open family (store.ScanPanesReusing), a new state's tails take the open
-// panes that a commit left unchanged from the previous state's tails, the
-// very records, where each was copied out of Badger again at every commit;
-// the pane the commit changed is read anew. Every answer equals a
-// querier's without any cache.
+// TestTailSharesUnchangedPanes: with enough keys (20 a country) for the
+// store to walk the open family (store.ScanPanesReusing), a new state's
+// tails take the open panes that a commit left unchanged from the
+// previous state's tails, the very records, where each was copied out of
+// Badger again at every commit; the pane the commit changed is read anew. Every answer equals a
+// querier's without any cache. The memo counts a shared pane once (in the
+// newer state), so a budget of one and a half states keeps the previous
+// state while the new one is read by a question per country: counted in
+// both, the memo dropped the previous state at the second question, and
+// the keys read after that copied every pane.
 func TestTailSharesUnchangedPanes(t *testing.T) {
 	var _ reusingReader = (*store.DB)(nil)
-	l, _, q, ref := newLiveMemo(t, 20261207, 20, 3, 0, 12)
+	l, reads, q, ref := newLiveMemo(t, 20261207, 60, 3, 0, 12)
+	for _, budget := range []string{"default", "a state and a half"} {
+		if budget != "default" {
+			q = New(reads, Options{CacheBytes: 4 * oneState(t, q, l) * 3 / 2})
+			t.Cleanup(q.Close)
+		}
+		for round := range 3 {
+			shareRound(t, fmt.Sprintf("%s budget, round %d", budget, round), l, q, ref)
+			l.ingest(t)
+		}
+	}
+}
+
+// oneState returns the bytes the memo of q holds for the newest state of
+// l's stream after a question over the last 10 minutes.
+func oneState(t *testing.T, q *Querier, l *live) int64 {
+	t.Helper()
+	to, m := l.now(), int64(time.Minute)
+	if _, err := q.Query(t.Context(), l.target, Query{Aggregate: "users", From: to - 10*m, To: to, Step: m}); err != nil {
+		t.Fatal(err)
+	}
+	q.tails.mu.Lock()
+	defer q.tails.mu.Unlock()
+	return q.tails.streams[l.target.ID][0].bytes
+}
+
+// shareRound asks, commits one late event into key 0's newest pane, asks
+// again and checks which panes the newest state shares with the one
+// before, and that the memo counts the shared ones once.
+func shareRound(t *testing.T, at string, l *live, q, ref *Querier) {
+	t.Helper()
 	m := int64(time.Minute)
-	for round := range 3 {
-		to := l.now()
-		qu := Query{Aggregate: "users", From: to - 10*m, To: to, Step: m}
-		ask := func(at string) {
-			t.Helper()
+	to := l.now()
+	// A question per country, as a dashboard's filters ask: each reads its
+	// keys' tails, the later ones after the earlier ones' are kept.
+	ask := func(when string) {
+		t.Helper()
+		for _, c := range []string{"DE", "FR", "US"} {
+			qu := Query{Aggregate: "users", From: to - 10*m, To: to, Step: m, Where: map[string][]string{"country": {c}}}
 			got, err := q.Query(t.Context(), l.target, qu)
 			if err != nil {
 				t.Fatal(err)
@@ -82,45 +118,71 @@ func TestTailSharesUnchangedPanes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameResult(t, at, got, want)
+			sameResult(t, at+", "+when+", "+c, got, want)
 		}
-		ask(fmt.Sprintf("round %d, first", round))
-		before := newestTails(q, l.target.ID)
-		var b window.Batch
-		l.pos++
-		last := l.base.Add(time.Duration(l.minute-1) * time.Minute)
-		e := panetest.Event(l.keys[0], last.Add(3*time.Second), l.pos, fmt.Sprint("late", round))
-		b.Add(&e)
-		b.Now, b.Position = last.Add(time.Minute).UnixNano(), l.pos
-		l.commit(t, &b)
-		ask(fmt.Sprintf("round %d, after one pane changed", round))
-		after := newestTails(q, l.target.ID)
-		shared, fresh := 0, 0
-		for key, t1 := range after {
-			t0 := before[key]
-			for i := range t1.panes {
-				p1 := &t1.panes[i]
-				p0 := t0.pane(p1.Start)
-				if p0 == nil {
-					continue
-				}
-				same := len(p0.Sketches) > 0 && len(p1.Sketches) > 0 && unsafe.SliceData(p0.Sketches) == unsafe.SliceData(p1.Sketches)
-				switch changed := key == l.keys[0] && p1.Start == last.UnixNano(); {
-				case changed && same:
-					t.Errorf("round %d: the pane the commit changed was taken from the previous state", round)
-				case changed:
-					fresh++
-				case same:
-					shared++
-				default:
-					t.Errorf("round %d: key %q pane %d unchanged but copied again", round, key, p1.Start)
+	}
+	ask("first")
+	before := newestTails(q, l.target.ID)
+	var b window.Batch
+	l.pos++
+	last := l.base.Add(time.Duration(l.minute-1) * time.Minute)
+	e := panetest.Event(l.keys[0], last.Add(3*time.Second), l.pos, "late "+at)
+	b.Add(&e)
+	b.Now, b.Position = last.Add(time.Minute).UnixNano(), l.pos
+	l.commit(t, &b)
+	ask("after one pane changed")
+	after := newestTails(q, l.target.ID)
+	shared, fresh := 0, 0
+	for key, t1 := range after {
+		t0 := before[key]
+		for i := range t1.panes {
+			p1 := &t1.panes[i]
+			p0 := t0.pane(p1.Start)
+			if p0 == nil {
+				continue
+			}
+			same := len(p0.Sketches) > 0 && len(p1.Sketches) > 0 && unsafe.SliceData(p0.Sketches) == unsafe.SliceData(p1.Sketches)
+			switch changed := key == l.keys[0] && p1.Start == last.UnixNano(); {
+			case changed && same:
+				t.Errorf("%s: the pane the commit changed was taken from the previous state", at)
+			case changed:
+				fresh++
+			case same:
+				shared++
+			default:
+				t.Errorf("%s: key %q pane %d unchanged but copied again", at, key, p1.Start)
+			}
+		}
+	}
+	want := 0 // the pane changed was there before (else the event made it)
+	if before[l.keys[0]].pane(last.UnixNano()) != nil {
+		want = 1
+	}
+	if fresh != want || shared == 0 {
+		t.Fatalf("%s: %d panes shared, %d read anew; want every unchanged one shared and %d read anew", at, shared, fresh, want)
+	}
+	// Each record counted once, in whichever state holds it.
+	q.tails.mu.Lock()
+	defer q.tails.mu.Unlock()
+	var total, once int64
+	seen := map[*[]byte]bool{}
+	for _, s := range q.tails.streams[l.target.ID] {
+		total += s.bytes
+		for key, tl := range s.tails {
+			once += tailBytes(key, tl)
+			for i := range tl.panes {
+				p := &tl.panes[i]
+				if d := unsafe.SliceData(p.Sketches); d != nil {
+					if seen[d] {
+						once -= paneBytes(p)
+					}
+					seen[d] = true
 				}
 			}
 		}
-		if fresh != 1 || shared == 0 {
-			t.Fatalf("round %d: %d panes shared, %d read anew; want every unchanged one shared and 1 read anew", round, shared, fresh)
-		}
-		l.ingest(t)
+	}
+	if total != once {
+		t.Errorf("%s: the memo counts %d bytes, its records once %d", at, total, once)
 	}
 }
 
