@@ -59,12 +59,11 @@ func TestTailReusesUnchangedPanes(t *testing.T) {
 	}
 }
 
-// TestTailSharesUnchangedPanes: with enough keys (20 a country) for the
-// store to walk the open family (store.ScanPanesReusing), a new state's
-// tails take the open panes that a commit left unchanged from the
+// TestTailSharesUnchangedPanes: through store.ScanPanesReusing, a new
+// state's tails take the open panes that a commit left unchanged from the
 // previous state's tails, the very records, where each was copied out of
-// Badger again at every commit; the pane the commit changed is read anew. Every answer equals a
-// querier's without any cache. The memo counts a shared pane once (in the
+// Badger again at every commit; the pane the commit changed is read anew.
+// Every answer equals a querier's without any cache. The memo counts a shared pane once (in the
 // newer state), so a budget of one and a half states keeps the previous
 // state while the new one is read by a question per country: counted in
 // both, the memo dropped the previous state at the second question, and

@@ -318,12 +318,17 @@ type openPane struct {
 
 // openPanes appends to dst the panes of key that open holds with
 // lo <= start < to, by start ascending, their keys and values copied into
-// *arena (it is a Prefix iterator of sp.pane over open's snapshot). The
+// *arena (it is a Prefix iterator of sp.pane over open's snapshot), or as
+// the record reuse gives when the value still holds it (openWalk). The
 // arena is reused from key to key: a scan copies a key's open panes (a
 // few) into the same memory.
-func openPanes(ctx context.Context, dst []openPane, arena *[]byte, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64) ([]openPane, error) {
+func openPanes(ctx context.Context, dst []openPane, arena *[]byte, it *badger.Iterator, seek *[]byte, sp space, key string, lo, to int64, reuse reuseFunc) ([]openPane, error) {
 	err := walkKey(ctx, it, seek, sp, key, lo, to, func(item *badger.Item, k []byte, start int64) error {
 		return item.Value(func(v []byte) error {
+			if rec := reused(reuse, key, start, v); rec != nil {
+				dst = append(dst, openPane{start: start, reused: rec, size: len(v)})
+				return nil
+			}
 			off := len(*arena)
 			*arena = append(append(*arena, k...), v...)
 			dst = append(dst, openPane{key: (*arena)[off : off+len(k)], start: start, val: (*arena)[off+len(k):]})

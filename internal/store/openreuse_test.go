@@ -16,11 +16,17 @@ import (
 // commit changed since and for records that differ from the stored pane
 // in any field or sketch byte (a reuse offered wrongly is not taken).
 func TestScanPanesReusing(t *testing.T) {
+	for _, n := range []int{openWalkMin + 4, 3} { // keys: the open family walked, and sought key by key
+		t.Run(fmt.Sprintf("keys=%d", n), func(t *testing.T) { testScanPanesReusing(t, n) })
+	}
+}
+
+func testScanPanesReusing(t *testing.T, n int) {
 	db := openTest(t, t.TempDir(), quietOptions())
 	sid := createTest(t, db, "reuse", time.Minute).ID
 	var keys []string
 	var ps []sketchd.PaneRecord
-	for k := range openWalkMin + 4 { // enough keys to walk the open family
+	for k := range n {
 		keys = append(keys, fmt.Sprintf("key-%02d", k))
 		for m := range 2 {
 			ps = append(ps, pane(keys[k], int64(60+m)*minute, uint64(2*k+m+1), blob(uint64(2*k+m), 300), blob(uint64(100+k), 40)))

@@ -116,11 +116,9 @@ func stepTo(it *badger.Iterator, target []byte) bool {
 func copyKeyPanes(ctx context.Context, it *badger.Iterator, sp space, prefix []byte, to int64, key string, reuse reuseFunc, out map[string][]openPane) error {
 	_, err := walkRun(ctx, it, sp, prefix, to, func(item *badger.Item, k []byte, start int64) error {
 		return item.Value(func(v []byte) error {
-			if reuse != nil {
-				if rec := reuse(key, start); rec != nil && paneEquals(v, rec) {
-					out[key] = append(out[key], openPane{start: start, reused: rec, size: len(v)})
-					return nil
-				}
+			if rec := reused(reuse, key, start, v); rec != nil {
+				out[key] = append(out[key], openPane{start: start, reused: rec, size: len(v)})
+				return nil
 			}
 			b := make([]byte, len(k)+len(v))
 			copy(b, k)
@@ -130,4 +128,16 @@ func copyKeyPanes(ctx context.Context, it *badger.Iterator, sp space, prefix []b
 		})
 	})
 	return err
+}
+
+// reused returns the record reuse gives for key's pane at start when v,
+// the pane's stored value, still holds it; else nil (reuse nil: none).
+func reused(reuse reuseFunc, key string, start int64, v []byte) *sketchd.PaneRecord {
+	if reuse == nil {
+		return nil
+	}
+	if rec := reuse(key, start); rec != nil && paneEquals(v, rec) {
+		return rec
+	}
+	return nil
 }

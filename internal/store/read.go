@@ -132,8 +132,7 @@ type reuseFunc = func(key string, start int64) *sketchd.PaneRecord
 // shares it with the caller and must only read it. With a commit a second,
 // a key's open panes but the newest mostly get nothing new, and copying
 // each of them out of Badger at every commit was a seventh of what the
-// load runner's k6 phase allocated (internal/query's tail memo). Only a
-// scan of enough keys to walk the open family does it (openWalkMin).
+// load runner's k6 phase allocated (internal/query's tail memo).
 func (db *DB) ScanPanesReusing(ctx context.Context, streamID uint32, keys []string, from, to int64, reuse func(key string, start int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error {
 	return db.scanPanes(ctx, streamID, 0, keys, from, to, allSlots, false, reuse, fn)
 }
@@ -216,7 +215,7 @@ func (db *DB) scanPanes(ctx context.Context, streamID uint32, tier time.Duration
 					r.open = walked[key]
 				case open != nil:
 					var err error
-					if r.open, err = openPanes(ctx, r.open, &r.arena, open, &r.seek, sp, key, lo, to); err != nil {
+					if r.open, err = openPanes(ctx, r.open, &r.arena, open, &r.seek, sp, key, lo, to, reuse); err != nil {
 						return err
 					}
 				}
