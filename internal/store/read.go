@@ -131,8 +131,9 @@ type reuseFunc = func(key string, start int64) *sketchd.PaneRecord
 // (byte for byte) is given as that record instead of a copy, so fn
 // shares it with the caller and must only read it. With a commit a second,
 // a key's open panes but the newest mostly get nothing new, and copying
-// each of them out of Badger at every commit was a seventh of what the
-// load runner's k6 phase allocated (internal/query's tail memo).
+// them all out of Badger at every commit was an eighth of what the load
+// runner's k6 phase allocated (internal/query's tail memo;
+// docs/operations.md, "What the query load allocates").
 func (db *DB) ScanPanesReusing(ctx context.Context, streamID uint32, keys []string, from, to int64, reuse func(key string, start int64) *sketchd.PaneRecord, fn func(sketchd.PaneRecord) error) error {
 	return db.scanPanes(ctx, streamID, 0, keys, from, to, allSlots, false, reuse, fn)
 }
