@@ -27,31 +27,12 @@ func TestTailReusesUnchangedPanes(t *testing.T) {
 		ask := func(at string) int64 {
 			t.Helper()
 			d0 := q.Stats().Decoded
-			got, err := q.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := ref.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameResult(t, at, got, want)
+			askEqual(t, at, l, q, ref, qu)
 			return q.Stats().Decoded - d0
 		}
 		ask(fmt.Sprintf("round %d, first", round))
 		open := l.openSlots(to-10*m, to, l.target.Watermark) * len(l.keys)
-		// One late event into key 0's newest pane, no new time.
-		var b window.Batch
-		l.pos++
-		last := l.base.Add(time.Duration(l.minute-1) * time.Minute)
-		e := panetest.Event(l.keys[0], last.Add(3*time.Second), l.pos, fmt.Sprint("late", round))
-		b.Add(&e)
-		b.Now, b.Position = last.Add(time.Minute).UnixNano(), l.pos
-		wm := l.target.Watermark
-		l.commit(t, &b)
-		if l.target.Watermark != wm {
-			t.Fatalf("round %d: the watermark moved", round)
-		}
+		commitLate(t, l, fmt.Sprint("late", round))
 		if n := ask(fmt.Sprintf("round %d, after one pane changed", round)); n != 1 {
 			t.Fatalf("round %d: decoded %d sketches after a commit that changed 1 pane (%d open panes)", round, n, open)
 		}
@@ -109,26 +90,12 @@ func shareRound(t *testing.T, at string, l *live, q, ref *Querier) {
 		t.Helper()
 		for _, c := range []string{"DE", "FR", "US"} {
 			qu := Query{Aggregate: "users", From: to - 10*m, To: to, Step: m, Where: map[string][]string{"country": {c}}}
-			got, err := q.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := ref.Query(t.Context(), l.target, qu)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameResult(t, at+", "+when+", "+c, got, want)
+			askEqual(t, at+", "+when+", "+c, l, q, ref, qu)
 		}
 	}
 	ask("first")
 	before := newestTails(q, l.target.ID)
-	var b window.Batch
-	l.pos++
-	last := l.base.Add(time.Duration(l.minute-1) * time.Minute)
-	e := panetest.Event(l.keys[0], last.Add(3*time.Second), l.pos, "late "+at)
-	b.Add(&e)
-	b.Now, b.Position = last.Add(time.Minute).UnixNano(), l.pos
-	l.commit(t, &b)
+	last := commitLate(t, l, "late "+at)
 	ask("after one pane changed")
 	after := newestTails(q, l.target.ID)
 	shared, fresh := 0, 0
@@ -183,6 +150,39 @@ func shareRound(t *testing.T, at string, l *live, q, ref *Querier) {
 	if total != once {
 		t.Errorf("%s: the memo counts %d bytes, its records once %d", at, total, once)
 	}
+}
+
+// askEqual asks q and ref qu and fails unless their answers are equal.
+func askEqual(t *testing.T, at string, l *live, q, ref *Querier, qu Query) {
+	t.Helper()
+	got, err := q.Query(t.Context(), l.target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.Query(t.Context(), l.target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResult(t, at, got, want)
+}
+
+// commitLate commits one late event (user id user) into key 0's newest
+// pane, which starts at the returned time, and fails if the watermark
+// moved.
+func commitLate(t *testing.T, l *live, user string) time.Time {
+	t.Helper()
+	var b window.Batch
+	l.pos++
+	last := l.base.Add(time.Duration(l.minute-1) * time.Minute)
+	e := panetest.Event(l.keys[0], last.Add(3*time.Second), l.pos, user)
+	b.Add(&e)
+	b.Now, b.Position = last.Add(time.Minute).UnixNano(), l.pos
+	wm := l.target.Watermark
+	l.commit(t, &b)
+	if l.target.Watermark != wm {
+		t.Fatalf("%s: the watermark moved", user)
+	}
+	return last
 }
 
 // newestTails returns the tails of stream id's newest state in q's memo.
