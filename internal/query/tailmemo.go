@@ -289,10 +289,11 @@ func (m *tailMemo) lookup(p *plan, key string, from, to int64) *tail {
 // store keeps t for key, unless the memo moved to a newer state since the
 // read or would grow past its budget.
 //
-// A pane t shares with the previous state's tail of the key (the very
+// A pane t shares with an older state's tail of the key (the very
 // record: readTails) is counted by t, the newer, and no longer by the
 // older, which the memo lets go of first: the memo counts what it holds
-// once. Counted twice, the newest state's first tails made the memo drop
+// once (a tail stored into an older state than its previous tail's, by a
+// question slower than the commits, counts its shared panes again). Counted twice, the newest state's first tails made the memo drop
 // the previous state at a commit's first questions, and the keys read
 // after that found nothing to share.
 func (m *tailMemo) store(p *plan, key string, t *tail) {
@@ -307,7 +308,7 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 		return
 	}
 	from, moved := m.holder(p.target.ID, key, prev), int64(0)
-	if from != nil && from != s {
+	if m.older(p.target.ID, from, s) { // a slow question's tail of an older state takes nothing
 		moved = sharedBytes(t, prev)
 	}
 	if !m.makeRoom(p.target.ID, s, size-moved) {
@@ -356,6 +357,21 @@ func (m *tailMemo) holder(id uint32, key string, t *tail) *tailSet {
 		}
 	}
 	return nil
+}
+
+// older reports whether a and b are kept states of stream id and a is
+// the older (the memo lets go of it first). m.mu is held.
+func (m *tailMemo) older(id uint32, a, b *tailSet) bool {
+	ia, ib := -1, -1
+	for i, s := range m.streams[id] { // newest first
+		switch s {
+		case a:
+			ia = i
+		case b:
+			ib = i
+		}
+	}
+	return ia >= 0 && ib >= 0 && ia > ib
 }
 
 // sharedBytes is what prev counts of the panes t shares with it (the same
