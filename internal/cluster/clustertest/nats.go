@@ -49,10 +49,10 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 	// The store dirs' root first (startNodes makes the dirs in it):
 	// t.TempDir's removal is a cleanup, registered at its first call, and
 	// cleanups run last-registered first, so the servers' shutdown,
-	// registered after, runs before it. The other way
-	// round, the dirs were removed while the servers ran, and a server
-	// still writing (a consumer's replica being created) failed the test
-	// with "directory not empty".
+	// registered after, runs before it. The other way round, the dirs were
+	// removed while the servers ran, and a server still writing (a
+	// consumer's replica being created) failed the test with "directory
+	// not empty".
 	tb.TempDir()
 	tb.Cleanup(c.Shutdown)
 	for attempt := 1; ; attempt++ {
@@ -62,7 +62,7 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 		}
 		c.Shutdown()
 		c.Servers = nil
-		if attempt == startAttempts {
+		if !errors.Is(err, errNodeFatal) || attempt == startAttempts {
 			tb.Fatalf("clustertest: %v", err)
 		}
 		tb.Logf("clustertest: %v; starting again on other ports", err)
@@ -76,6 +76,9 @@ func Start(tb testing.TB, n int, o Options) *Cluster {
 // test binary run in parallel) can take one in between, and that node
 // never gets ready ("clustertest: n2 not ready" in CI after 60 s).
 const startAttempts = 3
+
+// errNodeFatal: a node logged a fatal error while starting.
+var errNodeFatal = errors.New("fatal error")
 
 // readyWait bounds how long a node may take to be ready for connections.
 const readyWait = 60 * time.Second
@@ -139,8 +142,8 @@ func startNode(so *server.Options) (*server.Server, *startLog, error) {
 // error, or the deadline passed.
 func waitReady(ns *server.Server, log *startLog, deadline time.Time) error {
 	for !ns.ReadyForConnections(100 * time.Millisecond) {
-		if err := log.fatal(); err != nil {
-			return fmt.Errorf("%s: %w", ns.Name(), err)
+		if msg := log.fatal(); msg != "" {
+			return fmt.Errorf("%s: %w: %s", ns.Name(), errNodeFatal, msg)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %s", ns.Name(), readyWait)
@@ -164,14 +167,11 @@ func (l *startLog) Fatalf(format string, v ...any) {
 	}
 }
 
-// fatal is the first fatal error logged, nil when none was.
-func (l *startLog) fatal() error {
+// fatal is the first fatal error logged, "" when none was.
+func (l *startLog) fatal() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.first == "" {
-		return nil
-	}
-	return errors.New(l.first)
+	return l.first
 }
 
 func (*startLog) Noticef(string, ...any) {}
