@@ -288,6 +288,8 @@ func (m *Mirror) reachedHead(ctx context.Context, seq, pending uint64, head *uin
 	}
 	last, err := leaderLast(ctx, m.js, m.cl.Name(), m.cl.Subjects())
 	switch {
+	case ctx.Err() != nil:
+		return false // the run ends at its next wait
 	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 		m.log.Warn("changelog head not confirmed by its leader; taking the consumer's count", "seq", seq, "err", err)
 		return true
