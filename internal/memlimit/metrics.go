@@ -16,7 +16,7 @@ type collector struct{ l *Limiter }
 
 var (
 	descFiles = prometheus.NewDesc("sketchd_memory_resident_file_bytes",
-		"The process's resident file pages (/proc/self/statm): the binary, Badger's table pages and memtable logs, JetStream's mapped files. Past "+defaults.FilesShare.String()+" of --memory-limit (at its default split) they lower the Go runtime's soft limit (go_gc_gomemlimit_bytes).", nil, nil)
+		"The process's resident file pages (/proc/self/statm): the binary, Badger's table pages and memtable logs, JetStream's mapped files. Past "+defaults.FilesShare.String()+" of --memory-limit they lower the Go runtime's soft limit (go_gc_gomemlimit_bytes).", nil, nil)
 	descScale = prometheus.NewDesc("sketchd_memory_cache_scale",
 		"The share of their budgets the query caches (panes, windows) keep: 1 unless the rest of the live heap passes two thirds of the Go runtime's soft limit.", nil, nil)
 )
