@@ -307,9 +307,9 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	if s == nil {
 		return
 	}
-	from, moved := m.holder(p.target.ID, key, prev), int64(0)
+	from, shared, moved := m.holder(p.target.ID, key, prev), []int(nil), int64(0)
 	if m.older(p.target.ID, from, s) { // a slow question's tail of an older state takes nothing
-		moved = sharedBytes(t, prev)
+		shared, moved = sharedPanes(t, prev)
 	}
 	if !m.makeRoom(p.target.ID, s, size-moved) {
 		m.refused++
@@ -339,10 +339,21 @@ func (m *tailMemo) store(p *plan, key string, t *tail) {
 	s.tails[k] = t
 	s.bytes += size
 	if moved > 0 {
-		giveShared(t, prev)
-		prev.size -= moved
+		prev.give(shared, moved)
 		from.bytes -= moved
 	}
+}
+
+// give marks t's panes idx as counted by a newer tail, which counts
+// their bytes instead. tailMemo.mu is held.
+func (t *tail) give(idx []int, bytes int64) {
+	if t.given == nil {
+		t.given = make([]bool, len(t.panes))
+	}
+	for _, i := range idx {
+		t.given[i] = true
+	}
+	t.size -= bytes
 }
 
 // holder returns the kept state of stream id whose tail of key is t, or
@@ -374,36 +385,21 @@ func (m *tailMemo) older(id uint32, a, b *tailSet) bool {
 	return ia >= 0 && ib >= 0 && ia > ib
 }
 
-// sharedBytes is what prev counts of the panes t shares with it (the same
-// record: their slots at the same address) and has not given to another
-// tail yet. tailMemo.mu is held.
-func sharedBytes(t, prev *tail) int64 {
-	n := int64(0)
-	forShared(t, prev, func(i int) { n += paneBytes(&prev.panes[i]) })
-	return n
-}
-
-// giveShared marks the panes of prev that t shares as given. tailMemo.mu
-// is held.
-func giveShared(t, prev *tail) {
-	if prev.given == nil {
-		prev.given = make([]bool, len(prev.panes))
-	}
-	forShared(t, prev, func(i int) { prev.given[i] = true })
-}
-
-// forShared calls fn with the index of each pane of prev, not given yet,
-// that t shares.
-func forShared(t, prev *tail, fn func(i int)) {
+// sharedPanes returns the panes of prev that t shares (the same record:
+// their slots at the same address) and that prev has not given to another
+// tail yet, and what prev counts of them. tailMemo.mu is held.
+func sharedPanes(t, prev *tail) (idx []int, bytes int64) {
 	for i := range prev.panes {
 		if prev.given != nil && prev.given[i] {
 			continue
 		}
 		q := t.pane(prev.panes[i].Start)
 		if q != nil && len(q.Sketches) > 0 && unsafe.SliceData(q.Sketches) == unsafe.SliceData(prev.panes[i].Sketches) {
-			fn(i)
+			idx = append(idx, i)
+			bytes += paneBytes(&prev.panes[i])
 		}
 	}
+	return idx, bytes
 }
 
 // makeRoom drops the stream's oldest states, never s nor one newer than
