@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sopts := store.DefaultOptions()
 	sopts.BlockCacheSize = mem.StoreBlockCache
 	sopts.IndexCacheSize = mem.StoreIndexCache
+	sopts.TablePagesTarget = mem.Files
 	db, err := store.Open(filepath.Join(cfg.DataDir, "badger"), log.With("component", "store"), reg, sopts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

@@ -72,6 +72,7 @@ func CgroupMemoryLimit() int64 { return cgroup.MemoryLimit() }
 type MemorySplit struct {
 	Budget int64 // the process's memory limit (--memory-limit): what its RSS should stay within
 	Limit  int64 // the Go runtime's soft limit (debug.SetMemoryLimit): 7/8 of Budget
+	Files  int64 // the mapped files (the binary, Badger's table pages and memtable logs): the other 1/8; the store releases table pages past it (store.Options.TablePagesTarget)
 
 	QueryCache   int64 // decoded final panes and rollup blocks (query.Options.CacheBytes): 7/64
 	WindowCache  int64 // final windows, edge parts and pieces per query shape (query.Options.WindowCacheBytes): 1/16
@@ -91,6 +92,7 @@ func SplitMemory(limit int64) MemorySplit {
 	return MemorySplit{
 		Budget:          limit,
 		Limit:           limit - FilesShare.Of(limit),
+		Files:           FilesShare.Of(limit),
 		QueryCache:      QueryCacheShare.Of(limit),
 		WindowCache:     limit / 16,
 		ResultCache:     limit / 64,

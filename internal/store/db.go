@@ -274,8 +274,9 @@ func (db *DB) size() (lsm, vlog int64) {
 // loop is the background goroutine: retention every RetentionInterval
 // (and once at start), value-log GC every GCInterval, Badger's
 // table-builder pool emptied every BuilderDrainInterval (builders.go),
-// tables' pages released every TablePagesInterval, more often while Badger
-// compacts or queries read many tables (pagerelease.go). It
+// tables' pages released every TablePagesInterval while the process's
+// file pages are over TablePagesTarget, more often while Badger compacts,
+// after a burst or when queries read many tables (pagerelease.go). It
 // stops when ctx is cancelled (by Close).
 func (db *DB) loop(ctx context.Context) {
 	defer close(db.loopDone)
@@ -312,7 +313,9 @@ func (db *DB) loop(ctx context.Context) {
 			// Close stops this loop before it closes Badger.
 			db.pages.tick(db)
 		case <-db.pages.kick:
-			db.pages.quickPass(db)
+			if db.pages.overTarget(db) {
+				db.pages.quickPass(db)
+			}
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:

@@ -89,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, size func() (lsm, vlog int64)) (*metr
 		}),
 		tablePagePasses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_table_pages_passes_total",
-			Help: "Passes releasing the tables' pages, by kind: full (the maps read; every TablePagesInterval, and every twentieth of it while Badger compacts), growth (a full pass because the resident file pages grew by 16 MiB since the last pass, checked every twentieth of TablePagesInterval) or quick_reads (the last full pass's tables again, when the queries read 16 MiB of tables).",
+			Help: "Passes releasing the tables' pages, by kind: full (the maps read; while the process's resident file pages are over the store's target, every TablePagesInterval, and every twentieth of it while Badger compacts), growth (a full pass because the resident file pages stood 16 MiB over the target, or over what the last pass left if that is more; checked every twentieth of TablePagesInterval) or quick_reads (the last full pass's tables again, when the queries read 16 MiB of tables while over the target). None while the file pages are within the target.",
 		}, []string{"kind"}),
 		keyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sketchd_store_key_probes_total",

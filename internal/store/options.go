@@ -110,6 +110,19 @@ type Options struct {
 	// negative = never (the pages stay mapped until the kernel reclaims
 	// them).
 	TablePagesInterval time.Duration `default:"keep-negative"`
+	// TablePagesTarget is how much resident file memory the process may
+	// hold (/proc/self/statm: its binary, the tables' pages, memtable
+	// logs, whatever else it maps) before the loop releases the tables'
+	// pages: under it the loop leaves them mapped, over it the passes run
+	// as TablePagesInterval says, and a burst past it by 16 MiB is
+	// released at the next tick (pagerelease.go). Every pass makes the
+	// queries and compactions fault the pages they read again: passes
+	// regardless of the process's file pages took 11% of sketchd's CPU in
+	// the load runner's vegeta phase, and those faults another 7%
+	// (docs/operations.md, "Table pages"). 0 = no target: every pass runs
+	// whatever the process holds. sketchd sets its memory limit's share
+	// for mapped files (defaults.MemorySplit.Files).
+	TablePagesTarget int64
 	// InMemory keeps everything in memory and ignores dir. For tests only:
 	// nothing survives Close, Sync is a no-op and value-log GC is skipped.
 	InMemory bool

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"math"
 	"sync/atomic"
 
 	"github.com/sketchd/sketchd/internal/procmem"
@@ -14,18 +15,34 @@ import (
 // 130-160 MiB over the anonymous memory while cold queries ran, and
 // 110-170 MiB in the heavy phase's write burst (its moves out of the open
 // family, compactions and memtable flushes; docs/operations.md, "Table
-// pages"). So the loop ticks ticksPerPass times per interval and runs
+// pages"). And every pass costs the pages it released the next time they
+// are read (a minor fault each): the hot tables, read at every commit, are
+// released and faulted in again at every pass. So the loop ticks
+// ticksPerPass times per interval, reads the process's resident file pages
+// (/proc/self/statm: whatever read or wrote the tables, Badger's own
+// iterators and table builders included) and, with the files' base the
+// larger of Options.TablePagesTarget and the file pages the last pass left,
+// runs
 //
-//   - a full pass at every ticksPerPass-th tick, at every tick while
-//     Badger compacts (its expvar of tables in running compactions is
-//     above 0), and at any tick where the process's resident file pages
-//     (/proc/self/statm: whatever read or wrote the tables, Badger's own
-//     iterators and table builders included) grew by growthKick since
-//     the last pass;
+//   - nothing while the file pages are within TablePagesTarget: the pages
+//     the process holds fit its memory limit's share for them;
+//   - a full pass when they are over it, at the ticksPerPass-th tick
+//     since the last pass, and at every tick while Badger compacts (its
+//     expvar of tables in running compactions is above 0);
+//   - a full pass at any tick where they stand growthKick over the base:
+//     a burst, released at once;
 //   - a quick pass (the last full pass's tables and maps again, without
-//     reading /proc/self/maps) at once when the scans have read readKick
-//     bytes of values since the last kick (noteRead: faster than a tick,
-//     and from the request path, so it must be cheap).
+//     reading /proc/self/maps) when the scans have read readKick bytes of
+//     values since the last kick (noteRead: faster than a tick, and from
+//     the request path, so it must be cheap) and the file pages are over
+//     the target.
+//
+// With no target (0) every tick's file pages are over it: a pass every
+// interval, every tick while compacting, and growth measured from what
+// the last pass left, as before 2026-12-08. Then in the runner's vegeta
+// phase the passes took 2.31 of sketchd's 21.5 CPU s and the faults of the
+// pages they released (Badger's table.(*Table).block reading a released
+// block) 1.60 s (s28a, docs/operations.md).
 //
 // File growth ran a quick pass until 2026-12-07, which cannot see the
 // tables written since the last full pass, and a compaction ran a full
@@ -33,10 +50,7 @@ import (
 // compactions writing 374 MiB) the 100 ms samples then caught 61-97 MiB
 // of file pages over the binary's 24 MiB, 39-61 MiB of them the panes
 // family's tables at the 2 s samples of /proc/<pid>/smaps (runs at a 352
-// and a 400 MiB limit, docs/operations.md, "Table pages"). Two runs at
-// 512 MiB after the change held 45.6 and 89.9 MiB there, within the
-// spread before it: the change is right (a growth pass now sees the new
-// tables, TestFileGrowthPass) but not shown to lower the peak.
+// and a 400 MiB limit, docs/operations.md, "Table pages").
 //
 // Everything but noteRead runs in the loop's goroutine.
 
@@ -65,7 +79,7 @@ const (
 type pageReleaser struct {
 	on      bool // TablePagesInterval > 0 on Linux, not in memory
 	fams    []*tablePages
-	ticks   int
+	since   int          // ticks since the last pass
 	files   int64        // resident file pages after the last pass (bytes)
 	failing bool         // the last pass failed: logged once per run of failures
 	read    atomic.Int64 // bytes the scans read since the last kick
@@ -97,17 +111,28 @@ func (pr *pageReleaser) noteRead(n int64) {
 
 // tick is one of the loop's ticksPerPass ticks per interval.
 func (pr *pageReleaser) tick(db *DB) {
-	pr.ticks++
-	if _, compacting := compactionCounts(); pr.ticks%ticksPerPass == 0 || compacting > 0 {
-		pr.fullPass(db, "full")
-		return
+	pr.since++
+	files, ok := procmem.ResidentFiles()
+	if !ok {
+		files = math.MaxInt64 // unknown: over any target, no growth
 	}
-	switch files, ok := procmem.ResidentFiles(); {
-	case ok && files-pr.files >= growthKick:
+	target := db.opts.TablePagesTarget
+	_, compacting := compactionCounts()
+	switch {
+	case ok && files-max(pr.files, target) >= growthKick:
 		pr.fullPass(db, "growth")
+	case files > target && (pr.since >= ticksPerPass || compacting > 0):
+		pr.fullPass(db, "full")
 	case ok:
 		pr.files = min(pr.files, files) // what the kernel reclaimed or the binary shed
 	}
+}
+
+// overTarget reports whether the process's resident file pages are over
+// Options.TablePagesTarget (or unknown).
+func (pr *pageReleaser) overTarget(db *DB) bool {
+	files, ok := procmem.ResidentFiles()
+	return !ok || files > db.opts.TablePagesTarget
 }
 
 // fullPass releases the pages of each family's tables (tablepages.go);
@@ -151,6 +176,7 @@ func (pr *pageReleaser) quickPass(db *DB) {
 // of the next growth), a failure counted, and the changes between
 // failing and working logged.
 func (pr *pageReleaser) finish(db *DB, err error) {
+	pr.since = 0
 	pr.files, _ = procmem.ResidentFiles()
 	switch {
 	case err != nil && !pr.failing:

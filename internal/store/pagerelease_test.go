@@ -109,7 +109,7 @@ func TestFileGrowthPass(t *testing.T) {
 	if read < growthKick+4<<20 {
 		t.Fatalf("resident %d bytes of tables after reading every pane (of %d), want over %d", read, tables, growthKick)
 	}
-	pr.ticks = 2 // not a timed pass's tick
+	pr.since = 1 // not a timed pass's tick
 	pr.tick(db)
 	if g := testutil.ToFloat64(growth); g != 1 {
 		t.Fatalf("%v growth passes after the file pages grew by %d bytes, want 1", g, read)
@@ -172,4 +172,84 @@ func BenchmarkPagePasses(b *testing.B) {
 			pr.quickPass(db)
 		}
 	})
+}
+
+// TestPagesWithinTarget: while the process's resident file pages are
+// within Options.TablePagesTarget, ticks release nothing, the interval's
+// and the reads' passes included, so the tables a scan read stay mapped;
+// over the target the interval's tick runs a full pass, and a burst of
+// growthKick past the target is released at the next tick.
+func TestPagesWithinTarget(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1 // the test ticks
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	pr := newPageReleaser(db)
+	pr.on = true
+	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	tables := openTables(t, db, info.ID, 64, growthKick+16<<20)
+	waitCompactions(t)
+	pr.fullPass(db, "full")
+	passes := func() float64 {
+		return testutil.ToFloat64(db.met.tablePagePasses.WithLabelValues("full")) +
+			testutil.ToFloat64(db.met.tablePagePasses.WithLabelValues("growth"))
+	}
+	files, _ := procmem.ResidentFiles()
+	db.opts.TablePagesTarget = files + tables + 32<<20 // room for every table read
+	panesOf(t, db, info.ID)
+	read := tableRSS(t, pr.fams[1].dir)
+	if read < tables/2 {
+		t.Fatalf("resident %d bytes of tables after reading every pane, want most of %d", read, tables)
+	}
+	before := passes()
+	for range 2 * ticksPerPass {
+		pr.tick(db)
+	}
+	if p := passes() - before; p != 0 {
+		t.Fatalf("%v passes within the target", p)
+	}
+	if pr.overTarget(db) {
+		t.Fatal("over the target with room for every table")
+	}
+	if after := tableRSS(t, pr.fams[1].dir); after < read*9/10 {
+		t.Fatalf("resident %d bytes of tables after ticks within the target, want the %d read", after, read)
+	}
+
+	db.opts.TablePagesTarget = files / 2 // over it
+	for range ticksPerPass - 1 {
+		pr.tick(db)
+	}
+	if p := passes() - before; p != 1 {
+		t.Fatalf("%v passes in an interval over the target, want 1", p)
+	}
+	if after := tableRSS(t, pr.fams[1].dir); after > read/10 {
+		t.Fatalf("resident %d bytes of tables after a pass over the target, want under a tenth of %d", after, read)
+	}
+
+	files, _ = procmem.ResidentFiles()
+	db.opts.TablePagesTarget = files + 1<<20
+	pr.since = 0
+	growth := db.met.tablePagePasses.WithLabelValues("growth")
+	bursts := testutil.ToFloat64(growth)
+	panesOf(t, db, info.ID) // past the target by more than growthKick
+	pr.tick(db)
+	if p := passes() - before; p != 2 {
+		t.Fatalf("%v passes after a burst past the target, want 2", p)
+	}
+	if g := testutil.ToFloat64(growth) - bursts; g != 1 {
+		t.Fatalf("%v growth passes after a burst past the target, want 1", g)
+	}
+}
+
+// waitCompactions waits until Badger runs no compaction (up to 20 s).
+func waitCompactions(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, running := compactionCounts(); running == 0 {
+			return
+		}
+	}
 }
