@@ -4,8 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/procmem"
 )
 
@@ -90,7 +92,7 @@ func TestFileGrowthPass(t *testing.T) {
 	info := createTest(t, db, "s", time.Minute)
 	pr := newPageReleaser(db)
 	pr.on = true
-	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	pr.fams = releaseOrder(db)
 	pr.fullPass(db, "full") // before any table
 	pr.files, _ = procmem.ResidentFiles()
 	growth := db.met.tablePagePasses.WithLabelValues("growth")
@@ -105,7 +107,7 @@ func TestFileGrowthPass(t *testing.T) {
 		}
 	}
 	panesOf(t, db, info.ID)
-	read := tableRSS(t, pr.fams[1].dir)
+	read := tableRSS(t, openFam(pr).dir)
 	if read < growthKick+4<<20 {
 		t.Fatalf("resident %d bytes of tables after reading every pane (of %d), want over %d", read, tables, growthKick)
 	}
@@ -114,7 +116,7 @@ func TestFileGrowthPass(t *testing.T) {
 	if g := testutil.ToFloat64(growth); g != 1 {
 		t.Fatalf("%v growth passes after the file pages grew by %d bytes, want 1", g, read)
 	}
-	if after := tableRSS(t, pr.fams[1].dir); after > read/10 {
+	if after := tableRSS(t, openFam(pr).dir); after > read/10 {
 		t.Fatalf("resident %d bytes of tables written and read after the last pass, after the tick: want under a tenth of %d", after, read)
 	}
 }
@@ -161,7 +163,7 @@ func BenchmarkPagePasses(b *testing.B) {
 	writeMemtables(b, db, info.ID, 0, 32)
 	pr := newPageReleaser(db)
 	pr.on = true
-	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	pr.fams = releaseOrder(db)
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
 			pr.fullPass(db, "full")
@@ -189,7 +191,7 @@ func TestPagesWithinTarget(t *testing.T) {
 	info := createTest(t, db, "s", time.Minute)
 	pr := newPageReleaser(db)
 	pr.on = true
-	pr.fams = []*tablePages{newTablePages(db.panes, db.dir), newTablePages(db.open, openDir(db.dir)), newTablePages(db.meta, metaDir(db.dir))}
+	pr.fams = releaseOrder(db)
 	tables := openTables(t, db, info.ID, 64, growthKick+16<<20)
 	waitCompactions(t)
 	pr.fullPass(db, "full")
@@ -200,7 +202,7 @@ func TestPagesWithinTarget(t *testing.T) {
 	files, _ := procmem.ResidentFiles()
 	db.opts.TablePagesTarget = files + tables + 32<<20 // room for every table read
 	panesOf(t, db, info.ID)
-	read := tableRSS(t, pr.fams[1].dir)
+	read := tableRSS(t, openFam(pr).dir)
 	if read < tables/2 {
 		t.Fatalf("resident %d bytes of tables after reading every pane, want most of %d", read, tables)
 	}
@@ -214,7 +216,7 @@ func TestPagesWithinTarget(t *testing.T) {
 	if pr.overTarget(db) {
 		t.Fatal("over the target with room for every table")
 	}
-	if after := tableRSS(t, pr.fams[1].dir); after < read*9/10 {
+	if after := tableRSS(t, openFam(pr).dir); after < read*9/10 {
 		t.Fatalf("resident %d bytes of tables after ticks within the target, want the %d read", after, read)
 	}
 
@@ -225,7 +227,7 @@ func TestPagesWithinTarget(t *testing.T) {
 	if p := passes() - before; p != 1 {
 		t.Fatalf("%v passes in an interval over the target, want 1", p)
 	}
-	if after := tableRSS(t, pr.fams[1].dir); after > read/10 {
+	if after := tableRSS(t, openFam(pr).dir); after > read/10 {
 		t.Fatalf("resident %d bytes of tables after a pass over the target, want under a tenth of %d", after, read)
 	}
 
@@ -252,4 +254,85 @@ func waitCompactions(t *testing.T) {
 			return
 		}
 	}
+}
+
+// openFam returns the open family's pages among pr's.
+func openFam(pr *pageReleaser) *tablePages {
+	return pr.fams[len(pr.fams)-1]
+}
+
+// TestPassStopsWithinTarget: a pass releases the families coldest first
+// (releaseOrder) and stops once the file pages are within the target, so
+// when releasing the panes family's tables is enough, the open family's,
+// which every commit and open tail reads, stay mapped; when it is not,
+// the open family's go too.
+func TestPassStopsWithinTarget(t *testing.T) {
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1 // the test runs the passes
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	pr := newPageReleaser(db)
+	pr.on = true
+	pr.fams = releaseOrder(db)
+	// Open panes of stream s, then final panes of stream f: its commits'
+	// watermark (an hour) is past their starts.
+	openTables(t, db, info.ID, 32, 16<<20)
+	final := createTest(t, db, "f", time.Minute)
+	for c := range 48 {
+		panes := make([]sketchd.PaneRecord, 64)
+		for i := range panes {
+			panes[i] = pane("f", int64(c*64+i)*60, 1, blob(uint64(1e6+c*64+i), 16<<10))
+		}
+		commit(t, db, final.ID, uint64(time.Hour)+uint64(c), panes...)
+	}
+	waitTables(t, db.panes, 16<<20)
+	waitCompactions(t)
+	read := func() (open, panes int64) {
+		panesOf(t, db, info.ID)
+		scanAll(t, db, final.ID, []string{"f"}, 0, 1<<40)
+		return tableRSS(t, openFam(pr).dir), tableRSS(t, pr.fams[0].dir)
+	}
+	open, panes := read()
+	if open < 8<<20 || panes < 8<<20 {
+		t.Fatalf("resident after reading every pane: open family %d, panes family %d bytes of tables; want 8 MiB of each", open, panes)
+	}
+	files, _ := procmem.ResidentFiles()
+	db.opts.TablePagesTarget = files - panes/2
+	pr.fullPass(db, "full")
+	if o, p := tableRSS(t, openFam(pr).dir), tableRSS(t, pr.fams[0].dir); p > panes/10 || o < open*9/10 {
+		t.Fatalf("after a pass that the panes family's tables brought within the target: open %d of %d, panes %d of %d bytes resident; want the open family's kept, the panes family's released", o, open, p, panes)
+	}
+
+	open, panes = read()
+	files, _ = procmem.ResidentFiles()
+	db.opts.TablePagesTarget = files - panes - open/2
+	pr.fullPass(db, "full")
+	if o, p := tableRSS(t, openFam(pr).dir), tableRSS(t, pr.fams[0].dir); p > panes/10 || o > open/10 {
+		t.Fatalf("after a pass that needed both families: open %d of %d, panes %d of %d bytes resident; want both released", o, open, p, panes)
+	}
+}
+
+// waitTables waits until the family's tables hold want bytes and stayed
+// the same for 200 ms (its flushes done).
+func waitTables(t *testing.T, fam *badger.DB, want int64) {
+	t.Helper()
+	var tables, last int64
+	same := 0
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		tables = 0
+		for _, ti := range fam.Tables() {
+			tables += int64(ti.OnDiskSize)
+		}
+		if tables != last {
+			last, same = tables, 0
+			continue
+		}
+		if same++; tables >= want && same >= 10 {
+			return
+		}
+	}
+	t.Fatalf("%d bytes of tables after 20 s, want %d", tables, want)
 }

@@ -92,12 +92,19 @@ func (tp *tablePages) tables() map[uint64]bool {
 // the first time, the bytes of the mappings released, and the first
 // madvise error. Call it only while the DB is open.
 func (tp *tablePages) release(before map[uint64]bool, maps []mappedFile) (tables int, bytes int64, err error) {
-	ms := tableMappings(maps, tp.dir)
-	tp.last.before, tp.last.mappings = before, ms
+	tp.see(before, maps)
+	return tp.releaseMappings(before, tp.last.mappings, true)
+}
+
+// see records before and the family's table mappings among maps as the
+// last full pass's (quick releases them), and pages out the family's
+// memtable and value logs: written once, read back only to replay after a
+// crash, they are the cheapest pages to let go.
+func (tp *tablePages) see(before map[uint64]bool, maps []mappedFile) {
+	tp.last.before, tp.last.mappings = before, tableMappings(maps, tp.dir)
 	for _, m := range logMappings(maps, tp.dir) {
 		pageOut(m.start, m.end-m.start)
 	}
-	return tp.releaseMappings(before, ms, true)
 }
 
 // quick is release with the tables and maps of the last full pass: it
