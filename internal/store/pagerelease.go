@@ -26,6 +26,9 @@ import (
 //
 //   - nothing while the file pages are within TablePagesTarget: the pages
 //     the process holds fit its memory limit's share for them;
+//   - in a pass, the memtable and value logs paged out first, then the
+//     families' tables released coldest first (releaseOrder) until the
+//     file pages are within the target;
 //   - a full pass when they are over it, at the ticksPerPass-th tick
 //     since the last pass, and at every tick while Badger compacts (its
 //     expvar of tables in running compactions is above 0);
