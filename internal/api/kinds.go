@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/url"
-	"slices"
+	"sync"
 
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/sketch"
@@ -79,16 +79,20 @@ func kindAPIOf(agg sketchd.Aggregate) (kindAPI, bool) {
 
 // paramKinds returns the kinds that a kind-only query parameter is for, in
 // Kind order (none if the parameter is not one): q is for tdigest and
-// ddsketch.
-func paramKinds(name string) []sketchd.AggregateKind {
-	var out []sketchd.AggregateKind
+// ddsketch. Every request's parameters ask, so the table is built once;
+// callers must not modify the slice.
+func paramKinds(name string) []sketchd.AggregateKind { return kindsOfParam()[name] }
+
+// kindsOfParam is paramKinds' table: each kind-only parameter's kinds.
+var kindsOfParam = sync.OnceValue(func() map[string][]sketchd.AggregateKind {
+	out := map[string][]sketchd.AggregateKind{}
 	for _, k := range sketch.Kinds() {
-		if slices.Contains(kindAPIs[k.Kind].params, name) {
-			out = append(out, sketchd.AggregateKind(k.Name))
+		for _, name := range kindAPIs[k.Kind].params {
+			out[name] = append(out[name], sketchd.AggregateKind(k.Name))
 		}
 	}
 	return out
-}
+})
 
 // Default quantiles when q is absent.
 var defaultQuantiles = []float64{0.5, 0.9, 0.99}
