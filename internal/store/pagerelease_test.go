@@ -83,16 +83,7 @@ func TestReadsKickQuickPass(t *testing.T) {
 // which only knows the last full pass's tables, leaves them: the test
 // fails with one) and read since; a tick without growth runs none.
 func TestFileGrowthPass(t *testing.T) {
-	if !tablePagesSupported {
-		t.Skip("no /proc/self/maps")
-	}
-	opts := quietOptions()
-	opts.TablePagesInterval = -1 // the test ticks
-	db := openTest(t, t.TempDir(), opts)
-	info := createTest(t, db, "s", time.Minute)
-	pr := newPageReleaser(db)
-	pr.on = true
-	pr.fams = releaseOrder(db)
+	db, info, pr := testReleaser(t)
 	pr.fullPass(db, "full") // before any table
 	pr.files, _ = procmem.ResidentFiles()
 	growth := db.met.tablePagePasses.WithLabelValues("growth")
@@ -182,16 +173,7 @@ func BenchmarkPagePasses(b *testing.B) {
 // over the target the interval's tick runs a full pass, and a burst of
 // growthKick past the target is released at the next tick.
 func TestPagesWithinTarget(t *testing.T) {
-	if !tablePagesSupported {
-		t.Skip("no /proc/self/maps")
-	}
-	opts := quietOptions()
-	opts.TablePagesInterval = -1 // the test ticks
-	db := openTest(t, t.TempDir(), opts)
-	info := createTest(t, db, "s", time.Minute)
-	pr := newPageReleaser(db)
-	pr.on = true
-	pr.fams = releaseOrder(db)
+	db, info, pr := testReleaser(t)
 	tables := openTables(t, db, info.ID, 64, growthKick+16<<20)
 	waitCompactions(t)
 	pr.fullPass(db, "full")
@@ -267,16 +249,7 @@ func openFam(pr *pageReleaser) *tablePages {
 // which every commit and open tail reads, stay mapped; when it is not,
 // the open family's go too.
 func TestPassStopsWithinTarget(t *testing.T) {
-	if !tablePagesSupported {
-		t.Skip("no /proc/self/maps")
-	}
-	opts := quietOptions()
-	opts.TablePagesInterval = -1 // the test runs the passes
-	db := openTest(t, t.TempDir(), opts)
-	info := createTest(t, db, "s", time.Minute)
-	pr := newPageReleaser(db)
-	pr.on = true
-	pr.fams = releaseOrder(db)
+	db, info, pr := testReleaser(t)
 	// Open panes of stream s, then final panes of stream f: its commits'
 	// watermark (an hour) is past their starts.
 	openTables(t, db, info.ID, 32, 16<<20)
@@ -335,4 +308,22 @@ func waitTables(t *testing.T, fam *badger.DB, want int64) {
 		}
 	}
 	t.Fatalf("%d bytes of tables after 20 s, want %d", tables, want)
+}
+
+// testReleaser opens a store whose loop runs no pass (the test runs them)
+// with a stream s, and a page releaser over its families; it skips the
+// test where tables' pages cannot be released.
+func testReleaser(t *testing.T) (*DB, StreamInfo, *pageReleaser) {
+	t.Helper()
+	if !tablePagesSupported {
+		t.Skip("no /proc/self/maps")
+	}
+	opts := quietOptions()
+	opts.TablePagesInterval = -1
+	db := openTest(t, t.TempDir(), opts)
+	info := createTest(t, db, "s", time.Minute)
+	pr := newPageReleaser(db)
+	pr.on = true
+	pr.fams = releaseOrder(db)
+	return db, info, pr
 }
