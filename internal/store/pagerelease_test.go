@@ -144,17 +144,8 @@ func openTables(t *testing.T, db *DB, sid uint32, n int, want int64) int64 {
 //
 //	go test ./internal/store -run '^$' -bench PagePasses
 func BenchmarkPagePasses(b *testing.B) {
-	if !tablePagesSupported {
-		b.Skip("no /proc/self/maps")
-	}
-	opts := quietOptions()
-	opts.TablePagesInterval = -1
-	db := openTest(b, b.TempDir(), opts)
-	info := createTest(b, db, "s", time.Minute)
+	db, info, pr := testReleaser(b)
 	writeMemtables(b, db, info.ID, 0, 32)
-	pr := newPageReleaser(db)
-	pr.on = true
-	pr.fams = releaseOrder(db)
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
 			pr.fullPass(db, "full")
@@ -313,7 +304,7 @@ func waitTables(t *testing.T, fam *badger.DB, want int64) {
 // testReleaser opens a store whose loop runs no pass (the test runs them)
 // with a stream s, and a page releaser over its families; it skips the
 // test where tables' pages cannot be released.
-func testReleaser(t *testing.T) (*DB, StreamInfo, *pageReleaser) {
+func testReleaser(t testing.TB) (*DB, StreamInfo, *pageReleaser) {
 	t.Helper()
 	if !tablePagesSupported {
 		t.Skip("no /proc/self/maps")
