@@ -311,8 +311,8 @@ func renderHeavy(p func(string, ...any), r *Results) {
 	p("scrapes and the idle committers); the peak RSS is VmHWM, reset when the eight start. The limit is the\n")
 	p("process's (`sketchd_memory_limit_bytes`, `--memory-limit`), of which 7/8 is the Go runtime's soft limit,\n")
 	p("which governs the anonymous memory (RssAnon); the rest is for mapped files (the binary, Badger's table\n")
-	p("pages read or written in the last half second, memtable logs), and while they take more the soft limit\n")
-	p("gives way (docs/operations.md, \"The limiter\").\n\n")
+	p("pages, which the store releases while the mapped files take more than that share, memtable logs), and\n")
+	p("while they take more the soft limit gives way (docs/operations.md, \"The limiter\", \"Table pages\").\n\n")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
