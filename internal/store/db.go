@@ -313,9 +313,7 @@ func (db *DB) loop(ctx context.Context) {
 			// Close stops this loop before it closes Badger.
 			db.pages.tick(db)
 		case <-db.pages.kick:
-			if db.pages.overTarget(db) {
-				db.pages.quickPass(db)
-			}
+			db.pages.quickPass(db)
 		case <-retC:
 			db.runRetention(ctx)
 		case <-gcC:

@@ -163,39 +163,44 @@ func (pr *pageReleaser) fullPass(db *DB, kind string) {
 	maps, err := readMaps()
 	if err == nil {
 		for i, tp := range pr.fams {
-			tp.see(before[i], maps)
+			tp.see(before[i], maps) // the logs paged out
 		}
-		for _, tp := range pr.fams {
-			if !pr.overTarget(db) {
-				break // the logs, or the colder families, were enough
-			}
-			n, bytes, rerr := tp.releaseMappings(tp.last.before, tp.last.mappings, true)
-			db.met.tablePages.Add(float64(n))
-			db.met.tablePageBytes.Add(float64(bytes))
-			err = cmp.Or(err, rerr)
-		}
+		err = pr.releaseWhileOver(db, func(tp *tablePages) (int, int64, error) {
+			return tp.releaseMappings(tp.last.before, tp.last.mappings, true)
+		})
 	}
 	db.met.tablePagePasses.WithLabelValues(kind).Inc()
 	pr.finish(db, err)
 }
 
 // quickPass releases the tables of the last full pass again (quick), when
-// the scans have read readKick bytes (noteRead): "quick_reads" in the
-// passes metric. Like a full pass it stops once the file pages are within
-// the target.
+// the scans have read readKick bytes (noteRead) and the file pages are
+// over the target: "quick_reads" in the passes metric.
 func (pr *pageReleaser) quickPass(db *DB) {
+	if !pr.overTarget(db) {
+		return
+	}
+	err := pr.releaseWhileOver(db, (*tablePages).quick)
+	db.met.tablePagePasses.WithLabelValues("quick_reads").Inc()
+	pr.finish(db, err)
+}
+
+// releaseWhileOver releases the families' tables with release, in
+// releaseOrder, until the process's file pages are within the target
+// (the logs, or the colder families, were enough), counting what it
+// released; it returns the first error.
+func (pr *pageReleaser) releaseWhileOver(db *DB, release func(*tablePages) (int, int64, error)) error {
 	var err error
 	for _, tp := range pr.fams {
 		if !pr.overTarget(db) {
 			break
 		}
-		n, bytes, rerr := tp.quick()
+		n, bytes, rerr := release(tp)
 		db.met.tablePages.Add(float64(n))
 		db.met.tablePageBytes.Add(float64(bytes))
 		err = cmp.Or(err, rerr)
 	}
-	db.met.tablePagePasses.WithLabelValues("quick_reads").Inc()
-	pr.finish(db, err)
+	return err
 }
 
 // finish records a pass: the resident file pages after it (the baseline
