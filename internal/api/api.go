@@ -276,20 +276,45 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Streams == nil || cfg.Querier == nil {
 		return nil, errors.New("api: Config.Streams and Config.Querier are required")
 	}
+	reg, gath, err := registries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.routes(cfg, gath)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{Handler: r, s: s}, nil
+}
+
+// registries returns where the API registers its metrics and what
+// /metrics gathers: a registry of its own when the Config has neither.
+func registries(cfg Config) (prometheus.Registerer, prometheus.Gatherer, error) {
 	reg, gath := cfg.Registry, cfg.Gatherer
 	switch {
 	case reg == nil && gath == nil:
 		r := prometheus.NewRegistry()
-		reg, gath = r, r
+		return r, r, nil
 	case reg == nil:
-		return nil, errors.New("api: Config.Gatherer set without Config.Registry")
+		return nil, nil, errors.New("api: Config.Gatherer set without Config.Registry")
 	case gath == nil:
 		g, ok := reg.(prometheus.Gatherer)
 		if !ok {
-			return nil, errors.New("api: Config.Registry is not a prometheus.Gatherer; set Config.Gatherer")
+			return nil, nil, errors.New("api: Config.Registry is not a prometheus.Gatherer; set Config.Gatherer")
 		}
 		gath = g
 	}
+	return reg, gath, nil
+}
+
+// newServer returns the handlers' shared state: the parts the Config
+// names, the limits with their defaults, the admission slots and lanes,
+// the answer caches and the tokens' digests.
+func newServer(cfg Config, reg prometheus.Registerer) (*server, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -330,14 +355,21 @@ func New(cfg Config) (*Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	return s, nil
+}
 
+// routes returns the router of every endpoint: the health, metrics,
+// OpenAPI and console endpoints (public), pprof (with --pprof, behind the
+// admin token), /v1 and the Prometheus HTTP API (behind the read token,
+// the timeout and admission).
+func (s *server) routes(cfg Config, gath prometheus.Gatherer) (http.Handler, error) {
 	r := chi.NewRouter()
 	s.mux = r
 	// NotFound and MethodNotAllowed first: sub-routers inherit them.
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	// GetHead answers HEAD wherever GET is routed (net/http drops the body).
-	r.Use(requestID, s.instrument(m), middleware.GetHead, s.pretty)
+	r.Use(requestID, s.instrument(s.met), middleware.GetHead, s.pretty)
 
 	r.Get("/livez", s.livez)
 	r.Get("/healthz", s.livez)
@@ -388,7 +420,7 @@ func New(cfg Config) (*Handler, error) {
 			r.With(s.promAdmission(p)).Method(http.MethodPost, p, prom)
 		}
 	})
-	return &Handler{Handler: r, s: s}, nil
+	return r, nil
 }
 
 // mountPprof serves net/http/pprof's profiles under /debug/pprof/, but not
