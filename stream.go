@@ -199,6 +199,30 @@ func (s *Stream) Validate() error {
 	if !nameRe.MatchString(s.Name) {
 		bad("name", "must be 1-64 characters of A-Z, a-z, 0-9, _ or -, got %q", s.Name)
 	}
+	s.validateSource(bad)
+	s.validateTime(bad)
+	s.validateGroupBy(bad)
+	s.validateWindows(bad)
+	s.validateLate(bad)
+	for _, e := range s.subjectLoops() {
+		errs = append(errs, e)
+	}
+	if g := s.Granularity.Std(); s.Retention.Std() < g {
+		bad("retention", "must be at least the granularity (%s), got %s", s.Granularity, s.Retention)
+	} else if s.Retention.Std() < s.AllowedLateness.Std()+g {
+		bad("retention", "must exceed granularity + allowed_lateness, or panes would be dropped while still open")
+	}
+	s.validateRollups(bad)
+	s.validateEmits(bad)
+	s.validateSlots(bad)
+	s.validatePartitions(bad)
+	errs = append(errs, s.aggregateErrors()...)
+	return errors.Join(errs...)
+}
+
+// validateSource checks where the events come from: the subject and the
+// JetStream stream.
+func (s *Stream) validateSource(bad func(field, format string, args ...any)) {
 	for _, p := range SubjectProblems(s.Subject, true) {
 		bad("subject", "%s", p)
 	}
@@ -208,6 +232,10 @@ func (s *Stream) Validate() error {
 	if s.JetStreamMaxAge < 0 {
 		bad("jetstream_max_age", "must not be negative")
 	}
+}
+
+// validateTime checks the event time's field and format.
+func (s *Stream) validateTime(bad func(field, format string, args ...any)) {
 	switch s.Time.Format {
 	case "", TimeRFC3339, TimeUnixS, TimeUnixMS, TimeUnixUS, TimeUnixNS:
 	default:
@@ -220,6 +248,10 @@ func (s *Stream) Validate() error {
 	} else if s.Time.Format != "" {
 		bad("time.format", "set without time.field (no field means processing time)")
 	}
+}
+
+// validateGroupBy checks the key's dimensions: paths, each once, at most 16.
+func (s *Stream) validateGroupBy(bad func(field, format string, args ...any)) {
 	seen := map[string]bool{}
 	for i, d := range s.GroupBy {
 		if err := validPath(d); err != "" {
@@ -233,6 +265,12 @@ func (s *Stream) Validate() error {
 	if len(s.GroupBy) > 16 {
 		bad("group_by", "at most 16 dimensions, got %d", len(s.GroupBy))
 	}
+}
+
+// validateWindows checks the panes and the watermark: the granularity,
+// the out-of-orderness, the allowed lateness, the idle timeout and how
+// far in the future an event may be.
+func (s *Stream) validateWindows(bad func(field, format string, args ...any)) {
 	g := s.Granularity.Std()
 	switch {
 	case g < time.Second:
@@ -256,6 +294,10 @@ func (s *Stream) Validate() error {
 	if s.MaxFuture <= 0 {
 		bad("max_future", "must be positive, got %s", s.MaxFuture)
 	}
+}
+
+// validateLate checks where late and invalid events go.
+func (s *Stream) validateLate(bad func(field, format string, args ...any)) {
 	switch s.Late {
 	case LateDrop:
 	case LateDeadLetter:
@@ -270,26 +312,21 @@ func (s *Stream) Validate() error {
 			bad("dead_letter_subject", "%s", p)
 		}
 	}
-	for _, e := range s.subjectLoops() {
-		errs = append(errs, e)
-	}
-	if s.Retention.Std() < g {
-		bad("retention", "must be at least the granularity (%s), got %s", s.Granularity, s.Retention)
-	} else if s.Retention.Std() < s.AllowedLateness.Std()+g {
-		bad("retention", "must exceed granularity + allowed_lateness, or panes would be dropped while still open")
-	}
-	s.validateRollups(bad)
-	s.validateEmits(bad)
-	s.validateSlots(bad)
-	s.validatePartitions(bad)
+}
+
+// aggregateErrors checks the aggregates: at least one, each name and
+// sketch valid, and, when they all are, a pane's sketches within
+// MaxPaneSketchBytes together.
+func (s *Stream) aggregateErrors() []error {
+	var errs []error
 	if len(s.Aggregates) == 0 {
-		bad("aggregates", "at least one aggregate is required")
+		errs = append(errs, &FieldError{Field: "aggregates", Msg: "at least one aggregate is required"})
 	}
 	aggOK := true
 	for _, name := range s.AggregateNames() {
 		a := s.Aggregates[name]
 		if !nameRe.MatchString(name) {
-			bad("aggregates."+name, "aggregate name must be 1-64 characters of A-Z, a-z, 0-9, _ or -")
+			errs = append(errs, &FieldError{Field: "aggregates." + name, Msg: "aggregate name must be 1-64 characters of A-Z, a-z, 0-9, _ or -"})
 		}
 		for _, e := range a.validate() {
 			e.Field = "aggregates." + name + "." + e.Field
@@ -302,7 +339,7 @@ func (s *Stream) Validate() error {
 			errs = append(errs, e)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // paneBoundError checks that the sketches of one pane can never outgrow
