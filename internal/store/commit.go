@@ -71,22 +71,9 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	}
 	began := time.Now()
 
-	maxEntry := db.maxPaneEntry()
-	for i := range f.Panes {
-		p := &f.Panes[i]
-		if len(p.Key) > sketchd.MaxKeyLen {
-			return fmt.Errorf("%w: pane %d: key is %d bytes, max %d", ErrInvalid, i, len(p.Key), sketchd.MaxKeyLen)
-		}
-		if n := int64(paneKeyLen(len(p.Key)) + paneValueLen(p)); n > maxEntry {
-			return fmt.Errorf("%w: pane %d is %d bytes, max %d (raise MemTableSize)", ErrInvalid, i, n, maxEntry)
-		}
-	}
-	var cpVal []byte
-	if !o.panesOnly {
-		var err error
-		if cpVal, err = encodeCheckpoint(&f.Checkpoint); err != nil {
-			return fmt.Errorf("%w: checkpoint: %w", ErrInvalid, err)
-		}
+	cpVal, err := db.checkFlush(&f, o)
+	if err != nil {
+		return err
 	}
 
 	db.dropMu.RLock()
@@ -101,19 +88,10 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	defer stripe.Unlock()
 
 	sp := baseSpace(streamID, info.PartitionWidth)
-	w := sp.width
 	index, err := db.indexUpdates(sp, f.Panes)
 	if err != nil {
 		return db.commitFailed(err)
 	}
-
-	// One arena for every pane key and value: WriteBatch keeps the slices
-	// until it flushes.
-	total := 0
-	for i := range f.Panes {
-		total += paneKeyLen(len(f.Panes[i].Key)) + paneValueLen(&f.Panes[i])
-	}
-	arena := make([]byte, 0, total)
 
 	written := len(cpVal)
 	for _, e := range index {
@@ -125,17 +103,8 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	if err := db.writeBatch(db.meta, index, !o.panesOnly && len(index) > 0); err != nil {
 		return db.commitFailed(err)
 	}
-	panes := make([]indexEntry, len(f.Panes))
-	for i := range f.Panes {
-		p := &f.Panes[i]
-		off := len(arena)
-		arena = appendPaneKey(arena, streamID, partitionOf(p.Start, w), p.Key, p.Start)
-		k := arena[off:len(arena):len(arena)]
-		off = len(arena)
-		arena = appendPaneValue(arena, p)
-		panes[i] = indexEntry{k, arena[off:len(arena):len(arena)]}
-	}
-	written += total
+	panes, n := encodePanes(streamID, sp.width, f.Panes)
+	written += n
 	// ApplyPanes has no watermark: its panes all go to open.
 	toOpen, toPanes, err := db.routePanes(streamID, &info.Spec, f.Checkpoint.Watermark, !o.panesOnly, f.Panes, panes)
 	if err != nil {
@@ -148,14 +117,7 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	if err := db.writeBatch(db.panes, toPanes, len(toPanes) > 0); err != nil {
 		return db.commitFailed(err)
 	}
-	var last []indexEntry
-	if cpVal != nil {
-		last = append(last, indexEntry{checkpointKey(streamID), cpVal})
-	}
-	if o.clSeq != nil {
-		last = append(last, indexEntry{changelogKey(streamID), encodeU64(changelogVersion, *o.clSeq)})
-	}
-	if err := db.writeBatch(db.meta, last, !o.panesOnly); err != nil {
+	if err := db.writeBatch(db.meta, lastEntries(streamID, cpVal, o), !o.panesOnly); err != nil {
 		return db.commitFailed(err)
 	}
 	if !o.panesOnly {
@@ -171,6 +133,65 @@ func (db *DB) commit(ctx context.Context, streamID uint32, f sketchd.Flush, o co
 	db.met.commitPanes.Add(float64(len(f.Panes)))
 	db.met.commitBytes.Add(float64(written))
 	return nil
+}
+
+// checkFlush checks that every pane of f fits one Badger entry and
+// encodes its checkpoint (none with panesOnly): a flush that cannot be
+// stored is refused before anything is written.
+func (db *DB) checkFlush(f *sketchd.Flush, o commitOpts) (cpVal []byte, err error) {
+	maxEntry := db.maxPaneEntry()
+	for i := range f.Panes {
+		p := &f.Panes[i]
+		if len(p.Key) > sketchd.MaxKeyLen {
+			return nil, fmt.Errorf("%w: pane %d: key is %d bytes, max %d", ErrInvalid, i, len(p.Key), sketchd.MaxKeyLen)
+		}
+		if n := int64(paneKeyLen(len(p.Key)) + paneValueLen(p)); n > maxEntry {
+			return nil, fmt.Errorf("%w: pane %d is %d bytes, max %d (raise MemTableSize)", ErrInvalid, i, n, maxEntry)
+		}
+	}
+	if o.panesOnly {
+		return nil, nil
+	}
+	if cpVal, err = encodeCheckpoint(&f.Checkpoint); err != nil {
+		return nil, fmt.Errorf("%w: checkpoint: %w", ErrInvalid, err)
+	}
+	return cpVal, nil
+}
+
+// encodePanes returns the stored key and value of each pane, and their
+// bytes. One arena holds them all: WriteBatch keeps the slices until it
+// flushes.
+func encodePanes(streamID uint32, width int64, ps []sketchd.PaneRecord) ([]indexEntry, int) {
+	total := 0
+	for i := range ps {
+		total += paneKeyLen(len(ps[i].Key)) + paneValueLen(&ps[i])
+	}
+	arena := make([]byte, 0, total)
+	out := make([]indexEntry, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		off := len(arena)
+		arena = appendPaneKey(arena, streamID, partitionOf(p.Start, width), p.Key, p.Start)
+		k := arena[off:len(arena):len(arena)]
+		off = len(arena)
+		arena = appendPaneValue(arena, p)
+		out[i] = indexEntry{k, arena[off:len(arena):len(arena)]}
+	}
+	return out, total
+}
+
+// lastEntries are what a commit writes last into meta: the checkpoint
+// (none with panesOnly) and the changelog position it read up to (cluster
+// mode).
+func lastEntries(streamID uint32, cpVal []byte, o commitOpts) []indexEntry {
+	var last []indexEntry
+	if cpVal != nil {
+		last = append(last, indexEntry{checkpointKey(streamID), cpVal})
+	}
+	if o.clSeq != nil {
+		last = append(last, indexEntry{changelogKey(streamID), encodeU64(changelogVersion, *o.clSeq)})
+	}
+	return last
 }
 
 // writeBatch writes entries into one family in order (as many
