@@ -307,8 +307,20 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 	if n == t.n {
 		return nil
 	}
-	// Read the others before writing t (one of them may be t).
-	lo, hi := t.min, t.max
+	lo, hi := t.rangeWith(others) // before writing t: one of the others may be t
+	if len(t.buf)+extra < t.bufCap() {
+		t.buf = bufferOf(t, others, len(t.buf)+extra)
+	} else {
+		t.foldInBatches(others, largest)
+	}
+	t.n, t.min, t.max = n, lo, hi
+	return nil
+}
+
+// rangeWith returns the least and greatest values of t and others
+// together.
+func (t *TDigest) rangeWith(others []*TDigest) (lo, hi float64) {
+	lo, hi = t.min, t.max
 	first := t.n == 0
 	for _, o := range others {
 		if o.n == 0 {
@@ -319,90 +331,89 @@ func (t *TDigest) mergeMany(others []*TDigest) error {
 		}
 		lo, hi = min(lo, o.min), max(hi, o.max)
 	}
-	if len(t.buf)+extra < t.bufCap() {
-		t.buf = bufferOf(t, others, len(t.buf)+extra)
-	} else {
-		// Fold the others in, in order, in batches: a batch collects
-		// inputs until it is at least as large as the running digest (or
-		// the buffer), is sorted, merged with the digest and compressed for
-		// the running count. The digest stays at its compressed size, so
-		// the work per input is about its own size (no global sort, no
-		// rescan of the digest per small input), and the scratch slices are
-		// reused throughout. A batch is its inputs' sorted runs (their
-		// centroids, read in place, and their sorted buffers), merged
-		// pairwise rather than sorted: the same order, ties being equal
-		// centroids, in O(n log runs) instead of O(n log n) comparisons
-		// (most of the t-digest merge of an edge window, edgewin.go).
-		// cur, spare, x, y and loose are scratch (scratch.go): t keeps a
-		// copy of the last cur.
-		sc := [5]*[]centroid{}
-		for i := range sc {
-			sc[i] = tdCentroids.get()
+	return lo, hi
+}
+
+// foldInBatches folds the others into t, in order, in batches (largest
+// is the most centroids and values one of them holds): a batch collects
+// inputs until it is at least as large as the running digest (or
+// the buffer), is sorted, merged with the digest and compressed for
+// the running count. The digest stays at its compressed size, so
+// the work per input is about its own size (no global sort, no
+// rescan of the digest per small input), and the scratch slices are
+// reused throughout. A batch is its inputs' sorted runs (their
+// centroids, read in place, and their sorted buffers), merged
+// pairwise rather than sorted: the same order, ties being equal
+// centroids, in O(n log runs) instead of O(n log n) comparisons
+// (most of the t-digest merge of an edge window, edgewin.go).
+// cur, spare, x, y and loose are scratch (scratch.go): t keeps a
+// copy of the last cur.
+func (t *TDigest) foldInBatches(others []*TDigest, largest int) {
+	sc := [5]*[]centroid{}
+	for i := range sc {
+		sc[i] = tdCentroids.get()
+	}
+	cur, curN := t.runInto(*sc[0]), t.n
+	spare, x, y, loose := *sc[1], *sc[2], *sc[3], *sc[4] // loose: the batch's buffers, sorted as one run
+	defer func() {
+		*sc[0], *sc[1], *sc[2], *sc[3], *sc[4] = cur, spare, x, y, loose
+		for _, v := range sc {
+			tdCentroids.put(v)
 		}
-		cur, curN := t.runInto(*sc[0]), t.n
-		spare, x, y, loose := *sc[1], *sc[2], *sc[3], *sc[4] // loose: the batch's buffers, sorted as one run
-		defer func() {
-			*sc[0], *sc[1], *sc[2], *sc[3], *sc[4] = cur, spare, x, y, loose
-			for _, v := range sc {
-				tdCentroids.put(v)
-			}
-		}()
-		var runs [][]centroid
-		var batchLen int
-		var batchN uint64
-		fold := func() {
-			if len(loose) > 0 {
-				sortCentroids(loose)
-				runs = append(runs, loose)
-			}
-			// A batch closes once it is as large as the digest or the
-			// buffer, so its inputs are fewer than that and one more input:
-			// the scratch slices are made that large once, not grown by
-			// each fold that outgrows the last (most of the bytes a cold
-			// series of quantiles allocated).
-			hint := max(len(cur), t.bufCap()) + largest
-			if len(runs) > 1 && cap(x) < batchLen {
-				x, y = make([]centroid, 0, max(batchLen, hint)), make([]centroid, 0, max(batchLen, hint))
-			}
-			var batch []centroid
-			batch, x, y = mergeRuns(runs, batchLen, x, y)
-			if need := len(cur) + len(batch); cap(spare) < need {
-				spare = make([]centroid, 0, max(need, len(cur)+hint))
-			}
-			spare = mergeSorted(spare[:0], cur, batch)
-			curN += batchN
-			spare = compress(spare, curN, t.compression)
-			cur, spare = spare, cur
-			runs, loose, batchLen, batchN = runs[:0], loose[:0], 0, 0
+	}()
+	var runs [][]centroid
+	var batchLen int
+	var batchN uint64
+	fold := func() {
+		if len(loose) > 0 {
+			sortCentroids(loose)
+			runs = append(runs, loose)
 		}
-		for _, o := range others {
-			if o.n == 0 {
-				continue
-			}
-			if len(o.cs) > 0 {
-				runs = append(runs, o.cs)
-			}
-			if isSortedRun(o.buf) { // a decoded pane's values are
-				if len(o.buf) > 0 {
-					runs = append(runs, o.buf)
-				}
-			} else {
-				loose = append(loose, o.buf...)
-			}
-			batchLen += len(o.cs) + len(o.buf)
-			batchN += o.n
-			if batchLen >= max(len(cur), t.bufCap()) {
-				fold()
-			}
+		// A batch closes once it is as large as the digest or the
+		// buffer, so its inputs are fewer than that and one more input:
+		// the scratch slices are made that large once, not grown by
+		// each fold that outgrows the last (most of the bytes a cold
+		// series of quantiles allocated).
+		hint := max(len(cur), t.bufCap()) + largest
+		if len(runs) > 1 && cap(x) < batchLen {
+			x, y = make([]centroid, 0, max(batchLen, hint)), make([]centroid, 0, max(batchLen, hint))
 		}
-		if batchN > 0 {
+		var batch []centroid
+		batch, x, y = mergeRuns(runs, batchLen, x, y)
+		if need := len(cur) + len(batch); cap(spare) < need {
+			spare = make([]centroid, 0, max(need, len(cur)+hint))
+		}
+		spare = mergeSorted(spare[:0], cur, batch)
+		curN += batchN
+		spare = compress(spare, curN, t.compression)
+		cur, spare = spare, cur
+		runs, loose, batchLen, batchN = runs[:0], loose[:0], 0, 0
+	}
+	for _, o := range others {
+		if o.n == 0 {
+			continue
+		}
+		if len(o.cs) > 0 {
+			runs = append(runs, o.cs)
+		}
+		if isSortedRun(o.buf) { // a decoded pane's values are
+			if len(o.buf) > 0 {
+				runs = append(runs, o.buf)
+			}
+		} else {
+			loose = append(loose, o.buf...)
+		}
+		batchLen += len(o.cs) + len(o.buf)
+		batchN += o.n
+		if batchLen >= max(len(cur), t.bufCap()) {
 			fold()
 		}
-		t.cs = slices.Clone(cur)
-		t.buf = nil
 	}
-	t.n, t.min, t.max = n, lo, hi
-	return nil
+	if batchN > 0 {
+		fold()
+	}
+	t.cs = slices.Clone(cur)
+	t.buf = nil
 }
 
 // bufferOf returns the buffer of t merged with others when all n of
