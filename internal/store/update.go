@@ -78,19 +78,43 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	// pane with its id (panes): a crash between leaves an index entry
 	// wider than its panes and tiers rebuilt for nothing, both harmless,
 	// and the retried update applies it.
-	err = db.meta.Update(func(txn *badger.Txn) error {
-		if err := widenIndex(txn, ik, start, partitionStart(part, w), partitionStart(part+1, w)-1); err != nil {
-			return err
-		}
-		return db.rewindTiers(txn, streamID, &info.Spec, start)
-	})
-	if err == nil {
-		err = db.meta.Sync()
-	}
-	if err != nil {
+	if err := db.widenForUpdate(streamID, &info.Spec, ik, start, partitionStart(part, w), partitionStart(part+1, w)-1); err != nil {
 		return false, db.updateFailed(err)
 	}
-	var editErr error
+	editErr, err := db.editPane(pk, uk, len(id), key, start, edit)
+	switch {
+	case editErr != nil:
+		return false, editErr
+	case err != nil:
+		return false, db.updateFailed(err)
+	}
+	db.writeOK()
+	return true, nil
+}
+
+// widenForUpdate widens the key's index entry ik to the pane at start
+// (its partition [lo, hi]) and rewinds the tiers that hold it, in meta,
+// synced.
+func (db *DB) widenForUpdate(streamID uint32, spec *sketchd.Stream, ik []byte, start, lo, hi int64) error {
+	err := db.meta.Update(func(txn *badger.Txn) error {
+		if err := widenIndex(txn, ik, start, lo, hi); err != nil {
+			return err
+		}
+		return db.rewindTiers(txn, streamID, spec, start)
+	})
+	if err != nil {
+		return err
+	}
+	return db.meta.Sync()
+}
+
+// editPane applies edit to the pane at pk (an empty record of key and
+// start when there is none) and stores it with its update id uk (of an id
+// idLen bytes long), in the panes family, synced. editErr is edit's own
+// error, or the edited pane too large to store: the caller's, not the
+// store's.
+func (db *DB) editPane(pk, uk []byte, idLen int, key string, start int64, edit func(p *sketchd.PaneRecord, exists bool) error) (editErr, err error) {
+	maxBytes := db.panes.MaxBatchSize() * 9 / 10
 	err = db.panes.Update(func(txn *badger.Txn) error {
 		p := sketchd.PaneRecord{Key: key, Start: start}
 		exists := false
@@ -109,26 +133,22 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 			return editErr
 		}
 		p.Key, p.Start = key, start
-		if n := int64(len(pk) + paneValueLen(&p)); n > db.panes.MaxBatchSize()*9/10 {
-			editErr = fmt.Errorf("%w: pane is %d bytes, max %d", ErrInvalid, n, db.panes.MaxBatchSize()*9/10)
+		if n := int64(len(pk) + paneValueLen(&p)); n > maxBytes {
+			editErr = fmt.Errorf("%w: pane is %d bytes, max %d", ErrInvalid, n, maxBytes)
 			return editErr
 		}
 		if err := txn.Set(pk, appendPaneValue(nil, &p)); err != nil {
 			return err
 		}
-		return txn.Set(uk, encodeU32(updateIDVersion, uint32(len(id))))
+		return txn.Set(uk, encodeU32(updateIDVersion, uint32(idLen)))
 	})
 	if editErr != nil {
-		return false, editErr
-	}
-	if err == nil {
-		err = db.panes.Sync()
+		return editErr, nil
 	}
 	if err != nil {
-		return false, db.updateFailed(err)
+		return nil, err
 	}
-	db.writeOK()
-	return true, nil
+	return nil, db.panes.Sync()
 }
 
 // updateApplied reports whether the update id key uk is stored.
