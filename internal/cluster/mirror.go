@@ -166,17 +166,11 @@ type delivery struct {
 	err error
 }
 
-// consume reads from the first unapplied sequence to the head (follow:
-// on, until ctx is done), or until Release asks for a rewind or the
-// watchdog finds the consumer stalled. The iterator's Next runs in a
-// reader goroutine, so that consume can leave at once: nats.go's Next
-// (and Stop) can block for as long as the ordered consumer retries a
-// create (stall.go); the iterator is stopped in the background, and the
-// run waits for it before it returns.
-func (m *Mirror) consume(ctx context.Context, follow bool) error {
-	// The changelog's stream info can go unanswered for a moment (its
-	// leader changing, a cluster just started: TestMirrorFollows on a
-	// loaded machine), so it is asked again like an admin request.
+// changelogInfo returns the changelog's stream and its info. The info
+// can go unanswered for a moment (its leader changing, a cluster just
+// started: TestMirrorFollows on a loaded machine), so it is asked again
+// like an admin request.
+func (m *Mirror) changelogInfo(ctx context.Context) (jetstream.Stream, *jetstream.StreamInfo, error) {
 	var s jetstream.Stream
 	var info *jetstream.StreamInfo
 	err := retryAdmin(ctx, func(ctx context.Context) error {
@@ -187,7 +181,46 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %w", errReading, err)
+		return nil, nil, fmt.Errorf("%w: %w", errReading, err)
+	}
+	return s, info, nil
+}
+
+// messagesFrom returns the changelog's messages from sequence start, read
+// by an ordered consumer (an ephemeral one: an orphan of a lost answer
+// expires).
+func (m *Mirror) messagesFrom(ctx context.Context, start uint64) (jetstream.MessagesContext, error) {
+	var cons jetstream.Consumer
+	err := retryAdmin(ctx, func(ctx context.Context) error {
+		var err error
+		cons, err = m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{m.cl.Subjects()},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    start,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: consumer: %w", errReading, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return nil, fmt.Errorf("%w: consumer: %w", errReading, err)
+	}
+	return it, nil
+}
+
+// consume reads from the first unapplied sequence to the head (follow:
+// on, until ctx is done), or until Release asks for a rewind or the
+// watchdog finds the consumer stalled. The iterator's Next runs in a
+// reader goroutine, so that consume can leave at once: nats.go's Next
+// (and Stop) can block for as long as the ordered consumer retries a
+// create (stall.go); the iterator is stopped in the background, and the
+// run waits for it before it returns.
+func (m *Mirror) consume(ctx context.Context, follow bool) error {
+	s, info, err := m.changelogInfo(ctx)
+	if err != nil {
+		return err
 	}
 	start := m.start()
 	head := info.State.LastSeq
@@ -201,22 +234,9 @@ func (m *Mirror) consume(ctx context.Context, follow bool) error {
 	} else if err := m.markFresh(ctx, head); err != nil { // restoring.go
 		return err
 	}
-	var cons jetstream.Consumer
-	err = retryAdmin(ctx, func(ctx context.Context) error { // an ephemeral one: an orphan of a lost answer expires
-		var err error
-		cons, err = m.js.OrderedConsumer(ctx, m.cl.Name(), jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{m.cl.Subjects()},
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    start,
-		})
+	it, err := m.messagesFrom(ctx, start)
+	if err != nil {
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%w: consumer: %w", errReading, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return fmt.Errorf("%w: consumer: %w", errReading, err)
 	}
 	done := make(chan struct{})
 	defer close(done)
