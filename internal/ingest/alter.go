@@ -41,45 +41,18 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	m.mu.Lock()
-	r := m.runners[name]
-	delete(m.runners, name)
-	delete(m.failed, name)
-	m.mu.Unlock()
-	var stopErr error
-	if r != nil {
-		if stopErr = r.stop(ctx, true); stopErr != nil {
-			m.log.Warn("stop stream for an alter", "stream", name, "err", stopErr)
-		}
-	}
+	stopErr := m.stopForAlter(ctx, name)
 	added := sketchd.AddedAggregates(info.Spec, spec)
 	var bf sketchd.BackfillStatus
 	backfill := false
 	if len(added) > 0 {
-		// An added aggregate starts after the checkpoint: without a final
-		// commit, events already applied to stored panes would be skipped
-		// as replays and never reach it.
-		if stopErr != nil {
-			_ = m.startRunner(ctx, info)
-			return sketchd.StreamStatus{}, fmt.Errorf("the stream's final commit before the alter failed (%w): %w", stopErr, sketchd.ErrUnavailable)
-		}
-		if err := m.startAggregates(ctx, info.ID, &spec, added); err != nil {
-			_ = m.startRunner(ctx, info)
+		var note string
+		if bf, backfill, note, err = m.addAggregates(ctx, info.ID, &spec, added, a.Backfill, stopErr); err != nil {
+			_ = m.startRunner(ctx, info) // unchanged: run it again
 			return sketchd.StreamStatus{}, err
 		}
-		if a.Backfill {
-			if bf, backfill, err = m.planBackfill(ctx, info.ID, &spec, added); err == nil && backfill {
-				err = m.db.SetBackfill(ctx, info.ID, bf)
-			}
-			if err != nil {
-				_ = m.startRunner(ctx, info)
-				return sketchd.StreamStatus{}, err
-			}
-			if backfill {
-				changes = append(changes, fmt.Sprintf("backfill of %s: JetStream sequences %d..%d", strings.Join(added, ", "), bf.From, bf.To))
-			} else {
-				changes = append(changes, "backfill: nothing to replay (the stream applied no event that JetStream still holds)")
-			}
+		if note != "" {
+			changes = append(changes, note)
 		}
 	}
 	next, err := m.db.AlterStream(ctx, name, spec, sketchd.Alteration{At: m.now().UTC(), Changes: changes})
@@ -96,6 +69,54 @@ func (m *Manager) Alter(ctx context.Context, name string, a sketchd.StreamAlter)
 		m.log.Error("stream failed to start after an alter", "stream", name, "err", err)
 	}
 	return m.statusOf(ctx, next), nil
+}
+
+// stopForAlter stops the stream's runner, if it runs, with a final
+// commit, and forgets it (and a failure to start it); the error is the
+// final commit's, logged.
+func (m *Manager) stopForAlter(ctx context.Context, name string) error {
+	m.mu.Lock()
+	r := m.runners[name]
+	delete(m.runners, name)
+	delete(m.failed, name)
+	m.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	err := r.stop(ctx, true)
+	if err != nil {
+		m.log.Warn("stop stream for an alter", "stream", name, "err", err)
+	}
+	return err
+}
+
+// addAggregates readies the aggregates an alter adds to the stream id's
+// spec (startAggregates) and, with backfill, plans and stores their
+// backfill, returning it, whether there is one, and the line the
+// alteration's changes get for it. An added aggregate starts after the
+// checkpoint: without the final commit (stopErr, from stopForAlter),
+// events already applied to stored panes would be skipped as replays and
+// never reach it, so the alter is refused.
+func (m *Manager) addAggregates(ctx context.Context, id uint32, spec *sketchd.Stream, added []string, backfill bool, stopErr error) (bf sketchd.BackfillStatus, planned bool, note string, err error) {
+	if stopErr != nil {
+		return bf, false, "", fmt.Errorf("the stream's final commit before the alter failed (%w): %w", stopErr, sketchd.ErrUnavailable)
+	}
+	if err := m.startAggregates(ctx, id, spec, added); err != nil {
+		return bf, false, "", err
+	}
+	if !backfill {
+		return bf, false, "", nil
+	}
+	if bf, planned, err = m.planBackfill(ctx, id, spec, added); err == nil && planned {
+		err = m.db.SetBackfill(ctx, id, bf)
+	}
+	if err != nil {
+		return bf, false, "", err
+	}
+	if !planned {
+		return bf, false, "backfill: nothing to replay (the stream applied no event that JetStream still holds)", nil
+	}
+	return bf, true, fmt.Sprintf("backfill of %s: JetStream sequences %d..%d", strings.Join(added, ", "), bf.From, bf.To), nil
 }
 
 // startAggregates sets Since on the aggregates an alter adds, from the
