@@ -155,8 +155,10 @@ var (
 	ErrVersion = errors.New("sketch: unsupported encoding version")
 	// ErrParams: invalid sketch parameters.
 	ErrParams = errors.New("sketch: invalid parameters")
-	// ErrNonFinite: a NaN or infinite value given to a t-digest.
+	// ErrNonFinite: a NaN or infinite value given to a numeric sketch.
 	ErrNonFinite = errors.New("sketch: non-finite value")
+	// ErrRange: a number beyond ±MaxInput given to a numeric sketch.
+	ErrRange = errors.New("sketch: value out of range")
 	// ErrOverflow: a count that would overflow uint64.
 	ErrOverflow = errors.New("sketch: count overflow")
 )
@@ -281,3 +283,24 @@ func describe(s Sketch) string {
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// MaxInput is the largest magnitude of a number the numeric kinds
+// (InputNumber: t-digest, DDSketch) take: 2^1022, about 4.49e307. The
+// difference of any two such values is finite, which the t-digest's
+// interpolations between centroids and its extremes need, and it is
+// within DDSketch's index mapping at every relative accuracy (whose
+// largest indexable value is 8.47e307 at α = 0.5, 1.26e308 at 0.01).
+// Before this bound, a DDSketch refused a value past its mapping only
+// when the event was applied, after it had been accepted (docs/decoding.md).
+const MaxInput = 0x1p1022
+
+// checkInput says why a numeric sketch refuses x, or nil.
+func checkInput(kind string, x float64) error {
+	switch {
+	case !isFinite(x):
+		return fmt.Errorf("sketch: %s add %g: %w", kind, x, ErrNonFinite)
+	case x > MaxInput || x < -MaxInput:
+		return fmt.Errorf("sketch: %s add %g: beyond ±%g: %w", kind, x, float64(MaxInput), ErrRange)
+	}
+	return nil
+}

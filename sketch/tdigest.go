@@ -68,13 +68,14 @@ func (t *TDigest) bufCap() int { return int(5 * t.compression) }
 // this is far above any legitimate state.
 func (t *TDigest) maxCentroids() int { return int(100*t.compression) + 100 }
 
-// Add adds one value. NaN and ±Inf are refused with ErrNonFinite.
+// Add adds one value: NaN and ±Inf are refused with ErrNonFinite, a value
+// beyond ±MaxInput with ErrRange.
 func (t *TDigest) Add(x float64) error { return t.AddWeighted(x, 1) }
 
-// AddWeighted adds x with weight w ≥ 1.
+// AddWeighted adds x (finite, within ±MaxInput) with weight w ≥ 1.
 func (t *TDigest) AddWeighted(x float64, w uint64) error {
-	if !isFinite(x) {
-		return fmt.Errorf("sketch: tdigest add %g: %w", x, ErrNonFinite)
+	if err := checkInput("tdigest", x); err != nil {
+		return err
 	}
 	if w == 0 {
 		return fmt.Errorf("sketch: tdigest add with weight 0: %w", ErrParams)
@@ -542,6 +543,9 @@ func (t *TDigest) quantile(cs []centroid, q float64) (float64, float64) {
 			z1 := index - so - lu
 			z2 := so + dw - index - ru
 			v := (a.mean*z2 + b.mean*z1) / (z1 + z2)
+			if math.IsInf(v, 0) { // large means times ranks: weigh them by fractions instead
+				v = a.mean*(z2/(z1+z2)) + b.mean*(z1/(z1+z2))
+			}
 			return min(max(v, a.mean), b.mean), half
 		}
 		so += dw

@@ -78,15 +78,16 @@ func (t *TDigest) Mean() MeanEstimate {
 	if t.n == 0 {
 		return MeanEstimate{math.NaN(), math.NaN(), math.NaN()}
 	}
-	var sum, abs float64
 	cs := t.view()
-	for _, c := range cs {
-		sum += c.mean * float64(c.w)
-		abs += math.Abs(c.mean) * float64(c.w)
-	}
 	N := float64(t.n)
-	m := sum / N
-	slack := t.roundingSlack(len(cs), abs/N)
+	sum, abs := weightedSums(cs, 1)
+	m, absMean := sum/N, abs/N
+	if math.IsInf(sum, 0) || math.IsInf(abs, 0) {
+		// A large count of large values: each mean weighs its share of
+		// the count instead (the same mean, rounded otherwise).
+		m, absMean = weightedSums(cs, N)
+	}
+	slack := t.roundingSlack(len(cs), absMean)
 	return MeanEstimate{m, max(m-slack, t.min), min(m+slack, t.max)}
 }
 
@@ -122,22 +123,14 @@ func (t *TDigest) TrimmedMean(lo, hi float64) TrimmedEstimate {
 	cs := t.view()
 	N := float64(t.n)
 	a, b := lo*N, hi*N
-	var sum, abs, w, cum float64
-	for _, c := range cs {
-		cw := float64(c.w)
-		l, r := max(cum, a), min(cum+cw, b)
-		if r > l {
-			sum += c.mean * (r - l)
-			abs += math.Abs(c.mean) * (r - l)
-			w += r - l
-		}
-		cum += cw
-		if cum >= b {
-			break
-		}
-	}
+	sum, abs, w := cutSums(cs, a, b, 1)
 	if w == 0 {
 		return e
+	}
+	if math.IsInf(sum, 0) || math.IsInf(abs, 0) {
+		// Large values over many ranks: each mean weighs its share of
+		// the cut instead (the same mean, rounded otherwise).
+		sum, abs, w = cutSums(cs, a, b, b-a)
 	}
 	e.Value = sum / w
 	ql, qh := t.Quantile(lo), t.Quantile(hi)
@@ -145,4 +138,38 @@ func (t *TDigest) TrimmedMean(lo, hi float64) TrimmedEstimate {
 		t.roundingSlack(len(cs), abs/w)
 	e.Lower, e.Upper = max(e.Value-slack, t.min), min(e.Value+slack, t.max)
 	return e
+}
+
+// weightedSums returns the sums of cs's means and of their magnitudes,
+// each weighted by its weight / scale.
+func weightedSums(cs []centroid, scale float64) (sum, abs float64) {
+	for _, c := range cs {
+		f := float64(c.w) / scale
+		sum += c.mean * f
+		abs += math.Abs(c.mean) * f
+	}
+	return sum, abs
+}
+
+// cutSums returns the sums of cs's means and of their magnitudes over the
+// ranks [a, b], each weighted by the ranks of the mean's centroid inside
+// them / scale, and those weights' sum: a centroid's weight is spread
+// evenly over its ranks.
+func cutSums(cs []centroid, a, b, scale float64) (sum, abs, w float64) {
+	var cum float64
+	for _, c := range cs {
+		cw := float64(c.w)
+		l, r := max(cum, a), min(cum+cw, b)
+		if r > l {
+			f := (r - l) / scale
+			sum += c.mean * f
+			abs += math.Abs(c.mean) * f
+			w += f
+		}
+		cum += cw
+		if cum >= b {
+			break
+		}
+	}
+	return sum, abs, w
 }

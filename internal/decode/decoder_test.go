@@ -290,6 +290,8 @@ func TestDecodeReasons(t *testing.T) {
 		{"bad dimension", ev(`"mobile"`, `["mobile"]`), ReasonBadDimension},
 		{"wrong type", ev(`123.4`, `"123.4"`), ReasonWrongType},
 		{"non finite", ev(`123.4`, `1e999`), ReasonNonFinite},
+		{"beyond MaxInput", ev(`123.4`, `1.7e308`), ReasonOutOfRange},
+		{"beyond -MaxInput", ev(`123.4`, `-4.5e307`), ReasonOutOfRange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -320,7 +322,7 @@ func TestDecodeReasons(t *testing.T) {
 		}
 	})
 	t.Run("Reasons lists all", func(t *testing.T) {
-		if len(Reasons) != 10 {
+		if len(Reasons) != 11 {
 			t.Fatalf("len(Reasons) = %d", len(Reasons))
 		}
 	})

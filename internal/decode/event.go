@@ -145,6 +145,9 @@ func (d *Decoder) values(raw []byte) (Reason, string) {
 			if !ok {
 				return ReasonNonFinite, fmt.Sprintf("aggregate %q: field %q: %s is not a finite float64", a.name, a.path, clip(raw[sp.start:sp.end]))
 			}
+			if f > sketch.MaxInput || f < -sketch.MaxInput {
+				return ReasonOutOfRange, fmt.Sprintf("aggregate %q: field %q: %s is beyond ±%g, the largest magnitude a numeric sketch takes", a.name, a.path, clip(raw[sp.start:sp.end]), float64(sketch.MaxInput))
+			}
 			v.Num = f
 		case sketch.InputJSON:
 			if reason, detail := d.sample(raw, a, sp, v); reason != "" {

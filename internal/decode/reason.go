@@ -15,6 +15,7 @@ const (
 	ReasonBadDimension     Reason = "bad_dimension"     // group-by field is an object or array, or a string that is not UTF-8
 	ReasonWrongType        Reason = "wrong_type"        // aggregate field or weight of the wrong JSON type or sign
 	ReasonNonFinite        Reason = "non_finite"        // number overflows float64 (e.g. 1e400)
+	ReasonOutOfRange       Reason = "out_of_range"      // number beyond ±sketch.MaxInput (about 4.49e307) for a numeric aggregate
 	ReasonOversize         Reason = "oversize"          // message or event larger than its limit, or a group-by key over sketchd.MaxKeyLen
 	ReasonTooManyEvents    Reason = "too_many_events"   // beyond sketchd.MaxEventsPerMessage in one message
 )
@@ -23,5 +24,5 @@ const (
 var Reasons = []Reason{
 	ReasonBadJSON, ReasonNotObject, ReasonMissingTime, ReasonBadTime,
 	ReasonMissingDimension, ReasonBadDimension, ReasonWrongType,
-	ReasonNonFinite, ReasonOversize, ReasonTooManyEvents,
+	ReasonNonFinite, ReasonOutOfRange, ReasonOversize, ReasonTooManyEvents,
 }

@@ -63,6 +63,11 @@ func hostileCases(maxPayload int) []hostileCase {
 		{"Infinity literal", lines(withField("ms", "Infinity"), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
 		{"-Infinity literal", lines(withField("ms", "-Infinity"), ok), 1, []decode.Reason{decode.ReasonBadJSON}},
 		{"1e999", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":1e999}`, ts), ok), 1, []decode.Reason{decode.ReasonNonFinite}},
+		// Finite but past what the numeric sketches take: refused here,
+		// never accepted and then lost when applied.
+		{"1.7e308", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":1.7e308}`, ts), ok), 1, []decode.Reason{decode.ReasonOutOfRange}},
+		{"-4.5e307", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":-4.5e307}`, ts), ok), 1, []decode.Reason{decode.ReasonOutOfRange}},
+		{"4.49e307 (within MaxInput)", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":4.49e307}`, ts), ok), 2, nil},
 		{"NaN as a string", lines(fmt.Sprintf(`{"ts":%d,"country":"DE","ms":"NaN"}`, ts), ok), 1, []decode.Reason{decode.ReasonWrongType}},
 		{"time is a string", lines(`{"ts":"yesterday","country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonBadTime}},
 		{"time is a bool", lines(`{"ts":true,"country":"DE"}`, ok), 1, []decode.Reason{decode.ReasonBadTime}},
