@@ -149,9 +149,10 @@ func TestAlterPromAPI(t *testing.T) {
 		f.v1Distinct(t, got, "u", true, q, map[string]string{"stream": "bb"}, time.Time{})
 		return maps.Equal(got[seriesID(map[string]string{"stream": "bb"})], map[int64]float64{base.Add(10 * time.Minute).UnixMilli(): 180}), fmt.Sprint(got)
 	})
-	// n starts at the pane after the highest event time applied
-	// (base+1m59s): base+2m.
-	if a := f.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+aggN+`}}`); a.status != http.StatusOK {
+	// n and a start at the pane after the highest event time applied
+	// (base+1m59s): base+2m. a sorts first: sketchd_count must still read
+	// an aggregate with every window.
+	if a := f.do(t, http.MethodPatch, "/v1/streams/aa", `{"aggregates":{`+aggN+`,"a":{"sketch":"cms","field":"url"}}}`); a.status != http.StatusOK {
 		t.Fatalf("PATCH: %d %s", a.status, a.body)
 	}
 	since := base.Add(2 * time.Minute)
@@ -205,6 +206,9 @@ func TestAlterPromAPI(t *testing.T) {
 		{"the new aggregate named", `sum(sketchd_distinct{aggregate="n"})`, func(out promSamples) {
 			f.v1Distinct(t, out, "n", false, v1Range("n"), map[string]string{"stream": "aa", "aggregate": "n"}, time.Time{})
 		}, []string{"n"}},
+		{"count", `sketchd_count{stream="aa"}`, func(out promSamples) {
+			f.v1Distinct(t, out, "u", true, v1Range("u", "country"), map[string]string{"__name__": "sketchd_count", "stream": "aa"}, time.Time{})
+		}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, body, got := f.prom(t, "query_range", rangeForm(c.query))
@@ -213,6 +217,9 @@ func TestAlterPromAPI(t *testing.T) {
 			}
 			want := promSamples{}
 			c.want(want)
+			if len(want) == 0 {
+				t.Fatalf("%s: /v1 has no samples", c.query)
+			}
 			if !maps.EqualFunc(got, want, maps.Equal) {
 				t.Errorf("%s:\n got %v\nwant %v", c.query, got, want)
 			}
