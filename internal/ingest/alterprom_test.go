@@ -272,4 +272,33 @@ func TestAlterPromAPI(t *testing.T) {
 			}
 		})
 	}
+
+	// The item label's values over a range from before since: c's top items
+	// over it and a's from since on.
+	t.Run("item values", func(t *testing.T) {
+		values := func(match string, from time.Time) []string {
+			t.Helper()
+			q := url.Values{"match[]": {match}, "start": {rfc(from)}, "end": {rfc(end)}}
+			a := f.do(t, http.MethodGet, "/api/v1/label/item/values?"+q.Encode(), "")
+			var env struct {
+				Data []string `json:"data"`
+			}
+			if a.status != http.StatusOK {
+				t.Fatalf("item values of %s from %s: %d %s", match, from, a.status, a.body)
+			}
+			if err := json.Unmarshal(a.body, &env); err != nil {
+				t.Fatal(err)
+			}
+			return env.Data
+		}
+		got := values(`sketchd_top_count{stream="aa"}`, base)
+		c, a := values(`sketchd_top_count{stream="aa",aggregate="c"}`, base), values(`sketchd_top_count{stream="aa",aggregate="a"}`, since)
+		if len(a) == 0 {
+			t.Fatal("a has no top items from since")
+		}
+		want := slices.Compact(slices.Sorted(slices.Values(append(c, a...))))
+		if !slices.Equal(got, want) {
+			t.Errorf("item values from %s: %q, want c's from then and a's from since %q", base, got, want)
+		}
+	})
 }
