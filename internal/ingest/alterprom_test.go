@@ -241,6 +241,32 @@ func TestAlterPromAPI(t *testing.T) {
 		})
 	}
 
+	// A step of 5m from base+1m30s: windows [base-4m, base+1m) (ending
+	// before start: no sample), [base+1m, base+6m) (before since for n),
+	// [base+6m, base+11m).
+	t.Run("steps of 5m", func(t *testing.T) {
+		s5 := base.Add(90 * time.Second)
+		form := url.Values{"query": {`sum(sketchd_distinct{stream="aa"})`}, "start": {rfc(s5)}, "end": {rfc(end)}, "step": {"300"}}
+		status, body, got := f.prom(t, "query_range", form)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		want := promSamples{}
+		for agg, from := range map[string]time.Time{"u": s5.Add(-5 * time.Minute), "n": base.Add(6 * time.Minute)} {
+			q := url.Values{"from": {rfc(from)}, "to": {rfc(end)}, "step": {"5m"}}
+			f.v1Distinct(t, want, agg, false, q, map[string]string{"stream": "aa", "aggregate": agg}, time.Time{})
+		}
+		for _, pts := range want {
+			maps.DeleteFunc(pts, func(ts int64, _ float64) bool { return ts < s5.UnixMilli() })
+		}
+		if len(want) != 2 {
+			t.Fatalf("/v1: %v", want)
+		}
+		if !maps.EqualFunc(got, want, maps.Equal) {
+			t.Errorf("\n got %v\nwant %v", got, want)
+		}
+	})
+
 	// Instant queries: the window [time - 5m, time); n has a sample only
 	// when that window starts at or after since.
 	for _, c := range []struct {
