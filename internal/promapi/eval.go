@@ -194,7 +194,8 @@ func (h *Handler) queryParam(r *http.Request) (program, error) {
 }
 
 // planned is a selection ready to run over a span: its targets, the
-// query.Query of each, and the warnings of planning them.
+// query.Query of each, and the warnings of planning them. A target with no
+// window from its aggregate's since on is left out (see fromSince).
 type planned struct {
 	targets  []target
 	queries  []query.Query
@@ -212,18 +213,45 @@ func (h *Handler) prepare(ctx context.Context, sel *selection, sp evalSpan) (*pl
 	if err != nil {
 		return nil, err
 	}
-	p := &planned{targets: targets, queries: make([]query.Query, len(targets))}
+	p := &planned{}
 	for i := range targets {
 		qu, warning, err := h.plan(&targets[i], sp)
 		if err != nil {
 			return nil, err
 		}
-		p.queries[i] = qu
 		if warning != "" && !slices.Contains(p.warnings, warning) {
 			p.warnings = append(p.warnings, warning)
 		}
+		if qu, ok := fromSince(&targets[i].status.Spec, qu); ok {
+			p.targets = append(p.targets, targets[i])
+			p.queries = append(p.queries, qu)
+		}
 	}
 	return p, nil
+}
+
+// fromSince is qu without the windows that start before its aggregate's
+// since (an aggregate an alter added holds nothing before it), as a new
+// Prometheus series has no samples before it started: a range query's
+// first window moves on by whole steps, so the windows left are those of
+// qu, at the same times; an instant query's one window starts before since
+// or not. False when no window is left. The query engine refuses a window
+// before since (query.ErrBeforeSince), as /v1 does.
+func fromSince(spec *sketchd.Stream, qu query.Query) (query.Query, bool) {
+	s := spec.Aggregates[qu.Aggregate].Since
+	if s == nil {
+		return qu, true
+	}
+	since := s.UnixNano()
+	from := sketchd.PaneStart(qu.From, int64(spec.Granularity)) // the query engine's first window start
+	if from >= since {
+		return qu, true
+	}
+	if qu.Step == 0 {
+		return qu, false
+	}
+	qu.From = from + (since-from+qu.Step-1)/qu.Step*qu.Step
+	return qu, qu.From < qu.To
 }
 
 // run runs the planned queries through the query engine, whose results it

@@ -302,12 +302,20 @@ func cmpOr(v, def string) string {
 }
 
 // topItems is the item matcher's values, or the top items of a cms
-// target over [start, end) merged into one window.
+// target over [start, end) merged into one window: for an aggregate an
+// alter added, over the part from its since on (none when it ends before).
 func (h *Handler) topItems(ctx context.Context, t *target, start, end int64) ([]string, error) {
 	if t.extra != nil {
 		return t.extra, nil
 	}
-	res, err := h.querier.Query(ctx, query.TargetOf(t.status), query.Query{Aggregate: t.aggregate, From: start, To: end, Where: t.where})
+	qu := query.Query{Aggregate: t.aggregate, From: start, To: end, Where: t.where}
+	if s := t.status.Spec.Aggregates[t.aggregate].Since; s != nil {
+		qu.From = max(qu.From, s.UnixNano())
+	}
+	if qu.From >= qu.To {
+		return nil, nil
+	}
+	res, err := h.querier.Query(ctx, query.TargetOf(t.status), qu)
 	if err != nil {
 		return nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -52,12 +53,23 @@ func (sel *selection) targets(streams []sketchd.StreamStatus) ([]target, error) 
 }
 
 // aggregatesOf lists the aggregates of spec that metric m reads: those of
-// its kind, or for sketchd_count the first one (every aggregate's windows
-// carry the exact event count).
+// its kind, or for sketchd_count one of them (every aggregate's windows
+// carry the exact event count): the first that has existed longest, so that
+// an aggregate an alter added (which has no windows before its since) is
+// read only when every aggregate was.
 func aggregatesOf(spec *sketchd.Stream, m *metric) []string {
 	names := spec.AggregateNames()
 	if m.kind == "" {
-		return names[:min(1, len(names))]
+		if len(names) == 0 {
+			return nil
+		}
+		first := names[0]
+		for _, n := range names[1:] {
+			if earlier(spec.Aggregates[n].Since, spec.Aggregates[first].Since) {
+				first = n
+			}
+		}
+		return []string{first}
 	}
 	var out []string
 	for _, n := range names {
@@ -66,6 +78,17 @@ func aggregatesOf(spec *sketchd.Stream, m *metric) []string {
 		}
 	}
 	return out
+}
+
+// earlier reports since a before since b; nil (no since) is the earliest.
+func earlier(a, b *time.Time) bool {
+	switch {
+	case a == nil:
+		return b != nil
+	case b == nil:
+		return false
+	}
+	return a.Before(*b)
 }
 
 // target applies the matchers to one (metric, stream, aggregate); false
