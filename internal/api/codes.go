@@ -31,6 +31,7 @@ const (
 	codeLimitReached      = "limit_reached"
 	codeRequestTimeout    = "request_timeout"
 	codePaneOpen          = "pane_open"
+	codePaneExpired       = "pane_expired"
 	codeBeforeAggregate   = "before_aggregate"
 	// The Prometheus API's envelope carries it too (promapi cannot import
 	// this package).
@@ -66,6 +67,7 @@ var problemCodes = map[string]problemCode{
 	codeQueryTooLarge:         {http.StatusUnprocessableEntity, "Query too large"},
 	codeLimitReached:          {http.StatusUnprocessableEntity, "Instance limit reached"},
 	codeBeforeAggregate:       {http.StatusUnprocessableEntity, "Range starts before the aggregate existed"},
+	codePaneExpired:           {http.StatusUnprocessableEntity, "Pane before the retained range"},
 	codeRequestTimeout:        {http.StatusRequestTimeout, "Request body not received in time"},
 	codeCorrupt:               {http.StatusInternalServerError, "Stored data is corrupt"},
 	codeInternal:              {http.StatusInternalServerError, "Internal server error"},

@@ -13,6 +13,7 @@ import (
 	"github.com/sketchd/sketchd"
 	"github.com/sketchd/sketchd/internal/promapi"
 	"github.com/sketchd/sketchd/internal/query"
+	"github.com/sketchd/sketchd/internal/store"
 	"github.com/sketchd/sketchd/sketch"
 )
 
@@ -36,6 +37,8 @@ type problem struct {
 	Errors    []fieldError `json:"errors,omitempty"` // invalid_stream_spec
 
 	MissingPartitions []int `json:"missing_partitions,omitempty"` // partitions_unavailable
+
+	RetainedFrom string `json:"retained_from,omitempty"` // pane_expired: the first pane start imports are accepted into
 }
 
 type fieldError struct {
@@ -77,6 +80,7 @@ func problemFor(err error) (p problem, internal bool) {
 		lim *sketchd.LimitError
 		bre *bodyReadError
 		pue *sketchd.PartitionsUnavailableError
+		ee  *store.ExpiredError
 	)
 	switch {
 	case errors.As(err, &he):
@@ -96,6 +100,11 @@ func problemFor(err error) (p problem, internal bool) {
 	case errors.Is(err, query.ErrBeforeSince):
 		p = newProblem(codeBeforeAggregate, err.Error())
 		p.Parameter = "from"
+	case errors.As(err, &ee):
+		p = newProblem(codePaneExpired, fmt.Sprintf(
+			"the pane starting %s is before the stream's retained range, which starts at %s: reads never return a pane older than the retention (nor one before 1970), so imports are accepted into panes from %s on",
+			rfc3339(ee.Start), rfc3339(ee.From), rfc3339(ee.From)))
+		p.Parameter, p.RetainedFrom = "pane", rfc3339(ee.From)
 	case errors.As(err, &pe):
 		code := codeInvalidParameter
 		if errors.Is(err, query.ErrAmbiguousFilter) {

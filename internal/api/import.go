@@ -22,6 +22,9 @@ import (
 // transaction with the id (*store.DB implements it; see its UpdatePane).
 type PaneUpdater interface {
 	UpdatePane(ctx context.Context, streamID uint32, key string, start int64, id string, edit func(p *sketchd.PaneRecord, exists bool) error) (bool, error)
+	// UpdateFrom is the first pane start UpdatePane accepts: the start of
+	// the retained range reads return.
+	UpdateFrom(streamID uint32) int64
 }
 
 var _ PaneUpdater = (*store.DB)(nil)
@@ -67,11 +70,14 @@ type importJSON struct {
 // default; the aggregate's kind and parameters) or, for a tdigest
 // aggregate, the t-digest exchange format (format=tdigest). The pane is the
 // one containing pane=; it must be final at the committed watermark (until
-// then ingestion owns it: 409 pane_open). The sketch merges into the pane's
-// sketch of that aggregate as panes merge (a new pane is created with empty
-// sketches of the other aggregates), the pane's event count grows by the
-// sketch's count, and the id is stored in the same transaction: a retried
-// POST with the same id changes nothing and answers applied: false.
+// then ingestion owns it: 409 pane_open) and within the retained range
+// that reads return (older than the stream's retention or before 1970:
+// 422 pane_expired, since it would never be read). The sketch merges into
+// the pane's sketch of that aggregate as panes merge (a new pane is created
+// with empty sketches of the other aggregates), the pane's event count
+// grows by the sketch's count, and the id is stored in the same
+// transaction: a retried POST with the same id changes nothing and answers
+// applied: false.
 func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 	if s.panes == nil {
 		s.writeError(w, r, &httpError{code: codeUnavailable, detail: "this server has no store to import into"})
@@ -102,6 +108,11 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 	if !st.Spec.PaneFinalAt(ip.start, st.CommittedWatermark) {
 		s.writeError(w, r, &httpError{code: codePaneOpen, detail: fmt.Sprintf(
 			"the pane starting %s is not final at the committed watermark: ingestion still owns it; import into final panes", rfc3339(ip.start))})
+		return
+	}
+	// Checked before the body is read; UpdatePane checks it again.
+	if from := s.panes.UpdateFrom(importID(&st)); ip.start < from {
+		s.writeError(w, r, &store.ExpiredError{Start: ip.start, From: from})
 		return
 	}
 	body, err := io.ReadAll(r.Body)

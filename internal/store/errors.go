@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sketchd/sketchd"
 )
@@ -31,7 +32,27 @@ var (
 	// ErrInvalid reports a bad argument: an empty stream name, a key longer
 	// than sketchd.MaxKeyLen, a pane too large for one Badger transaction.
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrExpired reports an update of a pane that reads would never return:
+	// before the stream's retained range. The error is an *ExpiredError
+	// that says from when panes are kept.
+	ErrExpired = errors.New("store: pane before the retained range")
 )
+
+// ExpiredError is an UpdatePane of a pane that starts before From, the
+// first pane start reads return (the retention horizon, and never before
+// the Unix epoch). It matches ErrExpired.
+type ExpiredError struct {
+	Start int64 // the pane's start, unix ns
+	From  int64 // the first pane start kept, unix ns
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("store: the pane starting %s is before the retained range, which starts at %s",
+		time.Unix(0, e.Start).UTC().Format(time.RFC3339Nano), time.Unix(0, e.From).UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrExpired) true.
+func (e *ExpiredError) Unwrap() error { return ErrExpired }
 
 // CorruptError is a stored value that fails its checksum or does not parse.
 // Only reads that touch it fail; it matches ErrCorrupt.

@@ -27,9 +27,15 @@ const MaxUpdateIDLen = 128
 // at the committed watermark): ingestion's commits would overwrite them.
 // Update ids are kept until the stream is deleted.
 //
+// An update of a pane that starts before UpdateFrom (older than the
+// stream's retention, or before 1970) changes nothing and returns an
+// *ExpiredError (ErrExpired): reads would never return that pane. So does
+// a retried id whose pane has left the retained range since.
+//
 // Errors: ErrNotFound (unknown stream), ErrInvalid (an empty or too long id
-// or key, or a pane too large for one transaction), ErrCorrupt (the stored
-// pane does not decode), ErrUnavailable for write failures.
+// or key, or a pane too large for one transaction), ErrExpired (a pane
+// before the retained range), ErrCorrupt (the stored pane does not
+// decode), ErrUnavailable for write failures.
 func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start int64, id string, edit func(p *sketchd.PaneRecord, exists bool) error) (applied bool, err error) {
 	if id == "" || len(id) > MaxUpdateIDLen {
 		return false, fmt.Errorf("%w: update id of %d bytes (1 to %d)", ErrInvalid, len(id), MaxUpdateIDLen)
@@ -61,6 +67,12 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	pk := appendPaneKey(nil, streamID, part, key, start)
 	ik := indexKey(streamID, part, key)
 	uk := updateIDKey(streamID, id)
+	// A pane reads would never return is refused before anything is
+	// written (it would be accepted and lost), whether or not its id was
+	// applied while the pane was retained.
+	if from := db.UpdateFrom(streamID); start < from {
+		return false, &ExpiredError{Start: start, From: from}
+	}
 	if done, err := db.updateApplied(uk); err != nil || done {
 		if err != nil {
 			return false, db.writeFailed("update pane", err)
