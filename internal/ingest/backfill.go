@@ -28,6 +28,18 @@ import (
 // backfill resumes after its last step and nothing is applied twice. When
 // it completes, the rollup tiers are dropped to be rebuilt with it, and
 // the aggregates' since moves back to what the replay covered.
+//
+// A step writes whole panes (every slot, not only the added aggregates'),
+// so on a stream of many keys with large sketches 512 messages can touch
+// more pane bytes than one Badger transaction holds (15% of a memtable).
+// Such a step is made smaller, by whole messages, and tried again
+// (commitStep): its progress still names the last message it holds and
+// it is still one transaction, so the atomicity argument above is
+// unchanged. The step is not split into several transactions instead: a
+// crash between them would leave panes merged ahead of the progress, and
+// count-min, t-digest and reservoir merges are not idempotent. The
+// messages fetched and not yet applied stay in memory for the next step
+// (at most backfillStepMessages of them).
 
 // backfillStepMessages is the most messages one backfill step applies.
 const backfillStepMessages = 512
@@ -223,47 +235,92 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 		return fmt.Errorf("backfill consumer: %w", err)
 	}
 	step := newBackfillStep(&spec, targets, st.From)
+	var pending []backfillMsg // fetched, not yet applied, in sequence order
+	reached := false          // a message at or past To came: no more to fetch
 	empty := 0
 	for st.Done < st.To {
-		batch, err := cons.Fetch(backfillStepMessages, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return fmt.Errorf("backfill fetch: %w", err)
-		}
-		last, n := st.Done, 0
-		for msg := range batch.Messages() {
-			meta, err := ackSeqsOf(msg.Reply()) // ackmeta.go: Metadata's sequence, without its parse
+		if len(pending) < backfillStepMessages && !reached {
+			batch, err := cons.Fetch(backfillStepMessages-len(pending), jetstream.FetchMaxWait(time.Second))
 			if err != nil {
-				return err
+				return fmt.Errorf("backfill fetch: %w", err)
 			}
-			seq := meta.stream
-			if seq > st.To {
-				continue
+			for msg := range batch.Messages() {
+				meta, err := ackSeqsOf(msg.Reply()) // ackmeta.go: Metadata's sequence, without its parse
+				if err != nil {
+					return err
+				}
+				seq := meta.stream
+				reached = reached || seq >= st.To
+				if seq > st.To {
+					continue
+				}
+				// nats.go gives each message its own copy of the data.
+				pending = append(pending, backfillMsg{seq: seq, data: msg.Data()})
 			}
-			step.add(dec, msg.Data(), seq)
-			last, n = seq, n+1
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			return fmt.Errorf("backfill fetch: %w", err)
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+				return fmt.Errorf("backfill fetch: %w", err)
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if n == 0 {
+		n := 0
+		if len(pending) == 0 {
 			// Nothing more at or below To (the rest was deleted or aged
 			// out while we replayed): done.
-			if empty++; empty < 2 {
+			if empty++; empty < 2 && !reached {
 				continue
 			}
-			last = st.To
+			step.build(dec, nil)
+			if err := step.commit(ctx, m.db, info.ID, st, st.To); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if n, err = m.commitStep(ctx, step, dec, info.ID, st, pending); err != nil {
+				return err
+			}
 		}
-		if err := step.commit(ctx, m.db, info.ID, st, last); err != nil {
-			return err
-		}
+		pending = pending[n:]
 		if afterBackfillStep != nil && afterBackfillStep(*st) {
 			return errBackfillStopped
 		}
 	}
 	return nil
+}
+
+// backfillMsg is one fetched message a backfill has not applied yet.
+type backfillMsg struct {
+	seq  uint64
+	data []byte
+}
+
+// commitStep applies the longest prefix of pending (at least its first
+// message) whose panes fit one store transaction as one step, and returns
+// its length. It starts with every pending message, or with as many as
+// touch at most step.maxPanes panes once a step did not fit; a step that
+// does not fit is built again with the messages whose panes did, and a
+// first message whose panes alone do not fit fails the backfill. Each try
+// holds fewer messages than the one before, so it ends.
+func (m *Manager) commitStep(ctx context.Context, step *backfillStep, dec *decode.Decoder, id uint32, st *sketchd.BackfillStatus, pending []backfillMsg) (int, error) {
+	n := len(pending)
+	for {
+		n = step.build(dec, pending[:n])
+		if step.maxPanes > 0 && n > 1 && len(step.order) > step.maxPanes {
+			n = step.within(step.maxPanes) // the last message took it past the limit
+			continue
+		}
+		err := step.commit(ctx, m.db, id, st, pending[n-1].seq)
+		var big *store.StepTooLargeError
+		if !errors.As(err, &big) {
+			return n, err
+		}
+		if n == 1 {
+			return 0, fmt.Errorf("backfill: the message at sequence %d alone touches more pane bytes (%d panes) than one store transaction holds: %w", pending[0].seq, big.Panes, err)
+		}
+		step.maxPanes = max(big.Fit, 1)
+		n = step.within(step.maxPanes)
+	}
 }
 
 func backfillTargets(spec *sketchd.Stream, names []string) ([]backfillTarget, error) {
@@ -284,18 +341,23 @@ func backfillTargets(spec *sketchd.Stream, names []string) ([]backfillTarget, er
 	return out, nil
 }
 
-// backfillStep gathers one step's sketches per pane, then merges them into
-// the stored panes with the progress (commit).
+// backfillStep gathers one step's sketches per pane (build), then merges
+// them into the stored panes with the progress (commit).
 type backfillStep struct {
 	spec    *sketchd.Stream
 	targets []backfillTarget
 	aged    bool  // JetStream no longer holds the stream's first events
 	since   int64 // events at or after it reached the aggregates live
 	panes   map[store.PaneAt][]sketch.Sketch
-	order   []store.PaneAt
+	order   []store.PaneAt // the panes in the order the messages touched them
+	touched []int          // len(order) after each message of the step
 	events  uint64
 	first   int64 // time of the first event replayed (aged only), or NoTime
 	err     error
+	// maxPanes is the most panes a step touches (0 = no limit): how many
+	// panes fit when a step last did not, for the rest of this run. It
+	// only shrinks; a resumed backfill learns it again.
+	maxPanes int
 }
 
 func newBackfillStep(spec *sketchd.Stream, targets []backfillTarget, from uint64) *backfillStep {
@@ -305,6 +367,30 @@ func newBackfillStep(spec *sketchd.Stream, targets []backfillTarget, from uint64
 	}
 	return &backfillStep{spec: spec, targets: targets, aged: from > 1, since: since,
 		panes: map[store.PaneAt][]sketch.Sketch{}, first: sketchd.NoTime}
+}
+
+// build starts the step again with msgs, stopping before a message once
+// the step touches maxPanes panes (when set; the first message is always
+// taken). It returns how many messages it took.
+func (b *backfillStep) build(dec *decode.Decoder, msgs []backfillMsg) int {
+	clear(b.panes)
+	b.order, b.touched, b.events, b.first, b.err = b.order[:0], b.touched[:0], 0, sketchd.NoTime, nil
+	for i, msg := range msgs {
+		if b.maxPanes > 0 && i > 0 && len(b.order) >= b.maxPanes {
+			return i
+		}
+		b.add(dec, msg.data, msg.seq)
+		b.touched = append(b.touched, len(b.order))
+	}
+	return len(msgs)
+}
+
+// within returns how many of the built step's first messages touch at
+// most panes panes, at least 1 and fewer than the step holds (the caller
+// has at least 2).
+func (b *backfillStep) within(panes int) int {
+	k, _ := slices.BinarySearch(b.touched, panes+1) // touched never decreases
+	return min(max(k, 1), len(b.touched)-1)
 }
 
 // add decodes one message and adds its events' values to their panes'

@@ -124,8 +124,11 @@ type PaneAt struct {
 // openfam.go) and writes them with st, the backfill's progress, in one Badger transaction,
 // then syncs: after a crash either all of it or none is stored. The caller
 // must only run it while ingestion of the stream is stopped (its commits
-// would overwrite the panes). A step too large for one transaction is
-// ErrInvalid: the caller splits it.
+// would overwrite the panes). A step too large for one transaction is a
+// *StepTooLargeError (matching ErrInvalid) that says how many of the
+// first panes fit, and writes nothing: the caller makes the step smaller
+// (whole messages fewer, so that its progress still names the last
+// message it holds).
 func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt, edit func(p *sketchd.PaneRecord) error, st sketchd.BackfillStatus) error {
 	if err := db.enterWrite(); err != nil {
 		return err
@@ -159,8 +162,10 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 		return db.writeFailed("backfill", err)
 	}
 	var editErr error
+	fit := len(panes) // the panes before the entry Badger refused
 	err = db.panes.Update(func(txn *badger.Txn) error {
 		for i, pa := range panes {
+			fit = i
 			pk := pks[i]
 			item, err := txn.Get(pk)
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -180,13 +185,14 @@ func (db *DB) BackfillPanes(ctx context.Context, streamID uint32, panes []PaneAt
 				return err
 			}
 		}
+		fit = len(panes)
 		return txn.Set(backfillKey(streamID), val)
 	})
 	switch {
 	case editErr != nil:
 		return editErr
 	case errors.Is(err, badger.ErrTxnTooBig):
-		return fmt.Errorf("%w: backfill step of %d panes too large for one transaction", ErrInvalid, len(panes))
+		return &StepTooLargeError{Panes: len(panes), Fit: fit}
 	case err != nil:
 		var ce *CorruptError
 		if errors.As(err, &ce) {

@@ -74,6 +74,23 @@ func (e *CorruptError) Error() string {
 // sketchd.ErrCorrupt) true.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
 
+// StepTooLargeError is a backfill step (BackfillPanes) whose panes and
+// progress do not fit one Badger transaction: nothing of it is written.
+// The first Fit of its Panes panes did fit (without the progress record,
+// which comes last); the caller makes the step smaller. It matches
+// ErrInvalid.
+type StepTooLargeError struct {
+	Panes int // the step's panes
+	Fit   int // how many of the first ones fit
+}
+
+func (e *StepTooLargeError) Error() string {
+	return fmt.Sprintf("%v: backfill step of %d panes too large for one transaction (the first %d fit)", ErrInvalid, e.Panes, e.Fit)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *StepTooLargeError) Unwrap() error { return ErrInvalid }
+
 func corrupt(key []byte, reason string) *CorruptError {
 	return &CorruptError{Key: append([]byte(nil), key...), Reason: reason}
 }
