@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,5 +398,48 @@ func TestAlterAggregatesTiers(t *testing.T) {
 	}
 	if withN != 600 {
 		t.Errorf("tier panes from since hold %d events, want 600", withN)
+	}
+}
+
+// Fetches that come back empty in the middle of a backfill (every other
+// one here, as a loaded server's may: each waits 1 s) do not end it: the
+// messages left are fetched again and every event is applied once. Until
+// 2026-12-08 two empty fetches anywhere in a replay ended it and moved its
+// progress to the end over messages never applied.
+func TestAlterBackfillEmptyFetches(t *testing.T) {
+	alt := newLifeFixture(t, Options{})
+	ref := newLifeFixtureOn(t, alt.ns, Options{})
+	if a := alt.do(t, http.MethodPost, "/v1/streams", aggSpec(aggU)); a.status != http.StatusCreated {
+		t.Fatalf("create alt: %d %s", a.status, a.body)
+	}
+	if a := ref.do(t, http.MethodPost, "/v1/streams", aggSpec(strings.Join([]string{aggU, aggN}, ","))); a.status != http.StatusCreated {
+		t.Fatalf("create ref: %d %s", a.status, a.body)
+	}
+	from, end := base, base.Add(40*time.Minute)
+	publishEvents(t, alt.js, "ev.aa", timedEvents(51, 1500, base)) // 3 backfill steps
+	alt.waitEvents(t, "u", from, end, 1500)
+	ref.waitEvents(t, "u", from, end, 1500)
+
+	var fetches atomic.Int64
+	beforeBackfillFetch = func() bool { return fetches.Add(1)%2 == 0 }
+	t.Cleanup(func() { beforeBackfillFetch = nil })
+	a := alt.do(t, http.MethodPatch, "/v1/streams/aa", `{"backfill":true,"aggregates":{`+aggN+`}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	}
+	waitFor(t, 60*time.Second, "backfill ended", func() (bool, string) {
+		st := alt.spec(t)
+		return st.Backfill != nil && st.Backfill.State != "running" && st.State == "running", fmt.Sprintf("%s %+v", st.State, st.Backfill)
+	})
+	beforeBackfillFetch = nil
+	if bf := alt.spec(t).Backfill; bf.State != "done" || bf.Done != 1500 || bf.Events != 1500 {
+		t.Errorf("backfill %+v after %d fetches: want 1500 events, each once", bf, fetches.Load())
+	}
+	for _, agg := range []string{"u", "n"} {
+		_, got, gn := alt.exportSketch(t, agg, from, end)
+		_, want, wn := ref.exportSketch(t, agg, from, end)
+		if !sameSketch(t, got, want) || gn != wn {
+			t.Errorf("%s: %d bytes (%d events), reference %d bytes (%d events)", agg, len(got), gn, len(want), wn)
+		}
 	}
 }

@@ -240,11 +240,12 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 	empty := 0
 	for st.Done < st.To {
 		if len(pending) < backfillStepMessages && !reached {
-			batch, err := cons.Fetch(backfillStepMessages-len(pending), jetstream.FetchMaxWait(time.Second))
+			batch, err := m.fetchBackfill(cons, backfillStepMessages-len(pending))
 			if err != nil {
-				return fmt.Errorf("backfill fetch: %w", err)
+				return err
 			}
 			for msg := range batch.Messages() {
+				empty = 0
 				meta, err := ackSeqsOf(msg.Reply()) // ackmeta.go: Metadata's sequence, without its parse
 				if err != nil {
 					return err
@@ -267,9 +268,23 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 		n := 0
 		if len(pending) == 0 {
 			// Nothing more at or below To (the rest was deleted or aged
-			// out while we replayed): done.
-			if empty++; empty < 2 && !reached {
+			// out while we replayed): done, once two fetches in a row came
+			// back empty and the consumer has nothing pending. A fetch
+			// can come back empty with messages left (it waits 1 s, and
+			// a loaded server may not deliver in time): until 2026-12-08
+			// two such fetches anywhere in a replay ended it, and the
+			// progress moved to To over messages never applied.
+			if empty++; !reached && empty < 2 {
 				continue
+			}
+			if !reached {
+				left, err := consumerPending(ctx, cons)
+				if err != nil {
+					return err
+				}
+				if left > 0 {
+					continue
+				}
 			}
 			step.build(dec, nil)
 			if err := step.commit(ctx, m.db, info.ID, st, st.To); err != nil {
@@ -288,6 +303,44 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 	}
 	return nil
 }
+
+// consumerPending returns how many messages the backfill's consumer has
+// not delivered yet (past To, or not yet fetched).
+func consumerPending(ctx context.Context, cons jetstream.Consumer) (uint64, error) {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("backfill consumer info: %w", err)
+	}
+	return info.NumPending, nil
+}
+
+// fetchBackfill fetches up to n messages, waiting at most 1 s for them.
+func (m *Manager) fetchBackfill(cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
+	if beforeBackfillFetch != nil && beforeBackfillFetch() {
+		return emptyBatch{}, nil
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("backfill fetch: %w", err)
+	}
+	return batch, nil
+}
+
+// beforeBackfillFetch, when set (tests), is called before each fetch of a
+// backfill; true makes the fetch come back empty without asking the
+// server (as one that timed out on a loaded server).
+var beforeBackfillFetch func() bool
+
+// emptyBatch is a fetch that brought no message.
+type emptyBatch struct{}
+
+func (emptyBatch) Messages() <-chan jetstream.Msg {
+	c := make(chan jetstream.Msg)
+	close(c)
+	return c
+}
+
+func (emptyBatch) Error() error { return nil }
 
 // backfillMsg is one fetched message a backfill has not applied yet.
 type backfillMsg struct {
