@@ -102,7 +102,7 @@ func problemFor(err error) (p problem, internal bool) {
 		p.Parameter = "from"
 	case errors.As(err, &ee):
 		p = newProblem(codePaneExpired, fmt.Sprintf(
-			"the pane starting %s is before the stream's retained range, which starts at %s: reads never return a pane older than the retention (nor one before 1970), so imports are accepted into panes from %s on",
+			"the pane starting %s is before the stream's retained range, which starts at %s: reads never return a pane older than the retention, so imports are accepted into panes from %s on",
 			rfc3339(ee.Start), rfc3339(ee.From), rfc3339(ee.From)))
 		p.Parameter, p.RetainedFrom = "pane", rfc3339(ee.From)
 	case errors.As(err, &pe):

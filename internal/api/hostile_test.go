@@ -313,3 +313,33 @@ func TestServerURLLimit(t *testing.T) {
 		t.Errorf("a plain query: %d", status)
 	}
 }
+
+// A range before 1970 is answered over that range: its from, to and
+// resolution name it (the scan started at 1970, the first pane time that
+// was not taken for "no floor", so the answer's from was after its to).
+func TestQueryBefore1970(t *testing.T) {
+	f := newStoreFixture(t)
+	r := f.get(t, aggPath+"users?from=1969-12-31T23:00:00Z&to=1969-12-31T23:30:00Z&step=10m")
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %.300s", r.status, r.body)
+	}
+	var ans struct {
+		From, To   string
+		Resolution []struct{ From, To string }
+		Groups     []struct{ Windows []struct{ Start string } }
+	}
+	if err := json.Unmarshal(r.body, &ans); err != nil {
+		t.Fatal(err)
+	}
+	if ans.From != "1969-12-31T23:00:00Z" || ans.To != "1969-12-31T23:30:00Z" {
+		t.Errorf("from %s to %s, want the range asked", ans.From, ans.To)
+	}
+	for _, s := range ans.Resolution {
+		if s.From > s.To || s.From < ans.From || s.To > ans.To {
+			t.Errorf("resolution %s..%s outside %s..%s", s.From, s.To, ans.From, ans.To)
+		}
+	}
+	if len(ans.Groups) != 1 || len(ans.Groups[0].Windows) != 3 || ans.Groups[0].Windows[0].Start != "1969-12-31T23:00:00Z" {
+		t.Errorf("groups %+v: want one of 3 windows from 23:00", ans.Groups)
+	}
+}

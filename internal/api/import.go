@@ -71,8 +71,8 @@ type importJSON struct {
 // aggregate, the t-digest exchange format (format=tdigest). The pane is the
 // one containing pane=; it must be final at the committed watermark (until
 // then ingestion owns it: 409 pane_open) and within the retained range
-// that reads return (older than the stream's retention or before 1970:
-// 422 pane_expired, since it would never be read). The sketch merges into
+// that reads return (older than the stream's retention: 422 pane_expired,
+// since it would never be read). The sketch merges into
 // the pane's sketch of that aggregate as panes merge (a new pane is created
 // with empty sketches of the other aggregates), the pane's event count
 // grows by the sketch's count, and the id is stored in the same

@@ -15,7 +15,7 @@ import (
 )
 
 // TestImportBeforeRetainedRange: an import into a pane older than the
-// stream's retention (as of the store's clock, t0: 168h) or before 1970 is
+// stream's retention (as of the store's clock, t0: 168h; one before 1970 too) is
 // 422 pane_expired naming the retained range's start, and stores nothing:
 // no pane, no key-index entry, no id (a retry of the same id inside the
 // retained range applies). An import into the retained range's first pane

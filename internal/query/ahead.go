@@ -260,7 +260,7 @@ func (p *plan) aheadUseful(m move, t int64) bool {
 	gran := int64(p.target.Spec.Granularity)
 	next := *p // its geometry only: moved clones the groups
 	d := m.fromBy(gran)
-	next.geom.from, next.geom.to, next.geom.floor = p.geom.from+d, p.geom.to+d, 0
+	next.geom.from, next.geom.to, next.geom.floor, next.geom.hasFloor = p.geom.from+d, p.geom.to+d, 0, false
 	if m.from && next.piecewise() {
 		return true
 	}
@@ -273,7 +273,7 @@ func (p *plan) aheadUseful(m move, t int64) bool {
 // later, over the keys and groups selected now.
 func (p *plan) moved(d int64) *plan {
 	g := p.geom
-	g.from, g.to, g.floor = g.from+d, g.to+d, 0
+	g.from, g.to, g.floor, g.hasFloor = g.from+d, g.to+d, 0, false
 	c := p.cut(g)
 	c.shared, c.merge = false, nil
 	return c

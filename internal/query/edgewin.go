@@ -53,7 +53,7 @@ func (q *Querier) splitEdge(sub *plan) (edge, rest *plan, ok bool) {
 	edge = sub.cut(geometry{from: start, to: tailFrom, step: tailFrom - start, window: tailFrom - start, n: 1})
 	edge.shape, edge.merge = "", merge
 	g := sub.geom
-	g.floor = tailFrom
+	g.floor, g.hasFloor = tailFrom, true
 	return edge, sub.cut(g), true
 }
 

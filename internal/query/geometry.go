@@ -13,10 +13,12 @@ type geometry struct {
 	from, to     int64 // [from, to) output range, a whole number of steps
 	step, window int64
 	n            int // windows
-	// floor, when set, is where the scan starts instead: the open tail's
-	// first pane, the final part of the first window being merged apart
-	// (edgewin.go).
-	floor int64
+	// floor, when hasFloor, is where the scan starts instead: the open
+	// tail's first pane, the final part of the first window being merged
+	// apart (edgewin.go). A flag rather than 0 for none: 0 is 1970, and a
+	// range before it scanned from 1970 (its answer's from after its to).
+	floor    int64
+	hasFloor bool
 }
 
 // newGeometry aligns qu's range to the stream's panes (from down to a pane,
@@ -60,7 +62,13 @@ func newGeometry(spec *sketchd.Stream, qu Query, maxWindows int) (geometry, erro
 
 // scanFrom is the start of the panes the result reads: that of the first
 // window, which a sliding window puts before from; or the floor.
-func (g geometry) scanFrom() int64 { return max(g.from+g.step-g.window, g.floor) }
+func (g geometry) scanFrom() int64 {
+	from := g.from + g.step - g.window
+	if g.hasFloor {
+		from = max(from, g.floor)
+	}
+	return from
+}
 
 // bounds returns the start and end of window i.
 func (g geometry) bounds(i int) (start, end int64) {

@@ -31,9 +31,7 @@ func (db *DB) retainedFrom(streamID uint32, tier time.Duration) int64 {
 }
 
 // UpdateFrom returns the first pane start UpdatePane accepts for the
-// stream: that of retainedFrom, and never before the Unix epoch, since
-// queries start every scan at 1970 at the earliest (a pane before it would
-// be stored and never read).
+// stream: that of retainedFrom, the first pane reads return.
 func (db *DB) UpdateFrom(streamID uint32) int64 {
-	return max(db.retainedFrom(streamID, 0), 0)
+	return db.retainedFrom(streamID, 0)
 }

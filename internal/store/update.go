@@ -28,7 +28,7 @@ const MaxUpdateIDLen = 128
 // Update ids are kept until the stream is deleted.
 //
 // An update of a pane that starts before UpdateFrom (older than the
-// stream's retention, or before 1970) changes nothing and returns an
+// stream's retention) changes nothing and returns an
 // *ExpiredError (ErrExpired): reads would never return that pane. So does
 // a retried id whose pane has left the retained range since.
 //
