@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sketchd/sketchd/internal/query"
 	"maps"
 	"net/http"
 	"net/url"
@@ -514,5 +515,36 @@ func TestPromAPIReadToken(t *testing.T) {
 	refused("PUT", f.do(t, http.MethodPut, path, nil, "Authorization", "Bearer "+token), http.StatusMethodNotAllowed, "method_not_allowed", codeMethodNotAllowed)
 	if status, pr := f.promCall(t, http.MethodGet, "/api/v1/query", url.Values{"query": {"1+1"}}, "Authorization", "Bearer "+token); status != 200 || pr.Status != "success" {
 		t.Errorf("with the read token: %d %+v", status, pr)
+	}
+}
+
+// The item label's values over "all data" (the extreme times promtool
+// sends, clamped to a year): where a year of panes is past max_panes (a
+// long retention without tiers), the top items of the last MetaRange (24
+// hours) instead of a 422, as grafana.md says extreme times are clamped,
+// not refused.
+func TestPromAPIItemValuesAllTime(t *testing.T) {
+	f := newStoreFixture(t)
+	keys := int64(len(paneKeys(f.fixture.store)))
+	f.opts = []fixtureOpt{func(c *Config) { c.Querier = newQuerier(t, f.db, query.Options{MaxPanes: keys * 2 * 1440}) }} // two days of 1-minute panes
+	f.serve(t, f.fixture)
+	all := url.Values{"start": {"-9223372036854775808"}, "end": {"9223372036854775807"}}
+	status, pr := f.promCall(t, http.MethodGet, "/api/v1/label/item/values", all)
+	if status != 200 || pr.Status != "success" {
+		t.Fatalf("item values over all time: %d %+v", status, pr)
+	}
+	var vals []string
+	if err := json.Unmarshal(pr.Data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	var top v1Answer
+	f.getJSON(t, "/v1/streams/pageviews/aggregates/urls?from="+url.QueryEscape(t0.Format(time.RFC3339))+"&to="+url.QueryEscape(t0.Add(fixtureSpan).Format(time.RFC3339)), &top)
+	var want []string
+	for _, it := range top.Groups[0].Windows[0].Top {
+		want = append(want, it.Item)
+	}
+	slices.Sort(want)
+	if len(want) == 0 || !slices.Equal(vals, want) {
+		t.Errorf("item values over all time %q, want the top items of the fixture's span %q", vals, want)
 	}
 }

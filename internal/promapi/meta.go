@@ -2,6 +2,7 @@ package promapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -308,14 +309,25 @@ func (h *Handler) topItems(ctx context.Context, t *target, start, end int64) ([]
 	if t.extra != nil {
 		return t.extra, nil
 	}
+	spec := &t.status.Spec
 	qu := query.Query{Aggregate: t.aggregate, From: start, To: end, Where: t.where}
-	if s := t.status.Spec.Aggregates[t.aggregate].Since; s != nil {
+	if s := spec.Aggregates[t.aggregate].Since; s != nil {
 		qu.From = max(qu.From, s.UnixNano())
+	}
+	if spec.Retention > 0 { // nothing older is read
+		qu.From = max(qu.From, end-int64(spec.Retention))
 	}
 	if qu.From >= qu.To {
 		return nil, nil
 	}
 	res, err := h.querier.Query(ctx, query.TargetOf(t.status), qu)
+	var le *query.LimitError
+	if errors.As(err, &le) && qu.To-qu.From > int64(h.opts.MetaRange) {
+		// "All data" of a long retention without tiers: the top items of
+		// the last MetaRange instead, as the extreme times are clamped.
+		qu.From = max(qu.From, qu.To-int64(h.opts.MetaRange))
+		res, err = h.querier.Query(ctx, query.TargetOf(t.status), qu)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
 	}
