@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sketchd/sketchd/internal/query"
 	"maps"
 	"net/http"
 	"net/url"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sketchd/sketchd/internal/query"
 )
 
 // The Prometheus API (internal/promapi) through the real router over the
