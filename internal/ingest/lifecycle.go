@@ -197,9 +197,10 @@ func (m *Manager) deleteOwnJetStream(ctx context.Context, js jetstream.JetStream
 	if s.CachedInfo().Config.Description != ownerDescription(spec.Name) {
 		return false // not ours: it may hold other streams' events
 	}
-	if n := s.CachedInfo().State.Consumers; n > 0 {
-		// Another instance's stream of this name reads it too.
-		m.log.Info("JetStream stream kept: other consumers read it", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "consumers", n)
+	if n, err := durableConsumers(ctx, s); err != nil || n > 0 {
+		// Another instance's stream of this name reads it too (or the
+		// server did not say).
+		m.log.Info("JetStream stream kept: other consumers read it", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream, "consumers", n, "err", err)
 		return false
 	}
 	if err := js.DeleteStream(ctx, spec.JetStreamStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -208,6 +209,23 @@ func (m *Manager) deleteOwnJetStream(ctx context.Context, js jetstream.JetStream
 	}
 	m.log.Info("deleted JetStream stream", "stream", spec.Name, "jetstream_stream", spec.JetStreamStream)
 	return true
+}
+
+// durableConsumers counts the durable consumers of s: the streams of
+// sketchd instances read through durables (one per partition); an
+// ephemeral one is a reader that goes by itself, such as the ordered
+// consumer a backfill leaves for its inactive threshold (5 minutes).
+// Counted with those, a DELETE within 5 minutes of a backfill kept the
+// JetStream stream, and re-creating the name ingested its old events again.
+func durableConsumers(ctx context.Context, s jetstream.Stream) (int, error) {
+	n := 0
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
+		if ci.Config.Durable != "" {
+			n++
+		}
+	}
+	return n, l.Err()
 }
 
 // ownerDescription is the description of a JetStream stream sketchd

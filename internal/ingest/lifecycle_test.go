@@ -461,7 +461,16 @@ func TestRecreateAndDelete(t *testing.T) {
 	if subj := s.CachedInfo().Config.Subjects; len(subj) != 1 || subj[0] != "ev.mf" {
 		t.Errorf("JetStream stream subjects %q, want [ev.mf]", subj)
 	}
-	// A plain DELETE removes the events: a re-create starts empty.
+	// A plain DELETE removes the events: a re-create starts empty. An
+	// ephemeral reader left on the JetStream stream (a backfill's ordered
+	// consumer stays for its 5-minute inactive threshold) does not keep it.
+	oc, err := f.js.OrderedConsumer(context.Background(), "SKETCHD_MF", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.Fetch(1, jetstream.FetchMaxWait(time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if a := f.do(t, http.MethodDelete, "/v1/streams/mf", ""); a.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", a.status, a.body)
 	}
