@@ -61,7 +61,14 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 			return StreamInfo{}, db.writeFailed("alter stream: drop removed tiers", err)
 		}
 	}
+	unlock := db.tierRewound.lock(id) // rewindTiers vs tier cursor writes
+	defer unlock()
 	err = db.meta.Update(func(txn *badger.Txn) error {
+		if spec.AllowedLateness > info.Spec.AllowedLateness {
+			if err := db.rewindForLateness(txn, id, &spec); err != nil {
+				return err
+			}
+		}
 		if err := txn.Set(streamKey(name), val); err != nil {
 			return err
 		}
@@ -81,6 +88,37 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	db.register(next)
 	db.regMu.Unlock()
 	return next, nil
+}
+
+// rewindForLateness lowers the tier cursors of stream id, whose spec now
+// allows more lateness, to the first pane no longer final under it (at
+// its committed watermark): late events may now reach panes the tiers
+// have merged, and the builder builds those tier panes again once their
+// sources are final under the new lateness. Without it, the tiers kept
+// the panes as they were before the late events and answered them, final
+// (found by black-box testing: 100 of 150 events in a 2m tier pane).
+func (db *DB) rewindForLateness(txn *badger.Txn, id uint32, spec *sketchd.Stream) error {
+	item, err := txn.Get(checkpointKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil // nothing stored yet
+	}
+	if err != nil {
+		return err
+	}
+	var cp sketchd.Checkpoint
+	if err := item.Value(func(v []byte) error {
+		var err error
+		cp, err = decodeCheckpoint(item.Key(), v)
+		return err
+	}); err != nil {
+		return err
+	}
+	if cp.Watermark == sketchd.NoTime {
+		return nil
+	}
+	g := int64(spec.Granularity)
+	first := sketchd.PaneStart(cp.Watermark-int64(spec.AllowedLateness), g) - g // a pane before, for the edges
+	return db.rewindTiers(txn, id, spec, first)
 }
 
 // loadAlters reads info's alter log, if any (loadStreams).
