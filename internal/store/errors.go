@@ -39,8 +39,8 @@ var (
 )
 
 // ExpiredError is an UpdatePane of a pane that starts before From, the
-// first pane start reads return (the retention horizon, and never before
-// the Unix epoch). It matches ErrExpired.
+// first pane start reads return (the retention horizon). It matches
+// ErrExpired.
 type ExpiredError struct {
 	Start int64 // the pane's start, unix ns
 	From  int64 // the first pane start kept, unix ns
