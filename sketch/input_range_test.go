@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
 )
 
 // The numeric kinds take every finite value within ±MaxInput and refuse
@@ -30,6 +32,17 @@ func TestNumericInputRange(t *testing.T) {
 			if err := add(x); !errors.Is(err, ErrNonFinite) {
 				t.Errorf("%s: Add(%g) = %v, want ErrNonFinite", name, x, err)
 			}
+		}
+	}
+	// MaxInput is within DDSketch's index mapping at every relative
+	// accuracy (its largest value falls as α grows: 8.47e307 at 0.5).
+	for _, alpha := range []float64{0.001, 0.01, 0.1, 0.5} {
+		m, err := mapping.NewLogarithmicMapping(alpha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.MaxIndexableValue() < MaxInput {
+			t.Errorf("α %g: the mapping's largest value %g is below MaxInput %g", alpha, m.MaxIndexableValue(), float64(MaxInput))
 		}
 	}
 	if td.Count() != 5 || dd.Count() != 5 {

@@ -456,13 +456,7 @@ func TestPromAPIMetadataEndpoints(t *testing.T) {
 	}
 	// Items: the top items over the range, those of /v1 for the same range.
 	get("/api/v1/label/item/values", rng, &vals)
-	var top v1Answer
-	f.getJSON(t, "/v1/streams/pageviews/aggregates/urls?from="+url.QueryEscape(rng.Get("start"))+"&to="+url.QueryEscape(rng.Get("end")), &top)
-	var wantItems []string
-	for _, it := range top.Groups[0].Windows[0].Top {
-		wantItems = append(wantItems, it.Item)
-	}
-	slices.Sort(wantItems)
+	wantItems := v1TopItems(t, f, rng.Get("start"), rng.Get("end"))
 	if len(wantItems) == 0 || !slices.Equal(vals, wantItems) {
 		t.Errorf("item values %q, want the top items %q", vals, wantItems)
 	}
@@ -538,14 +532,22 @@ func TestPromAPIItemValuesAllTime(t *testing.T) {
 	if err := json.Unmarshal(pr.Data, &vals); err != nil {
 		t.Fatal(err)
 	}
-	var top v1Answer
-	f.getJSON(t, "/v1/streams/pageviews/aggregates/urls?from="+url.QueryEscape(t0.Format(time.RFC3339))+"&to="+url.QueryEscape(t0.Add(fixtureSpan).Format(time.RFC3339)), &top)
-	var want []string
-	for _, it := range top.Groups[0].Windows[0].Top {
-		want = append(want, it.Item)
-	}
-	slices.Sort(want)
+	want := v1TopItems(t, f, t0.Format(time.RFC3339), t0.Add(fixtureSpan).Format(time.RFC3339))
 	if len(want) == 0 || !slices.Equal(vals, want) {
 		t.Errorf("item values over all time %q, want the top items of the fixture's span %q", vals, want)
 	}
+}
+
+// v1TopItems returns the urls aggregate's top items over [from, to) as
+// /v1 answers them, sorted.
+func v1TopItems(t *testing.T, f *storeFixture, from, to string) []string {
+	t.Helper()
+	var top v1Answer
+	f.getJSON(t, "/v1/streams/pageviews/aggregates/urls?from="+url.QueryEscape(from)+"&to="+url.QueryEscape(to), &top)
+	var items []string
+	for _, it := range top.Groups[0].Windows[0].Top {
+		items = append(items, it.Item)
+	}
+	slices.Sort(items)
+	return items
 }

@@ -240,7 +240,7 @@ func (m *Manager) replay(ctx context.Context, info store.StreamInfo, st *sketchd
 	empty := 0
 	for st.Done < st.To {
 		if len(pending) < backfillStepMessages && !reached {
-			batch, err := m.fetchBackfill(cons, backfillStepMessages-len(pending))
+			batch, err := fetchBackfill(cons, backfillStepMessages-len(pending))
 			if err != nil {
 				return err
 			}
@@ -315,7 +315,7 @@ func consumerPending(ctx context.Context, cons jetstream.Consumer) (uint64, erro
 }
 
 // fetchBackfill fetches up to n messages, waiting at most 1 s for them.
-func (m *Manager) fetchBackfill(cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
+func fetchBackfill(cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
 	if beforeBackfillFetch != nil && beforeBackfillFetch() {
 		return emptyBatch{}, nil
 	}

@@ -298,23 +298,30 @@ func (db *DB) Checkpoint(ctx context.Context, streamID uint32) (cp sketchd.Check
 	if _, known := db.streamByID(streamID); !known {
 		return cp, false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
-	k := checkpointKey(streamID)
 	err = db.meta.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			cp, err = decodeCheckpoint(k, v)
-			ok = err == nil
-			return err
-		})
+		var err error
+		cp, ok, err = readCheckpoint(txn, streamID)
+		return err
 	})
 	if err != nil {
 		return sketchd.Checkpoint{}, false, db.readFailed("checkpoint", err)
 	}
 	return cp, ok, nil
+}
+
+// readCheckpoint reads the stream's checkpoint in txn; ok is false if it
+// has none yet.
+func readCheckpoint(txn *badger.Txn, streamID uint32) (cp sketchd.Checkpoint, ok bool, err error) {
+	item, err := txn.Get(checkpointKey(streamID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return cp, false, nil
+	}
+	if err != nil {
+		return cp, false, err
+	}
+	err = item.Value(func(v []byte) error {
+		cp, err = decodeCheckpoint(item.Key(), v)
+		return err
+	})
+	return cp, err == nil, err
 }
