@@ -17,10 +17,10 @@ func TestAckSeqsOf(t *testing.T) {
 		want    ackSeqs
 		wantErr bool
 	}{
-		{name: "v1", reply: "$JS.ACK.S.C.1.42.7.1700000000000000000.3", want: ackSeqs{stream: 42, consumer: 7, delivered: 1}},
+		{name: "v1", reply: "$JS.ACK.S.C.1.42.7.1700000000000000000.3", want: ackSeqs{stream: 42, consumer: 7, delivered: 1, pending: 3}},
 		{name: "v2", reply: "$JS.ACK._.HASH.S.C.2.42.7.1700000000000000000.0.RND", want: ackSeqs{stream: 42, consumer: 7, delivered: 2}},
 		{name: "v2 without the last token", reply: "$JS.ACK.dom.HASH.S.C.1.9.8.1.0", want: ackSeqs{stream: 9, consumer: 8, delivered: 1}},
-		{name: "v2 with more tokens", reply: "$JS.ACK.dom.HASH.S.C.3.18446744073709551615.5.1.0.RND.x.y", want: ackSeqs{stream: 18446744073709551615, consumer: 5, delivered: 3}},
+		{name: "v2 with more tokens", reply: "$JS.ACK.dom.HASH.S.C.3.18446744073709551615.5.1.12.RND.x.y", want: ackSeqs{stream: 18446744073709551615, consumer: 5, delivered: 3, pending: 12}},
 		{name: "a token that is not a number reads 0", reply: "$JS.ACK.S.C.1.4x.-7.1.0", want: ackSeqs{delivered: 1}},
 		{name: "empty tokens read 0", reply: "$JS.ACK.S.C....1.0", want: ackSeqs{}},
 		{name: "10 tokens", reply: "$JS.ACK.x.S.C.1.42.7.1.0", wantErr: true},
@@ -55,7 +55,7 @@ func TestAckSeqsMatchMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", m.Reply(), err)
 		}
-		want := ackSeqs{stream: md.Sequence.Stream, consumer: md.Sequence.Consumer, delivered: md.NumDelivered}
+		want := ackSeqs{stream: md.Sequence.Stream, consumer: md.Sequence.Consumer, delivered: md.NumDelivered, pending: md.NumPending}
 		if got != want {
 			t.Errorf("%q: got %+v, want %+v", m.Reply(), got, want)
 		}
@@ -163,7 +163,7 @@ func referenceAckSeqs(reply string) (ackSeqs, bool) {
 		}
 		return n
 	}
-	return ackSeqs{delivered: num(toks[6]), stream: num(toks[7]), consumer: num(toks[8])}, true
+	return ackSeqs{delivered: num(toks[6]), stream: num(toks[7]), consumer: num(toks[8]), pending: num(toks[10])}, true
 }
 
 // BenchmarkAckSeqs compares nats.go's Metadata with ackSeqsOf on real

@@ -60,7 +60,7 @@ type consumerState struct {
 	redelivered atomic.Uint64 // redeliveries of messages already handed over
 	gapped      atomic.Uint64 // messages skipped by a sequence gap
 	jumps       atomic.Uint64 // jumps over messages still in the stream (resets)
-	numPending  atomic.Uint64 // the consumer's pending count, as last refreshed
+	numPending  atomic.Uint64 // the consumer's pending count: of the last delivery or info refresh
 	ackFloor    atomic.Uint64 // the consumer's ack floor, as last refreshed
 
 	first firstSeqCache // the JetStream stream's first sequence (gap.go)
@@ -254,6 +254,7 @@ func (r *runner) deliver(epoch uint64, m jetstream.Msg) {
 		return
 	}
 	c.nextSeq.Store(seq + 1)
+	c.numPending.Store(md.pending)
 	r.send(inMsg{data: m.Data(), subject: r.spec.UntransformedSubject(m.Subject()), seq: seq, js: m, epoch: epoch})
 }
 

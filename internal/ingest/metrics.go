@@ -56,7 +56,7 @@ var (
 	descLastCommit = prometheus.NewDesc("sketchd_last_commit_timestamp_seconds",
 		"Wall time of the last commit.", []string{"stream"}, nil)
 	descPending = prometheus.NewDesc("sketchd_jetstream_consumer_pending",
-		"Messages in the JetStream stream not yet delivered to sketchd.", []string{"stream"}, nil)
+		"Messages in the JetStream stream not yet delivered to sketchd (as of the last delivery, or of the consumer info read every 5 flush intervals).", []string{"stream"}, nil)
 	descAckFloor = prometheus.NewDesc("sketchd_jetstream_ack_floor_sequence",
 		"Highest stream sequence acked by sketchd.", []string{"stream"}, nil)
 	descGap = prometheus.NewDesc("sketchd_jetstream_messages_missing_total",
@@ -83,6 +83,16 @@ var (
 		"JetStream redeliveries of messages already being processed (ignored).", []string{"stream"}, nil)
 	descJumps = prometheus.NewDesc("sketchd_jetstream_refused_jumps_total",
 		"Deliveries that jumped over messages the JetStream stream still holds for the consumer (a consumer positioned past its start): refused, the consumer reset at the first sequence not received.", []string{"stream"}, nil)
+	descTierBuiltTo = prometheus.NewDesc("sketchd_rollup_built_to_timestamp_seconds",
+		"How far the rollup tier is built: its panes before it are stored and final (absent before its first unit).", []string{"stream", "granularity"}, nil)
+	descTierReadyTo = prometheus.NewDesc("sketchd_rollup_ready_to_timestamp_seconds",
+		"How far the rollup tier's source panes were final at the builder's last look: built_to catches up with it.", []string{"stream", "granularity"}, nil)
+	descTierUnits = prometheus.NewDesc("sketchd_rollup_units_built_total",
+		"Tier pane intervals (one tier pane over every key) the rollup builder built.", []string{"stream"}, nil)
+	descTierErrors = prometheus.NewDesc("sketchd_rollup_build_errors_total",
+		"Rollup builds that failed (logged; retried at the next pass).", []string{"stream"}, nil)
+	descTierDeferred = prometheus.NewDesc("sketchd_rollup_passes_deferred_total",
+		"Rollup builder passes deferred while the stream's JetStream consumer had a backlog (at most 10 in a row).", []string{"stream"}, nil)
 	descUnansweredDeletes = prometheus.NewDesc("sketchd_jetstream_consumer_deletes_unanswered_total",
 		"Attempts to delete a stream's JetStream consumer that the server left unanswered for 3 s (asked again until the delete's deadline).", nil, nil)
 )
@@ -92,7 +102,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descDeadLetters, descSuppressed, descPublishErrors, descWatermark, descLag, descCommittedWM, descOpen, descEvicted,
 		descCommits, descCommitErrors, descFlush, descLastCommit, descPending, descAckFloor, descGap,
 		descConnected, descReconnects, descRedials, descSlow, descDisconnects, descDisconnected,
-		descFailing, descUncommitted, descResets, descRedelivered, descJumps, descUnansweredDeletes} {
+		descFailing, descUncommitted, descResets, descRedelivered, descJumps, descUnansweredDeletes,
+		descTierBuiltTo, descTierReadyTo, descTierUnits, descTierErrors, descTierDeferred} {
 		ch <- d
 	}
 }
@@ -160,6 +171,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if !s.LastCommit.IsZero() {
 			gauge(descLastCommit, float64(s.LastCommit.UnixNano())/1e9, n)
 		}
+		collectTiers(counter, gauge, r, s)
 		if s.Spec.JetStream {
 			gauge(descPending, float64(s.Pending), n)
 			gauge(descAckFloor, float64(s.AckFloor), n)
@@ -171,6 +183,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descJumps, sumParts(r, func(p *runner) uint64 { return p.consumer.jumps.Load() }), n)
 		}
 	}
+}
+
+// collectTiers reports a stream's rollup tiers.
+func collectTiers(counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string), r *runner, s sketchd.StreamStatus) {
+	if len(s.Rollups) == 0 {
+		return
+	}
+	n := s.Spec.Name
+	for _, t := range s.Rollups {
+		g := t.Granularity.String()
+		if t.BuiltTo != sketchd.NoTime {
+			gauge(descTierBuiltTo, seconds(t.BuiltTo), n, g)
+		}
+		if t.ReadyTo != sketchd.NoTime {
+			gauge(descTierReadyTo, seconds(t.ReadyTo), n, g)
+		}
+	}
+	counter(descTierUnits, sumParts(r, func(p *runner) uint64 { return p.tiers.units.Load() }), n)
+	counter(descTierErrors, sumParts(r, func(p *runner) uint64 { return p.tiers.errors.Load() }), n)
+	counter(descTierDeferred, sumParts(r, func(p *runner) uint64 { return p.tiers.deferred.Load() }), n)
 }
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }

@@ -55,10 +55,11 @@ type TierStore interface {
 
 // tierState is the builder's progress, per tier in spec order.
 type tierState struct {
-	cursors []atomic.Int64 // built up to (unix ns); sketchd.NoTime before the first unit
-	ready   []atomic.Int64 // how far the sources were final at the last look
-	units   atomic.Uint64  // units built
-	errors  atomic.Uint64  // failed units
+	cursors  []atomic.Int64 // built up to (unix ns); sketchd.NoTime before the first unit
+	ready    []atomic.Int64 // how far the sources were final at the last look
+	units    atomic.Uint64  // units built
+	errors   atomic.Uint64  // failed units
+	deferred atomic.Uint64  // passes deferred to a backlog
 }
 
 func (t *tierState) init(n int) {
@@ -81,6 +82,39 @@ const (
 	tierChunkBytes = 4 << 20
 )
 
+// While the stream's JetStream consumer has a backlog (more than
+// tierBacklogPulls of the client's prefetches pending: a stream catching up
+// after downtime, or created over a stream's history), the builder waits,
+// at most tierMaxDefers passes in a row, so that the backlog drains at the
+// rate without tiers; it then builds what turned final, in batches. Queries
+// meanwhile read the base panes past each tier's cursor: the same answers,
+// from more panes. The work is the same, only later (the runner's "ingest
+// cost of rollup tiers" reports both the rate and the CPU per event).
+const (
+	tierBacklogPulls = 4
+	tierMaxDefers    = 10
+)
+
+// catchingUp reports whether the stream's JetStream consumer has a backlog
+// (the pending count of its last delivery or info refresh).
+func (r *runner) catchingUp() bool {
+	return r.spec.JetStream && r.consumer.numPending.Load() > uint64(tierBacklogPulls*r.m.opts.PullMaxMessages)
+}
+
+// tierPace counts the builder's passes deferred in a row.
+type tierPace struct{ deferred int }
+
+// wait reports whether this pass waits for the backlog to drain.
+func (p *tierPace) wait(r *runner) bool {
+	if r.catchingUp() && p.deferred < tierMaxDefers {
+		p.deferred++
+		r.tiers.deferred.Add(1)
+		return true
+	}
+	p.deferred = 0
+	return false
+}
+
 // runTiers is the builder's goroutine: build what is final, then wait a
 // flush interval, until run is done.
 func (r *runner) runTiers(run context.Context) error {
@@ -96,10 +130,11 @@ func (r *runner) runTiers(run context.Context) error {
 	b := &tierBuilder{r: r, ts: ts, merger: merger}
 	t := time.NewTicker(r.m.opts.FlushInterval)
 	defer t.Stop()
+	var pace tierPace
 	for {
-		// Every pass: an import into a final pane lowers the cursors of
-		// the tiers that hold it (store.ErrTierRewound).
-		if b.loadCursors(run) {
+		// Every pass reloads the cursors: an import into a final pane
+		// lowers those of the tiers that hold it (store.ErrTierRewound).
+		if !pace.wait(r) && b.loadCursors(run) {
 			b.buildAll(run)
 		}
 		select {

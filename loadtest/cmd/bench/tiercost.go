@@ -17,11 +17,13 @@ import (
 // over Span of event time (the accuracy backfill's density: a few events
 // a key and pane, so that panes turn final while it is read and the
 // tiers' builder works, per final pane: its worst case here), is ingested
-// by four streams created one after the other over their own pre-filled
-// copy of it: without tiers, with pv's two tiers (1h for 90 days, 1d for
-// 3 years), with them again, without them again (A B B A, so that a drift
-// over the phase weighs on both kinds alike). Each stream is deleted
-// after its run, and each run starts once the store is at rest
+// by eight streams created one after the other over their own pre-filled
+// copy of it, in two rounds of four: without tiers, with pv's two tiers
+// (1h for 90 days, 1d for 3 years), with them again, without them again
+// (A B B A, so that a drift over the phase weighs on both kinds alike; two
+// rounds, as two runs of one kind differed by up to 18% in one phase).
+// A round's four copies are published before its first run. Each stream is
+// deleted after its run, and each run starts once the store is at rest
 // (waitCompactions), so that every run finds the store as the first did.
 //
 // At the live stream's density (LiveRate events/s, some 2,000 a key and
@@ -54,11 +56,14 @@ type TierRun struct {
 // rate without.
 const TierCostGoal = 0.90
 
-// tierCostStreams are the phase's streams, in the order they run.
-var tierCostStreams = []struct {
+// tierCostRounds are the phase's streams, in the order they run.
+var tierCostRounds = [][]struct {
 	name  string
 	tiers bool
-}{{"tiers0a", false}, {"tiers2b", true}, {"tiers2c", true}, {"tiers0d", false}}
+}{
+	{{"tiers0a", false}, {"tiers2b", true}, {"tiers2c", true}, {"tiers0d", false}},
+	{{"tiers0e", false}, {"tiers2f", true}, {"tiers2g", true}, {"tiers0h", false}},
+}
 
 // tierCost runs the TierCost phase.
 func (r *runner) tierCost(ctx context.Context) (*TierCost, error) {
@@ -67,31 +72,40 @@ func (r *runner) tierCost(ctx context.Context) (*TierCost, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range tierCostStreams {
-		if err := r.prefillTierStream(ctx, js, s.name, tc.Events, tc.Span); err != nil {
-			return nil, err
+	for _, round := range tierCostRounds {
+		for _, s := range round {
+			if err := r.prefillTierStream(ctx, js, s.name, tc.Events, tc.Span); err != nil {
+				return nil, err
+			}
 		}
-	}
-	for _, s := range tierCostStreams {
-		run, err := r.tierRun(ctx, s.name, s.tiers, tc.Events)
-		if err != nil {
-			return nil, err
-		}
-		r.logf("   %s: %.0f events/s, done in %s, %.2f CPU s", s.name, run.Rate, run.Done.Round(time.Millisecond), run.CPU)
-		tc.Runs = append(tc.Runs, run)
-		// Deleted, and its JetStream stream with it (the runner created it,
-		// so sketchd keeps it: it deletes only its consumer): the next run,
-		// and the later phases, find the store, the NATS server and the disk
-		// as before.
-		if body, code, err := r.api.do(ctx, "DELETE", "/v1/streams/"+s.name, nil); err != nil || code != 204 {
-			return tc, fmt.Errorf("delete stream %s: %d %s: %v", s.name, code, body, err)
-		}
-		if err := js.DeleteStream(ctx, "SKETCHD_"+strings.ToUpper(s.name)); err != nil {
-			return tc, fmt.Errorf("delete JetStream stream of %s: %w", s.name, err)
+		for _, s := range round {
+			run, err := r.tierRun(ctx, s.name, s.tiers, tc.Events)
+			if err != nil {
+				return nil, err
+			}
+			r.logf("   %s: %.0f events/s, done in %s, %.2f CPU s", s.name, run.Rate, run.Done.Round(time.Millisecond), run.CPU)
+			tc.Runs = append(tc.Runs, run)
+			if err := r.deleteTierStream(ctx, js, s.name); err != nil {
+				return tc, err
+			}
 		}
 	}
 	// The last deletion's compactions are this phase's, not the next one's.
 	return tc, r.waitCompactions(ctx)
+}
+
+// deleteTierStream deletes a run's stream, and its JetStream stream with it
+// (the runner created it, so sketchd keeps it: it deletes only its
+// consumer): the next run, and the later phases, find the store, the NATS
+// server and the disk as before.
+func (r *runner) deleteTierStream(ctx context.Context, js jetstream.JetStream, name string) error {
+	if body, code, err := r.api.do(ctx, "DELETE", "/v1/streams/"+name, nil); err != nil || code != 204 {
+		return fmt.Errorf("delete stream %s: %d %s: %v", name, code, body, err)
+	}
+	if err := js.DeleteStream(ctx, "SKETCHD_"+strings.ToUpper(name)); err != nil {
+		return fmt.Errorf("delete JetStream stream of %s: %w", name, err)
+	}
+	return nil
 }
 
 // tierCount is the number of rollup tiers of a run with tiers or not.
@@ -244,12 +258,13 @@ func renderTierCost(p func(string, ...any), tc *TierCost) {
 	p("### Ingest cost of rollup tiers\n\n")
 	p("The same JetStream backlog, %s page views spread evenly over %s of event time (the accuracy\n", thousands(int64(tc.Events)), tc.Span)
 	p("backfill's density: a few events a key and pane, so panes turn final while it is read and the tiers'\n")
-	p("builder works, per final pane: its worst case here), ingested by four streams created one after the\n")
+	p("builder works, per final pane: its worst case here), ingested by %d streams created one after the\n", len(tc.Runs))
 	p("other over their own pre-filled copy of it, without tiers and with pv's two (1h for 90 days, 1d for\n")
-	p("3 years), in the order A B B A; each stream deleted after its run, and each run started once no Badger\n")
+	p("3 years), in rounds of A B B A; each stream deleted after its run, and each run started once no Badger\n")
 	p("compaction had run for a second (up to a minute). The rate is the events over the time from creating\n")
 	p("the stream to its last event processed; done is until every event was committed and, with tiers, the\n")
-	p("tiers were built up to what the last commit made final; CPU is sketchd's over that time. At the live\n")
+	p("tiers were built up to what the last commit made final; CPU is sketchd's over that time (a stream\n")
+	p("catching up defers its tiers' builds, at most 10 passes in a row: their work comes after). At the live\n")
 	p("stream's density (some 2,000 events a key and pane) the builder has about 500 times less to do per\n")
 	p("event; a live backlog would need hours of event time before a 1-hour tier pane is final, so it is not\n")
 	p("measured here.\n\n")

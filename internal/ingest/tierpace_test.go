@@ -1,0 +1,106 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sketchd/sketchd"
+)
+
+// TestTierPace: the builder waits while the JetStream consumer has more
+// than tierBacklogPulls prefetches pending, at most tierMaxDefers passes in
+// a row; never for a core NATS stream or a short backlog.
+func TestTierPace(t *testing.T) {
+	r := &runner{spec: sketchd.Stream{JetStream: true}, m: &Manager{opts: Options{PullMaxMessages: 4}}}
+	var p tierPace
+	r.consumer.numPending.Store(16) // 4 prefetches: not a backlog
+	if p.wait(r) {
+		t.Fatal("waited with 16 pending, 4 prefetches of 4")
+	}
+	r.consumer.numPending.Store(17)
+	for i := range tierMaxDefers {
+		if !p.wait(r) {
+			t.Fatalf("pass %d built with 17 pending", i+1)
+		}
+	}
+	if p.wait(r) {
+		t.Fatalf("waited more than %d passes in a row", tierMaxDefers)
+	}
+	if !p.wait(r) {
+		t.Fatal("the count of passes in a row did not start again after a build")
+	}
+	if got := r.tiers.deferred.Load(); got != tierMaxDefers+1 {
+		t.Errorf("deferred passes %d, want %d", got, tierMaxDefers+1)
+	}
+	r.spec.JetStream = false
+	p = tierPace{}
+	if p.wait(r) {
+		t.Error("a core NATS stream waited")
+	}
+}
+
+// TestTiersWaitForBacklog creates a stream with tiers over a JetStream
+// backlog of single-event messages: the builder defers while the backlog
+// drains, then builds every tier pane, each equal to the merge of its
+// sources, and the metrics say so.
+func TestTiersWaitForBacklog(t *testing.T) {
+	ns := runNATS(t)
+	nc := connect(t, ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	db := openStore(t, t.TempDir())
+	spec := tierSpec("backlog")
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: spec.JetStreamStream, Subjects: []string{spec.Subject}}); err != nil {
+		t.Fatal(err)
+	}
+	evs := genEvents(11, 20000) // 200 s, 10 ms apart
+	// One event 10 minutes ahead: everything before is final.
+	evs = append(evs, event{TS: evs[len(evs)-1].TS + 600_000, Country: "DE", User: "x", URL: "/", MS: 1})
+	for _, e := range evs {
+		if _, err := js.PublishAsync(spec.Subject, e.json()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	m := newManager(t, nc, db, Options{PullMaxMessages: 8})
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Stop(context.Background()) }()
+	end := sketchd.PaneStart(time.UnixMilli(evs[len(evs)-2].TS).UnixNano(), int64(30*time.Second)) + int64(30*time.Second)
+	var st sketchd.StreamStatus
+	waitFor(t, 30*time.Second, "applied and tiers built", func() (bool, string) {
+		st, _ = m.Get(ctx, spec.Name)
+		return applied(st) == uint64(len(evs)) && len(st.Rollups) == 2 && st.Rollups[1].BuiltTo >= end,
+			fmt.Sprintf("%+v %+v", st.Counters, st.Rollups)
+	})
+	deferred := mustMetric(t, m, "sketchd_rollup_passes_deferred_total", spec.Name)
+	t.Logf("%d messages: %v passes deferred", len(evs), deferred)
+	if deferred == 0 {
+		t.Error("no pass deferred while the backlog drained")
+	}
+	info, err := db.Stream(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, events := checkTiers(t, db, info)
+	for i, n := range events {
+		if n != uint64(len(evs)-1) {
+			t.Errorf("tier %s holds %d events, want %d", spec.Rollups[i].Granularity, n, len(evs)-1)
+		}
+	}
+	for _, r := range st.Rollups {
+		if got := mustMetric(t, m, "sketchd_rollup_built_to_timestamp_seconds", spec.Name, r.Granularity.String()); got != seconds(r.BuiltTo) {
+			t.Errorf("tier %s: built_to metric %v, status %v", r.Granularity, got, seconds(r.BuiltTo))
+		}
+	}
+	if n := mustMetric(t, m, "sketchd_rollup_units_built_total", spec.Name); n == 0 {
+		t.Error("no units built counted")
+	}
+	if n := mustMetric(t, m, "sketchd_rollup_build_errors_total", spec.Name); n != 0 {
+		t.Errorf("%v build errors", n)
+	}
+}
