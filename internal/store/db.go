@@ -142,7 +142,7 @@ func shareCache(c int64) (panes, open, meta int64) {
 // openFamily opens one of the store's Badger databases in dir.
 func openFamily(dir string, opts Options, logger *slog.Logger) (*badger.DB, error) {
 	if !opts.InMemory {
-		if _, err := removeEmptyValueLogs(dir, logger); err != nil {
+		if _, err := removeEmptyLogs(dir, logger); err != nil {
 			return nil, fmt.Errorf("store: open badger at %q: %w", dir, err)
 		}
 	}
