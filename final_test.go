@@ -48,4 +48,22 @@ func TestFinality(t *testing.T) {
 	if !s.WindowFinalAt(m, m) || s.WindowFinalAt(m, m-1) {
 		t.Error("with zero lateness a window is final exactly from its end")
 	}
+
+	// FinalThrough (an alter raised the lateness): what ends by it stays
+	// final whatever the lateness and watermark; after it the lateness
+	// rules.
+	s.AllowedLateness = Duration(time.Hour)
+	through := time.Unix(0, 10*m)
+	s.FinalThrough = &through
+	for _, c := range []struct {
+		end, wm int64
+		want    bool
+	}{
+		{10 * m, 10 * m, true}, {10 * m, math.MinInt64, true}, {11 * m, 11 * m, false},
+		{11 * m, 70 * m, false}, {11 * m, 71 * m, true}, {100 * m, math.MaxInt64, true},
+	} {
+		if got := s.WindowFinalAt(c.end, c.wm); got != c.want {
+			t.Errorf("final_through 10m, lateness 1h: WindowFinalAt(%d, %d) = %v, want %v", c.end, c.wm, got, c.want)
+		}
+	}
 }

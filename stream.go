@@ -66,6 +66,12 @@ type Stream struct {
 	// Slots is the pane slot layout once an alter has added or removed
 	// aggregates (see SlotNames); nil means AggregateNames. Set by PATCH.
 	Slots []string `json:"slots,omitempty" yaml:"slots,omitempty"`
+	// FinalThrough is set by an alter that raises AllowedLateness: the end
+	// of what the old lateness had made final at the committed watermark.
+	// Panes ending at or before it stay final (FinalEnd), so nothing an
+	// answer, a rollup tier or an emit target gave as final changes; the
+	// new lateness applies to the panes after it. nil: none.
+	FinalThrough *time.Time `json:"final_through,omitempty" yaml:"final_through,omitempty"`
 	// Rollups are stored rollup tiers, finest first (see Rollup); none by
 	// default.
 	Rollups []Rollup `json:"rollups,omitempty" yaml:"rollups,omitempty"`

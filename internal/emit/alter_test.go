@@ -65,3 +65,81 @@ func TestEmitAggregateAddedByAlter(t *testing.T) {
 		}
 	}
 }
+
+// TestEmitLatenessRaisedKeepsFinals: a PATCH raising allowed_lateness
+// keeps final what the target published as final: a late event for such a
+// window is too late (the window's one final message still equals the
+// query API's answer, final), while one for a window the old lateness had
+// not made final is applied and in that window's final message. Before
+// final_through the first was applied and the window answered anew, its
+// final message never published again (found by black-box testing).
+func TestEmitLatenessRaisedKeepsFinals(t *testing.T) {
+	sp := spec("pl")
+	r := newRig(t, sp)
+	var offs []int64
+	for ms := int64(0); ms < 30_000; ms += 250 {
+		offs = append(offs, ms)
+	}
+	r.publish("pl", append(offs, 60_000)...) // watermark base+60s: final through base+50s
+	r.waitEmit("pl", 60*time.Second, 50*time.Second)
+	st, err := r.mgr.Alter(t.Context(), "pl", sketchd.StreamAlter{AllowedLateness: durationPtr(5 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ft := st.Spec.FinalThrough; ft == nil || !ft.Equal(base.Add(50*time.Second)) {
+		t.Fatalf("final_through %v, want %v", ft, base.Add(50*time.Second))
+	}
+	before := r.status("pl").Counters
+	r.publish("pl", 15_000, 55_000) // the first window final under the old lateness, the second not
+	waitCounters := func(what string, ok func(sketchd.Counters) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for c := r.status("pl").Counters; !ok(c); c = r.status("pl").Counters {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: counters %+v (before %+v)", what, c, before)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitCounters("one too late, one late", func(c sketchd.Counters) bool {
+		return c.TooLate == before.TooLate+1 && c.Late == before.Late+1
+	})
+	r.publish("pl", 420_000) // past the new lateness: everything before is final
+	r.waitEmit("pl", 420*time.Second, 60*time.Second)
+	finals := map[string][]message{} // window start -> final messages
+	for _, m := range r.read("out.pl") {
+		if m.flag("final") && m.str("aggregate") == "users" {
+			finals[m.str("start")] = append(finals[m.str("start")], m)
+		}
+	}
+	for _, w := range []time.Duration{10 * time.Second, 50 * time.Second} {
+		start := base.Add(w).Format(time.RFC3339Nano)
+		ms := finals[start]
+		var events float64
+		for _, m := range ms {
+			events += m.events()
+			api := r.apiWindow("pl", m, nil)
+			if api["final"] != true || api["events"] != m.events() {
+				t.Errorf("window %s, group %s: API final %v events %v; final message events %v", start, m.group(), api["final"], api["events"], m.events())
+			}
+		}
+		groups := map[string]int{}
+		for _, m := range ms {
+			groups[m.group()]++
+		}
+		for g, n := range groups {
+			if n != 1 {
+				t.Errorf("window %s, group %s: %d final messages", start, g, n)
+			}
+		}
+		t.Logf("window %s: %d final messages, %v events", start, len(ms), events)
+	}
+	if n := len(finals[base.Add(50*time.Second).Format(time.RFC3339Nano)]); n == 0 {
+		t.Error("the window the late event reached has no final message")
+	}
+}
+
+func durationPtr(d time.Duration) *sketchd.Duration {
+	v := sketchd.Duration(d)
+	return &v
+}

@@ -34,9 +34,9 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 	if ok, err := t.load(ctx); !ok || err != nil {
 		return err
 	}
-	w, lateness := int64(t.spec.Window), int64(t.e.spec.AllowedLateness)
+	w := int64(t.spec.Window)
 	closeLimit := sketchd.PaneStart(wm, w)
-	finalLimit := sketchd.PaneStart(wm-lateness, w)
+	finalLimit := sketchd.PaneStart(t.e.spec.FinalEnd(wm), w)
 	t.backlog.Store(max(0, (finalLimit-t.cur.finalTo)/w))
 	tgt := query.TargetOf(st)
 	for t.cur.finalTo < finalLimit {

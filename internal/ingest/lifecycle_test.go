@@ -592,7 +592,10 @@ func TestAlter(t *testing.T) {
 	if err := json.Unmarshal(a.body, &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Alters) != 1 || len(st.Alters[0].Changes) != 4 || st.Spec.AllowedLateness.Std() != 2*time.Minute || st.State != "running" {
+	// Five changes: the four asked for, and final_through (the lateness
+	// was raised: what it had made final stays final).
+	if len(st.Alters) != 1 || len(st.Alters[0].Changes) != 5 || st.Spec.AllowedLateness.Std() != 2*time.Minute || st.State != "running" ||
+		st.Spec.FinalThrough == nil || !strings.HasPrefix(st.Alters[0].Changes[4], "final_through: none -> ") {
 		t.Errorf("after PATCH: %s", a.body)
 	}
 	// History is kept and ingestion goes on.

@@ -194,8 +194,8 @@ func (b *tierBuilder) source(i int) (time.Duration, int64) {
 		if wm == sketchd.NoTime {
 			return 0, sketchd.NoTime
 		}
-		// WindowFinalAt(end, wm) ⇔ end + allowed lateness ≤ wm.
-		return 0, wm - int64(spec.AllowedLateness)
+		// WindowFinalAt(end, wm) ⇔ end ≤ FinalEnd(wm).
+		return 0, spec.FinalEnd(wm)
 	}
 	return spec.Rollups[i-1].Granularity.Std(), b.r.tiers.cursors[i-1].Load()
 }

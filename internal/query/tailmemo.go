@@ -204,8 +204,8 @@ func (p *plan) tailFrom() (int64, bool) {
 }
 
 // edgeFrom returns the first pane start that is not final at the target's
-// watermark (PaneFinalAt: start + granularity + allowed lateness >
-// watermark), and whether it is known: a stream read over partitions
+// watermark (PaneFinalAt: start + granularity > FinalEnd(watermark)), and
+// whether it is known: a stream read over partitions
 // merges whole panes from partitions whose watermarks differ, and a
 // target without a watermark has none.
 func (p *plan) edgeFrom() (int64, bool) {
@@ -214,7 +214,7 @@ func (p *plan) edgeFrom() (int64, bool) {
 		return 0, false
 	}
 	gran := int64(t.Spec.Granularity)
-	last := t.Watermark - int64(t.Spec.AllowedLateness) - gran // the last final start
+	last := t.Spec.FinalEnd(t.Watermark) - gran // the last final start
 	from := floorDiv(last, gran)*gran + gran
 	if !t.Spec.PaneFinalAt(from-gran, t.Watermark) || t.Spec.PaneFinalAt(from, t.Watermark) {
 		return 0, false // not representable: leave it to the store

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
@@ -44,15 +47,6 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	}
 	next := info
 	next.Spec = spec
-	next.Alters = append(append([]sketchd.Alteration(nil), info.Alters...), alt)
-	val, err := encodeStream(&next)
-	if err != nil {
-		return StreamInfo{}, err
-	}
-	log, err := appendJSONValue(nil, nil, next.Alters)
-	if err != nil {
-		return StreamInfo{}, err
-	}
 	// Tiers the alter removes are dropped first: a crash before the spec
 	// is written leaves the tier in the spec without panes or cursor, and
 	// the builder builds it again from the start.
@@ -61,13 +55,19 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 			return StreamInfo{}, db.writeFailed("alter stream: drop removed tiers", err)
 		}
 	}
-	unlock := db.tierRewound.lock(id) // rewindTiers vs tier cursor writes
-	defer unlock()
+	var val []byte
 	err = db.meta.Update(func(txn *badger.Txn) error {
-		if spec.AllowedLateness > info.Spec.AllowedLateness {
-			if err := db.rewindForLateness(txn, id, &spec); err != nil {
-				return err
-			}
+		if err := holdFinality(txn, &info, &next.Spec, &alt); err != nil {
+			return err
+		}
+		next.Alters = append(append([]sketchd.Alteration(nil), info.Alters...), alt)
+		var err error
+		if val, err = encodeStream(&next); err != nil {
+			return err
+		}
+		log, err := appendJSONValue(nil, nil, next.Alters)
+		if err != nil {
+			return err
 		}
 		if err := txn.Set(streamKey(name), val); err != nil {
 			return err
@@ -90,21 +90,57 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	return next, nil
 }
 
-// rewindForLateness lowers the tier cursors of stream id, whose spec now
-// allows more lateness, to the first pane no longer final under it (at
-// its committed watermark): late events may now reach panes the tiers
-// have merged, and the builder builds those tier panes again once their
-// sources are final under the new lateness. Without it, the tiers kept
-// the panes as they were before the late events and answered them, final
-// (found by black-box testing: 100 of 150 events in a 2m tier pane).
-func (db *DB) rewindForLateness(txn *badger.Txn, id uint32, spec *sketchd.Stream) error {
-	cp, ok, err := readCheckpoint(txn, id)
-	if err != nil || !ok || cp.Watermark == sketchd.NoTime {
-		return err // nothing stored yet: nothing to rewind
+// holdFinality keeps final what is final when an alter raises the allowed
+// lateness: spec's FinalThrough becomes the end the old spec made final at
+// the committed watermark (the lowest over a partitioned stream's
+// partitions: what the stream's answers and emit targets gave as final),
+// and alt lists the change. The new lateness then applies only to the panes
+// after it. Without it the late events the raise admitted reached panes
+// that answers had marked final, that the rollup tiers had merged and that
+// emit targets had published as final, none of which saw them (found by
+// black-box testing, for the tiers and then for emit). Nothing changes
+// before the stream has a committed watermark.
+func holdFinality(txn *badger.Txn, old *StreamInfo, spec *sketchd.Stream, alt *sketchd.Alteration) error {
+	if spec.AllowedLateness <= old.Spec.AllowedLateness {
+		return nil
 	}
-	g := int64(spec.Granularity)
-	first := sketchd.PaneStart(cp.Watermark-int64(spec.AllowedLateness), g) - g // a pane before, for the edges
-	return db.rewindTiers(txn, id, spec, first)
+	wm, ok, err := committedWatermark(txn, old)
+	if err != nil || !ok {
+		return err
+	}
+	end := old.Spec.FinalEnd(wm)
+	if spec.FinalThrough != nil && spec.FinalThrough.UnixNano() >= end {
+		return nil
+	}
+	t := time.Unix(0, end).UTC()
+	alt.Changes = append(slices.Clip(alt.Changes), fmt.Sprintf("final_through: %s -> %s", formatFinalThrough(spec.FinalThrough), t.Format(time.RFC3339Nano)))
+	spec.FinalThrough = &t
+	return nil
+}
+
+// committedWatermark reads the stream's committed watermark: the lowest of
+// its partitions' (ok false while any has none).
+func committedWatermark(txn *badger.Txn, info *StreamInfo) (wm int64, ok bool, err error) {
+	ids := []uint32{info.ID}
+	if len(info.Partitions) > 0 {
+		ids = info.Partitions
+	}
+	wm = math.MaxInt64
+	for _, id := range ids {
+		cp, ok, err := readCheckpoint(txn, id)
+		if err != nil || !ok || cp.Watermark == sketchd.NoTime {
+			return 0, false, err
+		}
+		wm = min(wm, cp.Watermark)
+	}
+	return wm, true, nil
+}
+
+func formatFinalThrough(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // loadAlters reads info's alter log, if any (loadStreams).

@@ -184,11 +184,11 @@ func (db *DB) routePanes(sid uint32, spec *sketchd.Stream, wm int64, route bool,
 // finalLimit returns the newest pane start that is final under watermark
 // wm (sketchd.Stream.PaneFinalAt); ok is false when no start is.
 func finalLimit(spec *sketchd.Stream, wm int64) (limit int64, ok bool) {
-	d := int64(spec.Granularity) + int64(spec.AllowedLateness)
-	if d < 0 || wm < math.MinInt64+d {
+	g, end := int64(spec.Granularity), spec.FinalEnd(wm)
+	if g < 0 || end < math.MinInt64+g {
 		return 0, false
 	}
-	return wm - d, true
+	return end - g, true
 }
 
 // settle moves the stream's panes that are final under the committed

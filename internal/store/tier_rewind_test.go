@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,12 +61,15 @@ func TestImportRewindsTiers(t *testing.T) {
 	}
 }
 
-// An alter that raises allowed_lateness lowers the tier cursors to the
-// first pane no longer final under it (a pane before, for the edges):
-// late events may now reach panes the tiers merged, and the builder
-// builds them again once final. Lowering it leaves them.
-func TestAlterLatenessRewindsTiers(t *testing.T) {
-	db := openTest(t, t.TempDir(), quietOptions())
+// An alter that raises allowed_lateness keeps final what was final: the
+// spec's FinalThrough becomes the end the old lateness made final at the
+// committed watermark (stored with the spec, listed in the alter), the
+// panes before it stay final under the new lateness, and the tier cursors
+// stay. Lowering the lateness, or raising it again at the same watermark,
+// leaves it.
+func TestAlterLatenessKeepsFinality(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, quietOptions())
 	spec := testSpec("pv", time.Minute)
 	spec.AllowedLateness = sketchd.Duration(5 * time.Second)
 	spec.Rollups = []sketchd.Rollup{{Granularity: sketchd.Duration(time.Hour)}, {Granularity: sketchd.Duration(24 * time.Hour)}}
@@ -87,24 +91,58 @@ func TestAlterLatenessRewindsTiers(t *testing.T) {
 	}
 	lower := spec
 	lower.AllowedLateness = 0
-	if _, err := db.AlterStream(ctx, "pv", lower, sketchd.Alteration{Changes: []string{"lateness 0"}}); err != nil {
+	next, err := db.AlterStream(ctx, "pv", lower, sketchd.Alteration{Changes: []string{"lateness 0"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _, _ := db.TierCursor(ctx, info.ID, time.Hour); c != 2*day+5*hour {
-		t.Fatalf("1h cursor %d after lowering the lateness, want it kept at %d", c, 2*day+5*hour)
+	if next.Spec.FinalThrough != nil {
+		t.Fatalf("lowering the lateness set final_through %v", next.Spec.FinalThrough)
 	}
-	raised := spec
+	raised := next.Spec
 	raised.AllowedLateness = sketchd.Duration(3 * time.Hour)
-	if _, err := db.AlterStream(ctx, "pv", raised, sketchd.Alteration{Changes: []string{"lateness 3h"}}); err != nil {
+	next, err = db.AlterStream(ctx, "pv", raised, sketchd.Alteration{Changes: []string{"lateness 3h"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Not final under 3h: panes from 2d+2h30m; a pane before: 2d+2h29m.
-	for g, want := range map[time.Duration]int64{time.Hour: 2*day + 2*hour, 24 * time.Hour: 2 * day} {
+	// Under lateness 0 everything ending by the watermark was final.
+	got := next.Spec.FinalThrough
+	if got == nil || got.UnixNano() != wm {
+		t.Fatalf("final_through %v after raising the lateness to 3h, want %v", got, time.Unix(0, wm).UTC())
+	}
+	if alters := next.Alters; len(alters) != 2 || !slices.Contains(alters[1].Changes, "final_through: none -> "+time.Unix(0, wm).UTC().Format(time.RFC3339Nano)) {
+		t.Errorf("alters %+v: the raise does not list final_through", alters)
+	}
+	last := 2*day + 5*hour + 29*minute // the last pane ending by the watermark
+	if !next.Spec.PaneFinalAt(last, wm) || next.Spec.PaneFinalAt(last+minute, wm) {
+		t.Errorf("pane %d final %v, the next %v; want true, false", last, next.Spec.PaneFinalAt(last, wm), next.Spec.PaneFinalAt(last+minute, wm))
+	}
+	if next.Spec.PaneFinalAt(last+minute, wm+minute) {
+		t.Error("a pane after final_through is final one pane later, before the new lateness passed")
+	}
+	for g, want := range map[time.Duration]int64{time.Hour: 2*day + 5*hour, 24 * time.Hour: 2 * day} {
 		if c, _, _ := db.TierCursor(ctx, info.ID, g); c != want {
-			t.Errorf("%s cursor %d after raising the lateness to 3h, want %d", g, c, want)
+			t.Errorf("%s cursor %d after raising the lateness, want it kept at %d", g, c, want)
 		}
 	}
-	if err := db.WriteTier(ctx, info.ID, time.Hour, nil, 2*day+5*hour); !errors.Is(err, ErrTierRewound) {
-		t.Errorf("a write from before the alter: %v, want ErrTierRewound", err)
+	// Raised again at the same watermark: what is final under 3h ends
+	// before final_through, which stays.
+	again := next.Spec
+	again.AllowedLateness = sketchd.Duration(6 * time.Hour)
+	if next, err = db.AlterStream(ctx, "pv", again, sketchd.Alteration{Changes: []string{"lateness 6h"}}); err != nil {
+		t.Fatal(err)
+	}
+	if next.Spec.FinalThrough == nil || next.Spec.FinalThrough.UnixNano() != wm || len(next.Alters[2].Changes) != 1 {
+		t.Errorf("raised again: final_through %v, changes %v; want it kept, unlisted", next.Spec.FinalThrough, next.Alters[2].Changes)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, quietOptions())
+	back, err := db.Stream(ctx, "pv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Spec.FinalThrough == nil || back.Spec.FinalThrough.UnixNano() != wm {
+		t.Errorf("after a reopen final_through %v, want %v", back.Spec.FinalThrough, time.Unix(0, wm).UTC())
 	}
 }
