@@ -31,6 +31,7 @@ const (
 	codeLimitReached      = "limit_reached"
 	codeRequestTimeout    = "request_timeout"
 	codePaneOpen          = "pane_open"
+	codeImportIDConflict  = "import_id_conflict"
 	codePaneExpired       = "pane_expired"
 	codeBeforeAggregate   = "before_aggregate"
 	// The Prometheus API's envelope carries it too (promapi cannot import
@@ -62,6 +63,7 @@ var problemCodes = map[string]problemCode{
 	codeMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
 	codeStreamExists:          {http.StatusConflict, "Stream already exists"},
 	codePaneOpen:              {http.StatusConflict, "Pane still open"},
+	codeImportIDConflict:      {http.StatusConflict, "Import id used for another import"},
 	codeBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
 	codeUnsupportedMedia:      {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	codeQueryTooLarge:         {http.StatusUnprocessableEntity, "Query too large"},

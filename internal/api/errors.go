@@ -81,6 +81,7 @@ func problemFor(err error) (p problem, internal bool) {
 		bre *bodyReadError
 		pue *sketchd.PartitionsUnavailableError
 		ee  *store.ExpiredError
+		ice *store.ImportConflictError
 	)
 	switch {
 	case errors.As(err, &he):
@@ -105,6 +106,8 @@ func problemFor(err error) (p problem, internal bool) {
 			"the pane starting %s is before the stream's retained range, which starts at %s: reads never return a pane older than the retention, so imports are accepted into panes from %s on",
 			rfc3339(ee.Start), rfc3339(ee.From), rfc3339(ee.From)))
 		p.Parameter, p.RetainedFrom = "pane", rfc3339(ee.From)
+	case errors.As(err, &ice):
+		p = newProblem(codeImportIDConflict, importConflictDetail(ice))
 	case errors.As(err, &pe):
 		code := codeInvalidParameter
 		if errors.Is(err, query.ErrAmbiguousFilter) {
@@ -142,6 +145,19 @@ func problemFor(err error) (p problem, internal bool) {
 		return newProblem(codeInternal, "an internal error occurred; the request id identifies it in the server log"), true
 	}
 	return p, false
+}
+
+// importConflictDetail says what an import id was used for before.
+func importConflictDetail(e *store.ImportConflictError) string {
+	if e.Aggregate != "" {
+		return fmt.Sprintf("import id %q already imported aggregate %q into this pane from another body (or format): a retry sends the same body; another import needs another id", e.ID, e.Aggregate)
+	}
+	key := fmt.Sprintf("%q", e.Key)
+	if vals, err := sketchd.DecodeKey(e.Key); err == nil {
+		key = fmt.Sprintf("%q", vals)
+	}
+	return fmt.Sprintf("import id %q names the import into the pane starting %s of the key with values %s: an id names one pane's import (its aggregates one POST each); use another id for another pane",
+		e.ID, rfc3339(e.Start), key)
 }
 
 // isCorrupt reports a stored value that fails its checksum or does not

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +19,11 @@ import (
 	"github.com/sketchd/sketchd/sketch"
 )
 
-// PaneUpdater changes one stored pane at most once per id, in one
-// transaction with the id (*store.DB implements it; see its UpdatePane).
+// PaneUpdater merges one aggregate's import into one stored pane under
+// an import id, in one transaction with the id's record (*store.DB
+// implements it; see its UpdatePane for what an id names).
 type PaneUpdater interface {
-	UpdatePane(ctx context.Context, streamID uint32, key string, start int64, id string, edit func(p *sketchd.PaneRecord, exists bool) error) (bool, error)
+	UpdatePane(ctx context.Context, streamID uint32, key string, start int64, imp store.Import, edit func(p *sketchd.PaneRecord, exists bool) error) (store.ImportResult, error)
 	// UpdateFrom is the first pane start UpdatePane accepts: the start of
 	// the retained range reads return.
 	UpdateFrom(streamID uint32) int64
@@ -56,10 +58,15 @@ type importJSON struct {
 	PaneEnd   string            `json:"pane_end"`
 	ID        string            `json:"id"`
 	Format    string            `json:"format"`
-	// Applied is false when this id was imported before: nothing changed.
+	// Applied is false when this import was applied before (a retry):
+	// nothing changed.
 	Applied bool `json:"applied"`
 	// Count is the imported sketch's count (values or items added).
 	Count uint64 `json:"count"`
+	// EventsAdded is how much the pane's events grew: the count less the
+	// largest count imported under the id into the pane before (0 for a
+	// retry).
+	EventsAdded uint64 `json:"events_added"`
 }
 
 // importSketch merges a posted sketch into one pane of an aggregate:
@@ -74,10 +81,15 @@ type importJSON struct {
 // that reads return (older than the stream's retention: 422 pane_expired,
 // since it would never be read). The sketch merges into
 // the pane's sketch of that aggregate as panes merge (a new pane is created
-// with empty sketches of the other aggregates), the pane's event count
-// grows by the sketch's count, and the id is stored in the same
-// transaction: a retried POST with the same id changes nothing and answers
-// applied: false.
+// with empty sketches of the other aggregates), and the id's record is
+// stored in the same transaction (store.UpdatePane). An id names one
+// source pane's import into one pane, its aggregates one POST each: the
+// pane's event count grows by how much the sketch's count exceeds the
+// largest count imported under the id before (so a pane moved whole counts
+// its events once); a retried POST (the same id, aggregate, pane and body)
+// changes nothing and answers applied: false; the same id into another
+// pane, or of the same aggregate with another body, is 409
+// import_id_conflict.
 func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 	if s.panes == nil {
 		s.writeError(w, r, &httpError{code: codeUnavailable, detail: "this server has no store to import into"})
@@ -125,7 +137,8 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &bodyError{err})
 		return
 	}
-	applied, err := s.panes.UpdatePane(r.Context(), importID(&st), ip.key, ip.start, ip.id, func(p *sketchd.PaneRecord, exists bool) error {
+	in := store.Import{ID: ip.id, Aggregate: name, Count: imp.Count(), Digest: importDigest(ip.format, body)}
+	res, err := s.panes.UpdatePane(r.Context(), importID(&st), ip.key, ip.start, in, func(p *sketchd.PaneRecord, exists bool) error {
 		return mergeImport(p, exists, &st.Spec, ai, imp)
 	})
 	if errors.Is(err, store.ErrInvalid) {
@@ -135,15 +148,28 @@ func (s *server) importSketch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if f, ok := s.querier.(cacheForgetter); ok && applied {
+	if f, ok := s.querier.(cacheForgetter); ok && res.Applied {
 		f.Forget(st.ID)
 	}
 	g := int64(st.Spec.Granularity)
 	s.writeJSON(w, r, http.StatusOK, importJSON{
 		Stream: st.Spec.Name, Aggregate: name, Key: ip.keyMap,
 		PaneStart: rfc3339(ip.start), PaneEnd: rfc3339(ip.start + g),
-		ID: ip.id, Format: ip.format, Applied: applied, Count: imp.Count(),
+		ID: ip.id, Format: ip.format, Applied: res.Applied, Count: imp.Count(), EventsAdded: res.EventsAdded,
 	})
+}
+
+// importDigest identifies an import's bytes: the SHA-256 of the format,
+// a zero byte and the body. A retry sends the same; another body (or the
+// same bytes read in another format) is another import.
+func importDigest(format string, body []byte) [store.DigestLen]byte {
+	h := sha256.New()
+	h.Write([]byte(format))
+	h.Write([]byte{0})
+	h.Write(body)
+	var d [store.DigestLen]byte
+	copy(d[:], h.Sum(nil))
+	return d
 }
 
 // parseImport reads key (dimension=value, each group-by dimension once),
@@ -241,7 +267,8 @@ func describeParams(p sketch.Params) string {
 
 // mergeImport merges imp into slot ai of the pane p (new when !exists),
 // laid out by spec.SlotNames: a pane written before later aggregates were
-// added is extended with empty slots.
+// added is extended with empty slots. The pane's events are the store's
+// to raise (store.UpdatePane).
 func mergeImport(p *sketchd.PaneRecord, exists bool, spec *sketchd.Stream, ai int, imp sketch.Sketch) error {
 	slots := spec.SlotNames()
 	if !exists {
@@ -291,10 +318,6 @@ func mergeImport(p *sketchd.PaneRecord, exists bool, spec *sketchd.Stream, ai in
 	if p.Sketches[ai], err = cur.AppendBinary(nil); err != nil {
 		return err
 	}
-	if p.Events+imp.Count() < p.Events {
-		return &bodyError{sketch.ErrOverflow}
-	}
-	p.Events += imp.Count()
 	return nil
 }
 

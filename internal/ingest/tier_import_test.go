@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/store"
 )
 
 // TestTierRebuiltAfterImport: an import into a final pane that the rollup
@@ -55,15 +56,15 @@ func TestTierRebuiltAfterImport(t *testing.T) {
 	// changes: enough to tell a rebuilt tier pane from a stale one).
 	first := time.UnixMilli(evs[0].TS).UnixNano()
 	key := sketchd.EncodeKey(evs[0].Country)
-	ok, err := db.UpdatePane(ctx, info.ID, key, sketchd.PaneStart(first, int64(time.Second)), "import-1", func(p *sketchd.PaneRecord, exists bool) error {
+	res, err := db.UpdatePane(ctx, info.ID, key, sketchd.PaneStart(first, int64(time.Second)), store.Import{ID: "import-1", Aggregate: "users"}, func(p *sketchd.PaneRecord, exists bool) error {
 		if !exists {
 			return fmt.Errorf("pane %q@%d not stored", key, first)
 		}
 		p.Events += 7
 		return nil
 	})
-	if err != nil || !ok {
-		t.Fatalf("UpdatePane: %v %v", ok, err)
+	if err != nil || !res.Applied {
+		t.Fatalf("UpdatePane: %v %v", res.Applied, err)
 	}
 	for i, r := range spec.Rollups {
 		c, _, err := db.TierCursor(ctx, info.ID, r.Granularity.Std())

@@ -25,8 +25,9 @@ const (
 	idVersion   = 1 // next-ID value
 	fmtVersion  = 1 // format marker value
 
-	updateIDVersion = 1 // applied update id value (the id's length)
-	widthVersion    = 1 // a stream's partition width value
+	widthVersion = 1 // a stream's partition width value
+	// Import id values: importIDVersion and importIDVersionLegacy
+	// (importid.go).
 
 	// formatVersion is the on-disk layout version recorded under 'F' in
 	// every family (families.go). 1: one Badger; 2: panes and meta; 3:

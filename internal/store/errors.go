@@ -36,7 +36,33 @@ var (
 	// before the stream's retained range. The error is an *ExpiredError
 	// that says from when panes are kept.
 	ErrExpired = errors.New("store: pane before the retained range")
+	// ErrImportConflict reports an import id used before for another
+	// import: into another pane, or of the same aggregate with other
+	// bytes. The error is an *ImportConflictError.
+	ErrImportConflict = errors.New("store: import id used for another import")
 )
+
+// ImportConflictError is an UpdatePane under an id that imported
+// something else: Aggregate with other bytes into the same pane when
+// Aggregate is set, else into the pane (Key, Start). Nothing was written.
+// It matches ErrImportConflict.
+type ImportConflictError struct {
+	ID        string
+	Aggregate string // set: the id imported this aggregate into this pane, from other bytes
+	Key       string // the pane the id imported into: its key (encoded)
+	Start     int64  // and start, unix ns
+}
+
+func (e *ImportConflictError) Error() string {
+	if e.Aggregate != "" {
+		return fmt.Sprintf("store: import id %q imported aggregate %q into this pane from other bytes", e.ID, e.Aggregate)
+	}
+	return fmt.Sprintf("store: import id %q imported into another pane (key %q, start %s)",
+		e.ID, e.Key, time.Unix(0, e.Start).UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrImportConflict) true.
+func (e *ImportConflictError) Unwrap() error { return ErrImportConflict }
 
 // ExpiredError is an UpdatePane of a pane that starts before From, the
 // first pane start reads return (the retention horizon). It matches

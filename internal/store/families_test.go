@@ -33,7 +33,7 @@ func fillFamilies(t *testing.T, db *DB) {
 	if err := db.WriteTier(ctx, a, time.Hour, tier, int64(time.Hour)); err != nil {
 		t.Fatalf("WriteTier: %v", err)
 	}
-	if _, err := db.UpdatePane(ctx, b, "k9", 3*minute, "imp-1", func(p *sketchd.PaneRecord, _ bool) error {
+	if _, err := db.UpdatePane(ctx, b, "k9", 3*minute, Import{ID: "imp-1", Aggregate: "users"}, func(p *sketchd.PaneRecord, _ bool) error {
 		p.Events, p.Sketches = 7, [][]byte{blob(7, 100)}
 		return nil
 	}); err != nil {
@@ -249,12 +249,12 @@ func TestMigrateFromOneBadger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			applied, err := db.UpdatePane(t.Context(), b.ID, "k9", 3*minute, "imp-1", func(*sketchd.PaneRecord, bool) error {
+			res, err := db.UpdatePane(t.Context(), b.ID, "k9", 3*minute, Import{ID: "imp-1", Aggregate: "users"}, func(*sketchd.PaneRecord, bool) error {
 				t.Error("edit called for an applied import id")
 				return nil
 			})
-			if err != nil || applied {
-				t.Errorf("retried import: applied %v, err %v", applied, err)
+			if err != nil || res.Applied {
+				t.Errorf("retried import: applied %v, err %v", res.Applied, err)
 			}
 		})
 	}

@@ -236,12 +236,12 @@ func testOpenFamilyModel(t *testing.T, keys []string) {
 				h := held[rng.IntN(len(held))]
 				p = modelPane(h.Key, h.Start, applied)
 			}
-			ok, err := db.UpdatePane(t.Context(), sid, p.Key, p.Start, fmt.Sprintf("u%d", step), func(e *sketchd.PaneRecord, _ bool) error {
+			res, err := db.UpdatePane(t.Context(), sid, p.Key, p.Start, Import{ID: fmt.Sprintf("u%d", step), Aggregate: "users"}, func(e *sketchd.PaneRecord, _ bool) error {
 				e.Events, e.Applied, e.Sketches = p.Events, p.Applied, p.Sketches
 				return nil
 			})
-			if err != nil || !ok {
-				t.Fatalf("step %d: UpdatePane: %v %v", step, ok, err)
+			if err != nil || !res.Applied {
+				t.Fatalf("step %d: UpdatePane: %v %v", step, res.Applied, err)
 			}
 			model.set(p)
 		case r < 18:

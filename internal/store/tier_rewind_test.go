@@ -31,7 +31,7 @@ func TestImportRewindsTiers(t *testing.T) {
 	}
 	// An import into a pane of a tier that has not reached it leaves it.
 	edit := func(p *sketchd.PaneRecord, exists bool) error { p.Events++; return nil }
-	if _, err := db.UpdatePane(ctx, info.ID, "de", 3*day, "late-pane", edit); err != nil {
+	if _, err := db.UpdatePane(ctx, info.ID, "de", 3*day, Import{ID: "late-pane", Aggregate: "users"}, edit); err != nil {
 		t.Fatal(err)
 	}
 	if c, _, _ := db.TierCursor(ctx, info.ID, time.Hour); c != 2*day {
@@ -42,8 +42,8 @@ func TestImportRewindsTiers(t *testing.T) {
 	}
 	// An import into a built pane lowers both cursors to the tier pane
 	// holding it.
-	if ok, err := db.UpdatePane(ctx, info.ID, "de", 3*hour+5*minute, "built-pane", edit); err != nil || !ok {
-		t.Fatal(ok, err)
+	if res, err := db.UpdatePane(ctx, info.ID, "de", 3*hour+5*minute, Import{ID: "built-pane", Aggregate: "users"}, edit); err != nil || !res.Applied {
+		t.Fatal(res, err)
 	}
 	for g, want := range map[time.Duration]int64{time.Hour: 3 * hour, 24 * time.Hour: 0} {
 		if c, _, _ := db.TierCursor(ctx, info.ID, g); c != want {

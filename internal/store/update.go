@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sketchd/sketchd"
@@ -12,52 +13,62 @@ import (
 // MaxUpdateIDLen bounds the id of an UpdatePane.
 const MaxUpdateIDLen = 128
 
-// UpdatePane changes one stored pane outside the ingest path (an admin's
-// import), at most once per id: it looks the id up among the stream's
-// applied update ids, and if it is new, moves the pane out of the open
-// family if it is there (openfam.go), widens the pane's key-index entry
-// and rewinds the rollup tiers that hold it (meta family, synced), then in
-// one Badger transaction reads the pane (key, start) (exists is false, and
-// p holds only Key and Start, when there is none), lets edit change p, and
-// writes the pane and the id together, then syncs. A retried update with the same id
-// returns applied false and changes nothing; edit is not called. An error
-// from edit aborts the update (it is returned as is).
+// UpdatePane merges one aggregate's import into one stored pane outside
+// the ingest path (an admin's import), under an import id (importid.go:
+// an id names one source pane's import into one pane, one UpdatePane per
+// aggregate). It looks the id's record up; a retry (the same aggregate
+// and digest into the same pane, or any import under an id an older
+// version recorded) returns Applied false and changes nothing, and an id
+// that imported another pane, or this aggregate with another digest,
+// returns an *ImportConflictError (ErrImportConflict) and changes nothing;
+// edit is not called for either. Otherwise it moves the pane out of the
+// open family if it is there (openfam.go), widens the pane's key-index
+// entry and rewinds the rollup tiers that hold it (meta family, synced),
+// then in one Badger transaction reads the pane (key, start) (exists is
+// false, and p holds only Key and Start, when there is none), lets edit
+// change p, adds to p.Events how much imp.Count exceeds the largest count
+// imported under the id before (all of it under a new id), and writes the
+// pane and the id's record (with imp added) together, then syncs. An
+// error from edit aborts the update (it is returned as is).
 //
 // The caller must only update panes that ingestion no longer writes (final
 // at the committed watermark): ingestion's commits would overwrite them.
-// Update ids are kept until the stream is deleted.
+// Import ids are kept until the stream is deleted.
 //
 // An update of a pane that starts before UpdateFrom (older than the
 // stream's retention) changes nothing and returns an
 // *ExpiredError (ErrExpired): reads would never return that pane. So does
 // a retried id whose pane has left the retained range since.
 //
-// Errors: ErrNotFound (unknown stream), ErrInvalid (an empty or too long id
-// or key, or a pane too large for one transaction), ErrExpired (a pane
-// before the retained range), ErrCorrupt (the stored pane does not
-// decode), ErrUnavailable for write failures.
-func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start int64, id string, edit func(p *sketchd.PaneRecord, exists bool) error) (applied bool, err error) {
-	if id == "" || len(id) > MaxUpdateIDLen {
-		return false, fmt.Errorf("%w: update id of %d bytes (1 to %d)", ErrInvalid, len(id), MaxUpdateIDLen)
+// Errors: ErrNotFound (unknown stream), ErrInvalid (an empty or too long id,
+// aggregate name or key, events past 2^64, or a pane too large for one
+// transaction), ErrExpired (a pane before the retained range),
+// ErrImportConflict, ErrCorrupt (the stored pane or the id's record does
+// not decode), ErrUnavailable for write failures.
+func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start int64, imp Import, edit func(p *sketchd.PaneRecord, exists bool) error) (ImportResult, error) {
+	if err := checkImport(&imp); err != nil {
+		return ImportResult{}, err
 	}
 	if len(key) > sketchd.MaxKeyLen {
-		return false, fmt.Errorf("%w: key is %d bytes, max %d", ErrInvalid, len(key), sketchd.MaxKeyLen)
+		return ImportResult{}, fmt.Errorf("%w: key is %d bytes, max %d", ErrInvalid, len(key), sketchd.MaxKeyLen)
 	}
 	if err := db.enterWrite(); err != nil {
-		return false, err
+		return ImportResult{}, err
 	}
 	defer db.leave()
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return ImportResult{}, err
 	}
 	db.dropMu.RLock()
 	defer db.dropMu.RUnlock()
 	info, ok := db.streamByID(streamID)
 	if !ok {
-		return false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+		return ImportResult{}, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
 	}
 	// The stream's stripe serializes this with its commits, whose key-index
-	// updates read and widen the same entries.
+	// updates read and widen the same entries, and with the stream's other
+	// updates, which read and write the same import ids: the record read
+	// here is the one the pane is written with.
 	stripe := &db.stripes[streamID%uint32(len(db.stripes))]
 	stripe.Lock()
 	defer stripe.Unlock()
@@ -66,23 +77,30 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	part := partitionOf(start, w)
 	pk := appendPaneKey(nil, streamID, part, key, start)
 	ik := indexKey(streamID, part, key)
-	uk := updateIDKey(streamID, id)
+	uk := updateIDKey(streamID, imp.ID)
 	// A pane reads would never return is refused before anything is
 	// written (it would be accepted and lost), whether or not its id was
 	// applied while the pane was retained.
 	if from := db.UpdateFrom(streamID); start < from {
-		return false, &ExpiredError{Start: start, From: from}
+		return ImportResult{}, &ExpiredError{Start: start, From: from}
 	}
-	if done, err := db.updateApplied(uk); err != nil || done {
-		if err != nil {
-			return false, db.writeFailed("update pane", err)
-		}
-		return false, nil
+	rec, err := db.readImportRecord(uk)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	added, retry, err := rec.admit(key, start, &imp)
+	switch {
+	case err != nil:
+		return ImportResult{}, err
+	case retry:
+		return ImportResult{}, nil
+	case rec != nil && len(rec.aggs) >= math.MaxUint16:
+		return ImportResult{}, fmt.Errorf("%w: import id %q holds %d aggregates, max %d", ErrInvalid, imp.ID, len(rec.aggs), math.MaxUint16)
 	}
 	// The edit goes to the panes family: a copy open holds moves there
 	// first (openfam.go).
 	if err := db.moveOpen([][]byte{pk}); err != nil {
-		return false, db.updateFailed(err)
+		return ImportResult{}, db.updateFailed(err)
 	}
 	unlock := db.tierRewound.lock(streamID) // rewindTiers vs tier cursor writes
 	defer unlock()
@@ -91,17 +109,17 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	// wider than its panes and tiers rebuilt for nothing, both harmless,
 	// and the retried update applies it.
 	if err := db.widenForUpdate(streamID, &info.Spec, ik, start, partitionStart(part, w), partitionStart(part+1, w)-1); err != nil {
-		return false, db.updateFailed(err)
+		return ImportResult{}, db.updateFailed(err)
 	}
-	editErr, err := db.editPane(pk, uk, len(id), key, start, edit)
+	editErr, err := db.editPane(pk, uk, encodeImportRecord(rec.with(key, start, &imp)), key, start, added, edit)
 	switch {
 	case editErr != nil:
-		return false, editErr
+		return ImportResult{}, editErr
 	case err != nil:
-		return false, db.updateFailed(err)
+		return ImportResult{}, db.updateFailed(err)
 	}
 	db.writeOK()
-	return true, nil
+	return ImportResult{Applied: true, EventsAdded: added}, nil
 }
 
 // widenForUpdate widens the key's index entry ik to the pane at start
@@ -121,11 +139,11 @@ func (db *DB) widenForUpdate(streamID uint32, spec *sketchd.Stream, ik []byte, s
 }
 
 // editPane applies edit to the pane at pk (an empty record of key and
-// start when there is none) and stores it with its update id uk (of an id
-// idLen bytes long), in the panes family, synced. editErr is edit's own
-// error, or the edited pane too large to store: the caller's, not the
-// store's.
-func (db *DB) editPane(pk, uk []byte, idLen int, key string, start int64, edit func(p *sketchd.PaneRecord, exists bool) error) (editErr, err error) {
+// start when there is none), adds added to its events and stores it with
+// its import id's record rec under uk, in the panes family, synced.
+// editErr is edit's own error, or the edited pane too large to store or
+// its events past 2^64: the caller's, not the store's.
+func (db *DB) editPane(pk, uk, rec []byte, key string, start int64, added uint64, edit func(p *sketchd.PaneRecord, exists bool) error) (editErr, err error) {
 	maxBytes := db.panes.MaxBatchSize() * 9 / 10
 	err = db.panes.Update(func(txn *badger.Txn) error {
 		p := sketchd.PaneRecord{Key: key, Start: start}
@@ -144,15 +162,20 @@ func (db *DB) editPane(pk, uk []byte, idLen int, key string, start int64, edit f
 		if editErr = edit(&p, exists); editErr != nil {
 			return editErr
 		}
+		if p.Events+added < p.Events {
+			editErr = fmt.Errorf("%w: the pane's events %d plus %d imported overflow", ErrInvalid, p.Events, added)
+			return editErr
+		}
+		p.Events += added
 		p.Key, p.Start = key, start
-		if n := int64(len(pk) + paneValueLen(&p)); n > maxBytes {
+		if n := int64(len(pk) + paneValueLen(&p) + len(uk) + len(rec)); n > maxBytes {
 			editErr = fmt.Errorf("%w: pane is %d bytes, max %d", ErrInvalid, n, maxBytes)
 			return editErr
 		}
 		if err := txn.Set(pk, appendPaneValue(nil, &p)); err != nil {
 			return err
 		}
-		return txn.Set(uk, encodeU32(updateIDVersion, uint32(idLen)))
+		return txn.Set(uk, rec)
 	})
 	if editErr != nil {
 		return editErr, nil
@@ -163,18 +186,32 @@ func (db *DB) editPane(pk, uk []byte, idLen int, key string, start int64, edit f
 	return nil, db.panes.Sync()
 }
 
-// updateApplied reports whether the update id key uk is stored.
-func (db *DB) updateApplied(uk []byte) (bool, error) {
-	found := false
+// readImportRecord reads the record of the import id key uk: nil when the
+// id is new. A record that does not decode is a *CorruptError, for this
+// update only.
+func (db *DB) readImportRecord(uk []byte) (*importRecord, error) {
+	var rec *importRecord
 	err := db.panes.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(uk)
+		item, err := txn.Get(uk)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		found = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			rec, err = decodeImportRecord(uk, v)
+			return err
+		})
 	})
-	return found, err
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		return nil, db.readFailed("update pane", err)
+	case err != nil:
+		return nil, db.writeFailed("update pane", err)
+	}
+	return rec, nil
 }
 
 // updateFailed passes a corrupt stored value through and wraps any other

@@ -42,16 +42,16 @@ func TestUpdatePaneBeforeRetained(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := c.name // one id per case
-		applied, err := db.UpdatePane(ctx, info.ID, "de", c.start, id, edit)
+		res, err := db.UpdatePane(ctx, info.ID, "de", c.start, Import{ID: id, Aggregate: "users"}, edit)
 		var ee *ExpiredError
-		if applied || !errors.As(err, &ee) || !errors.Is(err, ErrExpired) || ee.Start != c.start || ee.From != c.from {
-			t.Errorf("%s: applied %t, %v, want an ExpiredError from %d", c.name, applied, err, c.from)
+		if res.Applied || !errors.As(err, &ee) || !errors.Is(err, ErrExpired) || ee.Start != c.start || ee.From != c.from {
+			t.Errorf("%s: applied %t, %v, want an ExpiredError from %d", c.name, res.Applied, err, c.from)
 		}
 		if edits != 0 {
 			t.Fatalf("%s: edit called %d times", c.name, edits)
 		}
-		if applied, err := db.UpdatePane(ctx, info.ID, "de", c.from, id, edit); err != nil || !applied {
-			t.Errorf("%s: the id at the first retained pane: applied %t, %v", c.name, applied, err)
+		if res, err := db.UpdatePane(ctx, info.ID, "de", c.from, Import{ID: id, Aggregate: "users"}, edit); err != nil || !res.Applied {
+			t.Errorf("%s: the id at the first retained pane: applied %t, %v", c.name, res.Applied, err)
 		}
 		edits = 0
 	}
@@ -59,7 +59,7 @@ func TestUpdatePaneBeforeRetained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if applied, err := db.UpdatePane(ctx, info.ID, "de", -int64(time.Minute), "kept-1969", edit); err != nil || !applied || edits != 1 {
-		t.Errorf("a pane before 1970 of a stream keeping everything: applied %t, %v, %d edits", applied, err, edits)
+	if res, err := db.UpdatePane(ctx, info.ID, "de", -int64(time.Minute), Import{ID: "kept-1969", Aggregate: "users"}, edit); err != nil || !res.Applied || edits != 1 {
+		t.Errorf("a pane before 1970 of a stream keeping everything: applied %t, %v, %d edits", res.Applied, err, edits)
 	}
 }
