@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"reflect"
 	"sync"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/cluster"
 )
 
 type committerState struct {
@@ -157,10 +159,21 @@ func (r *runner) commitFailed(f *sketchd.Flush, err error, start time.Time) erro
 	opts := r.m.opts
 	backoff := min(opts.FlushInterval<<min(c.failures-1, 20), max(opts.MaxCommitBackoff, opts.FlushInterval))
 	c.retryAt = start.Add(backoff)
-	r.log.Error("commit failed: ingestion paused, nothing acked; retrying",
+	r.log.Log(context.Background(), commitFailureLevel(err), "commit failed: ingestion paused, nothing acked; retrying",
 		"err", err, "attempt", c.failures, "failing_for", time.Since(c.failSince).Round(time.Millisecond),
 		"retry_in", backoff, "uncommitted_panes", len(f.Panes), "position_seq", sketchd.PositionSeq(f.Checkpoint.Position))
 	return fmt.Errorf("commit: %w", err)
+}
+
+// commitFailureLevel is the level of a failed commit's log line: Info for
+// one the cluster's changelog fenced (another instance claimed the
+// partition: a hand-off or a failover; the partition is dropped here
+// without a commit, and its release is logged at Warn), Error otherwise.
+func commitFailureLevel(err error) slog.Level {
+	if errors.Is(err, cluster.ErrFenced) {
+		return slog.LevelInfo
+	}
+	return slog.LevelError
 }
 
 // commitSucceeded records a durable commit, tells the aggregator, and

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -193,4 +194,16 @@ func gatherSeries(tb testing.TB, reg *prometheus.Registry) map[string]float64 {
 		out[name] = v
 	}
 	return out
+}
+
+// TestCommitFailureLevel: a commit the changelog fenced (a hand-off) logs
+// at Info, any other failure at Error.
+func TestCommitFailureLevel(t *testing.T) {
+	fenced := fmt.Errorf("commit: %w", &cluster.FencedError{Partition: 3, Owner: "b", Epoch: 7})
+	if got := commitFailureLevel(fenced); got != slog.LevelInfo {
+		t.Errorf("fenced commit: %v, want INFO", got)
+	}
+	if got := commitFailureLevel(fmt.Errorf("disk full")); got != slog.LevelError {
+		t.Errorf("other failure: %v, want ERROR", got)
+	}
 }
