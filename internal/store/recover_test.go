@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sketchd/sketchd"
 )
 
 // TestOpenAfterKillDuringOpen: a process killed while Badger creates the
@@ -18,16 +19,7 @@ import (
 // every committed pane and the checkpoint.
 func TestOpenAfterKillDuringOpen(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(dir, testLogger(t), nil, quietOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := createTest(t, db, "s", time.Minute).ID
-	want := pane("k", 0, 7, blob(7, 300))
-	commit(t, db, sid, 7, want)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sid, want := closedStoreWithPane(t, dir)
 
 	// What the kill leaves: the next value-log file, created, zero bytes.
 	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
@@ -53,7 +45,7 @@ func TestOpenAfterKillDuringOpen(t *testing.T) {
 		t.Logf("badger alone: %v", err)
 	}
 
-	db = openTest(t, dir, quietOptions())
+	db := openTest(t, dir, quietOptions())
 	// The open removed the empty file and created its own value log under
 	// the same name (the next file id), with a header this time.
 	if fi, err := os.Stat(empty); err == nil && fi.Size() == 0 {
@@ -75,16 +67,7 @@ func TestOpenAfterKillDuringOpen(t *testing.T) {
 // and opens at once with every committed pane.
 func TestOpenAfterKillDuringMemtableCreate(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(dir, testLogger(t), nil, quietOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := createTest(t, db, "s", time.Minute).ID
-	want := pane("k", 0, 7, blob(7, 300))
-	commit(t, db, sid, 7, want)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sid, want := closedStoreWithPane(t, dir)
 	// Each family's directory gets an empty memtable log past its own.
 	var empties []string
 	families, _ := filepath.Glob(filepath.Join(dir, "*"))
@@ -124,7 +107,7 @@ func TestOpenAfterKillDuringMemtableCreate(t *testing.T) {
 		_ = bdb.Close()
 	}
 
-	db = openTest(t, dir, quietOptions())
+	db := openTest(t, dir, quietOptions())
 	for _, e := range empties {
 		if fi, err := os.Stat(e); err == nil && fi.Size() == 0 {
 			t.Errorf("%s is still empty", e)
@@ -145,4 +128,21 @@ func copyFile(tb testing.TB, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// closedStoreWithPane opens a store in dir, commits one pane of a new
+// stream at position 7, and closes it.
+func closedStoreWithPane(tb testing.TB, dir string) (uint32, sketchd.PaneRecord) {
+	tb.Helper()
+	db, err := Open(dir, testLogger(tb), nil, quietOptions())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sid := createTest(tb, db, "s", time.Minute).ID
+	want := pane("k", 0, 7, blob(7, 300))
+	commit(tb, db, sid, 7, want)
+	if err := db.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return sid, want
 }
