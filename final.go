@@ -1,6 +1,9 @@
 package sketchd
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // Finality is the one rule that says when stored data can no longer change.
 // A pane is final once the watermark has passed its end by the allowed
@@ -39,6 +42,30 @@ func (s *Stream) FinalEnd(wm int64) int64 {
 		end = max(end, s.FinalThrough.UnixNano())
 	}
 	return end
+}
+
+// ValidateNew validates a spec that creates a stream (POST, a configured
+// stream): Validate, and final_through, which only an alter sets, absent
+// (a spec carrying it would declare panes final before any event).
+func (s *Stream) ValidateNew() error {
+	return errors.Join(s.Validate(), s.CheckNotSetBySketchd())
+}
+
+// CheckNotSetBySketchd refuses final_through in a spec that creates a
+// stream: only an alter sets it.
+func (s *Stream) CheckNotSetBySketchd() error {
+	if s.FinalThrough != nil {
+		return &FieldError{Field: "final_through", Msg: "is set by sketchd when an alter raises allowed_lateness, not by the request"}
+	}
+	return nil
+}
+
+// AsConfigured returns s without what sketchd sets on a stored spec
+// (final_through): the spec a configuration that created it still
+// matches.
+func (s Stream) AsConfigured() Stream {
+	s.FinalThrough = nil
+	return s
 }
 
 // satAdd is a + b, clamped to the int64 range.

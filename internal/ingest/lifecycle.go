@@ -28,7 +28,7 @@ import (
 // stream that stays failed.
 func (m *Manager) Create(ctx context.Context, spec sketchd.Stream) (sketchd.StreamStatus, error) {
 	spec.Normalize()
-	if err := spec.Validate(); err != nil {
+	if err := spec.ValidateNew(); err != nil {
 		return sketchd.StreamStatus{}, err
 	}
 	if c := m.cluster.Load(); c != nil {

@@ -222,6 +222,9 @@ func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error 
 		return m.startCluster(ctx, c, configured) // cluster.go
 	}
 	for _, spec := range configured {
+		if err := spec.CheckNotSetBySketchd(); err != nil {
+			return fmt.Errorf("stream %q: %w", spec.Name, err)
+		}
 		info, err := m.db.Stream(ctx, spec.Name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -231,7 +234,7 @@ func (m *Manager) Start(ctx context.Context, configured []sketchd.Stream) error 
 		case err != nil:
 			return fmt.Errorf("read stream %q: %w", spec.Name, err)
 		default:
-			if err := sameSpec(info.Spec, spec); err != nil && onlyRollupsDiffer(info.Spec, spec) {
+			if err := sameSpec(info.Spec.AsConfigured(), spec); err != nil && onlyRollupsDiffer(info.Spec.AsConfigured(), spec) {
 				if _, err := m.setRollups(ctx, info, spec.Rollups); err != nil {
 					return fmt.Errorf("stream %q: change rollups: %w", spec.Name, err)
 				}

@@ -2,9 +2,13 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
 )
 
@@ -63,5 +67,53 @@ func TestConfigRollupsLogged(t *testing.T) {
 	}
 	if info, _ := db.Stream(ctx, spec.Name); len(info.Spec.Rollups) != 1 || len(info.Alters) != 2 {
 		t.Fatalf("stored: rollups %+v, %d alters", info.Spec.Rollups, len(info.Alters))
+	}
+}
+
+// TestConfigAfterLatenessRaised: a configured stream whose lateness a
+// PATCH raised (final_through set) and lowered back starts again with the
+// unchanged configuration: final_through, set by sketchd, is not a
+// difference; a configured or created spec carrying it is refused.
+func TestConfigAfterLatenessRaised(t *testing.T) {
+	nc := connect(t, runNATS(t).ClientURL())
+	db := openStore(t, t.TempDir())
+	ctx := context.Background()
+	spec := pageviews("cfg", true)
+	m := newManager(t, nc, db, Options{})
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	publishEvents(t, js, spec.Subject, genEvents(3, 20))
+	waitFor(t, 10*time.Second, "20 events committed", func() (bool, string) {
+		st, _ := m.Get(ctx, spec.Name)
+		return applied(st) == 20 && st.CommittedWatermark != sketchd.NoTime, fmt.Sprintf("%+v", st.Counters)
+	})
+	raise, lower := sketchd.Duration(10*spec.AllowedLateness), spec.AllowedLateness
+	if _, err := m.Alter(ctx, spec.Name, sketchd.StreamAlter{AllowedLateness: &raise}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Alter(ctx, spec.Name, sketchd.StreamAlter{AllowedLateness: &lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Spec.FinalThrough == nil {
+		t.Fatal("no final_through after raising the lateness")
+	}
+	_ = m.Stop(ctx)
+	m = newManager(t, nc, db, Options{})
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatalf("restart with the same configuration: %v", err)
+	}
+	defer func() { _ = m.Stop(context.Background()) }()
+	set := pageviews("set", true)
+	set.FinalThrough = st.Spec.FinalThrough
+	var fe *sketchd.FieldError
+	if _, err := m.Create(ctx, set); !errors.As(err, &fe) || fe.Field != "final_through" {
+		t.Errorf("create with final_through: %v, want a field error on final_through", err)
+	}
+	m2 := newManager(t, nc, openStore(t, t.TempDir()), Options{})
+	if err := m2.Start(ctx, []sketchd.Stream{set}); err == nil || !strings.Contains(err.Error(), "final_through") {
+		t.Errorf("configured with final_through: %v, want it refused", err)
 	}
 }
