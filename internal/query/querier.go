@@ -142,7 +142,14 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query, shared bool) (*
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
-	return q.answer(ctx, p)
+	res, err := q.answer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	// The spans of the whole range, whatever computed its windows (the
+	// window cache, an edge window's parts).
+	res.Resolution = p.resolution()
+	return res, nil
 }
 
 // compute runs the scan steps of p: plan scans; then, with the memory the
