@@ -120,7 +120,7 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	return q.results.do(ctx, withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
+	return q.results.do(ctx, withGeneration(q.resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
 		return q.query(ctx, t, qu, false)
 	})
 }
@@ -146,9 +146,7 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query, shared bool) (*
 	if err != nil {
 		return nil, err
 	}
-	// The spans of the whole range, whatever computed its windows (the
-	// window cache, an edge window's parts).
-	res.Resolution = p.resolution()
+	p.finish(res)
 	return res, nil
 }
 

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/store"
+)
+
+// newClockedStoreFixture is newStoreFixture over a store whose clock (the
+// one its retention reads by) is now.
+func newClockedStoreFixture(tb testing.TB, now *atomic.Int64) *storeFixture {
+	tb.Helper()
+	base := newFixture(tb)
+	f := &storeFixture{dir: tb.TempDir()}
+	o := storeOptions()
+	o.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	db, err := store.Open(f.dir, nil, nil, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	f.db = db
+	ctx := context.Background()
+	if f.info, err = db.CreateStream(ctx, base.status.Spec); err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.Commit(ctx, f.info.ID, sketchd.Flush{Panes: allPanes(base.store), Checkpoint: sharedCP}); err != nil {
+		tb.Fatal(err)
+	}
+	f.serve(tb, base)
+	return f
+}
+
+// retainedJSON is the part of an answer that says what retention left of
+// its range.
+type retainedJSON struct {
+	From         string  `json:"from"`
+	RetainedFrom *string `json:"retained_from"`
+	Resolution   []struct {
+		From, To, Granularity, Source string
+	} `json:"resolution"`
+	Groups []struct {
+		Windows []struct {
+			Start    string `json:"start"`
+			Final    bool   `json:"final"`
+			Complete *bool  `json:"complete"`
+			Events   uint64 `json:"events"`
+		} `json:"windows"`
+	} `json:"groups"`
+}
+
+func at(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+
+func rangeOf(from, to time.Duration, more string) string {
+	return "from=" + url.QueryEscape(at(from)) + "&to=" + url.QueryEscape(at(to)) + more
+}
+
+// retainedNow is a store clock that keeps the fixture's panes (1-minute,
+// over [t0, t0+2h), kept 168h) from t0+1h on.
+func retainedNow() *atomic.Int64 {
+	now := &atomic.Int64{}
+	now.Store(t0.Add(169*time.Hour + 30*time.Second).UnixNano())
+	return now
+}
+
+// TestAnswersBeforeRetained: a stream without rollup tiers whose
+// retention has dropped the first hour of its data. An answer over a range
+// that starts before the first pane still kept says so: retained_from
+// names that pane, the resolution has an "expired" part for what is
+// gone, and each window in it, wholly or partly, has complete: false; the
+// windows after it answer as before. The multi-aggregate answer says the
+// same of each aggregate. An answer over a range that is all retained is
+// byte for byte the answer of a store whose retention keeps everything.
+// Before: retained_from, the expired part and complete were absent, and
+// the windows before the horizon answered 0 events, final.
+func TestAnswersBeforeRetained(t *testing.T) {
+	ref := newStoreFixture(t) // its store's clock, t0, keeps every pane
+	f := newClockedStoreFixture(t, retainedNow())
+	const users = "/v1/streams/pageviews/aggregates/users?"
+	for _, path := range []string{
+		users + rangeOf(time.Hour, 2*time.Hour, "&step=15m"),
+		users + rangeOf(time.Hour, 2*time.Hour, ""),
+		// A sliding window reads before from: from its first window's start on.
+		users + rangeOf(70*time.Minute, 2*time.Hour, "&step=5m&window=15m&group_by=country"),
+		"/v1/streams/pageviews/query?aggregate=users,latency&" + rangeOf(time.Hour, 2*time.Hour, "&step=30m"),
+	} {
+		got, want := f.get(t, path), ref.get(t, path)
+		if got.status != http.StatusOK || !bytes.Equal(got.body, want.body) {
+			t.Errorf("retained range %s:\n%s\nwant the answer of a store keeping everything:\n%s", path, got.body, want.body)
+		}
+		for _, s := range []string{"retained_from", "complete", "expired"} {
+			if bytes.Contains(got.body, []byte(s)) {
+				t.Errorf("retained range %s: the answer holds %q", path, s)
+			}
+		}
+	}
+
+	check := func(what string, a, want retainedJSON, series bool) {
+		t.Helper()
+		if a.RetainedFrom == nil || *a.RetainedFrom != at(time.Hour) {
+			t.Errorf("%s: retained_from %v, want %s", what, a.RetainedFrom, at(time.Hour))
+		}
+		type part struct{ From, To, Granularity, Source string }
+		var res []part
+		for _, r := range a.Resolution {
+			res = append(res, part(r))
+		}
+		if wantRes := []part{{at(30 * time.Minute), at(time.Hour), "1m", "expired"}, {at(time.Hour), at(90 * time.Minute), "1m", "panes"}}; !slices.Equal(res, wantRes) {
+			t.Errorf("%s: resolution %+v, want %+v", what, res, wantRes)
+		}
+		ws, wantWs := a.Groups[0].Windows, want.Groups[0].Windows
+		if len(ws) != len(wantWs) {
+			t.Fatalf("%s: %d windows, want %d", what, len(ws), len(wantWs))
+		}
+		for i, w := range ws {
+			gone := series && w.Start < at(time.Hour) || !series
+			if (w.Complete != nil) != gone || (w.Complete != nil && *w.Complete) || !w.Final {
+				t.Errorf("%s: window %s: complete %v final %t, want complete false only when it starts before %s", what, w.Start, w.Complete, w.Final, at(time.Hour))
+			}
+			if wantEvents := wantWs[i].Events; series && gone {
+				if w.Events != 0 {
+					t.Errorf("%s: window %s in the expired part answers %d events", what, w.Start, w.Events)
+				}
+			} else if w.Events != wantEvents {
+				t.Errorf("%s: window %s: %d events, want %d (the retained part's)", what, w.Start, w.Events, wantEvents)
+			}
+		}
+	}
+	var series, refSeries, whole, refWhole retainedJSON
+	f.getJSON(t, users+rangeOf(30*time.Minute, 90*time.Minute, "&step=15m"), &series)
+	ref.getJSON(t, users+rangeOf(30*time.Minute, 90*time.Minute, "&step=15m"), &refSeries)
+	check("step=15m", series, refSeries, true)
+	f.getJSON(t, users+rangeOf(30*time.Minute, 90*time.Minute, ""), &whole)
+	ref.getJSON(t, users+rangeOf(time.Hour, 90*time.Minute, ""), &refWhole) // what is left of it
+	check("one window", whole, refWhole, false)
+
+	var multi struct{ Results []retainedJSON }
+	f.getJSON(t, "/v1/streams/pageviews/query?aggregate=users,latency&"+rangeOf(30*time.Minute, 90*time.Minute, "&step=15m"), &multi)
+	if len(multi.Results) != 2 {
+		t.Fatalf("multi: %d results", len(multi.Results))
+	}
+	for i, r := range multi.Results {
+		check("multi result "+strconv.Itoa(i), r, refSeries, true)
+	}
+}
+
+// TestAnswerCacheFollowsRetention: the retained horizon moves with the
+// clock, between commits. A question answered while its range was all
+// retained is answered again once the horizon has passed its start, at
+// the same commit: its cached rendered answer is not served. Before: the answer cache served the first answer,
+// complete, until the next commit.
+func TestAnswerCacheFollowsRetention(t *testing.T) {
+	now := retainedNow()
+	f := newClockedStoreFixture(t, now)
+	path := "/v1/streams/pageviews/aggregates/users?" + rangeOf(70*time.Minute, 80*time.Minute, "")
+	multi := "/v1/streams/pageviews/query?aggregate=users&" + rangeOf(70*time.Minute, 80*time.Minute, "")
+	var before retainedJSON
+	f.getJSON(t, path, &before)
+	f.get(t, multi)
+	if before.RetainedFrom != nil || before.Groups[0].Windows[0].Complete != nil {
+		t.Fatalf("before the horizon moves: %+v: want an answer all retained", before)
+	}
+	now.Add(int64(15 * time.Minute)) // panes kept from t0+75m on
+	var after retainedJSON
+	f.getJSON(t, path, &after)
+	if after.RetainedFrom == nil || *after.RetainedFrom != at(75*time.Minute) || after.Groups[0].Windows[0].Complete == nil {
+		t.Errorf("after the horizon moved past the range's start: retained_from %v, window %+v: want %s and complete false",
+			after.RetainedFrom, after.Groups[0].Windows[0], at(75*time.Minute))
+	}
+	var m struct{ Results []retainedJSON }
+	f.getJSON(t, multi, &m)
+	if r := m.Results[0]; r.RetainedFrom == nil || r.Groups[0].Windows[0].Complete == nil {
+		t.Errorf("multi, after the horizon moved: %+v", r)
+	}
+}
