@@ -5,9 +5,9 @@ import "encoding/binary"
 // AnswerKey names qu's result against t for callers that cache what they
 // make of it (the API caches rendered answers): two queries with the same
 // key get equal results. It is the result cache's key, so it holds the
-// stream's last commit, and a commit changes every key; so does, for a
-// range that starts before it, a move of a retention horizon
-// (appendRetained). ok is false when
+// stream's last commit, and a commit changes every key; so do a move of
+// the stream's rollup tier cursors and, for a range that starts before
+// it, of a retention horizon (appendRetained). ok is false when
 // results are not cached (no result cache, nothing committed yet, a partition
 // not covered) or qu
 // does not compile to a geometry.

@@ -19,8 +19,8 @@ import (
 // panes; the panes change only when a commit does, and every commit moves
 // LastCommit. So a dashboard refreshing the same panels, or many clients
 // asking the same question, cost one computation per commit. (What moves
-// a result between commits, the retention horizons, is in the key too:
-// appendRetained.) Cached results
+// a result between commits, the tier cursors and the retention horizons,
+// is in the key too: appendRetained.) Cached results
 // are never handed out: callers get deep copies, which they may use freely.
 type resultCache struct {
 	mu       sync.Mutex
@@ -76,7 +76,7 @@ func newResultCache(entries int, bytes int64) *resultCache {
 // resultKey encodes what determines a query's result besides the stored
 // panes: the stream, the last commit, the committed watermark, the aligned
 // geometry, the query's shape (appendShape), and the retention horizons
-// (appendRetained), which move between commits.
+// and tier cursors (appendRetained), which move between commits.
 func (q *Querier) resultKey(t Target, qu Query, g geometry) string {
 	b := make([]byte, 0, 128)
 	b = binary.AppendUvarint(b, uint64(t.ID))

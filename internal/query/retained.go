@@ -31,6 +31,14 @@ type RetentionReader interface {
 	RetainedFrom(streamID uint32, tier time.Duration) int64
 }
 
+// TierVersioner counts the moves of a stream's rollup tier cursors, which
+// the tier builder makes between commits; store.DB implements it. Which
+// resolution serves a part follows the cursors, so the version is in the
+// result cache's key.
+type TierVersioner interface {
+	TierVersion(streamID uint32) uint64
+}
+
 // retained is the first pane start each resolution of a stream keeps:
 // its own panes' (base) and its rollup tiers' (in spec order);
 // sketchd.NoTime keeps everything.
@@ -75,13 +83,16 @@ func (r *retained) of(s Span) int64 {
 // appendRetained appends what, besides a commit, moves the result of a
 // query of t whose scan range starts at from: each resolution's horizon
 // where it is past from (max(horizon, from): a range all retained keys
-// the same whatever the clock).
+// the same whatever the clock), and the tier cursors' version.
 func (q *Querier) appendRetained(b []byte, t Target, from int64) []byte {
 	if rr, ok := q.r.(RetentionReader); ok {
 		b = binary.AppendVarint(b, max(rr.RetainedFrom(t.ID, 0), from))
 		for _, ro := range t.Spec.Rollups {
 			b = binary.AppendVarint(b, max(rr.RetainedFrom(t.ID, ro.Granularity.Std()), from))
 		}
+	}
+	if tv, ok := q.r.(TierVersioner); ok && len(t.Spec.Rollups) > 0 {
+		b = binary.AppendUvarint(b, tv.TierVersion(t.ID))
 	}
 	return b
 }

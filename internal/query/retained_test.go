@@ -298,3 +298,43 @@ func TestRetainedHorizonMovesAnswers(t *testing.T) {
 		t.Errorf("after the move: resolution %+v, want %+v", got, want)
 	}
 }
+
+// TestTierCursorMoveKeysAnswers: the tier builder moves a tier's cursor
+// between two commits; an answer cached before the move is not served
+// after it: the same question at the same commit then names the tier for
+// the part it serves now. Before: the result cache (and the API's answer
+// cache, under the same key) answered with the resolution of before the
+// move until the next commit (found by black-box testing after an import
+// had lowered a cursor and the tier was rebuilt).
+func TestTierCursorMoveKeysAnswers(t *testing.T) {
+	s := newRetainedStore(t)
+	h0 := s.h0
+	s.buildTier(t, h0+2*hour, h0+2*hour+20*minute)
+	q := query.New(s.db, query.Options{})
+	t.Cleanup(q.Close)
+	qu := query.Query{Aggregate: "users", From: h0 + 2*hour, To: h0 + 2*hour + 40*minute, Step: 10 * minute}
+	res, err := q.Query(t.Context(), s.target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := q.AnswerKey(s.target, qu)
+	if got, want := spansOf(h0, res), []span{{120, 140, 10, "rollup"}, {140, 160, 1, "panes"}}; !slices.Equal(got, want) {
+		t.Fatalf("before the tier moves: resolution %+v, want %+v", got, want)
+	}
+	s.buildTier(t, h0+2*hour+20*minute, h0+2*hour+40*minute) // no commit
+	res, err = q.Query(t.Context(), s.target, qu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := spansOf(h0, res), []span{{120, 160, 10, "rollup"}}; !slices.Equal(got, want) {
+		t.Errorf("after the tier moved: resolution %+v, want %+v", got, want)
+	}
+	if k, _ := q.AnswerKey(s.target, qu); k == key {
+		t.Error("the answer key did not move with the tier's cursor")
+	}
+	for i, w := range res.Groups[0].Windows {
+		if w.Events != 10 || w.Incomplete {
+			t.Errorf("window %d: %+v, want 10 events, complete", i, w)
+		}
+	}
+}
