@@ -182,3 +182,51 @@ func TestAnswerCacheFollowsRetention(t *testing.T) {
 		t.Errorf("multi, after the horizon moved: %+v", r)
 	}
 }
+
+// TestSketchAndSetopBeforeRetained: the merged-sketch export and the
+// set-operation operands say it too when their range starts before what
+// the stream's retention keeps (here from t0+15m on): the sketch in
+// headers (Sketchd-Retained-From, Sketchd-Complete: false), an operand in
+// retained_from and complete: false; over a retained range neither.
+// Before: nothing said the sketch or operand missed the first 15 minutes.
+func TestSketchAndSetopBeforeRetained(t *testing.T) {
+	f := newKindsFixture(t)
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o := storeOptions()
+	o.Now = func() time.Time { return t0.Add(168*time.Hour + 15*time.Minute) }
+	db, err := store.Open(f.dir, nil, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	f.db = db
+	f.serve(t)
+	for _, c := range []struct {
+		from         time.Duration
+		retainedFrom string
+		complete     string
+	}{{0, at(15 * time.Minute), "false"}, {15 * time.Minute, "", ""}} {
+		r := f.get(t, "/v1/streams/shop/aggregates/users/sketch?"+rangeOf(c.from, 30*time.Minute, ""))
+		if r.status != http.StatusOK || r.header.Get(hdrRetainedFrom) != c.retainedFrom || r.header.Get(hdrComplete) != c.complete {
+			t.Errorf("sketch from t0+%s: %d, %s %q, %s %q; want %q, %q", c.from, r.status,
+				hdrRetainedFrom, r.header.Get(hdrRetainedFrom), hdrComplete, r.header.Get(hdrComplete), c.retainedFrom, c.complete)
+		}
+	}
+	var out struct{ A, B retainedOperand }
+	f.getJSON(t, "/v1/streams/shop/aggregates/users/setop?a.where=url=/cart&b.where=url=/checkout&"+
+		"a.from="+url.QueryEscape(at(0))+"&b.from="+url.QueryEscape(at(15*time.Minute))+"&to="+url.QueryEscape(at(30*time.Minute)), &out)
+	if out.A.RetainedFrom == nil || *out.A.RetainedFrom != at(15*time.Minute) || out.A.Complete == nil || *out.A.Complete {
+		t.Errorf("operand a from t0: retained_from %v, complete %v; want %s, false", out.A.RetainedFrom, out.A.Complete, at(15*time.Minute))
+	}
+	if out.B.RetainedFrom != nil || out.B.Complete != nil || out.B.Events == 0 {
+		t.Errorf("operand b from t0+15m: %+v, want a retained operand with events", out.B)
+	}
+}
+
+type retainedOperand struct {
+	RetainedFrom *string `json:"retained_from"`
+	Complete     *bool   `json:"complete"`
+	Events       uint64  `json:"events"`
+}
