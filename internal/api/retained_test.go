@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,18 +157,21 @@ func TestAnswersBeforeRetained(t *testing.T) {
 // TestAnswerCacheFollowsRetention: the retained horizon moves with the
 // clock, between commits. A question answered while its range was all
 // retained is answered again once the horizon has passed its start, at
-// the same commit: its cached rendered answer is not served. Before: the answer cache served the first answer,
+// the same commit: its cached answer (rendered, or of the Prometheus API)
+// is not served. Before: the answer cache served the first answer,
 // complete, until the next commit.
 func TestAnswerCacheFollowsRetention(t *testing.T) {
 	now := retainedNow()
 	f := newClockedStoreFixture(t, now)
 	path := "/v1/streams/pageviews/aggregates/users?" + rangeOf(70*time.Minute, 80*time.Minute, "")
 	multi := "/v1/streams/pageviews/query?aggregate=users&" + rangeOf(70*time.Minute, 80*time.Minute, "")
+	prom := url.Values{"query": {`sum(sketchd_count{stream="pageviews"})`}, "start": {at(80 * time.Minute)}, "end": {at(80 * time.Minute)}, "step": {"600"}}
 	var before retainedJSON
 	f.getJSON(t, path, &before)
 	f.get(t, multi)
-	if before.RetainedFrom != nil || before.Groups[0].Windows[0].Complete != nil {
-		t.Fatalf("before the horizon moves: %+v: want an answer all retained", before)
+	_, pb := f.promCall(t, http.MethodGet, "/api/v1/query_range", prom)
+	if before.RetainedFrom != nil || before.Groups[0].Windows[0].Complete != nil || len(pb.Warnings) != 0 {
+		t.Fatalf("before the horizon moves: %+v, warnings %q: want an answer all retained", before, pb.Warnings)
 	}
 	now.Add(int64(15 * time.Minute)) // panes kept from t0+75m on
 	var after retainedJSON
@@ -180,6 +184,58 @@ func TestAnswerCacheFollowsRetention(t *testing.T) {
 	f.getJSON(t, multi, &m)
 	if r := m.Results[0]; r.RetainedFrom == nil || r.Groups[0].Windows[0].Complete == nil {
 		t.Errorf("multi, after the horizon moved: %+v", r)
+	}
+	if _, pa := f.promCall(t, http.MethodGet, "/api/v1/query_range", prom); len(pa.Warnings) != 1 || !strings.Contains(pa.Warnings[0], "past its retention") {
+		t.Errorf("Prometheus API, after the horizon moved: warnings %q, want the retention warning", pa.Warnings)
+	}
+}
+
+// TestPromAPIBeforeRetained: the Prometheus API over a range the stream's
+// retention has partly dropped (panes kept from t0+1h on). A window wholly
+// before it has no sample, as a Prometheus series has none where it has no
+// data (not a 0); a window across it has the sample of its retained part,
+// /v1's number; the answer carries a warning saying so, which Grafana
+// shows on the panel. A range all retained has no warning. Before: the
+// windows before the horizon answered 0, without a warning.
+func TestPromAPIBeforeRetained(t *testing.T) {
+	f := newClockedStoreFixture(t, retainedNow())
+	q := `sum by (country) (sketchd_count{stream="pageviews"})`
+	got, warnings := f.promSamples(t, http.MethodGet, "/api/v1/query_range", url.Values{
+		"query": {q}, "start": {at(45 * time.Minute)}, "end": {at(90 * time.Minute)}, "step": {"900"}})
+	want := f.v1Samples(t, "/v1/streams/pageviews/aggregates/users",
+		url.Values{"from": {at(time.Hour)}, "to": {at(90 * time.Minute)}, "step": {"15m"}, "group_by": {"country"}},
+		map[string]string{"stream": "pageviews"}, 0,
+		func(w *v1Window, add func(string, float64)) { add("", float64(w.Events)) })
+	sortSamples(got)
+	sortSamples(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("range query:\n got %v\nwant %v (the windows from t0+1h on only)", got, want)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "past its retention") || !strings.Contains(warnings[0], at(time.Hour)) {
+		t.Errorf("range query warnings %q, want one naming the retention and %s", warnings, at(time.Hour))
+	}
+
+	// An instant query whose window [t0+55m, t0+65m) straddles the horizon.
+	got, warnings = f.promSamples(t, http.MethodGet, "/api/v1/query", url.Values{
+		"query": {`sum(sketchd_count{stream="pageviews"})`}, "time": {at(65 * time.Minute)}, "lookback_delta": {"10m"}})
+	var v1 retainedJSON
+	f.getJSON(t, "/v1/streams/pageviews/aggregates/users?"+rangeOf(55*time.Minute, 65*time.Minute, ""), &v1)
+	if w := v1.Groups[0].Windows[0]; len(got) != 1 || got[0].v != float64(w.Events) || w.Events == 0 || w.Complete == nil {
+		t.Errorf("instant query across the horizon: %v, want one sample of /v1's %d events (its window incomplete: %v)", got, w.Events, w.Complete)
+	}
+	if len(warnings) != 1 {
+		t.Errorf("instant query across the horizon: warnings %q, want the retention warning", warnings)
+	}
+	// Wholly before it: no sample, the warning.
+	got, warnings = f.promSamples(t, http.MethodGet, "/api/v1/query", url.Values{
+		"query": {`sum(sketchd_count{stream="pageviews"})`}, "time": {at(50 * time.Minute)}, "lookback_delta": {"10m"}})
+	if len(got) != 0 || len(warnings) != 1 {
+		t.Errorf("instant query before the horizon: %v, warnings %q; want no sample and the warning", got, warnings)
+	}
+	// All retained: no warning.
+	if _, warnings = f.promSamples(t, http.MethodGet, "/api/v1/query_range", url.Values{
+		"query": {q}, "start": {at(75 * time.Minute)}, "end": {at(90 * time.Minute)}, "step": {"900"}}); len(warnings) != 0 {
+		t.Errorf("a retained range: warnings %q", warnings)
 	}
 }
 
