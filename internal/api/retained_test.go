@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -236,6 +238,68 @@ func TestPromAPIBeforeRetained(t *testing.T) {
 	if _, warnings = f.promSamples(t, http.MethodGet, "/api/v1/query_range", url.Values{
 		"query": {q}, "start": {at(75 * time.Minute)}, "end": {at(90 * time.Minute)}, "step": {"900"}}); len(warnings) != 0 {
 		t.Errorf("a retained range: warnings %q", warnings)
+	}
+}
+
+// TestPromAPIEmptySelection: as in Prometheus, an aggregation over a
+// selection with no series is an empty result (sum over an empty vector
+// is empty), for instant and range queries, with and without by, as a
+// bare selector and an impossible matcher pair already were; so is a
+// stream's sum over a range without data. Label names and values with
+// none to list are [] (Prometheus's answer, which promtool decodes), never
+// null. Before: sum without by answered a 0 sample labelled {stream}, and
+// the lists were null (promtool query labels failed on it).
+func TestPromAPIEmptySelection(t *testing.T) {
+	f := newStoreFixture(t)
+	rng := url.Values{"start": {at(30 * time.Minute)}, "end": {at(90 * time.Minute)}, "step": {"900"}}
+	instant := url.Values{"time": {at(90 * time.Minute)}}
+	for _, q := range []string{
+		`sum(sketchd_count{stream="pageviews",country="xx"})`,
+		`sum(sketchd_distinct{stream="pageviews",aggregate="users",country="xx"})`,
+		`sum(sketchd_quantile{stream="pageviews",country="xx"})`,
+		`sum(sketchd_top_count{stream="pageviews",country="xx",item="/p/1"})`,
+		`sum without (country, device) (sketchd_count{stream="pageviews",country="xx"})`,
+		`sum by (country) (sketchd_count{stream="pageviews",country="xx"})`,
+		`sketchd_count{stream="pageviews",country="xx"}`,
+		`sum(sketchd_count{stream="pageviews",country="de",country="fr"})`,
+		`sum(sketchd_count{stream="pageviews",country=""})`,
+	} {
+		for path, form := range map[string]url.Values{"/api/v1/query_range": rng, "/api/v1/query": instant} {
+			form = maps.Clone(form)
+			form.Set("query", q)
+			status, pr := f.promCall(t, http.MethodGet, path, form)
+			var res promResult
+			if status != http.StatusOK || json.Unmarshal(pr.Data, &res) != nil || string(res.Result) != "[]" {
+				t.Errorf("%s %s: %d %s, want an empty result", path, q, status, pr.Data)
+			}
+		}
+	}
+	// A stream's sum over a day without data.
+	status, pr := f.promCall(t, http.MethodGet, "/api/v1/query_range", url.Values{"query": {`sum(sketchd_count{stream="pageviews"})`},
+		"start": {at(-24 * time.Hour)}, "end": {at(-23 * time.Hour)}, "step": {"900"}})
+	if body := string(pr.Data); status != http.StatusOK || !strings.Contains(body, `"result":[]`) {
+		t.Errorf("sum over a range without data: %d %s, want an empty result", status, body)
+	}
+	// The same selections with data are still answered.
+	if got, _ := f.promSamples(t, http.MethodGet, "/api/v1/query", url.Values{"query": {`sum(sketchd_count{stream="pageviews",country="de"})`}, "time": {at(90 * time.Minute)}}); len(got) != 1 || got[0].v == 0 {
+		t.Errorf("sum over a selection with data: %v", got)
+	}
+
+	empty := url.Values{"start": {at(-48 * time.Hour)}, "end": {at(-24 * time.Hour)}}
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/api/v1/label/country/values", empty},
+		{"/api/v1/label/item/values", empty},
+		{"/api/v1/label/nosuch/values", nil},
+		{"/api/v1/labels", url.Values{"match[]": {`sketchd_count{stream="nosuch"}`}}},
+		{"/api/v1/series", url.Values{"match[]": {`sketchd_count{stream="nosuch"}`}}},
+	} {
+		r := f.get(t, c.path+"?"+c.form.Encode())
+		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"data":[]`)) {
+			t.Errorf("%s %v: %d %s, want \"data\":[]", c.path, c.form, r.status, r.body)
+		}
 	}
 }
 

@@ -332,10 +332,16 @@ func (h *Handler) plan(t *target, sp evalSpan) (query.Query, string, error) {
 
 // series turns a result into the target's series: one per group (and per
 // quantile or item), a sample per window, stamped at the window's end (an
-// instant query's at its time). A window that lies wholly in a part of the range the
+// instant query's at its time). A result that merged no key has no
+// series: Prometheus answers nothing, not a 0, for an aggregation over an
+// empty selection (the query engine answers one empty group when it does
+// not group). A window that lies wholly in a part of the range the
 // stream's retention no longer keeps (query.Window.Expired) has no sample,
 // as a Prometheus series has none where it has no data.
 func (t *target) series(res *query.Result, sp evalSpan) []series {
+	if res.Keys == 0 {
+		return nil
+	}
 	var out []series
 	for gi := range res.Groups {
 		g := &res.Groups[gi]
