@@ -200,6 +200,27 @@ func TestPromtool(t *testing.T) {
 	if err := json.Unmarshal(out, &series); err != nil || len(series) != 2 {
 		t.Errorf("promtool query series: %s (%v), want the DE and FR keys", out, err)
 	}
+
+	// Nothing to answer is an empty answer, as Prometheus gives it: sum
+	// over a selection without series (before: one sample 0), and the
+	// values of a label over a day without data (before: null, which
+	// promtool failed to decode).
+	out = run("instant", "-o", "json", "--time="+base.Add(time.Hour).Format(time.RFC3339),
+		p.httpURL, `sum(sketchd_count{stream="js",country="XX"})`)
+	if strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("promtool query instant, sum over no series: %s, want []", out)
+	}
+	out = run("range", "-o", "json", "--start="+base.Add(10*time.Minute).Format(time.RFC3339),
+		"--end="+base.Add(time.Hour).Format(time.RFC3339), "--step=10m",
+		p.httpURL, `sum(sketchd_count{stream="js",country="XX"})`)
+	if strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("promtool query range, sum over no series: %s, want []", out)
+	}
+	out = run("labels", "-o", "json", "--start="+base.Add(-72*time.Hour).Format(time.RFC3339),
+		"--end="+base.Add(-48*time.Hour).Format(time.RFC3339), p.httpURL, "country")
+	if strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("promtool query labels country over a day without data: %s, want []", out)
+	}
 	p.stop(t)
 }
 

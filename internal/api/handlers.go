@@ -349,6 +349,11 @@ const (
 	hdrKeys      = "Sketchd-Keys"
 	hdrPanes     = "Sketchd-Panes"
 	hdrWatermark = "Sketchd-Watermark"
+	// hdrRetainedFrom and hdrComplete: retained_from and complete of a
+	// query's answer, only when the range starts before what retention
+	// keeps (retainedOf).
+	hdrRetainedFrom = "Sketchd-Retained-From"
+	hdrComplete     = "Sketchd-Complete"
 )
 
 // sketch answers the merged sketch of the whole range and where filter in
@@ -389,6 +394,13 @@ func (s *server) sketch(w http.ResponseWriter, r *http.Request) {
 	h.Set(hdrPanes, strconv.Itoa(win.Panes))
 	if wm := timePtr(res.Watermark); wm != nil {
 		h.Set(hdrWatermark, *wm)
+	}
+	from, complete := retainedOf(res, win)
+	if from != nil {
+		h.Set(hdrRetainedFrom, *from)
+	}
+	if complete != nil {
+		h.Set(hdrComplete, "false")
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

@@ -110,10 +110,13 @@ type resultJSON struct {
 	Params    paramsJSON `json:"params"`
 	From      string     `json:"from"`
 	To        string     `json:"to"`
-	Step      *string    `json:"step"`
-	Window    *string    `json:"window"`
-	Watermark *string    `json:"watermark"`
-	AsOf      asOfJSON   `json:"as_of"`
+	// RetainedFrom is set when the range starts before the first pane
+	// the stream's retention still keeps (query.Result.RetainedFrom).
+	RetainedFrom *string  `json:"retained_from,omitempty"`
+	Step         *string  `json:"step"`
+	Window       *string  `json:"window"`
+	Watermark    *string  `json:"watermark"`
+	AsOf         asOfJSON `json:"as_of"`
 	// Partitions says which partitions the answer covers (partitions.go).
 	Partitions partitionsJSON `json:"partitions"`
 	Keys       int            `json:"keys"`
@@ -151,11 +154,15 @@ type groupJSON struct {
 
 // windowJSON is one window; its kind's answer members appear inline.
 type windowJSON struct {
-	Start  string `json:"start"`
-	End    string `json:"end"`
-	Final  bool   `json:"final"`
-	Events uint64 `json:"events"`
-	Panes  int    `json:"panes"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Final bool   `json:"final"`
+	// Complete is false, and only then present, for a window that lies
+	// partly or wholly in an expired part of the range (query.Window's
+	// Incomplete): its events there are no longer kept.
+	Complete *bool  `json:"complete,omitempty"`
+	Events   uint64 `json:"events"`
+	Panes    int    `json:"panes"`
 	answers
 }
 
@@ -192,6 +199,7 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams, m
 		Resolution: renderResolution(res.Resolution),
 		Groups:     make([]groupJSON, 0, len(res.Groups)),
 	}
+	out.RetainedFrom, _ = retainedOf(res, nil)
 	if p.step != 0 {
 		out.Step, out.Window = durPtr(res.Step), durPtr(res.Window)
 	}
@@ -219,8 +227,25 @@ func renderResult(st *sketchd.StreamStatus, res *query.Result, p *queryParams, m
 	return out, nil
 }
 
+// retainedOf is what an answer says of retention: retained_from, the
+// first pane start the stream's own panes are kept for, when res's range
+// starts before it; and complete: false when window w lies partly or
+// wholly in a part of the range no retained pane serves (the
+// resolution's "expired" parts). Both nil otherwise (and for a nil res or
+// w), so an answer over a retained range has neither.
+func retainedOf(res *query.Result, w *query.Window) (retainedFrom *string, complete *bool) {
+	if res != nil && res.RetainedFrom != sketchd.NoTime && res.From < res.RetainedFrom {
+		retainedFrom = timePtr(res.RetainedFrom)
+	}
+	if w != nil && w.Incomplete {
+		complete = new(false)
+	}
+	return retainedFrom, complete
+}
+
 func renderWindow(w *query.Window, p *queryParams) (windowJSON, error) {
 	out := windowJSON{Start: rfc3339(w.Start), End: rfc3339(w.End), Final: w.Final, Events: w.Events, Panes: w.Panes}
+	_, out.Complete = retainedOf(nil, w)
 	a, ok := renderAs(w.Sketch, *p)
 	if !ok {
 		return out, fmt.Errorf("window holds an unexpected sketch %T", w.Sketch)

@@ -26,7 +26,9 @@ func renderRollups(rs []sketchd.RollupStatus) []rollupJSON {
 }
 
 // resolutionJSON is a part of an answer's range and the resolution that
-// served it: "panes" (the stream's own) or "rollup" (a stored tier).
+// served it: "panes" (the stream's own) or "rollup" (a stored tier); or
+// "expired", a part before the retention of the resolution (granularity)
+// that would serve it: its events are no longer kept.
 type resolutionJSON struct {
 	From        string           `json:"from"`
 	To          string           `json:"to"`
@@ -38,7 +40,10 @@ func renderResolution(spans []query.Span) []resolutionJSON {
 	out := make([]resolutionJSON, len(spans))
 	for i, s := range spans {
 		src := "panes"
-		if s.Tier {
+		switch {
+		case s.Expired:
+			src = "expired"
+		case s.Tier:
 			src = "rollup"
 		}
 		out[i] = resolutionJSON{From: rfc3339(s.From), To: rfc3339(s.To), Granularity: sketchd.Duration(s.Granularity), Source: src}

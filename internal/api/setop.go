@@ -84,13 +84,17 @@ type setopJSON struct {
 }
 
 type setopOperandJSON struct {
-	From   string   `json:"from"`
-	To     string   `json:"to"`
-	Where  []string `json:"where"` // the operand's where expressions, shared first
-	Final  bool     `json:"final"`
-	Events uint64   `json:"events"`
-	Keys   int      `json:"keys"`
-	Panes  int      `json:"panes"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// RetainedFrom and Complete: as in a query's answer (resultJSON,
+	// windowJSON), only when the range starts before what retention keeps.
+	RetainedFrom *string  `json:"retained_from,omitempty"`
+	Where        []string `json:"where"` // the operand's where expressions, shared first
+	Final        bool     `json:"final"`
+	Complete     *bool    `json:"complete,omitempty"`
+	Events       uint64   `json:"events"`
+	Keys         int      `json:"keys"`
+	Panes        int      `json:"panes"`
 	setopResultJSON
 }
 
@@ -189,6 +193,7 @@ func (s *server) setopOperand(r *http.Request, st *sketchd.StreamStatus, name st
 	if o.Where == nil {
 		o.Where = []string{}
 	}
+	o.RetainedFrom, o.Complete = retainedOf(res, win)
 	return th, o, nil
 }
 

@@ -19,7 +19,9 @@ import (
 // renderWindowMemo renders w as JSON, from memo when it was rendered
 // before with the same parameters.
 func renderWindowMemo(w *query.Window, p *queryParams, memo *answerCache, kp string) (json.RawMessage, error) {
-	cacheable := memo != nil && w.CacheID != 0 && w.Final
+	// An incomplete window is rendered each time: CacheID names its data,
+	// not whether retention has passed it since.
+	cacheable := memo != nil && w.CacheID != 0 && w.Final && !w.Incomplete
 	var key string
 	if cacheable {
 		key = kp + strconv.FormatUint(w.CacheID, 36)

@@ -3,6 +3,7 @@ package promapi
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sketchd/sketchd/internal/query"
@@ -34,19 +35,19 @@ var AnswerPaths = []string{"/query", "/query_range"}
 type answer struct {
 	key       string
 	cacheable bool
-	compute   func() (any, error)
+	compute   func() (any, []string, error) // the data and its warnings
 }
 
 // lazyAnswer is the answer of plan over sp, rendered by render: its key
 // holds the query, the evaluated span and the key of every target's
 // result, so a commit to any stream it reads changes it.
 func (h *Handler) lazyAnswer(r *http.Request, p *planned, sp evalSpan, render func([]series) any) *answer {
-	a := &answer{compute: func() (any, error) {
-		ss, err := h.run(r.Context(), p, sp)
+	a := &answer{compute: func() (any, []string, error) {
+		ss, warnings, err := h.run(r.Context(), p, sp)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return render(ss), nil
+		return render(ss), warnings, nil
 	}}
 	if h.answers == nil {
 		return a
@@ -65,14 +66,15 @@ func (h *Handler) lazyAnswer(r *http.Request, p *planned, sp evalSpan, render fu
 	return a
 }
 
-// serve writes a: through Config.Answers, or computed here without it.
+// serve writes a: through Config.Answers, or computed here without it;
+// with the warnings of planning it and then those of its computation.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *answer, warnings []string) {
 	compute := func() ([]byte, error) {
-		data, err := a.compute()
+		data, more, err := a.compute()
 		if err != nil {
 			return nil, err
 		}
-		return encode(response{Status: "success", Data: data, Warnings: warnings})
+		return encode(response{Status: "success", Data: data, Warnings: append(slices.Clip(warnings), more...)})
 	}
 	if h.answers == nil {
 		body, err := compute()

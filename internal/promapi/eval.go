@@ -256,29 +256,53 @@ func fromSince(spec *sketchd.Stream, qu query.Query) (query.Query, bool) {
 
 // run runs the planned queries through the query engine, whose results it
 // only reads (Config.Querier may share cached sketches), and returns the
-// series sorted by labels.
-func (h *Handler) run(ctx context.Context, p *planned, sp evalSpan) ([]series, error) {
+// series sorted by labels, and the warnings of what the results say
+// (expiredWarning).
+func (h *Handler) run(ctx context.Context, p *planned, sp evalSpan) ([]series, []string, error) {
 	var (
-		out     []series
-		samples int
+		out      []series
+		warnings []string
+		samples  int
 	)
 	for i := range p.targets {
 		t := &p.targets[i]
 		res, err := h.querier.Query(ctx, query.TargetOf(t.status), p.queries[i])
 		if err != nil {
-			return nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
+			return nil, nil, fmt.Errorf("stream %q aggregate %q: %w", t.status.Spec.Name, t.aggregate, err)
 		}
 		ss := t.series(res, sp)
 		for _, s := range ss {
 			samples += len(s.points)
 		}
 		if samples > h.opts.MaxSamples {
-			return nil, &apiError{errorExec, fmt.Sprintf("query too large: more than %d samples; narrow the range, raise the step or select fewer series", h.opts.MaxSamples)}
+			return nil, nil, &apiError{errorExec, fmt.Sprintf("query too large: more than %d samples; narrow the range, raise the step or select fewer series", h.opts.MaxSamples)}
 		}
 		out = append(out, ss...)
+		if w, ok := expiredWarning(t.status.Spec.Name, res); ok && !slices.Contains(warnings, w) {
+			warnings = append(warnings, w)
+		}
 	}
 	slices.SortFunc(out, func(a, b series) int { return labels.Compare(a.labels, b.labels) })
-	return out, nil
+	return out, warnings, nil
+}
+
+// expiredWarning is the warning of a result with windows in a part of the
+// range the stream's retention no longer keeps (query.Window.Incomplete):
+// Prometheus's format has no place to say so in the samples.
+func expiredWarning(stream string, res *query.Result) (string, bool) {
+	for _, g := range res.Groups {
+		for _, w := range g.Windows {
+			if !w.Incomplete {
+				continue
+			}
+			kept := ""
+			if res.RetainedFrom != sketchd.NoTime {
+				kept = " (its panes are kept from " + time.Unix(0, res.RetainedFrom).UTC().Format(time.RFC3339) + " on)"
+			}
+			return fmt.Sprintf("stream %q: part of the range is past its retention%s: windows wholly in that part have no samples, and a window partly in it counts only the rest", stream, kept), true
+		}
+	}
+	return "", false
 }
 
 // plan is the query.Query of t over sp. The step (and an instant query's
@@ -308,8 +332,16 @@ func (h *Handler) plan(t *target, sp evalSpan) (query.Query, string, error) {
 
 // series turns a result into the target's series: one per group (and per
 // quantile or item), a sample per window, stamped at the window's end (an
-// instant query's at its time).
+// instant query's at its time). A result that merged no key has no
+// series: Prometheus answers nothing, not a 0, for an aggregation over an
+// empty selection (the query engine answers one empty group when it does
+// not group). A window that lies wholly in a part of the range the
+// stream's retention no longer keeps (query.Window.Expired) has no sample,
+// as a Prometheus series has none where it has no data.
 func (t *target) series(res *query.Result, sp evalSpan) []series {
+	if res.Keys == 0 {
+		return nil
+	}
 	var out []series
 	for gi := range res.Groups {
 		g := &res.Groups[gi]
@@ -338,6 +370,9 @@ func (t *target) series(res *query.Result, sp evalSpan) []series {
 			if sp.step == 0 {
 				ts = unixMs(sp.end)
 			} else if w.End < sp.start {
+				continue
+			}
+			if w.Expired {
 				continue
 			}
 			t.samples(w, ts, add)

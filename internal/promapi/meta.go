@@ -238,7 +238,16 @@ func (h *Handler) labelNames(r *http.Request) (any, []string, error) {
 			names[d] = true
 		}
 	}
-	return slices.Sorted(maps.Keys(names)), nil, nil
+	return nonNil(slices.Sorted(maps.Keys(names))), nil, nil
+}
+
+// nonNil is vals, or [] (JSON [], as Prometheus answers an empty list,
+// not null) when it is nil.
+func nonNil(vals []string) []string {
+	if vals == nil {
+		return []string{}
+	}
+	return vals
 }
 
 // labelValues answers /api/v1/label/{name}/values for the series match[]
@@ -284,7 +293,7 @@ func (h *Handler) labelValues(r *http.Request) (any, []string, error) {
 			}
 		}
 	}
-	out := slices.Sorted(maps.Keys(vals))
+	out := nonNil(slices.Sorted(maps.Keys(vals)))
 	var warnings []string
 	if len(out) > limit {
 		out, warnings = out[:limit], []string{truncatedWarning}

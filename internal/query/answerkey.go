@@ -5,7 +5,9 @@ import "encoding/binary"
 // AnswerKey names qu's result against t for callers that cache what they
 // make of it (the API caches rendered answers): two queries with the same
 // key get equal results. It is the result cache's key, so it holds the
-// stream's last commit, and a commit changes every key. ok is false when
+// stream's last commit, and a commit changes every key; so do a move of
+// the stream's rollup tier cursors and, for a range that starts before
+// it, of a retention horizon (appendRetained). ok is false when
 // results are not cached (no result cache, nothing committed yet, a partition
 // not covered) or qu
 // does not compile to a geometry.
@@ -17,7 +19,7 @@ func (q *Querier) AnswerKey(t Target, qu Query) (key string, ok bool) {
 	if err != nil {
 		return "", false
 	}
-	return withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), true
+	return withGeneration(q.resultKey(t, qu, g), q.gens.get(t.ID)), true
 }
 
 // QuestionKey names qu against t's stream whatever its commit: AnswerKey

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -266,6 +267,9 @@ func sameResult(t *testing.T, at string, got, want *Result) {
 	if got.Keys != want.Keys || got.Panes != want.Panes || got.From != want.From || got.To != want.To || len(got.Groups) != len(want.Groups) {
 		t.Fatalf("%s: keys %d panes %d [%d,%d) groups %d, want %d %d [%d,%d) %d", at,
 			got.Keys, got.Panes, got.From, got.To, len(got.Groups), want.Keys, want.Panes, want.From, want.To, len(want.Groups))
+	}
+	if !slices.Equal(got.Resolution, want.Resolution) {
+		t.Fatalf("%s: resolution %+v, want %+v", at, got.Resolution, want.Resolution)
 	}
 	for gi, wg := range want.Groups {
 		gg := got.Groups[gi]

@@ -60,6 +60,7 @@ func (q *Querier) queryMulti(ctx context.Context, t Target, qu Query, aggregates
 		if err != nil {
 			return nil, err
 		}
+		p.finish(res)
 		out[i] = res
 	}
 	return out, nil

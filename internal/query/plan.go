@@ -44,6 +44,9 @@ type plan struct {
 	cost     cost           // estimated from the selected keys (cost.go)
 
 	spans []Span // chooseTiers: the scan range by resolution (tiers.go)
+	// ret: how far back each resolution is kept, read at compile
+	// (retained.go).
+	ret retained
 
 	// planScans
 	blocks []int64 // starts of the blocks that stand for their panes
@@ -94,6 +97,7 @@ func (q *Querier) compile(t Target, qu Query) (*plan, error) {
 		agg:    aggregate{index: ai, name: qu.Aggregate, kind: kind, params: params, decoded: &q.stats.decoded},
 		sel:    sel,
 		geom:   geom,
+		ret:    q.retained(t),
 	}, nil
 }
 

@@ -120,7 +120,7 @@ func (q *Querier) Query(ctx context.Context, t Target, qu Query) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	return q.results.do(ctx, withGeneration(resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
+	return q.results.do(ctx, withGeneration(q.resultKey(t, qu, g), q.gens.get(t.ID)), func(ctx context.Context) (*Result, error) {
 		return q.query(ctx, t, qu, false)
 	})
 }
@@ -142,7 +142,12 @@ func (q *Querier) query(ctx context.Context, t Target, qu Query, shared bool) (*
 	if err := q.selectKeys(ctx, p); err != nil {
 		return nil, err
 	}
-	return q.answer(ctx, p)
+	res, err := q.answer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	p.finish(res)
+	return res, nil
 }
 
 // compute runs the scan steps of p: plan scans; then, with the memory the

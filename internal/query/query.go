@@ -49,8 +49,14 @@ type Result struct {
 	Panes     int // stored panes merged
 	Groups    []Group
 	// Resolution says which resolution served each part of the range read
-	// (tiers.go): the stream's own panes or a rollup tier's.
+	// (tiers.go): the stream's own panes or a rollup tier's, or neither
+	// any more (Span.Expired: retained.go).
 	Resolution []Span
+	// RetainedFrom is the first pane start the stream's own panes are
+	// still kept for (its retention, as of now) when From is before it;
+	// sketchd.NoTime otherwise. Before it, only a rollup tier can serve
+	// a part (Resolution says which parts it did).
+	RetainedFrom int64
 }
 
 // Group is the series of one group-by tuple.
@@ -68,6 +74,10 @@ type Window struct {
 	Events uint64 // exact count of events in the window
 	Panes  int    // stored panes merged into it
 	Sketch sketch.Sketch
+	// Incomplete is true when part of the window lies in a part of the
+	// range the result's Resolution marks Expired: its events there are
+	// missing. Expired is true when all of it does.
+	Incomplete, Expired bool
 	// CacheID is nonzero for a window of a QueryShared result whose Sketch
 	// is the window cache's own: every result holding the same CacheID
 	// holds the same final window (events, panes, sketch), so what a caller

@@ -18,7 +18,9 @@ import (
 // geometry, filters and grouping, the committed watermark and the stored
 // panes; the panes change only when a commit does, and every commit moves
 // LastCommit. So a dashboard refreshing the same panels, or many clients
-// asking the same question, cost one computation per commit. Cached results
+// asking the same question, cost one computation per commit. (What moves
+// a result between commits, the tier cursors and the retention horizons,
+// is in the key too: appendRetained.) Cached results
 // are never handed out: callers get deep copies, which they may use freely.
 type resultCache struct {
 	mu       sync.Mutex
@@ -73,8 +75,9 @@ func newResultCache(entries int, bytes int64) *resultCache {
 
 // resultKey encodes what determines a query's result besides the stored
 // panes: the stream, the last commit, the committed watermark, the aligned
-// geometry and the query's shape (appendShape).
-func resultKey(t Target, qu Query, g geometry) string {
+// geometry, the query's shape (appendShape), and the retention horizons
+// and tier cursors (appendRetained), which move between commits.
+func (q *Querier) resultKey(t Target, qu Query, g geometry) string {
 	b := make([]byte, 0, 128)
 	b = binary.AppendUvarint(b, uint64(t.ID))
 	b = binary.AppendVarint(b, t.LastCommit)
@@ -84,7 +87,7 @@ func resultKey(t Target, qu Query, g geometry) string {
 	b = binary.AppendVarint(b, g.step)
 	b = binary.AppendVarint(b, g.window)
 	b = appendShape(b, qu)
-	return string(b)
+	return string(q.appendRetained(b, t, g.scanFrom()))
 }
 
 // do returns a copy of the cached result for key, or computes it with

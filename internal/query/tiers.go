@@ -38,6 +38,10 @@ type Span struct {
 	From, To    int64 // unix ns
 	Granularity int64 // ns
 	Tier        bool  // read from a rollup tier
+	// Expired: before the horizon of the resolution the planner chose
+	// for it (retained.go): neither the stream's own panes nor that tier
+	// keeps it any more, so its events are missing from the answer.
+	Expired bool
 }
 
 // maxTierPanesPlanned bounds the tier panes one span is planned over: a
@@ -230,17 +234,4 @@ func inBase(base [][2]int64, from, to int64) bool {
 		}
 	}
 	return false
-}
-
-// resolution merges adjacent spans of the same resolution, for the result.
-func (p *plan) resolution() []Span {
-	var out []Span
-	for _, s := range p.spans {
-		if n := len(out); n > 0 && out[n-1].To == s.From && out[n-1].Granularity == s.Granularity && out[n-1].Tier == s.Tier {
-			out[n-1].To = s.To
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
 }

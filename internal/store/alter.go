@@ -87,6 +87,9 @@ func (db *DB) AlterStream(ctx context.Context, name string, spec sketchd.Stream,
 	db.regMu.Lock()
 	db.register(next)
 	db.regMu.Unlock()
+	if len(info.Spec.Rollups) > 0 { // tiers dropped or changed
+		db.tierVersions.bump(id)
+	}
 	return next, nil
 }
 

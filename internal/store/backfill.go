@@ -223,5 +223,6 @@ func (db *DB) ResetTiers(ctx context.Context, streamID uint32) error {
 	if err := db.dropPrefixes(tierPrefixes(streamID)...); err != nil {
 		return db.writeFailed("reset tiers", err)
 	}
+	db.tierVersions.bump(streamID)
 	return nil
 }

@@ -59,12 +59,13 @@ type DB struct {
 	healthMu sync.Mutex
 	writeErr error
 
-	tierRewound tierMarks     // tier_rewind.go
-	backfills   backfillMemo  // backfill.go
-	restoring   restoringMemo // restoring.go
-	paneMemo    paneMemo      // panememo.go: panes key listings saw
-	pages       *pageReleaser // pagerelease.go: when table pages are released
-	opens       openMarks     // openfam.go: which starts open may hold
+	tierRewound  tierMarks     // tier_rewind.go
+	tierVersions tierVersions  // tier_version.go
+	backfills    backfillMemo  // backfill.go
+	restoring    restoringMemo // restoring.go
+	paneMemo     paneMemo      // panememo.go: panes key listings saw
+	pages        *pageReleaser // pagerelease.go: when table pages are released
+	opens        openMarks     // openfam.go: which starts open may hold
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}

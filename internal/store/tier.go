@@ -116,6 +116,9 @@ func (db *DB) writeTier(ctx context.Context, streamID uint32, tier time.Duration
 		return db.writeFailed("write tier", err)
 	}
 	db.writeOK()
+	if built != nil {
+		db.tierVersions.bump(streamID)
+	}
 	return nil
 }
 

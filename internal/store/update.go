@@ -111,6 +111,9 @@ func (db *DB) UpdatePane(ctx context.Context, streamID uint32, key string, start
 	if err := db.widenForUpdate(streamID, &info.Spec, ik, start, partitionStart(part, w), partitionStart(part+1, w)-1); err != nil {
 		return ImportResult{}, db.updateFailed(err)
 	}
+	if len(info.Spec.Rollups) > 0 {
+		db.tierVersions.bump(streamID) // rewindTiers may have lowered a cursor
+	}
 	editErr, err := db.editPane(pk, uk, encodeImportRecord(rec.with(key, start, &imp)), key, start, added, edit)
 	switch {
 	case editErr != nil:
