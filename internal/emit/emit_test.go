@@ -83,6 +83,7 @@ type rig struct {
 	stopSvc func()
 	h       http.Handler
 	rng     *rand.Rand
+	dupWin  time.Duration // the target streams' duplicate window; 0: the default
 }
 
 // newQuerier returns a querier over r that tb closes when it ends: Close
@@ -136,7 +137,7 @@ func newRig(t *testing.T, specs ...sketchd.Stream) *rig {
 // startService runs an emit service until the test ends; stop stops it
 // earlier.
 func (r *rig) startService() (svc *Service, stop func()) {
-	svc = New(r.mgr, r.q, r.db, api.NewEmitRenderer(api.Limits{}), func() *nats.Conn { return r.nc }, testLogger(r.t), Options{Interval: 50 * time.Millisecond})
+	svc = New(r.mgr, r.q, r.db, api.NewEmitRenderer(api.Limits{}), func() *nats.Conn { return r.nc }, testLogger(r.t), Options{Interval: 50 * time.Millisecond, DuplicateWindow: r.dupWin})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Run(ctx) }()

@@ -78,8 +78,9 @@ func (e *emitter) status() []sketchd.EmitStatus {
 	return out
 }
 
-// target is one emit target's state. Fields: plan, cur, loaded, seen and
-// lateSeen belong to the emitter's goroutine; the rest are atomics.
+// target is one emit target's state. Fields: plan, cur, loaded, seen,
+// lateSeen, lateKnown and seeded belong to the emitter's goroutine; the
+// rest are atomics.
 type target struct {
 	e      *emitter
 	idx    int
@@ -95,8 +96,9 @@ type target struct {
 	// the windows closed but not final (close trigger): a late event that
 	// changes a window changes its count, and an update is published.
 	seen      map[seenKey]uint64
-	lateSeen  uint64 // the committed late-event count at the last check
-	lateKnown bool   // lateSeen was read (a restart checks once)
+	lateSeen  uint64 // the committed late-event count the closed windows are up to date with (stored in the cursor)
+	lateKnown bool   // lateSeen is known (read, or loaded with the cursor)
+	seeded    bool   // seen holds the closed windows (a start learns them once)
 	batch     int    // windows per query (halved while limits refuse)
 
 	closedTo, finalTo    atomic.Int64

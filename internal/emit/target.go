@@ -94,17 +94,27 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 
 // latePass republishes the closed windows that late events changed since
 // they were published (see step). The committed late count is read before
-// the windows, so a late event committed meanwhile is seen next time.
+// the windows, so a late event committed meanwhile is seen next time. The
+// count the closed windows are up to date with is kept in the cursor: a
+// target that starts again with it unchanged only learns what the closed
+// windows hold (passSeed), so that a later late event updates only what it
+// changed; before, every start published every closed window again.
 func (t *target) latePass(ctx context.Context, tgt query.Target) error {
-	if t.cur.closedTo <= t.cur.finalTo {
-		return nil
-	}
 	cp, ok, err := t.e.s.db.Checkpoint(ctx, t.e.id)
 	if err != nil || !ok {
 		return err
 	}
-	if t.lateKnown && cp.Counters.Late == t.lateSeen {
+	late := cp.Counters.Late
+	if t.cur.closedTo <= t.cur.finalTo { // no window closed and not final
+		t.lateSeen, t.lateKnown, t.seeded = late, true, true
 		return nil
+	}
+	p := passLate
+	if t.lateKnown && late == t.lateSeen {
+		if t.seeded {
+			return nil
+		}
+		p = passSeed
 	}
 	// The checkpoint may be newer than the status tgt was built from: ask
 	// the store itself (no last commit: no answer, result or tail cached
@@ -114,14 +124,18 @@ func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	w := int64(t.spec.Window)
 	for lo := t.cur.finalTo; lo < t.cur.closedTo; {
 		hi := min(t.cur.closedTo, lo+int64(t.batch)*w)
-		n, _, err := t.publishRange(ctx, tgt, lo, hi, passLate)
+		n, _, err := t.publishRange(ctx, tgt, lo, hi, p)
 		if err != nil {
 			return err
 		}
 		lo += int64(n) * w
 	}
-	t.lateSeen, t.lateKnown = cp.Counters.Late, true
-	return nil
+	t.seeded = true
+	if p == passSeed {
+		return nil
+	}
+	t.lateSeen, t.lateKnown = late, true
+	return t.save(ctx, t.cur) // a start then knows the closed windows are up to date
 }
 
 // skipEmpty returns where a pass that found no data before from may go on:
@@ -159,6 +173,7 @@ func (t *target) load(ctx context.Context) (bool, error) {
 		c = store.EmitCursor{ClosedTo: s, FinalTo: s}
 	}
 	t.setCursor(cursor{c.ClosedTo, c.FinalTo})
+	t.lateSeen, t.lateKnown = c.LateSeen, c.LateKnown
 	t.loaded = true
 	return true, nil
 }
@@ -171,7 +186,8 @@ func (t *target) setCursor(c cursor) {
 
 // save stores c durably, then makes it the target's cursor.
 func (t *target) save(ctx context.Context, c cursor) error {
-	if err := t.e.s.db.SetEmitCursor(ctx, t.e.id, t.spec.Subject, store.EmitCursor{ClosedTo: c.closedTo, FinalTo: c.finalTo}); err != nil {
+	sc := store.EmitCursor{ClosedTo: c.closedTo, FinalTo: c.finalTo, LateSeen: t.lateSeen, LateKnown: t.lateKnown}
+	if err := t.e.s.db.SetEmitCursor(ctx, t.e.id, t.spec.Subject, sc); err != nil {
 		return fmt.Errorf("store the emit cursor: %w", err)
 	}
 	t.setCursor(c)
@@ -184,6 +200,7 @@ const (
 	passFinal pass = iota
 	passClose
 	passLate
+	passSeed // the late pass after a start: record what the closed windows hold, publish nothing
 )
 
 // publishRange publishes the windows of [lo, hi) for pass p, in window
@@ -284,6 +301,9 @@ func (t *target) render(tgt query.Target, res []*query.Result, idx []int, lo int
 						continue
 					}
 					update = true
+				case passSeed:
+					t.seen[sk] = win.Events
+					continue
 				}
 				body, err := t.e.s.renderer.Message(tgt.Spec.Name, t.plan, ai, r, g.Key, win, update)
 				if err != nil {
