@@ -134,7 +134,10 @@ func (r *runner) runTiers(run context.Context) error {
 	for {
 		// Every pass reloads the cursors: an import into a final pane
 		// lowers those of the tiers that hold it (store.ErrTierRewound).
-		if !pace.wait(r) && b.loadCursors(run) {
+		switch {
+		case pace.wait(r):
+			b.refreshReady()
+		case b.loadCursors(run):
 			b.buildAll(run)
 		}
 		select {
@@ -181,6 +184,16 @@ func (b *tierBuilder) buildAll(ctx context.Context) {
 			if !more {
 				break
 			}
+		}
+	}
+}
+
+// refreshReady records how far each tier's sources are final now (the
+// status's ready_to) on a pass that builds nothing.
+func (b *tierBuilder) refreshReady() {
+	for i, t := range b.r.spec.Rollups {
+		if _, final := b.source(i); final != sketchd.NoTime {
+			b.r.tiers.ready[i].Store(sketchd.PaneStart(final, int64(t.Granularity)))
 		}
 	}
 }

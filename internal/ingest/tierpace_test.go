@@ -104,3 +104,23 @@ func TestTiersWaitForBacklog(t *testing.T) {
 		t.Errorf("%v build errors", n)
 	}
 }
+
+// TestTierReadyWhileDeferred: a deferred pass still moves each tier's
+// ready_to (the status's "how far its sources are final"): the first
+// tier's from the committed watermark, the next one's from the tier below's
+// cursor.
+func TestTierReadyWhileDeferred(t *testing.T) {
+	spec := tierSpec("ready") // 1s panes, lateness 2s, tiers 5s and 30s
+	r := &runner{spec: spec}
+	r.tiers.init(len(spec.Rollups))
+	b := &tierBuilder{r: r}
+	s := int64(time.Second)
+	r.committer.committedWM.Store(73 * s)
+	r.tiers.cursors[0].Store(65 * s)
+	b.refreshReady()
+	// Final to 71 s: the 5s tier's units end by 70 s; the 30s tier's
+	// source (the 5s tier) is built to 65 s: its units end by 60 s.
+	if got0, got1 := r.tiers.ready[0].Load(), r.tiers.ready[1].Load(); got0 != 70*s || got1 != 60*s {
+		t.Errorf("ready_to %v, %v; want 70s, 60s", time.Duration(got0), time.Duration(got1))
+	}
+}

@@ -50,6 +50,9 @@ type TierRun struct {
 	// builder's work after the last event counts.
 	Done time.Duration `json:"done"`
 	CPU  float64       `json:"cpu"`
+	// Deferred is how many of the builder's passes waited for the backlog
+	// (sketchd_rollup_passes_deferred_total of the stream).
+	Deferred float64 `json:"deferred,omitempty"`
 }
 
 // TierCostGoal is the least ingest rate with two tiers, as a share of the
@@ -83,7 +86,7 @@ func (r *runner) tierCost(ctx context.Context) (*TierCost, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.logf("   %s: %.0f events/s, done in %s, %.2f CPU s", s.name, run.Rate, run.Done.Round(time.Millisecond), run.CPU)
+			r.logf("   %s: %.0f events/s, done in %s, %.2f CPU s, %.0f builder passes deferred", s.name, run.Rate, run.Done.Round(time.Millisecond), run.CPU, run.Deferred)
 			tc.Runs = append(tc.Runs, run)
 			if err := r.deleteTierStream(ctx, js, s.name); err != nil {
 				return tc, err
@@ -171,6 +174,7 @@ func (r *runner) tierRun(ctx context.Context, name string, tiers bool, n int) (T
 		return run, err
 	}
 	run.CPU = m.Sum("process_cpu_seconds_total") - cpu0
+	run.Deferred = m.Sum("sketchd_rollup_passes_deferred_total", "stream", name)
 	return run, nil
 }
 
@@ -268,10 +272,10 @@ func renderTierCost(p func(string, ...any), tc *TierCost) {
 	p("stream's density (some 2,000 events a key and pane) the builder has about 500 times less to do per\n")
 	p("event; a live backlog would need hours of event time before a 1-hour tier pane is final, so it is not\n")
 	p("measured here.\n\n")
-	p("| stream | tiers | ingest rate | processed in | done in | CPU | CPU per event |\n|---|---|---|---|---|---|---|\n")
+	p("| stream | tiers | ingest rate | processed in | done in | CPU | CPU per event | builder passes deferred |\n|---|---|---|---|---|---|---|---|\n")
 	for _, run := range tc.Runs {
-		p("| %s | %d | %s | %s | %s | %.2f s | %.1f µs |\n", run.Stream, run.Tiers, rate(run.Rate), run.Elapsed.Round(time.Millisecond),
-			run.Done.Round(time.Millisecond), run.CPU, 1e6*run.CPU/float64(tc.Events))
+		p("| %s | %d | %s | %s | %s | %.2f s | %.1f µs | %.0f |\n", run.Stream, run.Tiers, rate(run.Rate), run.Elapsed.Round(time.Millisecond),
+			run.Done.Round(time.Millisecond), run.CPU, 1e6*run.CPU/float64(tc.Events), run.Deferred)
 	}
 	rate0, rate2, cpu0, cpu2 := tc.means()
 	p("\nMeans: %s without tiers, %s with two (%.0f%%); CPU per event %.1f against %.1f µs (%.0f%%).\n",

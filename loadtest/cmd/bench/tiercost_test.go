@@ -36,7 +36,7 @@ func TestTierCostTarget(t *testing.T) {
 	}
 	var b strings.Builder
 	renderTierCost(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, runs(95_000))
-	for _, want := range []string{"| tiers2c | 2 | 95,000/s | 10ms | 1s | 0.03 s | 30.0 µs |", "Means: 100,000/s without tiers, 95,000/s with two (95%)"} {
+	for _, want := range []string{"| tiers2c | 2 | 95,000/s | 10ms | 1s | 0.03 s | 30.0 µs | 0 |", "Means: 100,000/s without tiers, 95,000/s with two (95%)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("section lacks %q:\n%s", want, b.String())
 		}
