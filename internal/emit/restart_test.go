@@ -65,3 +65,26 @@ func TestEmitRestartPublishesNoClosedWindowAgain(t *testing.T) {
 	}
 	t.Logf("%d messages before the restarts, none published again; %d updates for the late event", len(before), len(after))
 }
+
+// TestEmitStatusWithoutEmitter: a stream whose emitter does not run (it is
+// starting, backfilling or failed) still lists its targets in the status,
+// at their stored cursors (black-box round 4 saw emit missing while a
+// backfill ran).
+func TestEmitStatusWithoutEmitter(t *testing.T) {
+	sp := spec("ps")
+	r := newRig(t, sp)
+	r.publish("ps", 0, 5_000, 30_000)
+	r.waitEmit("ps", 30*time.Second, 20*time.Second)
+	st := r.status("ps")
+	running := r.svc.Status("ps")[0]
+	ghost := st
+	ghost.Spec.Name = "not-running" // no emitter by that name: the stored cursors
+	got := r.svc.statusOf(t.Context(), &ghost)
+	if len(got) != 1 || got[0].Subject != "out.ps" || got[0].ClosedTo < running.ClosedTo || got[0].FinalTo < running.FinalTo || got[0].Messages != 0 {
+		t.Errorf("without an emitter: %+v; the running emitter's %+v", got, running)
+	}
+	ghost.Spec.Emit = nil
+	if got := r.svc.statusOf(t.Context(), &ghost); got != nil {
+		t.Errorf("a stream without targets: %+v", got)
+	}
+}

@@ -20,7 +20,7 @@ type withEmit struct {
 func (w withEmit) Get(ctx context.Context, name string) (sketchd.StreamStatus, error) {
 	st, err := w.Streams.Get(ctx, name)
 	if err == nil {
-		st.Emit = w.s.Status(name)
+		st.Emit = w.s.statusOf(ctx, &st)
 	}
 	return st, err
 }
@@ -28,9 +28,26 @@ func (w withEmit) Get(ctx context.Context, name string) (sketchd.StreamStatus, e
 func (w withEmit) List(ctx context.Context) ([]sketchd.StreamStatus, error) {
 	sts, err := w.Streams.List(ctx)
 	for i := range sts {
-		sts[i].Emit = w.s.Status(sts[i].Spec.Name)
+		sts[i].Emit = w.s.statusOf(ctx, &sts[i])
 	}
 	return sts, err
+}
+
+// statusOf is the emit status of st's targets: the running emitter's, or,
+// while none runs (the stream is starting, backfilling or failed), each
+// target's stored cursor with no counts yet.
+func (s *Service) statusOf(ctx context.Context, st *sketchd.StreamStatus) []sketchd.EmitStatus {
+	if out := s.Status(st.Spec.Name); out != nil || len(st.Spec.Emit) == 0 {
+		return out
+	}
+	out := make([]sketchd.EmitStatus, len(st.Spec.Emit))
+	for i, t := range st.Spec.Emit {
+		out[i] = sketchd.EmitStatus{Subject: t.Subject, ClosedTo: sketchd.NoTime, FinalTo: sketchd.NoTime}
+		if c, ok, err := s.db.EmitCursor(ctx, st.ID, t.Subject); err == nil && ok {
+			out[i].ClosedTo, out[i].FinalTo = c.ClosedTo, c.FinalTo
+		}
+	}
+	return out
 }
 
 // Collector returns the emit metrics (sketchd_emit_*).

@@ -407,6 +407,7 @@ func (m *Manager) statusOf(ctx context.Context, info store.StreamInfo) sketchd.S
 		Watermark: sketchd.NoTime, MaxEventTime: sketchd.NoTime, CommittedWatermark: sketchd.NoTime}
 	st.Partitions = info.Partitions
 	m.storedProgress(ctx, info, &st) // partitions.go
+	st.Rollups = m.storedRollups(ctx, info)
 	if failed {
 		st.State, st.Error = "failed", f.err.Error()
 	}

@@ -360,4 +360,22 @@ func (r *runner) rollupStatus() []sketchd.RollupStatus {
 	return out
 }
 
+// storedRollups is the tiers' progress of a stream whose runner does not
+// run (starting, backfilling, failed): each tier's stored cursor, and no
+// ready_to (the builder has not looked).
+func (m *Manager) storedRollups(ctx context.Context, info store.StreamInfo) []sketchd.RollupStatus {
+	ts, ok := m.db.(TierStore)
+	if !ok || len(info.Spec.Rollups) == 0 {
+		return nil
+	}
+	out := make([]sketchd.RollupStatus, len(info.Spec.Rollups))
+	for i, t := range info.Spec.Rollups {
+		out[i] = sketchd.RollupStatus{Granularity: t.Granularity, BuiltTo: sketchd.NoTime, ReadyTo: sketchd.NoTime}
+		if c, ok, err := ts.TierCursor(ctx, info.ID, t.Granularity.Std()); err == nil && ok {
+			out[i].BuiltTo = c
+		}
+	}
+	return out
+}
+
 var _ TierStore = (*store.DB)(nil)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,4 +124,52 @@ func TestTierReadyWhileDeferred(t *testing.T) {
 	if got0, got1 := r.tiers.ready[0].Load(), r.tiers.ready[1].Load(); got0 != 70*s || got1 != 60*s {
 		t.Errorf("ready_to %v, %v; want 70s, 60s", time.Duration(got0), time.Duration(got1))
 	}
+}
+
+// TestRollupsInStatusWhileBackfilling: while a backfill holds the stream's
+// runner stopped, its status still lists the rollup tiers, each built to
+// its stored cursor (black-box round 4 saw them missing).
+func TestRollupsInStatusWhileBackfilling(t *testing.T) {
+	ns := runNATS(t)
+	nc := connect(t, ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	db := openStore(t, t.TempDir())
+	spec := tierSpec("bfst")
+	ctx := context.Background()
+	m := newManager(t, nc, db, Options{})
+	if err := m.Start(ctx, []sketchd.Stream{spec}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Stop(context.Background()) }()
+	evs := genEvents(5, 3000) // 30 s, 10 ms apart
+	evs = append(evs, event{TS: evs[len(evs)-1].TS + 600_000, Country: "DE", User: "x", URL: "/", MS: 1})
+	publishEvents(t, js, spec.Subject, evs)
+	var built []sketchd.RollupStatus
+	waitFor(t, 20*time.Second, "tiers built", func() (bool, string) {
+		st, _ := m.Get(ctx, spec.Name)
+		built = st.Rollups
+		return applied(st) == uint64(len(evs)) && len(built) == 2 && built[1].BuiltTo != sketchd.NoTime, fmt.Sprintf("%+v", built)
+	})
+	release := make(chan struct{})
+	var once sync.Once
+	beforeBackfillFetch = func() bool { <-release; return false }
+	t.Cleanup(func() { once.Do(func() { close(release) }); beforeBackfillFetch = nil })
+	if _, err := m.Alter(ctx, spec.Name, sketchd.StreamAlter{Backfill: true, Aggregates: map[string]*sketchd.Aggregate{
+		"users2": {Sketch: sketchd.KindHLL, Field: "user"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Get(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "backfilling" || len(st.Rollups) != 2 {
+		t.Fatalf("while backfilling: state %q, rollups %+v", st.State, st.Rollups)
+	}
+	for i, r := range st.Rollups {
+		if r.Granularity != spec.Rollups[i].Granularity || r.BuiltTo < built[i].BuiltTo {
+			t.Errorf("tier %d while backfilling: %+v, built before %+v", i, r, built[i])
+		}
+	}
+	once.Do(func() { close(release) })
 }
