@@ -79,8 +79,8 @@ func (e *emitter) status() []sketchd.EmitStatus {
 }
 
 // target is one emit target's state. Fields: plan, cur, loaded, seen,
-// lateSeen, lateKnown and seeded belong to the emitter's goroutine; the
-// rest are atomics.
+// lateSeen and lateKnown belong to the emitter's goroutine; the rest are
+// atomics.
 type target struct {
 	e      *emitter
 	idx    int
@@ -98,7 +98,6 @@ type target struct {
 	seen      map[seenKey]uint64
 	lateSeen  uint64 // the committed late-event count the closed windows are up to date with (stored in the cursor)
 	lateKnown bool   // lateSeen is known (read, or loaded with the cursor)
-	seeded    bool   // seen holds the closed windows (a start learns them once)
 	batch     int    // windows per query (halved while limits refuse)
 
 	closedTo, finalTo    atomic.Int64

@@ -73,7 +73,7 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 	}
 	for t.cur.closedTo < closeLimit {
 		hi := min(closeLimit, t.cur.closedTo+int64(t.batch)*w)
-		n, sent, err := t.publishRange(ctx, tgt, t.cur.closedTo, hi, passClose)
+		n, sent, err := t.publishRange(ctx, closeTarget(tgt), t.cur.closedTo, hi, passClose)
 		if err != nil {
 			return err
 		}
@@ -94,11 +94,15 @@ func (t *target) step(ctx context.Context, st *sketchd.StreamStatus) error {
 
 // latePass republishes the closed windows that late events changed since
 // they were published (see step). The committed late count is read before
-// the windows, so a late event committed meanwhile is seen next time. The
+// the windows, so a late event committed meanwhile is seen next time, and
+// the close pass after it reads the store itself too (closeTarget). The
 // count the closed windows are up to date with is kept in the cursor: a
-// target that starts again with it unchanged only learns what the closed
-// windows hold (passSeed), so that a later late event updates only what it
-// changed; before, every start published every closed window again.
+// target that starts again with it unchanged publishes none of them again
+// (before, every start republished them all). It does not learn what they
+// hold (a late event committing while it read them would be learnt and
+// never published: commits write panes before their checkpoint), so the
+// first late event after a start republishes every closed window, as
+// updates, under the same ids when unchanged.
 func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	cp, ok, err := t.e.s.db.Checkpoint(ctx, t.e.id)
 	if err != nil || !ok {
@@ -106,36 +110,34 @@ func (t *target) latePass(ctx context.Context, tgt query.Target) error {
 	}
 	late := cp.Counters.Late
 	if t.cur.closedTo <= t.cur.finalTo { // no window closed and not final
-		t.lateSeen, t.lateKnown, t.seeded = late, true, true
+		t.lateSeen, t.lateKnown = late, true
 		return nil
 	}
-	p := passLate
 	if t.lateKnown && late == t.lateSeen {
-		if t.seeded {
-			return nil
-		}
-		p = passSeed
+		return nil
 	}
-	// The checkpoint may be newer than the status tgt was built from: ask
-	// the store itself (no last commit: no answer, result or tail cached
-	// for an older state), or an update would be taken for the state
-	// before it and never asked again.
-	tgt.LastCommit = 0
 	w := int64(t.spec.Window)
 	for lo := t.cur.finalTo; lo < t.cur.closedTo; {
 		hi := min(t.cur.closedTo, lo+int64(t.batch)*w)
-		n, _, err := t.publishRange(ctx, tgt, lo, hi, p)
+		n, _, err := t.publishRange(ctx, closeTarget(tgt), lo, hi, passLate)
 		if err != nil {
 			return err
 		}
 		lo += int64(n) * w
 	}
-	t.seeded = true
-	if p == passSeed {
-		return nil
-	}
 	t.lateSeen, t.lateKnown = late, true
 	return t.save(ctx, t.cur) // a start then knows the closed windows are up to date
+}
+
+// closeTarget is tgt for the late and close passes, which follow a read of
+// the committed late count: the checkpoint may be newer than the status tgt
+// was built from, so they ask the store itself (no last commit: no answer,
+// result or tail cached for an older state), or a window would be
+// published, and its late count recorded, without a late event that count
+// holds, and its update never asked again.
+func closeTarget(tgt query.Target) query.Target {
+	tgt.LastCommit = 0
+	return tgt
 }
 
 // skipEmpty returns where a pass that found no data before from may go on:
@@ -200,7 +202,6 @@ const (
 	passFinal pass = iota
 	passClose
 	passLate
-	passSeed // the late pass after a start: record what the closed windows hold, publish nothing
 )
 
 // publishRange publishes the windows of [lo, hi) for pass p, in window
@@ -301,9 +302,6 @@ func (t *target) render(tgt query.Target, res []*query.Result, idx []int, lo int
 						continue
 					}
 					update = true
-				case passSeed:
-					t.seen[sk] = win.Events
-					continue
 				}
 				body, err := t.e.s.renderer.Message(tgt.Spec.Name, t.plan, ai, r, g.Key, win, update)
 				if err != nil {

@@ -94,6 +94,9 @@ func (m *Manager) openCluster(ctx context.Context, o cluster.Options, prom prome
 func (m *Manager) startCluster(ctx context.Context, c *clusterMode, configured []sketchd.Stream) error {
 	for _, spec := range configured {
 		spec.Normalize()
+		if err := spec.CheckNotSetBySketchd(); err != nil {
+			return fmt.Errorf("stream %q: %w", spec.Name, err)
+		}
 		if err := m.clusterAdmissible(spec); err != nil {
 			return fmt.Errorf("stream %q: %w", spec.Name, err)
 		}

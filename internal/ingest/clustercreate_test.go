@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sketchd/sketchd"
+	"github.com/sketchd/sketchd/internal/cluster"
 	"github.com/sketchd/sketchd/internal/cluster/clustertest"
 )
 
@@ -122,10 +123,18 @@ func createAtOnce(t *testing.T, nodes []*clusterNode, specs []sketchd.Stream, de
 func checkJetStreamOfRegistered(t *testing.T, js jetstream.JetStream, nodes []*clusterNode, want sketchd.Stream) {
 	t.Helper()
 	ctx := context.Background()
-	reg, rev, err := nodes[0].m.cluster.Load().reg.Get(ctx, want.Name)
-	if err != nil {
-		t.Fatalf("registry: %v", err)
-	}
+	// The registry's reads may be served by a replica that has not the
+	// winner's write yet (KV direct gets): not found is retried.
+	var reg sketchd.Stream
+	var rev uint64
+	waitFor(t, 10*time.Second, "the stream in the registry", func() (bool, string) {
+		var err error
+		reg, rev, err = nodes[0].m.cluster.Load().reg.Get(ctx, want.Name)
+		if err != nil && !errors.Is(err, cluster.ErrStreamNotFound) {
+			t.Fatalf("registry: %v", err)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
 	if reg.Subject != want.Subject || reg.JetStreamMaxAge != want.JetStreamMaxAge {
 		t.Fatalf("registered %s, %v; the winner created %s, %v", reg.Subject, reg.JetStreamMaxAge, want.Subject, want.JetStreamMaxAge)
 	}
