@@ -39,14 +39,7 @@ type resolutionJSON struct {
 func renderResolution(spans []query.Span) []resolutionJSON {
 	out := make([]resolutionJSON, len(spans))
 	for i, s := range spans {
-		src := "panes"
-		switch {
-		case s.Expired:
-			src = "expired"
-		case s.Tier:
-			src = "rollup"
-		}
-		out[i] = resolutionJSON{From: rfc3339(s.From), To: rfc3339(s.To), Granularity: sketchd.Duration(s.Granularity), Source: src}
+		out[i] = resolutionJSON{From: rfc3339(s.From), To: rfc3339(s.To), Granularity: sketchd.Duration(s.Granularity), Source: s.Source()}
 	}
 	return out
 }

@@ -128,14 +128,7 @@ type span struct {
 func spansOf(h0 int64, res *query.Result) []span {
 	var out []span
 	for _, s := range res.Resolution {
-		src := "panes"
-		switch {
-		case s.Expired:
-			src = "expired"
-		case s.Tier:
-			src = "rollup"
-		}
-		out = append(out, span{(s.From - h0) / minute, (s.To - h0) / minute, s.Granularity / minute, src})
+		out = append(out, span{(s.From - h0) / minute, (s.To - h0) / minute, s.Granularity / minute, s.Source()})
 	}
 	return out
 }

@@ -44,6 +44,18 @@ type Span struct {
 	Expired bool
 }
 
+// Source names what served the span, as answers say it: "expired",
+// "rollup" or "panes".
+func (s Span) Source() string {
+	switch {
+	case s.Expired:
+		return "expired"
+	case s.Tier:
+		return "rollup"
+	}
+	return "panes"
+}
+
 // maxTierPanesPlanned bounds the tier panes one span is planned over: a
 // tier finer than that for the range is left to the others.
 const maxTierPanesPlanned = 1 << 20

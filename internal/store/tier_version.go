@@ -3,9 +3,8 @@ package store
 import "sync"
 
 // tierVersions count, per stream, the changes of its rollup tiers'
-// cursors: built further (WriteTier), lowered (an import, an alter that
-// raises allowed_lateness) or dropped (an alter that removes a tier,
-// ResetTiers). Which parts of a range a query serves from a tier follows
+// cursors: built further (WriteTier), lowered (an import) or dropped (an
+// alter that removes a tier, ResetTiers). Which parts of a range a query serves from a tier follows
 // the cursors, which the builder moves in the background, between two
 // commits; a caller that keeps answers from one commit to the next keys
 // them by TierVersion too, or an answer kept before the move names the
